@@ -1,14 +1,87 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! # oxbpf-vm: running eBPF in user space
+//!
+//! The interpreter here *defines* oxbpf's execution semantics; the JIT and
+//! the kernel backend are tested against it. Its pieces:
+//! * [`program`]: structural validation and lowering to compact operations;
+//! * [`memory`]: regions of host memory a program may access, every access
+//!   checked (one of the few modules with `unsafe`);
+//! * [`interpreter`]: the dispatch loop with kernel semantics;
+//! * [`helpers`]: host functions called by id.
+//!
+//! Programs see real host addresses, as in the kernel, so pointers a program
+//! computes are meaningful to helpers and to JIT-compiled code alike.
+
+pub mod error;
+pub mod helpers;
+pub mod interpreter;
+pub mod memory;
+pub mod program;
+
+pub use error::VmError;
+pub use helpers::{HelperContext, HelperError, HelperOutcome, Helpers};
+pub use interpreter::{Config, NoTrace, PacketView, RunResult, STACK_FRAME_SIZE, Tracer};
+pub use memory::{AccessFault, MemoryMap, Region, RegionKind};
+pub use program::{Program, ProgramError};
+
+/// A program with its helpers and limits: the unit users run.
+#[derive(Clone)]
+pub struct Vm {
+    pub program: Program,
+    pub helpers: Helpers,
+    pub config: Config,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Vm {
+    pub fn new(program: Program) -> Self {
+        Vm {
+            program,
+            helpers: Helpers::new(),
+            config: Config::default(),
+        }
+    }
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    /// Runs the program on raw memory: `r1` = address of `mem`, `r2` = its
+    /// length. Legacy packet loads read from `mem`.
+    pub fn run_raw(&self, mem: &mut [u8]) -> Result<RunResult, VmError> {
+        self.run_raw_traced(mem, &mut NoTrace)
+    }
+
+    /// [`Vm::run_raw`] reporting every step to `tracer`.
+    pub fn run_raw_traced<T: Tracer>(
+        &self,
+        mem: &mut [u8],
+        tracer: &mut T,
+    ) -> Result<RunResult, VmError> {
+        let len = mem.len() as u64;
+        let mut memory = MemoryMap::new();
+        let start = memory.add_mut(RegionKind::Input, mem);
+        // An empty input is passed as a null pointer, as the conformance
+        // suite's runners do.
+        let start = if len == 0 { 0 } else { start };
+        self.run(
+            memory,
+            [start, len, 0, 0, 0],
+            Some(PacketView { start, len }),
+            tracer,
+        )
+    }
+
+    /// Runs with explicit regions, initial `r1`..`r5` and packet view.
+    pub fn run<T: Tracer>(
+        &self,
+        memory: MemoryMap<'_>,
+        args: [u64; 5],
+        packet: Option<PacketView>,
+        tracer: &mut T,
+    ) -> Result<RunResult, VmError> {
+        interpreter::run(
+            &self.program,
+            &self.helpers,
+            &self.config,
+            memory,
+            args,
+            packet,
+            tracer,
+        )
     }
 }

@@ -1,3 +1,145 @@
-fn main() {
-    println!("Hello, world!");
+//! The `oxbpf` command-line tool. Results go to stdout, errors to stderr with
+//! a non-zero exit status.
+
+mod commands;
+mod engine;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use engine::EngineKind;
+
+#[derive(Parser)]
+#[command(
+    name = "oxbpf",
+    version,
+    about = "The eBPF toolkit: assemble, disassemble, run, check"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Assemble text (LLVM or ubpf dialect) into raw bytecode.
+    Asm {
+        /// Assembly source file ("-" for stdin).
+        input: PathBuf,
+        /// Output file for the bytecode; without it, hex slots are printed.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble raw bytecode or the code sections of a BPF ELF object.
+    Disasm {
+        /// A `.o` BPF object or raw bytecode file.
+        file: PathBuf,
+        /// Only this section (ELF objects).
+        #[arg(long)]
+        section: Option<String>,
+        /// Show each instruction's bytes, like llvm-objdump.
+        #[arg(long)]
+        bytes: bool,
+    },
+    /// Run a program and print r0.
+    Run {
+        /// Raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
+        program: PathBuf,
+        /// File whose bytes are the input memory (r1 = address, r2 = length).
+        #[arg(long, conflicts_with = "mem_hex")]
+        mem: Option<PathBuf>,
+        /// Input memory as hex bytes ("00 01 ff" or "0001ff").
+        #[arg(long)]
+        mem_hex: Option<String>,
+        #[arg(long, value_enum, default_value_t = EngineKind::Interpreter)]
+        engine: EngineKind,
+        /// Print each executed instruction with the registers it changed.
+        #[arg(long)]
+        trace: bool,
+        /// Stop after this many instructions.
+        #[arg(long)]
+        budget: Option<u64>,
+        /// Maximum stack frames for bpf-to-bpf calls.
+        #[arg(long, default_value_t = 8)]
+        max_call_depth: usize,
+        /// Run the program this many times (reports the last result).
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// Print one JSON object per run.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
+    Conformance {
+        /// Test files or directories (searched for `*.data`).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = EngineKind::Interpreter)]
+        engine: EngineKind,
+        /// Print every test, not just failures.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// The bpf_conformance plugin protocol: program hex on stdin, memory hex
+    /// as the first argument, r0 printed in hex.
+    Plugin {
+        /// Input memory as hex.
+        memory: Option<String>,
+        /// Plugin options passed by the runner (may name an engine).
+        options: Option<String>,
+        #[arg(long, value_enum)]
+        engine: Option<EngineKind>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Asm { input, output } => commands::asm(&input, output.as_deref()),
+        Command::Disasm {
+            file,
+            section,
+            bytes,
+        } => commands::disasm(&file, section.as_deref(), bytes),
+        Command::Run {
+            program,
+            mem,
+            mem_hex,
+            engine,
+            trace,
+            budget,
+            max_call_depth,
+            repeat,
+            json,
+        } => commands::run(commands::RunArgs {
+            program,
+            mem,
+            mem_hex,
+            engine,
+            trace,
+            budget,
+            max_call_depth,
+            repeat,
+            json,
+        }),
+        Command::Conformance {
+            paths,
+            engine,
+            verbose,
+        } => commands::conformance(&paths, engine, verbose),
+        Command::Plugin {
+            memory,
+            options,
+            engine,
+        } => commands::plugin(memory.as_deref(), options.as_deref(), engine),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

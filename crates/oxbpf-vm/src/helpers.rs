@@ -1,0 +1,88 @@
+//! Host functions that programs call by id (`call N`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::memory::MemoryMap;
+
+/// What a helper tells the engine to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperOutcome {
+    /// Continue with this value in `r0`.
+    Return(u64),
+    /// Stop the whole program now with this value in `r0`.
+    Exit(u64),
+}
+
+/// What a helper sees besides its five arguments.
+pub struct HelperContext<'m, 'a> {
+    /// Checked access to every region of the running program.
+    pub memory: &'m MemoryMap<'a>,
+    /// Slot index of the calling instruction.
+    pub pc: usize,
+}
+
+/// A helper failure; the engine reports it with the helper id and pc.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelperError(pub String);
+
+impl<E: std::fmt::Display> From<E> for HelperError {
+    fn from(e: E) -> Self {
+        HelperError(e.to_string())
+    }
+}
+
+/// Signature of a helper: arguments are `r1`..`r5`.
+pub type HelperFn = dyn Fn(&mut HelperContext<'_, '_>, [u64; 5]) -> Result<HelperOutcome, HelperError>
+    + Send
+    + Sync;
+
+/// Helpers registered by id.
+#[derive(Clone, Default)]
+pub struct Helpers {
+    table: HashMap<u32, Arc<HelperFn>>,
+}
+
+impl Helpers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) the helper with this id.
+    pub fn register(
+        &mut self,
+        id: u32,
+        f: impl Fn(&mut HelperContext<'_, '_>, [u64; 5]) -> Result<HelperOutcome, HelperError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> &mut Self {
+        self.table.insert(id, Arc::new(f));
+        self
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Arc<HelperFn>> {
+        self.table.get(&id)
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        self.table.contains_key(&id)
+    }
+
+    /// The helpers bpf_conformance expects: id 5 returns its first argument
+    /// and stops the program when that value is zero (ubpf's "unwind").
+    pub fn conformance() -> Self {
+        let mut h = Helpers::new();
+        h.register(CONFORMANCE_UNWIND, |_, args| {
+            Ok(if args[0] == 0 {
+                HelperOutcome::Exit(0)
+            } else {
+                HelperOutcome::Return(args[0])
+            })
+        });
+        h
+    }
+}
+
+/// Helper id the conformance suite uses for its unwind test.
+pub const CONFORMANCE_UNWIND: u32 = 5;

@@ -1,0 +1,757 @@
+//! The interpreter: the definition of oxbpf's execution semantics.
+//!
+//! Semantics follow the Linux kernel (kernel/bpf/core.c and RFC 9669):
+//! * division by zero yields 0; modulo by zero leaves the dividend
+//!   (zero-extended to 64 bits for the 32-bit forms);
+//! * `INT_MIN / -1 == INT_MIN` and `INT_MIN % -1 == 0` for signed forms;
+//! * shift amounts are masked to the operand width (63 or 31);
+//! * every 32-bit result is zero-extended into the 64-bit register;
+//! * each bpf-to-bpf call gets its own 512-byte frame, `r6`..`r9` and `r10`
+//!   are restored on return, and the depth is limited;
+//! * legacy packet loads read big-endian data and end the program with
+//!   `r0 = 0` when out of bounds.
+//!
+//! The dispatch loop works on pre-lowered [`Op`]s whose jump targets are
+//! absolute and whose immediates are already sign-extended.
+
+use crate::error::VmError;
+use crate::helpers::{HelperContext, HelperOutcome, Helpers};
+use crate::memory::{MemoryMap, RegionKind};
+use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_UNRESOLVED, Op, Program};
+use oxbpf_isa::raw::*;
+
+/// Size of one stack frame in bytes.
+pub const STACK_FRAME_SIZE: usize = 512;
+
+/// Execution limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Maximum number of stack frames (main program included); the kernel's is 8.
+    pub max_call_depth: usize,
+    /// Stop with [`VmError::BudgetExhausted`] after this many instructions.
+    pub instruction_budget: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_call_depth: 8,
+            instruction_budget: None,
+        }
+    }
+}
+
+/// The outcome of a successful run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    /// The program's return value (`r0` at the final `exit`).
+    pub r0: u64,
+    /// Instructions executed (an lddw counts once).
+    pub executed: u64,
+}
+
+/// Receives every executed instruction; used by `--trace` and the debugger.
+pub trait Tracer {
+    /// Whether to call [`Tracer::step`] at all (a constant, so the
+    /// non-tracing interpreter carries no cost for it).
+    const ENABLED: bool;
+    /// Called after the instruction at `pc` ran, with registers before and after.
+    fn step(&mut self, pc: usize, before: &[u64; 11], after: &[u64; 11]);
+}
+
+/// A tracer that does nothing.
+pub struct NoTrace;
+
+impl Tracer for NoTrace {
+    const ENABLED: bool = false;
+    fn step(&mut self, _: usize, _: &[u64; 11], _: &[u64; 11]) {}
+}
+
+impl<F: FnMut(usize, &[u64; 11], &[u64; 11])> Tracer for F {
+    const ENABLED: bool = true;
+    fn step(&mut self, pc: usize, before: &[u64; 11], after: &[u64; 11]) {
+        self(pc, before, after)
+    }
+}
+
+/// Where the legacy packet loads (`LD_ABS`/`LD_IND`) read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketView {
+    pub start: u64,
+    pub len: u64,
+}
+
+struct Frame {
+    ret: usize,
+    saved: [u64; 4],
+    fp: u64,
+}
+
+/// Runs `program` to completion.
+pub fn run<T: Tracer>(
+    program: &Program,
+    helpers: &Helpers,
+    config: &Config,
+    memory: MemoryMap<'_>,
+    args: [u64; 5],
+    packet: Option<PacketView>,
+    tracer: &mut T,
+) -> Result<RunResult, VmError> {
+    let depth = config.max_call_depth.max(1);
+    let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
+    let mut memory: MemoryMap<'_> = memory;
+    let stack_top =
+        memory.add_mut(RegionKind::Stack, &mut stack) + (STACK_FRAME_SIZE * depth) as u64;
+    memory.move_last_to_front();
+    let mut st = State {
+        ops: &program.ops,
+        helpers,
+        memory: &memory,
+        packet,
+        depth,
+    };
+    st.exec(args, stack_top, config.instruction_budget, tracer)
+}
+
+struct State<'p, 'm, 'a> {
+    ops: &'p [Op],
+    helpers: &'p Helpers,
+    memory: &'m MemoryMap<'a>,
+    packet: Option<PacketView>,
+    depth: usize,
+}
+
+#[inline(always)]
+fn div64(a: u64, b: u64) -> u64 {
+    if b == 0 { 0 } else { a / b }
+}
+#[inline(always)]
+fn sdiv64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        0
+    } else {
+        (a as i64).wrapping_div(b as i64) as u64
+    }
+}
+#[inline(always)]
+fn mod64(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { a % b }
+}
+#[inline(always)]
+fn smod64(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        (a as i64).wrapping_rem(b as i64) as u64
+    }
+}
+#[inline(always)]
+fn div32(a: u64, b: u64) -> u64 {
+    let (a, b) = (a as u32, b as u32);
+    (if b == 0 { 0 } else { a / b }) as u64
+}
+#[inline(always)]
+fn sdiv32(a: u64, b: u64) -> u64 {
+    let (a, b) = (a as i32, b as i32);
+    (if b == 0 { 0 } else { a.wrapping_div(b) }) as u32 as u64
+}
+#[inline(always)]
+fn mod32(a: u64, b: u64) -> u64 {
+    let (a, b) = (a as u32, b as u32);
+    (if b == 0 { a } else { a % b }) as u64
+}
+#[inline(always)]
+fn smod32(a: u64, b: u64) -> u64 {
+    let (a, b) = (a as i32, b as i32);
+    (if b == 0 { a } else { a.wrapping_rem(b) }) as u32 as u64
+}
+
+impl State<'_, '_, '_> {
+    fn exec<T: Tracer>(
+        &mut self,
+        args: [u64; 5],
+        stack_top: u64,
+        budget: Option<u64>,
+        tracer: &mut T,
+    ) -> Result<RunResult, VmError> {
+        let ops = self.ops;
+        let mem = self.memory;
+        let mut r = [0u64; 16];
+        r[1..6].copy_from_slice(&args);
+        r[10] = stack_top;
+        let mut frames: Vec<Frame> = Vec::new();
+        let mut pc: usize = 0;
+        let budget = budget.unwrap_or(u64::MAX);
+        let mut executed: u64 = 0;
+
+        macro_rules! fault {
+            ($e:expr) => {
+                $e.map_err(|fault| VmError::MemoryFault { pc, fault })?
+            };
+        }
+
+        loop {
+            let op = ops[pc];
+            if executed >= budget {
+                return Err(VmError::BudgetExhausted { pc, budget });
+            }
+            executed += 1;
+            let before = if T::ENABLED {
+                let mut b = [0u64; 11];
+                b.copy_from_slice(&r[..11]);
+                b
+            } else {
+                [0; 11]
+            };
+            let this_pc = pc;
+            pc += 1;
+            let d = (op.dst & 15) as usize;
+            let s = (op.src & 15) as usize;
+            let imm = op.imm as u64;
+            let addr_src = r[s].wrapping_add(op.off as i64 as u64);
+            let addr_dst = r[d].wrapping_add(op.off as i64 as u64);
+            let pc_err = this_pc;
+            match op.code {
+                // ALU64, immediate and register forms.
+                0x07 => r[d] = r[d].wrapping_add(imm),
+                0x0f => r[d] = r[d].wrapping_add(r[s]),
+                0x17 => r[d] = r[d].wrapping_sub(imm),
+                0x1f => r[d] = r[d].wrapping_sub(r[s]),
+                0x27 => r[d] = r[d].wrapping_mul(imm),
+                0x2f => r[d] = r[d].wrapping_mul(r[s]),
+                0x37 => {
+                    r[d] = if op.off == 0 {
+                        div64(r[d], imm)
+                    } else {
+                        sdiv64(r[d], imm)
+                    }
+                }
+                0x3f => {
+                    r[d] = if op.off == 0 {
+                        div64(r[d], r[s])
+                    } else {
+                        sdiv64(r[d], r[s])
+                    }
+                }
+                0x47 => r[d] |= imm,
+                0x4f => r[d] |= r[s],
+                0x57 => r[d] &= imm,
+                0x5f => r[d] &= r[s],
+                0x67 => r[d] <<= imm & 63,
+                0x6f => r[d] <<= r[s] & 63,
+                0x77 => r[d] >>= imm & 63,
+                0x7f => r[d] >>= r[s] & 63,
+                0x87 => r[d] = r[d].wrapping_neg(),
+                0x97 => {
+                    r[d] = if op.off == 0 {
+                        mod64(r[d], imm)
+                    } else {
+                        smod64(r[d], imm)
+                    }
+                }
+                0x9f => {
+                    r[d] = if op.off == 0 {
+                        mod64(r[d], r[s])
+                    } else {
+                        smod64(r[d], r[s])
+                    }
+                }
+                0xa7 => r[d] ^= imm,
+                0xaf => r[d] ^= r[s],
+                0xb7 => r[d] = imm,
+                0xbf => {
+                    r[d] = match op.off {
+                        0 => r[s],
+                        8 => r[s] as i8 as i64 as u64,
+                        16 => r[s] as i16 as i64 as u64,
+                        _ => r[s] as i32 as i64 as u64,
+                    }
+                }
+                0xc7 => r[d] = ((r[d] as i64) >> (imm & 63)) as u64,
+                0xcf => r[d] = ((r[d] as i64) >> (r[s] & 63)) as u64,
+                0xd7 => {
+                    r[d] = match imm {
+                        16 => (r[d] as u16).swap_bytes() as u64,
+                        32 => (r[d] as u32).swap_bytes() as u64,
+                        _ => r[d].swap_bytes(),
+                    }
+                }
+
+                // ALU (32-bit), results zero-extended.
+                0x04 => r[d] = (r[d] as u32).wrapping_add(imm as u32) as u64,
+                0x0c => r[d] = (r[d] as u32).wrapping_add(r[s] as u32) as u64,
+                0x14 => r[d] = (r[d] as u32).wrapping_sub(imm as u32) as u64,
+                0x1c => r[d] = (r[d] as u32).wrapping_sub(r[s] as u32) as u64,
+                0x24 => r[d] = (r[d] as u32).wrapping_mul(imm as u32) as u64,
+                0x2c => r[d] = (r[d] as u32).wrapping_mul(r[s] as u32) as u64,
+                0x34 => {
+                    r[d] = if op.off == 0 {
+                        div32(r[d], imm)
+                    } else {
+                        sdiv32(r[d], imm)
+                    }
+                }
+                0x3c => {
+                    r[d] = if op.off == 0 {
+                        div32(r[d], r[s])
+                    } else {
+                        sdiv32(r[d], r[s])
+                    }
+                }
+                0x44 => r[d] = (r[d] as u32 | imm as u32) as u64,
+                0x4c => r[d] = (r[d] as u32 | r[s] as u32) as u64,
+                0x54 => r[d] = (r[d] as u32 & imm as u32) as u64,
+                0x5c => r[d] = (r[d] as u32 & r[s] as u32) as u64,
+                0x64 => r[d] = ((r[d] as u32) << (imm & 31)) as u64,
+                0x6c => r[d] = ((r[d] as u32) << (r[s] & 31)) as u64,
+                0x74 => r[d] = ((r[d] as u32) >> (imm & 31)) as u64,
+                0x7c => r[d] = ((r[d] as u32) >> (r[s] & 31)) as u64,
+                0x84 => r[d] = (r[d] as u32).wrapping_neg() as u64,
+                0x94 => {
+                    r[d] = if op.off == 0 {
+                        mod32(r[d], imm)
+                    } else {
+                        smod32(r[d], imm)
+                    }
+                }
+                0x9c => {
+                    r[d] = if op.off == 0 {
+                        mod32(r[d], r[s])
+                    } else {
+                        smod32(r[d], r[s])
+                    }
+                }
+                0xa4 => r[d] = (r[d] as u32 ^ imm as u32) as u64,
+                0xac => r[d] = (r[d] as u32 ^ r[s] as u32) as u64,
+                0xb4 => r[d] = imm as u32 as u64,
+                0xbc => {
+                    r[d] = match op.off {
+                        0 => r[s] as u32 as u64,
+                        8 => r[s] as i8 as i32 as u32 as u64,
+                        _ => r[s] as i16 as i32 as u32 as u64,
+                    }
+                }
+                0xc4 => r[d] = ((r[d] as u32 as i32) >> (imm & 31)) as u32 as u64,
+                0xcc => r[d] = ((r[d] as u32 as i32) >> (r[s] & 31)) as u32 as u64,
+                0xd4 => {
+                    r[d] = match imm {
+                        16 => r[d] as u16 as u64,
+                        32 => r[d] as u32 as u64,
+                        _ => r[d],
+                    }
+                }
+                0xdc => {
+                    r[d] = match imm {
+                        16 => (r[d] as u16).swap_bytes() as u64,
+                        32 => (r[d] as u32).swap_bytes() as u64,
+                        _ => r[d].swap_bytes(),
+                    }
+                }
+
+                // Jumps (64-bit compare). `op.off` is the absolute target.
+                0x05 | 0x06 => pc = op.off as usize,
+                0x15 => {
+                    if r[d] == imm {
+                        pc = op.off as usize
+                    }
+                }
+                0x1d => {
+                    if r[d] == r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0x25 => {
+                    if r[d] > imm {
+                        pc = op.off as usize
+                    }
+                }
+                0x2d => {
+                    if r[d] > r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0x35 => {
+                    if r[d] >= imm {
+                        pc = op.off as usize
+                    }
+                }
+                0x3d => {
+                    if r[d] >= r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0x45 => {
+                    if r[d] & imm != 0 {
+                        pc = op.off as usize
+                    }
+                }
+                0x4d => {
+                    if r[d] & r[s] != 0 {
+                        pc = op.off as usize
+                    }
+                }
+                0x55 => {
+                    if r[d] != imm {
+                        pc = op.off as usize
+                    }
+                }
+                0x5d => {
+                    if r[d] != r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0x65 => {
+                    if (r[d] as i64) > (imm as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0x6d => {
+                    if (r[d] as i64) > (r[s] as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0x75 => {
+                    if (r[d] as i64) >= (imm as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0x7d => {
+                    if (r[d] as i64) >= (r[s] as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0xa5 => {
+                    if r[d] < imm {
+                        pc = op.off as usize
+                    }
+                }
+                0xad => {
+                    if r[d] < r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0xb5 => {
+                    if r[d] <= imm {
+                        pc = op.off as usize
+                    }
+                }
+                0xbd => {
+                    if r[d] <= r[s] {
+                        pc = op.off as usize
+                    }
+                }
+                0xc5 => {
+                    if (r[d] as i64) < (imm as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0xcd => {
+                    if (r[d] as i64) < (r[s] as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0xd5 => {
+                    if (r[d] as i64) <= (imm as i64) {
+                        pc = op.off as usize
+                    }
+                }
+                0xdd => {
+                    if (r[d] as i64) <= (r[s] as i64) {
+                        pc = op.off as usize
+                    }
+                }
+
+                // Jumps (32-bit compare).
+                0x16 => {
+                    if r[d] as u32 == imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x1e => {
+                    if r[d] as u32 == r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x26 => {
+                    if r[d] as u32 > imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x2e => {
+                    if r[d] as u32 > r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x36 => {
+                    if r[d] as u32 >= imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x3e => {
+                    if r[d] as u32 >= r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x46 => {
+                    if r[d] as u32 & imm as u32 != 0 {
+                        pc = op.off as usize
+                    }
+                }
+                0x4e => {
+                    if r[d] as u32 & r[s] as u32 != 0 {
+                        pc = op.off as usize
+                    }
+                }
+                0x56 => {
+                    if r[d] as u32 != imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x5e => {
+                    if r[d] as u32 != r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0x66 => {
+                    if (r[d] as i32) > (imm as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0x6e => {
+                    if (r[d] as i32) > (r[s] as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0x76 => {
+                    if (r[d] as i32) >= (imm as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0x7e => {
+                    if (r[d] as i32) >= (r[s] as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0xa6 => {
+                    if (r[d] as u32) < imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0xae => {
+                    if (r[d] as u32) < r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0xb6 => {
+                    if r[d] as u32 <= imm as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0xbe => {
+                    if r[d] as u32 <= r[s] as u32 {
+                        pc = op.off as usize
+                    }
+                }
+                0xc6 => {
+                    if (r[d] as i32) < (imm as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0xce => {
+                    if (r[d] as i32) < (r[s] as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0xd6 => {
+                    if (r[d] as i32) <= (imm as i32) {
+                        pc = op.off as usize
+                    }
+                }
+                0xde => {
+                    if (r[d] as i32) <= (r[s] as i32) {
+                        pc = op.off as usize
+                    }
+                }
+
+                // Loads.
+                0x61 => r[d] = fault!(mem.load(addr_src, 4)),
+                0x69 => r[d] = fault!(mem.load(addr_src, 2)),
+                0x71 => r[d] = fault!(mem.load(addr_src, 1)),
+                0x79 => r[d] = fault!(mem.load(addr_src, 8)),
+                0x81 => r[d] = fault!(mem.load(addr_src, 4)) as i32 as i64 as u64,
+                0x89 => r[d] = fault!(mem.load(addr_src, 2)) as i16 as i64 as u64,
+                0x91 => r[d] = fault!(mem.load(addr_src, 1)) as i8 as i64 as u64,
+
+                // Stores of immediates and registers.
+                0x62 => fault!(mem.store(addr_dst, 4, imm)),
+                0x6a => fault!(mem.store(addr_dst, 2, imm)),
+                0x72 => fault!(mem.store(addr_dst, 1, imm)),
+                0x7a => fault!(mem.store(addr_dst, 8, imm)),
+                0x63 => fault!(mem.store(addr_dst, 4, r[s])),
+                0x6b => fault!(mem.store(addr_dst, 2, r[s])),
+                0x73 => fault!(mem.store(addr_dst, 1, r[s])),
+                0x7b => fault!(mem.store(addr_dst, 8, r[s])),
+
+                0xc3 | 0xdb => {
+                    let size = if op.code == 0xdb { 8 } else { 4 };
+                    let mask = if size == 8 { u64::MAX } else { u32::MAX as u64 };
+                    let v = r[s] & mask;
+                    let code = op.imm as i32;
+                    let expected = r[0] & mask;
+                    let (old, dest) = match code & !BPF_FETCH {
+                        0x00 => (
+                            mem.atomic_rmw(addr_dst, size, |o| Some(o.wrapping_add(v) & mask)),
+                            s,
+                        ),
+                        0x40 => (mem.atomic_rmw(addr_dst, size, |o| Some(o | v)), s),
+                        0x50 => (mem.atomic_rmw(addr_dst, size, |o| Some(o & v)), s),
+                        0xa0 => (mem.atomic_rmw(addr_dst, size, |o| Some(o ^ v)), s),
+                        0xe0 => (mem.atomic_rmw(addr_dst, size, |_| Some(v)), s),
+                        // cmpxchg: compare with r0; the old value goes to r0.
+                        _ => (
+                            mem.atomic_rmw(addr_dst, size, |o| (o == expected).then_some(v)),
+                            0,
+                        ),
+                    };
+                    let old = fault!(old);
+                    if code & BPF_FETCH != 0 {
+                        r[dest] = old;
+                    }
+                }
+
+                // lddw: the value was assembled at load time; skip the filler slot.
+                0x18 => {
+                    r[d] = imm;
+                    pc += 1;
+                }
+                OP_UNRESOLVED => return Err(VmError::UnresolvedReference { pc: pc_err }),
+
+                // Legacy packet loads: big-endian, out of bounds ends the program with 0.
+                0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => {
+                    let Some(pkt) = self.packet else {
+                        return Err(VmError::NoPacket { pc: pc_err });
+                    };
+                    let size: u64 = match op.code & 0x18 {
+                        BPF_W => 4,
+                        BPF_H => 2,
+                        _ => 1,
+                    };
+                    let mut off = op.imm as i32;
+                    if op.code & 0xe0 == BPF_IND {
+                        off = off.wrapping_add(r[s] as u32 as i32);
+                    }
+                    if off < 0 || off as u64 + size > pkt.len {
+                        return Ok(RunResult { r0: 0, executed });
+                    }
+                    let v = fault!(mem.load(pkt.start + off as u64, size));
+                    r[0] = match size {
+                        4 => (v as u32).swap_bytes() as u64,
+                        2 => (v as u16).swap_bytes() as u64,
+                        _ => v,
+                    };
+                }
+
+                0x85 => match op.src {
+                    0 => {
+                        if let Some(out) = self.call_helper(op.imm as u32 as u64, &mut r, pc_err)? {
+                            return Ok(RunResult { r0: out, executed });
+                        }
+                    }
+                    BPF_PSEUDO_CALL => {
+                        self.push_frame(&mut frames, &mut r, pc, pc_err)?;
+                        pc = op.off as usize;
+                    }
+                    _ => {
+                        return Err(VmError::KfuncUnsupported {
+                            pc: pc_err,
+                            btf_id: op.imm as i32,
+                        });
+                    }
+                },
+                0x8d => {
+                    let target = r[d];
+                    if target & !0xffff_ffff == FUNC_ADDR_TAG
+                        && ((target & 0xffff_ffff) as usize) < ops.len() - 1
+                    {
+                        self.push_frame(&mut frames, &mut r, pc, pc_err)?;
+                        pc = (target & 0xffff_ffff) as usize;
+                    } else if let Some(out) = self.call_helper(target, &mut r, pc_err)? {
+                        return Ok(RunResult { r0: out, executed });
+                    }
+                }
+                0x95 => match frames.pop() {
+                    None => {
+                        if T::ENABLED {
+                            let mut after = [0u64; 11];
+                            after.copy_from_slice(&r[..11]);
+                            tracer.step(this_pc, &before, &after);
+                        }
+                        return Ok(RunResult { r0: r[0], executed });
+                    }
+                    Some(f) => {
+                        r[6..10].copy_from_slice(&f.saved);
+                        r[10] = f.fp;
+                        pc = f.ret;
+                    }
+                },
+                OP_INVALID => return Err(VmError::FellOffEnd { pc: pc_err }),
+                // Unreachable for validated programs: lowering only emits the
+                // opcodes above. Report rather than panic.
+                _ => return Err(VmError::FellOffEnd { pc: pc_err }),
+            }
+            if T::ENABLED {
+                let mut after = [0u64; 11];
+                after.copy_from_slice(&r[..11]);
+                tracer.step(this_pc, &before, &after);
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn push_frame(
+        &self,
+        frames: &mut Vec<Frame>,
+        r: &mut [u64; 16],
+        ret: usize,
+        pc: usize,
+    ) -> Result<(), VmError> {
+        if frames.len() + 1 >= self.depth {
+            return Err(VmError::CallDepthExceeded {
+                pc,
+                limit: self.depth,
+            });
+        }
+        frames.push(Frame {
+            ret,
+            saved: [r[6], r[7], r[8], r[9]],
+            fp: r[10],
+        });
+        r[10] -= STACK_FRAME_SIZE as u64;
+        Ok(())
+    }
+
+    /// Calls helper `id`; returns `Some(r0)` when the helper ends the program.
+    #[inline(never)]
+    fn call_helper(&self, id: u64, r: &mut [u64; 16], pc: usize) -> Result<Option<u64>, VmError> {
+        let helper = u32::try_from(id)
+            .ok()
+            .and_then(|id32| self.helpers.get(id32))
+            .ok_or(VmError::UnknownHelper { pc, id })?;
+        let mut ctx = HelperContext {
+            memory: self.memory,
+            pc,
+        };
+        match helper(&mut ctx, [r[1], r[2], r[3], r[4], r[5]]) {
+            Ok(HelperOutcome::Return(v)) => {
+                r[0] = v;
+                Ok(None)
+            }
+            Ok(HelperOutcome::Exit(v)) => Ok(Some(v)),
+            Err(e) => Err(VmError::HelperFailed {
+                pc,
+                id: id as u32,
+                message: e.0,
+            }),
+        }
+    }
+}

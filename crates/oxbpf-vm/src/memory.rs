@@ -1,0 +1,290 @@
+//! Memory regions a program may touch, and checked access to them.
+//!
+//! Programs see real host addresses, as in the kernel: `r10` is the address
+//! of the top of a real stack buffer and `r1` the address of the input.
+//! Every access is checked against the regions registered here before the
+//! host memory is touched. This module is one of the few places with
+//! `unsafe`: the raw reads and writes after a successful check.
+//!
+//! Invariant (greppable: REGION-LIVE): every [`Region`] in a [`MemoryMap<'a>`]
+//! was created from a Rust borrow that lives for `'a`, so its bytes stay
+//! valid and exclusively ours (for writable regions) while the map exists.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// What a region holds; used in fault messages and by helpers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegionKind {
+    Stack,
+    /// Raw input memory (`r1` in the raw program type).
+    Input,
+    Context,
+    Packet,
+    MapValue,
+    ReadOnly,
+    Other,
+}
+
+impl fmt::Display for RegionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RegionKind::Stack => "stack",
+            RegionKind::Input => "input memory",
+            RegionKind::Context => "context",
+            RegionKind::Packet => "packet",
+            RegionKind::MapValue => "map value",
+            RegionKind::ReadOnly => "read-only data",
+            RegionKind::Other => "host memory",
+        })
+    }
+}
+
+/// One contiguous range of host memory the program may access.
+#[derive(Clone, Copy, Debug)]
+pub struct Region {
+    pub start: u64,
+    pub len: u64,
+    pub writable: bool,
+    pub kind: RegionKind,
+}
+
+impl Region {
+    #[inline(always)]
+    fn contains(&self, addr: u64, size: u64) -> bool {
+        let rel = addr.wrapping_sub(self.start);
+        rel < self.len && size <= self.len - rel
+    }
+}
+
+/// Why an access was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessFault {
+    pub addr: u64,
+    pub size: u64,
+    pub write: bool,
+    /// The region the address falls in or is nearest to, with the distance.
+    pub nearest: Option<(RegionKind, u64, u64)>,
+}
+
+impl fmt::Display for AccessFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.write { "write" } else { "read" };
+        write!(f, "{verb} of {} bytes at {:#x}", self.size, self.addr)?;
+        match self.nearest {
+            Some((kind, start, len)) => {
+                let end = start + len;
+                if self.addr >= start && self.addr < end {
+                    if self.write && self.addr + self.size <= end {
+                        write!(f, " into read-only {kind} [{start:#x}, {end:#x})")
+                    } else {
+                        write!(
+                            f,
+                            " runs {} bytes past the end of {kind} [{start:#x}, {end:#x})",
+                            (self.addr + self.size).saturating_sub(end)
+                        )
+                    }
+                } else if self.addr < start {
+                    write!(
+                        f,
+                        " is {} bytes before {kind} [{start:#x}, {end:#x})",
+                        start - self.addr
+                    )
+                } else {
+                    write!(
+                        f,
+                        " is {} bytes after the end of {kind} [{start:#x}, {end:#x})",
+                        self.addr - end
+                    )
+                }
+            }
+            None => write!(f, " is outside every region"),
+        }
+    }
+}
+
+/// The set of regions for one execution.
+pub struct MemoryMap<'a> {
+    regions: Vec<Region>,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl Default for MemoryMap<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> MemoryMap<'a> {
+    pub fn new() -> Self {
+        MemoryMap {
+            regions: Vec::with_capacity(4),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Adds a writable region; returns its start address.
+    pub fn add_mut(&mut self, kind: RegionKind, mem: &'a mut [u8]) -> u64 {
+        let start = mem.as_mut_ptr() as u64;
+        self.regions.push(Region {
+            start,
+            len: mem.len() as u64,
+            writable: true,
+            kind,
+        });
+        start
+    }
+
+    /// Adds a read-only region; returns its start address.
+    pub fn add_ro(&mut self, kind: RegionKind, mem: &'a [u8]) -> u64 {
+        let start = mem.as_ptr() as u64;
+        self.regions.push(Region {
+            start,
+            len: mem.len() as u64,
+            writable: false,
+            kind,
+        });
+        start
+    }
+
+    /// Moves the most recently added region to the front, so it is checked
+    /// first (the interpreter does this for the stack, the hottest region).
+    pub fn move_last_to_front(&mut self) {
+        if let Some(last) = self.regions.pop() {
+            self.regions.insert(0, last);
+        }
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// Finds the region that holds `[addr, addr + size)` with the needed access.
+    #[inline(always)]
+    pub fn check(&self, addr: u64, size: u64, write: bool) -> Result<(), AccessFault> {
+        for r in &self.regions {
+            if r.contains(addr, size) && (r.writable || !write) {
+                return Ok(());
+            }
+        }
+        Err(self.fault(addr, size, write))
+    }
+
+    #[cold]
+    fn fault(&self, addr: u64, size: u64, write: bool) -> AccessFault {
+        let distance = |r: &Region| {
+            if addr < r.start {
+                r.start - addr
+            } else {
+                addr.saturating_sub(r.start + r.len)
+            }
+        };
+        let nearest = self
+            .regions
+            .iter()
+            .min_by_key(|r| distance(r))
+            .map(|r| (r.kind, r.start, r.len));
+        AccessFault {
+            addr,
+            size,
+            write,
+            nearest,
+        }
+    }
+
+    /// Reads `size` (1, 2, 4 or 8) bytes, zero-extended.
+    #[inline(always)]
+    pub fn load(&self, addr: u64, size: u64) -> Result<u64, AccessFault> {
+        self.check(addr, size, false)?;
+        // SAFETY: `check` proved [addr, addr+size) lies inside a region, and
+        // REGION-LIVE guarantees that memory is valid for reads. Unaligned
+        // reads are allowed by `read_unaligned`.
+        unsafe {
+            Ok(match size {
+                1 => (addr as *const u8).read() as u64,
+                2 => (addr as *const u16).read_unaligned() as u64,
+                4 => (addr as *const u32).read_unaligned() as u64,
+                _ => (addr as *const u64).read_unaligned(),
+            })
+        }
+    }
+
+    /// Writes the low `size` (1, 2, 4 or 8) bytes of `value`.
+    #[inline(always)]
+    pub fn store(&self, addr: u64, size: u64, value: u64) -> Result<(), AccessFault> {
+        self.check(addr, size, true)?;
+        // SAFETY: `check` proved [addr, addr+size) lies inside a writable
+        // region, which REGION-LIVE guarantees is valid, exclusively borrowed
+        // memory. Unaligned writes are allowed by `write_unaligned`.
+        unsafe {
+            match size {
+                1 => (addr as *mut u8).write(value as u8),
+                2 => (addr as *mut u16).write_unaligned(value as u16),
+                4 => (addr as *mut u32).write_unaligned(value as u32),
+                _ => (addr as *mut u64).write_unaligned(value),
+            }
+        }
+        Ok(())
+    }
+
+    /// Atomic read-modify-write of 4 or 8 bytes. `f` maps the old value to
+    /// the new one (or `None` to leave memory unchanged); returns the old value.
+    /// Aligned accesses use real atomic instructions, so map memory shared
+    /// between threads stays consistent; a misaligned access (which the
+    /// verifier would reject) falls back to a plain read-modify-write.
+    pub fn atomic_rmw(
+        &self,
+        addr: u64,
+        size: u64,
+        f: impl Fn(u64) -> Option<u64>,
+    ) -> Result<u64, AccessFault> {
+        self.check(addr, size, true)?;
+        let old = if size == 8 && addr % 8 == 0 {
+            // SAFETY: checked, writable, live (REGION-LIVE) and 8-byte aligned.
+            let a = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
+            match a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, &f) {
+                Ok(v) | Err(v) => v,
+            }
+        } else if size == 4 && addr % 4 == 0 {
+            // SAFETY: checked, writable, live (REGION-LIVE) and 4-byte aligned.
+            let a = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
+            match a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                f(v as u64).map(|n| n as u32)
+            }) {
+                Ok(v) | Err(v) => v as u64,
+            }
+        } else {
+            let old = self.load(addr, size)?;
+            if let Some(new) = f(old) {
+                self.store(addr, size, new)?;
+            }
+            old
+        };
+        Ok(old)
+    }
+
+    /// Copies bytes out of program-visible memory (for helpers).
+    pub fn read_bytes(&self, addr: u64, len: u64) -> Result<Vec<u8>, AccessFault> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        self.check(addr, len, false)?;
+        // SAFETY: checked readable and live (REGION-LIVE) for `len` bytes.
+        let s = unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) };
+        Ok(s.to_vec())
+    }
+
+    /// Copies bytes into program-visible writable memory (for helpers).
+    pub fn write_bytes(&self, addr: u64, data: &[u8]) -> Result<(), AccessFault> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.check(addr, data.len() as u64, true)?;
+        // SAFETY: checked writable and live (REGION-LIVE) for `data.len()`
+        // bytes; `data` is a separate Rust borrow so the ranges cannot overlap
+        // a region we hand out mutably elsewhere during this call.
+        unsafe { std::ptr::copy(data.as_ptr(), addr as *mut u8, data.len()) };
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! A validated program, lowered into the interpreter's compact operations.
+//!
+//! Validation here is structural (what any engine needs to run safely), not
+//! the verifier's proof of safety: instructions decode strictly, every jump
+//! and local call lands on an instruction inside the program, and `r10` is
+//! never written. Memory safety without the verifier comes from the checked
+//! accesses in [`crate::memory`].
+
+use oxbpf_isa::{
+    CallTarget, DecodeError, Imm64, Instruction, Located, RawInsn, Reg, Source, decode,
+};
+
+/// Why bytecode cannot be run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("program is empty")]
+    Empty,
+    #[error("instruction {index}: jump to {target} is outside the program (0..{len})")]
+    JumpOutOfRange {
+        index: usize,
+        target: i64,
+        len: usize,
+    },
+    #[error("instruction {index}: jump to {target} lands in the middle of an lddw")]
+    JumpIntoLddw { index: usize, target: i64 },
+    #[error("instruction {index}: r10 (the frame pointer) is read-only")]
+    WritesFramePointer { index: usize },
+    #[error("program too large: {len} instructions (at most {max})")]
+    TooLarge { len: usize, max: usize },
+}
+
+/// Largest program accepted (the kernel's limit for privileged programs).
+pub const MAX_INSNS: usize = 1_000_000;
+
+/// Value tag of a function address made by `lddw rX, func` (BPF_PSEUDO_FUNC):
+/// the low 32 bits hold the target instruction index. `callx` on such a value
+/// calls the subprogram; on a plain number it calls that helper id.
+pub const FUNC_ADDR_TAG: u64 = 0xf0f0_0000_0000_0000;
+
+/// Internal operation: one per instruction slot (the second slot of lddw
+/// becomes a never-executed filler), so pc values are slot indices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    /// Memory offset, or absolute target for jumps and local calls, or the
+    /// signed-division flag for ALU ops, or the width for movsx.
+    pub off: i32,
+    /// Sign-extended immediate; the full 64-bit value for lddw.
+    pub imm: i64,
+}
+
+/// Opcode of the filler after lddw and of the end-of-program sentinel
+/// (0x00 is never a valid instruction).
+pub(crate) const OP_INVALID: u8 = 0x00;
+/// Opcode of an lddw whose map/BTF reference no loader resolved
+/// (0x08 is never a valid instruction).
+pub(crate) const OP_UNRESOLVED: u8 = 0x08;
+
+/// A validated program ready to run.
+#[derive(Clone, Debug)]
+pub struct Program {
+    insns: Vec<Located>,
+    slots: Vec<RawInsn>,
+    pub(crate) ops: Vec<Op>,
+}
+
+impl Program {
+    /// Decodes and validates bytecode (8 bytes per slot, little-endian).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Program, ProgramError> {
+        Program::from_slots(oxbpf_isa::raw_slots(bytes)?)
+    }
+
+    /// Validates instructions given in typed form.
+    pub fn from_instructions(insns: &[Instruction]) -> Result<Program, ProgramError> {
+        Program::from_slots(oxbpf_isa::encode_all(insns))
+    }
+
+    /// Decodes and validates raw slots.
+    pub fn from_slots(slots: Vec<RawInsn>) -> Result<Program, ProgramError> {
+        if slots.is_empty() {
+            return Err(ProgramError::Empty);
+        }
+        if slots.len() > MAX_INSNS {
+            return Err(ProgramError::TooLarge {
+                len: slots.len(),
+                max: MAX_INSNS,
+            });
+        }
+        let insns = decode(&slots)?;
+        let len = slots.len();
+        let mut starts = vec![false; len];
+        for l in &insns {
+            starts[l.index] = true;
+        }
+        for l in &insns {
+            if let Some(rel) = l.insn.branch_offset() {
+                let target = l.index as i64 + 1 + rel;
+                if target < 0 || target >= len as i64 {
+                    return Err(ProgramError::JumpOutOfRange {
+                        index: l.index,
+                        target,
+                        len,
+                    });
+                }
+                if !starts[target as usize] {
+                    return Err(ProgramError::JumpIntoLddw {
+                        index: l.index,
+                        target,
+                    });
+                }
+            }
+            if writes_register(&l.insn) == Some(Reg::FP) {
+                return Err(ProgramError::WritesFramePointer { index: l.index });
+            }
+        }
+        let ops = lower(&insns, len);
+        Ok(Program { insns, slots, ops })
+    }
+
+    /// The decoded instructions with their slot indices.
+    pub fn instructions(&self) -> &[Located] {
+        &self.insns
+    }
+
+    /// The raw slots.
+    pub fn slots(&self) -> &[RawInsn] {
+        &self.slots
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The instruction starting at slot `pc`, if any.
+    pub fn instruction_at(&self, pc: usize) -> Option<&Instruction> {
+        self.insns
+            .binary_search_by_key(&pc, |l| l.index)
+            .ok()
+            .map(|i| &self.insns[i].insn)
+    }
+}
+
+/// The register an instruction writes (for the read-only r10 check).
+fn writes_register(i: &Instruction) -> Option<Reg> {
+    match *i {
+        Instruction::Alu { dst, .. }
+        | Instruction::MovSx { dst, .. }
+        | Instruction::Neg { dst, .. }
+        | Instruction::Endian { dst, .. }
+        | Instruction::LoadImm64 { dst, .. }
+        | Instruction::Load { dst, .. } => Some(dst),
+        Instruction::Atomic { op, src, .. } => match op {
+            oxbpf_isa::AtomicOp::Cmpxchg => None,
+            oxbpf_isa::AtomicOp::Xchg => Some(src),
+            oxbpf_isa::AtomicOp::Add { fetch }
+            | oxbpf_isa::AtomicOp::Or { fetch }
+            | oxbpf_isa::AtomicOp::And { fetch }
+            | oxbpf_isa::AtomicOp::Xor { fetch } => fetch.then_some(src),
+        },
+        _ => None,
+    }
+}
+
+fn lower(insns: &[Located], len: usize) -> Vec<Op> {
+    // One extra sentinel op so falling off the end is detected without a
+    // separate bounds check in the dispatch loop.
+    let mut ops = vec![Op::default(); len + 1];
+    for l in insns {
+        let raw = oxbpf_isa::encode_all([&l.insn]);
+        let r = raw[0];
+        let mut op = Op {
+            code: r.code,
+            dst: r.dst,
+            src: r.src,
+            off: r.off as i32,
+            imm: r.imm as i64,
+        };
+        match l.insn {
+            Instruction::LoadImm64 { imm, .. } => {
+                op.imm = match imm {
+                    Imm64::Value(v) => v as i64,
+                    Imm64::Func(rel) => {
+                        (FUNC_ADDR_TAG | (l.index as i64 + 1 + rel as i64) as u64) as i64
+                    }
+                    // Map and BTF references must be resolved by a loader
+                    // before they can run.
+                    _ => {
+                        op.code = OP_UNRESOLVED;
+                        0
+                    }
+                };
+            }
+            Instruction::Ja { offset, .. } => op.off = (l.index as i64 + 1 + offset as i64) as i32,
+            Instruction::Jmp { offset, src, .. } => {
+                op.off = (l.index as i64 + 1 + offset as i64) as i32;
+                if let Source::Imm(i) = src {
+                    op.imm = i as i64;
+                }
+            }
+            Instruction::Call(CallTarget::Local(rel)) => {
+                op.off = (l.index as i64 + 1 + rel as i64) as i32;
+            }
+            _ => {}
+        }
+        ops[l.index] = op;
+    }
+    ops
+}

@@ -1,0 +1,298 @@
+//! Implementations of the subcommands.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use oxbpf_isa::{Hex, RawInsn, decode_at, raw_slots};
+use oxbpf_vm::{Config, Helpers, Program, Vm};
+
+use crate::engine::{ConformanceEngine, EngineKind};
+
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut v = Vec::new();
+        std::io::stdin().read_to_end(&mut v)?;
+        Ok(v)
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+pub fn asm(input: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let src = String::from_utf8(read_input(input)?)
+        .with_context(|| format!("{} is not UTF-8 text", input.display()))?;
+    let bytes = oxbpf_asm::assemble_bytes(&src).map_err(|errs| {
+        let msg: Vec<String> = errs
+            .0
+            .iter()
+            .map(|e| format!("{}:{e}", input.display()))
+            .collect();
+        anyhow::anyhow!("{}", msg.join("\n"))
+    })?;
+    match output {
+        Some(out) => std::fs::write(out, &bytes)
+            .with_context(|| format!("cannot write {}", out.display()))?,
+        None => {
+            let mut s = String::new();
+            for slot in bytes.chunks(8) {
+                for b in slot {
+                    let _ = write!(s, "{b:02x}");
+                }
+                s.push('\n');
+            }
+            print!("{s}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per instruction, in llvm-objdump's layout.
+fn disasm_slots(slots: &[RawInsn], symbols: &[oxbpf_obj::Symbol], bytes: bool, out: &mut String) {
+    let mut i = 0;
+    while i < slots.len() {
+        for s in symbols.iter().filter(|s| s.offset == (i * 8) as u64) {
+            let _ = writeln!(out, "\n{:016x} <{}>:", s.offset, s.name);
+        }
+        let (text, n) = match decode_at(slots, i) {
+            Ok(insn) => (insn.text(), insn.slots()),
+            Err(e) => (format!("<unknown> ; {e}"), 1),
+        };
+        let _ = write!(out, "{i:>8}:\t");
+        if bytes {
+            for s in &slots[i..(i + n).min(slots.len())] {
+                for b in s.to_bytes() {
+                    let _ = write!(out, "{b:02x} ");
+                }
+            }
+            out.pop();
+            out.push('\t');
+        }
+        let _ = writeln!(out, "{text}");
+        i += n;
+    }
+}
+
+pub fn disasm(file: &Path, section: Option<&str>, bytes: bool) -> Result<ExitCode> {
+    let data = read_input(file)?;
+    let mut out = String::new();
+    if oxbpf_obj::is_elf(&data) {
+        let sections =
+            oxbpf_obj::code_sections(&data).with_context(|| format!("{}", file.display()))?;
+        let mut found = false;
+        for s in &sections {
+            if section.is_some_and(|want| want != s.name) {
+                continue;
+            }
+            found = true;
+            let slots = raw_slots(&s.data).with_context(|| format!("section {}", s.name))?;
+            let _ = writeln!(out, "\nDisassembly of section {}:", s.name);
+            disasm_slots(&slots, &s.symbols, bytes, &mut out);
+        }
+        if let Some(want) = section {
+            if !found {
+                let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).collect();
+                bail!(
+                    "{}: no code section `{want}` (have: {})",
+                    file.display(),
+                    names.join(", ")
+                );
+            }
+        }
+    } else {
+        let slots = raw_slots(&data).with_context(|| format!("{}", file.display()))?;
+        disasm_slots(&slots, &[], bytes, &mut out);
+    }
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses "00 01 ff" / "0001ff" into bytes.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
+    let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        bail!("hex input has an odd number of digits");
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .with_context(|| format!("invalid hex byte `{}`", &digits[i..i + 2]))
+        })
+        .collect()
+}
+
+/// Reads a program file: raw bytecode, or assembly by extension.
+fn load_program_file(path: &Path) -> Result<Vec<u8>> {
+    let data = read_input(path)?;
+    let is_asm = path
+        .extension()
+        .is_some_and(|e| e == "s" || e == "asm" || e == "S");
+    if is_asm {
+        let src =
+            String::from_utf8(data).with_context(|| format!("{} is not text", path.display()))?;
+        return oxbpf_asm::assemble_bytes(&src).map_err(|errs| {
+            let msg: Vec<String> = errs
+                .0
+                .iter()
+                .map(|e| format!("{}:{e}", path.display()))
+                .collect();
+            anyhow::anyhow!("{}", msg.join("\n"))
+        });
+    }
+    if oxbpf_obj::is_elf(&data) {
+        bail!(
+            "{}: ELF objects are run through the object loader; give raw bytecode or assembly here",
+            path.display()
+        );
+    }
+    Ok(data)
+}
+
+pub struct RunArgs {
+    pub program: PathBuf,
+    pub mem: Option<PathBuf>,
+    pub mem_hex: Option<String>,
+    pub engine: EngineKind,
+    pub trace: bool,
+    pub budget: Option<u64>,
+    pub max_call_depth: usize,
+    pub repeat: u64,
+    pub json: bool,
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let code = load_program_file(&a.program)?;
+    let program = Program::from_bytes(&code).with_context(|| format!("{}", a.program.display()))?;
+    let mem = match (&a.mem, &a.mem_hex) {
+        (Some(p), _) => read_input(p)?,
+        (None, Some(h)) => parse_hex(h)?,
+        (None, None) => Vec::new(),
+    };
+    let mut vm = Vm::new(program);
+    vm.helpers = Helpers::conformance();
+    vm.config = Config {
+        max_call_depth: a.max_call_depth,
+        instruction_budget: a.budget,
+    };
+    let EngineKind::Interpreter = a.engine;
+    let mut last = None;
+    for _ in 0..a.repeat.max(1) {
+        let mut m = mem.clone();
+        let result = if a.trace {
+            let program = &vm.program;
+            let mut out = std::io::stdout().lock();
+            let mut tracer = |pc: usize, before: &[u64; 11], after: &[u64; 11]| {
+                let text = program
+                    .instruction_at(pc)
+                    .map(|i| i.text())
+                    .unwrap_or_default();
+                let mut line = format!("{pc:>6}: {text:<40}");
+                for (r, (b, a)) in before.iter().zip(after).enumerate() {
+                    if b != a {
+                        let _ = write!(line, " r{r}={}", Hex(*a as i64));
+                    }
+                }
+                let _ = writeln!(out, "{}", line.trim_end());
+            };
+            vm.run_raw_traced(&mut m, &mut tracer)
+        } else {
+            vm.run_raw(&mut m)
+        };
+        last = Some(result);
+    }
+    match last.expect("at least one run") {
+        Ok(r) => {
+            if a.json {
+                println!(
+                    "{{\"engine\":\"{}\",\"return_value\":{},\"executed\":{}}}",
+                    a.engine.name(),
+                    r.r0,
+                    r.executed
+                );
+            } else {
+                println!("{:#x}", r.r0);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if a.json {
+                println!(
+                    "{{\"engine\":\"{}\",\"error\":\"{}\",\"error_kind\":\"{}\",\"pc\":{}}}",
+                    a.engine.name(),
+                    e.to_string().replace('\\', "\\\\").replace('"', "\\\""),
+                    e.kind(),
+                    e.pc()
+                );
+            }
+            bail!("{}: {e}", a.program.display())
+        }
+    }
+}
+
+pub fn conformance(paths: &[PathBuf], engine: EngineKind, verbose: bool) -> Result<ExitCode> {
+    let files = oxbpf_conformance::collect_files(paths)?;
+    if files.is_empty() {
+        bail!("no .data files found");
+    }
+    let eng = ConformanceEngine { kind: engine };
+    let tty = std::io::stderr().is_terminal();
+    let summary = oxbpf_conformance::run_files(&files, &eng, |name, msg| {
+        println!("FAIL {name}: {msg}");
+    });
+    if verbose {
+        for f in &files {
+            let name = f.display().to_string();
+            if !summary.failures.iter().any(|(n, _)| *n == name) {
+                println!("PASS {name}");
+            }
+        }
+    }
+    if tty {
+        eprintln!("engine: {}", engine.name());
+    }
+    println!("{} passed, {} failed", summary.passed, summary.failed);
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn plugin(
+    memory: Option<&str>,
+    options: Option<&str>,
+    engine: Option<EngineKind>,
+) -> Result<ExitCode> {
+    let kind = engine
+        .or_else(|| {
+            options.and_then(|o| {
+                o.split_whitespace().find_map(|w| {
+                    <EngineKind as clap::ValueEnum>::from_str(
+                        w.trim_start_matches("--engine="),
+                        true,
+                    )
+                    .ok()
+                })
+            })
+        })
+        .unwrap_or(EngineKind::Interpreter);
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let program = parse_hex(&input)?;
+    let mut mem = parse_hex(memory.unwrap_or(""))?;
+    let eng = ConformanceEngine { kind };
+    match oxbpf_conformance::Engine::run(&eng, &program, &mut mem) {
+        Ok(r0) => {
+            println!("{r0:x}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            // The runner compares stdout with the expected error text.
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Choosing an execution engine.
+
+use clap::ValueEnum;
+use oxbpf_vm::{Config, Helpers, Program, Vm};
+
+/// The engines `--engine` can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// oxbpf's interpreter (the reference semantics).
+    Interpreter,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Interpreter => "interpreter",
+        }
+    }
+}
+
+/// Runs raw bytecode the way bpf_conformance expects (helpers of the suite,
+/// r1/r2 = memory and length).
+pub struct ConformanceEngine {
+    pub kind: EngineKind,
+}
+
+impl oxbpf_conformance::Engine for ConformanceEngine {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+        let program = Program::from_bytes(program).map_err(|e| e.to_string())?;
+        let mut vm = Vm::new(program);
+        vm.helpers = Helpers::conformance();
+        vm.config = Config {
+            // A generous budget keeps a looping test from hanging the suite.
+            instruction_budget: Some(1 << 32),
+            ..Config::default()
+        };
+        match self.kind {
+            EngineKind::Interpreter => vm.run_raw(mem).map(|r| r.r0).map_err(|e| e.to_string()),
+        }
+    }
+}
