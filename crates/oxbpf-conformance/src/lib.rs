@@ -200,7 +200,13 @@ pub fn run_case(case: &TestCase, engine: &dyn Engine) -> Outcome {
     let mut mem = case.mem.clone();
     let got = engine.run(&program, &mut mem);
     match (&case.error, case.result, got) {
-        (Some(_), _, Err(_)) => Outcome::Pass,
+        // The error text must appear in the engine's message, so a test
+        // checks that a program fails for the right reason.
+        (Some(e), _, Err(msg)) if msg.contains(e.as_str()) => Outcome::Pass,
+        (Some(e), _, Err(msg)) => Outcome::Fail {
+            expected: format!("error containing `{e}`"),
+            actual: format!("error: {msg}"),
+        },
         (Some(e), _, Ok(v)) => Outcome::Fail {
             expected: format!("error `{e}`"),
             actual: format!("{v:#x}"),

@@ -103,20 +103,27 @@ pub fn run<T: Tracer>(
     let stack_top =
         memory.add_mut(RegionKind::Stack, &mut stack) + (STACK_FRAME_SIZE * depth) as u64;
     memory.move_last_to_front();
-    let mut st = State {
+    // Only the frames of the current call chain are accessible: the stack
+    // region starts at the bottom of the current frame and grows with calls.
+    memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
+    let st = State {
         ops: &program.ops,
         helpers,
-        memory: &memory,
         packet,
         depth,
     };
-    st.exec(args, stack_top, config.instruction_budget, tracer)
+    st.exec(
+        &mut memory,
+        args,
+        stack_top,
+        config.instruction_budget,
+        tracer,
+    )
 }
 
-struct State<'p, 'm, 'a> {
+struct State<'p> {
     ops: &'p [Op],
     helpers: &'p Helpers,
-    memory: &'m MemoryMap<'a>,
     packet: Option<PacketView>,
     depth: usize,
 }
@@ -166,16 +173,16 @@ fn smod32(a: u64, b: u64) -> u64 {
     (if b == 0 { a } else { a.wrapping_rem(b) }) as u32 as u64
 }
 
-impl State<'_, '_, '_> {
+impl State<'_> {
     fn exec<T: Tracer>(
-        &mut self,
+        &self,
+        mem: &mut MemoryMap<'_>,
         args: [u64; 5],
         stack_top: u64,
         budget: Option<u64>,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
         let ops = self.ops;
-        let mem = self.memory;
         let mut r = [0u64; 16];
         r[1..6].copy_from_slice(&args);
         r[10] = stack_top;
@@ -653,12 +660,14 @@ impl State<'_, '_, '_> {
 
                 0x85 => match op.src {
                     0 => {
-                        if let Some(out) = self.call_helper(op.imm as u32 as u64, &mut r, pc_err)? {
+                        if let Some(out) =
+                            self.call_helper(mem, op.imm as u32 as u64, &mut r, pc_err)?
+                        {
                             return Ok(RunResult { r0: out, executed });
                         }
                     }
                     BPF_PSEUDO_CALL => {
-                        self.push_frame(&mut frames, &mut r, pc, pc_err)?;
+                        self.push_frame(mem, &mut frames, &mut r, pc, pc_err)?;
                         pc = op.off as usize;
                     }
                     _ => {
@@ -673,9 +682,9 @@ impl State<'_, '_, '_> {
                     if target & !0xffff_ffff == FUNC_ADDR_TAG
                         && ((target & 0xffff_ffff) as usize) < ops.len() - 1
                     {
-                        self.push_frame(&mut frames, &mut r, pc, pc_err)?;
+                        self.push_frame(mem, &mut frames, &mut r, pc, pc_err)?;
                         pc = (target & 0xffff_ffff) as usize;
-                    } else if let Some(out) = self.call_helper(target, &mut r, pc_err)? {
+                    } else if let Some(out) = self.call_helper(mem, target, &mut r, pc_err)? {
                         return Ok(RunResult { r0: out, executed });
                     }
                 }
@@ -689,6 +698,7 @@ impl State<'_, '_, '_> {
                         return Ok(RunResult { r0: r[0], executed });
                     }
                     Some(f) => {
+                        mem.resize_front(-(STACK_FRAME_SIZE as i64));
                         r[6..10].copy_from_slice(&f.saved);
                         r[10] = f.fp;
                         pc = f.ret;
@@ -710,6 +720,7 @@ impl State<'_, '_, '_> {
     #[inline(never)]
     fn push_frame(
         &self,
+        mem: &mut MemoryMap<'_>,
         frames: &mut Vec<Frame>,
         r: &mut [u64; 16],
         ret: usize,
@@ -727,20 +738,24 @@ impl State<'_, '_, '_> {
             fp: r[10],
         });
         r[10] -= STACK_FRAME_SIZE as u64;
+        mem.resize_front(STACK_FRAME_SIZE as i64);
         Ok(())
     }
 
     /// Calls helper `id`; returns `Some(r0)` when the helper ends the program.
     #[inline(never)]
-    fn call_helper(&self, id: u64, r: &mut [u64; 16], pc: usize) -> Result<Option<u64>, VmError> {
+    fn call_helper(
+        &self,
+        mem: &MemoryMap<'_>,
+        id: u64,
+        r: &mut [u64; 16],
+        pc: usize,
+    ) -> Result<Option<u64>, VmError> {
         let helper = u32::try_from(id)
             .ok()
             .and_then(|id32| self.helpers.get(id32))
             .ok_or(VmError::UnknownHelper { pc, id })?;
-        let mut ctx = HelperContext {
-            memory: self.memory,
-            pc,
-        };
+        let mut ctx = HelperContext { memory: mem, pc };
         match helper(&mut ctx, [r[1], r[2], r[3], r[4], r[5]]) {
             Ok(HelperOutcome::Return(v)) => {
                 r[0] = v;

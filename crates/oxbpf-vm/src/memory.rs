@@ -156,6 +156,17 @@ impl<'a> MemoryMap<'a> {
         }
     }
 
+    /// Moves the start of the first region (the stack, in the interpreter)
+    /// down by `grow` bytes, or up when `grow` is negative, keeping its end.
+    /// The new range must stay inside the memory it was created from; the
+    /// interpreter only moves it within its own stack buffer.
+    pub(crate) fn resize_front(&mut self, grow: i64) {
+        if let Some(r) = self.regions.first_mut() {
+            r.start = r.start.wrapping_sub(grow as u64);
+            r.len = r.len.wrapping_add(grow as u64);
+        }
+    }
+
     pub fn regions(&self) -> &[Region] {
         &self.regions
     }

@@ -1,0 +1,54 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The read-only `shared/` data directory beside the repository, if present.
+/// `OXBPF_SHARED` overrides the location.
+pub fn shared_dir() -> Option<PathBuf> {
+    let p = match std::env::var_os("OXBPF_SHARED") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    };
+    p.is_dir().then_some(p)
+}
+
+/// Every `.o` file under `dir`, sorted.
+pub fn objects_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "o") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Sample objects outside `invalid/`.
+pub fn valid_samples() -> Option<Vec<PathBuf>> {
+    let shared = shared_dir()?;
+    Some(
+        objects_under(&shared.join("ebpf-samples"))
+            .into_iter()
+            .filter(|p| !p.components().any(|c| c.as_os_str() == "invalid"))
+            .collect(),
+    )
+}
+
+pub fn skip(why: &str) {
+    eprintln!("SKIPPED: {why}");
+}
+
+pub fn oxbpf_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_oxbpf"))
+}
