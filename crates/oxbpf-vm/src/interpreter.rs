@@ -17,7 +17,8 @@
 use crate::error::VmError;
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
 use crate::memory::{MemoryMap, RegionKind};
-use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_UNRESOLVED, Op, Program};
+use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_SWITCH, OP_UNRESOLVED, Op, Program};
+use crate::switch::SwitchTable;
 use oxbpf_isa::raw::*;
 
 /// Size of one stack frame in bytes.
@@ -106,23 +107,29 @@ pub fn run<T: Tracer>(
     // Only the frames of the current call chain are accessible: the stack
     // region starts at the bottom of the current frame and grows with calls.
     memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
+    // Collapsed compare trees skip instructions, so the exact per-instruction
+    // view (budget, tracing) uses the plain operations.
+    let exact = config.instruction_budget.is_some() || T::ENABLED;
     let st = State {
-        ops: &program.ops,
+        ops: if exact {
+            &program.ops
+        } else {
+            &program.fast_ops
+        },
+        switches: &program.switches,
         helpers,
         packet,
         depth,
     };
-    st.exec(
-        &mut memory,
-        args,
-        stack_top,
-        config.instruction_budget,
-        tracer,
-    )
+    match config.instruction_budget {
+        Some(b) => st.exec::<T, true>(&mut memory, args, stack_top, b, tracer),
+        None => st.exec::<T, false>(&mut memory, args, stack_top, u64::MAX, tracer),
+    }
 }
 
 struct State<'p> {
     ops: &'p [Op],
+    switches: &'p [SwitchTable],
     helpers: &'p Helpers,
     packet: Option<PacketView>,
     depth: usize,
@@ -174,12 +181,14 @@ fn smod32(a: u64, b: u64) -> u64 {
 }
 
 impl State<'_> {
-    fn exec<T: Tracer>(
+    /// The dispatch loop; `BUDGETED` removes the budget check at compile
+    /// time when there is no budget.
+    fn exec<T: Tracer, const BUDGETED: bool>(
         &self,
         mem: &mut MemoryMap<'_>,
         args: [u64; 5],
         stack_top: u64,
-        budget: Option<u64>,
+        budget: u64,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
         let ops = self.ops;
@@ -188,7 +197,6 @@ impl State<'_> {
         r[10] = stack_top;
         let mut frames: Vec<Frame> = Vec::new();
         let mut pc: usize = 0;
-        let budget = budget.unwrap_or(u64::MAX);
         let mut executed: u64 = 0;
 
         macro_rules! fault {
@@ -199,7 +207,7 @@ impl State<'_> {
 
         loop {
             let op = ops[pc];
-            if executed >= budget {
+            if BUDGETED && executed >= budget {
                 return Err(VmError::BudgetExhausted { pc, budget });
             }
             executed += 1;
@@ -215,9 +223,26 @@ impl State<'_> {
             let d = (op.dst & 15) as usize;
             let s = (op.src & 15) as usize;
             let imm = op.imm as u64;
-            let addr_src = r[s].wrapping_add(op.off as i64 as u64);
-            let addr_dst = r[d].wrapping_add(op.off as i64 as u64);
+            macro_rules! addr_src {
+                () => {
+                    r[s].wrapping_add(op.off as i64 as u64)
+                };
+            }
+            macro_rules! addr_dst {
+                () => {
+                    r[d].wrapping_add(op.off as i64 as u64)
+                };
+            }
             let pc_err = this_pc;
+            // Conditional jumps select the next pc without a host branch: the
+            // outcome of a BPF branch is often data-dependent, and a
+            // mispredicted host branch costs more than the select.
+            macro_rules! jump {
+                ($cond:expr) => {{
+                    let taken = ($cond) as usize;
+                    pc ^= (pc ^ op.off as usize) & taken.wrapping_neg();
+                }};
+            }
             match op.code {
                 // ALU64, immediate and register forms.
                 0x07 => r[d] = r[d].wrapping_add(imm),
@@ -358,246 +383,158 @@ impl State<'_> {
                 // Jumps (64-bit compare). `op.off` is the absolute target.
                 0x05 | 0x06 => pc = op.off as usize,
                 0x15 => {
-                    if r[d] == imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] == imm)
                 }
                 0x1d => {
-                    if r[d] == r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] == r[s])
                 }
                 0x25 => {
-                    if r[d] > imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] > imm)
                 }
                 0x2d => {
-                    if r[d] > r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] > r[s])
                 }
                 0x35 => {
-                    if r[d] >= imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] >= imm)
                 }
                 0x3d => {
-                    if r[d] >= r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] >= r[s])
                 }
                 0x45 => {
-                    if r[d] & imm != 0 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] & imm != 0)
                 }
                 0x4d => {
-                    if r[d] & r[s] != 0 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] & r[s] != 0)
                 }
                 0x55 => {
-                    if r[d] != imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] != imm)
                 }
                 0x5d => {
-                    if r[d] != r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] != r[s])
                 }
                 0x65 => {
-                    if (r[d] as i64) > (imm as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) > (imm as i64))
                 }
                 0x6d => {
-                    if (r[d] as i64) > (r[s] as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) > (r[s] as i64))
                 }
                 0x75 => {
-                    if (r[d] as i64) >= (imm as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) >= (imm as i64))
                 }
                 0x7d => {
-                    if (r[d] as i64) >= (r[s] as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) >= (r[s] as i64))
                 }
                 0xa5 => {
-                    if r[d] < imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] < imm)
                 }
                 0xad => {
-                    if r[d] < r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] < r[s])
                 }
                 0xb5 => {
-                    if r[d] <= imm {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] <= imm)
                 }
                 0xbd => {
-                    if r[d] <= r[s] {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] <= r[s])
                 }
                 0xc5 => {
-                    if (r[d] as i64) < (imm as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) < (imm as i64))
                 }
                 0xcd => {
-                    if (r[d] as i64) < (r[s] as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) < (r[s] as i64))
                 }
                 0xd5 => {
-                    if (r[d] as i64) <= (imm as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) <= (imm as i64))
                 }
                 0xdd => {
-                    if (r[d] as i64) <= (r[s] as i64) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i64) <= (r[s] as i64))
                 }
 
                 // Jumps (32-bit compare).
                 0x16 => {
-                    if r[d] as u32 == imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 == imm as u32)
                 }
                 0x1e => {
-                    if r[d] as u32 == r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 == r[s] as u32)
                 }
                 0x26 => {
-                    if r[d] as u32 > imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 > imm as u32)
                 }
                 0x2e => {
-                    if r[d] as u32 > r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 > r[s] as u32)
                 }
                 0x36 => {
-                    if r[d] as u32 >= imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 >= imm as u32)
                 }
                 0x3e => {
-                    if r[d] as u32 >= r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 >= r[s] as u32)
                 }
                 0x46 => {
-                    if r[d] as u32 & imm as u32 != 0 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 & imm as u32 != 0)
                 }
                 0x4e => {
-                    if r[d] as u32 & r[s] as u32 != 0 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 & r[s] as u32 != 0)
                 }
                 0x56 => {
-                    if r[d] as u32 != imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 != imm as u32)
                 }
                 0x5e => {
-                    if r[d] as u32 != r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 != r[s] as u32)
                 }
                 0x66 => {
-                    if (r[d] as i32) > (imm as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) > (imm as i32))
                 }
                 0x6e => {
-                    if (r[d] as i32) > (r[s] as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) > (r[s] as i32))
                 }
                 0x76 => {
-                    if (r[d] as i32) >= (imm as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) >= (imm as i32))
                 }
                 0x7e => {
-                    if (r[d] as i32) >= (r[s] as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) >= (r[s] as i32))
                 }
                 0xa6 => {
-                    if (r[d] as u32) < imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as u32) < imm as u32)
                 }
                 0xae => {
-                    if (r[d] as u32) < r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as u32) < r[s] as u32)
                 }
                 0xb6 => {
-                    if r[d] as u32 <= imm as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 <= imm as u32)
                 }
                 0xbe => {
-                    if r[d] as u32 <= r[s] as u32 {
-                        pc = op.off as usize
-                    }
+                    jump!(r[d] as u32 <= r[s] as u32)
                 }
                 0xc6 => {
-                    if (r[d] as i32) < (imm as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) < (imm as i32))
                 }
                 0xce => {
-                    if (r[d] as i32) < (r[s] as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) < (r[s] as i32))
                 }
                 0xd6 => {
-                    if (r[d] as i32) <= (imm as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) <= (imm as i32))
                 }
                 0xde => {
-                    if (r[d] as i32) <= (r[s] as i32) {
-                        pc = op.off as usize
-                    }
+                    jump!((r[d] as i32) <= (r[s] as i32))
                 }
 
                 // Loads.
-                0x61 => r[d] = fault!(mem.load(addr_src, 4)),
-                0x69 => r[d] = fault!(mem.load(addr_src, 2)),
-                0x71 => r[d] = fault!(mem.load(addr_src, 1)),
-                0x79 => r[d] = fault!(mem.load(addr_src, 8)),
-                0x81 => r[d] = fault!(mem.load(addr_src, 4)) as i32 as i64 as u64,
-                0x89 => r[d] = fault!(mem.load(addr_src, 2)) as i16 as i64 as u64,
-                0x91 => r[d] = fault!(mem.load(addr_src, 1)) as i8 as i64 as u64,
+                0x61 => r[d] = fault!(mem.load(addr_src!(), 4)),
+                0x69 => r[d] = fault!(mem.load(addr_src!(), 2)),
+                0x71 => r[d] = fault!(mem.load(addr_src!(), 1)),
+                0x79 => r[d] = fault!(mem.load(addr_src!(), 8)),
+                0x81 => r[d] = fault!(mem.load(addr_src!(), 4)) as i32 as i64 as u64,
+                0x89 => r[d] = fault!(mem.load(addr_src!(), 2)) as i16 as i64 as u64,
+                0x91 => r[d] = fault!(mem.load(addr_src!(), 1)) as i8 as i64 as u64,
 
                 // Stores of immediates and registers.
-                0x62 => fault!(mem.store(addr_dst, 4, imm)),
-                0x6a => fault!(mem.store(addr_dst, 2, imm)),
-                0x72 => fault!(mem.store(addr_dst, 1, imm)),
-                0x7a => fault!(mem.store(addr_dst, 8, imm)),
-                0x63 => fault!(mem.store(addr_dst, 4, r[s])),
-                0x6b => fault!(mem.store(addr_dst, 2, r[s])),
-                0x73 => fault!(mem.store(addr_dst, 1, r[s])),
-                0x7b => fault!(mem.store(addr_dst, 8, r[s])),
+                0x62 => fault!(mem.store(addr_dst!(), 4, imm)),
+                0x6a => fault!(mem.store(addr_dst!(), 2, imm)),
+                0x72 => fault!(mem.store(addr_dst!(), 1, imm)),
+                0x7a => fault!(mem.store(addr_dst!(), 8, imm)),
+                0x63 => fault!(mem.store(addr_dst!(), 4, r[s])),
+                0x6b => fault!(mem.store(addr_dst!(), 2, r[s])),
+                0x73 => fault!(mem.store(addr_dst!(), 1, r[s])),
+                0x7b => fault!(mem.store(addr_dst!(), 8, r[s])),
 
                 0xc3 | 0xdb => {
                     let size = if op.code == 0xdb { 8 } else { 4 };
@@ -607,16 +544,16 @@ impl State<'_> {
                     let expected = r[0] & mask;
                     let (old, dest) = match code & !BPF_FETCH {
                         0x00 => (
-                            mem.atomic_rmw(addr_dst, size, |o| Some(o.wrapping_add(v) & mask)),
+                            mem.atomic_rmw(addr_dst!(), size, |o| Some(o.wrapping_add(v) & mask)),
                             s,
                         ),
-                        0x40 => (mem.atomic_rmw(addr_dst, size, |o| Some(o | v)), s),
-                        0x50 => (mem.atomic_rmw(addr_dst, size, |o| Some(o & v)), s),
-                        0xa0 => (mem.atomic_rmw(addr_dst, size, |o| Some(o ^ v)), s),
-                        0xe0 => (mem.atomic_rmw(addr_dst, size, |_| Some(v)), s),
+                        0x40 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o | v)), s),
+                        0x50 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o & v)), s),
+                        0xa0 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o ^ v)), s),
+                        0xe0 => (mem.atomic_rmw(addr_dst!(), size, |_| Some(v)), s),
                         // cmpxchg: compare with r0; the old value goes to r0.
                         _ => (
-                            mem.atomic_rmw(addr_dst, size, |o| (o == expected).then_some(v)),
+                            mem.atomic_rmw(addr_dst!(), size, |o| (o == expected).then_some(v)),
                             0,
                         ),
                     };
@@ -704,7 +641,15 @@ impl State<'_> {
                         pc = f.ret;
                     }
                 },
+                OP_SWITCH => {
+                    let leaf = self.switches[op.imm as usize].lookup(r[d]);
+                    executed += leaf.nodes as u64 - 1;
+                    pc = leaf.target as usize;
+                }
                 OP_INVALID => return Err(VmError::FellOffEnd { pc: pc_err }),
+                // Listing the top of the opcode space lets the dispatch table
+                // cover every u8, so no range check precedes the jump.
+                0xdf..=0xff => return Err(VmError::FellOffEnd { pc: pc_err }),
                 // Unreachable for validated programs: lowering only emits the
                 // opcodes above. Report rather than panic.
                 _ => return Err(VmError::FellOffEnd { pc: pc_err }),

@@ -16,6 +16,7 @@ pub mod helpers;
 pub mod interpreter;
 pub mod memory;
 pub mod program;
+mod switch;
 
 pub use error::VmError;
 pub use helpers::{HelperContext, HelperError, HelperOutcome, Helpers};

@@ -59,6 +59,8 @@ pub(crate) const OP_INVALID: u8 = 0x00;
 /// Opcode of an lddw whose map/BTF reference no loader resolved
 /// (0x08 is never a valid instruction).
 pub(crate) const OP_UNRESOLVED: u8 = 0x08;
+/// Opcode of a collapsed compare tree (0x10 is never a valid instruction).
+pub(crate) const OP_SWITCH: u8 = 0x10;
 
 /// A validated program ready to run.
 #[derive(Clone, Debug)]
@@ -66,6 +68,10 @@ pub struct Program {
     insns: Vec<Located>,
     slots: Vec<RawInsn>,
     pub(crate) ops: Vec<Op>,
+    /// `ops` with compare trees collapsed into `OP_SWITCH` lookups; used
+    /// when neither a budget nor a tracer needs every instruction.
+    pub(crate) fast_ops: Vec<Op>,
+    pub(crate) switches: Vec<crate::switch::SwitchTable>,
 }
 
 impl Program {
@@ -118,7 +124,34 @@ impl Program {
             }
         }
         let ops = lower(&insns, len);
-        Ok(Program { insns, slots, ops })
+        let mut fast_ops = ops.clone();
+        let mut switches = Vec::new();
+        let mut interior = vec![false; ops.len()];
+        for pc in 0..len {
+            if interior[pc] {
+                continue;
+            }
+            if let Some((table, nodes)) = crate::switch::build(&ops, pc) {
+                for n in nodes {
+                    interior[n] = true;
+                }
+                fast_ops[pc] = Op {
+                    code: OP_SWITCH,
+                    dst: ops[pc].dst,
+                    src: 0,
+                    off: 0,
+                    imm: switches.len() as i64,
+                };
+                switches.push(table);
+            }
+        }
+        Ok(Program {
+            insns,
+            slots,
+            ops,
+            fast_ops,
+            switches,
+        })
     }
 
     /// The decoded instructions with their slot indices.
