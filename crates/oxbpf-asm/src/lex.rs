@@ -36,15 +36,17 @@ pub fn lex(line: &str) -> Result<Vec<Tok>, (usize, String)> {
             continue;
         }
         // Signed operators begin with an `s` that is not part of a word.
-        if c == b's' && i + 1 < b.len() && matches!(b[i + 1], b'>' | b'<' | b'/' | b'%') {
-            if let Some(p) = PUNCT.iter().find(|p| line[i..].starts_with(**p)) {
-                out.push(Tok {
-                    kind: Kind::Punct(p),
-                    col,
-                });
-                i += p.len();
-                continue;
-            }
+        if c == b's'
+            && i + 1 < b.len()
+            && matches!(b[i + 1], b'>' | b'<' | b'/' | b'%')
+            && let Some(p) = PUNCT.iter().find(|p| line[i..].starts_with(**p))
+        {
+            out.push(Tok {
+                kind: Kind::Punct(p),
+                col,
+            });
+            i += p.len();
+            continue;
         }
         if c.is_ascii_alphabetic() || c == b'_' || c == b'.' || c == b'$' {
             let start = i;

@@ -282,12 +282,12 @@ fn strip_comment(line: &str) -> &str {
 /// Splits off a trailing LLVM-style `<...>` annotation.
 fn split_annotation(line: &str) -> (&str, Option<&str>) {
     let t = line.trim_end();
-    if t.ends_with('>') {
-        if let Some(open) = t.rfind(" <") {
-            let inner = &t[open + 2..t.len() - 1];
-            if !inner.contains('>') && !inner.contains('<') {
-                return (&t[..open], Some(inner));
-            }
+    if t.ends_with('>')
+        && let Some(open) = t.rfind(" <")
+    {
+        let inner = &t[open + 2..t.len() - 1];
+        if !inner.contains('>') && !inner.contains('<') {
+            return (&t[..open], Some(inner));
         }
     }
     (line, None)

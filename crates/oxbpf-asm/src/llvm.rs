@@ -23,11 +23,11 @@ pub(crate) fn looks_like_llvm(c: &Cur) -> bool {
 }
 
 fn reg(c: &mut Cur) -> PResult<(bool, Reg)> {
-    if let Some(Kind::Ident(s)) = c.peek() {
-        if let Some(r) = parse_reg_name(s) {
-            c.pos += 1;
-            return Ok(r);
-        }
+    if let Some(Kind::Ident(s)) = c.peek()
+        && let Some(r) = parse_reg_name(s)
+    {
+        c.pos += 1;
+        return Ok(r);
     }
     c.err(format!("expected a register{}", c.found()))
 }
@@ -340,7 +340,7 @@ fn call(c: &mut Cur, annotation: Option<&str>) -> PResult<Stmt> {
     let id = c.imm32()?;
     let target = match annotation {
         None => CallTarget::Helper(id),
-        Some(a) if a == "kfunc" => CallTarget::Kfunc {
+        Some("kfunc") => CallTarget::Kfunc {
             btf_id: id,
             module: 0,
         },

@@ -156,11 +156,11 @@ fn mnemonic(c: &mut Cur, m: &str, col: usize) -> PResult<Stmt> {
         ("bswap", EndianOp::Swap),
         ("swap", EndianOp::Swap),
     ] {
-        if let Some(bits) = m.strip_prefix(prefix) {
-            if let Ok(bits @ (16 | 32 | 64)) = bits.parse::<u8>() {
-                let dst = pct_reg(c)?;
-                return insn(Instruction::Endian { op, bits, dst });
-            }
+        if let Some(bits) = m.strip_prefix(prefix)
+            && let Ok(bits @ (16 | 32 | 64)) = bits.parse::<u8>()
+        {
+            let dst = pct_reg(c)?;
+            return insn(Instruction::Endian { op, bits, dst });
         }
     }
     // movsx832 movsx864 movsx1632 movsx1664 movsx3264
@@ -202,51 +202,51 @@ fn mnemonic(c: &mut Cur, m: &str, col: usize) -> PResult<Stmt> {
             });
         }
     }
-    if let Some(sz) = m.strip_prefix("ldabs") {
-        if let Some(size) = size_suffix(sz).filter(|s| *s != Size::DW) {
-            return insn(Instruction::LoadPacket {
-                size,
-                addr: PacketAddr::Abs(c.imm32()?),
-            });
-        }
+    if let Some(sz) = m.strip_prefix("ldabs")
+        && let Some(size) = size_suffix(sz).filter(|s| *s != Size::DW)
+    {
+        return insn(Instruction::LoadPacket {
+            size,
+            addr: PacketAddr::Abs(c.imm32()?),
+        });
     }
-    if let Some(sz) = m.strip_prefix("ldind") {
-        if let Some(size) = size_suffix(sz).filter(|s| *s != Size::DW) {
-            let src = pct_reg(c)?;
-            comma(c)?;
-            let imm = c.imm32()?;
-            return insn(Instruction::LoadPacket {
-                size,
-                addr: PacketAddr::Ind { src, imm },
-            });
-        }
+    if let Some(sz) = m.strip_prefix("ldind")
+        && let Some(size) = size_suffix(sz).filter(|s| *s != Size::DW)
+    {
+        let src = pct_reg(c)?;
+        comma(c)?;
+        let imm = c.imm32()?;
+        return insn(Instruction::LoadPacket {
+            size,
+            addr: PacketAddr::Ind { src, imm },
+        });
     }
     // Stores: stxw [..], %r; stw [..], imm
-    if let Some(sz) = m.strip_prefix("stx") {
-        if let Some(size) = size_suffix(sz) {
-            let (dst, offset) = mem(c)?;
-            comma(c)?;
-            let src = pct_reg(c)?;
-            return insn(Instruction::Store {
-                size,
-                dst,
-                offset,
-                src: Source::Reg(src),
-            });
-        }
+    if let Some(sz) = m.strip_prefix("stx")
+        && let Some(size) = size_suffix(sz)
+    {
+        let (dst, offset) = mem(c)?;
+        comma(c)?;
+        let src = pct_reg(c)?;
+        return insn(Instruction::Store {
+            size,
+            dst,
+            offset,
+            src: Source::Reg(src),
+        });
     }
-    if let Some(sz) = m.strip_prefix("st") {
-        if let Some(size) = size_suffix(sz) {
-            let (dst, offset) = mem(c)?;
-            comma(c)?;
-            let imm = c.imm32()?;
-            return insn(Instruction::Store {
-                size,
-                dst,
-                offset,
-                src: Source::Imm(imm),
-            });
-        }
+    if let Some(sz) = m.strip_prefix("st")
+        && let Some(size) = size_suffix(sz)
+    {
+        let (dst, offset) = mem(c)?;
+        comma(c)?;
+        let imm = c.imm32()?;
+        return insn(Instruction::Store {
+            size,
+            dst,
+            offset,
+            src: Source::Imm(imm),
+        });
     }
     let (base, width) = split_width(m);
     if base == "neg" {

@@ -145,7 +145,7 @@ impl RawInsn {
 
 /// Splits a byte buffer into raw slots. Fails if the length is not a multiple of 8.
 pub fn raw_slots(bytes: &[u8]) -> Result<Vec<RawInsn>, crate::DecodeError> {
-    if bytes.len() % INSN_SIZE != 0 {
+    if !bytes.len().is_multiple_of(INSN_SIZE) {
         return Err(crate::DecodeError::TrailingBytes {
             len: bytes.len(),
             extra: bytes.len() % INSN_SIZE,

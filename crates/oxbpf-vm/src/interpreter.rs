@@ -137,7 +137,7 @@ struct State<'p> {
 
 #[inline(always)]
 fn div64(a: u64, b: u64) -> u64 {
-    if b == 0 { 0 } else { a / b }
+    a.checked_div(b).unwrap_or(0)
 }
 #[inline(always)]
 fn sdiv64(a: u64, b: u64) -> u64 {
@@ -162,7 +162,7 @@ fn smod64(a: u64, b: u64) -> u64 {
 #[inline(always)]
 fn div32(a: u64, b: u64) -> u64 {
     let (a, b) = (a as u32, b as u32);
-    (if b == 0 { 0 } else { a / b }) as u64
+    a.checked_div(b).unwrap_or(0) as u64
 }
 #[inline(always)]
 fn sdiv32(a: u64, b: u64) -> u64 {

@@ -251,13 +251,13 @@ impl<'a> MemoryMap<'a> {
         f: impl Fn(u64) -> Option<u64>,
     ) -> Result<u64, AccessFault> {
         self.check(addr, size, true)?;
-        let old = if size == 8 && addr % 8 == 0 {
+        let old = if size == 8 && addr.is_multiple_of(8) {
             // SAFETY: checked, writable, live (REGION-LIVE) and 8-byte aligned.
             let a = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
             match a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, &f) {
                 Ok(v) | Err(v) => v,
             }
-        } else if size == 4 && addr % 4 == 0 {
+        } else if size == 4 && addr.is_multiple_of(4) {
             // SAFETY: checked, writable, live (REGION-LIVE) and 4-byte aligned.
             let a = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
             match a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {

@@ -168,11 +168,11 @@ pub(crate) fn build(ops: &[Op], root: usize) -> Option<(SwitchTable, Vec<usize>)
         .filter(|&s| s != 0 && s != (mask >> 1) + 1)
         .collect();
     let (mut dense_lo, mut dense) = (0, Vec::new());
-    if let (Some(&lo), Some(&hi)) = (finite.first(), finite.last()) {
-        if hi - lo < MAX_DENSE {
-            dense_lo = lo;
-            dense = (lo..=hi).map(|v| eval(v)).collect::<Option<_>>()?;
-        }
+    if let (Some(&lo), Some(&hi)) = (finite.first(), finite.last())
+        && hi - lo < MAX_DENSE
+    {
+        dense_lo = lo;
+        dense = (lo..=hi).map(eval).collect::<Option<_>>()?;
     }
     Some((
         SwitchTable {

@@ -91,15 +91,15 @@ pub fn disasm(file: &Path, section: Option<&str>, bytes: bool) -> Result<ExitCod
             let _ = writeln!(out, "\nDisassembly of section {}:", s.name);
             disasm_slots(&slots, &s.symbols, bytes, &mut out);
         }
-        if let Some(want) = section {
-            if !found {
-                let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).collect();
-                bail!(
-                    "{}: no code section `{want}` (have: {})",
-                    file.display(),
-                    names.join(", ")
-                );
-            }
+        if let Some(want) = section
+            && !found
+        {
+            let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).collect();
+            bail!(
+                "{}: no code section `{want}` (have: {})",
+                file.display(),
+                names.join(", ")
+            );
         }
     } else {
         let slots = raw_slots(&data).with_context(|| format!("{}", file.display()))?;
@@ -112,7 +112,7 @@ pub fn disasm(file: &Path, section: Option<&str>, bytes: bool) -> Result<ExitCod
 /// Parses "00 01 ff" / "0001ff" into bytes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let digits: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         bail!("hex input has an odd number of digits");
     }
     (0..digits.len())

@@ -26,10 +26,10 @@ fn parse_objdump(text: &str) -> BTreeMap<(String, usize), String> {
             continue;
         };
         let mut insn = rest.trim().to_string();
-        if insn.ends_with('>') {
-            if let Some(p) = insn.rfind(" <") {
-                insn.truncate(p);
-            }
+        if insn.ends_with('>')
+            && let Some(p) = insn.rfind(" <")
+        {
+            insn.truncate(p);
         }
         out.insert((section.clone(), idx), insn);
     }
