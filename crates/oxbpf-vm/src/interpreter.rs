@@ -17,7 +17,10 @@
 use crate::error::VmError;
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
 use crate::memory::{MemoryMap, RegionKind};
-use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_SWITCH, OP_UNRESOLVED, Op, Program};
+use crate::program::{
+    FUNC_ADDR_TAG, OP_INVALID, OP_MOV_ADD_K, OP_MOV_ADD_X, OP_MOV_AND_K, OP_MOV_LSH_K,
+    OP_MOV_RSH_K, OP_SWITCH, OP_UNRESOLVED, Op, Program,
+};
 use crate::switch::SwitchTable;
 use oxbpf_isa::raw::*;
 
@@ -641,6 +644,35 @@ impl State<'_> {
                         pc = f.ret;
                     }
                 },
+                // Fused pairs: two instructions, one dispatch.
+                OP_MOV_ADD_K => {
+                    r[d] = r[s].wrapping_add(imm);
+                    pc += 1;
+                    executed += 1;
+                }
+                OP_MOV_AND_K => {
+                    r[d] = r[s] & imm;
+                    pc += 1;
+                    executed += 1;
+                }
+                OP_MOV_LSH_K => {
+                    r[d] = r[s] << (imm & 63);
+                    pc += 1;
+                    executed += 1;
+                }
+                OP_MOV_RSH_K => {
+                    r[d] = r[s] >> (imm & 63);
+                    pc += 1;
+                    executed += 1;
+                }
+                OP_MOV_ADD_X => {
+                    // Read the addend first: it may be rD itself (then it is rS).
+                    let x = (op.off & 15) as usize;
+                    let add = if x == d { r[s] } else { r[x] };
+                    r[d] = r[s].wrapping_add(add);
+                    pc += 1;
+                    executed += 1;
+                }
                 OP_SWITCH => {
                     let leaf = self.switches[op.imm as usize].lookup(r[d]);
                     executed += leaf.nodes as u64 - 1;

@@ -61,6 +61,15 @@ pub(crate) const OP_INVALID: u8 = 0x00;
 pub(crate) const OP_UNRESOLVED: u8 = 0x08;
 /// Opcode of a collapsed compare tree (0x10 is never a valid instruction).
 pub(crate) const OP_SWITCH: u8 = 0x10;
+// Fused `rD = rS; rD op= K` pairs (clang emits them constantly); the
+// immediate of the second instruction is in `imm`. These LDX encodings with
+// mode 0 are never valid instructions.
+pub(crate) const OP_MOV_ADD_K: u8 = 0x01;
+pub(crate) const OP_MOV_AND_K: u8 = 0x09;
+pub(crate) const OP_MOV_LSH_K: u8 = 0x11;
+pub(crate) const OP_MOV_RSH_K: u8 = 0x19;
+/// Fused `rD = rS; rD += rX` (`off` holds X).
+pub(crate) const OP_MOV_ADD_X: u8 = 0x21;
 
 /// A validated program ready to run.
 #[derive(Clone, Debug)]
@@ -145,6 +154,7 @@ impl Program {
                 switches.push(table);
             }
         }
+        fuse_pairs(&ops, &mut fast_ops, &insns);
         Ok(Program {
             insns,
             slots,
@@ -179,6 +189,47 @@ impl Program {
             .binary_search_by_key(&pc, |l| l.index)
             .ok()
             .map(|i| &self.insns[i].insn)
+    }
+}
+
+/// Fuses `mov64 rD, rS` with a following 64-bit ALU op on `rD` into one
+/// operation when nothing jumps to the second instruction.
+fn fuse_pairs(ops: &[Op], fast: &mut [Op], insns: &[Located]) {
+    let mut target = vec![false; ops.len()];
+    for l in insns {
+        if let Some(rel) = l.insn.branch_offset() {
+            target[(l.index as i64 + 1 + rel) as usize] = true;
+        }
+    }
+    let mut pc = 0;
+    while pc + 1 < ops.len() {
+        let (a, b) = (fast[pc], fast[pc + 1]);
+        if a.code == 0xbf && a.off == 0 && b.dst == a.dst && !target[pc + 1] {
+            let fused = match b.code {
+                0x07 => Some(OP_MOV_ADD_K),
+                0x57 => Some(OP_MOV_AND_K),
+                0x67 => Some(OP_MOV_LSH_K),
+                0x77 => Some(OP_MOV_RSH_K),
+                0x0f => Some(OP_MOV_ADD_X),
+                _ => None,
+            };
+            if let Some(code) = fused {
+                fast[pc] = Op {
+                    code,
+                    dst: a.dst,
+                    src: a.src,
+                    off: if code == OP_MOV_ADD_X {
+                        b.src as i32
+                    } else {
+                        0
+                    },
+                    imm: b.imm,
+                };
+                pc += 2;
+                continue;
+            }
+        }
+        pc += 1;
     }
 }
 

@@ -39,7 +39,27 @@ impl oxbpf_conformance::Engine for ConformanceEngine {
             ..Config::default()
         };
         match self.kind {
-            EngineKind::Interpreter => vm.run_raw(mem).map(|r| r.r0).map_err(|e| e.to_string()),
+            EngineKind::Interpreter => {
+                // The budgeted run dispatches every instruction; once it has
+                // shown the program terminates, the default fast path (fused
+                // pairs, collapsed compare trees) must give the same answer.
+                // Both runs use the same buffer, so addresses agree too.
+                let before = mem.to_vec();
+                let exact = vm.run_raw(mem);
+                if exact.is_ok() {
+                    let after = mem.to_vec();
+                    mem.copy_from_slice(&before);
+                    let mut fast_vm = vm.clone();
+                    fast_vm.config.instruction_budget = None;
+                    let fast = fast_vm.run_raw(mem);
+                    if fast != exact || after != mem {
+                        return Err(format!(
+                            "interpreter fast path disagrees: {fast:?} vs {exact:?}"
+                        ));
+                    }
+                }
+                exact.map(|r| r.r0).map_err(|e| e.to_string())
+            }
         }
     }
 }

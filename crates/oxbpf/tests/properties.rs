@@ -86,7 +86,17 @@ proptest! {
             vm.config = Config { instruction_budget: Some(10_000), max_call_depth: 8 };
             let mut m = mem.clone();
             // Any outcome is fine; a panic is not.
-            let _ = vm.run_raw(&mut m);
+            let exact = vm.run_raw(&mut m);
+            // When it terminates, the fast path must agree exactly.
+            // (Same buffer, so the address in r1 is the same.)
+            if exact.is_ok() {
+                vm.config.instruction_budget = None;
+                let after = m.clone();
+                m.copy_from_slice(&mem);
+                let fast = vm.run_raw(&mut m);
+                prop_assert_eq!(fast, exact);
+                prop_assert_eq!(m, after);
+            }
         }
     }
 
