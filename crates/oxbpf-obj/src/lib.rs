@@ -4,14 +4,45 @@
 //! This crate does no syscalls and no IO beyond the bytes it is given; every
 //! malformed input is an [`ObjError`] naming the place, never a panic.
 //!
-//! For now it exposes the code sections (what the disassembler needs); the
-//! full loader (maps, relocations, BTF) builds on the same parsing.
+//! [`load`] builds an [`Object`]: programs (by section and function symbol,
+//! `.text` subprograms linked in), maps (legacy `maps` sections in every
+//! layout, BTF `.maps`, global data as single-entry arrays), license,
+//! version and BTF. [`code_sections`] is the raw view the disassembler uses.
 
-use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+pub mod btf;
+pub mod elf;
+mod loader;
+pub mod progtype;
+
+use object::{Object as _, ObjectSection, ObjectSymbol, SectionKind};
+
+pub use btf::Btf;
+pub use oxbpf_isa::RawInsn;
+pub use progtype::ProgramType;
 
 /// Why an object could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjError {
+    #[error("{message}")]
+    Invalid { message: String },
+    #[error("symbol {index}: {message}")]
+    Symbol { index: usize, message: String },
+    #[error("section `{section}`, relocation at {offset:#x}: {message}")]
+    Relocation {
+        section: String,
+        offset: u64,
+        message: String,
+    },
+    #[error("map `{name}`: {message}")]
+    Map { name: String, message: String },
+    #[error(".BTF: {message}")]
+    Btf { message: String },
+    #[error("program `{program}` (section `{section}`): {message}")]
+    Program {
+        program: String,
+        section: String,
+        message: String,
+    },
     #[error("not a valid ELF object: {source}")]
     Elf {
         #[from]
@@ -56,7 +87,12 @@ pub fn code_sections(bytes: &[u8]) -> Result<Vec<CodeSection>, ObjError> {
         if section.kind() != SectionKind::Text {
             continue;
         }
-        let name = section.name().unwrap_or("<unnamed>").to_string();
+        let name = section
+            .name()
+            .map_err(|e| ObjError::Invalid {
+                message: format!("section {}: invalid name: {e}", section.index().0),
+            })?
+            .to_string();
         let data = section.data().map_err(|e| ObjError::Section {
             section: name.clone(),
             message: e.to_string(),
@@ -91,6 +127,120 @@ pub fn code_sections(bytes: &[u8]) -> Result<Vec<CodeSection>, ObjError> {
 
 fn elf_machine(bytes: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes([*bytes.get(18)?, *bytes.get(19)?]))
+}
+
+/// Where a map definition came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapOrigin {
+    /// A legacy `maps` section (`struct bpf_map_def` or iproute2's `bpf_elf_map`).
+    Legacy {
+        section: String,
+        offset: u64,
+        /// Inner map index for maps of maps, where the layout has one.
+        inner_idx: Option<u32>,
+    },
+    /// BTF-defined in `.maps` at this offset.
+    BtfAt { offset: u64, size: u64 },
+    /// An inner map definition (from `__array(values, ...)`).
+    Btf,
+    /// Global data (`.data`, `.rodata`, `.bss`, ...): one-entry array.
+    Data { section: String },
+}
+
+/// A map the object declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    pub name: String,
+    /// `enum bpf_map_type` number.
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub origin: MapOrigin,
+    pub pinning: u32,
+    /// Inner map definition of a map of maps.
+    pub inner: Option<Box<MapDef>>,
+    /// Initial slots of prog arrays / maps of maps: (index, symbol name).
+    pub init_slots: Vec<(u32, String)>,
+    /// Initial contents of a global-data map.
+    pub data: Option<Vec<u8>>,
+}
+
+/// A program with its subprograms linked in and relocations applied.
+#[derive(Clone, Debug)]
+pub struct ProgramDef {
+    /// Function symbol name (or the section name when there is none).
+    pub name: String,
+    pub section: String,
+    /// Byte offset of the function in its section.
+    pub section_offset: u64,
+    pub kind: ProgramType,
+    /// Attach target from the section name (`sched/sched_switch`, ...).
+    pub attach: Option<String>,
+    /// Bytecode; map references use `BPF_PSEUDO_MAP_IDX(_VALUE)` with
+    /// indices into [`Object::maps`].
+    pub insns: Vec<RawInsn>,
+    /// Calls to extern functions (kfuncs), left as kfunc calls with BTF id 0:
+    /// (instruction index, function name).
+    pub extern_calls: Vec<(usize, String)>,
+}
+
+/// A loaded BPF object.
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub programs: Vec<ProgramDef>,
+    pub maps: Vec<MapDef>,
+    pub license: Option<String>,
+    pub kernel_version: Option<u32>,
+    pub btf: Option<Btf>,
+}
+
+/// Loads a BPF ELF object from bytes.
+pub fn load(bytes: &[u8]) -> Result<Object, ObjError> {
+    let view = elf::parse(bytes)?;
+    loader::load(&view)
+}
+
+/// The kernel's name for a map type number (`hash`, `array`, ...).
+pub fn map_type_name(t: u32) -> &'static str {
+    const NAMES: &[&str] = &[
+        "unspec",
+        "hash",
+        "array",
+        "prog_array",
+        "perf_event_array",
+        "percpu_hash",
+        "percpu_array",
+        "stack_trace",
+        "cgroup_array",
+        "lru_hash",
+        "lru_percpu_hash",
+        "lpm_trie",
+        "array_of_maps",
+        "hash_of_maps",
+        "devmap",
+        "sockmap",
+        "cpumap",
+        "xskmap",
+        "sockhash",
+        "cgroup_storage",
+        "reuseport_sockarray",
+        "percpu_cgroup_storage",
+        "queue",
+        "stack",
+        "sk_storage",
+        "devmap_hash",
+        "struct_ops",
+        "ringbuf",
+        "inode_storage",
+        "task_storage",
+        "bloom_filter",
+        "user_ringbuf",
+        "cgrp_storage",
+        "arena",
+    ];
+    NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
 
 /// Whether the bytes start with the ELF magic.

@@ -296,3 +296,54 @@ pub fn plugin(
         }
     }
 }
+
+pub fn inspect(file: &Path) -> Result<ExitCode> {
+    let data = read_input(file)?;
+    let obj = oxbpf_obj::load(&data).with_context(|| format!("{}", file.display()))?;
+    let mut out = String::new();
+    let _ = writeln!(out, "object: {}", file.display());
+    if let Some(l) = &obj.license {
+        let _ = writeln!(out, "license: {l}");
+    }
+    if let Some(v) = obj.kernel_version {
+        let _ = writeln!(out, "kernel version: {:#x}", v);
+    }
+    let _ = writeln!(out, "programs: {}", obj.programs.len());
+    for p in &obj.programs {
+        let _ = writeln!(
+            out,
+            "  {:<28} section {:<36} type {:<16} {} insns",
+            p.name,
+            p.section,
+            p.kind.name(),
+            p.insns.len()
+        );
+    }
+    let _ = writeln!(out, "maps: {}", obj.maps.len());
+    for m in &obj.maps {
+        let _ = writeln!(
+            out,
+            "  {:<28} type {:<18} key {:>4} value {:>6} max_entries {:>7} flags {:#x}{}",
+            m.name,
+            oxbpf_obj::map_type_name(m.map_type),
+            m.key_size,
+            m.value_size,
+            m.max_entries,
+            m.flags,
+            m.inner
+                .as_ref()
+                .map(|i| format!(" inner {}", oxbpf_obj::map_type_name(i.map_type)))
+                .unwrap_or_default()
+        );
+    }
+    match &obj.btf {
+        Some(b) => {
+            let _ = writeln!(out, "btf: {} types", b.len());
+        }
+        None => {
+            let _ = writeln!(out, "btf: none");
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -43,6 +43,11 @@ enum Command {
         #[arg(long)]
         bytes: bool,
     },
+    /// Show the programs, maps and BTF of a BPF ELF object.
+    Inspect {
+        /// A `.o` BPF object.
+        file: PathBuf,
+    },
     /// Run a program and print r0.
     Run {
         /// Raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
             section,
             bytes,
         } => commands::disasm(&file, section.as_deref(), bytes),
+        Command::Inspect { file } => commands::inspect(&file),
         Command::Run {
             program,
             mem,

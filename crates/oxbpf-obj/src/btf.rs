@@ -1,0 +1,441 @@
+//! BTF (BPF Type Format): the `.BTF` section's types and strings.
+//!
+//! Layout per the kernel documentation (Documentation/bpf/btf.rst): a header
+//! (magic 0xeB9F, version 1), then a type section of `struct btf_type`
+//! records (12 bytes each, followed by kind-specific data) and a string
+//! section. Type ids start at 1; id 0 is `void`. Every offset, count and
+//! reference is checked; nothing here panics on malformed input.
+
+use std::fmt;
+
+/// A BTF kind with its kind-specific data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Int {
+        size: u32,
+        encoding: u32,
+        offset: u32,
+        bits: u32,
+    },
+    Ptr {
+        target: u32,
+    },
+    Array {
+        elem: u32,
+        index: u32,
+        nelems: u32,
+    },
+    Struct {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Union {
+        size: u32,
+        members: Vec<Member>,
+    },
+    Enum {
+        size: u32,
+        values: Vec<(String, i64)>,
+    },
+    Fwd,
+    Typedef {
+        target: u32,
+    },
+    Volatile {
+        target: u32,
+    },
+    Const {
+        target: u32,
+    },
+    Restrict {
+        target: u32,
+    },
+    Func {
+        proto: u32,
+        linkage: u32,
+    },
+    FuncProto {
+        ret: u32,
+        params: Vec<(String, u32)>,
+    },
+    Var {
+        target: u32,
+        linkage: u32,
+    },
+    Datasec {
+        size: u32,
+        vars: Vec<VarSecInfo>,
+    },
+    Float {
+        size: u32,
+    },
+    DeclTag {
+        target: u32,
+        component: i32,
+    },
+    TypeTag {
+        target: u32,
+    },
+    Enum64 {
+        size: u32,
+        values: Vec<(String, i64)>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub type_id: u32,
+    /// Bit offset (bitfield size in the top 8 bits when kind_flag is set).
+    pub offset: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VarSecInfo {
+    pub type_id: u32,
+    pub offset: u32,
+    pub size: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BtfType {
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// Parsed BTF.
+#[derive(Clone, Debug, Default)]
+pub struct Btf {
+    /// Index 0 is `void`.
+    pub types: Vec<BtfType>,
+    /// The raw section, kept for loading into the kernel.
+    pub raw: Vec<u8>,
+}
+
+/// A malformed `.BTF` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BtfError(pub String);
+
+impl fmt::Display for BtfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn u32(&mut self) -> Result<u32, BtfError> {
+        let s = self
+            .b
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| BtfError(format!("truncated at byte {}", self.pos)))?;
+        self.pos += 4;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+}
+
+fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
+    let off = off as usize;
+    let tail = strings.get(off..).ok_or_else(|| {
+        BtfError(format!(
+            "string offset {off} is past the string section ({} bytes)",
+            strings.len()
+        ))
+    })?;
+    let end = tail
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| BtfError(format!("string at {off} is not terminated")))?;
+    Ok(String::from_utf8_lossy(&tail[..end]).into_owned())
+}
+
+/// Upper bound on types, against absurd counts in corrupt input.
+const MAX_TYPES: usize = 1 << 20;
+
+impl Btf {
+    /// Parses a `.BTF` section.
+    pub fn parse(raw: &[u8]) -> Result<Btf, BtfError> {
+        let mut r = Reader { b: raw, pos: 0 };
+        let magic_ver = r.u32()?;
+        if magic_ver & 0xffff != 0xeb9f {
+            return Err(BtfError(format!("bad magic {:#x}", magic_ver & 0xffff)));
+        }
+        if (magic_ver >> 16) & 0xff != 1 {
+            return Err(BtfError(format!(
+                "unsupported version {}",
+                (magic_ver >> 16) & 0xff
+            )));
+        }
+        let hdr_len = r.u32()? as usize;
+        let type_off = r.u32()? as usize;
+        let type_len = r.u32()? as usize;
+        let str_off = r.u32()? as usize;
+        let str_len = r.u32()? as usize;
+        let section = |off: usize, len: usize, what: &str| -> Result<&[u8], BtfError> {
+            hdr_len
+                .checked_add(off)
+                .and_then(|s| s.checked_add(len).map(|e| (s, e)))
+                .and_then(|(s, e)| raw.get(s..e))
+                .ok_or_else(|| {
+                    BtfError(format!("{what} section ({off}+{len}) is outside the data"))
+                })
+        };
+        let types_raw = section(type_off, type_len, "type")?;
+        let strings = section(str_off, str_len, "string")?;
+        let mut types = vec![BtfType {
+            name: String::new(),
+            kind: Kind::Int {
+                size: 0,
+                encoding: 0,
+                offset: 0,
+                bits: 0,
+            },
+        }];
+        let mut r = Reader {
+            b: types_raw,
+            pos: 0,
+        };
+        while r.pos < types_raw.len() {
+            if types.len() > MAX_TYPES {
+                return Err(BtfError("too many types".into()));
+            }
+            let id = types.len();
+            let name_off = r.u32()?;
+            let info = r.u32()?;
+            let size_or_type = r.u32()?;
+            let vlen = info & 0xffff;
+            let kind_num = (info >> 24) & 0x1f;
+            let name = string_at(strings, name_off)?;
+            let members = |r: &mut Reader| -> Result<Vec<Member>, BtfError> {
+                (0..vlen)
+                    .map(|_| {
+                        Ok(Member {
+                            name: string_at(strings, r.u32()?)?,
+                            type_id: r.u32()?,
+                            offset: r.u32()?,
+                        })
+                    })
+                    .collect()
+            };
+            let kind = match kind_num {
+                1 => {
+                    let v = r.u32()?;
+                    Kind::Int {
+                        size: size_or_type,
+                        encoding: (v >> 24) & 0xf,
+                        offset: (v >> 16) & 0xff,
+                        bits: v & 0xff,
+                    }
+                }
+                2 => Kind::Ptr {
+                    target: size_or_type,
+                },
+                3 => Kind::Array {
+                    elem: r.u32()?,
+                    index: r.u32()?,
+                    nelems: r.u32()?,
+                },
+                4 => Kind::Struct {
+                    size: size_or_type,
+                    members: members(&mut r)?,
+                },
+                5 => Kind::Union {
+                    size: size_or_type,
+                    members: members(&mut r)?,
+                },
+                6 => Kind::Enum {
+                    size: size_or_type,
+                    values: (0..vlen)
+                        .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()? as i32 as i64)))
+                        .collect::<Result<_, BtfError>>()?,
+                },
+                7 => Kind::Fwd,
+                8 => Kind::Typedef {
+                    target: size_or_type,
+                },
+                9 => Kind::Volatile {
+                    target: size_or_type,
+                },
+                10 => Kind::Const {
+                    target: size_or_type,
+                },
+                11 => Kind::Restrict {
+                    target: size_or_type,
+                },
+                12 => Kind::Func {
+                    proto: size_or_type,
+                    linkage: vlen,
+                },
+                13 => Kind::FuncProto {
+                    ret: size_or_type,
+                    params: (0..vlen)
+                        .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()?)))
+                        .collect::<Result<_, BtfError>>()?,
+                },
+                14 => Kind::Var {
+                    target: size_or_type,
+                    linkage: r.u32()?,
+                },
+                15 => Kind::Datasec {
+                    size: size_or_type,
+                    vars: (0..vlen)
+                        .map(|_| {
+                            Ok(VarSecInfo {
+                                type_id: r.u32()?,
+                                offset: r.u32()?,
+                                size: r.u32()?,
+                            })
+                        })
+                        .collect::<Result<_, BtfError>>()?,
+                },
+                16 => Kind::Float { size: size_or_type },
+                17 => Kind::DeclTag {
+                    target: size_or_type,
+                    component: r.u32()? as i32,
+                },
+                18 => Kind::TypeTag {
+                    target: size_or_type,
+                },
+                19 => Kind::Enum64 {
+                    size: size_or_type,
+                    values: (0..vlen)
+                        .map(|_| {
+                            let n = string_at(strings, r.u32()?)?;
+                            let lo = r.u32()? as u64;
+                            let hi = r.u32()? as u64;
+                            Ok((n, (hi << 32 | lo) as i64))
+                        })
+                        .collect::<Result<_, BtfError>>()?,
+                },
+                k => return Err(BtfError(format!("type {id}: unknown kind {k}"))),
+            };
+            types.push(BtfType { name, kind });
+        }
+        let btf = Btf {
+            types,
+            raw: raw.to_vec(),
+        };
+        btf.check_references()?;
+        Ok(btf)
+    }
+
+    fn check_references(&self) -> Result<(), BtfError> {
+        let n = self.types.len() as u32;
+        let check = |id: usize, t: u32| {
+            if t < n {
+                Ok(())
+            } else {
+                Err(BtfError(format!(
+                    "type {id} refers to type {t}, but there are {n}"
+                )))
+            }
+        };
+        for (id, t) in self.types.iter().enumerate() {
+            match &t.kind {
+                Kind::Ptr { target }
+                | Kind::Typedef { target }
+                | Kind::Volatile { target }
+                | Kind::Const { target }
+                | Kind::Restrict { target }
+                | Kind::Var { target, .. }
+                | Kind::DeclTag { target, .. }
+                | Kind::TypeTag { target } => check(id, *target)?,
+                Kind::Func { proto, .. } => check(id, *proto)?,
+                Kind::Array { elem, index, .. } => {
+                    check(id, *elem)?;
+                    check(id, *index)?;
+                }
+                Kind::Struct { members, .. } | Kind::Union { members, .. } => {
+                    for m in members {
+                        check(id, m.type_id)?;
+                    }
+                }
+                Kind::FuncProto { ret, params } => {
+                    check(id, *ret)?;
+                    for p in params {
+                        check(id, p.1)?;
+                    }
+                }
+                Kind::Datasec { vars, .. } => {
+                    for v in vars {
+                        check(id, v.type_id)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, id: u32) -> Option<&BtfType> {
+        self.types.get(id as usize)
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type id.
+    pub fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..64 {
+            match self.get(id).map(|t| &t.kind) {
+                Some(
+                    Kind::Typedef { target }
+                    | Kind::Volatile { target }
+                    | Kind::Const { target }
+                    | Kind::Restrict { target }
+                    | Kind::TypeTag { target },
+                ) => id = *target,
+                _ => return id,
+            }
+        }
+        id
+    }
+
+    /// Size in bytes of a type, if it has one.
+    pub fn size_of(&self, id: u32) -> Option<u64> {
+        self.size_of_depth(id, 0)
+    }
+
+    fn size_of_depth(&self, id: u32, depth: u32) -> Option<u64> {
+        if depth > 64 {
+            return None;
+        }
+        let id = self.resolve(id);
+        match &self.get(id)?.kind {
+            Kind::Int { size, .. }
+            | Kind::Struct { size, .. }
+            | Kind::Union { size, .. }
+            | Kind::Enum { size, .. }
+            | Kind::Enum64 { size, .. }
+            | Kind::Float { size }
+            | Kind::Datasec { size, .. } => Some(*size as u64),
+            Kind::Ptr { .. } => Some(8),
+            Kind::Array { elem, nelems, .. } => self
+                .size_of_depth(*elem, depth + 1)?
+                .checked_mul(*nelems as u64),
+            Kind::Var { target, .. } => self.size_of_depth(*target, depth + 1),
+            _ => None,
+        }
+    }
+
+    /// Finds a DATASEC by name (e.g. `.maps`).
+    pub fn datasec(&self, name: &str) -> Option<(u32, &Vec<VarSecInfo>)> {
+        self.types
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| match &t.kind {
+                Kind::Datasec { vars, .. } if t.name == name => Some((i as u32, vars)),
+                _ => None,
+            })
+    }
+
+    /// Number of types excluding `void`.
+    pub fn len(&self) -> usize {
+        self.types.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,310 @@
+//! Program types, and how libbpf's section-name conventions map to them.
+
+use std::fmt;
+
+/// Kernel program types (`enum bpf_prog_type`), with the numbers the kernel uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ProgramType {
+    Unspec = 0,
+    #[doc(alias = "BPF_PROG_TYPE_SOCKET_FILTER")]
+    SocketFilter = 1,
+    Kprobe = 2,
+    #[doc(alias = "BPF_PROG_TYPE_SCHED_CLS")]
+    SchedCls = 3,
+    SchedAct = 4,
+    Tracepoint = 5,
+    Xdp = 6,
+    PerfEvent = 7,
+    CgroupSkb = 8,
+    CgroupSock = 9,
+    LwtIn = 10,
+    LwtOut = 11,
+    LwtXmit = 12,
+    SockOps = 13,
+    SkSkb = 14,
+    CgroupDevice = 15,
+    SkMsg = 16,
+    RawTracepoint = 17,
+    CgroupSockAddr = 18,
+    LwtSeg6local = 19,
+    LircMode2 = 20,
+    SkReuseport = 21,
+    FlowDissector = 22,
+    CgroupSysctl = 23,
+    RawTracepointWritable = 24,
+    CgroupSockopt = 25,
+    Tracing = 26,
+    StructOps = 27,
+    Ext = 28,
+    Lsm = 29,
+    SkLookup = 30,
+    Syscall = 31,
+    Netfilter = 32,
+}
+
+impl ProgramType {
+    /// The kernel's name without the `BPF_PROG_TYPE_` prefix, lower case.
+    pub fn name(self) -> &'static str {
+        use ProgramType::*;
+        match self {
+            Unspec => "unspec",
+            SocketFilter => "socket_filter",
+            Kprobe => "kprobe",
+            SchedCls => "sched_cls",
+            SchedAct => "sched_act",
+            Tracepoint => "tracepoint",
+            Xdp => "xdp",
+            PerfEvent => "perf_event",
+            CgroupSkb => "cgroup_skb",
+            CgroupSock => "cgroup_sock",
+            LwtIn => "lwt_in",
+            LwtOut => "lwt_out",
+            LwtXmit => "lwt_xmit",
+            SockOps => "sock_ops",
+            SkSkb => "sk_skb",
+            CgroupDevice => "cgroup_device",
+            SkMsg => "sk_msg",
+            RawTracepoint => "raw_tracepoint",
+            CgroupSockAddr => "cgroup_sock_addr",
+            LwtSeg6local => "lwt_seg6local",
+            LircMode2 => "lirc_mode2",
+            SkReuseport => "sk_reuseport",
+            FlowDissector => "flow_dissector",
+            CgroupSysctl => "cgroup_sysctl",
+            RawTracepointWritable => "raw_tracepoint_writable",
+            CgroupSockopt => "cgroup_sockopt",
+            Tracing => "tracing",
+            StructOps => "struct_ops",
+            Ext => "ext",
+            Lsm => "lsm",
+            SkLookup => "sk_lookup",
+            Syscall => "syscall",
+            Netfilter => "netfilter",
+        }
+    }
+
+    /// Parses a type name as users write it on the command line
+    /// (`xdp`, `socket`, `tc`, `sched_cls`, `kprobe`, ...).
+    pub fn from_user_name(s: &str) -> Option<ProgramType> {
+        let s = s.to_ascii_lowercase();
+        let s = s.trim_start_matches("bpf_prog_type_");
+        ALL.iter().copied().find(|t| t.name() == s).or(match s {
+            "socket" => Some(ProgramType::SocketFilter),
+            "tc" | "classifier" => Some(ProgramType::SchedCls),
+            "action" => Some(ProgramType::SchedAct),
+            "raw_tp" => Some(ProgramType::RawTracepoint),
+            "tp" => Some(ProgramType::Tracepoint),
+            "sockops" => Some(ProgramType::SockOps),
+            "uprobe" => Some(ProgramType::Kprobe),
+            _ => None,
+        })
+    }
+}
+
+const ALL: &[ProgramType] = {
+    use ProgramType::*;
+    &[
+        Unspec,
+        SocketFilter,
+        Kprobe,
+        SchedCls,
+        SchedAct,
+        Tracepoint,
+        Xdp,
+        PerfEvent,
+        CgroupSkb,
+        CgroupSock,
+        LwtIn,
+        LwtOut,
+        LwtXmit,
+        SockOps,
+        SkSkb,
+        CgroupDevice,
+        SkMsg,
+        RawTracepoint,
+        CgroupSockAddr,
+        LwtSeg6local,
+        LircMode2,
+        SkReuseport,
+        FlowDissector,
+        CgroupSysctl,
+        RawTracepointWritable,
+        CgroupSockopt,
+        Tracing,
+        StructOps,
+        Ext,
+        Lsm,
+        SkLookup,
+        Syscall,
+        Netfilter,
+    ]
+};
+
+impl fmt::Display for ProgramType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Section-name prefixes in libbpf's order of precedence. A prefix ending in
+/// `/` requires the separator; others match the whole name or `name/...`.
+const SECTION_PREFIXES: &[(&str, ProgramType)] = {
+    use ProgramType::*;
+    &[
+        ("socket", SocketFilter),
+        ("sk_reuseport/migrate", SkReuseport),
+        ("sk_reuseport", SkReuseport),
+        ("kprobe.multi", Kprobe),
+        ("kretprobe.multi", Kprobe),
+        ("uprobe.multi", Kprobe),
+        ("uretprobe.multi", Kprobe),
+        ("kprobe", Kprobe),
+        ("kretprobe", Kprobe),
+        ("uprobe", Kprobe),
+        ("uretprobe", Kprobe),
+        ("usdt", Kprobe),
+        ("ksyscall", Kprobe),
+        ("kretsyscall", Kprobe),
+        ("tc/ingress", SchedCls),
+        ("tc/egress", SchedCls),
+        ("tcx", SchedCls),
+        ("netkit", SchedCls),
+        ("tc", SchedCls),
+        ("classifier", SchedCls),
+        ("action", SchedAct),
+        ("tracepoint", Tracepoint),
+        ("tp", Tracepoint),
+        ("raw_tracepoint.w", RawTracepointWritable),
+        ("raw_tp.w", RawTracepointWritable),
+        ("raw_tracepoint", RawTracepoint),
+        ("raw_tp", RawTracepoint),
+        ("tp_btf", Tracing),
+        ("fentry", Tracing),
+        ("fmod_ret", Tracing),
+        ("fexit", Tracing),
+        ("iter", Tracing),
+        ("freplace", Ext),
+        ("lsm", Lsm),
+        ("lsm_cgroup", Lsm),
+        ("xdp.frags", Xdp),
+        ("xdp/devmap", Xdp),
+        ("xdp/cpumap", Xdp),
+        ("xdp", Xdp),
+        ("perf_event", PerfEvent),
+        ("lwt_in", LwtIn),
+        ("lwt_out", LwtOut),
+        ("lwt_xmit", LwtXmit),
+        ("lwt_seg6local", LwtSeg6local),
+        ("sockops", SockOps),
+        ("sk_skb", SkSkb),
+        ("sk_msg", SkMsg),
+        ("lirc_mode2", LircMode2),
+        ("flow_dissector", FlowDissector),
+        ("cgroup_skb", CgroupSkb),
+        ("cgroup/skb", CgroupSkb),
+        ("cgroup/sock_create", CgroupSock),
+        ("cgroup/sock_release", CgroupSock),
+        ("cgroup/sock", CgroupSock),
+        ("cgroup/post_bind4", CgroupSock),
+        ("cgroup/post_bind6", CgroupSock),
+        ("cgroup/dev", CgroupDevice),
+        ("cgroup/sysctl", CgroupSysctl),
+        ("cgroup/getsockopt", CgroupSockopt),
+        ("cgroup/setsockopt", CgroupSockopt),
+        ("cgroup/bind4", CgroupSockAddr),
+        ("cgroup/bind6", CgroupSockAddr),
+        ("cgroup/connect4", CgroupSockAddr),
+        ("cgroup/connect6", CgroupSockAddr),
+        ("cgroup/connect_unix", CgroupSockAddr),
+        ("cgroup/sendmsg4", CgroupSockAddr),
+        ("cgroup/sendmsg6", CgroupSockAddr),
+        ("cgroup/sendmsg_unix", CgroupSockAddr),
+        ("cgroup/recvmsg4", CgroupSockAddr),
+        ("cgroup/recvmsg6", CgroupSockAddr),
+        ("cgroup/recvmsg_unix", CgroupSockAddr),
+        ("cgroup/getpeername4", CgroupSockAddr),
+        ("cgroup/getpeername6", CgroupSockAddr),
+        ("cgroup/getsockname4", CgroupSockAddr),
+        ("cgroup/getsockname6", CgroupSockAddr),
+        ("struct_ops", StructOps),
+        ("struct_ops.s", StructOps),
+        ("sk_lookup", SkLookup),
+        ("syscall", Syscall),
+        ("netfilter", Netfilter),
+    ]
+};
+
+/// The program type libbpf would give a section name, if any.
+pub fn from_section_name(section: &str) -> Option<ProgramType> {
+    // Sleepable variants (`fentry.s/`, `uprobe.s/`, ...) share their type.
+    let base = section.split('/').next().unwrap_or(section);
+    let base = base.strip_suffix(".s").unwrap_or(base);
+    for (prefix, t) in SECTION_PREFIXES {
+        if prefix.contains('/') {
+            if section == *prefix || section.starts_with(&format!("{prefix}/")) {
+                return Some(*t);
+            }
+        } else if base == *prefix {
+            return Some(*t);
+        }
+    }
+    None
+}
+
+/// The attach target written after the first `/`, e.g. `sched/sched_switch`
+/// for `tracepoint/sched/sched_switch`.
+pub fn attach_target(section: &str) -> Option<&str> {
+    section
+        .split_once('/')
+        .map(|(_, t)| t)
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libbpf_conventions() {
+        for (s, t) in [
+            ("xdp", ProgramType::Xdp),
+            ("xdp.frags", ProgramType::Xdp),
+            ("tc", ProgramType::SchedCls),
+            ("classifier/ingress", ProgramType::SchedCls),
+            ("socket1", ProgramType::Unspec),
+            ("socket", ProgramType::SocketFilter),
+            (
+                "tracepoint/syscalls/sys_enter_write",
+                ProgramType::Tracepoint,
+            ),
+            ("tp/sched/sched_switch", ProgramType::Tracepoint),
+            ("raw_tracepoint/sched_switch", ProgramType::RawTracepoint),
+            ("raw_tp/sys_enter", ProgramType::RawTracepoint),
+            ("tp_btf/sched_wakeup", ProgramType::Tracing),
+            ("kprobe/sys_write", ProgramType::Kprobe),
+            ("uprobe.s//bin/bash:readline", ProgramType::Kprobe),
+            ("perf_event", ProgramType::PerfEvent),
+            ("cgroup/skb", ProgramType::CgroupSkb),
+            ("cgroup_skb/egress", ProgramType::CgroupSkb),
+            ("cgroup/connect4", ProgramType::CgroupSockAddr),
+            ("sockops", ProgramType::SockOps),
+            ("fentry.s/do_sys_open", ProgramType::Tracing),
+        ] {
+            assert_eq!(
+                from_section_name(s).unwrap_or(ProgramType::Unspec),
+                t,
+                "{s}"
+            );
+        }
+        assert_eq!(
+            attach_target("tracepoint/sched/sched_switch"),
+            Some("sched/sched_switch")
+        );
+        assert_eq!(
+            ProgramType::from_user_name("tc"),
+            Some(ProgramType::SchedCls)
+        );
+        assert_eq!(ProgramType::from_user_name("XDP"), Some(ProgramType::Xdp));
+    }
+}

@@ -1,0 +1,47 @@
+//! The object loader over ../shared/ebpf-samples: every object outside
+//! invalid/ loads; malformed objects are rejected with an error, never a panic.
+
+mod common;
+
+#[test]
+fn every_valid_sample_loads() {
+    let Some(objects) = common::valid_samples() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let mut programs = 0;
+    let mut maps = 0;
+    for obj in &objects {
+        let bytes = std::fs::read(obj).unwrap();
+        let o = oxbpf_obj::load(&bytes).unwrap_or_else(|e| panic!("{}: {e}", obj.display()));
+        for p in &o.programs {
+            oxbpf_isa::decode(&p.insns)
+                .unwrap_or_else(|e| panic!("{} {}: {e}", obj.display(), p.name));
+        }
+        programs += o.programs.len();
+        maps += o.maps.len();
+    }
+    eprintln!(
+        "{} objects, {programs} programs, {maps} maps",
+        objects.len()
+    );
+    assert!(programs > 200);
+}
+
+#[test]
+fn invalid_samples_never_panic() {
+    let Some(shared) = common::shared_dir() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let dir = shared.join("ebpf-samples/invalid");
+    let mut rejected = 0;
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let bytes = std::fs::read(e.path()).unwrap();
+        total += 1;
+        if oxbpf_obj::load(&bytes).is_err() {
+            rejected += 1;
+        }
+    }
+    eprintln!("{rejected} of {total} invalid objects rejected by the loader");
+    assert!(rejected >= 8, "only {rejected} of {total} rejected");
+}
