@@ -110,6 +110,8 @@ pub struct Btf {
     pub types: Vec<BtfType>,
     /// The raw section, kept for loading into the kernel.
     pub raw: Vec<u8>,
+    /// The string section.
+    pub strings: Vec<u8>,
 }
 
 /// A malformed `.BTF` section.
@@ -318,6 +320,7 @@ impl Btf {
         let btf = Btf {
             types,
             raw: raw.to_vec(),
+            strings: strings.to_vec(),
         };
         btf.check_references()?;
         Ok(btf)
@@ -430,6 +433,11 @@ impl Btf {
             })
     }
 
+    /// The string at `off` in the string section.
+    pub fn string(&self, off: u32) -> Result<String, BtfError> {
+        string_at(&self.strings, off)
+    }
+
     /// Number of types excluding `void`.
     pub fn len(&self) -> usize {
         self.types.len() - 1
@@ -438,4 +446,189 @@ impl Btf {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// One `bpf_func_info` record: a function starting at `insn` (instruction
+/// index within its section) with BTF type `type_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FuncInfo {
+    pub insn: u32,
+    pub type_id: u32,
+}
+
+/// One `bpf_line_info` record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineInfo {
+    /// Instruction index within the section.
+    pub insn: u32,
+    pub file: String,
+    /// The source line's text, as clang recorded it.
+    pub text: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// One CO-RE relocation record (`bpf_core_relo`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreRelo {
+    pub insn: u32,
+    pub type_id: u32,
+    /// Accessor string such as `0:1:2`.
+    pub access: String,
+    /// `enum bpf_core_relo_kind`.
+    pub kind: u32,
+}
+
+/// Parsed `.BTF.ext`: per section name, its records.
+#[derive(Clone, Debug, Default)]
+pub struct BtfExt {
+    pub func_info: Vec<(String, Vec<FuncInfo>)>,
+    pub line_info: Vec<(String, Vec<LineInfo>)>,
+    pub core_relos: Vec<(String, Vec<CoreRelo>)>,
+}
+
+impl BtfExt {
+    /// Parses `.BTF.ext`, resolving strings against `btf`. `section_size`
+    /// gives the byte size of a code section by name, so that every record
+    /// is checked to point inside its section.
+    pub fn parse(
+        raw: &[u8],
+        btf: &Btf,
+        section_size: impl Fn(&str) -> Option<u64>,
+    ) -> Result<BtfExt, BtfError> {
+        let u16_at = |o: usize| raw.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+        let u32_at = |o: usize| {
+            raw.get(o..o + 4)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        };
+        let trunc = || BtfError(".BTF.ext: truncated header".into());
+        if u16_at(0).ok_or_else(trunc)? != 0xeb9f {
+            return Err(BtfError(".BTF.ext: bad magic".into()));
+        }
+        let hdr_len = u32_at(4).ok_or_else(trunc)? as usize;
+        if hdr_len < 24 || hdr_len > raw.len() {
+            return Err(BtfError(format!(
+                ".BTF.ext: header length {hdr_len} is invalid"
+            )));
+        }
+        let part = |off_at: usize| -> Result<Option<&[u8]>, BtfError> {
+            if off_at + 8 > hdr_len {
+                return Ok(None);
+            }
+            let off = u32_at(off_at).ok_or_else(trunc)? as usize;
+            let len = u32_at(off_at + 4).ok_or_else(trunc)? as usize;
+            if len == 0 {
+                return Ok(None);
+            }
+            hdr_len
+                .checked_add(off)
+                .and_then(|s| s.checked_add(len).map(|e| (s, e)))
+                .and_then(|(s, e)| raw.get(s..e))
+                .map(Some)
+                .ok_or_else(|| {
+                    BtfError(format!(
+                        ".BTF.ext: part at {off}+{len} is outside the section"
+                    ))
+                })
+        };
+        let mut ext = BtfExt::default();
+        let ntypes = btf.types.len() as u32;
+        if let Some(p) = part(8)? {
+            ext.func_info = records(p, 8, btf, &section_size, "func_info", |r, _| {
+                let type_id = r[1];
+                if type_id >= ntypes {
+                    return Err(format!("type id {type_id} does not exist"));
+                }
+                Ok(FuncInfo {
+                    insn: r[0] / 8,
+                    type_id,
+                })
+            })?;
+        }
+        if let Some(p) = part(16)? {
+            ext.line_info = records(p, 16, btf, &section_size, "line_info", |r, btf| {
+                Ok(LineInfo {
+                    insn: r[0] / 8,
+                    file: btf.string(r[1]).map_err(|e| e.0)?,
+                    text: btf.string(r[2]).map_err(|e| e.0)?,
+                    line: r[3] >> 10,
+                    column: r[3] & 0x3ff,
+                })
+            })?;
+        }
+        if let Some(p) = part(24)? {
+            ext.core_relos = records(p, 16, btf, &section_size, "core_relo", |r, btf| {
+                if r[1] >= ntypes {
+                    return Err(format!("type id {} does not exist", r[1]));
+                }
+                Ok(CoreRelo {
+                    insn: r[0] / 8,
+                    type_id: r[1],
+                    access: btf.string(r[2]).map_err(|e| e.0)?,
+                    kind: r[3],
+                })
+            })?;
+        }
+        Ok(ext)
+    }
+}
+
+/// Reads one `.BTF.ext` part: a record size, then per section a name, a
+/// count and that many records of which the first `min_size` bytes are
+/// decoded as u32 words by `make`.
+fn records<T>(
+    p: &[u8],
+    min_size: usize,
+    btf: &Btf,
+    section_size: &impl Fn(&str) -> Option<u64>,
+    what: &str,
+    make: impl Fn(&[u32], &Btf) -> Result<T, String>,
+) -> Result<Vec<(String, Vec<T>)>, BtfError> {
+    let err = |m: String| BtfError(format!(".BTF.ext {what}: {m}"));
+    let word = |o: usize| {
+        p.get(o..o + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            .ok_or_else(|| err(format!("truncated at byte {o}")))
+    };
+    let rec_size = word(0)? as usize;
+    if rec_size < min_size || rec_size % 4 != 0 {
+        return Err(err(format!(
+            "record size {rec_size} is invalid (at least {min_size})"
+        )));
+    }
+    let mut out = Vec::new();
+    let mut pos = 4;
+    while pos < p.len() {
+        let name = btf.string(word(pos)?).map_err(|e| err(e.0))?;
+        let count = word(pos + 4)? as usize;
+        pos += 8;
+        let bytes = count
+            .checked_mul(rec_size)
+            .filter(|b| pos + b <= p.len())
+            .ok_or_else(|| err(format!("section `{name}`: {count} records do not fit")))?;
+        let size = section_size(&name).ok_or_else(|| {
+            err(format!(
+                "section `{name}` is not a code section of this object"
+            ))
+        })?;
+        let mut recs = Vec::with_capacity(count);
+        for i in 0..count {
+            let base = pos + i * rec_size;
+            let words: Vec<u32> = (0..min_size / 4)
+                .map(|k| word(base + 4 * k))
+                .collect::<Result<_, _>>()?;
+            if words[0] % 8 != 0 || words[0] as u64 >= size {
+                return Err(err(format!(
+                    "section `{name}`: record {i} points at byte {} (section size {size})",
+                    words[0]
+                )));
+            }
+            recs.push(
+                make(&words, btf).map_err(|m| err(format!("section `{name}`, record {i}: {m}")))?,
+            );
+        }
+        pos += bytes;
+        out.push((name, recs));
+    }
+    Ok(out)
 }

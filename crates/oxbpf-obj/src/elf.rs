@@ -232,11 +232,42 @@ pub fn parse(bytes: &[u8]) -> Result<ElfView, ObjError> {
             });
         }
     }
-    // Relocation sections whose entries `object` could not map are caught
-    // by reading them explicitly: a malformed table must be an error.
-    for s in file.elf_section_table().iter() {
+    // Relocation tables are checked explicitly: a malformed table, or one
+    // whose name does not match the section it applies to (`.rel<name>`,
+    // which every toolchain writes), means the headers are corrupt.
+    for (i, s) in file.elf_section_table().iter().enumerate() {
         let t = s.sh_type(endian);
         if t == object::elf::SHT_REL || t == object::elf::SHT_RELA {
+            let name = sections
+                .iter()
+                .find(|x| x.index == i)
+                .map(|x| x.name.as_str())
+                .unwrap_or("");
+            let target = s.sh_info(endian) as usize;
+            let target_name = sections
+                .iter()
+                .find(|x| x.index == target)
+                .map(|x| x.name.as_str());
+            let prefix = if t == object::elf::SHT_REL {
+                ".rel"
+            } else {
+                ".rela"
+            };
+            match (name.strip_prefix(prefix), target_name) {
+                (Some(suffix), Some(tn)) if suffix == tn => {}
+                (_, None) => {
+                    return Err(sec_err(
+                        name,
+                        format!("applies to section {target}, which does not exist"),
+                    ));
+                }
+                (_, Some(tn)) => {
+                    return Err(sec_err(
+                        name,
+                        format!("relocation section name does not match its target section `{tn}`"),
+                    ));
+                }
+            }
             let entsize = s.sh_entsize(endian);
             let want = if t == object::elf::SHT_REL { 16 } else { 24 };
             if entsize != want {

@@ -194,6 +194,8 @@ pub struct Object {
     pub license: Option<String>,
     pub kernel_version: Option<u32>,
     pub btf: Option<Btf>,
+    /// Function, line and CO-RE records from `.BTF.ext`.
+    pub btf_ext: Option<btf::BtfExt>,
 }
 
 /// Loads a BPF ELF object from bytes.

@@ -214,7 +214,8 @@ fn btf_maps(
     // Initial contents of prog arrays and maps of maps: ABS64 relocations
     // inside a definition's `values` array name the programs or maps.
     for r in elf.relocs.get(&sec.index).map(Vec::as_slice).unwrap_or(&[]) {
-        if r.kind != R_BPF_64_ABS64 {
+        // Older LLVM wrote R_BPF_64_64 here, newer R_BPF_64_ABS64.
+        if r.kind != R_BPF_64_ABS64 && r.kind != R_BPF_64_64 {
             continue;
         }
         let Some((&start, &idx)) = by_offset.range(..=r.offset as u32).next_back() else {
@@ -623,6 +624,22 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         Some(s) => Some(Btf::parse(&s.data).map_err(|e| ObjError::Btf { message: e.0 })?),
         None => None,
     };
+    let btf_ext = match (elf.section_by_name(".BTF.ext"), &btf) {
+        (Some(s), Some(b)) => Some(
+            crate::btf::BtfExt::parse(&s.data, b, |name| {
+                elf.section_by_name(name)
+                    .filter(|s| s.is_code())
+                    .map(|s| s.size)
+            })
+            .map_err(|e| ObjError::Btf { message: e.0 })?,
+        ),
+        (Some(_), None) => {
+            return Err(ObjError::Btf {
+                message: ".BTF.ext without .BTF".into(),
+            });
+        }
+        _ => None,
+    };
     let mut maps = Vec::new();
     let mut legacy_secs = Vec::new();
     for sec in elf
@@ -748,5 +765,6 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         license,
         kernel_version,
         btf,
+        btf_ext,
     })
 }

@@ -43,5 +43,7 @@ fn invalid_samples_never_panic() {
         }
     }
     eprintln!("{rejected} of {total} invalid objects rejected by the loader");
-    assert!(rejected >= 8, "only {rejected} of {total} rejected");
+    // The one accepted file (timeout-*) is a well-formed object that times
+    // out PREVAIL's verifier; rejecting it is the verifier's job.
+    assert!(rejected >= total - 1, "only {rejected} of {total} rejected");
 }
