@@ -591,7 +591,7 @@ fn records<T>(
             .ok_or_else(|| err(format!("truncated at byte {o}")))
     };
     let rec_size = word(0)? as usize;
-    if rec_size < min_size || rec_size % 4 != 0 {
+    if rec_size < min_size || !rec_size.is_multiple_of(4) {
         return Err(err(format!(
             "record size {rec_size} is invalid (at least {min_size})"
         )));
@@ -617,7 +617,7 @@ fn records<T>(
             let words: Vec<u32> = (0..min_size / 4)
                 .map(|k| word(base + 4 * k))
                 .collect::<Result<_, _>>()?;
-            if words[0] % 8 != 0 || words[0] as u64 >= size {
+            if !words[0].is_multiple_of(8) || words[0] as u64 >= size {
                 return Err(err(format!(
                     "section `{name}`: record {i} points at byte {} (section size {size})",
                     words[0]
