@@ -11,9 +11,11 @@
 //! Programs see real host addresses, as in the kernel, so pointers a program
 //! computes are meaningful to helpers and to JIT-compiled code alike.
 
+pub mod arena;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
+pub mod maps;
 pub mod memory;
 pub mod program;
 mod switch;

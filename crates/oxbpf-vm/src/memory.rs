@@ -148,6 +148,26 @@ impl<'a> MemoryMap<'a> {
         start
     }
 
+    /// Adds an [`Arena`](crate::arena::Arena) (map values, ring buffers);
+    /// the borrow keeps it alive for the run. Returns its start address.
+    pub fn add_arena(
+        &mut self,
+        kind: RegionKind,
+        arena: &'a crate::arena::Arena,
+        writable: bool,
+    ) -> u64 {
+        let start = arena.addr(0);
+        if !arena.is_empty() {
+            self.regions.push(Region {
+                start,
+                len: arena.len() as u64,
+                writable,
+                kind,
+            });
+        }
+        start
+    }
+
     /// Moves the most recently added region to the front, so it is checked
     /// first (the interpreter does this for the stack, the hottest region).
     pub fn move_last_to_front(&mut self) {
