@@ -12,14 +12,28 @@ pub enum HelperOutcome {
     Return(u64),
     /// Stop the whole program now with this value in `r0`.
     Exit(u64),
+    /// `bpf_tail_call`: continue in program `program` of the environment
+    /// (the engine enforces the limit of 33 and returns an error code in
+    /// `r0` when the call cannot be made).
+    TailCall { program: u32 },
+    /// `bpf_loop`: call the subprogram at `callback` (a function address)
+    /// with (index, ctx) up to `nr` times until it returns non-zero.
+    Loop { nr: u64, callback: u64, ctx: u64 },
+    /// `bpf_for_each_map_elem`: call `callback` with (map, &key, &value,
+    /// ctx) for each element of map `map` until it returns non-zero.
+    ForEach { map: usize, callback: u64, ctx: u64 },
 }
 
 /// What a helper sees besides its five arguments.
 pub struct HelperContext<'m, 'a> {
     /// Checked access to every region of the running program.
-    pub memory: &'m MemoryMap<'a>,
+    pub memory: &'m mut MemoryMap<'a>,
     /// Slot index of the calling instruction.
     pub pc: usize,
+    /// Maps, programs and output of the run, when there is one.
+    pub env: Option<&'m crate::env::Env>,
+    /// The packet of packet programs, which some helpers move or resize.
+    pub packet: &'m mut Option<crate::interpreter::PacketState>,
 }
 
 /// A helper failure; the engine reports it with the helper id and pc.

@@ -52,6 +52,8 @@ pub struct RunResult {
     pub r0: u64,
     /// Instructions executed (an lddw counts once).
     pub executed: u64,
+    /// The packet's final state, for packet programs.
+    pub packet: Option<PacketState>,
 }
 
 /// Receives every executed instruction; used by `--trace` and the debugger.
@@ -78,12 +80,59 @@ impl<F: FnMut(usize, &[u64; 11], &[u64; 11])> Tracer for F {
     }
 }
 
-/// Where the legacy packet loads (`LD_ABS`/`LD_IND`) read from.
+/// The packet of a packet program: the buffer it lives in (with headroom
+/// and tailroom), the current `[data, data_end)` and the metadata start.
+/// Legacy packet loads (`LD_ABS`/`LD_IND`) read `[data, data_end)`; the
+/// `xdp_adjust_*` helpers move the bounds within the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PacketView {
-    pub start: u64,
-    pub len: u64,
+pub struct PacketState {
+    pub buf_start: u64,
+    pub buf_end: u64,
+    pub data: u64,
+    pub data_end: u64,
+    pub meta: u64,
+    /// Where the context keeps copies of the packet pointers, updated
+    /// when the bounds move.
+    pub ctx: CtxPointers,
+    /// Target of `bpf_redirect`/`bpf_redirect_map`, if one was set.
+    pub redirect: Option<u32>,
 }
+
+/// Layout of packet pointers inside the context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtxPointers {
+    None,
+    /// `struct xdp_md` at this address: data @0, data_end @4, data_meta @8 (u32).
+    Xdp(u64),
+    /// `struct __sk_buff` at this address: len @0, data @76, data_end @80, data_meta @140.
+    Skb(u64),
+}
+
+impl PacketState {
+    /// A packet occupying all of `[start, start + len)`.
+    pub fn plain(start: u64, len: u64) -> PacketState {
+        PacketState {
+            buf_start: start,
+            buf_end: start + len,
+            data: start,
+            data_end: start + len,
+            meta: start,
+            ctx: CtxPointers::None,
+            redirect: None,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.data_end - self.data
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Maximum number of tail calls in one run (the kernel's MAX_TAIL_CALL_CNT).
+pub const MAX_TAIL_CALLS: u32 = 33;
 
 struct Frame {
     ret: usize,
@@ -98,7 +147,8 @@ pub fn run<T: Tracer>(
     config: &Config,
     memory: MemoryMap<'_>,
     args: [u64; 5],
-    packet: Option<PacketView>,
+    env: Option<&crate::env::Env>,
+    packet: Option<PacketState>,
     tracer: &mut T,
 ) -> Result<RunResult, VmError> {
     let depth = config.max_call_depth.max(1);
@@ -113,29 +163,34 @@ pub fn run<T: Tracer>(
     // Collapsed compare trees skip instructions, so the exact per-instruction
     // view (budget, tracing) uses the plain operations.
     let exact = config.instruction_budget.is_some() || T::ENABLED;
-    let st = State {
-        ops: if exact {
-            &program.ops
-        } else {
-            &program.fast_ops
-        },
-        switches: &program.switches,
+    let mut st = State {
+        program,
+        exact,
         helpers,
+        env,
         packet,
         depth,
+        tail_calls: 0,
     };
-    match config.instruction_budget {
-        Some(b) => st.exec::<T, true>(&mut memory, args, stack_top, b, tracer),
-        None => st.exec::<T, false>(&mut memory, args, stack_top, u64::MAX, tracer),
-    }
+    let r = match config.instruction_budget {
+        Some(b) => st.exec::<T, true>(&mut memory, args, 0, stack_top, b, tracer),
+        None => st.exec::<T, false>(&mut memory, args, 0, stack_top, u64::MAX, tracer),
+    };
+    r.map(|r| RunResult {
+        packet: st.packet,
+        ..r
+    })
 }
 
 struct State<'p> {
-    ops: &'p [Op],
-    switches: &'p [SwitchTable],
+    program: &'p Program,
+    exact: bool,
     helpers: &'p Helpers,
-    packet: Option<PacketView>,
+    env: Option<&'p crate::env::Env>,
+    packet: Option<PacketState>,
+    /// Frames available (main program included).
     depth: usize,
+    tail_calls: u32,
 }
 
 #[inline(always)]
@@ -183,23 +238,28 @@ fn smod32(a: u64, b: u64) -> u64 {
     (if b == 0 { a } else { a.wrapping_rem(b) }) as u32 as u64
 }
 
-impl State<'_> {
+impl<'p> State<'p> {
     /// The dispatch loop; `BUDGETED` removes the budget check at compile
     /// time when there is no budget.
     fn exec<T: Tracer, const BUDGETED: bool>(
-        &self,
+        &mut self,
         mem: &mut MemoryMap<'_>,
         args: [u64; 5],
+        start_pc: usize,
         stack_top: u64,
         budget: u64,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
-        let ops = self.ops;
+        let mut prog: &'p Program = self.program;
+        let pick = |p: &'p Program, exact: bool| -> (&'p [Op], &'p [SwitchTable]) {
+            (if exact { &p.ops } else { &p.fast_ops }, &p.switches)
+        };
+        let (mut ops, mut switches) = pick(prog, self.exact);
         let mut r = [0u64; 16];
         r[1..6].copy_from_slice(&args);
         r[10] = stack_top;
         let mut frames: Vec<Frame> = Vec::new();
-        let mut pc: usize = 0;
+        let mut pc: usize = start_pc;
         let mut executed: u64 = 0;
 
         macro_rules! fault {
@@ -578,6 +638,7 @@ impl State<'_> {
                     let Some(pkt) = self.packet else {
                         return Err(VmError::NoPacket { pc: pc_err });
                     };
+                    let pkt_len = pkt.len();
                     let size: u64 = match op.code & 0x18 {
                         BPF_W => 4,
                         BPF_H => 2,
@@ -587,10 +648,10 @@ impl State<'_> {
                     if op.code & 0xe0 == BPF_IND {
                         off = off.wrapping_add(r[s] as u32 as i32);
                     }
-                    if off < 0 || off as u64 + size > pkt.len {
-                        return Ok(RunResult { r0: 0, executed });
+                    if off < 0 || off as u64 + size > pkt_len {
+                        return Ok(RunResult { r0: 0, executed, packet: None });
                     }
-                    let v = fault!(mem.load(pkt.start + off as u64, size));
+                    let v = fault!(mem.load(pkt.data + off as u64, size));
                     r[0] = match size {
                         4 => (v as u32).swap_bytes() as u64,
                         2 => (v as u16).swap_bytes() as u64,
@@ -599,13 +660,62 @@ impl State<'_> {
                 }
 
                 0x85 => match op.src {
-                    0 => {
-                        if let Some(out) =
-                            self.call_helper(mem, op.imm as u32 as u64, &mut r, pc_err)?
-                        {
-                            return Ok(RunResult { r0: out, executed });
+                    0 => match self.call_helper(mem, op.imm as u32 as u64, &mut r, pc_err)? {
+                        HelperOutcome::Return(v) => r[0] = v,
+                        HelperOutcome::Exit(v) => {
+                            return Ok(RunResult {
+                                r0: v,
+                                executed,
+                                packet: None,
+                            });
                         }
-                    }
+                        HelperOutcome::TailCall { program } => {
+                            let target = self.env.and_then(|e| e.programs.get(program as usize));
+                            match target {
+                                Some(p) if self.tail_calls < MAX_TAIL_CALLS => {
+                                    self.tail_calls += 1;
+                                    prog = p;
+                                    (ops, switches) = pick(prog, self.exact);
+                                    pc = 0;
+                                }
+                                // A failed tail call continues after the call.
+                                _ => r[0] = (-2i64) as u64,
+                            }
+                        }
+                        HelperOutcome::Loop { nr, callback, ctx } => {
+                            let mut i = 0;
+                            while i < nr {
+                                let (ret, n) = self.callback(
+                                    mem,
+                                    callback,
+                                    [i, ctx, 0, 0, 0],
+                                    r[10],
+                                    frames.len(),
+                                    pc_err,
+                                    tracer,
+                                )?;
+                                executed += n;
+                                i += 1;
+                                if ret != 0 {
+                                    break;
+                                }
+                            }
+                            r[0] = i;
+                        }
+                        HelperOutcome::ForEach { map, callback, ctx } => {
+                            r[0] = self.for_each(
+                                mem,
+                                map,
+                                callback,
+                                ctx,
+                                r[10],
+                                frames.len(),
+                                pc_err,
+                                &mut executed,
+                                tracer,
+                            )?;
+                        }
+                    },
                     BPF_PSEUDO_CALL => {
                         self.push_frame(mem, &mut frames, &mut r, pc, pc_err)?;
                         pc = op.off as usize;
@@ -624,8 +734,15 @@ impl State<'_> {
                     {
                         self.push_frame(mem, &mut frames, &mut r, pc, pc_err)?;
                         pc = (target & 0xffff_ffff) as usize;
-                    } else if let Some(out) = self.call_helper(mem, target, &mut r, pc_err)? {
-                        return Ok(RunResult { r0: out, executed });
+                    } else {
+                        match self.call_helper(mem, target, &mut r, pc_err)? {
+                            HelperOutcome::Return(v) => r[0] = v,
+                            HelperOutcome::Exit(v) => {
+                                return Ok(RunResult { r0: v, executed, packet: None });
+                            }
+                            // Special helpers are only reachable through `call N`.
+                            _ => return Err(VmError::UnknownHelper { pc: pc_err, id: target }),
+                        }
                     }
                 }
                 0x95 => match frames.pop() {
@@ -635,7 +752,7 @@ impl State<'_> {
                             after.copy_from_slice(&r[..11]);
                             tracer.step(this_pc, &before, &after);
                         }
-                        return Ok(RunResult { r0: r[0], executed });
+                        return Ok(RunResult { r0: r[0], executed, packet: None });
                     }
                     Some(f) => {
                         mem.resize_front(-(STACK_FRAME_SIZE as i64));
@@ -674,7 +791,7 @@ impl State<'_> {
                     executed += 1;
                 }
                 OP_SWITCH => {
-                    let leaf = self.switches[op.imm as usize].lookup(r[d]);
+                    let leaf = switches[op.imm as usize].lookup(r[d]);
                     executed += leaf.nodes as u64 - 1;
                     pc = leaf.target as usize;
                 }
@@ -719,26 +836,106 @@ impl State<'_> {
         Ok(())
     }
 
-    /// Calls helper `id`; returns `Some(r0)` when the helper ends the program.
+    /// Runs the subprogram at function address `callback` in a new frame
+    /// below `fp`; returns its r0 and the instructions it executed.
+    #[allow(clippy::too_many_arguments)]
+    fn callback<T: Tracer>(
+        &mut self,
+        mem: &mut MemoryMap<'_>,
+        callback: u64,
+        args: [u64; 5],
+        fp: u64,
+        frames_in_use: usize,
+        pc: usize,
+        tracer: &mut T,
+    ) -> Result<(u64, u64), VmError> {
+        let target = (callback & 0xffff_ffff) as usize;
+        if callback & !0xffff_ffff != FUNC_ADDR_TAG || target >= self.program.ops.len() - 1 {
+            return Err(VmError::HelperFailed {
+                pc,
+                id: 0,
+                message: format!("callback {callback:#x} is not a function address"),
+            });
+        }
+        let used = frames_in_use + 1;
+        if used + 1 > self.depth {
+            return Err(VmError::CallDepthExceeded { pc, limit: self.depth });
+        }
+        let saved_depth = self.depth;
+        self.depth -= used;
+        mem.resize_front(STACK_FRAME_SIZE as i64);
+        let res = self.exec::<T, false>(mem, args, target, fp - STACK_FRAME_SIZE as u64, u64::MAX, tracer);
+        mem.resize_front(-(STACK_FRAME_SIZE as i64));
+        self.depth = saved_depth;
+        let r = res?;
+        Ok((r.r0, r.executed))
+    }
+
+    /// `bpf_for_each_map_elem`: the key is copied to the stack frame of the
+    /// callback's caller area so the callback can read it.
+    #[allow(clippy::too_many_arguments)]
+    fn for_each<T: Tracer>(
+        &mut self,
+        mem: &mut MemoryMap<'_>,
+        map: usize,
+        callback: u64,
+        ctx: u64,
+        fp: u64,
+        frames_in_use: usize,
+        pc: usize,
+        executed: &mut u64,
+        tracer: &mut T,
+    ) -> Result<u64, VmError> {
+        let Some(env) = self.env else { return Ok(0) };
+        let Some(m) = env.maps.get(map) else { return Ok(0) };
+        let handle = crate::env::MAP_HANDLE_TAG | map as u64;
+        let mut key: Option<Vec<u8>> = None;
+        let mut count = 0u64;
+        let ks = m.spec.key_size as usize;
+        // The key is placed just below the callback's frame bottom is not
+        // ours to use; use the top of the caller's current frame instead
+        // (kernel: keys live in the map). 64 bytes are reserved for it.
+        let key_addr = fp - 64;
+        if ks > 64 {
+            return Err(VmError::HelperFailed { pc, id: 164, message: "keys over 64 bytes are not supported".into() });
+        }
+        let saved = mem.read_bytes(key_addr, ks as u64).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+        while let Ok(k) = m.next_key(key.as_deref()) {
+            let Some(value) = m.lookup_addr(&k, env.cpu) else { break };
+            mem.write_bytes(key_addr, &k).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+            count += 1;
+            let (ret, n) = self.callback(mem, callback, [handle, key_addr, value, ctx, 0], fp - 64, frames_in_use, pc, tracer)?;
+            *executed += n;
+            if ret != 0 {
+                break;
+            }
+            key = Some(k);
+        }
+        mem.write_bytes(key_addr, &saved).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+        Ok(count)
+    }
+
+    /// Calls helper `id` and returns what it asks the engine to do.
     #[inline(never)]
     fn call_helper(
-        &self,
-        mem: &MemoryMap<'_>,
+        &mut self,
+        mem: &mut MemoryMap<'_>,
         id: u64,
         r: &mut [u64; 16],
         pc: usize,
-    ) -> Result<Option<u64>, VmError> {
+    ) -> Result<HelperOutcome, VmError> {
         let helper = u32::try_from(id)
             .ok()
             .and_then(|id32| self.helpers.get(id32))
             .ok_or(VmError::UnknownHelper { pc, id })?;
-        let mut ctx = HelperContext { memory: mem, pc };
+        let mut ctx = HelperContext {
+            memory: mem,
+            pc,
+            env: self.env,
+            packet: &mut self.packet,
+        };
         match helper(&mut ctx, [r[1], r[2], r[3], r[4], r[5]]) {
-            Ok(HelperOutcome::Return(v)) => {
-                r[0] = v;
-                Ok(None)
-            }
-            Ok(HelperOutcome::Exit(v)) => Ok(Some(v)),
+            Ok(o) => Ok(o),
             Err(e) => Err(VmError::HelperFailed {
                 pc,
                 id: id as u32,

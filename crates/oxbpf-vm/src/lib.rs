@@ -12,6 +12,7 @@
 //! computes are meaningful to helpers and to JIT-compiled code alike.
 
 pub mod arena;
+pub mod env;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
@@ -22,7 +23,10 @@ mod switch;
 
 pub use error::VmError;
 pub use helpers::{HelperContext, HelperError, HelperOutcome, Helpers};
-pub use interpreter::{Config, NoTrace, PacketView, RunResult, STACK_FRAME_SIZE, Tracer};
+pub use interpreter::{
+    Config, CtxPointers, NoTrace, PacketState, RunResult, STACK_FRAME_SIZE, Tracer,
+};
+pub use env::{Env, Output};
 pub use memory::{AccessFault, MemoryMap, Region, RegionKind};
 pub use program::{Program, ProgramError};
 
@@ -64,17 +68,20 @@ impl Vm {
         self.run(
             memory,
             [start, len, 0, 0, 0],
-            Some(PacketView { start, len }),
+            None,
+            Some(PacketState::plain(start, len)),
             tracer,
         )
     }
 
-    /// Runs with explicit regions, initial `r1`..`r5` and packet view.
+    /// Runs with explicit regions, initial `r1`..`r5`, environment (maps,
+    /// tail-call targets, output) and packet.
     pub fn run<T: Tracer>(
         &self,
         memory: MemoryMap<'_>,
         args: [u64; 5],
-        packet: Option<PacketView>,
+        env: Option<&Env>,
+        packet: Option<PacketState>,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
         interpreter::run(
@@ -83,6 +90,7 @@ impl Vm {
             &self.config,
             memory,
             args,
+            env,
             packet,
             tracer,
         )
