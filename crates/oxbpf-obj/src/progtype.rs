@@ -235,8 +235,44 @@ const SECTION_PREFIXES: &[(&str, ProgramType)] = {
     ]
 };
 
-/// The program type libbpf would give a section name, if any.
+/// Prefixes of the older samples/bpf `bpf_load.c` convention, which
+/// matched on the start of the name (`xdp1`, `socket1`, `kprobe/...`).
+const LEGACY_PREFIXES: &[(&str, ProgramType)] = {
+    use ProgramType::*;
+    &[
+        ("socket", SocketFilter),
+        ("kprobe/", Kprobe),
+        ("kretprobe/", Kprobe),
+        ("tracepoint/", Tracepoint),
+        ("raw_tracepoint/", RawTracepoint),
+        ("xdp", Xdp),
+        ("perf_event", PerfEvent),
+        ("cgroup/skb", CgroupSkb),
+        ("cgroup/sock", CgroupSock),
+        ("sockops", SockOps),
+        ("sk_skb", SkSkb),
+        ("sk_msg", SkMsg),
+        ("classifier", SchedCls),
+        ("action", SchedAct),
+        ("lwt_in", LwtIn),
+        ("lwt_out", LwtOut),
+        ("lwt_xmit", LwtXmit),
+    ]
+};
+
+/// The program type for a section name: libbpf's conventions first, then
+/// the older prefix convention of the kernel's samples.
 pub fn from_section_name(section: &str) -> Option<ProgramType> {
+    from_libbpf_name(section).or_else(|| {
+        LEGACY_PREFIXES
+            .iter()
+            .find(|(p, _)| section.starts_with(p))
+            .map(|(_, t)| *t)
+    })
+}
+
+/// The program type libbpf would give a section name, if any.
+pub fn from_libbpf_name(section: &str) -> Option<ProgramType> {
     // Sleepable variants (`fentry.s/`, `uprobe.s/`, ...) share their type.
     let base = section.split('/').next().unwrap_or(section);
     let base = base.strip_suffix(".s").unwrap_or(base);
@@ -272,7 +308,8 @@ mod tests {
             ("xdp.frags", ProgramType::Xdp),
             ("tc", ProgramType::SchedCls),
             ("classifier/ingress", ProgramType::SchedCls),
-            ("socket1", ProgramType::Unspec),
+            ("socket1", ProgramType::SocketFilter),
+            ("xdp1", ProgramType::Xdp),
             ("socket", ProgramType::SocketFilter),
             (
                 "tracepoint/syscalls/sys_enter_write",

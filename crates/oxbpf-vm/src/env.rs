@@ -86,7 +86,10 @@ impl Env {
     }
 
     pub fn emit(&self, o: Output) {
-        self.output.lock().unwrap_or_else(|p| p.into_inner()).push(o);
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(o);
     }
 
     /// Takes everything emitted so far.

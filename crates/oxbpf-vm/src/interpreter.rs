@@ -140,17 +140,28 @@ struct Frame {
     fp: u64,
 }
 
-/// Runs `program` to completion.
+/// What runs: a program with its helpers and limits.
+#[derive(Clone, Copy)]
+pub struct Setup<'p> {
+    pub program: &'p Program,
+    pub helpers: &'p Helpers,
+    pub config: &'p Config,
+}
+
+/// Runs a program to completion.
 pub fn run<T: Tracer>(
-    program: &Program,
-    helpers: &Helpers,
-    config: &Config,
+    setup: Setup<'_>,
     memory: MemoryMap<'_>,
     args: [u64; 5],
     env: Option<&crate::env::Env>,
     packet: Option<PacketState>,
     tracer: &mut T,
 ) -> Result<RunResult, VmError> {
+    let Setup {
+        program,
+        helpers,
+        config,
+    } = setup;
     let depth = config.max_call_depth.max(1);
     let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
     let mut memory: MemoryMap<'_> = memory;
@@ -649,7 +660,11 @@ impl<'p> State<'p> {
                         off = off.wrapping_add(r[s] as u32 as i32);
                     }
                     if off < 0 || off as u64 + size > pkt_len {
-                        return Ok(RunResult { r0: 0, executed, packet: None });
+                        return Ok(RunResult {
+                            r0: 0,
+                            executed,
+                            packet: None,
+                        });
                     }
                     let v = fault!(mem.load(pkt.data + off as u64, size));
                     r[0] = match size {
@@ -738,10 +753,19 @@ impl<'p> State<'p> {
                         match self.call_helper(mem, target, &mut r, pc_err)? {
                             HelperOutcome::Return(v) => r[0] = v,
                             HelperOutcome::Exit(v) => {
-                                return Ok(RunResult { r0: v, executed, packet: None });
+                                return Ok(RunResult {
+                                    r0: v,
+                                    executed,
+                                    packet: None,
+                                });
                             }
                             // Special helpers are only reachable through `call N`.
-                            _ => return Err(VmError::UnknownHelper { pc: pc_err, id: target }),
+                            _ => {
+                                return Err(VmError::UnknownHelper {
+                                    pc: pc_err,
+                                    id: target,
+                                });
+                            }
                         }
                     }
                 }
@@ -752,7 +776,11 @@ impl<'p> State<'p> {
                             after.copy_from_slice(&r[..11]);
                             tracer.step(this_pc, &before, &after);
                         }
-                        return Ok(RunResult { r0: r[0], executed, packet: None });
+                        return Ok(RunResult {
+                            r0: r[0],
+                            executed,
+                            packet: None,
+                        });
                     }
                     Some(f) => {
                         mem.resize_front(-(STACK_FRAME_SIZE as i64));
@@ -859,12 +887,22 @@ impl<'p> State<'p> {
         }
         let used = frames_in_use + 1;
         if used + 1 > self.depth {
-            return Err(VmError::CallDepthExceeded { pc, limit: self.depth });
+            return Err(VmError::CallDepthExceeded {
+                pc,
+                limit: self.depth,
+            });
         }
         let saved_depth = self.depth;
         self.depth -= used;
         mem.resize_front(STACK_FRAME_SIZE as i64);
-        let res = self.exec::<T, false>(mem, args, target, fp - STACK_FRAME_SIZE as u64, u64::MAX, tracer);
+        let res = self.exec::<T, false>(
+            mem,
+            args,
+            target,
+            fp - STACK_FRAME_SIZE as u64,
+            u64::MAX,
+            tracer,
+        );
         mem.resize_front(-(STACK_FRAME_SIZE as i64));
         self.depth = saved_depth;
         let r = res?;
@@ -887,7 +925,9 @@ impl<'p> State<'p> {
         tracer: &mut T,
     ) -> Result<u64, VmError> {
         let Some(env) = self.env else { return Ok(0) };
-        let Some(m) = env.maps.get(map) else { return Ok(0) };
+        let Some(m) = env.maps.get(map) else {
+            return Ok(0);
+        };
         let handle = crate::env::MAP_HANDLE_TAG | map as u64;
         let mut key: Option<Vec<u8>> = None;
         let mut count = 0u64;
@@ -897,21 +937,39 @@ impl<'p> State<'p> {
         // (kernel: keys live in the map). 64 bytes are reserved for it.
         let key_addr = fp - 64;
         if ks > 64 {
-            return Err(VmError::HelperFailed { pc, id: 164, message: "keys over 64 bytes are not supported".into() });
+            return Err(VmError::HelperFailed {
+                pc,
+                id: 164,
+                message: "keys over 64 bytes are not supported".into(),
+            });
         }
-        let saved = mem.read_bytes(key_addr, ks as u64).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+        let saved = mem
+            .read_bytes(key_addr, ks as u64)
+            .map_err(|fault| VmError::MemoryFault { pc, fault })?;
         while let Ok(k) = m.next_key(key.as_deref()) {
-            let Some(value) = m.lookup_addr(&k, env.cpu) else { break };
-            mem.write_bytes(key_addr, &k).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+            let Some(value) = m.lookup_addr(&k, env.cpu) else {
+                break;
+            };
+            mem.write_bytes(key_addr, &k)
+                .map_err(|fault| VmError::MemoryFault { pc, fault })?;
             count += 1;
-            let (ret, n) = self.callback(mem, callback, [handle, key_addr, value, ctx, 0], fp - 64, frames_in_use, pc, tracer)?;
+            let (ret, n) = self.callback(
+                mem,
+                callback,
+                [handle, key_addr, value, ctx, 0],
+                fp - 64,
+                frames_in_use,
+                pc,
+                tracer,
+            )?;
             *executed += n;
             if ret != 0 {
                 break;
             }
             key = Some(k);
         }
-        mem.write_bytes(key_addr, &saved).map_err(|fault| VmError::MemoryFault { pc, fault })?;
+        mem.write_bytes(key_addr, &saved)
+            .map_err(|fault| VmError::MemoryFault { pc, fault })?;
         Ok(count)
     }
 

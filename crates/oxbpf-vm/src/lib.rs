@@ -16,17 +16,20 @@ pub mod env;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
+pub mod loaded;
+pub mod lowmem;
 pub mod maps;
 pub mod memory;
 pub mod program;
+pub mod stdhelpers;
 mod switch;
 
+pub use env::{Env, Output};
 pub use error::VmError;
 pub use helpers::{HelperContext, HelperError, HelperOutcome, Helpers};
 pub use interpreter::{
     Config, CtxPointers, NoTrace, PacketState, RunResult, STACK_FRAME_SIZE, Tracer,
 };
-pub use env::{Env, Output};
 pub use memory::{AccessFault, MemoryMap, Region, RegionKind};
 pub use program::{Program, ProgramError};
 
@@ -85,9 +88,11 @@ impl Vm {
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
         interpreter::run(
-            &self.program,
-            &self.helpers,
-            &self.config,
+            interpreter::Setup {
+                program: &self.program,
+                helpers: &self.helpers,
+                config: &self.config,
+            },
             memory,
             args,
             env,

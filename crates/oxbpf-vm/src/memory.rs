@@ -48,6 +48,9 @@ pub struct Region {
     pub len: u64,
     pub writable: bool,
     pub kind: RegionKind,
+    /// Memory the program may not write but the host may (a context given
+    /// mutably but exposed read-only).
+    pub host_writable: bool,
 }
 
 impl Region {
@@ -132,6 +135,21 @@ impl<'a> MemoryMap<'a> {
             len: mem.len() as u64,
             writable: true,
             kind,
+            host_writable: true,
+        });
+        start
+    }
+
+    /// Adds memory the program may only read but helpers may update (a
+    /// context whose packet pointers move); returns its start address.
+    pub fn add_mut_readonly(&mut self, kind: RegionKind, mem: &'a mut [u8]) -> u64 {
+        let start = mem.as_mut_ptr() as u64;
+        self.regions.push(Region {
+            start,
+            len: mem.len() as u64,
+            writable: false,
+            kind,
+            host_writable: true,
         });
         start
     }
@@ -144,6 +162,7 @@ impl<'a> MemoryMap<'a> {
             len: mem.len() as u64,
             writable: false,
             kind,
+            host_writable: false,
         });
         start
     }
@@ -163,6 +182,7 @@ impl<'a> MemoryMap<'a> {
                 len: arena.len() as u64,
                 writable,
                 kind,
+                host_writable: true,
             });
         }
         start
@@ -173,6 +193,39 @@ impl<'a> MemoryMap<'a> {
     pub fn move_last_to_front(&mut self) {
         if let Some(last) = self.regions.pop() {
             self.regions.insert(0, last);
+        }
+    }
+
+    /// Writes bytes on the host's behalf (helpers updating a read-only
+    /// context, for instance): the range must lie in a region, writable or not.
+    pub fn write_bytes_host(&self, addr: u64, data: &[u8]) -> Result<(), AccessFault> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        // Read-only regions created by `add_ro` come from shared borrows and
+        // must never be written; only arenas and `add_mut` memory may be.
+        let len = data.len() as u64;
+        let ok = self
+            .regions
+            .iter()
+            .any(|r| r.contains(addr, len) && (r.writable || r.host_writable));
+        if !ok {
+            return Err(self.fault(addr, len, true));
+        }
+        // SAFETY: the range is inside a region created from exclusively
+        // borrowed (`add_mut`) or UnsafeCell (arena) memory, live for the
+        // run (REGION-LIVE), so writing it is sound.
+        unsafe { std::ptr::copy(data.as_ptr(), addr as *mut u8, data.len()) };
+        Ok(())
+    }
+
+    /// Sets the bounds of the first region of `kind` (the packet, when a
+    /// helper moves its head or tail). The caller keeps the new range inside
+    /// the memory the region was created from.
+    pub(crate) fn set_region(&mut self, kind: RegionKind, start: u64, len: u64) {
+        if let Some(r) = self.regions.iter_mut().find(|r| r.kind == kind) {
+            r.start = start;
+            r.len = len;
         }
     }
 

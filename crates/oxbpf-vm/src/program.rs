@@ -183,6 +183,17 @@ impl Program {
         self.slots.is_empty()
     }
 
+    /// Replaces the value an unresolved `lddw` at slot `pc` (a map or map
+    /// value reference) loads; called by the loader once maps exist.
+    pub fn resolve_imm64(&mut self, pc: usize, value: u64) {
+        for ops in [&mut self.ops, &mut self.fast_ops] {
+            if let Some(op) = ops.get_mut(pc).filter(|o| o.code == OP_UNRESOLVED) {
+                op.code = 0x18;
+                op.imm = value as i64;
+            }
+        }
+    }
+
     /// The instruction starting at slot `pc`, if any.
     pub fn instruction_at(&self, pc: usize) -> Option<&Instruction> {
         self.insns

@@ -11,7 +11,7 @@ use oxbpf_vm::{Config, Helpers, Program, Vm};
 
 use crate::engine::{ConformanceEngine, EngineKind};
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut v = Vec::new();
         std::io::stdin().read_to_end(&mut v)?;
@@ -142,17 +142,17 @@ fn load_program_file(path: &Path) -> Result<Vec<u8>> {
             anyhow::anyhow!("{}", msg.join("\n"))
         });
     }
-    if oxbpf_obj::is_elf(&data) {
-        bail!(
-            "{}: ELF objects are run through the object loader; give raw bytecode or assembly here",
-            path.display()
-        );
-    }
     Ok(data)
 }
 
 pub struct RunArgs {
     pub program: PathBuf,
+    pub name: Option<String>,
+    pub prog_type: Option<String>,
+    pub pcap: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub dump_maps: bool,
+    pub show_packet: bool,
     pub mem: Option<PathBuf>,
     pub mem_hex: Option<String>,
     pub engine: EngineKind,
@@ -164,12 +164,23 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let head = std::fs::read(&a.program)
+        .with_context(|| format!("cannot read {}", a.program.display()))?;
+    if oxbpf_obj::is_elf(&head) {
+        return crate::object_run::run(&a, &head);
+    }
+    if a.pcap.is_some() || a.name.is_some() {
+        bail!(
+            "{}: --pcap and --program apply to BPF objects (.o)",
+            a.program.display()
+        );
+    }
     let code = load_program_file(&a.program)?;
     let program = Program::from_bytes(&code).with_context(|| format!("{}", a.program.display()))?;
-    let mem = match (&a.mem, &a.mem_hex) {
-        (Some(p), _) => read_input(p)?,
-        (None, Some(h)) => parse_hex(h)?,
-        (None, None) => Vec::new(),
+    let mem = match (&a.mem, &a.mem_hex, &a.data) {
+        (Some(p), _, _) | (None, None, Some(p)) => read_input(p)?,
+        (None, Some(h), _) => parse_hex(h)?,
+        (None, None, None) => Vec::new(),
     };
     let mut vm = Vm::new(program);
     vm.helpers = Helpers::conformance();

@@ -3,6 +3,7 @@
 
 mod commands;
 mod engine;
+mod object_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,10 +49,29 @@ enum Command {
         /// A `.o` BPF object.
         file: PathBuf,
     },
-    /// Run a program and print r0.
+    /// Run a program: raw bytecode or assembly (prints r0), or a program of a
+    /// BPF ELF object on packets (per-packet verdicts and a summary).
     Run {
-        /// Raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
+        /// A BPF object (`.o`), raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
         program: PathBuf,
+        /// Program of the object to run (function or section name; default: the first).
+        #[arg(long = "program", short = 'p')]
+        name: Option<String>,
+        /// Program type when the section name does not say (xdp, tc, socket, ...).
+        #[arg(long = "type")]
+        prog_type: Option<String>,
+        /// Packets to run the program on, one run per packet.
+        #[arg(long, conflicts_with_all = ["mem", "mem_hex", "data"])]
+        pcap: Option<PathBuf>,
+        /// One input (packet, context or memory) from a file.
+        #[arg(long, conflicts_with_all = ["mem", "mem_hex"])]
+        data: Option<PathBuf>,
+        /// Print the maps' contents at the end.
+        #[arg(long)]
+        dump_maps: bool,
+        /// Print each output packet in hex.
+        #[arg(long)]
+        show_packet: bool,
         /// File whose bytes are the input memory (r1 = address, r2 = length).
         #[arg(long, conflicts_with = "mem_hex")]
         mem: Option<PathBuf>,
@@ -111,6 +131,12 @@ fn main() -> ExitCode {
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run {
             program,
+            name,
+            prog_type,
+            pcap,
+            data,
+            dump_maps,
+            show_packet,
             mem,
             mem_hex,
             engine,
@@ -121,6 +147,12 @@ fn main() -> ExitCode {
             json,
         } => commands::run(commands::RunArgs {
             program,
+            name,
+            prog_type,
+            pcap,
+            data,
+            dump_maps,
+            show_packet,
             mem,
             mem_hex,
             engine,

@@ -1,0 +1,468 @@
+//! Running BPF objects: maps created from the object's definitions,
+//! programs with their map references resolved, and program contexts
+//! (XDP, socket filter and tc, tracepoints, kprobes, perf events, raw).
+
+use std::sync::Arc;
+
+use oxbpf_isa::{Imm64, Instruction};
+use oxbpf_obj::{MapDef, Object, ProgramDef, ProgramType};
+
+use crate::env::{Env, MAP_HANDLE_TAG};
+use crate::helpers::Helpers;
+use crate::interpreter::{Config, CtxPointers, NoTrace, PacketState, RunResult, Tracer};
+use crate::lowmem::LowBuf;
+use crate::maps::{Map, MapError, MapSpec, map_type as mt};
+use crate::memory::{MemoryMap, RegionKind};
+use crate::program::{Program, ProgramError};
+use crate::{VmError, stdhelpers};
+
+/// Why an object cannot be prepared for running.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("map `{name}`: {source}")]
+    Map { name: String, source: MapError },
+    #[error("program `{name}`: {source}")]
+    Program { name: String, source: ProgramError },
+    #[error("program `{name}`, instruction {insn}: {message}")]
+    Reference {
+        name: String,
+        insn: usize,
+        message: String,
+    },
+    #[error("map `{map}`, slot {slot}: {message}")]
+    InitialValue {
+        map: String,
+        slot: u32,
+        message: String,
+    },
+    #[error("cannot allocate packet memory: {0}")]
+    Memory(#[from] std::io::Error),
+}
+
+/// How a program's context is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextKind {
+    /// r1 = input memory, r2 = its length.
+    Raw,
+    /// `struct xdp_md`.
+    Xdp,
+    /// `struct __sk_buff` (socket filter, tc, cgroup skb, ...).
+    Skb,
+    /// r1 = the input bytes as the context (tracepoint args, pt_regs,
+    /// raw tracepoint u64 array, perf event data).
+    Buffer,
+}
+
+impl ContextKind {
+    pub fn for_type(t: ProgramType) -> ContextKind {
+        use ProgramType::*;
+        match t {
+            Xdp => ContextKind::Xdp,
+            SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit
+            | LwtSeg6local | SkSkb => ContextKind::Skb,
+            Tracepoint | RawTracepoint | RawTracepointWritable | Kprobe | PerfEvent | Tracing => {
+                ContextKind::Buffer
+            }
+            _ => ContextKind::Raw,
+        }
+    }
+}
+
+/// XDP verdict names.
+pub fn xdp_verdict(r0: u64) -> &'static str {
+    match r0 {
+        0 => "XDP_ABORTED",
+        1 => "XDP_DROP",
+        2 => "XDP_PASS",
+        3 => "XDP_TX",
+        4 => "XDP_REDIRECT",
+        _ => "XDP_ABORTED",
+    }
+}
+
+/// tc verdict names.
+pub fn tc_verdict(r0: u64) -> &'static str {
+    match r0 as i32 {
+        -1 => "TC_ACT_UNSPEC",
+        0 => "TC_ACT_OK",
+        1 => "TC_ACT_RECLASSIFY",
+        2 => "TC_ACT_SHOT",
+        3 => "TC_ACT_PIPE",
+        4 => "TC_ACT_STOLEN",
+        5 => "TC_ACT_QUEUED",
+        6 => "TC_ACT_REPEAT",
+        7 => "TC_ACT_REDIRECT",
+        _ => "TC_ACT_UNSPEC",
+    }
+}
+
+/// One program ready to run.
+pub struct LoadedProgram {
+    pub def: ProgramDef,
+    pub kind: ProgramType,
+    pub program: Arc<Program>,
+}
+
+/// An object whose maps exist and whose programs can run.
+pub struct LoadedObject {
+    pub env: Env,
+    pub programs: Vec<LoadedProgram>,
+    /// Map names, by index (as in `env.maps`).
+    pub map_names: Vec<String>,
+    pub helpers: Helpers,
+    pub config: Config,
+}
+
+fn spec_of(d: &MapDef) -> MapSpec {
+    MapSpec {
+        name: d.name.clone(),
+        map_type: d.map_type,
+        key_size: d.key_size,
+        value_size: d.value_size,
+        max_entries: d.max_entries,
+        flags: d.flags,
+        map_extra: 0,
+        inner: d.inner.as_ref().map(|i| Box::new(spec_of(i))),
+    }
+}
+
+/// Ring buffers and perf arrays declared without a size get sensible ones.
+fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
+    match s.map_type {
+        mt::RINGBUF if s.max_entries < 4096 || !s.max_entries.is_power_of_two() => {
+            s.max_entries = s.max_entries.max(4096).next_power_of_two();
+        }
+        mt::PERF_EVENT_ARRAY => {
+            if s.max_entries == 0 {
+                s.max_entries = ncpus;
+            }
+            s.key_size = 4;
+            s.value_size = 4;
+        }
+        // Device, CPU and socket maps are arrays of ids in user space.
+        14 | 16 | 17 | 15 | 18 | 25 => s.map_type = mt::ARRAY,
+        _ => {}
+    }
+    s
+}
+
+impl LoadedObject {
+    /// Creates the maps and prepares every program (`ncpus` CPUs emulated).
+    /// `override_type` replaces the program type that section names imply.
+    pub fn new(
+        obj: &Object,
+        ncpus: u32,
+        override_type: Option<ProgramType>,
+    ) -> Result<LoadedObject, LoadError> {
+        let mut maps: Vec<Arc<Map>> = Vec::new();
+        let mut map_names = Vec::new();
+        for d in &obj.maps {
+            let spec = sized(spec_of(d), ncpus);
+            let m = Map::new(spec, ncpus).map_err(|source| LoadError::Map {
+                name: d.name.clone(),
+                source,
+            })?;
+            if let Some(data) = &d.data {
+                m.update(&0u32.to_le_bytes(), data, 0, None)
+                    .map_err(|source| LoadError::Map {
+                        name: d.name.clone(),
+                        source,
+                    })?;
+            }
+            maps.push(Arc::new(m));
+            map_names.push(d.name.clone());
+        }
+        // Legacy maps of maps name their inner map by index.
+        let mut programs = Vec::new();
+        for p in &obj.programs {
+            let program = resolve(p, &maps)?;
+            programs.push(LoadedProgram {
+                kind: override_type.unwrap_or(p.kind),
+                def: p.clone(),
+                program: Arc::new(program),
+            });
+        }
+        // Initial values of prog arrays (program names) and maps of maps (map names).
+        for (i, d) in obj.maps.iter().enumerate() {
+            for (slot, name) in &d.init_slots {
+                let id = if d.map_type == mt::PROG_ARRAY {
+                    programs.iter().position(|p| &p.def.name == name)
+                } else {
+                    map_names.iter().position(|n| n == name)
+                };
+                let id = id.ok_or_else(|| LoadError::InitialValue {
+                    map: d.name.clone(),
+                    slot: *slot,
+                    message: format!("`{name}` is not a program or map of this object"),
+                })?;
+                maps[i]
+                    .update(&slot.to_le_bytes(), &(id as u32).to_le_bytes(), 0, None)
+                    .map_err(|source| LoadError::Map {
+                        name: d.name.clone(),
+                        source,
+                    })?;
+            }
+        }
+        let env = Env::new(maps, programs.iter().map(|p| p.program.clone()).collect());
+        Ok(LoadedObject {
+            env,
+            programs,
+            map_names,
+            helpers: stdhelpers::standard(),
+            config: Config::default(),
+        })
+    }
+
+    /// Finds a program by function or section name.
+    pub fn program(&self, name: &str) -> Option<usize> {
+        self.programs
+            .iter()
+            .position(|p| p.def.name == name)
+            .or_else(|| self.programs.iter().position(|p| p.def.section == name))
+    }
+
+    fn vm_run<'a, T: Tracer>(
+        &'a self,
+        idx: usize,
+        memory: MemoryMap<'a>,
+        args: [u64; 5],
+        packet: Option<PacketState>,
+        tracer: &mut T,
+    ) -> Result<RunResult, VmError> {
+        let mut memory = memory;
+        for m in &self.env.maps {
+            if let Some(a) = m.arena() {
+                memory.add_arena(RegionKind::MapValue, a, true);
+            }
+        }
+        crate::interpreter::run(
+            crate::interpreter::Setup {
+                program: &self.programs[idx].program,
+                helpers: &self.helpers,
+                config: &self.config,
+            },
+            memory,
+            args,
+            Some(&self.env),
+            packet,
+            tracer,
+        )
+    }
+
+    /// Runs program `idx` on `input`: a packet for packet programs, the
+    /// context bytes for tracing programs, raw memory otherwise.
+    pub fn run(&self, idx: usize, input: &[u8]) -> Result<ObjectRun, LoadError> {
+        self.run_traced(idx, input, &mut NoTrace)
+    }
+
+    pub fn run_traced<T: Tracer>(
+        &self,
+        idx: usize,
+        input: &[u8],
+        tracer: &mut T,
+    ) -> Result<ObjectRun, LoadError> {
+        let kind = ContextKind::for_type(self.programs[idx].kind);
+        match kind {
+            ContextKind::Raw | ContextKind::Buffer => {
+                let mut mem = input.to_vec();
+                let len = mem.len() as u64;
+                let mut memory = MemoryMap::new();
+                let start = memory.add_mut(
+                    if kind == ContextKind::Raw {
+                        RegionKind::Input
+                    } else {
+                        RegionKind::Context
+                    },
+                    &mut mem,
+                );
+                let args = [if len == 0 { 0 } else { start }, len, 0, 0, 0];
+                let result = self.vm_run(idx, memory, args, None, tracer);
+                Ok(ObjectRun {
+                    result,
+                    kind,
+                    packet: None,
+                })
+            }
+            ContextKind::Xdp | ContextKind::Skb => {
+                const HEADROOM: usize = 256;
+                let room = input.len() + HEADROOM + 512;
+                let mut buf = LowBuf::new(room.max(4096))?;
+                let base = buf.addr();
+                let slice = buf.as_mut_slice();
+                let buf_len = slice.len() as u64;
+                slice[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
+                let data = base + HEADROOM as u64;
+                let mut ctx = vec![0u8; if kind == ContextKind::Xdp { 24 } else { 192 }];
+                let mut memory = MemoryMap::new();
+                let ctx_addr = match kind {
+                    ContextKind::Xdp => memory.add_mut_readonly(RegionKind::Context, &mut ctx),
+                    _ => memory.add_mut(RegionKind::Context, &mut ctx),
+                };
+                let mut pkt = PacketState {
+                    buf_start: base,
+                    buf_end: base + buf_len,
+                    data,
+                    data_end: data + input.len() as u64,
+                    meta: data,
+                    ctx: if kind == ContextKind::Xdp {
+                        CtxPointers::Xdp(ctx_addr)
+                    } else {
+                        CtxPointers::Skb(ctx_addr)
+                    },
+                    redirect: None,
+                };
+                // The packet region is the whole buffer for now and narrowed
+                // to [meta, data_end) right after it is registered.
+                memory.add_mut(RegionKind::Packet, slice);
+                memory.set_region(RegionKind::Packet, pkt.meta, pkt.data_end - pkt.meta);
+                init_ctx(&memory, &mut pkt, kind, input);
+                let result = self.vm_run(idx, memory, [ctx_addr, 0, 0, 0, 0], Some(pkt), tracer);
+                let packet = result.as_ref().ok().and_then(|r| r.packet).map(|p| {
+                    let off = (p.data - base) as usize;
+                    let len = (p.data_end - p.data) as usize;
+                    buf.as_mut_slice()[off..off + len].to_vec()
+                });
+                let packet = match (&result, packet, self.programs[idx].kind) {
+                    // A socket filter keeps the first r0 bytes.
+                    (Ok(r), Some(mut p), ProgramType::SocketFilter) => {
+                        p.truncate(r.r0.min(p.len() as u64) as usize);
+                        Some(p)
+                    }
+                    (_, p, _) => p,
+                };
+                Ok(ObjectRun {
+                    result,
+                    kind,
+                    packet,
+                })
+            }
+        }
+    }
+
+    /// The name of a program's verdict for return value `r0`.
+    pub fn verdict(&self, idx: usize, r0: u64) -> Option<String> {
+        match self.programs[idx].kind {
+            ProgramType::Xdp => Some(xdp_verdict(r0).to_string()),
+            ProgramType::SchedCls | ProgramType::SchedAct => Some(tc_verdict(r0).to_string()),
+            ProgramType::SocketFilter => Some(if r0 == 0 {
+                "DROP".into()
+            } else {
+                format!("KEEP({r0})")
+            }),
+            ProgramType::CgroupSkb => Some(if r0 & 1 == 1 {
+                "ALLOW".into()
+            } else {
+                "DENY".into()
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Fills the context's fields for a packet.
+fn init_ctx(memory: &MemoryMap<'_>, pkt: &mut PacketState, kind: ContextKind, input: &[u8]) {
+    let w32 = |off: u64, v: u32| {
+        let base = match pkt.ctx {
+            CtxPointers::Xdp(b) | CtxPointers::Skb(b) => b,
+            CtxPointers::None => return,
+        };
+        let _ = memory.write_bytes_host(base + off, &v.to_le_bytes());
+    };
+    match kind {
+        ContextKind::Xdp => {
+            w32(0, pkt.data as u32);
+            w32(4, pkt.data_end as u32);
+            w32(8, pkt.meta as u32);
+            w32(12, 1); // ingress_ifindex
+            w32(16, 0); // rx_queue_index
+        }
+        _ => {
+            let proto = if input.len() >= 14 {
+                u16::from_ne_bytes([input[12], input[13]]) as u32
+            } else {
+                0
+            };
+            w32(0, input.len() as u32); // len
+            w32(16, proto); // protocol (network byte order, as skb->protocol)
+            w32(36, 1); // ingress_ifindex
+            w32(40, 1); // ifindex
+            w32(76, pkt.data as u32);
+            w32(80, pkt.data_end as u32);
+            w32(140, pkt.meta as u32);
+            w32(160, input.len() as u32); // wire_len
+        }
+    }
+}
+
+/// The result of running an object's program on one input.
+pub struct ObjectRun {
+    pub result: Result<RunResult, VmError>,
+    pub kind: ContextKind,
+    /// The packet after the run (packet programs).
+    pub packet: Option<Vec<u8>>,
+}
+
+/// Resolves map references (`BPF_PSEUDO_MAP_IDX(_VALUE)`, and map fds taken
+/// as indices) into handles and value addresses.
+fn resolve(p: &ProgramDef, maps: &[Arc<Map>]) -> Result<Program, LoadError> {
+    let mut program =
+        Program::from_slots(p.insns.clone()).map_err(|source| LoadError::Program {
+            name: p.name.clone(),
+            source,
+        })?;
+    let refs: Vec<(usize, Imm64)> = program
+        .instructions()
+        .iter()
+        .filter_map(|l| match l.insn {
+            Instruction::LoadImm64 { imm, .. }
+                if !matches!(imm, Imm64::Value(_) | Imm64::Func(_)) =>
+            {
+                Some((l.index, imm))
+            }
+            _ => None,
+        })
+        .collect();
+    for (insn, imm) in refs {
+        let bad = |m: String| LoadError::Reference {
+            name: p.name.clone(),
+            insn,
+            message: m,
+        };
+        let value = match imm {
+            Imm64::MapIdx(i) | Imm64::MapFd(i) => {
+                let i = usize::try_from(i)
+                    .ok()
+                    .filter(|&i| i < maps.len())
+                    .ok_or_else(|| bad(format!("map {i} does not exist")))?;
+                MAP_HANDLE_TAG | i as u64
+            }
+            Imm64::MapIdxValue { idx, offset } | Imm64::MapValue { fd: idx, offset } => {
+                let m = usize::try_from(idx)
+                    .ok()
+                    .and_then(|i| maps.get(i))
+                    .ok_or_else(|| bad(format!("map {idx} does not exist")))?;
+                let arena = m.arena().ok_or_else(|| {
+                    bad(format!(
+                        "map `{}` has no directly addressable values",
+                        m.spec.name
+                    ))
+                })?;
+                if offset < 0 || offset as usize > arena.len() {
+                    return Err(bad(format!(
+                        "offset {offset} is outside map `{}`",
+                        m.spec.name
+                    )));
+                }
+                arena.addr(offset as usize)
+            }
+            Imm64::BtfId { .. } => {
+                return Err(bad(
+                    "kernel variables (BTF ids) exist only in the kernel".into()
+                ));
+            }
+            Imm64::Value(_) | Imm64::Func(_) => continue,
+        };
+        program.resolve_imm64(insn, value);
+    }
+    Ok(program)
+}

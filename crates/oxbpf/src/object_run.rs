@@ -1,0 +1,227 @@
+//! `oxbpf run FILE.o`: run a program of a BPF object on packets or data.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow, bail};
+use oxbpf_obj::ProgramType;
+use oxbpf_vm::loaded::LoadedObject;
+use oxbpf_vm::{Config, Output};
+
+use crate::commands::{RunArgs, read_input};
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
+    let path = a.program.display().to_string();
+    let obj = oxbpf_obj::load(bytes).with_context(|| path.clone())?;
+    let override_type = match &a.prog_type {
+        Some(t) => Some(
+            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
+        ),
+        None => None,
+    };
+    let mut loaded = LoadedObject::new(&obj, 1, override_type).with_context(|| path.clone())?;
+    loaded.config = Config {
+        max_call_depth: a.max_call_depth,
+        instruction_budget: a.budget,
+    };
+    if loaded.programs.is_empty() {
+        bail!("{path}: the object has no programs");
+    }
+    let idx = match &a.name {
+        Some(n) => loaded.program(n).ok_or_else(|| {
+            let names: Vec<&str> = loaded
+                .programs
+                .iter()
+                .map(|p| p.def.name.as_str())
+                .collect();
+            anyhow!("{path}: no program `{n}` (have: {})", names.join(", "))
+        })?,
+        None => 0,
+    };
+    let inputs: Vec<Vec<u8>> = match (&a.pcap, &a.data.as_ref().or(a.mem.as_ref()), &a.mem_hex) {
+        (Some(p), _, _) => {
+            let raw = read_input(p)?;
+            let (_, pkts) = oxbpf_pcap::read(&raw).with_context(|| p.display().to_string())?;
+            pkts.into_iter().map(|p| p.data).collect()
+        }
+        (None, Some(p), _) => vec![read_input(p)?],
+        (None, None, Some(h)) => vec![crate::commands::parse_hex(h)?],
+        (None, None, None) => vec![Vec::new()],
+    };
+    let mut out = std::io::stdout().lock();
+    let mut summary: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failed = false;
+    let repeat = a.repeat.max(1);
+    for (i, input) in inputs.iter().enumerate() {
+        for _ in 0..repeat {
+            let run = loaded.run(idx, input).with_context(|| path.clone())?;
+            // Output the program produced, in order.
+            for o in loaded.env.take_output() {
+                if let Output::Printk(line) = o {
+                    if a.json {
+                        writeln!(out, "{{\"trace_printk\":{}}}", json_str(&line))?;
+                    } else {
+                        writeln!(out, "trace_printk: {line}")?;
+                    }
+                }
+            }
+            for (mi, m) in loaded.env.maps.iter().enumerate() {
+                for rec in m.ringbuf_drain() {
+                    if a.json {
+                        writeln!(
+                            out,
+                            "{{\"ringbuf\":{},\"data\":\"{}\"}}",
+                            json_str(&loaded.map_names[mi]),
+                            hex(&rec)
+                        )?;
+                    } else {
+                        writeln!(out, "ringbuf {}: {}", loaded.map_names[mi], hex(&rec))?;
+                    }
+                }
+                for (cpu, rec) in m.perf_drain() {
+                    if a.json {
+                        writeln!(
+                            out,
+                            "{{\"perf_event\":{},\"cpu\":{cpu},\"data\":\"{}\"}}",
+                            json_str(&loaded.map_names[mi]),
+                            hex(&rec)
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            "perf {} cpu {cpu}: {}",
+                            loaded.map_names[mi],
+                            hex(&rec)
+                        )?;
+                    }
+                }
+            }
+            match &run.result {
+                Ok(r) => {
+                    let verdict = loaded.verdict(idx, r.r0);
+                    *summary
+                        .entry(verdict.clone().unwrap_or_else(|| format!("{:#x}", r.r0)))
+                        .or_default() += 1;
+                    if a.json {
+                        let mut line = format!(
+                            "{{\"index\":{i},\"return_value\":{},\"executed\":{}",
+                            r.r0, r.executed
+                        );
+                        if let Some(v) = &verdict {
+                            let _ = write!(line, ",\"verdict\":{}", json_str(v));
+                        }
+                        if let Some(p) = &run.packet {
+                            let _ = write!(line, ",\"packet\":\"{}\"", hex(p));
+                        }
+                        if let Some(t) = r.packet.and_then(|p| p.redirect) {
+                            let _ = write!(line, ",\"redirect\":{t}");
+                        }
+                        line.push('}');
+                        writeln!(out, "{line}")?;
+                    } else if repeat == 1 {
+                        let v = verdict.map(|v| format!("{v} ")).unwrap_or_default();
+                        writeln!(out, "run {i}: {v}(r0 = {:#x}, {} insns)", r.r0, r.executed)?;
+                        if a.show_packet
+                            && let Some(p) = &run.packet
+                        {
+                            writeln!(out, "  packet: {}", hex(p))?;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    *summary.entry("error".into()).or_default() += 1;
+                    if a.json {
+                        writeln!(
+                            out,
+                            "{{\"index\":{i},\"error\":{},\"error_kind\":\"{}\",\"pc\":{}}}",
+                            json_str(&e.to_string()),
+                            e.kind(),
+                            e.pc()
+                        )?;
+                    } else {
+                        writeln!(out, "run {i}: error: {e}")?;
+                    }
+                }
+            }
+        }
+    }
+    if !a.json {
+        let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        writeln!(
+            out,
+            "summary: {} runs; {}",
+            inputs.len() as u64 * repeat,
+            parts.join(", ")
+        )?;
+    }
+    if a.dump_maps {
+        for (mi, m) in loaded.env.maps.iter().enumerate() {
+            let name = &loaded.map_names[mi];
+            let entries = m.entries();
+            if a.json {
+                let items: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
+                    .collect();
+                writeln!(
+                    out,
+                    "{{\"map\":{},\"entries\":[{}]}}",
+                    json_str(name),
+                    items.join(",")
+                )?;
+            } else {
+                // Arrays always have max_entries entries; zero ones are noise.
+                let is_array = matches!(m.spec.map_type, 2 | 6);
+                let shown: Vec<_> = entries
+                    .iter()
+                    .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
+                    .collect();
+                writeln!(out, "map {name} ({} entries):", entries.len())?;
+                for (k, v) in &shown {
+                    writeln!(out, "  {} => {}", hex(k), hex(v))?;
+                }
+                if shown.len() < entries.len() {
+                    writeln!(
+                        out,
+                        "  ({} all-zero entries not shown)",
+                        entries.len() - shown.len()
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
