@@ -584,8 +584,9 @@ impl Linker<'_> {
             return Ok(());
         }
         if ts.is_code() {
-            // Address of a function (callbacks for bpf_loop and friends).
-            let target = (sym.value / 8) as i64 + out[pos].imm as i64 + 1;
+            // Address of a function (callbacks for bpf_loop and friends):
+            // the immediate is a byte offset from the symbol, unlike a call's.
+            let target = (sym.value as i64 + out[pos].imm as i64) / 8;
             return self.enqueue_call(sec, r.offset, target_sec, target, pos, queue, calls);
         }
         Err(reloc_err(

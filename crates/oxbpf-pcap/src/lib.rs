@@ -238,6 +238,65 @@ pub mod build {
     pub const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 }
 
+/// The packet sets oxbpf's examples and tests run on; the files in
+/// examples/pcap are `samples::pcap(samples::mixed())` and so on.
+pub mod samples {
+    use super::build::*;
+    use super::{Packet, write};
+
+    /// The mixed traffic every packet example runs on.
+    pub fn mixed() -> Vec<Vec<u8>> {
+        let arp = ethernet([0xff; 6], MAC_A, ETH_P_ARP, &[0u8; 28]);
+        let icmp = ethernet(
+            MAC_B,
+            MAC_A,
+            ETH_P_IP,
+            &ipv4(
+                [10, 0, 0, 4],
+                [10, 0, 0, 2],
+                1,
+                64,
+                &icmp_echo(7, 1, b"ping"),
+            ),
+        );
+        vec![
+            eth_ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 9], 40000, 80, 0x02),
+            eth_ipv4_udp(
+                [10, 0, 0, 3],
+                [10, 0, 0, 53],
+                5353,
+                53,
+                b"\x12\x34\x01\x00\x00\x01",
+            ),
+            icmp,
+            eth_ipv4_tcp([10, 0, 0, 66], [10, 0, 0, 2], 1234, 22, 0x02),
+            arp,
+            eth_ipv4_udp([10, 0, 0, 5], [10, 0, 0, 6], 1234, 9999, b"hello"),
+            eth_ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 40001, 443, 0x10),
+            eth_ipv4_udp([10, 0, 0, 53], [10, 0, 0, 3], 53, 5353, b"\x12\x34\x81\x80"),
+        ]
+    }
+
+    /// Six flows, the first seen again late, for the LRU flow table (4 entries).
+    pub fn flows() -> Vec<Vec<u8>> {
+        let f = |n: u8| eth_ipv4_udp([10, 0, 1, n], [10, 0, 2, 1], 1000 + n as u16, 7, b"x");
+        vec![f(1), f(2), f(3), f(1), f(4), f(5), f(6), f(1)]
+    }
+
+    pub fn pcap(packets: Vec<Vec<u8>>) -> Vec<u8> {
+        let pkts: Vec<Packet> = packets
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| Packet {
+                ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_000_000,
+                orig_len: data.len() as u32,
+                data,
+            })
+            .collect();
+        write(&pkts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

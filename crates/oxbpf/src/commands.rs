@@ -145,6 +145,21 @@ fn load_program_file(path: &Path) -> Result<Vec<u8>> {
     Ok(data)
 }
 
+/// One `--trace` line: pc, instruction, and the registers it changed.
+pub fn trace_line(program: &Program, pc: usize, before: &[u64; 11], after: &[u64; 11]) -> String {
+    let text = program
+        .instruction_at(pc)
+        .map(|i| i.text())
+        .unwrap_or_default();
+    let mut line = format!("{pc:>6}: {text:<40}");
+    for (r, (b, a)) in before.iter().zip(after).enumerate() {
+        if b != a {
+            let _ = write!(line, " r{r}={}", Hex(*a as i64));
+        }
+    }
+    line.trim_end().to_string()
+}
+
 pub struct RunArgs {
     pub program: PathBuf,
     pub name: Option<String>,
@@ -196,17 +211,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             let program = &vm.program;
             let mut out = std::io::stdout().lock();
             let mut tracer = |pc: usize, before: &[u64; 11], after: &[u64; 11]| {
-                let text = program
-                    .instruction_at(pc)
-                    .map(|i| i.text())
-                    .unwrap_or_default();
-                let mut line = format!("{pc:>6}: {text:<40}");
-                for (r, (b, a)) in before.iter().zip(after).enumerate() {
-                    if b != a {
-                        let _ = write!(line, " r{r}={}", Hex(*a as i64));
-                    }
-                }
-                let _ = writeln!(out, "{}", line.trim_end());
+                let _ = writeln!(out, "{}", trace_line(program, pc, before, after));
             };
             vm.run_raw_traced(&mut m, &mut tracer)
         } else {

@@ -82,7 +82,22 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     let repeat = a.repeat.max(1);
     for (i, input) in inputs.iter().enumerate() {
         for _ in 0..repeat {
-            let run = loaded.run(idx, input).with_context(|| path.clone())?;
+            let run = if a.trace {
+                let program = loaded.programs[idx].program.clone();
+                let mut lines = Vec::new();
+                let mut tracer = |pc: usize, before: &[u64; 11], after: &[u64; 11]| {
+                    lines.push(crate::commands::trace_line(&program, pc, before, after));
+                };
+                let r = loaded
+                    .run_traced(idx, input, &mut tracer)
+                    .with_context(|| path.clone())?;
+                for l in lines {
+                    writeln!(out, "{l}")?;
+                }
+                r
+            } else {
+                loaded.run(idx, input).with_context(|| path.clone())?
+            };
             // Output the program produced, in order.
             for o in loaded.env.take_output() {
                 if let Output::Printk(line) = o {
