@@ -184,6 +184,21 @@ pub struct ProgramDef {
     /// Calls to extern functions (kfuncs), left as kfunc calls with BTF id 0:
     /// (instruction index, function name).
     pub extern_calls: Vec<(usize, String)>,
+    /// Source lines (from `.BTF.ext`), by instruction index of `insns`.
+    pub line_info: Vec<btf::LineInfo>,
+}
+
+impl ProgramDef {
+    /// The source line for instruction `insn`: the last record at or before it.
+    pub fn line_for(&self, insn: usize) -> Option<&btf::LineInfo> {
+        let i = self.line_info.partition_point(|l| l.insn as usize <= insn);
+        i.checked_sub(1).map(|i| &self.line_info[i])
+    }
+
+    /// The source file the program comes from, if BTF says.
+    pub fn source_file(&self) -> Option<&str> {
+        self.line_info.first().map(|l| l.file.as_str())
+    }
 }
 
 /// A loaded BPF object.

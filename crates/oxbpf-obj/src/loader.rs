@@ -350,8 +350,13 @@ fn code(elf: &ElfView) -> Result<Code, ObjError> {
     Ok(Code { slots, funcs })
 }
 
-/// A linked program: instructions and its extern calls.
-type Linked = (Vec<RawInsn>, Vec<(usize, String)>);
+/// A linked program: instructions, extern calls and line info (with
+/// instruction indices of the linked program).
+type Linked = (
+    Vec<RawInsn>,
+    Vec<(usize, String)>,
+    Vec<crate::btf::LineInfo>,
+);
 
 struct Linker<'a> {
     elf: &'a ElfView,
@@ -360,6 +365,7 @@ struct Linker<'a> {
     data_maps: &'a HashMap<usize, usize>,
     legacy_secs: Vec<usize>,
     btf_maps_sec: Option<usize>,
+    btf_ext: Option<&'a crate::btf::BtfExt>,
 }
 
 impl Linker<'_> {
@@ -374,6 +380,7 @@ impl Linker<'_> {
     fn link(&self, main: &Func) -> Result<Linked, ObjError> {
         let mut out: Vec<RawInsn> = Vec::new();
         let mut externs: Vec<(usize, String)> = Vec::new();
+        let mut lines: Vec<crate::btf::LineInfo> = Vec::new();
         // (section, start) -> position in `out`
         let mut placed: HashMap<(usize, usize), usize> = HashMap::new();
         let mut queue: Vec<Func> = vec![main.clone()];
@@ -398,6 +405,22 @@ impl Linker<'_> {
                 .map(|v| v.iter().map(|r| (r.offset, *r)).collect())
                 .unwrap_or_default();
             out.extend_from_slice(&slots[f.start..f.end]);
+            if let Some(ext) = self.btf_ext {
+                for (name, recs) in &ext.line_info {
+                    if name != sec {
+                        continue;
+                    }
+                    for l in recs {
+                        let i = l.insn as usize;
+                        if (f.start..f.end).contains(&i) {
+                            lines.push(crate::btf::LineInfo {
+                                insn: (base + i - f.start) as u32,
+                                ..l.clone()
+                            });
+                        }
+                    }
+                }
+            }
             let mut i = f.start;
             while i < f.end {
                 let pos = base + (i - f.start);
@@ -480,7 +503,8 @@ impl Linker<'_> {
                 out[pos].src = BPF_PSEUDO_CALL;
             }
         }
-        Ok((out, externs))
+        lines.sort_by_key(|l| l.insn);
+        Ok((out, externs, lines))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -709,6 +733,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         data_maps: &data_maps,
         legacy_secs,
         btf_maps_sec,
+        btf_ext: btf_ext.as_ref(),
     };
     // Programs: functions in sections other than .text; when there are
     // none, the global functions of .text (PREVAIL-style objects).
@@ -735,7 +760,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             .section(f.section)
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let (insns, extern_calls) = linker.link(f)?;
+        let (insns, extern_calls, line_info) = linker.link(f)?;
         // Every linked program must decode: a malformed instruction is an
         // error naming the program, not a surprise at run time.
         oxbpf_isa::decode(&insns).map_err(|e| ObjError::Program {
@@ -751,6 +776,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             section_offset: f.start as u64 * 8,
             insns,
             extern_calls,
+            line_info,
         });
     }
     let license = elf.section_by_name("license").map(|s| {

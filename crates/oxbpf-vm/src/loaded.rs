@@ -19,10 +19,10 @@ use crate::{VmError, stdhelpers};
 /// Why an object cannot be prepared for running.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("map `{name}`: {source}")]
-    Map { name: String, source: MapError },
-    #[error("program `{name}`: {source}")]
-    Program { name: String, source: ProgramError },
+    #[error("map `{name}`: {error}")]
+    Map { name: String, error: MapError },
+    #[error("program `{name}`: {error}")]
+    Program { name: String, error: ProgramError },
     #[error("program `{name}`, instruction {insn}: {message}")]
     Reference {
         name: String,
@@ -129,9 +129,23 @@ fn spec_of(d: &MapDef) -> MapSpec {
 /// Ring buffers and perf arrays declared without a size get sensible ones.
 fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
     match s.map_type {
-        mt::RINGBUF if s.max_entries < 4096 || !s.max_entries.is_power_of_two() => {
+        mt::RINGBUF => {
+            // Key and value types given for documentation are dropped, as
+            // libbpf does; the size is rounded up to a valid one.
+            s.key_size = 0;
+            s.value_size = 0;
             s.max_entries = s.max_entries.max(4096).next_power_of_two();
         }
+        // Map-in-map and prog-array values are ids (fds in the kernel).
+        mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS | mt::PROG_ARRAY => {
+            if s.map_type != mt::HASH_OF_MAPS {
+                s.key_size = 4;
+            }
+            s.value_size = 4;
+        }
+        // Stack traces: a hash from stack id to addresses (get_stackid is
+        // kernel-only, so it stays empty in user space).
+        7 => s.map_type = mt::HASH,
         mt::PERF_EVENT_ARRAY => {
             if s.max_entries == 0 {
                 s.max_entries = ncpus;
@@ -139,8 +153,12 @@ fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
             s.key_size = 4;
             s.value_size = 4;
         }
-        // Device, CPU and socket maps are arrays of ids in user space.
-        14 | 16 | 17 | 15 | 18 | 25 => s.map_type = mt::ARRAY,
+        // Device, CPU, socket and cgroup maps are arrays of ids in user space.
+        8 | 14 | 16 | 17 | 15 | 18 | 25 => {
+            s.map_type = mt::ARRAY;
+            s.key_size = 4;
+            s.value_size = s.value_size.max(4);
+        }
         _ => {}
     }
     s
@@ -158,15 +176,15 @@ impl LoadedObject {
         let mut map_names = Vec::new();
         for d in &obj.maps {
             let spec = sized(spec_of(d), ncpus);
-            let m = Map::new(spec, ncpus).map_err(|source| LoadError::Map {
+            let m = Map::new(spec, ncpus).map_err(|error| LoadError::Map {
                 name: d.name.clone(),
-                source,
+                error,
             })?;
             if let Some(data) = &d.data {
                 m.update(&0u32.to_le_bytes(), data, 0, None)
-                    .map_err(|source| LoadError::Map {
+                    .map_err(|error| LoadError::Map {
                         name: d.name.clone(),
-                        source,
+                        error,
                     })?;
             }
             maps.push(Arc::new(m));
@@ -197,9 +215,9 @@ impl LoadedObject {
                 })?;
                 maps[i]
                     .update(&slot.to_le_bytes(), &(id as u32).to_le_bytes(), 0, None)
-                    .map_err(|source| LoadError::Map {
+                    .map_err(|error| LoadError::Map {
                         name: d.name.clone(),
-                        source,
+                        error,
                     })?;
             }
         }
@@ -405,11 +423,10 @@ pub struct ObjectRun {
 /// Resolves map references (`BPF_PSEUDO_MAP_IDX(_VALUE)`, and map fds taken
 /// as indices) into handles and value addresses.
 fn resolve(p: &ProgramDef, maps: &[Arc<Map>]) -> Result<Program, LoadError> {
-    let mut program =
-        Program::from_slots(p.insns.clone()).map_err(|source| LoadError::Program {
-            name: p.name.clone(),
-            source,
-        })?;
+    let mut program = Program::from_slots(p.insns.clone()).map_err(|error| LoadError::Program {
+        name: p.name.clone(),
+        error,
+    })?;
     let refs: Vec<(usize, Imm64)> = program
         .instructions()
         .iter()

@@ -979,3 +979,67 @@ fn bloom_hash(data: &[u8], i: u32) -> u64 {
     }
     h ^ (h >> 29)
 }
+
+/// A map viewed with Rust types for keys and values, for host code:
+/// `TypedMap::<u32, u64>::new(&map)?.get(&7)`. Sizes are checked against
+/// the map's definition when the view is made.
+pub struct TypedMap<'m, K, V> {
+    map: &'m Map,
+    _types: std::marker::PhantomData<(K, V)>,
+}
+
+impl<'m, K: bytemuck::Pod, V: bytemuck::Pod> TypedMap<'m, K, V> {
+    /// Fails with EINVAL when `K`/`V` do not have the map's key/value sizes.
+    pub fn new(map: &'m Map) -> R<Self> {
+        let per_cpu = if is_percpu(map.spec.map_type) {
+            map.ncpus as usize
+        } else {
+            1
+        };
+        let value_ok = if per_cpu > 1 {
+            std::mem::size_of::<V>() == stride(map.spec.value_size) * per_cpu
+        } else {
+            std::mem::size_of::<V>() == map.spec.value_size as usize
+        };
+        if std::mem::size_of::<K>() != map.spec.key_size as usize || !value_ok {
+            return err(EINVAL);
+        }
+        Ok(TypedMap {
+            map,
+            _types: std::marker::PhantomData,
+        })
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let v = self.map.lookup(bytemuck::bytes_of(key)).ok()?;
+        bytemuck::try_pod_read_unaligned(&v).ok()
+    }
+
+    /// Inserts or replaces (`BPF_ANY`); use [`Map::update`] for other flags.
+    pub fn insert(&self, key: &K, value: &V) -> R<()> {
+        self.map.update(
+            bytemuck::bytes_of(key),
+            bytemuck::bytes_of(value),
+            BPF_ANY,
+            None,
+        )
+    }
+
+    pub fn remove(&self, key: &K) -> R<()> {
+        self.map.delete(bytemuck::bytes_of(key))
+    }
+
+    /// All entries, in the map's iteration order.
+    pub fn entries(&self) -> Vec<(K, V)> {
+        self.map
+            .entries()
+            .into_iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    bytemuck::try_pod_read_unaligned(&k).ok()?,
+                    bytemuck::try_pod_read_unaligned(&v).ok()?,
+                ))
+            })
+            .collect()
+    }
+}

@@ -223,3 +223,41 @@ fn ringbuf_keeps_order_and_reuses_space() {
     assert_eq!(got[0].len(), 1000);
     assert!(m.ringbuf_reserve(2000).is_some());
 }
+
+#[test]
+fn typed_view_checks_sizes_and_round_trips() {
+    let m = Map::new(spec(mt::HASH, 4, 8, 16), 1).unwrap();
+    assert!(TypedMap::<u64, u64>::new(&m).is_err());
+    let t = TypedMap::<u32, u64>::new(&m).unwrap();
+    t.insert(&7, &700).unwrap();
+    t.insert(&8, &800).unwrap();
+    assert_eq!(t.get(&7), Some(700));
+    assert_eq!(t.get(&9), None);
+    t.remove(&7).unwrap();
+    assert_eq!(t.entries(), vec![(8, 800)]);
+}
+
+#[test]
+fn maps_are_safe_to_share_between_threads() {
+    let m = std::sync::Arc::new(Map::new(spec(mt::HASH, 4, 8, 4096), 1).unwrap());
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..500u32 {
+                    let k = t * 1000 + i;
+                    m.update(&k.to_le_bytes(), &(k as u64).to_le_bytes(), BPF_ANY, None)
+                        .unwrap();
+                    assert!(m.lookup_addr(&k.to_le_bytes(), 0).is_some());
+                    if i % 2 == 0 {
+                        m.delete(&k.to_le_bytes()).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(m.entries().len(), 4 * 250);
+}

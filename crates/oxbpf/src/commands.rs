@@ -328,11 +328,14 @@ pub fn inspect(file: &Path) -> Result<ExitCode> {
     for p in &obj.programs {
         let _ = writeln!(
             out,
-            "  {:<28} section {:<36} type {:<16} {} insns",
+            "  {:<28} section {:<36} type {:<16} {:>6} insns{}",
             p.name,
             p.section,
             p.kind.name(),
-            p.insns.len()
+            p.insns.len(),
+            p.source_file()
+                .map(|f| format!("  source {f}"))
+                .unwrap_or_default()
         );
     }
     let _ = writeln!(out, "maps: {}", obj.maps.len());
