@@ -1,0 +1,722 @@
+//! # oxbpf-sys: the kernel as an engine
+//!
+//! The only oxbpf crate that makes `bpf(2)` calls. Every kernel object is an
+//! [`OwnedFd`] inside a Rust value, so it is closed when the value drops, on
+//! every path, error paths included. Errors name the command and errno and
+//! keep the verifier log when there is one.
+//!
+//! Attribute structs follow `union bpf_attr` in include/uapi/linux/bpf.h;
+//! each is passed with its own size, and the kernel treats the fields past
+//! it as zero.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// A failed `bpf()` call.
+#[derive(Debug, thiserror::Error)]
+#[error("bpf({command}): {} (errno {errno}){}", std::io::Error::from_raw_os_error(*errno), log.as_ref().map(|l| format!("\n{l}")).unwrap_or_default())]
+pub struct SysError {
+    pub command: &'static str,
+    pub errno: i32,
+    /// The verifier log, for program loads.
+    pub log: Option<String>,
+}
+
+type R<T> = Result<T, SysError>;
+
+const BPF_MAP_CREATE: u32 = 0;
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+const BPF_MAP_UPDATE_ELEM: u32 = 2;
+const BPF_MAP_DELETE_ELEM: u32 = 3;
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
+const BPF_PROG_LOAD: u32 = 5;
+const BPF_OBJ_PIN: u32 = 6;
+const BPF_OBJ_GET: u32 = 7;
+const BPF_PROG_TEST_RUN: u32 = 10;
+const BPF_PROG_GET_NEXT_ID: u32 = 11;
+const BPF_MAP_GET_NEXT_ID: u32 = 12;
+const BPF_BTF_LOAD: u32 = 18;
+const BPF_LINK_CREATE: u32 = 28;
+const BPF_LINK_GET_NEXT_ID: u32 = 31;
+const BPF_LINK_DETACH: u32 = 34;
+
+fn sys<T>(cmd: u32, name: &'static str, attr: &mut T) -> R<i64> {
+    // SAFETY: `attr` is a live, properly sized repr(C) attribute struct for
+    // this command; the kernel reads (and for some commands writes) at most
+    // size_of::<T>() bytes of it. Pointers inside it refer to buffers that
+    // outlive the call (callers keep them borrowed).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>() as libc::c_long,
+        )
+    };
+    if r < 0 {
+        Err(SysError {
+            command: name,
+            errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            log: None,
+        })
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn fd_of(r: i64) -> OwnedFd {
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(r as RawFd) }
+}
+
+/// Whether `bpf()` is usable here (root or CAP_BPF, kernel support).
+pub fn available() -> Result<(), SysError> {
+    Map::create(&MapSpec {
+        map_type: 2,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        ..MapSpec::default()
+    })
+    .map(|_| ())
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_value_type_id: u32,
+    map_extra: u64,
+}
+
+/// What to create.
+#[derive(Clone, Debug, Default)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    pub map_extra: u64,
+}
+
+fn obj_name(name: &str) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    for (i, b) in name
+        .bytes()
+        .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.')
+        .take(15)
+        .enumerate()
+    {
+        n[i] = b;
+    }
+    n
+}
+
+/// A kernel map; closed on drop.
+#[derive(Debug)]
+pub struct Map {
+    pub fd: OwnedFd,
+    pub spec: MapSpec,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+impl Map {
+    pub fn create(spec: &MapSpec) -> R<Map> {
+        Self::create_with_inner(spec, None)
+    }
+
+    /// Creates a map; maps of maps take a template inner map.
+    pub fn create_with_inner(spec: &MapSpec, inner: Option<&Map>) -> R<Map> {
+        let mut a = MapCreateAttr {
+            map_type: spec.map_type,
+            key_size: spec.key_size,
+            value_size: spec.value_size,
+            max_entries: spec.max_entries,
+            map_flags: spec.flags,
+            inner_map_fd: inner.map(|m| m.fd.as_raw_fd() as u32).unwrap_or(0),
+            map_name: obj_name(&spec.name),
+            map_extra: spec.map_extra,
+            ..Default::default()
+        };
+        let fd = sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a)?;
+        Ok(Map {
+            fd: fd_of(fd),
+            spec: spec.clone(),
+        })
+    }
+
+    fn elem(
+        &self,
+        cmd: u32,
+        name: &'static str,
+        key: *const u8,
+        value: *mut u8,
+        flags: u64,
+    ) -> R<()> {
+        let mut a = ElemAttr {
+            map_fd: self.fd.as_raw_fd() as u32,
+            key: key as u64,
+            value: value as u64,
+            flags,
+            ..Default::default()
+        };
+        sys(cmd, name, &mut a).map(|_| ())
+    }
+
+    /// Value size as the syscall returns it (per-CPU maps: all CPUs).
+    pub fn value_len(&self) -> usize {
+        let per_cpu = matches!(self.spec.map_type, 5 | 6 | 10);
+        if per_cpu {
+            (self.spec.value_size as usize).div_ceil(8) * 8 * possible_cpus()
+        } else {
+            self.spec.value_size as usize
+        }
+    }
+
+    pub fn lookup(&self, key: &[u8]) -> R<Option<Vec<u8>>> {
+        self.check_key(key, "BPF_MAP_LOOKUP_ELEM")?;
+        let mut v = vec![0u8; self.value_len()];
+        match self.elem(
+            BPF_MAP_LOOKUP_ELEM,
+            "BPF_MAP_LOOKUP_ELEM",
+            key.as_ptr(),
+            v.as_mut_ptr(),
+            0,
+        ) {
+            Ok(()) => Ok(Some(v)),
+            Err(e) if e.errno == libc::ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> R<()> {
+        self.check_key(key, "BPF_MAP_UPDATE_ELEM")?;
+        if value.len() < self.value_len() {
+            return Err(SysError {
+                command: "BPF_MAP_UPDATE_ELEM",
+                errno: libc::EINVAL,
+                log: None,
+            });
+        }
+        self.elem(
+            BPF_MAP_UPDATE_ELEM,
+            "BPF_MAP_UPDATE_ELEM",
+            key.as_ptr(),
+            value.as_ptr() as *mut u8,
+            flags,
+        )
+    }
+
+    pub fn delete(&self, key: &[u8]) -> R<()> {
+        self.check_key(key, "BPF_MAP_DELETE_ELEM")?;
+        self.elem(
+            BPF_MAP_DELETE_ELEM,
+            "BPF_MAP_DELETE_ELEM",
+            key.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    }
+
+    pub fn next_key(&self, key: Option<&[u8]>) -> R<Option<Vec<u8>>> {
+        if let Some(k) = key {
+            self.check_key(k, "BPF_MAP_GET_NEXT_KEY")?;
+        }
+        let mut next = vec![0u8; self.spec.key_size as usize];
+        let kp = key.map(|k| k.as_ptr()).unwrap_or(std::ptr::null());
+        match self.elem(
+            BPF_MAP_GET_NEXT_KEY,
+            "BPF_MAP_GET_NEXT_KEY",
+            kp,
+            next.as_mut_ptr(),
+            0,
+        ) {
+            Ok(()) => Ok(Some(next)),
+            Err(e) if e.errno == libc::ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// All entries (bounded by max_entries).
+    pub fn entries(&self) -> R<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        while let Some(k) = self.next_key(key.as_deref())? {
+            if let Some(v) = self.lookup(&k)? {
+                out.push((k.clone(), v));
+            }
+            if out.len() > self.spec.max_entries as usize {
+                break;
+            }
+            key = Some(k);
+        }
+        Ok(out)
+    }
+
+    fn check_key(&self, key: &[u8], command: &'static str) -> R<()> {
+        if key.len() != self.spec.key_size as usize {
+            return Err(SysError {
+                command,
+                errno: libc::EINVAL,
+                log: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pins the map at `path` on a bpffs mount.
+    pub fn pin(&self, path: &str) -> R<Pin> {
+        pin_fd(self.fd.as_raw_fd(), path)
+    }
+}
+
+/// Number of possible CPUs (per-CPU map value layout).
+pub fn possible_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .split(',')
+                .map(|r| match r.split_once('-') {
+                    Some((a, b)) => Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1),
+                    None => r.parse::<usize>().ok().map(|_| 1),
+                })
+                .sum::<Option<usize>>()
+        })
+        .unwrap_or(1)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+}
+
+/// What to load.
+#[derive(Clone, Debug, Default)]
+pub struct ProgSpec<'a> {
+    pub name: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub insns: &'a [u8],
+    pub license: String,
+    pub kern_version: u32,
+    pub btf_fd: Option<RawFd>,
+    /// Raw `bpf_func_info` records (8 bytes each).
+    pub func_info: &'a [u8],
+    /// Raw `bpf_line_info` records (16 bytes each).
+    pub line_info: &'a [u8],
+}
+
+/// A loaded program; unloaded when dropped (and no link holds it).
+#[derive(Debug)]
+pub struct Prog {
+    pub fd: OwnedFd,
+}
+
+/// The verifier's verdict on a program.
+#[derive(Debug)]
+pub struct Verdict {
+    pub prog: Result<Prog, SysError>,
+    /// Time the accepting or rejecting load took (without a log).
+    pub time: Duration,
+    /// "processed N insns" from the verifier, when known.
+    pub insns_processed: Option<u64>,
+    /// The verifier log (for rejections; stats for acceptances).
+    pub log: String,
+}
+
+fn load_once(spec: &ProgSpec<'_>, log_level: u32, log: &mut [u8]) -> R<Prog> {
+    let license = CString::new(spec.license.clone()).unwrap_or_default();
+    let mut a = ProgLoadAttr {
+        prog_type: spec.prog_type,
+        insn_cnt: (spec.insns.len() / 8) as u32,
+        insns: spec.insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level,
+        log_size: if log_level == 0 { 0 } else { log.len() as u32 },
+        log_buf: if log_level == 0 {
+            0
+        } else {
+            log.as_mut_ptr() as u64
+        },
+        kern_version: spec.kern_version,
+        prog_name: obj_name(&spec.name),
+        expected_attach_type: spec.expected_attach_type,
+        prog_btf_fd: spec.btf_fd.unwrap_or(0) as u32,
+        ..Default::default()
+    };
+    if spec.btf_fd.is_some() && !spec.func_info.is_empty() {
+        a.func_info_rec_size = 8;
+        a.func_info = spec.func_info.as_ptr() as u64;
+        a.func_info_cnt = (spec.func_info.len() / 8) as u32;
+    }
+    if spec.btf_fd.is_some() && !spec.line_info.is_empty() {
+        a.line_info_rec_size = 16;
+        a.line_info = spec.line_info.as_ptr() as u64;
+        a.line_info_cnt = (spec.line_info.len() / 16) as u32;
+    }
+    let fd = sys(BPF_PROG_LOAD, "BPF_PROG_LOAD", &mut a)?;
+    Ok(Prog { fd: fd_of(fd) })
+}
+
+fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Parses "processed N insns" from a verifier log.
+pub fn insns_processed(log: &str) -> Option<u64> {
+    let i = log.find("processed ")?;
+    log[i + 10..].split_whitespace().next()?.parse().ok()
+}
+
+/// Loads a program: once without a log for the verdict and its time, then
+/// again with a log (stats for an accepted program, the full log, grown
+/// until it fits, for a rejected one).
+pub fn load_program(spec: &ProgSpec<'_>) -> Verdict {
+    let start = Instant::now();
+    let first = load_once(spec, 0, &mut []);
+    let time = start.elapsed();
+    match first {
+        Ok(prog) => {
+            // BPF_LOG_STATS (4): just the statistics line.
+            let mut buf = vec![0u8; 4096];
+            let log = match load_once(spec, 4, &mut buf) {
+                Ok(_second) => log_text(&buf),
+                Err(_) => String::new(),
+            };
+            Verdict {
+                prog: Ok(prog),
+                time,
+                insns_processed: insns_processed(&log),
+                log,
+            }
+        }
+        Err(e) => {
+            let mut size = 1 << 20;
+            let mut log = String::new();
+            for _ in 0..5 {
+                let mut buf = vec![0u8; size];
+                match load_once(spec, 1, &mut buf) {
+                    Err(e2) if e2.errno == libc::ENOSPC => size *= 4,
+                    _ => {
+                        log = log_text(&buf);
+                        break;
+                    }
+                }
+            }
+            Verdict {
+                insns_processed: insns_processed(&log),
+                prog: Err(SysError {
+                    log: Some(log.clone()),
+                    ..e
+                }),
+                time,
+                log,
+            }
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+}
+
+/// What BPF_PROG_TEST_RUN returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestRun {
+    pub retval: u32,
+    pub data_out: Vec<u8>,
+    pub ctx_out: Vec<u8>,
+    /// Average duration per run in nanoseconds.
+    pub duration_ns: u32,
+}
+
+impl Prog {
+    /// Runs the program on `data` (and an optional context) in the kernel.
+    pub fn test_run(&self, data: &[u8], ctx: Option<&[u8]>, repeat: u32) -> R<TestRun> {
+        let mut out = vec![0u8; data.len() + 4096];
+        let mut ctx_out = vec![0u8; ctx.map(|c| c.len()).unwrap_or(0)];
+        let mut a = TestRunAttr {
+            prog_fd: self.fd.as_raw_fd() as u32,
+            data_size_in: data.len() as u32,
+            data_size_out: out.len() as u32,
+            data_in: data.as_ptr() as u64,
+            data_out: out.as_mut_ptr() as u64,
+            repeat,
+            ..Default::default()
+        };
+        if let Some(c) = ctx {
+            a.ctx_size_in = c.len() as u32;
+            a.ctx_in = c.as_ptr() as u64;
+            a.ctx_size_out = ctx_out.len() as u32;
+            a.ctx_out = ctx_out.as_mut_ptr() as u64;
+        }
+        sys(BPF_PROG_TEST_RUN, "BPF_PROG_TEST_RUN", &mut a)?;
+        out.truncate(a.data_size_out as usize);
+        ctx_out.truncate(a.ctx_size_out as usize);
+        Ok(TestRun {
+            retval: a.retval,
+            data_out: out,
+            ctx_out,
+            duration_ns: a.duration,
+        })
+    }
+
+    pub fn pin(&self, path: &str) -> R<Pin> {
+        pin_fd(self.fd.as_raw_fd(), path)
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    btf_log_true_size: u32,
+}
+
+/// Loaded BTF; released on drop.
+#[derive(Debug)]
+pub struct Btf {
+    pub fd: OwnedFd,
+}
+
+impl Btf {
+    pub fn load(raw: &[u8]) -> R<Btf> {
+        let mut a = BtfLoadAttr {
+            btf: raw.as_ptr() as u64,
+            btf_size: raw.len() as u32,
+            ..Default::default()
+        };
+        match sys(BPF_BTF_LOAD, "BPF_BTF_LOAD", &mut a) {
+            Ok(fd) => Ok(Btf { fd: fd_of(fd) }),
+            Err(e) => {
+                let mut log = vec![0u8; 64 * 1024];
+                let mut a = BtfLoadAttr {
+                    btf: raw.as_ptr() as u64,
+                    btf_size: raw.len() as u32,
+                    btf_log_buf: log.as_mut_ptr() as u64,
+                    btf_log_size: log.len() as u32,
+                    btf_log_level: 1,
+                    ..Default::default()
+                };
+                let _ = sys(BPF_BTF_LOAD, "BPF_BTF_LOAD", &mut a);
+                Err(SysError {
+                    log: Some(log_text(&log)),
+                    ..e
+                })
+            }
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ObjAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+}
+
+/// A pin in bpffs; removed when dropped unless [`Pin::keep`] is called.
+#[derive(Debug)]
+pub struct Pin {
+    pub path: String,
+    keep: bool,
+}
+
+impl Pin {
+    /// Leaves the pin in place after this value is dropped.
+    pub fn keep(mut self) -> String {
+        self.keep = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if !self.keep && !self.path.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn pin_fd(fd: RawFd, path: &str) -> R<Pin> {
+    let c = CString::new(path).map_err(|_| SysError {
+        command: "BPF_OBJ_PIN",
+        errno: libc::EINVAL,
+        log: None,
+    })?;
+    let mut a = ObjAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: fd as u32,
+        file_flags: 0,
+    };
+    sys(BPF_OBJ_PIN, "BPF_OBJ_PIN", &mut a)?;
+    Ok(Pin {
+        path: path.to_string(),
+        keep: false,
+    })
+}
+
+/// Opens a pinned object.
+pub fn obj_get(path: &str) -> R<OwnedFd> {
+    let c = CString::new(path).map_err(|_| SysError {
+        command: "BPF_OBJ_GET",
+        errno: libc::EINVAL,
+        log: None,
+    })?;
+    let mut a = ObjAttr {
+        pathname: c.as_ptr() as u64,
+        ..Default::default()
+    };
+    sys(BPF_OBJ_GET, "BPF_OBJ_GET", &mut a).map(fd_of)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    target_btf_id: u32,
+    _pad: u32,
+    extra: [u64; 4],
+}
+
+/// A link (attachment); detached when dropped.
+#[derive(Debug)]
+pub struct Link {
+    pub fd: OwnedFd,
+}
+
+impl Link {
+    pub fn create(prog: &Prog, target_fd: RawFd, attach_type: u32, flags: u32) -> R<Link> {
+        let mut a = LinkCreateAttr {
+            prog_fd: prog.fd.as_raw_fd() as u32,
+            target_fd: target_fd as u32,
+            attach_type,
+            flags,
+            ..Default::default()
+        };
+        sys(BPF_LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
+    }
+
+    pub fn detach(&self) -> R<()> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct A {
+            link_fd: u32,
+        }
+        let mut a = A {
+            link_fd: self.fd.as_raw_fd() as u32,
+        };
+        sys(BPF_LINK_DETACH, "BPF_LINK_DETACH", &mut a).map(|_| ())
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct NextIdAttr {
+    start_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+fn ids(cmd: u32, name: &'static str) -> R<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut id = 0;
+    loop {
+        let mut a = NextIdAttr {
+            start_id: id,
+            ..Default::default()
+        };
+        match sys(cmd, name, &mut a) {
+            Ok(_) => {
+                id = a.next_id;
+                out.push(id);
+            }
+            Err(e) if e.errno == libc::ENOENT => return Ok(out),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Ids of every program, map and link in the kernel (for leak checks).
+pub fn object_ids() -> R<(Vec<u32>, Vec<u32>, Vec<u32>)> {
+    Ok((
+        ids(BPF_PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID")?,
+        ids(BPF_MAP_GET_NEXT_ID, "BPF_MAP_GET_NEXT_ID")?,
+        ids(BPF_LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID").unwrap_or_default(),
+    ))
+}
