@@ -433,6 +433,69 @@ impl Btf {
             })
     }
 
+    /// The raw section with every DATASEC's size and variable offsets
+    /// filled in, as the kernel requires: clang leaves them zero in object
+    /// files. `section_size` gives a section's size by name and
+    /// `var_offset` a variable's offset in its section.
+    pub fn with_fixed_datasecs(
+        &self,
+        section_size: impl Fn(&str) -> Option<u32>,
+        var_offset: impl Fn(&str, &str) -> Option<u32>,
+    ) -> Vec<u8> {
+        let mut raw = self.raw.clone();
+        let rd = |b: &[u8], o: usize| -> u32 {
+            b.get(o..o + 4)
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+                .unwrap_or(0)
+        };
+        let hdr_len = rd(&raw, 4) as usize;
+        let type_off = rd(&raw, 8) as usize;
+        let type_len = rd(&raw, 12) as usize;
+        let mut pos = hdr_len + type_off;
+        let end = (pos + type_len).min(raw.len());
+        let mut id = 1usize;
+        while pos + 12 <= end {
+            let info = rd(&raw, pos + 4);
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let extra = match kind {
+                1 | 14 | 17 => 4,
+                3 => 12,
+                4 | 5 | 15 | 19 => 12 * vlen,
+                6 | 13 => 8 * vlen,
+                _ => 0,
+            };
+            if kind == 15 {
+                let name = self
+                    .types
+                    .get(id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default();
+                if let Some(size) = section_size(&name) {
+                    raw[pos + 8..pos + 12].copy_from_slice(&size.to_le_bytes());
+                }
+                for v in 0..vlen {
+                    let at = pos + 12 + 12 * v;
+                    if at + 12 > end {
+                        break;
+                    }
+                    let var_id = rd(&raw, at);
+                    let var_name = self
+                        .types
+                        .get(var_id as usize)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default();
+                    if let Some(off) = var_offset(&name, &var_name) {
+                        raw[at + 4..at + 8].copy_from_slice(&off.to_le_bytes());
+                    }
+                }
+            }
+            pos += 12 + extra;
+            id += 1;
+        }
+        raw
+    }
+
     /// The string at `off` in the string section.
     pub fn string(&self, off: u32) -> Result<String, BtfError> {
         string_at(&self.strings, off)
@@ -461,6 +524,11 @@ pub struct FuncInfo {
 pub struct LineInfo {
     /// Instruction index within the section.
     pub insn: u32,
+    /// String offsets and packed line/column as in the raw record, for
+    /// handing the record to the kernel.
+    pub file_off: u32,
+    pub text_off: u32,
+    pub line_col: u32,
     pub file: String,
     /// The source line's text, as clang recorded it.
     pub text: String,
@@ -473,6 +541,8 @@ pub struct LineInfo {
 pub struct CoreRelo {
     pub insn: u32,
     pub type_id: u32,
+    /// String offset of the accessor in the raw record.
+    pub access_off: u32,
     /// Accessor string such as `0:1:2`.
     pub access: String,
     /// `enum bpf_core_relo_kind`.
@@ -549,6 +619,9 @@ impl BtfExt {
             ext.line_info = records(p, 16, btf, &section_size, "line_info", |r, btf| {
                 Ok(LineInfo {
                     insn: r[0] / 8,
+                    file_off: r[1],
+                    text_off: r[2],
+                    line_col: r[3],
                     file: btf.string(r[1]).map_err(|e| e.0)?,
                     text: btf.string(r[2]).map_err(|e| e.0)?,
                     line: r[3] >> 10,
@@ -564,6 +637,7 @@ impl BtfExt {
                 Ok(CoreRelo {
                     insn: r[0] / 8,
                     type_id: r[1],
+                    access_off: r[2],
                     access: btf.string(r[2]).map_err(|e| e.0)?,
                     kind: r[3],
                 })

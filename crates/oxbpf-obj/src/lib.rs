@@ -186,6 +186,11 @@ pub struct ProgramDef {
     pub extern_calls: Vec<(usize, String)>,
     /// Source lines (from `.BTF.ext`), by instruction index of `insns`.
     pub line_info: Vec<btf::LineInfo>,
+    /// Function records (from `.BTF.ext`), by instruction index of `insns`.
+    pub func_info: Vec<btf::FuncInfo>,
+    /// CO-RE relocation records, by instruction index of `insns` (applied
+    /// against the running kernel's BTF by the kernel backend).
+    pub core_relos: Vec<btf::CoreRelo>,
 }
 
 impl ProgramDef {
@@ -211,6 +216,26 @@ pub struct Object {
     pub btf: Option<Btf>,
     /// Function, line and CO-RE records from `.BTF.ext`.
     pub btf_ext: Option<btf::BtfExt>,
+    /// Section sizes by name (to complete BTF DATASECs for the kernel).
+    pub section_sizes: std::collections::HashMap<String, u64>,
+    /// Offsets of data symbols: (section, symbol) -> offset.
+    pub symbol_offsets: std::collections::HashMap<(String, String), u64>,
+}
+
+impl Object {
+    /// The object's BTF with DATASEC sizes and offsets filled in from the
+    /// ELF sections and symbols, as the kernel wants it.
+    pub fn btf_for_kernel(&self) -> Option<Vec<u8>> {
+        let btf = self.btf.as_ref()?;
+        Some(btf.with_fixed_datasecs(
+            |s| self.section_sizes.get(s).map(|&n| n as u32),
+            |s, v| {
+                self.symbol_offsets
+                    .get(&(s.to_string(), v.to_string()))
+                    .map(|&n| n as u32)
+            },
+        ))
+    }
 }
 
 /// Loads a BPF ELF object from bytes.

@@ -356,6 +356,8 @@ type Linked = (
     Vec<RawInsn>,
     Vec<(usize, String)>,
     Vec<crate::btf::LineInfo>,
+    Vec<crate::btf::FuncInfo>,
+    Vec<crate::btf::CoreRelo>,
 );
 
 struct Linker<'a> {
@@ -381,6 +383,8 @@ impl Linker<'_> {
         let mut out: Vec<RawInsn> = Vec::new();
         let mut externs: Vec<(usize, String)> = Vec::new();
         let mut lines: Vec<crate::btf::LineInfo> = Vec::new();
+        let mut funcs: Vec<crate::btf::FuncInfo> = Vec::new();
+        let mut relos: Vec<crate::btf::CoreRelo> = Vec::new();
         // (section, start) -> position in `out`
         let mut placed: HashMap<(usize, usize), usize> = HashMap::new();
         let mut queue: Vec<Func> = vec![main.clone()];
@@ -406,6 +410,34 @@ impl Linker<'_> {
                 .unwrap_or_default();
             out.extend_from_slice(&slots[f.start..f.end]);
             if let Some(ext) = self.btf_ext {
+                for (name, recs) in &ext.func_info {
+                    if name != sec {
+                        continue;
+                    }
+                    for fi in recs {
+                        let i = fi.insn as usize;
+                        if (f.start..f.end).contains(&i) {
+                            funcs.push(crate::btf::FuncInfo {
+                                insn: (base + i - f.start) as u32,
+                                type_id: fi.type_id,
+                            });
+                        }
+                    }
+                }
+                for (name, recs) in &ext.core_relos {
+                    if name != sec {
+                        continue;
+                    }
+                    for r in recs {
+                        let i = r.insn as usize;
+                        if (f.start..f.end).contains(&i) {
+                            relos.push(crate::btf::CoreRelo {
+                                insn: (base + i - f.start) as u32,
+                                ..r.clone()
+                            });
+                        }
+                    }
+                }
                 for (name, recs) in &ext.line_info {
                     if name != sec {
                         continue;
@@ -504,7 +536,8 @@ impl Linker<'_> {
             }
         }
         lines.sort_by_key(|l| l.insn);
-        Ok((out, externs, lines))
+        funcs.sort_by_key(|f| f.insn);
+        Ok((out, externs, lines, funcs, relos))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -760,7 +793,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             .section(f.section)
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let (insns, extern_calls, line_info) = linker.link(f)?;
+        let (insns, extern_calls, line_info, func_info, core_relos) = linker.link(f)?;
         // Every linked program must decode: a malformed instruction is an
         // error naming the program, not a surprise at run time.
         oxbpf_isa::decode(&insns).map_err(|e| ObjError::Program {
@@ -777,6 +810,8 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             insns,
             extern_calls,
             line_info,
+            func_info,
+            core_relos,
         });
     }
     let license = elf.section_by_name("license").map(|s| {
@@ -786,6 +821,20 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         .section_by_name("version")
         .filter(|s| s.data.len() >= 4)
         .map(|s| u32_at(&s.data, 0));
+    let section_sizes = elf
+        .sections
+        .iter()
+        .map(|s| (s.name.clone(), s.size))
+        .collect();
+    let symbol_offsets = elf
+        .symbols
+        .iter()
+        .filter(|s| matches!(s.kind, SymKind::Object | SymKind::NoType) && !s.name.is_empty())
+        .filter_map(|s| {
+            let sec = elf.section(s.section?)?;
+            Some(((sec.name.clone(), s.name.clone()), s.value))
+        })
+        .collect();
     Ok(Object {
         programs,
         maps,
@@ -793,5 +842,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         kernel_version,
         btf,
         btf_ext,
+        section_sizes,
+        symbol_offsets,
     })
 }

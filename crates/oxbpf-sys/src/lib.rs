@@ -13,6 +13,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+pub mod object;
+
 /// A failed `bpf()` call.
 #[derive(Debug, thiserror::Error)]
 #[error("bpf({command}): {} (errno {errno}){}", std::io::Error::from_raw_os_error(*errno), log.as_ref().map(|l| format!("\n{l}")).unwrap_or_default())]
@@ -354,6 +356,9 @@ pub struct ProgSpec<'a> {
     pub func_info: &'a [u8],
     /// Raw `bpf_line_info` records (16 bytes each).
     pub line_info: &'a [u8],
+    /// Raw `bpf_core_relo` records (16 bytes each); the kernel applies
+    /// them against its own BTF.
+    pub core_relos: &'a [u8],
 }
 
 /// A loaded program; unloaded when dropped (and no link holds it).
@@ -403,6 +408,11 @@ fn load_once(spec: &ProgSpec<'_>, log_level: u32, log: &mut [u8]) -> R<Prog> {
         a.line_info_rec_size = 16;
         a.line_info = spec.line_info.as_ptr() as u64;
         a.line_info_cnt = (spec.line_info.len() / 16) as u32;
+    }
+    if spec.btf_fd.is_some() && !spec.core_relos.is_empty() {
+        a.core_relo_rec_size = 16;
+        a.core_relos = spec.core_relos.as_ptr() as u64;
+        a.core_relo_cnt = (spec.core_relos.len() / 16) as u32;
     }
     let fd = sys(BPF_PROG_LOAD, "BPF_PROG_LOAD", &mut a)?;
     Ok(Prog { fd: fd_of(fd) })

@@ -4,6 +4,7 @@
 mod commands;
 mod engine;
 mod object_run;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify every program of objects (files or directories of `.o`) and
+    /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
+    /// if an input could not be loaded.
+    Verify {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only this program (function or section name).
+        #[arg(long = "program", short = 'p')]
+        name: Option<String>,
+        /// Program type when the section name does not say.
+        #[arg(long = "type")]
+        prog_type: Option<String>,
+        #[arg(long, value_enum, default_value_t = verify::Verifier::Kernel)]
+        verifier: verify::Verifier,
+        /// One JSON object per program per line.
+        #[arg(long)]
+        json: bool,
+        /// Print the verifier's log, each instruction annotated with its source line.
+        #[arg(long)]
+        log: bool,
+    },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
         /// Test files or directories (searched for `*.data`).
@@ -161,6 +183,21 @@ fn main() -> ExitCode {
             max_call_depth,
             repeat,
             json,
+        }),
+        Command::Verify {
+            paths,
+            name,
+            prog_type,
+            verifier,
+            json,
+            log,
+        } => verify::verify(&verify::VerifyArgs {
+            paths,
+            name,
+            prog_type,
+            verifier,
+            json,
+            log,
         }),
         Command::Conformance {
             paths,

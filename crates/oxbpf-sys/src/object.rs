@@ -1,0 +1,369 @@
+//! Loading an [`oxbpf_obj::Object`] into the kernel: maps created (inner
+//! maps first, ring buffer and perf array sizes made valid, global data
+//! filled), map references patched to fds, program BTF with func/line info
+//! and CO-RE relocations (which the kernel applies against its own BTF)
+//! handed over, and `expected_attach_type` set from the section name.
+//!
+//! Everything created is owned by the returned [`KernelObject`] and closed
+//! when it drops; a failure half way closes what was already created.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use oxbpf_obj::{MapDef, Object, ProgramDef, ProgramType};
+
+use crate::{Btf, Map, MapSpec, SysError, Verdict, load_program};
+
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+const BPF_PSEUDO_MAP_VALUE: u8 = 2;
+const BPF_PSEUDO_MAP_IDX: u8 = 5;
+const BPF_PSEUDO_MAP_IDX_VALUE: u8 = 6;
+
+/// A map that could not be created, and why.
+#[derive(Debug)]
+pub struct MapFailure {
+    pub name: String,
+    pub error: SysError,
+}
+
+/// One program and what the kernel's verifier said.
+#[derive(Debug)]
+pub struct KernelProgram {
+    pub def: ProgramDef,
+    pub kind: ProgramType,
+    pub verdict: Verdict,
+}
+
+/// An object in the kernel.
+#[derive(Debug)]
+pub struct KernelObject {
+    /// By map index; None where creation failed (see `map_failures`).
+    pub maps: Vec<Option<Map>>,
+    pub map_names: Vec<String>,
+    pub map_failures: Vec<MapFailure>,
+    pub btf: Option<Btf>,
+    /// Why the object's BTF was not used, if it was not.
+    pub btf_error: Option<SysError>,
+    pub programs: Vec<KernelProgram>,
+}
+
+fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
+    let mut s = MapSpec {
+        name: d.name.clone(),
+        map_type: d.map_type,
+        key_size: d.key_size,
+        value_size: d.value_size,
+        max_entries: d.max_entries,
+        flags: d.flags,
+        map_extra: 0,
+    };
+    match s.map_type {
+        // BPF_MAP_TYPE_RINGBUF: a power of two of whole pages, no key/value.
+        27 => {
+            s.key_size = 0;
+            s.value_size = 0;
+            s.max_entries = s.max_entries.max(4096).next_power_of_two();
+        }
+        // BPF_MAP_TYPE_PERF_EVENT_ARRAY: one slot per CPU by default.
+        4 => {
+            s.key_size = 4;
+            s.value_size = 4;
+            if s.max_entries == 0 {
+                s.max_entries = ncpus;
+            }
+        }
+        // Maps of maps and prog arrays hold fds.
+        3 | 12 | 13 => s.value_size = 4,
+        _ => {}
+    }
+    s
+}
+
+/// `expected_attach_type` for section names whose type needs one.
+pub fn expected_attach_type(section: &str) -> u32 {
+    const TABLE: &[(&str, u32)] = &[
+        ("cgroup_skb/ingress", 0),
+        ("cgroup/skb/ingress", 0),
+        ("cgroup_skb/egress", 1),
+        ("cgroup/skb/egress", 1),
+        ("cgroup/sock_create", 2),
+        ("cgroup/sock", 2),
+        ("sk_skb/stream_parser", 4),
+        ("sk_skb/stream_verdict", 5),
+        ("cgroup/dev", 6),
+        ("sk_msg", 7),
+        ("cgroup/bind4", 8),
+        ("cgroup/bind6", 9),
+        ("cgroup/connect4", 10),
+        ("cgroup/connect6", 11),
+        ("cgroup/post_bind4", 12),
+        ("cgroup/post_bind6", 13),
+        ("cgroup/sendmsg4", 14),
+        ("cgroup/sendmsg6", 15),
+        ("lirc_mode2", 16),
+        ("flow_dissector", 17),
+        ("cgroup/sysctl", 18),
+        ("cgroup/recvmsg4", 19),
+        ("cgroup/recvmsg6", 20),
+        ("cgroup/getsockopt", 21),
+        ("cgroup/setsockopt", 22),
+        ("tp_btf", 23),
+        ("fentry", 24),
+        ("fexit", 25),
+        ("fmod_ret", 26),
+        ("lsm", 27),
+        ("iter", 28),
+        ("cgroup/getpeername4", 29),
+        ("cgroup/getpeername6", 30),
+        ("cgroup/getsockname4", 31),
+        ("cgroup/getsockname6", 32),
+        ("sk_lookup", 36),
+    ];
+    TABLE
+        .iter()
+        .find(|(p, _)| section == *p || section.starts_with(&format!("{p}/")))
+        .map(|(_, t)| *t)
+        .unwrap_or(0)
+}
+
+/// Loads every map and program. Programs the verifier rejects are kept with
+/// their verdict; map creation failures are recorded and make the programs
+/// that use those maps fail with a clear message.
+pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelObject {
+    let ncpus = crate::possible_cpus() as u32;
+    let mut maps: Vec<Option<Map>> = Vec::new();
+    let mut failures = Vec::new();
+    for (i, d) in obj.maps.iter().enumerate() {
+        let spec = spec_of(d, ncpus);
+        // Inner map template: the BTF inner definition, or the legacy
+        // inner map index, or (for defs without either) an array of u32.
+        let inner_spec = match (&d.inner, &d.origin) {
+            (Some(inner), _) => Some(spec_of(inner, ncpus)),
+            (
+                None,
+                oxbpf_obj::MapOrigin::Legacy {
+                    inner_idx: Some(ix),
+                    ..
+                },
+            ) if matches!(d.map_type, 12 | 13) => {
+                obj.maps.get(*ix as usize).map(|m| spec_of(m, ncpus))
+            }
+            _ if matches!(d.map_type, 12 | 13) => Some(MapSpec {
+                name: format!("{}.inner", d.name),
+                map_type: 2,
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        let inner = match inner_spec {
+            Some(s) => match Map::create(&s) {
+                Ok(m) => Some(m),
+                Err(error) => {
+                    failures.push(MapFailure {
+                        name: d.name.clone(),
+                        error,
+                    });
+                    maps.push(None);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        match Map::create_with_inner(&spec, inner.as_ref()) {
+            Ok(m) => {
+                if let Some(data) = &d.data {
+                    if let Err(error) = m.update(&0u32.to_le_bytes(), data, 0) {
+                        failures.push(MapFailure {
+                            name: d.name.clone(),
+                            error,
+                        });
+                    }
+                }
+                maps.push(Some(m));
+            }
+            Err(error) => {
+                failures.push(MapFailure {
+                    name: d.name.clone(),
+                    error,
+                });
+                maps.push(None);
+            }
+        }
+        let _ = i;
+    }
+    let (btf, btf_error) = match obj.btf_for_kernel() {
+        Some(b) => match Btf::load(&b) {
+            Ok(b) => (Some(b), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
+    let mut programs = Vec::new();
+    for p in &obj.programs {
+        let kind = override_type.unwrap_or(p.kind);
+        let verdict = load_one(p, kind, obj, &maps, &failures, btf.as_ref());
+        programs.push(KernelProgram {
+            def: p.clone(),
+            kind,
+            verdict,
+        });
+    }
+    // Initial prog-array and map-of-map slots, now that fds exist.
+    for (i, d) in obj.maps.iter().enumerate() {
+        let Some(m) = &maps[i] else { continue };
+        for (slot, name) in &d.init_slots {
+            let fd: Option<RawFd> = if d.map_type == 3 {
+                programs
+                    .iter()
+                    .find(|p| &p.def.name == name)
+                    .and_then(|p| p.verdict.prog.as_ref().ok())
+                    .map(|p| p.fd.as_raw_fd())
+            } else {
+                obj.maps
+                    .iter()
+                    .position(|x| &x.name == name)
+                    .and_then(|j| maps[j].as_ref())
+                    .map(|m| m.fd.as_raw_fd())
+            };
+            if let Some(fd) = fd {
+                let _ = m.update(&slot.to_le_bytes(), &(fd as u32).to_le_bytes(), 0);
+            }
+        }
+    }
+    KernelObject {
+        maps,
+        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
+        map_failures: failures,
+        btf,
+        btf_error,
+        programs,
+    }
+}
+
+fn load_one(
+    p: &ProgramDef,
+    kind: ProgramType,
+    obj: &Object,
+    maps: &[Option<Map>],
+    failures: &[MapFailure],
+    btf: Option<&Btf>,
+) -> Verdict {
+    let fail = |errno: i32, msg: String| Verdict {
+        prog: Err(SysError {
+            command: "BPF_PROG_LOAD",
+            errno,
+            log: Some(msg.clone()),
+        }),
+        time: std::time::Duration::ZERO,
+        insns_processed: None,
+        log: msg,
+    };
+    let mut insns = p.insns.clone();
+    let mut i = 0;
+    while i < insns.len() {
+        let ins = insns[i];
+        if ins.code == 0x18 && i + 1 < insns.len() {
+            match ins.src {
+                BPF_PSEUDO_MAP_IDX | BPF_PSEUDO_MAP_IDX_VALUE => {
+                    let idx = ins.imm as usize;
+                    let Some(Some(m)) = maps.get(idx) else {
+                        let name = obj.maps.get(idx).map(|m| m.name.as_str()).unwrap_or("?");
+                        let why = failures
+                            .iter()
+                            .find(|f| f.name == name)
+                            .map(|f| f.error.to_string())
+                            .unwrap_or_else(|| "it does not exist".into());
+                        return fail(22, format!("map `{name}` could not be created: {why}"));
+                    };
+                    insns[i].src = if ins.src == BPF_PSEUDO_MAP_IDX {
+                        BPF_PSEUDO_MAP_FD
+                    } else {
+                        BPF_PSEUDO_MAP_VALUE
+                    };
+                    insns[i].imm = m.fd.as_raw_fd();
+                }
+                _ => {}
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    let code: Vec<u8> = insns.iter().flat_map(|r| r.to_bytes()).collect();
+    let func_info: Vec<u8> = p
+        .func_info
+        .iter()
+        .flat_map(|f| [(f.insn).to_le_bytes(), f.type_id.to_le_bytes()].concat())
+        .collect();
+    let line_info: Vec<u8> = p
+        .line_info
+        .iter()
+        .flat_map(|l| {
+            [
+                l.insn.to_le_bytes(),
+                l.file_off.to_le_bytes(),
+                l.text_off.to_le_bytes(),
+                l.line_col.to_le_bytes(),
+            ]
+            .concat()
+        })
+        .collect();
+    let core_relos: Vec<u8> = p
+        .core_relos
+        .iter()
+        .flat_map(|r| {
+            [
+                (r.insn * 8).to_le_bytes(),
+                r.type_id.to_le_bytes(),
+                r.access_off.to_le_bytes(),
+                r.kind.to_le_bytes(),
+            ]
+            .concat()
+        })
+        .collect();
+    let spec = crate::ProgSpec {
+        name: p.name.clone(),
+        prog_type: kind as u32,
+        expected_attach_type: expected_attach_type(&p.section),
+        insns: &code,
+        license: obj.license.clone().unwrap_or_default(),
+        kern_version: obj.kernel_version.unwrap_or(0),
+        btf_fd: btf.map(|b| b.fd.as_raw_fd()),
+        func_info: if p.func_info.first().is_some_and(|f| f.insn == 0) {
+            &func_info
+        } else {
+            &[]
+        },
+        line_info: if p.func_info.first().is_some_and(|f| f.insn == 0) {
+            &line_info
+        } else {
+            &[]
+        },
+        core_relos: &core_relos,
+    };
+    let v = load_program(&spec);
+    // Some kernels reject the object's BTF records for reasons unrelated to
+    // the program (old clang output, section name quirks); the verdict that
+    // matters is the program's, so retry once without BTF.
+    match &v.prog {
+        Err(e) if btf.is_some() && e.log.as_deref().is_some_and(is_btf_complaint) => {
+            let spec = crate::ProgSpec {
+                btf_fd: None,
+                func_info: &[],
+                line_info: &[],
+                core_relos: &[],
+                ..spec
+            };
+            load_program(&spec)
+        }
+        _ => v,
+    }
+}
+
+fn is_btf_complaint(log: &str) -> bool {
+    ["func_info", "line_info", "BTF", "btf"]
+        .iter()
+        .any(|w| log.lines().take(3).any(|l| l.contains(w)))
+}

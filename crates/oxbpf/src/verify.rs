@@ -1,0 +1,269 @@
+//! `oxbpf verify`: verdicts for every program of objects.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use clap::ValueEnum;
+use oxbpf_obj::{ProgramDef, ProgramType};
+
+/// Which verifier decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Verifier {
+    /// The running Linux kernel's verifier (through bpf(2) BPF_PROG_LOAD).
+    Kernel,
+}
+
+pub struct VerifyArgs {
+    pub paths: Vec<PathBuf>,
+    pub name: Option<String>,
+    pub prog_type: Option<String>,
+    pub verifier: Verifier,
+    pub json: bool,
+    pub log: bool,
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn objects(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+                entries.sort();
+                for e in entries {
+                    if e.is_dir() {
+                        walk(&e, out);
+                    } else if e.extension().is_some_and(|x| x == "o")
+                        || std::fs::read(&e)
+                            .map(|b| oxbpf_obj::is_elf(&b))
+                            .unwrap_or(false)
+                    {
+                        out.push(e);
+                    }
+                }
+            }
+        } else {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}
+
+/// One verdict line.
+struct Row {
+    object: String,
+    program: String,
+    section: String,
+    kind: String,
+    verdict: &'static str,
+    insns_processed: Option<u64>,
+    time_us: Option<f64>,
+    message: String,
+}
+
+impl Row {
+    fn json(&self) -> String {
+        format!(
+            "{{\"object\":{},\"program\":{},\"section\":{},\"type\":{},\"verdict\":\"{}\",\"insns_processed\":{},\"time_us\":{},\"message\":{}}}",
+            json_str(&self.object),
+            json_str(&self.program),
+            json_str(&self.section),
+            json_str(&self.kind),
+            self.verdict,
+            self.insns_processed
+                .map(|n| n.to_string())
+                .unwrap_or("null".into()),
+            self.time_us
+                .map(|t| format!("{t:.1}"))
+                .unwrap_or("null".into()),
+            json_str(&self.message)
+        )
+    }
+
+    fn text(&self) -> String {
+        let extra = match (self.insns_processed, self.time_us) {
+            (Some(n), Some(t)) => format!(" ({n} insns processed, {t:.0} us)"),
+            (None, Some(t)) => format!(" ({t:.0} us)"),
+            _ => String::new(),
+        };
+        let msg = if self.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", self.message)
+        };
+        format!(
+            "{} {} [{}]: {}{extra}{msg}",
+            self.object, self.program, self.section, self.verdict
+        )
+    }
+}
+
+/// The last meaningful line of a verifier log: what the kernel objected to.
+fn summary(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time")
+        })
+        .collect();
+    lines.last().map(|l| l.to_string()).unwrap_or_default()
+}
+
+/// Annotates `N: (..) insn` lines with the source line the object's BTF
+/// gives for instruction N.
+fn annotate(log: &str, def: &ProgramDef) -> String {
+    let mut out = String::new();
+    for line in log.lines() {
+        out.push_str(line);
+        let idx = line
+            .split(':')
+            .next()
+            .and_then(|n| n.trim().parse::<usize>().ok());
+        if let Some(i) = idx.filter(|_| line.contains(": (")) {
+            if let Some(l) = def.line_for(i) {
+                let _ = write!(out, "    // {}:{}:{}", l.file, l.line, l.column);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let Verifier::Kernel = a.verifier;
+    if let Err(e) = oxbpf_sys::available() {
+        eprintln!("error: the kernel verifier needs bpf(2) (run as root): {e}");
+        return Ok(ExitCode::from(2));
+    }
+    let override_type = match &a.prog_type {
+        Some(t) => Some(
+            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
+        ),
+        None => None,
+    };
+    let files = objects(&a.paths);
+    if files.is_empty() {
+        return Err(anyhow!("no objects found"));
+    }
+    let mut out = std::io::stdout().lock();
+    let (mut any_reject, mut any_error) = (false, false);
+    for f in files {
+        let object = f.display().to_string();
+        let bytes = match std::fs::read(&f) {
+            Ok(b) => b,
+            Err(e) => {
+                any_error = true;
+                let row = Row {
+                    object,
+                    program: String::new(),
+                    section: String::new(),
+                    kind: String::new(),
+                    verdict: "error",
+                    insns_processed: None,
+                    time_us: None,
+                    message: e.to_string(),
+                };
+                writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+                continue;
+            }
+        };
+        let obj = match oxbpf_obj::load(&bytes) {
+            Ok(o) => o,
+            Err(e) => {
+                any_error = true;
+                let row = Row {
+                    object,
+                    program: String::new(),
+                    section: String::new(),
+                    kind: String::new(),
+                    verdict: "error",
+                    insns_processed: None,
+                    time_us: None,
+                    message: e.to_string(),
+                };
+                writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+                continue;
+            }
+        };
+        let k = oxbpf_sys::object::load_object(&obj, override_type);
+        if let (Some(e), true) = (&k.btf_error, a.log) {
+            writeln!(out, "{object}: BTF not loaded: {e}")?;
+        }
+        for p in &k.programs {
+            if a.name
+                .as_ref()
+                .is_some_and(|n| *n != p.def.name && *n != p.def.section)
+            {
+                continue;
+            }
+            let v = &p.verdict;
+            let (verdict, message) = match &v.prog {
+                Ok(_) => ("accept", String::new()),
+                Err(e) if v.log.is_empty() || e.errno != libc_eacces_or_einval(e.errno) => {
+                    ("error", e.to_string())
+                }
+                Err(_) => ("reject", summary(&v.log)),
+            };
+            match verdict {
+                "reject" => any_reject = true,
+                "error" => any_error = true,
+                _ => {}
+            }
+            let row = Row {
+                object: object.clone(),
+                program: p.def.name.clone(),
+                section: p.def.section.clone(),
+                kind: p.kind.name().to_string(),
+                verdict,
+                insns_processed: v.insns_processed,
+                time_us: Some(v.time.as_secs_f64() * 1e6),
+                message,
+            };
+            writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+            if a.log && !v.log.is_empty() {
+                writeln!(out, "{}", annotate(&v.log, &p.def))?;
+            }
+        }
+    }
+    Ok(if any_error {
+        ExitCode::from(2)
+    } else if any_reject {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A load that failed with a verifier log is a rejection when the errno is
+/// the verifier's (EACCES or EINVAL with a log); other errnos are errors.
+fn libc_eacces_or_einval(errno: i32) -> i32 {
+    match errno {
+        13 | 22 | 7 | 28 => errno,
+        _ => -1,
+    }
+}
