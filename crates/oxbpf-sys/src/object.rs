@@ -173,13 +173,13 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         };
         match Map::create_with_inner(&spec, inner.as_ref()) {
             Ok(m) => {
-                if let Some(data) = &d.data {
-                    if let Err(error) = m.update(&0u32.to_le_bytes(), data, 0) {
-                        failures.push(MapFailure {
-                            name: d.name.clone(),
-                            error,
-                        });
-                    }
+                if let Some(data) = &d.data
+                    && let Err(error) = m.update(&0u32.to_le_bytes(), data, 0)
+                {
+                    failures.push(MapFailure {
+                        name: d.name.clone(),
+                        error,
+                    });
                 }
                 maps.push(Some(m));
             }

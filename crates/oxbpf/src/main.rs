@@ -117,6 +117,9 @@ enum Command {
         /// Print the verifier's log, each instruction annotated with its source line.
         #[arg(long)]
         log: bool,
+        /// Type given to programs whose section name says none (reported as assumed).
+        #[arg(long, default_value = "socket_filter")]
+        default_type: String,
     },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
             verifier,
             json,
             log,
+            default_type,
         } => verify::verify(&verify::VerifyArgs {
             paths,
             name,
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
             verifier,
             json,
             log,
+            default_type,
         }),
         Command::Conformance {
             paths,

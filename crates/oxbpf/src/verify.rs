@@ -23,6 +23,8 @@ pub struct VerifyArgs {
     pub verifier: Verifier,
     pub json: bool,
     pub log: bool,
+    /// Type for programs whose section names none.
+    pub default_type: String,
 }
 
 fn json_str(s: &str) -> String {
@@ -210,11 +212,25 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 continue;
             }
         };
+        // Programs whose section names no type get the default type (and
+        // the output says it was assumed).
+        let default = ProgramType::from_user_name(&a.default_type)
+            .ok_or_else(|| anyhow!("unknown program type `{}`", a.default_type))?;
+        let mut obj = obj;
+        let mut assumed = vec![false; obj.programs.len()];
+        if override_type.is_none() {
+            for (i, p) in obj.programs.iter_mut().enumerate() {
+                if p.kind == ProgramType::Unspec {
+                    p.kind = default;
+                    assumed[i] = true;
+                }
+            }
+        }
         let k = oxbpf_sys::object::load_object(&obj, override_type);
         if let (Some(e), true) = (&k.btf_error, a.log) {
             writeln!(out, "{object}: BTF not loaded: {e}")?;
         }
-        for p in &k.programs {
+        for (pi, p) in k.programs.iter().enumerate() {
             if a.name
                 .as_ref()
                 .is_some_and(|n| *n != p.def.name && *n != p.def.section)
@@ -238,7 +254,11 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 object: object.clone(),
                 program: p.def.name.clone(),
                 section: p.def.section.clone(),
-                kind: p.kind.name().to_string(),
+                kind: if assumed[pi] {
+                    format!("{} (assumed)", p.kind.name())
+                } else {
+                    p.kind.name().to_string()
+                },
                 verdict,
                 insns_processed: v.insns_processed,
                 time_us: Some(v.time.as_secs_f64() * 1e6),
