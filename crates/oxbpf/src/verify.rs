@@ -146,10 +146,10 @@ fn annotate(log: &str, def: &ProgramDef) -> String {
             .split(':')
             .next()
             .and_then(|n| n.trim().parse::<usize>().ok());
-        if let Some(i) = idx.filter(|_| line.contains(": (")) {
-            if let Some(l) = def.line_for(i) {
-                let _ = write!(out, "    // {}:{}:{}", l.file, l.line, l.column);
-            }
+        if let Some(i) = idx.filter(|_| line.contains(": ("))
+            && let Some(l) = def.line_for(i)
+        {
+            let _ = write!(out, "    // {}:{}:{}", l.file, l.line, l.column);
         }
         out.push('\n');
     }
