@@ -7,7 +7,9 @@
 //!
 //! Attribute structs follow `union bpf_attr` in include/uapi/linux/bpf.h;
 //! each is passed with its own size, and the kernel treats the fields past
-//! it as zero.
+//! it as zero. Invariant (greppable: NO-IMPLICIT-PADDING): no attribute
+//! struct has implicit padding; the kernel rejects non-zero bytes after
+//! the last field it knows, and Rust leaves padding uninitialised.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -495,6 +497,9 @@ struct TestRunAttr {
     flags: u32,
     cpu: u32,
     batch_size: u32,
+    /// Explicit, so the kernel's check that bytes past the last field are
+    /// zero never sees uninitialised padding.
+    _pad: u32,
 }
 
 /// What BPF_PROG_TEST_RUN returned.

@@ -359,7 +359,15 @@ impl LoadedObject {
 
     /// The name of a program's verdict for return value `r0`.
     pub fn verdict(&self, idx: usize, r0: u64) -> Option<String> {
-        match self.programs[idx].kind {
+        verdict_name(self.programs[idx].kind, r0)
+    }
+}
+
+/// The name of a program type's verdict for return value `r0`, if the type
+/// has named verdicts.
+pub fn verdict_name(kind: ProgramType, r0: u64) -> Option<String> {
+    {
+        match kind {
             ProgramType::Xdp => Some(xdp_verdict(r0).to_string()),
             ProgramType::SchedCls | ProgramType::SchedAct => Some(tc_verdict(r0).to_string()),
             ProgramType::SocketFilter => Some(if r0 == 0 {

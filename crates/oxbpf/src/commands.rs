@@ -203,7 +203,26 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         max_call_depth: a.max_call_depth,
         instruction_budget: a.budget,
     };
-    let EngineKind::Interpreter = a.engine;
+    if a.engine == EngineKind::Kernel {
+        let mut mem = mem;
+        return match oxbpf_conformance::Engine::run(
+            &ConformanceEngine {
+                kind: EngineKind::Kernel,
+            },
+            &code,
+            &mut mem,
+        ) {
+            Ok(r0) => {
+                if a.json {
+                    println!("{{\"engine\":\"kernel\",\"return_value\":{r0}}}");
+                } else {
+                    println!("{r0:#x}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => bail!("{}: {e}", a.program.display()),
+        };
+    }
     let mut last = None;
     for _ in 0..a.repeat.max(1) {
         let mut m = mem.clone();

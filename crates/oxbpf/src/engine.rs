@@ -8,12 +8,15 @@ use oxbpf_vm::{Config, Helpers, Program, Vm};
 pub enum EngineKind {
     /// oxbpf's interpreter (the reference semantics).
     Interpreter,
+    /// The running Linux kernel (bpf(2) BPF_PROG_TEST_RUN; needs root).
+    Kernel,
 }
 
 impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Interpreter => "interpreter",
+            EngineKind::Kernel => "kernel",
         }
     }
 }
@@ -29,7 +32,23 @@ impl oxbpf_conformance::Engine for ConformanceEngine {
         self.kind.name()
     }
 
+    fn result_bits(&self) -> u32 {
+        match self.kind {
+            EngineKind::Kernel => 32,
+            _ => 64,
+        }
+    }
+
     fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+        if self.kind == EngineKind::Kernel {
+            return kernel_run(program, mem);
+        }
+        self.run_interpreter(program, mem)
+    }
+}
+
+impl ConformanceEngine {
+    fn run_interpreter(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
         let program = Program::from_bytes(program).map_err(|e| e.to_string())?;
         let mut vm = Vm::new(program);
         vm.helpers = Helpers::conformance();
@@ -38,8 +57,8 @@ impl oxbpf_conformance::Engine for ConformanceEngine {
             instruction_budget: Some(1 << 32),
             ..Config::default()
         };
-        match self.kind {
-            EngineKind::Interpreter => {
+        {
+            {
                 // The budgeted run dispatches every instruction; once it has
                 // shown the program terminates, the default fast path (fused
                 // pairs, collapsed compare trees) must give the same answer.
@@ -62,4 +81,77 @@ impl oxbpf_conformance::Engine for ConformanceEngine {
             }
         }
     }
+}
+
+/// Runs conformance bytecode in the kernel: the memory goes into a one-entry
+/// array map, and a prologue sets r1 to its value and r2 to its length
+/// before the test's own instructions, loaded as an XDP program and run
+/// with BPF_PROG_TEST_RUN. Only the low 32 bits of r0 come back.
+fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+    use oxbpf_isa::RawInsn;
+    let mut prologue: Vec<RawInsn> = Vec::new();
+    let map = if mem.is_empty() {
+        prologue.push(RawInsn::new(0xb7, 1, 0, 0, 0)); // r1 = 0
+        None
+    } else {
+        let spec = oxbpf_sys::MapSpec {
+            name: "conf_mem".into(),
+            map_type: 2,
+            key_size: 4,
+            value_size: mem.len() as u32,
+            max_entries: 1,
+            ..Default::default()
+        };
+        let m = oxbpf_sys::Map::create(&spec).map_err(|e| e.to_string())?;
+        m.update(&0u32.to_le_bytes(), mem, 0)
+            .map_err(|e| e.to_string())?;
+        use std::os::fd::AsRawFd;
+        let fd = m.fd.as_raw_fd();
+        prologue.extend([
+            RawInsn::new(0x62, 10, 0, -4, 0), // *(u32 *)(r10 - 4) = 0
+            RawInsn::new(0xbf, 2, 10, 0, 0),  // r2 = r10
+            RawInsn::new(0x07, 2, 0, 0, -4),  // r2 += -4
+            RawInsn::new(0x18, 1, 1, 0, fd),  // r1 = map[fd] ll
+            RawInsn::new(0, 0, 0, 0, 0),
+            RawInsn::new(0x85, 0, 0, 0, 1), // call map_lookup_elem
+            RawInsn::new(0x55, 0, 0, 1, 0), // if r0 != 0 goto +1
+            RawInsn::new(0x95, 0, 0, 0, 0), // exit
+            RawInsn::new(0xbf, 1, 0, 0, 0), // r1 = r0
+        ]);
+        Some(m)
+    };
+    prologue.push(RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32)); // r2 = len
+    let mut code: Vec<u8> = prologue.iter().flat_map(|r| r.to_bytes()).collect();
+    code.extend_from_slice(program);
+    let v = oxbpf_sys::load_program(&oxbpf_sys::ProgSpec {
+        name: "conformance".into(),
+        // XDP: any return value is allowed and test runs need no socket.
+        prog_type: 6,
+        insns: &code,
+        license: "GPL".into(),
+        ..Default::default()
+    });
+    let prog = v.prog.map_err(|e| {
+        let last = v
+            .log
+            .lines()
+            .rev()
+            .find(|l| {
+                !l.trim().is_empty()
+                    && !l.starts_with("processed")
+                    && !l.starts_with("verification time")
+            })
+            .unwrap_or("")
+            .to_string();
+        format!("kernel verifier rejected it (errno {}): {last}", e.errno)
+    })?;
+    let r = prog
+        .test_run(&[0u8; 64], None, 1)
+        .map_err(|e| e.to_string())?;
+    if let Some(m) = &map {
+        if let Ok(Some(v)) = m.lookup(&0u32.to_le_bytes()) {
+            mem.copy_from_slice(&v[..mem.len()]);
+        }
+    }
+    Ok(r.retval as u64)
 }
