@@ -89,6 +89,34 @@ impl ConformanceEngine {
 /// with BPF_PROG_TEST_RUN. Only the low 32 bits of r0 come back.
 fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
     use oxbpf_isa::RawInsn;
+    // Legacy packet loads need an skb in r6: such programs run as tc
+    // classifiers (layer 2: the packet starts at the Ethernet header, as
+    // for a raw packet socket; a socket filter's test run would start at
+    // the network header) with the memory as the packet.
+    let legacy = program
+        .chunks(8)
+        .any(|c| matches!(c[0], 0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50));
+    if legacy {
+        let mut code: Vec<u8> = [
+            RawInsn::new(0xbf, 6, 1, 0, 0),                   // r6 = r1
+            RawInsn::new(0xb7, 1, 0, 0, 0),                   // r1 = 0
+            RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32),    // r2 = len
+        ]
+        .iter()
+        .flat_map(|r| r.to_bytes())
+        .collect();
+        code.extend_from_slice(program);
+        let v = oxbpf_sys::load_program(&oxbpf_sys::ProgSpec {
+            name: "conformance".into(),
+            prog_type: 3,
+            insns: &code,
+            license: "GPL".into(),
+            ..Default::default()
+        });
+        let prog = v.prog.map_err(|e| rejection(&v.log, e.errno))?;
+        let r = prog.test_run(mem, None, 1).map_err(|e| e.to_string())?;
+        return Ok(r.retval as u64);
+    }
     let mut prologue: Vec<RawInsn> = Vec::new();
     let map = if mem.is_empty() {
         prologue.push(RawInsn::new(0xb7, 1, 0, 0, 0)); // r1 = 0
@@ -154,4 +182,13 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
         }
     }
     Ok(r.retval as u64)
+}
+
+fn rejection(log: &str, errno: i32) -> String {
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with("processed") && !l.starts_with("verification time"))
+        .unwrap_or("");
+    format!("kernel verifier rejected it (errno {errno}): {last}")
 }
