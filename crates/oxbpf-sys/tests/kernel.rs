@@ -49,8 +49,17 @@ fn maps_follow_kernel_rules() {
         assert_eq!(m.entries().unwrap().len(), 1);
         m.delete(&1u32.to_le_bytes()).unwrap();
     }
-    // The map was closed when it dropped.
-    assert_eq!(object_ids().unwrap().1, before.1);
+    // The map was closed when it dropped (the kernel frees it after an
+    // RCU grace period, so allow it a moment).
+    let mut after = object_ids().unwrap().1;
+    for _ in 0..100 {
+        if after == before.1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        after = object_ids().unwrap().1;
+    }
+    assert_eq!(after, before.1);
 }
 
 fn libc_eexist() -> i32 {

@@ -98,9 +98,9 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
         .any(|c| matches!(c[0], 0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50));
     if legacy {
         let mut code: Vec<u8> = [
-            RawInsn::new(0xbf, 6, 1, 0, 0),                   // r6 = r1
-            RawInsn::new(0xb7, 1, 0, 0, 0),                   // r1 = 0
-            RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32),    // r2 = len
+            RawInsn::new(0xbf, 6, 1, 0, 0),                // r6 = r1
+            RawInsn::new(0xb7, 1, 0, 0, 0),                // r1 = 0
+            RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32), // r2 = len
         ]
         .iter()
         .flat_map(|r| r.to_bytes())
@@ -188,7 +188,11 @@ fn rejection(log: &str, errno: i32) -> String {
     let last = log
         .lines()
         .rev()
-        .find(|l| !l.trim().is_empty() && !l.starts_with("processed") && !l.starts_with("verification time"))
+        .find(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("processed")
+                && !l.starts_with("verification time")
+        })
         .unwrap_or("");
     format!("kernel verifier rejected it (errno {errno}): {last}")
 }
