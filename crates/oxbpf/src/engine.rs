@@ -176,10 +176,10 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
     let r = prog
         .test_run(&[0u8; 64], None, 1)
         .map_err(|e| e.to_string())?;
-    if let Some(m) = &map {
-        if let Ok(Some(v)) = m.lookup(&0u32.to_le_bytes()) {
-            mem.copy_from_slice(&v[..mem.len()]);
-        }
+    if let Some(m) = &map
+        && let Ok(Some(v)) = m.lookup(&0u32.to_le_bytes())
+    {
+        mem.copy_from_slice(&v[..mem.len()]);
     }
     Ok(r.retval as u64)
 }
