@@ -38,6 +38,133 @@ fn json_str(s: &str) -> String {
     o
 }
 
+fn inputs_of(a: &RunArgs) -> Result<Vec<Vec<u8>>> {
+    Ok(
+        match (&a.pcap, &a.data.as_ref().or(a.mem.as_ref()), &a.mem_hex) {
+            (Some(p), _, _) => {
+                let raw = read_input(p)?;
+                let (_, pkts) = oxbpf_pcap::read(&raw).with_context(|| p.display().to_string())?;
+                pkts.into_iter().map(|p| p.data).collect()
+            }
+            (None, Some(p), _) => vec![read_input(p)?],
+            (None, None, Some(h)) => vec![crate::commands::parse_hex(h)?],
+            (None, None, None) => vec![Vec::new()],
+        },
+    )
+}
+
+/// The same run in the kernel: the object loaded with bpf(2), each input
+/// run with BPF_PROG_TEST_RUN, the maps read back.
+fn run_kernel(
+    a: &RunArgs,
+    obj: &oxbpf_obj::Object,
+    override_type: Option<ProgramType>,
+    path: &str,
+) -> Result<ExitCode> {
+    oxbpf_sys::available()
+        .map_err(|e| anyhow!("the kernel engine needs bpf(2) (run as root): {e}"))?;
+    let k = oxbpf_sys::object::load_object(obj, override_type);
+    let idx = match &a.name {
+        Some(n) => k
+            .programs
+            .iter()
+            .position(|p| &p.def.name == n || &p.def.section == n)
+            .ok_or_else(|| anyhow!("{path}: no program `{n}`"))?,
+        None => 0,
+    };
+    let kp = k
+        .programs
+        .get(idx)
+        .ok_or_else(|| anyhow!("{path}: the object has no programs"))?;
+    let prog = kp
+        .verdict
+        .prog
+        .as_ref()
+        .map_err(|e| anyhow!("{path}: the kernel rejected `{}`: {e}", kp.def.name))?;
+    let inputs = inputs_of(a)?;
+    let mut out = std::io::stdout().lock();
+    let mut summary: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        // Test runs of packet programs need at least an Ethernet header.
+        let mut data = input.clone();
+        if data.len() < 14 {
+            data.resize(14, 0);
+        }
+        let r = prog
+            .test_run(&data, None, a.repeat.max(1) as u32)
+            .map_err(|e| anyhow!("{path}: {e}"))?;
+        let r0 = r.retval as u64;
+        let verdict = oxbpf_vm::loaded::verdict_name(kp.kind, r0);
+        *summary
+            .entry(verdict.clone().unwrap_or_else(|| format!("{r0:#x}")))
+            .or_default() += 1;
+        if a.json {
+            let mut line = format!("{{\"index\":{i},\"engine\":\"kernel\",\"return_value\":{r0}");
+            if let Some(v) = &verdict {
+                let _ = write!(line, ",\"verdict\":{}", json_str(v));
+            }
+            let _ = write!(
+                line,
+                ",\"packet\":\"{}\",\"duration_ns\":{}}}",
+                hex(&r.data_out),
+                r.duration_ns
+            );
+            writeln!(out, "{line}")?;
+        } else {
+            let v = verdict.map(|v| format!("{v} ")).unwrap_or_default();
+            writeln!(
+                out,
+                "run {i}: {v}(r0 = {r0:#x}, {} ns in the kernel)",
+                r.duration_ns
+            )?;
+            if a.show_packet {
+                writeln!(out, "  packet: {}", hex(&r.data_out))?;
+            }
+        }
+    }
+    if !a.json {
+        let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        writeln!(out, "summary: {} runs; {}", inputs.len(), parts.join(", "))?;
+    }
+    if a.dump_maps {
+        for (mi, m) in k.maps.iter().enumerate() {
+            let Some(m) = m else { continue };
+            let name = &k.map_names[mi];
+            let entries = m.entries().map_err(|e| anyhow!("map {name}: {e}"))?;
+            if a.json {
+                let items: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
+                    .collect();
+                writeln!(
+                    out,
+                    "{{\"map\":{},\"entries\":[{}]}}",
+                    json_str(name),
+                    items.join(",")
+                )?;
+            } else {
+                let is_array = matches!(m.spec.map_type, 2 | 6);
+                let shown: Vec<_> = entries
+                    .iter()
+                    .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
+                    .collect();
+                writeln!(out, "map {name} ({} entries):", entries.len())?;
+                for (k, v) in &shown {
+                    writeln!(out, "  {} => {}", hex(k), hex(v))?;
+                }
+                if shown.len() < entries.len() {
+                    writeln!(
+                        out,
+                        "  ({} all-zero entries not shown)",
+                        entries.len() - shown.len()
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     let path = a.program.display().to_string();
     let obj = oxbpf_obj::load(bytes).with_context(|| path.clone())?;
@@ -47,6 +174,9 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         ),
         None => None,
     };
+    if a.engine == crate::engine::EngineKind::Kernel {
+        return run_kernel(a, &obj, override_type, &path);
+    }
     let mut loaded = LoadedObject::new(&obj, 1, override_type).with_context(|| path.clone())?;
     loaded.config = Config {
         max_call_depth: a.max_call_depth,
@@ -66,16 +196,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         })?,
         None => 0,
     };
-    let inputs: Vec<Vec<u8>> = match (&a.pcap, &a.data.as_ref().or(a.mem.as_ref()), &a.mem_hex) {
-        (Some(p), _, _) => {
-            let raw = read_input(p)?;
-            let (_, pkts) = oxbpf_pcap::read(&raw).with_context(|| p.display().to_string())?;
-            pkts.into_iter().map(|p| p.data).collect()
-        }
-        (None, Some(p), _) => vec![read_input(p)?],
-        (None, None, Some(h)) => vec![crate::commands::parse_hex(h)?],
-        (None, None, None) => vec![Vec::new()],
-    };
+    let inputs = inputs_of(a)?;
     let mut out = std::io::stdout().lock();
     let mut summary: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed = false;
