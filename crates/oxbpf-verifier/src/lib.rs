@@ -1,1 +1,256 @@
+//! # oxbpf-verifier: proving programs safe
+//!
+//! Abstract interpretation over every path of the program, as the Linux
+//! verifier does: registers carry a type (scalar, context, stack, map value,
+//! packet, ...) and, for scalars and pointer offsets, known bits plus signed
+//! and unsigned ranges ([`scalar`]); the stack is tracked byte by byte with
+//! spilled registers ([`state`]); each conditional jump refines both arms
+//! ([`refine`]); helper calls are checked against prototypes and context
+//! accesses against per-type layouts ([`protos`]). States reaching an
+//! instruction already proven safe from a state that covers them are pruned.
+//!
+//! A rejection names the instruction, the reason, the registers involved
+//! and the branch decisions that led there, and — with the object's BTF
+//! line info — the C source line. No IO; no panics on any input.
+
+pub mod check;
+pub mod protos;
+pub mod refine;
 pub mod scalar;
+pub mod state;
+
+use std::fmt;
+
+use oxbpf_obj::{Object, ProgramDef, ProgramType};
+
+/// A map as the verifier sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapInfo {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    /// Programs may not write (`.rodata`, BPF_F_RDONLY_PROG).
+    pub read_only: bool,
+    /// For maps of maps: the index (in the same list) of the inner map template.
+    pub inner: Option<u32>,
+}
+
+/// How to verify.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub prog_type: ProgramType,
+    pub maps: Vec<MapInfo>,
+    /// Raw programs (`ProgramType::Unspec`): r1 points to this many bytes of
+    /// memory and r2 holds the length.
+    pub raw_mem_len: Option<u64>,
+    /// Privileged policy (root): pointers may be stored in maps and
+    /// compared; unprivileged rejects pointer leaks.
+    pub privileged: bool,
+    /// GPL-compatible license (GPL-only helpers allowed).
+    pub gpl: bool,
+    pub max_insns_processed: u64,
+    /// Record a per-instruction log.
+    pub log: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prog_type: ProgramType::Unspec,
+            maps: Vec::new(),
+            raw_mem_len: None,
+            privileged: true,
+            gpl: true,
+            max_insns_processed: 1_000_000,
+            log: false,
+        }
+    }
+}
+
+/// A proof of safety, with statistics.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub insns_processed: u64,
+    pub states: u64,
+    pub log: Vec<String>,
+}
+
+/// Why a program was rejected.
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    /// Instruction index of the first unsafe operation.
+    pub pc: usize,
+    /// The instruction as assembly.
+    pub insn: String,
+    pub message: String,
+    /// Initialized registers at that point: (number, description).
+    pub regs: Vec<(u8, String)>,
+    /// Branch decisions that led there: (instruction, taken).
+    pub path: Vec<(usize, bool)>,
+    pub insns_processed: u64,
+    pub log: Vec<String>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "instruction {}: {}: {}",
+            self.pc, self.insn, self.message
+        )
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl Rejection {
+    /// A multi-line explanation: the instruction and its source line, the
+    /// reason, the registers, and the path.
+    pub fn explain(&self, def: Option<&ProgramDef>) -> String {
+        let mut s = format!("rejected at instruction {}: {}\n", self.pc, self.insn);
+        if let Some(l) = def.and_then(|d| d.line_for(self.pc)) {
+            s.push_str(&format!(
+                "  source {}:{}:{}: {}\n",
+                l.file,
+                l.line,
+                l.column,
+                l.text.trim()
+            ));
+        }
+        s.push_str(&format!("  reason: {}\n", self.message));
+        if !self.regs.is_empty() {
+            let regs: Vec<String> = self.regs.iter().map(|(r, d)| format!("R{r}={d}")).collect();
+            s.push_str(&format!("  registers: {}\n", regs.join(" ")));
+        }
+        if !self.path.is_empty() {
+            let steps: Vec<String> = self
+                .path
+                .iter()
+                .rev()
+                .take(12)
+                .rev()
+                .map(|(pc, t)| {
+                    let line = def
+                        .and_then(|d| d.line_for(*pc))
+                        .map(|l| format!(" (line {})", l.line))
+                        .unwrap_or_default();
+                    format!("{pc}{line} {}", if *t { "taken" } else { "not taken" })
+                })
+                .collect();
+            let more = if self.path.len() > 12 {
+                format!("... {} earlier branches, then ", self.path.len() - 12)
+            } else {
+                String::new()
+            };
+            s.push_str(&format!("  path: {more}{}\n", steps.join(" -> ")));
+        }
+        s
+    }
+}
+
+pub use check::verify;
+
+pub(crate) fn alu_name(op: oxbpf_isa::AluOp) -> &'static str {
+    use oxbpf_isa::AluOp::*;
+    match op {
+        Add => "+=",
+        Sub => "-=",
+        Mul => "*=",
+        Div | Sdiv => "/=",
+        Or => "|=",
+        And => "&=",
+        Lsh => "<<=",
+        Rsh => ">>=",
+        Mod | Smod => "%=",
+        Xor => "^=",
+        Mov => "=",
+        Arsh => "s>>=",
+    }
+}
+
+/// Allowed return values per program type, where the kernel restricts them.
+pub(crate) fn return_range(t: ProgramType) -> Option<(u64, u64)> {
+    match t {
+        ProgramType::CgroupSkb => Some((0, 3)),
+        ProgramType::CgroupSock
+        | ProgramType::CgroupSockAddr
+        | ProgramType::CgroupDevice
+        | ProgramType::CgroupSysctl
+        | ProgramType::CgroupSockopt => Some((0, 1)),
+        _ => None,
+    }
+}
+
+/// Maps of an object, as the verifier sees them.
+pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
+    let mut out: Vec<MapInfo> = obj
+        .maps
+        .iter()
+        .map(|m| MapInfo {
+            map_type: m.map_type,
+            key_size: m.key_size,
+            value_size: match m.map_type {
+                3 | 12 | 13 => 4,
+                _ => m.value_size,
+            },
+            max_entries: m.max_entries,
+            read_only: m.flags & (1 << 7) != 0,
+            inner: None,
+        })
+        .collect();
+    // Inner map templates go at the end; maps of maps point to them.
+    for (i, m) in obj.maps.iter().enumerate() {
+        let inner = match (&m.inner, &m.origin) {
+            (Some(d), _) => Some(MapInfo {
+                map_type: d.map_type,
+                key_size: d.key_size,
+                value_size: d.value_size,
+                max_entries: d.max_entries,
+                read_only: false,
+                inner: None,
+            }),
+            (
+                None,
+                oxbpf_obj::MapOrigin::Legacy {
+                    inner_idx: Some(ix),
+                    ..
+                },
+            ) if matches!(m.map_type, 12 | 13) => out.get(*ix as usize).cloned(),
+            _ => None,
+        };
+        if let Some(inner) = inner {
+            out.push(inner);
+            let n = out.len() as u32 - 1;
+            out[i].inner = Some(n);
+        }
+    }
+    out
+}
+
+/// Verifies program `idx` of `obj` with `base` options (its type and maps
+/// are taken from the object unless `base.prog_type` is set).
+pub fn verify_object_program(
+    obj: &Object,
+    idx: usize,
+    base: &Options,
+) -> Result<Report, Rejection> {
+    let p = &obj.programs[idx];
+    let mut o = base.clone();
+    if o.prog_type == ProgramType::Unspec {
+        o.prog_type = p.kind;
+    }
+    o.maps = maps_of(obj);
+    o.gpl = obj.license.as_deref().is_some_and(|l| {
+        [
+            "GPL",
+            "GPL v2",
+            "GPL and additional rights",
+            "Dual BSD/GPL",
+            "Dual MIT/GPL",
+            "Dual MPL/GPL",
+        ]
+        .contains(&l)
+    });
+    verify(&p.insns, &o)
+}

@@ -15,7 +15,10 @@ pub struct Tnum {
 }
 
 impl Tnum {
-    pub const UNKNOWN: Tnum = Tnum { value: 0, mask: u64::MAX };
+    pub const UNKNOWN: Tnum = Tnum {
+        value: 0,
+        mask: u64::MAX,
+    };
 
     pub const fn konst(v: u64) -> Tnum {
         Tnum { value: v, mask: 0 }
@@ -349,11 +352,13 @@ impl Scalar {
     pub fn add(&self, b: &Scalar) -> Scalar {
         let mut r = Scalar::from_tnum(self.t.add(b.t));
         // unsigned: no wrap -> precise
-        if let (Some(lo), Some(hi)) = (self.umin.checked_add(b.umin), self.umax.checked_add(b.umax)) {
+        if let (Some(lo), Some(hi)) = (self.umin.checked_add(b.umin), self.umax.checked_add(b.umax))
+        {
             r.umin = r.umin.max(lo);
             r.umax = r.umax.min(hi);
         }
-        if let (Some(lo), Some(hi)) = (self.smin.checked_add(b.smin), self.smax.checked_add(b.smax)) {
+        if let (Some(lo), Some(hi)) = (self.smin.checked_add(b.smin), self.smax.checked_add(b.smax))
+        {
             r.smin = r.smin.max(lo);
             r.smax = r.smax.min(hi);
         }
@@ -367,7 +372,8 @@ impl Scalar {
             r.umin = r.umin.max(self.umin - b.umax);
             r.umax = r.umax.min(self.umax - b.umin);
         }
-        if let (Some(lo), Some(hi)) = (self.smin.checked_sub(b.smax), self.smax.checked_sub(b.smin)) {
+        if let (Some(lo), Some(hi)) = (self.smin.checked_sub(b.smax), self.smax.checked_sub(b.smin))
+        {
             r.smin = r.smin.max(lo);
             r.smax = r.smax.min(hi);
         }
@@ -478,7 +484,10 @@ mod tests {
             });
         }
         let t = t.unwrap_or(Tnum::UNKNOWN);
-        let t = Tnum { value: t.value & !t.mask, mask: t.mask };
+        let t = Tnum {
+            value: t.value & !t.mask,
+            mask: t.mask,
+        };
         let mut s = Scalar::urange(lo, hi);
         s.t = s.t.intersect(t);
         s.sync();

@@ -109,7 +109,7 @@ enum Command {
         /// Program type when the section name does not say.
         #[arg(long = "type")]
         prog_type: Option<String>,
-        #[arg(long, value_enum, default_value_t = verify::Verifier::Kernel)]
+        #[arg(long, value_enum, default_value_t = verify::Verifier::Oxbpf)]
         verifier: verify::Verifier,
         /// One JSON object per program per line.
         #[arg(long)]

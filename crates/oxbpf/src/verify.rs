@@ -12,6 +12,8 @@ use oxbpf_obj::{ProgramDef, ProgramType};
 /// Which verifier decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Verifier {
+    /// oxbpf's own verifier (no privileges needed).
+    Oxbpf,
     /// The running Linux kernel's verifier (through bpf(2) BPF_PROG_LOAD).
     Kernel,
 }
@@ -157,7 +159,9 @@ fn annotate(log: &str, def: &ProgramDef) -> String {
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
-    let Verifier::Kernel = a.verifier;
+    if a.verifier == Verifier::Oxbpf {
+        return verify_oxbpf(a);
+    }
     if let Err(e) = oxbpf_sys::available() {
         eprintln!("error: the kernel verifier needs bpf(2) (run as root): {e}");
         return Ok(ExitCode::from(2));
@@ -286,4 +290,106 @@ fn libc_eacces_or_einval(errno: i32) -> i32 {
         13 | 22 | 7 | 28 => errno,
         _ => -1,
     }
+}
+
+/// Loads every object and checks every program with oxbpf's verifier.
+fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
+    let override_type = match &a.prog_type {
+        Some(t) => Some(
+            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
+        ),
+        None => None,
+    };
+    let default = ProgramType::from_user_name(&a.default_type)
+        .ok_or_else(|| anyhow!("unknown program type `{}`", a.default_type))?;
+    let files = objects(&a.paths);
+    if files.is_empty() {
+        return Err(anyhow!("no objects found"));
+    }
+    let mut out = std::io::stdout().lock();
+    let (mut any_reject, mut any_error) = (false, false);
+    for f in files {
+        let object = f.display().to_string();
+        let loaded = std::fs::read(&f)
+            .map_err(|e| e.to_string())
+            .and_then(|b| oxbpf_obj::load(&b).map_err(|e| e.to_string()));
+        let obj = match loaded {
+            Ok(o) => o,
+            Err(message) => {
+                any_error = true;
+                let row = Row {
+                    object,
+                    program: String::new(),
+                    section: String::new(),
+                    kind: String::new(),
+                    verdict: "error",
+                    insns_processed: None,
+                    time_us: None,
+                    message,
+                };
+                writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+                continue;
+            }
+        };
+        for (i, p) in obj.programs.iter().enumerate() {
+            if a.name
+                .as_ref()
+                .is_some_and(|n| *n != p.name && *n != p.section)
+            {
+                continue;
+            }
+            let (kind, assumed) = match (override_type, p.kind) {
+                (Some(t), _) => (t, false),
+                (None, ProgramType::Unspec) => (default, true),
+                (None, k) => (k, false),
+            };
+            let opts = oxbpf_verifier::Options {
+                prog_type: kind,
+                log: a.log,
+                ..Default::default()
+            };
+            let start = std::time::Instant::now();
+            let res = oxbpf_verifier::verify_object_program(&obj, i, &opts);
+            let time_us = start.elapsed().as_secs_f64() * 1e6;
+            let (verdict, processed, message) = match &res {
+                Ok(r) => ("accept", r.insns_processed, String::new()),
+                Err(e) => {
+                    any_reject = true;
+                    ("reject", e.insns_processed, e.to_string())
+                }
+            };
+            let row = Row {
+                object: object.clone(),
+                program: p.name.clone(),
+                section: p.section.clone(),
+                kind: if assumed {
+                    format!("{} (assumed)", kind.name())
+                } else {
+                    kind.name().to_string()
+                },
+                verdict,
+                insns_processed: Some(processed),
+                time_us: Some(time_us),
+                message,
+            };
+            writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+            if let Err(e) = &res {
+                if !a.json {
+                    write!(out, "{}", e.explain(Some(p)))?;
+                }
+                if a.log {
+                    for l in &e.log {
+                        writeln!(out, "  {l}")?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(if any_error {
+        ExitCode::from(2)
+    } else if any_reject {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

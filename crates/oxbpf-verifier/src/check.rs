@@ -1,0 +1,1707 @@
+//! The verifier proper: a depth-first walk over every path, with states
+//! pruned against states already proven safe at the same instruction.
+
+use std::collections::HashMap;
+
+use oxbpf_isa::{Instruction, RawInsn, decode_at};
+use oxbpf_obj::ProgramType;
+
+use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size, proto};
+use crate::scalar::Scalar;
+use crate::state::{Byte, Frame, Kind, Reg, State, covers};
+use crate::{MapInfo, Options, Rejection, Report};
+
+const STACK: i64 = 512;
+
+/// A stored state at an instruction, with the number of live paths that
+/// still pass through it: it may prune other paths only once complete.
+struct Checkpoint {
+    state: State,
+    live: u32,
+}
+
+struct Path {
+    pc: usize,
+    state: State,
+    /// Checkpoints this path passed through (indices into `checkpoints`).
+    through: Vec<usize>,
+    /// Branch decisions, for diagnostics.
+    trail: Vec<(usize, bool)>,
+}
+
+struct Verifier<'a> {
+    insns: &'a [RawInsn],
+    opts: &'a Options,
+    checkpoints: Vec<Checkpoint>,
+    at: HashMap<usize, Vec<usize>>,
+    prune_points: Vec<bool>,
+    processed: u64,
+    log: Vec<String>,
+}
+
+type VResult<T> = Result<T, (usize, String)>;
+
+fn err<T>(pc: usize, msg: impl Into<String>) -> VResult<T> {
+    Err((pc, msg.into()))
+}
+
+/// Verifies a program (linked instructions, map references as
+/// `BPF_PSEUDO_MAP_IDX(_VALUE)` or fds taken as indices).
+pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Rejection> {
+    let mut v = Verifier {
+        insns,
+        opts,
+        checkpoints: Vec::new(),
+        at: HashMap::new(),
+        prune_points: vec![false; insns.len() + 1],
+        processed: 0,
+        log: Vec::new(),
+    };
+    match v.run() {
+        Ok(()) => Ok(Report {
+            insns_processed: v.processed,
+            states: v.checkpoints.len() as u64,
+            log: v.log,
+        }),
+        Err((pc, message, regs, trail)) => Err(Rejection {
+            pc,
+            insn: decode_at(insns, pc.min(insns.len().saturating_sub(1)))
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            message,
+            regs,
+            path: trail,
+            insns_processed: v.processed,
+            log: v.log,
+        }),
+    }
+}
+
+type Failure = (usize, String, Vec<(u8, String)>, Vec<(usize, bool)>);
+
+impl<'a> Verifier<'a> {
+    fn run(&mut self) -> Result<(), Failure> {
+        let n = self.insns.len();
+        if n == 0 {
+            return Err((0, "the program is empty".into(), vec![], vec![]));
+        }
+        // Structure: decoding, jump targets, reachable code, last insn.
+        let mut is_start = vec![false; n];
+        let mut i = 0;
+        let mut decoded: Vec<Option<Instruction>> = vec![None; n];
+        while i < n {
+            let insn = decode_at(self.insns, i).map_err(|e| (i, e.to_string(), vec![], vec![]))?;
+            is_start[i] = true;
+            decoded[i] = Some(insn);
+            i += insn.slots();
+        }
+        for (pc, d) in decoded.iter().enumerate() {
+            let Some(insn) = d else { continue };
+            if let Some(rel) = insn.branch_offset() {
+                let t = pc as i64 + 1 + rel;
+                if t < 0 || t >= n as i64 || !is_start[t as usize] {
+                    return Err((
+                        pc,
+                        format!("jump out of range from insn {pc} to {t}"),
+                        vec![],
+                        vec![],
+                    ));
+                }
+                self.prune_points[t as usize] = true;
+                if !matches!(insn, Instruction::Call(_) | Instruction::LoadImm64 { .. }) {
+                    self.prune_points[pc + 1] = true;
+                }
+            }
+        }
+        // Unreachable instructions are rejected, as the kernel does.
+        let reach = reachable(&decoded, n);
+        if let Some(pc) = (0..n).find(|&p| is_start[p] && !reach[p]) {
+            return Err((pc, format!("unreachable insn {pc}"), vec![], vec![]));
+        }
+        let mut st = State {
+            frames: vec![Frame::new(usize::MAX, 0)],
+            next_id: 0,
+        };
+        {
+            let f = st.cur_mut();
+            f.regs[1] = match (self.opts.prog_type, self.opts.raw_mem_len) {
+                (ProgramType::Unspec, Some(len)) => Reg::ptr(Kind::Mem {
+                    size: len as u32,
+                    writable: true,
+                }),
+                _ => Reg::ptr(Kind::Ctx),
+            };
+            if let (ProgramType::Unspec, Some(len)) = (self.opts.prog_type, self.opts.raw_mem_len) {
+                f.regs[2] = Reg::konst(len);
+            }
+        }
+        let mut stack = vec![Path {
+            pc: 0,
+            state: st,
+            through: Vec::new(),
+            trail: Vec::new(),
+        }];
+        while let Some(mut path) = stack.pop() {
+            loop {
+                self.processed += 1;
+                if self.processed > self.opts.max_insns_processed {
+                    return Err(self.fail(
+                        &path,
+                        format!(
+                            "the program is too complex: {} instructions processed (limit {})",
+                            self.processed - 1,
+                            self.opts.max_insns_processed
+                        ),
+                    ));
+                }
+                let pc = path.pc;
+                if pc >= n {
+                    return Err(self.fail(
+                        &path,
+                        "execution falls off the end of the program".to_string(),
+                    ));
+                }
+                if self.prune_points[pc] {
+                    match self.visit(&mut path) {
+                        Visit::Pruned => {
+                            self.end_path(&path);
+                            break;
+                        }
+                        Visit::Loop => {
+                            return Err(self.fail(&path, "infinite loop detected".to_string()));
+                        }
+                        Visit::Continue => {}
+                    }
+                }
+                if self.opts.log {
+                    let text = decoded[pc].map(|i| i.to_string()).unwrap_or_default();
+                    self.log.push(format!("{pc}: {text}"));
+                }
+                match self.step(&mut path, decoded[pc].expect("reachable insns are decoded")) {
+                    Ok(Step::Next(extra)) => {
+                        for p in extra {
+                            for &c in &p.through {
+                                self.checkpoints[c].live += 1;
+                            }
+                            stack.push(p);
+                        }
+                    }
+                    Ok(Step::Done) => {
+                        self.end_path(&path);
+                        break;
+                    }
+                    Err((epc, msg)) => {
+                        path.pc = epc;
+                        return Err(self.fail(&path, msg));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, path: &Path, msg: String) -> Failure {
+        let regs = path
+            .state
+            .frames
+            .last()
+            .map(|f| {
+                f.regs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.kind != Kind::NotInit)
+                    .map(|(i, r)| (i as u8, r.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (path.pc, msg, regs, path.trail.clone())
+    }
+
+    fn end_path(&mut self, path: &Path) {
+        for &c in &path.through {
+            self.checkpoints[c].live = self.checkpoints[c].live.saturating_sub(1);
+        }
+    }
+
+    fn visit(&mut self, path: &mut Path) -> Visit {
+        let pc = path.pc;
+        if let Some(list) = self.at.get(&pc) {
+            for &c in list {
+                let cp = &self.checkpoints[c];
+                if cp.live == 0 && covers(&cp.state, &path.state) {
+                    return Visit::Pruned;
+                }
+                // A path coming back to a state it is still exploring,
+                // unchanged, would loop forever.
+                if cp.live > 0 && path.through.contains(&c) && cp.state == path.state {
+                    return Visit::Loop;
+                }
+            }
+        }
+        // Bound the number of stored states per instruction.
+        let list = self.at.entry(pc).or_default();
+        if list.len() < 64 {
+            let id = self.checkpoints.len();
+            self.checkpoints.push(Checkpoint {
+                state: path.state.clone(),
+                live: 1,
+            });
+            list.push(id);
+            path.through.push(id);
+        }
+        Visit::Continue
+    }
+}
+
+enum Visit {
+    Pruned,
+    Loop,
+    Continue,
+}
+
+enum Step {
+    /// Continue this path; also explore these.
+    Next(Vec<Path>),
+    Done,
+}
+
+fn reachable(decoded: &[Option<Instruction>], n: usize) -> Vec<bool> {
+    let mut seen = vec![false; n];
+    let mut work = vec![0usize];
+    while let Some(pc) = work.pop() {
+        if pc >= n || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        match insn {
+            Instruction::Exit => {}
+            Instruction::Ja { offset, .. } => work.push((pc as i64 + 1 + offset as i64) as usize),
+            Instruction::Jmp { offset, .. } => {
+                work.push(next);
+                work.push((pc as i64 + 1 + offset as i64) as usize);
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(rel)) => {
+                work.push(next);
+                work.push((pc as i64 + 1 + rel as i64) as usize);
+            }
+            Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(rel),
+                ..
+            } => {
+                work.push(next);
+                work.push((pc as i64 + 1 + rel as i64) as usize);
+            }
+            _ => work.push(next),
+        }
+    }
+    seen
+}
+
+impl Verifier<'_> {
+    fn map(&self, idx: u32, pc: usize) -> VResult<&MapInfo> {
+        self.opts
+            .maps
+            .get(idx as usize)
+            .ok_or((pc, format!("map {idx} does not exist")))
+    }
+
+    fn step(&mut self, path: &mut Path, insn: Instruction) -> VResult<Step> {
+        use Instruction as I;
+        let pc = path.pc;
+        let next = pc + insn.slots();
+        match insn {
+            I::Alu {
+                width,
+                op,
+                dst,
+                src,
+            } => {
+                self.alu(
+                    path,
+                    pc,
+                    width == oxbpf_isa::Width::W64,
+                    op,
+                    dst.index(),
+                    src,
+                )?;
+            }
+            I::MovSx {
+                width,
+                bits,
+                dst,
+                src,
+            } => {
+                let s = self.read(path, pc, src.index())?;
+                if s.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} sign-extending a pointer is prohibited", src.index()),
+                    );
+                }
+                let v = match s.var.konst() {
+                    Some(c) => {
+                        let ext = match bits {
+                            8 => c as i8 as i64 as u64,
+                            16 => c as i16 as i64 as u64,
+                            _ => c as i32 as i64 as u64,
+                        };
+                        if width == oxbpf_isa::Width::W32 {
+                            Scalar::from_const(ext as u32 as u64)
+                        } else {
+                            Scalar::from_const(ext)
+                        }
+                    }
+                    None => {
+                        if width == oxbpf_isa::Width::W32 {
+                            Scalar::urange(0, u32::MAX as u64)
+                        } else {
+                            Scalar::UNKNOWN
+                        }
+                    }
+                };
+                path.state.cur_mut().regs[dst.index()] = Reg::scalar(v);
+            }
+            I::Neg { width, dst } => {
+                let d = self.read(path, pc, dst.index())?;
+                if d.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} negation of a pointer is prohibited", dst.index()),
+                    );
+                }
+                let v = Scalar::from_const(0).sub(&d.var);
+                path.state.cur_mut().regs[dst.index()] =
+                    Reg::scalar(if width == oxbpf_isa::Width::W32 {
+                        v.zext32()
+                    } else {
+                        v
+                    });
+            }
+            I::Endian { bits, dst, .. } => {
+                let d = self.read(path, pc, dst.index())?;
+                if d.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} byte swap of a pointer is prohibited", dst.index()),
+                    );
+                }
+                let v = match d.var.konst() {
+                    Some(c) => {
+                        let x = match (insn, bits) {
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                16,
+                            ) => c as u16 as u64,
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                32,
+                            ) => c as u32 as u64,
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                _,
+                            ) => c,
+                            (_, 16) => (c as u16).swap_bytes() as u64,
+                            (_, 32) => (c as u32).swap_bytes() as u64,
+                            _ => c.swap_bytes(),
+                        };
+                        Scalar::from_const(x)
+                    }
+                    None if bits < 64 => Scalar::urange(0, (1u64 << bits) - 1),
+                    None => Scalar::UNKNOWN,
+                };
+                path.state.cur_mut().regs[dst.index()] = Reg::scalar(v);
+            }
+            I::LoadImm64 { dst, imm } => {
+                use oxbpf_isa::Imm64;
+                let r = match imm {
+                    Imm64::Value(v) => Reg::konst(v),
+                    Imm64::MapIdx(i) | Imm64::MapFd(i) => {
+                        self.map(i as u32, pc)?;
+                        Reg::ptr(Kind::MapPtr { map: i as u32 })
+                    }
+                    Imm64::MapIdxValue { idx, offset } | Imm64::MapValue { fd: idx, offset } => {
+                        let m = self.map(idx as u32, pc)?;
+                        if offset < 0 || offset as u32 >= m.value_size.max(1) {
+                            return err(
+                                pc,
+                                format!("invalid offset {offset} into the value of map {idx}"),
+                            );
+                        }
+                        let mut r = Reg::ptr(Kind::MapValue { map: idx as u32 });
+                        r.off = offset as i64;
+                        r
+                    }
+                    Imm64::Func(rel) => Reg::ptr(Kind::Func {
+                        pc: (pc as i64 + 1 + rel as i64) as u32,
+                    }),
+                    Imm64::BtfId { .. } => {
+                        return err(
+                            pc,
+                            "kernel variables (ld_imm64 of a BTF id) are not supported",
+                        );
+                    }
+                };
+                path.state.cur_mut().regs[dst.index()] = r;
+            }
+            I::Load {
+                size,
+                sign_extend,
+                dst,
+                src,
+                offset,
+            } => {
+                let base = self.read(path, pc, src.index())?;
+                let v = self.mem_access(
+                    path,
+                    pc,
+                    src.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    None,
+                )?;
+                let v = match (v.kind, sign_extend) {
+                    (Kind::Scalar, true) => Reg::unknown(),
+                    _ => v,
+                };
+                path.state.cur_mut().regs[dst.index()] = v;
+            }
+            I::Store {
+                size,
+                dst,
+                offset,
+                src,
+            } => {
+                let base = self.read(path, pc, dst.index())?;
+                let val = match src {
+                    oxbpf_isa::Source::Reg(r) => self.read(path, pc, r.index())?,
+                    oxbpf_isa::Source::Imm(i) => Reg::konst(i as i64 as u64),
+                };
+                if let oxbpf_isa::Source::Reg(r) = src {
+                    if val.kind.is_pointer() && size.bytes() != 8 && !self.opts.privileged {
+                        return err(pc, format!("R{} partial copy of a pointer", r.index()));
+                    }
+                }
+                self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    Some(val),
+                )?;
+            }
+            I::Atomic {
+                size,
+                op,
+                dst,
+                src,
+                offset,
+            } => {
+                let base = self.read(path, pc, dst.index())?;
+                let val = self.read(path, pc, src.index())?;
+                if val.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} leaks addr into memory through an atomic", src.index()),
+                    );
+                }
+                if !matches!(
+                    base.kind,
+                    Kind::Stack { .. } | Kind::MapValue { .. } | Kind::Mem { .. }
+                ) {
+                    return err(
+                        pc,
+                        format!(
+                            "R{} atomic on {} is not allowed",
+                            dst.index(),
+                            base.kind.name()
+                        ),
+                    );
+                }
+                let old = self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    None,
+                )?;
+                self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    Some(Reg::unknown()),
+                )?;
+                let fetched = if old.kind == Kind::Scalar {
+                    Reg::unknown()
+                } else {
+                    old
+                };
+                match op {
+                    oxbpf_isa::AtomicOp::Cmpxchg => {
+                        self.read(path, pc, 0)?;
+                        path.state.cur_mut().regs[0] = fetched;
+                    }
+                    oxbpf_isa::AtomicOp::Xchg => path.state.cur_mut().regs[src.index()] = fetched,
+                    oxbpf_isa::AtomicOp::Add { fetch: true }
+                    | oxbpf_isa::AtomicOp::Or { fetch: true }
+                    | oxbpf_isa::AtomicOp::And { fetch: true }
+                    | oxbpf_isa::AtomicOp::Xor { fetch: true } => {
+                        path.state.cur_mut().regs[src.index()] = fetched;
+                    }
+                    _ => {}
+                }
+            }
+            I::LoadPacket { addr, .. } => {
+                if !matches!(
+                    self.opts.prog_type,
+                    ProgramType::SocketFilter
+                        | ProgramType::SchedCls
+                        | ProgramType::SchedAct
+                        | ProgramType::Unspec
+                ) {
+                    return err(
+                        pc,
+                        "BPF_LD_[ABS|IND] instructions are not allowed for this program type",
+                    );
+                }
+                let r6 = self.read(path, pc, 6)?;
+                if r6.kind != Kind::Ctx && self.opts.prog_type != ProgramType::Unspec {
+                    return err(pc, "at the time of BPF_LD_ABS|IND R6 != pointer to skb");
+                }
+                if let oxbpf_isa::PacketAddr::Ind { src, .. } = addr {
+                    let s = self.read(path, pc, src.index())?;
+                    if s.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!("R{} packet load offset must be a scalar", src.index()),
+                        );
+                    }
+                }
+                let f = path.state.cur_mut();
+                for r in 1..=5 {
+                    f.regs[r] = Reg::NOT_INIT;
+                }
+                f.regs[0] = Reg::unknown();
+            }
+            I::Ja { offset, .. } => {
+                path.pc = (pc as i64 + 1 + offset as i64) as usize;
+                return Ok(Step::Next(vec![]));
+            }
+            I::Jmp {
+                width,
+                cond,
+                dst,
+                src,
+                offset,
+            } => {
+                return self.branch(
+                    path,
+                    pc,
+                    width == oxbpf_isa::Width::W64,
+                    cond,
+                    dst.index(),
+                    src,
+                    offset,
+                );
+            }
+            I::Call(t) => return self.call(path, pc, t),
+            I::Callx { .. } => {
+                return err(
+                    pc,
+                    "indirect calls (callx) are not supported by the kernel verifier",
+                );
+            }
+            I::Exit => return self.exit(path, pc),
+        }
+        path.pc = next;
+        Ok(Step::Next(vec![]))
+    }
+
+    /// Reads a register, which must be initialized.
+    fn read(&self, path: &Path, pc: usize, r: usize) -> VResult<Reg> {
+        let reg = path.state.cur().regs[r];
+        if reg.kind == Kind::NotInit {
+            return err(
+                pc,
+                format!("R{r} !read_ok (the register is not initialized on this path)"),
+            );
+        }
+        Ok(reg)
+    }
+
+    fn alu(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        wide: bool,
+        op: oxbpf_isa::AluOp,
+        d: usize,
+        src: oxbpf_isa::Source,
+    ) -> VResult<()> {
+        use oxbpf_isa::AluOp as A;
+        let sreg = match src {
+            oxbpf_isa::Source::Reg(r) => self.read(path, pc, r.index())?,
+            oxbpf_isa::Source::Imm(i) => {
+                if wide {
+                    Reg::konst(i as i64 as u64)
+                } else {
+                    Reg::konst(i as u32 as u64)
+                }
+            }
+        };
+        if op == A::Mov {
+            let v = if wide {
+                // Copies of an unknown scalar share an id, so a later bounds
+                // check on one bounds the other too (r2 = r1; if r2 > 10 ...).
+                let mut v = sreg;
+                if v.kind == Kind::Scalar && v.var.konst().is_none() {
+                    if let oxbpf_isa::Source::Reg(s) = src {
+                        if v.id == 0 {
+                            v.id = path.state.fresh_id();
+                            path.state.cur_mut().regs[s.index()].id = v.id;
+                        }
+                    }
+                }
+                v
+            } else if sreg.kind == Kind::Scalar {
+                Reg::scalar(sreg.var.zext32())
+            } else if self.opts.privileged {
+                Reg::unknown()
+            } else {
+                return err(
+                    pc,
+                    "32-bit move of a pointer is prohibited (leaks address bits)",
+                );
+            };
+            path.state.cur_mut().regs[d] = v;
+            return Ok(());
+        }
+        let dreg = self.read(path, pc, d)?;
+        // Shifts by constants out of range are rejected, as the kernel does.
+        if matches!(op, A::Lsh | A::Rsh | A::Arsh)
+            && let oxbpf_isa::Source::Imm(i) = src
+            && (i < 0 || i as u32 >= if wide { 64 } else { 32 })
+        {
+            return err(pc, format!("invalid shift {i}"));
+        }
+        if matches!(op, A::Div | A::Mod | A::Sdiv | A::Smod)
+            && let oxbpf_isa::Source::Imm(0) = src
+        {
+            return err(pc, "div by zero");
+        }
+        // Pointer arithmetic.
+        if dreg.kind.is_pointer() || sreg.kind.is_pointer() {
+            if !wide {
+                return err(pc, format!("R{d} 32-bit pointer arithmetic prohibited"));
+            }
+            let r = self.ptr_alu(path, pc, op, d, dreg, sreg)?;
+            path.state.cur_mut().regs[d] = r;
+            return Ok(());
+        }
+        let (a, b) = (dreg.var, sreg.var);
+        let (a, b) = if wide {
+            (a, b)
+        } else {
+            (a.zext32(), b.zext32())
+        };
+        let bits = if wide { 64 } else { 32 };
+        let shift = |b: &Scalar| b.konst().map(|c| (c & (bits - 1)) as u32);
+        let v = match op {
+            A::Add => a.add(&b),
+            A::Sub => a.sub(&b),
+            A::Mul => a.mul(&b),
+            A::And => a.and(&b),
+            A::Or => a.or(&b),
+            A::Xor => a.xor(&b),
+            A::Lsh => match shift(&b) {
+                Some(s) => a.lsh(s),
+                None => Scalar::UNKNOWN,
+            },
+            A::Rsh => match shift(&b) {
+                Some(s) => a.rsh(s),
+                None if wide => Scalar::urange(0, a.umax),
+                None => Scalar::UNKNOWN,
+            },
+            A::Arsh => match (shift(&b), wide) {
+                (Some(s), true) => a.arsh(s),
+                (Some(s), false) => Scalar::from_tnum(a.t.arsh(s, 32)),
+                _ => Scalar::UNKNOWN,
+            },
+            A::Div => match (a.konst(), b.konst()) {
+                (Some(x), Some(y)) => Scalar::from_const(if y == 0 { 0 } else { x / y }),
+                _ => Scalar::urange(0, a.umax),
+            },
+            A::Mod => match (a.konst(), b.konst()) {
+                (Some(x), Some(y)) => Scalar::from_const(if y == 0 { x } else { x % y }),
+                (_, Some(y)) if y != 0 && a.umin == 0 || b.umin > 0 => {
+                    Scalar::urange(0, a.umax.min(b.umax.saturating_sub(1)))
+                }
+                _ => Scalar::urange(0, a.umax),
+            },
+            A::Sdiv | A::Smod => match (a.konst(), b.konst()) {
+                (Some(x), Some(y)) => {
+                    let (x, y) = if wide {
+                        (x as i64, y as i64)
+                    } else {
+                        (x as i32 as i64, y as i32 as i64)
+                    };
+                    let r = if op == A::Sdiv {
+                        if y == 0 { 0 } else { x.wrapping_div(y) }
+                    } else if y == 0 {
+                        x
+                    } else {
+                        x.wrapping_rem(y)
+                    };
+                    Scalar::from_const(r as u64)
+                }
+                _ => Scalar::UNKNOWN,
+            },
+            A::Mov => unreachable_mov(),
+        };
+        let v = if wide { v } else { v.zext32() };
+        path.state.cur_mut().regs[d] = Reg::scalar(v);
+        Ok(())
+    }
+
+    fn ptr_alu(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        op: oxbpf_isa::AluOp,
+        d: usize,
+        dreg: Reg,
+        sreg: Reg,
+    ) -> VResult<Reg> {
+        use oxbpf_isa::AluOp as A;
+        // ptr - ptr of the same packet/stack/map value gives a scalar.
+        if op == A::Sub && dreg.kind.is_pointer() && sreg.kind.is_pointer() {
+            if dreg.kind == sreg.kind && !matches!(dreg.kind, Kind::MapPtr { .. } | Kind::Ctx) {
+                return Ok(Reg::unknown());
+            }
+            return err(
+                pc,
+                format!("R{d} pointer -= pointer of another kind prohibited"),
+            );
+        }
+        if dreg.kind.is_pointer() && sreg.kind.is_pointer() {
+            return err(
+                pc,
+                format!("R{d} pointer {} pointer prohibited", crate::alu_name(op)),
+            );
+        }
+        // scalar op pointer: only scalar + pointer (the result is a pointer).
+        let (ptr, sc, commuted) = if dreg.kind.is_pointer() {
+            (dreg, sreg.var, false)
+        } else {
+            (sreg, dreg.var, true)
+        };
+        if commuted && op != A::Add {
+            return err(
+                pc,
+                format!("R{d} scalar {} pointer prohibited", crate::alu_name(op)),
+            );
+        }
+        match ptr.kind {
+            Kind::MapPtr { .. } | Kind::MapPtrOrNull { .. } | Kind::Func { .. } => {
+                return err(
+                    pc,
+                    format!("R{d} pointer arithmetic on {} prohibited", ptr.kind.name()),
+                );
+            }
+            k if k.is_or_null() => {
+                return err(
+                    pc,
+                    format!(
+                        "R{d} pointer arithmetic on {} prohibited, null-check it first",
+                        k.name()
+                    ),
+                );
+            }
+            Kind::PacketEnd => {
+                return err(pc, format!("R{d} pointer arithmetic on pkt_end prohibited"));
+            }
+            _ => {}
+        }
+        if !matches!(op, A::Add | A::Sub) {
+            return err(
+                pc,
+                format!("R{d} bitwise or multiplicative operator on pointer prohibited"),
+            );
+        }
+        let mut r = ptr;
+        match sc.konst() {
+            Some(c) => {
+                let c = c as i64;
+                r.off = if op == A::Add {
+                    r.off.wrapping_add(c)
+                } else {
+                    r.off.wrapping_sub(c)
+                };
+                if r.off.abs() > 1 << 29 {
+                    return err(pc, format!("R{d} pointer offset {} is out of range", r.off));
+                }
+            }
+            None => {
+                if ptr.kind == Kind::Ctx {
+                    return err(pc, format!("R{d} variable ctx access is prohibited"));
+                }
+                if sc.smin == i64::MIN || sc.smax == i64::MAX && op == A::Add || sc.umax > 1 << 29 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{d} unbounded memory access: add a bounds check on the scalar ({sc}) before adding it to a pointer"
+                        ),
+                    );
+                }
+                r.var = if op == A::Add {
+                    r.var.add(&sc)
+                } else {
+                    r.var.sub(&sc)
+                };
+                if matches!(ptr.kind, Kind::Packet | Kind::PacketMeta) {
+                    r.id = path.state.fresh_id();
+                    r.range = 0;
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Checks a memory access through `base` (register `rn`) at `off` of
+    /// `size` bytes; stores `value` when given, else returns what is read.
+    #[allow(clippy::too_many_arguments)]
+    fn mem_access(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        rn: usize,
+        base: &Reg,
+        off: i64,
+        size: i64,
+        value: Option<Reg>,
+    ) -> VResult<Reg> {
+        let write = value.is_some();
+        if let Some(v) = value
+            && v.kind.is_pointer()
+            && !self.opts.privileged
+            && !matches!(base.kind, Kind::Stack { .. })
+        {
+            return err(pc, format!("R{rn} leaks addr into {}", base.kind.name()));
+        }
+        let lo = base.off + off + base.var.smin.max(-(1 << 40));
+        let hi = base.off + off + (base.var.umax.min(1 << 40) as i64) + size;
+        match base.kind {
+            Kind::NotInit => err(pc, format!("R{rn} !read_ok")),
+            Kind::Scalar => err(
+                pc,
+                format!(
+                    "R{rn} invalid mem access 'scalar'{}",
+                    if base.var.konst() == Some(0) {
+                        " (a null pointer)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            k if k.is_or_null() => err(
+                pc,
+                format!(
+                    "R{rn} invalid mem access '{}': it may be NULL; compare it with 0 before use",
+                    k.name()
+                ),
+            ),
+            Kind::MapPtr { .. } | Kind::Func { .. } | Kind::PacketEnd => err(
+                pc,
+                format!("R{rn} invalid mem access '{}'", base.kind.name()),
+            ),
+            Kind::Ctx => self.ctx_access(path, pc, rn, base, off, size, value),
+            Kind::Stack { frame } => {
+                if base.var.konst().is_none() && write {
+                    return err(
+                        pc,
+                        format!("R{rn} variable offset stack write is not supported"),
+                    );
+                }
+                if lo < -STACK || hi > 0 {
+                    return err(
+                        pc,
+                        format!(
+                            "invalid {} stack R{rn} off={} size={size} (the stack is fp-512 .. fp-1)",
+                            if write { "write to" } else { "read from" },
+                            base.off + off
+                        ),
+                    );
+                }
+                let fi = frame as usize;
+                if fi >= path.state.frames.len() {
+                    return err(
+                        pc,
+                        format!("R{rn} points to a stack frame that has returned"),
+                    );
+                }
+                {
+                    let f = &mut path.state.frames[fi];
+                    f.depth = f.depth.max(-lo);
+                }
+                let total: i64 = path
+                    .state
+                    .frames
+                    .iter()
+                    .map(|f| (f.depth + 7) / 8 * 8)
+                    .sum();
+                if total > STACK {
+                    return err(
+                        pc,
+                        format!(
+                            "combined stack size of {} calls is {total}, too large (max 512)",
+                            path.state.frames.len()
+                        ),
+                    );
+                }
+                let stack = &mut path.state.frames[fi].stack;
+                let (a, b) = ((lo + STACK) as usize, (hi + STACK) as usize);
+                if let Some(v) = value {
+                    // Any store over a spill slot ends that spill, unless it
+                    // is an aligned full 8-byte store of a register.
+                    let slot = a / 8 * 8;
+                    let keys: Vec<usize> = stack
+                        .spills
+                        .range(slot.saturating_sub(7)..b)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in keys {
+                        if k < b && k + 8 > a {
+                            stack.spills.remove(&k);
+                        }
+                    }
+                    if size == 8
+                        && a % 8 == 0
+                        && (v.kind.is_pointer()
+                            || v.var.konst().is_none()
+                            || v.var.konst() != Some(0))
+                    {
+                        stack.spills.insert(a, v);
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = Byte::Misc;
+                        }
+                    } else {
+                        let z = v.kind == Kind::Scalar && v.var.konst() == Some(0);
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = if z { Byte::Zero } else { Byte::Misc };
+                        }
+                        if size == 8 && a % 8 == 0 && z {
+                            stack.spills.insert(a, v);
+                        }
+                    }
+                    Ok(Reg::NOT_INIT)
+                } else {
+                    if let Some(u) = (a..b).find(|&i| stack.bytes[i] == Byte::Uninit) {
+                        return err(
+                            pc,
+                            format!(
+                                "invalid read from stack R{rn} off={} size={size}: byte fp{} is not initialized",
+                                base.off + off,
+                                u as i64 - STACK
+                            ),
+                        );
+                    }
+                    if let Some(sp) = stack.spills.get(&a)
+                        && size == 8
+                        && base.var.konst().is_some()
+                    {
+                        return Ok(*sp);
+                    }
+                    // Part of a spilled pointer read as bytes.
+                    let partial_ptr = stack
+                        .spills
+                        .iter()
+                        .any(|(k, r)| *k < b && k + 8 > a && r.kind.is_pointer());
+                    if partial_ptr && !self.opts.privileged {
+                        return err(pc, format!("R{rn} partial read of a spilled pointer"));
+                    }
+                    if (a..b).all(|i| stack.bytes[i] == Byte::Zero) {
+                        return Ok(Reg::konst(0));
+                    }
+                    Ok(small_unknown(size))
+                }
+            }
+            Kind::MapValue { map } => {
+                let m = self.map(map, pc)?;
+                if lo < 0 || hi > m.value_size as i64 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} {} the value of map {map} (size {}): access at [{lo}, {hi}) is outside [0, {})",
+                            if write {
+                                "writes outside"
+                            } else {
+                                "reads outside"
+                            },
+                            m.value_size,
+                            m.value_size
+                        ),
+                    );
+                }
+                if write && m.read_only {
+                    return err(pc, format!("R{rn} write into a read-only map (map {map})"));
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Mem {
+                size: msize,
+                writable,
+            } => {
+                if lo < 0 || hi > msize as i64 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} invalid access to memory of size {msize}: [{lo}, {hi}) is outside it"
+                        ),
+                    );
+                }
+                if write && !writable {
+                    return err(pc, format!("R{rn} write into read-only memory"));
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Packet | Kind::PacketMeta => {
+                if base.var.smin < 0 {
+                    return err(pc, format!("R{rn} packet pointer with a negative offset"));
+                }
+                let o = base.off + off;
+                if o < 0 || o + size > base.range {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} offset is outside of the packet: access at {o}..{} but only {} bytes are checked against data_end",
+                            o + size,
+                            base.range
+                        ),
+                    );
+                }
+                if write
+                    && !matches!(
+                        self.opts.prog_type,
+                        ProgramType::Xdp
+                            | ProgramType::SchedCls
+                            | ProgramType::SchedAct
+                            | ProgramType::LwtXmit
+                            | ProgramType::SkSkb
+                    )
+                {
+                    return err(pc, "cannot write into packet for this program type");
+                }
+                Ok(small_unknown(size))
+            }
+            _ => err(
+                pc,
+                format!("R{rn} invalid mem access '{}'", base.kind.name()),
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ctx_access(
+        &mut self,
+        _path: &mut Path,
+        pc: usize,
+        rn: usize,
+        base: &Reg,
+        off: i64,
+        size: i64,
+        value: Option<Reg>,
+    ) -> VResult<Reg> {
+        if base.off != 0 || base.var.konst() != Some(0) {
+            return err(
+                pc,
+                format!(
+                    "dereference of modified ctx ptr R{rn} off={} disallowed",
+                    base.off
+                ),
+            );
+        }
+        let t = self.opts.prog_type;
+        if t == ProgramType::Unspec {
+            if off < 0 || off + size > ctx_size(t) as i64 {
+                return err(
+                    pc,
+                    format!("invalid bpf_context access off={off} size={size}"),
+                );
+            }
+            return Ok(small_unknown(size));
+        }
+        let field_off = if size < 4 { off & !3 } else { off };
+        let bad = || {
+            (
+                pc,
+                format!(
+                    "invalid bpf_context access off={off} size={size} for a {} program",
+                    t.name()
+                ),
+            )
+        };
+        let field = ctx_field(t, field_off).ok_or_else(bad)?;
+        match field {
+            Field::Packet | Field::PacketEnd | Field::PacketMeta => {
+                if size != 4 || value.is_some() {
+                    return Err(bad());
+                }
+                Ok(Reg::ptr(match field {
+                    Field::Packet => Kind::Packet,
+                    Field::PacketEnd => Kind::PacketEnd,
+                    _ => Kind::PacketMeta,
+                }))
+            }
+            Field::Scalar {
+                size: fsize,
+                narrow,
+                writable,
+            } => {
+                let ok = size as u32 == fsize || (narrow && (size as u32) < fsize);
+                if !ok || off + size > field_off + fsize as i64 {
+                    return Err(bad());
+                }
+                if let Some(v) = value {
+                    if !writable {
+                        return err(
+                            pc,
+                            format!("invalid bpf_context write off={off}: the field is read-only"),
+                        );
+                    }
+                    if v.kind.is_pointer() {
+                        return err(pc, format!("R{rn} leaks addr into ctx"));
+                    }
+                }
+                Ok(small_unknown(size))
+            }
+        }
+    }
+}
+
+fn unreachable_mov() -> Scalar {
+    // `Mov` is handled before the scalar table; keep the match exhaustive
+    // without a panic path.
+    Scalar::UNKNOWN
+}
+
+/// An unknown value of `size` bytes (zero-extended).
+fn small_unknown(size: i64) -> Reg {
+    if size >= 8 {
+        Reg::unknown()
+    } else {
+        Reg::scalar(Scalar::urange(0, (1u64 << (size * 8)) - 1))
+    }
+}
+
+impl Verifier<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        wide: bool,
+        cond: oxbpf_isa::JmpCond,
+        d: usize,
+        src: oxbpf_isa::Source,
+        offset: i16,
+    ) -> VResult<Step> {
+        let dreg = self.read(path, pc, d)?;
+        let (sreg, sidx) = match src {
+            oxbpf_isa::Source::Reg(r) => (self.read(path, pc, r.index())?, Some(r.index())),
+            oxbpf_isa::Source::Imm(i) => (
+                if wide {
+                    Reg::konst(i as i64 as u64)
+                } else {
+                    Reg::konst(i as u32 as u64)
+                },
+                None,
+            ),
+        };
+        let target = (pc as i64 + 1 + offset as i64) as usize;
+        let fall = pc + 1;
+        let mut taken = path.state.clone();
+        let mut not = path.state.clone();
+        let (t_ok, n_ok) = crate::refine::refine(
+            &mut taken,
+            &mut not,
+            wide,
+            cond,
+            d,
+            dreg,
+            sidx,
+            sreg,
+            self.opts.privileged,
+        )
+        .map_err(|m| (pc, m))?;
+        match (t_ok, n_ok) {
+            (true, true) => {
+                let mut other = Path {
+                    pc: target,
+                    state: taken,
+                    through: path.through.clone(),
+                    trail: path.trail.clone(),
+                };
+                other.trail.push((pc, true));
+                path.state = not;
+                path.trail.push((pc, false));
+                path.pc = fall;
+                Ok(Step::Next(vec![other]))
+            }
+            (true, false) => {
+                path.state = taken;
+                path.pc = target;
+                Ok(Step::Next(vec![]))
+            }
+            (false, true) => {
+                path.state = not;
+                path.pc = fall;
+                Ok(Step::Next(vec![]))
+            }
+            (false, false) => Ok(Step::Done),
+        }
+    }
+
+    fn exit(&mut self, path: &mut Path, pc: usize) -> VResult<Step> {
+        let r0 = self.read(path, pc, 0)?;
+        if path.state.frames.len() == 1 {
+            if r0.kind != Kind::Scalar {
+                return err(
+                    pc,
+                    format!(
+                        "At program exit R0 is {}: a program must return a scalar",
+                        r0.kind.name()
+                    ),
+                );
+            }
+            if let Some((lo, hi)) = crate::return_range(self.opts.prog_type)
+                && (r0.var.umin < lo || r0.var.umax > hi)
+            {
+                return err(
+                    pc,
+                    format!(
+                        "At program exit R0 has value ({}) which should be in [{lo}, {hi}]",
+                        r0.var
+                    ),
+                );
+            }
+            return Ok(Step::Done);
+        }
+        let frame = path.state.frames.pop().expect("more than one frame");
+        if frame.callback {
+            if r0.kind != Kind::Scalar || r0.var.umax > 1 {
+                return err(pc, format!("callback must return 0 or 1, R0 is {r0}"));
+            }
+        } else if r0.kind.is_pointer() && matches!(r0.kind, Kind::Stack { .. }) {
+            return err(pc, "a function returns a pointer to its own stack frame");
+        }
+        let f = path.state.cur_mut();
+        f.regs[0] = if frame.callback { Reg::unknown() } else { r0 };
+        for r in 1..=5 {
+            f.regs[r] = Reg::NOT_INIT;
+        }
+        path.pc = frame.ret_pc;
+        Ok(Step::Next(vec![]))
+    }
+
+    fn call(&mut self, path: &mut Path, pc: usize, t: oxbpf_isa::CallTarget) -> VResult<Step> {
+        use oxbpf_isa::CallTarget as C;
+        match t {
+            C::Local(rel) => {
+                let target = (pc as i64 + 1 + rel as i64) as usize;
+                self.push_frame(path, pc, target, pc + 1, false, None)?;
+                Ok(Step::Next(vec![]))
+            }
+            C::Kfunc { btf_id, .. } => err(
+                pc,
+                format!("kernel function calls (kfunc BTF id {btf_id}) are not supported"),
+            ),
+            C::Helper(id) => self.helper(path, pc, id),
+        }
+    }
+
+    fn push_frame(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        target: usize,
+        ret_pc: usize,
+        callback: bool,
+        args: Option<[Reg; 5]>,
+    ) -> VResult<()> {
+        if path.state.frames.len() >= 8 {
+            return err(
+                pc,
+                format!(
+                    "the call stack of {} frames is too deep (max 8)",
+                    path.state.frames.len() + 1
+                ),
+            );
+        }
+        let caller = path.state.cur().clone();
+        let mut f = Frame::new(ret_pc, path.state.frames.len() as u8);
+        f.callback = callback;
+        match args {
+            Some(a) => f.regs[1..6].copy_from_slice(&a),
+            None => f.regs[1..6].copy_from_slice(&caller.regs[1..6]),
+        }
+        path.state.frames.push(f);
+        path.pc = target;
+        Ok(())
+    }
+
+    fn helper(&mut self, path: &mut Path, pc: usize, id: i32) -> VResult<Step> {
+        let p = proto(id).ok_or((pc, format!("invalid func unknown#{id}")))?;
+        if p.gpl_only && !self.opts.gpl {
+            return err(
+                pc,
+                format!(
+                    "cannot call GPL-restricted function {} from a non-GPL program",
+                    p.name
+                ),
+            );
+        }
+        if p.packet_only
+            && !matches!(
+                self.opts.prog_type,
+                ProgramType::Xdp
+                    | ProgramType::SchedCls
+                    | ProgramType::SchedAct
+                    | ProgramType::SocketFilter
+                    | ProgramType::LwtXmit
+                    | ProgramType::SkSkb
+                    | ProgramType::CgroupSkb
+            )
+        {
+            return err(
+                pc,
+                format!("program of this type cannot use helper bpf_{}#{id}", p.name),
+            );
+        }
+        let mut map: Option<u32> = None;
+        let mut callback: Option<u32> = None;
+        let mut regs = [Reg::NOT_INIT; 5];
+        for (i, arg) in p.args.iter().enumerate() {
+            let rn = i + 1;
+            let r = self
+                .read(path, pc, rn)
+                .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of bpf_{})", p.name)))?;
+            regs[i] = r;
+            let size_of_next = || -> VResult<Option<u64>> {
+                let s = path.state.cur().regs[rn + 1];
+                match s.kind {
+                    Kind::Scalar => Ok(Some(s.var.umax)),
+                    _ => err(
+                        pc,
+                        format!("R{} must be a size (scalar) for bpf_{}", rn + 1, p.name),
+                    ),
+                }
+            };
+            match arg {
+                Arg::Anything => {}
+                Arg::Map => match r.kind {
+                    Kind::MapPtr { map: m } => map = Some(m),
+                    _ => {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=map_ptr (argument of bpf_{})",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                },
+                Arg::MapKey | Arg::MapValue | Arg::UninitMapValue => {
+                    let m = self.map(map.unwrap_or(0), pc)?;
+                    let n = if *arg == Arg::MapKey {
+                        m.key_size
+                    } else {
+                        m.value_size
+                    } as i64;
+                    let write = *arg == Arg::UninitMapValue;
+                    self.check_mem_arg(path, pc, rn, &r, n, write, p.name)?;
+                }
+                Arg::Mem | Arg::UninitMem | Arg::MemOrNull => {
+                    let n = size_of_next()?.unwrap_or(0);
+                    if *arg == Arg::MemOrNull && r.kind == Kind::Scalar && r.var.konst() == Some(0)
+                    {
+                        continue;
+                    }
+                    if n > 1 << 29 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{} unbounded size for bpf_{}: bound it first",
+                                rn + 1,
+                                p.name
+                            ),
+                        );
+                    }
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, *arg == Arg::UninitMem, p.name)?;
+                }
+                Arg::Size | Arg::SizeOrZero => {
+                    if r.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!("R{rn} must be a scalar size for bpf_{}", p.name),
+                        );
+                    }
+                    if *arg == Arg::Size && r.var.umin == 0 && r.var.umax == 0 {
+                        return err(
+                            pc,
+                            format!("R{rn} invalid zero-sized read for bpf_{}", p.name),
+                        );
+                    }
+                }
+                Arg::Ctx => {
+                    if r.kind != Kind::Ctx || r.off != 0 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=ctx (argument of bpf_{})",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+                Arg::Func => match r.kind {
+                    Kind::Func { pc: f } => callback = Some(f),
+                    _ => {
+                        return err(
+                            pc,
+                            format!("R{rn} must be a function (callback) for bpf_{}", p.name),
+                        );
+                    }
+                },
+                Arg::SpinLock => {
+                    if !matches!(r.kind, Kind::MapValue { .. }) {
+                        return err(
+                            pc,
+                            format!("R{rn} must point into a map value holding a bpf_spin_lock"),
+                        );
+                    }
+                    self.check_mem_arg(path, pc, rn, &r, 4, true, p.name)?;
+                }
+                Arg::RingbufMem => {
+                    if !matches!(r.kind, Kind::Mem { .. }) || r.off != 0 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} must be memory returned by bpf_ringbuf_reserve (type {})",
+                                r.kind.name()
+                            ),
+                        );
+                    }
+                }
+                Arg::ConstStr => {
+                    if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
+                        return err(pc, format!("R{rn} must point to a constant string"));
+                    }
+                }
+            }
+        }
+        // Specific map-type rules.
+        if let Some(m) = map {
+            let info = self.map(m, pc)?;
+            let mt = info.map_type;
+            let ok = match id {
+                1..=3 => !matches!(mt, 22 | 23 | 27 | 30 | 4 | 3) || (id == 1 && mt == 3 && false),
+                87..=89 => matches!(mt, 22 | 23 | 30),
+                130 | 131 | 134 => mt == 27,
+                12 => mt == 3,
+                25 => mt == 4,
+                51 => matches!(mt, 14 | 16 | 17 | 25),
+                _ => true,
+            };
+            if !ok {
+                return err(
+                    pc,
+                    format!("cannot pass map_type {mt} into func bpf_{}#{id}", p.name),
+                );
+            }
+        }
+        let ret = match p.ret {
+            Ret::Integer => Reg::unknown(),
+            Ret::Void => Reg::unknown(),
+            Ret::MapValueOrNull => {
+                let m = map.unwrap_or(0);
+                let inner_is_map = self
+                    .opts
+                    .maps
+                    .get(m as usize)
+                    .is_some_and(|i| matches!(i.map_type, 12 | 13));
+                let id = path.state.fresh_id();
+                let mut r = Reg::ptr(if inner_is_map {
+                    Kind::MapPtrOrNull {
+                        map: self.opts.maps[m as usize].inner.unwrap_or(m),
+                    }
+                } else {
+                    Kind::MapValueOrNull { map: m }
+                });
+                r.id = id;
+                r
+            }
+            Ret::MemOrNullSizeArg(a) => {
+                let s = regs[a];
+                match s.var.konst() {
+                    Some(n) if s.kind == Kind::Scalar && n > 0 && n < 1 << 29 => {
+                        let mut r = Reg::ptr(Kind::MemOrNull { size: n as u32 });
+                        r.id = path.state.fresh_id();
+                        r
+                    }
+                    _ => {
+                        return err(
+                            pc,
+                            format!("R{} must be a constant size for bpf_{}", a + 1, p.name),
+                        );
+                    }
+                }
+            }
+        };
+        if p.changes_packet {
+            path.state.for_each_reg(|r| {
+                if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
+                    *r = Reg::NOT_INIT;
+                }
+            });
+        }
+        {
+            let f = path.state.cur_mut();
+            for r in 1..=5 {
+                f.regs[r] = Reg::NOT_INIT;
+            }
+            f.regs[0] = ret;
+        }
+        // Callbacks run zero or more times: explore the body as a call from
+        // here, returning to the instruction after the helper call.
+        if let Some(cb) = callback {
+            let mut other = Path {
+                pc,
+                state: path.state.clone(),
+                through: path.through.clone(),
+                trail: path.trail.clone(),
+            };
+            let args = match id {
+                181 => [
+                    Reg::scalar(Scalar::urange(0, u32::MAX as u64)),
+                    regs[2],
+                    Reg::NOT_INIT,
+                    Reg::NOT_INIT,
+                    Reg::NOT_INIT,
+                ],
+                _ => {
+                    let m = map.unwrap_or(0);
+                    let info = self.map(m, pc)?.clone();
+                    let mut key = Reg::ptr(Kind::Mem {
+                        size: info.key_size,
+                        writable: false,
+                    });
+                    key.off = 0;
+                    [
+                        Reg::ptr(Kind::MapPtr { map: m }),
+                        key,
+                        Reg::ptr(Kind::MapValue { map: m }),
+                        regs[2],
+                        Reg::NOT_INIT,
+                    ]
+                }
+            };
+            self.push_frame(&mut other, pc, cb as usize, pc + 1, true, Some(args))?;
+            path.pc = pc + 1;
+            return Ok(Step::Next(vec![other]));
+        }
+        path.pc = pc + 1;
+        Ok(Step::Next(vec![]))
+    }
+
+    /// A pointer argument to `n` bytes, readable (and initialized) or writable.
+    #[allow(clippy::too_many_arguments)]
+    fn check_mem_arg(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        rn: usize,
+        r: &Reg,
+        n: i64,
+        write: bool,
+        helper: &str,
+    ) -> VResult<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        match r.kind {
+            Kind::Stack { .. } => {
+                // Writable memory need not be initialized; mark it written.
+                if write {
+                    for i in 0..n {
+                        self.mem_access(path, pc, rn, r, i, 1, Some(Reg::unknown()))
+                            .map_err(|(pc, m)| {
+                                (
+                                    pc,
+                                    format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
+                                )
+                            })?;
+                    }
+                } else {
+                    for i in 0..n {
+                        self.mem_access(path, pc, rn, r, i, 1, None)
+                            .map_err(|(pc, m)| {
+                                (
+                                    pc,
+                                    format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
+                                )
+                            })?;
+                    }
+                }
+                Ok(())
+            }
+            Kind::MapValue { .. } | Kind::Packet | Kind::PacketMeta | Kind::Mem { .. } => self
+                .mem_access(
+                    path,
+                    pc,
+                    rn,
+                    r,
+                    0,
+                    n,
+                    if write { Some(Reg::unknown()) } else { None },
+                )
+                .map(|_| ())
+                .map_err(|(pc, m)| {
+                    (
+                        pc,
+                        format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
+                    )
+                }),
+            Kind::Scalar if r.var.konst() == Some(0) => err(
+                pc,
+                format!("R{rn} type=scalar: bpf_{helper} needs a pointer here, not NULL"),
+            ),
+            k => err(
+                pc,
+                format!(
+                    "R{rn} type={} expected=pointer to memory (argument of bpf_{helper})",
+                    k.name()
+                ),
+            ),
+        }
+    }
+}

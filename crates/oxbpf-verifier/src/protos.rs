@@ -1,0 +1,297 @@
+//! Helper prototypes (argument and return types, as the kernel's
+//! `bpf_func_proto`s declare them) and context access rules per program type.
+
+use oxbpf_obj::ProgramType;
+
+/// What a helper argument must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    Anything,
+    /// `CONST_PTR_TO_MAP`.
+    Map,
+    /// Pointer to `key_size` initialized bytes of the previous map arg.
+    MapKey,
+    /// Pointer to `value_size` initialized bytes.
+    MapValue,
+    /// Pointer to `value_size` writable bytes.
+    UninitMapValue,
+    /// Pointer to readable memory whose size is the next argument.
+    Mem,
+    /// Pointer to memory (or NULL) whose size is the next argument.
+    MemOrNull,
+    /// Pointer to writable memory whose size is the next argument.
+    UninitMem,
+    /// A constant size for the previous argument (> 0).
+    Size,
+    /// A constant size, possibly 0.
+    SizeOrZero,
+    Ctx,
+    /// A subprogram address (callback).
+    Func,
+    /// A pointer to a bpf_spin_lock inside a map value.
+    SpinLock,
+    /// Memory returned by `ringbuf_reserve`.
+    RingbufMem,
+    /// Pointer to a NUL-terminated constant string (read-only map value).
+    ConstStr,
+}
+
+/// What a helper returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ret {
+    Integer,
+    Void,
+    /// `PTR_TO_MAP_VALUE_OR_NULL` of the map argument (a map pointer for
+    /// maps of maps).
+    MapValueOrNull,
+    /// `PTR_TO_MEM_OR_NULL` of the size given by constant argument `n`.
+    MemOrNullSizeArg(usize),
+}
+
+/// A helper's prototype.
+#[derive(Clone, Copy, Debug)]
+pub struct Proto {
+    pub name: &'static str,
+    pub args: &'static [Arg],
+    pub ret: Ret,
+    /// Moves or resizes the packet: every packet pointer becomes invalid.
+    pub changes_packet: bool,
+    /// Needs a packet program (XDP or skb).
+    pub packet_only: bool,
+    pub gpl_only: bool,
+}
+
+const fn p(name: &'static str, args: &'static [Arg], ret: Ret) -> Proto {
+    Proto {
+        name,
+        args,
+        ret,
+        changes_packet: false,
+        packet_only: false,
+        gpl_only: false,
+    }
+}
+
+const fn pkt(mut x: Proto, changes: bool) -> Proto {
+    x.packet_only = true;
+    x.changes_packet = changes;
+    x
+}
+
+const fn gpl(mut x: Proto) -> Proto {
+    x.gpl_only = true;
+    x
+}
+
+use Arg::*;
+
+/// The prototype of helper `id`, if oxbpf knows it.
+pub fn proto(id: i32) -> Option<Proto> {
+    Some(match id {
+        1 => p("map_lookup_elem", &[Map, MapKey], Ret::MapValueOrNull),
+        2 => p(
+            "map_update_elem",
+            &[Map, MapKey, MapValue, Anything],
+            Ret::Integer,
+        ),
+        3 => p("map_delete_elem", &[Map, MapKey], Ret::Integer),
+        4 => gpl(p("probe_read", &[UninitMem, Size, Anything], Ret::Integer)),
+        5 => p("ktime_get_ns", &[], Ret::Integer),
+        6 => gpl(p(
+            "trace_printk",
+            &[Mem, Size, Anything, Anything, Anything],
+            Ret::Integer,
+        )),
+        7 => p("get_prandom_u32", &[], Ret::Integer),
+        8 => p("get_smp_processor_id", &[], Ret::Integer),
+        9 => pkt(
+            p(
+                "skb_store_bytes",
+                &[Ctx, Anything, Mem, Size, Anything],
+                Ret::Integer,
+            ),
+            true,
+        ),
+        10 => pkt(
+            p(
+                "l3_csum_replace",
+                &[Ctx, Anything, Anything, Anything, Anything],
+                Ret::Integer,
+            ),
+            true,
+        ),
+        11 => pkt(
+            p(
+                "l4_csum_replace",
+                &[Ctx, Anything, Anything, Anything, Anything],
+                Ret::Integer,
+            ),
+            true,
+        ),
+        12 => p("tail_call", &[Ctx, Map, Anything], Ret::Void),
+        14 => gpl(p("get_current_pid_tgid", &[], Ret::Integer)),
+        15 => gpl(p("get_current_uid_gid", &[], Ret::Integer)),
+        16 => gpl(p("get_current_comm", &[UninitMem, Size], Ret::Integer)),
+        23 => p("redirect", &[Anything, Anything], Ret::Integer),
+        25 => gpl(p(
+            "perf_event_output",
+            &[Ctx, Map, Anything, Mem, SizeOrZero],
+            Ret::Integer,
+        )),
+        26 => pkt(
+            p(
+                "skb_load_bytes",
+                &[Ctx, Anything, UninitMem, Size],
+                Ret::Integer,
+            ),
+            false,
+        ),
+        28 => p(
+            "csum_diff",
+            &[MemOrNull, SizeOrZero, MemOrNull, SizeOrZero, Anything],
+            Ret::Integer,
+        ),
+        42 => p("get_numa_node_id", &[], Ret::Integer),
+        44 => pkt(p("xdp_adjust_head", &[Ctx, Anything], Ret::Integer), true),
+        45 => gpl(p(
+            "probe_read_str",
+            &[UninitMem, Size, Anything],
+            Ret::Integer,
+        )),
+        51 => p("redirect_map", &[Map, Anything, Anything], Ret::Integer),
+        54 => pkt(p("xdp_adjust_meta", &[Ctx, Anything], Ret::Integer), true),
+        65 => pkt(p("xdp_adjust_tail", &[Ctx, Anything], Ret::Integer), true),
+        87 => p("map_push_elem", &[Map, MapValue, Anything], Ret::Integer),
+        88 => p("map_pop_elem", &[Map, UninitMapValue], Ret::Integer),
+        89 => p("map_peek_elem", &[Map, UninitMapValue], Ret::Integer),
+        93 => p("spin_lock", &[SpinLock], Ret::Void),
+        94 => p("spin_unlock", &[SpinLock], Ret::Void),
+        112 => gpl(p(
+            "probe_read_user",
+            &[UninitMem, Size, Anything],
+            Ret::Integer,
+        )),
+        113 => gpl(p(
+            "probe_read_kernel",
+            &[UninitMem, Size, Anything],
+            Ret::Integer,
+        )),
+        114 => gpl(p(
+            "probe_read_user_str",
+            &[UninitMem, Size, Anything],
+            Ret::Integer,
+        )),
+        115 => gpl(p(
+            "probe_read_kernel_str",
+            &[UninitMem, Size, Anything],
+            Ret::Integer,
+        )),
+        118 => p("jiffies64", &[], Ret::Integer),
+        125 => p("ktime_get_boot_ns", &[], Ret::Integer),
+        130 => p(
+            "ringbuf_output",
+            &[Map, Mem, SizeOrZero, Anything],
+            Ret::Integer,
+        ),
+        131 => p(
+            "ringbuf_reserve",
+            &[Map, Anything, Anything],
+            Ret::MemOrNullSizeArg(1),
+        ),
+        132 => p("ringbuf_submit", &[RingbufMem, Anything], Ret::Void),
+        133 => p("ringbuf_discard", &[RingbufMem, Anything], Ret::Void),
+        134 => p("ringbuf_query", &[Map, Anything], Ret::Integer),
+        160 => p("ktime_get_coarse_ns", &[], Ret::Integer),
+        164 => p(
+            "for_each_map_elem",
+            &[Map, Func, Anything, Anything],
+            Ret::Integer,
+        ),
+        165 => p(
+            "snprintf",
+            &[UninitMem, Size, ConstStr, MemOrNull, SizeOrZero],
+            Ret::Integer,
+        ),
+        181 => p("loop", &[Anything, Func, Anything, Anything], Ret::Integer),
+        182 => p("strncmp", &[Mem, Size, ConstStr], Ret::Integer),
+        _ => return None,
+    })
+}
+
+/// A context field a program may access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// A scalar field of this size; narrower loads are allowed when `narrow`.
+    Scalar {
+        size: u32,
+        narrow: bool,
+        writable: bool,
+    },
+    /// A packet pointer field (loads give a pointer of this kind).
+    Packet,
+    PacketEnd,
+    PacketMeta,
+}
+
+/// Context layout per program type: (size, field at offset).
+pub fn ctx_size(t: ProgramType) -> u32 {
+    use ProgramType::*;
+    match t {
+        Xdp => 24,
+        SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
+        | LwtSeg6local => 192,
+        Kprobe => 168,
+        PerfEvent => 184,
+        RawTracepoint | RawTracepointWritable | Tracing => 12 * 8,
+        Tracepoint => 4096,
+        _ => 4096,
+    }
+}
+
+/// The field at `off` of `t`'s context, if any.
+pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
+    use ProgramType::*;
+    let sc = |size, narrow, writable| {
+        Some(Field::Scalar {
+            size,
+            narrow,
+            writable,
+        })
+    };
+    match t {
+        Xdp => match off {
+            0 => Some(Field::Packet),
+            4 => Some(Field::PacketEnd),
+            8 => Some(Field::PacketMeta),
+            12 | 16 | 20 => sc(4, false, false),
+            _ => None,
+        },
+        SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
+        | LwtSeg6local => {
+            let direct = !matches!(t, SocketFilter | CgroupSkb);
+            match off {
+                76 if direct => Some(Field::Packet),
+                80 if direct => Some(Field::PacketEnd),
+                140 if direct && matches!(t, SchedCls | SchedAct) => Some(Field::PacketMeta),
+                // cb[5]
+                48..=67 => sc(4, true, true),
+                // mark, priority, tc_index, tc_classid, queue_mapping
+                8 | 32 => sc(4, true, !matches!(t, SocketFilter)),
+                44 | 72 => sc(4, true, matches!(t, SchedCls | SchedAct)),
+                12 => sc(4, true, matches!(t, SchedCls | SchedAct)),
+                // other u32 fields up to 144 (read-only)
+                0..=143 if off % 4 == 0 => sc(4, true, false),
+                152 | 184 => sc(8, false, false),
+                160..=183 if off % 4 == 0 && off != 168 => sc(4, true, false),
+                _ => None,
+            }
+        }
+        _ => {
+            if off >= 0 && off < ctx_size(t) as i64 {
+                sc(8, true, false)
+            } else {
+                None
+            }
+        }
+    }
+}
