@@ -793,8 +793,12 @@ impl Verifier<'_> {
         use oxbpf_isa::AluOp as A;
         // ptr - ptr of the same packet/stack/map value gives a scalar.
         if op == A::Sub && dreg.kind.is_pointer() && sreg.kind.is_pointer() {
-            if dreg.kind == sreg.kind && !matches!(dreg.kind, Kind::MapPtr { .. } | Kind::Ctx) {
-                return Ok(Reg::unknown());
+            let pkt = |k: Kind| matches!(k, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd);
+            if (dreg.kind == sreg.kind && !matches!(dreg.kind, Kind::MapPtr { .. } | Kind::Ctx))
+                || (pkt(dreg.kind) && pkt(sreg.kind))
+            {
+                // The distance between two pointers into the same object.
+                return Ok(Reg::scalar(Scalar::urange(0, 0xffff).or(&Scalar::UNKNOWN)));
             }
             return err(
                 pc,
@@ -934,12 +938,7 @@ impl Verifier<'_> {
             ),
             Kind::Ctx => self.ctx_access(path, pc, rn, base, off, size, value),
             Kind::Stack { frame } => {
-                if base.var.konst().is_none() && write {
-                    return err(
-                        pc,
-                        format!("R{rn} variable offset stack write is not supported"),
-                    );
-                }
+                let var_write = base.var.konst().is_none() && write;
                 if lo < -STACK || hi > 0 {
                     return err(
                         pc,
@@ -978,6 +977,25 @@ impl Verifier<'_> {
                 }
                 let stack = &mut path.state.frames[fi].stack;
                 let (a, b) = ((lo + STACK) as usize, (hi + STACK) as usize);
+                if var_write {
+                    // Some bytes of [a, b) are written, which ones is unknown:
+                    // spills there end; written bytes become unknown data (a
+                    // privileged program may read the rest anyway).
+                    let keys: Vec<usize> = stack
+                        .spills
+                        .range(a.saturating_sub(7)..b)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in keys {
+                        stack.spills.remove(&k);
+                    }
+                    if self.opts.privileged {
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = Byte::Misc;
+                        }
+                    }
+                    return Ok(Reg::NOT_INIT);
+                }
                 if let Some(v) = value {
                     // Any store over a spill slot ends that spill, unless it
                     // is an aligned full 8-byte store of a register.
@@ -1013,7 +1031,13 @@ impl Verifier<'_> {
                     }
                     Ok(Reg::NOT_INIT)
                 } else {
-                    if let Some(u) = (a..b).find(|&i| stack.bytes[i] == Byte::Uninit) {
+                    let uninit = (a..b).find(|&i| stack.bytes[i] == Byte::Uninit);
+                    // Privileged programs may read uninitialized stack (the
+                    // kernel's allow_uninit_stack); the value is unknown.
+                    if uninit.is_some() && self.opts.privileged {
+                        return Ok(small_unknown(size));
+                    }
+                    if let Some(u) = uninit {
                         return err(
                             pc,
                             format!(
@@ -1378,18 +1402,7 @@ impl Verifier<'_> {
                 ),
             );
         }
-        if p.packet_only
-            && !matches!(
-                self.opts.prog_type,
-                ProgramType::Xdp
-                    | ProgramType::SchedCls
-                    | ProgramType::SchedAct
-                    | ProgramType::SocketFilter
-                    | ProgramType::LwtXmit
-                    | ProgramType::SkSkb
-                    | ProgramType::CgroupSkb
-            )
-        {
+        if !crate::protos::allowed(id, self.opts.prog_type) {
             return err(
                 pc,
                 format!("program of this type cannot use helper bpf_{}#{id}", p.name),
@@ -1541,7 +1554,9 @@ impl Verifier<'_> {
         }
         let ret = match p.ret {
             Ret::Integer => Reg::unknown(),
-            Ret::Void => Reg::unknown(),
+            // A void helper leaves R0 unreadable (bpf_tail_call's caller
+            // must not read it).
+            Ret::Void => Reg::NOT_INIT,
             Ret::MapValueOrNull => {
                 let m = map.unwrap_or(0);
                 let inner_is_map = self

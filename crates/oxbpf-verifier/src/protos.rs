@@ -97,11 +97,9 @@ pub fn proto(id: i32) -> Option<Proto> {
         3 => p("map_delete_elem", &[Map, MapKey], Ret::Integer),
         4 => gpl(p("probe_read", &[UninitMem, Size, Anything], Ret::Integer)),
         5 => p("ktime_get_ns", &[], Ret::Integer),
-        6 => gpl(p(
-            "trace_printk",
-            &[Mem, Size, Anything, Anything, Anything],
-            Ret::Integer,
-        )),
+        // Only the format and its size are declared; r3..r5 are read only
+        // when the format uses them.
+        6 => gpl(p("trace_printk", &[Mem, Size], Ret::Integer)),
         7 => p("get_prandom_u32", &[], Ret::Integer),
         8 => p("get_smp_processor_id", &[], Ret::Integer),
         9 => pkt(
@@ -132,7 +130,9 @@ pub fn proto(id: i32) -> Option<Proto> {
         14 => gpl(p("get_current_pid_tgid", &[], Ret::Integer)),
         15 => gpl(p("get_current_uid_gid", &[], Ret::Integer)),
         16 => gpl(p("get_current_comm", &[UninitMem, Size], Ret::Integer)),
-        23 => p("redirect", &[Anything, Anything], Ret::Integer),
+        22 => gpl(p("perf_event_read", &[Map, Anything], Ret::Integer)),
+        23 => pkt(p("redirect", &[Anything, Anything], Ret::Integer), false),
+        27 => gpl(p("get_stackid", &[Ctx, Map, Anything], Ret::Integer)),
         25 => gpl(p(
             "perf_event_output",
             &[Ctx, Map, Anything, Mem, SizeOrZero],
@@ -142,6 +142,36 @@ pub fn proto(id: i32) -> Option<Proto> {
             p(
                 "skb_load_bytes",
                 &[Ctx, Anything, UninitMem, Size],
+                Ret::Integer,
+            ),
+            false,
+        ),
+        37 => p("current_task_under_cgroup", &[Map, Anything], Ret::Integer),
+        55 => gpl(p(
+            "perf_event_read_value",
+            &[Map, Anything, UninitMem, Size],
+            Ret::Integer,
+        )),
+        56 => gpl(p(
+            "perf_prog_read_value",
+            &[Ctx, UninitMem, Size],
+            Ret::Integer,
+        )),
+        59 => p("sock_ops_cb_flags_set", &[Ctx, Anything], Ret::Integer),
+        49 => p(
+            "setsockopt",
+            &[Ctx, Anything, Anything, Mem, Size],
+            Ret::Integer,
+        ),
+        57 => p(
+            "getsockopt",
+            &[Ctx, Anything, Anything, UninitMem, Size],
+            Ret::Integer,
+        ),
+        69 => pkt(
+            p(
+                "fib_lookup",
+                &[Ctx, UninitMem, Size, Anything],
                 Ret::Integer,
             ),
             false,
@@ -218,6 +248,43 @@ pub fn proto(id: i32) -> Option<Proto> {
     })
 }
 
+/// Whether program type `t` may call helper `id` (the kernel's per-type
+/// `get_func_proto` tables, for the helpers that are restricted).
+pub fn allowed(id: i32, t: ProgramType) -> bool {
+    use ProgramType::*;
+    let tc = matches!(t, SchedCls | SchedAct);
+    match id {
+        // Packet writes and redirects: tc (and lwt xmit, sk_skb); XDP redirects.
+        9 | 10 | 11 => tc || matches!(t, LwtXmit | SkSkb | LwtSeg6local),
+        23 => tc || matches!(t, Xdp | LwtXmit),
+        26 => {
+            tc || matches!(
+                t,
+                SocketFilter
+                    | CgroupSkb
+                    | SkSkb
+                    | LwtIn
+                    | LwtOut
+                    | LwtXmit
+                    | LwtSeg6local
+                    | SkReuseport
+                    | FlowDissector
+            )
+        }
+        44 | 54 | 65 => t == Xdp,
+        51 => t == Xdp,
+        69 => tc || t == Xdp,
+        59 => t == SockOps,
+        49 | 57 => matches!(t, SockOps | CgroupSockopt | CgroupSockAddr),
+        56 => t == PerfEvent,
+        27 | 22 | 55 => matches!(
+            t,
+            Kprobe | Tracepoint | RawTracepoint | RawTracepointWritable | PerfEvent | Tracing
+        ),
+        _ => true,
+    }
+}
+
 /// A context field a program may access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
@@ -241,6 +308,7 @@ pub fn ctx_size(t: ProgramType) -> u32 {
         SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
         | LwtSeg6local => 192,
         Kprobe => 168,
+        SockOps => 200,
         PerfEvent => 184,
         RawTracepoint | RawTracepointWritable | Tracing => 12 * 8,
         Tracepoint => 4096,
@@ -286,6 +354,13 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
                 _ => None,
             }
         }
+        SockOps => match off {
+            // op, then reply / replylong[4] (writable), then read-only fields.
+            0 => sc(4, true, false),
+            4..=19 if off % 4 == 0 => sc(4, true, true),
+            20..=199 if off % 4 == 0 => sc(4, true, false),
+            _ => None,
+        },
         _ => {
             if off >= 0 && off < ctx_size(t) as i64 {
                 sc(8, true, false)
