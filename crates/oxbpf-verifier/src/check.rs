@@ -35,6 +35,8 @@ struct Verifier<'a> {
     checkpoints: Vec<Checkpoint>,
     at: HashMap<usize, Vec<usize>>,
     prune_points: Vec<bool>,
+    /// Registers live on entry to each instruction (bit i = ri).
+    live: Vec<u16>,
     processed: u64,
     log: Vec<String>,
 }
@@ -47,13 +49,14 @@ fn err<T>(pc: usize, msg: impl Into<String>) -> VResult<T> {
 
 /// Verifies a program (linked instructions, map references as
 /// `BPF_PSEUDO_MAP_IDX(_VALUE)` or fds taken as indices).
-pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Rejection> {
+pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
     let mut v = Verifier {
         insns,
         opts,
         checkpoints: Vec::new(),
         at: HashMap::new(),
         prune_points: vec![false; insns.len() + 1],
+        live: Vec::new(),
         processed: 0,
         log: Vec::new(),
     };
@@ -63,7 +66,7 @@ pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Rejection> {
             states: v.checkpoints.len() as u64,
             log: v.log,
         }),
-        Err((pc, message, regs, trail)) => Err(Rejection {
+        Err((pc, message, regs, trail)) => Err(Box::new(Rejection {
             pc,
             insn: decode_at(insns, pc.min(insns.len().saturating_sub(1)))
                 .map(|i| i.to_string())
@@ -73,7 +76,7 @@ pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Rejection> {
             path: trail,
             insns_processed: v.processed,
             log: v.log,
-        }),
+        })),
     }
 }
 
@@ -113,6 +116,7 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        self.live = liveness(&decoded, n);
         // Unreachable instructions are rejected, as the kernel does.
         let reach = reachable(&decoded, n);
         if let Some(pc) = (0..n).find(|&p| is_start[p] && !reach[p]) {
@@ -226,21 +230,28 @@ impl<'a> Verifier<'a> {
     fn visit(&mut self, path: &mut Path) -> Visit {
         let pc = path.pc;
         if let Some(list) = self.at.get(&pc) {
-            for &c in list {
+            // Newest first: a path usually meets the state its sibling
+            // stored most recently.
+            for &c in list.iter().rev() {
                 let cp = &self.checkpoints[c];
-                if cp.live == 0 && covers(&cp.state, &path.state) {
+                let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
+                if cp.live == 0 && covers(&cp.state, &path.state, live) {
                     return Visit::Pruned;
                 }
                 // A path coming back to a state it is still exploring,
-                // unchanged, would loop forever.
-                if cp.live > 0 && path.through.contains(&c) && cp.state == path.state {
+                // unchanged in everything that matters, loops forever.
+                if cp.live > 0
+                    && covers(&cp.state, &path.state, live)
+                    && covers(&path.state, &cp.state, live)
+                    && path.through.contains(&c)
+                {
                     return Visit::Loop;
                 }
             }
         }
         // Bound the number of stored states per instruction.
         let list = self.at.entry(pc).or_default();
-        if list.len() < 64 {
+        if list.len() < 4096 {
             let id = self.checkpoints.len();
             self.checkpoints.push(Checkpoint {
                 state: path.state.clone(),
@@ -263,6 +274,97 @@ enum Step {
     /// Continue this path; also explore these.
     Next(Vec<Path>),
     Done,
+}
+
+/// Registers read before written, per instruction (backward dataflow to a
+/// fixpoint). Calls read r1..r5 and clobber r0..r5; exits read r0.
+fn liveness(decoded: &[Option<Instruction>], n: usize) -> Vec<u16> {
+    use oxbpf_isa::Source;
+    let mut uses = vec![0u16; n];
+    let mut defs = vec![0u16; n];
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let bit = |r: oxbpf_isa::Reg| 1u16 << r.index();
+    for pc in 0..n {
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        let rel = |o: i64| (pc as i64 + 1 + o) as usize;
+        let (u, d, s): (u16, u16, Vec<usize>) = match insn {
+            Instruction::Alu { op, dst, src, .. } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                let du = if op == oxbpf_isa::AluOp::Mov {
+                    0
+                } else {
+                    bit(dst)
+                };
+                (su | du, bit(dst), vec![next])
+            }
+            Instruction::MovSx { dst, src, .. } => (bit(src), bit(dst), vec![next]),
+            Instruction::Neg { dst, .. } | Instruction::Endian { dst, .. } => {
+                (bit(dst), bit(dst), vec![next])
+            }
+            Instruction::LoadImm64 { dst, imm } => {
+                let mut s = vec![next];
+                if let oxbpf_isa::Imm64::Func(r) = imm {
+                    s.push(rel(r as i64));
+                }
+                (0, bit(dst), s)
+            }
+            Instruction::Load { dst, src, .. } => (bit(src), bit(dst), vec![next]),
+            Instruction::Store { dst, src, .. } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                (bit(dst) | su, 0, vec![next])
+            }
+            Instruction::Atomic { dst, src, op, .. } => {
+                let r0 = if op == oxbpf_isa::AtomicOp::Cmpxchg {
+                    1
+                } else {
+                    0
+                };
+                (bit(dst) | bit(src) | r0, bit(src) | r0, vec![next])
+            }
+            Instruction::LoadPacket { addr, .. } => {
+                let su = if let oxbpf_isa::PacketAddr::Ind { src, .. } = addr {
+                    bit(src)
+                } else {
+                    0
+                };
+                (su | (1 << 6), 0b11_1111, vec![next])
+            }
+            Instruction::Ja { offset, .. } => (0, 0, vec![rel(offset as i64)]),
+            Instruction::Jmp {
+                dst, src, offset, ..
+            } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                (bit(dst) | su, 0, vec![next, rel(offset as i64)])
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(r)) => {
+                (0b11_1110, 0b11_1111, vec![next, rel(r as i64)])
+            }
+            Instruction::Call(_) | Instruction::Callx { .. } => (0b11_1110, 0b11_1111, vec![next]),
+            Instruction::Exit => (1, 0, vec![]),
+        };
+        uses[pc] = u | (1 << 10);
+        defs[pc] = d;
+        succs[pc] = s.into_iter().filter(|&x| x < n).collect();
+    }
+    let mut live_in = vec![0u16; n];
+    loop {
+        let mut changed = false;
+        for pc in (0..n).rev() {
+            if decoded[pc].is_none() {
+                continue;
+            }
+            let out = succs[pc].iter().fold(0u16, |a, &s| a | live_in[s]);
+            let inn = uses[pc] | (out & !defs[pc]);
+            if inn != live_in[pc] {
+                live_in[pc] = inn;
+                changed = true;
+            }
+        }
+        if !changed {
+            return live_in;
+        }
+    }
 }
 
 fn reachable(decoded: &[Option<Instruction>], n: usize) -> Vec<bool> {
@@ -488,10 +590,12 @@ impl Verifier<'_> {
                     oxbpf_isa::Source::Reg(r) => self.read(path, pc, r.index())?,
                     oxbpf_isa::Source::Imm(i) => Reg::konst(i as i64 as u64),
                 };
-                if let oxbpf_isa::Source::Reg(r) = src {
-                    if val.kind.is_pointer() && size.bytes() != 8 && !self.opts.privileged {
-                        return err(pc, format!("R{} partial copy of a pointer", r.index()));
-                    }
+                if let oxbpf_isa::Source::Reg(r) = src
+                    && val.kind.is_pointer()
+                    && size.bytes() != 8
+                    && !self.opts.privileged
+                {
+                    return err(pc, format!("R{} partial copy of a pointer", r.index()));
                 }
                 self.mem_access(
                     path,
@@ -672,13 +776,13 @@ impl Verifier<'_> {
                 // Copies of an unknown scalar share an id, so a later bounds
                 // check on one bounds the other too (r2 = r1; if r2 > 10 ...).
                 let mut v = sreg;
-                if v.kind == Kind::Scalar && v.var.konst().is_none() {
-                    if let oxbpf_isa::Source::Reg(s) = src {
-                        if v.id == 0 {
-                            v.id = path.state.fresh_id();
-                            path.state.cur_mut().regs[s.index()].id = v.id;
-                        }
-                    }
+                if v.kind == Kind::Scalar
+                    && v.var.konst().is_none()
+                    && let oxbpf_isa::Source::Reg(s) = src
+                    && v.id == 0
+                {
+                    v.id = path.state.fresh_id();
+                    path.state.cur_mut().regs[s.index()].id = v.id;
                 }
                 v
             } else if sreg.kind == Kind::Scalar {
@@ -746,7 +850,7 @@ impl Verifier<'_> {
                 _ => Scalar::UNKNOWN,
             },
             A::Div => match (a.konst(), b.konst()) {
-                (Some(x), Some(y)) => Scalar::from_const(if y == 0 { 0 } else { x / y }),
+                (Some(x), Some(y)) => Scalar::from_const(x.checked_div(y).unwrap_or(0)),
                 _ => Scalar::urange(0, a.umax),
             },
             A::Mod => match (a.konst(), b.konst()) {
@@ -1537,7 +1641,7 @@ impl Verifier<'_> {
             let info = self.map(m, pc)?;
             let mt = info.map_type;
             let ok = match id {
-                1..=3 => !matches!(mt, 22 | 23 | 27 | 30 | 4 | 3) || (id == 1 && mt == 3 && false),
+                1..=3 => !matches!(mt, 22 | 23 | 27 | 30 | 4 | 3),
                 87..=89 => matches!(mt, 22 | 23 | 30),
                 130 | 131 | 134 => mt == 27,
                 12 => mt == 3,

@@ -255,7 +255,7 @@ pub fn allowed(id: i32, t: ProgramType) -> bool {
     let tc = matches!(t, SchedCls | SchedAct);
     match id {
         // Packet writes and redirects: tc (and lwt xmit, sk_skb); XDP redirects.
-        9 | 10 | 11 => tc || matches!(t, LwtXmit | SkSkb | LwtSeg6local),
+        9..=11 => tc || matches!(t, LwtXmit | SkSkb | LwtSeg6local),
         23 => tc || matches!(t, Xdp | LwtXmit),
         26 => {
             tc || matches!(

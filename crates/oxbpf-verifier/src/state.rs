@@ -244,7 +244,7 @@ impl State {
 
 /// Whether `old` (already proven safe) covers `cur`: every concrete state
 /// `cur` describes is described by `old`. Ids are matched up consistently.
-pub fn covers(old: &State, cur: &State) -> bool {
+pub fn covers(old: &State, cur: &State, live: u16) -> bool {
     if old.frames.len() != cur.frames.len() {
         return false;
     }
@@ -275,11 +275,16 @@ pub fn covers(old: &State, cur: &State) -> bool {
             _ => false,
         }
     };
-    for (fo, fc) in old.frames.iter().zip(&cur.frames) {
+    let top = old.frames.len() - 1;
+    for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.ret_pc != fc.ret_pc || fo.callback != fc.callback {
             return false;
         }
-        for (ro, rc) in fo.regs.iter().zip(&fc.regs) {
+        for (ri, (ro, rc)) in fo.regs.iter().zip(&fc.regs).enumerate() {
+            // Registers the code ahead never reads do not matter.
+            if fi == top && live & (1 << ri) == 0 {
+                continue;
+            }
             if !reg_ok(ro, rc) {
                 return false;
             }
