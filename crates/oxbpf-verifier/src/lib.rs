@@ -234,7 +234,7 @@ pub fn verify_object_program(
     obj: &Object,
     idx: usize,
     base: &Options,
-) -> Result<Report, Rejection> {
+) -> Result<Report, Box<Rejection>> {
     let p = &obj.programs[idx];
     let mut o = base.clone();
     if o.prog_type == ProgramType::Unspec {
