@@ -1,3 +1,7 @@
+// The abstract operations are named after the instructions they model
+// (add, sub, mul); they are over-approximations, not the std operators.
+#![allow(clippy::should_implement_trait)]
+
 //! Abstract scalars: known bits (tnum) plus signed and unsigned 64- and
 //! 32-bit ranges, kept consistent with each other, as the kernel tracks
 //! them (kernel/bpf/tnum.c and the `__reg_*_bounds` functions).
