@@ -290,12 +290,12 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
             }
         }
         for (i, (bo, bc)) in fo.stack.bytes.iter().zip(&fc.stack.bytes).enumerate() {
-            let ok = match (bo, bc) {
-                (Byte::Uninit, _) => true,
-                (Byte::Misc, Byte::Misc | Byte::Zero) => true,
-                (Byte::Zero, Byte::Zero) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (bo, bc),
+                (Byte::Uninit, _)
+                    | (Byte::Misc, Byte::Misc | Byte::Zero)
+                    | (Byte::Zero, Byte::Zero)
+            );
             if !ok {
                 return false;
             }
