@@ -161,6 +161,7 @@ pub fn trace_line(program: &Program, pc: usize, before: &[u64; 11], after: &[u64
 }
 
 pub struct RunArgs {
+    pub no_verify: bool,
     pub program: PathBuf,
     pub name: Option<String>,
     pub prog_type: Option<String>,
@@ -192,6 +193,26 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     }
     let code = load_program_file(&a.program)?;
     let program = Program::from_bytes(&code).with_context(|| format!("{}", a.program.display()))?;
+    if !a.no_verify && a.engine == EngineKind::Interpreter {
+        let mem_len = match (&a.mem, &a.mem_hex, &a.data) {
+            (Some(p), _, _) | (None, None, Some(p)) => {
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            }
+            (None, Some(h), _) => parse_hex(h)?.len() as u64,
+            (None, None, None) => 0,
+        };
+        let opts = oxbpf_verifier::Options {
+            raw_mem_len: Some(mem_len),
+            ..Default::default()
+        };
+        if let Err(e) = oxbpf_verifier::verify(program.slots(), &opts) {
+            eprint!("{}", e.explain(None));
+            bail!(
+                "{}: rejected by the verifier (use --no-verify to run it with runtime checks only)",
+                a.program.display()
+            );
+        }
+    }
     let mem = match (&a.mem, &a.mem_hex, &a.data) {
         (Some(p), _, _) | (None, None, Some(p)) => read_input(p)?,
         (None, Some(h), _) => parse_hex(h)?,

@@ -96,6 +96,10 @@ enum Command {
         /// Print one JSON object per run.
         #[arg(long)]
         json: bool,
+        /// Skip oxbpf's verifier (the interpreter still checks every memory
+        /// access at run time).
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Verify every program of objects (files or directories of `.o`) and
     /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
@@ -170,7 +174,9 @@ fn main() -> ExitCode {
             max_call_depth,
             repeat,
             json,
+            no_verify,
         } => commands::run(commands::RunArgs {
+            no_verify,
             program,
             name,
             prog_type,

@@ -185,6 +185,28 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     if loaded.programs.is_empty() {
         bail!("{path}: the object has no programs");
     }
+    let chosen = match &a.name {
+        Some(n) => loaded.program(n),
+        None => Some(0),
+    };
+    if let (false, Some(i)) = (a.no_verify, chosen) {
+        let opts = oxbpf_verifier::Options {
+            prog_type: override_type.unwrap_or(loaded.programs[i].kind),
+            ..Default::default()
+        };
+        let oi = obj
+            .programs
+            .iter()
+            .position(|p| p.name == loaded.programs[i].def.name)
+            .unwrap_or(i);
+        if let Err(e) = oxbpf_verifier::verify_object_program(&obj, oi, &opts) {
+            eprint!("{}", e.explain(Some(&obj.programs[oi])));
+            bail!(
+                "{path}: program `{}` rejected by the verifier (use --no-verify to run it with runtime checks only)",
+                obj.programs[oi].name
+            );
+        }
+    }
     let idx = match &a.name {
         Some(n) => loaded.program(n).ok_or_else(|| {
             let names: Vec<&str> = loaded
