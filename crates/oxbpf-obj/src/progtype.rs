@@ -84,6 +84,24 @@ impl ProgramType {
         }
     }
 
+    /// Size of the context the program gets in `r1` (x86-64 layouts):
+    /// `xdp_md`, `__sk_buff`, `pt_regs`, `bpf_perf_event_data`, raw
+    /// tracepoint arguments, `bpf_sock_ops`; tracepoint records vary, so
+    /// their bound is a page.
+    pub fn ctx_size(self) -> u32 {
+        use ProgramType::*;
+        match self {
+            Xdp => 24,
+            SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
+            | LwtSeg6local => 192,
+            Kprobe => 168,
+            PerfEvent => 184,
+            RawTracepoint | RawTracepointWritable | Tracing => 12 * 8,
+            SockOps => 200,
+            _ => 4096,
+        }
+    }
+
     /// Parses a type name as users write it on the command line
     /// (`xdp`, `socket`, `tc`, `sched_cls`, `kprobe`, ...).
     pub fn from_user_name(s: &str) -> Option<ProgramType> {

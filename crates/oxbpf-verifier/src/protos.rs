@@ -300,20 +300,9 @@ pub enum Field {
     PacketMeta,
 }
 
-/// Context layout per program type: (size, field at offset).
+/// Size of the context of program type `t`.
 pub fn ctx_size(t: ProgramType) -> u32 {
-    use ProgramType::*;
-    match t {
-        Xdp => 24,
-        SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
-        | LwtSeg6local => 192,
-        Kprobe => 168,
-        SockOps => 200,
-        PerfEvent => 184,
-        RawTracepoint | RawTracepointWritable | Tracing => 12 * 8,
-        Tracepoint => 4096,
-        _ => 4096,
-    }
+    t.ctx_size()
 }
 
 /// The field at `off` of `t`'s context, if any.

@@ -60,10 +60,9 @@ impl ContextKind {
             Xdp => ContextKind::Xdp,
             SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit
             | LwtSeg6local | SkSkb => ContextKind::Skb,
-            Tracepoint | RawTracepoint | RawTracepointWritable | Kprobe | PerfEvent | Tracing => {
-                ContextKind::Buffer
-            }
-            _ => ContextKind::Raw,
+            Unspec => ContextKind::Raw,
+            // Every other context is a fixed-size structure in r1.
+            _ => ContextKind::Buffer,
         }
     }
 }
@@ -283,6 +282,14 @@ impl LoadedObject {
         match kind {
             ContextKind::Raw | ContextKind::Buffer => {
                 let mut mem = input.to_vec();
+                // A tracing context has its type's size: the input fills
+                // it from the start and the rest reads as zero.
+                if kind == ContextKind::Buffer {
+                    let size = self.programs[idx].kind.ctx_size() as usize;
+                    if mem.len() < size {
+                        mem.resize(size, 0);
+                    }
+                }
                 let len = mem.len() as u64;
                 let mut memory = MemoryMap::new();
                 let start = memory.add_mut(

@@ -1,0 +1,160 @@
+//! oxbpf's verifier over the sample corpus: agreement with the kernel's
+//! verdicts (docs/kernel-verdicts.jsonl, saved by scripts/kernel-verdicts.sh)
+//! and soundness: accepted programs never fault in the checked interpreter.
+
+mod common;
+
+use std::collections::HashMap;
+
+fn kernel_verdicts() -> HashMap<(String, String), String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/kernel-verdicts.jsonl"
+    ))
+    .unwrap_or_default();
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let field = |k: &str| -> String {
+            let pat = format!("\"{k}\":\"");
+            line.find(&pat)
+                .map(|i| &line[i + pat.len()..])
+                .and_then(|r| r.find('"').map(|j| r[..j].to_string()))
+                .unwrap_or_default()
+        };
+        let obj = field("object");
+        let name = obj.split("ebpf-samples/").nth(1).unwrap_or("").to_string();
+        out.insert((name, field("program")), field("verdict"));
+    }
+    out
+}
+
+fn options_for(p: &oxbpf_obj::ProgramDef) -> oxbpf_verifier::Options {
+    let kind = if p.kind == oxbpf_obj::ProgramType::Unspec {
+        oxbpf_obj::ProgramType::SocketFilter
+    } else {
+        p.kind
+    };
+    oxbpf_verifier::Options {
+        prog_type: kind,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn accepts_everything_the_kernel_accepts() {
+    let Some(objects) = common::valid_samples() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let kernel = kernel_verdicts();
+    let (mut both, mut missed) = (0, Vec::new());
+    let mut table: HashMap<(String, &'static str), usize> = HashMap::new();
+    for obj in &objects {
+        let o = oxbpf_obj::load(&std::fs::read(obj).unwrap()).unwrap();
+        let name = obj
+            .to_string_lossy()
+            .split("ebpf-samples/")
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        for (i, p) in o.programs.iter().enumerate() {
+            let ours = oxbpf_verifier::verify_object_program(&o, i, &options_for(p));
+            let k = kernel
+                .get(&(name.clone(), p.name.clone()))
+                .cloned()
+                .unwrap_or_default();
+            *table
+                .entry((k.clone(), if ours.is_ok() { "accept" } else { "reject" }))
+                .or_default() += 1;
+            if k == "accept" {
+                match ours {
+                    Ok(_) => both += 1,
+                    Err(e) => missed.push(format!("{name} {}: {e}", p.name)),
+                }
+            }
+        }
+    }
+    eprintln!("kernel verdict x oxbpf verdict: {table:?}");
+    assert!(
+        missed.is_empty(),
+        "kernel accepts, oxbpf rejects:\n{}",
+        missed.join("\n")
+    );
+    assert!(both > 150);
+}
+
+#[test]
+fn intentionally_unsafe_samples_are_rejected() {
+    let Some(shared) = common::shared_dir() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let dir = shared.join("ebpf-samples/build");
+    for name in [
+        "badhelpercall.o",
+        "badmapptr.o",
+        "nullmapref.o",
+        "mapvalue-overrun.o",
+        "ctxoffset.o",
+        "ptr_arith.o",
+        "packet_overflow.o",
+    ] {
+        let o = oxbpf_obj::load(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        for (i, p) in o.programs.iter().enumerate() {
+            let r = oxbpf_verifier::verify_object_program(&o, i, &options_for(p));
+            assert!(r.is_err(), "{name} {} was accepted", p.name);
+        }
+    }
+}
+
+/// Programs the verifier accepts run on random packets in the runtime-checked
+/// interpreter without a single memory fault.
+#[test]
+fn accepted_programs_never_fault() {
+    let Some(objects) = common::valid_samples() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut runs, mut faults) = (0, Vec::new());
+    let mut paths = objects.clone();
+    paths.extend(
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/c"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "o")),
+    );
+    for obj in &paths {
+        let o = oxbpf_obj::load(&std::fs::read(obj).unwrap()).unwrap();
+        let Ok(mut loaded) = oxbpf_vm::loaded::LoadedObject::new(&o, 1, None) else {
+            continue;
+        };
+        loaded.config.instruction_budget = Some(2_000_000);
+        for (i, p) in o.programs.iter().enumerate() {
+            if oxbpf_verifier::verify_object_program(&o, i, &options_for(p)).is_err() {
+                continue;
+            }
+            let Some(li) = loaded.program(&p.name) else {
+                continue;
+            };
+            for _ in 0..30 {
+                let len = (rnd() % 200) as usize;
+                let pkt: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                runs += 1;
+                if let Ok(run) = loaded.run(li, &pkt)
+                    && let Err(e) = run.result
+                    && e.kind() == "memory_fault"
+                {
+                    faults.push(format!("{} {}: {e}", obj.display(), p.name));
+                }
+            }
+        }
+    }
+    eprintln!("{runs} runs of accepted programs, {} faults", faults.len());
+    faults.dedup();
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
