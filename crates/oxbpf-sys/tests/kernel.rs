@@ -51,15 +51,23 @@ fn maps_follow_kernel_rules() {
     }
     // The map was closed when it dropped (the kernel frees it after an
     // RCU grace period, so allow it a moment).
-    let mut after = object_ids().unwrap().1;
+    let new = || -> Vec<u32> {
+        object_ids()
+            .unwrap()
+            .1
+            .into_iter()
+            .filter(|i| !before.1.contains(i))
+            .collect()
+    };
+    let mut left = new();
     for _ in 0..100 {
-        if after == before.1 {
+        if left.is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-        after = object_ids().unwrap().1;
+        left = new();
     }
-    assert_eq!(after, before.1);
+    assert!(left.is_empty(), "maps left behind: {left:?}");
 }
 
 fn libc_eexist() -> i32 {
