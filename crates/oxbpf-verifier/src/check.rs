@@ -902,7 +902,17 @@ impl Verifier<'_> {
                 || (pkt(dreg.kind) && pkt(sreg.kind))
             {
                 // The distance between two pointers into the same object.
-                return Ok(Reg::scalar(Scalar::urange(0, 0xffff).or(&Scalar::UNKNOWN)));
+                let mut r = Reg::scalar(Scalar::UNKNOWN);
+                // pkt_end - pkt is the length left in the packet after pkt:
+                // remember which packet pointer, so bounds on it carry over.
+                if dreg.kind == Kind::PacketEnd
+                    && sreg.kind == Kind::Packet
+                    && sreg.var.konst() == Some(0)
+                {
+                    r.plen = Some((sreg.id, sreg.off));
+                    r.var = Scalar::urange(0, u32::MAX as u64);
+                }
+                return Ok(r);
             }
             return err(
                 pc,
@@ -1701,6 +1711,8 @@ impl Verifier<'_> {
                 if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
                     *r = Reg::NOT_INIT;
                 }
+                // Lengths measured against the old packet no longer apply.
+                r.plen = None;
             });
         }
         {

@@ -156,6 +156,20 @@ fn scalars(
         if let Some(s) = sidx {
             set_scalar(st, s, sreg.id, b);
         }
+        // A lower bound on `pkt_end - pkt` is a proven packet range.
+        for (r, v) in [(dreg, a), (sreg, b)] {
+            if let Some((pid, poff)) = r.plen
+                && v.umin > 0
+                && v.umin < 1 << 16
+            {
+                let new_range = poff + v.umin as i64;
+                st.for_each_reg(|x| {
+                    if x.kind == Kind::Packet && x.id == pid {
+                        x.range = x.range.max(new_range);
+                    }
+                });
+            }
+        }
     }
     (feasible[0], feasible[1])
 }

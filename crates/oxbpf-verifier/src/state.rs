@@ -91,6 +91,9 @@ pub struct Reg {
     pub id: u32,
     /// Packet pointers: bytes known to be in the packet from `base + var`.
     pub range: i64,
+    /// Scalars computed as `pkt_end - pkt`: the packet pointer's id and
+    /// fixed offset, so that a bound on this length bounds that packet.
+    pub plen: Option<(u32, i64)>,
 }
 
 impl Reg {
@@ -100,6 +103,7 @@ impl Reg {
         var: Scalar::UNKNOWN,
         id: 0,
         range: 0,
+        plen: None,
     };
 
     pub fn scalar(var: Scalar) -> Reg {
