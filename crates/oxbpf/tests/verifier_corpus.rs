@@ -130,14 +130,27 @@ fn accepted_programs_never_fault() {
     );
     for obj in &paths {
         let o = oxbpf_obj::load(&std::fs::read(obj).unwrap()).unwrap();
-        let Ok(mut loaded) = oxbpf_vm::loaded::LoadedObject::new(&o, 1, None) else {
+        // Programs of sections that name no type run as they were verified:
+        // as socket filters.
+        let Ok(mut typed) = oxbpf_vm::loaded::LoadedObject::new(&o, 1, None) else {
             continue;
         };
-        loaded.config.instruction_budget = Some(2_000_000);
+        let Ok(mut as_socket) =
+            oxbpf_vm::loaded::LoadedObject::new(&o, 1, Some(oxbpf_obj::ProgramType::SocketFilter))
+        else {
+            continue;
+        };
+        typed.config.instruction_budget = Some(2_000_000);
+        as_socket.config.instruction_budget = Some(2_000_000);
         for (i, p) in o.programs.iter().enumerate() {
             if oxbpf_verifier::verify_object_program(&o, i, &options_for(p)).is_err() {
                 continue;
             }
+            let loaded = if p.kind == oxbpf_obj::ProgramType::Unspec {
+                &as_socket
+            } else {
+                &typed
+            };
             let Some(li) = loaded.program(&p.name) else {
                 continue;
             };
