@@ -8,7 +8,7 @@ use oxbpf_obj::ProgramType;
 
 use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size, proto};
 use crate::scalar::Scalar;
-use crate::state::{Byte, Frame, Kind, Reg, State, covers};
+use crate::state::{Frame, Kind, Reg, State, byte, covers};
 use crate::{MapInfo, Options, Rejection, Report};
 
 const STACK: i64 = 512;
@@ -18,13 +18,41 @@ const STACK: i64 = 512;
 struct Checkpoint {
     state: State,
     live: u32,
+    /// Hash of the state as the code ahead sees it (live registers only),
+    /// so the infinite-loop check compares full states only when it may match.
+    hash: u64,
+    parent: Option<usize>,
+}
+
+/// Hash of what matters in `st` at an instruction with live registers `live`.
+fn state_hash(st: &State, live: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let top = st.frames.len() - 1;
+    for (fi, f) in st.frames.iter().enumerate() {
+        for (ri, r) in f.regs.iter().enumerate() {
+            if fi == top && live & (1 << ri) == 0 {
+                continue;
+            }
+            r.kind.hash(&mut h);
+            r.off.hash(&mut h);
+            r.var.hash(&mut h);
+            r.range.hash(&mut h);
+        }
+        h.write(&f.stack.bytes);
+        f.stack.spills.len().hash(&mut h);
+        f.ret_pc.hash(&mut h);
+    }
+    h.finish()
 }
 
 struct Path {
     pc: usize,
     state: State,
-    /// Checkpoints this path passed through (indices into `checkpoints`).
-    through: Vec<usize>,
+    /// The last checkpoint this path passed through; checkpoints form a
+    /// tree by their `parent`, and a checkpoint's `live` counts the live
+    /// paths and incomplete children below it.
+    last: Option<usize>,
     /// Branch decisions, for diagnostics.
     trail: Vec<(usize, bool)>,
 }
@@ -142,7 +170,7 @@ impl<'a> Verifier<'a> {
         let mut stack = vec![Path {
             pc: 0,
             state: st,
-            through: Vec::new(),
+            last: None,
             trail: Vec::new(),
         }];
         while let Some(mut path) = stack.pop() {
@@ -184,7 +212,7 @@ impl<'a> Verifier<'a> {
                 match self.step(&mut path, decoded[pc].expect("reachable insns are decoded")) {
                     Ok(Step::Next(extra)) => {
                         for p in extra {
-                            for &c in &p.through {
+                            if let Some(c) = p.last {
                                 self.checkpoints[c].live += 1;
                             }
                             stack.push(p);
@@ -221,30 +249,50 @@ impl<'a> Verifier<'a> {
         (path.pc, msg, regs, path.trail.clone())
     }
 
+    /// A path ended: its checkpoint loses a live path; checkpoints that
+    /// become complete release their parent in turn.
     fn end_path(&mut self, path: &Path) {
-        for &c in &path.through {
-            self.checkpoints[c].live = self.checkpoints[c].live.saturating_sub(1);
+        let mut at = path.last;
+        while let Some(c) = at {
+            let cp = &mut self.checkpoints[c];
+            cp.live = cp.live.saturating_sub(1);
+            if cp.live > 0 {
+                break;
+            }
+            at = cp.parent;
         }
+    }
+
+    fn is_ancestor(&self, c: usize, mut at: Option<usize>) -> bool {
+        while let Some(x) = at {
+            if x == c {
+                return true;
+            }
+            at = self.checkpoints[x].parent;
+        }
+        false
     }
 
     fn visit(&mut self, path: &mut Path) -> Visit {
         let pc = path.pc;
+        let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
+        let hash = state_hash(&path.state, live);
         if let Some(list) = self.at.get(&pc) {
             // Newest first: a path usually meets the state its sibling
             // stored most recently.
             for &c in list.iter().rev() {
                 let cp = &self.checkpoints[c];
-                let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
-                if cp.live == 0 && covers(&cp.state, &path.state, live) {
-                    return Visit::Pruned;
-                }
-                // A path coming back to a state it is still exploring,
-                // unchanged in everything that matters, loops forever.
-                if cp.live > 0
+                if cp.live == 0 {
+                    if covers(&cp.state, &path.state, live) {
+                        return Visit::Pruned;
+                    }
+                } else if cp.hash == hash
                     && covers(&cp.state, &path.state, live)
                     && covers(&path.state, &cp.state, live)
-                    && path.through.contains(&c)
+                    && self.is_ancestor(c, path.last)
                 {
+                    // Back to a state this path is still exploring, unchanged
+                    // in everything that matters: it loops forever.
                     return Visit::Loop;
                 }
             }
@@ -253,12 +301,16 @@ impl<'a> Verifier<'a> {
         let list = self.at.entry(pc).or_default();
         if list.len() < 4096 {
             let id = self.checkpoints.len();
+            // The path moves from its last checkpoint to this one, which
+            // (incomplete) keeps the parent live in its place.
             self.checkpoints.push(Checkpoint {
                 state: path.state.clone(),
                 live: 1,
+                hash,
+                parent: path.last,
             });
             list.push(id);
-            path.through.push(id);
+            path.last = Some(id);
         }
         Visit::Continue
     }
@@ -1105,7 +1157,7 @@ impl Verifier<'_> {
                     }
                     if self.opts.privileged {
                         for byte in &mut stack.bytes[a..b] {
-                            *byte = Byte::Misc;
+                            *byte = byte::MISC;
                         }
                     }
                     return Ok(Reg::NOT_INIT);
@@ -1132,12 +1184,12 @@ impl Verifier<'_> {
                     {
                         stack.spills.insert(a, v);
                         for byte in &mut stack.bytes[a..b] {
-                            *byte = Byte::Misc;
+                            *byte = byte::MISC;
                         }
                     } else {
                         let z = v.kind == Kind::Scalar && v.var.konst() == Some(0);
                         for byte in &mut stack.bytes[a..b] {
-                            *byte = if z { Byte::Zero } else { Byte::Misc };
+                            *byte = if z { byte::ZERO } else { byte::MISC };
                         }
                         if size == 8 && a % 8 == 0 && z {
                             stack.spills.insert(a, v);
@@ -1145,7 +1197,7 @@ impl Verifier<'_> {
                     }
                     Ok(Reg::NOT_INIT)
                 } else {
-                    let uninit = (a..b).find(|&i| stack.bytes[i] == Byte::Uninit);
+                    let uninit = (a..b).find(|&i| stack.bytes[i] == byte::UNINIT);
                     // Privileged programs may read uninitialized stack (the
                     // kernel's allow_uninit_stack); the value is unknown.
                     if uninit.is_some() && self.opts.privileged {
@@ -1175,7 +1227,7 @@ impl Verifier<'_> {
                     if partial_ptr && !self.opts.privileged {
                         return err(pc, format!("R{rn} partial read of a spilled pointer"));
                     }
-                    if (a..b).all(|i| stack.bytes[i] == Byte::Zero) {
+                    if (a..b).all(|i| stack.bytes[i] == byte::ZERO) {
                         return Ok(Reg::konst(0));
                     }
                     Ok(small_unknown(size))
@@ -1394,7 +1446,7 @@ impl Verifier<'_> {
                 let mut other = Path {
                     pc: target,
                     state: taken,
-                    through: path.through.clone(),
+                    last: path.last,
                     trail: path.trail.clone(),
                 };
                 other.trail.push((pc, true));
@@ -1728,7 +1780,7 @@ impl Verifier<'_> {
             let mut other = Path {
                 pc,
                 state: path.state.clone(),
-                through: path.through.clone(),
+                last: path.last,
                 trail: path.trail.clone(),
             };
             let args = match id {

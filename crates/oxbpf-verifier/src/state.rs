@@ -157,19 +157,22 @@ impl fmt::Display for Reg {
     }
 }
 
-/// What a stack byte holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Byte {
-    Uninit,
-    Misc,
-    Zero,
+/// What a stack byte holds: one of [`byte::UNINIT`], [`byte::MISC`],
+/// [`byte::ZERO`] (a plain byte, so stacks copy, compare and hash fast).
+pub type Byte = u8;
+
+/// Stack byte states.
+pub mod byte {
+    pub const UNINIT: u8 = 0;
+    pub const MISC: u8 = 1;
+    pub const ZERO: u8 = 2;
 }
 
 /// One frame's 512-byte stack: per-byte state and full 8-byte spills.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Stack {
     /// Index 0 is fp-512, index 511 is fp-1.
-    pub bytes: Vec<Byte>,
+    pub bytes: [Byte; 512],
     /// Spilled registers by slot (fp-8*(k+1)), key = byte index of slot start.
     pub spills: BTreeMap<usize, Reg>,
 }
@@ -177,7 +180,7 @@ pub struct Stack {
 impl Default for Stack {
     fn default() -> Self {
         Stack {
-            bytes: vec![Byte::Uninit; 512],
+            bytes: [byte::UNINIT; 512],
             spills: BTreeMap::new(),
         }
     }
@@ -294,12 +297,9 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
             }
         }
         for (i, (bo, bc)) in fo.stack.bytes.iter().zip(&fc.stack.bytes).enumerate() {
-            let ok = matches!(
-                (bo, bc),
-                (Byte::Uninit, _)
-                    | (Byte::Misc, Byte::Misc | Byte::Zero)
-                    | (Byte::Zero, Byte::Zero)
-            );
+            let ok = *bo == byte::UNINIT
+                || (*bo == byte::MISC && *bc != byte::UNINIT)
+                || (*bo == byte::ZERO && *bc == byte::ZERO);
             if !ok {
                 return false;
             }
