@@ -465,6 +465,29 @@ impl Verifier<'_> {
         use Instruction as I;
         let pc = path.pc;
         let next = pc + insn.slots();
+        let writes_fp = match insn {
+            I::Alu { dst, .. }
+            | I::MovSx { dst, .. }
+            | I::Neg { dst, .. }
+            | I::Endian { dst, .. }
+            | I::LoadImm64 { dst, .. }
+            | I::Load { dst, .. } => dst.index() == 10,
+            I::Atomic { op, src, .. } => {
+                src.index() == 10
+                    && !matches!(
+                        op,
+                        oxbpf_isa::AtomicOp::Add { fetch: false }
+                            | oxbpf_isa::AtomicOp::Or { fetch: false }
+                            | oxbpf_isa::AtomicOp::And { fetch: false }
+                            | oxbpf_isa::AtomicOp::Xor { fetch: false }
+                            | oxbpf_isa::AtomicOp::Cmpxchg
+                    )
+            }
+            _ => false,
+        };
+        if writes_fp {
+            return err(pc, "frame pointer is read only");
+        }
         match insn {
             I::Alu {
                 width,

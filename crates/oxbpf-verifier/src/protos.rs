@@ -336,6 +336,8 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
                 8 | 32 => sc(4, true, !matches!(t, SocketFilter)),
                 44 | 72 => sc(4, true, matches!(t, SchedCls | SchedAct)),
                 12 => sc(4, true, matches!(t, SchedCls | SchedAct)),
+                // packet pointers are not readable without direct access
+                76 | 80 | 140 => None,
                 // other u32 fields up to 144 (read-only)
                 0..=143 if off % 4 == 0 => sc(4, true, false),
                 152 | 184 => sc(8, false, false),

@@ -1,0 +1,3 @@
+# rule: the last instruction is not an exit or jump
+# expect: reject falls off the end
+r0 = 0

@@ -1,0 +1,5 @@
+# rule: r10 is read-only
+# expect: reject frame pointer is read only
+r10 = 0
+r0 = 0
+exit

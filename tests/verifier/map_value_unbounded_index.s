@@ -1,0 +1,16 @@
+# rule: unbounded index into a value
+# expect: reject unbounded
+# maps: hash 4 8 16
+*(u32 *)(r10 - 4) = 0
+r2 = r10
+r2 += -4
+ld_pseudo r1, 0x5, 0x0
+call 1
+if r0 == 0 goto out
+r1 = *(u64 *)(r0 + 0)
+r0 += r1
+r0 = *(u8 *)(r0 + 0)
+exit
+out:
+r0 = 0
+exit

@@ -1,0 +1,6 @@
+# rule: negating a pointer
+# expect: reject negation of a pointer
+r1 = r10
+r1 = -r1
+r0 = 0
+exit

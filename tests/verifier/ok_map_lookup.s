@@ -1,0 +1,15 @@
+# rule: lookup, null check, read and write
+# expect: accept
+# maps: hash 4 8 16
+*(u32 *)(r10 - 4) = 0
+r2 = r10
+r2 += -4
+ld_pseudo r1, 0x5, 0x0
+call 1
+if r0 == 0 goto out
+r1 = *(u64 *)(r0 + 0)
+r1 += 1
+*(u64 *)(r0 + 0) = r1
+out:
+r0 = 0
+exit

@@ -1,0 +1,8 @@
+# rule: submitting stack memory
+# expect: reject ringbuf_reserve
+r1 = r10
+r1 += -8
+r2 = 0
+call 132
+r0 = 0
+exit
