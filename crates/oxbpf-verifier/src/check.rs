@@ -205,11 +205,30 @@ impl<'a> Verifier<'a> {
                         Visit::Continue => {}
                     }
                 }
-                if self.opts.log {
+                let before = if self.opts.log {
+                    Some(path.state.cur().regs)
+                } else {
+                    None
+                };
+                let result =
+                    self.step(&mut path, decoded[pc].expect("reachable insns are decoded"));
+                if let Some(before) = before {
+                    // One line per step: the instruction and the registers
+                    // it changed, in the current frame.
                     let text = decoded[pc].map(|i| i.to_string()).unwrap_or_default();
-                    self.log.push(format!("{pc}: {text}"));
+                    let mut line = format!("{pc}: {text}");
+                    if let Some(f) = path.state.frames.last() {
+                        for (i, (b, a)) in before.iter().zip(&f.regs).enumerate() {
+                            if b != a && a.kind != Kind::NotInit {
+                                line.push_str(&format!(" ; R{i}={a}"));
+                            }
+                        }
+                    }
+                    if self.log.len() < 100_000 {
+                        self.log.push(line);
+                    }
                 }
-                match self.step(&mut path, decoded[pc].expect("reachable insns are decoded")) {
+                match result {
                     Ok(Step::Next(extra)) => {
                         for p in extra {
                             if let Some(c) = p.last {

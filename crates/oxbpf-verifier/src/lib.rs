@@ -228,6 +228,21 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
     out
 }
 
+/// Why the kernel would refuse to create this map, if it would.
+pub fn map_problem(m: &MapInfo) -> Option<String> {
+    match m.map_type {
+        1 | 5 | 9 | 10 if m.key_size == 0 || m.value_size == 0 => {
+            Some("hash maps need key and value sizes".into())
+        }
+        2 | 6 if m.key_size != 4 || m.value_size == 0 => Some(format!(
+            "arrays need a 4-byte key and a value (key {}, value {})",
+            m.key_size, m.value_size
+        )),
+        _ if m.max_entries == 0 && !matches!(m.map_type, 4 | 27) => Some("max_entries is 0".into()),
+        _ => None,
+    }
+}
+
 /// Verifies program `idx` of `obj` with `base` options (its type and maps
 /// are taken from the object unless `base.prog_type` is set).
 pub fn verify_object_program(
@@ -241,6 +256,24 @@ pub fn verify_object_program(
         o.prog_type = p.kind;
     }
     o.maps = maps_of(obj);
+    // A map the kernel would refuse to create makes the program unloadable.
+    if let Some((i, why)) = o
+        .maps
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| map_problem(m).map(|w| (i, w)))
+    {
+        let name = obj.maps.get(i).map(|m| m.name.as_str()).unwrap_or("?");
+        return Err(Box::new(Rejection {
+            pc: 0,
+            insn: String::new(),
+            message: format!("map `{name}` has an invalid definition: {why}"),
+            regs: Vec::new(),
+            path: Vec::new(),
+            insns_processed: 0,
+            log: Vec::new(),
+        }));
+    }
     o.gpl = obj.license.as_deref().is_some_and(|l| {
         [
             "GPL",

@@ -124,6 +124,10 @@ enum Command {
         /// Type given to programs whose section name says none (reported as assumed).
         #[arg(long, default_value = "socket_filter")]
         default_type: String,
+        /// oxbpf's verifier with the unprivileged policy (no pointer leaks,
+        /// no uninitialized stack reads, no pointer comparisons).
+        #[arg(long)]
+        unprivileged: bool,
     },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
@@ -201,7 +205,9 @@ fn main() -> ExitCode {
             json,
             log,
             default_type,
+            unprivileged,
         } => verify::verify(&verify::VerifyArgs {
+            unprivileged,
             paths,
             name,
             prog_type,

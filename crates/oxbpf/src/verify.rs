@@ -27,6 +27,8 @@ pub struct VerifyArgs {
     pub log: bool,
     /// Type for programs whose section names none.
     pub default_type: String,
+    /// Unprivileged policy: no pointer leaks, no uninitialized stack reads.
+    pub unprivileged: bool,
 }
 
 fn json_str(s: &str) -> String {
@@ -346,6 +348,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
             let opts = oxbpf_verifier::Options {
                 prog_type: kind,
                 log: a.log,
+                privileged: !a.unprivileged,
                 ..Default::default()
             };
             let start = std::time::Instant::now();
@@ -373,14 +376,25 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 message,
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
-            if let Err(e) = &res {
-                if !a.json {
-                    write!(out, "{}", e.explain(Some(p)))?;
-                }
-                if a.log {
-                    for l in &e.log {
-                        writeln!(out, "  {l}")?;
-                    }
+            if let Err(e) = &res
+                && !a.json
+            {
+                write!(out, "{}", e.explain(Some(p)))?;
+            }
+            if a.log && !a.json {
+                let log = match &res {
+                    Ok(r) => &r.log,
+                    Err(e) => &e.log,
+                };
+                for l in log {
+                    let src = l
+                        .split(':')
+                        .next()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .and_then(|i| p.line_for(i))
+                        .map(|s| format!("    // {}:{}", s.file, s.line))
+                        .unwrap_or_default();
+                    writeln!(out, "  {l}{src}")?;
                 }
             }
         }
