@@ -1113,10 +1113,22 @@ impl Verifier<'_> {
         let write = value.is_some();
         if let Some(v) = value
             && v.kind.is_pointer()
-            && !self.opts.privileged
+            && !(self.opts.privileged && self.opts.allow_ptr_leaks)
             && !matches!(base.kind, Kind::Stack { .. })
         {
-            return err(pc, format!("R{rn} leaks addr into {}", base.kind.name()));
+            return err(
+                pc,
+                format!(
+                    "R{rn} leaks addr into {}: a {} stored there is visible to user space{}",
+                    base.kind.name(),
+                    v.kind.name(),
+                    if self.opts.privileged {
+                        " (allow with --allow-ptr-leaks)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
         }
         let lo = base.off + off + base.var.smin.max(-(1 << 40));
         let hi = base.off + off + (base.var.umax.min(1 << 40) as i64) + size;
@@ -1185,6 +1197,29 @@ impl Verifier<'_> {
                 }
                 let stack = &mut path.state.frames[fi].stack;
                 let (a, b) = ((lo + STACK) as usize, (hi + STACK) as usize);
+                if var_write || value.is_some() {
+                    let stale: Vec<usize> = stack
+                        .consts
+                        .range(a.saturating_sub(8)..b)
+                        .filter(|(k, (n, _))| **k < b && **k + *n as usize > a)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in stale {
+                        stack.consts.remove(&k);
+                    }
+                    if !var_write
+                        && let Some(v) = value
+                        && v.kind == Kind::Scalar
+                        && let Some(c) = v.var.konst()
+                    {
+                        let c = if size < 8 {
+                            c & ((1u64 << (8 * size)) - 1)
+                        } else {
+                            c
+                        };
+                        stack.consts.insert(a, (size as u8, c));
+                    }
+                }
                 if var_write {
                     // Some bytes of [a, b) are written, which ones is unknown:
                     // spills there end; written bytes become unknown data (a
@@ -1651,7 +1686,7 @@ impl Verifier<'_> {
                     }
                 },
                 Arg::MapKey | Arg::MapValue | Arg::UninitMapValue => {
-                    let m = self.map(map.unwrap_or(0), pc)?;
+                    let m = self.map(map.unwrap_or(0), pc)?.clone();
                     let n = if *arg == Arg::MapKey {
                         m.key_size
                     } else {
@@ -1659,6 +1694,40 @@ impl Verifier<'_> {
                     } as i64;
                     let write = *arg == Arg::UninitMapValue;
                     self.check_mem_arg(path, pc, rn, &r, n, write, p.name)?;
+                    if !(self.opts.privileged && self.opts.allow_ptr_leaks)
+                        && let Some(leak) = self.spilled_pointer_in(path, &r, n)
+                    {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} leaks addr into map {}: {leak}, and map contents are visible to user space{}",
+                                map.unwrap_or(0),
+                                if self.opts.privileged {
+                                    " (allow with --allow-ptr-leaks)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                    // A constant index past the end of an array: the update
+                    // can never succeed (the kernel only fails it at run time).
+                    if *arg == Arg::MapKey
+                        && id == 2
+                        && matches!(m.map_type, 2 | 6)
+                        && let Some(k) = self.stack_const(path, &r, m.key_size)
+                        && k >= m.max_entries as u64
+                    {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} key {} is out of range for array map {} ({} entries): bpf_map_update_elem always fails",
+                                k as u32 as i32,
+                                map.unwrap_or(0),
+                                m.max_entries
+                            ),
+                        );
+                    }
                 }
                 Arg::Mem | Arg::UninitMem | Arg::MemOrNull => {
                     let n = size_of_next()?.unwrap_or(0);
@@ -1860,6 +1929,36 @@ impl Verifier<'_> {
 
     /// A pointer argument to `n` bytes, readable (and initialized) or writable.
     #[allow(clippy::too_many_arguments)]
+    /// Where a pointer spilled in the `n` stack bytes at `r` lives, as
+    /// "fp-8 holds a ctx pointer".
+    fn spilled_pointer_in(&self, path: &Path, r: &Reg, n: i64) -> Option<String> {
+        let Kind::Stack { frame } = r.kind else {
+            return None;
+        };
+        let a = r.off + r.var.smin.max(-STACK) + STACK;
+        let b = r.off + r.var.smax.min(0) + STACK + n;
+        let st = &path.state.frames.get(frame as usize)?.stack;
+        st.spills.iter().find_map(|(k, v)| {
+            let k = *k as i64;
+            (k < b && k + 8 > a && v.kind.is_pointer())
+                .then(|| format!("stack fp{} holds a {} pointer", k - STACK, v.kind.name()))
+        })
+    }
+
+    /// The constant stored at the stack address in `r` with a store of
+    /// exactly `size` bytes, if the verifier knows it.
+    fn stack_const(&self, path: &Path, r: &Reg, size: u32) -> Option<u64> {
+        let Kind::Stack { frame } = r.kind else {
+            return None;
+        };
+        let a = usize::try_from(r.off + r.var.konst()? as i64 + STACK).ok()?;
+        let st = &path.state.frames.get(frame as usize)?.stack;
+        match st.consts.get(&a) {
+            Some(&(n, v)) if n as u32 == size => Some(v),
+            _ => None,
+        }
+    }
+
     fn check_mem_arg(
         &mut self,
         path: &mut Path,

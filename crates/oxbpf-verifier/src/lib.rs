@@ -47,6 +47,10 @@ pub struct Options {
     /// Privileged policy (root): pointers may be stored in maps and
     /// compared; unprivileged rejects pointer leaks.
     pub privileged: bool,
+    /// Allow storing pointers into maps and the context even when
+    /// privileged (the kernel's CAP_PERFMON policy). Off by default: a
+    /// pointer written into a map leaks a kernel address to user space.
+    pub allow_ptr_leaks: bool,
     /// GPL-compatible license (GPL-only helpers allowed).
     pub gpl: bool,
     pub max_insns_processed: u64,
@@ -61,6 +65,7 @@ impl Default for Options {
             maps: Vec::new(),
             raw_mem_len: None,
             privileged: true,
+            allow_ptr_leaks: false,
             gpl: true,
             max_insns_processed: 1_000_000,
             log: false,

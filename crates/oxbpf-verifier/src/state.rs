@@ -175,6 +175,10 @@ pub struct Stack {
     pub bytes: [Byte; 512],
     /// Spilled registers by slot (fp-8*(k+1)), key = byte index of slot start.
     pub spills: BTreeMap<usize, Reg>,
+    /// Known constants stored with narrower than 8-byte stores, by byte
+    /// index: (size, value). Used only for lints such as constant array
+    /// keys out of range, never for safety (pruning ignores them).
+    pub consts: BTreeMap<usize, (u8, u64)>,
 }
 
 impl Default for Stack {
@@ -182,6 +186,7 @@ impl Default for Stack {
         Stack {
             bytes: [byte::UNINIT; 512],
             spills: BTreeMap::new(),
+            consts: BTreeMap::new(),
         }
     }
 }

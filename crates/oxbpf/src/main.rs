@@ -128,6 +128,10 @@ enum Command {
         /// no uninitialized stack reads, no pointer comparisons).
         #[arg(long)]
         unprivileged: bool,
+        /// Accept pointers stored into maps or the context, as the kernel
+        /// does for root (CAP_PERFMON); by default such leaks are rejected.
+        #[arg(long)]
+        allow_ptr_leaks: bool,
     },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
@@ -206,8 +210,10 @@ fn main() -> ExitCode {
             log,
             default_type,
             unprivileged,
+            allow_ptr_leaks,
         } => verify::verify(&verify::VerifyArgs {
             unprivileged,
+            allow_ptr_leaks,
             paths,
             name,
             prog_type,

@@ -29,6 +29,8 @@ pub struct VerifyArgs {
     pub default_type: String,
     /// Unprivileged policy: no pointer leaks, no uninitialized stack reads.
     pub unprivileged: bool,
+    /// Privileged policy that also lets pointers be stored into maps.
+    pub allow_ptr_leaks: bool,
 }
 
 fn json_str(s: &str) -> String {
@@ -349,6 +351,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 prog_type: kind,
                 log: a.log,
                 privileged: !a.unprivileged,
+                allow_ptr_leaks: a.allow_ptr_leaks,
                 ..Default::default()
             };
             let start = std::time::Instant::now();
