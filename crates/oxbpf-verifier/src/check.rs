@@ -1928,7 +1928,6 @@ impl Verifier<'_> {
     }
 
     /// A pointer argument to `n` bytes, readable (and initialized) or writable.
-    #[allow(clippy::too_many_arguments)]
     /// Where a pointer spilled in the `n` stack bytes at `r` lives, as
     /// "fp-8 holds a ctx pointer".
     fn spilled_pointer_in(&self, path: &Path, r: &Reg, n: i64) -> Option<String> {
@@ -1959,6 +1958,7 @@ impl Verifier<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn check_mem_arg(
         &mut self,
         path: &mut Path,
