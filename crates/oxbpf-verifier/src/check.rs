@@ -1762,6 +1762,15 @@ impl Verifier<'_> {
                     }
                 }
                 Arg::Ctx => {
+                    if r.kind == Kind::Ctx && (r.off != 0 || r.var.konst() != Some(0)) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} must point to the start of the context, not ctx{:+} (argument of bpf_{}): pass the context pointer unmodified",
+                                r.off, p.name
+                            ),
+                        );
+                    }
                     if r.kind != Kind::Ctx || r.off != 0 {
                         return err(
                             pc,
@@ -1820,6 +1829,8 @@ impl Verifier<'_> {
                 12 => mt == 3,
                 25 => mt == 4,
                 51 => matches!(mt, 14 | 16 | 17 | 25),
+                52 | 53 | 60 => mt == 15,
+                70..=72 => mt == 18,
                 _ => true,
             };
             if !ok {

@@ -189,6 +189,36 @@ pub fn proto(id: i32) -> Option<Proto> {
             Ret::Integer,
         )),
         51 => p("redirect_map", &[Map, Anything, Anything], Ret::Integer),
+        52 => p(
+            "sk_redirect_map",
+            &[Ctx, Map, Anything, Anything],
+            Ret::Integer,
+        ),
+        53 => p(
+            "sock_map_update",
+            &[Ctx, Map, MapKey, Anything],
+            Ret::Integer,
+        ),
+        60 => p(
+            "msg_redirect_map",
+            &[Ctx, Map, Anything, Anything],
+            Ret::Integer,
+        ),
+        70 => p(
+            "sock_hash_update",
+            &[Ctx, Map, MapKey, Anything],
+            Ret::Integer,
+        ),
+        71 => p(
+            "msg_redirect_hash",
+            &[Ctx, Map, MapKey, Anything],
+            Ret::Integer,
+        ),
+        72 => p(
+            "sk_redirect_hash",
+            &[Ctx, Map, MapKey, Anything],
+            Ret::Integer,
+        ),
         54 => pkt(p("xdp_adjust_meta", &[Ctx, Anything], Ret::Integer), true),
         65 => pkt(p("xdp_adjust_tail", &[Ctx, Anything], Ret::Integer), true),
         87 => p("map_push_elem", &[Map, MapValue, Anything], Ret::Integer),
@@ -274,7 +304,9 @@ pub fn allowed(id: i32, t: ProgramType) -> bool {
         44 | 54 | 65 => t == Xdp,
         51 => t == Xdp,
         69 => tc || t == Xdp,
-        59 => t == SockOps,
+        59 | 53 | 70 => t == SockOps,
+        52 | 72 => t == SkSkb,
+        60 | 71 => t == SkMsg,
         49 | 57 => matches!(t, SockOps | CgroupSockopt | CgroupSockAddr),
         56 => t == PerfEvent,
         27 | 22 | 55 => matches!(

@@ -91,12 +91,14 @@ struct Row {
     insns_processed: Option<u64>,
     time_us: Option<f64>,
     message: String,
+    /// Extra JSON members (with a leading comma) for a rejection's details.
+    detail: String,
 }
 
 impl Row {
     fn json(&self) -> String {
         format!(
-            "{{\"object\":{},\"program\":{},\"section\":{},\"type\":{},\"verdict\":\"{}\",\"insns_processed\":{},\"time_us\":{},\"message\":{}}}",
+            "{{\"object\":{},\"program\":{},\"section\":{},\"type\":{},\"verdict\":\"{}\",\"insns_processed\":{},\"time_us\":{},\"message\":{}{}}}",
             json_str(&self.object),
             json_str(&self.program),
             json_str(&self.section),
@@ -108,7 +110,8 @@ impl Row {
             self.time_us
                 .map(|t| format!("{t:.1}"))
                 .unwrap_or("null".into()),
-            json_str(&self.message)
+            json_str(&self.message),
+            self.detail
         )
     }
 
@@ -197,6 +200,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                     insns_processed: None,
                     time_us: None,
                     message: e.to_string(),
+                    detail: String::new(),
                 };
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
@@ -215,6 +219,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                     insns_processed: None,
                     time_us: None,
                     message: e.to_string(),
+                    detail: String::new(),
                 };
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
@@ -271,6 +276,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: v.insns_processed,
                 time_us: Some(v.time.as_secs_f64() * 1e6),
                 message,
+                detail: String::new(),
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
             if a.log && !v.log.is_empty() {
@@ -330,6 +336,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                     insns_processed: None,
                     time_us: None,
                     message,
+                    detail: String::new(),
                 };
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
@@ -377,6 +384,11 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: Some(processed),
                 time_us: Some(time_us),
                 message,
+                detail: res
+                    .as_ref()
+                    .err()
+                    .map(|e| rejection_json(e, p))
+                    .unwrap_or_default(),
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
             if let Err(e) = &res
@@ -409,4 +421,39 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A rejection's structured details as JSON members: the instruction, the
+/// reason, the source line, the registers and the branch path.
+fn rejection_json(e: &oxbpf_verifier::Rejection, p: &oxbpf_obj::ProgramDef) -> String {
+    let source = p
+        .line_for(e.pc)
+        .map(|l| {
+            format!(
+                "{{\"file\":{},\"line\":{},\"column\":{},\"text\":{}}}",
+                json_str(&l.file),
+                l.line,
+                l.column,
+                json_str(l.text.trim())
+            )
+        })
+        .unwrap_or("null".into());
+    let regs: Vec<String> = e
+        .regs
+        .iter()
+        .map(|(n, d)| format!("\"r{n}\":{}", json_str(d)))
+        .collect();
+    let path: Vec<String> = e
+        .path
+        .iter()
+        .map(|(pc, taken)| format!("{{\"pc\":{pc},\"taken\":{taken}}}"))
+        .collect();
+    format!(
+        ",\"pc\":{},\"insn\":{},\"reason\":{},\"source\":{source},\"registers\":{{{}}},\"path\":[{}]",
+        e.pc,
+        json_str(&e.insn),
+        json_str(&e.message),
+        regs.join(","),
+        path.join(",")
+    )
 }
