@@ -133,6 +133,15 @@ enum Command {
         #[arg(long)]
         allow_ptr_leaks: bool,
     },
+    /// Verify every program of objects with oxbpf and with the kernel and
+    /// print both totals, the ratio and oxbpf's peak memory.
+    BenchVerifier {
+        /// Objects or directories (default: ../shared/ebpf-samples).
+        paths: Vec<PathBuf>,
+        /// Runs per program; the best is kept.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
         /// Test files or directories (searched for `*.data`).
@@ -201,6 +210,14 @@ fn main() -> ExitCode {
             repeat,
             json,
         }),
+        Command::BenchVerifier { paths, runs } => {
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("../shared/ebpf-samples")]
+            } else {
+                paths
+            };
+            verify::bench(&paths, runs)
+        }
         Command::Verify {
             paths,
             name,
