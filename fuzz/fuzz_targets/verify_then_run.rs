@@ -1,0 +1,36 @@
+//! Soundness: a program the verifier accepts never faults in the
+//! runtime-checked interpreter. The first byte chooses the memory size (the
+//! raw program type: r1 = memory, r2 = its length, known at verification),
+//! the next bytes fill it, the rest is bytecode. A memory fault, falling off the
+//! end or a call-depth error after acceptance is a verifier bug.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use oxbpf_vm::{Config, Helpers, Program, Vm};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&n, rest)) = data.split_first() else { return };
+    let n = (n as usize).min(rest.len());
+    let (mem, code) = rest.split_at(n);
+    let code = &code[..code.len() / 8 * 8];
+    let Ok(program) = Program::from_bytes(code) else { return };
+    let opts = oxbpf_verifier::Options {
+        raw_mem_len: Some(mem.len() as u64),
+        max_insns_processed: 200_000,
+        ..Default::default()
+    };
+    if oxbpf_verifier::verify(program.slots(), &opts).is_err() {
+        return;
+    }
+    let mut vm = Vm::new(program);
+    vm.helpers = Helpers::conformance();
+    vm.config = Config { instruction_budget: Some(10_000_000), max_call_depth: 8 };
+    let mut m = mem.to_vec();
+    if let Err(e) = vm.run_raw(&mut m) {
+        // Helpers the conformance set lacks and the budget are not faults.
+        assert!(
+            !matches!(e.kind(), "memory_fault" | "call_depth" | "fell_off_end"),
+            "verified program faulted: {e}\n{}",
+            oxbpf_isa::decode_bytes(code).map(|d| oxbpf_isa::listing(&d)).unwrap_or_default()
+        );
+    }
+});
