@@ -1526,9 +1526,9 @@ impl Verifier<'_> {
                     last: path.last,
                     trail: path.trail.clone(),
                 };
-                other.trail.push((pc, true));
+                push_trail(&mut other.trail, (pc, true));
                 path.state = not;
-                path.trail.push((pc, false));
+                push_trail(&mut path.trail, (pc, false));
                 path.pc = fall;
                 Ok(Step::Next(vec![other]))
             }
@@ -2039,4 +2039,14 @@ impl Verifier<'_> {
             ),
         }
     }
+}
+
+/// Branch decisions kept per path for diagnostics: the most recent ones
+/// (between 64 and 128), so long loops cannot make paths grow without end.
+fn push_trail(trail: &mut Vec<(usize, bool)>, step: (usize, bool)) {
+    const KEEP: usize = 64;
+    if trail.len() >= 2 * KEEP {
+        trail.drain(..trail.len() - KEEP);
+    }
+    trail.push(step);
 }
