@@ -121,8 +121,8 @@ fn intentionally_unsafe_samples_are_rejected() {
     }
 }
 
-/// Programs the verifier accepts run on random packets in the runtime-checked
-/// interpreter without a single memory fault.
+/// Programs the verifier accepts run on random packets, with random map
+/// contents, in the runtime-checked interpreter without a single memory fault.
 #[test]
 fn accepted_programs_never_fault() {
     let Some(objects) = common::valid_samples() else {
@@ -135,7 +135,7 @@ fn accepted_programs_never_fault() {
         seed ^= seed << 17;
         seed
     };
-    let (mut runs, mut faults) = (0, Vec::new());
+    let (mut runs, mut faults, mut filled) = (0, Vec::new(), 0usize);
     let mut paths = objects.clone();
     paths.extend(
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/c"))
@@ -156,6 +156,23 @@ fn accepted_programs_never_fault() {
         else {
             continue;
         };
+        // Random map contents: a few random entries in every plain map.
+        for lo in [&typed, &as_socket] {
+            for m in &lo.env.maps {
+                if !matches!(m.spec.map_type, 1 | 2 | 5 | 6 | 9 | 10) {
+                    continue;
+                }
+                for _ in 0..8 {
+                    let mut key: Vec<u8> = (0..m.spec.key_size).map(|_| rnd() as u8).collect();
+                    if matches!(m.spec.map_type, 2 | 6) && key.len() == 4 {
+                        let i = (rnd() % u64::from(m.spec.max_entries.max(1))) as u32;
+                        key = i.to_le_bytes().to_vec();
+                    }
+                    let value: Vec<u8> = (0..m.spec.value_size).map(|_| rnd() as u8).collect();
+                    filled += usize::from(m.update(&key, &value, 0, None).is_ok());
+                }
+            }
+        }
         typed.config.instruction_budget = Some(2_000_000);
         as_socket.config.instruction_budget = Some(2_000_000);
         for (i, p) in o.programs.iter().enumerate() {
@@ -183,7 +200,11 @@ fn accepted_programs_never_fault() {
             }
         }
     }
-    eprintln!("{runs} runs of accepted programs, {} faults", faults.len());
+    eprintln!(
+        "{runs} runs of accepted programs ({filled} random map entries), {} faults",
+        faults.len()
+    );
+    assert!(filled > 100, "maps were not filled");
     faults.dedup();
     assert!(faults.is_empty(), "{}", faults.join("\n"));
 }
