@@ -78,6 +78,30 @@ fn err<T>(pc: usize, msg: impl Into<String>) -> VResult<T> {
 /// Verifies a program (linked instructions, map references as
 /// `BPF_PSEUDO_MAP_IDX(_VALUE)` or fds taken as indices).
 pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
+    let mut report = verify_entry(insns, opts)?;
+    if opts.entry.is_none() {
+        for i in 0..opts.global_funcs.len() {
+            let o = Options {
+                entry: Some(i),
+                ..opts.clone()
+            };
+            let r = verify_entry(insns, &o).map_err(|mut e| {
+                e.message = format!(
+                    "in global function {}: {}",
+                    opts.global_funcs[i].name, e.message
+                );
+                e.insns_processed += report.insns_processed;
+                e
+            })?;
+            report.insns_processed += r.insns_processed;
+            report.states += r.states;
+            report.log.extend(r.log);
+        }
+    }
+    Ok(report)
+}
+
+fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
     let mut v = Verifier {
         insns,
         opts,
@@ -167,8 +191,25 @@ impl<'a> Verifier<'a> {
                 f.regs[2] = Reg::konst(len);
             }
         }
+        let mut entry_pc = 0;
+        if let Some(g) = self.opts.entry.and_then(|i| self.opts.global_funcs.get(i)) {
+            entry_pc = g.pc;
+            let mut regs = [Reg::NOT_INIT; 5];
+            for (i, a) in g.args.iter().enumerate().take(5) {
+                regs[i] = match a {
+                    crate::GlobalArg::Scalar => Reg::unknown(),
+                    crate::GlobalArg::Ctx => Reg::ptr(Kind::Ctx),
+                    crate::GlobalArg::Mem { size } => {
+                        let mut r = Reg::ptr(Kind::MemOrNull { size: *size });
+                        r.id = st.fresh_id();
+                        r
+                    }
+                };
+            }
+            st.cur_mut().regs[1..6].copy_from_slice(&regs);
+        }
         let mut stack = vec![Path {
-            pc: 0,
+            pc: entry_pc,
             state: st,
             last: None,
             trail: Vec::new(),
@@ -1548,6 +1589,18 @@ impl Verifier<'_> {
 
     fn exit(&mut self, path: &mut Path, pc: usize) -> VResult<Step> {
         let r0 = self.read(path, pc, 0)?;
+        if path.state.frames.len() == 1 && self.opts.entry.is_some() {
+            if r0.kind != Kind::Scalar {
+                return err(
+                    pc,
+                    format!(
+                        "At exit of a global function R0 is {}: global functions must return a scalar",
+                        r0.kind.name()
+                    ),
+                );
+            }
+            return Ok(Step::Done);
+        }
         if path.state.frames.len() == 1 {
             if r0.kind != Kind::Scalar {
                 return err(
@@ -1593,6 +1646,9 @@ impl Verifier<'_> {
         match t {
             C::Local(rel) => {
                 let target = (pc as i64 + 1 + rel as i64) as usize;
+                if let Some(g) = self.opts.global_funcs.iter().find(|g| g.pc == target) {
+                    return self.call_global(path, pc, g);
+                }
                 self.push_frame(path, pc, target, pc + 1, false, None)?;
                 Ok(Step::Next(vec![]))
             }
@@ -1602,6 +1658,69 @@ impl Verifier<'_> {
             ),
             C::Helper(id) => self.helper(path, pc, id),
         }
+    }
+
+    /// A call of a global function: its arguments are checked against its
+    /// prototype; it was (or will be) verified on its own, so the result is
+    /// an unknown scalar.
+    fn call_global(&mut self, path: &mut Path, pc: usize, g: &crate::GlobalFunc) -> VResult<Step> {
+        for (i, a) in g.args.iter().enumerate().take(5) {
+            let rn = i + 1;
+            let r = self.read(path, pc, rn).map_err(|(pc, m)| {
+                (
+                    pc,
+                    format!("{m} (argument {rn} of global function {})", g.name),
+                )
+            })?;
+            match a {
+                crate::GlobalArg::Scalar => {
+                    if r.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} is {} but argument {rn} of global function {} is a scalar",
+                                r.kind.name(),
+                                g.name
+                            ),
+                        );
+                    }
+                }
+                crate::GlobalArg::Ctx => {
+                    if r.kind != Kind::Ctx || r.off != 0 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} is {} but argument {rn} of global function {} is the context",
+                                r.kind.name(),
+                                g.name
+                            ),
+                        );
+                    }
+                }
+                crate::GlobalArg::Mem { size } => {
+                    if r.kind == Kind::Scalar && r.var.konst() == Some(0) {
+                        continue;
+                    }
+                    // The argument may be NULL, so a maybe-NULL pointer of
+                    // at least that size passes as it is.
+                    if let Kind::MemOrNull { size: have } = r.kind
+                        && r.off == 0
+                        && r.var.konst() == Some(0)
+                        && have >= *size
+                    {
+                        continue;
+                    }
+                    self.check_mem_arg(path, pc, rn, &r, *size as i64, false, &g.name)?;
+                }
+            }
+        }
+        let f = path.state.cur_mut();
+        f.regs[0] = Reg::unknown();
+        for r in 1..=5 {
+            f.regs[r] = Reg::NOT_INIT;
+        }
+        path.pc = pc + 1;
+        Ok(Step::Next(vec![]))
     }
 
     fn push_frame(

@@ -36,9 +36,35 @@ pub struct MapInfo {
     pub inner: Option<u32>,
 }
 
+/// What a global function's argument is, from its BTF prototype.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GlobalArg {
+    Scalar,
+    /// A pointer to the program's context.
+    Ctx,
+    /// A pointer to `size` bytes, or NULL.
+    Mem {
+        size: u32,
+    },
+}
+
+/// A global (non-static) function: the kernel verifies it once on its own,
+/// from the types of its arguments, and each call only checks the
+/// arguments; the result is an unknown scalar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalFunc {
+    pub pc: usize,
+    pub name: String,
+    pub args: Vec<GlobalArg>,
+}
+
 /// How to verify.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Global functions of the program (from BTF func info).
+    pub global_funcs: Vec<GlobalFunc>,
+    /// Internal: verify the global function with this index alone.
+    pub entry: Option<usize>,
     pub prog_type: ProgramType,
     pub maps: Vec<MapInfo>,
     /// Raw programs (`ProgramType::Unspec`): r1 points to this many bytes of
@@ -69,6 +95,8 @@ impl Default for Options {
             gpl: true,
             max_insns_processed: 1_000_000,
             log: false,
+            global_funcs: Vec::new(),
+            entry: None,
         }
     }
 }
@@ -290,5 +318,111 @@ pub fn verify_object_program(
         ]
         .contains(&l)
     });
+    o.global_funcs = global_funcs(obj, p).map_err(|(pc, message)| {
+        Box::new(Rejection {
+            pc,
+            insn: String::new(),
+            message,
+            regs: Vec::new(),
+            path: Vec::new(),
+            insns_processed: 0,
+            log: Vec::new(),
+        })
+    })?;
     verify(&p.insns, &o)
+}
+
+/// The program's global functions and their argument kinds, from BTF.
+fn global_funcs(
+    obj: &Object,
+    p: &oxbpf_obj::ProgramDef,
+) -> Result<Vec<GlobalFunc>, (usize, String)> {
+    use oxbpf_obj::btf::Kind as K;
+    let Some(btf) = &obj.btf else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for fi in &p.func_info {
+        let pc = fi.insn as usize;
+        if pc == 0 {
+            continue;
+        }
+        let Some(f) = btf.get(fi.type_id) else {
+            continue;
+        };
+        let K::Func { proto, linkage: 1 } = f.kind else {
+            continue;
+        };
+        let Some(K::FuncProto { params, .. }) = btf.get(proto).map(|t| &t.kind) else {
+            continue;
+        };
+        let mut args = Vec::new();
+        for (i, (pname, ty)) in params.iter().enumerate() {
+            let t = btf.resolve(*ty);
+            let arg = match btf.get(t).map(|t| &t.kind) {
+                Some(K::Int { .. } | K::Enum { .. } | K::Enum64 { .. }) => GlobalArg::Scalar,
+                Some(K::Ptr { target }) => {
+                    let tt = btf.resolve(*target);
+                    let tname = btf.get(tt).map(|t| t.name.as_str()).unwrap_or("");
+                    if is_ctx_type_name(tname) {
+                        GlobalArg::Ctx
+                    } else {
+                        match btf.size_of(tt) {
+                            Some(n) if n > 0 && n <= 1 << 29 => GlobalArg::Mem { size: n as u32 },
+                            _ => {
+                                return Err((
+                                    pc,
+                                    format!(
+                                        "global function {}: argument {} `{pname}` points to a type of unknown size; make the function static or pass a sized type",
+                                        f.name,
+                                        i + 1
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err((
+                        pc,
+                        format!(
+                            "global function {}: argument {} `{pname}` has a type the verifier cannot check; make the function static",
+                            f.name,
+                            i + 1
+                        ),
+                    ));
+                }
+            };
+            args.push(arg);
+        }
+        out.push(GlobalFunc {
+            pc,
+            name: f.name.clone(),
+            args,
+        });
+    }
+    Ok(out)
+}
+
+/// Context struct names of the program types (a global function's pointer
+/// to one of these is its context argument).
+fn is_ctx_type_name(name: &str) -> bool {
+    matches!(
+        name,
+        "__sk_buff"
+            | "xdp_md"
+            | "bpf_sock_ops"
+            | "pt_regs"
+            | "bpf_perf_event_data"
+            | "bpf_raw_tracepoint_args"
+            | "bpf_sock"
+            | "bpf_sock_addr"
+            | "sk_msg_md"
+            | "sk_reuseport_md"
+            | "bpf_sockopt"
+            | "bpf_sysctl"
+            | "bpf_cgroup_dev_ctx"
+            | "bpf_sk_lookup"
+            | "bpf_flow_keys"
+    )
 }

@@ -23,6 +23,7 @@ const CASES: &[(&str, &[&str])] = &[
     ("packet_overflow", &[]),
     ("tail_call_bad", &[]),
     ("wronghelper", &[]),
+    ("bpf2bpf", &[]),
     ("nullmapref", &["--json"]),
     ("packet_overflow", &["--json"]),
     ("correlated_branch", &["--log"]),
