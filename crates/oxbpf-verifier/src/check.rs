@@ -1710,7 +1710,15 @@ impl Verifier<'_> {
                     {
                         continue;
                     }
-                    self.check_mem_arg(path, pc, rn, &r, *size as i64, false, &g.name)?;
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        *size as i64,
+                        false,
+                        &format!("global function {}", g.name),
+                    )?;
                 }
             }
         }
@@ -1812,7 +1820,7 @@ impl Verifier<'_> {
                         m.value_size
                     } as i64;
                     let write = *arg == Arg::UninitMapValue;
-                    self.check_mem_arg(path, pc, rn, &r, n, write, p.name)?;
+                    self.check_mem_arg(path, pc, rn, &r, n, write, &format!("bpf_{}", p.name))?;
                     if !(self.opts.privileged && self.opts.allow_ptr_leaks)
                         && let Some(leak) = self.spilled_pointer_in(path, &r, n)
                     {
@@ -1864,7 +1872,15 @@ impl Verifier<'_> {
                             ),
                         );
                     }
-                    self.check_mem_arg(path, pc, rn, &r, n as i64, *arg == Arg::UninitMem, p.name)?;
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        n as i64,
+                        *arg == Arg::UninitMem,
+                        &format!("bpf_{}", p.name),
+                    )?;
                 }
                 Arg::Size | Arg::SizeOrZero => {
                     if r.kind != Kind::Scalar {
@@ -1917,7 +1933,7 @@ impl Verifier<'_> {
                             format!("R{rn} must point into a map value holding a bpf_spin_lock"),
                         );
                     }
-                    self.check_mem_arg(path, pc, rn, &r, 4, true, p.name)?;
+                    self.check_mem_arg(path, pc, rn, &r, 4, true, &format!("bpf_{}", p.name))?;
                 }
                 Arg::RingbufMem => {
                     if !matches!(r.kind, Kind::Mem { .. }) || r.off != 0 {
@@ -2109,20 +2125,14 @@ impl Verifier<'_> {
                     for i in 0..n {
                         self.mem_access(path, pc, rn, r, i, 1, Some(Reg::unknown()))
                             .map_err(|(pc, m)| {
-                                (
-                                    pc,
-                                    format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
-                                )
+                                (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))
                             })?;
                     }
                 } else {
                     for i in 0..n {
                         self.mem_access(path, pc, rn, r, i, 1, None)
                             .map_err(|(pc, m)| {
-                                (
-                                    pc,
-                                    format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
-                                )
+                                (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))
                             })?;
                     }
                 }
@@ -2139,20 +2149,15 @@ impl Verifier<'_> {
                     if write { Some(Reg::unknown()) } else { None },
                 )
                 .map(|_| ())
-                .map_err(|(pc, m)| {
-                    (
-                        pc,
-                        format!("{m} (argument {rn} of bpf_{helper}, {n} bytes)"),
-                    )
-                }),
+                .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))),
             Kind::Scalar if r.var.konst() == Some(0) => err(
                 pc,
-                format!("R{rn} type=scalar: bpf_{helper} needs a pointer here, not NULL"),
+                format!("R{rn} type=scalar: {helper} needs a pointer here, not NULL"),
             ),
             k => err(
                 pc,
                 format!(
-                    "R{rn} type={} expected=pointer to memory (argument of bpf_{helper})",
+                    "R{rn} type={} expected=pointer to memory (argument of {helper})",
                     k.name()
                 ),
             ),

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 
 use oxbpf_obj::ProgramType;
-use oxbpf_verifier::{MapInfo, Options, verify};
+use oxbpf_verifier::{GlobalArg, GlobalFunc, MapInfo, Options, verify};
 
 fn map_kind(k: &str) -> u32 {
     match k {
@@ -73,6 +73,24 @@ fn load(path: &PathBuf) -> Case {
                         inner: None,
                     });
                 }
+            }
+            // "# global: PC NAME ARG..." with ARG = scalar | ctx | memN
+            "global" => {
+                let f: Vec<&str> = v.split_whitespace().collect();
+                opts.global_funcs.push(GlobalFunc {
+                    pc: f[0].parse().unwrap(),
+                    name: f[1].to_string(),
+                    args: f[2..]
+                        .iter()
+                        .map(|a| match *a {
+                            "scalar" => GlobalArg::Scalar,
+                            "ctx" => GlobalArg::Ctx,
+                            m => GlobalArg::Mem {
+                                size: m.trim_start_matches("mem").parse().unwrap(),
+                            },
+                        })
+                        .collect(),
+                });
             }
             "policy" => opts.privileged = v != "unprivileged",
             "license" => opts.gpl = v.contains("GPL"),
