@@ -242,6 +242,22 @@ impl Map {
         if spec.max_entries == 0 && !matches!(t, mt::PERF_EVENT_ARRAY) {
             return err(EINVAL);
         }
+        // Maps keeping bookkeeping per entry (up to 32 bytes each) are held
+        // to the same memory limit as their values: a hostile definition
+        // gets E2BIG, not an allocation that aborts the process.
+        if matches!(
+            t,
+            mt::HASH
+                | mt::PERCPU_HASH
+                | mt::LRU_HASH
+                | mt::LRU_PERCPU_HASH
+                | mt::PROG_ARRAY
+                | mt::ARRAY_OF_MAPS
+                | mt::LPM_TRIE
+        ) && (n as u64) * 32 > MAX_MAP_BYTES
+        {
+            return err(E2BIG);
+        }
         let imp = match t {
             mt::ARRAY | mt::PERCPU_ARRAY => {
                 if spec.key_size != 4 || spec.value_size == 0 {
