@@ -394,7 +394,9 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
             if let Err(e) = &res
                 && !a.json
             {
-                write!(out, "{}", e.explain(Some(p)))?;
+                let text = e.explain(Some(p));
+                write!(out, "{text}")?;
+                write!(out, "{}", map_legend(&text, &obj))?;
             }
             if a.log && !a.json {
                 let log = match &res {
@@ -599,4 +601,43 @@ pub fn bench(paths: &[PathBuf], runs: usize) -> Result<ExitCode> {
             .unwrap_or_default()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// "  maps: map0 = `name` (array, key 4, value 8, 1 entries)" for the maps
+/// a rejection mentions as `map0` or `map 0`.
+fn map_legend(text: &str, obj: &oxbpf_obj::Object) -> String {
+    let mut seen: Vec<usize> = Vec::new();
+    for (i, _) in text.match_indices("map") {
+        let rest = text[i + 3..].trim_start_matches(' ');
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        // Skip words such as "map_value" and "maps".
+        if digits.is_empty() || (i > 0 && text.as_bytes()[i - 1].is_ascii_alphanumeric()) {
+            continue;
+        }
+        if let Ok(n) = digits.parse::<usize>()
+            && n < obj.maps.len()
+            && !seen.contains(&n)
+        {
+            seen.push(n);
+        }
+    }
+    if seen.is_empty() {
+        return String::new();
+    }
+    seen.sort_unstable();
+    let parts: Vec<String> = seen
+        .iter()
+        .map(|&n| {
+            let m = &obj.maps[n];
+            format!(
+                "map{n} = `{}` ({}, key {}, value {}, {} entries)",
+                m.name,
+                oxbpf_obj::map_type_name(m.map_type),
+                m.key_size,
+                m.value_size,
+                m.max_entries
+            )
+        })
+        .collect();
+    format!("  maps: {}\n", parts.join("; "))
 }
