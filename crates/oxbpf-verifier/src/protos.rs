@@ -189,6 +189,63 @@ pub fn proto(id: i32) -> Option<Proto> {
             Ret::Integer,
         )),
         51 => p("redirect_map", &[Map, Anything, Anything], Ret::Integer),
+        17 => p("get_cgroup_classid", &[Ctx], Ret::Integer),
+        18 => pkt(
+            p("skb_vlan_push", &[Ctx, Anything, Anything], Ret::Integer),
+            true,
+        ),
+        19 => pkt(p("skb_vlan_pop", &[Ctx], Ret::Integer), true),
+        24 => p("get_route_realm", &[Ctx], Ret::Integer),
+        31 => pkt(
+            p("skb_change_proto", &[Ctx, Anything, Anything], Ret::Integer),
+            true,
+        ),
+        32 => p("skb_change_type", &[Ctx, Anything], Ret::Integer),
+        34 => p("get_hash_recalc", &[Ctx], Ret::Integer),
+        35 => gpl(p("get_current_task", &[], Ret::Integer)),
+        36 => gpl(p("probe_write_user", &[Anything, Mem, Size], Ret::Integer)),
+        38 => pkt(
+            p("skb_change_tail", &[Ctx, Anything, Anything], Ret::Integer),
+            true,
+        ),
+        39 => pkt(p("skb_pull_data", &[Ctx, Anything], Ret::Integer), true),
+        40 => p("csum_update", &[Ctx, Anything], Ret::Integer),
+        41 => p("set_hash_invalid", &[Ctx], Ret::Void),
+        43 => pkt(
+            p("skb_change_head", &[Ctx, Anything, Anything], Ret::Integer),
+            true,
+        ),
+        46 => p("get_socket_cookie", &[Ctx], Ret::Integer),
+        47 => p("get_socket_uid", &[Ctx], Ret::Integer),
+        48 => p("set_hash", &[Ctx, Anything], Ret::Integer),
+        50 => pkt(
+            p(
+                "skb_adjust_room",
+                &[Ctx, Anything, Anything, Anything],
+                Ret::Integer,
+            ),
+            true,
+        ),
+        58 => gpl(p("override_return", &[Ctx, Anything], Ret::Integer)),
+        61 => p("msg_apply_bytes", &[Ctx, Anything], Ret::Integer),
+        62 => p("msg_cork_bytes", &[Ctx, Anything], Ret::Integer),
+        67 => gpl(p(
+            "get_stack",
+            &[Ctx, UninitMem, SizeOrZero, Anything],
+            Ret::Integer,
+        )),
+        68 => p(
+            "skb_load_bytes_relative",
+            &[Ctx, Anything, UninitMem, Size, Anything],
+            Ret::Integer,
+        ),
+        79 => p("skb_cgroup_id", &[Ctx], Ret::Integer),
+        80 => p("get_current_cgroup_id", &[], Ret::Integer),
+        83 => p("skb_ancestor_cgroup_id", &[Ctx, Anything], Ret::Integer),
+        97 => p("skb_ecn_set_ce", &[Ctx], Ret::Integer),
+        109 => gpl(p("send_signal", &[Anything], Ret::Integer)),
+        117 => gpl(p("send_signal_thread", &[Anything], Ret::Integer)),
+        123 => p("get_current_ancestor_cgroup_id", &[Anything], Ret::Integer),
         52 => p(
             "sk_redirect_map",
             &[Ctx, Map, Anything, Anything],
@@ -305,6 +362,20 @@ pub fn allowed(id: i32, t: ProgramType) -> bool {
         51 => t == Xdp,
         69 => tc || t == Xdp,
         59 | 53 | 70 => t == SockOps,
+        // skb helpers of tc (and, where the kernel allows, sk_skb/lwt).
+        17 | 24 | 34 | 79 | 83 => tc || matches!(t, LwtIn | LwtOut | LwtXmit | CgroupSkb),
+        18 | 19 | 31 | 32 | 40 | 41 | 48 | 50 | 97 => tc || (id == 50 && t == SkSkb),
+        38 | 39 | 43 => tc || matches!(t, SkSkb | LwtXmit),
+        46 | 47 | 68 => tc || matches!(t, SocketFilter | CgroupSkb | SkSkb),
+        61 | 62 => t == SkMsg,
+        // Writing user memory and overriding return values depend on kernel
+        // configuration (lockdown, CONFIG_BPF_KPROBE_OVERRIDE); the reference
+        // kernel refuses them, and so does oxbpf.
+        36 | 58 => false,
+        35 | 67 | 109 | 117 => matches!(
+            t,
+            Kprobe | Tracepoint | RawTracepoint | RawTracepointWritable | PerfEvent | Tracing
+        ),
         52 | 72 => t == SkSkb,
         60 | 71 => t == SkMsg,
         49 | 57 => matches!(t, SockOps | CgroupSockopt | CgroupSockAddr),
