@@ -96,6 +96,21 @@ struct Row {
 }
 
 impl Row {
+    /// An object that could not be read or loaded.
+    fn error(object: String, message: String) -> Row {
+        Row {
+            object,
+            program: String::new(),
+            section: String::new(),
+            kind: String::new(),
+            verdict: "error",
+            insns_processed: None,
+            time_us: None,
+            message,
+            detail: String::new(),
+        }
+    }
+
     fn json(&self) -> String {
         format!(
             "{{\"object\":{},\"program\":{},\"section\":{},\"type\":{},\"verdict\":\"{}\",\"insns_processed\":{},\"time_us\":{},\"message\":{}{}}}",
@@ -191,17 +206,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             Ok(b) => b,
             Err(e) => {
                 any_error = true;
-                let row = Row {
-                    object,
-                    program: String::new(),
-                    section: String::new(),
-                    kind: String::new(),
-                    verdict: "error",
-                    insns_processed: None,
-                    time_us: None,
-                    message: e.to_string(),
-                    detail: String::new(),
-                };
+                let row = Row::error(object, e.to_string());
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
             }
@@ -210,17 +215,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             Ok(o) => o,
             Err(e) => {
                 any_error = true;
-                let row = Row {
-                    object,
-                    program: String::new(),
-                    section: String::new(),
-                    kind: String::new(),
-                    verdict: "error",
-                    insns_processed: None,
-                    time_us: None,
-                    message: e.to_string(),
-                    detail: String::new(),
-                };
+                let row = Row::error(object, e.to_string());
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
             }
@@ -327,17 +322,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
             Ok(o) => o,
             Err(message) => {
                 any_error = true;
-                let row = Row {
-                    object,
-                    program: String::new(),
-                    section: String::new(),
-                    kind: String::new(),
-                    verdict: "error",
-                    insns_processed: None,
-                    time_us: None,
-                    message,
-                    detail: String::new(),
-                };
+                let row = Row::error(object, message);
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
             }
