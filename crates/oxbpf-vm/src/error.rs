@@ -24,6 +24,8 @@ pub enum VmError {
     UnresolvedReference { pc: usize },
     #[error("instruction {pc}: legacy packet load without a packet")]
     NoPacket { pc: usize },
+    #[error("the JIT could not compile the program: {message}")]
+    JitFailed { message: String },
 }
 
 impl VmError {
@@ -39,6 +41,7 @@ impl VmError {
             | VmError::KfuncUnsupported { pc, .. }
             | VmError::UnresolvedReference { pc }
             | VmError::NoPacket { pc } => pc,
+            VmError::JitFailed { .. } => 0,
         }
     }
 
@@ -54,6 +57,7 @@ impl VmError {
             VmError::KfuncUnsupported { .. } => "kfunc",
             VmError::UnresolvedReference { .. } => "unresolved",
             VmError::NoPacket { .. } => "no_packet",
+            VmError::JitFailed { .. } => "jit",
         }
     }
 }

@@ -34,6 +34,10 @@ pub struct Config {
     pub max_call_depth: usize,
     /// Stop with [`VmError::BudgetExhausted`] after this many instructions.
     pub instruction_budget: Option<u64>,
+    /// The engine: interpreter or JIT.
+    pub engine: crate::jit::Engine,
+    /// Whether JIT code checks memory accesses (the interpreter always does).
+    pub checks: crate::jit::Checks,
 }
 
 impl Default for Config {
@@ -41,6 +45,8 @@ impl Default for Config {
         Config {
             max_call_depth: 8,
             instruction_budget: None,
+            engine: crate::jit::Engine::Interpreter,
+            checks: crate::jit::Checks::ON,
         }
     }
 }
@@ -162,6 +168,10 @@ pub fn run<T: Tracer>(
         helpers,
         config,
     } = setup;
+    // Tracing needs every instruction, which only the interpreter reports.
+    if config.engine == crate::jit::Engine::Jit && !T::ENABLED {
+        return crate::jit::run(program, helpers, config, memory, args, env, packet);
+    }
     let depth = config.max_call_depth.max(1);
     let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
     let mut memory: MemoryMap<'_> = memory;
@@ -690,6 +700,9 @@ impl<'p> State<'p> {
                                 Some(p) if self.tail_calls < MAX_TAIL_CALLS => {
                                     self.tail_calls += 1;
                                     prog = p;
+                                    // Callbacks from here on run subprograms of
+                                    // the tail-called program.
+                                    self.program = p;
                                     (ops, switches) = pick(prog, self.exact);
                                     pc = 0;
                                 }
@@ -718,17 +731,17 @@ impl<'p> State<'p> {
                             r[0] = i;
                         }
                         HelperOutcome::ForEach { map, callback, ctx } => {
-                            r[0] = self.for_each(
+                            let env = self.env;
+                            let mut host = InterpHost {
+                                st: self,
                                 mem,
-                                map,
-                                callback,
-                                ctx,
-                                r[10],
-                                frames.len(),
-                                pc_err,
-                                &mut executed,
+                                frames_in_use: frames.len(),
+                                pc: pc_err,
+                                executed: &mut executed,
                                 tracer,
-                            )?;
+                            };
+                            r[0] =
+                                for_each_elem(&mut host, env, map, callback, ctx, r[10], pc_err)?;
                         }
                     },
                     BPF_PSEUDO_CALL => {
@@ -893,6 +906,7 @@ impl<'p> State<'p> {
             });
         }
         let saved_depth = self.depth;
+        let saved_program = self.program;
         self.depth -= used;
         mem.resize_front(STACK_FRAME_SIZE as i64);
         let res = self.exec::<T, false>(
@@ -905,72 +919,9 @@ impl<'p> State<'p> {
         );
         mem.resize_front(-(STACK_FRAME_SIZE as i64));
         self.depth = saved_depth;
+        self.program = saved_program;
         let r = res?;
         Ok((r.r0, r.executed))
-    }
-
-    /// `bpf_for_each_map_elem`: the key is copied to the stack frame of the
-    /// callback's caller area so the callback can read it.
-    #[allow(clippy::too_many_arguments)]
-    fn for_each<T: Tracer>(
-        &mut self,
-        mem: &mut MemoryMap<'_>,
-        map: usize,
-        callback: u64,
-        ctx: u64,
-        fp: u64,
-        frames_in_use: usize,
-        pc: usize,
-        executed: &mut u64,
-        tracer: &mut T,
-    ) -> Result<u64, VmError> {
-        let Some(env) = self.env else { return Ok(0) };
-        let Some(m) = env.maps.get(map) else {
-            return Ok(0);
-        };
-        let handle = crate::env::MAP_HANDLE_TAG | map as u64;
-        let mut key: Option<Vec<u8>> = None;
-        let mut count = 0u64;
-        let ks = m.spec.key_size as usize;
-        // The key is placed just below the callback's frame bottom is not
-        // ours to use; use the top of the caller's current frame instead
-        // (kernel: keys live in the map). 64 bytes are reserved for it.
-        let key_addr = fp - 64;
-        if ks > 64 {
-            return Err(VmError::HelperFailed {
-                pc,
-                id: 164,
-                message: "keys over 64 bytes are not supported".into(),
-            });
-        }
-        let saved = mem
-            .read_bytes(key_addr, ks as u64)
-            .map_err(|fault| VmError::MemoryFault { pc, fault })?;
-        while let Ok(k) = m.next_key(key.as_deref()) {
-            let Some(value) = m.lookup_addr(&k, env.cpu) else {
-                break;
-            };
-            mem.write_bytes(key_addr, &k)
-                .map_err(|fault| VmError::MemoryFault { pc, fault })?;
-            count += 1;
-            let (ret, n) = self.callback(
-                mem,
-                callback,
-                [handle, key_addr, value, ctx, 0],
-                fp - 64,
-                frames_in_use,
-                pc,
-                tracer,
-            )?;
-            *executed += n;
-            if ret != 0 {
-                break;
-            }
-            key = Some(k);
-        }
-        mem.write_bytes(key_addr, &saved)
-            .map_err(|fault| VmError::MemoryFault { pc, fault })?;
-        Ok(count)
     }
 
     /// Calls helper `id` and returns what it asks the engine to do.
@@ -1001,4 +952,93 @@ impl<'p> State<'p> {
             }),
         }
     }
+}
+
+/// What `bpf_for_each_map_elem` needs from an engine: the run's memory and
+/// a way to call a callback subprogram.
+pub(crate) trait CallbackHost {
+    fn memory(&self) -> &MemoryMap<'_>;
+    /// Calls the subprogram at function address `callback` with `args` in
+    /// a frame below `fp`; returns its r0.
+    fn call(&mut self, callback: u64, args: [u64; 5], fp: u64) -> Result<u64, VmError>;
+}
+
+struct InterpHost<'x, 'p, 'm, T: Tracer> {
+    st: &'x mut State<'p>,
+    mem: &'x mut MemoryMap<'m>,
+    frames_in_use: usize,
+    pc: usize,
+    executed: &'x mut u64,
+    tracer: &'x mut T,
+}
+
+impl<T: Tracer> CallbackHost for InterpHost<'_, '_, '_, T> {
+    fn memory(&self) -> &MemoryMap<'_> {
+        self.mem
+    }
+
+    fn call(&mut self, callback: u64, args: [u64; 5], fp: u64) -> Result<u64, VmError> {
+        let (ret, n) = self.st.callback(
+            self.mem,
+            callback,
+            args,
+            fp,
+            self.frames_in_use,
+            self.pc,
+            self.tracer,
+        )?;
+        *self.executed += n;
+        Ok(ret)
+    }
+}
+
+/// `bpf_for_each_map_elem`: calls `callback` with (map, &key, &value, ctx)
+/// for each element until it returns non-zero; returns the number of
+/// elements visited. The key is copied to the 64 bytes below the caller's
+/// frame pointer (the kernel passes a pointer into the map; the caller's
+/// stack is the memory the callback may read), and restored afterwards.
+pub(crate) fn for_each_elem(
+    host: &mut impl CallbackHost,
+    env: Option<&crate::env::Env>,
+    map: usize,
+    callback: u64,
+    ctx: u64,
+    fp: u64,
+    pc: usize,
+) -> Result<u64, VmError> {
+    let Some(env) = env else { return Ok(0) };
+    let Some(m) = env.maps.get(map) else {
+        return Ok(0);
+    };
+    let handle = crate::env::MAP_HANDLE_TAG | map as u64;
+    let mut key: Option<Vec<u8>> = None;
+    let mut count = 0u64;
+    let ks = m.spec.key_size as usize;
+    let key_addr = fp - 64;
+    if ks > 64 {
+        return Err(VmError::HelperFailed {
+            pc,
+            id: 164,
+            message: "keys over 64 bytes are not supported".into(),
+        });
+    }
+    let fault = |fault| VmError::MemoryFault { pc, fault };
+    let saved = host
+        .memory()
+        .read_bytes(key_addr, ks as u64)
+        .map_err(fault)?;
+    while let Ok(k) = m.next_key(key.as_deref()) {
+        let Some(value) = m.lookup_addr(&k, env.cpu) else {
+            break;
+        };
+        host.memory().write_bytes(key_addr, &k).map_err(fault)?;
+        count += 1;
+        let ret = host.call(callback, [handle, key_addr, value, ctx, 0], fp - 64)?;
+        if ret != 0 {
+            break;
+        }
+        key = Some(k);
+    }
+    host.memory().write_bytes(key_addr, &saved).map_err(fault)?;
+    Ok(count)
 }

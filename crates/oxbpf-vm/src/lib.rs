@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod helpers;
 pub mod interpreter;
+pub mod jit;
 pub mod loaded;
 pub mod lowmem;
 pub mod maps;
@@ -30,6 +31,7 @@ pub use helpers::{HelperContext, HelperError, HelperOutcome, Helpers};
 pub use interpreter::{
     Config, CtxPointers, NoTrace, PacketState, RunResult, STACK_FRAME_SIZE, Tracer,
 };
+pub use jit::{Checks, Engine, JitCode, JitError};
 pub use memory::{AccessFault, MemoryMap, Region, RegionKind};
 pub use program::{Program, ProgramError};
 

@@ -240,6 +240,16 @@ impl<'a> MemoryMap<'a> {
         }
     }
 
+    /// Sets the bounds of the first region (the stack, in the JIT, whose
+    /// generated code tracks the current frames itself). The range must stay
+    /// inside the memory the region was created from.
+    pub(crate) fn set_front(&mut self, start: u64, len: u64) {
+        if let Some(r) = self.regions.first_mut() {
+            r.start = start;
+            r.len = len;
+        }
+    }
+
     pub fn regions(&self) -> &[Region] {
         &self.regions
     }

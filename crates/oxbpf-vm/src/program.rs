@@ -81,6 +81,8 @@ pub struct Program {
     /// when neither a budget nor a tracer needs every instruction.
     pub(crate) fast_ops: Vec<Op>,
     pub(crate) switches: Vec<crate::switch::SwitchTable>,
+    /// JIT-compiled code, per mode, made on first use.
+    pub(crate) jit: crate::jit::JitCache,
 }
 
 impl Program {
@@ -161,6 +163,7 @@ impl Program {
             ops,
             fast_ops,
             switches,
+            jit: Default::default(),
         })
     }
 
@@ -192,6 +195,7 @@ impl Program {
                 op.imm = value as i64;
             }
         }
+        self.jit = Default::default();
     }
 
     /// The instruction starting at slot `pc`, if any.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use oxbpf_isa::{Hex, RawInsn, decode_at, raw_slots};
-use oxbpf_vm::{Config, Helpers, Program, Vm};
+use oxbpf_vm::{Checks, Config, Helpers, Program, Vm};
 
 use crate::engine::{ConformanceEngine, EngineKind};
 
@@ -193,7 +193,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     }
     let code = load_program_file(&a.program)?;
     let program = Program::from_bytes(&code).with_context(|| format!("{}", a.program.display()))?;
-    if !a.no_verify && a.engine == EngineKind::Interpreter {
+    let verify = !a.no_verify && a.engine != EngineKind::Kernel;
+    if verify {
         let mem_len = match (&a.mem, &a.mem_hex, &a.data) {
             (Some(p), _, _) | (None, None, Some(p)) => {
                 std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
@@ -223,6 +224,14 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     vm.config = Config {
         max_call_depth: a.max_call_depth,
         instruction_budget: a.budget,
+        engine: a.engine.vm_engine(),
+        checks: if verify {
+            // SAFETY: the verifier accepted this program for this memory
+            // length just above.
+            unsafe { Checks::trust_verified() }
+        } else {
+            Checks::ON
+        },
     };
     if a.engine == EngineKind::Kernel {
         let mut mem = mem;

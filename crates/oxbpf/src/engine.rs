@@ -1,21 +1,33 @@
 //! Choosing an execution engine.
 
 use clap::ValueEnum;
-use oxbpf_vm::{Config, Helpers, Program, Vm};
+use oxbpf_vm::{Config, Engine, Helpers, Program, Vm};
 
 /// The engines `--engine` can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineKind {
     /// oxbpf's interpreter (the reference semantics).
     Interpreter,
+    /// oxbpf's JIT to x86-64 (memory accesses checked unless the program
+    /// was verified).
+    Jit,
     /// The running Linux kernel (bpf(2) BPF_PROG_TEST_RUN; needs root).
     Kernel,
 }
 
 impl EngineKind {
+    /// The in-process engine this names (the kernel has none).
+    pub fn vm_engine(self) -> Engine {
+        match self {
+            EngineKind::Jit => Engine::Jit,
+            _ => Engine::Interpreter,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Interpreter => "interpreter",
+            EngineKind::Jit => "jit",
             EngineKind::Kernel => "kernel",
         }
     }
@@ -55,13 +67,15 @@ impl ConformanceEngine {
         vm.config = Config {
             // A generous budget keeps a looping test from hanging the suite.
             instruction_budget: Some(1 << 32),
+            engine: self.kind.vm_engine(),
             ..Config::default()
         };
         {
             {
                 // The budgeted run dispatches every instruction; once it has
                 // shown the program terminates, the default fast path (fused
-                // pairs, collapsed compare trees) must give the same answer.
+                // pairs, collapsed compare trees; for the JIT, per-block
+                // instruction counting) must give the same answer.
                 // Both runs use the same buffer, so addresses agree too.
                 let before = mem.to_vec();
                 let exact = vm.run_raw(mem);
@@ -73,7 +87,8 @@ impl ConformanceEngine {
                     let fast = fast_vm.run_raw(mem);
                     if fast != exact || after != mem {
                         return Err(format!(
-                            "interpreter fast path disagrees: {fast:?} vs {exact:?}"
+                            "{} fast path disagrees: {fast:?} vs {exact:?}",
+                            self.kind.name()
                         ));
                     }
                 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use oxbpf_obj::ProgramType;
 use oxbpf_vm::loaded::LoadedObject;
-use oxbpf_vm::{Config, Output};
+use oxbpf_vm::{Checks, Config, Output};
 
 use crate::commands::{RunArgs, read_input};
 
@@ -181,6 +181,8 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     loaded.config = Config {
         max_call_depth: a.max_call_depth,
         instruction_budget: a.budget,
+        engine: a.engine.vm_engine(),
+        checks: Checks::ON,
     };
     if loaded.programs.is_empty() {
         bail!("{path}: the object has no programs");
@@ -204,6 +206,32 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
             bail!(
                 "{path}: program `{}` rejected by the verifier (use --no-verify to run it with runtime checks only)",
                 obj.programs[oi].name
+            );
+        }
+    }
+    // The JIT omits memory checks only when every program the chosen one
+    // could tail-call passed the verifier too.
+    if !a.no_verify && a.engine == crate::engine::EngineKind::Jit {
+        let all = (0..obj.programs.len()).all(|oi| {
+            let kind = loaded
+                .programs
+                .iter()
+                .find(|p| p.def.name == obj.programs[oi].name)
+                .map(|p| p.kind);
+            let mut opts = oxbpf_verifier::Options::default();
+            if let Some(t) = override_type.or(kind) {
+                opts.prog_type = t;
+            }
+            oxbpf_verifier::verify_object_program(&obj, oi, &opts).is_ok()
+        });
+        if all {
+            // SAFETY: every program of the object (the chosen one and any
+            // tail-call target) was accepted by the verifier above for this
+            // object's maps and its program type.
+            loaded.config.checks = unsafe { Checks::trust_verified() };
+        } else {
+            eprintln!(
+                "note: {path}: not every program of the object passes the verifier; the JIT keeps its memory checks"
             );
         }
     }

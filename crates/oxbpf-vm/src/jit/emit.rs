@@ -1,0 +1,1307 @@
+//! Code generation: lowered [`Op`]s to x86-64 with dynasm-rs.
+//!
+//! No `unsafe` here: this module only produces bytes. The generated code
+//! follows the conventions below; `exec.rs` is the only place that runs it.
+//!
+//! Register map (System V, so helper arguments are already in place):
+//! r0→rax, r1→rdi, r2→rsi, r3→rdx, r4→rcx, r5→r8, r6→rbx, r7→r13,
+//! r8→r14, r9→r15, r10→rbp. Host registers: r12 = the run's [`JitCtx`],
+//! r9 = instruction counter, r10/r11 = scratch.
+//!
+//! Calls and exits use the native stack: the entry calls the program's
+//! first instruction, a local call pushes the callee-saved BPF registers and
+//! the frame pointer and `call`s its target, and every `exit` is a `ret`.
+//! Errors and early exits unwind with the stack pointer saved at entry.
+//!
+//! Instruction counting: without a budget, each basic block adds its length
+//! to the counter when entered, and early exits subtract what the block did
+//! not run; with a budget, every instruction compares and increments, so
+//! the budget stops at the same instruction as in the interpreter.
+
+use dynasmrt::x64::Assembler;
+use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, dynasm};
+
+use super::{JitError, Mode, off};
+use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_UNRESOLVED, Op};
+use oxbpf_isa::raw::*;
+
+/// Host register of each BPF register r0..r10.
+const REG: [u8; 11] = [0, 7, 6, 2, 1, 8, 3, 13, 14, 15, 5];
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+/// Scratch register holding checked addresses (r10 is the other scratch;
+/// r12 holds the context and r9 the instruction counter).
+const S1: u8 = 11;
+
+/// Error kinds the generated code reports in `JitCtx::err_info` (high half;
+/// the low half is the pc).
+pub(crate) mod err {
+    pub const BUDGET: u64 = 2;
+    pub const DEPTH: u64 = 3;
+    pub const FELL_OFF: u64 = 4;
+    pub const KFUNC: u64 = 5;
+    pub const UNRESOLVED: u64 = 6;
+    pub const NO_PACKET: u64 = 7;
+}
+
+/// Flag in a helper call's info word: the call came from `callx`.
+pub(crate) const CALLX_FLAG: u64 = 1 << 63;
+
+/// Size of one entry thunk (callx and callback targets), in bytes.
+pub(crate) const THUNK_SIZE: usize = 16;
+
+/// The compiled form: code plus where its entry points are.
+pub(crate) struct Compiled {
+    pub buf: dynasmrt::ExecutableBuffer,
+    pub entry: AssemblyOffset,
+    pub body: AssemblyOffset,
+    pub thunks: Option<AssemblyOffset>,
+}
+
+#[derive(Clone, Copy)]
+enum Cc {
+    E,
+    Ne,
+    A,
+    Ae,
+    B,
+    Be,
+    G,
+    Ge,
+    L,
+    Le,
+}
+
+/// Out-of-line code, emitted after the body so the hot path falls through.
+enum Cold {
+    /// Report an error kind at a pc.
+    Error {
+        at: DynamicLabel,
+        kind: u64,
+        pc: usize,
+    },
+    /// Slow memory check: call the check routine, then go back.
+    Check {
+        at: DynamicLabel,
+        back: DynamicLabel,
+        info: u64,
+    },
+    /// Division special case: divisor zero (`-1` for signed: `minus_one`).
+    DivSpecial {
+        at: DynamicLabel,
+        back: DynamicLabel,
+        dst: u8,
+        wide: bool,
+        modulo: bool,
+        minus_one: bool,
+    },
+    /// Legacy packet load out of bounds: the program ends with r0 = 0.
+    PacketEnd { at: DynamicLabel, rem: u32 },
+}
+
+struct Emitter<'a> {
+    a: Assembler,
+    ops: &'a [Op],
+    mode: Mode,
+    bmi2: bool,
+    labels: Vec<DynamicLabel>,
+    /// Instructions of the block that follow each pc (0 in budget mode).
+    rem: Vec<u32>,
+    /// Length of the block a pc starts (0 when it starts none).
+    block_len: Vec<u32>,
+    cold: Vec<Cold>,
+    helper: DynamicLabel,
+    check: DynamicLabel,
+    error: DynamicLabel,
+    unwind: DynamicLabel,
+    thunks: Option<DynamicLabel>,
+}
+
+fn is_jump(code: u8) -> bool {
+    matches!(code & 7, 0x05 | 0x06) && !matches!(code, 0x85 | 0x8d | 0x95)
+}
+
+/// Compiles `ops` (one per slot plus the end sentinel).
+pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, JitError> {
+    let len = ops.len() - 1;
+    let mut a = Assembler::new().map_err(|e| JitError(format!("assembler: {e}")))?;
+    let labels: Vec<DynamicLabel> = (0..=len).map(|_| a.new_dynamic_label()).collect();
+    let needs_thunks = ops.iter().any(|o| {
+        o.code == 0x8d || (o.code == 0x18 && (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG)
+    });
+    let (rem, block_len) = blocks(ops, mode.budget);
+    let mut e = Emitter {
+        helper: a.new_dynamic_label(),
+        check: a.new_dynamic_label(),
+        error: a.new_dynamic_label(),
+        unwind: a.new_dynamic_label(),
+        thunks: needs_thunks.then(|| a.new_dynamic_label()),
+        a,
+        ops,
+        mode,
+        bmi2,
+        labels,
+        rem,
+        block_len,
+        cold: Vec::new(),
+    };
+    let entry = e.entry();
+    let body = e.a.offset();
+    let mut pc = 0;
+    while pc < len {
+        pc = e.insn(pc)?;
+    }
+    // Falling off the end.
+    let l = e.labels[len];
+    dynasm!(e.a ; =>l);
+    if e.mode.budget {
+        e.budget_check(len);
+    }
+    e.error_jump(err::FELL_OFF, len);
+    e.emit_cold();
+    e.routines();
+    let thunks = e.emit_thunks(len);
+    let buf =
+        e.a.finalize()
+            .map_err(|_| JitError("could not make the code executable".into()))?;
+    Ok(Compiled {
+        buf,
+        entry,
+        body,
+        thunks,
+    })
+}
+
+/// Basic blocks for instruction counting: returns, per pc, how many
+/// instructions of its block follow it and the length of the block it
+/// starts (0 if none).
+fn blocks(ops: &[Op], budget: bool) -> (Vec<u32>, Vec<u32>) {
+    let len = ops.len() - 1;
+    let mut leader = vec![false; len + 1];
+    leader[0] = true;
+    leader[len] = true;
+    for (pc, o) in ops[..len].iter().enumerate() {
+        let next = pc
+            + if o.code == 0x18 || o.code == OP_UNRESOLVED {
+                2
+            } else {
+                1
+            };
+        if is_jump(o.code) {
+            leader[o.off as usize] = true;
+            leader[next.min(len)] = true;
+        }
+        match o.code {
+            0x95 => leader[next.min(len)] = true,
+            0x85 if o.src == BPF_PSEUDO_CALL => {
+                leader[o.off as usize] = true;
+                leader[next.min(len)] = true;
+            }
+            0x8d => leader[next.min(len)] = true,
+            _ => {}
+        }
+    }
+    let mut rem = vec![0u32; len + 1];
+    let mut block_len = vec![0u32; len + 1];
+    if budget {
+        return (rem, block_len);
+    }
+    // Walk each block's instruction starts.
+    let mut pc = 0;
+    let mut starts: Vec<usize> = Vec::new();
+    let flush = |starts: &mut Vec<usize>, rem: &mut Vec<u32>, block_len: &mut Vec<u32>| {
+        if let Some(&first) = starts.first() {
+            block_len[first] = starts.len() as u32;
+            for (i, &p) in starts.iter().enumerate() {
+                rem[p] = (starts.len() - i - 1) as u32;
+            }
+        }
+        starts.clear();
+    };
+    while pc < len {
+        if leader[pc] {
+            flush(&mut starts, &mut rem, &mut block_len);
+        }
+        starts.push(pc);
+        let o = ops[pc];
+        pc += if o.code == 0x18 || o.code == OP_UNRESOLVED {
+            2
+        } else {
+            1
+        };
+    }
+    flush(&mut starts, &mut rem, &mut block_len);
+    (rem, block_len)
+}
+
+impl Emitter<'_> {
+    /// `extern "sysv64" fn(ctx, args: *const [u64; 5], fp, target) -> u64`:
+    /// saves the host's callee-saved registers, loads r1..r5 and r10, calls
+    /// `target` and returns r0 (also stored in the context).
+    fn entry(&mut self) -> AssemblyOffset {
+        let start = self.a.offset();
+        let unwind = self.unwind;
+        dynasm!(self.a
+            ; push rbp
+            ; push rbx
+            ; push r12
+            ; push r13
+            ; push r14
+            ; push r15
+            ; mov r12, rdi
+            ; push QWORD [r12 + off::SAVED_RSP]
+            ; mov [r12 + off::SAVED_RSP], rsp
+            ; mov rbp, rdx
+            ; mov r11, rcx
+            ; mov r10, rsi
+            ; mov rdi, [r10]
+            ; mov rsi, [r10 + 8]
+            ; mov rdx, [r10 + 16]
+            ; mov rcx, [r10 + 24]
+            ; mov r8, [r10 + 32]
+            ; xor eax, eax
+            ; xor ebx, ebx
+            ; xor r13d, r13d
+            ; xor r14d, r14d
+            ; xor r15d, r15d
+            ; mov r9, [r12 + off::EXECUTED]
+            ; call r11
+            ; mov [r12 + off::RESULT], rax
+            ; =>unwind
+            ; mov rsp, [r12 + off::SAVED_RSP]
+            ; mov [r12 + off::EXECUTED], r9
+            ; pop QWORD [r12 + off::SAVED_RSP]
+            ; mov rax, [r12 + off::RESULT]
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop r12
+            ; pop rbx
+            ; pop rbp
+            ; ret
+        );
+        start
+    }
+
+    /// The shared out-of-line routines.
+    fn routines(&mut self) {
+        let (helper, check, error, unwind) = (self.helper, self.check, self.error, self.unwind);
+        let tail = self.a.new_dynamic_label();
+        // Helper call: r10 = info (pc | rem << 32 | flags), r11 = id.
+        dynasm!(self.a
+            ; =>helper
+            ; mov [r12 + off::REGS], rax
+            ; mov [r12 + off::REGS + 8], rdi
+            ; mov [r12 + off::REGS + 16], rsi
+            ; mov [r12 + off::REGS + 24], rdx
+            ; mov [r12 + off::REGS + 32], rcx
+            ; mov [r12 + off::REGS + 40], r8
+            ; mov [r12 + off::REGS + 80], rbp
+            ; mov [r12 + off::EXECUTED], r9
+            ; mov [r12 + off::CALL_INFO], r10
+            ; mov [r12 + off::CALL_ID], r11
+            ; mov r11, rsp
+            ; and rsp, -16
+            ; push r11
+            ; push r11
+            ; mov rdi, r12
+            ; call QWORD [r12 + off::HELPER_FN]
+            ; mov rsp, [rsp]
+            ; mov r9, [r12 + off::EXECUTED]
+            ; mov rdi, [r12 + off::REGS + 8]
+            ; mov rsi, [r12 + off::REGS + 16]
+            ; mov rdx, [r12 + off::REGS + 24]
+            ; mov rcx, [r12 + off::REGS + 32]
+            ; mov r8, [r12 + off::REGS + 40]
+            ; cmp eax, 1
+            ; je =>unwind
+            ; ja =>tail
+            ; mov rax, [r12 + off::REGS]
+            ; ret
+            ; =>tail
+            ; mov rax, [r12 + off::REGS]
+            ; add rsp, 8
+            ; jmp QWORD [r12 + off::TAIL_ENTRY]
+        );
+        // Memory check: r11 = address, r10 = info; keeps every register.
+        dynasm!(self.a
+            ; =>check
+            ; mov [r12 + off::REGS], rax
+            ; mov [r12 + off::REGS + 8], rdi
+            ; mov [r12 + off::REGS + 16], rsi
+            ; mov [r12 + off::REGS + 24], rdx
+            ; mov [r12 + off::REGS + 32], rcx
+            ; mov [r12 + off::REGS + 40], r8
+            ; mov [r12 + off::EXECUTED], r9
+            ; mov [r12 + off::CHECK_ADDR], r11
+            ; mov rsi, r11
+            ; mov rdx, r10
+            ; mov r11, rsp
+            ; and rsp, -16
+            ; push r11
+            ; push r11
+            ; mov rdi, r12
+            ; call QWORD [r12 + off::CHECK_FN]
+            ; mov rsp, [rsp]
+            ; test eax, eax
+            ; jnz =>unwind
+            ; mov r9, [r12 + off::EXECUTED]
+            ; mov r11, [r12 + off::CHECK_ADDR]
+            ; mov rax, [r12 + off::REGS]
+            ; mov rdi, [r12 + off::REGS + 8]
+            ; mov rsi, [r12 + off::REGS + 16]
+            ; mov rdx, [r12 + off::REGS + 24]
+            ; mov rcx, [r12 + off::REGS + 32]
+            ; mov r8, [r12 + off::REGS + 40]
+            ; ret
+        );
+        // Error: r10 = kind << 32 | pc.
+        dynasm!(self.a
+            ; =>error
+            ; mov [r12 + off::ERR_INFO], r10
+            ; jmp =>unwind
+        );
+    }
+
+    /// Fixed-size entry points, one per slot, for `callx` and callbacks:
+    /// each adds the instructions its block will run from there.
+    fn emit_thunks(&mut self, len: usize) -> Option<AssemblyOffset> {
+        let label = self.thunks?;
+        // Align the table so a thunk's address is base + 16 * pc.
+        while !self.a.offset().0.is_multiple_of(THUNK_SIZE) {
+            dynasm!(self.a ; int3);
+        }
+        let base = self.a.offset();
+        dynasm!(self.a ; =>label);
+        let mut fillers = Vec::new();
+        for pc in 0..len {
+            let start = self.a.offset().0;
+            let o = self.ops[pc];
+            let is_start = !(pc > 0 && matches!(self.ops[pc - 1].code, 0x18 | OP_UNRESOLVED));
+            if is_start {
+                let add = if self.mode.budget || self.block_len[pc] != 0 {
+                    0
+                } else {
+                    self.rem[pc] + 1
+                };
+                if add != 0 {
+                    dynasm!(self.a ; add r9, add as i32);
+                }
+                let l = self.labels[pc];
+                dynasm!(self.a ; jmp =>l);
+            } else {
+                let stub = self.a.new_dynamic_label();
+                fillers.push((stub, pc));
+                dynasm!(self.a ; jmp =>stub);
+            }
+            let _ = o;
+            while self.a.offset().0 - start < THUNK_SIZE {
+                dynasm!(self.a ; int3);
+            }
+        }
+        for (stub, pc) in fillers {
+            dynasm!(self.a ; =>stub);
+            self.error_jump(err::FELL_OFF, pc);
+        }
+        Some(base)
+    }
+
+    fn emit_cold(&mut self) {
+        let cold = std::mem::take(&mut self.cold);
+        for c in cold {
+            match c {
+                Cold::Error { at, kind, pc } => {
+                    dynasm!(self.a ; =>at);
+                    self.error_jump(kind, pc);
+                }
+                Cold::Check { at, back, info } => {
+                    let check = self.check;
+                    dynasm!(self.a
+                        ; =>at
+                        ; mov r10, QWORD info as i64
+                        ; call =>check
+                        ; jmp =>back
+                    );
+                }
+                Cold::DivSpecial {
+                    at,
+                    back,
+                    dst,
+                    wide,
+                    modulo,
+                    minus_one,
+                } => {
+                    dynasm!(self.a ; =>at);
+                    match (minus_one, modulo, wide) {
+                        // x / 0 = 0; INT_MIN % -1 = 0 and x % -1 = 0.
+                        (false, false, _) | (true, true, _) => {
+                            dynasm!(self.a ; xor Rd(dst), Rd(dst))
+                        }
+                        // x % 0 = x (zero-extended for the 32-bit form).
+                        (false, true, true) => {}
+                        (false, true, false) => dynasm!(self.a ; mov Rd(dst), Rd(dst)),
+                        // x / -1 = -x (wrapping).
+                        (true, false, true) => dynasm!(self.a ; neg Rq(dst)),
+                        (true, false, false) => dynasm!(self.a ; neg Rd(dst)),
+                    }
+                    dynasm!(self.a ; jmp =>back);
+                }
+                Cold::PacketEnd { at, rem } => {
+                    let unwind = self.unwind;
+                    dynasm!(self.a ; =>at);
+                    if rem != 0 {
+                        dynasm!(self.a ; sub r9, rem as i32);
+                    }
+                    dynasm!(self.a
+                        ; mov QWORD [r12 + off::RESULT], 0
+                        ; jmp =>unwind
+                    );
+                }
+            }
+        }
+    }
+
+    fn error_jump(&mut self, kind: u64, pc: usize) {
+        let error = self.error;
+        let info = (kind << 32 | pc as u64) as i64;
+        dynasm!(self.a
+            ; mov r10, QWORD info
+            ; jmp =>error
+        );
+    }
+
+    fn cold_error(&mut self, kind: u64, pc: usize) -> DynamicLabel {
+        let at = self.a.new_dynamic_label();
+        self.cold.push(Cold::Error { at, kind, pc });
+        at
+    }
+
+    fn budget_check(&mut self, pc: usize) {
+        let stub = self.cold_error(err::BUDGET, pc);
+        dynasm!(self.a
+            ; cmp r9, [r12 + off::BUDGET]
+            ; jae =>stub
+            ; add r9, 1
+        );
+    }
+
+    fn jcc(&mut self, cc: Cc, l: DynamicLabel) {
+        match cc {
+            Cc::E => dynasm!(self.a ; je =>l),
+            Cc::Ne => dynasm!(self.a ; jne =>l),
+            Cc::A => dynasm!(self.a ; ja =>l),
+            Cc::Ae => dynasm!(self.a ; jae =>l),
+            Cc::B => dynasm!(self.a ; jb =>l),
+            Cc::Be => dynasm!(self.a ; jbe =>l),
+            Cc::G => dynasm!(self.a ; jg =>l),
+            Cc::Ge => dynasm!(self.a ; jge =>l),
+            Cc::L => dynasm!(self.a ; jl =>l),
+            Cc::Le => dynasm!(self.a ; jle =>l),
+        }
+    }
+
+    /// Whether `pc` is entered only by falling through from `pc - 1`.
+    fn plain_next(&self, pc: usize) -> bool {
+        !self.mode.budget && pc < self.ops.len() - 1 && self.block_len[pc] == 0
+    }
+
+    /// Address operand for an access of `size` bytes at `base + off`: in
+    /// checked mode the address is computed into r11 and checked first.
+    fn mem(&mut self, base: u8, disp: i32, size: u64, write: bool, pc: usize) -> (u8, i32) {
+        if !self.mode.checked {
+            return (REG[base as usize], disp);
+        }
+        let b = REG[base as usize];
+        let slow = self.a.new_dynamic_label();
+        let back = self.a.new_dynamic_label();
+        dynasm!(self.a
+            ; lea r11, [Rq(b) + disp]
+            ; cmp r11, [r12 + off::STACK_LO]
+            ; jb =>slow
+            ; mov r10, [r12 + off::STACK_HI]
+            ; sub r10, r11
+            ; jb =>slow
+            ; cmp r10, size as i32
+            ; jb =>slow
+            ; =>back
+        );
+        let info = (pc as u64) << 8 | size << 1 | write as u64;
+        self.cold.push(Cold::Check {
+            at: slow,
+            back,
+            info,
+        });
+        (S1, 0)
+    }
+
+    /// Emits the instruction at `pc`; returns the next pc to emit.
+    fn insn(&mut self, pc: usize) -> Result<usize, JitError> {
+        let o = self.ops[pc];
+        let l = self.labels[pc];
+        dynasm!(self.a ; =>l);
+        if self.mode.budget {
+            self.budget_check(pc);
+        } else if self.block_len[pc] != 0 {
+            let n = self.block_len[pc] as i32;
+            dynasm!(self.a ; add r9, n);
+        }
+        let d = REG[(o.dst & 15) as usize % 11];
+        let s = REG[(o.src & 15) as usize % 11];
+        let imm = o.imm as i32;
+        let class = o.code & 7;
+        // Idioms of two instructions (only where the second is not a
+        // block start, so counting stays exact).
+        if self.plain_next(pc + 1) {
+            let n = self.ops[pc + 1];
+            // rD <<= 32; rD >>= 32 → zero-extend; `s>>= 32` → sign-extend.
+            if o.code == 0x67 && o.imm == 32 && n.dst == o.dst && n.imm == 32 {
+                if n.code == 0x77 {
+                    dynasm!(self.a ; mov Rd(d), Rd(d));
+                    return Ok(pc + 2);
+                }
+                if n.code == 0xc7 {
+                    dynasm!(self.a ; movsxd Rq(d), Rd(d));
+                    return Ok(pc + 2);
+                }
+            }
+        }
+        match class {
+            BPF_ALU64 | BPF_ALU => self.alu(o, d, s, imm, class == BPF_ALU64, pc)?,
+            BPF_JMP | BPF_JMP32 => return self.jmp(o, d, s, imm, class == BPF_JMP, pc),
+            BPF_LDX => {
+                let (b, disp) = self.mem(o.src, o.off, ldst_size(o.code), false, pc);
+                match o.code {
+                    0x61 => dynasm!(self.a ; mov Rd(d), [Rq(b) + disp]),
+                    0x69 => dynasm!(self.a ; movzx Rd(d), WORD [Rq(b) + disp]),
+                    0x71 => dynasm!(self.a ; movzx Rd(d), BYTE [Rq(b) + disp]),
+                    0x79 => dynasm!(self.a ; mov Rq(d), [Rq(b) + disp]),
+                    0x81 => dynasm!(self.a ; movsxd Rq(d), DWORD [Rq(b) + disp]),
+                    0x89 => dynasm!(self.a ; movsx Rq(d), WORD [Rq(b) + disp]),
+                    0x91 => dynasm!(self.a ; movsx Rq(d), BYTE [Rq(b) + disp]),
+                    _ => return Err(bad(pc, o)),
+                }
+            }
+            BPF_ST => {
+                let (b, disp) = self.mem(o.dst, o.off, ldst_size(o.code), true, pc);
+                match o.code {
+                    0x62 => dynasm!(self.a ; mov DWORD [Rq(b) + disp], imm),
+                    0x6a => dynasm!(self.a ; mov WORD [Rq(b) + disp], imm as i16),
+                    0x72 => dynasm!(self.a ; mov BYTE [Rq(b) + disp], imm as i8),
+                    0x7a => dynasm!(self.a ; mov QWORD [Rq(b) + disp], imm),
+                    _ => return Err(bad(pc, o)),
+                }
+            }
+            BPF_STX => match o.code {
+                0x63 | 0x6b | 0x73 | 0x7b => {
+                    let (b, disp) = self.mem(o.dst, o.off, ldst_size(o.code), true, pc);
+                    match o.code {
+                        0x63 => dynasm!(self.a ; mov [Rq(b) + disp], Rd(s)),
+                        0x6b => dynasm!(self.a ; mov [Rq(b) + disp], Rw(s)),
+                        0x73 => dynasm!(self.a ; mov [Rq(b) + disp], Rb(s)),
+                        _ => dynasm!(self.a ; mov [Rq(b) + disp], Rq(s)),
+                    }
+                }
+                0xc3 | 0xdb => self.atomic(o, d, s, pc)?,
+                _ => return Err(bad(pc, o)),
+            },
+            BPF_LD => match o.code {
+                0x18 => {
+                    let v = o.imm;
+                    if v == 0 {
+                        dynasm!(self.a ; xor Rd(d), Rd(d));
+                    } else if v as u64 <= u32::MAX as u64 {
+                        dynasm!(self.a ; mov Rd(d), v as i32);
+                    } else if v == v as i32 as i64 {
+                        dynasm!(self.a ; mov Rq(d), v as i32);
+                    } else {
+                        dynasm!(self.a ; mov Rq(d), QWORD v);
+                    }
+                    return Ok(pc + 2);
+                }
+                OP_UNRESOLVED => {
+                    self.error_jump(err::UNRESOLVED, pc);
+                    return Ok(pc + 2);
+                }
+                0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => self.legacy_load(o, s, pc),
+                _ => return Err(bad(pc, o)),
+            },
+            _ => {
+                if o.code == OP_INVALID {
+                    self.error_jump(err::FELL_OFF, pc);
+                } else {
+                    return Err(bad(pc, o));
+                }
+            }
+        }
+        Ok(pc + 1)
+    }
+
+    fn alu(&mut self, o: Op, d: u8, s: u8, imm: i32, w: bool, pc: usize) -> Result<(), JitError> {
+        let reg = o.code & BPF_X != 0;
+        macro_rules! bin {
+            ($mn:ident) => {
+                match (w, reg) {
+                    (true, true) => dynasm!(self.a ; $mn Rq(d), Rq(s)),
+                    (false, true) => dynasm!(self.a ; $mn Rd(d), Rd(s)),
+                    (true, false) => dynasm!(self.a ; $mn Rq(d), imm),
+                    (false, false) => dynasm!(self.a ; $mn Rd(d), imm),
+                }
+            };
+        }
+        macro_rules! shift {
+            ($mn:ident, $mnx:ident) => {{
+                let mask = if w { 63 } else { 31 };
+                if !reg {
+                    let n = (imm & mask) as i8;
+                    if n != 0 {
+                        if w {
+                            dynasm!(self.a ; $mn Rq(d), n);
+                        } else {
+                            dynasm!(self.a ; $mn Rd(d), n);
+                        }
+                    } else if !w {
+                        dynasm!(self.a ; mov Rd(d), Rd(d));
+                    }
+                } else if self.bmi2 {
+                    if w {
+                        dynasm!(self.a ; $mnx Rq(d), Rq(d), Rq(s));
+                    } else {
+                        dynasm!(self.a ; $mnx Rd(d), Rd(d), Rd(s));
+                    }
+                } else {
+                    // The count must be in cl; rcx is BPF r4.
+                    dynasm!(self.a ; mov r11, rcx ; mov rcx, Rq(s));
+                    let t = if d == RCX { S1 } else { d };
+                    if w {
+                        dynasm!(self.a ; $mn Rq(t), cl);
+                    } else {
+                        dynasm!(self.a ; $mn Rd(t), cl);
+                    }
+                    dynasm!(self.a ; mov rcx, r11);
+                }
+            }};
+        }
+        match o.code & 0xf0 {
+            BPF_ADD => {
+                if !reg && imm == 1 {
+                    if w {
+                        dynasm!(self.a ; inc Rq(d));
+                    } else {
+                        dynasm!(self.a ; inc Rd(d));
+                    }
+                } else {
+                    bin!(add)
+                }
+            }
+            BPF_SUB => bin!(sub),
+            BPF_MUL => match (w, reg) {
+                (true, true) => dynasm!(self.a ; imul Rq(d), Rq(s)),
+                (false, true) => dynasm!(self.a ; imul Rd(d), Rd(s)),
+                (true, false) => dynasm!(self.a ; imul Rq(d), Rq(d), imm),
+                (false, false) => dynasm!(self.a ; imul Rd(d), Rd(d), imm),
+            },
+            BPF_DIV | BPF_MOD => self.div(o, d, s, imm, w, reg, pc),
+            BPF_OR => bin!(or),
+            BPF_AND => bin!(and),
+            BPF_XOR => {
+                if reg && d == s {
+                    dynasm!(self.a ; xor Rd(d), Rd(d));
+                } else {
+                    bin!(xor)
+                }
+            }
+            BPF_LSH => shift!(shl, shlx),
+            BPF_RSH => shift!(shr, shrx),
+            BPF_ARSH => shift!(sar, sarx),
+            BPF_NEG => {
+                if w {
+                    dynasm!(self.a ; neg Rq(d));
+                } else {
+                    dynasm!(self.a ; neg Rd(d));
+                }
+            }
+            BPF_MOV => match (w, reg, o.off) {
+                (true, true, 0) => {
+                    if d != s {
+                        dynasm!(self.a ; mov Rq(d), Rq(s));
+                    }
+                }
+                (true, true, 8) => dynasm!(self.a ; movsx Rq(d), Rb(s)),
+                (true, true, 16) => dynasm!(self.a ; movsx Rq(d), Rw(s)),
+                (true, true, _) => dynasm!(self.a ; movsxd Rq(d), Rd(s)),
+                (false, true, 0) => dynasm!(self.a ; mov Rd(d), Rd(s)),
+                (false, true, 8) => dynasm!(self.a ; movsx Rd(d), Rb(s)),
+                (false, true, _) => dynasm!(self.a ; movsx Rd(d), Rw(s)),
+                (_, false, _) => {
+                    if imm == 0 {
+                        dynasm!(self.a ; xor Rd(d), Rd(d));
+                    } else if w && imm < 0 {
+                        dynasm!(self.a ; mov Rq(d), imm);
+                    } else {
+                        dynasm!(self.a ; mov Rd(d), imm);
+                    }
+                }
+            },
+            BPF_END => {
+                // ALU (0xd4/0xdc): to-little (no swap) or to-big; ALU64
+                // (0xd7): unconditional swap.
+                let swap = o.code != 0xd4;
+                match (imm, swap) {
+                    (16, false) => dynasm!(self.a ; movzx Rd(d), Rw(d)),
+                    (32, false) => dynasm!(self.a ; mov Rd(d), Rd(d)),
+                    (_, false) => {}
+                    (16, true) => dynasm!(self.a ; rol Rw(d), 8 ; movzx Rd(d), Rw(d)),
+                    (32, true) => dynasm!(self.a ; bswap Rd(d)),
+                    (_, true) => dynasm!(self.a ; bswap Rq(d)),
+                }
+            }
+            _ => return Err(bad(pc, o)),
+        }
+        Ok(())
+    }
+
+    /// Division and modulo with kernel semantics (x/0 = 0, x%0 = x,
+    /// INT_MIN/-1 = INT_MIN); constant divisors use shifts, masks or a
+    /// multiplication by the reciprocal.
+    #[allow(clippy::too_many_arguments)]
+    fn div(&mut self, o: Op, d: u8, s: u8, imm: i32, w: bool, reg: bool, _pc: usize) {
+        let modulo = o.code & 0xf0 == BPF_MOD;
+        let signed = o.off == 1;
+        if !reg {
+            // Constant divisor.
+            let c = if w {
+                imm as i64 as u64
+            } else {
+                imm as u32 as u64
+            };
+            if c == 0 {
+                match (modulo, w) {
+                    (false, _) => dynasm!(self.a ; xor Rd(d), Rd(d)),
+                    (true, true) => {}
+                    (true, false) => dynasm!(self.a ; mov Rd(d), Rd(d)),
+                }
+                return;
+            }
+            if !signed && c.is_power_of_two() {
+                let k = c.trailing_zeros() as i8;
+                match (modulo, w) {
+                    (false, true) if k > 0 => dynasm!(self.a ; shr Rq(d), k),
+                    (false, false) if k > 0 => dynasm!(self.a ; shr Rd(d), k),
+                    (false, true) => {}
+                    (false, false) => dynasm!(self.a ; mov Rd(d), Rd(d)),
+                    (true, true) => {
+                        if c <= i32::MAX as u64 {
+                            dynasm!(self.a ; and Rq(d), (c - 1) as i32);
+                        } else {
+                            dynasm!(self.a ; mov r11, QWORD (c - 1) as i64 ; and Rq(d), r11);
+                        }
+                    }
+                    (true, false) => dynasm!(self.a ; and Rd(d), (c - 1) as i32),
+                }
+                return;
+            }
+            if !signed && c > 1 << 63 {
+                // The quotient is 0 or 1.
+                dynasm!(self.a
+                    ; mov r11, QWORD c as i64
+                    ; cmp Rq(d), r11
+                );
+                if modulo {
+                    dynasm!(self.a
+                        ; mov r10, Rq(d)
+                        ; sub r10, r11
+                        ; cmovae Rq(d), r10
+                    );
+                } else {
+                    dynasm!(self.a
+                        ; setae r10b
+                        ; movzx Rd(d), r10b
+                    );
+                }
+                return;
+            }
+            if !signed && self.bmi2 {
+                self.div_magic(d, c, w, modulo);
+                return;
+            }
+        }
+        // General case: divisor in r11.
+        if reg {
+            if w {
+                dynasm!(self.a ; mov r11, Rq(s));
+            } else {
+                dynasm!(self.a ; mov r11d, Rd(s));
+            }
+        } else if w {
+            dynasm!(self.a ; mov r11, imm);
+        } else {
+            dynasm!(self.a ; mov r11d, imm);
+        }
+        let back = self.a.new_dynamic_label();
+        let known_nonzero = !reg && imm != 0;
+        if !known_nonzero {
+            let at = self.a.new_dynamic_label();
+            if w {
+                dynasm!(self.a ; test r11, r11 ; jz =>at);
+            } else {
+                dynasm!(self.a ; test r11d, r11d ; jz =>at);
+            }
+            self.cold.push(Cold::DivSpecial {
+                at,
+                back,
+                dst: d,
+                wide: w,
+                modulo,
+                minus_one: false,
+            });
+        }
+        if signed && (reg || imm == -1) {
+            let at = self.a.new_dynamic_label();
+            if w {
+                dynasm!(self.a ; cmp r11, -1 ; je =>at);
+            } else {
+                dynasm!(self.a ; cmp r11d, -1 ; je =>at);
+            }
+            self.cold.push(Cold::DivSpecial {
+                at,
+                back,
+                dst: d,
+                wide: w,
+                modulo,
+                minus_one: true,
+            });
+        }
+        if d != RDX {
+            dynasm!(self.a ; mov [r12 + off::SAVE_RDX], rdx);
+        }
+        if d != RAX {
+            dynasm!(self.a ; mov r10, rax ; mov rax, Rq(d));
+        }
+        match (w, signed) {
+            (true, false) => dynasm!(self.a ; xor edx, edx ; div r11),
+            (true, true) => dynasm!(self.a ; cqo ; idiv r11),
+            (false, false) => dynasm!(self.a ; xor edx, edx ; div r11d),
+            (false, true) => dynasm!(self.a ; cdq ; idiv r11d),
+        }
+        let res = if modulo { RDX } else { RAX };
+        if w {
+            dynasm!(self.a ; mov Rq(d), Rq(res));
+        } else {
+            dynasm!(self.a ; mov Rd(d), Rd(res));
+        }
+        if d != RAX {
+            dynasm!(self.a ; mov rax, r10);
+        }
+        if d != RDX {
+            dynasm!(self.a ; mov rdx, [r12 + off::SAVE_RDX]);
+        }
+        dynasm!(self.a ; =>back);
+    }
+
+    /// Unsigned division by a constant `c` (not 0, not a power of two) by
+    /// multiplying with its reciprocal (Granlund–Montgomery).
+    fn div_magic(&mut self, d: u8, c: u64, w: bool, modulo: bool) {
+        let (m, shift, add) = magic_u64(c);
+        // n in r11 (zero-extended for the 32-bit form).
+        if w {
+            dynasm!(self.a ; mov r11, Rq(d));
+        } else {
+            dynasm!(self.a ; mov r11d, Rd(d));
+        }
+        if d != RDX {
+            dynasm!(self.a ; mov [r12 + off::SAVE_RDX], rdx);
+        }
+        dynasm!(self.a
+            ; mov rdx, QWORD m as i64
+            ; mulx r10, r10, r11
+        );
+        // q in r10.
+        if add {
+            dynasm!(self.a
+                ; mov rdx, r11
+                ; sub rdx, r10
+                ; shr rdx, 1
+                ; add r10, rdx
+            );
+            if shift > 1 {
+                dynasm!(self.a ; shr r10, (shift - 1) as i8);
+            }
+        } else if shift > 0 {
+            dynasm!(self.a ; shr r10, shift as i8);
+        }
+        if modulo {
+            if c <= i32::MAX as u64 {
+                dynasm!(self.a ; imul r10, r10, c as i32);
+            } else {
+                dynasm!(self.a ; mov rdx, QWORD c as i64 ; imul r10, rdx);
+            }
+            dynasm!(self.a ; sub r11, r10 ; mov r10, r11);
+        }
+        if d != RDX {
+            dynasm!(self.a ; mov rdx, [r12 + off::SAVE_RDX]);
+        }
+        if w {
+            dynasm!(self.a ; mov Rq(d), r10);
+        } else {
+            dynasm!(self.a ; mov Rd(d), r10d);
+        }
+    }
+
+    fn jmp(
+        &mut self,
+        o: Op,
+        d: u8,
+        s: u8,
+        imm: i32,
+        w: bool,
+        pc: usize,
+    ) -> Result<usize, JitError> {
+        let reg = o.code & BPF_X != 0;
+        match o.code {
+            0x05 | 0x06 => {
+                let t = self.labels[o.off as usize];
+                if o.off as usize != pc + 1 {
+                    dynasm!(self.a ; jmp =>t);
+                }
+                return Ok(pc + 1);
+            }
+            0x85 => {
+                self.call(o, pc);
+                return Ok(pc + 1);
+            }
+            0x8d => {
+                self.callx(d, pc);
+                return Ok(pc + 1);
+            }
+            0x95 => {
+                dynasm!(self.a ; ret);
+                return Ok(pc + 1);
+            }
+            _ => {}
+        }
+        let cc = match o.code & 0xf0 {
+            BPF_JEQ => Cc::E,
+            BPF_JNE => Cc::Ne,
+            BPF_JGT => Cc::A,
+            BPF_JGE => Cc::Ae,
+            BPF_JLT => Cc::B,
+            BPF_JLE => Cc::Be,
+            BPF_JSGT => Cc::G,
+            BPF_JSGE => Cc::Ge,
+            BPF_JSLT => Cc::L,
+            BPF_JSLE => Cc::Le,
+            BPF_JSET => Cc::Ne,
+            _ => return Err(bad(pc, o)),
+        };
+        let set = o.code & 0xf0 == BPF_JSET;
+        match (set, w, reg) {
+            (false, true, true) => dynasm!(self.a ; cmp Rq(d), Rq(s)),
+            (false, false, true) => dynasm!(self.a ; cmp Rd(d), Rd(s)),
+            (false, true, false) if imm == 0 => dynasm!(self.a ; test Rq(d), Rq(d)),
+            (false, false, false) if imm == 0 => dynasm!(self.a ; test Rd(d), Rd(d)),
+            (false, true, false) => dynasm!(self.a ; cmp Rq(d), imm),
+            (false, false, false) => dynasm!(self.a ; cmp Rd(d), imm),
+            (true, true, true) => dynasm!(self.a ; test Rq(d), Rq(s)),
+            (true, false, true) => dynasm!(self.a ; test Rd(d), Rd(s)),
+            (true, true, false) => dynasm!(self.a ; test Rq(d), imm),
+            (true, false, false) => dynasm!(self.a ; test Rd(d), imm),
+        }
+        let t = self.labels[o.off as usize];
+        self.jcc(cc, t);
+        Ok(pc + 1)
+    }
+
+    fn call(&mut self, o: Op, pc: usize) {
+        match o.src {
+            0 => {
+                let info = pc as u64 | (self.rem[pc] as u64) << 32;
+                let helper = self.helper;
+                dynasm!(self.a
+                    ; mov r10, QWORD info as i64
+                    ; mov r11d, o.imm as i32
+                    ; call =>helper
+                );
+            }
+            BPF_PSEUDO_CALL => {
+                let t = self.labels[o.off as usize];
+                self.local_call(pc, |e| dynasm!(e.a ; call =>t));
+            }
+            _ => self.error_jump(err::KFUNC, pc),
+        }
+    }
+
+    /// A bpf-to-bpf call: depth check, save r6..r9 and r10, new frame.
+    fn local_call(&mut self, pc: usize, call: impl FnOnce(&mut Self)) {
+        let depth = self.cold_error(err::DEPTH, pc);
+        dynasm!(self.a
+            ; sub QWORD [r12 + off::DEPTH_LEFT], 1
+            ; jb =>depth
+            ; push rbx
+            ; push r13
+            ; push r14
+            ; push r15
+            ; push rbp
+            ; sub rbp, 512
+            ; sub QWORD [r12 + off::STACK_LO], 512
+        );
+        call(self);
+        dynasm!(self.a
+            ; add QWORD [r12 + off::STACK_LO], 512
+            ; pop rbp
+            ; pop r15
+            ; pop r14
+            ; pop r13
+            ; pop rbx
+            ; add QWORD [r12 + off::DEPTH_LEFT], 1
+        );
+    }
+
+    /// `callx rD`: a function address calls the subprogram through its
+    /// entry thunk; any other value is a helper id.
+    fn callx(&mut self, d: u8, pc: usize) {
+        let len = (self.ops.len() - 1) as i32;
+        let as_helper = self.a.new_dynamic_label();
+        let done = self.a.new_dynamic_label();
+        let thunks = self.thunks.expect("thunks exist when callx is present");
+        dynasm!(self.a
+            ; mov r11, Rq(d)
+            ; mov r10, r11
+            ; shr r10, 32
+            ; cmp r10d, (FUNC_ADDR_TAG >> 32) as i32
+            ; jne =>as_helper
+            ; mov r11d, r11d
+            ; cmp r11, len
+            ; jae =>as_helper
+            ; shl r11, 4
+            ; lea r10, [=>thunks]
+            ; add r11, r10
+        );
+        self.local_call(pc, |e| dynasm!(e.a ; call r11));
+        let info = (pc as u64 | (self.rem[pc] as u64) << 32 | CALLX_FLAG) as i64;
+        let helper = self.helper;
+        dynasm!(self.a
+            ; jmp =>done
+            ; =>as_helper
+            ; mov r11, Rq(d)
+            ; mov r10, QWORD info
+            ; call =>helper
+            ; =>done
+        );
+    }
+
+    fn atomic(&mut self, o: Op, _d: u8, s: u8, pc: usize) -> Result<(), JitError> {
+        let w = o.code == 0xdb;
+        let size = if w { 8 } else { 4 };
+        let (b, disp) = self.mem(o.dst, o.off, size, true, pc);
+        let code = o.imm as i32;
+        let fetch = code & BPF_FETCH != 0;
+        match (code & !BPF_FETCH, fetch) {
+            (0x00, false) => match w {
+                true => dynasm!(self.a ; lock add [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock add [Rq(b) + disp], Rd(s)),
+            },
+            (0x00, true) => match w {
+                true => dynasm!(self.a ; lock xadd [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock xadd [Rq(b) + disp], Rd(s)),
+            },
+            (0x40, false) => match w {
+                true => dynasm!(self.a ; lock or [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock or [Rq(b) + disp], Rd(s)),
+            },
+            (0x50, false) => match w {
+                true => dynasm!(self.a ; lock and [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock and [Rq(b) + disp], Rd(s)),
+            },
+            (0xa0, false) => match w {
+                true => dynasm!(self.a ; lock xor [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock xor [Rq(b) + disp], Rd(s)),
+            },
+            (0x40 | 0x50 | 0xa0, true) => {
+                // Fetching or/and/xor: a compare-exchange loop on rax.
+                let again = self.a.new_dynamic_label();
+                dynasm!(self.a
+                    ; lea r11, [Rq(b) + disp]
+                    ; mov [r12 + off::SAVE_SRC], Rq(s)
+                    ; mov [r12 + off::SAVE_RAX], rax
+                );
+                if w {
+                    dynasm!(self.a ; mov rax, [r11] ; =>again ; mov r10, rax);
+                    match code & !BPF_FETCH {
+                        0x40 => dynasm!(self.a ; or r10, [r12 + off::SAVE_SRC]),
+                        0x50 => dynasm!(self.a ; and r10, [r12 + off::SAVE_SRC]),
+                        _ => dynasm!(self.a ; xor r10, [r12 + off::SAVE_SRC]),
+                    }
+                    dynasm!(self.a ; lock cmpxchg [r11], r10 ; jne =>again ; mov Rq(s), rax);
+                } else {
+                    dynasm!(self.a ; mov eax, [r11] ; =>again ; mov r10d, eax);
+                    match code & !BPF_FETCH {
+                        0x40 => dynasm!(self.a ; or r10d, [r12 + off::SAVE_SRC]),
+                        0x50 => dynasm!(self.a ; and r10d, [r12 + off::SAVE_SRC]),
+                        _ => dynasm!(self.a ; xor r10d, [r12 + off::SAVE_SRC]),
+                    }
+                    dynasm!(self.a ; lock cmpxchg [r11], r10d ; jne =>again ; mov Rd(s), eax);
+                }
+                if s != RAX {
+                    dynasm!(self.a ; mov rax, [r12 + off::SAVE_RAX]);
+                }
+            }
+            (0xe0, true) => match w {
+                true => dynasm!(self.a ; xchg [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; xchg [Rq(b) + disp], Rd(s)),
+            },
+            (0xf0, true) => match w {
+                true => dynasm!(self.a ; lock cmpxchg [Rq(b) + disp], Rq(s)),
+                false => dynasm!(self.a ; lock cmpxchg [Rq(b) + disp], Rd(s) ; mov eax, eax),
+            },
+            _ => return Err(bad(pc, o)),
+        }
+        Ok(())
+    }
+
+    /// `LD_ABS`/`LD_IND`: big-endian load from the packet; out of bounds
+    /// ends the program with r0 = 0.
+    fn legacy_load(&mut self, o: Op, s: u8, pc: usize) {
+        let size: i32 = match o.code & 0x18 {
+            BPF_W => 4,
+            BPF_H => 2,
+            _ => 1,
+        };
+        let nopkt = self.cold_error(err::NO_PACKET, pc);
+        let end = self.a.new_dynamic_label();
+        self.cold.push(Cold::PacketEnd {
+            at: end,
+            rem: self.rem[pc],
+        });
+        dynasm!(self.a
+            ; cmp QWORD [r12 + off::HAS_PKT], 0
+            ; je =>nopkt
+        );
+        if o.code & 0xe0 == BPF_IND {
+            dynasm!(self.a
+                ; mov r11d, Rd(s)
+                ; add r11d, o.imm as i32
+                ; movsxd r11, r11d
+            );
+        } else {
+            dynasm!(self.a ; mov r11, o.imm as i32);
+        }
+        dynasm!(self.a
+            ; test r11, r11
+            ; js =>end
+            ; lea r10, [r11 + size]
+            ; cmp r10, [r12 + off::PKT_LEN]
+            ; ja =>end
+            ; add r11, [r12 + off::PKT_DATA]
+        );
+        match size {
+            4 => dynasm!(self.a ; mov eax, [r11] ; bswap eax),
+            2 => dynasm!(self.a ; movzx eax, WORD [r11] ; rol ax, 8),
+            _ => dynasm!(self.a ; movzx eax, BYTE [r11]),
+        }
+    }
+}
+
+fn ldst_size(code: u8) -> u64 {
+    match code & 0x18 {
+        BPF_W => 4,
+        BPF_H => 2,
+        BPF_B => 1,
+        _ => 8,
+    }
+}
+
+fn bad(pc: usize, o: Op) -> JitError {
+    JitError(format!(
+        "instruction {pc}: opcode {:#04x} cannot be compiled",
+        o.code
+    ))
+}
+
+/// Magic number for unsigned 64-bit division by `d` (not a power of two,
+/// 2 < d < 2^63): `(m, shift, add)` such that
+/// q = (hi(n*m) [+ fix-up]) >> shift.
+pub(crate) fn magic_u64(d: u64) -> (u64, u32, bool) {
+    let l = 64 - (d - 1).leading_zeros(); // ceil(log2 d)
+    // Try m = ceil(2^(64+s) / d) for s < l with the error bound.
+    for s in 0..l {
+        let p = 1u128 << (64 + s);
+        let m = p.div_ceil(d as u128);
+        if m < (1u128 << 64) {
+            let e = m * d as u128 - p;
+            if e <= 1u128 << s {
+                return (m as u64, s, false);
+            }
+        }
+    }
+    // Fall back to the 65-bit multiplier with the add fix-up.
+    let p = 1u128 << (64 + l);
+    let m = (p / d as u128) + 1 - (1u128 << 64);
+    (m as u64, l, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::magic_u64;
+
+    fn divide(n: u64, d: u64) -> u64 {
+        let (m, s, add) = magic_u64(d);
+        let hi = ((n as u128 * m as u128) >> 64) as u64;
+        if add {
+            let t = ((n - hi) >> 1) + hi;
+            t >> (s - 1)
+        } else {
+            hi >> s
+        }
+    }
+
+    #[test]
+    fn magic_division_matches() {
+        let ds = [
+            3u64,
+            5,
+            6,
+            7,
+            10,
+            13,
+            25,
+            100,
+            641,
+            1000,
+            0xffff_ffff,
+            0x8000_0001,
+            (1 << 63) - 1,
+            (1 << 62) + 1,
+            12345678901234567,
+        ];
+        let ns = [
+            0u64,
+            1,
+            2,
+            12,
+            13,
+            14,
+            99,
+            1 << 32,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 63,
+            (1 << 63) - 1,
+            0xdead_beef_cafe_f00d,
+        ];
+        for &d in &ds {
+            for &n in &ns {
+                assert_eq!(divide(n, d), n / d, "{n} / {d}");
+            }
+            let mut x = d.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                assert_eq!(divide(x, d), x / d, "{x} / {d}");
+                let small = x >> 33;
+                assert_eq!(divide(small, d), small / d);
+            }
+        }
+    }
+}

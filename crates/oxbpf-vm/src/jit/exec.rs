@@ -1,0 +1,63 @@
+//! Running generated code: the one module of the JIT with `unsafe`.
+//!
+//! Invariants the code generator (`emit.rs`) upholds and these blocks rely
+//! on (greppable: JIT-CONTRACT):
+//! * the entry follows the System V ABI: it saves and restores every
+//!   callee-saved register and returns with the stack as it found it, also
+//!   when the program faults (it unwinds to the stack pointer saved at
+//!   entry);
+//! * generated code touches memory only through the [`JitCtx`] it is given,
+//!   its own native stack, the BPF stack buffer, and addresses the program
+//!   computes — which in checked mode are checked against the run's
+//!   [`MemoryMap`](crate::memory::MemoryMap) first, and in trusted mode were
+//!   proven in bounds by the verifier (the caller's promise, see
+//!   [`Checks::trust_verified`](super::Checks::trust_verified));
+//! * it calls back into Rust only through `helper_fn` and `check_fn`, with
+//!   a 16-byte aligned stack and the context pointer as first argument.
+
+use super::{JitCode, JitCtx, Runtime};
+
+type EntryFn = unsafe extern "sysv64" fn(*mut JitCtx, *const u64, u64, u64) -> u64;
+
+/// Runs the code at `target` (a program body or an entry thunk of `code`)
+/// with r1..r5 = `args` and r10 = `fp`; returns r0. Errors are left in
+/// the runtime.
+pub(super) fn enter(
+    rt: *mut Runtime<'_, '_>,
+    code: &JitCode,
+    args: [u64; 5],
+    fp: u64,
+    target: u64,
+) -> u64 {
+    let ctx: *mut JitCtx = rt.cast();
+    // SAFETY: `code.compiled.entry` is the entry routine emitted by
+    // `emit::compile` into this executable buffer, which `code` keeps
+    // mapped; it has the `EntryFn` signature (JIT-CONTRACT). `ctx` is the
+    // first field of a `#[repr(C)]` Runtime that outlives the call, so the
+    // callbacks may turn it back into the runtime. `target` was produced by
+    // `JitCode::body_addr`/`thunk_addr` of a live `JitCode` (this one or a
+    // tail-call target kept in `rt.keep`).
+    unsafe {
+        (*ctx).helper_fn = on_helper as *const () as u64;
+        (*ctx).check_fn = on_check as *const () as u64;
+        let f: EntryFn = std::mem::transmute(code.compiled.buf.ptr(code.compiled.entry));
+        f(ctx, args.as_ptr(), fp, target)
+    }
+}
+
+/// Helper calls from generated code.
+extern "sysv64" fn on_helper(ctx: *mut JitCtx) -> u64 {
+    // SAFETY: generated code passes the pointer `enter` gave it, which is
+    // the first field of a live `#[repr(C)]` Runtime; no other reference to
+    // that runtime is used while generated code runs (`enter` holds only
+    // the raw pointer until it returns).
+    let rt = unsafe { &mut *ctx.cast::<Runtime<'_, '_>>() };
+    rt.on_helper()
+}
+
+/// Memory checks outside the stack fast path.
+extern "sysv64" fn on_check(ctx: *mut JitCtx, addr: u64, info: u64) -> u64 {
+    // SAFETY: as in `on_helper`.
+    let rt = unsafe { &mut *ctx.cast::<Runtime<'_, '_>>() };
+    rt.on_check(addr, info)
+}

@@ -1,0 +1,524 @@
+//! The JIT: eBPF to x86-64 machine code, with the interpreter's semantics.
+//!
+//! * [`emit`] generates the code (dynasm-rs; no `unsafe`);
+//! * [`exec`] is the only place that runs it (the `unsafe` calls into
+//!   generated code and the callbacks it makes into Rust).
+//!
+//! Two modes: **checked** (the default) bounds-checks every load and store
+//! against the run's [`MemoryMap`] in the generated code and reports the
+//! same [`VmError::MemoryFault`] the interpreter gives; **trusted**
+//! ([`Checks::trust_verified`]) omits the checks, for programs the verifier
+//! accepted, as the kernel does. Executable memory is mapped writable while
+//! the code is emitted and then switched to read+execute (dynasmrt), never
+//! both at once.
+
+mod emit;
+mod exec;
+
+use std::sync::{Arc, OnceLock};
+
+use crate::env::Env;
+use crate::error::VmError;
+use crate::helpers::{HelperContext, HelperOutcome, Helpers};
+use crate::interpreter::{Config, MAX_TAIL_CALLS, PacketState, RunResult, STACK_FRAME_SIZE};
+use crate::memory::{MemoryMap, RegionKind};
+use crate::program::{FUNC_ADDR_TAG, Program};
+
+/// Which engine runs a program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The interpreter (the reference semantics; also the only engine that
+    /// can trace every instruction).
+    #[default]
+    Interpreter,
+    /// Native x86-64 code from the JIT.
+    Jit,
+}
+
+/// Whether JIT-compiled code checks memory accesses at run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checks {
+    omitted: bool,
+}
+
+impl Checks {
+    /// Every access checked (the default).
+    pub const ON: Checks = Checks { omitted: false };
+
+    /// No run-time memory checks in JIT code.
+    ///
+    /// # Safety
+    /// The program (and every program it tail-calls) must have been
+    /// accepted by oxbpf's verifier for the maps, program type and memory
+    /// it will run with: an out-of-bounds access in unchecked native code
+    /// corrupts the host process.
+    pub unsafe fn trust_verified() -> Checks {
+        Checks { omitted: true }
+    }
+
+    pub fn omitted(self) -> bool {
+        self.omitted
+    }
+}
+
+/// Why a program could not be compiled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("JIT: {0}")]
+pub struct JitError(pub String);
+
+/// Code generation variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mode {
+    pub checked: bool,
+    pub budget: bool,
+}
+
+impl Mode {
+    fn index(self) -> usize {
+        self.checked as usize | (self.budget as usize) << 1
+    }
+}
+
+/// Compiled code of one program in one mode.
+pub struct JitCode {
+    compiled: emit::Compiled,
+    len: usize,
+}
+
+impl std::fmt::Debug for JitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JitCode({} bytes)", self.compiled.buf.len())
+    }
+}
+
+impl JitCode {
+    /// Size of the machine code in bytes.
+    pub fn code_size(&self) -> usize {
+        self.compiled.buf.len()
+    }
+
+    /// The machine code (for disassembly and tests).
+    pub fn bytes(&self) -> &[u8] {
+        &self.compiled.buf
+    }
+
+    fn body_addr(&self) -> u64 {
+        self.compiled.buf.ptr(self.compiled.body) as u64
+    }
+
+    fn thunk_addr(&self, pc: usize) -> Option<u64> {
+        let t = self.compiled.thunks?;
+        (pc < self.len).then(|| self.compiled.buf.ptr(t) as u64 + (emit::THUNK_SIZE * pc) as u64)
+    }
+}
+
+/// Per-program cache of compiled code, one slot per [`Mode`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct JitCache {
+    slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 4],
+}
+
+fn has_bmi2() -> bool {
+    static BMI2: OnceLock<bool> = OnceLock::new();
+    *BMI2.get_or_init(|| std::arch::is_x86_feature_detected!("bmi2"))
+}
+
+/// Compiles a program now (checked or not, with or without a budget);
+/// later runs reuse the code.
+pub fn compile(program: &Program, checked: bool, budget: bool) -> Result<Arc<JitCode>, JitError> {
+    code_for(program, Mode { checked, budget })
+}
+
+pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<Arc<JitCode>, JitError> {
+    program.jit.slots[mode.index()]
+        .get_or_init(|| {
+            let compiled = emit::compile(&program.ops, mode, has_bmi2())?;
+            Ok(Arc::new(JitCode {
+                compiled,
+                len: program.ops.len() - 1,
+            }))
+        })
+        .clone()
+}
+
+/// The context the generated code works with (`r12`). Field order is part
+/// of the code generator's contract (offsets in [`off`]).
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct JitCtx {
+    result: u64,
+    executed: u64,
+    budget: u64,
+    saved_rsp: u64,
+    stack_lo: u64,
+    stack_hi: u64,
+    depth_left: u64,
+    regs: [u64; 11],
+    call_info: u64,
+    call_id: u64,
+    err_info: u64,
+    check_addr: u64,
+    pkt_data: u64,
+    pkt_len: u64,
+    has_pkt: u64,
+    tail_entry: u64,
+    helper_fn: u64,
+    check_fn: u64,
+    save_rdx: u64,
+    save_rax: u64,
+    save_src: u64,
+}
+
+/// Byte offsets of [`JitCtx`] fields, for the code generator.
+pub(crate) mod off {
+    use super::JitCtx;
+    use std::mem::offset_of;
+    pub const RESULT: i32 = offset_of!(JitCtx, result) as i32;
+    pub const EXECUTED: i32 = offset_of!(JitCtx, executed) as i32;
+    pub const BUDGET: i32 = offset_of!(JitCtx, budget) as i32;
+    pub const SAVED_RSP: i32 = offset_of!(JitCtx, saved_rsp) as i32;
+    pub const STACK_LO: i32 = offset_of!(JitCtx, stack_lo) as i32;
+    pub const STACK_HI: i32 = offset_of!(JitCtx, stack_hi) as i32;
+    pub const DEPTH_LEFT: i32 = offset_of!(JitCtx, depth_left) as i32;
+    pub const REGS: i32 = offset_of!(JitCtx, regs) as i32;
+    pub const CALL_INFO: i32 = offset_of!(JitCtx, call_info) as i32;
+    pub const CALL_ID: i32 = offset_of!(JitCtx, call_id) as i32;
+    pub const ERR_INFO: i32 = offset_of!(JitCtx, err_info) as i32;
+    pub const CHECK_ADDR: i32 = offset_of!(JitCtx, check_addr) as i32;
+    pub const PKT_DATA: i32 = offset_of!(JitCtx, pkt_data) as i32;
+    pub const PKT_LEN: i32 = offset_of!(JitCtx, pkt_len) as i32;
+    pub const HAS_PKT: i32 = offset_of!(JitCtx, has_pkt) as i32;
+    pub const TAIL_ENTRY: i32 = offset_of!(JitCtx, tail_entry) as i32;
+    pub const HELPER_FN: i32 = offset_of!(JitCtx, helper_fn) as i32;
+    pub const CHECK_FN: i32 = offset_of!(JitCtx, check_fn) as i32;
+    pub const SAVE_RDX: i32 = offset_of!(JitCtx, save_rdx) as i32;
+    pub const SAVE_RAX: i32 = offset_of!(JitCtx, save_rax) as i32;
+    pub const SAVE_SRC: i32 = offset_of!(JitCtx, save_src) as i32;
+}
+
+/// Everything a run needs besides the code; the generated code's calls
+/// into Rust reach it through the [`JitCtx`] at its start.
+#[repr(C)]
+pub(crate) struct Runtime<'r, 'm> {
+    ctx: JitCtx,
+    mem: &'r mut MemoryMap<'m>,
+    helpers: &'r Helpers,
+    env: Option<&'r Env>,
+    packet: Option<PacketState>,
+    program: &'r Program,
+    code: Arc<JitCode>,
+    mode: Mode,
+    depth: usize,
+    budget: u64,
+    tail_calls: u32,
+    stack_top: u64,
+    error: Option<VmError>,
+    /// Code of tail-called programs, kept alive for the run.
+    keep: Vec<Arc<JitCode>>,
+}
+
+/// Runs `program` with JIT-compiled code; the same contract as
+/// [`crate::interpreter::run`].
+pub(crate) fn run(
+    program: &Program,
+    helpers: &Helpers,
+    config: &Config,
+    memory: MemoryMap<'_>,
+    args: [u64; 5],
+    env: Option<&Env>,
+    packet: Option<PacketState>,
+) -> Result<RunResult, VmError> {
+    let mode = Mode {
+        checked: !config.checks.omitted(),
+        budget: config.instruction_budget.is_some(),
+    };
+    let code = code_for(program, mode).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    let depth = config.max_call_depth.max(1);
+    let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
+    let mut memory = memory;
+    let stack_top =
+        memory.add_mut(RegionKind::Stack, &mut stack) + (STACK_FRAME_SIZE * depth) as u64;
+    memory.move_last_to_front();
+    memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
+    let budget = config.instruction_budget.unwrap_or(u64::MAX);
+    let mut rt = Runtime {
+        ctx: JitCtx {
+            budget,
+            stack_lo: stack_top - STACK_FRAME_SIZE as u64,
+            stack_hi: stack_top,
+            depth_left: depth as u64 - 1,
+            ..JitCtx::default()
+        },
+        mem: &mut memory,
+        helpers,
+        env,
+        packet,
+        program,
+        code: code.clone(),
+        mode,
+        depth,
+        budget,
+        tail_calls: 0,
+        stack_top,
+        error: None,
+        keep: Vec::new(),
+    };
+    rt.sync_packet();
+    let r0 = exec::enter(&mut rt, &code, args, stack_top, code.body_addr());
+    if let Some(e) = rt.take_error() {
+        return Err(e);
+    }
+    Ok(RunResult {
+        r0,
+        executed: rt.ctx.executed,
+        packet: rt.packet,
+    })
+}
+
+impl Runtime<'_, '_> {
+    fn sync_packet(&mut self) {
+        match self.packet {
+            Some(p) => {
+                self.ctx.pkt_data = p.data;
+                self.ctx.pkt_len = p.len();
+                self.ctx.has_pkt = 1;
+            }
+            None => self.ctx.has_pkt = 0,
+        }
+    }
+
+    /// Makes the memory map's stack region match the generated code's view
+    /// (the frames of the current call chain).
+    fn sync_stack(&mut self) {
+        let lo = self.ctx.stack_lo;
+        self.mem.set_front(lo, self.stack_top - lo);
+    }
+
+    fn take_error(&mut self) -> Option<VmError> {
+        if let Some(e) = self.error.take() {
+            return Some(e);
+        }
+        let info = std::mem::take(&mut self.ctx.err_info);
+        if info == 0 {
+            return None;
+        }
+        let pc = (info & 0xffff_ffff) as usize;
+        Some(match info >> 32 {
+            emit::err::BUDGET => VmError::BudgetExhausted {
+                pc,
+                budget: self.budget,
+            },
+            emit::err::DEPTH => VmError::CallDepthExceeded {
+                pc,
+                limit: self.depth,
+            },
+            emit::err::KFUNC => VmError::KfuncUnsupported {
+                pc,
+                btf_id: self.program.ops.get(pc).map_or(0, |o| o.imm as i32),
+            },
+            emit::err::UNRESOLVED => VmError::UnresolvedReference { pc },
+            emit::err::NO_PACKET => VmError::NoPacket { pc },
+            _ => VmError::FellOffEnd { pc },
+        })
+    }
+
+    /// Called by generated code for a memory access outside the current
+    /// stack frames: 0 when the access is allowed, 1 after recording a fault.
+    fn on_check(&mut self, addr: u64, info: u64) -> u64 {
+        self.sync_stack();
+        let size = (info >> 1) & 0x7f;
+        let write = info & 1 != 0;
+        match self.mem.check(addr, size, write) {
+            Ok(()) => 0,
+            Err(fault) => {
+                self.error = Some(VmError::MemoryFault {
+                    pc: (info >> 8) as usize,
+                    fault,
+                });
+                1
+            }
+        }
+    }
+
+    /// Called by generated code for a helper call. Returns 0 to continue
+    /// (r0 in `regs[0]`), 1 to unwind (error or early exit), 2 to jump to
+    /// `tail_entry`.
+    fn on_helper(&mut self) -> u64 {
+        let info = self.ctx.call_info;
+        let pc = (info & 0xffff_ffff) as usize;
+        let rem = (info >> 32) & 0x7fff_ffff;
+        let via_callx = info & emit::CALLX_FLAG != 0;
+        let id = self.ctx.call_id;
+        match self.helper(pc, id, via_callx) {
+            Ok(HelperOutcome::Return(v)) => {
+                self.ctx.regs[0] = v;
+                0
+            }
+            Ok(HelperOutcome::Exit(v)) => {
+                self.ctx.result = v;
+                self.ctx.executed -= rem;
+                1
+            }
+            Ok(HelperOutcome::TailCall { program }) => {
+                let target = self.env.and_then(|e| e.programs.get(program as usize));
+                match target {
+                    Some(p) if self.tail_calls < MAX_TAIL_CALLS => match code_for(p, self.mode) {
+                        Ok(code) => {
+                            self.tail_calls += 1;
+                            self.ctx.tail_entry = code.body_addr();
+                            self.ctx.executed -= rem;
+                            self.keep.push(code.clone());
+                            self.code = code;
+                            self.program = p;
+                            2
+                        }
+                        Err(e) => {
+                            self.error = Some(VmError::JitFailed { message: e.0 });
+                            1
+                        }
+                    },
+                    _ => {
+                        self.ctx.regs[0] = (-2i64) as u64;
+                        0
+                    }
+                }
+            }
+            Ok(HelperOutcome::Loop { nr, callback, ctx }) => {
+                let fp = self.ctx.regs[10];
+                let mut i = 0;
+                while i < nr {
+                    match self.callback(callback, [i, ctx, 0, 0, 0], fp, pc) {
+                        Ok(ret) => {
+                            i += 1;
+                            if ret != 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            self.error = Some(e);
+                            return 1;
+                        }
+                    }
+                }
+                self.ctx.regs[0] = i;
+                0
+            }
+            Ok(HelperOutcome::ForEach { map, callback, ctx }) => {
+                let fp = self.ctx.regs[10];
+                let env = self.env;
+                self.sync_stack();
+                let mut host = JitHost { rt: self, pc };
+                match crate::interpreter::for_each_elem(&mut host, env, map, callback, ctx, fp, pc)
+                {
+                    Ok(n) => {
+                        self.ctx.regs[0] = n;
+                        0
+                    }
+                    Err(e) => {
+                        self.error = Some(e);
+                        1
+                    }
+                }
+            }
+            Err(e) => {
+                self.error = Some(e);
+                1
+            }
+        }
+    }
+
+    fn helper(&mut self, pc: usize, id: u64, via_callx: bool) -> Result<HelperOutcome, VmError> {
+        self.sync_stack();
+        let helper = u32::try_from(id)
+            .ok()
+            .and_then(|id32| self.helpers.get(id32))
+            .ok_or(VmError::UnknownHelper { pc, id })?;
+        let r = &self.ctx.regs;
+        let args = [r[1], r[2], r[3], r[4], r[5]];
+        let mut hctx = HelperContext {
+            memory: self.mem,
+            pc,
+            env: self.env,
+            packet: &mut self.packet,
+        };
+        let out =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| helper(&mut hctx, args)));
+        self.sync_packet();
+        match out {
+            Ok(Ok(o)) => match o {
+                HelperOutcome::Return(_) | HelperOutcome::Exit(_) => Ok(o),
+                _ if via_callx => Err(VmError::UnknownHelper { pc, id }),
+                _ => Ok(o),
+            },
+            Ok(Err(e)) => Err(VmError::HelperFailed {
+                pc,
+                id: id as u32,
+                message: e.0,
+            }),
+            Err(_) => Err(VmError::HelperFailed {
+                pc,
+                id: id as u32,
+                message: "helper panicked".into(),
+            }),
+        }
+    }
+
+    /// Runs the subprogram at function address `callback` in a new frame
+    /// below `fp`; returns its r0. Mirrors the interpreter's callbacks.
+    fn callback(
+        &mut self,
+        callback: u64,
+        args: [u64; 5],
+        fp: u64,
+        pc: usize,
+    ) -> Result<u64, VmError> {
+        let target = (callback & 0xffff_ffff) as usize;
+        let addr = (callback & !0xffff_ffff == FUNC_ADDR_TAG)
+            .then(|| self.code.thunk_addr(target))
+            .flatten();
+        let Some(addr) = addr else {
+            return Err(VmError::HelperFailed {
+                pc,
+                id: 0,
+                message: format!("callback {callback:#x} is not a function address"),
+            });
+        };
+        if self.ctx.depth_left == 0 {
+            return Err(VmError::CallDepthExceeded {
+                pc,
+                limit: self.depth,
+            });
+        }
+        let saved_regs = self.ctx.regs;
+        let saved = (self.ctx.depth_left, self.ctx.budget, self.ctx.stack_lo);
+        self.ctx.depth_left -= 1;
+        self.ctx.budget = u64::MAX;
+        self.sync_stack();
+        self.mem.resize_front(STACK_FRAME_SIZE as i64);
+        self.ctx.stack_lo = self.mem.regions()[0].start;
+        let code = self.code.clone();
+        let r0 = exec::enter(self, &code, args, fp - STACK_FRAME_SIZE as u64, addr);
+        (self.ctx.depth_left, self.ctx.budget, self.ctx.stack_lo) = saved;
+        self.ctx.regs = saved_regs;
+        self.sync_stack();
+        match self.take_error() {
+            Some(e) => Err(e),
+            None => Ok(r0),
+        }
+    }
+}
+
+struct JitHost<'a, 'r, 'm> {
+    rt: &'a mut Runtime<'r, 'm>,
+    pc: usize,
+}
+
+impl crate::interpreter::CallbackHost for JitHost<'_, '_, '_> {
+    fn memory(&self) -> &MemoryMap<'_> {
+        self.rt.mem
+    }
+
+    fn call(&mut self, callback: u64, args: [u64; 5], fp: u64) -> Result<u64, VmError> {
+        self.rt.callback(callback, args, fp, self.pc)
+    }
+}
