@@ -59,6 +59,9 @@ pub struct Env {
     pub task: Task,
     pub boot: Instant,
     pub output: Mutex<Vec<Output>>,
+    /// When set, `bpf_ktime_get_ns` and friends report this fixed time
+    /// (reproducible runs; differential tests between engines).
+    pub frozen_ns: Option<u64>,
     rng: AtomicU64,
 }
 
@@ -72,6 +75,7 @@ impl Env {
             task: Task::default(),
             boot: Instant::now(),
             output: Mutex::new(Vec::new()),
+            frozen_ns: None,
             rng: AtomicU64::new(0x2545_f491_4f6c_dd1d),
         }
     }
@@ -110,6 +114,9 @@ impl Env {
     /// Nanoseconds since this environment started (monotonic, like
     /// `ktime_get_ns` counts from boot).
     pub fn ktime_ns(&self) -> u64 {
+        if let Some(t) = self.frozen_ns {
+            return t;
+        }
         self.boot.elapsed().as_nanos() as u64
     }
 }

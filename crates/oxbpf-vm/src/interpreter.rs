@@ -283,11 +283,6 @@ impl<'p> State<'p> {
         let mut pc: usize = start_pc;
         let mut executed: u64 = 0;
 
-        macro_rules! fault {
-            ($e:expr) => {
-                $e.map_err(|fault| VmError::MemoryFault { pc, fault })?
-            };
-        }
 
         loop {
             let op = ops[pc];
@@ -318,6 +313,12 @@ impl<'p> State<'p> {
                 };
             }
             let pc_err = this_pc;
+            // A memory fault names the instruction that made the access.
+            macro_rules! fault {
+                ($e:expr) => {
+                    $e.map_err(|fault| VmError::MemoryFault { pc: pc_err, fault })?
+                };
+            }
             // Conditional jumps select the next pc without a host branch: the
             // outcome of a BPF branch is often data-dependent, and a
             // mispredicted host branch costs more than the select.

@@ -83,7 +83,7 @@ proptest! {
         if let Ok(program) = Program::from_instructions(&insns) {
             let mut vm = Vm::new(program);
             vm.helpers = Helpers::conformance();
-            vm.config = Config { instruction_budget: Some(10_000), max_call_depth: 8 };
+            vm.config = Config { instruction_budget: Some(10_000), max_call_depth: 8, ..Config::default() };
             let mut m = mem.clone();
             // Any outcome is fine; a panic is not.
             let exact = vm.run_raw(&mut m);

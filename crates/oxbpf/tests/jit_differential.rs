@@ -1,0 +1,350 @@
+//! Differential tests: the JIT against the interpreter (the reference).
+//!
+//! * `random_programs_agree`: seeded random programs (ALU of every kind,
+//!   loads/stores/atomics on the input and the stack with some out of
+//!   bounds, forward and backward branches, local calls, callx, helper
+//!   calls, legacy packet loads) run by the interpreter and by the JIT in
+//!   checked mode (with and without a budget) and, when the verifier
+//!   accepts them, in trusted mode. r0, instruction count, memory and the
+//!   error (kind, pc, access size and direction) must be identical.
+//! * `examples_agree` / `samples_agree`: every program of the examples and
+//!   of ../shared/ebpf-samples on packets, with the same random map
+//!   contents, comparing r0, instruction count, output packet, printed and
+//!   ring-buffer output and every map after every run.
+
+mod common;
+
+use oxbpf_isa::RawInsn;
+use oxbpf_vm::loaded::LoadedObject;
+use oxbpf_vm::{Checks, Config, Engine, Helpers, Program, RunResult, Vm, VmError};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+enum Item {
+    Raw(RawInsn),
+    /// Jump (or local call, `lddw func`) whose offset points at an item.
+    To(RawInsn, usize),
+    Lddw(u8, u64),
+}
+
+const MEM_LEN: usize = 64;
+
+fn imm(r: &mut Rng) -> i32 {
+    match r.below(6) {
+        0 => r.pick(&[0, 1, -1, 2, 7, 31, 32, 63, 64, 0x7fff_ffff, i32::MIN, 16, 8]),
+        1 | 2 => r.below(16) as i32 - 4,
+        3 => r.below(1000) as i32,
+        _ => r.next() as i32,
+    }
+}
+
+/// A scratch register: r0 or r2..r9 (r1 keeps the input pointer, r10 the
+/// frame pointer, so addresses stay the same in every engine's run).
+fn reg(r: &mut Rng) -> u8 {
+    r.pick(&[0, 2, 3, 4, 5, 6, 7, 8, 9])
+}
+
+fn alu(r: &mut Rng) -> RawInsn {
+    let wide = r.chance(60);
+    let class = if wide { 0x07 } else { 0x04 };
+    let op = r.pick(&[
+        0x00u8, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90, 0xa0, 0xb0, 0xc0, 0xd0,
+    ]);
+    let x = r.chance(50);
+    let dst = if r.chance(3) { 1 } else { reg(r) };
+    let src = reg(r);
+    match op {
+        0x80 => RawInsn::new(op | class, dst, 0, 0, 0),
+        0xd0 => {
+            let width = r.pick(&[16, 32, 64]);
+            match r.below(3) {
+                0 => RawInsn::new(0xd4, dst, 0, 0, width),
+                1 => RawInsn::new(0xdc, dst, 0, 0, width),
+                _ => RawInsn::new(0xd7, dst, 0, 0, width),
+            }
+        }
+        0x30 | 0x90 => {
+            let signed = r.chance(40) as i16;
+            if x {
+                RawInsn::new(op | class | 0x08, dst, src, signed, 0)
+            } else {
+                RawInsn::new(op | class, dst, 0, signed, imm(r))
+            }
+        }
+        0xb0 if x && r.chance(30) => {
+            let w = if wide { r.pick(&[8, 16, 32]) } else { r.pick(&[8, 16]) };
+            RawInsn::new(op | class | 0x08, dst, src, w, 0)
+        }
+        _ => {
+            if x {
+                RawInsn::new(op | class | 0x08, dst, src, 0, 0)
+            } else {
+                RawInsn::new(op | class, dst, 0, 0, imm(r))
+            }
+        }
+    }
+}
+
+/// A memory operand: (base, offset) for an access of `size` bytes.
+fn place(r: &mut Rng, size: i16) -> (u8, i16) {
+    if r.chance(50) {
+        let off = if r.chance(6) {
+            r.pick(&[-1, -8, MEM_LEN as i16 - size + 1, MEM_LEN as i16, 100])
+        } else {
+            (r.below((MEM_LEN as u64 - size as u64) / size as u64 + 1) as i16) * size
+        };
+        (1, off)
+    } else {
+        let off = if r.chance(4) {
+            r.pick(&[0, -520, 8, -513])
+        } else {
+            -((r.below(16) as i16 + 1) * 8)
+        };
+        (10, off)
+    }
+}
+
+fn memory_op(r: &mut Rng) -> RawInsn {
+    let (sz, size) = r.pick(&[(0x00u8, 4i16), (0x08, 2), (0x10, 1), (0x18, 8)]);
+    match r.below(4) {
+        0 => {
+            let (base, off) = place(r, size);
+            let mode = if r.chance(25) && size != 8 { 0x80 } else { 0x60 };
+            RawInsn::new(mode | sz | 0x01, reg(r), base, off, 0)
+        }
+        1 => {
+            let (base, off) = place(r, size);
+            RawInsn::new(0x60 | sz | 0x02, base, 0, off, imm(r))
+        }
+        2 => {
+            let (base, off) = place(r, size);
+            RawInsn::new(0x60 | sz | 0x03, base, reg(r), off, 0)
+        }
+        _ => {
+            let (code, size) = r.pick(&[(0xc3u8, 4i16), (0xdb, 8)]);
+            let (base, off) = place(r, size);
+            let op = r.pick(&[0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1]);
+            RawInsn::new(code, base, reg(r), off, op)
+        }
+    }
+}
+
+fn cond_jump(r: &mut Rng) -> RawInsn {
+    let class = if r.chance(60) { 0x05 } else { 0x06 };
+    let op = r.pick(&[
+        0x10u8, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
+    ]);
+    if r.chance(50) {
+        RawInsn::new(op | class | 0x08, reg(r), reg(r), 0, 0)
+    } else {
+        RawInsn::new(op | class, reg(r), 0, 0, imm(r))
+    }
+}
+
+/// One random program: registers set, a body, `exit`, and a subprogram.
+fn random_program(r: &mut Rng) -> Vec<RawInsn> {
+    let mut items = Vec::new();
+    for d in [0u8, 2, 3, 4, 5, 6, 7, 8, 9] {
+        if r.chance(50) {
+            items.push(Item::Raw(RawInsn::new(0xb7, d, 0, 0, imm(r))));
+        } else {
+            items.push(Item::Lddw(d, r.next() >> r.below(64)));
+        }
+    }
+    let body_start = items.len();
+    let n = 4 + r.below(40) as usize;
+    let exit_item = body_start + n;
+    let sub_item = exit_item + 1;
+    let looping = r.chance(10);
+    for i in 0..n {
+        let here = body_start + i;
+        let item = match r.below(100) {
+            0..=39 => Item::Raw(alu(r)),
+            40..=64 => Item::Raw(memory_op(r)),
+            65..=79 => {
+                let target = here + 1 + r.below((exit_item - here) as u64) as usize;
+                Item::To(cond_jump(r), target)
+            }
+            80..=81 if looping => Item::To(cond_jump(r), body_start + r.below(i as u64 + 1) as usize),
+            82..=84 => Item::To(RawInsn::new(0x85, 0, 1, 0, 0), sub_item),
+            85..=86 => Item::Raw(RawInsn::new(0x85, 0, 0, 0, 5)),
+            87..=89 => {
+                let (code, size) = r.pick(&[(0x20u8, 4u64), (0x28, 2), (0x30, 1), (0x40, 4), (0x48, 2), (0x50, 1)]);
+                let off = r.below(MEM_LEN as u64 + 4 - size) as i32 - 2;
+                Item::Raw(RawInsn::new(code, 0, reg(r), 0, off))
+            }
+            90..=91 => Item::Lddw(reg(r), r.next()),
+            92 => Item::To(RawInsn::new(0x18, reg(r), 4, 0, 0), sub_item),
+            93 => {
+                // callx through a function address.
+                let d = reg(r);
+                items.push(Item::To(RawInsn::new(0x18, d, 4, 0, 0), sub_item));
+                Item::Raw(RawInsn::new(0x8d, d, 0, 0, 0))
+            }
+            94 => Item::To(RawInsn::new(0x05, 0, 0, 0, 0), exit_item),
+            _ => Item::Raw(alu(r)),
+        };
+        items.push(item);
+    }
+    // The index of the exit moved if callx pairs were added.
+    let exit_now = items.len();
+    let shift = exit_now - exit_item;
+    for it in &mut items {
+        if let Item::To(_, t) = it
+            && *t >= exit_item
+        {
+            *t += shift;
+        }
+    }
+    items.push(Item::Raw(RawInsn::new(0x95, 0, 0, 0, 0)));
+    // Subprogram: a few operations on its own frame and the arguments.
+    let sub_n = 1 + r.below(6);
+    for _ in 0..sub_n {
+        items.push(Item::Raw(match r.below(3) {
+            0 => alu(r),
+            1 => memory_op(r),
+            _ => RawInsn::new(0xbf, 0, r.pick(&[2, 3, 4, 5]), 0, 0),
+        }));
+    }
+    items.push(Item::Raw(RawInsn::new(0x95, 0, 0, 0, 0)));
+    // Lay out slots and resolve targets.
+    let mut slot_of = Vec::with_capacity(items.len());
+    let mut slot = 0usize;
+    for it in &items {
+        slot_of.push(slot);
+        slot += match it {
+            Item::Lddw(..) => 2,
+            Item::To(i, _) if i.code == 0x18 => 2,
+            _ => 1,
+        };
+    }
+    let mut out = Vec::with_capacity(slot);
+    for (k, it) in items.iter().enumerate() {
+        match *it {
+            Item::Raw(i) => out.push(i),
+            Item::Lddw(d, v) => {
+                out.push(RawInsn::new(0x18, d, 0, 0, v as u32 as i32));
+                out.push(RawInsn::new(0, 0, 0, 0, (v >> 32) as u32 as i32));
+            }
+            Item::To(mut i, t) => {
+                let rel = slot_of[t] as i64 - (slot_of[k] as i64 + 1);
+                if i.code == 0x85 || i.code == 0x18 {
+                    i.imm = rel as i32;
+                } else {
+                    i.off = rel as i16;
+                }
+                out.push(i);
+                if i.code == 0x18 {
+                    out.push(RawInsn::default());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An outcome with host addresses of per-run buffers left out.
+fn normalize(r: &Result<RunResult, VmError>) -> String {
+    match r {
+        Ok(r) => format!("ok r0={:#x} executed={}", r.r0, r.executed),
+        Err(VmError::MemoryFault { pc, fault }) => format!(
+            "memory fault pc={pc} size={} write={}",
+            fault.size, fault.write
+        ),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn run(vm: &Vm, mem: &[u8], buf: &mut [u8]) -> (String, Vec<u8>) {
+    buf.copy_from_slice(mem);
+    let r = vm.run_raw(buf);
+    (normalize(&r), buf.to_vec())
+}
+
+#[test]
+fn random_programs_agree() {
+    let mut rng = Rng(0x0dd_b1a5_5eed_1234);
+    let (mut programs, mut verified, mut faults, mut budget_hits, mut ok) = (0, 0, 0, 0, 0);
+    let mut mismatches = Vec::new();
+    // One buffer for every run, so r1 has the same value everywhere.
+    let mut buf = vec![0u8; MEM_LEN];
+    for case in 0..6000 {
+        let slots = random_program(&mut rng);
+        let Ok(program) = Program::from_slots(slots.clone()) else {
+            continue;
+        };
+        programs += 1;
+        let mem: Vec<u8> = (0..MEM_LEN).map(|_| rng.next() as u8).collect();
+        let mut interp = Vm::new(program);
+        interp.helpers = Helpers::conformance();
+        interp.config = Config {
+            instruction_budget: Some(20_000),
+            ..Config::default()
+        };
+        let mut jit = interp.clone();
+        jit.config.engine = Engine::Jit;
+        let reference = run(&interp, &mem, &mut buf);
+        let mut check = |what: &str, vm: &Vm, buf: &mut Vec<u8>| {
+            let got = run(vm, &mem, buf);
+            if got != reference && mismatches.len() < 10 {
+                let text = oxbpf_isa::listing(&oxbpf_isa::decode(&slots).unwrap());
+                mismatches.push(format!(
+                    "case {case} {what}: interpreter {:?} / jit {:?}\n{text}",
+                    reference.0, got.0
+                ));
+            }
+        };
+        check("checked+budget", &jit, &mut buf);
+        if reference.0.contains("budget") {
+            budget_hits += 1;
+            continue;
+        }
+        if reference.0.starts_with("memory fault") {
+            faults += 1;
+        }
+        if reference.0.starts_with("ok") {
+            ok += 1;
+        }
+        let mut fast_jit = jit.clone();
+        fast_jit.config.instruction_budget = None;
+        check("checked", &fast_jit, &mut buf);
+        let opts = oxbpf_verifier::Options {
+            raw_mem_len: Some(MEM_LEN as u64),
+            ..Default::default()
+        };
+        if oxbpf_verifier::verify(&slots, &opts).is_ok() {
+            verified += 1;
+            let mut trusted = fast_jit.clone();
+            // SAFETY: the verifier accepted the program for MEM_LEN bytes
+            // of input, which is what it runs on.
+            trusted.config.checks = unsafe { Checks::trust_verified() };
+            check("trusted", &trusted, &mut buf);
+            trusted.config.instruction_budget = Some(20_000);
+            check("trusted+budget", &trusted, &mut buf);
+        }
+    }
+    eprintln!(
+        "{programs} random programs: {ok} ran to completion, {faults} memory faults, {budget_hits} hit the budget, {verified} verified (also run trusted); {} mismatches",
+        mismatches.len()
+    );
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    assert!(programs > 4000 && ok > 2000 && faults > 500 && verified > 150);
+}
