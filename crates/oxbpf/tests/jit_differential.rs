@@ -348,3 +348,184 @@ fn random_programs_agree() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
     assert!(programs > 4000 && ok > 2000 && faults > 500 && verified > 150);
 }
+
+/// Replaces host addresses (hex numbers of 9 digits or more) in a message.
+fn mask_addresses(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("0x") {
+        out += &rest[..i];
+        let digits = rest[i + 2..]
+            .bytes()
+            .take_while(|b| b.is_ascii_hexdigit())
+            .count();
+        out += if digits >= 9 { "ADDR" } else { &rest[i..i + 2 + digits] };
+        rest = &rest[i + 2 + digits..];
+    }
+    out + rest
+}
+
+/// Map contents with 8-byte words that hold user-space host addresses
+/// masked: programs the verifier rejects may store pointers, which differ
+/// between runs (each run has its own stack and context buffers).
+fn mask_pointers(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    entries
+        .into_iter()
+        .map(|(k, mut v)| {
+            for w in v.chunks_exact_mut(8) {
+                let x = u64::from_le_bytes(w.try_into().unwrap());
+                if (0x5000_0000_0000..0x8000_0000_0000).contains(&x) {
+                    w.fill(0xaa);
+                }
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+/// Everything observable after one run of an object's program.
+fn observe(lo: &LoadedObject, idx: usize, input: &[u8], verified: bool) -> String {
+    let mut out = String::new();
+    match lo.run(idx, input) {
+        Ok(run) => {
+            out += &mask_addresses(&normalize(&run.result));
+            out += &format!(" packet={:?}", run.packet);
+        }
+        Err(e) => out += &format!("load error {e}"),
+    }
+    out += &format!(" output={:?}", lo.env.take_output());
+    for m in &lo.env.maps {
+        out += &format!(" ringbuf={:?} perf={:?}", m.ringbuf_drain(), m.perf_drain());
+        if !matches!(m.spec.map_type, 27 | 4) {
+            let entries = m.entries();
+            let entries = if verified {
+                entries
+            } else {
+                mask_pointers(entries)
+            };
+            out += &format!(" map={entries:?}");
+        }
+    }
+    out
+}
+
+/// Loads `obj` three times (interpreter, checked JIT, trusted JIT when
+/// every program verifies), fills the maps with the same random entries and
+/// compares every program on `inputs`. Returns (runs, mismatches).
+fn compare_object(path: &std::path::Path, inputs: &[Vec<u8>], mismatches: &mut Vec<String>) -> usize {
+    let Ok(o) = oxbpf_obj::load(&std::fs::read(path).unwrap()) else {
+        return 0;
+    };
+    let verified = (0..o.programs.len()).all(|i| {
+        let mut opts = oxbpf_verifier::Options::default();
+        if o.programs[i].kind != oxbpf_obj::ProgramType::Unspec {
+            opts.prog_type = o.programs[i].kind;
+        }
+        oxbpf_verifier::verify_object_program(&o, i, &opts).is_ok()
+    });
+    let override_type = o
+        .programs
+        .iter()
+        .all(|p| p.kind == oxbpf_obj::ProgramType::Unspec)
+        .then_some(oxbpf_obj::ProgramType::SocketFilter);
+    let make = |engine: Engine, trusted: bool| -> Option<LoadedObject> {
+        let mut lo = LoadedObject::new(&o, 1, override_type).ok()?;
+        lo.env.frozen_ns = Some(1_000_000_007);
+        lo.config.engine = engine;
+        lo.config.instruction_budget = Some(1_000_000);
+        if trusted {
+            // SAFETY: only used when every program of the object passed
+            // the verifier (`verified`).
+            lo.config.checks = unsafe { Checks::trust_verified() };
+        }
+        let mut rng = Rng(0x5eed_0f_3a9);
+        for m in &lo.env.maps {
+            if !matches!(m.spec.map_type, 1 | 2 | 5 | 6 | 9 | 10) {
+                continue;
+            }
+            for _ in 0..8 {
+                let mut key: Vec<u8> = (0..m.spec.key_size).map(|_| rng.next() as u8).collect();
+                if matches!(m.spec.map_type, 2 | 6) && key.len() == 4 {
+                    key = ((rng.next() % u64::from(m.spec.max_entries.max(1))) as u32)
+                        .to_le_bytes()
+                        .to_vec();
+                }
+                let value: Vec<u8> = (0..m.spec.value_size).map(|_| rng.next() as u8).collect();
+                let _ = m.update(&key, &value, 0, None);
+            }
+        }
+        Some(lo)
+    };
+    let Some(reference) = make(Engine::Interpreter, false) else {
+        return 0;
+    };
+    let mut engines = vec![("jit checked", make(Engine::Jit, false).unwrap())];
+    if verified {
+        engines.push(("jit trusted", make(Engine::Jit, true).unwrap()));
+    }
+    let mut runs = 0;
+    for idx in 0..reference.programs.len() {
+        for input in inputs {
+            let want = observe(&reference, idx, input, verified);
+            runs += 1;
+            for (name, lo) in &engines {
+                let got = observe(lo, idx, input, verified);
+                if got != want && mismatches.len() < 10 {
+                    mismatches.push(format!(
+                        "{} {} ({name}) on {} bytes:\n  interpreter: {want}\n  jit:         {got}",
+                        path.display(),
+                        reference.programs[idx].def.name,
+                        input.len()
+                    ));
+                }
+            }
+        }
+    }
+    runs
+}
+
+fn packets(seed: u64, n: usize) -> Vec<Vec<u8>> {
+    let mut rng = Rng(seed);
+    let mut out: Vec<Vec<u8>> = (0..n)
+        .map(|_| {
+            let len = rng.below(200) as usize;
+            (0..len).map(|_| rng.next() as u8).collect()
+        })
+        .collect();
+    out.push(Vec::new());
+    out
+}
+
+#[test]
+fn examples_agree() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let mut inputs = packets(7, 16);
+    for pcap in ["mixed.pcap", "flows.pcap"] {
+        let bytes = std::fs::read(dir.join("pcap").join(pcap)).unwrap();
+        for p in oxbpf_pcap::read(&bytes).unwrap().1 {
+            inputs.push(p.data);
+        }
+    }
+    let (mut runs, mut mismatches) = (0, Vec::new());
+    for obj in common::objects_under(&dir.join("c")) {
+        runs += compare_object(&obj, &inputs, &mut mismatches);
+    }
+    eprintln!("examples: {runs} runs compared, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(runs > 100);
+}
+
+#[test]
+fn samples_agree() {
+    let Some(objects) = common::valid_samples() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let inputs = packets(11, 8);
+    let (mut runs, mut mismatches) = (0, Vec::new());
+    for obj in &objects {
+        runs += compare_object(obj, &inputs, &mut mismatches);
+    }
+    eprintln!("ebpf-samples: {runs} runs compared, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert!(runs > 1000);
+}
