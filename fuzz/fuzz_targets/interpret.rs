@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(program) = Program::from_bytes(code) else { return };
     let mut vm = Vm::new(program);
     vm.helpers = Helpers::conformance();
-    vm.config = Config { instruction_budget: Some(100_000), max_call_depth: 8 };
+    vm.config = Config { instruction_budget: Some(100_000), max_call_depth: 8, ..Config::default() };
     let mut m = mem.to_vec();
     let _ = vm.run_raw(&mut m);
 });

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut vm = Vm::new(program);
     vm.helpers = Helpers::conformance();
-    vm.config = Config { instruction_budget: Some(10_000_000), max_call_depth: 8 };
+    vm.config = Config { instruction_budget: Some(10_000_000), max_call_depth: 8, ..Config::default() };
     let mut m = mem.to_vec();
     if let Err(e) = vm.run_raw(&mut m) {
         // Helpers the conformance set lacks and the budget are not faults.

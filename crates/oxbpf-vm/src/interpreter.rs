@@ -38,6 +38,10 @@ pub struct Config {
     pub engine: crate::jit::Engine,
     /// Whether JIT code checks memory accesses (the interpreter always does).
     pub checks: crate::jit::Checks,
+    /// Whether the JIT counts executed instructions without a budget (a
+    /// little slower; [`RunResult::executed`] is 0 when off). The
+    /// interpreter always counts.
+    pub count_instructions: bool,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             instruction_budget: None,
             engine: crate::jit::Engine::Interpreter,
             checks: crate::jit::Checks::ON,
+            count_instructions: true,
         }
     }
 }
@@ -56,7 +61,8 @@ impl Default for Config {
 pub struct RunResult {
     /// The program's return value (`r0` at the final `exit`).
     pub r0: u64,
-    /// Instructions executed (an lddw counts once).
+    /// Instructions executed (an lddw counts once); 0 from the JIT when
+    /// [`Config::count_instructions`] is off and there is no budget.
     pub executed: u64,
     /// The packet's final state, for packet programs.
     pub packet: Option<PacketState>,
@@ -282,7 +288,6 @@ impl<'p> State<'p> {
         let mut frames: Vec<Frame> = Vec::new();
         let mut pc: usize = start_pc;
         let mut executed: u64 = 0;
-
 
         loop {
             let op = ops[pc];

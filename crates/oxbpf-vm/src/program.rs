@@ -167,6 +167,14 @@ impl Program {
         })
     }
 
+    /// A copy without the compiled code (to measure compilation).
+    pub fn clone_uncompiled(&self) -> Program {
+        Program {
+            jit: Default::default(),
+            ..self.clone()
+        }
+    }
+
     /// The decoded instructions with their slot indices.
     pub fn instructions(&self) -> &[Located] {
         &self.insns

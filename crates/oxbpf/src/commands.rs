@@ -225,6 +225,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         max_call_depth: a.max_call_depth,
         instruction_budget: a.budget,
         engine: a.engine.vm_engine(),
+        count_instructions: true,
         checks: if verify {
             // SAFETY: the verifier accepted this program for this memory
             // length just above.

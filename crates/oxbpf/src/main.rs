@@ -1,6 +1,7 @@
 //! The `oxbpf` command-line tool. Results go to stdout, errors to stderr with
 //! a non-zero exit status.
 
+mod bench;
 mod commands;
 mod engine;
 mod object_run;
@@ -133,6 +134,13 @@ enum Command {
         #[arg(long)]
         allow_ptr_leaks: bool,
     },
+    /// Time the benchmark programs on oxbpf's JIT and interpreter, rbpf's
+    /// JIT and native code side by side, and the JIT's compile speed.
+    Bench {
+        /// Check that every engine agrees and time each once (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Verify every program of objects with oxbpf and with the kernel and
     /// print both totals, the ratio and oxbpf's peak memory.
     BenchVerifier {
@@ -210,6 +218,7 @@ fn main() -> ExitCode {
             repeat,
             json,
         }),
+        Command::Bench { quick } => bench::run(quick).map(|()| ExitCode::SUCCESS),
         Command::BenchVerifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

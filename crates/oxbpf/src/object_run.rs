@@ -182,6 +182,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         max_call_depth: a.max_call_depth,
         instruction_budget: a.budget,
         engine: a.engine.vm_engine(),
+        count_instructions: true,
         checks: Checks::ON,
     };
     if loaded.programs.is_empty() {

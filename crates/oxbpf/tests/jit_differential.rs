@@ -90,7 +90,11 @@ fn alu(r: &mut Rng) -> RawInsn {
             }
         }
         0xb0 if x && r.chance(30) => {
-            let w = if wide { r.pick(&[8, 16, 32]) } else { r.pick(&[8, 16]) };
+            let w = if wide {
+                r.pick(&[8, 16, 32])
+            } else {
+                r.pick(&[8, 16])
+            };
             RawInsn::new(op | class | 0x08, dst, src, w, 0)
         }
         _ => {
@@ -127,7 +131,11 @@ fn memory_op(r: &mut Rng) -> RawInsn {
     match r.below(4) {
         0 => {
             let (base, off) = place(r, size);
-            let mode = if r.chance(25) && size != 8 { 0x80 } else { 0x60 };
+            let mode = if r.chance(25) && size != 8 {
+                0x80
+            } else {
+                0x60
+            };
             RawInsn::new(mode | sz | 0x01, reg(r), base, off, 0)
         }
         1 => {
@@ -183,11 +191,20 @@ fn random_program(r: &mut Rng) -> Vec<RawInsn> {
                 let target = here + 1 + r.below((exit_item - here) as u64) as usize;
                 Item::To(cond_jump(r), target)
             }
-            80..=81 if looping => Item::To(cond_jump(r), body_start + r.below(i as u64 + 1) as usize),
+            80..=81 if looping => {
+                Item::To(cond_jump(r), body_start + r.below(i as u64 + 1) as usize)
+            }
             82..=84 => Item::To(RawInsn::new(0x85, 0, 1, 0, 0), sub_item),
             85..=86 => Item::Raw(RawInsn::new(0x85, 0, 0, 0, 5)),
             87..=89 => {
-                let (code, size) = r.pick(&[(0x20u8, 4u64), (0x28, 2), (0x30, 1), (0x40, 4), (0x48, 2), (0x50, 1)]);
+                let (code, size) = r.pick(&[
+                    (0x20u8, 4u64),
+                    (0x28, 2),
+                    (0x30, 1),
+                    (0x40, 4),
+                    (0x48, 2),
+                    (0x50, 1),
+                ]);
                 let off = r.below(MEM_LEN as u64 + 4 - size) as i32 - 2;
                 Item::Raw(RawInsn::new(code, 0, reg(r), 0, off))
             }
@@ -359,7 +376,11 @@ fn mask_addresses(s: &str) -> String {
             .bytes()
             .take_while(|b| b.is_ascii_hexdigit())
             .count();
-        out += if digits >= 9 { "ADDR" } else { &rest[i..i + 2 + digits] };
+        out += if digits >= 9 {
+            "ADDR"
+        } else {
+            &rest[i..i + 2 + digits]
+        };
         rest = &rest[i + 2 + digits..];
     }
     out + rest
@@ -412,7 +433,11 @@ fn observe(lo: &LoadedObject, idx: usize, input: &[u8], verified: bool) -> Strin
 /// Loads `obj` three times (interpreter, checked JIT, trusted JIT when
 /// every program verifies), fills the maps with the same random entries and
 /// compares every program on `inputs`. Returns (runs, mismatches).
-fn compare_object(path: &std::path::Path, inputs: &[Vec<u8>], mismatches: &mut Vec<String>) -> usize {
+fn compare_object(
+    path: &std::path::Path,
+    inputs: &[Vec<u8>],
+    mismatches: &mut Vec<String>,
+) -> usize {
     let Ok(o) = oxbpf_obj::load(&std::fs::read(path).unwrap()) else {
         return 0;
     };
@@ -510,7 +535,10 @@ fn examples_agree() {
     for obj in common::objects_under(&dir.join("c")) {
         runs += compare_object(&obj, &inputs, &mut mismatches);
     }
-    eprintln!("examples: {runs} runs compared, {} mismatches", mismatches.len());
+    eprintln!(
+        "examples: {runs} runs compared, {} mismatches",
+        mismatches.len()
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(runs > 100);
 }
@@ -525,7 +553,10 @@ fn samples_agree() {
     for obj in &objects {
         runs += compare_object(obj, &inputs, &mut mismatches);
     }
-    eprintln!("ebpf-samples: {runs} runs compared, {} mismatches", mismatches.len());
+    eprintln!(
+        "ebpf-samples: {runs} runs compared, {} mismatches",
+        mismatches.len()
+    );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(runs > 1000);
 }

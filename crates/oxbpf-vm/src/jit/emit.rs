@@ -16,7 +16,8 @@
 //! Instruction counting: without a budget, each basic block adds its length
 //! to the counter when entered, and early exits subtract what the block did
 //! not run; with a budget, every instruction compares and increments, so
-//! the budget stops at the same instruction as in the interpreter.
+//! the budget stops at the same instruction as in the interpreter. Without
+//! either (`Config::count_instructions` off) nothing is counted.
 
 use dynasmrt::x64::Assembler;
 use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, dynasm};
@@ -81,11 +82,13 @@ enum Cold {
         kind: u64,
         pc: usize,
     },
-    /// Slow memory check: call the check routine, then go back.
+    /// Memory check after the inline range missed: the other range, then
+    /// the check routine (all regions), then back.
     Check {
         at: DynamicLabel,
         back: DynamicLabel,
         info: u64,
+        stack_first: bool,
     },
     /// Division special case: divisor zero (`-1` for signed: `minus_one`).
     DivSpecial {
@@ -108,8 +111,12 @@ struct Emitter<'a> {
     labels: Vec<DynamicLabel>,
     /// Instructions of the block that follow each pc (0 in budget mode).
     rem: Vec<u32>,
-    /// Length of the block a pc starts (0 when it starts none).
+    /// Length of the block a pc starts (0 when it starts none, or when
+    /// blocks are not counted).
     block_len: Vec<u32>,
+    /// Whether a pc starts a basic block (a jump target, a call target, the
+    /// instruction after a branch, call or exit).
+    leader: Vec<bool>,
     cold: Vec<Cold>,
     helper: DynamicLabel,
     check: DynamicLabel,
@@ -130,7 +137,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
     let needs_thunks = ops.iter().any(|o| {
         o.code == 0x8d || (o.code == 0x18 && (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG)
     });
-    let (rem, block_len) = blocks(ops, mode.budget);
+    let (rem, block_len, leader) = blocks(ops, mode.budget || !mode.count);
     let mut e = Emitter {
         helper: a.new_dynamic_label(),
         check: a.new_dynamic_label(),
@@ -144,6 +151,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         labels,
         rem,
         block_len,
+        leader,
         cold: Vec::new(),
     };
     let entry = e.entry();
@@ -162,6 +170,8 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
     e.emit_cold();
     e.routines();
     let thunks = e.emit_thunks(len);
+    e.a.commit()
+        .map_err(|err| JitError(format!("code generation: {err}")))?;
     let buf =
         e.a.finalize()
             .map_err(|_| JitError("could not make the code executable".into()))?;
@@ -173,10 +183,10 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
     })
 }
 
-/// Basic blocks for instruction counting: returns, per pc, how many
-/// instructions of its block follow it and the length of the block it
-/// starts (0 if none).
-fn blocks(ops: &[Op], budget: bool) -> (Vec<u32>, Vec<u32>) {
+/// Basic blocks: returns, per pc, how many instructions of its block follow
+/// it and the length of the block it starts (both 0 when blocks are not
+/// counted: `per_insn`), and whether it starts a block.
+fn blocks(ops: &[Op], per_insn: bool) -> (Vec<u32>, Vec<u32>, Vec<bool>) {
     let len = ops.len() - 1;
     let mut leader = vec![false; len + 1];
     leader[0] = true;
@@ -204,8 +214,8 @@ fn blocks(ops: &[Op], budget: bool) -> (Vec<u32>, Vec<u32>) {
     }
     let mut rem = vec![0u32; len + 1];
     let mut block_len = vec![0u32; len + 1];
-    if budget {
-        return (rem, block_len);
+    if per_insn {
+        return (rem, block_len, leader);
     }
     // Walk each block's instruction starts.
     let mut pc = 0;
@@ -232,7 +242,7 @@ fn blocks(ops: &[Op], budget: bool) -> (Vec<u32>, Vec<u32>) {
         };
     }
     flush(&mut starts, &mut rem, &mut block_len);
-    (rem, block_len)
+    (rem, block_len, leader)
 }
 
 impl Emitter<'_> {
@@ -415,10 +425,24 @@ impl Emitter<'_> {
                     dynasm!(self.a ; =>at);
                     self.error_jump(kind, pc);
                 }
-                Cold::Check { at, back, info } => {
+                Cold::Check {
+                    at,
+                    back,
+                    info,
+                    stack_first,
+                } => {
                     let check = self.check;
+                    let slow = self.a.new_dynamic_label();
+                    let (size, write) = ((info >> 1) & 0x7f, info & 1 != 0);
+                    dynasm!(self.a ; =>at);
+                    if stack_first {
+                        self.cached_range(size, write, slow);
+                    } else {
+                        self.stack_range(size, slow);
+                    }
                     dynasm!(self.a
-                        ; =>at
+                        ; jmp =>back
+                        ; =>slow
                         ; mov r10, QWORD info as i64
                         ; call =>check
                         ; jmp =>back
@@ -503,7 +527,8 @@ impl Emitter<'_> {
 
     /// Whether `pc` is entered only by falling through from `pc - 1`.
     fn plain_next(&self, pc: usize) -> bool {
-        !self.mode.budget && pc < self.ops.len() - 1 && self.block_len[pc] == 0
+        // Entry thunks may enter any instruction, so no pairs then.
+        !self.mode.budget && self.thunks.is_none() && pc < self.ops.len() - 1 && !self.leader[pc]
     }
 
     /// Address operand for an access of `size` bytes at `base + off`: in
@@ -515,24 +540,57 @@ impl Emitter<'_> {
         let b = REG[base as usize];
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
-        dynasm!(self.a
-            ; lea r11, [Rq(b) + disp]
-            ; cmp r11, [r12 + off::STACK_LO]
-            ; jb =>slow
-            ; mov r10, [r12 + off::STACK_HI]
-            ; sub r10, r11
-            ; jb =>slow
-            ; cmp r10, size as i32
-            ; jb =>slow
-            ; =>back
-        );
+        // Accesses through r10 are checked against the stack first, others
+        // against the region of the last access of their kind; the other
+        // range and then the full region list are tried out of line.
+        let stack_first = base == 10;
+        dynasm!(self.a ; lea r11, [Rq(b) + disp]);
+        if stack_first {
+            self.stack_range(size, slow);
+        } else {
+            self.cached_range(size, write, slow);
+        }
+        dynasm!(self.a ; =>back);
         let info = (pc as u64) << 8 | size << 1 | write as u64;
         self.cold.push(Cold::Check {
             at: slow,
             back,
             info,
+            stack_first,
         });
         (S1, 0)
+    }
+
+    /// Jumps to `miss` unless [r11, r11 + size) is in the current frames.
+    fn stack_range(&mut self, size: u64, miss: DynamicLabel) {
+        dynasm!(self.a
+            ; cmp r11, [r12 + off::STACK_LO]
+            ; jb =>miss
+            ; mov r10, [r12 + off::STACK_HI]
+            ; sub r10, r11
+            ; jb =>miss
+            ; cmp r10, size as i32
+            ; jb =>miss
+        );
+    }
+
+    /// Jumps to `miss` unless [r11, r11 + size) is in the cached region
+    /// for reads (or writes). Region starts are host addresses far above
+    /// 0, so `addr - start + size` cannot wrap.
+    fn cached_range(&mut self, size: u64, write: bool, miss: DynamicLabel) {
+        let (lo, len) = if write {
+            (off::WCACHE_LO, off::WCACHE_LEN)
+        } else {
+            (off::RCACHE_LO, off::RCACHE_LEN)
+        };
+        dynasm!(self.a
+            ; mov r10, r11
+            ; sub r10, [r12 + lo]
+            ; jb =>miss
+            ; add r10, size as i32
+            ; cmp r10, [r12 + len]
+            ; ja =>miss
+        );
     }
 
     /// Emits the instruction at `pc`; returns the next pc to emit.

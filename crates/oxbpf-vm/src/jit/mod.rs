@@ -71,11 +71,13 @@ pub struct JitError(pub String);
 pub(crate) struct Mode {
     pub checked: bool,
     pub budget: bool,
+    /// Count executed instructions (always true with a budget).
+    pub count: bool,
 }
 
 impl Mode {
     fn index(self) -> usize {
-        self.checked as usize | (self.budget as usize) << 1
+        self.checked as usize | (self.budget as usize) << 1 | (self.count as usize) << 2
     }
 }
 
@@ -115,7 +117,7 @@ impl JitCode {
 /// Per-program cache of compiled code, one slot per [`Mode`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct JitCache {
-    slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 4],
+    slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 8],
 }
 
 fn has_bmi2() -> bool {
@@ -123,10 +125,22 @@ fn has_bmi2() -> bool {
     *BMI2.get_or_init(|| std::arch::is_x86_feature_detected!("bmi2"))
 }
 
-/// Compiles a program now (checked or not, with or without a budget);
-/// later runs reuse the code.
-pub fn compile(program: &Program, checked: bool, budget: bool) -> Result<Arc<JitCode>, JitError> {
-    code_for(program, Mode { checked, budget })
+/// Compiles a program now for runs with `config` (checked or not, with or
+/// without a budget, counting instructions or not); later runs reuse the
+/// code.
+pub fn compile(program: &Program, config: &Config) -> Result<Arc<JitCode>, JitError> {
+    code_for(program, Mode::of(config))
+}
+
+impl Mode {
+    fn of(config: &Config) -> Mode {
+        let budget = config.instruction_budget.is_some();
+        Mode {
+            checked: !config.checks.omitted(),
+            budget,
+            count: budget || config.count_instructions,
+        }
+    }
 }
 
 pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<Arc<JitCode>, JitError> {
@@ -167,6 +181,12 @@ pub(crate) struct JitCtx {
     save_rdx: u64,
     save_rax: u64,
     save_src: u64,
+    /// The region of the last checked read (and write) outside the stack:
+    /// start and length (start = u64::MAX when empty).
+    rcache_lo: u64,
+    rcache_len: u64,
+    wcache_lo: u64,
+    wcache_len: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for the code generator.
@@ -194,6 +214,10 @@ pub(crate) mod off {
     pub const SAVE_RDX: i32 = offset_of!(JitCtx, save_rdx) as i32;
     pub const SAVE_RAX: i32 = offset_of!(JitCtx, save_rax) as i32;
     pub const SAVE_SRC: i32 = offset_of!(JitCtx, save_src) as i32;
+    pub const RCACHE_LO: i32 = offset_of!(JitCtx, rcache_lo) as i32;
+    pub const RCACHE_LEN: i32 = offset_of!(JitCtx, rcache_len) as i32;
+    pub const WCACHE_LO: i32 = offset_of!(JitCtx, wcache_lo) as i32;
+    pub const WCACHE_LEN: i32 = offset_of!(JitCtx, wcache_len) as i32;
 }
 
 /// Everything a run needs besides the code; the generated code's calls
@@ -228,10 +252,7 @@ pub(crate) fn run(
     env: Option<&Env>,
     packet: Option<PacketState>,
 ) -> Result<RunResult, VmError> {
-    let mode = Mode {
-        checked: !config.checks.omitted(),
-        budget: config.instruction_budget.is_some(),
-    };
+    let mode = Mode::of(config);
     let code = code_for(program, mode).map_err(|e| VmError::JitFailed { message: e.0 })?;
     let depth = config.max_call_depth.max(1);
     let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
@@ -247,6 +268,8 @@ pub(crate) fn run(
             stack_lo: stack_top - STACK_FRAME_SIZE as u64,
             stack_hi: stack_top,
             depth_left: depth as u64 - 1,
+            rcache_lo: u64::MAX,
+            wcache_lo: u64::MAX,
             ..JitCtx::default()
         },
         mem: &mut memory,
@@ -329,7 +352,21 @@ impl Runtime<'_, '_> {
         let size = (info >> 1) & 0x7f;
         let write = info & 1 != 0;
         match self.mem.check(addr, size, write) {
-            Ok(()) => 0,
+            Ok(()) => {
+                // Remember the region for the inline check of the next
+                // access (never the stack, whose bounds move with calls).
+                if let Some(r) = self.mem.regions()[1..]
+                    .iter()
+                    .find(|r| addr.wrapping_sub(r.start) < r.len && (r.writable || !write))
+                {
+                    if write {
+                        (self.ctx.wcache_lo, self.ctx.wcache_len) = (r.start, r.len);
+                    } else {
+                        (self.ctx.rcache_lo, self.ctx.rcache_len) = (r.start, r.len);
+                    }
+                }
+                0
+            }
             Err(fault) => {
                 self.error = Some(VmError::MemoryFault {
                     pc: (info >> 8) as usize,
@@ -349,6 +386,9 @@ impl Runtime<'_, '_> {
         let rem = (info >> 32) & 0x7fff_ffff;
         let via_callx = info & emit::CALLX_FLAG != 0;
         let id = self.ctx.call_id;
+        // Helpers may move regions (the packet): forget the cached ones.
+        (self.ctx.rcache_lo, self.ctx.rcache_len) = (u64::MAX, 0);
+        (self.ctx.wcache_lo, self.ctx.wcache_len) = (u64::MAX, 0);
         match self.helper(pc, id, via_callx) {
             Ok(HelperOutcome::Return(v)) => {
                 self.ctx.regs[0] = v;

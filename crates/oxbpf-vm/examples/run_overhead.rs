@@ -1,0 +1,20 @@
+//! Per-run overhead of each engine on a two-instruction program.
+use std::time::Instant;
+fn main() {
+    let code = [0xb7u8, 0, 0, 0, 7, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let program = oxbpf_vm::Program::from_bytes(&code).unwrap();
+    for engine in [oxbpf_vm::Engine::Interpreter, oxbpf_vm::Engine::Jit] {
+        let mut vm = oxbpf_vm::Vm::new(program.clone());
+        vm.config.engine = engine;
+        let mut mem = vec![0u8; 64];
+        let n = 1_000_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(vm.run_raw(&mut mem).unwrap());
+        }
+        println!(
+            "{engine:?}: {:.0} ns per run",
+            t.elapsed().as_nanos() as f64 / n as f64
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! `oxbpf bench`: execution speed of oxbpf's JIT and interpreter next to
+//! the `rbpf` crate's JIT and native code, on the benchmark programs of
+//! benches/programs (C compiled with clang-19 -O2 -mcpu=v3 for BPF; the
+//! native column runs the same algorithms as Rust functions compiled by
+//! rustc -O, the same LLVM back end clang uses), plus JIT compile speed.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use oxbpf_vm::{Checks, Config, Engine, Program, Vm};
+
+struct Bench {
+    name: &'static str,
+    code: &'static [u8],
+    native: fn(&mut [u8]) -> u64,
+    input: fn() -> Vec<u8>,
+}
+
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "arith_div",
+        code: include_bytes!("../../../benches/programs/arith_div.bin"),
+        native: native::arith_div,
+        input: random_input,
+    },
+    Bench {
+        name: "checksum",
+        code: include_bytes!("../../../benches/programs/checksum.bin"),
+        native: native::checksum,
+        input: random_input,
+    },
+    Bench {
+        name: "switch",
+        code: include_bytes!("../../../benches/programs/switch.bin"),
+        native: native::switch,
+        input: random_input,
+    },
+    Bench {
+        name: "sieve",
+        code: include_bytes!("../../../benches/programs/sieve.bin"),
+        native: native::sieve,
+        input: random_input,
+    },
+    Bench {
+        name: "load64",
+        code: include_bytes!("../../../benches/programs/load64.bin"),
+        native: native::load64,
+        input: random_input,
+    },
+    Bench {
+        name: "xdp_parse",
+        code: include_bytes!("../../../benches/programs/xdp_parse.bin"),
+        native: native::xdp_parse,
+        input: packet_input,
+    },
+];
+
+/// 4096 deterministic random bytes (xorshift).
+fn random_input() -> Vec<u8> {
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// 64 packets of 64 bytes with real headers: IPv4 TCP/UDP/ICMP, IPv6,
+/// VLAN-tagged IPv4, ARP; the rest of each packet random.
+fn packet_input() -> Vec<u8> {
+    let mut mem = random_input();
+    for (i, p) in mem.chunks_exact_mut(64).enumerate() {
+        let mut l3 = 14;
+        let kind = i % 6;
+        let ethertype: u16 = match kind {
+            3 => 0x86dd,
+            4 => 0x8100,
+            5 => 0x0806,
+            _ => 0x0800,
+        };
+        p[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        if kind == 4 {
+            p[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+            l3 = 18;
+        }
+        match kind {
+            3 => p[l3 + 6] = if i % 2 == 0 { 6 } else { 17 },
+            5 => {}
+            _ => {
+                p[l3] = 0x45;
+                p[l3 + 9] = [6, 17, 1, 0, 6][kind];
+            }
+        }
+    }
+    mem
+}
+
+/// The benchmark algorithms as native code. Each mirrors its C source in
+/// benches/programs line by line; results are checked against the
+/// interpreter before anything is timed.
+mod native {
+    use std::hint::black_box;
+
+    #[inline(never)]
+    pub fn arith_div(_: &mut [u8]) -> u64 {
+        let mut acc: u64 = black_box(0x12345);
+        for i in 1u64..4000 {
+            let d = (i % 13) + 1;
+            acc = acc.wrapping_add((acc ^ i.wrapping_mul(2654435761)) / d);
+            acc = acc.wrapping_mul(31).wrapping_add(i % 7);
+        }
+        acc
+    }
+
+    #[inline(never)]
+    pub fn checksum(mem: &mut [u8]) -> u64 {
+        let p = &mem[..1024];
+        let mut total = 0u64;
+        for round in 0..8u64 {
+            let mut sum = round;
+            for w in p.chunks_exact(2) {
+                sum += u16::from_le_bytes([w[0], w[1]]) as u64;
+            }
+            while sum >> 16 != 0 {
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            total += !sum & 0xffff;
+        }
+        total
+    }
+
+    #[inline(never)]
+    pub fn switch(mem: &mut [u8]) -> u64 {
+        let p = &mem[..1024];
+        let (mut state, mut acc) = (1u64, 0u64);
+        for i in 0..4096i32 {
+            let sel = (p[(i & 1023) as usize] as u64).wrapping_add(state) & 15;
+            let iu = i as i64 as u64;
+            match sel {
+                0 => {
+                    acc = acc.wrapping_add(state);
+                    state = 3;
+                }
+                1 => {
+                    acc ^= state << 1;
+                    state = 7;
+                }
+                2 => {
+                    acc = acc.wrapping_sub(iu);
+                    state = state.wrapping_add(5);
+                }
+                3 => {
+                    acc = acc.wrapping_add(acc >> 3);
+                    state = (i & 31) as u64;
+                }
+                4 => {
+                    acc = acc.wrapping_mul(3);
+                    state ^= 9;
+                }
+                5 => {
+                    acc |= iu;
+                    state = acc & 63;
+                }
+                6 => {
+                    acc = acc.wrapping_add(17);
+                    state = state.wrapping_sub(2);
+                }
+                7 => {
+                    acc ^= 0x5a5a;
+                    state = 11;
+                }
+                8 => {
+                    acc = acc.wrapping_add(state.wrapping_mul(5));
+                    state = 2;
+                }
+                9 => {
+                    acc = acc.wrapping_sub(state);
+                    state = state.wrapping_add(13);
+                }
+                10 => {
+                    acc = acc.rotate_left(1);
+                    state = 4;
+                }
+                11 => {
+                    acc = acc.wrapping_add((i * 3) as i64 as u64);
+                    state ^= 1;
+                }
+                12 => {
+                    acc &= !iu;
+                    state = 8;
+                }
+                13 => {
+                    acc = acc.wrapping_add(99);
+                    state = state.wrapping_add(1);
+                }
+                14 => {
+                    acc ^= acc >> 7;
+                    state = 6;
+                }
+                _ => {
+                    acc = acc.wrapping_add(1);
+                    state = 0;
+                }
+            }
+        }
+        acc.wrapping_add(state)
+    }
+
+    #[inline(never)]
+    pub fn sieve(mem: &mut [u8]) -> u64 {
+        let flags = &mut mem[..4096];
+        let n = 4096usize;
+        // The C source's fill loop has a volatile counter (so clang does not
+        // call memset in BPF); keep the same per-iteration memory traffic.
+        let mut i = 0usize;
+        while opaque(&i) < n {
+            flags[i] = 1;
+            i += 1;
+        }
+        flags[0] = 0;
+        flags[1] = 0;
+        let mut i = 2;
+        while i * i < n {
+            if flags[i] != 0 {
+                let mut j = i * i;
+                while j < n {
+                    flags[j] = 0;
+                    j += i;
+                }
+            }
+            i += 1;
+        }
+        flags.iter().map(|&f| f as u64).sum()
+    }
+
+    /// A load the compiler cannot remove (like a C `volatile` read).
+    #[inline(always)]
+    fn opaque(x: &usize) -> usize {
+        black_box(*x)
+    }
+
+    #[inline(never)]
+    pub fn load64(mem: &mut [u8]) -> u64 {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for round in 0..4u64 {
+            for w in mem[..4096].chunks_exact(8) {
+                h ^= u64::from_le_bytes(w.try_into().unwrap()).wrapping_add(round);
+                h = h.wrapping_mul(0x100000001b3);
+                h ^= h >> 29;
+            }
+        }
+        h
+    }
+
+    #[inline(never)]
+    pub fn xdp_parse(mem: &mut [u8]) -> u64 {
+        let be16 = |p: &[u8], at: usize| (p[at] as u16) << 8 | p[at + 1] as u16;
+        let mut acc = 0u64;
+        for round in 0..8usize {
+            for i in 0..64usize {
+                let data = &mem[i * 64..i * 64 + 64];
+                let end = 30 + (i & 31) - round;
+                let mut p = 14;
+                if p > end {
+                    acc = acc.wrapping_add(1);
+                    continue;
+                }
+                let mut proto = be16(data, 12);
+                if proto == 0x8100 {
+                    if p + 4 > end {
+                        acc = acc.wrapping_add(2);
+                        continue;
+                    }
+                    proto = be16(data, p + 2);
+                    p += 4;
+                }
+                let l4;
+                if proto == 0x0800 {
+                    if p + 20 > end {
+                        acc = acc.wrapping_add(3);
+                        continue;
+                    }
+                    let ihl = (data[p] & 15) as usize * 4;
+                    if ihl < 20 {
+                        acc = acc.wrapping_add(4);
+                        continue;
+                    }
+                    l4 = data[p + 9];
+                    acc = acc.wrapping_add(be16(data, p + 2) as u64);
+                    p += ihl;
+                } else if proto == 0x86dd {
+                    if p + 40 > end {
+                        acc = acc.wrapping_add(5);
+                        continue;
+                    }
+                    l4 = data[p + 6];
+                    p += 40;
+                } else {
+                    acc = acc.wrapping_add(6);
+                    continue;
+                }
+                if l4 == 6 || l4 == 17 {
+                    if p + 4 > end {
+                        acc = acc.wrapping_add(7);
+                        continue;
+                    }
+                    let (sport, dport) = (be16(data, p), be16(data, p + 2));
+                    acc = acc
+                        .wrapping_mul(31)
+                        .wrapping_add((sport ^ dport) as u64)
+                        .wrapping_add(l4 as u64);
+                } else {
+                    acc = acc.wrapping_add(8);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Calls per batch so that one batch takes about `ms` milliseconds.
+fn calibrate(f: &mut dyn FnMut() -> u64, ms: u64) -> u32 {
+    let start = Instant::now();
+    let mut calls = 0u32;
+    while start.elapsed() < Duration::from_millis(ms.max(1) / 3 + 1) {
+        black_box(f());
+        calls += 1;
+    }
+    (calls * 3).max(1)
+}
+
+/// Best time per call of each function, measured in alternating batches so
+/// that noise on the machine hits every engine alike.
+fn measure(fs: &mut [&mut dyn FnMut() -> u64], rounds: usize, ms: u64) -> Vec<Duration> {
+    let calls: Vec<u32> = fs.iter_mut().map(|f| calibrate(*f, ms)).collect();
+    let mut best = vec![Duration::MAX; fs.len()];
+    for _ in 0..rounds {
+        for (i, f) in fs.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..calls[i] {
+                black_box(f());
+            }
+            best[i] = best[i].min(t.elapsed() / calls[i]);
+        }
+    }
+    best
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e6)
+}
+
+/// Runs the table. `quick` checks that every engine agrees and times each
+/// once (for `cargo test`).
+pub fn run(quick: bool) -> Result<()> {
+    let (rounds, ms) = if quick { (1, 1) } else { (9, 30) };
+    println!(
+        "{:<10} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "program",
+        "insns",
+        "oxbpf jit",
+        "jit chk",
+        "interp",
+        "rbpf jit",
+        "native",
+        "vs rbpf",
+        "vs native",
+        "vs interp"
+    );
+    println!(
+        "{:<10} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9}",
+        "",
+        "",
+        "(us/run)",
+        "(us/run)",
+        "(us/run)",
+        "(us/run)",
+        "(us/run)",
+        "faster",
+        "slower",
+        "faster"
+    );
+    let mut unproven = Vec::new();
+    let mut worst_rbpf = f64::INFINITY;
+    let mut worst_native: f64 = 0.0;
+    for b in BENCHES {
+        let program = Program::from_bytes(b.code)?;
+        let insns = program.len();
+        let opts = oxbpf_verifier::Options {
+            raw_mem_len: Some(4096),
+            ..Default::default()
+        };
+        let verified = oxbpf_verifier::verify(program.slots(), &opts).is_ok();
+        let interp = Vm::new(program.clone());
+        let mut checked = Vm::new(program.clone());
+        checked.config = Config {
+            engine: Engine::Jit,
+            ..Config::default()
+        };
+        let input = (b.input)();
+        // The unchecked JIT (what rbpf's JIT and the kernel run) needs a
+        // proof that the program stays in bounds: the verifier's, or for
+        // the programs it cannot prove (a loop too long to walk, a volatile
+        // loop counter) a complete run in the checked interpreter on this
+        // very input. These programs call no helpers and read nothing but
+        // the input, so every run repeats that run's path exactly.
+        let proven = verified || interp.run_raw(&mut input.clone()).is_ok();
+        if !proven {
+            bail!("{}: faults in the checked interpreter", b.name);
+        }
+        let mut jit = checked.clone();
+        // SAFETY: see `proven` above.
+        jit.config.checks = unsafe { Checks::trust_verified() };
+        // Like rbpf's JIT and the kernel's, no instruction count.
+        jit.config.count_instructions = false;
+        let mut rvm = rbpf::EbpfVmRaw::new(Some(b.code))?;
+        rvm.jit_compile()?;
+        // Every engine must agree before its speed means anything.
+        let want = interp.run_raw(&mut input.clone())?.r0;
+        let results = [
+            ("oxbpf jit", jit.run_raw(&mut input.clone())?.r0),
+            (
+                "oxbpf jit (checked)",
+                checked.run_raw(&mut input.clone())?.r0,
+            ),
+            // SAFETY: rbpf's JIT runs the program on the memory we pass;
+            // rbpf's own verifier accepted the program in `new`.
+            ("rbpf jit", unsafe {
+                rvm.execute_program_jit(&mut input.clone())?
+            }),
+            ("native", (b.native)(&mut input.clone())),
+        ];
+        for (who, got) in results {
+            if got != want {
+                bail!(
+                    "{}: {who} returned {got:#x}, the interpreter {want:#x}",
+                    b.name
+                );
+            }
+        }
+        let (mut m1, mut m2, mut m3, mut m4, mut m5) = (
+            input.clone(),
+            input.clone(),
+            input.clone(),
+            input.clone(),
+            input.clone(),
+        );
+        let mut f_jit = || jit.run_raw(&mut m1).map(|r| r.r0).unwrap_or(0);
+        let mut f_chk = || checked.run_raw(&mut m2).map(|r| r.r0).unwrap_or(0);
+        let mut f_int = || interp.run_raw(&mut m3).map(|r| r.r0).unwrap_or(0);
+        let mut f_rbpf = || {
+            // SAFETY: as above; the memory outlives the call.
+            unsafe { rvm.execute_program_jit(&mut m4) }.unwrap_or(0)
+        };
+        let native = b.native;
+        let mut f_nat = || native(black_box(&mut m5));
+        let t = measure(
+            &mut [&mut f_jit, &mut f_chk, &mut f_int, &mut f_rbpf, &mut f_nat],
+            rounds,
+            ms,
+        );
+        let vs_rbpf = t[3].as_secs_f64() / t[0].as_secs_f64();
+        let vs_native = t[0].as_secs_f64() / t[4].as_secs_f64();
+        let vs_interp = t[2].as_secs_f64() / t[0].as_secs_f64();
+        worst_rbpf = worst_rbpf.min(vs_rbpf);
+        worst_native = worst_native.max(vs_native);
+        println!(
+            "{:<10} {:>6} {:>10} {:>10} {:>10} {:>10} {:>10} {:>8.2}x {:>8.2}x {:>8.1}x",
+            b.name,
+            insns,
+            us(t[0]),
+            us(t[1]),
+            us(t[2]),
+            us(t[3]),
+            us(t[4]),
+            vs_rbpf,
+            vs_native,
+            vs_interp
+        );
+        if !verified {
+            unproven.push(b.name);
+        }
+    }
+    if !unproven.is_empty() {
+        println!(
+            "not proven by oxbpf's verifier (safe runs shown by the checked interpreter on the same input): {}",
+            unproven.join(", ")
+        );
+    }
+    println!(
+        "oxbpf jit: at worst {worst_rbpf:.2}x the speed of rbpf's JIT; at worst {worst_native:.2}x the time of native code"
+    );
+    compile_speed(quick)
+}
+
+/// JIT compile throughput over the benchmark programs and every program of
+/// the bundled examples.
+fn compile_speed(quick: bool) -> Result<()> {
+    let mut programs: Vec<Program> = BENCHES
+        .iter()
+        .map(|b| Program::from_bytes(b.code))
+        .collect::<Result<_, _>>()?;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/c");
+    if let Ok(rd) = std::fs::read_dir(&examples) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "o")
+                && let Ok(obj) = oxbpf_obj::load(&std::fs::read(&p)?)
+                && let Ok(lo) = oxbpf_vm::loaded::LoadedObject::new(&obj, 1, None)
+            {
+                programs.extend(lo.programs.iter().map(|p| (*p.program).clone()));
+            }
+        }
+    }
+    let total: usize = programs.iter().map(|p| p.len()).sum();
+    let mut best = Duration::MAX;
+    for _ in 0..if quick { 1 } else { 200 } {
+        // Fresh copies: compiled code is cached per program.
+        let fresh: Vec<Program> = programs.iter().map(|p| p.clone_uncompiled()).collect();
+        let t = Instant::now();
+        for p in &fresh {
+            black_box(oxbpf_vm::jit::compile(p, &Config::default())?);
+        }
+        best = best.min(t.elapsed());
+    }
+    let per_k = best.as_secs_f64() * 1e6 / (total as f64 / 1000.0);
+    println!(
+        "JIT compile: {} programs, {total} instructions in {:.1} us: {per_k:.1} us per 1000 instructions, {:.1} M instructions/s",
+        programs.len(),
+        best.as_secs_f64() * 1e6,
+        total as f64 / best.as_secs_f64() / 1e6
+    );
+    Ok(())
+}
