@@ -3,9 +3,17 @@ use std::time::Instant;
 fn main() {
     let code = [0xb7u8, 0, 0, 0, 7, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     let program = oxbpf_vm::Program::from_bytes(&code).unwrap();
-    for engine in [oxbpf_vm::Engine::Interpreter, oxbpf_vm::Engine::Jit] {
+    for (engine, trusted) in [
+        (oxbpf_vm::Engine::Interpreter, false),
+        (oxbpf_vm::Engine::Jit, false),
+        (oxbpf_vm::Engine::Jit, true),
+    ] {
         let mut vm = oxbpf_vm::Vm::new(program.clone());
         vm.config.engine = engine;
+        if trusted {
+            // SAFETY: `r0 = 7; exit` touches no memory.
+            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+        }
         let mut mem = vec![0u8; 64];
         let n = 1_000_000;
         let t = Instant::now();

@@ -179,10 +179,10 @@ pub fn run<T: Tracer>(
         return crate::jit::run(program, helpers, config, memory, args, env, packet);
     }
     let depth = config.max_call_depth.max(1);
-    let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, true);
     let mut memory: MemoryMap<'_> = memory;
     let stack_top =
-        memory.add_mut(RegionKind::Stack, &mut stack) + (STACK_FRAME_SIZE * depth) as u64;
+        memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;
     memory.move_last_to_front();
     // Only the frames of the current call chain are accessible: the stack
     // region starts at the bottom of the current frame and grows with calls.

@@ -382,3 +382,46 @@ impl<'a> MemoryMap<'a> {
         Ok(())
     }
 }
+
+thread_local! {
+    static STACKS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A stack buffer for one run, reused by the next run on the same thread:
+/// no allocation per run, and back-to-back runs (interpreter and JIT in a
+/// differential test, say) see the same stack addresses.
+pub(crate) struct PooledStack(Vec<u8>);
+
+impl PooledStack {
+    /// A buffer of `len` bytes, zeroed when `zero`. (The engines always
+    /// zero it: the verifier, like the kernel for privileged programs, lets
+    /// some instructions such as atomics read stack slots never written, and
+    /// every engine must then read the same zeros.)
+    pub(crate) fn take(len: usize, zero: bool) -> PooledStack {
+        let mut v = STACKS
+            .with(|s| s.borrow_mut().pop())
+            .unwrap_or_default();
+        if zero || v.len() != len {
+            v.clear();
+            v.resize(len, 0);
+        }
+        PooledStack(v)
+    }
+
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        // Keep a few buffers (nested runs take more than one).
+        STACKS.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < 4 {
+                s.push(v);
+            }
+        });
+    }
+}

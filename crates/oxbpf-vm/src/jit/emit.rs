@@ -608,8 +608,11 @@ impl Emitter<'_> {
         let s = REG[(o.src & 15) as usize % 11];
         let imm = o.imm as i32;
         let class = o.code & 7;
-        // Idioms of two instructions (only where the second is not a
-        // block start, so counting stays exact).
+        // Idioms of two or three instructions (only where the later ones
+        // start no block, so counting stays exact).
+        if let Some(next) = self.address_idiom(pc) {
+            return Ok(next);
+        }
         if self.plain_next(pc + 1) {
             let n = self.ops[pc + 1];
             // rD <<= 32; rD >>= 32 → zero-extend; `s>>= 32` → sign-extend.
@@ -693,6 +696,78 @@ impl Emitter<'_> {
             }
         }
         Ok(pc + 1)
+    }
+
+    /// `rD = rS; rD += rX` (or `+= K`) becomes one `lea`; when the next
+    /// instruction loads or stores through `rD`, it addresses
+    /// `[rS + rX + off]` directly (trusted code only), and a load into rD
+    /// itself makes the `lea` unnecessary.
+    fn address_idiom(&mut self, pc: usize) -> Option<usize> {
+        let (o, n) = (self.ops[pc], *self.ops.get(pc + 1)?);
+        if o.code != 0xbf || o.off != 0 || n.dst != o.dst || !self.plain_next(pc + 1) {
+            return None;
+        }
+        let (dv, sv) = (o.dst as usize % 11, o.src as usize % 11);
+        let (d, s) = (REG[dv], REG[sv]);
+        // The addend: a register (rD itself reads as rS) or a constant.
+        let (index, disp) = match n.code {
+            0x0f => {
+                let x = n.src as usize % 11;
+                (Some(if x == dv { s } else { REG[x] }), 0i64)
+            }
+            0x07 => (None, n.imm),
+            _ => return None,
+        };
+        let m = self.ops.get(pc + 2).copied().filter(|m| {
+            !self.mode.checked
+                && self.plain_next(pc + 2)
+                && dv != sv
+                && index != Some(d)
+                && ((m.code & 7 == BPF_LDX && m.src == o.dst)
+                    || (matches!(m.code, 0x63 | 0x6b | 0x73 | 0x7b) && m.dst == o.dst))
+                && (disp + m.off as i64) == (disp + m.off as i64) as i32 as i64
+        });
+        let loads_into_d = m.is_some_and(|m| m.code & 7 == BPF_LDX && m.dst == o.dst);
+        if !loads_into_d {
+            match index {
+                Some(i) => dynasm!(self.a ; lea Rq(d), [Rq(s) + Rq(i)]),
+                None => dynasm!(self.a ; lea Rq(d), [Rq(s) + disp as i32]),
+            }
+        }
+        let Some(m) = m else {
+            return Some(pc + 2);
+        };
+        let disp = (disp + m.off as i64) as i32;
+        let r = REG[if m.code & 7 == BPF_LDX { m.dst } else { m.src } as usize % 11];
+        match index {
+            Some(i) => match m.code {
+                0x61 => dynasm!(self.a ; mov Rd(r), [Rq(s) + Rq(i) + disp]),
+                0x69 => dynasm!(self.a ; movzx Rd(r), WORD [Rq(s) + Rq(i) + disp]),
+                0x71 => dynasm!(self.a ; movzx Rd(r), BYTE [Rq(s) + Rq(i) + disp]),
+                0x79 => dynasm!(self.a ; mov Rq(r), [Rq(s) + Rq(i) + disp]),
+                0x81 => dynasm!(self.a ; movsxd Rq(r), DWORD [Rq(s) + Rq(i) + disp]),
+                0x89 => dynasm!(self.a ; movsx Rq(r), WORD [Rq(s) + Rq(i) + disp]),
+                0x91 => dynasm!(self.a ; movsx Rq(r), BYTE [Rq(s) + Rq(i) + disp]),
+                0x63 => dynasm!(self.a ; mov [Rq(s) + Rq(i) + disp], Rd(r)),
+                0x6b => dynasm!(self.a ; mov [Rq(s) + Rq(i) + disp], Rw(r)),
+                0x73 => dynasm!(self.a ; mov [Rq(s) + Rq(i) + disp], Rb(r)),
+                _ => dynasm!(self.a ; mov [Rq(s) + Rq(i) + disp], Rq(r)),
+            },
+            None => match m.code {
+                0x61 => dynasm!(self.a ; mov Rd(r), [Rq(s) + disp]),
+                0x69 => dynasm!(self.a ; movzx Rd(r), WORD [Rq(s) + disp]),
+                0x71 => dynasm!(self.a ; movzx Rd(r), BYTE [Rq(s) + disp]),
+                0x79 => dynasm!(self.a ; mov Rq(r), [Rq(s) + disp]),
+                0x81 => dynasm!(self.a ; movsxd Rq(r), DWORD [Rq(s) + disp]),
+                0x89 => dynasm!(self.a ; movsx Rq(r), WORD [Rq(s) + disp]),
+                0x91 => dynasm!(self.a ; movsx Rq(r), BYTE [Rq(s) + disp]),
+                0x63 => dynasm!(self.a ; mov [Rq(s) + disp], Rd(r)),
+                0x6b => dynasm!(self.a ; mov [Rq(s) + disp], Rw(r)),
+                0x73 => dynasm!(self.a ; mov [Rq(s) + disp], Rb(r)),
+                _ => dynasm!(self.a ; mov [Rq(s) + disp], Rq(r)),
+            },
+        }
+        Some(pc + 3)
     }
 
     fn alu(&mut self, o: Op, d: u8, s: u8, imm: i32, w: bool, pc: usize) -> Result<(), JitError> {

@@ -255,10 +255,10 @@ pub(crate) fn run(
     let mode = Mode::of(config);
     let code = code_for(program, mode).map_err(|e| VmError::JitFailed { message: e.0 })?;
     let depth = config.max_call_depth.max(1);
-    let mut stack = vec![0u8; STACK_FRAME_SIZE * depth];
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, true);
     let mut memory = memory;
     let stack_top =
-        memory.add_mut(RegionKind::Stack, &mut stack) + (STACK_FRAME_SIZE * depth) as u64;
+        memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;
     memory.move_last_to_front();
     memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
     let budget = config.instruction_budget.unwrap_or(u64::MAX);
