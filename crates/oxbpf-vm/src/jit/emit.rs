@@ -74,6 +74,23 @@ enum Cc {
     Le,
 }
 
+impl Cc {
+    fn negate(self) -> Cc {
+        match self {
+            Cc::E => Cc::Ne,
+            Cc::Ne => Cc::E,
+            Cc::A => Cc::Be,
+            Cc::Be => Cc::A,
+            Cc::Ae => Cc::B,
+            Cc::B => Cc::Ae,
+            Cc::G => Cc::Le,
+            Cc::Le => Cc::G,
+            Cc::Ge => Cc::L,
+            Cc::L => Cc::Ge,
+        }
+    }
+}
+
 /// Out-of-line code, emitted after the body so the hot path falls through.
 enum Cold {
     /// Report an error kind at a pc.
@@ -117,6 +134,8 @@ struct Emitter<'a> {
     /// Whether a pc starts a basic block (a jump target, a call target, the
     /// instruction after a branch, call or exit).
     leader: Vec<bool>,
+    /// Whether a pc is the target of a jump or local call.
+    target: Vec<bool>,
     cold: Vec<Cold>,
     helper: DynamicLabel,
     check: DynamicLabel,
@@ -138,6 +157,12 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         o.code == 0x8d || (o.code == 0x18 && (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG)
     });
     let (rem, block_len, leader) = blocks(ops, mode.budget || !mode.count);
+    let mut target = vec![false; len + 1];
+    for o in &ops[..len] {
+        if is_jump(o.code) || (o.code == 0x85 && o.src == BPF_PSEUDO_CALL) {
+            target[o.off as usize] = true;
+        }
+    }
     let mut e = Emitter {
         helper: a.new_dynamic_label(),
         check: a.new_dynamic_label(),
@@ -152,6 +177,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         rem,
         block_len,
         leader,
+        target,
         cold: Vec::new(),
     };
     let entry = e.entry();
@@ -1141,6 +1167,24 @@ impl Emitter<'_> {
             (true, false, false) => dynasm!(self.a ; test Rd(d), imm),
         }
         let t = self.labels[o.off as usize];
+        // `if c goto T; goto L` (nothing else entering the goto): one
+        // branch `if !c goto L`, then T — the loop back-edge of clang's
+        // rotated loops becomes a single taken branch. Only without
+        // counting: the goto is a block of its own.
+        let n = self.ops[pc + 1];
+        if !self.mode.count
+            && self.thunks.is_none()
+            && n.code == 0x05
+            && pc + 1 < self.ops.len() - 1
+            && !self.target[pc + 1]
+        {
+            let l = self.labels[n.off as usize];
+            self.jcc(cc.negate(), l);
+            if o.off as usize != pc + 2 {
+                dynasm!(self.a ; jmp =>t);
+            }
+            return Ok(pc + 2);
+        }
         self.jcc(cc, t);
         Ok(pc + 1)
     }
