@@ -179,7 +179,7 @@ pub fn run<T: Tracer>(
         return crate::jit::run(program, helpers, config, memory, args, env, packet);
     }
     let depth = config.max_call_depth.max(1);
-    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, true);
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
     let mut memory: MemoryMap<'_> = memory;
     let stack_top =
         memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;

@@ -384,43 +384,54 @@ impl<'a> MemoryMap<'a> {
 }
 
 thread_local! {
-    static STACKS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static STACKS: std::cell::RefCell<Vec<(Vec<u8>, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A stack buffer for one run, reused by the next run on the same thread:
 /// no allocation per run, and back-to-back runs (interpreter and JIT in a
-/// differential test, say) see the same stack addresses.
-pub(crate) struct PooledStack(Vec<u8>);
+/// differential test, say) see the same stack addresses. Every run starts
+/// with a zeroed stack; an engine that knows which part a run could have
+/// written ([`PooledStack::set_dirty_from`]) saves zeroing the rest.
+pub(crate) struct PooledStack {
+    buf: Vec<u8>,
+    /// Offset below which the buffer is still all zeros.
+    dirty_from: usize,
+}
 
 impl PooledStack {
-    /// A buffer of `len` bytes, zeroed when `zero`. (The engines always
-    /// zero it: the verifier, like the kernel for privileged programs, lets
-    /// some instructions such as atomics read stack slots never written, and
-    /// every engine must then read the same zeros.)
-    pub(crate) fn take(len: usize, zero: bool) -> PooledStack {
-        let mut v = STACKS
-            .with(|s| s.borrow_mut().pop())
-            .unwrap_or_default();
-        if zero || v.len() != len {
-            v.clear();
-            v.resize(len, 0);
+    pub(crate) fn take(len: usize) -> PooledStack {
+        let pooled = STACKS.with(|s| s.borrow_mut().pop());
+        match pooled {
+            Some((mut buf, dirty_from)) if buf.len() == len => {
+                buf[dirty_from.min(len)..].fill(0);
+                PooledStack { buf, dirty_from: 0 }
+            }
+            _ => PooledStack {
+                buf: vec![0; len],
+                dirty_from: 0,
+            },
         }
-        PooledStack(v)
     }
 
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
-        &mut self.0
+        &mut self.buf
+    }
+
+    /// Declares that the run wrote nothing below offset `off`.
+    pub(crate) fn set_dirty_from(&mut self, off: usize) {
+        self.dirty_from = off;
     }
 }
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
+        let buf = std::mem::take(&mut self.buf);
+        let dirty_from = self.dirty_from;
         // Keep a few buffers (nested runs take more than one).
         STACKS.with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < 4 {
-                s.push(v);
+                s.push((buf, dirty_from));
             }
         });
     }

@@ -1221,6 +1221,11 @@ impl Emitter<'_> {
             ; push rbp
             ; sub rbp, 512
             ; sub QWORD [r12 + off::STACK_LO], 512
+            ; mov r10, [r12 + off::STACK_LO]
+            ; cmp r10, [r12 + off::MIN_LO]
+            ; jae >deeper
+            ; mov [r12 + off::MIN_LO], r10
+            ; deeper:
         );
         call(self);
         dynasm!(self.a

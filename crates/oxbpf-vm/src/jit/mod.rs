@@ -187,6 +187,8 @@ pub(crate) struct JitCtx {
     rcache_len: u64,
     wcache_lo: u64,
     wcache_len: u64,
+    /// Lowest frame bottom of the run (the stack below it stays zero).
+    min_lo: u64,
 }
 
 /// Byte offsets of [`JitCtx`] fields, for the code generator.
@@ -218,6 +220,7 @@ pub(crate) mod off {
     pub const RCACHE_LEN: i32 = offset_of!(JitCtx, rcache_len) as i32;
     pub const WCACHE_LO: i32 = offset_of!(JitCtx, wcache_lo) as i32;
     pub const WCACHE_LEN: i32 = offset_of!(JitCtx, wcache_len) as i32;
+    pub const MIN_LO: i32 = offset_of!(JitCtx, min_lo) as i32;
 }
 
 /// Everything a run needs besides the code; the generated code's calls
@@ -255,7 +258,7 @@ pub(crate) fn run(
     let mode = Mode::of(config);
     let code = code_for(program, mode).map_err(|e| VmError::JitFailed { message: e.0 })?;
     let depth = config.max_call_depth.max(1);
-    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, true);
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
     let mut memory = memory;
     let stack_top =
         memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;
@@ -270,6 +273,7 @@ pub(crate) fn run(
             depth_left: depth as u64 - 1,
             rcache_lo: u64::MAX,
             wcache_lo: u64::MAX,
+            min_lo: stack_top - STACK_FRAME_SIZE as u64,
             ..JitCtx::default()
         },
         mem: &mut memory,
@@ -288,14 +292,19 @@ pub(crate) fn run(
     };
     rt.sync_packet();
     let r0 = exec::enter(&mut rt, &code, args, stack_top, code.body_addr());
-    if let Some(e) = rt.take_error() {
-        return Err(e);
-    }
-    Ok(RunResult {
-        r0,
-        executed: rt.ctx.executed,
-        packet: rt.packet,
-    })
+    let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
+    let dirty_from = rt.ctx.min_lo.saturating_sub(stack_base) as usize;
+    let result = match rt.take_error() {
+        Some(e) => Err(e),
+        None => Ok(RunResult {
+            r0,
+            executed: rt.ctx.executed,
+            packet: rt.packet,
+        }),
+    };
+    drop(rt);
+    stack.set_dirty_from(dirty_from);
+    result
 }
 
 impl Runtime<'_, '_> {
@@ -536,6 +545,7 @@ impl Runtime<'_, '_> {
         self.sync_stack();
         self.mem.resize_front(STACK_FRAME_SIZE as i64);
         self.ctx.stack_lo = self.mem.regions()[0].start;
+        self.ctx.min_lo = self.ctx.min_lo.min(self.ctx.stack_lo);
         let code = self.code.clone();
         let r0 = exec::enter(self, &code, args, fp - STACK_FRAME_SIZE as u64, addr);
         (self.ctx.depth_left, self.ctx.budget, self.ctx.stack_lo) = saved;
