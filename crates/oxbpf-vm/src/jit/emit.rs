@@ -628,7 +628,11 @@ impl Emitter<'_> {
             self.budget_check(pc);
         } else if self.block_len[pc] != 0 {
             let n = self.block_len[pc] as i32;
-            dynasm!(self.a ; add r9, n);
+            if n < 128 {
+                dynasm!(self.a ; add r9, BYTE n as i8);
+            } else {
+                dynasm!(self.a ; add r9, n);
+            }
         }
         let d = REG[(o.dst & 15) as usize % 11];
         let s = REG[(o.src & 15) as usize % 11];
@@ -798,13 +802,17 @@ impl Emitter<'_> {
 
     fn alu(&mut self, o: Op, d: u8, s: u8, imm: i32, w: bool, pc: usize) -> Result<(), JitError> {
         let reg = o.code & BPF_X != 0;
+        // Immediates that fit a byte use the short (imm8) encodings.
+        let short = imm as i8 as i32 == imm;
         macro_rules! bin {
             ($mn:ident) => {
-                match (w, reg) {
-                    (true, true) => dynasm!(self.a ; $mn Rq(d), Rq(s)),
-                    (false, true) => dynasm!(self.a ; $mn Rd(d), Rd(s)),
-                    (true, false) => dynasm!(self.a ; $mn Rq(d), imm),
-                    (false, false) => dynasm!(self.a ; $mn Rd(d), imm),
+                match (w, reg, short) {
+                    (true, true, _) => dynasm!(self.a ; $mn Rq(d), Rq(s)),
+                    (false, true, _) => dynasm!(self.a ; $mn Rd(d), Rd(s)),
+                    (true, false, true) => dynasm!(self.a ; $mn Rq(d), BYTE imm as i8),
+                    (false, false, true) => dynasm!(self.a ; $mn Rd(d), BYTE imm as i8),
+                    (true, false, false) => dynasm!(self.a ; $mn Rq(d), imm),
+                    (false, false, false) => dynasm!(self.a ; $mn Rd(d), imm),
                 }
             };
         }
