@@ -246,6 +246,15 @@ impl LoadedObject {
         packet: Option<PacketState>,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
+        if self.config.engine == crate::jit::Engine::Jit {
+            // One executable mapping for all of the object's programs (the
+            // tail-call targets), made on the first JIT run.
+            let all: Vec<&crate::program::Program> =
+                self.env.programs.iter().map(|p| &**p).collect();
+            if let Err(e) = crate::jit::compile_all(&all, &self.config) {
+                return Err(VmError::JitFailed { message: e.0 });
+            }
+        }
         let mut memory = memory;
         for m in &self.env.maps {
             if let Some(a) = m.arena() {

@@ -19,8 +19,11 @@
 //! the budget stops at the same instruction as in the interpreter. Without
 //! either (`Config::count_instructions` off) nothing is counted.
 
-use dynasmrt::x64::Assembler;
-use dynasmrt::{AssemblyOffset, DynamicLabel, DynasmApi, DynasmLabelApi, dynasm};
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm};
+
+/// Assembles position-independent code into a vector (every internal
+/// reference is RIP-relative), so the bytes can be placed anywhere.
+type Assembler = dynasmrt::VecAssembler<dynasmrt::x64::X64Relocation>;
 
 use super::{JitError, Mode, off};
 use crate::program::{FUNC_ADDR_TAG, OP_INVALID, OP_UNRESOLVED, Op};
@@ -52,12 +55,13 @@ pub(crate) const CALLX_FLAG: u64 = 1 << 63;
 /// Size of one entry thunk (callx and callback targets), in bytes.
 pub(crate) const THUNK_SIZE: usize = 16;
 
-/// The compiled form: code plus where its entry points are.
+/// The compiled form: position-independent code plus the offsets of its
+/// entry points.
 pub(crate) struct Compiled {
-    pub buf: dynasmrt::ExecutableBuffer,
-    pub entry: AssemblyOffset,
-    pub body: AssemblyOffset,
-    pub thunks: Option<AssemblyOffset>,
+    pub code: Vec<u8>,
+    pub entry: usize,
+    pub body: usize,
+    pub thunks: Option<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -151,7 +155,7 @@ fn is_jump(code: u8) -> bool {
 /// Compiles `ops` (one per slot plus the end sentinel).
 pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, JitError> {
     let len = ops.len() - 1;
-    let mut a = Assembler::new().map_err(|e| JitError(format!("assembler: {e}")))?;
+    let mut a = Assembler::new(0);
     let labels: Vec<DynamicLabel> = (0..=len).map(|_| a.new_dynamic_label()).collect();
     let needs_thunks = ops.iter().any(|o| {
         o.code == 0x8d || (o.code == 0x18 && (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG)
@@ -181,7 +185,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         cold: Vec::new(),
     };
     let entry = e.entry();
-    let body = e.a.offset();
+    let body = e.a.offset().0;
     let mut pc = 0;
     while pc < len {
         pc = e.insn(pc)?;
@@ -196,13 +200,11 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
     e.emit_cold();
     e.routines();
     let thunks = e.emit_thunks(len);
-    e.a.commit()
-        .map_err(|err| JitError(format!("code generation: {err}")))?;
-    let buf =
+    let code =
         e.a.finalize()
-            .map_err(|_| JitError("could not make the code executable".into()))?;
+            .map_err(|err| JitError(format!("code generation: {err}")))?;
     Ok(Compiled {
-        buf,
+        code,
         entry,
         body,
         thunks,
@@ -275,8 +277,8 @@ impl Emitter<'_> {
     /// `extern "sysv64" fn(ctx, args: *const [u64; 5], fp, target) -> u64`:
     /// saves the host's callee-saved registers, loads r1..r5 and r10, calls
     /// `target` and returns r0 (also stored in the context).
-    fn entry(&mut self) -> AssemblyOffset {
-        let start = self.a.offset();
+    fn entry(&mut self) -> usize {
+        let start = self.a.offset().0;
         let unwind = self.unwind;
         dynasm!(self.a
             ; push rbp
@@ -402,13 +404,13 @@ impl Emitter<'_> {
 
     /// Fixed-size entry points, one per slot, for `callx` and callbacks:
     /// each adds the instructions its block will run from there.
-    fn emit_thunks(&mut self, len: usize) -> Option<AssemblyOffset> {
+    fn emit_thunks(&mut self, len: usize) -> Option<usize> {
         let label = self.thunks?;
         // Align the table so a thunk's address is base + 16 * pc.
         while !self.a.offset().0.is_multiple_of(THUNK_SIZE) {
             dynasm!(self.a ; int3);
         }
-        let base = self.a.offset();
+        let base = self.a.offset().0;
         dynasm!(self.a ; =>label);
         let mut fillers = Vec::new();
         for pc in 0..len {

@@ -30,9 +30,8 @@ pub(super) fn enter(
     target: u64,
 ) -> u64 {
     let ctx: *mut JitCtx = rt.cast();
-    // SAFETY: `code.compiled.entry` is the entry routine emitted by
-    // `emit::compile` into this executable buffer, which `code` keeps
-    // mapped; it has the `EntryFn` signature (JIT-CONTRACT). `ctx` is the
+    // SAFETY: `code.entry_addr()` is the entry routine emitted by
+    // `emit::compile` into the read+execute mapping `code` keeps alive; it has the `EntryFn` signature (JIT-CONTRACT). `ctx` is the
     // first field of a `#[repr(C)]` Runtime that outlives the call, so the
     // callbacks may turn it back into the runtime. `target` was produced by
     // `JitCode::body_addr`/`thunk_addr` of a live `JitCode` (this one or a
@@ -40,7 +39,7 @@ pub(super) fn enter(
     unsafe {
         (*ctx).helper_fn = on_helper as *const () as u64;
         (*ctx).check_fn = on_check as *const () as u64;
-        let f: EntryFn = std::mem::transmute(code.compiled.buf.ptr(code.compiled.entry));
+        let f: EntryFn = std::mem::transmute(code.entry_addr() as *const u8);
         f(ctx, args.as_ptr(), fp, target)
     }
 }

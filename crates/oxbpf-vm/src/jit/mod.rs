@@ -83,35 +83,130 @@ impl Mode {
 
 /// Compiled code of one program in one mode.
 pub struct JitCode {
-    compiled: emit::Compiled,
+    /// Read+execute memory holding this program's code (and, for a batch,
+    /// other programs' code too).
+    mem: Arc<CodeMem>,
+    /// Where this program's code starts in `mem`.
+    base: usize,
+    size: usize,
+    entry: usize,
+    body: usize,
+    thunks: Option<usize>,
     len: usize,
 }
 
 impl std::fmt::Debug for JitCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "JitCode({} bytes)", self.compiled.buf.len())
+        write!(f, "JitCode({} bytes)", self.size)
     }
 }
 
 impl JitCode {
     /// Size of the machine code in bytes.
     pub fn code_size(&self) -> usize {
-        self.compiled.buf.len()
+        self.size
     }
 
     /// The machine code (for disassembly and tests).
     pub fn bytes(&self) -> &[u8] {
-        &self.compiled.buf
+        &self.mem[self.base..self.base + self.size]
+    }
+
+    fn addr(&self, off: usize) -> u64 {
+        self.mem.as_ptr() as u64 + (self.base + off) as u64
+    }
+
+    fn entry_addr(&self) -> u64 {
+        self.addr(self.entry)
     }
 
     fn body_addr(&self) -> u64 {
-        self.compiled.buf.ptr(self.compiled.body) as u64
+        self.addr(self.body)
     }
 
     fn thunk_addr(&self, pc: usize) -> Option<u64> {
-        let t = self.compiled.thunks?;
-        (pc < self.len).then(|| self.compiled.buf.ptr(t) as u64 + (emit::THUNK_SIZE * pc) as u64)
+        let t = self.thunks?;
+        (pc < self.len).then(|| self.addr(t + emit::THUNK_SIZE * pc))
     }
+}
+
+/// A read+execute mapping of code. When the last program using it is
+/// dropped, it is switched back to read+write and kept for the next
+/// compilation of the same size (a protection change instead of a new
+/// mapping and its page faults).
+struct CodeMem(Option<memmap2::Mmap>);
+
+impl std::ops::Deref for CodeMem {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Read+write mappings ready for reuse, with their sizes.
+static CODE_POOL: std::sync::Mutex<Vec<memmap2::MmapMut>> = std::sync::Mutex::new(Vec::new());
+/// Most mappings kept for reuse.
+const CODE_POOL_MAX: usize = 256;
+
+impl Drop for CodeMem {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take()
+            && m.len() <= 1 << 20
+            && let Ok(rw) = m.make_mut()
+        {
+            let mut pool = CODE_POOL.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < CODE_POOL_MAX {
+                pool.push(rw);
+            }
+        }
+    }
+}
+
+/// A read+write mapping of exactly `len` bytes (a multiple of the page
+/// size), reused from the pool when one is there.
+fn rw_mapping(len: usize) -> Result<memmap2::MmapMut, JitError> {
+    {
+        let mut pool = CODE_POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = pool.iter().position(|m| m.len() == len) {
+            return Ok(pool.swap_remove(i));
+        }
+    }
+    memmap2::MmapMut::map_anon(len)
+        .map_err(|e| JitError(format!("cannot map memory for code: {e}")))
+}
+
+/// Places compiled programs in one read+execute mapping: written while
+/// the mapping is read+write, then switched to read+execute (never both).
+fn place(compiled: Vec<(emit::Compiled, usize)>) -> Result<Vec<Arc<JitCode>>, JitError> {
+    let align = |n: usize| n.div_ceil(64) * 64;
+    let total: usize = compiled.iter().map(|(c, _)| align(c.code.len())).sum();
+    let mut rw = rw_mapping(total.max(1).div_ceil(4096) * 4096)?;
+    let mut bases = Vec::with_capacity(compiled.len());
+    let mut at = 0;
+    for (c, _) in &compiled {
+        rw[at..at + c.code.len()].copy_from_slice(&c.code);
+        bases.push(at);
+        at += align(c.code.len());
+    }
+    let mem =
+        Arc::new(CodeMem(Some(rw.make_exec().map_err(|e| {
+            JitError(format!("cannot make code executable: {e}"))
+        })?)));
+    Ok(compiled
+        .into_iter()
+        .zip(bases)
+        .map(|((c, len), base)| {
+            Arc::new(JitCode {
+                mem: mem.clone(),
+                base,
+                size: c.code.len(),
+                entry: c.entry,
+                body: c.body,
+                thunks: c.thunks,
+                len,
+            })
+        })
+        .collect())
 }
 
 /// Per-program cache of compiled code, one slot per [`Mode`].
@@ -147,12 +242,34 @@ pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<Arc<JitCode>, Ji
     program.jit.slots[mode.index()]
         .get_or_init(|| {
             let compiled = emit::compile(&program.ops, mode, has_bmi2())?;
-            Ok(Arc::new(JitCode {
-                compiled,
-                len: program.ops.len() - 1,
-            }))
+            let len = program.ops.len() - 1;
+            Ok(place(vec![(compiled, len)])?.remove(0))
         })
         .clone()
+}
+
+/// Compiles several programs (an object's, which may tail-call each other)
+/// into one executable mapping: one map and one protection change for all,
+/// instead of one each. Programs already compiled for `config` are skipped.
+pub fn compile_all(programs: &[&Program], config: &Config) -> Result<(), JitError> {
+    let mode = Mode::of(config);
+    let todo: Vec<&Program> = programs
+        .iter()
+        .copied()
+        .filter(|p| p.jit.slots[mode.index()].get().is_none())
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let compiled = todo
+        .iter()
+        .map(|p| Ok((emit::compile(&p.ops, mode, has_bmi2())?, p.ops.len() - 1)))
+        .collect::<Result<Vec<_>, JitError>>()?;
+    for (p, code) in todo.iter().zip(place(compiled)?) {
+        // A concurrent compile may have won; either code is equivalent.
+        let _ = p.jit.slots[mode.index()].set(Ok(code));
+    }
+    Ok(())
 }
 
 /// The context the generated code works with (`r12`). Field order is part
