@@ -463,7 +463,7 @@ fn compare_object(
             // the verifier (`verified`).
             lo.config.checks = unsafe { Checks::trust_verified() };
         }
-        let mut rng = Rng(0x5eed_0f_3a9);
+        let mut rng = Rng(0x0005_eed0_f3a9);
         for m in &lo.env.maps {
             if !matches!(m.spec.map_type, 1 | 2 | 5 | 6 | 9 | 10) {
                 continue;

@@ -19,6 +19,10 @@
 //! the budget stops at the same instruction as in the interpreter. Without
 //! either (`Config::count_instructions` off) nothing is counted.
 
+// dynasm!'s expansion converts register numbers with `.into()`, which
+// clippy flags when they already are `u8`.
+#![allow(clippy::useless_conversion)]
+
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, dynasm};
 
 /// Assembles position-independent code into a vector (every internal
