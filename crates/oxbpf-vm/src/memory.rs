@@ -109,7 +109,9 @@ impl fmt::Display for AccessFault {
 
 /// The set of regions for one execution.
 pub struct MemoryMap<'a> {
-    regions: Vec<Region>,
+    /// Inline for the usual handful (stack, input or context, packet,
+    /// a map arena or two): no allocation per run.
+    regions: smallvec::SmallVec<[Region; 6]>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -122,7 +124,7 @@ impl Default for MemoryMap<'_> {
 impl<'a> MemoryMap<'a> {
     pub fn new() -> Self {
         MemoryMap {
-            regions: Vec::with_capacity(4),
+            regions: smallvec::SmallVec::new(),
             _borrow: PhantomData,
         }
     }
