@@ -42,6 +42,11 @@ pub struct Config {
     /// little slower; [`RunResult::executed`] is 0 when off). The
     /// interpreter always counts.
     pub count_instructions: bool,
+    /// JIT constant blinding: no immediate of the program appears in the
+    /// generated code (each is stored xor-ed with a random key and decoded
+    /// at run time), against JIT spraying. Shift counts and memory offsets
+    /// are not blinded.
+    pub blind_constants: bool,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             engine: crate::jit::Engine::Interpreter,
             checks: crate::jit::Checks::ON,
             count_instructions: true,
+            blind_constants: false,
         }
     }
 }

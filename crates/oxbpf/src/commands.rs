@@ -162,6 +162,7 @@ pub fn trace_line(program: &Program, pc: usize, before: &[u64; 11], after: &[u64
 
 pub struct RunArgs {
     pub no_verify: bool,
+    pub blind_constants: bool,
     pub program: PathBuf,
     pub name: Option<String>,
     pub prog_type: Option<String>,
@@ -226,6 +227,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         instruction_budget: a.budget,
         engine: a.engine.vm_engine(),
         count_instructions: true,
+        blind_constants: a.blind_constants,
         checks: if verify {
             // SAFETY: the verifier accepted this program for this memory
             // length just above.

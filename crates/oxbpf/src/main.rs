@@ -97,10 +97,14 @@ enum Command {
         /// Print one JSON object per run.
         #[arg(long)]
         json: bool,
-        /// Skip oxbpf's verifier (the interpreter still checks every memory
-        /// access at run time).
+        /// Skip oxbpf's verifier (the interpreter and the JIT then check
+        /// every memory access at run time).
         #[arg(long)]
         no_verify: bool,
+        /// JIT: blind constants (no program immediate appears in the
+        /// generated code).
+        #[arg(long)]
+        blind_constants: bool,
     },
     /// Verify every program of objects (files or directories of `.o`) and
     /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
@@ -200,8 +204,10 @@ fn main() -> ExitCode {
             repeat,
             json,
             no_verify,
+            blind_constants,
         } => commands::run(commands::RunArgs {
             no_verify,
+            blind_constants,
             program,
             name,
             prog_type,

@@ -183,6 +183,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         instruction_budget: a.budget,
         engine: a.engine.vm_engine(),
         count_instructions: true,
+        blind_constants: a.blind_constants,
         checks: Checks::ON,
     };
     if loaded.programs.is_empty() {

@@ -4,8 +4,8 @@
 //!   loads/stores/atomics on the input and the stack with some out of
 //!   bounds, forward and backward branches, local calls, callx, helper
 //!   calls, legacy packet loads) run by the interpreter and by the JIT in
-//!   checked mode (with and without a budget) and, when the verifier
-//!   accepts them, in trusted mode. r0, instruction count, memory and the
+//!   checked mode (with and without a budget, with constant blinding) and,
+//!   when the verifier accepts them, in trusted mode. r0, instruction count, memory and the
 //!   error (kind, pc, access size and direction) must be identical.
 //! * `examples_agree` / `samples_agree`: every program of the examples and
 //!   of ../shared/ebpf-samples on packets, with the same random map
@@ -343,6 +343,9 @@ fn random_programs_agree() {
         let mut fast_jit = jit.clone();
         fast_jit.config.instruction_budget = None;
         check("checked", &fast_jit, &mut buf);
+        let mut blinded = fast_jit.clone();
+        blinded.config.blind_constants = true;
+        check("checked+blinded", &blinded, &mut buf);
         let opts = oxbpf_verifier::Options {
             raw_mem_len: Some(MEM_LEN as u64),
             ..Default::default()

@@ -145,6 +145,8 @@ struct Emitter<'a> {
     /// Whether a pc is the target of a jump or local call.
     target: Vec<bool>,
     cold: Vec<Cold>,
+    /// State of the random keys for constant blinding.
+    rng: u64,
     helper: DynamicLabel,
     check: DynamicLabel,
     error: DynamicLabel,
@@ -187,6 +189,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         leader,
         target,
         cold: Vec::new(),
+        rng: if mode.blind { random_seed() } else { 0 },
     };
     let entry = e.entry();
     let body = e.a.offset().0;
@@ -679,6 +682,17 @@ impl Emitter<'_> {
                     _ => return Err(bad(pc, o)),
                 }
             }
+            BPF_ST if self.mode.blind => {
+                let (b, disp) = self.mem(o.dst, o.off, ldst_size(o.code), true, pc);
+                self.blinded_imm(imm, o.code == 0x7a);
+                match o.code {
+                    0x62 => dynasm!(self.a ; mov [Rq(b) + disp], r10d),
+                    0x6a => dynasm!(self.a ; mov [Rq(b) + disp], r10w),
+                    0x72 => dynasm!(self.a ; mov [Rq(b) + disp], r10b),
+                    0x7a => dynasm!(self.a ; mov [Rq(b) + disp], r10),
+                    _ => return Err(bad(pc, o)),
+                }
+            }
             BPF_ST => {
                 let (b, disp) = self.mem(o.dst, o.off, ldst_size(o.code), true, pc);
                 match o.code {
@@ -703,6 +717,15 @@ impl Emitter<'_> {
                 _ => return Err(bad(pc, o)),
             },
             BPF_LD => match o.code {
+                0x18 if self.mode.blind => {
+                    let k = self.key() as i64;
+                    dynasm!(self.a
+                        ; mov Rq(d), QWORD o.imm ^ k
+                        ; mov r10, QWORD k
+                        ; xor Rq(d), r10
+                    );
+                    return Ok(pc + 2);
+                }
                 0x18 => {
                     let v = o.imm;
                     if v == 0 {
@@ -806,7 +829,44 @@ impl Emitter<'_> {
         Some(pc + 3)
     }
 
+    /// A fresh random key (xorshift64 from a random seed).
+    fn key(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Constant blinding: puts `imm` in r10 (sign-extended to 64 bits when
+    /// `wide`) without the constant appearing in the code: the code holds
+    /// `imm ^ key` and `key` for a fresh random key.
+    fn blinded_imm(&mut self, imm: i32, wide: bool) {
+        let k = self.key() as i32;
+        dynasm!(self.a
+            ; mov r10d, imm ^ k
+            ; xor r10d, k
+        );
+        if wide {
+            dynasm!(self.a ; movsxd r10, r10d);
+        }
+    }
+
     fn alu(&mut self, o: Op, d: u8, s: u8, imm: i32, w: bool, pc: usize) -> Result<(), JitError> {
+        if self.mode.blind
+            && o.code & BPF_X == 0
+            && !matches!(
+                o.code & 0xf0,
+                BPF_LSH | BPF_RSH | BPF_ARSH | BPF_NEG | BPF_END
+            )
+        {
+            // The same operation with the constant in a register.
+            self.blinded_imm(imm, w);
+            let o = Op {
+                code: o.code | BPF_X,
+                ..o
+            };
+            return self.alu(o, d, 10, 0, w, pc);
+        }
         let reg = o.code & BPF_X != 0;
         // Immediates that fit a byte use the short (imm8) encodings.
         let short = imm as i8 as i32 == imm;
@@ -1168,6 +1228,12 @@ impl Emitter<'_> {
             _ => return Err(bad(pc, o)),
         };
         let set = o.code & 0xf0 == BPF_JSET;
+        let (reg, s) = if self.mode.blind && !reg {
+            self.blinded_imm(imm, w);
+            (true, 10)
+        } else {
+            (reg, s)
+        };
         match (set, w, reg) {
             (false, true, true) => dynasm!(self.a ; cmp Rq(d), Rq(s)),
             (false, false, true) => dynasm!(self.a ; cmp Rd(d), Rd(s)),
@@ -1396,6 +1462,17 @@ impl Emitter<'_> {
             _ => dynasm!(self.a ; movzx eax, BYTE [r11]),
         }
     }
+}
+
+/// A random seed for blinding keys (std's per-process random hasher keys,
+/// mixed with a counter so each compilation differs).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish() | 1
 }
 
 fn ldst_size(code: u8) -> u64 {

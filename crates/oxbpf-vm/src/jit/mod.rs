@@ -73,11 +73,16 @@ pub(crate) struct Mode {
     pub budget: bool,
     /// Count executed instructions (always true with a budget).
     pub count: bool,
+    /// Constant blinding.
+    pub blind: bool,
 }
 
 impl Mode {
     fn index(self) -> usize {
-        self.checked as usize | (self.budget as usize) << 1 | (self.count as usize) << 2
+        self.checked as usize
+            | (self.budget as usize) << 1
+            | (self.count as usize) << 2
+            | (self.blind as usize) << 3
     }
 }
 
@@ -212,7 +217,7 @@ fn place(compiled: Vec<(emit::Compiled, usize)>) -> Result<Vec<Arc<JitCode>>, Ji
 /// Per-program cache of compiled code, one slot per [`Mode`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct JitCache {
-    slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 8],
+    slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 16],
 }
 
 fn has_bmi2() -> bool {
@@ -234,6 +239,7 @@ impl Mode {
             checked: !config.checks.omitted(),
             budget,
             count: budget || config.count_instructions,
+            blind: config.blind_constants,
         }
     }
 }

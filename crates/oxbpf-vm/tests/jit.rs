@@ -1,0 +1,117 @@
+//! JIT behaviour that the differential tests do not pin down by themselves.
+
+use oxbpf_vm::{Config, Engine, Program, Vm, VmError};
+
+fn program(text: &[(u8, u8, u8, i16, i32)]) -> Program {
+    let slots = text
+        .iter()
+        .map(|&(c, d, s, o, i)| oxbpf_isa::RawInsn::new(c, d, s, o, i))
+        .collect();
+    Program::from_slots(slots).expect("valid program")
+}
+
+fn jit(p: Program) -> Vm {
+    let mut vm = Vm::new(p);
+    vm.config = Config {
+        engine: Engine::Jit,
+        ..Config::default()
+    };
+    vm
+}
+
+/// Does `needle` occur in `hay`?
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn blinding_hides_every_immediate() {
+    // r0 = 0x41424344; r0 += 0x45464748; if r0 == 0x51525354 goto +1;
+    // *(u32 *)(r10 - 4) = 0x61626364; r1 = 0x7172737475767778 ll; exit
+    let p = program(&[
+        (0xb7, 0, 0, 0, 0x41424344),
+        (0x07, 0, 0, 0, 0x45464748),
+        (0x15, 0, 0, 1, 0x51525354),
+        (0x62, 10, 0, -4, 0x61626364),
+        (0x18, 1, 0, 0, 0x75767778),
+        (0x00, 0, 0, 0, 0x71727374),
+        (0x95, 0, 0, 0, 0),
+    ]);
+    let consts: [&[u8]; 5] = [
+        &0x41424344u32.to_le_bytes(),
+        &0x45464748u32.to_le_bytes(),
+        &0x51525354u32.to_le_bytes(),
+        &0x61626364u32.to_le_bytes(),
+        &0x75767778u32.to_le_bytes(),
+    ];
+    let plain = oxbpf_vm::jit::compile(&p, &Config::default()).unwrap();
+    assert!(consts.iter().all(|c| contains(plain.bytes(), c)));
+    let config = Config {
+        blind_constants: true,
+        ..Config::default()
+    };
+    let blinded = oxbpf_vm::jit::compile(&p, &config).unwrap();
+    for c in consts {
+        assert!(
+            !contains(blinded.bytes(), c),
+            "{c:x?} appears in blinded code"
+        );
+    }
+    // And both compute the same.
+    let mut vm = jit(p);
+    let a = vm.run_raw(&mut []).unwrap();
+    vm.config.blind_constants = true;
+    let b = vm.run_raw(&mut []).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.r0, 0x41424344 + 0x45464748);
+}
+
+#[test]
+fn faults_are_reported_exactly_as_by_the_interpreter() {
+    // Stores one byte past the 8-byte input.
+    let p = program(&[(0x72, 1, 0, 8, 7), (0x95, 0, 0, 0, 0)]);
+    let mut mem = [0u8; 8];
+    let interp = Vm::new(p.clone()).run_raw(&mut mem).unwrap_err();
+    let jitted = jit(p).run_raw(&mut mem).unwrap_err();
+    assert_eq!(interp, jitted);
+    assert!(matches!(jitted, VmError::MemoryFault { pc: 0, .. }));
+}
+
+#[test]
+fn budget_stops_at_the_same_instruction() {
+    // An endless loop: r0 += 1; goto -2.
+    let p = program(&[(0x07, 0, 0, 0, 1), (0x05, 0, 0, -2, 0)]);
+    let mut vm = jit(p.clone());
+    vm.config.instruction_budget = Some(1001);
+    let e = vm.run_raw(&mut []).unwrap_err();
+    let mut interp = Vm::new(p);
+    interp.config.instruction_budget = Some(1001);
+    assert_eq!(e, interp.run_raw(&mut []).unwrap_err());
+    // Instructions 0..1000 ran; the 1002nd would be the goto at pc 1.
+    assert_eq!(
+        e,
+        VmError::BudgetExhausted {
+            pc: 1,
+            budget: 1001
+        }
+    );
+}
+
+#[test]
+fn call_depth_is_limited_like_the_interpreter() {
+    // A function that calls itself forever.
+    let p = program(&[(0x85, 0, 1, 0, -1), (0x95, 0, 0, 0, 0)]);
+    let e = jit(p.clone()).run_raw(&mut []).unwrap_err();
+    assert_eq!(e, Vm::new(p).run_raw(&mut []).unwrap_err());
+    assert_eq!(e.kind(), "call_depth");
+}
+
+#[test]
+fn uncounted_runs_report_no_instruction_count() {
+    let p = program(&[(0xb7, 0, 0, 0, 3), (0x95, 0, 0, 0, 0)]);
+    let mut vm = jit(p);
+    assert_eq!(vm.run_raw(&mut []).unwrap().executed, 2);
+    vm.config.count_instructions = false;
+    let r = vm.run_raw(&mut []).unwrap();
+    assert_eq!((r.r0, r.executed), (3, 0));
+}
