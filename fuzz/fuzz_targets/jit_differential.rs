@@ -47,6 +47,18 @@ fuzz_target!(|data: &[u8]| {
     jit.config.instruction_budget = None;
     let got = run(&jit, &mut buf);
     assert_eq!(got, reference, "checked JIT\n{}", listing());
+    // Uncounted and blinded code: the same except for the count.
+    let without_count = |s: &str| s.split(" executed=").next().unwrap_or("").to_string();
+    let mut other = jit.clone();
+    other.config.count_instructions = false;
+    other.config.blind_constants = true;
+    let got = run(&other, &mut buf);
+    assert_eq!(
+        (without_count(&got.0), got.1),
+        (without_count(&reference.0), reference.1.clone()),
+        "uncounted, blinded JIT\n{}",
+        listing()
+    );
     let opts = oxbpf_verifier::Options {
         raw_mem_len: Some(mem.len() as u64),
         max_insns_processed: 200_000,

@@ -320,7 +320,17 @@ fn random_programs_agree() {
         jit.config.engine = Engine::Jit;
         let reference = run(&interp, &mem, &mut buf);
         let mut check = |what: &str, vm: &Vm, buf: &mut Vec<u8>| {
-            let got = run(vm, &mem, buf);
+            let mut got = run(vm, &mem, buf);
+            if !vm.config.count_instructions && vm.config.instruction_budget.is_none() {
+                // Uncounted runs report 0 instructions; compare the rest.
+                got.0 = got.0.replace(
+                    "executed=0",
+                    &format!(
+                        "executed={}",
+                        reference.0.split("executed=").nth(1).unwrap_or("0")
+                    ),
+                );
+            }
             if got != reference && mismatches.len() < 10 {
                 let text = oxbpf_isa::listing(&oxbpf_isa::decode(&slots).unwrap());
                 mismatches.push(format!(
@@ -346,6 +356,9 @@ fn random_programs_agree() {
         let mut blinded = fast_jit.clone();
         blinded.config.blind_constants = true;
         check("checked+blinded", &blinded, &mut buf);
+        let mut uncounted = fast_jit.clone();
+        uncounted.config.count_instructions = false;
+        check("checked+uncounted", &uncounted, &mut buf);
         let opts = oxbpf_verifier::Options {
             raw_mem_len: Some(MEM_LEN as u64),
             ..Default::default()
@@ -357,6 +370,9 @@ fn random_programs_agree() {
             // of input, which is what it runs on.
             trusted.config.checks = unsafe { Checks::trust_verified() };
             check("trusted", &trusted, &mut buf);
+            trusted.config.count_instructions = false;
+            check("trusted+uncounted", &trusted, &mut buf);
+            trusted.config.count_instructions = true;
             trusted.config.instruction_budget = Some(20_000);
             check("trusted+budget", &trusted, &mut buf);
         }

@@ -147,6 +147,8 @@ struct Emitter<'a> {
     cold: Vec<Cold>,
     /// State of the random keys for constant blinding.
     rng: u64,
+    /// Emitting a duplicated block (no further duplication inside).
+    in_copy: bool,
     helper: DynamicLabel,
     check: DynamicLabel,
     error: DynamicLabel,
@@ -190,6 +192,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         target,
         cold: Vec::new(),
         rng: if mode.blind { random_seed() } else { 0 },
+        in_copy: false,
     };
     let entry = e.entry();
     let body = e.a.offset().0;
@@ -425,7 +428,7 @@ impl Emitter<'_> {
             let o = self.ops[pc];
             let is_start = !(pc > 0 && matches!(self.ops[pc - 1].code, 0x18 | OP_UNRESOLVED));
             if is_start {
-                let add = if self.mode.budget || self.block_len[pc] != 0 {
+                let add = if self.mode.budget || !self.mode.count || self.block_len[pc] != 0 {
                     0
                 } else {
                     self.rem[pc] + 1
@@ -630,7 +633,6 @@ impl Emitter<'_> {
 
     /// Emits the instruction at `pc`; returns the next pc to emit.
     fn insn(&mut self, pc: usize) -> Result<usize, JitError> {
-        let o = self.ops[pc];
         let l = self.labels[pc];
         dynasm!(self.a ; =>l);
         if self.mode.budget {
@@ -643,6 +645,13 @@ impl Emitter<'_> {
                 dynasm!(self.a ; add r9, n);
             }
         }
+        self.insn_body(pc)
+    }
+
+    /// [`Emitter::insn`] without its label and block count: also used to
+    /// emit copies of small blocks at jumps to them.
+    fn insn_body(&mut self, pc: usize) -> Result<usize, JitError> {
+        let o = self.ops[pc];
         let d = REG[(o.dst & 15) as usize % 11];
         let s = REG[(o.src & 15) as usize % 11];
         let imm = o.imm as i32;
@@ -1193,8 +1202,9 @@ impl Emitter<'_> {
         let reg = o.code & BPF_X != 0;
         match o.code {
             0x05 | 0x06 => {
-                let t = self.labels[o.off as usize];
-                if o.off as usize != pc + 1 {
+                let target = o.off as usize;
+                if target != pc + 1 && !self.duplicate_block(target)? {
+                    let t = self.labels[target];
                     dynasm!(self.a ; jmp =>t);
                 }
                 return Ok(pc + 1);
@@ -1267,6 +1277,60 @@ impl Emitter<'_> {
         }
         self.jcc(cc, t);
         Ok(pc + 1)
+    }
+
+    /// Tail duplication: a `goto` to a short straight block that ends in a
+    /// conditional branch (a loop's latch, typically) gets a copy of that
+    /// block instead of the jump, then a jump to where the block falls
+    /// through. Saves a taken jump per iteration. Only in uncounted code
+    /// (a copy has no block count) without entry thunks, and never inside
+    /// a copy.
+    fn duplicate_block(&mut self, t: usize) -> Result<bool, JitError> {
+        const MAX: usize = 6;
+        if self.mode.count || self.thunks.is_some() || self.in_copy {
+            return Ok(false);
+        }
+        let len = self.ops.len() - 1;
+        let mut end = None;
+        let mut i = t;
+        while i < len && i < t + MAX {
+            let o = self.ops[i];
+            if i > t && self.target[i] {
+                return Ok(false);
+            }
+            let class = o.code & 7;
+            if matches!(class, BPF_JMP | BPF_JMP32) {
+                if is_jump(o.code) && o.code & 0xf0 != BPF_JA {
+                    end = Some(i);
+                }
+                break;
+            }
+            if !matches!(class, BPF_ALU | BPF_ALU64) {
+                return Ok(false);
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            return Ok(false);
+        };
+        self.in_copy = true;
+        let mut pc = t;
+        let mut result = Ok(());
+        while pc <= end {
+            match self.insn_body(pc) {
+                Ok(next) => pc = next,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.in_copy = false;
+        result?;
+        // Continue where the original block falls through.
+        let l = self.labels[pc.min(len)];
+        dynasm!(self.a ; jmp =>l);
+        Ok(true)
     }
 
     fn call(&mut self, o: Op, pc: usize) {
