@@ -111,7 +111,7 @@ impl fmt::Display for AccessFault {
 pub struct MemoryMap<'a> {
     /// Inline for the usual handful (stack, input or context, packet,
     /// a map arena or two): no allocation per run.
-    regions: smallvec::SmallVec<[Region; 6]>,
+    regions: smallvec::SmallVec<[Region; 4]>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 

@@ -15,7 +15,7 @@
 //! * it calls back into Rust only through `helper_fn` and `check_fn`, with
 //!   a 16-byte aligned stack and the context pointer as first argument.
 
-use super::{JitCode, JitCtx, Runtime};
+use super::{JitCtx, Runtime};
 
 type EntryFn = unsafe extern "sysv64" fn(*mut JitCtx, *const u64, u64, u64) -> u64;
 
@@ -24,22 +24,24 @@ type EntryFn = unsafe extern "sysv64" fn(*mut JitCtx, *const u64, u64, u64) -> u
 /// the runtime.
 pub(super) fn enter(
     rt: *mut Runtime<'_, '_>,
-    code: &JitCode,
+    entry: u64,
     args: [u64; 5],
     fp: u64,
     target: u64,
 ) -> u64 {
     let ctx: *mut JitCtx = rt.cast();
-    // SAFETY: `code.entry_addr()` is the entry routine emitted by
-    // `emit::compile` into the read+execute mapping `code` keeps alive; it has the `EntryFn` signature (JIT-CONTRACT). `ctx` is the
-    // first field of a `#[repr(C)]` Runtime that outlives the call, so the
-    // callbacks may turn it back into the runtime. `target` was produced by
-    // `JitCode::body_addr`/`thunk_addr` of a live `JitCode` (this one or a
-    // tail-call target kept in `rt.keep`).
+    // SAFETY: `entry` is `JitCode::entry_addr()` of the runtime's current
+    // code (`rt.code`, kept alive by the runtime for the call): the entry
+    // routine `emit::compile` emitted into a read+execute mapping, with the
+    // `EntryFn` signature (JIT-CONTRACT). `ctx` is the first field of a
+    // `#[repr(C)]` Runtime that outlives the call, so the callbacks may turn
+    // it back into the runtime. `target` was produced by
+    // `JitCode::body_addr`/`thunk_addr` of a live `JitCode` (the runtime's
+    // or a tail-call target kept in `rt.keep`).
     unsafe {
         (*ctx).helper_fn = on_helper as *const () as u64;
         (*ctx).check_fn = on_check as *const () as u64;
-        let f: EntryFn = std::mem::transmute(code.entry_addr() as *const u8);
+        let f: EntryFn = std::mem::transmute(entry as *const u8);
         f(ctx, args.as_ptr(), fp, target)
     }
 }

@@ -404,7 +404,7 @@ pub(crate) fn run(
         env,
         packet,
         program,
-        code: code.clone(),
+        code,
         mode,
         depth,
         budget,
@@ -414,7 +414,8 @@ pub(crate) fn run(
         keep: Vec::new(),
     };
     rt.sync_packet();
-    let r0 = exec::enter(&mut rt, &code, args, stack_top, code.body_addr());
+    let (entry, body) = (rt.code.entry_addr(), rt.code.body_addr());
+    let r0 = exec::enter(&mut rt, entry, args, stack_top, body);
     let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
     let dirty_from = rt.ctx.min_lo.saturating_sub(stack_base) as usize;
     let result = match rt.take_error() {
@@ -670,7 +671,7 @@ impl Runtime<'_, '_> {
         self.ctx.stack_lo = self.mem.regions()[0].start;
         self.ctx.min_lo = self.ctx.min_lo.min(self.ctx.stack_lo);
         let code = self.code.clone();
-        let r0 = exec::enter(self, &code, args, fp - STACK_FRAME_SIZE as u64, addr);
+        let r0 = exec::enter(self, code.entry_addr(), args, fp - STACK_FRAME_SIZE as u64, addr);
         (self.ctx.depth_left, self.ctx.budget, self.ctx.stack_lo) = saved;
         self.ctx.regs = saved_regs;
         self.sync_stack();
