@@ -149,6 +149,8 @@ struct Emitter<'a> {
     rng: u64,
     /// Emitting a duplicated block (no further duplication inside).
     in_copy: bool,
+    /// The conditional jump ending the block being duplicated.
+    invert_at: Option<usize>,
     helper: DynamicLabel,
     check: DynamicLabel,
     error: DynamicLabel,
@@ -193,6 +195,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         cold: Vec::new(),
         rng: if mode.blind { random_seed() } else { 0 },
         in_copy: false,
+        invert_at: None,
     };
     let entry = e.entry();
     let body = e.a.offset().0;
@@ -1257,6 +1260,22 @@ impl Emitter<'_> {
             (true, false, false) => dynasm!(self.a ; test Rd(d), imm),
         }
         let t = self.labels[o.off as usize];
+        if self.invert_at == Some(pc) {
+            // The end of a duplicated block: stay in the loop with one
+            // branch to the fall-through successor, leave with a jump.
+            self.invert_at = None;
+            // A plain `goto` after the branch was folded into the branch
+            // where the block was first emitted: go to its target.
+            let n = self.ops[pc + 1];
+            let f = if n.code == 0x05 && pc + 1 < self.ops.len() - 1 && !self.target[pc + 1] {
+                self.labels[n.off as usize]
+            } else {
+                self.labels[pc + 1]
+            };
+            self.jcc(cc.negate(), f);
+            dynasm!(self.a ; jmp =>t);
+            return Ok(usize::MAX);
+        }
         // `if c goto T; goto L` (nothing else entering the goto): one
         // branch `if !c goto L`, then T — the loop back-edge of clang's
         // rotated loops becomes a single taken branch. Only without
@@ -1314,6 +1333,7 @@ impl Emitter<'_> {
             return Ok(false);
         };
         self.in_copy = true;
+        self.invert_at = Some(end);
         let mut pc = t;
         let mut result = Ok(());
         while pc <= end {
@@ -1326,10 +1346,13 @@ impl Emitter<'_> {
             }
         }
         self.in_copy = false;
+        self.invert_at = None;
         result?;
-        // Continue where the original block falls through.
-        let l = self.labels[pc.min(len)];
-        dynasm!(self.a ; jmp =>l);
+        if pc != usize::MAX {
+            // Continue where the original block falls through.
+            let l = self.labels[pc.min(len)];
+            dynasm!(self.a ; jmp =>l);
+        }
         Ok(true)
     }
 

@@ -671,7 +671,13 @@ impl Runtime<'_, '_> {
         self.ctx.stack_lo = self.mem.regions()[0].start;
         self.ctx.min_lo = self.ctx.min_lo.min(self.ctx.stack_lo);
         let code = self.code.clone();
-        let r0 = exec::enter(self, code.entry_addr(), args, fp - STACK_FRAME_SIZE as u64, addr);
+        let r0 = exec::enter(
+            self,
+            code.entry_addr(),
+            args,
+            fp - STACK_FRAME_SIZE as u64,
+            addr,
+        );
         (self.ctx.depth_left, self.ctx.budget, self.ctx.stack_lo) = saved;
         self.ctx.regs = saved_regs;
         self.sync_stack();
