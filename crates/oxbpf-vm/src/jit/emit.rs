@@ -149,8 +149,9 @@ struct Emitter<'a> {
     rng: u64,
     /// Emitting a duplicated block (no further duplication inside).
     in_copy: bool,
-    /// The conditional jump ending the block being duplicated.
-    invert_at: Option<usize>,
+    /// The conditional jump ending the block being duplicated, and the pc
+    /// emitted right after the copy.
+    invert_at: Option<(usize, usize)>,
     helper: DynamicLabel,
     check: DynamicLabel,
     error: DynamicLabel,
@@ -799,6 +800,17 @@ impl Emitter<'_> {
                 && (disp + m.off as i64) == (disp + m.off as i64) as i32 as i64
         });
         let loads_into_d = m.is_some_and(|m| m.code & 7 == BPF_LDX && m.dst == o.dst);
+        // rD = rS; rD += rX; rD += K → lea rD, [rS + rX + K].
+        if let (Some(i), None) = (index, m)
+            && let Some(k) = self.ops.get(pc + 2).copied()
+            && k.code == 0x07
+            && k.dst == o.dst
+            && self.plain_next(pc + 2)
+        {
+            let k = k.imm as i32;
+            dynasm!(self.a ; lea Rq(d), [Rq(s) + Rq(i) + k]);
+            return Some(pc + 3);
+        }
         if !loads_into_d {
             match index {
                 Some(i) => dynasm!(self.a ; lea Rq(d), [Rq(s) + Rq(i)]),
@@ -948,6 +960,9 @@ impl Emitter<'_> {
             },
             BPF_DIV | BPF_MOD => self.div(o, d, s, imm, w, reg, pc),
             BPF_OR => bin!(or),
+            // Masks of a byte, a half or a word are zero-extensions.
+            BPF_AND if !reg && imm == 0xff => dynasm!(self.a ; movzx Rd(d), Rb(d)),
+            BPF_AND if !reg && imm == 0xffff => dynasm!(self.a ; movzx Rd(d), Rw(d)),
             BPF_AND => bin!(and),
             BPF_XOR => {
                 if reg && d == s {
@@ -1206,7 +1221,7 @@ impl Emitter<'_> {
         match o.code {
             0x05 | 0x06 => {
                 let target = o.off as usize;
-                if target != pc + 1 && !self.duplicate_block(target)? {
+                if target != pc + 1 && !self.duplicate_block(target, pc + 1)? {
                     let t = self.labels[target];
                     dynasm!(self.a ; jmp =>t);
                 }
@@ -1260,20 +1275,28 @@ impl Emitter<'_> {
             (true, false, false) => dynasm!(self.a ; test Rd(d), imm),
         }
         let t = self.labels[o.off as usize];
-        if self.invert_at == Some(pc) {
+        if let Some((end, next)) = self.invert_at
+            && end == pc
+        {
             // The end of a duplicated block: stay in the loop with one
             // branch to the fall-through successor, leave with a jump.
             self.invert_at = None;
             // A plain `goto` after the branch was folded into the branch
             // where the block was first emitted: go to its target.
             let n = self.ops[pc + 1];
-            let f = if n.code == 0x05 && pc + 1 < self.ops.len() - 1 && !self.target[pc + 1] {
-                self.labels[n.off as usize]
+            let f_pc = if n.code == 0x05 && pc + 1 < self.ops.len() - 1 && !self.target[pc + 1] {
+                n.off as usize
             } else {
-                self.labels[pc + 1]
+                pc + 1
             };
-            self.jcc(cc.negate(), f);
-            dynasm!(self.a ; jmp =>t);
+            if f_pc == next {
+                // The successor comes right after the copy.
+                self.jcc(cc, t);
+            } else {
+                let f = self.labels[f_pc];
+                self.jcc(cc.negate(), f);
+                dynasm!(self.a ; jmp =>t);
+            }
             return Ok(usize::MAX);
         }
         // `if c goto T; goto L` (nothing else entering the goto): one
@@ -1304,7 +1327,7 @@ impl Emitter<'_> {
     /// through. Saves a taken jump per iteration. Only in uncounted code
     /// (a copy has no block count) without entry thunks, and never inside
     /// a copy.
-    fn duplicate_block(&mut self, t: usize) -> Result<bool, JitError> {
+    fn duplicate_block(&mut self, t: usize, next: usize) -> Result<bool, JitError> {
         const MAX: usize = 6;
         if self.mode.count || self.thunks.is_some() || self.in_copy {
             return Ok(false);
@@ -1333,7 +1356,7 @@ impl Emitter<'_> {
             return Ok(false);
         };
         self.in_copy = true;
-        self.invert_at = Some(end);
+        self.invert_at = Some((end, next));
         let mut pc = t;
         let mut result = Ok(());
         while pc <= end {
