@@ -8,11 +8,23 @@
 
 use std::io;
 
-/// An anonymous mapping below 4 GiB, zero-filled, freed on drop.
+/// An anonymous mapping below 4 GiB, zero-filled. Dropped buffers go to a
+/// small per-thread pool and are reused (zeroed again) by the next buffer
+/// of the same size: a packet run then costs no map/unmap system calls.
 pub struct LowBuf {
     ptr: *mut u8,
     len: usize,
 }
+
+/// A pooled mapping; unmapped when the pool (the thread) goes away.
+struct Pooled(LowBuf);
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Pooled>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most buffers kept per thread.
+const POOL_MAX: usize = 8;
 
 // SAFETY: the buffer is exclusively owned memory; it may move between threads.
 unsafe impl Send for LowBuf {}
@@ -20,6 +32,26 @@ unsafe impl Send for LowBuf {}
 impl LowBuf {
     pub fn new(len: usize) -> io::Result<LowBuf> {
         let len = len.max(1);
+        let pooled = POOL
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                let i = p.iter().position(|b| b.0.len == len)?;
+                Some(p.swap_remove(i))
+            })
+            .ok()
+            .flatten();
+        if let Some(mut p) = pooled {
+            let mut b = LowBuf {
+                ptr: std::mem::replace(&mut p.0.ptr, std::ptr::null_mut()),
+                len: p.0.len,
+            };
+            b.as_mut_slice().fill(0);
+            return Ok(b);
+        }
+        Self::map(len)
+    }
+
+    fn map(len: usize) -> io::Result<LowBuf> {
         // SAFETY: an anonymous private mapping with no address hint; the
         // result is checked for MAP_FAILED before use.
         let ptr = unsafe {
@@ -62,9 +94,49 @@ impl LowBuf {
 
 impl Drop for LowBuf {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` describe the mapping created in `new`, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr as *mut libc::c_void, self.len);
+        if self.ptr.is_null() {
+            return;
         }
+        // Hand the mapping to the pool when there is room.
+        let me = LowBuf {
+            ptr: std::mem::replace(&mut self.ptr, std::ptr::null_mut()),
+            len: self.len,
+        };
+        let rest = POOL
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    p.push(Pooled(me));
+                    None
+                } else {
+                    Some(me)
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some(b) = rest {
+            b.unmap();
+        }
+    }
+}
+
+impl LowBuf {
+    fn unmap(mut self) {
+        let ptr = std::mem::replace(&mut self.ptr, std::ptr::null_mut());
+        // SAFETY: `ptr`/`len` describe the mapping created in `map`; the
+        // pointer is nulled first, so it is unmapped once.
+        unsafe {
+            libc::munmap(ptr as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let b = LowBuf {
+            ptr: std::mem::replace(&mut self.0.ptr, std::ptr::null_mut()),
+            len: self.0.len,
+        };
+        b.unmap();
     }
 }

@@ -494,7 +494,72 @@ pub fn run(quick: bool) -> Result<()> {
     println!(
         "oxbpf jit: at worst {worst_rbpf:.2}x the speed of rbpf's JIT; at worst {worst_native:.2}x the time of native code"
     );
+    objects(quick)?;
     compile_speed(quick)
+}
+
+/// Programs with maps and helpers (rbpf's JIT cannot run them, native code
+/// has no kernel helpers): oxbpf's JIT against its interpreter, per packet
+/// of examples/pcap/mixed.pcap.
+fn objects(quick: bool) -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let pcap = std::fs::read(root.join("examples/pcap/mixed.pcap"))?;
+    let packets: Vec<Vec<u8>> = oxbpf_pcap::read(&pcap)?
+        .1
+        .into_iter()
+        .map(|p| p.data)
+        .collect();
+    println!(
+        "{:<24} {:>12} {:>12} {:>9}",
+        "object (maps, helpers)", "oxbpf jit", "interp", "vs interp"
+    );
+    let (rounds, ms) = if quick { (1, 1) } else { (9, 30) };
+    for name in ["xdp_firewall.o", "proto_counter.o", "lru_flows.o"] {
+        let obj = oxbpf_obj::load(&std::fs::read(root.join("examples/c").join(name))?)?;
+        let mut interp = oxbpf_vm::loaded::LoadedObject::new(&obj, 1, None)?;
+        let mut jit = oxbpf_vm::loaded::LoadedObject::new(&obj, 1, None)?;
+        jit.config.engine = Engine::Jit;
+        jit.config.count_instructions = false;
+        let all_verified = (0..obj.programs.len()).all(|i| {
+            let mut opts = oxbpf_verifier::Options::default();
+            if let Some(p) = jit.programs.iter().find(|p| p.def.name == obj.programs[i].name) {
+                opts.prog_type = p.kind;
+            }
+            oxbpf_verifier::verify_object_program(&obj, i, &opts).is_ok()
+        });
+        if all_verified {
+            // SAFETY: every program of the object passed the verifier.
+            jit.config.checks = unsafe { Checks::trust_verified() };
+        }
+        interp.config.count_instructions = false;
+        let run_all = |lo: &oxbpf_vm::loaded::LoadedObject| -> u64 {
+            let mut acc = 0u64;
+            for p in &packets {
+                if let Ok(r) = lo.run(0, p)
+                    && let Ok(r) = r.result
+                {
+                    acc = acc.wrapping_add(r.r0);
+                }
+            }
+            let _ = lo.env.take_output();
+            acc
+        };
+        if run_all(&interp) != run_all(&jit) {
+            bail!("{name}: the JIT and the interpreter disagree");
+        }
+        let (mut fi, mut fj) = (|| run_all(&interp), || run_all(&jit));
+        let t = measure(&mut [&mut fj, &mut fi], rounds, ms);
+        let per = |d: Duration| d.as_secs_f64() * 1e9 / packets.len() as f64;
+        println!(
+            "{:<24} {:>9.0} ns {:>9.0} ns {:>8.1}x",
+            format!("{name}{}", if all_verified { "" } else { " (checked)" }),
+            per(t[0]),
+            per(t[1]),
+            t[1].as_secs_f64() / t[0].as_secs_f64()
+        );
+    }
+    println!("(time per packet, maps and helpers included)");
+    Ok(())
 }
 
 /// JIT compile throughput: every program of the bundled examples and, when
