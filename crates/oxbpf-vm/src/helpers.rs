@@ -51,11 +51,16 @@ pub type HelperFn = dyn Fn(&mut HelperContext<'_, '_>, [u64; 5]) -> Result<Helpe
     + Send
     + Sync;
 
-/// Helpers registered by id.
+/// Helpers registered by id: the kernel's ids (small numbers) index a
+/// vector, anything else goes to a hash map.
 #[derive(Clone, Default)]
 pub struct Helpers {
+    dense: Vec<Option<Arc<HelperFn>>>,
     table: HashMap<u32, Arc<HelperFn>>,
 }
+
+/// Ids below this are kept in the vector.
+const DENSE_IDS: u32 = 1024;
 
 impl Helpers {
     pub fn new() -> Self {
@@ -71,16 +76,30 @@ impl Helpers {
         + Sync
         + 'static,
     ) -> &mut Self {
-        self.table.insert(id, Arc::new(f));
+        let f: Arc<HelperFn> = Arc::new(f);
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if self.dense.len() <= i {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i] = Some(f);
+        } else {
+            self.table.insert(id, f);
+        }
         self
     }
 
+    #[inline]
     pub fn get(&self, id: u32) -> Option<&Arc<HelperFn>> {
-        self.table.get(&id)
+        if id < DENSE_IDS {
+            self.dense.get(id as usize).and_then(|f| f.as_ref())
+        } else {
+            self.table.get(&id)
+        }
     }
 
     pub fn contains(&self, id: u32) -> bool {
-        self.table.contains_key(&id)
+        self.get(id).is_some()
     }
 
     /// The helpers bpf_conformance expects: id 5 returns its first argument

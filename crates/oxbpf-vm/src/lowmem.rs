@@ -123,6 +123,9 @@ impl Drop for LowBuf {
 impl LowBuf {
     fn unmap(mut self) {
         let ptr = std::mem::replace(&mut self.ptr, std::ptr::null_mut());
+        if ptr.is_null() {
+            return;
+        }
         // SAFETY: `ptr`/`len` describe the mapping created in `map`; the
         // pointer is nulled first, so it is unmapped once.
         unsafe {

@@ -522,7 +522,11 @@ fn objects(quick: bool) -> Result<()> {
         jit.config.count_instructions = false;
         let all_verified = (0..obj.programs.len()).all(|i| {
             let mut opts = oxbpf_verifier::Options::default();
-            if let Some(p) = jit.programs.iter().find(|p| p.def.name == obj.programs[i].name) {
+            if let Some(p) = jit
+                .programs
+                .iter()
+                .find(|p| p.def.name == obj.programs[i].name)
+            {
                 opts.prog_type = p.kind;
             }
             oxbpf_verifier::verify_object_program(&obj, i, &opts).is_ok()
