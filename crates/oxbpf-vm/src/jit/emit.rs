@@ -1081,6 +1081,28 @@ impl Emitter<'_> {
                 }
                 return;
             }
+            if !signed
+                && !w
+                && let Some((m, shift)) = magic_u32(c as u32)
+            {
+                // n * m fits 64 bits: one multiply, no rdx.
+                dynasm!(self.a
+                    ; mov r11d, Rd(d)
+                    ; mov r10d, m as i32
+                    ; imul r10, r11
+                    ; shr r10, (32 + shift) as i8
+                );
+                if modulo {
+                    dynasm!(self.a
+                        ; imul r10d, r10d, c as i32
+                        ; sub r11d, r10d
+                        ; mov Rd(d), r11d
+                    );
+                } else {
+                    dynasm!(self.a ; mov Rd(d), r10d);
+                }
+                return;
+            }
             if !signed && self.bmi2 {
                 self.div_magic(d, c, w, modulo);
                 return;
@@ -1132,8 +1154,14 @@ impl Emitter<'_> {
                 minus_one: true,
             });
         }
+        // rdx (BPF r3) is kept in r9 when r9 counts nothing, else in memory.
+        let free_r9 = !self.mode.count && !self.mode.budget;
         if d != RDX {
-            dynasm!(self.a ; mov [r12 + off::SAVE_RDX], rdx);
+            if free_r9 {
+                dynasm!(self.a ; mov r9, rdx);
+            } else {
+                dynasm!(self.a ; mov [r12 + off::SAVE_RDX], rdx);
+            }
         }
         if d != RAX {
             dynasm!(self.a ; mov r10, rax ; mov rax, Rq(d));
@@ -1145,16 +1173,20 @@ impl Emitter<'_> {
             (false, true) => dynasm!(self.a ; cdq ; idiv r11d),
         }
         let res = if modulo { RDX } else { RAX };
-        if w {
+        if w && d != res {
             dynasm!(self.a ; mov Rq(d), Rq(res));
-        } else {
+        } else if !w {
             dynasm!(self.a ; mov Rd(d), Rd(res));
         }
         if d != RAX {
             dynasm!(self.a ; mov rax, r10);
         }
         if d != RDX {
-            dynasm!(self.a ; mov rdx, [r12 + off::SAVE_RDX]);
+            if free_r9 {
+                dynasm!(self.a ; mov rdx, r9);
+            } else {
+                dynasm!(self.a ; mov rdx, [r12 + off::SAVE_RDX]);
+            }
         }
         dynasm!(self.a ; =>back);
     }
@@ -1623,9 +1655,57 @@ pub(crate) fn magic_u64(d: u64) -> (u64, u32, bool) {
     (m as u64, l, true)
 }
 
+/// Magic number for unsigned 32-bit division by `d` (not a power of two)
+/// with a multiplier below 2^32: `(m, shift)` such that for every 32-bit n,
+/// n / d = (n * m) >> (32 + shift), computed in 64 bits. None when no such
+/// multiplier exists (then the 64-bit method is used).
+pub(crate) fn magic_u32(d: u32) -> Option<(u32, u32)> {
+    if d < 3 || d.is_power_of_two() {
+        return None;
+    }
+    let l = 32 - (d - 1).leading_zeros();
+    (0..l).find_map(|s| {
+        let p = 1u64 << (32 + s);
+        let m = p.div_ceil(d as u64);
+        (m < 1 << 32 && m * d as u64 - p <= 1 << s).then_some((m as u32, s))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::magic_u64;
+    use super::{magic_u32, magic_u64};
+
+    #[test]
+    fn magic_division_32_matches() {
+        for d in (3u32..2000).chain([0xffff_fff1, 0x8000_0001, 641, 0x7fff_ffff, 1_000_000_007]) {
+            let Some((m, s)) = magic_u32(d) else { continue };
+            let check = |n: u32| {
+                let q = (n as u64 * m as u64) >> (32 + s);
+                assert_eq!(q, (n / d) as u64, "{n} / {d}");
+            };
+            for n in [
+                0,
+                1,
+                d - 1,
+                d,
+                d + 1,
+                u32::MAX,
+                u32::MAX - 1,
+                1 << 31,
+                (1 << 31) - 1,
+            ] {
+                check(n);
+            }
+            let mut x = d.wrapping_mul(2_654_435_761) | 1;
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                check(x);
+            }
+        }
+        assert!(magic_u32(13).is_some() && magic_u32(7).is_none_or(|_| true));
+    }
 
     fn divide(n: u64, d: u64) -> u64 {
         let (m, s, add) = magic_u64(d);

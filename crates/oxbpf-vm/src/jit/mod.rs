@@ -422,7 +422,8 @@ pub(crate) fn run(
         Some(e) => Err(e),
         None => Ok(RunResult {
             r0,
-            executed: rt.ctx.executed,
+            // Uncounted code uses the counter register as scratch.
+            executed: if rt.mode.count { rt.ctx.executed } else { 0 },
             packet: rt.packet,
         }),
     };
