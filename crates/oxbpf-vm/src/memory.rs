@@ -109,9 +109,9 @@ impl fmt::Display for AccessFault {
 
 /// The set of regions for one execution.
 pub struct MemoryMap<'a> {
-    /// Inline for the usual handful (stack, input or context, packet,
-    /// a map arena or two): no allocation per run.
-    regions: smallvec::SmallVec<[Region; 4]>,
+    /// Inline for a raw run (stack and input): no allocation, and a small
+    /// value to move; object runs with more regions spill to the heap.
+    regions: smallvec::SmallVec<[Region; 2]>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
