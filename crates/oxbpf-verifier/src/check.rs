@@ -22,6 +22,9 @@ struct Checkpoint {
     /// so the infinite-loop check compares full states only when it may match.
     hash: u64,
     parent: Option<usize>,
+    /// Times this (complete) state pruned a path, and times it did not.
+    hits: u32,
+    misses: u32,
 }
 
 /// Hash of what matters in `st` at an instruction with live registers `live`.
@@ -337,16 +340,37 @@ impl<'a> Verifier<'a> {
         let pc = path.pc;
         let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
         let hash = state_hash(&path.state, live);
-        if let Some(list) = self.at.get(&pc) {
+        if let Some(list) = self.at.get_mut(&pc) {
             // Newest first: a path usually meets the state its sibling
             // stored most recently.
+            let mut useless = false;
             for &c in list.iter().rev() {
-                let cp = &self.checkpoints[c];
+                let cp = &mut self.checkpoints[c];
                 if cp.live == 0 {
                     if covers(&cp.state, &path.state, live) {
+                        cp.hits += 1;
                         return Visit::Pruned;
                     }
-                } else if cp.hash == hash
+                    cp.misses += 1;
+                    useless |= cp.misses > cp.hits * 3 + 3;
+                }
+            }
+            // Like the kernel, forget complete states that keep failing to
+            // prune: they only cost comparisons (a loop walked iteration by
+            // iteration leaves one per iteration at every instruction).
+            if useless {
+                let cps = &self.checkpoints;
+                list.retain(|&c| {
+                    let cp = &cps[c];
+                    cp.live > 0 || cp.misses <= cp.hits * 3 + 3
+                });
+            }
+        }
+        if let Some(list) = self.at.get(&pc) {
+            for &c in list.iter().rev() {
+                let cp = &self.checkpoints[c];
+                if cp.live > 0
+                    && cp.hash == hash
                     && covers(&cp.state, &path.state, live)
                     && covers(&path.state, &cp.state, live)
                     && self.is_ancestor(c, path.last)
@@ -368,6 +392,8 @@ impl<'a> Verifier<'a> {
                 live: 1,
                 hash,
                 parent: path.last,
+                hits: 0,
+                misses: 0,
             });
             list.push(id);
             path.last = Some(id);

@@ -34,5 +34,8 @@ fn main() {
         // SAFETY: `r0 = 7; exit` touches no memory.
         std::hint::black_box(unsafe { rvm.execute_program_jit(&mut mem) }.unwrap());
     }
-    println!("rbpf jit: {:.0} ns per run", t.elapsed().as_nanos() as f64 / n as f64);
+    println!(
+        "rbpf jit: {:.0} ns per run",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
 }
