@@ -340,47 +340,49 @@ impl<'a> Verifier<'a> {
         let pc = path.pc;
         let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
         let hash = state_hash(&path.state, live);
-        if let Some(list) = self.at.get_mut(&pc) {
-            // Newest first: a path usually meets the state its sibling
-            // stored most recently.
-            let mut useless = false;
-            for &c in list.iter().rev() {
+        // The list is taken out while it is scanned (the scan reads other
+        // checkpoints) and put back before returning.
+        let mut list = self.at.remove(&pc).unwrap_or_default();
+        let mut verdict = None;
+        let mut useless = false;
+        // Newest first: a path usually meets the state its sibling stored
+        // most recently.
+        for &c in list.iter().rev() {
+            let cp = &self.checkpoints[c];
+            if cp.live == 0 {
+                if covers(&cp.state, &path.state, live) {
+                    self.checkpoints[c].hits += 1;
+                    verdict = Some(Visit::Pruned);
+                    break;
+                }
                 let cp = &mut self.checkpoints[c];
-                if cp.live == 0 {
-                    if covers(&cp.state, &path.state, live) {
-                        cp.hits += 1;
-                        return Visit::Pruned;
-                    }
-                    cp.misses += 1;
-                    useless |= cp.misses > cp.hits * 3 + 3;
-                }
-            }
-            // Like the kernel, forget complete states that keep failing to
-            // prune: they only cost comparisons (a loop walked iteration by
-            // iteration leaves one per iteration at every instruction).
-            if useless {
-                let cps = &self.checkpoints;
-                list.retain(|&c| {
-                    let cp = &cps[c];
-                    cp.live > 0 || cp.misses <= cp.hits * 3 + 3
-                });
+                cp.misses += 1;
+                useless |= cp.misses > cp.hits * 3 + 3;
+            } else if cp.hash == hash
+                && covers(&cp.state, &path.state, live)
+                && covers(&path.state, &cp.state, live)
+                && self.is_ancestor(c, path.last)
+            {
+                // Back to a state this path is still exploring, unchanged
+                // in everything that matters: it loops forever.
+                verdict = Some(Visit::Loop);
+                break;
             }
         }
-        if let Some(list) = self.at.get(&pc) {
-            for &c in list.iter().rev() {
-                let cp = &self.checkpoints[c];
-                if cp.live > 0
-                    && cp.hash == hash
-                    && covers(&cp.state, &path.state, live)
-                    && covers(&path.state, &cp.state, live)
-                    && self.is_ancestor(c, path.last)
-                {
-                    // Back to a state this path is still exploring, unchanged
-                    // in everything that matters: it loops forever.
-                    return Visit::Loop;
-                }
-            }
+        // Like the kernel, forget complete states that keep failing to
+        // prune: they only cost comparisons.
+        if useless {
+            let cps = &self.checkpoints;
+            list.retain(|&c| {
+                let cp = &cps[c];
+                cp.live > 0 || cp.misses <= cp.hits * 3 + 3
+            });
         }
+        if let Some(v) = verdict {
+            self.at.insert(pc, list);
+            return v;
+        }
+        self.at.insert(pc, list);
         // Bound the number of stored states per instruction.
         let list = self.at.entry(pc).or_default();
         if list.len() < 4096 {
