@@ -204,15 +204,19 @@ pub fn run<T: Tracer>(
         packet,
         depth,
         tail_calls: 0,
+        min_front: stack_top - STACK_FRAME_SIZE as u64,
     };
     let r = match config.instruction_budget {
         Some(b) => st.exec::<T, true>(&mut memory, args, 0, stack_top, b, tracer),
         None => st.exec::<T, false>(&mut memory, args, 0, stack_top, u64::MAX, tracer),
     };
-    r.map(|r| RunResult {
-        packet: st.packet,
-        ..r
-    })
+    // Frames below the deepest one reached were never written.
+    let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
+    let dirty_from = st.min_front.saturating_sub(stack_base) as usize;
+    let packet = st.packet;
+    drop(memory);
+    stack.set_dirty_from(dirty_from);
+    r.map(|r| RunResult { packet, ..r })
 }
 
 struct State<'p> {
@@ -224,6 +228,8 @@ struct State<'p> {
     /// Frames available (main program included).
     depth: usize,
     tail_calls: u32,
+    /// Lowest start of the stack region in this run (deepest frame).
+    min_front: u64,
 }
 
 #[inline(always)]
@@ -864,9 +870,17 @@ impl<'p> State<'p> {
         }
     }
 
+    /// Remembers how deep the stack region reached.
+    #[inline(always)]
+    fn note_front(&mut self, mem: &MemoryMap<'_>) {
+        if let Some(r) = mem.regions().first() {
+            self.min_front = self.min_front.min(r.start);
+        }
+    }
+
     #[inline(never)]
     fn push_frame(
-        &self,
+        &mut self,
         mem: &mut MemoryMap<'_>,
         frames: &mut Vec<Frame>,
         r: &mut [u64; 16],
@@ -886,6 +900,7 @@ impl<'p> State<'p> {
         });
         r[10] -= STACK_FRAME_SIZE as u64;
         mem.resize_front(STACK_FRAME_SIZE as i64);
+        self.note_front(mem);
         Ok(())
     }
 
@@ -921,6 +936,7 @@ impl<'p> State<'p> {
         let saved_program = self.program;
         self.depth -= used;
         mem.resize_front(STACK_FRAME_SIZE as i64);
+        self.note_front(mem);
         let res = self.exec::<T, false>(
             mem,
             args,
