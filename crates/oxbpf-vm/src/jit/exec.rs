@@ -31,13 +31,14 @@ pub(super) fn enter(
 ) -> u64 {
     let ctx: *mut JitCtx = rt.cast();
     // SAFETY: `entry` is `JitCode::entry_addr()` of the runtime's current
-    // code (`rt.code`, kept alive by the runtime for the call): the entry
-    // routine `emit::compile` emitted into a read+execute mapping, with the
-    // `EntryFn` signature (JIT-CONTRACT). `ctx` is the first field of a
-    // `#[repr(C)]` Runtime that outlives the call, so the callbacks may turn
-    // it back into the runtime. `target` was produced by
-    // `JitCode::body_addr`/`thunk_addr` of a live `JitCode` (the runtime's
-    // or a tail-call target kept in `rt.keep`).
+    // code (`rt.code`, owned by its program's cache, which outlives the
+    // run): the entry routine `emit::compile` emitted into a read+execute
+    // mapping, with the `EntryFn` signature (JIT-CONTRACT). `ctx` is the
+    // first field of a `#[repr(C)]` Runtime that outlives the call, so the
+    // callbacks may turn it back into the runtime. `target` was produced by
+    // `JitCode::body_addr`/`thunk_addr` of a `JitCode` owned by a program
+    // of this run (the entry program or a tail-call target of its
+    // environment), so it stays mapped during the call.
     unsafe {
         (*ctx).helper_fn = on_helper as *const () as u64;
         (*ctx).check_fn = on_check as *const () as u64;

@@ -228,7 +228,7 @@ fn has_bmi2() -> bool {
 /// Compiles a program now for runs with `config` (checked or not, with or
 /// without a budget, counting instructions or not); later runs reuse the
 /// code.
-pub fn compile(program: &Program, config: &Config) -> Result<Arc<JitCode>, JitError> {
+pub fn compile<'p>(program: &'p Program, config: &Config) -> Result<&'p JitCode, JitError> {
     code_for(program, Mode::of(config))
 }
 
@@ -244,14 +244,17 @@ impl Mode {
     }
 }
 
-pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<Arc<JitCode>, JitError> {
-    program.jit.slots[mode.index()]
-        .get_or_init(|| {
-            let compiled = emit::compile(&program.ops, mode, has_bmi2())?;
-            let len = program.ops.len() - 1;
-            Ok(place(vec![(compiled, len)])?.remove(0))
-        })
-        .clone()
+/// The program's code for `mode`, compiled on first use; it lives as long
+/// as the program (the cache owns it).
+pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<&JitCode, JitError> {
+    match program.jit.slots[mode.index()].get_or_init(|| {
+        let compiled = emit::compile(&program.ops, mode, has_bmi2())?;
+        let len = program.ops.len() - 1;
+        Ok(place(vec![(compiled, len)])?.remove(0))
+    }) {
+        Ok(code) => Ok(code),
+        Err(e) => Err(e.clone()),
+    }
 }
 
 /// Compiles several programs (an object's, which may tail-call each other)
@@ -356,15 +359,15 @@ pub(crate) struct Runtime<'r, 'm> {
     env: Option<&'r Env>,
     packet: Option<PacketState>,
     program: &'r Program,
-    code: Arc<JitCode>,
+    /// The running program's code (it changes with tail calls; every
+    /// program's code is owned by its cache, which outlives the run).
+    code: &'r JitCode,
     mode: Mode,
     depth: usize,
     budget: u64,
     tail_calls: u32,
     stack_top: u64,
     error: Option<VmError>,
-    /// Code of tail-called programs, kept alive for the run.
-    keep: Vec<Arc<JitCode>>,
 }
 
 /// Runs `program` with JIT-compiled code; the same contract as
@@ -411,7 +414,6 @@ pub(crate) fn run(
         tail_calls: 0,
         stack_top,
         error: None,
-        keep: Vec::new(),
     };
     rt.sync_packet();
     let (entry, body) = (rt.code.entry_addr(), rt.code.body_addr());
@@ -541,7 +543,6 @@ impl Runtime<'_, '_> {
                             self.tail_calls += 1;
                             self.ctx.tail_entry = code.body_addr();
                             self.ctx.executed -= rem;
-                            self.keep.push(code.clone());
                             self.code = code;
                             self.program = p;
                             2
@@ -671,7 +672,7 @@ impl Runtime<'_, '_> {
         self.mem.resize_front(STACK_FRAME_SIZE as i64);
         self.ctx.stack_lo = self.mem.regions()[0].start;
         self.ctx.min_lo = self.ctx.min_lo.min(self.ctx.stack_lo);
-        let code = self.code.clone();
+        let code = self.code;
         let r0 = exec::enter(
             self,
             code.entry_addr(),
