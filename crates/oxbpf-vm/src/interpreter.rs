@@ -16,7 +16,7 @@
 
 use crate::error::VmError;
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
-use crate::memory::{MemoryMap, RegionKind};
+use crate::memory::MemoryMap;
 use crate::program::{
     FUNC_ADDR_TAG, OP_INVALID, OP_MOV_ADD_K, OP_MOV_ADD_X, OP_MOV_AND_K, OP_MOV_LSH_K,
     OP_MOV_RSH_K, OP_SWITCH, OP_UNRESOLVED, Op, Program,
@@ -187,12 +187,9 @@ pub fn run<T: Tracer>(
     let depth = config.max_call_depth.max(1);
     let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
     let mut memory: MemoryMap<'_> = memory;
-    let stack_top =
-        memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;
-    memory.move_last_to_front();
     // Only the frames of the current call chain are accessible: the stack
     // region starts at the bottom of the current frame and grows with calls.
-    memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
+    let stack_top = memory.add_stack_front(stack.bytes(), STACK_FRAME_SIZE);
     // Collapsed compare trees skip instructions, so the exact per-instruction
     // view (budget, tracing) uses the plain operations.
     let exact = config.instruction_budget.is_some() || T::ENABLED;

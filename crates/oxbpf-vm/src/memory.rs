@@ -190,6 +190,26 @@ impl<'a> MemoryMap<'a> {
         start
     }
 
+    /// Adds the stack buffer as the first region (checked first), exposing
+    /// only its last `visible` bytes (the current frame); returns the
+    /// address of its end.
+    pub(crate) fn add_stack_front(&mut self, mem: &'a mut [u8], visible: usize) -> u64 {
+        let start = mem.as_mut_ptr() as u64;
+        let len = mem.len() as u64;
+        let visible = (visible as u64).min(len);
+        self.regions.insert(
+            0,
+            Region {
+                start: start + len - visible,
+                len: visible,
+                writable: true,
+                kind: RegionKind::Stack,
+                host_writable: true,
+            },
+        );
+        start + len
+    }
+
     /// Moves the most recently added region to the front, so it is checked
     /// first (the interpreter does this for the stack, the hottest region).
     pub fn move_last_to_front(&mut self) {

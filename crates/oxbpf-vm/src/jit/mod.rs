@@ -21,7 +21,7 @@ use crate::env::Env;
 use crate::error::VmError;
 use crate::helpers::{HelperContext, HelperOutcome, Helpers};
 use crate::interpreter::{Config, MAX_TAIL_CALLS, PacketState, RunResult, STACK_FRAME_SIZE};
-use crate::memory::{MemoryMap, RegionKind};
+use crate::memory::MemoryMap;
 use crate::program::{FUNC_ADDR_TAG, Program};
 
 /// Which engine runs a program.
@@ -386,10 +386,8 @@ pub(crate) fn run(
     let depth = config.max_call_depth.max(1);
     let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
     let mut memory = memory;
-    let stack_top =
-        memory.add_mut(RegionKind::Stack, stack.bytes()) + (STACK_FRAME_SIZE * depth) as u64;
-    memory.move_last_to_front();
-    memory.resize_front(-((STACK_FRAME_SIZE * (depth - 1)) as i64));
+    // Only the current frame is accessible at first; calls extend it.
+    let stack_top = memory.add_stack_front(stack.bytes(), STACK_FRAME_SIZE);
     let budget = config.instruction_budget.unwrap_or(u64::MAX);
     let mut rt = Runtime {
         ctx: JitCtx {
