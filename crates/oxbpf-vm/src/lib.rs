@@ -89,6 +89,18 @@ impl Vm {
         packet: Option<PacketState>,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
+        // Straight to the JIT (a tracer needs the interpreter).
+        if self.config.engine == Engine::Jit && !T::ENABLED {
+            return jit::run(
+                &self.program,
+                &self.helpers,
+                &self.config,
+                memory,
+                args,
+                env,
+                packet,
+            );
+        }
         interpreter::run(
             interpreter::Setup {
                 program: &self.program,
