@@ -246,7 +246,13 @@ impl LoadedObject {
         packet: Option<PacketState>,
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
-        if self.config.engine == crate::jit::Engine::Jit {
+        if self.config.engine == crate::jit::Engine::Jit
+            && !self
+                .env
+                .programs
+                .iter()
+                .all(|p| crate::jit::is_compiled(p, &self.config))
+        {
             // One executable mapping for all of the object's programs (the
             // tail-call targets), made on the first JIT run.
             let all: Vec<&crate::program::Program> =

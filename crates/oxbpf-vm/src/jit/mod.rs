@@ -257,6 +257,11 @@ pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<&JitCode, JitErr
     }
 }
 
+/// Whether `program` already has code for runs with `config`.
+pub(crate) fn is_compiled(program: &Program, config: &Config) -> bool {
+    program.jit.slots[Mode::of(config).index()].get().is_some()
+}
+
 /// Compiles several programs (an object's, which may tail-call each other)
 /// into one executable mapping: one map and one protection change for all,
 /// instead of one each. Programs already compiled for `config` are skipped.
