@@ -20,23 +20,7 @@ fn hex(b: &[u8]) -> String {
         })
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+use crate::verify::json_str;
 
 fn inputs_of(a: &RunArgs) -> Result<Vec<Vec<u8>>> {
     Ok(
@@ -131,35 +115,7 @@ fn run_kernel(
             let Some(m) = m else { continue };
             let name = &k.map_names[mi];
             let entries = m.entries().map_err(|e| anyhow!("map {name}: {e}"))?;
-            if a.json {
-                let items: Vec<String> = entries
-                    .iter()
-                    .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
-                    .collect();
-                writeln!(
-                    out,
-                    "{{\"map\":{},\"entries\":[{}]}}",
-                    json_str(name),
-                    items.join(",")
-                )?;
-            } else {
-                let is_array = matches!(m.spec.map_type, 2 | 6);
-                let shown: Vec<_> = entries
-                    .iter()
-                    .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
-                    .collect();
-                writeln!(out, "map {name} ({} entries):", entries.len())?;
-                for (k, v) in &shown {
-                    writeln!(out, "  {} => {}", hex(k), hex(v))?;
-                }
-                if shown.len() < entries.len() {
-                    writeln!(
-                        out,
-                        "  ({} all-zero entries not shown)",
-                        entries.len() - shown.len()
-                    )?;
-                }
-            }
+            write_map(&mut out, name, m.spec.map_type, &entries, a.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -375,36 +331,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         for (mi, m) in loaded.env.maps.iter().enumerate() {
             let name = &loaded.map_names[mi];
             let entries = m.entries();
-            if a.json {
-                let items: Vec<String> = entries
-                    .iter()
-                    .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
-                    .collect();
-                writeln!(
-                    out,
-                    "{{\"map\":{},\"entries\":[{}]}}",
-                    json_str(name),
-                    items.join(",")
-                )?;
-            } else {
-                // Arrays always have max_entries entries; zero ones are noise.
-                let is_array = matches!(m.spec.map_type, 2 | 6);
-                let shown: Vec<_> = entries
-                    .iter()
-                    .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
-                    .collect();
-                writeln!(out, "map {name} ({} entries):", entries.len())?;
-                for (k, v) in &shown {
-                    writeln!(out, "  {} => {}", hex(k), hex(v))?;
-                }
-                if shown.len() < entries.len() {
-                    writeln!(
-                        out,
-                        "  ({} all-zero entries not shown)",
-                        entries.len() - shown.len()
-                    )?;
-                }
-            }
+            write_map(&mut out, name, m.spec.map_type, &entries, a.json)?;
         }
     }
     Ok(if failed {
@@ -412,4 +339,44 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Prints a map's entries: one JSON object, or a header and `key => value`
+/// lines (all-zero array entries, always present, are counted but not shown).
+fn write_map(
+    out: &mut impl std::io::Write,
+    name: &str,
+    map_type: u32,
+    entries: &[(Vec<u8>, Vec<u8>)],
+    json: bool,
+) -> std::io::Result<()> {
+    if json {
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
+            .collect();
+        return writeln!(
+            out,
+            "{{\"map\":{},\"entries\":[{}]}}",
+            json_str(name),
+            items.join(",")
+        );
+    }
+    let is_array = matches!(map_type, 2 | 6);
+    let shown: Vec<_> = entries
+        .iter()
+        .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
+        .collect();
+    writeln!(out, "map {name} ({} entries):", entries.len())?;
+    for (k, v) in &shown {
+        writeln!(out, "  {} => {}", hex(k), hex(v))?;
+    }
+    if shown.len() < entries.len() {
+        writeln!(
+            out,
+            "  ({} all-zero entries not shown)",
+            entries.len() - shown.len()
+        )?;
+    }
+    Ok(())
 }

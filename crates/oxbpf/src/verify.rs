@@ -33,7 +33,7 @@ pub struct VerifyArgs {
     pub allow_ptr_leaks: bool,
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     o.push('"');
     for c in s.chars() {
