@@ -276,6 +276,17 @@ pub fn map_problem(m: &MapInfo) -> Option<String> {
     }
 }
 
+/// Whether every program of `obj` passes (each as `prog_type` when given,
+/// else as its own type): what running any of them without run-time checks
+/// needs, since each may tail-call the others.
+pub fn verify_all_programs(obj: &Object, prog_type: Option<ProgramType>) -> bool {
+    let opts = Options {
+        prog_type: prog_type.unwrap_or(ProgramType::Unspec),
+        ..Default::default()
+    };
+    (0..obj.programs.len()).all(|i| verify_object_program(obj, i, &opts).is_ok())
+}
+
 /// Verifies program `idx` of `obj` with `base` options (its type and maps
 /// are taken from the object unless `base.prog_type` is set).
 pub fn verify_object_program(

@@ -520,17 +520,7 @@ fn objects(quick: bool) -> Result<()> {
         let mut jit = oxbpf_vm::loaded::LoadedObject::new(&obj, 1, None)?;
         jit.config.engine = Engine::Jit;
         jit.config.count_instructions = false;
-        let all_verified = (0..obj.programs.len()).all(|i| {
-            let mut opts = oxbpf_verifier::Options::default();
-            if let Some(p) = jit
-                .programs
-                .iter()
-                .find(|p| p.def.name == obj.programs[i].name)
-            {
-                opts.prog_type = p.kind;
-            }
-            oxbpf_verifier::verify_object_program(&obj, i, &opts).is_ok()
-        });
+        let all_verified = oxbpf_verifier::verify_all_programs(&obj, None);
         if all_verified {
             // SAFETY: every program of the object passed the verifier.
             jit.config.checks = unsafe { Checks::trust_verified() };

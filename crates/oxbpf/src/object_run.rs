@@ -170,18 +170,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     // The JIT omits memory checks only when every program the chosen one
     // could tail-call passed the verifier too.
     if !a.no_verify && a.engine == crate::engine::EngineKind::Jit {
-        let all = (0..obj.programs.len()).all(|oi| {
-            let kind = loaded
-                .programs
-                .iter()
-                .find(|p| p.def.name == obj.programs[oi].name)
-                .map(|p| p.kind);
-            let mut opts = oxbpf_verifier::Options::default();
-            if let Some(t) = override_type.or(kind) {
-                opts.prog_type = t;
-            }
-            oxbpf_verifier::verify_object_program(&obj, oi, &opts).is_ok()
-        });
+        let all = oxbpf_verifier::verify_all_programs(&obj, override_type);
         if all {
             // SAFETY: every program of the object (the chosen one and any
             // tail-call target) was accepted by the verifier above for this

@@ -460,13 +460,7 @@ fn compare_object(
     let Ok(o) = oxbpf_obj::load(&std::fs::read(path).unwrap()) else {
         return 0;
     };
-    let verified = (0..o.programs.len()).all(|i| {
-        let mut opts = oxbpf_verifier::Options::default();
-        if o.programs[i].kind != oxbpf_obj::ProgramType::Unspec {
-            opts.prog_type = o.programs[i].kind;
-        }
-        oxbpf_verifier::verify_object_program(&o, i, &opts).is_ok()
-    });
+    let verified = oxbpf_verifier::verify_all_programs(&o, None);
     let override_type = o
         .programs
         .iter()
