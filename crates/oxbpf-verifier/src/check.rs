@@ -598,13 +598,7 @@ impl Verifier<'_> {
                 dst,
                 src,
             } => {
-                let s = self.read(path, pc, src.index())?;
-                if s.kind != Kind::Scalar {
-                    return err(
-                        pc,
-                        format!("R{} sign-extending a pointer is prohibited", src.index()),
-                    );
-                }
+                let s = self.read_scalar(path, pc, src.index(), "sign-extending")?;
                 let v = match s.var.konst() {
                     Some(c) => {
                         let ext = match bits {
@@ -629,13 +623,7 @@ impl Verifier<'_> {
                 path.state.cur_mut().regs[dst.index()] = Reg::scalar(v);
             }
             I::Neg { width, dst } => {
-                let d = self.read(path, pc, dst.index())?;
-                if d.kind != Kind::Scalar {
-                    return err(
-                        pc,
-                        format!("R{} negation of a pointer is prohibited", dst.index()),
-                    );
-                }
+                let d = self.read_scalar(path, pc, dst.index(), "negation of")?;
                 let v = Scalar::from_const(0).sub(&d.var);
                 path.state.cur_mut().regs[dst.index()] =
                     Reg::scalar(if width == oxbpf_isa::Width::W32 {
@@ -645,13 +633,7 @@ impl Verifier<'_> {
                     });
             }
             I::Endian { bits, dst, .. } => {
-                let d = self.read(path, pc, dst.index())?;
-                if d.kind != Kind::Scalar {
-                    return err(
-                        pc,
-                        format!("R{} byte swap of a pointer is prohibited", dst.index()),
-                    );
-                }
+                let d = self.read_scalar(path, pc, dst.index(), "byte swap of")?;
                 let v = match d.var.konst() {
                     Some(c) => {
                         let x = match (insn, bits) {
@@ -903,6 +885,16 @@ impl Verifier<'_> {
     }
 
     /// Reads a register, which must be initialized.
+    /// [`Verifier::read`] of a register that must hold a number for `what`
+    /// (an operation that makes no sense on a pointer).
+    fn read_scalar(&self, path: &Path, pc: usize, r: usize, what: &str) -> VResult<Reg> {
+        let reg = self.read(path, pc, r)?;
+        if reg.kind != Kind::Scalar {
+            return err(pc, format!("R{r} {what} a pointer is prohibited"));
+        }
+        Ok(reg)
+    }
+
     fn read(&self, path: &Path, pc: usize, r: usize) -> VResult<Reg> {
         let reg = path.state.cur().regs[r];
         if reg.kind == Kind::NotInit {
