@@ -109,9 +109,12 @@ impl fmt::Display for AccessFault {
 
 /// The set of regions for one execution.
 pub struct MemoryMap<'a> {
-    /// Inline for a raw run (stack and input): no allocation, and a small
-    /// value to move; object runs with more regions spill to the heap.
-    regions: smallvec::SmallVec<[Region; 2]>,
+    /// Slot 0 is reserved for the stack (checked first), which an engine
+    /// adds when the run starts; until then it is empty and hidden. Inline
+    /// for a raw run (stack and input, and one more): no allocation, and a
+    /// small value to move; object runs with more regions spill to the heap.
+    regions: smallvec::SmallVec<[Region; 3]>,
+    has_stack: bool,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -121,10 +124,22 @@ impl Default for MemoryMap<'_> {
     }
 }
 
+/// The stack slot before a stack is added: contains no address.
+const NO_STACK: Region = Region {
+    start: 0,
+    len: 0,
+    writable: false,
+    kind: RegionKind::Stack,
+    host_writable: false,
+};
+
 impl<'a> MemoryMap<'a> {
     pub fn new() -> Self {
+        let mut regions = smallvec::SmallVec::new();
+        regions.push(NO_STACK);
         MemoryMap {
-            regions: smallvec::SmallVec::new(),
+            regions,
+            has_stack: false,
             _borrow: PhantomData,
         }
     }
@@ -197,25 +212,17 @@ impl<'a> MemoryMap<'a> {
         let start = mem.as_mut_ptr() as u64;
         let len = mem.len() as u64;
         let visible = (visible as u64).min(len);
-        self.regions.insert(
-            0,
-            Region {
-                start: start + len - visible,
-                len: visible,
-                writable: true,
-                kind: RegionKind::Stack,
-                host_writable: true,
-            },
-        );
+        // Into the reserved slot: no region moves (a raw run's whole map
+        // is built in a few stores).
+        self.regions[0] = Region {
+            start: start + len - visible,
+            len: visible,
+            writable: true,
+            kind: RegionKind::Stack,
+            host_writable: true,
+        };
+        self.has_stack = true;
         start + len
-    }
-
-    /// Moves the most recently added region to the front, so it is checked
-    /// first (the interpreter does this for the stack, the hottest region).
-    pub fn move_last_to_front(&mut self) {
-        if let Some(last) = self.regions.pop() {
-            self.regions.insert(0, last);
-        }
     }
 
     /// Writes bytes on the host's behalf (helpers updating a read-only
@@ -245,7 +252,8 @@ impl<'a> MemoryMap<'a> {
     /// helper moves its head or tail). The caller keeps the new range inside
     /// the memory the region was created from.
     pub(crate) fn set_region(&mut self, kind: RegionKind, start: u64, len: u64) {
-        if let Some(r) = self.regions.iter_mut().find(|r| r.kind == kind) {
+        let skip = usize::from(!self.has_stack);
+        if let Some(r) = self.regions[skip..].iter_mut().find(|r| r.kind == kind) {
             r.start = start;
             r.len = len;
         }
@@ -273,7 +281,7 @@ impl<'a> MemoryMap<'a> {
     }
 
     pub fn regions(&self) -> &[Region] {
-        &self.regions
+        &self.regions[usize::from(!self.has_stack)..]
     }
 
     /// Finds the region that holds `[addr, addr + size)` with the needed access.
@@ -297,7 +305,7 @@ impl<'a> MemoryMap<'a> {
             }
         };
         let nearest = self
-            .regions
+            .regions()
             .iter()
             .min_by_key(|r| distance(r))
             .map(|r| (r.kind, r.start, r.len));
@@ -406,30 +414,36 @@ impl<'a> MemoryMap<'a> {
 }
 
 thread_local! {
-    static STACKS: std::cell::RefCell<Vec<(Vec<u8>, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The thread's spare stack, and the offset below which it is zero
+    /// (apart: a pair would be read back as one 16-byte value right after
+    /// its halves were written, stalling store forwarding).
+    static SPARE_STACK: std::cell::Cell<Option<Box<[u8]>>> = const { std::cell::Cell::new(None) };
+    static SPARE_DIRTY_FROM: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A stack buffer for one run, reused by the next run on the same thread:
 /// no allocation per run, and back-to-back runs (interpreter and JIT in a
 /// differential test, say) see the same stack addresses. Every run starts
 /// with a zeroed stack; an engine that knows which part a run could have
-/// written ([`PooledStack::set_dirty_from`]) saves zeroing the rest.
+/// written ([`PooledStack::set_dirty_from`]) saves zeroing the rest. One
+/// spare per thread: a nested run (a run inside a helper) allocates its
+/// own.
 pub(crate) struct PooledStack {
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
     /// Offset below which the buffer is still all zeros.
     dirty_from: usize,
 }
 
 impl PooledStack {
     pub(crate) fn take(len: usize) -> PooledStack {
-        let pooled = STACKS.with(|s| s.borrow_mut().pop());
-        match pooled {
-            Some((mut buf, dirty_from)) if buf.len() == len => {
+        match SPARE_STACK.with(|s| s.take()) {
+            Some(mut buf) if buf.len() == len => {
+                let dirty_from = SPARE_DIRTY_FROM.with(|d| d.get());
                 buf[dirty_from.min(len)..].fill(0);
                 PooledStack { buf, dirty_from: 0 }
             }
             _ => PooledStack {
-                buf: vec![0; len],
+                buf: vec![0; len].into_boxed_slice(),
                 dirty_from: 0,
             },
         }
@@ -448,13 +462,8 @@ impl PooledStack {
 impl Drop for PooledStack {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
-        let dirty_from = self.dirty_from;
-        // Keep a few buffers (nested runs take more than one).
-        STACKS.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < 4 {
-                s.push((buf, dirty_from));
-            }
-        });
+        SPARE_DIRTY_FROM.with(|d| d.set(self.dirty_from));
+        // `try_with`: nothing to keep while the thread is exiting.
+        let _ = SPARE_STACK.try_with(|s| s.set(Some(buf)));
     }
 }

@@ -115,3 +115,43 @@ fn uncounted_runs_report_no_instruction_count() {
     let r = vm.run_raw(&mut []).unwrap();
     assert_eq!((r.r0, r.executed), (3, 0));
 }
+
+#[test]
+fn multiplication_by_constants_matches_the_interpreter() {
+    // Constants the code generator turns into shifts, lea and
+    // shift-and-add/subtract, their neighbours, and the extremes.
+    let mut consts: Vec<i32> = (-70..=70).collect();
+    for k in 1..31 {
+        let p = 1i64 << k;
+        for c in [p - 1, p, p + 1, 3 * p, 5 * p, 9 * p, -p] {
+            if let Ok(c) = i32::try_from(c) {
+                consts.push(c);
+            }
+        }
+    }
+    consts.extend([i32::MAX, i32::MIN, i32::MIN + 1]);
+    let inputs: [i64; 6] = [
+        0,
+        1,
+        -1,
+        0x1234_5678_9abc_def1,
+        i64::MIN,
+        0x7fff_ffff_8000_0001,
+    ];
+    for &c in &consts {
+        for opcode in [0x27u8, 0x24] {
+            for &x in &inputs {
+                // r0 = x ll; r0 *= c (64- or 32-bit); exit
+                let p = program(&[
+                    (0x18, 0, 0, 0, x as i32),
+                    (0, 0, 0, 0, (x >> 32) as i32),
+                    (opcode, 0, 0, 0, c),
+                    (0x95, 0, 0, 0, 0),
+                ]);
+                let want = Vm::new(p.clone()).run_raw(&mut []).unwrap().r0;
+                let got = jit(p).run_raw(&mut []).unwrap().r0;
+                assert_eq!(got, want, "opcode {opcode:#x}, {x:#x} * {c}");
+            }
+        }
+    }
+}

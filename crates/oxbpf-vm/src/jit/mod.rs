@@ -1,6 +1,7 @@
 //! The JIT: eBPF to x86-64 machine code, with the interpreter's semantics.
 //!
-//! * [`emit`] generates the code (dynasm-rs; no `unsafe`);
+//! * [`emit`] generates the code (dynasm-rs; no `unsafe`), with
+//!   [`encode`] for the short forms of loads and stores;
 //! * [`exec`] is the only place that runs it (the `unsafe` calls into
 //!   generated code and the callbacks it makes into Rust).
 //!
@@ -13,6 +14,7 @@
 //! both at once.
 
 mod emit;
+mod encode;
 mod exec;
 
 use std::sync::{Arc, OnceLock};
