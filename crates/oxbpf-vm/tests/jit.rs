@@ -155,3 +155,52 @@ fn multiplication_by_constants_matches_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn byte_pair_loads_match_the_interpreter() {
+    // x = *(u8 *)(r6 + j); y = *(u8 *)(r6 + k); s <<= 8; s |= o; with
+    // {s, o} = {x, y}, adjacent offsets in both orders, both widths, the
+    // second load overwriting the base, and the other byte read or not.
+    let mut mem: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+    let mut cases = 0;
+    for (j, k) in [(5, 4), (4, 5), (0, 1), (1, 0), (7, 9)] {
+        for shift_first in [false, true] {
+            for (sh, or) in [(0x64u8, 0x4cu8), (0x67, 0x4f), (0x64, 0x4f)] {
+                for y in [3u8, 6] {
+                    for other_live in [false, true] {
+                        let x = 2u8;
+                        let (s, o) = if shift_first { (x, y) } else { (y, x) };
+                        let mut text = vec![
+                            (0xbf, 6, 1, 0, 0), // r6 = r1
+                            (0x71, x, 6, j, 0),
+                            (0x71, y, 6, k, 0),
+                            (sh, s, 0, 0, 8),
+                            (or, s, o, 0, 0),
+                            (0xbf, 0, s, 0, 0), // r0 = s
+                        ];
+                        if other_live {
+                            // r0 <<= 16; r0 |= o
+                            text.push((0x67, 0, 0, 0, 16));
+                            text.push((0x4f, 0, o, 0, 0));
+                        } else {
+                            text.push((0xb7, o, 0, 0, 0)); // o = 0
+                        }
+                        text.push((0x95, 0, 0, 0, 0));
+                        let p = program(&text);
+                        let want = Vm::new(p.clone()).run_raw(&mut mem).unwrap().r0;
+                        for count in [false, true] {
+                            let mut vm = jit(p.clone());
+                            // SAFETY: every load reads inside the 64-byte input.
+                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                            vm.config.count_instructions = count;
+                            let got = vm.run_raw(&mut mem).unwrap().r0;
+                            assert_eq!(got, want, "{text:?}");
+                        }
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 5 * 2 * 3 * 2 * 2);
+}

@@ -706,6 +706,9 @@ impl Emitter<'_> {
         if let Some(next) = self.address_idiom(pc) {
             return Ok(next);
         }
+        if let Some(next) = self.byte_pair_idiom(pc) {
+            return Ok(next);
+        }
         if self.plain_next(pc + 1) {
             let n = self.ops[pc + 1];
             // rD <<= 32; rD >>= 32 → zero-extend; `s>>= 32` → sign-extend.
@@ -868,6 +871,93 @@ impl Emitter<'_> {
         let r = REG[if m.code & 7 == BPF_LDX { m.dst } else { m.src } as usize % 11];
         self.load_store(m.code, r, s, index, disp);
         Some(pc + 3)
+    }
+
+    /// Two adjacent byte loads joined into a 16-bit value, as clang writes
+    /// a big-endian field read through a byte pointer (`p[0] << 8 | p[1]`)
+    /// or a little-endian one:
+    /// `x = *(u8 *)(b + j); y = *(u8 *)(b + k); s <<= 8; s |= o` with
+    /// {s, o} = {x, y} and the offsets adjacent. Becomes one 16-bit load
+    /// (and `rol` for big-endian); the other byte is loaded too only if its
+    /// register is read later. Trusted code only (in checked code each load
+    /// must fault at its own pc).
+    fn byte_pair_idiom(&mut self, pc: usize) -> Option<usize> {
+        if self.mode.checked || !(1..4).all(|i| self.plain_next(pc + i)) {
+            return None;
+        }
+        let [l1, l2, sh, or] = *self.ops.get(pc..pc + 4)? else {
+            return None;
+        };
+        let pair = l1.code == 0x71
+            && l2.code == 0x71
+            && l1.src == l2.src
+            && l1.dst != l1.src
+            && l1.dst != l2.dst
+            && matches!(sh.code, 0x64 | 0x67)
+            && sh.imm == 8
+            && matches!(or.code, 0x4c | 0x4f)
+            && or.dst == sh.dst
+            && (sh.dst == l1.dst || sh.dst == l2.dst);
+        if !pair {
+            return None;
+        }
+        let (hi, lo) = if sh.dst == l1.dst { (l1, l2) } else { (l2, l1) };
+        if or.src != lo.dst {
+            return None;
+        }
+        let (hi_off, lo_off) = (hi.off as i64, lo.off as i64);
+        let big_endian = lo_off == hi_off + 1;
+        if !big_endian && hi_off != lo_off + 1 {
+            return None;
+        }
+        let b = REG[l1.src as usize % 11];
+        let (s, o) = (REG[hi.dst as usize % 11], REG[lo.dst as usize % 11]);
+        let word = |e: &mut Self| {
+            e.load_store(0x69, s, b, None, hi_off.min(lo_off) as i32);
+            if big_endian {
+                dynasm!(e.a ; rol Rw(s), 8);
+            }
+        };
+        // The load that overwrites the base goes last.
+        if self.dead_after(lo.dst, pc + 3) {
+            word(self);
+        } else if o == b {
+            word(self);
+            self.load_store(0x71, o, b, None, lo.off);
+        } else {
+            self.load_store(0x71, o, b, None, lo.off);
+            word(self);
+        }
+        Some(pc + 4)
+    }
+
+    /// Whether BPF register `r` is overwritten after `pc` before anything
+    /// reads it, on the straight line that follows (conservatively not at
+    /// any jump, call, exit, atomic or legacy packet load).
+    fn dead_after(&self, r: u8, pc: usize) -> bool {
+        let mut p = pc + 1;
+        while let Some(&o) = self.ops.get(p) {
+            let (class, x) = (o.code & 7, o.code & BPF_X != 0);
+            let (reads_dst, reads_src, writes_dst) = match class {
+                BPF_ALU | BPF_ALU64 => {
+                    let mov = o.code & 0xf0 == BPF_MOV;
+                    (!mov, x || (mov && o.off != 0 && x), true)
+                }
+                BPF_LDX => (false, true, true),
+                BPF_ST => (true, false, false),
+                BPF_STX if matches!(o.code, 0x63 | 0x6b | 0x73 | 0x7b) => (true, true, false),
+                BPF_LD if o.code == 0x18 => (false, false, true),
+                _ => return false,
+            };
+            if (reads_dst && o.dst == r) || (reads_src && o.src == r) {
+                return false;
+            }
+            if writes_dst && o.dst == r {
+                return true;
+            }
+            p += if o.code == 0x18 { 2 } else { 1 };
+        }
+        false
     }
 
     /// A fresh random key (xorshift64 from a random seed).
