@@ -941,7 +941,7 @@ impl Emitter<'_> {
             let (reads_dst, reads_src, writes_dst) = match class {
                 BPF_ALU | BPF_ALU64 => {
                     let mov = o.code & 0xf0 == BPF_MOV;
-                    (!mov, x || (mov && o.off != 0 && x), true)
+                    (!mov, x, true)
                 }
                 BPF_LDX => (false, true, true),
                 BPF_ST => (true, false, false),
