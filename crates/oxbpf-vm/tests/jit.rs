@@ -204,3 +204,33 @@ fn byte_pair_loads_match_the_interpreter() {
     }
     assert_eq!(cases, 5 * 2 * 3 * 2 * 2);
 }
+
+#[test]
+fn move_and_mask_matches_the_interpreter() {
+    // rD = rS (32 or 64 bits); rD &= 0xff or 0xffff (32 or 64 bits), for
+    // every pair of registers r0..r9 (r10 excluded: it is the frame).
+    let x: i64 = 0x8123_4567_89ab_cdef_u64 as i64;
+    for mov in [0xbcu8, 0xbf] {
+        for and in [0x54u8, 0x57] {
+            for mask in [0xff, 0xffff] {
+                for s in 0..10u8 {
+                    for d in 0..10u8 {
+                        // rS = x ll; rD = rS; rD &= mask; r0 = rD; exit
+                        let p = program(&[
+                            (0x18, s, 0, 0, x as i32),
+                            (0, 0, 0, 0, (x >> 32) as i32),
+                            (mov, d, s, 0, 0),
+                            (and, d, 0, 0, mask),
+                            (0xbf, 0, d, 0, 0),
+                            (0x95, 0, 0, 0, 0),
+                        ]);
+                        let want = Vm::new(p.clone()).run_raw(&mut []).unwrap().r0;
+                        let got = jit(p).run_raw(&mut []).unwrap().r0;
+                        assert_eq!(got, want, "mov {mov:#x} and {and:#x} {mask:#x} r{d} = r{s}");
+                        assert_eq!(got, x as u64 & mask as u64);
+                    }
+                }
+            }
+        }
+    }
+}

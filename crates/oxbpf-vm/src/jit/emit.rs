@@ -722,6 +722,25 @@ impl Emitter<'_> {
                     return Ok(pc + 2);
                 }
             }
+            // rD = rS; rD &= 0xff (0xffff) → movzx rD, rS's low byte (word).
+            if matches!(o.code, 0xbc | 0xbf)
+                && o.off == 0
+                && matches!(n.code, 0x54 | 0x57)
+                && n.dst == o.dst
+                && !self.mode.blind
+            {
+                match n.imm {
+                    0xff => {
+                        dynasm!(self.a ; movzx Rd(d), Rb(s));
+                        return Ok(pc + 2);
+                    }
+                    0xffff => {
+                        dynasm!(self.a ; movzx Rd(d), Rw(s));
+                        return Ok(pc + 2);
+                    }
+                    _ => {}
+                }
+            }
         }
         match class {
             BPF_ALU64 | BPF_ALU => self.alu(o, d, s, imm, class == BPF_ALU64, pc)?,
