@@ -67,6 +67,10 @@ pub(crate) struct Compiled {
     pub entry: usize,
     pub body: usize,
     pub thunks: Option<usize>,
+    /// Whether any instruction names r10: a program that never does cannot
+    /// form a stack address, so neither it nor a helper it calls can write
+    /// the stack (its stack needs no zeroing after the run).
+    pub uses_fp: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -229,11 +233,13 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
     let code =
         e.a.finalize()
             .map_err(|err| JitError(format!("code generation: {err}")))?;
+    let uses_fp = ops[..len].iter().any(|o| o.dst == 10 || o.src == 10);
     Ok(Compiled {
         code,
         entry,
         body,
         thunks,
+        uses_fp,
     })
 }
 

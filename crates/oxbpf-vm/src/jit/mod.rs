@@ -100,6 +100,8 @@ pub struct JitCode {
     body: usize,
     thunks: Option<usize>,
     len: usize,
+    /// See `emit::Compiled::uses_fp`.
+    uses_fp: bool,
 }
 
 impl std::fmt::Debug for JitCode {
@@ -211,6 +213,7 @@ fn place(compiled: Vec<(emit::Compiled, usize)>) -> Result<Vec<Arc<JitCode>>, Ji
                 body: c.body,
                 thunks: c.thunks,
                 len,
+                uses_fp: c.uses_fp,
             })
         })
         .collect())
@@ -374,6 +377,9 @@ pub(crate) struct Runtime<'r, 'm> {
     budget: u64,
     tail_calls: u32,
     stack_top: u64,
+    /// Whether a program of the run (the first or a tail-call target)
+    /// names r10, so the stack may have been written.
+    uses_fp: bool,
     error: Option<VmError>,
 }
 
@@ -418,13 +424,18 @@ pub(crate) fn run(
         budget,
         tail_calls: 0,
         stack_top,
+        uses_fp: code.uses_fp,
         error: None,
     };
     rt.sync_packet();
     let (entry, body) = (rt.code.entry_addr(), rt.code.body_addr());
     let r0 = exec::enter(&mut rt, entry, args, stack_top, body);
     let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
-    let dirty_from = rt.ctx.min_lo.saturating_sub(stack_base) as usize;
+    let dirty_from = if rt.uses_fp {
+        rt.ctx.min_lo.saturating_sub(stack_base) as usize
+    } else {
+        STACK_FRAME_SIZE * depth
+    };
     let result = match rt.take_error() {
         Some(e) => Err(e),
         None => Ok(RunResult {
@@ -550,6 +561,7 @@ impl Runtime<'_, '_> {
                             self.ctx.executed -= rem;
                             self.code = code;
                             self.program = p;
+                            self.uses_fp |= code.uses_fp;
                             2
                         }
                         Err(e) => {
