@@ -234,3 +234,77 @@ fn move_and_mask_matches_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn address_registers_read_later_are_still_computed() {
+    // r2 = 8; r5 = r1; r5 += r2; *(u8 *)(r5 + 1) = r2; then r5 is either
+    // returned (live: its `lea` must stay) or overwritten (dead), in a
+    // loop so liveness flows around a back edge.
+    for live in [false, true] {
+        let mut text = vec![
+            (0xb7, 2, 0, 0, 8),  // r2 = 8
+            (0xb7, 3, 0, 0, 0),  // r3 = 0 (loop counter)
+            (0xbf, 5, 1, 0, 0),  // loop: r5 = r1
+            (0x0f, 5, 2, 0, 0),  // r5 += r2
+            (0x73, 5, 2, 1, 0),  // *(u8 *)(r5 + 1) = r2
+            (0x07, 2, 0, 0, 1),  // r2 += 1
+            (0x07, 3, 0, 0, 1),  // r3 += 1
+            (0x55, 3, 0, -6, 4), // if r3 != 4 goto loop
+        ];
+        if live {
+            text.push((0xbf, 0, 5, 0, 0)); // r0 = r5
+            text.push((0x1f, 0, 1, 0, 0)); // r0 -= r1
+        } else {
+            text.push((0xb7, 5, 0, 0, 0)); // r5 = 0
+            text.push((0xbf, 0, 2, 0, 0)); // r0 = r2
+        }
+        text.push((0x95, 0, 0, 0, 0));
+        let p = program(&text);
+        let mut want_mem = vec![0u8; 32];
+        let want = Vm::new(p.clone()).run_raw(&mut want_mem).unwrap().r0;
+        let mut vm = jit(p);
+        // SAFETY: the stores write bytes 9..=12 of the 32-byte input.
+        vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+        let mut got_mem = vec![0u8; 32];
+        let got = vm.run_raw(&mut got_mem).unwrap().r0;
+        assert_eq!((got, &got_mem), (want, &want_mem), "live: {live}");
+    }
+}
+
+#[test]
+fn division_by_constants_matches_the_interpreter() {
+    let mut divisors: Vec<i32> = (-20..=70).collect();
+    divisors.extend([641, 1_000_000_007, i32::MAX, i32::MIN, -15, -0x7fff_fff1]);
+    let inputs: [i64; 7] = [
+        0,
+        1,
+        6,
+        0xffff_ffff,
+        -1,
+        0x1234_5678_9abc_def1,
+        0x7fff_ffff_8000_0001,
+    ];
+    // div/mod, 32/64-bit, unsigned and signed (off = 1).
+    for (opcode, off) in [
+        (0x34u8, 0i16),
+        (0x94, 0),
+        (0x37, 0),
+        (0x97, 0),
+        (0x34, 1),
+        (0x97, 1),
+    ] {
+        for &c in &divisors {
+            for &x in &inputs {
+                let p = program(&[
+                    (0x18, 0, 0, 0, x as i32),
+                    (0, 0, 0, 0, (x >> 32) as i32),
+                    (opcode, 0, 0, off, c),
+                    (0x95, 0, 0, 0, 0),
+                ]);
+                let want = Vm::new(p.clone()).run_raw(&mut []).unwrap().r0;
+                let got = jit(p).run_raw(&mut []).unwrap().r0;
+                assert_eq!(got, want, "opcode {opcode:#x} off {off}: {x:#x} op {c}");
+            }
+        }
+    }
+}

@@ -151,6 +151,8 @@ struct Emitter<'a> {
     target: Vec<bool>,
     /// Whether a pc is the target of a backward jump (a loop head).
     loop_head: Vec<bool>,
+    /// Registers live after each pc (trusted code; empty otherwise).
+    live_out: Vec<super::liveness::Regs>,
     cold: Vec<Cold>,
     /// State of the random keys for constant blinding.
     rng: u64,
@@ -209,6 +211,11 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, Ji
         leader,
         target,
         loop_head,
+        live_out: if mode.checked {
+            Vec::new()
+        } else {
+            super::liveness::live_out(ops)
+        },
         cold: Vec::new(),
         rng: if mode.blind { random_seed() } else { 0 },
         in_copy: false,
@@ -886,7 +893,8 @@ impl Emitter<'_> {
             self.lea(d, s, Some(i), k.imm as i32);
             return Some(pc + 3);
         }
-        if !loads_into_d {
+        // The address register itself is only needed if read later.
+        if !(loads_into_d || m.is_some() && self.dead_after(o.dst, pc + 2)) {
             self.lea(d, s, index, disp as i32);
         }
         let Some(m) = m else {
@@ -956,33 +964,13 @@ impl Emitter<'_> {
         Some(pc + 4)
     }
 
-    /// Whether BPF register `r` is overwritten after `pc` before anything
-    /// reads it, on the straight line that follows (conservatively not at
-    /// any jump, call, exit, atomic or legacy packet load).
+    /// Whether nothing reads BPF register `r` after `pc` before writing it
+    /// (trusted code only computes liveness; otherwise every register is
+    /// taken as live).
     fn dead_after(&self, r: u8, pc: usize) -> bool {
-        let mut p = pc + 1;
-        while let Some(&o) = self.ops.get(p) {
-            let (class, x) = (o.code & 7, o.code & BPF_X != 0);
-            let (reads_dst, reads_src, writes_dst) = match class {
-                BPF_ALU | BPF_ALU64 => {
-                    let mov = o.code & 0xf0 == BPF_MOV;
-                    (!mov, x, true)
-                }
-                BPF_LDX => (false, true, true),
-                BPF_ST => (true, false, false),
-                BPF_STX if matches!(o.code, 0x63 | 0x6b | 0x73 | 0x7b) => (true, true, false),
-                BPF_LD if o.code == 0x18 => (false, false, true),
-                _ => return false,
-            };
-            if (reads_dst && o.dst == r) || (reads_src && o.src == r) {
-                return false;
-            }
-            if writes_dst && o.dst == r {
-                return true;
-            }
-            p += if o.code == 0x18 { 2 } else { 1 };
-        }
-        false
+        self.live_out
+            .get(pc)
+            .is_some_and(|&l| r <= 10 && l & 1 << r == 0)
     }
 
     /// A fresh random key (xorshift64 from a random seed).
@@ -1328,17 +1316,26 @@ impl Emitter<'_> {
                 }
                 return;
             }
-            if !signed
-                && !w
-                && let Some((m, shift)) = magic_u32(c as u32)
-            {
+            if !signed && !w {
                 // n * m fits 64 bits: one multiply, no rdx.
-                dynasm!(self.a
-                    ; mov r11d, Rd(d)
-                    ; mov r10d, m as i32
-                    ; imul r10, r11
-                    ; shr r10, (32 + shift) as i8
-                );
+                dynasm!(self.a ; mov r11d, Rd(d));
+                if let Some((m, shift)) = magic_u32(c as u32) {
+                    dynasm!(self.a
+                        ; mov r10d, m as i32
+                        ; imul r10, r11
+                        ; shr r10, (32 + shift) as i8
+                    );
+                } else {
+                    // A 33-bit multiplier 2^32 + m: n + (n * m >> 32).
+                    let (m, shift) = magic_u32_wide(c as u32);
+                    dynasm!(self.a
+                        ; mov r10d, m as i32
+                        ; imul r10, r11
+                        ; shr r10, 32
+                        ; add r10, r11
+                        ; shr r10, shift as i8
+                    );
+                }
                 if modulo {
                     dynasm!(self.a
                         ; imul r10d, r10d, c as i32
@@ -1918,9 +1915,56 @@ pub(crate) fn magic_u32(d: u32) -> Option<(u32, u32)> {
     })
 }
 
+/// Unsigned 32-bit division by a constant `d` (at least 3, not a power of
+/// two) with a 33-bit multiplier 2^32 + m (Granlund–Montgomery with N = 32
+/// and l = ceil(log2 d)): for every 32-bit n,
+/// n / d = (n + ((n * m) >> 32)) >> l, all in 64-bit arithmetic. Returns
+/// `(m, l)`; covers the divisors `magic_u32` has no 32-bit multiplier for.
+pub(crate) fn magic_u32_wide(d: u32) -> (u32, u32) {
+    let l = 32 - (d - 1).leading_zeros();
+    let m = (1u128 << (32 + l)) / d as u128 + 1;
+    ((m - (1 << 32)) as u32, l)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{magic_u32, magic_u64};
+    use super::{magic_u32, magic_u32_wide, magic_u64};
+
+    #[test]
+    fn magic_division_32_wide_matches() {
+        for d in (3u32..3000).filter(|d| !d.is_power_of_two()).chain([
+            7,
+            0xffff_fff1,
+            0x8000_0001,
+            0x7fff_ffff,
+            1_000_000_007,
+            u32::MAX,
+        ]) {
+            let (m, l) = magic_u32_wide(d);
+            let check = |n: u32| {
+                let n64 = n as u64;
+                let q = (n64 + ((n64 * m as u64) >> 32)) >> l;
+                assert_eq!(q, (n / d) as u64, "{n} / {d}");
+            };
+            for n in [0, 1, d - 1, d, d + 1, u32::MAX, u32::MAX - 1, 1 << 31] {
+                check(n);
+            }
+            let mut x = d.wrapping_mul(2_654_435_761) | 1;
+            for _ in 0..300 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                check(x);
+            }
+        }
+        // Every n for one divisor that needs the wide form.
+        assert!(magic_u32(7).is_none());
+        let (m, l) = magic_u32_wide(7);
+        for n in (0..=u32::MAX).step_by(97).chain([u32::MAX]) {
+            let n64 = n as u64;
+            assert_eq!((n64 + ((n64 * m as u64) >> 32)) >> l, (n / 7) as u64);
+        }
+    }
 
     #[test]
     fn magic_division_32_matches() {

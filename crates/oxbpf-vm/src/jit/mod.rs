@@ -16,6 +16,7 @@
 mod emit;
 mod encode;
 mod exec;
+mod liveness;
 
 use std::sync::{Arc, OnceLock};
 
