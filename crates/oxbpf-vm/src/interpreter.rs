@@ -185,7 +185,8 @@ pub fn run<T: Tracer>(
         return crate::jit::run(program, helpers, config, memory, args, env, packet);
     }
     let depth = config.max_call_depth.max(1);
-    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
+    let dirty_from = std::cell::Cell::new(0);
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, &dirty_from);
     let mut memory: MemoryMap<'_> = memory;
     // Only the frames of the current call chain are accessible: the stack
     // region starts at the bottom of the current frame and grows with calls.
@@ -209,10 +210,8 @@ pub fn run<T: Tracer>(
     };
     // Frames below the deepest one reached were never written.
     let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
-    let dirty_from = st.min_front.saturating_sub(stack_base) as usize;
+    dirty_from.set(st.min_front.saturating_sub(stack_base) as usize);
     let packet = st.packet;
-    drop(memory);
-    stack.set_dirty_from(dirty_from);
     r.map(|r| RunResult { packet, ..r })
 }
 

@@ -64,6 +64,9 @@ impl Vm {
         mem: &mut [u8],
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
+        if self.config.engine == Engine::Jit && !T::ENABLED {
+            return jit::run_raw(&self.program, &self.helpers, &self.config, mem);
+        }
         let len = mem.len() as u64;
         let mut memory = MemoryMap::new();
         let start = memory.add_mut(RegionKind::Input, mem);

@@ -425,26 +425,31 @@ thread_local! {
 /// no allocation per run, and back-to-back runs (interpreter and JIT in a
 /// differential test, say) see the same stack addresses. Every run starts
 /// with a zeroed stack; an engine that knows which part a run could have
-/// written ([`PooledStack::set_dirty_from`]) saves zeroing the rest. One
-/// spare per thread: a nested run (a run inside a helper) allocates its
-/// own.
-pub(crate) struct PooledStack {
+/// written (the `dirty_from` cell given to [`PooledStack::take`]) saves
+/// zeroing the rest. One spare per thread: a nested run (a run inside a
+/// helper) allocates its own.
+pub(crate) struct PooledStack<'d> {
     buf: Box<[u8]>,
-    /// Offset below which the buffer is still all zeros.
-    dirty_from: usize,
+    /// Offset below which the run left the buffer all zeros; a cell apart
+    /// from the buffer, so the engine can set it while the buffer is lent
+    /// to the run's memory map. Starts at 0 (everything may be written).
+    dirty_from: &'d std::cell::Cell<usize>,
 }
 
-impl PooledStack {
-    pub(crate) fn take(len: usize) -> PooledStack {
+impl<'d> PooledStack<'d> {
+    pub(crate) fn take(len: usize, dirty_from: &'d std::cell::Cell<usize>) -> PooledStack<'d> {
+        dirty_from.set(0);
         match SPARE_STACK.with(|s| s.take()) {
             Some(mut buf) if buf.len() == len => {
-                let dirty_from = SPARE_DIRTY_FROM.with(|d| d.get());
-                buf[dirty_from.min(len)..].fill(0);
-                PooledStack { buf, dirty_from: 0 }
+                let clean = SPARE_DIRTY_FROM.with(|d| d.get());
+                if clean < len {
+                    buf[clean..].fill(0);
+                }
+                PooledStack { buf, dirty_from }
             }
             _ => PooledStack {
                 buf: vec![0; len].into_boxed_slice(),
-                dirty_from: 0,
+                dirty_from,
             },
         }
     }
@@ -452,17 +457,12 @@ impl PooledStack {
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
         &mut self.buf
     }
-
-    /// Declares that the run wrote nothing below offset `off`.
-    pub(crate) fn set_dirty_from(&mut self, off: usize) {
-        self.dirty_from = off;
-    }
 }
 
-impl Drop for PooledStack {
+impl Drop for PooledStack<'_> {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
-        SPARE_DIRTY_FROM.with(|d| d.set(self.dirty_from));
+        SPARE_DIRTY_FROM.with(|d| d.set(self.dirty_from.get()));
         // `try_with`: nothing to keep while the thread is exiting.
         let _ = SPARE_STACK.try_with(|s| s.set(Some(buf)));
     }

@@ -395,60 +395,140 @@ pub(crate) fn run(
     env: Option<&Env>,
     packet: Option<PacketState>,
 ) -> Result<RunResult, VmError> {
-    let mode = Mode::of(config);
-    let code = code_for(program, mode).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    let code =
+        code_for(program, Mode::of(config)).map_err(|e| VmError::JitFailed { message: e.0 })?;
     let depth = config.max_call_depth.max(1);
-    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth);
+    let dirty_from = std::cell::Cell::new(0);
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, &dirty_from);
     let mut memory = memory;
     // Only the current frame is accessible at first; calls extend it.
     let stack_top = memory.add_stack_front(stack.bytes(), STACK_FRAME_SIZE);
-    let budget = config.instruction_budget.unwrap_or(u64::MAX);
-    let mut rt = Runtime {
-        ctx: JitCtx {
-            budget,
-            stack_lo: stack_top - STACK_FRAME_SIZE as u64,
-            stack_hi: stack_top,
-            depth_left: depth as u64 - 1,
-            rcache_lo: u64::MAX,
-            wcache_lo: u64::MAX,
-            min_lo: stack_top - STACK_FRAME_SIZE as u64,
-            ..JitCtx::default()
-        },
-        mem: &mut memory,
-        helpers,
-        env,
-        packet,
+    let run = Run {
         program,
+        helpers,
+        config,
         code,
-        mode,
         depth,
-        budget,
-        tail_calls: 0,
         stack_top,
-        uses_fp: code.uses_fp,
-        error: None,
     };
-    rt.sync_packet();
-    let (entry, body) = (rt.code.entry_addr(), rt.code.body_addr());
-    let r0 = exec::enter(&mut rt, entry, args, stack_top, body);
-    let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
-    let dirty_from = if rt.uses_fp {
-        rt.ctx.min_lo.saturating_sub(stack_base) as usize
-    } else {
-        STACK_FRAME_SIZE * depth
+    run.go(&mut memory, &dirty_from, args, env, packet)
+}
+
+/// [`run`] on raw memory (`Vm::run_raw`): the memory map is built here,
+/// stack first, and used in place (moving a just-built map into the run
+/// cost more than the rest of a short run: partial store forwarding).
+pub(crate) fn run_raw(
+    program: &Program,
+    helpers: &Helpers,
+    config: &Config,
+    mem: &mut [u8],
+) -> Result<RunResult, VmError> {
+    let code =
+        code_for(program, Mode::of(config)).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    let depth = config.max_call_depth.max(1);
+    let dirty_from = std::cell::Cell::new(0);
+    let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, &dirty_from);
+    let mut memory = MemoryMap::new();
+    let stack_top = memory.add_stack_front(stack.bytes(), STACK_FRAME_SIZE);
+    let len = mem.len() as u64;
+    let start = memory.add_mut(crate::memory::RegionKind::Input, mem);
+    // An empty input is passed as a null pointer (as `Vm::run_raw` does).
+    let start = if len == 0 { 0 } else { start };
+    let run = Run {
+        program,
+        helpers,
+        config,
+        code,
+        depth,
+        stack_top,
     };
-    let result = match rt.take_error() {
-        Some(e) => Err(e),
-        None => Ok(RunResult {
-            r0,
-            // Uncounted code uses the counter register as scratch.
-            executed: if rt.mode.count { rt.ctx.executed } else { 0 },
-            packet: rt.packet,
-        }),
-    };
-    drop(rt);
-    stack.set_dirty_from(dirty_from);
-    result
+    let packet = Some(PacketState::plain(start, len));
+    // Returned as is: the result is written once, into the caller's slot.
+    run.go(
+        &mut memory,
+        &dirty_from,
+        [start, len, 0, 0, 0],
+        None,
+        packet,
+    )
+}
+
+/// What a run needs besides its memory.
+struct Run<'r> {
+    program: &'r Program,
+    helpers: &'r Helpers,
+    config: &'r Config,
+    code: &'r JitCode,
+    depth: usize,
+    stack_top: u64,
+}
+
+impl Run<'_> {
+    /// Enters the code; sets `dirty_from` to the stack offset below which
+    /// the run wrote nothing. Inlined into both callers, so the packet and
+    /// the result are built in place rather than copied.
+    #[inline(always)]
+    fn go(
+        self,
+        memory: &mut MemoryMap<'_>,
+        dirty_from: &std::cell::Cell<usize>,
+        args: [u64; 5],
+        env: Option<&Env>,
+        packet: Option<PacketState>,
+    ) -> Result<RunResult, VmError> {
+        let Run {
+            program,
+            helpers,
+            config,
+            code,
+            depth,
+            stack_top,
+        } = self;
+        let budget = config.instruction_budget.unwrap_or(u64::MAX);
+        let mut rt = Runtime {
+            ctx: JitCtx {
+                budget,
+                stack_lo: stack_top - STACK_FRAME_SIZE as u64,
+                stack_hi: stack_top,
+                depth_left: depth as u64 - 1,
+                rcache_lo: u64::MAX,
+                wcache_lo: u64::MAX,
+                min_lo: stack_top - STACK_FRAME_SIZE as u64,
+                ..JitCtx::default()
+            },
+            mem: memory,
+            helpers,
+            env,
+            packet,
+            program,
+            code,
+            mode: Mode::of(config),
+            depth,
+            budget,
+            tail_calls: 0,
+            stack_top,
+            uses_fp: code.uses_fp,
+            error: None,
+        };
+        rt.sync_packet();
+        let (entry, body) = (code.entry_addr(), code.body_addr());
+        let r0 = exec::enter(&mut rt, entry, args, stack_top, body);
+        let stack_base = stack_top - (STACK_FRAME_SIZE * depth) as u64;
+        dirty_from.set(if rt.uses_fp {
+            rt.ctx.min_lo.saturating_sub(stack_base) as usize
+        } else {
+            STACK_FRAME_SIZE * depth
+        });
+        match rt.take_error() {
+            Some(e) => Err(e),
+            None => Ok(RunResult {
+                r0,
+                // Uncounted code uses the counter register as scratch.
+                executed: if rt.mode.count { rt.ctx.executed } else { 0 },
+                packet: rt.packet,
+            }),
+        }
+    }
 }
 
 impl Runtime<'_, '_> {
