@@ -7,6 +7,12 @@
 //!   checked mode (with and without a budget, with constant blinding) and,
 //!   when the verifier accepts them, in trusted mode. r0, instruction count, memory and the
 //!   error (kind, pc, access size and direction) must be identical.
+//! * `safe_programs_agree_in_trusted_mode`: programs memory-safe by
+//!   construction (in-bounds input and stack accesses, the idioms the JIT
+//!   recognises — joined byte loads, `rA = r1; rA += rI` addressing, move
+//!   and mask, multiplication and division by constants — forward branches
+//!   and a counted loop) run unchecked, counted, uncounted and with a
+//!   budget, against the interpreter.
 //! * `examples_agree` / `samples_agree`: every program of the examples and
 //!   of ../shared/ebpf-samples on packets, with the same random map
 //!   contents, comparing r0, instruction count, output packet, printed and
@@ -572,4 +578,228 @@ fn samples_agree() {
     );
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
     assert!(runs > 1000);
+}
+
+/// A register a safe program may write: r0 or r2..r8 (r1 keeps the input
+/// pointer, r9 counts loop iterations, r10 is the frame pointer).
+fn safe_reg(r: &mut Rng) -> u8 {
+    r.pick(&[0, 2, 3, 4, 5, 6, 7, 8])
+}
+
+/// One unit of a memory-safe program: instructions kept together (an
+/// idiom the JIT recognises, or a single operation).
+fn safe_unit(r: &mut Rng) -> Vec<RawInsn> {
+    let n = MEM_LEN as i16;
+    let (sz, size) = r.pick(&[(0x00u8, 4i16), (0x08, 2), (0x10, 1), (0x18, 8)]);
+    let in_bounds = |r: &mut Rng, size: i16| r.below((n - size + 1) as u64) as i16;
+    let stack_off = |r: &mut Rng, size: i16| -(r.below((64 / size) as u64) as i16 + 1) * size;
+    match r.below(12) {
+        0 | 1 => {
+            let mut i = alu(r);
+            i.dst = safe_reg(r);
+            vec![i]
+        }
+        2 => vec![RawInsn::new(
+            0x61 | sz,
+            safe_reg(r),
+            1,
+            in_bounds(r, size),
+            0,
+        )],
+        3 => {
+            let (base, off) = if r.chance(50) {
+                (1, in_bounds(r, size))
+            } else {
+                (10, stack_off(r, size))
+            };
+            if r.chance(50) {
+                vec![RawInsn::new(0x63 | sz, base, reg(r), off, 0)]
+            } else {
+                vec![RawInsn::new(0x62 | sz, base, 0, off, imm(r))]
+            }
+        }
+        4 => vec![RawInsn::new(
+            0x61 | sz,
+            safe_reg(r),
+            10,
+            stack_off(r, size),
+            0,
+        )],
+        5 => {
+            // Two byte loads joined: x = p[j]; y = p[k]; s <<= 8; s |= o,
+            // through a copy of r1 that the second load may overwrite.
+            let b = safe_reg(r);
+            let (x, y) = (safe_reg(r), safe_reg(r));
+            let x = if x == b { (x + 1) % 9 } else { x };
+            let x = if x == 1 { 2 } else { x };
+            let j = r.below((n - 2) as u64) as i16;
+            let k = if r.chance(80) {
+                j + r.pick(&[1, -1]).max(-j)
+            } else {
+                j + 2
+            };
+            let (s, o) = if r.chance(50) { (x, y) } else { (y, x) };
+            let sh = r.pick(&[0x64u8, 0x67]);
+            let or = r.pick(&[0x4cu8, 0x4f]);
+            vec![
+                RawInsn::new(0xbf, b, 1, 0, 0),
+                RawInsn::new(0x71, x, b, j, 0),
+                RawInsn::new(0x71, y, b, k, 0),
+                RawInsn::new(sh, s, 0, 0, 8),
+                RawInsn::new(or, s, o, 0, 0),
+            ]
+        }
+        6 => {
+            // rI &= 31; rA = r1; rA += rI; load or store at [rA + k].
+            let (i, a) = (safe_reg(r), safe_reg(r));
+            let a = if a == i { (a + 1) % 9 } else { a };
+            let a = if a == 1 { 2 } else { a };
+            let k = r.below((n - 31 - size) as u64) as i16;
+            let access = match r.below(3) {
+                0 => RawInsn::new(0x61 | sz, safe_reg(r), a, k, 0),
+                1 => RawInsn::new(0x61 | sz, a, a, k, 0),
+                _ => RawInsn::new(0x63 | sz, a, reg(r), k, 0),
+            };
+            vec![
+                RawInsn::new(0x57, i, 0, 0, 31),
+                RawInsn::new(0xbf, a, 1, 0, 0),
+                RawInsn::new(0x0f, a, i, 0, 0),
+                access,
+            ]
+        }
+        7 => {
+            // rD = rS; rD &= 0xff or 0xffff.
+            let d = safe_reg(r);
+            vec![
+                RawInsn::new(r.pick(&[0xbcu8, 0xbf]), d, reg(r), 0, 0),
+                RawInsn::new(r.pick(&[0x54u8, 0x57]), d, 0, 0, r.pick(&[0xff, 0xffff])),
+            ]
+        }
+        8 => {
+            // Multiplication, division and modulo by constants.
+            let code = r.pick(&[0x27u8, 0x24, 0x37, 0x34, 0x97, 0x94]);
+            let c = r.pick(&[3, 5, 6, 7, 9, 10, 13, 17, 19, 24, 31, 33, 63, 100, 641, -7]);
+            vec![RawInsn::new(code, safe_reg(r), 0, 0, c)]
+        }
+        9 => vec![cond_jump(r)],
+        _ => {
+            let mut i = alu(r);
+            i.dst = safe_reg(r);
+            vec![i]
+        }
+    }
+}
+
+/// A program whose every access is in bounds by construction (input at
+/// r1 + [0, MEM_LEN), stack at r10 - [1, 64]), so the JIT may run it
+/// without checks: straight-line units, forward branches and at most one
+/// counted loop.
+fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
+    let mut units: Vec<Vec<RawInsn>> = Vec::new();
+    for d in [0u8, 2, 3, 4, 5, 6, 7, 8] {
+        units.push(vec![RawInsn::new(0xb7, d, 0, 0, imm(r))]);
+    }
+    let n = 4 + r.below(30) as usize;
+    let loop_at = r.chance(50).then(|| r.below(n as u64) as usize);
+    let mut loop_start = None;
+    for k in 0..n {
+        if loop_at == Some(k) {
+            units.push(vec![RawInsn::new(0xb7, 9, 0, 0, 1 + r.below(5) as i32)]);
+            loop_start = Some(units.len());
+        }
+        units.push(safe_unit(r));
+        if let Some(start) = loop_start
+            && (k == n - 1 || r.chance(25))
+        {
+            // r9 -= 1; if r9 != 0 goto start (offset fixed below).
+            units.push(vec![RawInsn::new(0x17, 9, 0, 0, 1)]);
+            units.push(vec![RawInsn::new(0x55, 9, 0, -(start as i16) - 1, 0)]);
+            loop_start = None;
+        }
+    }
+    units.push(vec![RawInsn::new(0x95, 0, 0, 0, 0)]);
+    // Slots of each unit; forward conditional jumps go to a later unit
+    // (not into a loop from outside: only to units after the loop's end
+    // or inside the same straight-line stretch).
+    let mut slot_of = Vec::with_capacity(units.len());
+    let mut slot = 0;
+    for u in &units {
+        slot_of.push(slot);
+        slot += u.len();
+    }
+    let last = units.len() - 1;
+    let mut out = Vec::with_capacity(slot);
+    for (k, u) in units.iter().enumerate() {
+        for (j, &insn) in u.iter().enumerate() {
+            let mut insn = insn;
+            let here = slot_of[k] + j;
+            if insn.code == 0x55 && insn.dst == 9 && insn.off < 0 {
+                let start = (-insn.off - 1) as usize;
+                insn.off = (slot_of[start] as i64 - here as i64 - 1) as i16;
+            } else if matches!(insn.code & 7, 0x05 | 0x06)
+                && !matches!(insn.code & 0xf0, 0x00 | 0x80 | 0x90)
+            {
+                // A forward jump to the exit (never into or out of a loop
+                // body half-way: the exit is after every loop).
+                insn.off = (slot_of[last] as i64 - here as i64 - 1) as i16;
+            }
+            out.push(insn);
+        }
+    }
+    out
+}
+
+#[test]
+fn safe_programs_agree_in_trusted_mode() {
+    // Programs built to be memory-safe run unchecked (the mode the JIT's
+    // liveness-based and trusted-only idioms apply in) against the
+    // interpreter: r0, instruction count and memory must be identical.
+    // SAFE_CASES=N runs N programs instead of 4000.
+    let mut rng = Rng(0x5afe_c0de_1234_5678);
+    let mut buf = vec![0u8; MEM_LEN];
+    let (mut programs, mut mismatches) = (0, Vec::new());
+    let cases: u64 = std::env::var("SAFE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4000);
+    for case in 0..cases {
+        let slots = safe_program(&mut rng);
+        let program = Program::from_slots(slots.clone()).expect("valid safe program");
+        programs += 1;
+        let mem: Vec<u8> = (0..MEM_LEN).map(|_| rng.next() as u8).collect();
+        let interp = Vm::new(program);
+        let reference = run(&interp, &mem, &mut buf);
+        assert!(
+            reference.0.starts_with("ok"),
+            "case {case}: {}",
+            reference.0
+        );
+        let mut trusted = interp.clone();
+        trusted.config.engine = Engine::Jit;
+        // SAFETY: every access of a safe program is inside the MEM_LEN-byte
+        // input or the first 64 bytes below the frame pointer.
+        trusted.config.checks = unsafe { Checks::trust_verified() };
+        for (what, count, budget) in [
+            ("trusted", true, None),
+            ("trusted+uncounted", false, None),
+            ("trusted+budget", true, Some(1_000_000)),
+        ] {
+            trusted.config.count_instructions = count;
+            trusted.config.instruction_budget = budget;
+            let mut got = run(&trusted, &mem, &mut buf);
+            if !count {
+                let executed = reference.0.split("executed=").nth(1).unwrap_or("0");
+                got.0 = got.0.replace("executed=0", &format!("executed={executed}"));
+            }
+            if got != reference && mismatches.len() < 10 {
+                let text = oxbpf_isa::listing(&oxbpf_isa::decode(&slots).unwrap());
+                mismatches.push(format!(
+                    "case {case} {what}: interpreter {:?} / jit {:?}\n{text}",
+                    reference, got
+                ));
+            }
+        }
+    }
+    eprintln!("{programs} safe programs, {} mismatches", mismatches.len());
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 }

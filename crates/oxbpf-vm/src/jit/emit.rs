@@ -893,8 +893,12 @@ impl Emitter<'_> {
             self.lea(d, s, Some(i), k.imm as i32);
             return Some(pc + 3);
         }
-        // The address register itself is only needed if read later.
-        if !(loads_into_d || m.is_some() && self.dead_after(o.dst, pc + 2)) {
+        // The address register itself is only needed if read later (or
+        // stored by the access itself).
+        let unused = m.is_some_and(|m| {
+            !(m.code & 7 == BPF_STX && m.src == o.dst) && self.dead_after(o.dst, pc + 2)
+        });
+        if !(loads_into_d || unused) {
             self.lea(d, s, index, disp as i32);
         }
         let Some(m) = m else {
