@@ -178,7 +178,9 @@ const SMALL_LOOP: usize = 16;
 /// Compiles `ops` (one per slot plus the end sentinel).
 pub(crate) fn compile(ops: &[Op], mode: Mode, bmi2: bool) -> Result<Compiled, JitError> {
     let len = ops.len() - 1;
-    let mut a = Assembler::new(0);
+    // Room for typical output up front (about 10 bytes per instruction,
+    // a label each, a reference per jump): no regrowth while emitting.
+    let mut a = Assembler::new_with_capacity(0, 12 * len + 1024, 0, 0, len + 16, 0, len / 2 + 64);
     let labels: Vec<DynamicLabel> = (0..=len).map(|_| a.new_dynamic_label()).collect();
     let needs_thunks = ops.iter().any(|o| {
         o.code == 0x8d || (o.code == 0x18 && (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG)
