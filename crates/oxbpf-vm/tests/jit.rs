@@ -308,3 +308,63 @@ fn division_by_constants_matches_the_interpreter() {
         }
     }
 }
+
+#[test]
+fn summing_loops_match_the_interpreter() {
+    // t = b; t += i; t = *(uS *)(t + k); a += t; i += S; then the exit test
+    // in both of clang's forms; counts below, at and past the 16-element
+    // groups of the vector path, offsets and start indices, index-first
+    // addition, and `t` read after the loop (no vector path then).
+    let mut mem: Vec<u8> = (0..2048u32)
+        .map(|x| (x.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut cases = 0;
+    for (code, size) in [(0x71u8, 1i32), (0x69, 2), (0x61, 4), (0x79, 8)] {
+        for count in [1, 2, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 200] {
+            for (k, i0) in [(0i16, 0i32), (3, 8), (-8, 16)] {
+                for jne in [true, false] {
+                    for index_first in [false, true] {
+                        for t_live in [false, true] {
+                            let end = i0 + size * count;
+                            let (x, y) = if index_first { (2, 6) } else { (6, 2) };
+                            let mut text = vec![
+                                (0xbf, 6, 1, 0, 0),      // r6 = r1
+                                (0xb7, 2, 0, 0, i0),     // r2 = i0
+                                (0xb7, 0, 0, 0, -12345), // r0 = acc
+                                (0xbf, 3, x, 0, 0),      // loop: r3 = b
+                                (0x0f, 3, y, 0, 0),      // r3 += i
+                                (code, 3, 3, k, 0),      // r3 = *(uS *)(r3 + k)
+                                (0x0f, 0, 3, 0, 0),      // r0 += r3
+                                (0x07, 2, 0, 0, size),   // r2 += S
+                            ];
+                            if jne {
+                                text.push((0x55, 2, 0, -6, end)); // if r2 != N goto loop
+                            } else {
+                                text.push((0x15, 2, 0, 1, end)); // if r2 == N goto out
+                                text.push((0x05, 0, 0, -7, 0)); // goto loop
+                            }
+                            if t_live {
+                                text.push((0xaf, 0, 3, 0, 0)); // r0 ^= r3
+                            }
+                            // Fold the final index into r0: r2 <<= 40; r0 ^= r2
+                            text.push((0x67, 2, 0, 0, 40));
+                            text.push((0xaf, 0, 2, 0, 0));
+                            text.push((0x95, 0, 0, 0, 0));
+                            let p = program(&text);
+                            let want = Vm::new(p.clone()).run_raw(&mut mem).unwrap();
+                            let mut vm = jit(p);
+                            // SAFETY: the loop reads [i0 + k, end + k) of the
+                            // 2048-byte input, all inside it.
+                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                            vm.config.count_instructions = false;
+                            let got = vm.run_raw(&mut mem).unwrap();
+                            assert_eq!(got.r0, want.r0, "{text:?}");
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 4 * 14 * 3 * 2 * 2 * 2);
+}

@@ -593,7 +593,7 @@ fn safe_unit(r: &mut Rng) -> Vec<RawInsn> {
     let (sz, size) = r.pick(&[(0x00u8, 4i16), (0x08, 2), (0x10, 1), (0x18, 8)]);
     let in_bounds = |r: &mut Rng, size: i16| r.below((n - size + 1) as u64) as i16;
     let stack_off = |r: &mut Rng, size: i16| -(r.below((64 / size) as u64) as i16 + 1) * size;
-    match r.below(12) {
+    match r.below(13) {
         0 | 1 => {
             let mut i = alu(r);
             i.dst = safe_reg(r);
@@ -682,6 +682,39 @@ fn safe_unit(r: &mut Rng) -> Vec<RawInsn> {
             vec![RawInsn::new(code, safe_reg(r), 0, 0, c)]
         }
         9 => vec![cond_jump(r)],
+        10 => {
+            // A summing loop: b = r1; i = i0; loop: t = b; t += i;
+            // t = *(uS *)(t + k); a += t; i += S; if i != N goto loop
+            // (or `if i == N goto out; goto loop`).
+            let mut regs = [0u8, 2, 3, 4, 5, 6, 7, 8];
+            for x in (1..regs.len()).rev() {
+                regs.swap(x, r.below(x as u64 + 1) as usize);
+            }
+            let [b, i, t, a, ..] = regs;
+            let (code, size) = r.pick(&[(0x71u8, 1i32), (0x69, 2), (0x61, 4), (0x79, 8)]);
+            let count = 1 + r.below((n as u64) / size as u64) as i32;
+            let room = n as i32 - count * size;
+            let i0 = r.below(room as u64 + 1) as i32;
+            let k = r.below((room - i0) as u64 + 1) as i16;
+            let end = i0 + count * size;
+            let (x, y) = if r.chance(50) { (b, i) } else { (i, b) };
+            let mut u = vec![
+                RawInsn::new(0xbf, b, 1, 0, 0),
+                RawInsn::new(0xb7, i, 0, 0, i0),
+                RawInsn::new(0xbf, t, x, 0, 0),
+                RawInsn::new(0x0f, t, y, 0, 0),
+                RawInsn::new(code, t, t, k, 0),
+                RawInsn::new(0x0f, a, t, 0, 0),
+                RawInsn::new(0x07, i, 0, 0, size),
+            ];
+            if r.chance(50) {
+                u.push(RawInsn::new(0x55, i, 0, -6, end));
+            } else {
+                u.push(RawInsn::new(0x15, i, 0, 1, end));
+                u.push(RawInsn::new(0x05, 0, 0, -7, 0));
+            }
+            u
+        }
         _ => {
             let mut i = alu(r);
             i.dst = safe_reg(r);
@@ -738,6 +771,7 @@ fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
                 insn.off = (slot_of[start] as i64 - here as i64 - 1) as i16;
             } else if matches!(insn.code & 7, 0x05 | 0x06)
                 && !matches!(insn.code & 0xf0, 0x00 | 0x80 | 0x90)
+                && insn.off == 0
             {
                 // A forward jump to the exit (never into or out of a loop
                 // body half-way: the exit is after every loop).

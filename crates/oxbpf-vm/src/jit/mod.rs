@@ -226,9 +226,13 @@ pub(crate) struct JitCache {
     slots: [OnceLock<Result<Arc<JitCode>, JitError>>; 16],
 }
 
-fn has_bmi2() -> bool {
-    static BMI2: OnceLock<bool> = OnceLock::new();
-    *BMI2.get_or_init(|| std::arch::is_x86_feature_detected!("bmi2"))
+/// The host CPU's optional instruction sets the code generator uses.
+fn cpu() -> emit::Cpu {
+    static CPU: OnceLock<emit::Cpu> = OnceLock::new();
+    *CPU.get_or_init(|| emit::Cpu {
+        bmi2: std::arch::is_x86_feature_detected!("bmi2"),
+        avx2: std::arch::is_x86_feature_detected!("avx2"),
+    })
 }
 
 /// Compiles a program now for runs with `config` (checked or not, with or
@@ -254,7 +258,7 @@ impl Mode {
 /// as the program (the cache owns it).
 pub(crate) fn code_for(program: &Program, mode: Mode) -> Result<&JitCode, JitError> {
     match program.jit.slots[mode.index()].get_or_init(|| {
-        let compiled = emit::compile(&program.ops, mode, has_bmi2())?;
+        let compiled = emit::compile(&program.ops, mode, cpu())?;
         let len = program.ops.len() - 1;
         Ok(place(vec![(compiled, len)])?.remove(0))
     }) {
@@ -283,7 +287,7 @@ pub fn compile_all(programs: &[&Program], config: &Config) -> Result<(), JitErro
     }
     let compiled = todo
         .iter()
-        .map(|p| Ok((emit::compile(&p.ops, mode, has_bmi2())?, p.ops.len() - 1)))
+        .map(|p| Ok((emit::compile(&p.ops, mode, cpu())?, p.ops.len() - 1)))
         .collect::<Result<Vec<_>, JitError>>()?;
     for (p, code) in todo.iter().zip(place(compiled)?) {
         // A concurrent compile may have won; either code is equivalent.
