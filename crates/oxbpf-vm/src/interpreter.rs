@@ -11,7 +11,7 @@
 //! * legacy packet loads read big-endian data and end the program with
 //!   `r0 = 0` when out of bounds.
 //!
-//! The dispatch loop works on pre-lowered [`Op`]s whose jump targets are
+//! The dispatch loop works on pre-lowered `Op`s whose jump targets are
 //! absolute and whose immediates are already sign-extended.
 
 use crate::error::VmError;
