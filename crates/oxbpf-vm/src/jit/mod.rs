@@ -1,9 +1,9 @@
 //! The JIT: eBPF to x86-64 machine code, with the interpreter's semantics.
 //!
-//! * [`emit`] generates the code (dynasm-rs; no `unsafe`), with
-//!   [`encode`] for the short forms of loads and stores and [`liveness`]
+//! * `emit` generates the code (dynasm-rs; no `unsafe`), with
+//!   `encode` for the short forms of loads and stores and `liveness`
 //!   for the registers trusted code may leave unwritten;
-//! * [`exec`] is the only place that runs it (the `unsafe` calls into
+//! * `exec` is the only place that runs it (the `unsafe` calls into
 //!   generated code and the callbacks it makes into Rust).
 //!
 //! Two modes: **checked** (the default) bounds-checks every load and store
