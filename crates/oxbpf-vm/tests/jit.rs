@@ -368,3 +368,28 @@ fn summing_loops_match_the_interpreter() {
     }
     assert_eq!(cases, 4 * 14 * 3 * 2 * 2 * 2);
 }
+
+#[test]
+fn every_run_starts_with_a_zeroed_stack() {
+    // A checked run leaks its frame pointer into memory; a second run,
+    // which never names r10, writes through that address into the
+    // (pooled) stack; a third must still find its stack zeroed.
+    let leak = program(&[(0x7b, 1, 10, 0, 0), (0xb7, 0, 0, 0, 0), (0x95, 0, 0, 0, 0)]);
+    let scribble = program(&[
+        (0x79, 2, 1, 0, 0),    // r2 = *(u64 *)(r1 + 0)
+        (0xb7, 3, 0, 0, 0x55), // r3 = 0x55
+        (0x7b, 2, 3, -8, 0),   // *(u64 *)(r2 - 8) = r3
+        (0xb7, 0, 0, 0, 0),
+        (0x95, 0, 0, 0, 0),
+    ]);
+    let read = program(&[(0x79, 0, 10, -8, 0), (0x95, 0, 0, 0, 0)]);
+    let mut mem = vec![0u8; 8];
+    for engine_of_read in [Engine::Jit, Engine::Interpreter] {
+        jit(leak.clone()).run_raw(&mut mem).unwrap();
+        let r = jit(scribble.clone()).run_raw(&mut mem).unwrap();
+        assert_eq!(r.r0, 0);
+        let mut vm = jit(read.clone());
+        vm.config.engine = engine_of_read;
+        assert_eq!(vm.run_raw(&mut mem).unwrap().r0, 0, "{engine_of_read:?}");
+    }
+}

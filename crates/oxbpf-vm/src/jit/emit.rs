@@ -67,9 +67,10 @@ pub(crate) struct Compiled {
     pub entry: usize,
     pub body: usize,
     pub thunks: Option<usize>,
-    /// Whether any instruction names r10: a program that never does cannot
-    /// form a stack address, so neither it nor a helper it calls can write
-    /// the stack (its stack needs no zeroing after the run).
+    /// Whether any instruction names r10: a *verified* program that never
+    /// does cannot form a stack address, so neither it nor a helper it
+    /// calls can write the stack (its stack needs no zeroing after the
+    /// run). Unverified programs may reuse an address from an earlier run.
     pub uses_fp: bool,
 }
 

@@ -490,6 +490,7 @@ impl Run<'_> {
             stack_top,
         } = self;
         let budget = config.instruction_budget.unwrap_or(u64::MAX);
+        let mode = Mode::of(config);
         let mut rt = Runtime {
             ctx: JitCtx {
                 budget,
@@ -507,12 +508,15 @@ impl Run<'_> {
             packet,
             program,
             code,
-            mode: Mode::of(config),
+            mode,
             depth,
             budget,
             tail_calls: 0,
             stack_top,
-            uses_fp: code.uses_fp,
+            // Checked code runs unverified programs, which can write the
+            // stack through an address kept from an earlier run (in a map,
+            // say) without naming r10: only verified code may skip zeroing.
+            uses_fp: code.uses_fp || mode.checked,
             error: None,
         };
         rt.sync_packet();
