@@ -865,15 +865,31 @@ impl Emitter<'_> {
 
     /// Jumps to `miss` unless [r11, r11 + size) is in the current frames.
     fn stack_range(&mut self, size: u64, miss: DynamicLabel) {
+        // cmp r11, [r12 + STACK_LO]; mov r10, [r12 + STACK_HI] (short
+        // displacements: the context's hot fields come first).
+        self.ctx_op(&[0x3b], S1, off::STACK_LO);
+        dynasm!(self.a ; jb =>miss);
+        self.ctx_op(&[0x8b], 10, off::STACK_HI);
         dynasm!(self.a
-            ; cmp r11, [r12 + off::STACK_LO]
-            ; jb =>miss
-            ; mov r10, [r12 + off::STACK_HI]
             ; sub r10, r11
             ; jb =>miss
             ; cmp r10, size as i32
             ; jb =>miss
         );
+    }
+
+    /// `op reg, [r12 + off]` (64-bit) on a context field.
+    fn ctx_op(&mut self, opcode: &[u8], reg: u8, off: i32) {
+        let w = Form {
+            w: true,
+            ..Form::default()
+        };
+        let m = Mem {
+            base: 12,
+            index: None,
+            disp: off,
+        };
+        self.mem_insn(w, opcode, reg, m);
     }
 
     /// Jumps to `miss` unless [r11, r11 + size) is in the cached region
@@ -885,14 +901,16 @@ impl Emitter<'_> {
         } else {
             (off::RCACHE_LO, off::RCACHE_LEN)
         };
+        // mov r10, r11; sub r10, [r12 + lo]; jb; add r10, size;
+        // cmp r10, [r12 + len]; ja
+        dynasm!(self.a ; mov r10, r11);
+        self.ctx_op(&[0x2b], 10, lo);
         dynasm!(self.a
-            ; mov r10, r11
-            ; sub r10, [r12 + lo]
             ; jb =>miss
-            ; add r10, size as i32
-            ; cmp r10, [r12 + len]
-            ; ja =>miss
+            ; add r10, BYTE size as i8
         );
+        self.ctx_op(&[0x3b], 10, len);
+        dynasm!(self.a ; ja =>miss);
     }
 
     /// Emits the instruction at `pc`; returns the next pc to emit.

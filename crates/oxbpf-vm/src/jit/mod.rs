@@ -309,6 +309,14 @@ pub(crate) struct JitCtx {
     stack_lo: u64,
     stack_hi: u64,
     depth_left: u64,
+    /// The region of the last checked read (and write) outside the stack:
+    /// start and length (start = u64::MAX when empty). Near the start, with
+    /// the stack bounds, so the inline checks address them with 8-bit
+    /// displacements.
+    rcache_lo: u64,
+    rcache_len: u64,
+    wcache_lo: u64,
+    wcache_len: u64,
     regs: [u64; 11],
     call_info: u64,
     call_id: u64,
@@ -323,12 +331,6 @@ pub(crate) struct JitCtx {
     save_rdx: u64,
     save_rax: u64,
     save_src: u64,
-    /// The region of the last checked read (and write) outside the stack:
-    /// start and length (start = u64::MAX when empty).
-    rcache_lo: u64,
-    rcache_len: u64,
-    wcache_lo: u64,
-    wcache_len: u64,
     /// Lowest frame bottom of the run (the stack below it stays zero).
     min_lo: u64,
 }
