@@ -647,40 +647,37 @@ impl Emitter<'_> {
             return None;
         }
         let o = self.ops.get(h..h + 7)?;
-        let (t, b, i) = match (o[0], o[1]) {
-            (mv, add)
-                if mv.code == 0xbf && mv.off == 0 && add.code == 0x0f && add.dst == mv.dst =>
-            {
-                (mv.dst, mv.src, add.src)
-            }
-            _ => return None,
-        };
-        let size: i32 = match o[2].code {
+        let (mv, add, load, acc, step, test) = (o[0], o[1], o[2], o[3], o[4], o[5]);
+        let size: i32 = match load.code {
             0x71 => 1,
             0x69 => 2,
             0x61 => 4,
             0x79 => 8,
             _ => return None,
         };
-        let (load, acc, step, test) = (o[2], o[3], o[4], o[5]);
-        let shape = load.dst == t
+        // t = x; t += y, where one of x, y is the index (the register the
+        // step advances) and the other the base.
+        let (t, i) = (mv.dst, step.dst);
+        let b = match (mv.src, add.src) {
+            (x, y) if y == i => x,
+            (x, y) if x == i => y,
+            _ => return None,
+        };
+        let a = acc.dst;
+        let shape = mv.code == 0xbf
+            && mv.off == 0
+            && add.code == 0x0f
+            && add.dst == t
+            && load.dst == t
             && load.src == t
             && acc.code == 0x0f
             && acc.src == t
             && step.code == 0x07
-            && step.dst == i
             && step.imm == size as i64;
-        // The two addends may come in either order.
-        let (a, b, i) = (acc.dst, b, i);
-        let (b, i) = if step.dst == i { (b, i) } else { (i, b) };
-        let distinct = [t, b, i, a].iter().all(|&r| r < 10)
-            && t != b
-            && t != i
-            && t != a
-            && b != i
-            && b != a
-            && i != a;
-        if !shape || !distinct || step.dst != i {
+        let regs = [t, b, i, a];
+        let distinct =
+            regs.iter().all(|&r| r < 10) && (0..4).all(|x| (x + 1..4).all(|y| regs[x] != regs[y]));
+        if !shape || !distinct {
             return None;
         }
         let j = h + 5;
