@@ -393,3 +393,95 @@ fn every_run_starts_with_a_zeroed_stack() {
         assert_eq!(vm.run_raw(&mut mem).unwrap().r0, 0, "{engine_of_read:?}");
     }
 }
+
+#[test]
+fn a_helper_left_key_on_the_stack_is_zeroed_for_the_next_run() {
+    // for_each_map_elem puts each key on the caller's stack and puts the
+    // old bytes back only when it finishes; a callback that fails (call
+    // depth 1 leaves no room for it) leaves the key there. The program
+    // never names r10, yet its stack must still be zeroed for the next run.
+    use oxbpf_vm::maps::{Map, MapSpec};
+    use std::sync::Arc;
+    let spec = MapSpec {
+        name: "h".into(),
+        map_type: 1,
+        key_size: 8,
+        value_size: 8,
+        max_entries: 4,
+        flags: 0,
+        map_extra: 0,
+        inner: None,
+    };
+    let map = Arc::new(Map::new(spec, 1).unwrap());
+    map.update(&0x1122_3344_5566_7788u64.to_le_bytes(), &[0; 8], 0, None)
+        .unwrap();
+    let env = oxbpf_vm::Env::new(vec![map], vec![]);
+    let handle = oxbpf_vm::env::MAP_HANDLE_TAG;
+    let func = oxbpf_vm::program::FUNC_ADDR_TAG | 10;
+    let each = program(&[
+        (0x18, 1, 0, 0, handle as u32 as i32),
+        (0, 0, 0, 0, (handle >> 32) as i32),
+        (0x18, 2, 0, 0, func as u32 as i32),
+        (0, 0, 0, 0, (func >> 32) as i32),
+        (0xb7, 3, 0, 0, 0),
+        (0xb7, 4, 0, 0, 0),
+        (0x85, 0, 0, 0, 164), // for_each_map_elem
+        (0xb7, 0, 0, 0, 0),
+        (0x95, 0, 0, 0, 0),
+        (0x05, 0, 0, 0, 0),
+        (0xb7, 0, 0, 0, 0), // pc 10: the callback
+        (0x95, 0, 0, 0, 0),
+    ]);
+    let read = program(&[(0x79, 0, 10, -64, 0), (0x95, 0, 0, 0, 0)]);
+    let mut vm = jit(each);
+    vm.helpers = oxbpf_vm::stdhelpers::standard();
+    vm.config.max_call_depth = 1;
+    // SAFETY: the program touches no memory itself; the helper checks the
+    // key and value addresses it uses.
+    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+    let first = vm.run(
+        oxbpf_vm::MemoryMap::new(),
+        [0; 5],
+        Some(&env),
+        None,
+        &mut oxbpf_vm::NoTrace,
+    );
+    assert_eq!(first.unwrap_err().kind(), "call_depth");
+    let mut next = Vm::new(read);
+    next.config.max_call_depth = 1;
+    let r = next.run(
+        oxbpf_vm::MemoryMap::new(),
+        [0; 5],
+        None,
+        None,
+        &mut oxbpf_vm::NoTrace,
+    );
+    assert_eq!(r.unwrap().r0, 0);
+}
+
+#[test]
+fn registers_a_subprogram_hands_back_are_computed() {
+    // The caller reads r3 as the callee left it (r1..r5 are not restored
+    // after a call), so the callee's `lea` for r3 must stay.
+    let p = program(&[
+        (0xb7, 3, 0, 0, 0),
+        (0x85, 0, 1, 0, 3), // call pc 5
+        (0xbf, 0, 3, 0, 0),
+        (0x1f, 0, 1, 0, 0), // r0 = r3 - r1
+        (0x95, 0, 0, 0, 0),
+        (0xbf, 3, 1, 0, 0), // r3 = r1
+        (0x07, 3, 0, 0, 5), // r3 += 5
+        (0x71, 0, 3, 0, 0), // r0 = *(u8 *)(r3 + 0)
+        (0x95, 0, 0, 0, 0),
+    ]);
+    let mut mem = vec![7u8; 16];
+    let want = Vm::new(p.clone()).run_raw(&mut mem).unwrap().r0;
+    assert_eq!(want, 5);
+    let mut vm = jit(p);
+    // SAFETY: the one load reads byte 5 of the 16-byte input.
+    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+    for count in [true, false] {
+        vm.config.count_instructions = count;
+        assert_eq!(vm.run_raw(&mut mem).unwrap().r0, want);
+    }
+}

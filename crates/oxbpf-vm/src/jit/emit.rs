@@ -67,10 +67,10 @@ pub(crate) struct Compiled {
     pub entry: usize,
     pub body: usize,
     pub thunks: Option<usize>,
-    /// Whether any instruction names r10: a *verified* program that never
-    /// does cannot form a stack address, so neither it nor a helper it
-    /// calls can write the stack (its stack needs no zeroing after the
-    /// run). Unverified programs may reuse an address from an earlier run.
+    /// Whether any instruction names r10 or calls: a *verified* program
+    /// that does neither cannot form a stack address nor let a helper use
+    /// its stack, so its stack needs no zeroing after the run. (Unverified
+    /// programs may reuse an address from an earlier run.)
     pub uses_fp: bool,
 }
 
@@ -266,7 +266,11 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, cpu: Cpu) -> Result<Compiled, JitE
     let code =
         e.a.finalize()
             .map_err(|err| JitError(format!("code generation: {err}")))?;
-    let uses_fp = ops[..len].iter().any(|o| o.dst == 10 || o.src == 10);
+    // Calls count as naming r10: a helper may use the caller's stack
+    // (`for_each_map_elem` puts each key there for the callback).
+    let uses_fp = ops[..len]
+        .iter()
+        .any(|o| o.dst == 10 || o.src == 10 || matches!(o.code, 0x85 | 0x8d));
     Ok(Compiled {
         code,
         entry,

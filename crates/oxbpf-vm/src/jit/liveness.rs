@@ -8,7 +8,7 @@
 //! legacy packet loads are assumed to write nothing, and an opcode not
 //! listed here reads everything.
 
-use crate::program::Op;
+use crate::program::{FUNC_ADDR_TAG, Op};
 use oxbpf_isa::raw::*;
 
 /// Bit `r` set: BPF register `r` is live.
@@ -20,8 +20,10 @@ fn bit(r: u8) -> Regs {
     if r <= 10 { 1 << r } else { ALL }
 }
 
-/// Registers read and written by one instruction.
-fn use_def(o: &Op) -> (Regs, Regs) {
+/// Registers read and written by one instruction; `in_sub`: the
+/// instruction belongs to a subprogram, whose `exit` hands r0..r5 back to
+/// the caller (the interpreter restores only r6..r10 after a call).
+fn use_def(o: &Op, in_sub: bool) -> (Regs, Regs) {
     let class = o.code & 7;
     let x = o.code & BPF_X != 0;
     match class {
@@ -48,6 +50,7 @@ fn use_def(o: &Op) -> (Regs, Regs) {
         BPF_JMP | BPF_JMP32 => match o.code {
             0x05 | 0x06 => (0, 0),
             0x85 | 0x8d => (ALL, 1),
+            0x95 if in_sub => (0b11_1111, 0),
             0x95 => (1, 0),
             _ if x => (bit(o.dst) | bit(o.src), 0),
             _ => (bit(o.dst), 0),
@@ -60,6 +63,19 @@ fn use_def(o: &Op) -> (Regs, Regs) {
 /// end sentinel, as the code generator gets them).
 pub(crate) fn live_out(ops: &[Op]) -> Vec<Regs> {
     let len = ops.len().saturating_sub(1);
+    // Subprograms start at the first call target or function address; the
+    // main program is everything before.
+    let first_sub = ops[..len]
+        .iter()
+        .filter_map(|o| match o.code {
+            0x85 if o.src == BPF_PSEUDO_CALL => Some(o.off as usize),
+            0x18 if (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG => {
+                Some((o.imm as u64 & 0xffff_ffff) as usize)
+            }
+            _ => None,
+        })
+        .min()
+        .unwrap_or(len);
     let mut live_in = vec![0 as Regs; len + 1];
     let mut out = vec![0 as Regs; len + 1];
     let succ = |pc: usize, o: &Op| -> [Option<usize>; 2] {
@@ -82,7 +98,7 @@ pub(crate) fn live_out(ops: &[Op]) -> Vec<Regs> {
             for s in succ(pc, o).into_iter().flatten() {
                 live |= live_in[s];
             }
-            let (u, d) = use_def(o);
+            let (u, d) = use_def(o, pc >= first_sub);
             let inn = u | (live & !d);
             out[pc] = live;
             if inn != live_in[pc] {
@@ -144,6 +160,26 @@ mod tests {
         assert_eq!(l[5], 1 << 1 | 1 << 2);
         assert_eq!(l[3], 1 << 1 | 1 << 2);
         assert!(l.iter().all(|&r| r & 1 << 3 == 0));
+    }
+
+    #[test]
+    fn subprogram_exits_hand_back_r0_to_r5() {
+        // r3 = 0; call +3; r0 = r3; r0 -= r1; exit; sub: r3 = r1;
+        // r3 += 5; r0 = 1; exit — the caller reads the callee's r3.
+        let o = ops(&[
+            (0xb7, 3, 0, 0, 0),
+            (0x85, 0, 1, 0, 3),
+            (0xbf, 0, 3, 0, 0),
+            (0x1f, 0, 1, 0, 0),
+            (0x95, 0, 0, 0, 0),
+            (0xbf, 3, 1, 0, 0),
+            (0x07, 3, 0, 0, 5),
+            (0xb7, 0, 0, 0, 1),
+            (0x95, 0, 0, 0, 0),
+        ]);
+        let l = live_out(&o);
+        assert_ne!(l[6] & 1 << 3, 0, "r3 live at the subprogram's exit");
+        assert_eq!(l[4], 0, "nothing is read after the main exit");
     }
 
     #[test]
