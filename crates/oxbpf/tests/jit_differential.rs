@@ -723,10 +723,13 @@ fn safe_unit(r: &mut Rng) -> Vec<RawInsn> {
     }
 }
 
+/// Placeholder immediate of a call to a safe program's subprogram.
+const SUB_CALL: i32 = 0x7eed;
+
 /// A program whose every access is in bounds by construction (input at
 /// r1 + [0, MEM_LEN), stack at r10 - [1, 64]), so the JIT may run it
-/// without checks: straight-line units, forward branches and at most one
-/// counted loop.
+/// without checks: straight-line units, forward branches, at most one
+/// counted loop, and calls to a subprogram.
 fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
     let mut units: Vec<Vec<RawInsn>> = Vec::new();
     for d in [0u8, 2, 3, 4, 5, 6, 7, 8] {
@@ -734,8 +737,13 @@ fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
     }
     let n = 4 + r.below(30) as usize;
     let loop_at = r.chance(50).then(|| r.below(n as u64) as usize);
+    let with_sub = r.chance(30);
     let mut loop_start = None;
     for k in 0..n {
+        if with_sub && r.chance(15) {
+            // A call to the subprogram after the exit (imm fixed below).
+            units.push(vec![RawInsn::new(0x85, 0, 1, 0, SUB_CALL)]);
+        }
         if loop_at == Some(k) {
             units.push(vec![RawInsn::new(0xb7, 9, 0, 0, 1 + r.below(5) as i32)]);
             loop_start = Some(units.len());
@@ -751,6 +759,22 @@ fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
         }
     }
     units.push(vec![RawInsn::new(0x95, 0, 0, 0, 0)]);
+    let last = units.len() - 1;
+    // The subprogram: safe units (no forward jumps: those go to the main
+    // program's exit), then its own exit. It hands r0..r5 back.
+    let sub_start = units.len();
+    if with_sub {
+        for _ in 0..1 + r.below(5) {
+            let u = loop {
+                let u = safe_unit(r);
+                if !(u.len() == 1 && u[0].off == 0 && matches!(u[0].code & 7, 0x05 | 0x06)) {
+                    break u;
+                }
+            };
+            units.push(u);
+        }
+        units.push(vec![RawInsn::new(0x95, 0, 0, 0, 0)]);
+    }
     // Slots of each unit; forward conditional jumps go to a later unit
     // (not into a loop from outside: only to units after the loop's end
     // or inside the same straight-line stretch).
@@ -760,13 +784,14 @@ fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
         slot_of.push(slot);
         slot += u.len();
     }
-    let last = units.len() - 1;
     let mut out = Vec::with_capacity(slot);
     for (k, u) in units.iter().enumerate() {
         for (j, &insn) in u.iter().enumerate() {
             let mut insn = insn;
             let here = slot_of[k] + j;
-            if insn.code == 0x55 && insn.dst == 9 && insn.off < 0 {
+            if insn.code == 0x85 && insn.imm == SUB_CALL {
+                insn.imm = (slot_of[sub_start] as i64 - here as i64 - 1) as i32;
+            } else if insn.code == 0x55 && insn.dst == 9 && insn.off < 0 {
                 let start = (-insn.off - 1) as usize;
                 insn.off = (slot_of[start] as i64 - here as i64 - 1) as i16;
             } else if matches!(insn.code & 7, 0x05 | 0x06)
