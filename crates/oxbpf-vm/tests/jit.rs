@@ -485,3 +485,33 @@ fn registers_a_subprogram_hands_back_are_computed() {
         assert_eq!(vm.run_raw(&mut mem).unwrap().r0, want);
     }
 }
+
+#[test]
+fn indexed_loads_fault_exactly_as_by_the_interpreter() {
+    // r2 = x; r5 = r1; r5 += r2; r5 = *(u32 *)(r5 + k); exit — checked
+    // code folds the address into one checked operand; in bounds it loads,
+    // out of bounds (either side) it reports the interpreter's fault.
+    let mut mem: Vec<u8> = (0..16u8).collect();
+    for (x, k) in [
+        (0, 0),
+        (12, 0),
+        (8, 4),
+        (13, 0),
+        (16, -4),
+        (-1, 0),
+        (100, 0),
+        (4, -8),
+    ] {
+        let p = program(&[
+            (0xb7, 2, 0, 0, x),
+            (0xbf, 5, 1, 0, 0),
+            (0x0f, 5, 2, 0, 0),
+            (0x61, 5, 5, k, 0),
+            (0xbf, 0, 5, 0, 0),
+            (0x95, 0, 0, 0, 0),
+        ]);
+        let want = Vm::new(p.clone()).run_raw(&mut mem);
+        let got = jit(p).run_raw(&mut mem);
+        assert_eq!(got, want, "x {x} k {k}");
+    }
+}

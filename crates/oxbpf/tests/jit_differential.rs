@@ -811,8 +811,9 @@ fn safe_program(r: &mut Rng) -> Vec<RawInsn> {
 #[test]
 fn safe_programs_agree_in_trusted_mode() {
     // Programs built to be memory-safe run unchecked (the mode the JIT's
-    // liveness-based and trusted-only idioms apply in) against the
-    // interpreter: r0, instruction count and memory must be identical.
+    // liveness-based and trusted-only idioms apply in), and checked,
+    // against the interpreter: r0, instruction count and memory must be
+    // identical.
     // SAFE_CASES=N runs N programs instead of 4000.
     let mut rng = Rng(0x5afe_c0de_1234_5678);
     let mut buf = vec![0u8; MEM_LEN];
@@ -838,11 +839,15 @@ fn safe_programs_agree_in_trusted_mode() {
         // SAFETY: every access of a safe program is inside the MEM_LEN-byte
         // input or the first 64 bytes below the frame pointer.
         trusted.config.checks = unsafe { Checks::trust_verified() };
-        for (what, count, budget) in [
-            ("trusted", true, None),
-            ("trusted+uncounted", false, None),
-            ("trusted+budget", true, Some(1_000_000)),
+        for (what, checked, count, budget) in [
+            ("trusted", false, true, None),
+            ("trusted+uncounted", false, false, None),
+            ("trusted+budget", false, true, Some(1_000_000)),
+            ("checked+uncounted", true, false, None),
         ] {
+            if checked {
+                trusted.config.checks = Checks::ON;
+            }
             trusted.config.count_instructions = count;
             trusted.config.instruction_budget = budget;
             let mut got = run(&trusted, &mem, &mut buf);

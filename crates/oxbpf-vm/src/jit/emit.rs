@@ -840,14 +840,29 @@ impl Emitter<'_> {
         if !self.mode.checked {
             return (REG[base as usize], disp);
         }
-        let b = REG[base as usize];
+        self.checked_address(REG[base as usize], None, disp, size, write, pc, base == 10)
+    }
+
+    /// Checked code: the address `[b + index + disp]` into r11, checked
+    /// for an access of `size` bytes by the instruction at `pc`; returns
+    /// the operand `[r11]`.
+    #[allow(clippy::too_many_arguments)]
+    fn checked_address(
+        &mut self,
+        b: u8,
+        index: Option<u8>,
+        disp: i32,
+        size: u64,
+        write: bool,
+        pc: usize,
+        stack_first: bool,
+    ) -> (u8, i32) {
         let slow = self.a.new_dynamic_label();
         let back = self.a.new_dynamic_label();
         // Accesses through r10 are checked against the stack first, others
         // against the region of the last access of their kind; the other
         // range and then the full region list are tried out of line.
-        let stack_first = base == 10;
-        self.lea(S1, b, None, disp);
+        self.lea(S1, b, index, disp);
         if stack_first {
             self.stack_range(size, slow);
         } else {
@@ -1104,13 +1119,15 @@ impl Emitter<'_> {
             0x07 => (None, n.imm),
             _ => return None,
         };
+        // Checked code takes only a load into rD itself (rD is then never
+        // needed, even when the load faults: a fault ends the run).
+        let checked = self.mode.checked;
         let m = self.ops.get(pc + 2).copied().filter(|m| {
-            !self.mode.checked
-                && self.plain_next(pc + 2)
+            self.plain_next(pc + 2)
                 && dv != sv
                 && index != Some(d)
-                && ((m.code & 7 == BPF_LDX && m.src == o.dst)
-                    || (matches!(m.code, 0x63 | 0x6b | 0x73 | 0x7b) && m.dst == o.dst))
+                && ((m.code & 7 == BPF_LDX && m.src == o.dst && (!checked || m.dst == o.dst))
+                    || (!checked && matches!(m.code, 0x63 | 0x6b | 0x73 | 0x7b) && m.dst == o.dst))
                 && (disp + m.off as i64) == (disp + m.off as i64) as i32 as i64
         });
         let loads_into_d = m.is_some_and(|m| m.code & 7 == BPF_LDX && m.dst == o.dst);
@@ -1137,7 +1154,13 @@ impl Emitter<'_> {
         };
         let disp = (disp + m.off as i64) as i32;
         let r = REG[if m.code & 7 == BPF_LDX { m.dst } else { m.src } as usize % 11];
-        self.load_store(m.code, r, s, index, disp);
+        if checked {
+            let size = ldst_size(m.code);
+            let (b, d0) = self.checked_address(s, index, disp, size, false, pc + 2, sv == 10);
+            self.load_store(m.code, r, b, None, d0);
+        } else {
+            self.load_store(m.code, r, s, index, disp);
+        }
         Some(pc + 3)
     }
 
