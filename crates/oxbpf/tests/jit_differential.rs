@@ -3,7 +3,8 @@
 //! * `random_programs_agree`: seeded random programs (ALU of every kind,
 //!   loads/stores/atomics on the input and the stack with some out of
 //!   bounds, forward and backward branches, local calls, callx, helper
-//!   calls, legacy packet loads) run by the interpreter and by the JIT in
+//!   calls, legacy packet loads, indexed `rD = r1; rD += rX` loads) run by
+//!   the interpreter and by the JIT in
 //!   checked mode (with and without a budget, with constant blinding) and,
 //!   when the verifier accepts them, in trusted mode. r0, instruction count, memory and the
 //!   error (kind, pc, access size and direction) must be identical.
@@ -223,6 +224,17 @@ fn random_program(r: &mut Rng) -> Vec<RawInsn> {
                 Item::Raw(RawInsn::new(0x8d, d, 0, 0, 0))
             }
             94 => Item::To(RawInsn::new(0x05, 0, 0, 0, 0), exit_item),
+            95 | 96 => {
+                // rD = r1; rD += rX; rD = *(size *)(rD + off): the indexed
+                // address idiom, in or out of bounds.
+                let (d, x) = (reg(r), reg(r));
+                let sz = r.pick(&[0x00u8, 0x08, 0x10, 0x18]);
+                items.push(Item::Raw(RawInsn::new(0x57, x, 0, 0, 63)));
+                items.push(Item::Raw(RawInsn::new(0xbf, d, 1, 0, 0)));
+                items.push(Item::Raw(RawInsn::new(0x0f, d, x, 0, 0)));
+                let off = r.below(16) as i16 - 8;
+                Item::Raw(RawInsn::new(0x61 | sz, d, d, off, 0))
+            }
             _ => Item::Raw(alu(r)),
         };
         items.push(item);
