@@ -2,7 +2,10 @@
 
 use oxbpf_vm::{Config, Engine, Program, Vm, VmError};
 
-fn program(text: &[(u8, u8, u8, i16, i32)]) -> Program {
+/// An instruction as (opcode, dst, src, offset, immediate).
+type Insn = (u8, u8, u8, i16, i32);
+
+fn program(text: &[Insn]) -> Program {
     let slots = text
         .iter()
         .map(|&(c, d, s, o, i)| oxbpf_isa::RawInsn::new(c, d, s, o, i))
@@ -513,5 +516,56 @@ fn indexed_loads_fault_exactly_as_by_the_interpreter() {
         let want = Vm::new(p.clone()).run_raw(&mut mem);
         let got = jit(p).run_raw(&mut mem);
         assert_eq!(got, want, "x {x} k {k}");
+    }
+}
+
+#[test]
+fn leaf_code_reports_errors_and_counts_like_the_interpreter() {
+    // Programs without stack, calls or packet loads run on a bare context
+    // when trusted: falling off the end, division, an lddw, counted and
+    // uncounted, on empty and non-empty input.
+    let cases: [&[Insn]; 3] = [
+        // r0 = 1; if r0 == 1 goto +1; exit; r0 = 2 (falls off the end)
+        &[
+            (0xb7, 0, 0, 0, 1),
+            (0x15, 0, 0, 1, 1),
+            (0x95, 0, 0, 0, 0),
+            (0xb7, 0, 0, 0, 2),
+        ],
+        // r0 = r2 (the input length); r0 /= 3; r0 += *(u8 *)(r1 + 0) if any
+        &[
+            (0xbf, 0, 2, 0, 0),
+            (0x37, 0, 0, 0, 3),
+            (0x15, 2, 0, 2, 0),
+            (0x71, 3, 1, 0, 0),
+            (0x0f, 0, 3, 0, 0),
+            (0x95, 0, 0, 0, 0),
+        ],
+        // r0 = 0x1122334455667788 ll; exit
+        &[
+            (0x18, 0, 0, 0, 0x5566_7788),
+            (0, 0, 0, 0, 0x1122_3344),
+            (0x95, 0, 0, 0, 0),
+        ],
+    ];
+    for text in cases {
+        let p = program(text);
+        for len in [0usize, 9] {
+            let mut mem = vec![0x41u8; len];
+            let want = Vm::new(p.clone()).run_raw(&mut mem);
+            for count in [true, false] {
+                let mut vm = jit(p.clone());
+                // SAFETY: the one load reads byte 0 of a non-empty input.
+                vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                vm.config.count_instructions = count;
+                let mut got = vm.run_raw(&mut mem);
+                if let (Ok(g), Ok(w)) = (&mut got, &want)
+                    && !count
+                {
+                    g.executed = w.executed;
+                }
+                assert_eq!(got, want, "{text:?} len {len} count {count}");
+            }
+        }
     }
 }

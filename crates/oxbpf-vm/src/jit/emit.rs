@@ -72,6 +72,12 @@ pub(crate) struct Compiled {
     /// its stack, so its stack needs no zeroing after the run. (Unverified
     /// programs may reuse an address from an earlier run.)
     pub uses_fp: bool,
+    /// Trusted code that uses neither the stack, calls, entry thunks nor
+    /// the packet (legacy loads), without a budget: besides the memory the
+    /// verified program addresses it touches only its `JitCtx` and never
+    /// calls back into Rust, so it can run on a bare context
+    /// (`exec::enter_leaf`).
+    pub leaf: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -271,12 +277,20 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, cpu: Cpu) -> Result<Compiled, JitE
     let uses_fp = ops[..len]
         .iter()
         .any(|o| o.dst == 10 || o.src == 10 || matches!(o.code, 0x85 | 0x8d));
+    let leaf = !mode.checked
+        && !mode.budget
+        && !uses_fp
+        && thunks.is_none()
+        && !ops[..len]
+            .iter()
+            .any(|o| matches!(o.code, 0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50));
     Ok(Compiled {
         code,
         entry,
         body,
         thunks,
         uses_fp,
+        leaf,
     })
 }
 

@@ -13,7 +13,9 @@
 //!   proven in bounds by the verifier (the caller's promise, see
 //!   [`Checks::trust_verified`](super::Checks::trust_verified));
 //! * it calls back into Rust only through `helper_fn` and `check_fn`, with
-//!   a 16-byte aligned stack and the context pointer as first argument.
+//!   a 16-byte aligned stack and the context pointer as first argument;
+//!   leaf code (`emit::Compiled::leaf`) never does, and runs on a bare
+//!   context (`enter_leaf`).
 
 use super::{JitCtx, Runtime};
 
@@ -42,6 +44,38 @@ pub(super) fn enter(
     unsafe {
         (*ctx).helper_fn = on_helper as *const () as u64;
         (*ctx).check_fn = on_check as *const () as u64;
+        let f: EntryFn = std::mem::transmute(entry as *const u8);
+        f(ctx, args.as_ptr(), fp, target)
+    }
+}
+
+/// Runs leaf code (`JitCode::leaf`: trusted, no calls, no stack, no
+/// packet, no budget) on a bare context: such code touches only `ctx`
+/// (and the verified program's memory) and never calls back, so no
+/// runtime is needed.
+pub(super) fn enter_leaf(
+    ctx: &mut JitCtx,
+    code: &super::JitCode,
+    entry: u64,
+    args: [u64; 5],
+    fp: u64,
+    target: u64,
+) -> u64 {
+    assert!(code.leaf, "enter_leaf needs leaf code");
+    // Never called by leaf code; null, so that a broken promise faults at
+    // address 0 instead of reading a runtime that is not there.
+    ctx.helper_fn = 0;
+    ctx.check_fn = 0;
+    // SAFETY: `entry` and `target` are `entry_addr()`/`body_addr()` of
+    // `code`, which its program's cache owns and keeps mapped read+execute
+    // for the call (JIT-CONTRACT for the entry routine's signature). The
+    // code is leaf code (asserted): the code generator emitted no helper
+    // call, memory check, local call, thunk, packet load or budget check,
+    // and uses no stack (`uses_fp` false), so it reads and writes only
+    // `ctx` (a whole `JitCtx`, live and exclusively borrowed for the call),
+    // its native stack and addresses the verified program computes
+    // (trusted code only).
+    unsafe {
         let f: EntryFn = std::mem::transmute(entry as *const u8);
         f(ctx, args.as_ptr(), fp, target)
     }

@@ -104,6 +104,8 @@ pub struct JitCode {
     len: usize,
     /// See `emit::Compiled::uses_fp`.
     uses_fp: bool,
+    /// See `emit::Compiled::leaf`.
+    leaf: bool,
 }
 
 impl std::fmt::Debug for JitCode {
@@ -216,6 +218,7 @@ fn place(compiled: Vec<(emit::Compiled, usize)>) -> Result<Vec<Arc<JitCode>>, Ji
                 thunks: c.thunks,
                 len,
                 uses_fp: c.uses_fp,
+                leaf: c.leaf,
             })
         })
         .collect())
@@ -432,6 +435,9 @@ pub(crate) fn run_raw(
 ) -> Result<RunResult, VmError> {
     let code =
         code_for(program, Mode::of(config)).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    if code.leaf {
+        return run_leaf(program, config, code, mem);
+    }
     let depth = config.max_call_depth.max(1);
     let dirty_from = std::cell::Cell::new(0);
     let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, &dirty_from);
@@ -458,6 +464,43 @@ pub(crate) fn run_raw(
         None,
         packet,
     )
+}
+
+/// A raw run of leaf code (`emit::Compiled::leaf`): no stack (the program
+/// never names r10), no memory map (nothing is checked and no helper
+/// runs), no runtime — a bare context for the entry routine.
+fn run_leaf(
+    program: &Program,
+    config: &Config,
+    code: &JitCode,
+    mem: &mut [u8],
+) -> Result<RunResult, VmError> {
+    let len = mem.len() as u64;
+    // An empty input is passed as a null pointer (as `Vm::run_raw` does).
+    let start = if len == 0 { 0 } else { mem.as_mut_ptr() as u64 };
+    let mut ctx = JitCtx {
+        budget: u64::MAX,
+        rcache_lo: u64::MAX,
+        wcache_lo: u64::MAX,
+        ..JitCtx::default()
+    };
+    let (entry, body) = (code.entry_addr(), code.body_addr());
+    // r10 = 0: leaf code never reads it.
+    let r0 = exec::enter_leaf(&mut ctx, code, entry, [start, len, 0, 0, 0], 0, body);
+    let depth = config.max_call_depth.max(1);
+    let budget = config.instruction_budget.unwrap_or(u64::MAX);
+    if let Some(e) = error_of(ctx.err_info, program, budget, depth) {
+        return Err(e);
+    }
+    Ok(RunResult {
+        r0,
+        executed: if Mode::of(config).count {
+            ctx.executed
+        } else {
+            0
+        },
+        packet: Some(PacketState::plain(start, len)),
+    })
 }
 
 /// What a run needs besides its memory.
@@ -542,6 +585,25 @@ impl Run<'_> {
     }
 }
 
+/// The error generated code reported in `err_info` (none when 0).
+fn error_of(info: u64, program: &Program, budget: u64, depth: usize) -> Option<VmError> {
+    if info == 0 {
+        return None;
+    }
+    let pc = (info & 0xffff_ffff) as usize;
+    Some(match info >> 32 {
+        emit::err::BUDGET => VmError::BudgetExhausted { pc, budget },
+        emit::err::DEPTH => VmError::CallDepthExceeded { pc, limit: depth },
+        emit::err::KFUNC => VmError::KfuncUnsupported {
+            pc,
+            btf_id: program.ops.get(pc).map_or(0, |o| o.imm as i32),
+        },
+        emit::err::UNRESOLVED => VmError::UnresolvedReference { pc },
+        emit::err::NO_PACKET => VmError::NoPacket { pc },
+        _ => VmError::FellOffEnd { pc },
+    })
+}
+
 impl Runtime<'_, '_> {
     fn sync_packet(&mut self) {
         match self.packet {
@@ -566,27 +628,7 @@ impl Runtime<'_, '_> {
             return Some(e);
         }
         let info = std::mem::take(&mut self.ctx.err_info);
-        if info == 0 {
-            return None;
-        }
-        let pc = (info & 0xffff_ffff) as usize;
-        Some(match info >> 32 {
-            emit::err::BUDGET => VmError::BudgetExhausted {
-                pc,
-                budget: self.budget,
-            },
-            emit::err::DEPTH => VmError::CallDepthExceeded {
-                pc,
-                limit: self.depth,
-            },
-            emit::err::KFUNC => VmError::KfuncUnsupported {
-                pc,
-                btf_id: self.program.ops.get(pc).map_or(0, |o| o.imm as i32),
-            },
-            emit::err::UNRESOLVED => VmError::UnresolvedReference { pc },
-            emit::err::NO_PACKET => VmError::NoPacket { pc },
-            _ => VmError::FellOffEnd { pc },
-        })
+        error_of(info, self.program, self.budget, self.depth)
     }
 
     /// Called by generated code for a memory access outside the current
