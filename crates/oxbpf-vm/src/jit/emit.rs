@@ -359,7 +359,8 @@ fn blocks(ops: &[Op], per_insn: bool) -> (Vec<u32>, Vec<u32>, Vec<bool>) {
 impl Emitter<'_> {
     /// `extern "sysv64" fn(ctx, args: *const [u64; 5], fp, target) -> u64`:
     /// saves the host's callee-saved registers, loads r1..r5 and r10, calls
-    /// `target` and returns r0 (also stored in the context).
+    /// `target` and returns r0; errors and early exits unwind to it with
+    /// their result in the context.
     fn entry(&mut self) -> usize {
         let start = self.a.offset().0;
         let unwind = self.unwind;
@@ -388,12 +389,10 @@ impl Emitter<'_> {
             ; xor r15d, r15d
             ; mov r9, [r12 + off::EXECUTED]
             ; call r11
-            ; mov [r12 + off::RESULT], rax
-            ; =>unwind
-            ; mov rsp, [r12 + off::SAVED_RSP]
+            // A normal return: r0 in rax, the stack as saved.
+            ; done:
             ; mov [r12 + off::EXECUTED], r9
             ; pop QWORD [r12 + off::SAVED_RSP]
-            ; mov rax, [r12 + off::RESULT]
             ; pop r15
             ; pop r14
             ; pop r13
@@ -401,6 +400,12 @@ impl Emitter<'_> {
             ; pop rbx
             ; pop rbp
             ; ret
+            // Errors and early exits: from any depth, with the result (if
+            // any) in the context.
+            ; =>unwind
+            ; mov rsp, [r12 + off::SAVED_RSP]
+            ; mov rax, [r12 + off::RESULT]
+            ; jmp <done
         );
         start
     }
