@@ -771,51 +771,29 @@ impl Emitter<'_> {
             ; vpxor ymm3, ymm3, ymm3
             ; vectors:
         );
-        // Four elements per accumulator, zero-extended to 64-bit lanes
-        // (loaded, then widened register to register).
-        match size {
-            1 => dynasm!(self.a
-                ; vmovd xmm4, DWORD [r11]
-                ; vmovd xmm5, DWORD [r11 + 4]
-                ; vmovd xmm6, DWORD [r11 + 8]
-                ; vmovd xmm7, DWORD [r11 + 12]
-                ; vpmovzxbq ymm4, xmm4
-                ; vpmovzxbq ymm5, xmm5
-                ; vpmovzxbq ymm6, xmm6
-                ; vpmovzxbq ymm7, xmm7
-            ),
-            2 => dynasm!(self.a
-                ; vmovq xmm4, QWORD [r11]
-                ; vmovq xmm5, QWORD [r11 + 8]
-                ; vmovq xmm6, QWORD [r11 + 16]
-                ; vmovq xmm7, QWORD [r11 + 24]
-                ; vpmovzxwq ymm4, xmm4
-                ; vpmovzxwq ymm5, xmm5
-                ; vpmovzxwq ymm6, xmm6
-                ; vpmovzxwq ymm7, xmm7
-            ),
-            4 => dynasm!(self.a
-                ; vmovdqu xmm4, OWORD [r11]
-                ; vmovdqu xmm5, OWORD [r11 + 16]
-                ; vmovdqu xmm6, OWORD [r11 + 32]
-                ; vmovdqu xmm7, OWORD [r11 + 48]
-                ; vpmovzxdq ymm4, xmm4
-                ; vpmovzxdq ymm5, xmm5
-                ; vpmovzxdq ymm6, xmm6
-                ; vpmovzxdq ymm7, xmm7
-            ),
-            _ => dynasm!(self.a
-                ; vmovdqu ymm4, [r11]
-                ; vmovdqu ymm5, [r11 + 32]
-                ; vmovdqu ymm6, [r11 + 64]
-                ; vmovdqu ymm7, [r11 + 96]
-            ),
+        // Four elements into each of ymm4..ymm7, zero-extended to 64-bit
+        // lanes (loaded, then widened register to register), added to the
+        // accumulators ymm0..ymm3.
+        for k in 0..4u8 {
+            let (v, at) = (4 + k, i32::from(k) * 4 * size);
+            match size {
+                1 => dynasm!(self.a
+                    ; vmovd Rx(v), DWORD [r11 + at]
+                    ; vpmovzxbq Ry(v), Rx(v)
+                ),
+                2 => dynasm!(self.a
+                    ; vmovq Rx(v), QWORD [r11 + at]
+                    ; vpmovzxwq Ry(v), Rx(v)
+                ),
+                4 => dynasm!(self.a
+                    ; vmovdqu Rx(v), OWORD [r11 + at]
+                    ; vpmovzxdq Ry(v), Rx(v)
+                ),
+                _ => dynasm!(self.a ; vmovdqu Ry(v), [r11 + at]),
+            }
+            dynasm!(self.a ; vpaddq Ry(k), Ry(k), Ry(v));
         }
         dynasm!(self.a
-            ; vpaddq ymm0, ymm0, ymm4
-            ; vpaddq ymm1, ymm1, ymm5
-            ; vpaddq ymm2, ymm2, ymm6
-            ; vpaddq ymm3, ymm3, ymm7
             ; add r11, group
             ; sub r10, group
             ; cmp r10, group
