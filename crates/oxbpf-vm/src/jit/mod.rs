@@ -478,12 +478,9 @@ fn run_leaf(
     let len = mem.len() as u64;
     // An empty input is passed as a null pointer (as `Vm::run_raw` does).
     let start = if len == 0 { 0 } else { mem.as_mut_ptr() as u64 };
-    let mut ctx = JitCtx {
-        budget: u64::MAX,
-        rcache_lo: u64::MAX,
-        wcache_lo: u64::MAX,
-        ..JitCtx::default()
-    };
+    // Leaf code has no budget and no checks: none of the fields a run
+    // context otherwise starts with matter.
+    let mut ctx = JitCtx::default();
     let (entry, body) = (code.entry_addr(), code.body_addr());
     // r10 = 0: leaf code never reads it.
     let r0 = exec::enter_leaf(&mut ctx, code, entry, [start, len, 0, 0, 0], 0, body);
