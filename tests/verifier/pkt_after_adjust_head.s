@@ -1,5 +1,5 @@
 # rule: packet pointers are invalid after bpf_xdp_adjust_head
-# expect: reject R7 !read_ok
+# expect: reject R7 invalid mem access 'scalar' (it was a packet pointer, invalidated by insn 8
 # type: xdp
 r2 = *(u32 *)(r1 + 0)
 r3 = *(u32 *)(r1 + 4)

@@ -1,5 +1,5 @@
 # rule: submitting stack memory
-# expect: reject ringbuf_reserve
+# expect: reject R1 type=fp0 expected=ringbuf_mem
 r1 = r10
 r1 += -8
 r2 = 0

@@ -423,6 +423,37 @@ impl Btf {
     }
 
     /// Finds a DATASEC by name (e.g. `.maps`).
+    /// Byte offset of the (first) `struct NAME` inside type `id`, searching
+    /// nested structs and unions and one-element arrays, as the kernel's
+    /// `btf_parse_fields` finds `struct bpf_spin_lock` in a map value.
+    pub fn find_struct(&self, id: u32, name: &str) -> Option<u32> {
+        self.find_struct_depth(id, name, 0)
+    }
+
+    fn find_struct_depth(&self, id: u32, name: &str, depth: u32) -> Option<u32> {
+        if depth > 16 {
+            return None;
+        }
+        let t = self.get(self.resolve(id))?;
+        match &t.kind {
+            Kind::Struct { .. } if t.name == name => Some(0),
+            Kind::Struct { members, .. } | Kind::Union { members, .. } => {
+                members.iter().find_map(|m| {
+                    let bits = m.offset & 0x00ff_ffff;
+                    if bits % 8 != 0 {
+                        return None;
+                    }
+                    self.find_struct_depth(m.type_id, name, depth + 1)
+                        .map(|o| o + bits / 8)
+                })
+            }
+            Kind::Array {
+                elem, nelems: 1, ..
+            } => self.find_struct_depth(*elem, name, depth + 1),
+            _ => None,
+        }
+    }
+
     pub fn datasec(&self, name: &str) -> Option<(u32, &Vec<VarSecInfo>)> {
         self.types
             .iter()

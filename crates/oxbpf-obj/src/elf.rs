@@ -118,7 +118,9 @@ pub fn parse(bytes: &[u8]) -> Result<ElfView, ObjError> {
         });
     }
     let machine = file.elf_header().e_machine(file.endian()).0;
-    if machine != object::elf::EM_BPF.0 {
+    // Older LLVM wrote e_machine 0 (EM_NONE) into BPF objects; libbpf
+    // accepts those too.
+    if machine != object::elf::EM_BPF.0 && machine != 0 {
         return Err(ObjError::NotBpf { machine });
     }
     let endian = file.endian();

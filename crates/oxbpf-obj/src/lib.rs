@@ -78,8 +78,9 @@ pub fn code_sections(bytes: &[u8]) -> Result<Vec<CodeSection>, ObjError> {
     if file.format() != object::BinaryFormat::Elf {
         return Err(ObjError::NotBpf { machine: 0 });
     }
-    if file.architecture() != object::Architecture::Bpf {
-        let machine = elf_machine(bytes).unwrap_or(0);
+    // e_machine 0: older LLVM's BPF objects (libbpf accepts them).
+    let machine = elf_machine(bytes).unwrap_or(0);
+    if file.architecture() != object::Architecture::Bpf && machine != 0 {
         return Err(ObjError::NotBpf { machine });
     }
     let mut out = Vec::new();
@@ -165,6 +166,11 @@ pub struct MapDef {
     pub init_slots: Vec<(u32, String)>,
     /// Initial contents of a global-data map.
     pub data: Option<Vec<u8>>,
+    /// BTF type ids of the key and value (`__type(key, ...)`), 0 when the
+    /// definition gives sizes only. The kernel needs the value type to
+    /// find special fields such as `struct bpf_spin_lock`.
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
 }
 
 /// A program with its subprograms linked in and relocations applied.

@@ -88,6 +88,8 @@ fn legacy_maps(elf: &ElfView, sec: &Section, maps: &mut Vec<MapDef>) -> Result<(
             pinning,
             inner: None,
             init_slots: Vec::new(),
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
             data: None,
         });
     }
@@ -109,6 +111,14 @@ fn btf_uint(btf: &Btf, type_id: u32) -> Option<u32> {
 fn btf_type_size(btf: &Btf, type_id: u32) -> Option<u32> {
     match &btf.get(btf.resolve(type_id))?.kind {
         Kind::Ptr { target } => btf.size_of(*target).map(|s| s as u32),
+        _ => None,
+    }
+}
+
+/// A type encoded as `T *name` (`__type`): the id of T.
+fn btf_pointee(btf: &Btf, type_id: u32) -> Option<u32> {
+    match &btf.get(btf.resolve(type_id))?.kind {
+        Kind::Ptr { target } => Some(*target),
         _ => None,
     }
 }
@@ -135,6 +145,8 @@ fn btf_map_def(btf: &Btf, name: &str, struct_id: u32, depth: u32) -> Result<MapD
         inner: None,
         init_slots: Vec::new(),
         data: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
     };
     for m in members {
         let need =
@@ -146,8 +158,14 @@ fn btf_map_def(btf: &Btf, name: &str, struct_id: u32, depth: u32) -> Result<MapD
             "key_size" => def.key_size = need(btf_uint(btf, m.type_id))?,
             "value_size" => def.value_size = need(btf_uint(btf, m.type_id))?,
             "pinning" => def.pinning = need(btf_uint(btf, m.type_id))?,
-            "key" => def.key_size = need(btf_type_size(btf, m.type_id))?,
-            "value" => def.value_size = need(btf_type_size(btf, m.type_id))?,
+            "key" => {
+                def.key_size = need(btf_type_size(btf, m.type_id))?;
+                def.btf_key_type_id = btf_pointee(btf, m.type_id).unwrap_or(0);
+            }
+            "value" => {
+                def.value_size = need(btf_type_size(btf, m.type_id))?;
+                def.btf_value_type_id = btf_pointee(btf, m.type_id).unwrap_or(0);
+            }
             "values" => {
                 // __array(values, struct inner): an array of pointers to the
                 // inner definition (maps of maps) or to a function proto
@@ -755,6 +773,8 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             pinning: 0,
             inner: None,
             init_slots: Vec::new(),
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
             data: Some(sec.data.clone()),
         });
     }

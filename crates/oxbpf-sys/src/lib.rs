@@ -115,6 +115,17 @@ pub struct MapSpec {
     pub max_entries: u32,
     pub flags: u32,
     pub map_extra: u64,
+    /// BTF describing the key and value (libbpf passes it so that the
+    /// kernel finds special fields such as `struct bpf_spin_lock`).
+    pub btf: Option<MapBtf>,
+}
+
+/// The BTF object and type ids of a map's key and value.
+#[derive(Clone, Copy, Debug)]
+pub struct MapBtf {
+    pub fd: RawFd,
+    pub key_type_id: u32,
+    pub value_type_id: u32,
 }
 
 fn obj_name(name: &str) -> [u8; 16] {
@@ -165,7 +176,22 @@ impl Map {
             map_extra: spec.map_extra,
             ..Default::default()
         };
-        let fd = sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a)?;
+        if let Some(b) = spec.btf {
+            a.btf_fd = b.fd as u32;
+            a.btf_key_type_id = b.key_type_id;
+            a.btf_value_type_id = b.value_type_id;
+        }
+        let fd = match sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a) {
+            // As libbpf: a kernel that refuses the map's BTF gets the map
+            // without it.
+            Err(_) if spec.btf.is_some() => {
+                a.btf_fd = 0;
+                a.btf_key_type_id = 0;
+                a.btf_value_type_id = 0;
+                sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a)?
+            }
+            r => r?,
+        };
         Ok(Map {
             fd: fd_of(fd),
             spec: spec.clone(),

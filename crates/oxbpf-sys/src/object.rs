@@ -46,6 +46,14 @@ pub struct KernelObject {
     pub programs: Vec<KernelProgram>,
 }
 
+/// Map types whose key and value the kernel accepts BTF for (libbpf
+/// leaves it off the others: fd arrays, queues, ring buffers...).
+fn map_takes_btf(t: u32) -> bool {
+    // hash, array, percpu hash/array, lru hash/percpu, lpm trie, cgroup
+    // storage, percpu cgroup storage, sk/inode/task/cgrp storage.
+    matches!(t, 1 | 2 | 5 | 6 | 9 | 10 | 11 | 19 | 21 | 24 | 28 | 29 | 32)
+}
+
 fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
     let mut s = MapSpec {
         name: d.name.clone(),
@@ -55,6 +63,7 @@ fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
         max_entries: d.max_entries,
         flags: d.flags,
         map_extra: 0,
+        btf: None,
     };
     match s.map_type {
         // BPF_MAP_TYPE_RINGBUF: a power of two of whole pages, no key/value.
@@ -132,8 +141,26 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
     let ncpus = crate::possible_cpus() as u32;
     let mut maps: Vec<Option<Map>> = Vec::new();
     let mut failures = Vec::new();
+    // BTF first: maps with typed values are created with it.
+    let (btf, btf_error) = match obj.btf_for_kernel() {
+        Some(b) => match Btf::load(&b) {
+            Ok(b) => (Some(b), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
+    };
     for (i, d) in obj.maps.iter().enumerate() {
-        let spec = spec_of(d, ncpus);
+        let mut spec = spec_of(d, ncpus);
+        if let Some(b) = &btf
+            && d.btf_value_type_id != 0
+            && map_takes_btf(d.map_type)
+        {
+            spec.btf = Some(crate::MapBtf {
+                fd: b.fd.as_raw_fd(),
+                key_type_id: d.btf_key_type_id,
+                value_type_id: d.btf_value_type_id,
+            });
+        }
         // Inner map template: the BTF inner definition, or the legacy
         // inner map index, or (for defs without either) an array of u32.
         let inner_spec = match (&d.inner, &d.origin) {
@@ -193,13 +220,6 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         }
         let _ = i;
     }
-    let (btf, btf_error) = match obj.btf_for_kernel() {
-        Some(b) => match Btf::load(&b) {
-            Ok(b) => (Some(b), None),
-            Err(e) => (None, Some(e)),
-        },
-        None => (None, None),
-    };
     let mut programs = Vec::new();
     for p in &obj.programs {
         let kind = override_type.unwrap_or(p.kind);

@@ -8,7 +8,10 @@ use oxbpf_obj::ProgramType;
 
 use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size, proto};
 use crate::scalar::Scalar;
-use crate::state::{Frame, Kind, Reg, State, byte, covers};
+use crate::state::{
+    CallbackSite, Frame, Gone, Kind, LockState, RefKind, RefState, Reg, State, byte, covers,
+    widen_frames,
+};
 use crate::{MapInfo, Options, Rejection, Report};
 
 const STACK: i64 = 512;
@@ -70,6 +73,17 @@ struct Verifier<'a> {
     live: Vec<u16>,
     processed: u64,
     log: Vec<String>,
+    /// Instructions a rejection is also about (set just before returning
+    /// the error that names them).
+    related: Vec<(usize, String)>,
+    /// Entry instructions of callbacks (`lddw rX, func` targets): a path
+    /// that comes back there inside a callback frame, covered by a state
+    /// still being explored, has converged (the helper calls the callback
+    /// a bounded number of times).
+    callback_entry: Vec<bool>,
+    /// Per global function: whether it (or anything it calls) may change
+    /// packet data, which invalidates the caller's packet pointers.
+    global_changes_pkt: Vec<bool>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -114,6 +128,9 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         live: Vec::new(),
         processed: 0,
         log: Vec::new(),
+        related: Vec::new(),
+        callback_entry: vec![false; insns.len() + 1],
+        global_changes_pkt: Vec::new(),
     };
     match v.run() {
         Ok(()) => Ok(Report {
@@ -131,6 +148,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
             path: trail,
             insns_processed: v.processed,
             log: v.log,
+            related: v.related,
         })),
     }
 }
@@ -172,15 +190,30 @@ impl<'a> Verifier<'a> {
             }
         }
         self.live = liveness(&decoded, n);
+        for (pc, d) in decoded.iter().enumerate() {
+            if let Some(Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(rel),
+                ..
+            }) = d
+            {
+                let t = pc as i64 + 1 + *rel as i64;
+                if t >= 0 && (t as usize) < n {
+                    self.callback_entry[t as usize] = true;
+                }
+            }
+        }
+        self.global_changes_pkt = self
+            .opts
+            .global_funcs
+            .iter()
+            .map(|g| may_change_packet(&decoded, n, g.pc))
+            .collect();
         // Unreachable instructions are rejected, as the kernel does.
         let reach = reachable(&decoded, n);
         if let Some(pc) = (0..n).find(|&p| is_start[p] && !reach[p]) {
             return Err((pc, format!("unreachable insn {pc}"), vec![], vec![]));
         }
-        let mut st = State {
-            frames: vec![Frame::new(usize::MAX, 0)],
-            next_id: 0,
-        };
+        let mut st = State::entry();
         {
             let f = st.cur_mut();
             f.regs[1] = match (self.opts.prog_type, self.opts.raw_mem_len) {
@@ -358,6 +391,16 @@ impl<'a> Verifier<'a> {
                 let cp = &mut self.checkpoints[c];
                 cp.misses += 1;
                 useless |= cp.misses > cp.hits * 3 + 3;
+            } else if self.callback_entry[pc]
+                && path.state.cur().site.is_some()
+                && covers(&cp.state, &path.state, live)
+                && self.is_ancestor(c, path.last)
+            {
+                // A callback entered again in a state an earlier call of
+                // the same path covers: the calls have converged.
+                self.checkpoints[c].hits += 1;
+                verdict = Some(Visit::Pruned);
+                break;
             } else if cp.hash == hash
                 && covers(&cp.state, &path.state, live)
                 && covers(&path.state, &cp.state, live)
@@ -549,6 +592,35 @@ impl Verifier<'_> {
             .ok_or((pc, format!("map {idx} does not exist")))
     }
 
+    /// A map the program names: program types that cannot take a lock
+    /// may not use a map whose value holds one (the kernel's
+    /// `check_map_prog_compatibility`).
+    fn map_usable(&self, idx: u32, pc: usize) -> VResult<&MapInfo> {
+        let m = self.map(idx, pc)?;
+        if m.spin_lock.is_some() {
+            use ProgramType as T;
+            let who = match self.opts.prog_type {
+                T::SocketFilter => Some("socket filter"),
+                T::Kprobe
+                | T::Tracepoint
+                | T::PerfEvent
+                | T::RawTracepoint
+                | T::RawTracepointWritable => Some("tracing"),
+                _ => None,
+            };
+            if let Some(who) = who {
+                return err(
+                    pc,
+                    format!(
+                        "{who} progs cannot use bpf_spin_lock yet: map '{}' holds a struct bpf_spin_lock",
+                        m.name
+                    ),
+                );
+            }
+        }
+        Ok(m)
+    }
+
     fn step(&mut self, path: &mut Path, insn: Instruction) -> VResult<Step> {
         use Instruction as I;
         let pc = path.pc;
@@ -674,11 +746,11 @@ impl Verifier<'_> {
                 let r = match imm {
                     Imm64::Value(v) => Reg::konst(v),
                     Imm64::MapIdx(i) | Imm64::MapFd(i) => {
-                        self.map(i as u32, pc)?;
+                        self.map_usable(i as u32, pc)?;
                         Reg::ptr(Kind::MapPtr { map: i as u32 })
                     }
                     Imm64::MapIdxValue { idx, offset } | Imm64::MapValue { fd: idx, offset } => {
-                        let m = self.map(idx as u32, pc)?;
+                        let m = self.map_usable(idx as u32, pc)?;
                         if offset < 0 || offset as u32 >= m.value_size.max(1) {
                             return err(
                                 pc,
@@ -819,6 +891,8 @@ impl Verifier<'_> {
                 }
             }
             I::LoadPacket { addr, .. } => {
+                // A failed legacy packet load ends the program.
+                self.check_leaks(path, pc, "BPF_LD_[ABS|IND]", None)?;
                 if !matches!(
                     self.opts.prog_type,
                     ProgramType::SocketFilter
@@ -900,7 +974,12 @@ impl Verifier<'_> {
         if reg.kind == Kind::NotInit {
             return err(
                 pc,
-                format!("R{r} !read_ok (the register is not initialized on this path)"),
+                match reg.gone {
+                    Gone::No => {
+                        format!("R{r} !read_ok (the register is not initialized on this path)")
+                    }
+                    g => format!("R{r} !read_ok{}", g.explain()),
+                },
             );
         }
         Ok(reg)
@@ -1195,17 +1274,27 @@ impl Verifier<'_> {
         let hi = base.off + off + (base.var.umax.min(1 << 40) as i64) + size;
         match base.kind {
             Kind::NotInit => err(pc, format!("R{rn} !read_ok")),
-            Kind::Scalar => err(
-                pc,
-                format!(
-                    "R{rn} invalid mem access 'scalar'{}",
-                    if base.var.konst() == Some(0) {
-                        " (a null pointer)"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
+            Kind::Scalar => {
+                if let Gone::Released { at, acquired } = base.gone {
+                    self.related = vec![
+                        (acquired as usize, "the reference was acquired".into()),
+                        (at as usize, "it was released".into()),
+                    ];
+                }
+                err(
+                    pc,
+                    format!(
+                        "R{rn} invalid mem access 'scalar'{}",
+                        if base.gone != Gone::No {
+                            base.gone.explain()
+                        } else if base.var.konst() == Some(0) {
+                            " (a null pointer)".to_string()
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+            }
             k if k.is_or_null() => err(
                 pc,
                 format!(
@@ -1390,6 +1479,18 @@ impl Verifier<'_> {
                 }
                 if write && m.read_only {
                     return err(pc, format!("R{rn} write into a read-only map (map {map})"));
+                }
+                if let Some(at) = m.spin_lock
+                    && lo < at as i64 + 4
+                    && (at as i64) < hi
+                {
+                    return err(
+                        pc,
+                        format!(
+                            "bpf_spin_lock cannot be accessed directly by load/store: [{lo}, {hi}) of map {map}'s value overlaps the lock at {at}..{}",
+                            at + 4
+                        ),
+                    );
                 }
                 Ok(small_unknown(size))
             }
@@ -1577,6 +1678,7 @@ impl Verifier<'_> {
             sidx,
             sreg,
             self.opts.privileged,
+            &self.opts.maps,
         )
         .map_err(|m| (pc, m))?;
         match (t_ok, n_ok) {
@@ -1608,7 +1710,21 @@ impl Verifier<'_> {
     }
 
     fn exit(&mut self, path: &mut Path, pc: usize) -> VResult<Step> {
-        let r0 = self.read(path, pc, 0)?;
+        // A static subprogram may leave R0 unset (clang drops the return
+        // value of a function whose callers ignore it); the caller then
+        // cannot read it. The program and callbacks must return a value.
+        let r0 = if path.state.frames.len() > 1 && !path.state.cur().callback {
+            path.state.cur().regs[0]
+        } else {
+            self.read(path, pc, 0)?
+        };
+        if path.state.frames.len() == 1 {
+            let what = match self.opts.entry.and_then(|i| self.opts.global_funcs.get(i)) {
+                Some(g) => format!("BPF_EXIT instruction in global function {}", g.name),
+                None => "BPF_EXIT instruction in main prog".to_string(),
+            };
+            self.check_leaks(path, pc, &what, None)?;
+        }
         if path.state.frames.len() == 1 && self.opts.entry.is_some() {
             if r0.kind != Kind::Scalar {
                 return err(
@@ -1644,21 +1760,103 @@ impl Verifier<'_> {
             }
             return Ok(Step::Done);
         }
-        let frame = path.state.frames.pop().expect("more than one frame");
-        if frame.callback {
+        if path.state.cur().callback {
             if r0.kind != Kind::Scalar || r0.var.umax > 1 {
                 return err(pc, format!("callback must return 0 or 1, R0 is {r0}"));
             }
-        } else if r0.kind.is_pointer() && matches!(r0.kind, Kind::Stack { .. }) {
+            let me = (path.state.frames.len() - 1) as u8;
+            self.check_leaks(path, pc, "BPF_EXIT instruction in a callback", Some(me))?;
+        }
+        let frame = path.state.frames.pop().expect("more than one frame");
+        if !frame.callback && r0.kind.is_pointer() && matches!(r0.kind, Kind::Stack { .. }) {
             return err(pc, "a function returns a pointer to its own stack frame");
+        }
+        // A callback may be called again: enter it once more from the
+        // caller's state now, widened against the state of this call.
+        let mut again = None;
+        if let Some(site) = &frame.site {
+            let mut st = path.state.clone();
+            widen_frames(&site.caller, &mut st.frames);
+            let mut f = Frame::new(site.callsite, st.frames.len() as u8);
+            f.callback = true;
+            f.regs[1..6].copy_from_slice(&site.args);
+            f.site = Some(std::rc::Rc::new(CallbackSite {
+                caller: st.frames.clone(),
+                ..(**site).clone()
+            }));
+            st.frames.push(f);
+            again = Some(Path {
+                pc: site.target,
+                state: st,
+                last: path.last,
+                trail: path.trail.clone(),
+            });
         }
         let f = path.state.cur_mut();
         f.regs[0] = if frame.callback { Reg::unknown() } else { r0 };
         for r in 1..=5 {
             f.regs[r] = Reg::NOT_INIT;
         }
-        path.pc = frame.ret_pc;
-        Ok(Step::Next(vec![]))
+        path.pc = match &frame.site {
+            Some(site) => site.callsite + 1,
+            None => frame.ret_pc,
+        };
+        Ok(Step::Next(again.into_iter().collect()))
+    }
+
+    /// Rejects leaving with a reference held or (outside a callback) a
+    /// lock held: `what` names the way out, as the kernel's messages do.
+    /// In a callback (`callback` = its frame) only references it acquired
+    /// itself count: it may not keep any across calls.
+    fn check_leaks(
+        &mut self,
+        path: &Path,
+        pc: usize,
+        what: &str,
+        callback: Option<u8>,
+    ) -> VResult<()> {
+        if let Some(l) = path.state.lock {
+            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            return err(
+                pc,
+                format!(
+                    "{what} cannot be used inside bpf_spin_lock-ed region: the lock taken at insn {} is still held on this path; call bpf_spin_unlock first",
+                    l.pc
+                ),
+            );
+        }
+        let leaked: Vec<RefState> = path
+            .state
+            .refs
+            .iter()
+            .filter(|r| callback.is_none() || r.callback_frame == callback)
+            .copied()
+            .collect();
+        if let Some(first) = leaked.first() {
+            self.related = leaked
+                .iter()
+                .map(|r| {
+                    (
+                        r.pc as usize,
+                        format!("the {} was acquired", r.kind.describe()),
+                    )
+                })
+                .collect();
+            let list: Vec<String> = leaked
+                .iter()
+                .map(|r| format!("the {} acquired at insn {}", r.kind.describe(), r.pc))
+                .collect();
+            return err(
+                pc,
+                format!(
+                    "{what} would lead to reference leak: {} {} not released on this path; call {} on every path first",
+                    list.join(", "),
+                    if leaked.len() == 1 { "is" } else { "are" },
+                    first.kind.release_hint()
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn call(&mut self, path: &mut Path, pc: usize, t: oxbpf_isa::CallTarget) -> VResult<Step> {
@@ -1684,6 +1882,16 @@ impl Verifier<'_> {
     /// prototype; it was (or will be) verified on its own, so the result is
     /// an unknown scalar.
     fn call_global(&mut self, path: &mut Path, pc: usize, g: &crate::GlobalFunc) -> VResult<Step> {
+        if let Some(l) = path.state.lock {
+            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            return err(
+                pc,
+                format!(
+                    "global function calls are not allowed while holding a lock, use static function instead (global function {} is called while the lock taken at insn {} is held)",
+                    g.name, l.pc
+                ),
+            );
+        }
         for (i, a) in g.args.iter().enumerate().take(5) {
             let rn = i + 1;
             let r = self.read(path, pc, rn).map_err(|(pc, m)| {
@@ -1742,6 +1950,16 @@ impl Verifier<'_> {
                 }
             }
         }
+        let changes = self
+            .opts
+            .global_funcs
+            .iter()
+            .position(|x| x.pc == g.pc)
+            .and_then(|i| self.global_changes_pkt.get(i).copied())
+            .unwrap_or(true);
+        if changes {
+            invalidate_packet(&mut path.state, pc, self.opts.privileged);
+        }
         let f = path.state.cur_mut();
         f.regs[0] = Reg::unknown();
         for r in 1..=5 {
@@ -1798,6 +2016,24 @@ impl Verifier<'_> {
                 format!("program of this type cannot use helper bpf_{}#{id}", p.name),
             );
         }
+        if let Some(l) = path.state.lock
+            && id != SPIN_UNLOCK
+        {
+            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            return err(
+                pc,
+                format!(
+                    "function calls are not allowed while holding a lock: bpf_{} is called while the bpf_spin_lock taken at insn {} is held; call bpf_spin_unlock first",
+                    p.name, l.pc
+                ),
+            );
+        }
+        if id == TAIL_CALL {
+            // A successful tail call never returns: nothing held may be left.
+            self.check_leaks(path, pc, "tail_call", None)?;
+        }
+        let mut release: Option<u32> = None;
+        let mut lock_arg: Option<Reg> = None;
         let mut map: Option<u32> = None;
         let mut callback: Option<u32> = None;
         let mut regs = [Reg::NOT_INIT; 5];
@@ -1947,24 +2183,18 @@ impl Verifier<'_> {
                     }
                 },
                 Arg::SpinLock => {
-                    if !matches!(r.kind, Kind::MapValue { .. }) {
-                        return err(
-                            pc,
-                            format!("R{rn} must point into a map value holding a bpf_spin_lock"),
-                        );
-                    }
-                    self.check_mem_arg(path, pc, rn, &r, 4, true, &format!("bpf_{}", p.name))?;
+                    self.check_spin_lock_arg(rn, pc, &r)?;
+                    lock_arg = Some(r);
                 }
                 Arg::RingbufMem => {
-                    if !matches!(r.kind, Kind::Mem { .. }) || r.off != 0 {
-                        return err(
-                            pc,
-                            format!(
-                                "R{rn} must be memory returned by bpf_ringbuf_reserve (type {})",
-                                r.kind.name()
-                            ),
-                        );
-                    }
+                    release = Some(self.check_release_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        RefKind::RingbufRecord,
+                        p.name,
+                    )?);
                 }
                 Arg::ConstStr => {
                     if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
@@ -2024,6 +2254,16 @@ impl Verifier<'_> {
                     Some(n) if s.kind == Kind::Scalar && n > 0 && n < 1 << 29 => {
                         let mut r = Reg::ptr(Kind::MemOrNull { size: n as u32 });
                         r.id = path.state.fresh_id();
+                        // The record is a reference: it must be submitted or
+                        // discarded on every path (a NULL result holds nothing).
+                        r.ref_obj_id = r.id;
+                        let callback_frame = path.state.callback_frame();
+                        path.state.refs.push(RefState {
+                            id: r.id,
+                            kind: RefKind::RingbufRecord,
+                            pc: pc as u32,
+                            callback_frame,
+                        });
                         r
                     }
                     _ => {
@@ -2035,14 +2275,17 @@ impl Verifier<'_> {
                 }
             }
         };
-        if p.changes_packet {
-            path.state.for_each_reg(|r| {
-                if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
-                    *r = Reg::NOT_INIT;
-                }
-                // Lengths measured against the old packet no longer apply.
-                r.plen = None;
-            });
+        if let Some(id) = release {
+            path.state.release(id, pc, self.opts.privileged);
+        }
+        if let Some(r) = lock_arg {
+            self.lock_or_unlock(path, pc, id, &r)?;
+        }
+        // A tail call from a subprogram that succeeds returns to the
+        // subprogram's caller from another program, which may have changed
+        // the packet (from the main program it never returns).
+        if p.changes_packet || (id == TAIL_CALL && path.state.frames.len() > 1) {
+            invalidate_packet(&mut path.state, pc, self.opts.privileged);
         }
         {
             let f = path.state.cur_mut();
@@ -2085,7 +2328,14 @@ impl Verifier<'_> {
                     ]
                 }
             };
-            self.push_frame(&mut other, pc, cb as usize, pc + 1, true, Some(args))?;
+            self.push_frame(&mut other, pc, cb as usize, pc, true, Some(args))?;
+            let caller = other.state.frames[..other.state.frames.len() - 1].to_vec();
+            other.state.cur_mut().site = Some(std::rc::Rc::new(CallbackSite {
+                callsite: pc,
+                target: cb as usize,
+                args,
+                caller,
+            }));
             path.pc = pc + 1;
             return Ok(Step::Next(vec![other]));
         }
@@ -2184,6 +2434,221 @@ impl Verifier<'_> {
         }
     }
 }
+
+impl Verifier<'_> {
+    /// A pointer given to a releasing helper: it must carry a reference of
+    /// `kind` that this path still holds, unmodified. Returns the id.
+    fn check_release_arg(
+        &mut self,
+        path: &Path,
+        pc: usize,
+        rn: usize,
+        r: &Reg,
+        kind: RefKind,
+        helper: &str,
+    ) -> VResult<u32> {
+        let expected = match kind {
+            RefKind::RingbufRecord => "ringbuf_mem",
+        };
+        let held = path
+            .state
+            .refs
+            .iter()
+            .find(|x| r.ref_obj_id != 0 && x.id == r.ref_obj_id)
+            .copied();
+        let Some(held) = held.filter(|h| h.kind == kind && !r.kind.is_or_null()) else {
+            let why = match r.gone {
+                Gone::No if r.kind.is_or_null() => {
+                    " (it may be NULL: compare it with 0 first)".to_string()
+                }
+                Gone::No => {
+                    format!(" (bpf_{helper} takes only a pointer returned by the acquiring helper)")
+                }
+                g => g.explain(),
+            };
+            if let Gone::Released { at, acquired } = r.gone {
+                self.related = vec![
+                    (acquired as usize, "the reference was acquired".into()),
+                    (at as usize, "it was released".into()),
+                ];
+            }
+            return err(
+                pc,
+                format!("R{rn} type={} expected={expected}{why}", r.kind.name()),
+            );
+        };
+        if r.off != 0 || r.var.konst() != Some(0) {
+            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            return err(
+                pc,
+                format!(
+                    "R{rn} must have zero offset when passed to release func: bpf_{helper} needs the pointer the acquiring helper returned, not {}",
+                    r
+                ),
+            );
+        }
+        if let Some(k) = path.state.callback_frame()
+            && held.callback_frame != Some(k)
+        {
+            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            return err(
+                pc,
+                format!(
+                    "R{rn} releases a reference acquired outside this callback (at insn {}): a callback may run any number of times, so it may release only what it acquired itself",
+                    held.pc
+                ),
+            );
+        }
+        Ok(held.id)
+    }
+
+    /// `bpf_spin_lock` / `bpf_spin_unlock`'s argument, as the kernel's
+    /// `process_spin_lock` checks it: the map value's own lock, at a
+    /// constant offset, in a map with BTF.
+    fn check_spin_lock_arg(&self, rn: usize, pc: usize, r: &Reg) -> VResult<()> {
+        let Kind::MapValue { map } = r.kind else {
+            return err(
+                pc,
+                format!(
+                    "R{rn} type={} expected=map_value: bpf_spin_lock needs a pointer to the lock in a map value",
+                    r.kind.name()
+                ),
+            );
+        };
+        let Some(c) = r.var.konst() else {
+            return err(
+                pc,
+                format!(
+                    "R{rn} doesn't have constant offset. bpf_spin_lock has to be at the constant offset"
+                ),
+            );
+        };
+        let m = self.map(map, pc)?;
+        if !m.has_btf {
+            return err(
+                pc,
+                format!(
+                    "map '{}' has to have BTF in order to use bpf_spin_lock (declare it with __type(value, ...))",
+                    m.name
+                ),
+            );
+        }
+        let Some(at) = m.spin_lock else {
+            return err(
+                pc,
+                format!(
+                    "map '{}' has no valid spin_lock: its value type holds no struct bpf_spin_lock",
+                    m.name
+                ),
+            );
+        };
+        let off = r.off + c as i64;
+        if off != at as i64 {
+            return err(
+                pc,
+                format!("off {off} doesn't point to 'struct bpf_spin_lock' that is at {at}"),
+            );
+        }
+        Ok(())
+    }
+
+    fn lock_or_unlock(&mut self, path: &mut Path, pc: usize, id: i32, r: &Reg) -> VResult<()> {
+        let Kind::MapValue { map } = r.kind else {
+            return Ok(());
+        };
+        if id == SPIN_LOCK {
+            if let Some(l) = path.state.lock {
+                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                return err(pc, "Locking two bpf_spin_locks are not allowed");
+            }
+            path.state.lock = Some(LockState {
+                map,
+                id: r.id,
+                pc: pc as u32,
+            });
+            return Ok(());
+        }
+        match path.state.lock {
+            None => err(
+                pc,
+                "bpf_spin_unlock without taking a lock: no bpf_spin_lock is held on this path",
+            ),
+            Some(l) if l.map != map || l.id != r.id => {
+                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                err(
+                    pc,
+                    format!(
+                        "bpf_spin_unlock of different lock: the lock held was taken at insn {} through another map value",
+                        l.pc
+                    ),
+                )
+            }
+            Some(_) => {
+                path.state.lock = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every packet pointer (and length measured against the packet) becomes
+/// invalid: the helper at `pc` may have moved or resized the packet.
+fn invalidate_packet(st: &mut State, pc: usize, privileged: bool) {
+    let gone = Gone::PacketChanged { at: pc as u32 };
+    st.for_each_reg(|r| {
+        if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
+            *r = Reg::invalid(privileged, gone);
+        }
+        r.plen = None;
+    });
+}
+
+/// Whether code reachable from `entry` (its function and every function it
+/// calls) may change packet data: a packet-changing helper or a tail call.
+fn may_change_packet(decoded: &[Option<Instruction>], n: usize, entry: usize) -> bool {
+    let mut seen = vec![false; n];
+    let mut work = vec![entry];
+    while let Some(pc) = work.pop() {
+        if pc >= n || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        let rel = |o: i64| (pc as i64 + 1 + o) as usize;
+        match insn {
+            Instruction::Exit => {}
+            Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
+                if id == TAIL_CALL || proto(id).is_some_and(|p| p.changes_packet) {
+                    return true;
+                }
+                work.push(next);
+            }
+            Instruction::Ja { offset, .. } => work.push(rel(offset as i64)),
+            Instruction::Jmp { offset, .. } => {
+                work.push(next);
+                work.push(rel(offset as i64));
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(r)) => {
+                work.push(next);
+                work.push(rel(r as i64));
+            }
+            Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(r),
+                ..
+            } => {
+                work.push(next);
+                work.push(rel(r as i64));
+            }
+            _ => work.push(next),
+        }
+    }
+    false
+}
+
+const TAIL_CALL: i32 = 12;
+const SPIN_LOCK: i32 = 93;
+const SPIN_UNLOCK: i32 = 94;
 
 /// Branch decisions kept per path for diagnostics: the most recent ones
 /// (between 64 and 128), so long loops cannot make paths grow without end.

@@ -24,8 +24,10 @@ use std::fmt;
 use oxbpf_obj::{Object, ProgramDef, ProgramType};
 
 /// A map as the verifier sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MapInfo {
+    /// The map's name, for messages.
+    pub name: String,
     pub map_type: u32,
     pub key_size: u32,
     pub value_size: u32,
@@ -34,6 +36,11 @@ pub struct MapInfo {
     pub read_only: bool,
     /// For maps of maps: the index (in the same list) of the inner map template.
     pub inner: Option<u32>,
+    /// The map was created with BTF for its value (the kernel needs it to
+    /// find special fields such as a spin lock).
+    pub has_btf: bool,
+    /// Offset of the `struct bpf_spin_lock` in the value, if it has one.
+    pub spin_lock: Option<u32>,
 }
 
 /// What a global function's argument is, from its BTF prototype.
@@ -123,6 +130,9 @@ pub struct Rejection {
     pub path: Vec<(usize, bool)>,
     pub insns_processed: u64,
     pub log: Vec<String>,
+    /// Other instructions the reason is about, with what they did (the
+    /// acquisition of a leaked reference, the lock still held...).
+    pub related: Vec<(usize, String)>,
 }
 
 impl fmt::Display for Rejection {
@@ -152,6 +162,19 @@ impl Rejection {
             ));
         }
         s.push_str(&format!("  reason: {}\n", self.message));
+        for (pc, what) in &self.related {
+            s.push_str(&format!("  {what} at instruction {pc}"));
+            match def.and_then(|d| d.line_for(*pc)) {
+                Some(l) => s.push_str(&format!(
+                    ", source {}:{}:{}: {}\n",
+                    l.file,
+                    l.line,
+                    l.column,
+                    l.text.trim()
+                )),
+                None => s.push('\n'),
+            }
+        }
         if !self.regs.is_empty() {
             let regs: Vec<String> = self.regs.iter().map(|(r, d)| format!("R{r}={d}")).collect();
             s.push_str(&format!("  registers: {}\n", regs.join(" ")));
@@ -221,6 +244,13 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
         .maps
         .iter()
         .map(|m| MapInfo {
+            name: m.name.clone(),
+            has_btf: m.btf_value_type_id != 0 && obj.btf.is_some(),
+            spin_lock: obj
+                .btf
+                .as_ref()
+                .filter(|_| m.btf_value_type_id != 0)
+                .and_then(|b| b.find_struct(m.btf_value_type_id, "bpf_spin_lock")),
             map_type: m.map_type,
             key_size: m.key_size,
             value_size: match m.map_type {
@@ -236,12 +266,18 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
     for (i, m) in obj.maps.iter().enumerate() {
         let inner = match (&m.inner, &m.origin) {
             (Some(d), _) => Some(MapInfo {
+                name: d.name.clone(),
                 map_type: d.map_type,
                 key_size: d.key_size,
                 value_size: d.value_size,
                 max_entries: d.max_entries,
-                read_only: false,
-                inner: None,
+                has_btf: d.btf_value_type_id != 0 && obj.btf.is_some(),
+                spin_lock: obj
+                    .btf
+                    .as_ref()
+                    .filter(|_| d.btf_value_type_id != 0)
+                    .and_then(|b| b.find_struct(d.btf_value_type_id, "bpf_spin_lock")),
+                ..Default::default()
             }),
             (
                 None,
@@ -316,6 +352,7 @@ pub fn verify_object_program(
             path: Vec::new(),
             insns_processed: 0,
             log: Vec::new(),
+            related: Vec::new(),
         }));
     }
     o.gpl = obj.license.as_deref().is_some_and(|l| {
@@ -338,6 +375,7 @@ pub fn verify_object_program(
             path: Vec::new(),
             insns_processed: 0,
             log: Vec::new(),
+            related: Vec::new(),
         })
     })?;
     verify(&p.insns, &o)

@@ -19,6 +19,7 @@ pub fn refine(
     sidx: Option<usize>,
     sreg: Reg,
     privileged: bool,
+    maps: &[crate::MapInfo],
 ) -> Result<(bool, bool), String> {
     let dk = dreg.kind;
     let sk = sreg.kind;
@@ -37,8 +38,12 @@ pub fn refine(
             JmpCond::Ne => (not, taken),
             _ => return Ok((true, true)),
         };
-        mark_null(null_st, p.id, true);
-        mark_null(nonnull_st, p.id, false);
+        // A NULL result holds no reference: nothing to release on that arm.
+        if p.ref_obj_id != 0 {
+            null_st.refs.retain(|r| r.id != p.ref_obj_id);
+        }
+        mark_null(null_st, p.id, true, maps);
+        mark_null(nonnull_st, p.id, false, maps);
         return Ok((true, true));
     }
     // A valid pointer is never NULL.
@@ -103,7 +108,15 @@ pub fn refine(
     Ok((true, true))
 }
 
-fn mark_null(st: &mut State, id: u32, null: bool) {
+fn mark_null(st: &mut State, id: u32, null: bool, maps: &[crate::MapInfo]) {
+    // A map value keeps its id where the value holds a spin lock: unlock
+    // must go through the same lookup's pointer as lock (as the kernel).
+    let keep_id = |k: Kind| match k {
+        Kind::MapValueOrNull { map } => maps
+            .get(map as usize)
+            .is_some_and(|m| m.spin_lock.is_some()),
+        _ => false,
+    };
     st.for_each_reg(|r| {
         if r.kind.is_or_null() && r.id == id {
             *r = if null {
@@ -119,7 +132,7 @@ fn mark_null(st: &mut State, id: u32, null: bool) {
                         },
                         k => k,
                     },
-                    id: 0,
+                    id: if keep_id(r.kind) { r.id } else { 0 },
                     ..*r
                 }
             };

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::rc::Rc;
 
 use crate::scalar::Scalar;
 
@@ -94,6 +95,86 @@ pub struct Reg {
     /// Scalars computed as `pkt_end - pkt`: the packet pointer's id and
     /// fixed offset, so that a bound on this length bounds that packet.
     pub plen: Option<(u32, i64)>,
+    /// The acquired reference (see [`State::refs`]) this pointer belongs
+    /// to: releasing it invalidates every register and spill that carries
+    /// the same id, in every frame.
+    pub ref_obj_id: u32,
+    /// Diagnostics only (never read by pruning): why a register that held
+    /// a pointer no longer does.
+    pub gone: Gone,
+}
+
+/// Why a pointer was invalidated, for messages about a later use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Gone {
+    #[default]
+    No,
+    /// The reference acquired at instruction `acquired` was released by the
+    /// helper call at instruction `at`.
+    Released { at: u32, acquired: u32 },
+    /// A helper (or tail call, or global function) at `at` may have moved
+    /// or resized the packet.
+    PacketChanged { at: u32 },
+}
+
+impl Gone {
+    /// A sentence for an error message, or "" when nothing is known.
+    pub fn explain(self) -> String {
+        match self {
+            Gone::No => String::new(),
+            Gone::Released { at, acquired } => format!(
+                " (it pointed to the reference acquired at insn {acquired}, which insn {at} released; every copy of the pointer is invalid from there on)"
+            ),
+            Gone::PacketChanged { at } => format!(
+                " (it was a packet pointer, invalidated by insn {at}, which may move or resize the packet; reload ctx->data and check the bounds again)"
+            ),
+        }
+    }
+}
+
+/// What kind of object an acquired reference is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefKind {
+    /// A `bpf_ringbuf_reserve` record: released by submit or discard.
+    RingbufRecord,
+}
+
+impl RefKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefKind::RingbufRecord => "ring buffer record (bpf_ringbuf_reserve)",
+        }
+    }
+
+    pub fn release_hint(self) -> &'static str {
+        match self {
+            RefKind::RingbufRecord => "bpf_ringbuf_submit or bpf_ringbuf_discard",
+        }
+    }
+}
+
+/// A reference the program holds and must release on every path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RefState {
+    pub id: u32,
+    pub kind: RefKind,
+    /// The acquiring instruction.
+    pub pc: u32,
+    /// Index of the innermost callback frame when it was acquired (a
+    /// callback may release only what it acquired itself).
+    pub callback_frame: Option<u8>,
+}
+
+/// The `bpf_spin_lock` held on this path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LockState {
+    /// The map whose value holds the lock.
+    pub map: u32,
+    /// The id of the map-value pointer it was taken through (0 for a
+    /// global-data map value): unlock must go through the same value.
+    pub id: u32,
+    /// The `bpf_spin_lock` call.
+    pub pc: u32,
 }
 
 impl Reg {
@@ -104,6 +185,8 @@ impl Reg {
         id: 0,
         range: 0,
         plen: None,
+        ref_obj_id: 0,
+        gone: Gone::No,
     };
 
     pub fn scalar(var: Scalar) -> Reg {
@@ -112,6 +195,17 @@ impl Reg {
             var,
             ..Reg::NOT_INIT
         }
+    }
+
+    /// What an invalidated pointer becomes.
+    pub fn invalid(privileged: bool, gone: Gone) -> Reg {
+        let mut r = if privileged {
+            Reg::unknown()
+        } else {
+            Reg::NOT_INIT
+        };
+        r.gone = gone;
+        r
     }
 
     pub fn konst(v: u64) -> Reg {
@@ -203,6 +297,46 @@ pub struct Frame {
     pub callback: bool,
     /// Deepest stack byte used (for the combined-depth check).
     pub depth: i64,
+    /// For a callback frame: where it was called from, to call it again.
+    pub site: Option<Rc<CallbackSite>>,
+}
+
+/// How a callback frame was entered: a helper (`bpf_loop`,
+/// `bpf_for_each_map_elem`) calls it any number of times, so when it
+/// returns the verifier both continues after the helper and enters it
+/// again, until the caller's state stops changing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackSite {
+    /// The helper call.
+    pub callsite: usize,
+    /// The callback's first instruction.
+    pub target: usize,
+    /// r1..r5 of each call.
+    pub args: [Reg; 5],
+    /// The caller's frames when this call started (what the next call's
+    /// state is widened against).
+    pub caller: Vec<Frame>,
+}
+
+/// Widens the caller frames `cur` (after a callback call) against `prev`
+/// (before it): a spilled scalar the callback changed becomes unknown, so
+/// repeated calls converge instead of counting up one call at a time
+/// (the kernel widens imprecise scalars the same way).
+pub fn widen_frames(prev: &[Frame], cur: &mut [Frame]) {
+    for (p, c) in prev.iter().zip(cur.iter_mut()) {
+        for (slot, rc) in c.stack.spills.iter_mut() {
+            if let Some(ro) = p.stack.spills.get(slot)
+                && ro.kind == Kind::Scalar
+                && rc.kind == Kind::Scalar
+                && ro.var != rc.var
+            {
+                rc.var = Scalar::UNKNOWN;
+                rc.id = 0;
+            }
+        }
+        let pc = &p.stack.consts;
+        c.stack.consts.retain(|k, v| pc.get(k) == Some(v));
+    }
 }
 
 impl Frame {
@@ -215,6 +349,7 @@ impl Frame {
             ret_pc,
             callback: false,
             depth: 0,
+            site: None,
         }
     }
 }
@@ -225,6 +360,10 @@ pub struct State {
     pub frames: Vec<Frame>,
     /// Next id for linking copies.
     pub next_id: u32,
+    /// References acquired and not yet released, oldest first.
+    pub refs: Vec<RefState>,
+    /// The spin lock held, if any.
+    pub lock: Option<LockState>,
 }
 
 impl State {
@@ -241,6 +380,43 @@ impl State {
         self.next_id
     }
 
+    /// A state with one frame (the entry), nothing acquired or locked.
+    pub fn entry() -> State {
+        State {
+            frames: vec![Frame::new(usize::MAX, 0)],
+            next_id: 0,
+            refs: Vec::new(),
+            lock: None,
+        }
+    }
+
+    /// The innermost callback frame, if the path is inside a callback.
+    pub fn callback_frame(&self) -> Option<u8> {
+        self.frames
+            .iter()
+            .rposition(|f| f.callback)
+            .map(|i| i as u8)
+    }
+
+    /// Releases reference `id`: it leaves the reference table and every
+    /// register or spill carrying it becomes invalid (an unknown scalar
+    /// when `privileged`, unreadable otherwise, as the kernel's
+    /// `mark_reg_invalid`). Returns the released entry.
+    pub fn release(&mut self, id: u32, at: usize, privileged: bool) -> Option<RefState> {
+        let i = self.refs.iter().position(|r| r.id == id)?;
+        let r = self.refs.remove(i);
+        let gone = Gone::Released {
+            at: at as u32,
+            acquired: r.pc,
+        };
+        self.for_each_reg(|x| {
+            if x.ref_obj_id == id {
+                *x = Reg::invalid(privileged, gone);
+            }
+        });
+        Some(r)
+    }
+
     /// Applies `f` to every register (and spilled register) of every frame.
     pub fn for_each_reg(&mut self, mut f: impl FnMut(&mut Reg)) {
         for fr in &mut self.frames {
@@ -254,26 +430,54 @@ impl State {
     }
 }
 
-/// Whether `old` (already proven safe) covers `cur`: every concrete state
-/// `cur` describes is described by `old`. Ids are matched up consistently.
-pub fn covers(old: &State, cur: &State, live: u16) -> bool {
-    if old.frames.len() != cur.frames.len() {
-        return false;
-    }
-    let mut idmap: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut id_ok = |a: u32, b: u32| -> bool {
+/// Ids of an old state matched to ids of the current one while comparing.
+#[derive(Default)]
+struct IdMap {
+    /// Links of copies (null checks, packet ranges): an old id may stand
+    /// for one current id; several old ids may meet in one current id
+    /// (the current state then knows more links, which is sound).
+    links: BTreeMap<u32, u32>,
+    /// References and lock owners: a one-to-one correspondence, as the
+    /// kernel's `check_ids` (two old references in one current one would
+    /// let a path release the same object twice).
+    old_to_cur: BTreeMap<u32, u32>,
+    cur_to_old: BTreeMap<u32, u32>,
+}
+
+impl IdMap {
+    fn link(&mut self, a: u32, b: u32) -> bool {
         if a == 0 && b == 0 {
             return true;
         }
-        match idmap.get(&a) {
+        match self.links.get(&a) {
             Some(&x) => x == b,
             None => {
-                idmap.insert(a, b);
+                self.links.insert(a, b);
                 true
             }
         }
-    };
-    let mut reg_ok = |o: &Reg, c: &Reg| -> bool {
+    }
+
+    /// Both ids set or both zero, and set ids in one-to-one correspondence.
+    fn exact(&mut self, a: u32, b: u32) -> bool {
+        if (a == 0) != (b == 0) {
+            return false;
+        }
+        if a == 0 {
+            return true;
+        }
+        match (self.old_to_cur.get(&a), self.cur_to_old.get(&b)) {
+            (Some(&x), _) => x == b,
+            (None, Some(_)) => false,
+            (None, None) => {
+                self.old_to_cur.insert(a, b);
+                self.cur_to_old.insert(b, a);
+                true
+            }
+        }
+    }
+
+    fn reg_ok(&mut self, o: &Reg, c: &Reg) -> bool {
         match (o.kind, c.kind) {
             (Kind::NotInit, _) => true,
             (Kind::Scalar, Kind::Scalar) => o.var.contains(&c.var),
@@ -282,11 +486,38 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
                     && o.var.contains(&c.var)
                     && c.range >= o.range
                     && (!ok.is_or_null() && !matches!(ok, Kind::Packet | Kind::PacketMeta)
-                        || id_ok(o.id, c.id))
+                        || self.link(o.id, c.id))
+                    // Map values keep an id only where it names a lock owner.
+                    && (!matches!(ok, Kind::MapValue { .. }) || o.id == 0 && c.id == 0
+                        || self.exact(o.id, c.id))
+                    && self.exact(o.ref_obj_id, c.ref_obj_id)
             }
             _ => false,
         }
-    };
+    }
+}
+
+/// Whether `old` (already proven safe) covers `cur`: every concrete state
+/// `cur` describes is described by `old`. Ids are matched up consistently;
+/// both must hold the same references and the same lock.
+pub fn covers(old: &State, cur: &State, live: u16) -> bool {
+    if old.frames.len() != cur.frames.len()
+        || old.refs.len() != cur.refs.len()
+        || old.lock.is_some() != cur.lock.is_some()
+    {
+        return false;
+    }
+    let mut ids = IdMap::default();
+    for (o, c) in old.refs.iter().zip(&cur.refs) {
+        if o.kind != c.kind || o.callback_frame != c.callback_frame || !ids.exact(o.id, c.id) {
+            return false;
+        }
+    }
+    if let (Some(o), Some(c)) = (old.lock, cur.lock)
+        && (o.map != c.map || !ids.exact(o.id, c.id))
+    {
+        return false;
+    }
     let top = old.frames.len() - 1;
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
         if fo.ret_pc != fc.ret_pc || fo.callback != fc.callback {
@@ -297,18 +528,17 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
             if fi == top && live & (1 << ri) == 0 {
                 continue;
             }
-            if !reg_ok(ro, rc) {
+            if !ids.reg_ok(ro, rc) {
                 return false;
             }
         }
-        for (i, (bo, bc)) in fo.stack.bytes.iter().zip(&fc.stack.bytes).enumerate() {
+        for (bo, bc) in fo.stack.bytes.iter().zip(&fc.stack.bytes) {
             let ok = *bo == byte::UNINIT
                 || (*bo == byte::MISC && *bc != byte::UNINIT)
                 || (*bo == byte::ZERO && *bc == byte::ZERO);
             if !ok {
                 return false;
             }
-            let _ = i;
         }
         for (slot, rc) in &fc.stack.spills {
             if rc.kind.is_pointer() && !fo.stack.spills.contains_key(slot) {
@@ -318,7 +548,7 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
         for (slot, ro) in &fo.stack.spills {
             match fc.stack.spills.get(slot) {
                 Some(rc) => {
-                    if !reg_ok(ro, rc) {
+                    if !ids.reg_ok(ro, rc) {
                         return false;
                     }
                 }

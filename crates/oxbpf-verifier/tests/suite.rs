@@ -5,7 +5,7 @@
 //! # rule: what the program does wrong (or right)
 //! # expect: reject <text the rejection must contain> | accept
 //! # type: xdp | tc | socket | kprobe | cgroup_skb ...   (default: raw, r1 = 64 bytes)
-//! # maps: hash 4 8 16; array 4 64 4 ro                   (kind key value max [ro])
+//! # maps: hash 4 8 16; array 4 64 4 ro                   (kind key value max [ro] [btf] [lock=OFF])
 //! # policy: unprivileged                                 (default: privileged)
 //! # license: MIT                                         (default: GPL)
 //! # max-insns: 20000
@@ -64,13 +64,21 @@ fn load(path: &PathBuf) -> Case {
             "maps" => {
                 for m in v.split(';') {
                     let f: Vec<&str> = m.split_whitespace().collect();
+                    let flags = &f[4.min(f.len())..];
+                    let lock = flags
+                        .iter()
+                        .find_map(|x| x.strip_prefix("lock="))
+                        .map(|o| o.parse().unwrap());
                     opts.maps.push(MapInfo {
+                        name: format!("map{}", opts.maps.len()),
                         map_type: map_kind(f[0]),
                         key_size: f[1].parse().unwrap(),
                         value_size: f[2].parse().unwrap(),
                         max_entries: f[3].parse().unwrap(),
-                        read_only: f.get(4) == Some(&"ro"),
+                        read_only: flags.contains(&"ro"),
                         inner: None,
+                        has_btf: lock.is_some() || flags.contains(&"btf"),
+                        spin_lock: lock,
                     });
                 }
             }
