@@ -1,0 +1,202 @@
+//! The soundness cases of tests/soundness/*.c: programs that hold
+//! references (ring buffer records), take spin locks or keep packet
+//! pointers across helpers that change the packet. Each program's line
+//! before `SEC(...)` says what both verifiers must do:
+//!
+//! ```text
+//! // expect: accept
+//! // expect: reject <text of oxbpf's message> | kernel: <text of the kernel's log>
+//! ```
+//!
+//! oxbpf's verdict is checked everywhere; the kernel's where bpf(2) is
+//! available (CI runs as root, and there a missing kernel is a failure).
+
+mod common;
+
+use std::path::PathBuf;
+
+struct Case {
+    object: String,
+    program: String,
+    accept: bool,
+    ours: String,
+    kernel: String,
+}
+
+fn cases() -> Vec<Case> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/soundness");
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let Some(e) = l.trim().strip_prefix("// expect: ") else {
+                continue;
+            };
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            let program = next
+                .split(" int ")
+                .nth(1)
+                .and_then(|r| r.split('(').next())
+                .unwrap_or_else(|| {
+                    panic!("{}:{}: no SEC(...) int NAME( after it", f.display(), i + 2)
+                })
+                .trim()
+                .to_string();
+            let (accept, ours, kernel) = if e.trim() == "accept" {
+                (true, String::new(), String::new())
+            } else {
+                let rest = e.strip_prefix("reject ").expect("accept or reject");
+                let (o, k) = rest
+                    .split_once(" | kernel: ")
+                    .expect("reject TEXT | kernel: TEXT");
+                (false, o.trim().to_string(), k.trim().to_string())
+            };
+            out.push(Case {
+                object: f.with_extension("o").to_string_lossy().into_owned(),
+                program,
+                accept,
+                ours,
+                kernel,
+            });
+        }
+    }
+    out
+}
+
+fn load(path: &str) -> oxbpf_obj::Object {
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (rebuild with make -C tests/soundness)"));
+    oxbpf_obj::load(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn oxbpf_rejects_every_unsafe_case_for_the_right_reason() {
+    let cases = cases();
+    assert!(cases.len() >= 40, "only {} cases", cases.len());
+    let mut wrong = Vec::new();
+    for c in &cases {
+        let obj = load(&c.object);
+        let idx = obj
+            .programs
+            .iter()
+            .position(|p| p.name == c.program)
+            .unwrap_or_else(|| panic!("{}: no program {}", c.object, c.program));
+        let verdict = oxbpf_verifier::verify_object_program(&obj, idx, &Default::default());
+        match (&verdict, c.accept) {
+            (Ok(_), true) => {}
+            (Err(r), false) if r.message.contains(&c.ours) => {
+                // The rejection names the place, with its source line.
+                let text = r.explain(Some(&obj.programs[idx]));
+                if !text.contains("source tests/soundness/") {
+                    wrong.push(format!("{}: no source line in\n{text}", c.program));
+                }
+            }
+            (Ok(_), false) => wrong.push(format!("{}: accepted, wanted `{}`", c.program, c.ours)),
+            (Err(r), _) => wrong.push(format!(
+                "{}: rejected with `{}`, wanted {}",
+                c.program,
+                r.message,
+                if c.accept {
+                    "accept".to_string()
+                } else {
+                    format!("`{}`", c.ours)
+                }
+            )),
+        }
+    }
+    let rejected = cases.iter().filter(|c| !c.accept).count();
+    eprintln!(
+        "{} soundness cases: {rejected} unsafe rejected, {} safe accepted",
+        cases.len(),
+        cases.len() - rejected
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_kernel_agrees_on_every_case() {
+    if let Err(e) = oxbpf_sys::available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the kernel's verifier: bpf() unavailable ({e})"
+        );
+        return common::skip(&format!("bpf() unavailable ({e}); runs in CI as root"));
+    }
+    let before = oxbpf_sys::object_ids().unwrap();
+    let cases = cases();
+    let mut wrong = Vec::new();
+    let mut objects = std::collections::BTreeMap::new();
+    for c in &cases {
+        objects
+            .entry(c.object.clone())
+            .or_insert_with(Vec::new)
+            .push(c);
+    }
+    for (path, cs) in objects {
+        let obj = load(&path);
+        let k = oxbpf_sys::object::load_object(&obj, None);
+        for c in cs {
+            let p = k
+                .programs
+                .iter()
+                .find(|p| p.def.name == c.program)
+                .unwrap_or_else(|| panic!("{path}: no program {}", c.program));
+            match (&p.verdict.prog, c.accept) {
+                (Ok(_), true) => {}
+                (Err(_), false) if p.verdict.log.contains(&c.kernel) => {}
+                (Ok(_), false) => wrong.push(format!(
+                    "{}: the kernel accepts it, wanted `{}`",
+                    c.program, c.kernel
+                )),
+                (Err(e), _) => wrong.push(format!(
+                    "{}: the kernel says `{e}`: {}",
+                    c.program,
+                    p.verdict
+                        .log
+                        .lines()
+                        .rev()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                )),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Everything loaded is closed again (the kernel frees ids after an
+    // RCU grace period, so wait a little).
+    let mut leaked = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let after = oxbpf_sys::object_ids().unwrap();
+        leaked = (
+            after
+                .0
+                .into_iter()
+                .filter(|i| !before.0.contains(i))
+                .collect::<Vec<_>>(),
+            after
+                .1
+                .into_iter()
+                .filter(|i| !before.1.contains(i))
+                .collect::<Vec<_>>(),
+        );
+        if leaked.0.is_empty() && leaked.1.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        leaked.0.is_empty() && leaked.1.is_empty(),
+        "left in the kernel: programs {:?}, maps {:?}",
+        leaked.0,
+        leaked.1
+    );
+}
