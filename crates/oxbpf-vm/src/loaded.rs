@@ -266,6 +266,9 @@ impl LoadedObject {
             if let Some(a) = m.arena() {
                 memory.add_arena(RegionKind::MapValue, a, true);
             }
+            if let Some(a) = m.ring_data() {
+                memory.add_container(a);
+            }
         }
         crate::interpreter::run(
             crate::interpreter::Setup {

@@ -380,6 +380,14 @@ impl Map {
             Imp::Array { values } | Imp::Hash { values, .. } | Imp::Lpm { values, .. } => {
                 Some(values)
             }
+            _ => None,
+        }
+    }
+
+    /// A ring buffer's data: programs reach it only through the records
+    /// they reserve (see [`MemoryMap::open_window`](crate::memory::MemoryMap::open_window)).
+    pub fn ring_data(&self) -> Option<&Arena> {
+        match &self.imp {
             Imp::RingBuf { data, .. } => Some(data),
             _ => None,
         }

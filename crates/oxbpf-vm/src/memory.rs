@@ -24,6 +24,9 @@ pub enum RegionKind {
     Packet,
     MapValue,
     ReadOnly,
+    /// A reserved ring buffer record (between `bpf_ringbuf_reserve` and
+    /// its submit or discard).
+    RingbufRecord,
     Other,
 }
 
@@ -36,6 +39,7 @@ impl fmt::Display for RegionKind {
             RegionKind::Packet => "packet",
             RegionKind::MapValue => "map value",
             RegionKind::ReadOnly => "read-only data",
+            RegionKind::RingbufRecord => "ring buffer record",
             RegionKind::Other => "host memory",
         })
     }
@@ -76,6 +80,15 @@ impl fmt::Display for AccessFault {
         let verb = if self.write { "write" } else { "read" };
         write!(f, "{verb} of {} bytes at {:#x}", self.size, self.addr)?;
         match self.nearest {
+            Some((RegionKind::RingbufRecord, start, len))
+                if self.addr >= start && self.addr < start + len =>
+            {
+                write!(
+                    f,
+                    " is in ring buffer memory [{start:#x}, {:#x}) outside every reserved record (a submitted or discarded record may not be accessed)",
+                    start + len
+                )
+            }
             Some((kind, start, len)) => {
                 let end = start + len;
                 if self.addr >= start && self.addr < end {
@@ -115,6 +128,10 @@ pub struct MemoryMap<'a> {
     /// small value to move; object runs with more regions spill to the heap.
     regions: smallvec::SmallVec<[Region; 3]>,
     has_stack: bool,
+    /// Memory the program may not touch as a whole, parts of which become
+    /// regions for a while: ring buffers, whose reserved records are
+    /// accessible only until they are submitted or discarded.
+    containers: Vec<(u64, u64)>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -140,6 +157,7 @@ impl<'a> MemoryMap<'a> {
         MemoryMap {
             regions,
             has_stack: false,
+            containers: Vec::new(),
             _borrow: PhantomData,
         }
     }
@@ -203,6 +221,53 @@ impl<'a> MemoryMap<'a> {
             });
         }
         start
+    }
+
+    /// Registers an arena (a ring buffer's data) that is not accessible
+    /// itself but whose parts [`MemoryMap::open_window`] may expose; the
+    /// borrow keeps it alive for the run (REGION-LIVE).
+    pub fn add_container(&mut self, arena: &'a crate::arena::Arena) {
+        if !arena.is_empty() {
+            self.containers.push((arena.addr(0), arena.len() as u64));
+        }
+    }
+
+    /// Makes `[start, start + len)` of a container a writable region of
+    /// `kind` (a reserved ring buffer record). False if the range is not
+    /// inside a container.
+    pub fn open_window(&mut self, kind: RegionKind, start: u64, len: u64) -> bool {
+        let inside = self.containers.iter().any(|&(s, l)| {
+            let rel = start.wrapping_sub(s);
+            rel < l && len <= l - rel
+        });
+        if inside && len > 0 {
+            self.regions.push(Region {
+                start,
+                len,
+                writable: true,
+                kind,
+                host_writable: true,
+            });
+        }
+        inside
+    }
+
+    /// Removes the window of `kind` that starts at `start` (a record being
+    /// submitted or discarded): later accesses fault. False if none.
+    pub fn close_window(&mut self, kind: RegionKind, start: u64) -> bool {
+        let skip = usize::from(!self.has_stack);
+        match self
+            .regions
+            .iter()
+            .skip(skip)
+            .position(|r| r.kind == kind && r.start == start)
+        {
+            Some(i) => {
+                self.regions.remove(i + skip);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds the stack buffer as the first region (checked first), exposing
@@ -304,11 +369,20 @@ impl<'a> MemoryMap<'a> {
                 addr.saturating_sub(r.start + r.len)
             }
         };
-        let nearest = self
-            .regions()
-            .iter()
-            .min_by_key(|r| distance(r))
-            .map(|r| (r.kind, r.start, r.len));
+        // Inside a ring buffer but in no reserved record: name the ring
+        // buffer (a record that was submitted or discarded is gone).
+        let in_ring = self.containers.iter().find(|&&(s, l)| {
+            let rel = addr.wrapping_sub(s);
+            rel < l
+        });
+        let nearest = match in_ring {
+            Some(&(s, l)) => Some((RegionKind::RingbufRecord, s, l)),
+            None => self
+                .regions()
+                .iter()
+                .min_by_key(|r| distance(r))
+                .map(|r| (r.kind, r.start, r.len)),
+        };
         AccessFault {
             addr,
             size,

@@ -370,28 +370,42 @@ pub fn standard() -> Helpers {
         let data = read(c, a[1], a[2])?;
         match m.ringbuf_reserve(a[2]) {
             Some(addr) => {
-                write(c, addr, &data)?;
+                c.memory.open_window(RegionKind::RingbufRecord, addr, a[2]);
+                let written = write(c, addr, &data);
+                c.memory.close_window(RegionKind::RingbufRecord, addr);
+                written?;
                 m.ringbuf_commit(addr, true);
                 ret(0)
             }
             None => ret(neg(EBUSY)),
         }
     });
+    // A reserved record is a region of its own until it is submitted or
+    // discarded; after that any access through a kept pointer faults.
     h.register(id::RINGBUF_RESERVE, |c, a| {
         let (_, m) = map(c, a[0])?;
-        ret(if a[2] != 0 {
-            0
-        } else {
-            m.ringbuf_reserve(a[1]).unwrap_or(0)
-        })
+        if a[2] != 0 {
+            return ret(0);
+        }
+        match m.ringbuf_reserve(a[1]) {
+            Some(addr) => {
+                if !c.memory.open_window(RegionKind::RingbufRecord, addr, a[1]) {
+                    return Err(HelperError(
+                        "the ring buffer is not mapped into this run".into(),
+                    ));
+                }
+                ret(addr)
+            }
+            None => ret(0),
+        }
     });
     for (hid, submit) in [(id::RINGBUF_SUBMIT, true), (id::RINGBUF_DISCARD, false)] {
         h.register(hid, move |c, a| {
             let e = env(c)?;
-            let done = e.maps.iter().any(|m| m.ringbuf_commit(a[0], submit));
-            if !done {
+            let open = c.memory.close_window(RegionKind::RingbufRecord, a[0]);
+            if !open || !e.maps.iter().any(|m| m.ringbuf_commit(a[0], submit)) {
                 return Err(HelperError(format!(
-                    "{:#x} is not a ring buffer reservation",
+                    "{:#x} is not a reserved ring buffer record (already submitted or discarded, or never reserved)",
                     a[0]
                 )));
             }

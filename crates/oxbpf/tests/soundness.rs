@@ -200,3 +200,53 @@ fn the_kernel_agrees_on_every_case() {
         leaked.1
     );
 }
+
+/// What slips past a verifier is caught at run time: the interpreter and
+/// the checked JIT run the use-after-release programs unverified, and
+/// every access through a submitted or discarded record faults without
+/// touching the ring.
+#[test]
+fn released_records_fault_in_the_checked_engines() {
+    use oxbpf_vm::loaded::LoadedObject;
+    use oxbpf_vm::{Config, Engine, VmError};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/soundness/refs.o");
+    let obj = load(&path.to_string_lossy());
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        for (prog, records) in [
+            ("use_after_submit", 1),
+            ("copy_after_submit", 1),
+            ("spilled_copy_after_submit", 1),
+            ("read_after_discard", 0),
+            ("double_discard", 0),
+        ] {
+            let mut o = LoadedObject::new(&obj, 1, None).unwrap();
+            o.config = Config {
+                engine,
+                ..Config::default()
+            };
+            let idx = o.program(prog).unwrap();
+            let run = o.run(idx, &[0u8; 64]).unwrap();
+            let err = run.result.expect_err(prog);
+            let text = err.to_string();
+            match (&err, prog) {
+                (VmError::HelperFailed { .. }, "double_discard") => {
+                    assert!(text.contains("not a reserved ring buffer record"), "{text}")
+                }
+                (VmError::MemoryFault { .. }, _) => assert!(
+                    text.contains("outside every reserved record"),
+                    "{engine:?} {prog}: {text}"
+                ),
+                _ => panic!("{engine:?} {prog}: {text}"),
+            }
+            let rb = o.map_names.iter().position(|n| n == "rb").unwrap();
+            let got = o.env.maps[rb].ringbuf_drain();
+            assert_eq!(got.len(), records, "{engine:?} {prog}");
+            // The submitted record holds what was written before the
+            // submit, never the write after it.
+            for r in got {
+                assert!(r[..8] != 2u64.to_le_bytes() && r[..8] != 3u64.to_le_bytes());
+                assert!(r[..8] != 4u64.to_le_bytes(), "{engine:?} {prog}: {r:?}");
+            }
+        }
+    }
+}
