@@ -430,18 +430,19 @@ impl State {
     }
 }
 
-/// Ids of an old state matched to ids of the current one while comparing.
+/// Ids of an old state matched to ids of the current one while comparing
+/// (a few pairs at most: linear vectors beat maps here, and pruning
+/// compares states constantly).
 #[derive(Default)]
 struct IdMap {
     /// Links of copies (null checks, packet ranges): an old id may stand
     /// for one current id; several old ids may meet in one current id
     /// (the current state then knows more links, which is sound).
-    links: BTreeMap<u32, u32>,
+    links: Vec<(u32, u32)>,
     /// References and lock owners: a one-to-one correspondence, as the
     /// kernel's `check_ids` (two old references in one current one would
     /// let a path release the same object twice).
-    old_to_cur: BTreeMap<u32, u32>,
-    cur_to_old: BTreeMap<u32, u32>,
+    exact: Vec<(u32, u32)>,
 }
 
 impl IdMap {
@@ -449,10 +450,10 @@ impl IdMap {
         if a == 0 && b == 0 {
             return true;
         }
-        match self.links.get(&a) {
-            Some(&x) => x == b,
+        match self.links.iter().find(|p| p.0 == a) {
+            Some(&(_, x)) => x == b,
             None => {
-                self.links.insert(a, b);
+                self.links.push((a, b));
                 true
             }
         }
@@ -466,12 +467,10 @@ impl IdMap {
         if a == 0 {
             return true;
         }
-        match (self.old_to_cur.get(&a), self.cur_to_old.get(&b)) {
-            (Some(&x), _) => x == b,
-            (None, Some(_)) => false,
-            (None, None) => {
-                self.old_to_cur.insert(a, b);
-                self.cur_to_old.insert(b, a);
+        match self.exact.iter().find(|p| p.0 == a || p.1 == b) {
+            Some(&(x, y)) => x == a && y == b,
+            None => {
+                self.exact.push((a, b));
                 true
             }
         }
