@@ -6,7 +6,8 @@
 //! buffer reservations that are null-checked or not, written, read,
 //! spilled, copied, moved, submitted, discarded and leaked; packet
 //! pointers bounds-checked, read and written around helpers that move or
-//! resize the packet; tail calls; random early exits. Each byte picks a
+//! resize the packet; socket lookups, views and releases; tail calls;
+//! random early exits. Each byte picks a
 //! snippet or its parameters, so a fuzzer's mutations stay meaningful and
 //! a seeded byte stream gives a reproducible corpus.
 //!
@@ -68,7 +69,7 @@ pub fn soundness_program(data: &[u8]) -> Option<Generated> {
         let Some(op) = b.next() else { break };
         let close = pending.take();
         let packet = hook != Hook::Tracepoint;
-        let n = if packet { 22 } else { 14 };
+        let n = if packet { 26 } else { 14 };
         match op % n {
             0 => {
                 let size = b.pick(&[8, 16, 24]);
@@ -129,9 +130,28 @@ pub fn soundness_program(data: &[u8]) -> Option<Generated> {
             18 => s.push_str(&packet_changer(hook, &mut b)),
             19 => s.push_str("*(u64 *)(r10 - 16) = r8\n"),
             20 => s.push_str("r8 = *(u64 *)(r10 - 16)\n"),
-            _ => {
+            21 => {
                 let k = b.pick(&[1, 14, -1]);
                 let _ = writeln!(s, "r8 += {k}");
+            }
+            22 => {
+                // bpf_sk_lookup_tcp/udp or bpf_skc_lookup_tcp on a zeroed
+                // IPv4 tuple, into r7.
+                let id = b.pick(&[84, 85, 99]);
+                let _ = writeln!(
+                    s,
+                    "r1 = 0\n*(u64 *)(r10 - 48) = r1\n*(u64 *)(r10 - 40) = r1\nr1 = r6\nr2 = r10\nr2 += -48\nr3 = 12\nr4 = -1\nr5 = 0\ncall {id}\nr7 = r0"
+                );
+            }
+            23 => s.push_str("r1 = r7\ncall 86\n"),
+            24 => {
+                let k = b.pick(&[4, 12, 48, 76, 80]);
+                let _ = writeln!(s, "r0 = *(u32 *)(r7 + {k})");
+            }
+            _ => {
+                // A view of the socket (bpf_tcp_sock / bpf_sk_fullsock).
+                let id = b.pick(&[96, 95]);
+                let _ = writeln!(s, "r1 = r7\ncall {id}\nr7 = r0");
             }
         }
         if let Some(l) = close {

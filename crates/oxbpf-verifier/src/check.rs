@@ -1172,7 +1172,7 @@ impl Verifier<'_> {
             );
         }
         match ptr.kind {
-            Kind::MapPtr { .. } | Kind::MapPtrOrNull { .. } | Kind::Func { .. } => {
+            Kind::MapPtr { .. } | Kind::MapPtrOrNull { .. } | Kind::Func { .. } | Kind::Sock(_) => {
                 return err(
                     pc,
                     format!("R{d} pointer arithmetic on {} prohibited", ptr.kind.name()),
@@ -1508,6 +1508,22 @@ impl Verifier<'_> {
                 }
                 if write && !writable {
                     return err(pc, format!("R{rn} write into read-only memory"));
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Sock(k) => {
+                if write {
+                    return err(pc, format!("R{rn} cannot write into {}", base.kind.name()));
+                }
+                let o = base.off + off;
+                if !crate::protos::sock_field_ok(k, o, size) {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} invalid {} access off={o} size={size}",
+                            base.kind.name()
+                        ),
+                    );
                 }
                 Ok(small_unknown(size))
             }
@@ -2028,12 +2044,9 @@ impl Verifier<'_> {
                 ),
             );
         }
-        if id == TAIL_CALL {
-            // A successful tail call never returns: nothing held may be left.
-            self.check_leaks(path, pc, "tail_call", None)?;
-        }
         let mut release: Option<u32> = None;
         let mut lock_arg: Option<Reg> = None;
+        let mut sock_arg: Option<Reg> = None;
         let mut map: Option<u32> = None;
         let mut callback: Option<u32> = None;
         let mut regs = [Reg::NOT_INIT; 5];
@@ -2196,6 +2209,28 @@ impl Verifier<'_> {
                         p.name,
                     )?);
                 }
+                Arg::ReleaseSock => {
+                    release =
+                        Some(self.check_release_arg(path, pc, rn, &r, RefKind::Socket, p.name)?);
+                }
+                Arg::SockCommon => {
+                    if !matches!(r.kind, Kind::Sock(_)) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=sock_common, sock, tcp_sock (argument of bpf_{}){}",
+                                r.kind.name(),
+                                p.name,
+                                if r.kind.is_or_null() {
+                                    ": compare it with 0 first"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                    sock_arg = Some(r);
+                }
                 Arg::ConstStr => {
                     if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
                         return err(pc, format!("R{rn} must point to a constant string"));
@@ -2248,6 +2283,24 @@ impl Verifier<'_> {
                 r.id = id;
                 r
             }
+            Ret::SockOrNull { kind, acquires } => {
+                let mut r = Reg::ptr(Kind::SockOrNull(kind));
+                r.id = path.state.fresh_id();
+                if acquires {
+                    r.ref_obj_id = r.id;
+                    let callback_frame = path.state.callback_frame();
+                    path.state.refs.push(RefState {
+                        id: r.id,
+                        kind: RefKind::Socket,
+                        pc: pc as u32,
+                        callback_frame,
+                    });
+                } else if let Some(s) = sock_arg {
+                    // A view of the argument: released with it.
+                    r.ref_obj_id = s.ref_obj_id;
+                }
+                r
+            }
             Ret::MemOrNullSizeArg(a) => {
                 let s = regs[a];
                 match s.var.konst() {
@@ -2275,6 +2328,10 @@ impl Verifier<'_> {
                 }
             }
         };
+        if id == TAIL_CALL {
+            // A successful tail call never returns: nothing held may be left.
+            self.check_leaks(path, pc, "tail_call", None)?;
+        }
         if let Some(id) = release {
             path.state.release(id, pc, self.opts.privileged);
         }
@@ -2447,8 +2504,12 @@ impl Verifier<'_> {
         kind: RefKind,
         helper: &str,
     ) -> VResult<u32> {
-        let expected = match kind {
-            RefKind::RingbufRecord => "ringbuf_mem",
+        let (expected, right_kind) = match kind {
+            RefKind::RingbufRecord => ("ringbuf_mem", matches!(r.kind, Kind::Mem { .. })),
+            RefKind::Socket => (
+                "sock_common, sock, tcp_sock",
+                matches!(r.kind, Kind::Sock(_)),
+            ),
         };
         let held = path
             .state
@@ -2456,7 +2517,7 @@ impl Verifier<'_> {
             .iter()
             .find(|x| r.ref_obj_id != 0 && x.id == r.ref_obj_id)
             .copied();
-        let Some(held) = held.filter(|h| h.kind == kind && !r.kind.is_or_null()) else {
+        let Some(held) = held.filter(|h| h.kind == kind && right_kind) else {
             let why = match r.gone {
                 Gone::No if r.kind.is_or_null() => {
                     " (it may be NULL: compare it with 0 first)".to_string()

@@ -34,6 +34,10 @@ pub enum Arg {
     RingbufMem,
     /// Pointer to a NUL-terminated constant string (read-only map value).
     ConstStr,
+    /// Any socket pointer (`ARG_PTR_TO_SOCK_COMMON`).
+    SockCommon,
+    /// A socket reference to release (`bpf_sk_release`).
+    ReleaseSock,
 }
 
 /// What a helper returns.
@@ -46,6 +50,13 @@ pub enum Ret {
     MapValueOrNull,
     /// `PTR_TO_MEM_OR_NULL` of the size given by constant argument `n`.
     MemOrNullSizeArg(usize),
+    /// A socket or NULL: a new reference when `acquires`, else a view of
+    /// the socket argument that shares its reference (`sk_fullsock`,
+    /// `tcp_sock`).
+    SockOrNull {
+        kind: crate::state::SockKind,
+        acquires: bool,
+    },
 }
 
 /// A helper's prototype.
@@ -331,6 +342,41 @@ pub fn proto(id: i32) -> Option<Proto> {
         ),
         181 => p("loop", &[Anything, Func, Anything, Anything], Ret::Integer),
         182 => p("strncmp", &[Mem, Size, ConstStr], Ret::Integer),
+        // Socket lookups take a `struct bpf_sock_tuple` and its size and
+        // return a referenced socket or NULL.
+        84 | 85 | 99 => p(
+            match id {
+                84 => "sk_lookup_tcp",
+                85 => "sk_lookup_udp",
+                _ => "skc_lookup_tcp",
+            },
+            &[Ctx, Mem, Size, Anything, Anything],
+            Ret::SockOrNull {
+                kind: if id == 99 {
+                    crate::state::SockKind::Common
+                } else {
+                    crate::state::SockKind::Full
+                },
+                acquires: true,
+            },
+        ),
+        86 => p("sk_release", &[ReleaseSock], Ret::Integer),
+        95 => p(
+            "sk_fullsock",
+            &[SockCommon],
+            Ret::SockOrNull {
+                kind: crate::state::SockKind::Full,
+                acquires: false,
+            },
+        ),
+        96 => p(
+            "tcp_sock",
+            &[SockCommon],
+            Ret::SockOrNull {
+                kind: crate::state::SockKind::Tcp,
+                acquires: false,
+            },
+        ),
         _ => return None,
     })
 }
@@ -372,6 +418,11 @@ pub fn allowed(id: i32, t: ProgramType) -> bool {
         // configuration (lockdown, CONFIG_BPF_KPROBE_OVERRIDE); the reference
         // kernel refuses them, and so does oxbpf.
         36 | 58 => false,
+        // Socket lookups and release: tc, XDP, socket-address hooks, sk_skb.
+        84 | 85 | 86 | 99 => tc || matches!(t, Xdp | CgroupSockAddr | SkSkb),
+        // Socket views: tc and cgroup skb programs (and sock_ops for tcp_sock).
+        95 => tc || t == CgroupSkb,
+        96 => tc || matches!(t, CgroupSkb | SockOps),
         35 | 67 | 109 | 117 => matches!(
             t,
             Kprobe | Tracepoint | RawTracepoint | RawTracepointWritable | PerfEvent | Tracing
@@ -460,6 +511,46 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
                 sc(8, true, false)
             } else {
                 None
+            }
+        }
+    }
+}
+
+/// Whether a read of `size` bytes at `off` of socket view `k` is allowed
+/// (the kernel's `bpf_sock_is_valid_access`, `bpf_sock_common_is_valid_access`
+/// and `bpf_tcp_sock_is_valid_access`; all read-only).
+pub fn sock_field_ok(k: crate::state::SockKind, off: i64, size: i64) -> bool {
+    use crate::state::SockKind;
+    if size <= 0 || off < 0 || off % size != 0 {
+        return false;
+    }
+    match k {
+        SockKind::Tcp => {
+            // struct bpf_tcp_sock: u32 fields, bytes_received and
+            // bytes_acked (u64) at 80 and 88; 112 bytes.
+            off < 112
+                && if off == 80 || off == 88 {
+                    size == 8
+                } else {
+                    size == 4
+                }
+        }
+        SockKind::Common if (8..24).contains(&off) => false,
+        _ => {
+            // struct bpf_sock, 80 bytes.
+            if off >= 80 {
+                return false;
+            }
+            match off {
+                // state, family, type, protocol, src_port,
+                // rx_queue_mapping, src_ip4, src_ip6, dst_ip4, dst_ip6:
+                // narrow loads of a u32 field allowed.
+                4..=15 | 24..=47 | 52..=79 => size <= 4 && (off % 4) + size <= 4,
+                // dst_port: a u32 read, or u16/u8 within its 2 bytes.
+                48..=49 => size == 4 || (off % 4) + size <= 2,
+                50..=51 => false,
+                // bound_dev_if, mark, priority: u32 reads only.
+                _ => size == 4 && off % 4 == 0,
             }
         }
     }

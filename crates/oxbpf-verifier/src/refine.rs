@@ -39,7 +39,9 @@ pub fn refine(
             _ => return Ok((true, true)),
         };
         // A NULL result holds no reference: nothing to release on that arm.
-        if p.ref_obj_id != 0 {
+        // (Only the acquired pointer itself: a NULL view of a socket, such
+        // as `bpf_tcp_sock`'s result, leaves the socket's reference held.)
+        if p.ref_obj_id != 0 && p.ref_obj_id == p.id {
             null_st.refs.retain(|r| r.id != p.ref_obj_id);
         }
         mark_null(null_st, p.id, true, maps);
@@ -130,6 +132,7 @@ fn mark_null(st: &mut State, id: u32, null: bool, maps: &[crate::MapInfo]) {
                             size,
                             writable: true,
                         },
+                        Kind::SockOrNull(k) => Kind::Sock(k),
                         k => k,
                     },
                     id: if keep_id(r.kind) { r.id } else { 0 },

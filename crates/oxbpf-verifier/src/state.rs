@@ -46,6 +46,29 @@ pub enum Kind {
     Func {
         pc: u32,
     },
+    /// A socket (`struct bpf_sock`, the kernel's PTR_TO_SOCKET), its
+    /// `sock_common` part only (PTR_TO_SOCK_COMMON), or a TCP socket
+    /// (`struct bpf_tcp_sock`), each possibly NULL.
+    Sock(SockKind),
+    SockOrNull(SockKind),
+}
+
+/// Which socket view a pointer gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SockKind {
+    Full,
+    Common,
+    Tcp,
+}
+
+impl SockKind {
+    fn name(self) -> &'static str {
+        match self {
+            SockKind::Full => "sock",
+            SockKind::Common => "sock_common",
+            SockKind::Tcp => "tcp_sock",
+        }
+    }
 }
 
 impl Kind {
@@ -56,7 +79,10 @@ impl Kind {
     pub fn is_or_null(self) -> bool {
         matches!(
             self,
-            Kind::MapValueOrNull { .. } | Kind::MemOrNull { .. } | Kind::MapPtrOrNull { .. }
+            Kind::MapValueOrNull { .. }
+                | Kind::MemOrNull { .. }
+                | Kind::MapPtrOrNull { .. }
+                | Kind::SockOrNull(_)
         )
     }
 
@@ -76,6 +102,8 @@ impl Kind {
             Kind::Mem { size, .. } => format!("mem(size={size})"),
             Kind::MemOrNull { size } => format!("mem_or_null(size={size})"),
             Kind::Func { pc } => format!("func(insn {pc})"),
+            Kind::Sock(k) => k.name().to_string(),
+            Kind::SockOrNull(k) => format!("{}_or_null", k.name()),
         }
     }
 }
@@ -137,18 +165,23 @@ impl Gone {
 pub enum RefKind {
     /// A `bpf_ringbuf_reserve` record: released by submit or discard.
     RingbufRecord,
+    /// A socket from `bpf_sk_lookup_tcp/udp` or `bpf_skc_lookup_tcp`:
+    /// released by `bpf_sk_release`.
+    Socket,
 }
 
 impl RefKind {
     pub fn describe(self) -> &'static str {
         match self {
             RefKind::RingbufRecord => "ring buffer record (bpf_ringbuf_reserve)",
+            RefKind::Socket => "socket (bpf_sk_lookup_*)",
         }
     }
 
     pub fn release_hint(self) -> &'static str {
         match self {
             RefKind::RingbufRecord => "bpf_ringbuf_submit or bpf_ringbuf_discard",
+            RefKind::Socket => "bpf_sk_release",
         }
     }
 }

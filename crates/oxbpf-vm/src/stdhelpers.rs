@@ -42,6 +42,12 @@ pub mod id {
     pub const MAP_PEEK_ELEM: u32 = 89;
     pub const SPIN_LOCK: u32 = 93;
     pub const SPIN_UNLOCK: u32 = 94;
+    pub const SK_LOOKUP_TCP: u32 = 84;
+    pub const SK_LOOKUP_UDP: u32 = 85;
+    pub const SK_RELEASE: u32 = 86;
+    pub const SK_FULLSOCK: u32 = 95;
+    pub const TCP_SOCK: u32 = 96;
+    pub const SKC_LOOKUP_TCP: u32 = 99;
     pub const PROBE_READ_USER: u32 = 112;
     pub const PROBE_READ_KERNEL: u32 = 113;
     pub const PROBE_READ_USER_STR: u32 = 114;
@@ -359,6 +365,20 @@ pub fn standard() -> Helpers {
             "bpf_spin_lock: deadlock (lock never released)".into(),
         ))
     });
+    // User space has no sockets: every lookup finds none (NULL), as in a
+    // network namespace without listeners; so there is never one to
+    // release or view.
+    for hid in [id::SK_LOOKUP_TCP, id::SK_LOOKUP_UDP, id::SKC_LOOKUP_TCP] {
+        h.register(hid, |_, _| ret(0));
+    }
+    for hid in [id::SK_FULLSOCK, id::TCP_SOCK, id::SK_RELEASE] {
+        h.register(hid, |_, a| {
+            Err(HelperError(format!(
+                "{:#x} is not a socket (user space has no sockets)",
+                a[0]
+            )))
+        });
+    }
     h.register(id::SPIN_UNLOCK, |c, a| {
         c.memory
             .atomic_rmw(a[0], 4, |_| Some(0))
