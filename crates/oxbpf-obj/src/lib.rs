@@ -252,43 +252,9 @@ pub fn load(bytes: &[u8]) -> Result<Object, ObjError> {
 
 /// The kernel's name for a map type number (`hash`, `array`, ...).
 pub fn map_type_name(t: u32) -> &'static str {
-    const NAMES: &[&str] = &[
-        "unspec",
-        "hash",
-        "array",
-        "prog_array",
-        "perf_event_array",
-        "percpu_hash",
-        "percpu_array",
-        "stack_trace",
-        "cgroup_array",
-        "lru_hash",
-        "lru_percpu_hash",
-        "lpm_trie",
-        "array_of_maps",
-        "hash_of_maps",
-        "devmap",
-        "sockmap",
-        "cpumap",
-        "xskmap",
-        "sockhash",
-        "cgroup_storage",
-        "reuseport_sockarray",
-        "percpu_cgroup_storage",
-        "queue",
-        "stack",
-        "sk_storage",
-        "devmap_hash",
-        "struct_ops",
-        "ringbuf",
-        "inode_storage",
-        "task_storage",
-        "bloom_filter",
-        "user_ringbuf",
-        "cgrp_storage",
-        "arena",
-    ];
-    NAMES.get(t as usize).copied().unwrap_or("unknown")
+    oxbpf_abi::MapType::from_u32(t)
+        .map(|m| m.name())
+        .unwrap_or("unknown")
 }
 
 /// Whether the bytes start with the ELF magic.

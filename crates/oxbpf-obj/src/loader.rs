@@ -17,8 +17,8 @@ use crate::elf::{ElfView, R_BPF_64_32, R_BPF_64_64, R_BPF_64_ABS64, Reloc, Secti
 use crate::progtype::{ProgramType, attach_target, from_section_name};
 use crate::{MapDef, MapOrigin, ObjError, Object, ProgramDef};
 
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+const BPF_MAP_TYPE_ARRAY: u32 = oxbpf_abi::map_type::ARRAY;
+const BPF_F_RDONLY_PROG: u32 = oxbpf_abi::flags::BPF_F_RDONLY_PROG as u32;
 
 fn reloc_err(section: &str, offset: u64, message: impl Into<String>) -> ObjError {
     ObjError::Relocation {

@@ -11,6 +11,7 @@
 //! struct has implicit padding; the kernel rejects non-zero bytes after
 //! the last field it knows, and Rust leaves padding uninitialised.
 
+use oxbpf_abi::{cmd, map_type};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -28,22 +29,6 @@ pub struct SysError {
 }
 
 type R<T> = Result<T, SysError>;
-
-const BPF_MAP_CREATE: u32 = 0;
-const BPF_MAP_LOOKUP_ELEM: u32 = 1;
-const BPF_MAP_UPDATE_ELEM: u32 = 2;
-const BPF_MAP_DELETE_ELEM: u32 = 3;
-const BPF_MAP_GET_NEXT_KEY: u32 = 4;
-const BPF_PROG_LOAD: u32 = 5;
-const BPF_OBJ_PIN: u32 = 6;
-const BPF_OBJ_GET: u32 = 7;
-const BPF_PROG_TEST_RUN: u32 = 10;
-const BPF_PROG_GET_NEXT_ID: u32 = 11;
-const BPF_MAP_GET_NEXT_ID: u32 = 12;
-const BPF_BTF_LOAD: u32 = 18;
-const BPF_LINK_CREATE: u32 = 28;
-const BPF_LINK_GET_NEXT_ID: u32 = 31;
-const BPF_LINK_DETACH: u32 = 34;
 
 fn sys<T>(cmd: u32, name: &'static str, attr: &mut T) -> R<i64> {
     // SAFETY: `attr` is a live, properly sized repr(C) attribute struct for
@@ -77,7 +62,7 @@ fn fd_of(r: i64) -> OwnedFd {
 /// Whether `bpf()` is usable here (root or CAP_BPF, kernel support).
 pub fn available() -> Result<(), SysError> {
     Map::create(&MapSpec {
-        map_type: 2,
+        map_type: oxbpf_abi::map_type::ARRAY,
         key_size: 4,
         value_size: 4,
         max_entries: 1,
@@ -181,14 +166,14 @@ impl Map {
             a.btf_key_type_id = b.key_type_id;
             a.btf_value_type_id = b.value_type_id;
         }
-        let fd = match sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a) {
+        let fd = match sys(cmd::MAP_CREATE, "BPF_MAP_CREATE", &mut a) {
             // As libbpf: a kernel that refuses the map's BTF gets the map
             // without it.
             Err(_) if spec.btf.is_some() => {
                 a.btf_fd = 0;
                 a.btf_key_type_id = 0;
                 a.btf_value_type_id = 0;
-                sys(BPF_MAP_CREATE, "BPF_MAP_CREATE", &mut a)?
+                sys(cmd::MAP_CREATE, "BPF_MAP_CREATE", &mut a)?
             }
             r => r?,
         };
@@ -218,7 +203,10 @@ impl Map {
 
     /// Value size as the syscall returns it (per-CPU maps: all CPUs).
     pub fn value_len(&self) -> usize {
-        let per_cpu = matches!(self.spec.map_type, 5 | 6 | 10);
+        let per_cpu = matches!(
+            self.spec.map_type,
+            map_type::PERCPU_HASH | map_type::PERCPU_ARRAY | map_type::LRU_PERCPU_HASH
+        );
         if per_cpu {
             (self.spec.value_size as usize).div_ceil(8) * 8 * possible_cpus()
         } else {
@@ -230,7 +218,7 @@ impl Map {
         self.check_key(key, "BPF_MAP_LOOKUP_ELEM")?;
         let mut v = vec![0u8; self.value_len()];
         match self.elem(
-            BPF_MAP_LOOKUP_ELEM,
+            cmd::MAP_LOOKUP_ELEM,
             "BPF_MAP_LOOKUP_ELEM",
             key.as_ptr(),
             v.as_mut_ptr(),
@@ -252,7 +240,7 @@ impl Map {
             });
         }
         self.elem(
-            BPF_MAP_UPDATE_ELEM,
+            cmd::MAP_UPDATE_ELEM,
             "BPF_MAP_UPDATE_ELEM",
             key.as_ptr(),
             value.as_ptr() as *mut u8,
@@ -263,7 +251,7 @@ impl Map {
     pub fn delete(&self, key: &[u8]) -> R<()> {
         self.check_key(key, "BPF_MAP_DELETE_ELEM")?;
         self.elem(
-            BPF_MAP_DELETE_ELEM,
+            cmd::MAP_DELETE_ELEM,
             "BPF_MAP_DELETE_ELEM",
             key.as_ptr(),
             std::ptr::null_mut(),
@@ -278,7 +266,7 @@ impl Map {
         let mut next = vec![0u8; self.spec.key_size as usize];
         let kp = key.map(|k| k.as_ptr()).unwrap_or(std::ptr::null());
         match self.elem(
-            BPF_MAP_GET_NEXT_KEY,
+            cmd::MAP_GET_NEXT_KEY,
             "BPF_MAP_GET_NEXT_KEY",
             kp,
             next.as_mut_ptr(),
@@ -442,7 +430,7 @@ fn load_once(spec: &ProgSpec<'_>, log_level: u32, log: &mut [u8]) -> R<Prog> {
         a.core_relos = spec.core_relos.as_ptr() as u64;
         a.core_relo_cnt = (spec.core_relos.len() / 16) as u32;
     }
-    let fd = sys(BPF_PROG_LOAD, "BPF_PROG_LOAD", &mut a)?;
+    let fd = sys(cmd::PROG_LOAD, "BPF_PROG_LOAD", &mut a)?;
     Ok(Prog { fd: fd_of(fd) })
 }
 
@@ -528,7 +516,7 @@ struct TestRunAttr {
     _pad: u32,
 }
 
-/// What BPF_PROG_TEST_RUN returned.
+/// What cmd::PROG_TEST_RUN returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestRun {
     pub retval: u32,
@@ -558,7 +546,7 @@ impl Prog {
             a.ctx_size_out = ctx_out.len() as u32;
             a.ctx_out = ctx_out.as_mut_ptr() as u64;
         }
-        sys(BPF_PROG_TEST_RUN, "BPF_PROG_TEST_RUN", &mut a)?;
+        sys(cmd::PROG_TEST_RUN, "BPF_PROG_TEST_RUN", &mut a)?;
         out.truncate(a.data_size_out as usize);
         ctx_out.truncate(a.ctx_size_out as usize);
         Ok(TestRun {
@@ -598,7 +586,7 @@ impl Btf {
             btf_size: raw.len() as u32,
             ..Default::default()
         };
-        match sys(BPF_BTF_LOAD, "BPF_BTF_LOAD", &mut a) {
+        match sys(cmd::BTF_LOAD, "BPF_BTF_LOAD", &mut a) {
             Ok(fd) => Ok(Btf { fd: fd_of(fd) }),
             Err(e) => {
                 let mut log = vec![0u8; 64 * 1024];
@@ -610,7 +598,7 @@ impl Btf {
                     btf_log_level: 1,
                     ..Default::default()
                 };
-                let _ = sys(BPF_BTF_LOAD, "BPF_BTF_LOAD", &mut a);
+                let _ = sys(cmd::BTF_LOAD, "BPF_BTF_LOAD", &mut a);
                 Err(SysError {
                     log: Some(log_text(&log)),
                     ..e
@@ -662,7 +650,7 @@ fn pin_fd(fd: RawFd, path: &str) -> R<Pin> {
         bpf_fd: fd as u32,
         file_flags: 0,
     };
-    sys(BPF_OBJ_PIN, "BPF_OBJ_PIN", &mut a)?;
+    sys(cmd::OBJ_PIN, "BPF_OBJ_PIN", &mut a)?;
     Ok(Pin {
         path: path.to_string(),
         keep: false,
@@ -680,7 +668,7 @@ pub fn obj_get(path: &str) -> R<OwnedFd> {
         pathname: c.as_ptr() as u64,
         ..Default::default()
     };
-    sys(BPF_OBJ_GET, "BPF_OBJ_GET", &mut a).map(fd_of)
+    sys(cmd::OBJ_GET, "BPF_OBJ_GET", &mut a).map(fd_of)
 }
 
 #[repr(C)]
@@ -710,7 +698,7 @@ impl Link {
             flags,
             ..Default::default()
         };
-        sys(BPF_LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
+        sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
     }
 
     pub fn detach(&self) -> R<()> {
@@ -722,7 +710,7 @@ impl Link {
         let mut a = A {
             link_fd: self.fd.as_raw_fd() as u32,
         };
-        sys(BPF_LINK_DETACH, "BPF_LINK_DETACH", &mut a).map(|_| ())
+        sys(cmd::LINK_DETACH, "BPF_LINK_DETACH", &mut a).map(|_| ())
     }
 }
 
@@ -756,8 +744,8 @@ fn ids(cmd: u32, name: &'static str) -> R<Vec<u32>> {
 /// Ids of every program, map and link in the kernel (for leak checks).
 pub fn object_ids() -> R<(Vec<u32>, Vec<u32>, Vec<u32>)> {
     Ok((
-        ids(BPF_PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID")?,
-        ids(BPF_MAP_GET_NEXT_ID, "BPF_MAP_GET_NEXT_ID")?,
-        ids(BPF_LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID").unwrap_or_default(),
+        ids(cmd::PROG_GET_NEXT_ID, "BPF_PROG_GET_NEXT_ID")?,
+        ids(cmd::MAP_GET_NEXT_ID, "BPF_MAP_GET_NEXT_ID")?,
+        ids(cmd::LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID").unwrap_or_default(),
     ))
 }

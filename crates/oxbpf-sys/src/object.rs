@@ -7,6 +7,7 @@
 //! Everything created is owned by the returned [`KernelObject`] and closed
 //! when it drops; a failure half way closes what was already created.
 
+use oxbpf_abi::map_type;
 use std::os::fd::{AsRawFd, RawFd};
 
 use oxbpf_obj::{MapDef, Object, ProgramDef, ProgramType};
@@ -49,9 +50,26 @@ pub struct KernelObject {
 /// Map types whose key and value the kernel accepts BTF for (libbpf
 /// leaves it off the others: fd arrays, queues, ring buffers...).
 fn map_takes_btf(t: u32) -> bool {
-    // hash, array, percpu hash/array, lru hash/percpu, lpm trie, cgroup
-    // storage, percpu cgroup storage, sk/inode/task/cgrp storage.
-    matches!(t, 1 | 2 | 5 | 6 | 9 | 10 | 11 | 19 | 21 | 24 | 28 | 29 | 32)
+    use map_type::*;
+    matches!(
+        t,
+        HASH | ARRAY
+            | PERCPU_HASH
+            | PERCPU_ARRAY
+            | LRU_HASH
+            | LRU_PERCPU_HASH
+            | LPM_TRIE
+            | CGROUP_STORAGE
+            | PERCPU_CGROUP_STORAGE
+            | SK_STORAGE
+            | INODE_STORAGE
+            | TASK_STORAGE
+            | CGRP_STORAGE
+    )
+}
+
+fn is_map_of_maps(t: u32) -> bool {
+    matches!(t, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS)
 }
 
 fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
@@ -66,14 +84,14 @@ fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
         btf: None,
     };
     match s.map_type {
-        // BPF_MAP_TYPE_RINGBUF: a power of two of whole pages, no key/value.
-        27 => {
+        // A ring buffer: a power of two of whole pages, no key/value.
+        map_type::RINGBUF => {
             s.key_size = 0;
             s.value_size = 0;
             s.max_entries = s.max_entries.max(4096).next_power_of_two();
         }
-        // BPF_MAP_TYPE_PERF_EVENT_ARRAY: one slot per CPU by default.
-        4 => {
+        // A perf event array: one slot per CPU by default.
+        map_type::PERF_EVENT_ARRAY => {
             s.key_size = 4;
             s.value_size = 4;
             if s.max_entries == 0 {
@@ -81,7 +99,7 @@ fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
             }
         }
         // Maps of maps and prog arrays hold fds.
-        3 | 12 | 13 => s.value_size = 4,
+        map_type::PROG_ARRAY | map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS => s.value_size = 4,
         _ => {}
     }
     s
@@ -89,43 +107,44 @@ fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
 
 /// `expected_attach_type` for section names whose type needs one.
 pub fn expected_attach_type(section: &str) -> u32 {
+    use oxbpf_abi::attach_type as a;
     const TABLE: &[(&str, u32)] = &[
-        ("cgroup_skb/ingress", 0),
-        ("cgroup/skb/ingress", 0),
-        ("cgroup_skb/egress", 1),
-        ("cgroup/skb/egress", 1),
-        ("cgroup/sock_create", 2),
-        ("cgroup/sock", 2),
-        ("sk_skb/stream_parser", 4),
-        ("sk_skb/stream_verdict", 5),
-        ("cgroup/dev", 6),
-        ("sk_msg", 7),
-        ("cgroup/bind4", 8),
-        ("cgroup/bind6", 9),
-        ("cgroup/connect4", 10),
-        ("cgroup/connect6", 11),
-        ("cgroup/post_bind4", 12),
-        ("cgroup/post_bind6", 13),
-        ("cgroup/sendmsg4", 14),
-        ("cgroup/sendmsg6", 15),
-        ("lirc_mode2", 16),
-        ("flow_dissector", 17),
-        ("cgroup/sysctl", 18),
-        ("cgroup/recvmsg4", 19),
-        ("cgroup/recvmsg6", 20),
-        ("cgroup/getsockopt", 21),
-        ("cgroup/setsockopt", 22),
-        ("tp_btf", 23),
-        ("fentry", 24),
-        ("fexit", 25),
-        ("fmod_ret", 26),
-        ("lsm", 27),
-        ("iter", 28),
-        ("cgroup/getpeername4", 29),
-        ("cgroup/getpeername6", 30),
-        ("cgroup/getsockname4", 31),
-        ("cgroup/getsockname6", 32),
-        ("sk_lookup", 36),
+        ("cgroup_skb/ingress", a::CGROUP_INET_INGRESS),
+        ("cgroup/skb/ingress", a::CGROUP_INET_INGRESS),
+        ("cgroup_skb/egress", a::CGROUP_INET_EGRESS),
+        ("cgroup/skb/egress", a::CGROUP_INET_EGRESS),
+        ("cgroup/sock_create", a::CGROUP_INET_SOCK_CREATE),
+        ("cgroup/sock", a::CGROUP_INET_SOCK_CREATE),
+        ("sk_skb/stream_parser", a::SK_SKB_STREAM_PARSER),
+        ("sk_skb/stream_verdict", a::SK_SKB_STREAM_VERDICT),
+        ("cgroup/dev", a::CGROUP_DEVICE),
+        ("sk_msg", a::SK_MSG_VERDICT),
+        ("cgroup/bind4", a::CGROUP_INET4_BIND),
+        ("cgroup/bind6", a::CGROUP_INET6_BIND),
+        ("cgroup/connect4", a::CGROUP_INET4_CONNECT),
+        ("cgroup/connect6", a::CGROUP_INET6_CONNECT),
+        ("cgroup/post_bind4", a::CGROUP_INET4_POST_BIND),
+        ("cgroup/post_bind6", a::CGROUP_INET6_POST_BIND),
+        ("cgroup/sendmsg4", a::CGROUP_UDP4_SENDMSG),
+        ("cgroup/sendmsg6", a::CGROUP_UDP6_SENDMSG),
+        ("lirc_mode2", a::LIRC_MODE2),
+        ("flow_dissector", a::FLOW_DISSECTOR),
+        ("cgroup/sysctl", a::CGROUP_SYSCTL),
+        ("cgroup/recvmsg4", a::CGROUP_UDP4_RECVMSG),
+        ("cgroup/recvmsg6", a::CGROUP_UDP6_RECVMSG),
+        ("cgroup/getsockopt", a::CGROUP_GETSOCKOPT),
+        ("cgroup/setsockopt", a::CGROUP_SETSOCKOPT),
+        ("tp_btf", a::TRACE_RAW_TP),
+        ("fentry", a::TRACE_FENTRY),
+        ("fexit", a::TRACE_FEXIT),
+        ("fmod_ret", a::MODIFY_RETURN),
+        ("lsm", a::LSM_MAC),
+        ("iter", a::TRACE_ITER),
+        ("cgroup/getpeername4", a::CGROUP_INET4_GETPEERNAME),
+        ("cgroup/getpeername6", a::CGROUP_INET6_GETPEERNAME),
+        ("cgroup/getsockname4", a::CGROUP_INET4_GETSOCKNAME),
+        ("cgroup/getsockname6", a::CGROUP_INET6_GETSOCKNAME),
+        ("sk_lookup", a::SK_LOOKUP),
     ];
     TABLE
         .iter()
@@ -171,12 +190,12 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
                     inner_idx: Some(ix),
                     ..
                 },
-            ) if matches!(d.map_type, 12 | 13) => {
+            ) if is_map_of_maps(d.map_type) => {
                 obj.maps.get(*ix as usize).map(|m| spec_of(m, ncpus))
             }
-            _ if matches!(d.map_type, 12 | 13) => Some(MapSpec {
+            _ if is_map_of_maps(d.map_type) => Some(MapSpec {
                 name: format!("{}.inner", d.name),
-                map_type: 2,
+                map_type: map_type::ARRAY,
                 key_size: 4,
                 value_size: 4,
                 max_entries: 1,
@@ -234,7 +253,7 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
     for (i, d) in obj.maps.iter().enumerate() {
         let Some(m) = &maps[i] else { continue };
         for (slot, name) in &d.init_slots {
-            let fd: Option<RawFd> = if d.map_type == 3 {
+            let fd: Option<RawFd> = if d.map_type == map_type::PROG_ARRAY {
                 programs
                     .iter()
                     .find(|p| &p.def.name == name)

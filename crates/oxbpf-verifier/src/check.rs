@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use oxbpf_abi::{helper, map_type};
 use oxbpf_isa::{Instruction, RawInsn, decode_at};
 use oxbpf_obj::ProgramType;
 
@@ -2109,8 +2110,8 @@ impl Verifier<'_> {
                     // A constant index past the end of an array: the update
                     // can never succeed (the kernel only fails it at run time).
                     if *arg == Arg::MapKey
-                        && id == 2
-                        && matches!(m.map_type, 2 | 6)
+                        && id as u32 == helper::MAP_UPDATE_ELEM
+                        && matches!(m.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
                         && let Some(k) = self.stack_const(path, &r, m.key_size)
                         && k >= m.max_entries as u64
                     {
@@ -2242,17 +2243,7 @@ impl Verifier<'_> {
         if let Some(m) = map {
             let info = self.map(m, pc)?;
             let mt = info.map_type;
-            let ok = match id {
-                1..=3 => !matches!(mt, 22 | 23 | 27 | 30 | 4 | 3),
-                87..=89 => matches!(mt, 22 | 23 | 30),
-                130 | 131 | 134 => mt == 27,
-                12 => mt == 3,
-                25 => mt == 4,
-                51 => matches!(mt, 14 | 16 | 17 | 25),
-                52 | 53 | 60 => mt == 15,
-                70..=72 => mt == 18,
-                _ => true,
-            };
+            let ok = map_fits_helper(mt, id as u32);
             if !ok {
                 return err(
                     pc,
@@ -2267,11 +2258,9 @@ impl Verifier<'_> {
             Ret::Void => Reg::NOT_INIT,
             Ret::MapValueOrNull => {
                 let m = map.unwrap_or(0);
-                let inner_is_map = self
-                    .opts
-                    .maps
-                    .get(m as usize)
-                    .is_some_and(|i| matches!(i.map_type, 12 | 13));
+                let inner_is_map = self.opts.maps.get(m as usize).is_some_and(|i| {
+                    matches!(i.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS)
+                });
                 let id = path.state.fresh_id();
                 let mut r = Reg::ptr(if inner_is_map {
                     Kind::MapPtrOrNull {
@@ -2360,8 +2349,8 @@ impl Verifier<'_> {
                 last: path.last,
                 trail: path.trail.clone(),
             };
-            let args = match id {
-                181 => [
+            let args = match id as u32 {
+                helper::LOOP => [
                     Reg::scalar(Scalar::urange(0, u32::MAX as u64)),
                     regs[2],
                     Reg::NOT_INIT,
@@ -2707,9 +2696,37 @@ fn may_change_packet(decoded: &[Option<Instruction>], n: usize, entry: usize) ->
     false
 }
 
-const TAIL_CALL: i32 = 12;
-const SPIN_LOCK: i32 = 93;
-const SPIN_UNLOCK: i32 = 94;
+const TAIL_CALL: i32 = helper::TAIL_CALL as i32;
+const SPIN_LOCK: i32 = helper::SPIN_LOCK as i32;
+const SPIN_UNLOCK: i32 = helper::SPIN_UNLOCK as i32;
+
+/// Whether helper `id` accepts a map of type `mt` (the kernel's
+/// `check_map_func_compatibility`, for the helpers oxbpf knows).
+fn map_fits_helper(mt: u32, id: u32) -> bool {
+    use helper as h;
+    use map_type as m;
+    match id {
+        h::MAP_LOOKUP_ELEM | h::MAP_UPDATE_ELEM | h::MAP_DELETE_ELEM => !matches!(
+            mt,
+            m::QUEUE
+                | m::STACK
+                | m::RINGBUF
+                | m::BLOOM_FILTER
+                | m::PERF_EVENT_ARRAY
+                | m::PROG_ARRAY
+        ),
+        h::MAP_PUSH_ELEM | h::MAP_POP_ELEM | h::MAP_PEEK_ELEM => {
+            matches!(mt, m::QUEUE | m::STACK | m::BLOOM_FILTER)
+        }
+        h::RINGBUF_OUTPUT | h::RINGBUF_RESERVE | h::RINGBUF_QUERY => mt == m::RINGBUF,
+        h::TAIL_CALL => mt == m::PROG_ARRAY,
+        h::PERF_EVENT_OUTPUT => mt == m::PERF_EVENT_ARRAY,
+        h::REDIRECT_MAP => matches!(mt, m::DEVMAP | m::CPUMAP | m::XSKMAP | m::DEVMAP_HASH),
+        h::SK_REDIRECT_MAP | h::SOCK_MAP_UPDATE | h::MSG_REDIRECT_MAP => mt == m::SOCKMAP,
+        h::SOCK_HASH_UPDATE | h::MSG_REDIRECT_HASH | h::SK_REDIRECT_HASH => mt == m::SOCKHASH,
+        _ => true,
+    }
+}
 
 /// Branch decisions kept per path for diagnostics: the most recent ones
 /// (between 64 and 128), so long loops cannot make paths grow without end.

@@ -21,6 +21,7 @@ pub mod state;
 
 use std::fmt;
 
+use oxbpf_abi::map_type;
 use oxbpf_obj::{Object, ProgramDef, ProgramType};
 
 /// A map as the verifier sees it.
@@ -254,7 +255,7 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
             map_type: m.map_type,
             key_size: m.key_size,
             value_size: match m.map_type {
-                3 | 12 | 13 => 4,
+                map_type::PROG_ARRAY | map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS => 4,
                 _ => m.value_size,
             },
             max_entries: m.max_entries,
@@ -285,7 +286,9 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
                     inner_idx: Some(ix),
                     ..
                 },
-            ) if matches!(m.map_type, 12 | 13) => out.get(*ix as usize).cloned(),
+            ) if matches!(m.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS) => {
+                out.get(*ix as usize).cloned()
+            }
             _ => None,
         };
         if let Some(inner) = inner {
@@ -299,15 +302,18 @@ pub fn maps_of(obj: &Object) -> Vec<MapInfo> {
 
 /// Why the kernel would refuse to create this map, if it would.
 pub fn map_problem(m: &MapInfo) -> Option<String> {
+    use map_type::*;
     match m.map_type {
-        1 | 5 | 9 | 10 if m.key_size == 0 || m.value_size == 0 => {
+        HASH | PERCPU_HASH | LRU_HASH | LRU_PERCPU_HASH if m.key_size == 0 || m.value_size == 0 => {
             Some("hash maps need key and value sizes".into())
         }
-        2 | 6 if m.key_size != 4 || m.value_size == 0 => Some(format!(
+        ARRAY | PERCPU_ARRAY if m.key_size != 4 || m.value_size == 0 => Some(format!(
             "arrays need a 4-byte key and a value (key {}, value {})",
             m.key_size, m.value_size
         )),
-        _ if m.max_entries == 0 && !matches!(m.map_type, 4 | 27) => Some("max_entries is 0".into()),
+        _ if m.max_entries == 0 && !matches!(m.map_type, PERF_EVENT_ARRAY | RINGBUF) => {
+            Some("max_entries is 0".into())
+        }
         _ => None,
     }
 }

@@ -144,7 +144,7 @@ fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
         }
         // Stack traces: a hash from stack id to addresses (get_stackid is
         // kernel-only, so it stays empty in user space).
-        7 => s.map_type = mt::HASH,
+        mt::STACK_TRACE => s.map_type = mt::HASH,
         mt::PERF_EVENT_ARRAY => {
             if s.max_entries == 0 {
                 s.max_entries = ncpus;
@@ -153,7 +153,13 @@ fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
             s.value_size = 4;
         }
         // Device, CPU, socket and cgroup maps are arrays of ids in user space.
-        8 | 14 | 16 | 17 | 15 | 18 | 25 => {
+        mt::CGROUP_ARRAY
+        | mt::DEVMAP
+        | mt::CPUMAP
+        | mt::XSKMAP
+        | mt::SOCKMAP
+        | mt::SOCKHASH
+        | mt::DEVMAP_HASH => {
             s.map_type = mt::ARRAY;
             s.key_size = 4;
             s.value_size = s.value_size.max(4);

@@ -9,45 +9,17 @@ use std::sync::Mutex;
 
 use crate::arena::Arena;
 
-/// Errno values the map operations return (as the kernel does, positive here).
-pub mod errno {
-    pub const EPERM: i32 = 1;
-    pub const ENOENT: i32 = 2;
-    pub const E2BIG: i32 = 7;
-    pub const ENOMEM: i32 = 12;
-    pub const EBUSY: i32 = 16;
-    pub const EEXIST: i32 = 17;
-    pub const EINVAL: i32 = 22;
-    pub const ENOSPC: i32 = 28;
-    pub const EOPNOTSUPP: i32 = 95;
-}
 use errno::*;
+/// Errno values the map operations return (as the kernel does, positive
+/// here): the ABI crate's.
+pub use oxbpf_abi::errno;
 
 /// Update flags.
-pub const BPF_ANY: u64 = 0;
-pub const BPF_NOEXIST: u64 = 1;
-pub const BPF_EXIST: u64 = 2;
-pub const BPF_F_LOCK: u64 = 4;
+pub use oxbpf_abi::flags::{BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST};
 
-/// Map types (`enum bpf_map_type`).
-pub mod map_type {
-    pub const HASH: u32 = 1;
-    pub const ARRAY: u32 = 2;
-    pub const PROG_ARRAY: u32 = 3;
-    pub const PERF_EVENT_ARRAY: u32 = 4;
-    pub const PERCPU_HASH: u32 = 5;
-    pub const PERCPU_ARRAY: u32 = 6;
-    pub const LRU_HASH: u32 = 9;
-    pub const LRU_PERCPU_HASH: u32 = 10;
-    pub const LPM_TRIE: u32 = 11;
-    pub const ARRAY_OF_MAPS: u32 = 12;
-    pub const HASH_OF_MAPS: u32 = 13;
-    pub const QUEUE: u32 = 22;
-    pub const STACK: u32 = 23;
-    pub const RINGBUF: u32 = 27;
-    pub const BLOOM_FILTER: u32 = 30;
-}
 use map_type as mt;
+/// Map types (`enum bpf_map_type`): the ABI crate's.
+pub use oxbpf_abi::map_type;
 
 /// What a map is: the numbers of its definition.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,65 +9,10 @@ use crate::interpreter::{CtxPointers, PacketState};
 use crate::maps::{Map, errno::*, map_type as mt};
 use crate::memory::RegionKind;
 
-/// Helper ids (`enum bpf_func_id`).
-#[allow(missing_docs)]
-pub mod id {
-    pub const MAP_LOOKUP_ELEM: u32 = 1;
-    pub const MAP_UPDATE_ELEM: u32 = 2;
-    pub const MAP_DELETE_ELEM: u32 = 3;
-    pub const PROBE_READ: u32 = 4;
-    pub const KTIME_GET_NS: u32 = 5;
-    pub const TRACE_PRINTK: u32 = 6;
-    pub const GET_PRANDOM_U32: u32 = 7;
-    pub const GET_SMP_PROCESSOR_ID: u32 = 8;
-    pub const SKB_STORE_BYTES: u32 = 9;
-    pub const L3_CSUM_REPLACE: u32 = 10;
-    pub const L4_CSUM_REPLACE: u32 = 11;
-    pub const TAIL_CALL: u32 = 12;
-    pub const GET_CURRENT_PID_TGID: u32 = 14;
-    pub const GET_CURRENT_UID_GID: u32 = 15;
-    pub const GET_CURRENT_COMM: u32 = 16;
-    pub const REDIRECT: u32 = 23;
-    pub const PERF_EVENT_OUTPUT: u32 = 25;
-    pub const SKB_LOAD_BYTES: u32 = 26;
-    pub const CSUM_DIFF: u32 = 28;
-    pub const GET_NUMA_NODE_ID: u32 = 42;
-    pub const XDP_ADJUST_HEAD: u32 = 44;
-    pub const PROBE_READ_STR: u32 = 45;
-    pub const REDIRECT_MAP: u32 = 51;
-    pub const XDP_ADJUST_META: u32 = 54;
-    pub const XDP_ADJUST_TAIL: u32 = 65;
-    pub const MAP_PUSH_ELEM: u32 = 87;
-    pub const MAP_POP_ELEM: u32 = 88;
-    pub const MAP_PEEK_ELEM: u32 = 89;
-    pub const SPIN_LOCK: u32 = 93;
-    pub const SPIN_UNLOCK: u32 = 94;
-    pub const SK_LOOKUP_TCP: u32 = 84;
-    pub const SK_LOOKUP_UDP: u32 = 85;
-    pub const SK_RELEASE: u32 = 86;
-    pub const SK_FULLSOCK: u32 = 95;
-    pub const TCP_SOCK: u32 = 96;
-    pub const SKC_LOOKUP_TCP: u32 = 99;
-    pub const PROBE_READ_USER: u32 = 112;
-    pub const PROBE_READ_KERNEL: u32 = 113;
-    pub const PROBE_READ_USER_STR: u32 = 114;
-    pub const PROBE_READ_KERNEL_STR: u32 = 115;
-    pub const JIFFIES64: u32 = 118;
-    pub const KTIME_GET_BOOT_NS: u32 = 125;
-    pub const RINGBUF_OUTPUT: u32 = 130;
-    pub const RINGBUF_RESERVE: u32 = 131;
-    pub const RINGBUF_SUBMIT: u32 = 132;
-    pub const RINGBUF_DISCARD: u32 = 133;
-    pub const RINGBUF_QUERY: u32 = 134;
-    pub const KTIME_GET_COARSE_NS: u32 = 160;
-    pub const FOR_EACH_MAP_ELEM: u32 = 164;
-    pub const SNPRINTF: u32 = 165;
-    pub const LOOP: u32 = 181;
-    pub const STRNCMP: u32 = 182;
-}
+/// Helper ids (`enum bpf_func_id`): the ABI crate's.
+pub use oxbpf_abi::helper as id;
 
-const EFAULT: i32 = 14;
-const XDP_REDIRECT: u64 = 4;
+const XDP_REDIRECT: u64 = oxbpf_abi::flags::XDP_REDIRECT;
 const TC_ACT_REDIRECT: u64 = 7;
 
 fn neg(e: i32) -> u64 {
@@ -649,9 +594,7 @@ fn fold(mut s: u64) -> u16 {
 /// of the 16-bit checksum at `offset` (RFC 1624), `flags & 0xf` being the
 /// size of the changed field (2 or 4), or 0 when `to` is a `csum_diff`.
 fn csum_replace(c: &mut HelperContext<'_, '_>, a: [u64; 5], l4: bool) -> HResult {
-    const BPF_F_PSEUDO_HDR: u64 = 0x10;
-    const BPF_F_MARK_MANGLED_0: u64 = 0x20;
-    const BPF_F_MARK_ENFORCE: u64 = 0x40;
+    use oxbpf_abi::flags::{BPF_F_MARK_ENFORCE, BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR};
     let p = packet(c)?;
     let (off, from, to, flags) = (a[1] as u32 as u64, a[2], a[3], a[4]);
     let allowed = 0xf

@@ -139,7 +139,7 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
     } else {
         let spec = oxbpf_sys::MapSpec {
             name: "conf_mem".into(),
-            map_type: 2,
+            map_type: oxbpf_abi::map_type::ARRAY,
             key_size: 4,
             value_size: mem.len() as u32,
             max_entries: 1,

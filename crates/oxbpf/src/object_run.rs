@@ -351,7 +351,10 @@ fn write_map(
             items.join(",")
         );
     }
-    let is_array = matches!(map_type, 2 | 6);
+    let is_array = matches!(
+        map_type,
+        oxbpf_abi::map_type::ARRAY | oxbpf_abi::map_type::PERCPU_ARRAY
+    );
     let shown: Vec<_> = entries
         .iter()
         .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
