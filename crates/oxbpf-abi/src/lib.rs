@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 mod enums;
+mod helper_table;
+pub mod helpers;
 mod progtype;
 
 pub use enums::*;
