@@ -7,7 +7,7 @@ use oxbpf_abi::{helper, map_type};
 use oxbpf_isa::{Instruction, RawInsn, decode_at};
 use oxbpf_obj::ProgramType;
 
-use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size, proto};
+use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size};
 use crate::scalar::Scalar;
 use crate::state::{
     CallbackSite, Frame, Gone, Kind, LockState, RefKind, RefState, Reg, State, byte, covers,
@@ -2017,20 +2017,15 @@ impl Verifier<'_> {
     }
 
     fn helper(&mut self, path: &mut Path, pc: usize, id: i32) -> VResult<Step> {
-        let p = proto(id).ok_or((pc, format!("invalid func unknown#{id}")))?;
+        let p = crate::protos::proto_for(id, self.opts.prog_type, self.opts.privileged)
+            .map_err(|r| (pc, r.message(id)))?;
         if p.gpl_only && !self.opts.gpl {
             return err(
                 pc,
                 format!(
-                    "cannot call GPL-restricted function {} from a non-GPL program",
+                    "cannot call GPL-restricted function bpf_{} from a non-GPL program",
                     p.name
                 ),
-            );
-        }
-        if !crate::protos::allowed(id, self.opts.prog_type) {
-            return err(
-                pc,
-                format!("program of this type cannot use helper bpf_{}#{id}", p.name),
             );
         }
         if let Some(l) = path.state.lock
@@ -2126,6 +2121,47 @@ impl Verifier<'_> {
                         );
                     }
                 }
+                Arg::FixedMem { size, write } => {
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        *size as i64,
+                        *write,
+                        &format!("bpf_{}", p.name),
+                    )?;
+                }
+                Arg::CtxOrNull if r.kind == Kind::Scalar && r.var.konst() == Some(0) => {}
+                Arg::StackOrNull => {
+                    let null = r.kind == Kind::Scalar && r.var.konst() == Some(0);
+                    if !null && !matches!(r.kind, Kind::Stack { .. }) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=fp (argument of bpf_{}: a pointer to the stack, or NULL)",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+                Arg::MemRw => {
+                    let n = size_of_next()?.unwrap_or(0);
+                    if n > 1 << 29 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{} unbounded size for bpf_{}: bound it first",
+                                rn + 1,
+                                p.name
+                            ),
+                        );
+                    }
+                    let what = format!("bpf_{}", p.name);
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, false, &what)?;
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, true, &what)?;
+                }
                 Arg::Mem | Arg::UninitMem | Arg::MemOrNull => {
                     let n = size_of_next()?.unwrap_or(0);
                     if *arg == Arg::MemOrNull && r.kind == Kind::Scalar && r.var.konst() == Some(0)
@@ -2166,7 +2202,7 @@ impl Verifier<'_> {
                         );
                     }
                 }
-                Arg::Ctx => {
+                Arg::Ctx | Arg::CtxOrNull => {
                     if r.kind == Kind::Ctx && (r.off != 0 || r.var.konst() != Some(0)) {
                         return err(
                             pc,
@@ -2669,7 +2705,12 @@ fn may_change_packet(decoded: &[Option<Instruction>], n: usize, entry: usize) ->
         match insn {
             Instruction::Exit => {}
             Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
-                if id == TAIL_CALL || proto(id).is_some_and(|p| p.changes_packet) {
+                if id == TAIL_CALL
+                    || u32::try_from(id)
+                        .ok()
+                        .and_then(oxbpf_abi::helpers::proto)
+                        .is_some_and(|p| p.changes_pkt_data)
+                {
                     return true;
                 }
                 work.push(next);

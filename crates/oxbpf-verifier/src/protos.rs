@@ -3,7 +3,7 @@
 
 use oxbpf_obj::ProgramType;
 
-/// What a helper argument must be.
+/// What a helper argument must be, as oxbpf's verifier checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arg {
     Anything,
@@ -21,16 +21,27 @@ pub enum Arg {
     MemOrNull,
     /// Pointer to writable memory whose size is the next argument.
     UninitMem,
+    /// Pointer to initialized memory the helper also writes (`MEM_WRITE`).
+    MemRw,
+    /// Pointer to `size` bytes, written by the helper when `write`.
+    FixedMem {
+        size: u32,
+        write: bool,
+    },
     /// A constant size for the previous argument (> 0).
     Size,
     /// A constant size, possibly 0.
     SizeOrZero,
     Ctx,
+    /// The context, or NULL.
+    CtxOrNull,
     /// A subprogram address (callback).
     Func,
+    /// A pointer into the stack, or NULL (a callback's context).
+    StackOrNull,
     /// A pointer to a bpf_spin_lock inside a map value.
     SpinLock,
-    /// Memory returned by `ringbuf_reserve`.
+    /// Memory returned by `ringbuf_reserve`, released here.
     RingbufMem,
     /// Pointer to a NUL-terminated constant string (read-only map value).
     ConstStr,
@@ -40,7 +51,7 @@ pub enum Arg {
     ReleaseSock,
 }
 
-/// What a helper returns.
+/// What a helper returns, as oxbpf's verifier models it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {
     Integer,
@@ -59,384 +70,205 @@ pub enum Ret {
     },
 }
 
-/// A helper's prototype.
-#[derive(Clone, Copy, Debug)]
+/// A helper's prototype, from the kernel's (the ABI crate's table).
+#[derive(Clone, Debug)]
 pub struct Proto {
     pub name: &'static str,
-    pub args: &'static [Arg],
+    pub args: Vec<Arg>,
     pub ret: Ret,
     /// Moves or resizes the packet: every packet pointer becomes invalid.
     pub changes_packet: bool,
-    /// Needs a packet program (XDP or skb).
-    pub packet_only: bool,
     pub gpl_only: bool,
 }
 
-const fn p(name: &'static str, args: &'static [Arg], ret: Ret) -> Proto {
-    Proto {
-        name,
+/// Why a helper call is refused before its arguments are looked at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a helper id of the kernel.
+    Unknown,
+    /// The program type's `get_func_proto` does not hand it out.
+    NotAllowed { name: String },
+    /// It needs a capability the (unprivileged) program does not have.
+    NeedsCap { name: String, cap: &'static str },
+    /// It needs a kernel configuration option the reference kernel lacks,
+    /// or is refused by its lockdown mode.
+    NotBuilt { name: String, what: String },
+    /// Only sleepable programs may call it.
+    Sleepable { name: String },
+    /// oxbpf's verifier does not model one of its argument or return types.
+    Unsupported { name: String, what: String },
+}
+
+impl Refusal {
+    pub fn message(&self, id: i32) -> String {
+        match self {
+            Refusal::Unknown => format!("invalid func unknown#{id}"),
+            Refusal::NotAllowed { name } => {
+                format!("program of this type cannot use helper {name}#{id}")
+            }
+            Refusal::NeedsCap { name, cap } => {
+                format!("{name}#{id} needs {cap}: load the program as root (privileged)")
+            }
+            Refusal::NotBuilt { name, what } => format!(
+                "program of this type cannot use helper {name}#{id}: it needs {what}, which the reference kernel does not have"
+            ),
+            Refusal::Sleepable { name } => format!(
+                "helper call might sleep in a non-sleepable prog: {name}#{id} is for sleepable programs only"
+            ),
+            Refusal::Unsupported { name, what } => {
+                format!("{name}#{id} is not supported by oxbpf's verifier yet: {what}")
+            }
+        }
+    }
+}
+
+/// Socket lookups: their result is a new reference (the kernel's
+/// `is_acquire_function`).
+fn acquires_socket(id: u32) -> bool {
+    use oxbpf_abi::helper as h;
+    matches!(id, h::SK_LOOKUP_TCP | h::SK_LOOKUP_UDP | h::SKC_LOOKUP_TCP)
+}
+
+/// Socket views of their argument (the kernel's `is_ptr_cast_function`).
+fn views_socket(id: u32) -> bool {
+    use oxbpf_abi::helper as h;
+    matches!(id, h::SK_FULLSOCK | h::TCP_SOCK)
+}
+
+/// Kernel conditions of availability that the reference kernel fails:
+/// its lockdown mode (integrity) refuses writing user memory.
+fn refused_by_reference(note: &str) -> Option<String> {
+    note.contains("lockdown(LOCKDOWN_BPF_WRITE_USER)")
+        .then(|| "a kernel without lockdown (LOCKDOWN_BPF_WRITE_USER)".to_string())
+}
+
+/// The prototype of helper `id` for a program of type `t`, from the
+/// kernel's table: the proto variant that type's `get_func_proto`
+/// returns, or why the call cannot be made. `privileged` programs have
+/// every capability. Programs of type `Unspec` (raw bytecode) may call
+/// every helper with its generic prototype.
+pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Refusal> {
+    use oxbpf_abi::helpers::{self as ah, ArgBase as A, Cap, RetBase as R, flag};
+    let uid = u32::try_from(id).map_err(|_| Refusal::Unknown)?;
+    let name = oxbpf_abi::helpers::helper_name(uid).ok_or(Refusal::Unknown)?;
+    let p = if t == ProgramType::Unspec {
+        // No program type: only what every type gets from the kernel's
+        // `bpf_base_func_proto` (map, ring buffer, time, loop helpers...),
+        // taken as the helpers a socket filter, a kprobe and an XDP
+        // program all have.
+        let base = [
+            ProgramType::SocketFilter,
+            ProgramType::Kprobe,
+            ProgramType::Xdp,
+        ]
+        .iter()
+        .all(|&t| ah::proto_for(t, uid).is_some());
+        if !base {
+            return Err(Refusal::NotAllowed { name });
+        }
+        ah::proto(uid).ok_or(Refusal::Unknown)?
+    } else {
+        let (p, a) =
+            ah::proto_for(t, uid).ok_or_else(|| Refusal::NotAllowed { name: name.clone() })?;
+        if a.cap > Cap::None && !privileged {
+            return Err(Refusal::NeedsCap {
+                name,
+                cap: match a.cap {
+                    Cap::Bpf => "CAP_BPF",
+                    Cap::Perfmon => "CAP_BPF and CAP_PERFMON",
+                    _ => "CAP_SYS_ADMIN",
+                },
+            });
+        }
+        if let Some(c) = a.configs.iter().find(|c| !ah::REFERENCE_CONFIG.contains(c)) {
+            return Err(Refusal::NotBuilt {
+                name,
+                what: (*c).to_string(),
+            });
+        }
+        if let Some(what) = refused_by_reference(a.note) {
+            return Err(Refusal::NotBuilt { name, what });
+        }
+        if a.sleepable_only || p.might_sleep {
+            return Err(Refusal::Sleepable { name });
+        }
+        p
+    };
+    let unsupported = |what: String| Refusal::Unsupported {
+        name: name.clone(),
+        what,
+    };
+    let mut args = Vec::new();
+    for (i, a) in p.args.iter().enumerate() {
+        let maybe_null = a.has(flag::PTR_MAYBE_NULL);
+        let arg = match a.base {
+            A::None => break,
+            A::Anything | A::Scalar => Arg::Anything,
+            A::ConstMapPtr => Arg::Map,
+            A::PtrToMapKey => Arg::MapKey,
+            A::PtrToMapValue if !maybe_null && a.has(flag::MEM_UNINIT) => Arg::UninitMapValue,
+            A::PtrToMapValue if !maybe_null => Arg::MapValue,
+            A::PtrToMem if a.has(flag::MEM_FIXED_SIZE) && !maybe_null => Arg::FixedMem {
+                size: a.size,
+                write: a.has(flag::MEM_WRITE),
+            },
+            A::PtrToMem if a.has(flag::MEM_UNINIT) && !maybe_null => Arg::UninitMem,
+            A::PtrToMem if maybe_null && !a.has(flag::MEM_WRITE) => Arg::MemOrNull,
+            A::PtrToMem if a.has(flag::MEM_WRITE) && !maybe_null => Arg::MemRw,
+            A::PtrToMem if !maybe_null => Arg::Mem,
+            A::ConstSize => Arg::Size,
+            A::ConstSizeOrZero | A::ConstAllocSizeOrZero => Arg::SizeOrZero,
+            A::PtrToCtx if maybe_null => Arg::CtxOrNull,
+            A::PtrToCtx => Arg::Ctx,
+            A::PtrToFunc => Arg::Func,
+            A::PtrToStack if maybe_null => Arg::StackOrNull,
+            A::PtrToSpinLock => Arg::SpinLock,
+            A::PtrToRingbufMem if a.has(flag::OBJ_RELEASE) => Arg::RingbufMem,
+            A::PtrToConstStr => Arg::ConstStr,
+            A::PtrToSockCommon => Arg::SockCommon,
+            A::PtrToBtfIdSockCommon if a.has(flag::OBJ_RELEASE) => Arg::ReleaseSock,
+            _ => {
+                return Err(unsupported(format!(
+                    "argument {} is {}",
+                    i + 1,
+                    p.kernel_args[i]
+                )));
+            }
+        };
+        args.push(arg);
+    }
+    let null = p.ret.has(flag::PTR_MAYBE_NULL);
+    let sock = |kind| {
+        if acquires_socket(uid) || views_socket(uid) {
+            Some(Ret::SockOrNull {
+                kind,
+                acquires: acquires_socket(uid),
+            })
+        } else {
+            None
+        }
+    };
+    use crate::state::SockKind as S;
+    let ret = match p.ret.base {
+        R::Integer => Some(Ret::Integer),
+        R::Void => Some(Ret::Void),
+        R::PtrToMapValue if null => Some(Ret::MapValueOrNull),
+        R::PtrToRingbufMem if null => Some(Ret::MemOrNullSizeArg(1)),
+        R::PtrToSocket if null => sock(S::Full),
+        R::PtrToSockCommon if null => sock(S::Common),
+        R::PtrToTcpSock if null => sock(S::Tcp),
+        _ => None,
+    }
+    .ok_or_else(|| unsupported(format!("it returns {}", p.kernel_ret)))?;
+    Ok(Proto {
+        name: p.name,
         args,
         ret,
-        changes_packet: false,
-        packet_only: false,
-        gpl_only: false,
-    }
-}
-
-const fn pkt(mut x: Proto, changes: bool) -> Proto {
-    x.packet_only = true;
-    x.changes_packet = changes;
-    x
-}
-
-const fn gpl(mut x: Proto) -> Proto {
-    x.gpl_only = true;
-    x
-}
-
-use Arg::*;
-
-/// The prototype of helper `id`, if oxbpf knows it.
-pub fn proto(id: i32) -> Option<Proto> {
-    Some(match id {
-        1 => p("map_lookup_elem", &[Map, MapKey], Ret::MapValueOrNull),
-        2 => p(
-            "map_update_elem",
-            &[Map, MapKey, MapValue, Anything],
-            Ret::Integer,
-        ),
-        3 => p("map_delete_elem", &[Map, MapKey], Ret::Integer),
-        4 => gpl(p("probe_read", &[UninitMem, Size, Anything], Ret::Integer)),
-        5 => p("ktime_get_ns", &[], Ret::Integer),
-        // Only the format and its size are declared; r3..r5 are read only
-        // when the format uses them.
-        6 => gpl(p("trace_printk", &[Mem, Size], Ret::Integer)),
-        7 => p("get_prandom_u32", &[], Ret::Integer),
-        8 => p("get_smp_processor_id", &[], Ret::Integer),
-        9 => pkt(
-            p(
-                "skb_store_bytes",
-                &[Ctx, Anything, Mem, Size, Anything],
-                Ret::Integer,
-            ),
-            true,
-        ),
-        10 => pkt(
-            p(
-                "l3_csum_replace",
-                &[Ctx, Anything, Anything, Anything, Anything],
-                Ret::Integer,
-            ),
-            true,
-        ),
-        11 => pkt(
-            p(
-                "l4_csum_replace",
-                &[Ctx, Anything, Anything, Anything, Anything],
-                Ret::Integer,
-            ),
-            true,
-        ),
-        12 => p("tail_call", &[Ctx, Map, Anything], Ret::Void),
-        14 => gpl(p("get_current_pid_tgid", &[], Ret::Integer)),
-        15 => gpl(p("get_current_uid_gid", &[], Ret::Integer)),
-        16 => gpl(p("get_current_comm", &[UninitMem, Size], Ret::Integer)),
-        22 => gpl(p("perf_event_read", &[Map, Anything], Ret::Integer)),
-        23 => pkt(p("redirect", &[Anything, Anything], Ret::Integer), false),
-        27 => gpl(p("get_stackid", &[Ctx, Map, Anything], Ret::Integer)),
-        25 => gpl(p(
-            "perf_event_output",
-            &[Ctx, Map, Anything, Mem, SizeOrZero],
-            Ret::Integer,
-        )),
-        26 => pkt(
-            p(
-                "skb_load_bytes",
-                &[Ctx, Anything, UninitMem, Size],
-                Ret::Integer,
-            ),
-            false,
-        ),
-        37 => p("current_task_under_cgroup", &[Map, Anything], Ret::Integer),
-        55 => gpl(p(
-            "perf_event_read_value",
-            &[Map, Anything, UninitMem, Size],
-            Ret::Integer,
-        )),
-        56 => gpl(p(
-            "perf_prog_read_value",
-            &[Ctx, UninitMem, Size],
-            Ret::Integer,
-        )),
-        59 => p("sock_ops_cb_flags_set", &[Ctx, Anything], Ret::Integer),
-        49 => p(
-            "setsockopt",
-            &[Ctx, Anything, Anything, Mem, Size],
-            Ret::Integer,
-        ),
-        57 => p(
-            "getsockopt",
-            &[Ctx, Anything, Anything, UninitMem, Size],
-            Ret::Integer,
-        ),
-        69 => pkt(
-            p(
-                "fib_lookup",
-                &[Ctx, UninitMem, Size, Anything],
-                Ret::Integer,
-            ),
-            false,
-        ),
-        28 => p(
-            "csum_diff",
-            &[MemOrNull, SizeOrZero, MemOrNull, SizeOrZero, Anything],
-            Ret::Integer,
-        ),
-        42 => p("get_numa_node_id", &[], Ret::Integer),
-        44 => pkt(p("xdp_adjust_head", &[Ctx, Anything], Ret::Integer), true),
-        45 => gpl(p(
-            "probe_read_str",
-            &[UninitMem, Size, Anything],
-            Ret::Integer,
-        )),
-        51 => p("redirect_map", &[Map, Anything, Anything], Ret::Integer),
-        17 => p("get_cgroup_classid", &[Ctx], Ret::Integer),
-        18 => pkt(
-            p("skb_vlan_push", &[Ctx, Anything, Anything], Ret::Integer),
-            true,
-        ),
-        19 => pkt(p("skb_vlan_pop", &[Ctx], Ret::Integer), true),
-        24 => p("get_route_realm", &[Ctx], Ret::Integer),
-        31 => pkt(
-            p("skb_change_proto", &[Ctx, Anything, Anything], Ret::Integer),
-            true,
-        ),
-        32 => p("skb_change_type", &[Ctx, Anything], Ret::Integer),
-        34 => p("get_hash_recalc", &[Ctx], Ret::Integer),
-        35 => gpl(p("get_current_task", &[], Ret::Integer)),
-        36 => gpl(p("probe_write_user", &[Anything, Mem, Size], Ret::Integer)),
-        38 => pkt(
-            p("skb_change_tail", &[Ctx, Anything, Anything], Ret::Integer),
-            true,
-        ),
-        39 => pkt(p("skb_pull_data", &[Ctx, Anything], Ret::Integer), true),
-        40 => p("csum_update", &[Ctx, Anything], Ret::Integer),
-        41 => p("set_hash_invalid", &[Ctx], Ret::Void),
-        43 => pkt(
-            p("skb_change_head", &[Ctx, Anything, Anything], Ret::Integer),
-            true,
-        ),
-        46 => p("get_socket_cookie", &[Ctx], Ret::Integer),
-        47 => p("get_socket_uid", &[Ctx], Ret::Integer),
-        48 => p("set_hash", &[Ctx, Anything], Ret::Integer),
-        50 => pkt(
-            p(
-                "skb_adjust_room",
-                &[Ctx, Anything, Anything, Anything],
-                Ret::Integer,
-            ),
-            true,
-        ),
-        58 => gpl(p("override_return", &[Ctx, Anything], Ret::Integer)),
-        61 => p("msg_apply_bytes", &[Ctx, Anything], Ret::Integer),
-        62 => p("msg_cork_bytes", &[Ctx, Anything], Ret::Integer),
-        67 => gpl(p(
-            "get_stack",
-            &[Ctx, UninitMem, SizeOrZero, Anything],
-            Ret::Integer,
-        )),
-        68 => p(
-            "skb_load_bytes_relative",
-            &[Ctx, Anything, UninitMem, Size, Anything],
-            Ret::Integer,
-        ),
-        79 => p("skb_cgroup_id", &[Ctx], Ret::Integer),
-        80 => p("get_current_cgroup_id", &[], Ret::Integer),
-        83 => p("skb_ancestor_cgroup_id", &[Ctx, Anything], Ret::Integer),
-        97 => p("skb_ecn_set_ce", &[Ctx], Ret::Integer),
-        109 => gpl(p("send_signal", &[Anything], Ret::Integer)),
-        117 => gpl(p("send_signal_thread", &[Anything], Ret::Integer)),
-        123 => p("get_current_ancestor_cgroup_id", &[Anything], Ret::Integer),
-        52 => p(
-            "sk_redirect_map",
-            &[Ctx, Map, Anything, Anything],
-            Ret::Integer,
-        ),
-        53 => p(
-            "sock_map_update",
-            &[Ctx, Map, MapKey, Anything],
-            Ret::Integer,
-        ),
-        60 => p(
-            "msg_redirect_map",
-            &[Ctx, Map, Anything, Anything],
-            Ret::Integer,
-        ),
-        70 => p(
-            "sock_hash_update",
-            &[Ctx, Map, MapKey, Anything],
-            Ret::Integer,
-        ),
-        71 => p(
-            "msg_redirect_hash",
-            &[Ctx, Map, MapKey, Anything],
-            Ret::Integer,
-        ),
-        72 => p(
-            "sk_redirect_hash",
-            &[Ctx, Map, MapKey, Anything],
-            Ret::Integer,
-        ),
-        54 => pkt(p("xdp_adjust_meta", &[Ctx, Anything], Ret::Integer), true),
-        65 => pkt(p("xdp_adjust_tail", &[Ctx, Anything], Ret::Integer), true),
-        87 => p("map_push_elem", &[Map, MapValue, Anything], Ret::Integer),
-        88 => p("map_pop_elem", &[Map, UninitMapValue], Ret::Integer),
-        89 => p("map_peek_elem", &[Map, UninitMapValue], Ret::Integer),
-        93 => p("spin_lock", &[SpinLock], Ret::Void),
-        94 => p("spin_unlock", &[SpinLock], Ret::Void),
-        112 => gpl(p(
-            "probe_read_user",
-            &[UninitMem, Size, Anything],
-            Ret::Integer,
-        )),
-        113 => gpl(p(
-            "probe_read_kernel",
-            &[UninitMem, Size, Anything],
-            Ret::Integer,
-        )),
-        114 => gpl(p(
-            "probe_read_user_str",
-            &[UninitMem, Size, Anything],
-            Ret::Integer,
-        )),
-        115 => gpl(p(
-            "probe_read_kernel_str",
-            &[UninitMem, Size, Anything],
-            Ret::Integer,
-        )),
-        118 => p("jiffies64", &[], Ret::Integer),
-        125 => p("ktime_get_boot_ns", &[], Ret::Integer),
-        130 => p(
-            "ringbuf_output",
-            &[Map, Mem, SizeOrZero, Anything],
-            Ret::Integer,
-        ),
-        131 => p(
-            "ringbuf_reserve",
-            &[Map, Anything, Anything],
-            Ret::MemOrNullSizeArg(1),
-        ),
-        132 => p("ringbuf_submit", &[RingbufMem, Anything], Ret::Void),
-        133 => p("ringbuf_discard", &[RingbufMem, Anything], Ret::Void),
-        134 => p("ringbuf_query", &[Map, Anything], Ret::Integer),
-        160 => p("ktime_get_coarse_ns", &[], Ret::Integer),
-        164 => p(
-            "for_each_map_elem",
-            &[Map, Func, Anything, Anything],
-            Ret::Integer,
-        ),
-        165 => p(
-            "snprintf",
-            &[UninitMem, Size, ConstStr, MemOrNull, SizeOrZero],
-            Ret::Integer,
-        ),
-        181 => p("loop", &[Anything, Func, Anything, Anything], Ret::Integer),
-        182 => p("strncmp", &[Mem, Size, ConstStr], Ret::Integer),
-        // Socket lookups take a `struct bpf_sock_tuple` and its size and
-        // return a referenced socket or NULL.
-        84 | 85 | 99 => p(
-            match id {
-                84 => "sk_lookup_tcp",
-                85 => "sk_lookup_udp",
-                _ => "skc_lookup_tcp",
-            },
-            &[Ctx, Mem, Size, Anything, Anything],
-            Ret::SockOrNull {
-                kind: if id == 99 {
-                    crate::state::SockKind::Common
-                } else {
-                    crate::state::SockKind::Full
-                },
-                acquires: true,
-            },
-        ),
-        86 => p("sk_release", &[ReleaseSock], Ret::Integer),
-        95 => p(
-            "sk_fullsock",
-            &[SockCommon],
-            Ret::SockOrNull {
-                kind: crate::state::SockKind::Full,
-                acquires: false,
-            },
-        ),
-        96 => p(
-            "tcp_sock",
-            &[SockCommon],
-            Ret::SockOrNull {
-                kind: crate::state::SockKind::Tcp,
-                acquires: false,
-            },
-        ),
-        _ => return None,
+        // A tail call changes packet data only from a subprogram (see the
+        // call), so the table's flag is not taken for it.
+        changes_packet: p.changes_pkt_data && uid != oxbpf_abi::helper::TAIL_CALL,
+        gpl_only: p.gpl_only,
     })
-}
-
-/// Whether program type `t` may call helper `id` (the kernel's per-type
-/// `get_func_proto` tables, for the helpers that are restricted).
-pub fn allowed(id: i32, t: ProgramType) -> bool {
-    use ProgramType::*;
-    let tc = matches!(t, SchedCls | SchedAct);
-    match id {
-        // Packet writes and redirects: tc (and lwt xmit, sk_skb); XDP redirects.
-        9..=11 => tc || matches!(t, LwtXmit | SkSkb | LwtSeg6local),
-        23 => tc || matches!(t, Xdp | LwtXmit),
-        26 => {
-            tc || matches!(
-                t,
-                SocketFilter
-                    | CgroupSkb
-                    | SkSkb
-                    | LwtIn
-                    | LwtOut
-                    | LwtXmit
-                    | LwtSeg6local
-                    | SkReuseport
-                    | FlowDissector
-            )
-        }
-        44 | 54 | 65 => t == Xdp,
-        51 => t == Xdp,
-        69 => tc || t == Xdp,
-        59 | 53 | 70 => t == SockOps,
-        // skb helpers of tc (and, where the kernel allows, sk_skb/lwt).
-        17 | 24 | 34 | 79 | 83 => tc || matches!(t, LwtIn | LwtOut | LwtXmit | CgroupSkb),
-        18 | 19 | 31 | 32 | 40 | 41 | 48 | 50 | 97 => tc || (id == 50 && t == SkSkb),
-        38 | 39 | 43 => tc || matches!(t, SkSkb | LwtXmit),
-        46 | 47 | 68 => tc || matches!(t, SocketFilter | CgroupSkb | SkSkb),
-        61 | 62 => t == SkMsg,
-        // Writing user memory and overriding return values depend on kernel
-        // configuration (lockdown, CONFIG_BPF_KPROBE_OVERRIDE); the reference
-        // kernel refuses them, and so does oxbpf.
-        36 | 58 => false,
-        // Socket lookups and release: tc, XDP, socket-address hooks, sk_skb.
-        84 | 85 | 86 | 99 => tc || matches!(t, Xdp | CgroupSockAddr | SkSkb),
-        // Socket views: tc and cgroup skb programs (and sock_ops for tcp_sock).
-        95 => tc || t == CgroupSkb,
-        96 => tc || matches!(t, CgroupSkb | SockOps),
-        35 | 67 | 109 | 117 => matches!(
-            t,
-            Kprobe | Tracepoint | RawTracepoint | RawTracepointWritable | PerfEvent | Tracing
-        ),
-        52 | 72 => t == SkSkb,
-        60 | 71 => t == SkMsg,
-        49 | 57 => matches!(t, SockOps | CgroupSockopt | CgroupSockAddr),
-        56 => t == PerfEvent,
-        27 | 22 | 55 => matches!(
-            t,
-            Kprobe | Tracepoint | RawTracepoint | RawTracepointWritable | PerfEvent | Tracing
-        ),
-        _ => true,
-    }
 }
 
 /// A context field a program may access.

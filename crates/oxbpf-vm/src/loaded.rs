@@ -306,13 +306,14 @@ impl LoadedObject {
         match kind {
             ContextKind::Raw | ContextKind::Buffer => {
                 let mut mem = input.to_vec();
-                // A tracing context has its type's size: the input fills
-                // it from the start and the rest reads as zero.
-                if kind == ContextKind::Buffer {
-                    let size = self.programs[idx].kind.ctx_size() as usize;
-                    if mem.len() < size {
-                        mem.resize(size, 0);
-                    }
+                // A context has its type's size, as the verifier assumes
+                // (a page for tracing records and for programs of no
+                // type): the input fills it from the start and the rest
+                // reads as zero. A shorter region would let a verified
+                // program, run unchecked, read past the input.
+                let size = self.programs[idx].kind.ctx_size() as usize;
+                if mem.len() < size {
+                    mem.resize(size, 0);
                 }
                 let len = mem.len() as u64;
                 let mut memory = MemoryMap::new();

@@ -315,3 +315,38 @@ fn random_programs_the_kernel_finds_unsafe_are_rejected() {
     );
     assert!(findings.is_empty(), "{}", findings.join("\n\n"));
 }
+
+/// A program of no known type in an object may read its context anywhere
+/// in the page the verifier assumes; run unchecked on a short input it
+/// must read zeros there, not memory past the input.
+#[test]
+fn untyped_context_is_as_large_as_the_verifier_assumes() {
+    use oxbpf_vm::loaded::LoadedObject;
+    use oxbpf_vm::{Checks, Config, Engine};
+    let insns = oxbpf_asm::assemble_raw("r0 = *(u64 *)(r1 + 4000)\nexit\n").unwrap();
+    let mut obj = load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/soundness/refs.o")
+            .to_string_lossy(),
+    );
+    let mut p = obj.programs[0].clone();
+    p.name = "untyped".into();
+    p.section = "untyped".into();
+    p.kind = oxbpf_obj::ProgramType::Unspec;
+    p.insns = insns;
+    p.line_info.clear();
+    p.func_info.clear();
+    obj.programs = vec![p];
+    assert!(oxbpf_verifier::verify_all_programs(&obj, None));
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut o = LoadedObject::new(&obj, 1, None).unwrap();
+        o.config = Config {
+            engine,
+            // SAFETY: every program of the object passed the verifier.
+            checks: unsafe { Checks::trust_verified() },
+            ..Config::default()
+        };
+        let r = o.run(0, &[0xffu8; 8]).unwrap().result.unwrap();
+        assert_eq!(r.r0, 0, "{engine:?}");
+    }
+}
