@@ -13,10 +13,11 @@ fn oxbpf_deps(manifest: &str) -> Vec<String> {
             in_deps = l == "[dependencies]";
             continue;
         }
-        if in_deps && let Some(name) = l.split(['.', ' ', '=']).next() {
-            if name.starts_with("oxbpf-") {
-                out.push(name.to_string());
-            }
+        if in_deps
+            && let Some(name) = l.split(['.', ' ', '=']).next()
+            && name.starts_with("oxbpf-")
+        {
+            out.push(name.to_string());
         }
     }
     out.sort();
