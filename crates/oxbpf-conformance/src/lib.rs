@@ -10,6 +10,8 @@
 //! Engines plug in through [`Engine`], so the same files check the
 //! interpreter, the JIT and the kernel.
 
+pub mod engines;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -383,6 +383,17 @@ pub struct Prog {
     pub fd: OwnedFd,
 }
 
+/// The last meaningful line of a verifier log: what the kernel objected
+/// to (the statistics lines after it are skipped).
+pub fn log_summary(log: &str) -> &str {
+    log.lines()
+        .map(str::trim)
+        .rfind(|l| {
+            !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time")
+        })
+        .unwrap_or("")
+}
+
 /// The verifier's verdict on a program.
 #[derive(Debug)]
 pub struct Verdict {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use oxbpf_isa::{Hex, RawInsn, decode_at, raw_slots};
 use oxbpf_vm::{Checks, Config, Helpers, Program, Vm};
 
-use crate::engine::{ConformanceEngine, EngineKind};
+use oxbpf_conformance::engines::{ConformanceEngine, EngineKind};
 
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {

@@ -3,7 +3,6 @@
 
 mod bench;
 mod commands;
-mod engine;
 mod object_run;
 mod verify;
 
@@ -12,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use engine::EngineKind;
+use oxbpf_conformance::engines::EngineKind;
 
 #[derive(Parser)]
 #[command(

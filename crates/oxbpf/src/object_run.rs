@@ -130,7 +130,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         ),
         None => None,
     };
-    if a.engine == crate::engine::EngineKind::Kernel {
+    if a.engine == oxbpf_conformance::engines::EngineKind::Kernel {
         return run_kernel(a, &obj, override_type, &path);
     }
     let mut loaded = LoadedObject::new(&obj, 1, override_type).with_context(|| path.clone())?;
@@ -169,7 +169,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     }
     // The JIT omits memory checks only when every program the chosen one
     // could tail-call passed the verifier too.
-    if !a.no_verify && a.engine == crate::engine::EngineKind::Jit {
+    if !a.no_verify && a.engine == oxbpf_conformance::engines::EngineKind::Jit {
         let all = oxbpf_verifier::verify_all_programs(&obj, override_type);
         if all {
             // SAFETY: every program of the object (the chosen one and any

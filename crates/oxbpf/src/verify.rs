@@ -148,16 +148,8 @@ impl Row {
     }
 }
 
-/// The last meaningful line of a verifier log: what the kernel objected to.
 fn summary(log: &str) -> String {
-    let lines: Vec<&str> = log
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time")
-        })
-        .collect();
-    lines.last().map(|l| l.to_string()).unwrap_or_default()
+    oxbpf_sys::log_summary(log).to_string()
 }
 
 /// Annotates `N: (..) insn` lines with the source line the object's BTF

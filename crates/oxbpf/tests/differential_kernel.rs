@@ -12,11 +12,7 @@ use std::path::PathBuf;
 
 use oxbpf_conformance::{Engine, collect_files, parse};
 
-#[path = "../src/engine.rs"]
-#[allow(dead_code)]
-mod engine;
-
-use engine::{ConformanceEngine, EngineKind};
+use oxbpf_conformance::engines::{ConformanceEngine, EngineKind};
 
 /// The tests here run one at a time: the leak check compares the kernel's
 /// object lists before and after.

@@ -1,10 +1,12 @@
-//! Choosing an execution engine.
+//! The engines the suite runs on: oxbpf's interpreter and JIT, and the
+//! running kernel (through `BPF_PROG_TEST_RUN`), each running raw bytecode
+//! the way bpf_conformance expects.
 
-use clap::ValueEnum;
 use oxbpf_vm::{Config, Engine, Helpers, Program, Vm};
 
-/// The engines `--engine` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// The engines oxbpf can run programs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum EngineKind {
     /// oxbpf's interpreter (the reference semantics).
     Interpreter,
@@ -24,6 +26,9 @@ impl EngineKind {
         }
     }
 
+    /// Every engine, the reference first.
+    pub const ALL: [EngineKind; 3] = [EngineKind::Interpreter, EngineKind::Jit, EngineKind::Kernel];
+
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Interpreter => "interpreter",
@@ -39,7 +44,7 @@ pub struct ConformanceEngine {
     pub kind: EngineKind,
 }
 
-impl oxbpf_conformance::Engine for ConformanceEngine {
+impl crate::Engine for ConformanceEngine {
     fn name(&self) -> &str {
         self.kind.name()
     }
@@ -123,7 +128,7 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
         code.extend_from_slice(program);
         let v = oxbpf_sys::load_program(&oxbpf_sys::ProgSpec {
             name: "conformance".into(),
-            prog_type: 3,
+            prog_type: oxbpf_abi::ProgType::SchedCls.id(),
             insns: &code,
             license: "GPL".into(),
             ..Default::default()
@@ -169,25 +174,12 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
     let v = oxbpf_sys::load_program(&oxbpf_sys::ProgSpec {
         name: "conformance".into(),
         // XDP: any return value is allowed and test runs need no socket.
-        prog_type: 6,
+        prog_type: oxbpf_abi::ProgType::Xdp.id(),
         insns: &code,
         license: "GPL".into(),
         ..Default::default()
     });
-    let prog = v.prog.map_err(|e| {
-        let last = v
-            .log
-            .lines()
-            .rev()
-            .find(|l| {
-                !l.trim().is_empty()
-                    && !l.starts_with("processed")
-                    && !l.starts_with("verification time")
-            })
-            .unwrap_or("")
-            .to_string();
-        format!("kernel verifier rejected it (errno {}): {last}", e.errno)
-    })?;
+    let prog = v.prog.map_err(|e| rejection(&v.log, e.errno))?;
     let r = prog
         .test_run(&[0u8; 64], None, 1)
         .map_err(|e| e.to_string())?;
@@ -200,14 +192,8 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
 }
 
 fn rejection(log: &str, errno: i32) -> String {
-    let last = log
-        .lines()
-        .rev()
-        .find(|l| {
-            !l.trim().is_empty()
-                && !l.starts_with("processed")
-                && !l.starts_with("verification time")
-        })
-        .unwrap_or("");
-    format!("kernel verifier rejected it (errno {errno}): {last}")
+    format!(
+        "kernel verifier rejected it (errno {errno}): {}",
+        oxbpf_sys::log_summary(log)
+    )
 }
