@@ -43,15 +43,22 @@ pub enum ObjError {
         section: String,
         message: String,
     },
-    #[error("not a valid ELF object: {source}")]
-    Elf {
-        #[from]
-        source: object::Error,
-    },
+    /// The file is not a well-formed ELF file (the parser's reason; kept
+    /// as text so that the reason is printed once, not again as a cause).
+    #[error("not a valid ELF object: {reason}")]
+    Elf { reason: String },
     #[error("ELF machine is {machine:#x}, not BPF (247)")]
     NotBpf { machine: u16 },
     #[error("section `{section}`: {message}")]
     Section { section: String, message: String },
+}
+
+impl From<object::Error> for ObjError {
+    fn from(e: object::Error) -> ObjError {
+        ObjError::Elf {
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// A function symbol inside a code section.

@@ -11,6 +11,34 @@ use oxbpf_vm::{Checks, Config, Helpers, Program, Vm};
 
 use oxbpf_conformance::engines::{ConformanceEngine, EngineKind};
 
+/// The rule for what a file holds: a `.o` file must be a BPF ELF object;
+/// raw bytecode comes from `.bin` (or any other name) and assembly from `.s`.
+pub fn check_object_rule(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.extension().is_some_and(|e| e == "o") && !oxbpf_obj::is_elf(bytes) {
+        bail!(
+            "{}: not an ELF object: a .o file must be a BPF ELF object (raw bytecode is read from .bin files, assembly from .s)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A program type named on the command line, or an error listing the
+/// names there are.
+pub fn parse_prog_type(name: &str) -> Result<oxbpf_obj::ProgramType> {
+    oxbpf_obj::ProgramType::from_user_name(name).ok_or_else(|| {
+        let names: Vec<&str> = oxbpf_obj::ProgramType::ALL
+            .iter()
+            .skip(1)
+            .map(|t| t.name())
+            .collect();
+        anyhow::anyhow!(
+            "unknown program type `{name}`; the types are {} (also: socket, tc, classifier, action, tp, raw_tp, sockops, uprobe)",
+            names.join(", ")
+        )
+    })
+}
+
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut v = Vec::new();
@@ -77,6 +105,7 @@ fn disasm_slots(slots: &[RawInsn], symbols: &[oxbpf_obj::Symbol], bytes: bool, o
 
 pub fn disasm(file: &Path, section: Option<&str>, bytes: bool) -> Result<ExitCode> {
     let data = read_input(file)?;
+    check_object_rule(file, &data)?;
     let mut out = String::new();
     if oxbpf_obj::is_elf(&data) {
         let sections =
@@ -183,6 +212,7 @@ pub struct RunArgs {
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let head = std::fs::read(&a.program)
         .with_context(|| format!("cannot read {}", a.program.display()))?;
+    check_object_rule(&a.program, &head)?;
     if oxbpf_obj::is_elf(&head) {
         return crate::object_run::run(&a, &head);
     }

@@ -32,7 +32,14 @@ fn inputs_of(a: &RunArgs) -> Result<Vec<Vec<u8>>> {
             }
             (None, Some(p), _) => vec![read_input(p)?],
             (None, None, Some(h)) => vec![crate::commands::parse_hex(h)?],
-            (None, None, None) => vec![Vec::new()],
+            (None, None, None) => {
+                // Say what the one run gets, so nobody mistakes it for a
+                // run on real input.
+                eprintln!(
+                    "note: no input given (--pcap, --data or --mem-hex): running once on an empty input (an empty packet for packet programs, a zeroed context for the others)"
+                );
+                vec![Vec::new()]
+            }
         },
     )
 }
@@ -108,7 +115,12 @@ fn run_kernel(
     }
     if !a.json {
         let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        writeln!(out, "summary: {} runs; {}", inputs.len(), parts.join(", "))?;
+        writeln!(
+            out,
+            "summary: {}; {}",
+            crate::verify::plural(inputs.len(), "run", "runs"),
+            parts.join(", ")
+        )?;
     }
     if a.dump_maps {
         for (mi, m) in k.maps.iter().enumerate() {
@@ -125,9 +137,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     let path = a.program.display().to_string();
     let obj = oxbpf_obj::load(bytes).with_context(|| path.clone())?;
     let override_type = match &a.prog_type {
-        Some(t) => Some(
-            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
-        ),
+        Some(t) => Some(crate::commands::parse_prog_type(t)?),
         None => None,
     };
     if a.engine == oxbpf_conformance::engines::EngineKind::Kernel {
@@ -311,8 +321,8 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         let parts: Vec<String> = summary.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         writeln!(
             out,
-            "summary: {} runs; {}",
-            inputs.len() as u64 * repeat,
+            "summary: {}; {}",
+            crate::verify::plural(inputs.len() * repeat as usize, "run", "runs"),
             parts.join(", ")
         )?;
     }
@@ -359,7 +369,11 @@ fn write_map(
         .iter()
         .filter(|(_, v)| !is_array || v.iter().any(|&b| b != 0))
         .collect();
-    writeln!(out, "map {name} ({} entries):", entries.len())?;
+    writeln!(
+        out,
+        "map {name} ({}):",
+        crate::verify::plural(entries.len(), "entry", "entries")
+    )?;
     for (k, v) in &shown {
         writeln!(out, "  {} => {}", hex(k), hex(v))?;
     }

@@ -52,6 +52,32 @@ pub(crate) fn json_str(s: &str) -> String {
     o
 }
 
+/// The object in `bytes`, read from `path`; the error without the path
+/// (the verdict line names it).
+fn object_of(path: &Path, bytes: &[u8]) -> std::result::Result<oxbpf_obj::Object, String> {
+    if let Err(e) = crate::commands::check_object_rule(path, bytes) {
+        let msg = e.to_string();
+        return Err(msg
+            .split_once(": ")
+            .map_or(msg.clone(), |x| x.1.to_string()));
+    }
+    oxbpf_obj::load(bytes).map_err(|e| e.to_string())
+}
+
+/// "1 entry", "2 entries".
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A file that cannot be read, said as a person would.
+fn read_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => format!("cannot read it: {e}"),
+    }
+}
+
 fn objects(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) {
         if p.is_dir() {
@@ -131,6 +157,9 @@ impl Row {
     }
 
     fn text(&self) -> String {
+        if self.verdict == "error" && self.program.is_empty() {
+            return format!("{}: error: {}", self.object, self.message);
+        }
         let extra = match (self.insns_processed, self.time_us) {
             (Some(n), Some(t)) => format!(" ({n} insns processed, {t:.0} us)"),
             (None, Some(t)) => format!(" ({t:.0} us)"),
@@ -181,9 +210,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let override_type = match &a.prog_type {
-        Some(t) => Some(
-            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
-        ),
+        Some(t) => Some(crate::commands::parse_prog_type(t)?),
         None => None,
     };
     let files = objects(&a.paths);
@@ -198,24 +225,23 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
             Ok(b) => b,
             Err(e) => {
                 any_error = true;
-                let row = Row::error(object, e.to_string());
+                let row = Row::error(object, read_error(&e));
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
             }
         };
-        let obj = match oxbpf_obj::load(&bytes) {
+        let obj = match object_of(&f, &bytes) {
             Ok(o) => o,
             Err(e) => {
                 any_error = true;
-                let row = Row::error(object, e.to_string());
+                let row = Row::error(object, e);
                 writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
                 continue;
             }
         };
         // Programs whose section names no type get the default type (and
         // the output says it was assumed).
-        let default = ProgramType::from_user_name(&a.default_type)
-            .ok_or_else(|| anyhow!("unknown program type `{}`", a.default_type))?;
+        let default = crate::commands::parse_prog_type(&a.default_type)?;
         let mut obj = obj;
         let mut assumed = vec![false; obj.programs.len()];
         if override_type.is_none() {
@@ -292,13 +318,10 @@ fn libc_eacces_or_einval(errno: i32) -> i32 {
 /// Loads every object and checks every program with oxbpf's verifier.
 fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
     let override_type = match &a.prog_type {
-        Some(t) => Some(
-            ProgramType::from_user_name(t).ok_or_else(|| anyhow!("unknown program type `{t}`"))?,
-        ),
+        Some(t) => Some(crate::commands::parse_prog_type(t)?),
         None => None,
     };
-    let default = ProgramType::from_user_name(&a.default_type)
-        .ok_or_else(|| anyhow!("unknown program type `{}`", a.default_type))?;
+    let default = crate::commands::parse_prog_type(&a.default_type)?;
     let files = objects(&a.paths);
     if files.is_empty() {
         return Err(anyhow!("no objects found"));
@@ -308,8 +331,8 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
     for f in files {
         let object = f.display().to_string();
         let loaded = std::fs::read(&f)
-            .map_err(|e| e.to_string())
-            .and_then(|b| oxbpf_obj::load(&b).map_err(|e| e.to_string()));
+            .map_err(|e| read_error(&e))
+            .and_then(|b| object_of(&f, &b));
         let obj = match loaded {
             Ok(o) => o,
             Err(message) => {
@@ -607,12 +630,12 @@ fn map_legend(text: &str, obj: &oxbpf_obj::Object) -> String {
         .map(|&n| {
             let m = &obj.maps[n];
             format!(
-                "map{n} = `{}` ({}, key {}, value {}, {} entries)",
+                "map{n} = `{}` ({}, key {}, value {}, {})",
                 m.name,
                 oxbpf_obj::map_type_name(m.map_type),
                 m.key_size,
                 m.value_size,
-                m.max_entries
+                plural(m.max_entries as usize, "entry", "entries")
             )
         })
         .collect();

@@ -1,0 +1,137 @@
+//! What a new user runs into, pinned: each test fails without its fix.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn oxbpf(args: &[&str]) -> Output {
+    Command::new(common::oxbpf_bin())
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("run oxbpf")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn temp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxbpf-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn a_truncated_elf_is_reported_once() {
+    let whole = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/c/xdp_firewall.o"
+    ))
+    .unwrap();
+    let p = temp("truncated.o", &whole[..100]);
+    let p = p.to_str().unwrap();
+    for args in [vec!["verify", p], vec!["run", p], vec!["disasm", p]] {
+        let o = oxbpf(&args);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?}: {t}");
+        assert_eq!(
+            t.matches("Invalid ELF section header").count(),
+            1,
+            "{args:?}: {t}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_path_is_named_plainly() {
+    let o = oxbpf(&["verify", "missing_dir/"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert_eq!(t.trim(), "missing_dir/: error: no such file or directory");
+}
+
+#[test]
+fn a_dot_o_must_be_elf_everywhere() {
+    let p = temp("garbage.o", &[0xb9u8; 64]);
+    let p = p.to_str().unwrap();
+    for args in [vec!["verify", p], vec!["run", p], vec!["disasm", p]] {
+        let o = oxbpf(&args);
+        let t = text(&o);
+        assert!(!o.status.success(), "{args:?}: {t}");
+        assert!(
+            t.contains("not an ELF object: a .o file must be a BPF ELF object"),
+            "{args:?}: {t}"
+        );
+    }
+    // The same bytes as .bin are raw bytecode (here: an unknown opcode).
+    let b = temp("garbage.bin", &[0xb9u8; 64]);
+    let t = text(&oxbpf(&["disasm", b.to_str().unwrap()]));
+    assert!(t.contains("unknown opcode 0xb9"), "{t}");
+}
+
+#[test]
+fn an_unknown_type_lists_the_types() {
+    for cmd in ["run", "verify"] {
+        let o = oxbpf(&[cmd, "examples/c/xdp_firewall.o", "--type", "bogus"]);
+        let t = text(&o);
+        assert!(!o.status.success());
+        for name in [
+            "unknown program type `bogus`",
+            "xdp",
+            "sched_cls",
+            "socket_filter",
+            "tc",
+        ] {
+            assert!(t.contains(name), "{cmd}: {t}");
+        }
+    }
+}
+
+#[test]
+fn a_run_without_input_says_what_it_ran_on() {
+    let o = oxbpf(&["run", "examples/c/xdp_firewall.o"]);
+    let t = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success());
+    assert!(
+        t.contains("no input given") && t.contains("empty input"),
+        "{t}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("summary: 1 run;"));
+}
+
+#[test]
+fn the_readme_verifier_example_is_the_real_output() {
+    let Some(_) = common::shared_dir() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("$ oxbpf verify ")
+        .expect("README shows a verify run");
+    let block = &readme[start..readme[start..].find("```").unwrap() + start];
+    let (cmd, shown) = block.split_once('\n').unwrap();
+    let args: Vec<&str> = cmd.trim_start_matches("$ oxbpf ").split(' ').collect();
+    let real = String::from_utf8_lossy(&oxbpf(&args).stdout).to_string();
+    let times = |s: &str| {
+        s.split(' ')
+            .map(|w| {
+                if w.chars().all(|c| c.is_ascii_digit()) && !w.is_empty() {
+                    "N"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(times(shown.trim_end()), times(real.trim_end()));
+}
