@@ -318,15 +318,104 @@ pub fn map_problem(m: &MapInfo) -> Option<String> {
     }
 }
 
-/// Whether every program of `obj` passes (each as `prog_type` when given,
-/// else as its own type): what running any of them without run-time checks
-/// needs, since each may tail-call the others.
-pub fn verify_all_programs(obj: &Object, prog_type: Option<ProgramType>) -> bool {
+/// Evidence that oxbpf's verifier accepted a program for a program type
+/// (and, for raw programs, a memory length). Only this crate makes one, so
+/// an engine that runs code unchecked on the strength of a `Proof` (the
+/// JIT's trusted mode) needs no `unsafe` from its caller, and the digest
+/// ties the proof to the exact instructions it was made for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    digest: u64,
+    prog_type: ProgramType,
+    mem_len: Option<u64>,
+}
+
+impl Proof {
+    /// Whether this proof is about exactly these instructions.
+    pub fn covers(&self, insns: &[oxbpf_isa::RawInsn]) -> bool {
+        insns_digest(insns) == self.digest
+    }
+
+    /// The program type the proof assumed.
+    pub fn prog_type(&self) -> ProgramType {
+        self.prog_type
+    }
+
+    /// For a raw program: the length of the memory in `r1` it assumed.
+    pub fn mem_len(&self) -> Option<u64> {
+        self.mem_len
+    }
+}
+
+/// Evidence that every program of an object was accepted (each may
+/// tail-call the others, so trusting one needs them all).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectProof {
+    programs: Vec<Proof>,
+}
+
+impl ObjectProof {
+    /// Whether the proof is about these programs (instructions and the
+    /// type each runs as), in this order.
+    pub fn covers<'a>(
+        &self,
+        programs: impl ExactSizeIterator<Item = (&'a [oxbpf_isa::RawInsn], ProgramType)>,
+    ) -> bool {
+        programs.len() == self.programs.len()
+            && programs
+                .zip(&self.programs)
+                .all(|((insns, t), p)| p.covers(insns) && p.prog_type == t)
+    }
+}
+
+/// FNV-1a over the instruction bytes: a proof's tie to its program.
+fn insns_digest(insns: &[oxbpf_isa::RawInsn]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for i in insns {
+        for b in i.to_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Verifies a program and returns the proof of it.
+pub fn prove(insns: &[oxbpf_isa::RawInsn], opts: &Options) -> Result<Proof, Box<Rejection>> {
+    verify(insns, opts)?;
+    Ok(Proof {
+        digest: insns_digest(insns),
+        prog_type: opts.prog_type,
+        mem_len: opts.raw_mem_len,
+    })
+}
+
+/// Verifies every program of `obj` (each as `prog_type` when given, else
+/// as its own type) and returns the proof, or the first rejection with
+/// the index of its program.
+pub fn prove_object(
+    obj: &Object,
+    prog_type: Option<ProgramType>,
+) -> Result<ObjectProof, (usize, Box<Rejection>)> {
     let opts = Options {
         prog_type: prog_type.unwrap_or(ProgramType::Unspec),
         ..Default::default()
     };
-    (0..obj.programs.len()).all(|i| verify_object_program(obj, i, &opts).is_ok())
+    let mut programs = Vec::new();
+    for (i, p) in obj.programs.iter().enumerate() {
+        verify_object_program(obj, i, &opts).map_err(|e| (i, e))?;
+        programs.push(Proof {
+            digest: insns_digest(&p.insns),
+            prog_type: prog_type.unwrap_or(p.kind),
+            mem_len: None,
+        });
+    }
+    Ok(ObjectProof { programs })
+}
+
+/// Whether every program of `obj` passes (see [`prove_object`]).
+pub fn verify_all_programs(obj: &Object, prog_type: Option<ProgramType>) -> bool {
+    prove_object(obj, prog_type).is_ok()
 }
 
 /// Verifies program `idx` of `obj` with `base` options (its type and maps

@@ -13,7 +13,7 @@ fn main() {
     let mut config = oxbpf_vm::Config::default();
     if args.get(3).is_none_or(|a| a != "checked") {
         // SAFETY: the code is only written out, never run.
-        config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+        config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
     }
     config.count_instructions = std::env::var_os("COUNT").is_some();
     let jit = oxbpf_vm::jit::compile(&program, &config).expect("compiles");

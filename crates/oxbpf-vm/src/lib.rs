@@ -43,7 +43,27 @@ pub struct Vm {
     pub config: Config,
 }
 
+/// A proof that does not fit the program it is offered for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the verifier's proof is for other {what}")]
+pub struct ProofMismatch {
+    pub what: &'static str,
+}
+
 impl Vm {
+    /// Runs the program without run-time memory checks in the JIT, on the
+    /// strength of the verifier's proof for exactly this program. Raw runs
+    /// must then use memory of the length the proof assumed.
+    pub fn trust(&mut self, proof: &oxbpf_verifier::Proof) -> Result<(), ProofMismatch> {
+        if !proof.covers(self.program.slots()) {
+            return Err(ProofMismatch {
+                what: "instructions",
+            });
+        }
+        self.config.checks = jit::Checks::proven(proof.mem_len());
+        Ok(())
+    }
+
     pub fn new(program: Program) -> Self {
         Vm {
             program,
@@ -65,6 +85,14 @@ impl Vm {
         tracer: &mut T,
     ) -> Result<RunResult, VmError> {
         if self.config.engine == Engine::Jit && !T::ENABLED {
+            let checks = self.config.checks.for_raw_len(mem.len() as u64);
+            if checks != self.config.checks {
+                let config = Config {
+                    checks,
+                    ..self.config.clone()
+                };
+                return jit::run_raw(&self.program, &self.helpers, &config, mem);
+            }
             return jit::run_raw(&self.program, &self.helpers, &self.config, mem);
         }
         let len = mem.len() as u64;

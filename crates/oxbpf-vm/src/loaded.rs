@@ -170,6 +170,26 @@ fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
 }
 
 impl LoadedObject {
+    /// Runs every program without run-time memory checks in the JIT, on
+    /// the strength of the verifier's proof for exactly these programs as
+    /// the types they run as (any may tail-call the others).
+    pub fn trust(
+        &mut self,
+        proof: &oxbpf_verifier::ObjectProof,
+    ) -> Result<(), crate::ProofMismatch> {
+        let programs = self
+            .programs
+            .iter()
+            .map(|p| (p.def.insns.as_slice(), p.kind));
+        if !proof.covers(programs) {
+            return Err(crate::ProofMismatch {
+                what: "programs or program types",
+            });
+        }
+        self.config.checks = crate::jit::Checks::proven(None);
+        Ok(())
+    }
+
     /// Creates the maps and prepares every program (`ncpus` CPUs emulated).
     /// `override_type` replaces the program type that section names imply.
     pub fn new(

@@ -194,7 +194,7 @@ fn byte_pair_loads_match_the_interpreter() {
                         for count in [false, true] {
                             let mut vm = jit(p.clone());
                             // SAFETY: every load reads inside the 64-byte input.
-                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
                             vm.config.count_instructions = count;
                             let got = vm.run_raw(&mut mem).unwrap().r0;
                             assert_eq!(got, want, "{text:?}");
@@ -267,7 +267,7 @@ fn address_registers_read_later_are_still_computed() {
         let want = Vm::new(p.clone()).run_raw(&mut want_mem).unwrap().r0;
         let mut vm = jit(p);
         // SAFETY: the stores write bytes 9..=12 of the 32-byte input.
-        vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+        vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
         let mut got_mem = vec![0u8; 32];
         let got = vm.run_raw(&mut got_mem).unwrap().r0;
         assert_eq!((got, &got_mem), (want, &want_mem), "live: {live}");
@@ -358,7 +358,7 @@ fn summing_loops_match_the_interpreter() {
                             let mut vm = jit(p);
                             // SAFETY: the loop reads [i0 + k, end + k) of the
                             // 2048-byte input, all inside it.
-                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                            vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
                             vm.config.count_instructions = false;
                             let got = vm.run_raw(&mut mem).unwrap();
                             assert_eq!(got.r0, want.r0, "{text:?}");
@@ -441,7 +441,7 @@ fn a_helper_left_key_on_the_stack_is_zeroed_for_the_next_run() {
     vm.config.max_call_depth = 1;
     // SAFETY: the program touches no memory itself; the helper checks the
     // key and value addresses it uses.
-    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
     let first = vm.run(
         oxbpf_vm::MemoryMap::new(),
         [0; 5],
@@ -482,7 +482,7 @@ fn registers_a_subprogram_hands_back_are_computed() {
     assert_eq!(want, 5);
     let mut vm = jit(p);
     // SAFETY: the one load reads byte 5 of the 16-byte input.
-    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+    vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
     for count in [true, false] {
         vm.config.count_instructions = count;
         assert_eq!(vm.run_raw(&mut mem).unwrap().r0, want);
@@ -556,7 +556,7 @@ fn leaf_code_reports_errors_and_counts_like_the_interpreter() {
             for count in [true, false] {
                 let mut vm = jit(p.clone());
                 // SAFETY: the one load reads byte 0 of a non-empty input.
-                vm.config.checks = unsafe { oxbpf_vm::Checks::trust_verified() };
+                vm.config.checks = unsafe { oxbpf_vm::Checks::trust_unproven() };
                 vm.config.count_instructions = count;
                 let mut got = vm.run_raw(&mut mem);
                 if let (Ok(g), Ok(w)) = (&mut got, &want)

@@ -417,8 +417,9 @@ pub fn run(quick: bool) -> Result<()> {
             bail!("{}: faults in the checked interpreter", b.name);
         }
         let mut jit = checked.clone();
-        // SAFETY: see `proven` above.
-        jit.config.checks = unsafe { Checks::trust_verified() };
+        // SAFETY: see `proven` above (the verifier's proof where it has
+        // one, else a complete checked run on this same input).
+        jit.config.checks = unsafe { Checks::trust_unproven() };
         // Like rbpf's JIT and the kernel's, no instruction count.
         jit.config.count_instructions = false;
         let mut rvm = rbpf::EbpfVmRaw::new(Some(b.code))?;
@@ -527,11 +528,10 @@ fn objects(quick: bool) -> Result<()> {
         let mut jit = oxbpf_vm::loaded::LoadedObject::new(&obj, 1, None)?;
         jit.config.engine = Engine::Jit;
         jit.config.count_instructions = false;
-        let all_verified = oxbpf_verifier::verify_all_programs(&obj, None);
-        if all_verified {
-            // SAFETY: every program of the object passed the verifier.
-            jit.config.checks = unsafe { Checks::trust_verified() };
-        }
+        let all_verified = match oxbpf_verifier::prove_object(&obj, None) {
+            Ok(proof) => jit.trust(&proof).is_ok(),
+            Err(_) => false,
+        };
         interp.config.count_instructions = false;
         let run_all = |lo: &oxbpf_vm::loaded::LoadedObject| -> u64 {
             let mut acc = 0u64;

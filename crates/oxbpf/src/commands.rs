@@ -225,6 +225,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     let code = load_program_file(&a.program)?;
     let program = Program::from_bytes(&code).with_context(|| format!("{}", a.program.display()))?;
     let verify = !a.no_verify && a.engine != EngineKind::Kernel;
+    let mut proof = None;
     if verify {
         let mem_len = match (&a.mem, &a.mem_hex, &a.data) {
             (Some(p), _, _) | (None, None, Some(p)) => {
@@ -237,12 +238,15 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             raw_mem_len: Some(mem_len),
             ..Default::default()
         };
-        if let Err(e) = oxbpf_verifier::verify(program.slots(), &opts) {
-            eprint!("{}", e.explain(None));
-            bail!(
-                "{}: rejected by the verifier (use --no-verify to run it with runtime checks only)",
-                a.program.display()
-            );
+        match oxbpf_verifier::prove(program.slots(), &opts) {
+            Ok(p) => proof = Some(p),
+            Err(e) => {
+                eprint!("{}", e.explain(None));
+                bail!(
+                    "{}: rejected by the verifier (use --no-verify to run it with runtime checks only)",
+                    a.program.display()
+                );
+            }
         }
     }
     let mem = match (&a.mem, &a.mem_hex, &a.data) {
@@ -258,14 +262,13 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         engine: a.engine.vm_engine(),
         count_instructions: true,
         blind_constants: a.blind_constants,
-        checks: if verify {
-            // SAFETY: the verifier accepted this program for this memory
-            // length just above.
-            unsafe { Checks::trust_verified() }
-        } else {
-            Checks::ON
-        },
+        checks: Checks::ON,
     };
+    if let Some(p) = &proof {
+        // The verifier accepted exactly this program for this memory
+        // length: the JIT may omit its checks.
+        vm.trust(p)?;
+    }
     if a.engine == EngineKind::Kernel {
         let mut mem = mem;
         return match oxbpf_conformance::Engine::run(

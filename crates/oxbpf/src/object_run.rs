@@ -180,13 +180,10 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     // The JIT omits memory checks only when every program the chosen one
     // could tail-call passed the verifier too.
     if !a.no_verify && a.engine == oxbpf_conformance::engines::EngineKind::Jit {
-        let all = oxbpf_verifier::verify_all_programs(&obj, override_type);
-        if all {
-            // SAFETY: every program of the object (the chosen one and any
-            // tail-call target) was accepted by the verifier above for this
-            // object's maps and its program type.
-            loaded.config.checks = unsafe { Checks::trust_verified() };
-        } else {
+        let proven = oxbpf_verifier::prove_object(&obj, override_type)
+            .ok()
+            .and_then(|proof| loaded.trust(&proof).ok());
+        if proven.is_none() {
             eprintln!(
                 "note: {path}: not every program of the object passes the verifier; the JIT keeps its memory checks"
             );

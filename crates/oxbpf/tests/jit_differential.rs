@@ -381,12 +381,12 @@ fn random_programs_agree() {
             raw_mem_len: Some(MEM_LEN as u64),
             ..Default::default()
         };
-        if oxbpf_verifier::verify(&slots, &opts).is_ok() {
+        if let Ok(proof) = oxbpf_verifier::prove(&slots, &opts) {
             verified += 1;
             let mut trusted = fast_jit.clone();
-            // SAFETY: the verifier accepted the program for MEM_LEN bytes
-            // of input, which is what it runs on.
-            trusted.config.checks = unsafe { Checks::trust_verified() };
+            // The verifier accepted the program for MEM_LEN bytes of
+            // input, which is what it runs on.
+            trusted.trust(&proof).unwrap();
             check("trusted", &trusted, &mut buf);
             trusted.config.count_instructions = false;
             check("trusted+uncounted", &trusted, &mut buf);
@@ -478,21 +478,24 @@ fn compare_object(
     let Ok(o) = oxbpf_obj::load(&std::fs::read(path).unwrap()) else {
         return 0;
     };
-    let verified = oxbpf_verifier::verify_all_programs(&o, None);
     let override_type = o
         .programs
         .iter()
         .all(|p| p.kind == oxbpf_obj::ProgramType::Unspec)
         .then_some(oxbpf_obj::ProgramType::SocketFilter);
+    // Proven as the types they run as (an untyped object runs as socket
+    // filters here, so that is what the proof must be about).
+    let proof = oxbpf_verifier::prove_object(&o, override_type).ok();
+    let verified = proof.is_some();
     let make = |engine: Engine, trusted: bool| -> Option<LoadedObject> {
         let mut lo = LoadedObject::new(&o, 1, override_type).ok()?;
         lo.env.frozen_ns = Some(1_000_000_007);
         lo.config.engine = engine;
         lo.config.instruction_budget = Some(1_000_000);
         if trusted {
-            // SAFETY: only used when every program of the object passed
-            // the verifier (`verified`).
-            lo.config.checks = unsafe { Checks::trust_verified() };
+            // Every program of the object passed the verifier; the proof
+            // must fit the programs as they are loaded to be taken.
+            lo.trust(proof.as_ref()?).ok()?;
         }
         let mut rng = Rng(0x0005_eed0_f3a9);
         for m in &lo.env.maps {
@@ -848,9 +851,10 @@ fn safe_programs_agree_in_trusted_mode() {
         );
         let mut trusted = interp.clone();
         trusted.config.engine = Engine::Jit;
-        // SAFETY: every access of a safe program is inside the MEM_LEN-byte
-        // input or the first 64 bytes below the frame pointer.
-        trusted.config.checks = unsafe { Checks::trust_verified() };
+        // SAFETY: the programs are memory-safe by construction (not proven
+        // by the verifier): every access is inside the MEM_LEN-byte input
+        // or the first 64 bytes below the frame pointer.
+        trusted.config.checks = unsafe { Checks::trust_unproven() };
         for (what, checked, count, budget) in [
             ("trusted", false, true, None),
             ("trusted+uncounted", false, false, None),

@@ -322,7 +322,7 @@ fn random_programs_the_kernel_finds_unsafe_are_rejected() {
 #[test]
 fn untyped_context_is_as_large_as_the_verifier_assumes() {
     use oxbpf_vm::loaded::LoadedObject;
-    use oxbpf_vm::{Checks, Config, Engine};
+    use oxbpf_vm::{Config, Engine};
     let insns = oxbpf_asm::assemble_raw("r0 = *(u64 *)(r1 + 4000)\nexit\n").unwrap();
     let mut obj = load(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -337,16 +337,62 @@ fn untyped_context_is_as_large_as_the_verifier_assumes() {
     p.line_info.clear();
     p.func_info.clear();
     obj.programs = vec![p];
-    assert!(oxbpf_verifier::verify_all_programs(&obj, None));
+    let proof = oxbpf_verifier::prove_object(&obj, None).unwrap();
     for engine in [Engine::Interpreter, Engine::Jit] {
         let mut o = LoadedObject::new(&obj, 1, None).unwrap();
         o.config = Config {
             engine,
-            // SAFETY: every program of the object passed the verifier.
-            checks: unsafe { Checks::trust_verified() },
             ..Config::default()
         };
+        o.trust(&proof).unwrap();
         let r = o.run(0, &[0xffu8; 8]).unwrap().result.unwrap();
         assert_eq!(r.r0, 0, "{engine:?}");
     }
+}
+
+/// The JIT runs unchecked only with the verifier's proof for exactly the
+/// program (and program types, and raw memory length) it runs.
+#[test]
+fn a_proof_fits_only_its_own_program() {
+    use oxbpf_vm::{Program, Vm};
+    let safe = oxbpf_asm::assemble_raw("r0 = *(u64 *)(r1 + 0)\nexit\n").unwrap();
+    let other = oxbpf_asm::assemble_raw("r0 = *(u64 *)(r1 + 8)\nexit\n").unwrap();
+    let opts = oxbpf_verifier::Options {
+        raw_mem_len: Some(8),
+        ..Default::default()
+    };
+    let proof = oxbpf_verifier::prove(&safe, &opts).unwrap();
+    let mut vm = Vm::new(Program::from_slots(other.clone()).unwrap());
+    assert!(vm.trust(&proof).is_err(), "a proof of another program");
+    // Rejected: no proof at all for the out-of-bounds read.
+    assert!(oxbpf_verifier::prove(&other, &opts).is_err());
+    let mut vm = Vm::new(Program::from_slots(safe).unwrap());
+    vm.config.engine = oxbpf_vm::Engine::Jit;
+    vm.trust(&proof).unwrap();
+    assert_eq!(vm.run_raw(&mut 7u64.to_le_bytes()).unwrap().r0, 7);
+    // On memory of another length than the proof's, the checks stay on:
+    // a fault, not a read past the buffer.
+    assert!(vm.run_raw(&mut [1u8; 4]).is_err());
+
+    // An object's proof is for the types its programs run as.
+    let obj = load(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/soundness/packet.o")
+            .to_string_lossy(),
+    );
+    let accepted: Vec<_> = obj
+        .programs
+        .iter()
+        .filter(|p| p.name.starts_with("ok_") && p.kind == oxbpf_obj::ProgramType::Xdp)
+        .cloned()
+        .collect();
+    let mut only_ok = obj.clone();
+    only_ok.programs = accepted;
+    let proof = oxbpf_verifier::prove_object(&only_ok, None).unwrap();
+    let mut as_xdp = oxbpf_vm::loaded::LoadedObject::new(&only_ok, 1, None).unwrap();
+    as_xdp.trust(&proof).unwrap();
+    let mut as_tc =
+        oxbpf_vm::loaded::LoadedObject::new(&only_ok, 1, Some(oxbpf_obj::ProgramType::SchedCls))
+            .unwrap();
+    assert!(as_tc.trust(&proof).is_err(), "proven as XDP, run as tc");
 }

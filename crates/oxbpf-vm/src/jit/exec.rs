@@ -10,8 +10,9 @@
 //!   its own native stack, the BPF stack buffer, and addresses the program
 //!   computes — which in checked mode are checked against the run's
 //!   [`MemoryMap`](crate::memory::MemoryMap) first, and in trusted mode were
-//!   proven in bounds by the verifier (the caller's promise, see
-//!   [`Checks::trust_verified`](super::Checks::trust_verified));
+//!   proven in bounds by the verifier (its proof, checked against the
+//!   program by `Vm::trust` / `LoadedObject::trust`, or the caller's promise
+//!   through [`Checks::trust_unproven`](super::Checks::trust_unproven));
 //! * it calls back into Rust only through `helper_fn` and `check_fn`, with
 //!   a 16-byte aligned stack and the context pointer as first argument;
 //!   leaf code (`emit::Compiled::leaf`) never does, and runs on a bare

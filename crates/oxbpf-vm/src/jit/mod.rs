@@ -9,8 +9,9 @@
 //! Two modes: **checked** (the default) bounds-checks every load and store
 //! against the run's [`MemoryMap`] in the generated code and reports the
 //! same [`VmError::MemoryFault`] the interpreter gives; **trusted**
-//! ([`Checks::trust_verified`]) omits the checks, for programs the verifier
-//! accepted, as the kernel does. Executable memory is mapped writable while
+//! (`Vm::trust` / `LoadedObject::trust` with the verifier's proof, or the
+//! `unsafe` [`Checks::trust_unproven`]) omits the checks, for programs the
+//! verifier accepted, as the kernel does. Executable memory is mapped writable while
 //! the code is emitted and then switched to read+execute (dynasmrt), never
 //! both at once.
 
@@ -40,28 +41,59 @@ pub enum Engine {
 }
 
 /// Whether JIT-compiled code checks memory accesses at run time.
+///
+/// Checks are omitted only on the strength of the verifier's proof
+/// ([`Vm::trust`](crate::Vm::trust), [`LoadedObject::trust`](crate::loaded::LoadedObject::trust)),
+/// or through the `unsafe` [`Checks::trust_unproven`] that benchmarks of
+/// programs beyond the verifier's reach use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Checks {
     omitted: bool,
+    /// Raw runs: the memory length the proof assumed (a run on memory of
+    /// another length keeps its checks).
+    mem_len: Option<u64>,
 }
 
 impl Checks {
     /// Every access checked (the default).
-    pub const ON: Checks = Checks { omitted: false };
+    pub const ON: Checks = Checks {
+        omitted: false,
+        mem_len: None,
+    };
 
-    /// No run-time memory checks in JIT code.
+    /// Checks omitted for a program the verifier proved safe.
+    pub(crate) fn proven(mem_len: Option<u64>) -> Checks {
+        Checks {
+            omitted: true,
+            mem_len,
+        }
+    }
+
+    /// No run-time memory checks in JIT code, without a proof.
     ///
     /// # Safety
-    /// The program (and every program it tail-calls) must have been
-    /// accepted by oxbpf's verifier for the maps, program type and memory
-    /// it will run with: an out-of-bounds access in unchecked native code
-    /// corrupts the host process.
-    pub unsafe fn trust_verified() -> Checks {
-        Checks { omitted: true }
+    /// The program (and every program it tail-calls) must be memory-safe
+    /// for the maps, program type and memory it will run with: an
+    /// out-of-bounds access in unchecked native code corrupts the host
+    /// process. Prefer the verifier's proof (`Vm::trust`).
+    pub unsafe fn trust_unproven() -> Checks {
+        Checks {
+            omitted: true,
+            mem_len: None,
+        }
     }
 
     pub fn omitted(self) -> bool {
         self.omitted
+    }
+
+    /// The checks for a raw run on `len` bytes: a proof for another
+    /// length does not apply.
+    pub(crate) fn for_raw_len(self, len: u64) -> Checks {
+        match self.mem_len {
+            Some(n) if n != len => Checks::ON,
+            _ => self,
+        }
     }
 }
 
