@@ -15,6 +15,7 @@
 //!
 //! The assembler reads back everything [`oxbpf_isa::listing`] prints, including
 //! its `<...>` annotations, so `assemble(disassemble(x)) == x`.
+#![forbid(unsafe_code)]
 
 mod lex;
 mod llvm;

@@ -9,6 +9,7 @@
 //!
 //! Engines plug in through [`Engine`], so the same files check the
 //! interpreter, the JIT and the kernel.
+#![forbid(unsafe_code)]
 
 pub mod engines;
 

@@ -11,6 +11,7 @@
 //! tests check, and lets every later stage trust the typed form.
 //!
 //! This crate has no dependencies on the rest of oxbpf and does no IO.
+#![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod disasm;

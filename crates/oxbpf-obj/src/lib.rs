@@ -8,6 +8,7 @@
 //! `.text` subprograms linked in), maps (legacy `maps` sections in every
 //! layout, BTF `.maps`, global data as single-entry arrays), license,
 //! version and BTF. [`code_sections`] is the raw view the disassembler uses.
+#![forbid(unsafe_code)]
 
 pub mod btf;
 pub mod elf;

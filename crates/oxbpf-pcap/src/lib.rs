@@ -4,6 +4,7 @@
 //! nanosecond timestamps) and builds small test packets (Ethernet, IPv4,
 //! IPv6, TCP, UDP, ICMP) with correct checksums. Malformed files are an
 //! error naming the byte offset, never a panic.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

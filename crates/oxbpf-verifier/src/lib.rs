@@ -12,6 +12,7 @@
 //! A rejection names the instruction, the reason, the registers involved
 //! and the branch decisions that led there, and — with the object's BTF
 //! line info — the C source line. No IO; no panics on any input.
+#![forbid(unsafe_code)]
 
 pub mod check;
 pub mod protos;
