@@ -15,6 +15,9 @@
 //! `prog_type`, ... modules name each value as a constant for matching.
 #![forbid(unsafe_code)]
 
+/// Context layouts: every field's offset and size, by struct, from the
+/// kernel's BTF (`scripts/gen-abi-ctx.py`).
+pub mod ctx;
 mod enums;
 mod helper_table;
 pub mod helpers;
@@ -101,6 +104,31 @@ macro_rules! abi_enum {
             )*
         }
     };
+}
+
+/// One field of a context struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtxField {
+    pub name: &'static str,
+    pub offset: u32,
+    pub size: u32,
+}
+
+/// A context struct's layout (x86-64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtxLayout {
+    pub name: &'static str,
+    pub size: u32,
+    pub fields: &'static [CtxField],
+}
+
+impl CtxLayout {
+    /// The field that holds byte `off`, if any.
+    pub fn field_at(&self, off: u32) -> Option<&'static CtxField> {
+        self.fields
+            .iter()
+            .find(|f| off >= f.offset && off < f.offset + f.size)
+    }
 }
 
 /// The errno name for a (positive) error number: `EINVAL` for 22.

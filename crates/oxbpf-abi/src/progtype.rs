@@ -8,15 +8,17 @@ impl ProgType {
     /// tracepoint arguments, `bpf_sock_ops`; tracepoint records vary, so
     /// their bound is a page.
     pub fn ctx_size(self) -> u32 {
+        use crate::ctx;
         use ProgType::*;
         match self {
-            Xdp => 24,
+            Xdp => ctx::xdp_md::STRUCT_SIZE,
             SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
-            | LwtSeg6local => 192,
-            Kprobe => 168,
-            PerfEvent => 184,
+            | LwtSeg6local => ctx::sk_buff::STRUCT_SIZE,
+            Kprobe => ctx::pt_regs::STRUCT_SIZE,
+            PerfEvent => ctx::bpf_perf_event_data::STRUCT_SIZE,
+            // Up to 12 u64 arguments (the kernel's MAX_BPF_FUNC_ARGS).
             RawTracepoint | RawTracepointWritable | Tracing => 12 * 8,
-            SockOps => 200,
+            SockOps => ctx::bpf_sock_ops::STRUCT_SIZE,
             _ => 4096,
         }
     }
@@ -41,5 +43,22 @@ impl ProgType {
                 "uprobe" => Some(ProgType::Kprobe),
                 _ => None,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ctx;
+
+    #[test]
+    fn context_sizes_are_the_kernels() {
+        use crate::ProgType::*;
+        assert_eq!(Xdp.ctx_size(), ctx::xdp_md::STRUCT_SIZE);
+        assert_eq!(SchedCls.ctx_size(), ctx::sk_buff::STRUCT_SIZE);
+        assert_eq!(Kprobe.ctx_size(), ctx::pt_regs::STRUCT_SIZE);
+        assert_eq!(PerfEvent.ctx_size(), ctx::bpf_perf_event_data::STRUCT_SIZE);
+        assert_eq!(ctx::xdp_md::DATA_END, 4);
+        assert_eq!(ctx::sk_buff::DATA, 76);
+        assert_eq!(ctx::sk_buff::LAYOUT.field_at(50).unwrap().name, "cb");
     }
 }

@@ -181,6 +181,76 @@ pub struct MapDef {
     pub btf_value_type_id: u32,
 }
 
+/// What a map is, as both the user-space maps and the kernel create it:
+/// the numbers of its definition (no ELF origin, no initial contents).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapSpec {
+    pub name: String,
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub flags: u32,
+    /// `map_extra` (number of hash functions for bloom filters).
+    pub map_extra: u64,
+    /// Inner map of a map of maps.
+    pub inner: Option<Box<MapSpec>>,
+    /// BTF type ids of key and value, 0 when unknown.
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+}
+
+impl MapSpec {
+    /// The sizes every loader gives a definition before creating it, as
+    /// libbpf does: a ring buffer has no key or value and a power-of-two
+    /// size of at least a page; a perf event array gets a slot per CPU
+    /// (`ncpus`) unless sized; program arrays and maps of maps hold 4-byte
+    /// ids (fds in the kernel).
+    pub fn normalized(mut self, ncpus: u32) -> MapSpec {
+        use oxbpf_abi::map_type as mt;
+        match self.map_type {
+            mt::RINGBUF => {
+                self.key_size = 0;
+                self.value_size = 0;
+                self.max_entries = self.max_entries.max(4096).next_power_of_two();
+            }
+            mt::PERF_EVENT_ARRAY => {
+                self.key_size = 4;
+                self.value_size = 4;
+                if self.max_entries == 0 {
+                    self.max_entries = ncpus;
+                }
+            }
+            mt::PROG_ARRAY | mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS => {
+                if self.map_type != mt::HASH_OF_MAPS {
+                    self.key_size = 4;
+                }
+                self.value_size = 4;
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+impl MapDef {
+    /// The map's spec (the one conversion from a definition).
+    pub fn spec(&self) -> MapSpec {
+        MapSpec {
+            name: self.name.clone(),
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            flags: self.flags,
+            map_extra: 0,
+            inner: self.inner.as_ref().map(|i| Box::new(i.spec())),
+            btf_key_type_id: self.btf_key_type_id,
+            btf_value_type_id: self.btf_value_type_id,
+        }
+    }
+}
+
 /// A program with its subprograms linked in and relocations applied.
 #[derive(Clone, Debug)]
 pub struct ProgramDef {

@@ -90,28 +90,8 @@ struct MapCreateAttr {
     map_extra: u64,
 }
 
-/// What to create.
-#[derive(Clone, Debug, Default)]
-pub struct MapSpec {
-    pub name: String,
-    pub map_type: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-    pub flags: u32,
-    pub map_extra: u64,
-    /// BTF describing the key and value (libbpf passes it so that the
-    /// kernel finds special fields such as `struct bpf_spin_lock`).
-    pub btf: Option<MapBtf>,
-}
-
-/// The BTF object and type ids of a map's key and value.
-#[derive(Clone, Copy, Debug)]
-pub struct MapBtf {
-    pub fd: RawFd,
-    pub key_type_id: u32,
-    pub value_type_id: u32,
-}
+/// What to create: the object loader's map spec.
+pub use oxbpf_obj::MapSpec;
 
 fn obj_name(name: &str) -> [u8; 16] {
     let mut n = [0u8; 16];
@@ -150,6 +130,14 @@ impl Map {
 
     /// Creates a map; maps of maps take a template inner map.
     pub fn create_with_inner(spec: &MapSpec, inner: Option<&Map>) -> R<Map> {
+        Self::create_with(spec, inner, None)
+    }
+
+    /// Creates a map with its key and value types from the BTF object
+    /// `btf` (the spec's type ids), as libbpf does so that the kernel
+    /// finds special fields such as `struct bpf_spin_lock`; a kernel that
+    /// refuses the BTF gets the map without it.
+    pub fn create_with(spec: &MapSpec, inner: Option<&Map>, btf: Option<RawFd>) -> R<Map> {
         let mut a = MapCreateAttr {
             map_type: spec.map_type,
             key_size: spec.key_size,
@@ -161,15 +149,16 @@ impl Map {
             map_extra: spec.map_extra,
             ..Default::default()
         };
-        if let Some(b) = spec.btf {
-            a.btf_fd = b.fd as u32;
-            a.btf_key_type_id = b.key_type_id;
-            a.btf_value_type_id = b.value_type_id;
+        let btf = btf.filter(|_| spec.btf_value_type_id != 0);
+        if let Some(fd) = btf {
+            a.btf_fd = fd as u32;
+            a.btf_key_type_id = spec.btf_key_type_id;
+            a.btf_value_type_id = spec.btf_value_type_id;
         }
         let fd = match sys(cmd::MAP_CREATE, "BPF_MAP_CREATE", &mut a) {
             // As libbpf: a kernel that refuses the map's BTF gets the map
             // without it.
-            Err(_) if spec.btf.is_some() => {
+            Err(_) if btf.is_some() => {
                 a.btf_fd = 0;
                 a.btf_key_type_id = 0;
                 a.btf_value_type_id = 0;

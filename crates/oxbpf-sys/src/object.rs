@@ -73,36 +73,7 @@ fn is_map_of_maps(t: u32) -> bool {
 }
 
 fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
-    let mut s = MapSpec {
-        name: d.name.clone(),
-        map_type: d.map_type,
-        key_size: d.key_size,
-        value_size: d.value_size,
-        max_entries: d.max_entries,
-        flags: d.flags,
-        map_extra: 0,
-        btf: None,
-    };
-    match s.map_type {
-        // A ring buffer: a power of two of whole pages, no key/value.
-        map_type::RINGBUF => {
-            s.key_size = 0;
-            s.value_size = 0;
-            s.max_entries = s.max_entries.max(4096).next_power_of_two();
-        }
-        // A perf event array: one slot per CPU by default.
-        map_type::PERF_EVENT_ARRAY => {
-            s.key_size = 4;
-            s.value_size = 4;
-            if s.max_entries == 0 {
-                s.max_entries = ncpus;
-            }
-        }
-        // Maps of maps and prog arrays hold fds.
-        map_type::PROG_ARRAY | map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS => s.value_size = 4,
-        _ => {}
-    }
-    s
+    d.spec().normalized(ncpus)
 }
 
 /// `expected_attach_type` for section names whose type needs one.
@@ -169,17 +140,11 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         None => (None, None),
     };
     for (i, d) in obj.maps.iter().enumerate() {
-        let mut spec = spec_of(d, ncpus);
-        if let Some(b) = &btf
-            && d.btf_value_type_id != 0
-            && map_takes_btf(d.map_type)
-        {
-            spec.btf = Some(crate::MapBtf {
-                fd: b.fd.as_raw_fd(),
-                key_type_id: d.btf_key_type_id,
-                value_type_id: d.btf_value_type_id,
-            });
-        }
+        let spec = spec_of(d, ncpus);
+        let map_btf = btf
+            .as_ref()
+            .filter(|_| map_takes_btf(d.map_type))
+            .map(|b| b.fd.as_raw_fd());
         // Inner map template: the BTF inner definition, or the legacy
         // inner map index, or (for defs without either) an array of u32.
         let inner_spec = match (&d.inner, &d.origin) {
@@ -217,7 +182,7 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
             },
             None => None,
         };
-        match Map::create_with_inner(&spec, inner.as_ref()) {
+        match Map::create_with(&spec, inner.as_ref(), map_btf) {
             Ok(m) => {
                 if let Some(data) = &d.data
                     && let Err(error) = m.update(&0u32.to_le_bytes(), data, 0)

@@ -301,33 +301,48 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
             writable,
         })
     };
+    use oxbpf_abi::ctx::{sk_buff as s, xdp_md as x};
+    let o = |c: u32| c as i64;
     match t {
         Xdp => match off {
-            0 => Some(Field::Packet),
-            4 => Some(Field::PacketEnd),
-            8 => Some(Field::PacketMeta),
-            12 | 16 | 20 => sc(4, false, false),
+            _ if off == o(x::DATA) => Some(Field::Packet),
+            _ if off == o(x::DATA_END) => Some(Field::PacketEnd),
+            _ if off == o(x::DATA_META) => Some(Field::PacketMeta),
+            _ if [x::INGRESS_IFINDEX, x::RX_QUEUE_INDEX, x::EGRESS_IFINDEX]
+                .iter()
+                .any(|&f| off == o(f)) =>
+            {
+                sc(4, false, false)
+            }
             _ => None,
         },
         SocketFilter | SchedCls | SchedAct | CgroupSkb | LwtIn | LwtOut | LwtXmit | SkSkb
         | LwtSeg6local => {
             let direct = !matches!(t, SocketFilter | CgroupSkb);
+            let tc = matches!(t, SchedCls | SchedAct);
+            let field = |f: u32| off == o(f);
             match off {
-                76 if direct => Some(Field::Packet),
-                80 if direct => Some(Field::PacketEnd),
-                140 if direct && matches!(t, SchedCls | SchedAct) => Some(Field::PacketMeta),
+                _ if field(s::DATA) && direct => Some(Field::Packet),
+                _ if field(s::DATA_END) && direct => Some(Field::PacketEnd),
+                _ if field(s::DATA_META) && direct && tc => Some(Field::PacketMeta),
                 // cb[5]
-                48..=67 => sc(4, true, true),
-                // mark, priority, tc_index, tc_classid, queue_mapping
-                8 | 32 => sc(4, true, !matches!(t, SocketFilter)),
-                44 | 72 => sc(4, true, matches!(t, SchedCls | SchedAct)),
-                12 => sc(4, true, matches!(t, SchedCls | SchedAct)),
-                // packet pointers are not readable without direct access
-                76 | 80 | 140 => None,
-                // other u32 fields up to 144 (read-only)
-                0..=143 if off % 4 == 0 => sc(4, true, false),
-                152 | 184 => sc(8, false, false),
-                160..=183 if off % 4 == 0 && off != 168 => sc(4, true, false),
+                _ if off >= o(s::CB) && off < o(s::CB) + 20 => sc(4, true, true),
+                _ if field(s::MARK) || field(s::PRIORITY) => {
+                    sc(4, true, !matches!(t, SocketFilter))
+                }
+                _ if field(s::TC_INDEX) || field(s::TC_CLASSID) || field(s::QUEUE_MAPPING) => {
+                    sc(4, true, tc)
+                }
+                // Packet pointers are not readable without direct access.
+                _ if field(s::DATA) || field(s::DATA_END) || field(s::DATA_META) => None,
+                // The other u32 fields up to `flow_keys` (read-only).
+                _ if off < o(s::FLOW_KEYS) && off % 4 == 0 => sc(4, true, false),
+                _ if field(s::TSTAMP) || field(s::HWTSTAMP) => sc(8, false, false),
+                // Both halves of the `sk` pointer are off limits as numbers.
+                _ if off >= o(s::SK) && off < o(s::SK) + 8 => None,
+                _ if off >= o(s::WIRE_LEN) && off < o(s::HWTSTAMP) && off % 4 == 0 => {
+                    sc(4, true, false)
+                }
                 _ => None,
             }
         }

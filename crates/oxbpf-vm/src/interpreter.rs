@@ -120,9 +120,11 @@ pub struct PacketState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CtxPointers {
     None,
-    /// `struct xdp_md` at this address: data @0, data_end @4, data_meta @8 (u32).
+    /// `struct xdp_md` at this address (`oxbpf_abi::ctx::xdp_md`: u32
+    /// `data`, `data_end`, `data_meta`).
     Xdp(u64),
-    /// `struct __sk_buff` at this address: len @0, data @76, data_end @80, data_meta @140.
+    /// `struct __sk_buff` at this address (`oxbpf_abi::ctx::sk_buff`: `len`,
+    /// `data`, `data_end`, `data_meta`).
     Skb(u64),
 }
 

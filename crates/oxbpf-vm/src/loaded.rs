@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use oxbpf_isa::{Imm64, Instruction};
-use oxbpf_obj::{MapDef, Object, ProgramDef, ProgramType};
+use oxbpf_obj::{Object, ProgramDef, ProgramType};
 
 use crate::env::{Env, MAP_HANDLE_TAG};
 use crate::helpers::Helpers;
@@ -112,46 +112,15 @@ pub struct LoadedObject {
     pub config: Config,
 }
 
-fn spec_of(d: &MapDef) -> MapSpec {
-    MapSpec {
-        name: d.name.clone(),
-        map_type: d.map_type,
-        key_size: d.key_size,
-        value_size: d.value_size,
-        max_entries: d.max_entries,
-        flags: d.flags,
-        map_extra: 0,
-        inner: d.inner.as_ref().map(|i| Box::new(spec_of(i))),
-    }
-}
-
 /// Ring buffers and perf arrays declared without a size get sensible ones.
-fn sized(mut s: MapSpec, ncpus: u32) -> MapSpec {
+fn sized(s: MapSpec, ncpus: u32) -> MapSpec {
+    let mut s = s.normalized(ncpus);
     match s.map_type {
-        mt::RINGBUF => {
-            // Key and value types given for documentation are dropped, as
-            // libbpf does; the size is rounded up to a valid one.
-            s.key_size = 0;
-            s.value_size = 0;
-            s.max_entries = s.max_entries.max(4096).next_power_of_two();
-        }
-        // Map-in-map and prog-array values are ids (fds in the kernel).
-        mt::ARRAY_OF_MAPS | mt::HASH_OF_MAPS | mt::PROG_ARRAY => {
-            if s.map_type != mt::HASH_OF_MAPS {
-                s.key_size = 4;
-            }
-            s.value_size = 4;
-        }
+        // Key and value types of a ring buffer are documentation only.
+        mt::RINGBUF => {}
         // Stack traces: a hash from stack id to addresses (get_stackid is
         // kernel-only, so it stays empty in user space).
         mt::STACK_TRACE => s.map_type = mt::HASH,
-        mt::PERF_EVENT_ARRAY => {
-            if s.max_entries == 0 {
-                s.max_entries = ncpus;
-            }
-            s.key_size = 4;
-            s.value_size = 4;
-        }
         // Device, CPU, socket and cgroup maps are arrays of ids in user space.
         mt::CGROUP_ARRAY
         | mt::DEVMAP
@@ -200,7 +169,7 @@ impl LoadedObject {
         let mut maps: Vec<Arc<Map>> = Vec::new();
         let mut map_names = Vec::new();
         for d in &obj.maps {
-            let spec = sized(spec_of(d), ncpus);
+            let spec = sized(d.spec(), ncpus);
             let m = Map::new(spec, ncpus).map_err(|error| LoadError::Map {
                 name: d.name.clone(),
                 error,
@@ -439,20 +408,21 @@ pub fn verdict_name(kind: ProgramType, r0: u64) -> Option<String> {
 
 /// Fills the context's fields for a packet.
 fn init_ctx(memory: &MemoryMap<'_>, pkt: &mut PacketState, kind: ContextKind, input: &[u8]) {
-    let w32 = |off: u64, v: u32| {
+    use oxbpf_abi::ctx::{sk_buff as s, xdp_md as x};
+    let w32 = |off: u32, v: u32| {
         let base = match pkt.ctx {
             CtxPointers::Xdp(b) | CtxPointers::Skb(b) => b,
             CtxPointers::None => return,
         };
-        let _ = memory.write_bytes_host(base + off, &v.to_le_bytes());
+        let _ = memory.write_bytes_host(base + off as u64, &v.to_le_bytes());
     };
     match kind {
         ContextKind::Xdp => {
-            w32(0, pkt.data as u32);
-            w32(4, pkt.data_end as u32);
-            w32(8, pkt.meta as u32);
-            w32(12, 1); // ingress_ifindex
-            w32(16, 0); // rx_queue_index
+            w32(x::DATA, pkt.data as u32);
+            w32(x::DATA_END, pkt.data_end as u32);
+            w32(x::DATA_META, pkt.meta as u32);
+            w32(x::INGRESS_IFINDEX, 1);
+            w32(x::RX_QUEUE_INDEX, 0);
         }
         _ => {
             let proto = if input.len() >= 14 {
@@ -460,14 +430,15 @@ fn init_ctx(memory: &MemoryMap<'_>, pkt: &mut PacketState, kind: ContextKind, in
             } else {
                 0
             };
-            w32(0, input.len() as u32); // len
-            w32(16, proto); // protocol (network byte order, as skb->protocol)
-            w32(36, 1); // ingress_ifindex
-            w32(40, 1); // ifindex
-            w32(76, pkt.data as u32);
-            w32(80, pkt.data_end as u32);
-            w32(140, pkt.meta as u32);
-            w32(160, input.len() as u32); // wire_len
+            w32(s::LEN, input.len() as u32);
+            // Network byte order, as skb->protocol.
+            w32(s::PROTOCOL, proto);
+            w32(s::INGRESS_IFINDEX, 1);
+            w32(s::IFINDEX, 1);
+            w32(s::DATA, pkt.data as u32);
+            w32(s::DATA_END, pkt.data_end as u32);
+            w32(s::DATA_META, pkt.meta as u32);
+            w32(s::WIRE_LEN, input.len() as u32);
         }
     }
 }

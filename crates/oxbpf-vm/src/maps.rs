@@ -21,20 +21,8 @@ use map_type as mt;
 /// Map types (`enum bpf_map_type`): the ABI crate's.
 pub use oxbpf_abi::map_type;
 
-/// What a map is: the numbers of its definition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MapSpec {
-    pub name: String,
-    pub map_type: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub max_entries: u32,
-    pub flags: u32,
-    /// `map_extra` (number of hash functions for bloom filters).
-    pub map_extra: u64,
-    /// Inner map of a map of maps.
-    pub inner: Option<Box<MapSpec>>,
-}
+/// What a map is: the object loader's spec, shared with the kernel backend.
+pub use oxbpf_obj::MapSpec;
 
 /// A map operation failed with this errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

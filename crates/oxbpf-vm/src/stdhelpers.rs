@@ -562,15 +562,17 @@ pub(crate) fn write_ctx_pointers(
     match p.ctx {
         CtxPointers::None => {}
         CtxPointers::Xdp(base) => {
-            w(base, p.data)?;
-            w(base + 4, p.data_end)?;
-            w(base + 8, p.meta)?;
+            use oxbpf_abi::ctx::xdp_md as x;
+            w(base + x::DATA as u64, p.data)?;
+            w(base + x::DATA_END as u64, p.data_end)?;
+            w(base + x::DATA_META as u64, p.meta)?;
         }
         CtxPointers::Skb(base) => {
-            w(base, p.len())?;
-            w(base + 76, p.data)?;
-            w(base + 80, p.data_end)?;
-            w(base + 140, p.meta)?;
+            use oxbpf_abi::ctx::sk_buff as s;
+            w(base + s::LEN as u64, p.len())?;
+            w(base + s::DATA as u64, p.data)?;
+            w(base + s::DATA_END as u64, p.data_end)?;
+            w(base + s::DATA_META as u64, p.meta)?;
         }
     }
     Ok(())

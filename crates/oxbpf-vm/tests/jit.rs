@@ -414,6 +414,7 @@ fn a_helper_left_key_on_the_stack_is_zeroed_for_the_next_run() {
         flags: 0,
         map_extra: 0,
         inner: None,
+        ..Default::default()
     };
     let map = Arc::new(Map::new(spec, 1).unwrap());
     map.update(&0x1122_3344_5566_7788u64.to_le_bytes(), &[0; 8], 0, None)

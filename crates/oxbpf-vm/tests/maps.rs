@@ -16,6 +16,7 @@ fn spec(t: u32, k: u32, v: u32, n: u32) -> MapSpec {
         flags: 0,
         map_extra: 0,
         inner: None,
+        ..Default::default()
     }
 }
 
