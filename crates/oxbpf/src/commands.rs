@@ -39,6 +39,24 @@ pub fn parse_prog_type(name: &str) -> Result<oxbpf_obj::ProgramType> {
     })
 }
 
+/// `oxbpf run PROG.bin --json`: the run's result (docs/json.md).
+#[derive(serde::Serialize)]
+struct RawRun {
+    engine: &'static str,
+    return_value: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executed: Option<u64>,
+}
+
+/// `oxbpf run PROG.bin --json`: a run that failed.
+#[derive(serde::Serialize)]
+struct RawRunError {
+    engine: &'static str,
+    error: String,
+    error_kind: &'static str,
+    pc: usize,
+}
+
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut v = Vec::new();
@@ -280,7 +298,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         ) {
             Ok(r0) => {
                 if a.json {
-                    println!("{{\"engine\":\"kernel\",\"return_value\":{r0}}}");
+                    let line = RawRun {
+                        engine: "kernel",
+                        return_value: r0,
+                        executed: None,
+                    };
+                    println!("{}", serde_json::to_string(&line)?);
                 } else {
                     println!("{r0:#x}");
                 }
@@ -307,12 +330,12 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     match last.expect("at least one run") {
         Ok(r) => {
             if a.json {
-                println!(
-                    "{{\"engine\":\"{}\",\"return_value\":{},\"executed\":{}}}",
-                    a.engine.name(),
-                    r.r0,
-                    r.executed
-                );
+                let line = RawRun {
+                    engine: a.engine.name(),
+                    return_value: r.r0,
+                    executed: Some(r.executed),
+                };
+                println!("{}", serde_json::to_string(&line)?);
             } else {
                 println!("{:#x}", r.r0);
             }
@@ -320,13 +343,13 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         }
         Err(e) => {
             if a.json {
-                println!(
-                    "{{\"engine\":\"{}\",\"error\":\"{}\",\"error_kind\":\"{}\",\"pc\":{}}}",
-                    a.engine.name(),
-                    e.to_string().replace('\\', "\\\\").replace('"', "\\\""),
-                    e.kind(),
-                    e.pc()
-                );
+                let line = RawRunError {
+                    engine: a.engine.name(),
+                    error: e.to_string(),
+                    error_kind: e.kind(),
+                    pc: e.pc(),
+                };
+                println!("{}", serde_json::to_string(&line)?);
             }
             bail!("{}: {e}", a.program.display())
         }

@@ -20,7 +20,79 @@ fn hex(b: &[u8]) -> String {
         })
 }
 
-use crate::verify::json_str;
+/// The records `oxbpf run --json` prints, one JSON object per line
+/// (docs/json.md).
+mod json {
+    use serde::Serialize;
+
+    /// One run of a program on one input.
+    #[derive(Serialize)]
+    pub struct Run {
+        pub index: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub engine: Option<&'static str>,
+        pub return_value: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub executed: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub verdict: Option<String>,
+        /// The packet after the run, hex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub packet: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub redirect: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub duration_ns: Option<u64>,
+    }
+
+    /// A run that failed.
+    #[derive(Serialize)]
+    pub struct RunError {
+        pub index: usize,
+        pub error: String,
+        pub error_kind: &'static str,
+        pub pc: usize,
+    }
+
+    /// A `bpf_trace_printk` line.
+    #[derive(Serialize)]
+    pub struct Printk<'a> {
+        pub trace_printk: &'a str,
+    }
+
+    /// A ring buffer record.
+    #[derive(Serialize)]
+    pub struct Ringbuf<'a> {
+        pub ringbuf: &'a str,
+        pub data: String,
+    }
+
+    /// A perf event record.
+    #[derive(Serialize)]
+    pub struct PerfEvent<'a> {
+        pub perf_event: &'a str,
+        pub cpu: u32,
+        pub data: String,
+    }
+
+    /// A map's contents, keys and values in hex.
+    #[derive(Serialize)]
+    pub struct Map<'a> {
+        pub map: &'a str,
+        pub entries: Vec<Entry>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Entry {
+        pub key: String,
+        pub value: String,
+    }
+
+    /// One line of JSON.
+    pub fn line<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+}
 
 fn inputs_of(a: &RunArgs) -> Result<Vec<Vec<u8>>> {
     Ok(
@@ -90,17 +162,17 @@ fn run_kernel(
             .entry(verdict.clone().unwrap_or_else(|| format!("{r0:#x}")))
             .or_default() += 1;
         if a.json {
-            let mut line = format!("{{\"index\":{i},\"engine\":\"kernel\",\"return_value\":{r0}");
-            if let Some(v) = &verdict {
-                let _ = write!(line, ",\"verdict\":{}", json_str(v));
-            }
-            let _ = write!(
-                line,
-                ",\"packet\":\"{}\",\"duration_ns\":{}}}",
-                hex(&r.data_out),
-                r.duration_ns
-            );
-            writeln!(out, "{line}")?;
+            let line = json::Run {
+                index: i,
+                engine: Some("kernel"),
+                return_value: r0,
+                executed: None,
+                verdict: verdict.clone(),
+                packet: Some(hex(&r.data_out)),
+                redirect: None,
+                duration_ns: Some(r.duration_ns as u64),
+            };
+            writeln!(out, "{}", json::line(&line))?;
         } else {
             let v = verdict.map(|v| format!("{v} ")).unwrap_or_default();
             writeln!(
@@ -227,7 +299,13 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
             for o in loaded.env.take_output() {
                 if let Output::Printk(line) = o {
                     if a.json {
-                        writeln!(out, "{{\"trace_printk\":{}}}", json_str(&line))?;
+                        writeln!(
+                            out,
+                            "{}",
+                            json::line(&json::Printk {
+                                trace_printk: &line
+                            })
+                        )?;
                     } else {
                         writeln!(out, "trace_printk: {line}")?;
                     }
@@ -236,24 +314,23 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
             for (mi, m) in loaded.env.maps.iter().enumerate() {
                 for rec in m.ringbuf_drain() {
                     if a.json {
-                        writeln!(
-                            out,
-                            "{{\"ringbuf\":{},\"data\":\"{}\"}}",
-                            json_str(&loaded.map_names[mi]),
-                            hex(&rec)
-                        )?;
+                        let r = json::Ringbuf {
+                            ringbuf: &loaded.map_names[mi],
+                            data: hex(&rec),
+                        };
+                        writeln!(out, "{}", json::line(&r))?;
                     } else {
                         writeln!(out, "ringbuf {}: {}", loaded.map_names[mi], hex(&rec))?;
                     }
                 }
                 for (cpu, rec) in m.perf_drain() {
                     if a.json {
-                        writeln!(
-                            out,
-                            "{{\"perf_event\":{},\"cpu\":{cpu},\"data\":\"{}\"}}",
-                            json_str(&loaded.map_names[mi]),
-                            hex(&rec)
-                        )?;
+                        let r = json::PerfEvent {
+                            perf_event: &loaded.map_names[mi],
+                            cpu,
+                            data: hex(&rec),
+                        };
+                        writeln!(out, "{}", json::line(&r))?;
                     } else {
                         writeln!(
                             out,
@@ -271,21 +348,17 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
                         .entry(verdict.clone().unwrap_or_else(|| format!("{:#x}", r.r0)))
                         .or_default() += 1;
                     if a.json {
-                        let mut line = format!(
-                            "{{\"index\":{i},\"return_value\":{},\"executed\":{}",
-                            r.r0, r.executed
-                        );
-                        if let Some(v) = &verdict {
-                            let _ = write!(line, ",\"verdict\":{}", json_str(v));
-                        }
-                        if let Some(p) = &run.packet {
-                            let _ = write!(line, ",\"packet\":\"{}\"", hex(p));
-                        }
-                        if let Some(t) = r.packet.and_then(|p| p.redirect) {
-                            let _ = write!(line, ",\"redirect\":{t}");
-                        }
-                        line.push('}');
-                        writeln!(out, "{line}")?;
+                        let line = json::Run {
+                            index: i,
+                            engine: None,
+                            return_value: r.r0,
+                            executed: Some(r.executed),
+                            verdict: verdict.clone(),
+                            packet: run.packet.as_ref().map(|p| hex(p)),
+                            redirect: r.packet.and_then(|p| p.redirect).map(u64::from),
+                            duration_ns: None,
+                        };
+                        writeln!(out, "{}", json::line(&line))?;
                     } else if repeat == 1 {
                         let v = verdict.map(|v| format!("{v} ")).unwrap_or_default();
                         writeln!(out, "run {i}: {v}(r0 = {:#x}, {} insns)", r.r0, r.executed)?;
@@ -300,13 +373,13 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
                     failed = true;
                     *summary.entry("error".into()).or_default() += 1;
                     if a.json {
-                        writeln!(
-                            out,
-                            "{{\"index\":{i},\"error\":{},\"error_kind\":\"{}\",\"pc\":{}}}",
-                            json_str(&e.to_string()),
-                            e.kind(),
-                            e.pc()
-                        )?;
+                        let line = json::RunError {
+                            index: i,
+                            error: e.to_string(),
+                            error_kind: e.kind(),
+                            pc: e.pc(),
+                        };
+                        writeln!(out, "{}", json::line(&line))?;
                     } else {
                         writeln!(out, "run {i}: error: {e}")?;
                     }
@@ -347,16 +420,17 @@ fn write_map(
     json: bool,
 ) -> std::io::Result<()> {
     if json {
-        let items: Vec<String> = entries
-            .iter()
-            .map(|(k, v)| format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", hex(k), hex(v)))
-            .collect();
-        return writeln!(
-            out,
-            "{{\"map\":{},\"entries\":[{}]}}",
-            json_str(name),
-            items.join(",")
-        );
+        let m = json::Map {
+            map: name,
+            entries: entries
+                .iter()
+                .map(|(k, v)| json::Entry {
+                    key: hex(k),
+                    value: hex(v),
+                })
+                .collect(),
+        };
+        return writeln!(out, "{}", json::line(&m));
     }
     let is_array = matches!(
         map_type,

@@ -33,25 +33,6 @@ pub struct VerifyArgs {
     pub allow_ptr_leaks: bool,
 }
 
-pub(crate) fn json_str(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 /// The object in `bytes`, read from `path`; the error without the path
 /// (the verdict line names it).
 fn object_of(path: &Path, bytes: &[u8]) -> std::result::Result<oxbpf_obj::Object, String> {
@@ -107,18 +88,81 @@ fn objects(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// One verdict line.
+/// One verdict line; `--json` prints it as one object (docs/json.md).
+#[derive(serde::Serialize)]
 struct Row {
     object: String,
     program: String,
     section: String,
+    #[serde(rename = "type")]
     kind: String,
     verdict: &'static str,
     insns_processed: Option<u64>,
+    #[serde(serialize_with = "one_decimal")]
     time_us: Option<f64>,
     message: String,
-    /// Extra JSON members (with a leading comma) for a rejection's details.
-    detail: String,
+    /// A rejection's details: instruction, reason, source, registers, path.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    detail: Option<RejectionJson>,
+}
+
+/// Microseconds with one decimal, as the text output prints them.
+fn one_decimal<S: serde::Serializer>(t: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_f64((t * 10.0).round() / 10.0),
+        None => s.serialize_none(),
+    }
+}
+
+/// A rejection's structured details.
+#[derive(serde::Serialize)]
+struct RejectionJson {
+    pc: usize,
+    insn: String,
+    reason: String,
+    source: Option<SourceJson>,
+    /// Register number (`r0`...) to its abstract value, in register order.
+    registers: Registers,
+    /// The branch decisions that led to the rejection, oldest first.
+    path: Vec<BranchJson>,
+    /// Other instructions the reason is about (the acquisition of a leaked
+    /// reference, the lock still held), with what they did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related: Vec<RelatedJson>,
+}
+
+/// Registers as a JSON object in register order (`r0` before `r10`).
+struct Registers(Vec<(u8, String)>);
+
+impl serde::Serialize for Registers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (n, d) in &self.0 {
+            m.serialize_entry(&format!("r{n}"), d)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SourceJson {
+    file: String,
+    line: u32,
+    column: u32,
+    text: String,
+}
+
+#[derive(serde::Serialize)]
+struct BranchJson {
+    pc: usize,
+    taken: bool,
+}
+
+#[derive(serde::Serialize)]
+struct RelatedJson {
+    pc: usize,
+    what: String,
 }
 
 impl Row {
@@ -133,27 +177,12 @@ impl Row {
             insns_processed: None,
             time_us: None,
             message,
-            detail: String::new(),
+            detail: None,
         }
     }
 
     fn json(&self) -> String {
-        format!(
-            "{{\"object\":{},\"program\":{},\"section\":{},\"type\":{},\"verdict\":\"{}\",\"insns_processed\":{},\"time_us\":{},\"message\":{}{}}}",
-            json_str(&self.object),
-            json_str(&self.program),
-            json_str(&self.section),
-            json_str(&self.kind),
-            self.verdict,
-            self.insns_processed
-                .map(|n| n.to_string())
-                .unwrap_or("null".into()),
-            self.time_us
-                .map(|t| format!("{t:.1}"))
-                .unwrap_or("null".into()),
-            json_str(&self.message),
-            self.detail
-        )
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     fn text(&self) -> String {
@@ -289,7 +318,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: v.insns_processed,
                 time_us: Some(v.time.as_secs_f64() * 1e6),
                 message,
-                detail: String::new(),
+                detail: None,
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
             if a.log && !v.log.is_empty() {
@@ -384,11 +413,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: Some(processed),
                 time_us: Some(time_us),
                 message,
-                detail: res
-                    .as_ref()
-                    .err()
-                    .map(|e| rejection_json(e, p))
-                    .unwrap_or_default(),
+                detail: res.as_ref().err().map(|e| rejection_json(e, p)),
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
             if let Err(e) = &res
@@ -425,39 +450,33 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
     })
 }
 
-/// A rejection's structured details as JSON members: the instruction, the
-/// reason, the source line, the registers and the branch path.
-fn rejection_json(e: &oxbpf_verifier::Rejection, p: &oxbpf_obj::ProgramDef) -> String {
-    let source = p
-        .line_for(e.pc)
-        .map(|l| {
-            format!(
-                "{{\"file\":{},\"line\":{},\"column\":{},\"text\":{}}}",
-                json_str(&l.file),
-                l.line,
-                l.column,
-                json_str(l.text.trim())
-            )
-        })
-        .unwrap_or("null".into());
-    let regs: Vec<String> = e
-        .regs
-        .iter()
-        .map(|(n, d)| format!("\"r{n}\":{}", json_str(d)))
-        .collect();
-    let path: Vec<String> = e
-        .path
-        .iter()
-        .map(|(pc, taken)| format!("{{\"pc\":{pc},\"taken\":{taken}}}"))
-        .collect();
-    format!(
-        ",\"pc\":{},\"insn\":{},\"reason\":{},\"source\":{source},\"registers\":{{{}}},\"path\":[{}]",
-        e.pc,
-        json_str(&e.insn),
-        json_str(&e.message),
-        regs.join(","),
-        path.join(",")
-    )
+/// A rejection's structured details.
+fn rejection_json(e: &oxbpf_verifier::Rejection, p: &oxbpf_obj::ProgramDef) -> RejectionJson {
+    RejectionJson {
+        pc: e.pc,
+        insn: e.insn.clone(),
+        reason: e.message.clone(),
+        source: p.line_for(e.pc).map(|l| SourceJson {
+            file: l.file.clone(),
+            line: l.line,
+            column: l.column,
+            text: l.text.trim().to_string(),
+        }),
+        registers: Registers(e.regs.clone()),
+        path: e
+            .path
+            .iter()
+            .map(|&(pc, taken)| BranchJson { pc, taken })
+            .collect(),
+        related: e
+            .related
+            .iter()
+            .map(|(pc, what)| RelatedJson {
+                pc: *pc,
+                what: what.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Peak resident memory of this process so far, in KiB (VmHWM).

@@ -1,0 +1,97 @@
+//! Every `--json` line parses, with the fields docs/json.md lists.
+
+mod common;
+
+use std::process::Command;
+
+fn lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let o = Command::new(common::oxbpf_bin())
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn has(v: &serde_json::Value, fields: &[&str]) {
+    for f in fields {
+        assert!(v.get(f).is_some(), "{f} missing in {v}");
+    }
+}
+
+#[test]
+fn verify_json_has_the_documented_fields() {
+    let rows = lines(&["verify", "--json", "tests/soundness/refs.o"]);
+    assert!(rows.len() > 10);
+    let base = [
+        "object",
+        "program",
+        "section",
+        "type",
+        "verdict",
+        "insns_processed",
+        "time_us",
+        "message",
+    ];
+    for r in &rows {
+        has(r, &base);
+    }
+    let leak = rows.iter().find(|r| r["program"] == "leak").unwrap();
+    assert_eq!(leak["verdict"], "reject");
+    has(
+        leak,
+        &[
+            "pc",
+            "insn",
+            "reason",
+            "source",
+            "registers",
+            "path",
+            "related",
+        ],
+    );
+    assert_eq!(leak["source"]["line"], 28);
+    assert_eq!(leak["registers"]["r10"], "fp0");
+    assert_eq!(leak["related"][0]["pc"], 4);
+    let err = lines(&["verify", "--json", "missing.o"]);
+    assert_eq!(err[0]["verdict"], "error");
+    assert_eq!(err[0]["message"], "no such file or directory");
+}
+
+#[test]
+fn run_json_has_the_documented_records() {
+    let rows = lines(&[
+        "run",
+        "examples/c/ringbuf_events.o",
+        "--pcap",
+        "examples/pcap/mixed.pcap",
+        "--json",
+        "--dump-maps",
+    ]);
+    let runs: Vec<_> = rows.iter().filter(|r| r.get("index").is_some()).collect();
+    assert!(!runs.is_empty());
+    for r in &runs {
+        has(
+            r,
+            &["index", "return_value", "executed", "verdict", "packet"],
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.get("ringbuf").is_some() && r["data"].is_string())
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.get("map").is_some() && r["entries"].is_array())
+    );
+    let prog = std::env::temp_dir().join(format!("oxbpf-json-{}.s", std::process::id()));
+    std::fs::write(&prog, "r0 = 7\nexit\n").unwrap();
+    let raw = lines(&["run", "--json", prog.to_str().unwrap()]);
+    has(&raw[0], &["engine", "return_value", "executed"]);
+    assert_eq!(raw[0]["return_value"], 7);
+    let _ = std::fs::remove_file(prog);
+}
