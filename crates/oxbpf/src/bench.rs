@@ -497,6 +497,12 @@ pub fn run(quick: bool) -> Result<()> {
         );
     }
     println!(
+        "vs rbpf, vs interp: speed-up, the other's time / oxbpf jit's time (above 1x: oxbpf jit is faster)"
+    );
+    println!(
+        "vs native: time ratio, oxbpf jit's time / native time (below 1x: oxbpf jit is faster)"
+    );
+    println!(
         "oxbpf jit: at worst {worst_rbpf:.2}x the speed of rbpf's JIT; at worst {worst_native:.2}x the time of native code"
     );
     objects(quick)?;
@@ -559,7 +565,9 @@ fn objects(quick: bool) -> Result<()> {
             t[1].as_secs_f64() / t[0].as_secs_f64()
         );
     }
-    println!("(time per packet, maps and helpers included)");
+    println!(
+        "(time per packet, maps and helpers included; vs interp: speed-up, the interpreter's time / the JIT's, above 1x the JIT is faster)"
+    );
     Ok(())
 }
 
