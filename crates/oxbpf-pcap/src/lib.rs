@@ -129,6 +129,86 @@ pub fn checksum(data: &[u8], initial: u32) -> u16 {
 }
 
 /// Builders for test packets.
+/// A one-line summary of an Ethernet frame, as tcpdump would name it:
+/// `10.0.0.1:40000 > 10.0.0.9:80 TCP, 54 bytes`, `ARP, 42 bytes`,
+/// `fe80::1 > ff02::1 ICMPv6, 70 bytes`; frames it cannot parse say
+/// `ethertype 0x88cc, 60 bytes` or `truncated, 10 bytes`.
+pub fn describe(frame: &[u8]) -> String {
+    let len = frame.len();
+    let be16 = |o: usize| u16::from_be_bytes([frame[o], frame[o + 1]]);
+    if len < 14 {
+        return format!("truncated, {len} bytes");
+    }
+    let (mut ethertype, mut l3) = (be16(12), 14);
+    let mut vlan = String::new();
+    while matches!(ethertype, 0x8100 | 0x88a8) && len >= l3 + 4 {
+        vlan.push_str(&format!("vlan {} ", be16(l3) & 0x0fff));
+        ethertype = be16(l3 + 2);
+        l3 += 4;
+    }
+    let body = match ethertype {
+        0x0800 if len >= l3 + 20 => {
+            let ihl = (frame[l3] & 0x0f) as usize * 4;
+            let proto = frame[l3 + 9];
+            let ip = |o: usize| {
+                format!(
+                    "{}.{}.{}.{}",
+                    frame[o],
+                    frame[o + 1],
+                    frame[o + 2],
+                    frame[o + 3]
+                )
+            };
+            let frag = be16(l3 + 6) & 0x1fff != 0;
+            let l4 = l3 + ihl;
+            transport(frame, proto, l4, frag, ip(l3 + 12), ip(l3 + 16))
+        }
+        0x86dd if len >= l3 + 40 => {
+            let ip6 = |o: usize| {
+                let a: [u8; 16] = frame[o..o + 16].try_into().unwrap_or([0; 16]);
+                std::net::Ipv6Addr::from(a).to_string()
+            };
+            transport(
+                frame,
+                frame[l3 + 6],
+                l3 + 40,
+                false,
+                ip6(l3 + 8),
+                ip6(l3 + 24),
+            )
+        }
+        0x0806 => "ARP".to_string(),
+        0x0800 | 0x86dd => "truncated IP".to_string(),
+        t => format!("ethertype {t:#06x}"),
+    };
+    format!("{vlan}{body}, {len} bytes")
+}
+
+fn transport(f: &[u8], proto: u8, l4: usize, frag: bool, src: String, dst: String) -> String {
+    let name = match proto {
+        1 => "ICMP",
+        6 => "TCP",
+        17 => "UDP",
+        58 => "ICMPv6",
+        _ => "",
+    };
+    let ports = matches!(proto, 6 | 17) && !frag && f.len() >= l4 + 4;
+    let label = if name.is_empty() {
+        format!("proto {proto}")
+    } else {
+        name.to_string()
+    };
+    if ports {
+        let sp = u16::from_be_bytes([f[l4], f[l4 + 1]]);
+        let dp = u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]);
+        format!("{src}:{sp} > {dst}:{dp} {label}")
+    } else if frag {
+        format!("{src} > {dst} {label} fragment")
+    } else {
+        format!("{src} > {dst} {label}")
+    }
+}
+
 pub mod build {
     use super::checksum;
 
@@ -300,6 +380,40 @@ pub mod samples {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn describes_frames_as_tcpdump_names_them() {
+        use super::{build, describe};
+        let tcp = build::eth_ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 9], 40000, 80, 0x02);
+        assert_eq!(
+            describe(&tcp),
+            format!("10.0.0.1:40000 > 10.0.0.9:80 TCP, {} bytes", tcp.len())
+        );
+        assert_eq!(describe(&[0u8; 10]), "truncated, 10 bytes");
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        assert_eq!(describe(&arp), "ARP, 42 bytes");
+        // Never panics, whatever the bytes.
+        let mut seed = 7u64;
+        for n in 0..2000 {
+            let frame: Vec<u8> = (0..n % 80)
+                .map(|i| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    if i == 12 {
+                        [0x08, 0x86, 0x81][n % 3]
+                    } else if i == 13 {
+                        [0x00, 0xdd, 0x00][n % 3]
+                    } else {
+                        (seed >> 33) as u8
+                    }
+                })
+                .collect();
+            let _ = describe(&frame);
+        }
+    }
+
     use super::*;
 
     #[test]

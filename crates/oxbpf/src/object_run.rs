@@ -361,7 +361,16 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
                         writeln!(out, "{}", json::line(&line))?;
                     } else if repeat == 1 {
                         let v = verdict.map(|v| format!("{v} ")).unwrap_or_default();
-                        writeln!(out, "run {i}: {v}(r0 = {:#x}, {} insns)", r.r0, r.executed)?;
+                        let what = if run.packet.is_some() {
+                            format!("{}: ", oxbpf_pcap::describe(input))
+                        } else {
+                            String::new()
+                        };
+                        writeln!(
+                            out,
+                            "run {i}: {what}{v}(r0 = {:#x}, {} insns)",
+                            r.r0, r.executed
+                        )?;
                         if a.show_packet
                             && let Some(p) = &run.packet
                         {
