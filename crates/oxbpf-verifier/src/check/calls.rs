@@ -1,0 +1,916 @@
+//! Calls: bpf-to-bpf frames, global functions, and helpers checked
+//! against their kernel prototypes — references acquired and released,
+//! spin locks taken and dropped, callbacks entered, packet pointers
+//! invalidated.
+
+use super::*;
+
+impl Verifier<'_> {
+    pub(super) fn call(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        t: oxbpf_isa::CallTarget,
+    ) -> VResult<Step> {
+        use oxbpf_isa::CallTarget as C;
+        match t {
+            C::Local(rel) => {
+                let target = (pc as i64 + 1 + rel as i64) as usize;
+                if let Some(g) = self.opts.global_funcs.iter().find(|g| g.pc == target) {
+                    return self.call_global(path, pc, g);
+                }
+                self.push_frame(path, pc, target, pc + 1, false, None)?;
+                Ok(Step::Next(vec![]))
+            }
+            C::Kfunc { btf_id, .. } => err(
+                pc,
+                format!("kernel function calls (kfunc BTF id {btf_id}) are not supported"),
+            ),
+            C::Helper(id) => self.helper(path, pc, id),
+        }
+    }
+
+    /// A call of a global function: its arguments are checked against its
+    /// prototype; it was (or will be) verified on its own, so the result is
+    /// an unknown scalar.
+    pub(super) fn call_global(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        g: &crate::GlobalFunc,
+    ) -> VResult<Step> {
+        if let Some(l) = path.state.lock {
+            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            return err(
+                pc,
+                format!(
+                    "global function calls are not allowed while holding a lock, use static function instead (global function {} is called while the lock taken at insn {} is held)",
+                    g.name, l.pc
+                ),
+            );
+        }
+        for (i, a) in g.args.iter().enumerate().take(5) {
+            let rn = i + 1;
+            let r = self.read(path, pc, rn).map_err(|(pc, m)| {
+                (
+                    pc,
+                    format!("{m} (argument {rn} of global function {})", g.name),
+                )
+            })?;
+            match a {
+                crate::GlobalArg::Scalar => {
+                    if r.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} is {} but argument {rn} of global function {} is a scalar",
+                                r.kind.name(),
+                                g.name
+                            ),
+                        );
+                    }
+                }
+                crate::GlobalArg::Ctx => {
+                    if r.kind != Kind::Ctx || r.off != 0 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} is {} but argument {rn} of global function {} is the context",
+                                r.kind.name(),
+                                g.name
+                            ),
+                        );
+                    }
+                }
+                crate::GlobalArg::Mem { size } => {
+                    if r.kind == Kind::Scalar && r.var.konst() == Some(0) {
+                        continue;
+                    }
+                    // The argument may be NULL, so a maybe-NULL pointer of
+                    // at least that size passes as it is.
+                    if let Kind::MemOrNull { size: have } = r.kind
+                        && r.off == 0
+                        && r.var.konst() == Some(0)
+                        && have >= *size
+                    {
+                        continue;
+                    }
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        *size as i64,
+                        false,
+                        &format!("global function {}", g.name),
+                    )?;
+                }
+            }
+        }
+        let changes = self
+            .opts
+            .global_funcs
+            .iter()
+            .position(|x| x.pc == g.pc)
+            .and_then(|i| self.global_changes_pkt.get(i).copied())
+            .unwrap_or(true);
+        if changes {
+            invalidate_packet(&mut path.state, pc, self.opts.privileged);
+        }
+        let f = path.state.cur_mut();
+        f.regs[0] = Reg::unknown();
+        for r in 1..=5 {
+            f.regs[r] = Reg::NOT_INIT;
+        }
+        path.pc = pc + 1;
+        Ok(Step::Next(vec![]))
+    }
+
+    pub(super) fn push_frame(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        target: usize,
+        ret_pc: usize,
+        callback: bool,
+        args: Option<[Reg; 5]>,
+    ) -> VResult<()> {
+        if path.state.frames.len() >= 8 {
+            return err(
+                pc,
+                format!(
+                    "the call stack of {} frames is too deep (max 8)",
+                    path.state.frames.len() + 1
+                ),
+            );
+        }
+        let caller = path.state.cur().clone();
+        let mut f = Frame::new(ret_pc, path.state.frames.len() as u8);
+        f.callback = callback;
+        match args {
+            Some(a) => f.regs[1..6].copy_from_slice(&a),
+            None => f.regs[1..6].copy_from_slice(&caller.regs[1..6]),
+        }
+        path.state.frames.push(f);
+        path.pc = target;
+        Ok(())
+    }
+
+    pub(super) fn helper(&mut self, path: &mut Path, pc: usize, id: i32) -> VResult<Step> {
+        let p = crate::protos::proto_for(id, self.opts.prog_type, self.opts.privileged)
+            .map_err(|r| (pc, r.message(id)))?;
+        if p.gpl_only && !self.opts.gpl {
+            return err(
+                pc,
+                format!(
+                    "cannot call GPL-restricted function bpf_{} from a non-GPL program",
+                    p.name
+                ),
+            );
+        }
+        if let Some(l) = path.state.lock
+            && id != SPIN_UNLOCK
+        {
+            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            return err(
+                pc,
+                format!(
+                    "function calls are not allowed while holding a lock: bpf_{} is called while the bpf_spin_lock taken at insn {} is held; call bpf_spin_unlock first",
+                    p.name, l.pc
+                ),
+            );
+        }
+        let mut release: Option<u32> = None;
+        let mut lock_arg: Option<Reg> = None;
+        let mut sock_arg: Option<Reg> = None;
+        let mut map: Option<u32> = None;
+        let mut callback: Option<u32> = None;
+        let mut regs = [Reg::NOT_INIT; 5];
+        for (i, arg) in p.args.iter().enumerate() {
+            let rn = i + 1;
+            let r = self
+                .read(path, pc, rn)
+                .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of bpf_{})", p.name)))?;
+            regs[i] = r;
+            let size_of_next = || -> VResult<Option<u64>> {
+                let s = path.state.cur().regs[rn + 1];
+                match s.kind {
+                    Kind::Scalar => Ok(Some(s.var.umax)),
+                    _ => err(
+                        pc,
+                        format!("R{} must be a size (scalar) for bpf_{}", rn + 1, p.name),
+                    ),
+                }
+            };
+            match arg {
+                Arg::Anything => {}
+                Arg::Map => match r.kind {
+                    Kind::MapPtr { map: m } => map = Some(m),
+                    _ => {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=map_ptr (argument of bpf_{})",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                },
+                Arg::MapKey | Arg::MapValue | Arg::UninitMapValue => {
+                    let m = self.map(map.unwrap_or(0), pc)?.clone();
+                    let n = if *arg == Arg::MapKey {
+                        m.key_size
+                    } else {
+                        m.value_size
+                    } as i64;
+                    let write = *arg == Arg::UninitMapValue;
+                    self.check_mem_arg(path, pc, rn, &r, n, write, &format!("bpf_{}", p.name))?;
+                    if !(self.opts.privileged && self.opts.allow_ptr_leaks)
+                        && let Some(leak) = self.spilled_pointer_in(path, &r, n)
+                    {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} leaks addr into map {}: {leak}, and map contents are visible to user space{}",
+                                map.unwrap_or(0),
+                                if self.opts.privileged {
+                                    " (allow with --allow-ptr-leaks)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                    // A constant index past the end of an array: the update
+                    // can never succeed (the kernel only fails it at run time).
+                    if *arg == Arg::MapKey
+                        && id as u32 == helper::MAP_UPDATE_ELEM
+                        && matches!(m.map_type, map_type::ARRAY | map_type::PERCPU_ARRAY)
+                        && let Some(k) = self.stack_const(path, &r, m.key_size)
+                        && k >= m.max_entries as u64
+                    {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} key {} is out of range for array map {} ({} entries): bpf_map_update_elem always fails",
+                                k as u32 as i32,
+                                map.unwrap_or(0),
+                                m.max_entries
+                            ),
+                        );
+                    }
+                }
+                Arg::FixedMem { size, write } => {
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        *size as i64,
+                        *write,
+                        &format!("bpf_{}", p.name),
+                    )?;
+                }
+                Arg::CtxOrNull if r.kind == Kind::Scalar && r.var.konst() == Some(0) => {}
+                Arg::StackOrNull => {
+                    let null = r.kind == Kind::Scalar && r.var.konst() == Some(0);
+                    if !null && !matches!(r.kind, Kind::Stack { .. }) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=fp (argument of bpf_{}: a pointer to the stack, or NULL)",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+                Arg::MemRw => {
+                    let n = size_of_next()?.unwrap_or(0);
+                    if n > 1 << 29 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{} unbounded size for bpf_{}: bound it first",
+                                rn + 1,
+                                p.name
+                            ),
+                        );
+                    }
+                    let what = format!("bpf_{}", p.name);
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, false, &what)?;
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, true, &what)?;
+                }
+                Arg::Mem | Arg::UninitMem | Arg::MemOrNull => {
+                    let n = size_of_next()?.unwrap_or(0);
+                    if *arg == Arg::MemOrNull && r.kind == Kind::Scalar && r.var.konst() == Some(0)
+                    {
+                        continue;
+                    }
+                    if n > 1 << 29 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{} unbounded size for bpf_{}: bound it first",
+                                rn + 1,
+                                p.name
+                            ),
+                        );
+                    }
+                    self.check_mem_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        n as i64,
+                        *arg == Arg::UninitMem,
+                        &format!("bpf_{}", p.name),
+                    )?;
+                }
+                Arg::Size | Arg::SizeOrZero => {
+                    if r.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!("R{rn} must be a scalar size for bpf_{}", p.name),
+                        );
+                    }
+                    if *arg == Arg::Size && r.var.umin == 0 && r.var.umax == 0 {
+                        return err(
+                            pc,
+                            format!("R{rn} invalid zero-sized read for bpf_{}", p.name),
+                        );
+                    }
+                }
+                Arg::Ctx | Arg::CtxOrNull => {
+                    if r.kind == Kind::Ctx && (r.off != 0 || r.var.konst() != Some(0)) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} must point to the start of the context, not ctx{:+} (argument of bpf_{}): pass the context pointer unmodified",
+                                r.off, p.name
+                            ),
+                        );
+                    }
+                    if r.kind != Kind::Ctx || r.off != 0 {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=ctx (argument of bpf_{})",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                }
+                Arg::Func => match r.kind {
+                    Kind::Func { pc: f } => callback = Some(f),
+                    _ => {
+                        return err(
+                            pc,
+                            format!("R{rn} must be a function (callback) for bpf_{}", p.name),
+                        );
+                    }
+                },
+                Arg::SpinLock => {
+                    self.check_spin_lock_arg(rn, pc, &r)?;
+                    lock_arg = Some(r);
+                }
+                Arg::RingbufMem => {
+                    release = Some(self.check_release_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        RefKind::RingbufRecord,
+                        p.name,
+                    )?);
+                }
+                Arg::ReleaseSock => {
+                    release =
+                        Some(self.check_release_arg(path, pc, rn, &r, RefKind::Socket, p.name)?);
+                }
+                Arg::SockCommon => {
+                    if !matches!(r.kind, Kind::Sock(_)) {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=sock_common, sock, tcp_sock (argument of bpf_{}){}",
+                                r.kind.name(),
+                                p.name,
+                                if r.kind.is_or_null() {
+                                    ": compare it with 0 first"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                    sock_arg = Some(r);
+                }
+                Arg::ConstStr => {
+                    if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
+                        return err(pc, format!("R{rn} must point to a constant string"));
+                    }
+                }
+            }
+        }
+        // Specific map-type rules.
+        if let Some(m) = map {
+            let info = self.map(m, pc)?;
+            let mt = info.map_type;
+            let ok = map_fits_helper(mt, id as u32);
+            if !ok {
+                return err(
+                    pc,
+                    format!("cannot pass map_type {mt} into func bpf_{}#{id}", p.name),
+                );
+            }
+        }
+        let ret = match p.ret {
+            Ret::Integer => Reg::unknown(),
+            // A void helper leaves R0 unreadable (bpf_tail_call's caller
+            // must not read it).
+            Ret::Void => Reg::NOT_INIT,
+            Ret::MapValueOrNull => {
+                let m = map.unwrap_or(0);
+                let inner_is_map = self.opts.maps.get(m as usize).is_some_and(|i| {
+                    matches!(i.map_type, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS)
+                });
+                let id = path.state.fresh_id();
+                let mut r = Reg::ptr(if inner_is_map {
+                    Kind::MapPtrOrNull {
+                        map: self.opts.maps[m as usize].inner.unwrap_or(m),
+                    }
+                } else {
+                    Kind::MapValueOrNull { map: m }
+                });
+                r.id = id;
+                r
+            }
+            Ret::SockOrNull { kind, acquires } => {
+                let mut r = Reg::ptr(Kind::SockOrNull(kind));
+                r.id = path.state.fresh_id();
+                if acquires {
+                    r.ref_obj_id = r.id;
+                    let callback_frame = path.state.callback_frame();
+                    path.state.refs.push(RefState {
+                        id: r.id,
+                        kind: RefKind::Socket,
+                        pc: pc as u32,
+                        callback_frame,
+                    });
+                } else if let Some(s) = sock_arg {
+                    // A view of the argument: released with it.
+                    r.ref_obj_id = s.ref_obj_id;
+                }
+                r
+            }
+            Ret::MemOrNullSizeArg(a) => {
+                let s = regs[a];
+                match s.var.konst() {
+                    Some(n) if s.kind == Kind::Scalar && n > 0 && n < 1 << 29 => {
+                        let mut r = Reg::ptr(Kind::MemOrNull { size: n as u32 });
+                        r.id = path.state.fresh_id();
+                        // The record is a reference: it must be submitted or
+                        // discarded on every path (a NULL result holds nothing).
+                        r.ref_obj_id = r.id;
+                        let callback_frame = path.state.callback_frame();
+                        path.state.refs.push(RefState {
+                            id: r.id,
+                            kind: RefKind::RingbufRecord,
+                            pc: pc as u32,
+                            callback_frame,
+                        });
+                        r
+                    }
+                    _ => {
+                        return err(
+                            pc,
+                            format!("R{} must be a constant size for bpf_{}", a + 1, p.name),
+                        );
+                    }
+                }
+            }
+        };
+        if id == TAIL_CALL {
+            // A successful tail call never returns: nothing held may be left.
+            self.check_leaks(path, pc, "tail_call", None)?;
+        }
+        if let Some(id) = release {
+            path.state.release(id, pc, self.opts.privileged);
+        }
+        if let Some(r) = lock_arg {
+            self.lock_or_unlock(path, pc, id, &r)?;
+        }
+        // A tail call from a subprogram that succeeds returns to the
+        // subprogram's caller from another program, which may have changed
+        // the packet (from the main program it never returns).
+        if p.changes_packet || (id == TAIL_CALL && path.state.frames.len() > 1) {
+            invalidate_packet(&mut path.state, pc, self.opts.privileged);
+        }
+        {
+            let f = path.state.cur_mut();
+            for r in 1..=5 {
+                f.regs[r] = Reg::NOT_INIT;
+            }
+            f.regs[0] = ret;
+        }
+        // Callbacks run zero or more times: explore the body as a call from
+        // here, returning to the instruction after the helper call.
+        if let Some(cb) = callback {
+            let mut other = Path {
+                pc,
+                state: path.state.clone(),
+                last: path.last,
+                trail: path.trail.clone(),
+            };
+            let args = match id as u32 {
+                helper::LOOP => [
+                    Reg::scalar(Scalar::urange(0, u32::MAX as u64)),
+                    regs[2],
+                    Reg::NOT_INIT,
+                    Reg::NOT_INIT,
+                    Reg::NOT_INIT,
+                ],
+                _ => {
+                    let m = map.unwrap_or(0);
+                    let info = self.map(m, pc)?.clone();
+                    let mut key = Reg::ptr(Kind::Mem {
+                        size: info.key_size,
+                        writable: false,
+                    });
+                    key.off = 0;
+                    [
+                        Reg::ptr(Kind::MapPtr { map: m }),
+                        key,
+                        Reg::ptr(Kind::MapValue { map: m }),
+                        regs[2],
+                        Reg::NOT_INIT,
+                    ]
+                }
+            };
+            self.push_frame(&mut other, pc, cb as usize, pc, true, Some(args))?;
+            let caller = other.state.frames[..other.state.frames.len() - 1].to_vec();
+            other.state.cur_mut().site = Some(std::rc::Rc::new(CallbackSite {
+                callsite: pc,
+                target: cb as usize,
+                args,
+                caller,
+            }));
+            path.pc = pc + 1;
+            return Ok(Step::Next(vec![other]));
+        }
+        path.pc = pc + 1;
+        Ok(Step::Next(vec![]))
+    }
+
+    /// A pointer argument to `n` bytes, readable (and initialized) or writable.
+    /// Where a pointer spilled in the `n` stack bytes at `r` lives, as
+    /// "fp-8 holds a ctx pointer".
+    pub(super) fn spilled_pointer_in(&self, path: &Path, r: &Reg, n: i64) -> Option<String> {
+        let Kind::Stack { frame } = r.kind else {
+            return None;
+        };
+        let a = r.off + r.var.smin.max(-STACK) + STACK;
+        let b = r.off + r.var.smax.min(0) + STACK + n;
+        let st = &path.state.frames.get(frame as usize)?.stack;
+        st.spills.iter().find_map(|(k, v)| {
+            let k = *k as i64;
+            (k < b && k + 8 > a && v.kind.is_pointer())
+                .then(|| format!("stack fp{} holds a {} pointer", k - STACK, v.kind.name()))
+        })
+    }
+
+    /// The constant stored at the stack address in `r` with a store of
+    /// exactly `size` bytes, if the verifier knows it.
+    pub(super) fn stack_const(&self, path: &Path, r: &Reg, size: u32) -> Option<u64> {
+        let Kind::Stack { frame } = r.kind else {
+            return None;
+        };
+        let a = usize::try_from(r.off + r.var.konst()? as i64 + STACK).ok()?;
+        let st = &path.state.frames.get(frame as usize)?.stack;
+        match st.consts.get(&a) {
+            Some(&(n, v)) if n as u32 == size => Some(v),
+            _ => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_mem_arg(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        rn: usize,
+        r: &Reg,
+        n: i64,
+        write: bool,
+        helper: &str,
+    ) -> VResult<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        match r.kind {
+            Kind::Stack { .. } => {
+                // Writable memory need not be initialized; mark it written.
+                if write {
+                    for i in 0..n {
+                        self.mem_access(path, pc, rn, r, i, 1, Some(Reg::unknown()))
+                            .map_err(|(pc, m)| {
+                                (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))
+                            })?;
+                    }
+                } else {
+                    for i in 0..n {
+                        self.mem_access(path, pc, rn, r, i, 1, None)
+                            .map_err(|(pc, m)| {
+                                (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))
+                            })?;
+                    }
+                }
+                Ok(())
+            }
+            Kind::MapValue { .. } | Kind::Packet | Kind::PacketMeta | Kind::Mem { .. } => self
+                .mem_access(
+                    path,
+                    pc,
+                    rn,
+                    r,
+                    0,
+                    n,
+                    if write { Some(Reg::unknown()) } else { None },
+                )
+                .map(|_| ())
+                .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of {helper}, {n} bytes)"))),
+            Kind::Scalar if r.var.konst() == Some(0) => err(
+                pc,
+                format!("R{rn} type=scalar: {helper} needs a pointer here, not NULL"),
+            ),
+            k => err(
+                pc,
+                format!(
+                    "R{rn} type={} expected=pointer to memory (argument of {helper})",
+                    k.name()
+                ),
+            ),
+        }
+    }
+}
+
+impl Verifier<'_> {
+    /// A pointer given to a releasing helper: it must carry a reference of
+    /// `kind` that this path still holds, unmodified. Returns the id.
+    pub(super) fn check_release_arg(
+        &mut self,
+        path: &Path,
+        pc: usize,
+        rn: usize,
+        r: &Reg,
+        kind: RefKind,
+        helper: &str,
+    ) -> VResult<u32> {
+        let (expected, right_kind) = match kind {
+            RefKind::RingbufRecord => ("ringbuf_mem", matches!(r.kind, Kind::Mem { .. })),
+            RefKind::Socket => (
+                "sock_common, sock, tcp_sock",
+                matches!(r.kind, Kind::Sock(_)),
+            ),
+        };
+        let held = path
+            .state
+            .refs
+            .iter()
+            .find(|x| r.ref_obj_id != 0 && x.id == r.ref_obj_id)
+            .copied();
+        let Some(held) = held.filter(|h| h.kind == kind && right_kind) else {
+            let why = match r.gone {
+                Gone::No if r.kind.is_or_null() => {
+                    " (it may be NULL: compare it with 0 first)".to_string()
+                }
+                Gone::No => {
+                    format!(" (bpf_{helper} takes only a pointer returned by the acquiring helper)")
+                }
+                g => g.explain(),
+            };
+            if let Gone::Released { at, acquired } = r.gone {
+                self.related = vec![
+                    (acquired as usize, "the reference was acquired".into()),
+                    (at as usize, "it was released".into()),
+                ];
+            }
+            return err(
+                pc,
+                format!("R{rn} type={} expected={expected}{why}", r.kind.name()),
+            );
+        };
+        if r.off != 0 || r.var.konst() != Some(0) {
+            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            return err(
+                pc,
+                format!(
+                    "R{rn} must have zero offset when passed to release func: bpf_{helper} needs the pointer the acquiring helper returned, not {}",
+                    r
+                ),
+            );
+        }
+        if let Some(k) = path.state.callback_frame()
+            && held.callback_frame != Some(k)
+        {
+            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            return err(
+                pc,
+                format!(
+                    "R{rn} releases a reference acquired outside this callback (at insn {}): a callback may run any number of times, so it may release only what it acquired itself",
+                    held.pc
+                ),
+            );
+        }
+        Ok(held.id)
+    }
+
+    /// `bpf_spin_lock` / `bpf_spin_unlock`'s argument, as the kernel's
+    /// `process_spin_lock` checks it: the map value's own lock, at a
+    /// constant offset, in a map with BTF.
+    pub(super) fn check_spin_lock_arg(&self, rn: usize, pc: usize, r: &Reg) -> VResult<()> {
+        let Kind::MapValue { map } = r.kind else {
+            return err(
+                pc,
+                format!(
+                    "R{rn} type={} expected=map_value: bpf_spin_lock needs a pointer to the lock in a map value",
+                    r.kind.name()
+                ),
+            );
+        };
+        let Some(c) = r.var.konst() else {
+            return err(
+                pc,
+                format!(
+                    "R{rn} doesn't have constant offset. bpf_spin_lock has to be at the constant offset"
+                ),
+            );
+        };
+        let m = self.map(map, pc)?;
+        if !m.has_btf {
+            return err(
+                pc,
+                format!(
+                    "map '{}' has to have BTF in order to use bpf_spin_lock (declare it with __type(value, ...))",
+                    m.name
+                ),
+            );
+        }
+        let Some(at) = m.spin_lock else {
+            return err(
+                pc,
+                format!(
+                    "map '{}' has no valid spin_lock: its value type holds no struct bpf_spin_lock",
+                    m.name
+                ),
+            );
+        };
+        let off = r.off + c as i64;
+        if off != at as i64 {
+            return err(
+                pc,
+                format!("off {off} doesn't point to 'struct bpf_spin_lock' that is at {at}"),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn lock_or_unlock(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        id: i32,
+        r: &Reg,
+    ) -> VResult<()> {
+        let Kind::MapValue { map } = r.kind else {
+            return Ok(());
+        };
+        if id == SPIN_LOCK {
+            if let Some(l) = path.state.lock {
+                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                return err(pc, "Locking two bpf_spin_locks are not allowed");
+            }
+            path.state.lock = Some(LockState {
+                map,
+                id: r.id,
+                pc: pc as u32,
+            });
+            return Ok(());
+        }
+        match path.state.lock {
+            None => err(
+                pc,
+                "bpf_spin_unlock without taking a lock: no bpf_spin_lock is held on this path",
+            ),
+            Some(l) if l.map != map || l.id != r.id => {
+                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                err(
+                    pc,
+                    format!(
+                        "bpf_spin_unlock of different lock: the lock held was taken at insn {} through another map value",
+                        l.pc
+                    ),
+                )
+            }
+            Some(_) => {
+                path.state.lock = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every packet pointer (and length measured against the packet) becomes
+/// invalid: the helper at `pc` may have moved or resized the packet.
+pub(super) fn invalidate_packet(st: &mut State, pc: usize, privileged: bool) {
+    let gone = Gone::PacketChanged { at: pc as u32 };
+    st.for_each_reg(|r| {
+        if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
+            *r = Reg::invalid(privileged, gone);
+        }
+        r.plen = None;
+    });
+}
+
+/// Whether code reachable from `entry` (its function and every function it
+/// calls) may change packet data: a packet-changing helper or a tail call.
+pub(super) fn may_change_packet(decoded: &[Option<Instruction>], n: usize, entry: usize) -> bool {
+    let mut seen = vec![false; n];
+    let mut work = vec![entry];
+    while let Some(pc) = work.pop() {
+        if pc >= n || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        let rel = |o: i64| (pc as i64 + 1 + o) as usize;
+        match insn {
+            Instruction::Exit => {}
+            Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
+                if id == TAIL_CALL
+                    || u32::try_from(id)
+                        .ok()
+                        .and_then(oxbpf_abi::helpers::proto)
+                        .is_some_and(|p| p.changes_pkt_data)
+                {
+                    return true;
+                }
+                work.push(next);
+            }
+            Instruction::Ja { offset, .. } => work.push(rel(offset as i64)),
+            Instruction::Jmp { offset, .. } => {
+                work.push(next);
+                work.push(rel(offset as i64));
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(r)) => {
+                work.push(next);
+                work.push(rel(r as i64));
+            }
+            Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(r),
+                ..
+            } => {
+                work.push(next);
+                work.push(rel(r as i64));
+            }
+            _ => work.push(next),
+        }
+    }
+    false
+}
+
+pub(super) const TAIL_CALL: i32 = helper::TAIL_CALL as i32;
+pub(super) const SPIN_LOCK: i32 = helper::SPIN_LOCK as i32;
+pub(super) const SPIN_UNLOCK: i32 = helper::SPIN_UNLOCK as i32;
+
+/// Whether helper `id` accepts a map of type `mt` (the kernel's
+/// `check_map_func_compatibility`, for the helpers oxbpf knows).
+pub(super) fn map_fits_helper(mt: u32, id: u32) -> bool {
+    use helper as h;
+    use map_type as m;
+    match id {
+        h::MAP_LOOKUP_ELEM | h::MAP_UPDATE_ELEM | h::MAP_DELETE_ELEM => !matches!(
+            mt,
+            m::QUEUE
+                | m::STACK
+                | m::RINGBUF
+                | m::BLOOM_FILTER
+                | m::PERF_EVENT_ARRAY
+                | m::PROG_ARRAY
+        ),
+        h::MAP_PUSH_ELEM | h::MAP_POP_ELEM | h::MAP_PEEK_ELEM => {
+            matches!(mt, m::QUEUE | m::STACK | m::BLOOM_FILTER)
+        }
+        h::RINGBUF_OUTPUT | h::RINGBUF_RESERVE | h::RINGBUF_QUERY => mt == m::RINGBUF,
+        h::TAIL_CALL => mt == m::PROG_ARRAY,
+        h::PERF_EVENT_OUTPUT => mt == m::PERF_EVENT_ARRAY,
+        h::REDIRECT_MAP => matches!(mt, m::DEVMAP | m::CPUMAP | m::XSKMAP | m::DEVMAP_HASH),
+        h::SK_REDIRECT_MAP | h::SOCK_MAP_UPDATE | h::MSG_REDIRECT_MAP => mt == m::SOCKMAP,
+        h::SOCK_HASH_UPDATE | h::MSG_REDIRECT_HASH | h::SK_REDIRECT_HASH => mt == m::SOCKHASH,
+        _ => true,
+    }
+}

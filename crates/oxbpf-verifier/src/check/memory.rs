@@ -1,0 +1,419 @@
+//! Loads, stores and atomics: the stack byte by byte with spills, map
+//! values (and their spin locks), packets against their checked range,
+//! memory of known size, sockets, and the context's fields.
+
+use super::*;
+
+impl Verifier<'_> {
+    /// Checks a memory access through `base` (register `rn`) at `off` of
+    /// `size` bytes; stores `value` when given, else returns what is read.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn mem_access(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        rn: usize,
+        base: &Reg,
+        off: i64,
+        size: i64,
+        value: Option<Reg>,
+    ) -> VResult<Reg> {
+        let write = value.is_some();
+        if let Some(v) = value
+            && v.kind.is_pointer()
+            && !(self.opts.privileged && self.opts.allow_ptr_leaks)
+            && !matches!(base.kind, Kind::Stack { .. })
+        {
+            return err(
+                pc,
+                format!(
+                    "R{rn} leaks addr into {}: a {} stored there is visible to user space{}",
+                    base.kind.name(),
+                    v.kind.name(),
+                    if self.opts.privileged {
+                        " (allow with --allow-ptr-leaks)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        let lo = base.off + off + base.var.smin.max(-(1 << 40));
+        let hi = base.off + off + (base.var.umax.min(1 << 40) as i64) + size;
+        match base.kind {
+            Kind::NotInit => err(pc, format!("R{rn} !read_ok")),
+            Kind::Scalar => {
+                if let Gone::Released { at, acquired } = base.gone {
+                    self.related = vec![
+                        (acquired as usize, "the reference was acquired".into()),
+                        (at as usize, "it was released".into()),
+                    ];
+                }
+                err(
+                    pc,
+                    format!(
+                        "R{rn} invalid mem access 'scalar'{}",
+                        if base.gone != Gone::No {
+                            base.gone.explain()
+                        } else if base.var.konst() == Some(0) {
+                            " (a null pointer)".to_string()
+                        } else {
+                            String::new()
+                        }
+                    ),
+                )
+            }
+            k if k.is_or_null() => err(
+                pc,
+                format!(
+                    "R{rn} invalid mem access '{}': it may be NULL; compare it with 0 before use",
+                    k.name()
+                ),
+            ),
+            Kind::MapPtr { .. } | Kind::Func { .. } | Kind::PacketEnd => err(
+                pc,
+                format!("R{rn} invalid mem access '{}'", base.kind.name()),
+            ),
+            Kind::Ctx => self.ctx_access(path, pc, rn, base, off, size, value),
+            Kind::Stack { frame } => {
+                let var_write = base.var.konst().is_none() && write;
+                if lo < -STACK || hi > 0 {
+                    return err(
+                        pc,
+                        format!(
+                            "invalid {} stack R{rn} off={} size={size} (the stack is fp-512 .. fp-1)",
+                            if write { "write to" } else { "read from" },
+                            base.off + off
+                        ),
+                    );
+                }
+                let fi = frame as usize;
+                if fi >= path.state.frames.len() {
+                    return err(
+                        pc,
+                        format!("R{rn} points to a stack frame that has returned"),
+                    );
+                }
+                {
+                    let f = &mut path.state.frames[fi];
+                    f.depth = f.depth.max(-lo);
+                }
+                let total: i64 = path
+                    .state
+                    .frames
+                    .iter()
+                    .map(|f| (f.depth + 7) / 8 * 8)
+                    .sum();
+                if total > STACK {
+                    return err(
+                        pc,
+                        format!(
+                            "combined stack size of {} calls is {total}, too large (max 512)",
+                            path.state.frames.len()
+                        ),
+                    );
+                }
+                let stack = &mut path.state.frames[fi].stack;
+                let (a, b) = ((lo + STACK) as usize, (hi + STACK) as usize);
+                if var_write || value.is_some() {
+                    let stale: Vec<usize> = stack
+                        .consts
+                        .range(a.saturating_sub(8)..b)
+                        .filter(|(k, (n, _))| **k < b && **k + *n as usize > a)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in stale {
+                        stack.consts.remove(&k);
+                    }
+                    if !var_write
+                        && let Some(v) = value
+                        && v.kind == Kind::Scalar
+                        && let Some(c) = v.var.konst()
+                    {
+                        let c = if size < 8 {
+                            c & ((1u64 << (8 * size)) - 1)
+                        } else {
+                            c
+                        };
+                        stack.consts.insert(a, (size as u8, c));
+                    }
+                }
+                if var_write {
+                    // Some bytes of [a, b) are written, which ones is unknown:
+                    // spills there end; written bytes become unknown data (a
+                    // privileged program may read the rest anyway).
+                    let keys: Vec<usize> = stack
+                        .spills
+                        .range(a.saturating_sub(7)..b)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in keys {
+                        stack.spills.remove(&k);
+                    }
+                    if self.opts.privileged {
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = byte::MISC;
+                        }
+                    }
+                    return Ok(Reg::NOT_INIT);
+                }
+                if let Some(v) = value {
+                    // Any store over a spill slot ends that spill, unless it
+                    // is an aligned full 8-byte store of a register.
+                    let slot = a / 8 * 8;
+                    let keys: Vec<usize> = stack
+                        .spills
+                        .range(slot.saturating_sub(7)..b)
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in keys {
+                        if k < b && k + 8 > a {
+                            stack.spills.remove(&k);
+                        }
+                    }
+                    if size == 8
+                        && a % 8 == 0
+                        && (v.kind.is_pointer()
+                            || v.var.konst().is_none()
+                            || v.var.konst() != Some(0))
+                    {
+                        stack.spills.insert(a, v);
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = byte::MISC;
+                        }
+                    } else {
+                        let z = v.kind == Kind::Scalar && v.var.konst() == Some(0);
+                        for byte in &mut stack.bytes[a..b] {
+                            *byte = if z { byte::ZERO } else { byte::MISC };
+                        }
+                        if size == 8 && a % 8 == 0 && z {
+                            stack.spills.insert(a, v);
+                        }
+                    }
+                    Ok(Reg::NOT_INIT)
+                } else {
+                    let uninit = (a..b).find(|&i| stack.bytes[i] == byte::UNINIT);
+                    // Privileged programs may read uninitialized stack (the
+                    // kernel's allow_uninit_stack); the value is unknown.
+                    if uninit.is_some() && self.opts.privileged {
+                        return Ok(small_unknown(size));
+                    }
+                    if let Some(u) = uninit {
+                        return err(
+                            pc,
+                            format!(
+                                "invalid read from stack R{rn} off={} size={size}: byte fp{} is not initialized",
+                                base.off + off,
+                                u as i64 - STACK
+                            ),
+                        );
+                    }
+                    if let Some(sp) = stack.spills.get(&a)
+                        && size == 8
+                        && base.var.konst().is_some()
+                    {
+                        return Ok(*sp);
+                    }
+                    // Part of a spilled pointer read as bytes.
+                    let partial_ptr = stack
+                        .spills
+                        .iter()
+                        .any(|(k, r)| *k < b && k + 8 > a && r.kind.is_pointer());
+                    if partial_ptr && !self.opts.privileged {
+                        return err(pc, format!("R{rn} partial read of a spilled pointer"));
+                    }
+                    if (a..b).all(|i| stack.bytes[i] == byte::ZERO) {
+                        return Ok(Reg::konst(0));
+                    }
+                    Ok(small_unknown(size))
+                }
+            }
+            Kind::MapValue { map } => {
+                let m = self.map(map, pc)?;
+                if lo < 0 || hi > m.value_size as i64 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} {} the value of map {map} (size {}): access at [{lo}, {hi}) is outside [0, {})",
+                            if write {
+                                "writes outside"
+                            } else {
+                                "reads outside"
+                            },
+                            m.value_size,
+                            m.value_size
+                        ),
+                    );
+                }
+                if write && m.read_only {
+                    return err(pc, format!("R{rn} write into a read-only map (map {map})"));
+                }
+                if let Some(at) = m.spin_lock
+                    && lo < at as i64 + 4
+                    && (at as i64) < hi
+                {
+                    return err(
+                        pc,
+                        format!(
+                            "bpf_spin_lock cannot be accessed directly by load/store: [{lo}, {hi}) of map {map}'s value overlaps the lock at {at}..{}",
+                            at + 4
+                        ),
+                    );
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Mem {
+                size: msize,
+                writable,
+            } => {
+                if lo < 0 || hi > msize as i64 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} invalid access to memory of size {msize}: [{lo}, {hi}) is outside it"
+                        ),
+                    );
+                }
+                if write && !writable {
+                    return err(pc, format!("R{rn} write into read-only memory"));
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Sock(k) => {
+                if write {
+                    return err(pc, format!("R{rn} cannot write into {}", base.kind.name()));
+                }
+                let o = base.off + off;
+                if !crate::protos::sock_field_ok(k, o, size) {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} invalid {} access off={o} size={size}",
+                            base.kind.name()
+                        ),
+                    );
+                }
+                Ok(small_unknown(size))
+            }
+            Kind::Packet | Kind::PacketMeta => {
+                if base.var.smin < 0 {
+                    return err(pc, format!("R{rn} packet pointer with a negative offset"));
+                }
+                let o = base.off + off;
+                if o < 0 || o + size > base.range {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} offset is outside of the packet: access at {o}..{} but only {} bytes are checked against data_end",
+                            o + size,
+                            base.range
+                        ),
+                    );
+                }
+                if write
+                    && !matches!(
+                        self.opts.prog_type,
+                        ProgramType::Xdp
+                            | ProgramType::SchedCls
+                            | ProgramType::SchedAct
+                            | ProgramType::LwtXmit
+                            | ProgramType::SkSkb
+                    )
+                {
+                    return err(pc, "cannot write into packet for this program type");
+                }
+                Ok(small_unknown(size))
+            }
+            _ => err(
+                pc,
+                format!("R{rn} invalid mem access '{}'", base.kind.name()),
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ctx_access(
+        &mut self,
+        _path: &mut Path,
+        pc: usize,
+        rn: usize,
+        base: &Reg,
+        off: i64,
+        size: i64,
+        value: Option<Reg>,
+    ) -> VResult<Reg> {
+        if base.off != 0 || base.var.konst() != Some(0) {
+            return err(
+                pc,
+                format!(
+                    "dereference of modified ctx ptr R{rn} off={} disallowed",
+                    base.off
+                ),
+            );
+        }
+        let t = self.opts.prog_type;
+        if t == ProgramType::Unspec {
+            if off < 0 || off + size > ctx_size(t) as i64 {
+                return err(
+                    pc,
+                    format!("invalid bpf_context access off={off} size={size}"),
+                );
+            }
+            return Ok(small_unknown(size));
+        }
+        let field_off = if size < 4 { off & !3 } else { off };
+        let bad = || {
+            (
+                pc,
+                format!(
+                    "invalid bpf_context access off={off} size={size} for a {} program",
+                    t.name()
+                ),
+            )
+        };
+        let field = ctx_field(t, field_off).ok_or_else(bad)?;
+        match field {
+            Field::Packet | Field::PacketEnd | Field::PacketMeta => {
+                if size != 4 || value.is_some() {
+                    return Err(bad());
+                }
+                Ok(Reg::ptr(match field {
+                    Field::Packet => Kind::Packet,
+                    Field::PacketEnd => Kind::PacketEnd,
+                    _ => Kind::PacketMeta,
+                }))
+            }
+            Field::Scalar {
+                size: fsize,
+                narrow,
+                writable,
+            } => {
+                let ok = size as u32 == fsize || (narrow && (size as u32) < fsize);
+                if !ok || off + size > field_off + fsize as i64 {
+                    return Err(bad());
+                }
+                if let Some(v) = value {
+                    if !writable {
+                        return err(
+                            pc,
+                            format!("invalid bpf_context write off={off}: the field is read-only"),
+                        );
+                    }
+                    if v.kind.is_pointer() {
+                        return err(pc, format!("R{rn} leaks addr into ctx"));
+                    }
+                }
+                Ok(small_unknown(size))
+            }
+        }
+    }
+}
+
+/// An unknown value of `size` bytes (zero-extended).
+pub(super) fn small_unknown(size: i64) -> Reg {
+    if size >= 8 {
+        Reg::unknown()
+    } else {
+        Reg::scalar(Scalar::urange(0, (1u64 << (size * 8)) - 1))
+    }
+}

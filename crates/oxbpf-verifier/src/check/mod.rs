@@ -1,0 +1,995 @@
+//! The verifier proper: a depth-first walk over every path, with states
+//! pruned against states already proven safe at the same instruction.
+
+use std::collections::HashMap;
+
+use oxbpf_abi::{helper, map_type};
+use oxbpf_isa::{Instruction, RawInsn, decode_at};
+use oxbpf_obj::ProgramType;
+
+use crate::protos::{Arg, Field, Ret, ctx_field, ctx_size};
+use crate::scalar::Scalar;
+use crate::state::{
+    CallbackSite, Frame, Gone, Kind, LockState, RefKind, RefState, Reg, State, byte, covers,
+    widen_frames,
+};
+use crate::{MapInfo, Options, Rejection, Report};
+
+const STACK: i64 = 512;
+
+/// A stored state at an instruction, with the number of live paths that
+/// still pass through it: it may prune other paths only once complete.
+struct Checkpoint {
+    state: State,
+    live: u32,
+    /// Hash of the state as the code ahead sees it (live registers only),
+    /// so the infinite-loop check compares full states only when it may match.
+    hash: u64,
+    parent: Option<usize>,
+    /// Times this (complete) state pruned a path, and times it did not.
+    hits: u32,
+    misses: u32,
+}
+
+/// Hash of what matters in `st` at an instruction with live registers `live`.
+fn state_hash(st: &State, live: u16) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let top = st.frames.len() - 1;
+    for (fi, f) in st.frames.iter().enumerate() {
+        for (ri, r) in f.regs.iter().enumerate() {
+            if fi == top && live & (1 << ri) == 0 {
+                continue;
+            }
+            r.kind.hash(&mut h);
+            r.off.hash(&mut h);
+            r.var.hash(&mut h);
+            r.range.hash(&mut h);
+        }
+        h.write(&f.stack.bytes);
+        f.stack.spills.len().hash(&mut h);
+        f.ret_pc.hash(&mut h);
+    }
+    h.finish()
+}
+
+struct Path {
+    pc: usize,
+    state: State,
+    /// The last checkpoint this path passed through; checkpoints form a
+    /// tree by their `parent`, and a checkpoint's `live` counts the live
+    /// paths and incomplete children below it.
+    last: Option<usize>,
+    /// Branch decisions, for diagnostics.
+    trail: Vec<(usize, bool)>,
+}
+
+struct Verifier<'a> {
+    insns: &'a [RawInsn],
+    opts: &'a Options,
+    checkpoints: Vec<Checkpoint>,
+    at: HashMap<usize, Vec<usize>>,
+    prune_points: Vec<bool>,
+    /// Registers live on entry to each instruction (bit i = ri).
+    live: Vec<u16>,
+    processed: u64,
+    log: Vec<String>,
+    /// Instructions a rejection is also about (set just before returning
+    /// the error that names them).
+    related: Vec<(usize, String)>,
+    /// Entry instructions of callbacks (`lddw rX, func` targets): a path
+    /// that comes back there inside a callback frame, covered by a state
+    /// still being explored, has converged (the helper calls the callback
+    /// a bounded number of times).
+    callback_entry: Vec<bool>,
+    /// Per global function: whether it (or anything it calls) may change
+    /// packet data, which invalidates the caller's packet pointers.
+    global_changes_pkt: Vec<bool>,
+}
+
+type VResult<T> = Result<T, (usize, String)>;
+
+fn err<T>(pc: usize, msg: impl Into<String>) -> VResult<T> {
+    Err((pc, msg.into()))
+}
+
+/// Verifies a program (linked instructions, map references as
+/// `BPF_PSEUDO_MAP_IDX(_VALUE)` or fds taken as indices).
+pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
+    let mut report = verify_entry(insns, opts)?;
+    if opts.entry.is_none() {
+        for i in 0..opts.global_funcs.len() {
+            let o = Options {
+                entry: Some(i),
+                ..opts.clone()
+            };
+            let r = verify_entry(insns, &o).map_err(|mut e| {
+                e.message = format!(
+                    "in global function {}: {}",
+                    opts.global_funcs[i].name, e.message
+                );
+                e.insns_processed += report.insns_processed;
+                e
+            })?;
+            report.insns_processed += r.insns_processed;
+            report.states += r.states;
+            report.log.extend(r.log);
+        }
+    }
+    Ok(report)
+}
+
+fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
+    let mut v = Verifier {
+        insns,
+        opts,
+        checkpoints: Vec::new(),
+        at: HashMap::new(),
+        prune_points: vec![false; insns.len() + 1],
+        live: Vec::new(),
+        processed: 0,
+        log: Vec::new(),
+        related: Vec::new(),
+        callback_entry: vec![false; insns.len() + 1],
+        global_changes_pkt: Vec::new(),
+    };
+    match v.run() {
+        Ok(()) => Ok(Report {
+            insns_processed: v.processed,
+            states: v.checkpoints.len() as u64,
+            log: v.log,
+        }),
+        Err((pc, message, regs, trail)) => Err(Box::new(Rejection {
+            pc,
+            insn: decode_at(insns, pc.min(insns.len().saturating_sub(1)))
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+            message,
+            regs,
+            path: trail,
+            insns_processed: v.processed,
+            log: v.log,
+            related: v.related,
+        })),
+    }
+}
+
+type Failure = (usize, String, Vec<(u8, String)>, Vec<(usize, bool)>);
+
+impl<'a> Verifier<'a> {
+    fn run(&mut self) -> Result<(), Failure> {
+        let n = self.insns.len();
+        if n == 0 {
+            return Err((0, "the program is empty".into(), vec![], vec![]));
+        }
+        // Structure: decoding, jump targets, reachable code, last insn.
+        let mut is_start = vec![false; n];
+        let mut i = 0;
+        let mut decoded: Vec<Option<Instruction>> = vec![None; n];
+        while i < n {
+            let insn = decode_at(self.insns, i).map_err(|e| (i, e.to_string(), vec![], vec![]))?;
+            is_start[i] = true;
+            decoded[i] = Some(insn);
+            i += insn.slots();
+        }
+        for (pc, d) in decoded.iter().enumerate() {
+            let Some(insn) = d else { continue };
+            if let Some(rel) = insn.branch_offset() {
+                let t = pc as i64 + 1 + rel;
+                if t < 0 || t >= n as i64 || !is_start[t as usize] {
+                    return Err((
+                        pc,
+                        format!("jump out of range from insn {pc} to {t}"),
+                        vec![],
+                        vec![],
+                    ));
+                }
+                self.prune_points[t as usize] = true;
+                if !matches!(insn, Instruction::Call(_) | Instruction::LoadImm64 { .. }) {
+                    self.prune_points[pc + 1] = true;
+                }
+            }
+        }
+        self.live = liveness(&decoded, n);
+        for (pc, d) in decoded.iter().enumerate() {
+            if let Some(Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(rel),
+                ..
+            }) = d
+            {
+                let t = pc as i64 + 1 + *rel as i64;
+                if t >= 0 && (t as usize) < n {
+                    self.callback_entry[t as usize] = true;
+                }
+            }
+        }
+        self.global_changes_pkt = self
+            .opts
+            .global_funcs
+            .iter()
+            .map(|g| may_change_packet(&decoded, n, g.pc))
+            .collect();
+        // Unreachable instructions are rejected, as the kernel does.
+        let reach = reachable(&decoded, n);
+        if let Some(pc) = (0..n).find(|&p| is_start[p] && !reach[p]) {
+            return Err((pc, format!("unreachable insn {pc}"), vec![], vec![]));
+        }
+        let mut st = State::entry();
+        {
+            let f = st.cur_mut();
+            f.regs[1] = match (self.opts.prog_type, self.opts.raw_mem_len) {
+                (ProgramType::Unspec, Some(len)) => Reg::ptr(Kind::Mem {
+                    size: len as u32,
+                    writable: true,
+                }),
+                _ => Reg::ptr(Kind::Ctx),
+            };
+            if let (ProgramType::Unspec, Some(len)) = (self.opts.prog_type, self.opts.raw_mem_len) {
+                f.regs[2] = Reg::konst(len);
+            }
+        }
+        let mut entry_pc = 0;
+        if let Some(g) = self.opts.entry.and_then(|i| self.opts.global_funcs.get(i)) {
+            entry_pc = g.pc;
+            let mut regs = [Reg::NOT_INIT; 5];
+            for (i, a) in g.args.iter().enumerate().take(5) {
+                regs[i] = match a {
+                    crate::GlobalArg::Scalar => Reg::unknown(),
+                    crate::GlobalArg::Ctx => Reg::ptr(Kind::Ctx),
+                    crate::GlobalArg::Mem { size } => {
+                        let mut r = Reg::ptr(Kind::MemOrNull { size: *size });
+                        r.id = st.fresh_id();
+                        r
+                    }
+                };
+            }
+            st.cur_mut().regs[1..6].copy_from_slice(&regs);
+        }
+        let mut stack = vec![Path {
+            pc: entry_pc,
+            state: st,
+            last: None,
+            trail: Vec::new(),
+        }];
+        while let Some(mut path) = stack.pop() {
+            loop {
+                self.processed += 1;
+                if self.processed > self.opts.max_insns_processed {
+                    return Err(self.fail(
+                        &path,
+                        format!(
+                            "the program is too complex: {} instructions processed (limit {})",
+                            self.processed - 1,
+                            self.opts.max_insns_processed
+                        ),
+                    ));
+                }
+                let pc = path.pc;
+                if pc >= n {
+                    return Err(self.fail(
+                        &path,
+                        "execution falls off the end of the program".to_string(),
+                    ));
+                }
+                if self.prune_points[pc] {
+                    match self.visit(&mut path) {
+                        Visit::Pruned => {
+                            self.end_path(&path);
+                            break;
+                        }
+                        Visit::Loop => {
+                            return Err(self.fail(&path, "infinite loop detected".to_string()));
+                        }
+                        Visit::Continue => {}
+                    }
+                }
+                let before = if self.opts.log {
+                    Some(path.state.cur().regs)
+                } else {
+                    None
+                };
+                let result =
+                    self.step(&mut path, decoded[pc].expect("reachable insns are decoded"));
+                if let Some(before) = before {
+                    // One line per step: the instruction and the registers
+                    // it changed, in the current frame.
+                    let text = decoded[pc].map(|i| i.to_string()).unwrap_or_default();
+                    let mut line = format!("{pc}: {text}");
+                    if let Some(f) = path.state.frames.last() {
+                        for (i, (b, a)) in before.iter().zip(&f.regs).enumerate() {
+                            if b != a && a.kind != Kind::NotInit {
+                                line.push_str(&format!(" ; R{i}={a}"));
+                            }
+                        }
+                    }
+                    if self.log.len() < 100_000 {
+                        self.log.push(line);
+                    }
+                }
+                match result {
+                    Ok(Step::Next(extra)) => {
+                        for p in extra {
+                            if let Some(c) = p.last {
+                                self.checkpoints[c].live += 1;
+                            }
+                            stack.push(p);
+                        }
+                    }
+                    Ok(Step::Done) => {
+                        self.end_path(&path);
+                        break;
+                    }
+                    Err((epc, msg)) => {
+                        path.pc = epc;
+                        return Err(self.fail(&path, msg));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, path: &Path, msg: String) -> Failure {
+        let regs = path
+            .state
+            .frames
+            .last()
+            .map(|f| {
+                f.regs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.kind != Kind::NotInit)
+                    .map(|(i, r)| (i as u8, r.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (path.pc, msg, regs, path.trail.clone())
+    }
+
+    /// A path ended: its checkpoint loses a live path; checkpoints that
+    /// become complete release their parent in turn.
+    fn end_path(&mut self, path: &Path) {
+        let mut at = path.last;
+        while let Some(c) = at {
+            let cp = &mut self.checkpoints[c];
+            cp.live = cp.live.saturating_sub(1);
+            if cp.live > 0 {
+                break;
+            }
+            at = cp.parent;
+        }
+    }
+
+    fn is_ancestor(&self, c: usize, mut at: Option<usize>) -> bool {
+        while let Some(x) = at {
+            if x == c {
+                return true;
+            }
+            at = self.checkpoints[x].parent;
+        }
+        false
+    }
+
+    fn visit(&mut self, path: &mut Path) -> Visit {
+        let pc = path.pc;
+        let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
+        let hash = state_hash(&path.state, live);
+        // The list is taken out while it is scanned (the scan reads other
+        // checkpoints) and put back before returning.
+        let mut list = self.at.remove(&pc).unwrap_or_default();
+        let mut verdict = None;
+        let mut useless = false;
+        // Newest first: a path usually meets the state its sibling stored
+        // most recently.
+        for &c in list.iter().rev() {
+            let cp = &self.checkpoints[c];
+            if cp.live == 0 {
+                if covers(&cp.state, &path.state, live) {
+                    self.checkpoints[c].hits += 1;
+                    verdict = Some(Visit::Pruned);
+                    break;
+                }
+                let cp = &mut self.checkpoints[c];
+                cp.misses += 1;
+                useless |= cp.misses > cp.hits * 3 + 3;
+            } else if self.callback_entry[pc]
+                && path.state.cur().site.is_some()
+                && covers(&cp.state, &path.state, live)
+                && self.is_ancestor(c, path.last)
+            {
+                // A callback entered again in a state an earlier call of
+                // the same path covers: the calls have converged.
+                self.checkpoints[c].hits += 1;
+                verdict = Some(Visit::Pruned);
+                break;
+            } else if cp.hash == hash
+                && covers(&cp.state, &path.state, live)
+                && covers(&path.state, &cp.state, live)
+                && self.is_ancestor(c, path.last)
+            {
+                // Back to a state this path is still exploring, unchanged
+                // in everything that matters: it loops forever.
+                verdict = Some(Visit::Loop);
+                break;
+            }
+        }
+        // Like the kernel, forget complete states that keep failing to
+        // prune: they only cost comparisons.
+        if useless {
+            let cps = &self.checkpoints;
+            list.retain(|&c| {
+                let cp = &cps[c];
+                cp.live > 0 || cp.misses <= cp.hits * 3 + 3
+            });
+        }
+        if let Some(v) = verdict {
+            self.at.insert(pc, list);
+            return v;
+        }
+        self.at.insert(pc, list);
+        // Bound the number of stored states per instruction.
+        let list = self.at.entry(pc).or_default();
+        if list.len() < 4096 {
+            let id = self.checkpoints.len();
+            // The path moves from its last checkpoint to this one, which
+            // (incomplete) keeps the parent live in its place.
+            self.checkpoints.push(Checkpoint {
+                state: path.state.clone(),
+                live: 1,
+                hash,
+                parent: path.last,
+                hits: 0,
+                misses: 0,
+            });
+            list.push(id);
+            path.last = Some(id);
+        }
+        Visit::Continue
+    }
+}
+
+enum Visit {
+    Pruned,
+    Loop,
+    Continue,
+}
+
+enum Step {
+    /// Continue this path; also explore these.
+    Next(Vec<Path>),
+    Done,
+}
+
+/// Registers read before written, per instruction (backward dataflow to a
+/// fixpoint). Calls read r1..r5 and clobber r0..r5; exits read r0.
+fn liveness(decoded: &[Option<Instruction>], n: usize) -> Vec<u16> {
+    use oxbpf_isa::Source;
+    let mut uses = vec![0u16; n];
+    let mut defs = vec![0u16; n];
+    let mut succs: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let bit = |r: oxbpf_isa::Reg| 1u16 << r.index();
+    for pc in 0..n {
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        let rel = |o: i64| (pc as i64 + 1 + o) as usize;
+        let (u, d, s): (u16, u16, Vec<usize>) = match insn {
+            Instruction::Alu { op, dst, src, .. } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                let du = if op == oxbpf_isa::AluOp::Mov {
+                    0
+                } else {
+                    bit(dst)
+                };
+                (su | du, bit(dst), vec![next])
+            }
+            Instruction::MovSx { dst, src, .. } => (bit(src), bit(dst), vec![next]),
+            Instruction::Neg { dst, .. } | Instruction::Endian { dst, .. } => {
+                (bit(dst), bit(dst), vec![next])
+            }
+            Instruction::LoadImm64 { dst, imm } => {
+                let mut s = vec![next];
+                if let oxbpf_isa::Imm64::Func(r) = imm {
+                    s.push(rel(r as i64));
+                }
+                (0, bit(dst), s)
+            }
+            Instruction::Load { dst, src, .. } => (bit(src), bit(dst), vec![next]),
+            Instruction::Store { dst, src, .. } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                (bit(dst) | su, 0, vec![next])
+            }
+            Instruction::Atomic { dst, src, op, .. } => {
+                let r0 = if op == oxbpf_isa::AtomicOp::Cmpxchg {
+                    1
+                } else {
+                    0
+                };
+                (bit(dst) | bit(src) | r0, bit(src) | r0, vec![next])
+            }
+            Instruction::LoadPacket { addr, .. } => {
+                let su = if let oxbpf_isa::PacketAddr::Ind { src, .. } = addr {
+                    bit(src)
+                } else {
+                    0
+                };
+                (su | (1 << 6), 0b11_1111, vec![next])
+            }
+            Instruction::Ja { offset, .. } => (0, 0, vec![rel(offset as i64)]),
+            Instruction::Jmp {
+                dst, src, offset, ..
+            } => {
+                let su = if let Source::Reg(r) = src { bit(r) } else { 0 };
+                (bit(dst) | su, 0, vec![next, rel(offset as i64)])
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(r)) => {
+                (0b11_1110, 0b11_1111, vec![next, rel(r as i64)])
+            }
+            Instruction::Call(_) | Instruction::Callx { .. } => (0b11_1110, 0b11_1111, vec![next]),
+            Instruction::Exit => (1, 0, vec![]),
+        };
+        uses[pc] = u | (1 << 10);
+        defs[pc] = d;
+        succs[pc] = s.into_iter().filter(|&x| x < n).collect();
+    }
+    let mut live_in = vec![0u16; n];
+    loop {
+        let mut changed = false;
+        for pc in (0..n).rev() {
+            if decoded[pc].is_none() {
+                continue;
+            }
+            let out = succs[pc].iter().fold(0u16, |a, &s| a | live_in[s]);
+            let inn = uses[pc] | (out & !defs[pc]);
+            if inn != live_in[pc] {
+                live_in[pc] = inn;
+                changed = true;
+            }
+        }
+        if !changed {
+            return live_in;
+        }
+    }
+}
+
+fn reachable(decoded: &[Option<Instruction>], n: usize) -> Vec<bool> {
+    let mut seen = vec![false; n];
+    let mut work = vec![0usize];
+    while let Some(pc) = work.pop() {
+        if pc >= n || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let Some(insn) = decoded[pc] else { continue };
+        let next = pc + insn.slots();
+        match insn {
+            Instruction::Exit => {}
+            Instruction::Ja { offset, .. } => work.push((pc as i64 + 1 + offset as i64) as usize),
+            Instruction::Jmp { offset, .. } => {
+                work.push(next);
+                work.push((pc as i64 + 1 + offset as i64) as usize);
+            }
+            Instruction::Call(oxbpf_isa::CallTarget::Local(rel)) => {
+                work.push(next);
+                work.push((pc as i64 + 1 + rel as i64) as usize);
+            }
+            Instruction::LoadImm64 {
+                imm: oxbpf_isa::Imm64::Func(rel),
+                ..
+            } => {
+                work.push(next);
+                work.push((pc as i64 + 1 + rel as i64) as usize);
+            }
+            _ => work.push(next),
+        }
+    }
+    seen
+}
+
+impl Verifier<'_> {
+    fn map(&self, idx: u32, pc: usize) -> VResult<&MapInfo> {
+        self.opts
+            .maps
+            .get(idx as usize)
+            .ok_or((pc, format!("map {idx} does not exist")))
+    }
+
+    /// A map the program names: program types that cannot take a lock
+    /// may not use a map whose value holds one (the kernel's
+    /// `check_map_prog_compatibility`).
+    fn map_usable(&self, idx: u32, pc: usize) -> VResult<&MapInfo> {
+        let m = self.map(idx, pc)?;
+        if m.spin_lock.is_some() {
+            use ProgramType as T;
+            let who = match self.opts.prog_type {
+                T::SocketFilter => Some("socket filter"),
+                T::Kprobe
+                | T::Tracepoint
+                | T::PerfEvent
+                | T::RawTracepoint
+                | T::RawTracepointWritable => Some("tracing"),
+                _ => None,
+            };
+            if let Some(who) = who {
+                return err(
+                    pc,
+                    format!(
+                        "{who} progs cannot use bpf_spin_lock yet: map '{}' holds a struct bpf_spin_lock",
+                        m.name
+                    ),
+                );
+            }
+        }
+        Ok(m)
+    }
+
+    fn step(&mut self, path: &mut Path, insn: Instruction) -> VResult<Step> {
+        use Instruction as I;
+        let pc = path.pc;
+        let next = pc + insn.slots();
+        let writes_fp = match insn {
+            I::Alu { dst, .. }
+            | I::MovSx { dst, .. }
+            | I::Neg { dst, .. }
+            | I::Endian { dst, .. }
+            | I::LoadImm64 { dst, .. }
+            | I::Load { dst, .. } => dst.index() == 10,
+            I::Atomic { op, src, .. } => {
+                src.index() == 10
+                    && !matches!(
+                        op,
+                        oxbpf_isa::AtomicOp::Add { fetch: false }
+                            | oxbpf_isa::AtomicOp::Or { fetch: false }
+                            | oxbpf_isa::AtomicOp::And { fetch: false }
+                            | oxbpf_isa::AtomicOp::Xor { fetch: false }
+                            | oxbpf_isa::AtomicOp::Cmpxchg
+                    )
+            }
+            _ => false,
+        };
+        if writes_fp {
+            return err(pc, "frame pointer is read only");
+        }
+        match insn {
+            I::Alu {
+                width,
+                op,
+                dst,
+                src,
+            } => {
+                self.alu(
+                    path,
+                    pc,
+                    width == oxbpf_isa::Width::W64,
+                    op,
+                    dst.index(),
+                    src,
+                )?;
+            }
+            I::MovSx {
+                width,
+                bits,
+                dst,
+                src,
+            } => {
+                let s = self.read_scalar(path, pc, src.index(), "sign-extending")?;
+                let v = match s.var.konst() {
+                    Some(c) => {
+                        let ext = match bits {
+                            8 => c as i8 as i64 as u64,
+                            16 => c as i16 as i64 as u64,
+                            _ => c as i32 as i64 as u64,
+                        };
+                        if width == oxbpf_isa::Width::W32 {
+                            Scalar::from_const(ext as u32 as u64)
+                        } else {
+                            Scalar::from_const(ext)
+                        }
+                    }
+                    None => {
+                        if width == oxbpf_isa::Width::W32 {
+                            Scalar::urange(0, u32::MAX as u64)
+                        } else {
+                            Scalar::UNKNOWN
+                        }
+                    }
+                };
+                path.state.cur_mut().regs[dst.index()] = Reg::scalar(v);
+            }
+            I::Neg { width, dst } => {
+                let d = self.read_scalar(path, pc, dst.index(), "negation of")?;
+                let v = Scalar::from_const(0).sub(&d.var);
+                path.state.cur_mut().regs[dst.index()] =
+                    Reg::scalar(if width == oxbpf_isa::Width::W32 {
+                        v.zext32()
+                    } else {
+                        v
+                    });
+            }
+            I::Endian { bits, dst, .. } => {
+                let d = self.read_scalar(path, pc, dst.index(), "byte swap of")?;
+                let v = match d.var.konst() {
+                    Some(c) => {
+                        let x = match (insn, bits) {
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                16,
+                            ) => c as u16 as u64,
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                32,
+                            ) => c as u32 as u64,
+                            (
+                                I::Endian {
+                                    op: oxbpf_isa::EndianOp::ToLe,
+                                    ..
+                                },
+                                _,
+                            ) => c,
+                            (_, 16) => (c as u16).swap_bytes() as u64,
+                            (_, 32) => (c as u32).swap_bytes() as u64,
+                            _ => c.swap_bytes(),
+                        };
+                        Scalar::from_const(x)
+                    }
+                    None if bits < 64 => Scalar::urange(0, (1u64 << bits) - 1),
+                    None => Scalar::UNKNOWN,
+                };
+                path.state.cur_mut().regs[dst.index()] = Reg::scalar(v);
+            }
+            I::LoadImm64 { dst, imm } => {
+                use oxbpf_isa::Imm64;
+                let r = match imm {
+                    Imm64::Value(v) => Reg::konst(v),
+                    Imm64::MapIdx(i) | Imm64::MapFd(i) => {
+                        self.map_usable(i as u32, pc)?;
+                        Reg::ptr(Kind::MapPtr { map: i as u32 })
+                    }
+                    Imm64::MapIdxValue { idx, offset } | Imm64::MapValue { fd: idx, offset } => {
+                        let m = self.map_usable(idx as u32, pc)?;
+                        if offset < 0 || offset as u32 >= m.value_size.max(1) {
+                            return err(
+                                pc,
+                                format!("invalid offset {offset} into the value of map {idx}"),
+                            );
+                        }
+                        let mut r = Reg::ptr(Kind::MapValue { map: idx as u32 });
+                        r.off = offset as i64;
+                        r
+                    }
+                    Imm64::Func(rel) => Reg::ptr(Kind::Func {
+                        pc: (pc as i64 + 1 + rel as i64) as u32,
+                    }),
+                    Imm64::BtfId { .. } => {
+                        return err(
+                            pc,
+                            "kernel variables (ld_imm64 of a BTF id) are not supported",
+                        );
+                    }
+                };
+                path.state.cur_mut().regs[dst.index()] = r;
+            }
+            I::Load {
+                size,
+                sign_extend,
+                dst,
+                src,
+                offset,
+            } => {
+                let base = self.read(path, pc, src.index())?;
+                let v = self.mem_access(
+                    path,
+                    pc,
+                    src.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    None,
+                )?;
+                let v = match (v.kind, sign_extend) {
+                    (Kind::Scalar, true) => Reg::unknown(),
+                    _ => v,
+                };
+                path.state.cur_mut().regs[dst.index()] = v;
+            }
+            I::Store {
+                size,
+                dst,
+                offset,
+                src,
+            } => {
+                let base = self.read(path, pc, dst.index())?;
+                let val = match src {
+                    oxbpf_isa::Source::Reg(r) => self.read(path, pc, r.index())?,
+                    oxbpf_isa::Source::Imm(i) => Reg::konst(i as i64 as u64),
+                };
+                if let oxbpf_isa::Source::Reg(r) = src
+                    && val.kind.is_pointer()
+                    && size.bytes() != 8
+                    && !self.opts.privileged
+                {
+                    return err(pc, format!("R{} partial copy of a pointer", r.index()));
+                }
+                self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    Some(val),
+                )?;
+            }
+            I::Atomic {
+                size,
+                op,
+                dst,
+                src,
+                offset,
+            } => {
+                let base = self.read(path, pc, dst.index())?;
+                let val = self.read(path, pc, src.index())?;
+                if val.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} leaks addr into memory through an atomic", src.index()),
+                    );
+                }
+                if !matches!(
+                    base.kind,
+                    Kind::Stack { .. } | Kind::MapValue { .. } | Kind::Mem { .. }
+                ) {
+                    return err(
+                        pc,
+                        format!(
+                            "R{} atomic on {} is not allowed",
+                            dst.index(),
+                            base.kind.name()
+                        ),
+                    );
+                }
+                let old = self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    None,
+                )?;
+                self.mem_access(
+                    path,
+                    pc,
+                    dst.index(),
+                    &base,
+                    offset as i64,
+                    size.bytes() as i64,
+                    Some(Reg::unknown()),
+                )?;
+                let fetched = if old.kind == Kind::Scalar {
+                    Reg::unknown()
+                } else {
+                    old
+                };
+                match op {
+                    oxbpf_isa::AtomicOp::Cmpxchg => {
+                        self.read(path, pc, 0)?;
+                        path.state.cur_mut().regs[0] = fetched;
+                    }
+                    oxbpf_isa::AtomicOp::Xchg => path.state.cur_mut().regs[src.index()] = fetched,
+                    oxbpf_isa::AtomicOp::Add { fetch: true }
+                    | oxbpf_isa::AtomicOp::Or { fetch: true }
+                    | oxbpf_isa::AtomicOp::And { fetch: true }
+                    | oxbpf_isa::AtomicOp::Xor { fetch: true } => {
+                        path.state.cur_mut().regs[src.index()] = fetched;
+                    }
+                    _ => {}
+                }
+            }
+            I::LoadPacket { addr, .. } => {
+                // A failed legacy packet load ends the program.
+                self.check_leaks(path, pc, "BPF_LD_[ABS|IND]", None)?;
+                if !matches!(
+                    self.opts.prog_type,
+                    ProgramType::SocketFilter
+                        | ProgramType::SchedCls
+                        | ProgramType::SchedAct
+                        | ProgramType::Unspec
+                ) {
+                    return err(
+                        pc,
+                        "BPF_LD_[ABS|IND] instructions are not allowed for this program type",
+                    );
+                }
+                let r6 = self.read(path, pc, 6)?;
+                if r6.kind != Kind::Ctx && self.opts.prog_type != ProgramType::Unspec {
+                    return err(pc, "at the time of BPF_LD_ABS|IND R6 != pointer to skb");
+                }
+                if let oxbpf_isa::PacketAddr::Ind { src, .. } = addr {
+                    let s = self.read(path, pc, src.index())?;
+                    if s.kind != Kind::Scalar {
+                        return err(
+                            pc,
+                            format!("R{} packet load offset must be a scalar", src.index()),
+                        );
+                    }
+                }
+                let f = path.state.cur_mut();
+                for r in 1..=5 {
+                    f.regs[r] = Reg::NOT_INIT;
+                }
+                f.regs[0] = Reg::unknown();
+            }
+            I::Ja { offset, .. } => {
+                path.pc = (pc as i64 + 1 + offset as i64) as usize;
+                return Ok(Step::Next(vec![]));
+            }
+            I::Jmp {
+                width,
+                cond,
+                dst,
+                src,
+                offset,
+            } => {
+                return self.branch(
+                    path,
+                    pc,
+                    width == oxbpf_isa::Width::W64,
+                    cond,
+                    dst.index(),
+                    src,
+                    offset,
+                );
+            }
+            I::Call(t) => return self.call(path, pc, t),
+            I::Callx { .. } => {
+                return err(
+                    pc,
+                    "indirect calls (callx) are not supported by the kernel verifier",
+                );
+            }
+            I::Exit => return self.exit(path, pc),
+        }
+        path.pc = next;
+        Ok(Step::Next(vec![]))
+    }
+
+    /// Reads a register, which must be initialized.
+    /// [`Verifier::read`] of a register that must hold a number for `what`
+    /// (an operation that makes no sense on a pointer).
+    fn read_scalar(&self, path: &Path, pc: usize, r: usize, what: &str) -> VResult<Reg> {
+        let reg = self.read(path, pc, r)?;
+        if reg.kind != Kind::Scalar {
+            return err(pc, format!("R{r} {what} a pointer is prohibited"));
+        }
+        Ok(reg)
+    }
+
+    fn read(&self, path: &Path, pc: usize, r: usize) -> VResult<Reg> {
+        let reg = path.state.cur().regs[r];
+        if reg.kind == Kind::NotInit {
+            return err(
+                pc,
+                match reg.gone {
+                    Gone::No => {
+                        format!("R{r} !read_ok (the register is not initialized on this path)")
+                    }
+                    g => format!("R{r} !read_ok{}", g.explain()),
+                },
+            );
+        }
+        Ok(reg)
+    }
+}
+
+mod alu;
+mod calls;
+mod flow;
+mod memory;
+
+use calls::*;
