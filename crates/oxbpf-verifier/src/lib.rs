@@ -3,22 +3,28 @@
 //! Abstract interpretation over every path of the program, as the Linux
 //! verifier does: registers carry a type (scalar, context, stack, map value,
 //! packet, ...) and, for scalars and pointer offsets, known bits plus signed
-//! and unsigned ranges ([`scalar`]); the stack is tracked byte by byte with
-//! spilled registers ([`state`]); each conditional jump refines both arms
-//! ([`refine`]); helper calls are checked against prototypes and context
-//! accesses against per-type layouts ([`protos`]). States reaching an
-//! instruction already proven safe from a state that covers them are pruned.
+//! and unsigned ranges (`scalar.rs`); the stack is tracked byte by byte with
+//! spilled registers, and acquired references and the spin lock held are
+//! part of the state (`state.rs`); each conditional jump refines both arms
+//! (`refine.rs`); helper calls are checked against the kernel's prototypes
+//! and context accesses against per-type layouts (`protos.rs`, from
+//! `oxbpf-abi`). States reaching an instruction already proven safe from a
+//! state that covers them are pruned.
+//!
+//! The public surface is small: [`verify`], [`prove`] and [`prove_object`]
+//! (the proof the JIT needs to run code unchecked), [`Options`],
+//! [`Report`] and [`Rejection`].
 //!
 //! A rejection names the instruction, the reason, the registers involved
 //! and the branch decisions that led there, and — with the object's BTF
 //! line info — the C source line. No IO; no panics on any input.
 #![forbid(unsafe_code)]
 
-pub mod check;
-pub mod protos;
-pub mod refine;
-pub mod scalar;
-pub mod state;
+mod check;
+mod protos;
+mod refine;
+mod scalar;
+mod state;
 
 use std::fmt;
 

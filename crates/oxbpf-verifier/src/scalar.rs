@@ -454,6 +454,7 @@ impl Scalar {
     }
 
     /// Whether concrete value `v` is a member (for tests).
+    #[cfg(test)]
     pub fn admits(&self, v: u64) -> bool {
         v >= self.umin
             && v <= self.umax
