@@ -7,7 +7,7 @@
 //! direction) must be identical.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use oxbpf_vm::{Checks, Config, Engine, Helpers, Program, RunResult, Vm, VmError};
+use oxbpf_vm::{Config, Engine, Helpers, Program, RunResult, Vm, VmError};
 
 fn normalize(r: &Result<RunResult, VmError>) -> String {
     match r {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     vm.config = Config { instruction_budget: Some(100_000), ..Config::default() };
     // One buffer for all runs: r1 is then the same in each.
     let mut buf = mem.to_vec();
-    let mut run = |vm: &Vm, buf: &mut Vec<u8>| {
+    let run = |vm: &Vm, buf: &mut Vec<u8>| {
         buf.copy_from_slice(mem);
         let r = vm.run_raw(buf);
         (normalize(&r), buf.clone())
@@ -64,9 +64,9 @@ fuzz_target!(|data: &[u8]| {
         max_insns_processed: 200_000,
         ..Default::default()
     };
-    if oxbpf_verifier::verify(program.slots(), &opts).is_ok() {
-        // SAFETY: the verifier accepted the program for this memory length.
-        jit.config.checks = unsafe { Checks::trust_verified() };
+    if let Ok(proof) = oxbpf_verifier::prove(program.slots(), &opts) {
+        // The verifier accepted the program for this memory length.
+        jit.trust(&proof).expect("the proof is for this program");
         let got = run(&jit, &mut buf);
         assert_eq!(got, reference, "trusted JIT\n{}", listing());
     }
