@@ -135,7 +135,7 @@ fn btf_map_def(btf: &Btf, name: &str, struct_id: u32, depth: u32) -> Result<MapD
     };
     let mut def = MapDef {
         name: name.to_string(),
-        map_type: 0,
+        map_type: oxbpf_abi::map_type::UNSPEC,
         key_size: 0,
         value_size: 0,
         max_entries: 0,
