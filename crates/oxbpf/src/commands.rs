@@ -207,24 +207,60 @@ pub fn trace_line(program: &Program, pc: usize, before: &[u64; 11], after: &[u64
     line.trim_end().to_string()
 }
 
+/// `oxbpf run`: what to run, on what, how.
+#[derive(clap::Args)]
 pub struct RunArgs {
-    pub no_verify: bool,
-    pub blind_constants: bool,
+    /// A BPF object (`.o`), raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
     pub program: PathBuf,
+    /// Program of the object to run (function or section name; default: the first).
+    #[arg(long = "program", short = 'p')]
     pub name: Option<String>,
+    /// Program type when the section name does not say (xdp, tc, socket, ...).
+    #[arg(long = "type")]
     pub prog_type: Option<String>,
+    /// Packets to run the program on, one run per packet.
+    #[arg(long, conflicts_with_all = ["mem", "mem_hex", "data"])]
     pub pcap: Option<PathBuf>,
+    /// One input (packet, context or memory) from a file.
+    #[arg(long, conflicts_with_all = ["mem", "mem_hex"])]
     pub data: Option<PathBuf>,
+    /// Print the maps' contents at the end.
+    #[arg(long)]
     pub dump_maps: bool,
+    /// Print each output packet in hex.
+    #[arg(long)]
     pub show_packet: bool,
+    /// File whose bytes are the input memory (r1 = address, r2 = length).
+    #[arg(long, conflicts_with = "mem_hex")]
     pub mem: Option<PathBuf>,
+    /// Input memory as hex bytes ("00 01 ff" or "0001ff").
+    #[arg(long)]
     pub mem_hex: Option<String>,
+    #[arg(long, value_enum, default_value_t = EngineKind::Interpreter)]
     pub engine: EngineKind,
+    /// Print each executed instruction with the registers it changed.
+    #[arg(long)]
     pub trace: bool,
+    /// Stop after this many instructions.
+    #[arg(long)]
     pub budget: Option<u64>,
+    /// Maximum stack frames for bpf-to-bpf calls.
+    #[arg(long, default_value_t = 8)]
     pub max_call_depth: usize,
+    /// Run the program this many times (reports the last result).
+    #[arg(long, default_value_t = 1)]
     pub repeat: u64,
+    /// Print one JSON object per run.
+    #[arg(long)]
     pub json: bool,
+    /// Skip oxbpf's verifier (the interpreter and the JIT then check
+    /// every memory access at run time).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// JIT: blind constants (no program immediate appears in the
+    /// generated code).
+    #[arg(long)]
+    pub blind_constants: bool,
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {

@@ -52,91 +52,11 @@ enum Command {
     },
     /// Run a program: raw bytecode or assembly (prints r0), or a program of a
     /// BPF ELF object on packets (per-packet verdicts and a summary).
-    Run {
-        /// A BPF object (`.o`), raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
-        program: PathBuf,
-        /// Program of the object to run (function or section name; default: the first).
-        #[arg(long = "program", short = 'p')]
-        name: Option<String>,
-        /// Program type when the section name does not say (xdp, tc, socket, ...).
-        #[arg(long = "type")]
-        prog_type: Option<String>,
-        /// Packets to run the program on, one run per packet.
-        #[arg(long, conflicts_with_all = ["mem", "mem_hex", "data"])]
-        pcap: Option<PathBuf>,
-        /// One input (packet, context or memory) from a file.
-        #[arg(long, conflicts_with_all = ["mem", "mem_hex"])]
-        data: Option<PathBuf>,
-        /// Print the maps' contents at the end.
-        #[arg(long)]
-        dump_maps: bool,
-        /// Print each output packet in hex.
-        #[arg(long)]
-        show_packet: bool,
-        /// File whose bytes are the input memory (r1 = address, r2 = length).
-        #[arg(long, conflicts_with = "mem_hex")]
-        mem: Option<PathBuf>,
-        /// Input memory as hex bytes ("00 01 ff" or "0001ff").
-        #[arg(long)]
-        mem_hex: Option<String>,
-        #[arg(long, value_enum, default_value_t = EngineKind::Interpreter)]
-        engine: EngineKind,
-        /// Print each executed instruction with the registers it changed.
-        #[arg(long)]
-        trace: bool,
-        /// Stop after this many instructions.
-        #[arg(long)]
-        budget: Option<u64>,
-        /// Maximum stack frames for bpf-to-bpf calls.
-        #[arg(long, default_value_t = 8)]
-        max_call_depth: usize,
-        /// Run the program this many times (reports the last result).
-        #[arg(long, default_value_t = 1)]
-        repeat: u64,
-        /// Print one JSON object per run.
-        #[arg(long)]
-        json: bool,
-        /// Skip oxbpf's verifier (the interpreter and the JIT then check
-        /// every memory access at run time).
-        #[arg(long)]
-        no_verify: bool,
-        /// JIT: blind constants (no program immediate appears in the
-        /// generated code).
-        #[arg(long)]
-        blind_constants: bool,
-    },
+    Run(commands::RunArgs),
     /// Verify every program of objects (files or directories of `.o`) and
     /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
     /// if an input could not be loaded.
-    Verify {
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Only this program (function or section name).
-        #[arg(long = "program", short = 'p')]
-        name: Option<String>,
-        /// Program type when the section name does not say.
-        #[arg(long = "type")]
-        prog_type: Option<String>,
-        #[arg(long, value_enum, default_value_t = verify::Verifier::Oxbpf)]
-        verifier: verify::Verifier,
-        /// One JSON object per program per line.
-        #[arg(long)]
-        json: bool,
-        /// Print the verifier's log, each instruction annotated with its source line.
-        #[arg(long)]
-        log: bool,
-        /// Type given to programs whose section name says none (reported as assumed).
-        #[arg(long, default_value = "socket_filter")]
-        default_type: String,
-        /// oxbpf's verifier with the unprivileged policy (no pointer leaks,
-        /// no uninitialized stack reads, no pointer comparisons).
-        #[arg(long)]
-        unprivileged: bool,
-        /// Accept pointers stored into maps or the context, as the kernel
-        /// does for root (CAP_PERFMON); by default such leaks are rejected.
-        #[arg(long)]
-        allow_ptr_leaks: bool,
-    },
+    Verify(verify::VerifyArgs),
     /// Time the benchmark programs on oxbpf's JIT and interpreter, rbpf's
     /// JIT and native code side by side, and the JIT's compile speed.
     Bench {
@@ -186,43 +106,7 @@ fn main() -> ExitCode {
             bytes,
         } => commands::disasm(&file, section.as_deref(), bytes),
         Command::Inspect { file } => commands::inspect(&file),
-        Command::Run {
-            program,
-            name,
-            prog_type,
-            pcap,
-            data,
-            dump_maps,
-            show_packet,
-            mem,
-            mem_hex,
-            engine,
-            trace,
-            budget,
-            max_call_depth,
-            repeat,
-            json,
-            no_verify,
-            blind_constants,
-        } => commands::run(commands::RunArgs {
-            no_verify,
-            blind_constants,
-            program,
-            name,
-            prog_type,
-            pcap,
-            data,
-            dump_maps,
-            show_packet,
-            mem,
-            mem_hex,
-            engine,
-            trace,
-            budget,
-            max_call_depth,
-            repeat,
-            json,
-        }),
+        Command::Run(a) => commands::run(a),
         Command::Bench { quick } => bench::run(quick).map(|()| ExitCode::SUCCESS),
         Command::BenchVerifier { paths, runs } => {
             let paths = if paths.is_empty() {
@@ -232,27 +116,7 @@ fn main() -> ExitCode {
             };
             verify::bench(&paths, runs)
         }
-        Command::Verify {
-            paths,
-            name,
-            prog_type,
-            verifier,
-            json,
-            log,
-            default_type,
-            unprivileged,
-            allow_ptr_leaks,
-        } => verify::verify(&verify::VerifyArgs {
-            unprivileged,
-            allow_ptr_leaks,
-            paths,
-            name,
-            prog_type,
-            verifier,
-            json,
-            log,
-            default_type,
-        }),
+        Command::Verify(a) => verify::verify(&a),
         Command::Conformance {
             paths,
             engine,

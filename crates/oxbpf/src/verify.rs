@@ -18,18 +18,35 @@ pub enum Verifier {
     Kernel,
 }
 
+/// `oxbpf verify`: which objects, which verifier, which policy.
+#[derive(clap::Args)]
 pub struct VerifyArgs {
+    #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Only this program (function or section name).
+    #[arg(long = "program", short = 'p')]
     pub name: Option<String>,
+    /// Program type when the section name does not say.
+    #[arg(long = "type")]
     pub prog_type: Option<String>,
+    #[arg(long, value_enum, default_value_t = Verifier::Oxbpf)]
     pub verifier: Verifier,
+    /// One JSON object per program per line.
+    #[arg(long)]
     pub json: bool,
+    /// Print the verifier's log, each instruction annotated with its source line.
+    #[arg(long)]
     pub log: bool,
-    /// Type for programs whose section names none.
+    /// Type given to programs whose section name says none (reported as assumed).
+    #[arg(long, default_value = "socket_filter")]
     pub default_type: String,
-    /// Unprivileged policy: no pointer leaks, no uninitialized stack reads.
+    /// oxbpf's verifier with the unprivileged policy (no pointer leaks,
+    /// no uninitialized stack reads, no pointer comparisons).
+    #[arg(long)]
     pub unprivileged: bool,
-    /// Privileged policy that also lets pointers be stored into maps.
+    /// Accept pointers stored into maps or the context, as the kernel
+    /// does for root (CAP_PERFMON); by default such leaks are rejected.
+    #[arg(long)]
     pub allow_ptr_leaks: bool,
 }
 
