@@ -139,14 +139,6 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         .map(|i| ERRNO_NAMES[i].1)
 }
 
-/// The name of a map type number, or `unknown(N)`-style text for others.
-pub fn map_type_name(t: u32) -> std::borrow::Cow<'static, str> {
-    match MapType::from_u32(t) {
-        Some(m) => m.name().into(),
-        None => format!("unknown({t})").into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

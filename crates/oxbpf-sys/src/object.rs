@@ -10,7 +10,7 @@
 use oxbpf_abi::map_type;
 use std::os::fd::{AsRawFd, RawFd};
 
-use oxbpf_obj::{MapDef, Object, ProgramDef, ProgramType};
+use oxbpf_obj::{Object, ProgramDef, ProgramType};
 
 use crate::{Btf, Map, MapSpec, SysError, Verdict, load_program};
 
@@ -70,10 +70,6 @@ fn map_takes_btf(t: u32) -> bool {
 
 fn is_map_of_maps(t: u32) -> bool {
     matches!(t, map_type::ARRAY_OF_MAPS | map_type::HASH_OF_MAPS)
-}
-
-fn spec_of(d: &MapDef, ncpus: u32) -> MapSpec {
-    d.spec().normalized(ncpus)
 }
 
 /// `expected_attach_type` for section names whose type needs one.
@@ -140,7 +136,7 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         None => (None, None),
     };
     for (i, d) in obj.maps.iter().enumerate() {
-        let spec = spec_of(d, ncpus);
+        let spec = d.spec().normalized(ncpus);
         let map_btf = btf
             .as_ref()
             .filter(|_| map_takes_btf(d.map_type))
@@ -148,16 +144,17 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         // Inner map template: the BTF inner definition, or the legacy
         // inner map index, or (for defs without either) an array of u32.
         let inner_spec = match (&d.inner, &d.origin) {
-            (Some(inner), _) => Some(spec_of(inner, ncpus)),
+            (Some(inner), _) => Some(inner.spec().normalized(ncpus)),
             (
                 None,
                 oxbpf_obj::MapOrigin::Legacy {
                     inner_idx: Some(ix),
                     ..
                 },
-            ) if is_map_of_maps(d.map_type) => {
-                obj.maps.get(*ix as usize).map(|m| spec_of(m, ncpus))
-            }
+            ) if is_map_of_maps(d.map_type) => obj
+                .maps
+                .get(*ix as usize)
+                .map(|m| m.spec().normalized(ncpus)),
             _ if is_map_of_maps(d.map_type) => Some(MapSpec {
                 name: format!("{}.inner", d.name),
                 map_type: map_type::ARRAY,

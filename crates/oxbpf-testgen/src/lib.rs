@@ -247,7 +247,6 @@ pub fn is_memory_safety_rejection(log: &str) -> bool {
         "invalid mem access",
         "invalid access to",
         "reference leak",
-        "expected=ringbuf_mem",
         "expected=",
         "must have zero offset when passed to release func",
         "outside of the packet",

@@ -36,19 +36,9 @@ impl std::fmt::Display for MapError {
 
 impl std::error::Error for MapError {}
 
+/// The errno's name (`EINVAL`), or `error` for a number without one.
 pub fn errno_name(e: i32) -> &'static str {
-    match e {
-        EPERM => "EPERM",
-        ENOENT => "ENOENT",
-        E2BIG => "E2BIG",
-        ENOMEM => "ENOMEM",
-        EBUSY => "EBUSY",
-        EEXIST => "EEXIST",
-        EINVAL => "EINVAL",
-        ENOSPC => "ENOSPC",
-        EOPNOTSUPP => "EOPNOTSUPP",
-        _ => "error",
-    }
+    oxbpf_abi::errno_name(e).unwrap_or("error")
 }
 
 type R<T> = Result<T, MapError>;

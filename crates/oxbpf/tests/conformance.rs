@@ -9,16 +9,6 @@ use oxbpf_conformance::{collect_files, run_files};
 
 use oxbpf_conformance::engines::{ConformanceEngine, EngineKind};
 
-fn kernel_available() -> bool {
-    match oxbpf_sys::available() {
-        Ok(()) => true,
-        Err(e) => {
-            common::skip(&format!("the kernel engine: bpf() unavailable ({e})"));
-            false
-        }
-    }
-}
-
 fn run_dir(dir: &Path, kind: EngineKind) -> (usize, Vec<(String, String)>) {
     let files = collect_files(&[dir.to_path_buf()]).unwrap();
     let s = run_files(&files, &ConformanceEngine { kind }, |_, _| {});
@@ -36,7 +26,7 @@ fn own_data_tests_pass_on_every_engine() {
     // Many own tests check what the kernel refuses to load on purpose
     // (reserved fields, out-of-range jumps) or results above 32 bits; the
     // differential kernel test compares the rest result by result.
-    if kernel_available() {
+    if common::kernel_available() {
         let (passed, _) = run_dir(&dir, EngineKind::Kernel);
         assert!(passed >= 80, "kernel: only {passed} own tests");
     }
@@ -56,7 +46,7 @@ fn bpf_conformance_suite_passes_on_every_engine() {
     // The kernel returns 32-bit results and refuses some programs on
     // purpose (the differential kernel test compares it result by result);
     // here it must pass what it can run.
-    if kernel_available() {
+    if common::kernel_available() {
         let (passed, _) = run_dir(&dir, EngineKind::Kernel);
         assert!(passed >= 300, "kernel: only {passed} of 313");
     }

@@ -51,25 +51,13 @@ fn assert_no_leaks(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
     );
 }
 
-fn kernel() -> bool {
-    match oxbpf_sys::available() {
-        Ok(()) => true,
-        Err(e) => {
-            common::skip(&format!(
-                "bpf() unavailable ({e}); the kernel differential tests run in CI as root"
-            ));
-            false
-        }
-    }
-}
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 #[test]
 fn conformance_results_agree_with_the_kernel() {
-    if !kernel() {
+    if !common::kernel_available() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,7 +107,7 @@ fn conformance_results_agree_with_the_kernel() {
 
 #[test]
 fn examples_agree_with_the_kernel() {
-    if !kernel() {
+    if !common::kernel_available() {
         return;
     }
     let cases = [

@@ -124,12 +124,8 @@ fn oxbpf_rejects_every_unsafe_case_for_the_right_reason() {
 
 #[test]
 fn the_kernel_agrees_on_every_case() {
-    if let Err(e) = oxbpf_sys::available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the kernel's verifier: bpf() unavailable ({e})"
-        );
-        return common::skip(&format!("bpf() unavailable ({e}); runs in CI as root"));
+    if !common::kernel_available() {
+        return;
     }
     let before = oxbpf_sys::object_ids().unwrap();
     let cases = cases();
@@ -257,12 +253,8 @@ fn released_records_fault_in_the_checked_engines() {
 /// reason must be rejected by oxbpf too. `SOUNDNESS_CASES=N` runs more.
 #[test]
 fn random_programs_the_kernel_finds_unsafe_are_rejected() {
-    if let Err(e) = oxbpf_sys::available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run the kernel's verifier: bpf() unavailable ({e})"
-        );
-        return common::skip(&format!("bpf() unavailable ({e}); runs in CI as root"));
+    if !common::kernel_available() {
+        return;
     }
     let n: usize = std::env::var("SOUNDNESS_CASES")
         .ok()

@@ -6,6 +6,27 @@
 use super::*;
 
 impl Verifier<'_> {
+    /// A rejection about a lock: say where it was taken.
+    pub(super) fn relate_lock(&mut self, l: LockState) {
+        self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+    }
+
+    /// A rejection about a held reference: say where it was acquired.
+    pub(super) fn relate_acquired(&mut self, r: &RefState) {
+        self.related = vec![(r.pc as usize, "the reference was acquired".into())];
+    }
+
+    /// A rejection about an invalidated pointer: say where its reference
+    /// was acquired and released, when that is why.
+    pub(super) fn relate_gone(&mut self, g: Gone) {
+        if let Gone::Released { at, acquired } = g {
+            self.related = vec![
+                (acquired as usize, "the reference was acquired".into()),
+                (at as usize, "it was released".into()),
+            ];
+        }
+    }
+
     pub(super) fn call(
         &mut self,
         path: &mut Path,
@@ -40,7 +61,7 @@ impl Verifier<'_> {
         g: &crate::GlobalFunc,
     ) -> VResult<Step> {
         if let Some(l) = path.state.lock {
-            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            self.relate_lock(l);
             return err(
                 pc,
                 format!(
@@ -157,8 +178,16 @@ impl Verifier<'_> {
     }
 
     pub(super) fn helper(&mut self, path: &mut Path, pc: usize, id: i32) -> VResult<Step> {
-        let p = crate::protos::proto_for(id, self.opts.prog_type, self.opts.privileged)
-            .map_err(|r| (pc, r.message(id)))?;
+        let p = match self.protos.get(&id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = crate::protos::proto_for(id, self.opts.prog_type, self.opts.privileged)
+                    .map_err(|r| (pc, r.message(id)))?;
+                let p = std::rc::Rc::new(p);
+                self.protos.insert(id, p.clone());
+                p
+            }
+        };
         if p.gpl_only && !self.opts.gpl {
             return err(
                 pc,
@@ -171,7 +200,7 @@ impl Verifier<'_> {
         if let Some(l) = path.state.lock
             && id != SPIN_UNLOCK
         {
-            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            self.relate_lock(l);
             return err(
                 pc,
                 format!(
@@ -286,23 +315,7 @@ impl Verifier<'_> {
                         );
                     }
                 }
-                Arg::MemRw => {
-                    let n = size_of_next()?.unwrap_or(0);
-                    if n > 1 << 29 {
-                        return err(
-                            pc,
-                            format!(
-                                "R{} unbounded size for bpf_{}: bound it first",
-                                rn + 1,
-                                p.name
-                            ),
-                        );
-                    }
-                    let what = format!("bpf_{}", p.name);
-                    self.check_mem_arg(path, pc, rn, &r, n as i64, false, &what)?;
-                    self.check_mem_arg(path, pc, rn, &r, n as i64, true, &what)?;
-                }
-                Arg::Mem | Arg::UninitMem | Arg::MemOrNull => {
+                Arg::Mem | Arg::UninitMem | Arg::MemOrNull | Arg::MemRw => {
                     let n = size_of_next()?.unwrap_or(0);
                     if *arg == Arg::MemOrNull && r.kind == Kind::Scalar && r.var.konst() == Some(0)
                     {
@@ -318,15 +331,12 @@ impl Verifier<'_> {
                             ),
                         );
                     }
-                    self.check_mem_arg(
-                        path,
-                        pc,
-                        rn,
-                        &r,
-                        n as i64,
-                        *arg == Arg::UninitMem,
-                        &format!("bpf_{}", p.name),
-                    )?;
+                    let what = format!("bpf_{}", p.name);
+                    self.check_mem_arg(path, pc, rn, &r, n as i64, *arg == Arg::UninitMem, &what)?;
+                    // Memory the helper reads and writes must also be writable.
+                    if *arg == Arg::MemRw {
+                        self.check_mem_arg(path, pc, rn, &r, n as i64, true, &what)?;
+                    }
                 }
                 Arg::Size | Arg::SizeOrZero => {
                     if r.kind != Kind::Scalar {
@@ -692,19 +702,14 @@ impl Verifier<'_> {
                 }
                 g => g.explain(),
             };
-            if let Gone::Released { at, acquired } = r.gone {
-                self.related = vec![
-                    (acquired as usize, "the reference was acquired".into()),
-                    (at as usize, "it was released".into()),
-                ];
-            }
+            self.relate_gone(r.gone);
             return err(
                 pc,
                 format!("R{rn} type={} expected={expected}{why}", r.kind.name()),
             );
         };
         if r.off != 0 || r.var.konst() != Some(0) {
-            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            self.relate_acquired(&held);
             return err(
                 pc,
                 format!(
@@ -716,7 +721,7 @@ impl Verifier<'_> {
         if let Some(k) = path.state.callback_frame()
             && held.callback_frame != Some(k)
         {
-            self.related = vec![(held.pc as usize, "the reference was acquired".into())];
+            self.relate_acquired(&held);
             return err(
                 pc,
                 format!(
@@ -790,7 +795,7 @@ impl Verifier<'_> {
         };
         if id == SPIN_LOCK {
             if let Some(l) = path.state.lock {
-                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                self.relate_lock(l);
                 return err(pc, "Locking two bpf_spin_locks are not allowed");
             }
             path.state.lock = Some(LockState {
@@ -806,7 +811,7 @@ impl Verifier<'_> {
                 "bpf_spin_unlock without taking a lock: no bpf_spin_lock is held on this path",
             ),
             Some(l) if l.map != map || l.id != r.id => {
-                self.related = vec![(l.pc as usize, "the lock held was taken".into())];
+                self.relate_lock(l);
                 err(
                     pc,
                     format!(
@@ -838,49 +843,16 @@ pub(super) fn invalidate_packet(st: &mut State, pc: usize, privileged: bool) {
 /// Whether code reachable from `entry` (its function and every function it
 /// calls) may change packet data: a packet-changing helper or a tail call.
 pub(super) fn may_change_packet(decoded: &[Option<Instruction>], n: usize, entry: usize) -> bool {
-    let mut seen = vec![false; n];
-    let mut work = vec![entry];
-    while let Some(pc) = work.pop() {
-        if pc >= n || seen[pc] {
-            continue;
-        }
-        seen[pc] = true;
-        let Some(insn) = decoded[pc] else { continue };
-        let next = pc + insn.slots();
-        let rel = |o: i64| (pc as i64 + 1 + o) as usize;
-        match insn {
-            Instruction::Exit => {}
-            Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
-                if id == TAIL_CALL
-                    || u32::try_from(id)
+    let seen = reachable(decoded, n, entry);
+    decoded.iter().zip(&seen).any(|(insn, &reached)| {
+        reached
+            && matches!(insn, Some(Instruction::Call(oxbpf_isa::CallTarget::Helper(id)))
+                if *id == TAIL_CALL
+                    || u32::try_from(*id)
                         .ok()
                         .and_then(oxbpf_abi::helpers::proto)
-                        .is_some_and(|p| p.changes_pkt_data)
-                {
-                    return true;
-                }
-                work.push(next);
-            }
-            Instruction::Ja { offset, .. } => work.push(rel(offset as i64)),
-            Instruction::Jmp { offset, .. } => {
-                work.push(next);
-                work.push(rel(offset as i64));
-            }
-            Instruction::Call(oxbpf_isa::CallTarget::Local(r)) => {
-                work.push(next);
-                work.push(rel(r as i64));
-            }
-            Instruction::LoadImm64 {
-                imm: oxbpf_isa::Imm64::Func(r),
-                ..
-            } => {
-                work.push(next);
-                work.push(rel(r as i64));
-            }
-            _ => work.push(next),
-        }
-    }
-    false
+                        .is_some_and(|p| p.changes_pkt_data))
+    })
 }
 
 pub(super) const TAIL_CALL: i32 = helper::TAIL_CALL as i32;

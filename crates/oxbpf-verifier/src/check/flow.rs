@@ -179,7 +179,7 @@ impl Verifier<'_> {
         callback: Option<u8>,
     ) -> VResult<()> {
         if let Some(l) = path.state.lock {
-            self.related = vec![(l.pc as usize, "the lock was taken by bpf_spin_lock".into())];
+            self.relate_lock(l);
             return err(
                 pc,
                 format!(

@@ -43,12 +43,7 @@ impl Verifier<'_> {
         match base.kind {
             Kind::NotInit => err(pc, format!("R{rn} !read_ok")),
             Kind::Scalar => {
-                if let Gone::Released { at, acquired } = base.gone {
-                    self.related = vec![
-                        (acquired as usize, "the reference was acquired".into()),
-                        (at as usize, "it was released".into()),
-                    ];
-                }
+                self.relate_gone(base.gone);
                 err(
                     pc,
                     format!(

@@ -85,6 +85,9 @@ struct Verifier<'a> {
     /// Per global function: whether it (or anything it calls) may change
     /// packet data, which invalidates the caller's packet pointers.
     global_changes_pkt: Vec<bool>,
+    /// Helper prototypes already looked up for this program type (a
+    /// helper is called on many paths; the lookup builds its argument list).
+    protos: HashMap<i32, std::rc::Rc<crate::protos::Proto>>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -132,6 +135,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         related: Vec::new(),
         callback_entry: vec![false; insns.len() + 1],
         global_changes_pkt: Vec::new(),
+        protos: HashMap::new(),
     };
     match v.run() {
         Ok(()) => Ok(Report {
@@ -210,7 +214,7 @@ impl<'a> Verifier<'a> {
             .map(|g| may_change_packet(&decoded, n, g.pc))
             .collect();
         // Unreachable instructions are rejected, as the kernel does.
-        let reach = reachable(&decoded, n);
+        let reach = reachable(&decoded, n, 0);
         if let Some(pc) = (0..n).find(|&p| is_start[p] && !reach[p]) {
             return Err((pc, format!("unreachable insn {pc}"), vec![], vec![]));
         }
@@ -551,9 +555,11 @@ fn liveness(decoded: &[Option<Instruction>], n: usize) -> Vec<u16> {
     }
 }
 
-fn reachable(decoded: &[Option<Instruction>], n: usize) -> Vec<bool> {
+/// The instructions reachable from `entry`, through jumps, local calls
+/// and callback addresses.
+fn reachable(decoded: &[Option<Instruction>], n: usize, entry: usize) -> Vec<bool> {
     let mut seen = vec![false; n];
-    let mut work = vec![0usize];
+    let mut work = vec![entry];
     while let Some(pc) = work.pop() {
         if pc >= n || seen[pc] {
             continue;

@@ -56,6 +56,20 @@ pub fn skip(why: &str) {
     eprintln!("SKIPPED: {why}");
 }
 
+/// Whether bpf(2) works here (root); says why not otherwise (and fails
+/// in CI, see [`skip`]).
+pub fn kernel_available() -> bool {
+    match oxbpf_sys::available() {
+        Ok(()) => true,
+        Err(e) => {
+            skip(&format!(
+                "bpf() unavailable ({e}); the kernel tests run in CI as root"
+            ));
+            false
+        }
+    }
+}
+
 pub fn oxbpf_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_oxbpf"))
 }
