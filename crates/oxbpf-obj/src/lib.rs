@@ -339,3 +339,34 @@ pub fn map_type_name(t: u32) -> &'static str {
 pub fn is_elf(bytes: &[u8]) -> bool {
     bytes.starts_with(b"\x7fELF")
 }
+
+/// The object files named by `paths`: a file as given, a directory walked
+/// recursively in name order for files ending in `.o` or starting with the
+/// ELF magic (`oxbpf verify DIR`, the benchmarks' corpora).
+pub fn object_files(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        if !p.is_dir() {
+            out.push(p.to_path_buf());
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return;
+        };
+        let mut entries: Vec<std::path::PathBuf> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            if e.is_dir() {
+                walk(&e, out);
+            } else if e.extension().is_some_and(|x| x == "o")
+                || std::fs::read(&e).is_ok_and(|b| is_elf(&b))
+            {
+                out.push(e);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out
+}

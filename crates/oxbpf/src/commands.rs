@@ -510,3 +510,25 @@ pub fn inspect(file: &Path) -> Result<ExitCode> {
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `oxbpf bench` and `oxbpf bench-verifier`: hand over to the `oxbpf-bench`
+/// harness beside this binary (crates/oxbpf-bench), which links the peers
+/// it measures against so this binary does not.
+pub fn bench<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Result<ExitCode> {
+    let exe = std::env::current_exe()?.with_file_name("oxbpf-bench");
+    if !exe.exists() {
+        bail!(
+            "the benchmarks run in the `oxbpf-bench` harness, which is not installed beside this binary ({}); build it with `cargo build --release -p oxbpf-bench`",
+            exe.display()
+        );
+    }
+    let status = std::process::Command::new(&exe)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", exe.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::from(1),
+    })
+}

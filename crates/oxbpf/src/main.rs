@@ -1,7 +1,6 @@
 //! The `oxbpf` command-line tool. Results go to stdout, errors to stderr with
 //! a non-zero exit status.
 
-mod bench;
 mod commands;
 mod object_run;
 mod verify;
@@ -58,14 +57,16 @@ enum Command {
     /// if an input could not be loaded.
     Verify(verify::VerifyArgs),
     /// Time the benchmark programs on oxbpf's JIT and interpreter, rbpf's
-    /// JIT and native code side by side, and the JIT's compile speed.
+    /// JIT and native code side by side, and the JIT's compile speed (runs
+    /// the `oxbpf-bench` harness installed beside this binary).
     Bench {
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]
         quick: bool,
     },
     /// Verify every program of objects with oxbpf and with the kernel and
-    /// print both totals, the ratio and oxbpf's peak memory.
+    /// print both totals, the ratio and oxbpf's peak memory (runs the
+    /// `oxbpf-bench` harness installed beside this binary).
     BenchVerifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
         paths: Vec<PathBuf>,
@@ -107,15 +108,18 @@ fn main() -> ExitCode {
         } => commands::disasm(&file, section.as_deref(), bytes),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
-        Command::Bench { quick } => bench::run(quick).map(|()| ExitCode::SUCCESS),
-        Command::BenchVerifier { paths, runs } => {
-            let paths = if paths.is_empty() {
-                vec![PathBuf::from("../shared/ebpf-samples")]
-            } else {
-                paths
-            };
-            verify::bench(&paths, runs)
+        Command::Bench { quick } => {
+            commands::bench(["jit"].into_iter().chain(quick.then_some("--quick")))
         }
+        Command::BenchVerifier { paths, runs } => commands::bench(
+            [
+                "verifier".as_ref(),
+                "--runs".as_ref(),
+                runs.to_string().as_ref(),
+            ]
+            .into_iter()
+            .chain(paths.iter().map(|p| p.as_os_str())),
+        ),
         Command::Verify(a) => verify::verify(&a),
         Command::Conformance {
             paths,

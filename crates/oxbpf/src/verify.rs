@@ -76,35 +76,6 @@ fn read_error(e: &std::io::Error) -> String {
     }
 }
 
-fn objects(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        if p.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(p) {
-                let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
-                entries.sort();
-                for e in entries {
-                    if e.is_dir() {
-                        walk(&e, out);
-                    } else if e.extension().is_some_and(|x| x == "o")
-                        || std::fs::read(&e)
-                            .map(|b| oxbpf_obj::is_elf(&b))
-                            .unwrap_or(false)
-                    {
-                        out.push(e);
-                    }
-                }
-            }
-        } else {
-            out.push(p.to_path_buf());
-        }
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out);
-    }
-    out
-}
-
 /// One verdict line; `--json` prints it as one object (docs/json.md).
 #[derive(serde::Serialize)]
 struct Row {
@@ -259,7 +230,7 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         Some(t) => Some(crate::commands::parse_prog_type(t)?),
         None => None,
     };
-    let files = objects(&a.paths);
+    let files = oxbpf_obj::object_files(&a.paths);
     if files.is_empty() {
         return Err(anyhow!("no objects found"));
     }
@@ -368,7 +339,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
         None => None,
     };
     let default = crate::commands::parse_prog_type(&a.default_type)?;
-    let files = objects(&a.paths);
+    let files = oxbpf_obj::object_files(&a.paths);
     if files.is_empty() {
         return Err(anyhow!("no objects found"));
     }
@@ -494,149 +465,6 @@ fn rejection_json(e: &oxbpf_verifier::Rejection, p: &oxbpf_obj::ProgramDef) -> R
             })
             .collect(),
     }
-}
-
-/// Peak resident memory of this process so far, in KiB (VmHWM).
-fn peak_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    l.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// `oxbpf bench-verifier`: verify every program of the objects with oxbpf
-/// and with the kernel (best of `runs` each) and print both totals, the
-/// ratio and oxbpf's peak memory.
-pub fn bench(paths: &[PathBuf], runs: usize) -> Result<ExitCode> {
-    let runs = runs.max(1);
-    let files = objects(paths);
-    if files.is_empty() {
-        return Err(anyhow!("no objects found"));
-    }
-    let mut objs = Vec::new();
-    for f in &files {
-        let Ok(mut o) = std::fs::read(f)
-            .map_err(|e| e.to_string())
-            .and_then(|b| oxbpf_obj::load(&b).map_err(|e| e.to_string()))
-        else {
-            continue;
-        };
-        for p in &mut o.programs {
-            if p.kind == ProgramType::Unspec {
-                p.kind = ProgramType::SocketFilter;
-            }
-        }
-        objs.push((f.display().to_string(), o));
-    }
-    let rss_before = peak_rss_kib().unwrap_or(0);
-    // oxbpf: per program, the best of `runs`.
-    let mut ours: std::collections::HashMap<(usize, String), (f64, bool, usize)> =
-        Default::default();
-    let mut largest = (0usize, String::new(), 0.0f64);
-    for (oi, (name, o)) in objs.iter().enumerate() {
-        for (i, p) in o.programs.iter().enumerate() {
-            let opts = oxbpf_verifier::Options {
-                prog_type: p.kind,
-                ..Default::default()
-            };
-            let mut best = f64::MAX;
-            let mut ok = false;
-            for _ in 0..runs {
-                let t = std::time::Instant::now();
-                ok = oxbpf_verifier::verify_object_program(o, i, &opts).is_ok();
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            let n = p.insns.len();
-            if best > largest.2 {
-                largest = (n, format!("{name} {}", p.name), best);
-            }
-            ours.insert((oi, p.name.clone()), (best, ok, n));
-        }
-    }
-    let rss = peak_rss_kib().unwrap_or(0);
-    // The kernel: whole objects loaded through bpf(2), per-program load time.
-    let mut kernel: std::collections::HashMap<(usize, String), (f64, bool)> = Default::default();
-    let mut kernel_error = None;
-    for (oi, (_, o)) in objs.iter().enumerate() {
-        for _ in 0..runs {
-            let k = oxbpf_sys::object::load_object(o, None);
-            for p in &k.programs {
-                let t = p.verdict.time.as_secs_f64();
-                let ok = p.verdict.prog.is_ok();
-                if let Err(e) = &p.verdict.prog
-                    && e.errno == 1
-                {
-                    kernel_error.get_or_insert_with(|| e.to_string());
-                }
-                let e = kernel
-                    .entry((oi, p.def.name.clone()))
-                    .or_insert((f64::MAX, ok));
-                e.0 = e.0.min(t);
-            }
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    let (mut n_both, mut t_ours, mut t_kernel) = (0usize, 0.0f64, 0.0f64);
-    let (mut all_ours, mut all_kernel) = (0.0f64, 0.0f64);
-    for (key, (t, ok, _)) in &ours {
-        all_ours += t;
-        if let Some((kt, kok)) = kernel.get(key) {
-            all_kernel += kt;
-            if *ok && *kok {
-                n_both += 1;
-                t_ours += t;
-                t_kernel += kt;
-            }
-        }
-    }
-    writeln!(
-        out,
-        "{} objects, {} programs, best of {runs} runs each",
-        objs.len(),
-        ours.len()
-    )?;
-    writeln!(
-        out,
-        "{:<44} {:>12} {:>12} {:>8}",
-        "", "oxbpf", "kernel", "ratio"
-    )?;
-    let ratio = |o: f64, k: f64| if o > 0.0 { k / o } else { 0.0 };
-    writeln!(
-        out,
-        "{:<44} {:>9.1} ms {:>9.1} ms {:>7.2}x",
-        format!("programs accepted by both ({n_both})"),
-        t_ours * 1e3,
-        t_kernel * 1e3,
-        ratio(t_ours, t_kernel)
-    )?;
-    writeln!(
-        out,
-        "{:<44} {:>9.1} ms {:>9.1} ms {:>7.2}x",
-        format!("all programs ({})", ours.len()),
-        all_ours * 1e3,
-        all_kernel * 1e3,
-        ratio(all_ours, all_kernel)
-    )?;
-    writeln!(
-        out,
-        "slowest program for oxbpf: {} ({} insns), {:.2} ms",
-        largest.1,
-        largest.0,
-        largest.2 * 1e3
-    )?;
-    writeln!(
-        out,
-        "oxbpf peak memory: {:.1} MiB (process peak; {:.1} MiB before verifying)",
-        rss as f64 / 1024.0,
-        rss_before as f64 / 1024.0
-    )?;
-    writeln!(
-        out,
-        "ratio = kernel time / oxbpf time (above 1: oxbpf is faster){}",
-        kernel_error
-            .map(|e| format!("; kernel loads failed: {e}"))
-            .unwrap_or_default()
-    )?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// "  maps: map0 = `name` (array, key 4, value 8, 1 entries)" for the maps

@@ -58,3 +58,25 @@ fn the_documented_graph_is_the_cargo_graph() {
         "ARCHITECTURE.md's table vs the Cargo.tomls"
     );
 }
+
+/// The peer `rbpf` is linked into the benchmark harness only: no other
+/// crate has it among its `[dependencies]` (dev-dependencies may).
+#[test]
+fn rbpf_is_a_benchmark_dependency_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for e in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        let manifest = std::fs::read_to_string(e.path().join("Cargo.toml")).unwrap();
+        let mut section = String::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+            } else if line.starts_with("rbpf") && section == "[dependencies]" {
+                assert!(
+                    e.path().ends_with("oxbpf-bench"),
+                    "{} links rbpf outside dev-dependencies",
+                    e.path().display()
+                );
+            }
+        }
+    }
+}

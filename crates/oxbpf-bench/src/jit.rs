@@ -1,4 +1,4 @@
-//! `oxbpf bench`: execution speed of oxbpf's JIT and interpreter next to
+//! `oxbpf bench` (`oxbpf-bench jit`): execution speed of oxbpf's JIT and interpreter next to
 //! the `rbpf` crate's JIT and native code, on the benchmark programs of
 //! benches/programs (C compiled with clang-19 -O2 -mcpu=v3 for BPF; the
 //! native column runs the same algorithms as Rust functions compiled by
@@ -577,21 +577,11 @@ fn objects(quick: bool) -> Result<()> {
 /// the benchmark programs one by one.
 fn compile_speed(quick: bool) -> Result<Vec<String>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut paths = Vec::new();
-    let mut dirs = vec![root.join("examples/c"), root.join("../shared/ebpf-samples")];
-    while let Some(d) = dirs.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.ends_with("invalid") {
-                dirs.push(p);
-            } else if p.extension().is_some_and(|x| x == "o") {
-                paths.push(p);
-            }
-        }
-    }
+    let paths: Vec<_> =
+        oxbpf_obj::object_files(&[root.join("examples/c"), root.join("../shared/ebpf-samples")])
+            .into_iter()
+            .filter(|p| p.exists() && !p.components().any(|c| c.as_os_str() == "invalid"))
+            .collect();
     let mut objects: Vec<Vec<Program>> = Vec::new();
     for p in paths {
         if let Ok(bytes) = std::fs::read(&p)

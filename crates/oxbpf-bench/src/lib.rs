@@ -1,0 +1,18 @@
+//! oxbpf's benchmarks, side by side with their peers in one run, printing
+//! ratios (timings are reported, never asserted):
+//!
+//! - [`jit`]: the programs of `benches/programs` on oxbpf's JIT (trusted and
+//!   checked) and interpreter, the `rbpf` crate's JIT and native code; the
+//!   bundled objects with maps and helpers; the JIT's compile speed.
+//! - [`verifier`]: oxbpf's verifier against the kernel's over a corpus.
+//!
+//! The `oxbpf-bench` binary runs them; `oxbpf bench` and `oxbpf
+//! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
+//! and never into the shipped `oxbpf` binary.
+//!
+//! Unsafe code: `jit` calls rbpf's JIT (an `unsafe fn`) and trusts two
+//! benchmark programs the verifier cannot prove after a complete checked
+//! run on the very input they are timed on; each block says why.
+
+pub mod jit;
+pub mod verifier;

@@ -1,0 +1,58 @@
+//! `oxbpf-bench`: the benchmark harness behind `oxbpf bench` and `oxbpf
+//! bench-verifier` (see the library's documentation).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "oxbpf-bench",
+    version,
+    about = "oxbpf's benchmarks against their peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// oxbpf's JIT and interpreter against rbpf's JIT and native code, the
+    /// bundled objects per packet, and the JIT's compile speed.
+    Jit {
+        /// Check that every engine agrees and time each once (fast).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// oxbpf's verifier against the kernel's over a corpus of objects.
+    Verifier {
+        /// Objects or directories (default: ../shared/ebpf-samples).
+        paths: Vec<PathBuf>,
+        /// Runs per program; the best is kept.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Jit { quick } => oxbpf_bench::jit::run(quick),
+        Command::Verifier { paths, runs } => {
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("../shared/ebpf-samples")]
+            } else {
+                paths
+            };
+            oxbpf_bench::verifier::run(&paths, runs)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
