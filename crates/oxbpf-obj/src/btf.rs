@@ -86,8 +86,11 @@ pub enum Kind {
 pub struct Member {
     pub name: String,
     pub type_id: u32,
-    /// Bit offset (bitfield size in the top 8 bits when kind_flag is set).
+    /// Bit offset from the start of the struct or union.
     pub offset: u32,
+    /// Width in bits of a bitfield member (the high 8 bits of the raw
+    /// offset when the type's kind_flag is set), 0 otherwise.
+    pub bitfield_size: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,14 +214,24 @@ impl Btf {
             let size_or_type = r.u32()?;
             let vlen = info & 0xffff;
             let kind_num = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
             let name = string_at(strings, name_off)?;
             let members = |r: &mut Reader| -> Result<Vec<Member>, BtfError> {
                 (0..vlen)
                     .map(|_| {
+                        let name = string_at(strings, r.u32()?)?;
+                        let type_id = r.u32()?;
+                        let raw = r.u32()?;
+                        let (offset, bitfield_size) = if kind_flag {
+                            (raw & 0x00ff_ffff, raw >> 24)
+                        } else {
+                            (raw, 0)
+                        };
                         Ok(Member {
-                            name: string_at(strings, r.u32()?)?,
-                            type_id: r.u32()?,
-                            offset: r.u32()?,
+                            name,
+                            type_id,
+                            offset,
+                            bitfield_size,
                         })
                     })
                     .collect()
@@ -439,7 +452,7 @@ impl Btf {
             Kind::Struct { .. } if t.name == name => Some(0),
             Kind::Struct { members, .. } | Kind::Union { members, .. } => {
                 members.iter().find_map(|m| {
-                    let bits = m.offset & 0x00ff_ffff;
+                    let bits = m.offset;
                     if bits % 8 != 0 {
                         return None;
                     }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod btf;
+pub mod btfvalue;
 pub mod elf;
 mod loader;
 pub mod progtype;
@@ -307,6 +308,35 @@ pub struct Object {
 }
 
 impl Object {
+    /// An object holding one program given as bare instructions (raw
+    /// bytecode or assembled text): no maps, no BTF, the type left unset
+    /// for the caller's default, and a GPL license (a bare program says
+    /// nothing of its license; GPL lets every helper be checked on its
+    /// merits).
+    pub fn from_raw_program(name: &str, insns: Vec<RawInsn>) -> Object {
+        Object {
+            programs: vec![ProgramDef {
+                name: name.to_string(),
+                section: String::new(),
+                section_offset: 0,
+                kind: ProgramType::Unspec,
+                attach: None,
+                insns,
+                extern_calls: Vec::new(),
+                line_info: Vec::new(),
+                func_info: Vec::new(),
+                core_relos: Vec::new(),
+            }],
+            maps: Vec::new(),
+            license: Some("GPL".into()),
+            kernel_version: None,
+            btf: None,
+            btf_ext: None,
+            section_sizes: Default::default(),
+            symbol_offsets: Default::default(),
+        }
+    }
+
     /// The object's BTF with DATASEC sizes and offsets filled in from the
     /// ELF sections and symbols, as the kernel wants it.
     pub fn btf_for_kernel(&self) -> Option<Vec<u8>> {

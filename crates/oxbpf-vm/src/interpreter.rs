@@ -22,6 +22,7 @@ use crate::program::{
     OP_MOV_RSH_K, OP_SWITCH, OP_UNRESOLVED, Op, Program,
 };
 use crate::switch::SwitchTable;
+use oxbpf_isa::raw::opcode::*;
 use oxbpf_isa::raw::*;
 
 /// Size of one stack frame in bytes.
@@ -345,53 +346,53 @@ impl<'p> State<'p> {
             }
             match op.code {
                 // ALU64, immediate and register forms.
-                0x07 => r[d] = r[d].wrapping_add(imm),
-                0x0f => r[d] = r[d].wrapping_add(r[s]),
-                0x17 => r[d] = r[d].wrapping_sub(imm),
-                0x1f => r[d] = r[d].wrapping_sub(r[s]),
-                0x27 => r[d] = r[d].wrapping_mul(imm),
-                0x2f => r[d] = r[d].wrapping_mul(r[s]),
-                0x37 => {
+                ADD64_K => r[d] = r[d].wrapping_add(imm),
+                ADD64_X => r[d] = r[d].wrapping_add(r[s]),
+                SUB64_K => r[d] = r[d].wrapping_sub(imm),
+                SUB64_X => r[d] = r[d].wrapping_sub(r[s]),
+                MUL64_K => r[d] = r[d].wrapping_mul(imm),
+                MUL64_X => r[d] = r[d].wrapping_mul(r[s]),
+                DIV64_K => {
                     r[d] = if op.off == 0 {
                         div64(r[d], imm)
                     } else {
                         sdiv64(r[d], imm)
                     }
                 }
-                0x3f => {
+                DIV64_X => {
                     r[d] = if op.off == 0 {
                         div64(r[d], r[s])
                     } else {
                         sdiv64(r[d], r[s])
                     }
                 }
-                0x47 => r[d] |= imm,
-                0x4f => r[d] |= r[s],
-                0x57 => r[d] &= imm,
-                0x5f => r[d] &= r[s],
-                0x67 => r[d] <<= imm & 63,
-                0x6f => r[d] <<= r[s] & 63,
-                0x77 => r[d] >>= imm & 63,
-                0x7f => r[d] >>= r[s] & 63,
-                0x87 => r[d] = r[d].wrapping_neg(),
-                0x97 => {
+                OR64_K => r[d] |= imm,
+                OR64_X => r[d] |= r[s],
+                AND64_K => r[d] &= imm,
+                AND64_X => r[d] &= r[s],
+                LSH64_K => r[d] <<= imm & 63,
+                LSH64_X => r[d] <<= r[s] & 63,
+                RSH64_K => r[d] >>= imm & 63,
+                RSH64_X => r[d] >>= r[s] & 63,
+                NEG64 => r[d] = r[d].wrapping_neg(),
+                MOD64_K => {
                     r[d] = if op.off == 0 {
                         mod64(r[d], imm)
                     } else {
                         smod64(r[d], imm)
                     }
                 }
-                0x9f => {
+                MOD64_X => {
                     r[d] = if op.off == 0 {
                         mod64(r[d], r[s])
                     } else {
                         smod64(r[d], r[s])
                     }
                 }
-                0xa7 => r[d] ^= imm,
-                0xaf => r[d] ^= r[s],
-                0xb7 => r[d] = imm,
-                0xbf => {
+                XOR64_K => r[d] ^= imm,
+                XOR64_X => r[d] ^= r[s],
+                MOV64_K => r[d] = imm,
+                MOV64_X => {
                     r[d] = match op.off {
                         0 => r[s],
                         8 => r[s] as i8 as i64 as u64,
@@ -399,9 +400,9 @@ impl<'p> State<'p> {
                         _ => r[s] as i32 as i64 as u64,
                     }
                 }
-                0xc7 => r[d] = ((r[d] as i64) >> (imm & 63)) as u64,
-                0xcf => r[d] = ((r[d] as i64) >> (r[s] & 63)) as u64,
-                0xd7 => {
+                ARSH64_K => r[d] = ((r[d] as i64) >> (imm & 63)) as u64,
+                ARSH64_X => r[d] = ((r[d] as i64) >> (r[s] & 63)) as u64,
+                BSWAP => {
                     r[d] = match imm {
                         16 => (r[d] as u16).swap_bytes() as u64,
                         32 => (r[d] as u32).swap_bytes() as u64,
@@ -410,69 +411,69 @@ impl<'p> State<'p> {
                 }
 
                 // ALU (32-bit), results zero-extended.
-                0x04 => r[d] = (r[d] as u32).wrapping_add(imm as u32) as u64,
-                0x0c => r[d] = (r[d] as u32).wrapping_add(r[s] as u32) as u64,
-                0x14 => r[d] = (r[d] as u32).wrapping_sub(imm as u32) as u64,
-                0x1c => r[d] = (r[d] as u32).wrapping_sub(r[s] as u32) as u64,
-                0x24 => r[d] = (r[d] as u32).wrapping_mul(imm as u32) as u64,
-                0x2c => r[d] = (r[d] as u32).wrapping_mul(r[s] as u32) as u64,
-                0x34 => {
+                ADD32_K => r[d] = (r[d] as u32).wrapping_add(imm as u32) as u64,
+                ADD32_X => r[d] = (r[d] as u32).wrapping_add(r[s] as u32) as u64,
+                SUB32_K => r[d] = (r[d] as u32).wrapping_sub(imm as u32) as u64,
+                SUB32_X => r[d] = (r[d] as u32).wrapping_sub(r[s] as u32) as u64,
+                MUL32_K => r[d] = (r[d] as u32).wrapping_mul(imm as u32) as u64,
+                MUL32_X => r[d] = (r[d] as u32).wrapping_mul(r[s] as u32) as u64,
+                DIV32_K => {
                     r[d] = if op.off == 0 {
                         div32(r[d], imm)
                     } else {
                         sdiv32(r[d], imm)
                     }
                 }
-                0x3c => {
+                DIV32_X => {
                     r[d] = if op.off == 0 {
                         div32(r[d], r[s])
                     } else {
                         sdiv32(r[d], r[s])
                     }
                 }
-                0x44 => r[d] = (r[d] as u32 | imm as u32) as u64,
-                0x4c => r[d] = (r[d] as u32 | r[s] as u32) as u64,
-                0x54 => r[d] = (r[d] as u32 & imm as u32) as u64,
-                0x5c => r[d] = (r[d] as u32 & r[s] as u32) as u64,
-                0x64 => r[d] = ((r[d] as u32) << (imm & 31)) as u64,
-                0x6c => r[d] = ((r[d] as u32) << (r[s] & 31)) as u64,
-                0x74 => r[d] = ((r[d] as u32) >> (imm & 31)) as u64,
-                0x7c => r[d] = ((r[d] as u32) >> (r[s] & 31)) as u64,
-                0x84 => r[d] = (r[d] as u32).wrapping_neg() as u64,
-                0x94 => {
+                OR32_K => r[d] = (r[d] as u32 | imm as u32) as u64,
+                OR32_X => r[d] = (r[d] as u32 | r[s] as u32) as u64,
+                AND32_K => r[d] = (r[d] as u32 & imm as u32) as u64,
+                AND32_X => r[d] = (r[d] as u32 & r[s] as u32) as u64,
+                LSH32_K => r[d] = ((r[d] as u32) << (imm & 31)) as u64,
+                LSH32_X => r[d] = ((r[d] as u32) << (r[s] & 31)) as u64,
+                RSH32_K => r[d] = ((r[d] as u32) >> (imm & 31)) as u64,
+                RSH32_X => r[d] = ((r[d] as u32) >> (r[s] & 31)) as u64,
+                NEG32 => r[d] = (r[d] as u32).wrapping_neg() as u64,
+                MOD32_K => {
                     r[d] = if op.off == 0 {
                         mod32(r[d], imm)
                     } else {
                         smod32(r[d], imm)
                     }
                 }
-                0x9c => {
+                MOD32_X => {
                     r[d] = if op.off == 0 {
                         mod32(r[d], r[s])
                     } else {
                         smod32(r[d], r[s])
                     }
                 }
-                0xa4 => r[d] = (r[d] as u32 ^ imm as u32) as u64,
-                0xac => r[d] = (r[d] as u32 ^ r[s] as u32) as u64,
-                0xb4 => r[d] = imm as u32 as u64,
-                0xbc => {
+                XOR32_K => r[d] = (r[d] as u32 ^ imm as u32) as u64,
+                XOR32_X => r[d] = (r[d] as u32 ^ r[s] as u32) as u64,
+                MOV32_K => r[d] = imm as u32 as u64,
+                MOV32_X => {
                     r[d] = match op.off {
                         0 => r[s] as u32 as u64,
                         8 => r[s] as i8 as i32 as u32 as u64,
                         _ => r[s] as i16 as i32 as u32 as u64,
                     }
                 }
-                0xc4 => r[d] = ((r[d] as u32 as i32) >> (imm & 31)) as u32 as u64,
-                0xcc => r[d] = ((r[d] as u32 as i32) >> (r[s] & 31)) as u32 as u64,
-                0xd4 => {
+                ARSH32_K => r[d] = ((r[d] as u32 as i32) >> (imm & 31)) as u32 as u64,
+                ARSH32_X => r[d] = ((r[d] as u32 as i32) >> (r[s] & 31)) as u32 as u64,
+                LE => {
                     r[d] = match imm {
                         16 => r[d] as u16 as u64,
                         32 => r[d] as u32 as u64,
                         _ => r[d],
                     }
                 }
-                0xdc => {
+                BE => {
                     r[d] = match imm {
                         16 => (r[d] as u16).swap_bytes() as u64,
                         32 => (r[d] as u32).swap_bytes() as u64,
@@ -481,176 +482,176 @@ impl<'p> State<'p> {
                 }
 
                 // Jumps (64-bit compare). `op.off` is the absolute target.
-                0x05 | 0x06 => pc = op.off as usize,
-                0x15 => {
+                JA | JA32 => pc = op.off as usize,
+                JEQ_K => {
                     jump!(r[d] == imm)
                 }
-                0x1d => {
+                JEQ_X => {
                     jump!(r[d] == r[s])
                 }
-                0x25 => {
+                JGT_K => {
                     jump!(r[d] > imm)
                 }
-                0x2d => {
+                JGT_X => {
                     jump!(r[d] > r[s])
                 }
-                0x35 => {
+                JGE_K => {
                     jump!(r[d] >= imm)
                 }
-                0x3d => {
+                JGE_X => {
                     jump!(r[d] >= r[s])
                 }
-                0x45 => {
+                JSET_K => {
                     jump!(r[d] & imm != 0)
                 }
-                0x4d => {
+                JSET_X => {
                     jump!(r[d] & r[s] != 0)
                 }
-                0x55 => {
+                JNE_K => {
                     jump!(r[d] != imm)
                 }
-                0x5d => {
+                JNE_X => {
                     jump!(r[d] != r[s])
                 }
-                0x65 => {
+                JSGT_K => {
                     jump!((r[d] as i64) > (imm as i64))
                 }
-                0x6d => {
+                JSGT_X => {
                     jump!((r[d] as i64) > (r[s] as i64))
                 }
-                0x75 => {
+                JSGE_K => {
                     jump!((r[d] as i64) >= (imm as i64))
                 }
-                0x7d => {
+                JSGE_X => {
                     jump!((r[d] as i64) >= (r[s] as i64))
                 }
-                0xa5 => {
+                JLT_K => {
                     jump!(r[d] < imm)
                 }
-                0xad => {
+                JLT_X => {
                     jump!(r[d] < r[s])
                 }
-                0xb5 => {
+                JLE_K => {
                     jump!(r[d] <= imm)
                 }
-                0xbd => {
+                JLE_X => {
                     jump!(r[d] <= r[s])
                 }
-                0xc5 => {
+                JSLT_K => {
                     jump!((r[d] as i64) < (imm as i64))
                 }
-                0xcd => {
+                JSLT_X => {
                     jump!((r[d] as i64) < (r[s] as i64))
                 }
-                0xd5 => {
+                JSLE_K => {
                     jump!((r[d] as i64) <= (imm as i64))
                 }
-                0xdd => {
+                JSLE_X => {
                     jump!((r[d] as i64) <= (r[s] as i64))
                 }
 
                 // Jumps (32-bit compare).
-                0x16 => {
+                JEQ32_K => {
                     jump!(r[d] as u32 == imm as u32)
                 }
-                0x1e => {
+                JEQ32_X => {
                     jump!(r[d] as u32 == r[s] as u32)
                 }
-                0x26 => {
+                JGT32_K => {
                     jump!(r[d] as u32 > imm as u32)
                 }
-                0x2e => {
+                JGT32_X => {
                     jump!(r[d] as u32 > r[s] as u32)
                 }
-                0x36 => {
+                JGE32_K => {
                     jump!(r[d] as u32 >= imm as u32)
                 }
-                0x3e => {
+                JGE32_X => {
                     jump!(r[d] as u32 >= r[s] as u32)
                 }
-                0x46 => {
+                JSET32_K => {
                     jump!(r[d] as u32 & imm as u32 != 0)
                 }
-                0x4e => {
+                JSET32_X => {
                     jump!(r[d] as u32 & r[s] as u32 != 0)
                 }
-                0x56 => {
+                JNE32_K => {
                     jump!(r[d] as u32 != imm as u32)
                 }
-                0x5e => {
+                JNE32_X => {
                     jump!(r[d] as u32 != r[s] as u32)
                 }
-                0x66 => {
+                JSGT32_K => {
                     jump!((r[d] as i32) > (imm as i32))
                 }
-                0x6e => {
+                JSGT32_X => {
                     jump!((r[d] as i32) > (r[s] as i32))
                 }
-                0x76 => {
+                JSGE32_K => {
                     jump!((r[d] as i32) >= (imm as i32))
                 }
-                0x7e => {
+                JSGE32_X => {
                     jump!((r[d] as i32) >= (r[s] as i32))
                 }
-                0xa6 => {
+                JLT32_K => {
                     jump!((r[d] as u32) < imm as u32)
                 }
-                0xae => {
+                JLT32_X => {
                     jump!((r[d] as u32) < r[s] as u32)
                 }
-                0xb6 => {
+                JLE32_K => {
                     jump!(r[d] as u32 <= imm as u32)
                 }
-                0xbe => {
+                JLE32_X => {
                     jump!(r[d] as u32 <= r[s] as u32)
                 }
-                0xc6 => {
+                JSLT32_K => {
                     jump!((r[d] as i32) < (imm as i32))
                 }
-                0xce => {
+                JSLT32_X => {
                     jump!((r[d] as i32) < (r[s] as i32))
                 }
-                0xd6 => {
+                JSLE32_K => {
                     jump!((r[d] as i32) <= (imm as i32))
                 }
-                0xde => {
+                JSLE32_X => {
                     jump!((r[d] as i32) <= (r[s] as i32))
                 }
 
                 // Loads.
-                0x61 => r[d] = fault!(mem.load(addr_src!(), 4)),
-                0x69 => r[d] = fault!(mem.load(addr_src!(), 2)),
-                0x71 => r[d] = fault!(mem.load(addr_src!(), 1)),
-                0x79 => r[d] = fault!(mem.load(addr_src!(), 8)),
-                0x81 => r[d] = fault!(mem.load(addr_src!(), 4)) as i32 as i64 as u64,
-                0x89 => r[d] = fault!(mem.load(addr_src!(), 2)) as i16 as i64 as u64,
-                0x91 => r[d] = fault!(mem.load(addr_src!(), 1)) as i8 as i64 as u64,
+                LDXW => r[d] = fault!(mem.load(addr_src!(), 4)),
+                LDXH => r[d] = fault!(mem.load(addr_src!(), 2)),
+                LDXB => r[d] = fault!(mem.load(addr_src!(), 1)),
+                LDXDW => r[d] = fault!(mem.load(addr_src!(), 8)),
+                LDXSW => r[d] = fault!(mem.load(addr_src!(), 4)) as i32 as i64 as u64,
+                LDXSH => r[d] = fault!(mem.load(addr_src!(), 2)) as i16 as i64 as u64,
+                LDXSB => r[d] = fault!(mem.load(addr_src!(), 1)) as i8 as i64 as u64,
 
                 // Stores of immediates and registers.
-                0x62 => fault!(mem.store(addr_dst!(), 4, imm)),
-                0x6a => fault!(mem.store(addr_dst!(), 2, imm)),
-                0x72 => fault!(mem.store(addr_dst!(), 1, imm)),
-                0x7a => fault!(mem.store(addr_dst!(), 8, imm)),
-                0x63 => fault!(mem.store(addr_dst!(), 4, r[s])),
-                0x6b => fault!(mem.store(addr_dst!(), 2, r[s])),
-                0x73 => fault!(mem.store(addr_dst!(), 1, r[s])),
-                0x7b => fault!(mem.store(addr_dst!(), 8, r[s])),
+                STW => fault!(mem.store(addr_dst!(), 4, imm)),
+                STH => fault!(mem.store(addr_dst!(), 2, imm)),
+                STB => fault!(mem.store(addr_dst!(), 1, imm)),
+                STDW => fault!(mem.store(addr_dst!(), 8, imm)),
+                STXW => fault!(mem.store(addr_dst!(), 4, r[s])),
+                STXH => fault!(mem.store(addr_dst!(), 2, r[s])),
+                STXB => fault!(mem.store(addr_dst!(), 1, r[s])),
+                STXDW => fault!(mem.store(addr_dst!(), 8, r[s])),
 
-                0xc3 | 0xdb => {
-                    let size = if op.code == 0xdb { 8 } else { 4 };
+                ATOMIC_W | ATOMIC_DW => {
+                    let size = if op.code == ATOMIC_DW { 8 } else { 4 };
                     let mask = if size == 8 { u64::MAX } else { u32::MAX as u64 };
                     let v = r[s] & mask;
                     let code = op.imm as i32;
                     let expected = r[0] & mask;
                     let (old, dest) = match code & !BPF_FETCH {
-                        0x00 => (
+                        ATOMIC_ADD => (
                             mem.atomic_rmw(addr_dst!(), size, |o| Some(o.wrapping_add(v) & mask)),
                             s,
                         ),
-                        0x40 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o | v)), s),
-                        0x50 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o & v)), s),
-                        0xa0 => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o ^ v)), s),
-                        0xe0 => (mem.atomic_rmw(addr_dst!(), size, |_| Some(v)), s),
+                        ATOMIC_OR => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o | v)), s),
+                        ATOMIC_AND => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o & v)), s),
+                        ATOMIC_XOR => (mem.atomic_rmw(addr_dst!(), size, |o| Some(o ^ v)), s),
+                        ATOMIC_XCHG => (mem.atomic_rmw(addr_dst!(), size, |_| Some(v)), s),
                         // cmpxchg: compare with r0; the old value goes to r0.
                         _ => (
                             mem.atomic_rmw(addr_dst!(), size, |o| (o == expected).then_some(v)),
@@ -664,25 +665,25 @@ impl<'p> State<'p> {
                 }
 
                 // lddw: the value was assembled at load time; skip the filler slot.
-                0x18 => {
+                LDDW => {
                     r[d] = imm;
                     pc += 1;
                 }
                 OP_UNRESOLVED => return Err(VmError::UnresolvedReference { pc: pc_err }),
 
                 // Legacy packet loads: big-endian, out of bounds ends the program with 0.
-                0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => {
+                LDABSW | LDABSH | LDABSB | LDINDW | LDINDH | LDINDB => {
                     let Some(pkt) = self.packet else {
                         return Err(VmError::NoPacket { pc: pc_err });
                     };
                     let pkt_len = pkt.len();
-                    let size: u64 = match op.code & 0x18 {
+                    let size: u64 = match op.code & BPF_SIZE_MASK {
                         BPF_W => 4,
                         BPF_H => 2,
                         _ => 1,
                     };
                     let mut off = op.imm as i32;
-                    if op.code & 0xe0 == BPF_IND {
+                    if op.code & BPF_MODE_MASK == BPF_IND {
                         off = off.wrapping_add(r[s] as u32 as i32);
                     }
                     if off < 0 || off as u64 + size > pkt_len {
@@ -700,7 +701,7 @@ impl<'p> State<'p> {
                     };
                 }
 
-                0x85 => match op.src {
+                CALL => match op.src {
                     0 => match self.call_helper(mem, op.imm as u32 as u64, &mut r, pc_err)? {
                         HelperOutcome::Return(v) => r[0] = v,
                         HelperOutcome::Exit(v) => {
@@ -771,7 +772,7 @@ impl<'p> State<'p> {
                         });
                     }
                 },
-                0x8d => {
+                CALLX => {
                     let target = r[d];
                     if target & !0xffff_ffff == FUNC_ADDR_TAG
                         && ((target & 0xffff_ffff) as usize) < ops.len() - 1
@@ -798,7 +799,7 @@ impl<'p> State<'p> {
                         }
                     }
                 }
-                0x95 => match frames.pop() {
+                EXIT => match frames.pop() {
                     None => {
                         if T::ENABLED {
                             let mut after = [0u64; 11];

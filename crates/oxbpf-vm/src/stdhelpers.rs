@@ -70,6 +70,18 @@ fn read_cstr(c: &HelperContext<'_, '_>, addr: u64, max: u64) -> Option<Vec<u8>> 
 /// here: use [`Helpers::conformance`] for raw bytecode).
 pub fn standard() -> Helpers {
     let mut h = Helpers::new();
+    maps(&mut h);
+    memory(&mut h);
+    task(&mut h);
+    control(&mut h);
+    output(&mut h);
+    packets(&mut h);
+    h
+}
+
+/// Map access: lookup, update, delete, and the queue/stack/bloom-filter
+/// push, pop and peek.
+fn maps(h: &mut Helpers) {
     h.register(id::MAP_LOOKUP_ELEM, |c, a| {
         let (_, m) = map(c, a[0])?;
         let key = read(c, a[1], m.spec.key_size as u64)?;
@@ -127,6 +139,10 @@ pub fn standard() -> Helpers {
             })
         });
     }
+}
+
+/// Reading memory: `probe_read*` (and their string forms) and `strncmp`.
+fn memory(h: &mut Helpers) {
     // probe_read*: copy from any memory the program may see; otherwise
     // zero the destination and return -EFAULT, as the kernel does.
     for hid in [id::PROBE_READ, id::PROBE_READ_USER, id::PROBE_READ_KERNEL] {
@@ -167,6 +183,27 @@ pub fn standard() -> Helpers {
             }
         });
     }
+    h.register(id::STRNCMP, |c, a| {
+        let (s1, n, s2) = (a[0], a[1] as u32 as u64, a[2]);
+        let x = read(c, s1, n)?;
+        for (i, &b1) in x.iter().enumerate() {
+            let b2 = c
+                .memory
+                .load(s2 + i as u64, 1)
+                .map_err(|f| HelperError(f.to_string()))? as u8;
+            if b1 != b2 {
+                return ret(((b1 as i64) - (b2 as i64)) as u64);
+            }
+            if b1 == 0 {
+                break;
+            }
+        }
+        ret(0)
+    });
+}
+
+/// Time, randomness, the CPU and the current task.
+fn task(h: &mut Helpers) {
     for hid in [
         id::KTIME_GET_NS,
         id::KTIME_GET_BOOT_NS,
@@ -209,6 +246,11 @@ pub fn standard() -> Helpers {
         write(c, a[0], &buf)?;
         ret(0)
     });
+}
+
+/// Control flow and locking: tail calls, `bpf_loop`, `for_each_map_elem`,
+/// spin locks, and the socket lookups (which find none in user space).
+fn control(h: &mut Helpers) {
     h.register(id::TAIL_CALL, |c, a| {
         let (_, m) = map(c, a[1])?;
         if m.spec.map_type != mt::PROG_ARRAY {
@@ -218,57 +260,6 @@ pub fn standard() -> Helpers {
             Some(p) => Ok(HelperOutcome::TailCall { program: p }),
             None => ret(neg(ENOENT)),
         }
-    });
-    h.register(id::TRACE_PRINTK, |c, a| {
-        let fmt = read_cstr(c, a[0], a[1].min(1024))
-            .ok_or_else(|| HelperError("bad format string".into()))?;
-        let line = format_printf(c, &fmt, &[a[2], a[3], a[4]]);
-        let n = line.len() as u64;
-        if let Some(e) = c.env {
-            e.emit(Output::Printk(line.trim_end_matches('\n').to_string()));
-        }
-        ret(n)
-    });
-    h.register(id::SNPRINTF, |c, a| {
-        let (dst, size, fmt, data, data_len) =
-            (a[0], a[1] as u32 as u64, a[2], a[3], a[4] as u32 as u64);
-        if data_len % 8 != 0 || data_len > 12 * 8 {
-            return ret(neg(EINVAL));
-        }
-        let args: Vec<u64> = read(c, data, data_len)?
-            .chunks(8)
-            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
-            .collect();
-        let fmt = read_cstr(c, fmt, 1024).ok_or_else(|| HelperError("bad format string".into()))?;
-        let s = format_printf(c, &fmt, &args);
-        if size > 0 {
-            let mut out: Vec<u8> = s
-                .as_bytes()
-                .iter()
-                .copied()
-                .take(size as usize - 1)
-                .collect();
-            out.push(0);
-            write(c, dst, &out)?;
-        }
-        ret(s.len() as u64 + 1)
-    });
-    h.register(id::STRNCMP, |c, a| {
-        let (s1, n, s2) = (a[0], a[1] as u32 as u64, a[2]);
-        let x = read(c, s1, n)?;
-        for (i, &b1) in x.iter().enumerate() {
-            let b2 = c
-                .memory
-                .load(s2 + i as u64, 1)
-                .map_err(|f| HelperError(f.to_string()))? as u8;
-            if b1 != b2 {
-                return ret(((b1 as i64) - (b2 as i64)) as u64);
-            }
-            if b1 == 0 {
-                break;
-            }
-        }
-        ret(0)
     });
     h.register(id::LOOP, |_, a| {
         if a[3] != 0 {
@@ -329,6 +320,65 @@ pub fn standard() -> Helpers {
             .atomic_rmw(a[0], 4, |_| Some(0))
             .map_err(|f| HelperError(f.to_string()))?;
         ret(0)
+    });
+    h.register(id::SKB_LOAD_BYTES, |c, a| {
+        let pkt = packet(c)?;
+        let (off, to, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+        if off + len > pkt.len() {
+            write(c, to, &vec![0; len as usize])?;
+            return ret(neg(EFAULT));
+        }
+        let bytes = read(c, pkt.data + off, len)?;
+        write(c, to, &bytes)?;
+        ret(0)
+    });
+    h.register(id::SKB_STORE_BYTES, |c, a| {
+        let pkt = packet(c)?;
+        let (off, from, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
+        if off + len > pkt.len() {
+            return ret(neg(EFAULT));
+        }
+        let bytes = read(c, from, len)?;
+        write(c, pkt.data + off, &bytes)?;
+        ret(0)
+    });
+}
+
+/// Output: `trace_printk`, `snprintf`, ring buffers and perf event output.
+fn output(h: &mut Helpers) {
+    h.register(id::TRACE_PRINTK, |c, a| {
+        let fmt = read_cstr(c, a[0], a[1].min(1024))
+            .ok_or_else(|| HelperError("bad format string".into()))?;
+        let line = format_printf(c, &fmt, &[a[2], a[3], a[4]]);
+        let n = line.len() as u64;
+        if let Some(e) = c.env {
+            e.emit(Output::Printk(line.trim_end_matches('\n').to_string()));
+        }
+        ret(n)
+    });
+    h.register(id::SNPRINTF, |c, a| {
+        let (dst, size, fmt, data, data_len) =
+            (a[0], a[1] as u32 as u64, a[2], a[3], a[4] as u32 as u64);
+        if data_len % 8 != 0 || data_len > 12 * 8 {
+            return ret(neg(EINVAL));
+        }
+        let args: Vec<u64> = read(c, data, data_len)?
+            .chunks(8)
+            .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+            .collect();
+        let fmt = read_cstr(c, fmt, 1024).ok_or_else(|| HelperError("bad format string".into()))?;
+        let s = format_printf(c, &fmt, &args);
+        if size > 0 {
+            let mut out: Vec<u8> = s
+                .as_bytes()
+                .iter()
+                .copied()
+                .take(size as usize - 1)
+                .collect();
+            out.push(0);
+            write(c, dst, &out)?;
+        }
+        ret(s.len() as u64 + 1)
     });
     h.register(id::RINGBUF_OUTPUT, |c, a| {
         let (_, m) = map(c, a[0])?;
@@ -400,6 +450,11 @@ pub fn standard() -> Helpers {
             Err(e) => neg(e.0),
         })
     });
+}
+
+/// Packets: checksums, skb loads and stores, redirects and XDP head, tail
+/// and meta adjustment.
+fn packets(h: &mut Helpers) {
     h.register(id::CSUM_DIFF, |c, a| {
         let (from, from_size, to, to_size, seed) =
             (a[0], a[1] as u32 as u64, a[2], a[3] as u32 as u64, a[4]);
@@ -417,27 +472,6 @@ pub fn standard() -> Helpers {
             acc = (acc & 0xffff_ffff) + (acc >> 32);
         }
         ret(acc)
-    });
-    h.register(id::SKB_LOAD_BYTES, |c, a| {
-        let pkt = packet(c)?;
-        let (off, to, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
-        if off + len > pkt.len() {
-            write(c, to, &vec![0; len as usize])?;
-            return ret(neg(EFAULT));
-        }
-        let bytes = read(c, pkt.data + off, len)?;
-        write(c, to, &bytes)?;
-        ret(0)
-    });
-    h.register(id::SKB_STORE_BYTES, |c, a| {
-        let pkt = packet(c)?;
-        let (off, from, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);
-        if off + len > pkt.len() {
-            return ret(neg(EFAULT));
-        }
-        let bytes = read(c, from, len)?;
-        write(c, pkt.data + off, &bytes)?;
-        ret(0)
     });
     h.register(id::L3_CSUM_REPLACE, |c, a| csum_replace(c, a, false));
     h.register(id::L4_CSUM_REPLACE, |c, a| csum_replace(c, a, true));
@@ -483,7 +517,6 @@ pub fn standard() -> Helpers {
     h.register(id::XDP_ADJUST_META, |c, a| {
         adjust(c, a[1] as i32 as i64, Adjust::Meta)
     });
-    h
 }
 
 fn packet(c: &HelperContext<'_, '_>) -> Result<PacketState, HelperError> {

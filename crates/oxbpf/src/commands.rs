@@ -171,9 +171,21 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// Whether `path` names a bare program rather than an object: assembly
+/// (`.s`, `.S`, `.asm`) or raw bytecode (`.bin`).
+pub fn is_bare_program(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == "s" || e == "asm" || e == "S" || e == "bin")
+}
+
 /// Reads a program file: raw bytecode, or assembly by extension.
 fn load_program_file(path: &Path) -> Result<Vec<u8>> {
-    let data = read_input(path)?;
+    program_bytes(path, read_input(path)?)
+}
+
+/// A program file's bytecode: `data` itself, or assembled when the
+/// extension says assembly.
+pub fn program_bytes(path: &Path, data: Vec<u8>) -> Result<Vec<u8>> {
     let is_asm = path
         .extension()
         .is_some_and(|e| e == "s" || e == "asm" || e == "S");

@@ -75,7 +75,8 @@ mod json {
         pub data: String,
     }
 
-    /// A map's contents, keys and values in hex.
+    /// A map's contents, keys and values in hex and, when the object has
+    /// BTF for them, decoded.
     #[derive(Serialize)]
     pub struct Map<'a> {
         pub map: &'a str,
@@ -86,6 +87,44 @@ mod json {
     pub struct Entry {
         pub key: String,
         pub value: String,
+        /// The key decoded through BTF (numbers, strings, objects with
+        /// field names, arrays), absent without BTF.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub key_btf: Option<serde_json::Value>,
+        /// The value decoded through BTF; for per-CPU maps an array with
+        /// one element per CPU.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub value_btf: Option<serde_json::Value>,
+    }
+
+    /// A decoded BTF value as JSON.
+    pub fn btf_value(v: &oxbpf_obj::btfvalue::Value) -> serde_json::Value {
+        use oxbpf_obj::btfvalue::Value as V;
+        use serde_json::Value as J;
+        match v {
+            V::Int(i) => i64::try_from(*i).map_or_else(|_| J::String(i.to_string()), J::from),
+            V::Uint(u) => u64::try_from(*u).map_or_else(|_| J::String(u.to_string()), J::from),
+            V::Bool(b) => J::Bool(*b),
+            V::Str(s) | V::Enum(s) => J::String(s.clone()),
+            V::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            V::Ptr(p) => J::String(format!("{p:#x}")),
+            V::Array(items) => J::Array(items.iter().map(btf_value).collect()),
+            V::Struct(fields) => J::Object(
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, v))| {
+                        let key = if name.is_empty() {
+                            format!("<anon{i}>")
+                        } else {
+                            name.clone()
+                        };
+                        (key, btf_value(v))
+                    })
+                    .collect(),
+            ),
+            V::Bytes(b) => J::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        }
     }
 
     /// One line of JSON.
@@ -199,7 +238,7 @@ fn run_kernel(
             let Some(m) = m else { continue };
             let name = &k.map_names[mi];
             let entries = m.entries().map_err(|e| anyhow!("map {name}: {e}"))?;
-            write_map(&mut out, name, m.spec.map_type, &entries, a.json)?;
+            write_map(&mut out, obj, name, m.spec.map_type, &entries, a.json)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -409,7 +448,7 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
         for (mi, m) in loaded.env.maps.iter().enumerate() {
             let name = &loaded.map_names[mi];
             let entries = m.entries();
-            write_map(&mut out, name, m.spec.map_type, &entries, a.json)?;
+            write_map(&mut out, &obj, name, m.spec.map_type, &entries, a.json)?;
         }
     }
     Ok(if failed {
@@ -419,15 +458,78 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     })
 }
 
+/// Decodes a map's keys and values through the object's BTF, as `bpftool
+/// map dump` does (`None` without BTF for the map, or for bytes whose
+/// length is not the type's size; per-CPU values split per CPU).
+struct MapTypes<'o> {
+    btf: std::borrow::Cow<'o, oxbpf_obj::Btf>,
+    key: u32,
+    value: u32,
+}
+
+impl MapTypes<'_> {
+    fn of<'o>(obj: &'o oxbpf_obj::Object, name: &str) -> Option<MapTypes<'o>> {
+        let def = obj.maps.iter().find(|d| d.name == name)?;
+        let mut btf = std::borrow::Cow::Borrowed(obj.btf.as_ref()?);
+        // A global-data map (`.data`, `.rodata`, `.bss`) holds its section,
+        // which BTF describes as a DATASEC of that name; clang leaves its
+        // size and offsets zero, so read them from the kernel's copy.
+        let mut value = def.btf_value_type_id;
+        if value == 0
+            && let Some((id, _)) = btf.datasec(name)
+            && let Some(fixed) = obj
+                .btf_for_kernel()
+                .and_then(|raw| oxbpf_obj::Btf::parse(&raw).ok())
+        {
+            value = id;
+            btf = std::borrow::Cow::Owned(fixed);
+        }
+        Some(MapTypes {
+            btf,
+            key: def.btf_key_type_id,
+            value,
+        })
+    }
+
+    fn key(&self, k: &[u8]) -> Option<oxbpf_obj::btfvalue::Value> {
+        (self.key != 0)
+            .then(|| self.btf.decode(self.key, k))
+            .flatten()
+    }
+
+    fn value(&self, v: &[u8]) -> Option<oxbpf_obj::btfvalue::Value> {
+        if self.value == 0 {
+            return None;
+        }
+        if let Some(d) = self.btf.decode(self.value, v) {
+            return Some(d);
+        }
+        // Per-CPU maps: one value per CPU, back to back.
+        let size = self.btf.size_of(self.value)? as usize;
+        if size == 0 || !v.len().is_multiple_of(size) {
+            return None;
+        }
+        v.chunks_exact(size)
+            .map(|c| self.btf.decode(self.value, c))
+            .collect::<Option<Vec<_>>>()
+            .map(oxbpf_obj::btfvalue::Value::Array)
+    }
+}
+
 /// Prints a map's entries: one JSON object, or a header and `key => value`
-/// lines (all-zero array entries, always present, are counted but not shown).
+/// lines, decoded through the object's BTF when it describes the map and
+/// in hex otherwise (all-zero array entries, always present, are counted
+/// but not shown).
 fn write_map(
     out: &mut impl std::io::Write,
+    obj: &oxbpf_obj::Object,
     name: &str,
     map_type: u32,
     entries: &[(Vec<u8>, Vec<u8>)],
     json: bool,
 ) -> std::io::Result<()> {
+    let types = MapTypes::of(obj, name);
+    let types = types.as_ref();
     if json {
         let m = json::Map {
             map: name,
@@ -436,6 +538,8 @@ fn write_map(
                 .map(|(k, v)| json::Entry {
                     key: hex(k),
                     value: hex(v),
+                    key_btf: types.and_then(|t| t.key(k)).map(|d| json::btf_value(&d)),
+                    value_btf: types.and_then(|t| t.value(v)).map(|d| json::btf_value(&d)),
                 })
                 .collect(),
         };
@@ -455,13 +559,20 @@ fn write_map(
         crate::verify::plural(entries.len(), "entry", "entries")
     )?;
     for (k, v) in &shown {
-        writeln!(out, "  {} => {}", hex(k), hex(v))?;
+        let key = types
+            .and_then(|t| t.key(k))
+            .map_or_else(|| hex(k), |d| d.to_string());
+        let value = types
+            .and_then(|t| t.value(v))
+            .map_or_else(|| hex(v), |d| d.to_string());
+        writeln!(out, "  {key} => {value}")?;
     }
-    if shown.len() < entries.len() {
+    let hidden = entries.len() - shown.len();
+    if hidden > 0 {
         writeln!(
             out,
-            "  ({} all-zero entries not shown)",
-            entries.len() - shown.len()
+            "  ({} not shown)",
+            crate::verify::plural(hidden, "all-zero entry", "all-zero entries")
         )?;
     }
     Ok(())

@@ -53,6 +53,16 @@ pub struct VerifyArgs {
 /// The object in `bytes`, read from `path`; the error without the path
 /// (the verdict line names it).
 fn object_of(path: &Path, bytes: &[u8]) -> std::result::Result<oxbpf_obj::Object, String> {
+    if crate::commands::is_bare_program(path) {
+        // Assembly (.s) or raw bytecode (.bin): one program, no maps.
+        let code =
+            crate::commands::program_bytes(path, bytes.to_vec()).map_err(|e| format!("{e:#}"))?;
+        let insns = oxbpf_isa::raw_slots(&code).map_err(|e| e.to_string())?;
+        let name = path
+            .file_stem()
+            .map_or("program".into(), |s| s.to_string_lossy());
+        return Ok(oxbpf_obj::Object::from_raw_program(&name, insns));
+    }
     if let Err(e) = crate::commands::check_object_rule(path, bytes) {
         let msg = e.to_string();
         return Err(msg
@@ -187,9 +197,15 @@ impl Row {
         } else {
             format!(": {}", self.message)
         };
+        // A bare program (.s, .bin) has no section: its type goes there.
+        let where_ = if self.section.is_empty() {
+            &self.kind
+        } else {
+            &self.section
+        };
         format!(
-            "{} {} [{}]: {}{extra}{msg}",
-            self.object, self.program, self.section, self.verdict
+            "{} {} [{where_}]: {}{extra}{msg}",
+            self.object, self.program, self.verdict
         )
     }
 }

@@ -95,3 +95,56 @@ fn run_json_has_the_documented_records() {
     assert_eq!(raw[0]["return_value"], 7);
     let _ = std::fs::remove_file(prog);
 }
+
+/// Map dumps decode keys and values through the object's BTF, as bpftool
+/// does: structs with field names, `__u8` arrays as arrays, global data by
+/// variable name; hex stays beside them in JSON.
+#[test]
+fn map_dumps_are_decoded_through_btf() {
+    let rows = lines(&[
+        "run",
+        "examples/c/lru_flows.o",
+        "--pcap",
+        "examples/pcap/mixed.pcap",
+        "--json",
+        "--dump-maps",
+    ]);
+    let flows = rows
+        .iter()
+        .find(|r| r["map"] == "flows")
+        .expect("flows map");
+    let entries = flows["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    let ssh = entries
+        .iter()
+        .find(|e| e["key_btf"]["dport"] == 22)
+        .expect("the flow to port 22");
+    assert_eq!(ssh["key_btf"]["proto"], 6);
+    assert_eq!(ssh["key_btf"]["sport"], 1234);
+    assert_eq!(ssh["key_btf"]["pad"], serde_json::json!([0, 0, 0]));
+    assert_eq!(ssh["value_btf"]["packets"], 1);
+    assert_eq!(ssh["value_btf"]["bytes"], 54);
+    assert_eq!(ssh["key"].as_str().unwrap().len(), 32, "hex stays");
+
+    let text = Command::new(common::oxbpf_bin())
+        .args([
+            "run",
+            "examples/c/xdp_firewall.o",
+            "--pcap",
+            "examples/pcap/mixed.pcap",
+            "--dump-maps",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("map blocklist (1 entry):\n  1107296266 => 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("  0 => 7\n  1 => 1\n"), "{text}");
+    assert!(
+        text.contains("map .rodata (1 entry):\n  00000000 => {seed_block: 1107296266}\n"),
+        "{text}"
+    );
+}

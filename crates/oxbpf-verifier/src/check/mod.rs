@@ -146,7 +146,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         Err((pc, message, regs, trail)) => Err(Box::new(Rejection {
             pc,
             insn: decode_at(insns, pc.min(insns.len().saturating_sub(1)))
-                .map(|i| i.to_string())
+                .map(|i| insn_text(&i))
                 .unwrap_or_default(),
             message,
             regs,
@@ -297,7 +297,7 @@ impl<'a> Verifier<'a> {
                 if let Some(before) = before {
                     // One line per step: the instruction and the registers
                     // it changed, in the current frame.
-                    let text = decoded[pc].map(|i| i.to_string()).unwrap_or_default();
+                    let text = decoded[pc].map(|i| insn_text(&i)).unwrap_or_default();
                     let mut line = format!("{pc}: {text}");
                     if let Some(f) = path.state.frames.last() {
                         for (i, (b, a)) in before.iter().zip(&f.regs).enumerate() {
@@ -999,3 +999,17 @@ mod flow;
 mod memory;
 
 use calls::*;
+
+/// An instruction as the verifier's log and rejections print it: the
+/// disassembler's text, except that a helper call names its helper as the
+/// kernel's log does (`call bpf_map_lookup_elem#1`, `call unknown#999`).
+pub(crate) fn insn_text(insn: &Instruction) -> String {
+    match insn {
+        Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
+            let name =
+                oxbpf_abi::helpers::helper_name(*id as u32).unwrap_or_else(|| "unknown".into());
+            format!("call {name}#{id}")
+        }
+        other => other.to_string(),
+    }
+}

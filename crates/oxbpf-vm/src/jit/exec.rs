@@ -1,6 +1,6 @@
 //! Running generated code: the one module of the JIT with `unsafe`.
 //!
-//! Invariants the code generator (`emit.rs`) upholds and these blocks rely
+//! Invariants the code generator (`emit/`) upholds and these blocks rely
 //! on (greppable: JIT-CONTRACT):
 //! * the entry follows the System V ABI: it saves and restores every
 //!   callee-saved register and returns with the stack as it found it, also

@@ -9,6 +9,7 @@
 //! listed here reads everything.
 
 use crate::program::{FUNC_ADDR_TAG, Op};
+use oxbpf_isa::raw::opcode::*;
 use oxbpf_isa::raw::*;
 
 /// Bit `r` set: BPF register `r` is live.
@@ -42,16 +43,16 @@ fn use_def(o: &Op, in_sub: bool) -> (Regs, Regs) {
             _ => (bit(o.dst) | bit(o.src) | 1, 0),
         },
         BPF_LD => match o.code {
-            0x18 => (0, bit(o.dst)),
+            LDDW => (0, bit(o.dst)),
             // Legacy packet loads read r6 (the context) and the index.
             0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50 => (bit(6) | bit(o.src), 0),
             _ => (ALL, 0),
         },
         BPF_JMP | BPF_JMP32 => match o.code {
             0x05 | 0x06 => (0, 0),
-            0x85 | 0x8d => (ALL, 1),
-            0x95 if in_sub => (0b11_1111, 0),
-            0x95 => (1, 0),
+            CALL | CALLX => (ALL, 1),
+            EXIT if in_sub => (0b11_1111, 0),
+            EXIT => (1, 0),
             _ if x => (bit(o.dst) | bit(o.src), 0),
             _ => (bit(o.dst), 0),
         },
@@ -68,8 +69,8 @@ pub(crate) fn live_out(ops: &[Op]) -> Vec<Regs> {
     let first_sub = ops[..len]
         .iter()
         .filter_map(|o| match o.code {
-            0x85 if o.src == BPF_PSEUDO_CALL => Some(o.off as usize),
-            0x18 if (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG => {
+            CALL if o.src == BPF_PSEUDO_CALL => Some(o.off as usize),
+            LDDW if (o.imm as u64) & !0xffff_ffff == FUNC_ADDR_TAG => {
                 Some((o.imm as u64 & 0xffff_ffff) as usize)
             }
             _ => None,
@@ -79,12 +80,12 @@ pub(crate) fn live_out(ops: &[Op]) -> Vec<Regs> {
     let mut live_in = vec![0 as Regs; len + 1];
     let mut out = vec![0 as Regs; len + 1];
     let succ = |pc: usize, o: &Op| -> [Option<usize>; 2] {
-        let next = pc + if o.code == 0x18 { 2 } else { 1 };
+        let next = pc + if o.code == LDDW { 2 } else { 1 };
         let target = (o.off as usize).min(len);
         match o.code {
-            0x95 => [None, None],
+            EXIT => [None, None],
             0x05 | 0x06 => [Some(target), None],
-            c if matches!(c & 7, BPF_JMP | BPF_JMP32) && !matches!(c, 0x85 | 0x8d) => {
+            c if matches!(c & 7, BPF_JMP | BPF_JMP32) && !matches!(c, CALL | CALLX) => {
                 [Some(next.min(len)), Some(target)]
             }
             _ => [Some(next.min(len)), None],
@@ -132,7 +133,7 @@ mod tests {
             (0xb7, 2, 0, 0, 1),
             (0xbf, 3, 2, 0, 0),
             (0xbf, 0, 3, 0, 0),
-            (0x95, 0, 0, 0, 0),
+            (EXIT, 0, 0, 0, 0),
         ]);
         let l = live_out(&o);
         assert_eq!(l[0], 1 << 2);
@@ -154,7 +155,7 @@ mod tests {
             (0x07, 1, 0, 0, 1),
             (0x55, 1, 0, -4, 10),
             (0xbf, 0, 2, 0, 0),
-            (0x95, 0, 0, 0, 0),
+            (EXIT, 0, 0, 0, 0),
         ]);
         let l = live_out(&o);
         assert_eq!(l[5], 1 << 1 | 1 << 2);
@@ -168,14 +169,14 @@ mod tests {
         // r3 += 5; r0 = 1; exit — the caller reads the callee's r3.
         let o = ops(&[
             (0xb7, 3, 0, 0, 0),
-            (0x85, 0, 1, 0, 3),
+            (CALL, 0, 1, 0, 3),
             (0xbf, 0, 3, 0, 0),
             (0x1f, 0, 1, 0, 0),
-            (0x95, 0, 0, 0, 0),
+            (EXIT, 0, 0, 0, 0),
             (0xbf, 3, 1, 0, 0),
             (0x07, 3, 0, 0, 5),
             (0xb7, 0, 0, 0, 1),
-            (0x95, 0, 0, 0, 0),
+            (EXIT, 0, 0, 0, 0),
         ]);
         let l = live_out(&o);
         assert_ne!(l[6] & 1 << 3, 0, "r3 live at the subprogram's exit");
@@ -187,9 +188,9 @@ mod tests {
         // r6 = 1; call 5; r0 = 0; exit: r6 is live before the call.
         let o = ops(&[
             (0xb7, 6, 0, 0, 1),
-            (0x85, 0, 0, 0, 5),
+            (CALL, 0, 0, 0, 5),
             (0xb7, 0, 0, 0, 0),
-            (0x95, 0, 0, 0, 0),
+            (EXIT, 0, 0, 0, 0),
         ]);
         assert_eq!(live_out(&o)[0], ALL);
     }
