@@ -39,19 +39,26 @@ pub enum Value {
 /// anywhere).
 const MAX_DEPTH: u32 = 32;
 
+/// Most values one decode produces; beyond it the rest is bytes
+/// (malformed BTF can describe zero-sized types that nest each other,
+/// which would otherwise grow without bound).
+const MAX_NODES: u32 = 100_000;
+
 impl Btf {
     /// `bytes` as the type `id` describes it; `None` when `id` names no
     /// sized type (void, a function) or its size is not `bytes.len()`.
     pub fn decode(&self, id: u32, bytes: &[u8]) -> Option<Value> {
         let size = self.size_of(id).filter(|&s| s > 0)?;
-        (size == bytes.len() as u64).then(|| self.decode_at(id, bytes, 0))
+        let mut budget = MAX_NODES;
+        (size == bytes.len() as u64).then(|| self.decode_at(id, bytes, 0, &mut budget))
     }
 
-    fn decode_at(&self, id: u32, bytes: &[u8], depth: u32) -> Value {
+    fn decode_at(&self, id: u32, bytes: &[u8], depth: u32, budget: &mut u32) -> Value {
         let raw = || Value::Bytes(bytes.to_vec());
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || *budget == 0 {
             return raw();
         }
+        *budget -= 1;
         let id = self.resolve(id);
         let Some(t) = self.get(id) else {
             return raw();
@@ -122,17 +129,17 @@ impl Btf {
                     bytes
                         .chunks_exact(esize as usize)
                         .take(n)
-                        .map(|c| self.decode_at(*elem, c, depth + 1))
+                        .map(|c| self.decode_at(*elem, c, depth + 1, budget))
                         .collect(),
                 )
             }
             Kind::Struct { members, .. } | Kind::Union { members, .. } => Value::Struct(
                 members
                     .iter()
-                    .map(|m| (m.name.clone(), self.member(m, bytes, depth)))
+                    .map(|m| (m.name.clone(), self.member(m, bytes, depth, budget)))
                     .collect(),
             ),
-            Kind::Var { target, .. } => self.decode_at(*target, bytes, depth + 1),
+            Kind::Var { target, .. } => self.decode_at(*target, bytes, depth + 1, budget),
             // A global-data section (`.data`, `.rodata`, `.bss` maps): its
             // variables by name.
             Kind::Datasec { vars, .. } => Value::Struct(
@@ -144,7 +151,7 @@ impl Btf {
                             .unwrap_or_default();
                         let (start, end) = (v.offset as usize, v.offset as usize + v.size as usize);
                         let value = match bytes.get(start..end) {
-                            Some(b) => self.decode_at(v.type_id, b, depth + 1),
+                            Some(b) => self.decode_at(v.type_id, b, depth + 1, budget),
                             None => Value::Bytes(Vec::new()),
                         };
                         (name, value)
@@ -156,7 +163,7 @@ impl Btf {
     }
 
     /// One member of a struct or union held in `bytes`.
-    fn member(&self, m: &crate::btf::Member, bytes: &[u8], depth: u32) -> Value {
+    fn member(&self, m: &crate::btf::Member, bytes: &[u8], depth: u32, budget: &mut u32) -> Value {
         if m.bitfield_size > 0 {
             // A bitfield: read the bits wherever they fall.
             let (start, width) = (m.offset as usize, m.bitfield_size as usize);
@@ -179,7 +186,9 @@ impl Btf {
             return Value::Bytes(Vec::new());
         };
         match bytes.get(start..start.saturating_add(size as usize)) {
-            Some(b) if m.offset.is_multiple_of(8) => self.decode_at(m.type_id, b, depth + 1),
+            Some(b) if m.offset.is_multiple_of(8) => {
+                self.decode_at(m.type_id, b, depth + 1, budget)
+            }
             _ => Value::Bytes(bytes.get(start.min(bytes.len())..).unwrap_or(&[]).to_vec()),
         }
     }
@@ -445,6 +454,32 @@ mod tests {
             b.decode(1, &[1, 2, 3, 4]),
             Some(Value::Bytes(vec![1, 2, 3, 4]))
         );
+    }
+
+    /// Found by the `btf` fuzz target: members that all overlay one
+    /// another multiply; a decode stops at its node budget.
+    #[test]
+    fn overlaid_members_cannot_blow_up() {
+        let n = 400u32;
+        let members = |ty: u32| (0..n).flat_map(|_| [0, ty, 0]).collect::<Vec<u32>>();
+        let b = btf(
+            &[
+                (1, "int", 0, false, 4, vec![(1 << 24) | 32]),
+                (4, "inner", n, false, 4, members(1)),
+                (4, "outer", n, false, 4, members(2)),
+            ],
+            &[],
+        );
+        let v = b.decode(3, &[1, 0, 0, 0]).expect("decodes");
+        let Value::Struct(outer) = &v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(outer.len(), n as usize);
+        assert!(
+            outer.iter().any(|(_, v)| matches!(v, Value::Bytes(_))),
+            "budget reached"
+        );
+        assert!(matches!(&outer[0].1, Value::Struct(f) if f[0].1 == Value::Int(1)));
     }
 
     #[test]
