@@ -28,17 +28,12 @@ use lex::{Kind, Tok};
 use oxbpf_isa::{Instruction, RawInsn, Reg, encode_all};
 
 /// One assembly error with its position (1-based line and column).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
 pub struct AsmError {
     pub line: usize,
     pub column: usize,
     pub message: String,
-}
-
-impl fmt::Display for AsmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.line, self.column, self.message)
-    }
 }
 
 /// All errors found in a source text (assembly continues past a bad line).

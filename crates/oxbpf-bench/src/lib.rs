@@ -10,7 +10,7 @@
 //! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
 //! and never into the shipped `oxbpf` binary.
 //!
-//! Unsafe code: `jit` calls rbpf's JIT (an `unsafe fn`) and trusts two
+//! Unsafe code: `jit` calls rbpf's JIT (an `unsafe fn`) and trusts the
 //! benchmark programs the verifier cannot prove after a complete checked
 //! run on the very input they are timed on; each block says why.
 

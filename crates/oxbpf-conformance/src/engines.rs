@@ -56,7 +56,7 @@ impl crate::Engine for ConformanceEngine {
         }
     }
 
-    fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+    fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, crate::RunError> {
         if self.kind == EngineKind::Kernel {
             return kernel_run(program, mem);
         }
@@ -65,7 +65,7 @@ impl crate::Engine for ConformanceEngine {
 }
 
 impl ConformanceEngine {
-    fn run_interpreter(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+    fn run_interpreter(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, crate::RunError> {
         let program = Program::from_bytes(program).map_err(|e| e.to_string())?;
         let mut vm = Vm::new(program);
         vm.helpers = Helpers::conformance();
@@ -94,10 +94,11 @@ impl ConformanceEngine {
                         return Err(format!(
                             "{} fast path disagrees: {fast:?} vs {exact:?}",
                             self.kind.name()
-                        ));
+                        )
+                        .into());
                     }
                 }
-                exact.map(|r| r.r0).map_err(|e| e.to_string())
+                exact.map(|r| r.r0).map_err(|e| e.to_string().into())
             }
         }
     }
@@ -107,20 +108,22 @@ impl ConformanceEngine {
 /// array map, and a prologue sets r1 to its value and r2 to its length
 /// before the test's own instructions, loaded as an XDP program and run
 /// with BPF_PROG_TEST_RUN. Only the low 32 bits of r0 come back.
-fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
+fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, crate::RunError> {
+    use oxbpf_abi::helper;
     use oxbpf_isa::RawInsn;
+    use oxbpf_isa::raw::opcode::*;
     // Legacy packet loads need an skb in r6: such programs run as tc
     // classifiers (layer 2: the packet starts at the Ethernet header, as
     // for a raw packet socket; a socket filter's test run would start at
     // the network header) with the memory as the packet.
     let legacy = program
         .chunks(8)
-        .any(|c| matches!(c[0], 0x20 | 0x28 | 0x30 | 0x40 | 0x48 | 0x50));
+        .any(|c| matches!(c[0], LDABSW | LDABSH | LDABSB | LDINDW | LDINDH | LDINDB));
     if legacy {
         let mut code: Vec<u8> = [
-            RawInsn::new(0xbf, 6, 1, 0, 0),                // r6 = r1
-            RawInsn::new(0xb7, 1, 0, 0, 0),                // r1 = 0
-            RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32), // r2 = len
+            RawInsn::new(MOV64_X, 6, 1, 0, 0),                // r6 = r1
+            RawInsn::new(MOV64_K, 1, 0, 0, 0),                // r1 = 0
+            RawInsn::new(MOV64_K, 2, 0, 0, mem.len() as i32), // r2 = len
         ]
         .iter()
         .flat_map(|r| r.to_bytes())
@@ -139,7 +142,7 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
     }
     let mut prologue: Vec<RawInsn> = Vec::new();
     let map = if mem.is_empty() {
-        prologue.push(RawInsn::new(0xb7, 1, 0, 0, 0)); // r1 = 0
+        prologue.push(RawInsn::new(MOV64_K, 1, 0, 0, 0)); // r1 = 0
         None
     } else {
         let spec = oxbpf_sys::MapSpec {
@@ -156,19 +159,19 @@ fn kernel_run(program: &[u8], mem: &mut [u8]) -> Result<u64, String> {
         use std::os::fd::AsRawFd;
         let fd = m.fd.as_raw_fd();
         prologue.extend([
-            RawInsn::new(0x62, 10, 0, -4, 0), // *(u32 *)(r10 - 4) = 0
-            RawInsn::new(0xbf, 2, 10, 0, 0),  // r2 = r10
-            RawInsn::new(0x07, 2, 0, 0, -4),  // r2 += -4
-            RawInsn::new(0x18, 1, 1, 0, fd),  // r1 = map[fd] ll
+            RawInsn::new(STW, 10, 0, -4, 0),    // *(u32 *)(r10 - 4) = 0
+            RawInsn::new(MOV64_X, 2, 10, 0, 0), // r2 = r10
+            RawInsn::new(ADD64_K, 2, 0, 0, -4), // r2 += -4
+            RawInsn::new(LDDW, 1, 1, 0, fd),    // r1 = map[fd] ll
             RawInsn::new(0, 0, 0, 0, 0),
-            RawInsn::new(0x85, 0, 0, 0, 1), // call map_lookup_elem
-            RawInsn::new(0x55, 0, 0, 1, 0), // if r0 != 0 goto +1
-            RawInsn::new(0x95, 0, 0, 0, 0), // exit
-            RawInsn::new(0xbf, 1, 0, 0, 0), // r1 = r0
+            RawInsn::new(CALL, 0, 0, 0, helper::MAP_LOOKUP_ELEM as i32), // call map_lookup_elem
+            RawInsn::new(JNE_K, 0, 0, 1, 0),                             // if r0 != 0 goto +1
+            RawInsn::new(EXIT, 0, 0, 0, 0),                              // exit
+            RawInsn::new(MOV64_X, 1, 0, 0, 0),                           // r1 = r0
         ]);
         Some(m)
     };
-    prologue.push(RawInsn::new(0xb7, 2, 0, 0, mem.len() as i32)); // r2 = len
+    prologue.push(RawInsn::new(MOV64_K, 2, 0, 0, mem.len() as i32)); // r2 = len
     let mut code: Vec<u8> = prologue.iter().flat_map(|r| r.to_bytes()).collect();
     code.extend_from_slice(program);
     let v = oxbpf_sys::load_program(&oxbpf_sys::ProgSpec {

@@ -13,7 +13,6 @@
 
 pub mod engines;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// One parsed test file.
@@ -30,16 +29,11 @@ pub struct TestCase {
 }
 
 /// A file that is not in the expected format.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
 pub struct ParseError {
     pub line: usize,
     pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
 }
 
 fn parse_number(s: &str) -> Option<u64> {
@@ -175,11 +169,26 @@ impl TestCase {
     }
 }
 
+/// A program an engine could not load or run to completion: the rejection
+/// or fault, as the engine words it (a test's `-- error` section matches a
+/// substring of it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    pub message: String,
+}
+
+impl From<String> for RunError {
+    fn from(message: String) -> RunError {
+        RunError { message }
+    }
+}
+
 /// Something that can run a program on memory and return `r0`.
 pub trait Engine {
     fn name(&self) -> &str;
-    /// Loads and runs; `Err` carries the rejection or fault message.
-    fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, String>;
+    /// Loads and runs; `Err` carries the rejection or fault.
+    fn run(&self, program: &[u8], mem: &mut [u8]) -> Result<u64, RunError>;
     /// How many low bits of r0 the engine reports (the kernel's test runs
     /// return 32); results are compared on those bits.
     fn result_bits(&self) -> u32 {
@@ -216,7 +225,7 @@ pub fn run_case(case: &TestCase, engine: &dyn Engine) -> Outcome {
     match (&case.error, case.result, got) {
         // The error text must appear in the engine's message, so a test
         // checks that a program fails for the right reason.
-        (Some(e), _, Err(msg)) if msg.contains(e.as_str()) => Outcome::Pass,
+        (Some(e), _, Err(err)) if err.message.contains(e.as_str()) => Outcome::Pass,
         (Some(e), _, Err(msg)) => Outcome::Fail {
             expected: format!("error containing `{e}`"),
             actual: format!("error: {msg}"),

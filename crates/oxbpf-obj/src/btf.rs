@@ -6,8 +6,6 @@
 //! section. Type ids start at 1; id 0 is `void`. Every offset, count and
 //! reference is checked; nothing here panics on malformed input.
 
-use std::fmt;
-
 /// A BTF kind with its kind-specific data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -117,13 +115,18 @@ pub struct Btf {
     pub strings: Vec<u8>,
 }
 
-/// A malformed `.BTF` section.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BtfError(pub String);
+/// A malformed `.BTF` or `.BTF.ext` section: what is wrong, and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BtfError {
+    pub message: String,
+}
 
-impl fmt::Display for BtfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+impl BtfError {
+    fn new(message: impl Into<String>) -> BtfError {
+        BtfError {
+            message: message.into(),
+        }
     }
 }
 
@@ -137,7 +140,7 @@ impl Reader<'_> {
         let s = self
             .b
             .get(self.pos..self.pos + 4)
-            .ok_or_else(|| BtfError(format!("truncated at byte {}", self.pos)))?;
+            .ok_or_else(|| BtfError::new(format!("truncated at byte {}", self.pos)))?;
         self.pos += 4;
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
     }
@@ -146,7 +149,7 @@ impl Reader<'_> {
 fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
     let off = off as usize;
     let tail = strings.get(off..).ok_or_else(|| {
-        BtfError(format!(
+        BtfError::new(format!(
             "string offset {off} is past the string section ({} bytes)",
             strings.len()
         ))
@@ -154,7 +157,7 @@ fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
     let end = tail
         .iter()
         .position(|&c| c == 0)
-        .ok_or_else(|| BtfError(format!("string at {off} is not terminated")))?;
+        .ok_or_else(|| BtfError::new(format!("string at {off} is not terminated")))?;
     Ok(String::from_utf8_lossy(&tail[..end]).into_owned())
 }
 
@@ -167,10 +170,13 @@ impl Btf {
         let mut r = Reader { b: raw, pos: 0 };
         let magic_ver = r.u32()?;
         if magic_ver & 0xffff != 0xeb9f {
-            return Err(BtfError(format!("bad magic {:#x}", magic_ver & 0xffff)));
+            return Err(BtfError::new(format!(
+                "bad magic {:#x}",
+                magic_ver & 0xffff
+            )));
         }
         if (magic_ver >> 16) & 0xff != 1 {
-            return Err(BtfError(format!(
+            return Err(BtfError::new(format!(
                 "unsupported version {}",
                 (magic_ver >> 16) & 0xff
             )));
@@ -186,7 +192,7 @@ impl Btf {
                 .and_then(|s| s.checked_add(len).map(|e| (s, e)))
                 .and_then(|(s, e)| raw.get(s..e))
                 .ok_or_else(|| {
-                    BtfError(format!("{what} section ({off}+{len}) is outside the data"))
+                    BtfError::new(format!("{what} section ({off}+{len}) is outside the data"))
                 })
         };
         let types_raw = section(type_off, type_len, "type")?;
@@ -206,7 +212,7 @@ impl Btf {
         };
         while r.pos < types_raw.len() {
             if types.len() > MAX_TYPES {
-                return Err(BtfError("too many types".into()));
+                return Err(BtfError::new("too many types"));
             }
             let id = types.len();
             let name_off = r.u32()?;
@@ -326,7 +332,7 @@ impl Btf {
                         })
                         .collect::<Result<_, BtfError>>()?,
                 },
-                k => return Err(BtfError(format!("type {id}: unknown kind {k}"))),
+                k => return Err(BtfError::new(format!("type {id}: unknown kind {k}"))),
             };
             types.push(BtfType { name, kind });
         }
@@ -345,7 +351,7 @@ impl Btf {
             if t < n {
                 Ok(())
             } else {
-                Err(BtfError(format!(
+                Err(BtfError::new(format!(
                     "type {id} refers to type {t}, but there are {n}"
                 )))
             }
@@ -436,6 +442,52 @@ impl Btf {
     }
 
     /// Finds a DATASEC by name (e.g. `.maps`).
+    /// The id of the type a C declaration names: `struct NAME`, `union
+    /// NAME`, `enum NAME`, or a bare `NAME` (a typedef, or any named type).
+    pub fn named(&self, decl: &str) -> Option<u32> {
+        let decl = decl.trim();
+        let (want, name): (fn(&Kind) -> bool, &str) = if let Some(n) = decl.strip_prefix("struct ")
+        {
+            (|k| matches!(k, Kind::Struct { .. }), n.trim())
+        } else if let Some(n) = decl.strip_prefix("union ") {
+            (|k| matches!(k, Kind::Union { .. }), n.trim())
+        } else if let Some(n) = decl.strip_prefix("enum ") {
+            (
+                |k| matches!(k, Kind::Enum { .. } | Kind::Enum64 { .. }),
+                n.trim(),
+            )
+        } else {
+            (
+                |k| {
+                    !matches!(
+                        k,
+                        Kind::Func { .. }
+                            | Kind::FuncProto { .. }
+                            | Kind::Var { .. }
+                            | Kind::Datasec { .. }
+                    )
+                },
+                decl,
+            )
+        };
+        if name.is_empty() {
+            return None;
+        }
+        let found = |pred: &dyn Fn(&Kind) -> bool| {
+            self.types
+                .iter()
+                .position(|t| t.name == name && pred(&t.kind))
+                .map(|i| i as u32)
+        };
+        // A bare name prefers its typedef, as C would.
+        if !decl.contains(' ')
+            && let Some(id) = found(&|k| matches!(k, Kind::Typedef { .. }))
+        {
+            return Some(id);
+        }
+        found(&want)
+    }
+
     /// Byte offset of the (first) `struct NAME` inside type `id`, searching
     /// nested structs and unions and one-element arrays, as the kernel's
     /// `btf_parse_fields` finds `struct bpf_spin_lock` in a map value.
@@ -615,13 +667,13 @@ impl BtfExt {
             raw.get(o..o + 4)
                 .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
         };
-        let trunc = || BtfError(".BTF.ext: truncated header".into());
+        let trunc = || BtfError::new(".BTF.ext: truncated header");
         if u16_at(0).ok_or_else(trunc)? != 0xeb9f {
-            return Err(BtfError(".BTF.ext: bad magic".into()));
+            return Err(BtfError::new(".BTF.ext: bad magic"));
         }
         let hdr_len = u32_at(4).ok_or_else(trunc)? as usize;
         if hdr_len < 24 || hdr_len > raw.len() {
-            return Err(BtfError(format!(
+            return Err(BtfError::new(format!(
                 ".BTF.ext: header length {hdr_len} is invalid"
             )));
         }
@@ -640,7 +692,7 @@ impl BtfExt {
                 .and_then(|(s, e)| raw.get(s..e))
                 .map(Some)
                 .ok_or_else(|| {
-                    BtfError(format!(
+                    BtfError::new(format!(
                         ".BTF.ext: part at {off}+{len} is outside the section"
                     ))
                 })
@@ -666,8 +718,8 @@ impl BtfExt {
                     file_off: r[1],
                     text_off: r[2],
                     line_col: r[3],
-                    file: btf.string(r[1]).map_err(|e| e.0)?,
-                    text: btf.string(r[2]).map_err(|e| e.0)?,
+                    file: btf.string(r[1]).map_err(|e| e.message)?,
+                    text: btf.string(r[2]).map_err(|e| e.message)?,
                     line: r[3] >> 10,
                     column: r[3] & 0x3ff,
                 })
@@ -682,7 +734,7 @@ impl BtfExt {
                     insn: r[0] / 8,
                     type_id: r[1],
                     access_off: r[2],
-                    access: btf.string(r[2]).map_err(|e| e.0)?,
+                    access: btf.string(r[2]).map_err(|e| e.message)?,
                     kind: r[3],
                 })
             })?;
@@ -702,7 +754,7 @@ fn records<T>(
     what: &str,
     make: impl Fn(&[u32], &Btf) -> Result<T, String>,
 ) -> Result<Vec<(String, Vec<T>)>, BtfError> {
-    let err = |m: String| BtfError(format!(".BTF.ext {what}: {m}"));
+    let err = |m: String| BtfError::new(format!(".BTF.ext {what}: {m}"));
     let word = |o: usize| {
         p.get(o..o + 4)
             .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
@@ -717,7 +769,7 @@ fn records<T>(
     let mut out = Vec::new();
     let mut pos = 4;
     while pos < p.len() {
-        let name = btf.string(word(pos)?).map_err(|e| err(e.0))?;
+        let name = btf.string(word(pos)?).map_err(|e| err(e.message))?;
         let count = word(pos + 4)? as usize;
         pos += 8;
         let bytes = count

@@ -697,7 +697,7 @@ fn is_special(name: &str) -> bool {
 
 pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
     let btf = match elf.section_by_name(".BTF") {
-        Some(s) => Some(Btf::parse(&s.data).map_err(|e| ObjError::Btf { message: e.0 })?),
+        Some(s) => Some(Btf::parse(&s.data).map_err(|e| ObjError::Btf { message: e.message })?),
         None => None,
     };
     let btf_ext = match (elf.section_by_name(".BTF.ext"), &btf) {
@@ -707,7 +707,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
                     .filter(|s| s.is_code())
                     .map(|s| s.size)
             })
-            .map_err(|e| ObjError::Btf { message: e.0 })?,
+            .map_err(|e| ObjError::Btf { message: e.message })?,
         ),
         (Some(_), None) => {
             return Err(ObjError::Btf {

@@ -17,6 +17,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 pub mod object;
+pub mod perf;
+pub mod ringbuf;
 
 /// A failed `bpf()` call.
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +300,25 @@ impl Map {
     pub fn pin(&self, path: &str) -> R<Pin> {
         pin_fd(self.fd.as_raw_fd(), path)
     }
+}
+
+/// Whether a map of type `t` can be listed key by key from user space
+/// (`BPF_MAP_GET_NEXT_KEY` + lookup): not ring buffers, perf event arrays,
+/// program arrays, queues, stacks, bloom filters, struct_ops or arenas.
+pub fn map_is_dumpable(t: u32) -> bool {
+    use map_type::*;
+    !matches!(
+        t,
+        RINGBUF
+            | USER_RINGBUF
+            | PERF_EVENT_ARRAY
+            | PROG_ARRAY
+            | QUEUE
+            | STACK
+            | BLOOM_FILTER
+            | STRUCT_OPS
+            | ARENA
+    )
 }
 
 /// Number of possible CPUs (per-CPU map value layout).

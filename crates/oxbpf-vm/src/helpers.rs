@@ -38,11 +38,21 @@ pub struct HelperContext<'m, 'a> {
 
 /// A helper failure; the engine reports it with the helper id and pc.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HelperError(pub String);
+pub struct HelperError {
+    pub message: String,
+}
+
+impl HelperError {
+    pub fn new(message: impl Into<String>) -> HelperError {
+        HelperError {
+            message: message.into(),
+        }
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for HelperError {
     fn from(e: E) -> Self {
-        HelperError(e.to_string())
+        HelperError::new(e.to_string())
     }
 }
 

@@ -975,7 +975,7 @@ impl<'p> State<'p> {
             Err(e) => Err(VmError::HelperFailed {
                 pc,
                 id: id as u32,
-                message: e.0,
+                message: e.message,
             }),
         }
     }

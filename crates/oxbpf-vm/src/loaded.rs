@@ -253,7 +253,7 @@ impl LoadedObject {
             let all: Vec<&crate::program::Program> =
                 self.env.programs.iter().map(|p| &**p).collect();
             if let Err(e) = crate::jit::compile_all(&all, &self.config) {
-                return Err(VmError::JitFailed { message: e.0 });
+                return Err(VmError::JitFailed { message: e.message });
             }
         }
         let mut memory = memory;

@@ -24,17 +24,19 @@ pub use oxbpf_abi::map_type;
 /// What a map is: the object loader's spec, shared with the kernel backend.
 pub use oxbpf_obj::MapSpec;
 
-/// A map operation failed with this errno.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapError(pub i32);
-
-impl std::fmt::Display for MapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (errno {})", errno_name(self.0), self.0)
-    }
+/// A map operation failed with this errno, as the kernel's would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} (errno {errno})", errno_name(*errno))]
+pub struct MapError {
+    pub errno: i32,
 }
 
-impl std::error::Error for MapError {}
+impl MapError {
+    /// The error `errno` (`EINVAL`, `ENOENT`, ...).
+    pub const fn new(errno: i32) -> MapError {
+        MapError { errno }
+    }
+}
 
 /// The errno's name (`EINVAL`), or `error` for a number without one.
 pub fn errno_name(e: i32) -> &'static str {
@@ -44,7 +46,7 @@ pub fn errno_name(e: i32) -> &'static str {
 type R<T> = Result<T, MapError>;
 
 fn err<T>(e: i32) -> R<T> {
-    Err(MapError(e))
+    Err(MapError::new(e))
 }
 
 /// Values are stored in 8-byte strides, as the kernel rounds them.
@@ -185,7 +187,7 @@ impl Map {
             let total = (n as u64)
                 .checked_mul(per as u64)
                 .filter(|&b| b <= MAX_MAP_BYTES)
-                .ok_or(MapError(E2BIG))?;
+                .ok_or(MapError::new(E2BIG))?;
             Ok(Arena::new(total as usize))
         };
         let cpus = if is_percpu(t) { ncpus as usize } else { 1 };
@@ -410,7 +412,8 @@ impl Map {
         };
         match &self.imp {
             Imp::Array { values } => {
-                let i = u32::from_le_bytes(key.try_into().map_err(|_| MapError(EINVAL))?) as usize;
+                let i =
+                    u32::from_le_bytes(key.try_into().map_err(|_| MapError::new(EINVAL))?) as usize;
                 if i >= self.spec.max_entries as usize {
                     return err(ENOENT);
                 }
@@ -418,18 +421,18 @@ impl Map {
             }
             Imp::Hash { values, state, .. } => {
                 let st = state.lock().unwrap_or_else(|p| p.into_inner());
-                let slot = *st.index.get(key).ok_or(MapError(ENOENT))?;
+                let slot = *st.index.get(key).ok_or(MapError::new(ENOENT))?;
                 Ok(gather(values, slot))
             }
             Imp::Lpm { values, state } => {
                 let st = state.lock().unwrap_or_else(|p| p.into_inner());
-                let e = lpm_match(&st.0, key).ok_or(MapError(ENOENT))?;
+                let e = lpm_match(&st.0, key).ok_or(MapError::new(ENOENT))?;
                 Ok(values.to_vec(self.off(e.slot, 0), vs))
             }
             Imp::IdArray { .. } | Imp::IdHash { .. } => self
                 .lookup_id(key)
                 .map(|id| id.to_le_bytes().to_vec())
-                .ok_or(MapError(ENOENT)),
+                .ok_or(MapError::new(ENOENT)),
             _ => err(EINVAL),
         }
     }
@@ -470,7 +473,8 @@ impl Map {
         };
         match &self.imp {
             Imp::Array { values } => {
-                let i = u32::from_le_bytes(key.try_into().map_err(|_| MapError(EINVAL))?) as usize;
+                let i =
+                    u32::from_le_bytes(key.try_into().map_err(|_| MapError::new(EINVAL))?) as usize;
                 if i >= self.spec.max_entries as usize {
                     return err(E2BIG);
                 }
@@ -497,7 +501,7 @@ impl Map {
                                     return err(E2BIG);
                                 };
                                 st.remove_slot(victim);
-                                st.free.pop().ok_or(MapError(E2BIG))?
+                                st.free.pop().ok_or(MapError::new(E2BIG))?
                             }
                             None => return err(E2BIG),
                         };
@@ -515,7 +519,8 @@ impl Map {
                 write(values, slot)
             }
             Imp::IdArray { ids } => {
-                let i = u32::from_le_bytes(key.try_into().map_err(|_| MapError(EINVAL))?) as usize;
+                let i =
+                    u32::from_le_bytes(key.try_into().map_err(|_| MapError::new(EINVAL))?) as usize;
                 let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
                 if i >= ids.len() {
                     return err(E2BIG);
@@ -526,9 +531,9 @@ impl Map {
                 let id = u32::from_le_bytes(
                     value
                         .get(..4)
-                        .ok_or(MapError(EINVAL))?
+                        .ok_or(MapError::new(EINVAL))?
                         .try_into()
-                        .map_err(|_| MapError(EINVAL))?,
+                        .map_err(|_| MapError::new(EINVAL))?,
                 );
                 ids[i] = Some(id);
                 Ok(())
@@ -545,16 +550,16 @@ impl Map {
                 let id = u32::from_le_bytes(
                     value
                         .get(..4)
-                        .ok_or(MapError(EINVAL))?
+                        .ok_or(MapError::new(EINVAL))?
                         .try_into()
-                        .map_err(|_| MapError(EINVAL))?,
+                        .map_err(|_| MapError::new(EINVAL))?,
                 );
                 ids.insert(key.to_vec(), id);
                 Ok(())
             }
             Imp::Lpm { values, state } => {
                 let prefixlen =
-                    u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError(EINVAL))?);
+                    u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError::new(EINVAL))?);
                 let data = &key[4..];
                 if prefixlen as usize > data.len() * 8 {
                     return err(EINVAL);
@@ -572,7 +577,7 @@ impl Map {
                 let slot = match pos {
                     Some(p) => st.0[p].slot,
                     None => {
-                        let slot = st.1.pop().ok_or(MapError(ENOSPC))?;
+                        let slot = st.1.pop().ok_or(MapError::new(ENOSPC))?;
                         st.0.push(LpmEntry {
                             prefixlen,
                             data: canon,
@@ -598,16 +603,17 @@ impl Map {
             Imp::Array { .. } => err(EINVAL),
             Imp::Hash { state, .. } => {
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                let slot = *st.index.get(key).ok_or(MapError(ENOENT))?;
+                let slot = *st.index.get(key).ok_or(MapError::new(ENOENT))?;
                 st.remove_slot(slot);
                 Ok(())
             }
             Imp::IdArray { ids } => {
-                let i = u32::from_le_bytes(key.try_into().map_err(|_| MapError(EINVAL))?) as usize;
+                let i =
+                    u32::from_le_bytes(key.try_into().map_err(|_| MapError::new(EINVAL))?) as usize;
                 let mut ids = ids.lock().unwrap_or_else(|p| p.into_inner());
                 match ids.get_mut(i) {
                     None => err(E2BIG),
-                    Some(s) => s.take().map(|_| ()).ok_or(MapError(ENOENT)),
+                    Some(s) => s.take().map(|_| ()).ok_or(MapError::new(ENOENT)),
                 }
             }
             Imp::IdHash { ids } => ids
@@ -615,16 +621,16 @@ impl Map {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(key)
                 .map(|_| ())
-                .ok_or(MapError(ENOENT)),
+                .ok_or(MapError::new(ENOENT)),
             Imp::Lpm { state, .. } => {
                 let prefixlen =
-                    u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError(EINVAL))?);
+                    u32::from_le_bytes(key[..4].try_into().map_err(|_| MapError::new(EINVAL))?);
                 let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                 let canon = mask_prefix(&key[4..], prefixlen);
                 let pos =
                     st.0.iter()
                         .position(|e| e.prefixlen == prefixlen && e.data == canon)
-                        .ok_or(MapError(ENOENT))?;
+                        .ok_or(MapError::new(ENOENT))?;
                 let e = st.0.swap_remove(pos);
                 st.1.push(e.slot);
                 Ok(())
@@ -644,7 +650,8 @@ impl Map {
                 let next = match key {
                     None => 0,
                     Some(k) => {
-                        let i = u32::from_le_bytes(k.try_into().map_err(|_| MapError(EINVAL))?);
+                        let i =
+                            u32::from_le_bytes(k.try_into().map_err(|_| MapError::new(EINVAL))?);
                         if i >= self.spec.max_entries {
                             0
                         } else {
@@ -668,7 +675,7 @@ impl Map {
                     .flatten()
                     .next()
                     .cloned()
-                    .ok_or(MapError(ENOENT))
+                    .ok_or(MapError::new(ENOENT))
             }
             Imp::IdHash { ids } => {
                 let ids = ids.lock().unwrap_or_else(|p| p.into_inner());
@@ -681,7 +688,9 @@ impl Map {
                         .unwrap_or(keys.len()),
                     None => 0,
                 };
-                keys.get(pos).map(|k| (*k).clone()).ok_or(MapError(ENOENT))
+                keys.get(pos)
+                    .map(|k| (*k).clone())
+                    .ok_or(MapError::new(ENOENT))
             }
             Imp::Lpm { state, .. } => {
                 let st = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -697,7 +706,7 @@ impl Map {
                         .unwrap_or(keys.len()),
                     None => 0,
                 };
-                keys.get(pos).cloned().ok_or(MapError(ENOENT))
+                keys.get(pos).cloned().ok_or(MapError::new(ENOENT))
             }
             _ => err(EINVAL),
         }
@@ -749,7 +758,7 @@ impl Map {
                     (true, false) => q.back().cloned(),
                     (false, false) => q.front().cloned(),
                 };
-                v.ok_or(MapError(ENOENT))
+                v.ok_or(MapError::new(ENOENT))
             }
             _ => err(EINVAL),
         }

@@ -26,9 +26,8 @@ fn ret(v: u64) -> HResult {
 }
 
 fn env<'e>(c: &HelperContext<'e, '_>) -> Result<&'e Env, HelperError> {
-    c.env.ok_or_else(|| {
-        HelperError("this helper needs maps (run an object, not raw bytecode)".into())
-    })
+    c.env
+        .ok_or_else(|| HelperError::new("this helper needs maps (run an object, not raw bytecode)"))
 }
 
 fn map<'e>(
@@ -37,19 +36,19 @@ fn map<'e>(
 ) -> Result<(usize, &'e std::sync::Arc<Map>), HelperError> {
     env(c)?
         .map(handle)
-        .ok_or_else(|| HelperError(format!("{handle:#x} is not a map")))
+        .ok_or_else(|| HelperError::new(format!("{handle:#x} is not a map")))
 }
 
 fn read(c: &HelperContext<'_, '_>, addr: u64, len: u64) -> Result<Vec<u8>, HelperError> {
     c.memory
         .read_bytes(addr, len)
-        .map_err(|f| HelperError(f.to_string()))
+        .map_err(|f| HelperError::new(f.to_string()))
 }
 
 fn write(c: &HelperContext<'_, '_>, addr: u64, data: &[u8]) -> Result<(), HelperError> {
     c.memory
         .write_bytes(addr, data)
-        .map_err(|f| HelperError(f.to_string()))
+        .map_err(|f| HelperError::new(f.to_string()))
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
@@ -101,7 +100,7 @@ fn maps(h: &mut Helpers) {
         let cpu = env(c)?.cpu;
         ret(match m.update(&key, &value, a[3], Some(cpu)) {
             Ok(()) => 0,
-            Err(e) => neg(e.0),
+            Err(e) => neg(e.errno),
         })
     });
     h.register(id::MAP_DELETE_ELEM, |c, a| {
@@ -109,7 +108,7 @@ fn maps(h: &mut Helpers) {
         let key = read(c, a[1], m.spec.key_size as u64)?;
         ret(match m.delete(&key) {
             Ok(()) => 0,
-            Err(e) => neg(e.0),
+            Err(e) => neg(e.errno),
         })
     });
     h.register(id::MAP_PUSH_ELEM, |c, a| {
@@ -117,7 +116,7 @@ fn maps(h: &mut Helpers) {
         let value = read(c, a[1], m.spec.value_size as u64)?;
         ret(match m.push(&value, a[2]) {
             Ok(()) => 0,
-            Err(e) => neg(e.0),
+            Err(e) => neg(e.errno),
         })
     });
     for (hid, remove) in [(id::MAP_POP_ELEM, true), (id::MAP_PEEK_ELEM, false)] {
@@ -127,7 +126,7 @@ fn maps(h: &mut Helpers) {
                 let value = read(c, a[1], m.spec.value_size as u64)?;
                 return ret(match m.bloom_contains(&value) {
                     Ok(()) => 0,
-                    Err(e) => neg(e.0),
+                    Err(e) => neg(e.errno),
                 });
             }
             ret(match m.pop(remove) {
@@ -135,7 +134,7 @@ fn maps(h: &mut Helpers) {
                     write(c, a[1], &v)?;
                     0
                 }
-                Err(e) => neg(e.0),
+                Err(e) => neg(e.errno),
             })
         });
     }
@@ -190,7 +189,7 @@ fn memory(h: &mut Helpers) {
             let b2 = c
                 .memory
                 .load(s2 + i as u64, 1)
-                .map_err(|f| HelperError(f.to_string()))? as u8;
+                .map_err(|f| HelperError::new(f.to_string()))? as u8;
             if b1 != b2 {
                 return ret(((b1 as i64) - (b2 as i64)) as u64);
             }
@@ -254,7 +253,7 @@ fn control(h: &mut Helpers) {
     h.register(id::TAIL_CALL, |c, a| {
         let (_, m) = map(c, a[1])?;
         if m.spec.map_type != mt::PROG_ARRAY {
-            return Err(HelperError("tail_call needs a prog array".into()));
+            return Err(HelperError::new("tail_call needs a prog array"));
         }
         match m.lookup_id(&(a[2] as u32).to_le_bytes()) {
             Some(p) => Ok(HelperOutcome::TailCall { program: p }),
@@ -291,14 +290,14 @@ fn control(h: &mut Helpers) {
             let old = c
                 .memory
                 .atomic_rmw(a[0], 4, |v| (v == 0).then_some(1))
-                .map_err(|f| HelperError(f.to_string()))?;
+                .map_err(|f| HelperError::new(f.to_string()))?;
             if old == 0 {
                 return ret(0);
             }
             std::hint::spin_loop();
         }
-        Err(HelperError(
-            "bpf_spin_lock: deadlock (lock never released)".into(),
+        Err(HelperError::new(
+            "bpf_spin_lock: deadlock (lock never released)",
         ))
     });
     // User space has no sockets: every lookup finds none (NULL), as in a
@@ -309,7 +308,7 @@ fn control(h: &mut Helpers) {
     }
     for hid in [id::SK_FULLSOCK, id::TCP_SOCK, id::SK_RELEASE] {
         h.register(hid, |_, a| {
-            Err(HelperError(format!(
+            Err(HelperError::new(format!(
                 "{:#x} is not a socket (user space has no sockets)",
                 a[0]
             )))
@@ -318,7 +317,7 @@ fn control(h: &mut Helpers) {
     h.register(id::SPIN_UNLOCK, |c, a| {
         c.memory
             .atomic_rmw(a[0], 4, |_| Some(0))
-            .map_err(|f| HelperError(f.to_string()))?;
+            .map_err(|f| HelperError::new(f.to_string()))?;
         ret(0)
     });
     h.register(id::SKB_LOAD_BYTES, |c, a| {
@@ -348,7 +347,7 @@ fn control(h: &mut Helpers) {
 fn output(h: &mut Helpers) {
     h.register(id::TRACE_PRINTK, |c, a| {
         let fmt = read_cstr(c, a[0], a[1].min(1024))
-            .ok_or_else(|| HelperError("bad format string".into()))?;
+            .ok_or_else(|| HelperError::new("bad format string"))?;
         let line = format_printf(c, &fmt, &[a[2], a[3], a[4]]);
         let n = line.len() as u64;
         if let Some(e) = c.env {
@@ -366,7 +365,7 @@ fn output(h: &mut Helpers) {
             .chunks(8)
             .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
             .collect();
-        let fmt = read_cstr(c, fmt, 1024).ok_or_else(|| HelperError("bad format string".into()))?;
+        let fmt = read_cstr(c, fmt, 1024).ok_or_else(|| HelperError::new("bad format string"))?;
         let s = format_printf(c, &fmt, &args);
         if size > 0 {
             let mut out: Vec<u8> = s
@@ -405,8 +404,8 @@ fn output(h: &mut Helpers) {
         match m.ringbuf_reserve(a[1]) {
             Some(addr) => {
                 if !c.memory.open_window(RegionKind::RingbufRecord, addr, a[1]) {
-                    return Err(HelperError(
-                        "the ring buffer is not mapped into this run".into(),
+                    return Err(HelperError::new(
+                        "the ring buffer is not mapped into this run",
                     ));
                 }
                 ret(addr)
@@ -419,7 +418,7 @@ fn output(h: &mut Helpers) {
             let e = env(c)?;
             let open = c.memory.close_window(RegionKind::RingbufRecord, a[0]);
             if !open || !e.maps.iter().any(|m| m.ringbuf_commit(a[0], submit)) {
-                return Err(HelperError(format!(
+                return Err(HelperError::new(format!(
                     "{:#x} is not a reserved ring buffer record (already submitted or discarded, or never reserved)",
                     a[0]
                 )));
@@ -447,7 +446,7 @@ fn output(h: &mut Helpers) {
         let data = read(c, a[3], a[4])?;
         ret(match m.perf_output(cpu, data) {
             Ok(()) => 0,
-            Err(e) => neg(e.0),
+            Err(e) => neg(e.errno),
         })
     });
 }
@@ -479,7 +478,7 @@ fn packets(h: &mut Helpers) {
         let p = c
             .packet
             .as_mut()
-            .ok_or_else(|| HelperError("redirect needs a packet".into()))?;
+            .ok_or_else(|| HelperError::new("redirect needs a packet"))?;
         if a[1] & !1 != 0 {
             return ret(0);
         }
@@ -497,7 +496,7 @@ fn packets(h: &mut Helpers) {
         let p = c
             .packet
             .as_mut()
-            .ok_or_else(|| HelperError("redirect_map needs a packet".into()))?;
+            .ok_or_else(|| HelperError::new("redirect_map needs a packet"))?;
         match target {
             Some(v) => {
                 p.redirect = Some(u32::from_le_bytes(
@@ -521,7 +520,7 @@ fn packets(h: &mut Helpers) {
 
 fn packet(c: &HelperContext<'_, '_>) -> Result<PacketState, HelperError> {
     c.packet
-        .ok_or_else(|| HelperError("this helper needs a packet program".into()))
+        .ok_or_else(|| HelperError::new("this helper needs a packet program"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -537,7 +536,7 @@ const ETH_HLEN: u64 = 14;
 /// the kernel allows, and update the context's pointers.
 fn adjust(c: &mut HelperContext<'_, '_>, delta: i64, what: Adjust) -> HResult {
     let Some(mut p) = *c.packet else {
-        return Err(HelperError("xdp_adjust_* needs an XDP packet".into()));
+        return Err(HelperError::new("xdp_adjust_* needs an XDP packet"));
     };
     let add = |x: u64| x.wrapping_add(delta as u64);
     match what {
@@ -561,7 +560,7 @@ fn adjust(c: &mut HelperContext<'_, '_>, delta: i64, what: Adjust) -> HResult {
                 let zeros = vec![0u8; (end - p.data_end) as usize];
                 c.memory
                     .write_bytes_host(p.data_end, &zeros)
-                    .map_err(|f| HelperError(f.to_string()))?;
+                    .map_err(|f| HelperError::new(f.to_string()))?;
             }
             p.data_end = end;
         }
@@ -590,7 +589,7 @@ pub(crate) fn write_ctx_pointers(
     let w = |addr: u64, v: u64| {
         c.memory
             .write_bytes_host(addr, &(v as u32).to_le_bytes())
-            .map_err(|f| HelperError(f.to_string()))
+            .map_err(|f| HelperError::new(f.to_string()))
     };
     match p.ctx {
         CtxPointers::None => {}
@@ -649,7 +648,7 @@ fn csum_replace(c: &mut HelperContext<'_, '_>, a: [u64; 5], l4: bool) -> HResult
     let old = c
         .memory
         .load(at, 2)
-        .map_err(|f| HelperError(f.to_string()))? as u16;
+        .map_err(|f| HelperError::new(f.to_string()))? as u16;
     if l4 && flags & BPF_F_MARK_MANGLED_0 != 0 && old == 0 {
         return ret(0);
     }
@@ -682,7 +681,7 @@ fn csum_replace(c: &mut HelperContext<'_, '_>, a: [u64; 5], l4: bool) -> HResult
     }
     c.memory
         .write_bytes(at, &new.to_le_bytes())
-        .map_err(|f| HelperError(f.to_string()))?;
+        .map_err(|f| HelperError::new(f.to_string()))?;
     ret(0)
 }
 

@@ -23,7 +23,7 @@ fn spec(t: u32, k: u32, v: u32, n: u32) -> MapSpec {
 fn e(x: Result<(), MapError>) -> i32 {
     match x {
         Ok(()) => 0,
-        Err(MapError(n)) => n,
+        Err(MapError { errno: n }) => n,
     }
 }
 
@@ -188,7 +188,10 @@ fn array_follows_kernel_rules() {
     assert_eq!(e(m.delete(&1u32.to_le_bytes())), EINVAL);
     assert_eq!(e(m.update(&1u32.to_le_bytes(), &[1; 8], 3, None)), EINVAL);
     assert_eq!(m.next_key(None).unwrap(), 0u32.to_le_bytes());
-    assert_eq!(m.next_key(Some(&3u32.to_le_bytes())), Err(MapError(ENOENT)));
+    assert_eq!(
+        m.next_key(Some(&3u32.to_le_bytes())),
+        Err(MapError::new(ENOENT))
+    );
     assert_eq!(
         m.next_key(Some(&77u32.to_le_bytes())).unwrap(),
         0u32.to_le_bytes()

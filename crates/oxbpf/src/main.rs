@@ -1,6 +1,7 @@
 //! The `oxbpf` command-line tool. Results go to stdout, errors to stderr with
 //! a non-zero exit status.
 
+mod attach;
 mod commands;
 mod object_run;
 mod verify;
@@ -52,6 +53,10 @@ enum Command {
     /// Run a program: raw bytecode or assembly (prints r0), or a program of a
     /// BPF ELF object on packets (per-packet verdicts and a summary).
     Run(commands::RunArgs),
+    /// Load an object into the kernel, attach its programs to the hooks
+    /// their sections name, stream ring-buffer records until Ctrl-C or
+    /// --duration, then detach everything and print the maps.
+    Attach(attach::AttachArgs),
     /// Verify every program of objects (files or directories of `.o`) and
     /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
     /// if an input could not be loaded.
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         } => commands::disasm(&file, section.as_deref(), bytes),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
+        Command::Attach(a) => attach::attach(&a),
         Command::Bench { quick } => {
             commands::bench(["jit"].into_iter().chain(quick.then_some("--quick")))
         }

@@ -12,7 +12,7 @@ use oxbpf_vm::{Checks, Config, Output};
 
 use crate::commands::{RunArgs, read_input};
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter()
         .fold(String::with_capacity(b.len() * 2), |mut s, x| {
             let _ = write!(s, "{x:02x}");
@@ -22,7 +22,7 @@ fn hex(b: &[u8]) -> String {
 
 /// The records `oxbpf run --json` prints, one JSON object per line
 /// (docs/json.md).
-mod json {
+pub(crate) mod json {
     use serde::Serialize;
 
     /// One run of a program on one input.
@@ -520,7 +520,7 @@ impl MapTypes<'_> {
 /// lines, decoded through the object's BTF when it describes the map and
 /// in hex otherwise (all-zero array entries, always present, are counted
 /// but not shown).
-fn write_map(
+pub(crate) fn write_map(
     out: &mut impl std::io::Write,
     obj: &oxbpf_obj::Object,
     name: &str,

@@ -199,8 +199,16 @@ impl Checks {
 
 /// Why a program could not be compiled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("JIT: {0}")]
-pub struct JitError(pub String);
+#[error("JIT: {message}")]
+pub struct JitError {
+    pub message: String,
+}
+
+impl JitError {
+    pub(crate) fn new(message: String) -> JitError {
+        JitError { message }
+    }
+}
 
 /// Code generation variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,7 +325,7 @@ fn rw_mapping(len: usize) -> Result<memmap2::MmapMut, JitError> {
         }
     }
     memmap2::MmapMut::map_anon(len)
-        .map_err(|e| JitError(format!("cannot map memory for code: {e}")))
+        .map_err(|e| JitError::new(format!("cannot map memory for code: {e}")))
 }
 
 /// Places compiled programs in one read+execute mapping: written while
@@ -333,10 +341,9 @@ fn place(compiled: Vec<(emit::Compiled, usize)>) -> Result<Vec<Arc<JitCode>>, Ji
         bases.push(at);
         at += align(c.code.len());
     }
-    let mem =
-        Arc::new(CodeMem(Some(rw.make_exec().map_err(|e| {
-            JitError(format!("cannot make code executable: {e}"))
-        })?)));
+    let mem = Arc::new(CodeMem(Some(rw.make_exec().map_err(|e| {
+        JitError::new(format!("cannot make code executable: {e}"))
+    })?)));
     Ok(compiled
         .into_iter()
         .zip(bases)
@@ -537,8 +544,8 @@ pub(crate) fn run(
     env: Option<&Env>,
     packet: Option<PacketState>,
 ) -> Result<RunResult, VmError> {
-    let code =
-        code_for(program, Mode::of(config)).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    let code = code_for(program, Mode::of(config))
+        .map_err(|e| VmError::JitFailed { message: e.message })?;
     let depth = config.max_call_depth.max(1);
     let dirty_from = std::cell::Cell::new(0);
     let mut stack = crate::memory::PooledStack::take(STACK_FRAME_SIZE * depth, &dirty_from);
@@ -565,8 +572,8 @@ pub(crate) fn run_raw(
     config: &Config,
     mem: &mut [u8],
 ) -> Result<RunResult, VmError> {
-    let code =
-        code_for(program, Mode::of(config)).map_err(|e| VmError::JitFailed { message: e.0 })?;
+    let code = code_for(program, Mode::of(config))
+        .map_err(|e| VmError::JitFailed { message: e.message })?;
     if code.leaf {
         return run_leaf(program, config, code, mem);
     }
@@ -828,7 +835,7 @@ impl Runtime<'_, '_> {
                             2
                         }
                         Err(e) => {
-                            self.error = Some(VmError::JitFailed { message: e.0 });
+                            self.error = Some(VmError::JitFailed { message: e.message });
                             1
                         }
                     },
@@ -908,7 +915,7 @@ impl Runtime<'_, '_> {
             Ok(Err(e)) => Err(VmError::HelperFailed {
                 pc,
                 id: id as u32,
-                message: e.0,
+                message: e.message,
             }),
             Err(_) => Err(VmError::HelperFailed {
                 pc,

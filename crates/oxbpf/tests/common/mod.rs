@@ -15,23 +15,10 @@ pub fn shared_dir() -> Option<PathBuf> {
 
 /// Every `.o` file under `dir`, sorted.
 pub fn objects_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "o") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    oxbpf_obj::object_files(&[dir.to_path_buf()])
+        .into_iter()
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "o"))
+        .collect()
 }
 
 /// Sample objects outside `invalid/`.

@@ -257,7 +257,7 @@ pub(crate) fn compile(ops: &[Op], mode: Mode, cpu: Cpu) -> Result<Compiled, JitE
     let thunks = e.emit_thunks(len);
     let code =
         e.a.finalize()
-            .map_err(|err| JitError(format!("code generation: {err}")))?;
+            .map_err(|err| JitError::new(format!("code generation: {err}")))?;
     // Calls count as naming r10: a helper may use the caller's stack
     // (`for_each_map_elem` puts each key there for the callback).
     let uses_fp = ops[..len]
@@ -566,7 +566,7 @@ fn ldst_size(code: u8) -> u64 {
 }
 
 fn bad(pc: usize, o: Op) -> JitError {
-    JitError(format!(
+    JitError::new(format!(
         "instruction {pc}: opcode {:#04x} cannot be compiled",
         o.code
     ))

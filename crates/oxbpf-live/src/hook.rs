@@ -1,0 +1,364 @@
+//! Where a program attaches, from its section name, by libbpf's
+//! conventions (the `section_defs` table in libbpf.c): `tracepoint/CAT/NAME`,
+//! `raw_tp/NAME`, `uprobe/PATH:SYMBOL+OFF`, `xdp`, `cgroup/connect4`, ...
+
+use std::fmt;
+
+/// An attachment point named by a section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// `tracepoint/CAT/NAME`, `tp/CAT/NAME`: a perf tracepoint event.
+    Tracepoint { category: String, name: String },
+    /// `raw_tracepoint/NAME`, `raw_tp/NAME` (`.w`: writable arguments).
+    RawTracepoint { name: String, writable: bool },
+    /// `tp_btf/NAME`: a BTF-typed raw tracepoint (target fixed at load).
+    TpBtf { name: String },
+    /// `uprobe/PATH:SYMBOL[+OFF]`, `uretprobe/...` (`.s`: sleepable).
+    Uprobe {
+        path: String,
+        symbol: String,
+        offset: u64,
+        ret: bool,
+    },
+    /// `uprobe.multi/PATH:PATTERN`, `uretprobe.multi/...`.
+    UprobeMulti {
+        path: String,
+        pattern: String,
+        ret: bool,
+    },
+    /// `usdt/PATH:PROVIDER:NAME`.
+    Usdt {
+        path: String,
+        provider: String,
+        name: String,
+    },
+    /// `kprobe/FUNC[+OFF]`, `kretprobe/FUNC`, `ksyscall/NAME`,
+    /// `kprobe.multi/PATTERN`, ...
+    Kprobe { target: String, ret: bool },
+    /// `fentry/FUNC`, `fexit/FUNC`, `fmod_ret/FUNC`, `lsm/HOOK`,
+    /// `freplace/FUNC`: BPF trampolines.
+    Trampoline { kind: &'static str, target: String },
+    /// `perf_event`: sampling events (software cpu-clock by default).
+    PerfEvent,
+    /// `xdp`, `xdp.frags` (on `--iface`).
+    Xdp,
+    /// `tc`, `classifier`, `tc/ingress|egress`, `tcx/ingress|egress`.
+    Tc { egress: bool },
+    /// `cgroup_skb/...`, `cgroup/...` (on `--cgroup`), with the kernel's
+    /// attach type.
+    Cgroup { attach_type: u32 },
+    /// `socket`: a socket filter on a raw socket on `--iface`.
+    Socket,
+    /// A section that names no hook this loader attaches automatically
+    /// (libbpf's manual-attach sections: `iter`, `struct_ops`, `syscall`,
+    /// `sk_lookup`, ... or one without a target), and why.
+    Manual { why: String },
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hook::Tracepoint { category, name } => write!(f, "tracepoint {category}:{name}"),
+            Hook::RawTracepoint { name, .. } => write!(f, "raw tracepoint {name}"),
+            Hook::TpBtf { name } => write!(f, "BTF tracepoint {name}"),
+            Hook::Uprobe {
+                path,
+                symbol,
+                offset,
+                ret,
+            } => {
+                let kind = if *ret { "uretprobe" } else { "uprobe" };
+                if *offset != 0 {
+                    write!(f, "{kind} {path}:{symbol}+{offset:#x}")
+                } else {
+                    write!(f, "{kind} {path}:{symbol}")
+                }
+            }
+            Hook::UprobeMulti { path, pattern, ret } => {
+                let kind = if *ret {
+                    "uretprobe.multi"
+                } else {
+                    "uprobe.multi"
+                };
+                write!(f, "{kind} {path}:{pattern}")
+            }
+            Hook::Usdt {
+                path,
+                provider,
+                name,
+            } => write!(f, "USDT {path}:{provider}:{name}"),
+            Hook::Kprobe { target, ret } => {
+                write!(f, "{} {target}", if *ret { "kretprobe" } else { "kprobe" })
+            }
+            Hook::Trampoline { kind, target } => write!(f, "{kind} {target}"),
+            Hook::PerfEvent => f.write_str("perf event"),
+            Hook::Xdp => f.write_str("XDP"),
+            Hook::Tc { egress } => write!(f, "tc {}", if *egress { "egress" } else { "ingress" }),
+            Hook::Cgroup { attach_type } => write!(
+                f,
+                "cgroup {}",
+                oxbpf_abi::AttachType::from_u32(*attach_type).map_or("?", |a| a.name())
+            ),
+            Hook::Socket => f.write_str("socket filter"),
+            Hook::Manual { why } => write!(f, "no automatic attachment ({why})"),
+        }
+    }
+}
+
+/// A section name that promises a hook but says it wrongly.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("section `{section}`: {message}")]
+pub struct HookError {
+    pub section: String,
+    pub message: String,
+}
+
+/// `PATH:REST` of a uprobe/usdt section, with libbpf's `PATH` rule (the
+/// path may itself contain no `:`).
+fn split_path<'a>(
+    section: &str,
+    rest: &'a str,
+    what: &str,
+) -> Result<(&'a str, &'a str), HookError> {
+    rest.split_once(':')
+        .filter(|(p, r)| !p.is_empty() && !r.is_empty())
+        .ok_or_else(|| HookError {
+            section: section.into(),
+            message: format!("expected {what}"),
+        })
+}
+
+/// The hook a section names.
+pub fn hook_for(section: &str) -> Result<Hook, HookError> {
+    use oxbpf_abi::attach_type as a;
+    let bad = |message: &str| HookError {
+        section: section.into(),
+        message: message.into(),
+    };
+    let (head, rest) = match section.split_once('/') {
+        Some((h, r)) => (h, Some(r)),
+        None => (section, None),
+    };
+    let target = || rest.filter(|r| !r.is_empty());
+    Ok(match head {
+        "tracepoint" | "tp" => {
+            let (category, name) = rest
+                .and_then(|r| r.split_once('/'))
+                .filter(|(c, n)| !c.is_empty() && !n.is_empty() && !n.contains('/'))
+                .ok_or_else(|| bad("expected tracepoint/CATEGORY/NAME"))?;
+            Hook::Tracepoint {
+                category: category.into(),
+                name: name.into(),
+            }
+        }
+        "raw_tracepoint" | "raw_tp" | "raw_tracepoint.w" | "raw_tp.w" => match target() {
+            Some(name) => Hook::RawTracepoint {
+                name: name.into(),
+                writable: head.ends_with(".w"),
+            },
+            None => Hook::Manual {
+                why: "no tracepoint named in the section".into(),
+            },
+        },
+        "tp_btf" => Hook::TpBtf {
+            name: target().ok_or_else(|| bad("expected tp_btf/NAME"))?.into(),
+        },
+        "uprobe" | "uretprobe" | "uprobe.s" | "uretprobe.s" => match target() {
+            None => Hook::Manual {
+                why: "no binary and function named in the section".into(),
+            },
+            Some(r) => {
+                let (path, func) = split_path(section, r, "uprobe/PATH:SYMBOL[+OFFSET]")?;
+                let (symbol, offset) = match func.rsplit_once('+') {
+                    Some((s, off)) => (
+                        s,
+                        parse_offset(off).ok_or_else(|| bad("bad offset after `+`"))?,
+                    ),
+                    None => (func, 0),
+                };
+                Hook::Uprobe {
+                    path: path.into(),
+                    symbol: symbol.into(),
+                    offset,
+                    ret: head.starts_with("uretprobe"),
+                }
+            }
+        },
+        "uprobe.multi" | "uretprobe.multi" | "uprobe.multi.s" | "uretprobe.multi.s" => {
+            match target() {
+                None => Hook::Manual {
+                    why: "no binary and pattern named in the section".into(),
+                },
+                Some(r) => {
+                    let (path, pattern) = split_path(section, r, "uprobe.multi/PATH:PATTERN")?;
+                    Hook::UprobeMulti {
+                        path: path.into(),
+                        pattern: pattern.into(),
+                        ret: head.starts_with("uretprobe"),
+                    }
+                }
+            }
+        }
+        "usdt" | "usdt.s" => match target() {
+            None => Hook::Manual {
+                why: "no binary and probe named in the section".into(),
+            },
+            Some(r) => {
+                let mut parts = r.rsplitn(3, ':');
+                let (name, provider, path) = (parts.next(), parts.next(), parts.next());
+                match (path, provider, name) {
+                    (Some(p), Some(pr), Some(n))
+                        if !p.is_empty() && !pr.is_empty() && !n.is_empty() =>
+                    {
+                        Hook::Usdt {
+                            path: p.into(),
+                            provider: pr.into(),
+                            name: n.into(),
+                        }
+                    }
+                    _ => return Err(bad("expected usdt/PATH:PROVIDER:NAME")),
+                }
+            }
+        },
+        "kprobe" | "kretprobe" | "ksyscall" | "kretsyscall" | "kprobe.multi"
+        | "kretprobe.multi" | "kprobe.session" => match target() {
+            None => Hook::Manual {
+                why: "no kernel function named in the section".into(),
+            },
+            Some(t) => Hook::Kprobe {
+                target: t.into(),
+                ret: head.starts_with("kret"),
+            },
+        },
+        "fentry" | "fexit" | "fmod_ret" | "fentry.s" | "fexit.s" | "fmod_ret.s" | "lsm"
+        | "lsm.s" | "lsm_cgroup" | "freplace" => {
+            let kind = match head {
+                "fentry" | "fentry.s" => "fentry",
+                "fexit" | "fexit.s" => "fexit",
+                "fmod_ret" | "fmod_ret.s" => "fmod_ret",
+                "freplace" => "freplace",
+                "lsm_cgroup" => "lsm_cgroup",
+                _ => "lsm",
+            };
+            Hook::Trampoline {
+                kind,
+                target: target()
+                    .ok_or_else(|| bad("expected a function or hook name"))?
+                    .into(),
+            }
+        }
+        "perf_event" => Hook::PerfEvent,
+        "xdp" | "xdp.frags" if rest.is_none() => Hook::Xdp,
+        "xdp" | "xdp.frags" => Hook::Manual {
+            why: "a devmap/cpumap program runs from its map".into(),
+        },
+        "tc" | "tcx" | "classifier" | "action" => Hook::Tc {
+            egress: rest == Some("egress"),
+        },
+        "socket" => Hook::Socket,
+        "cgroup_skb" | "cgroup" => {
+            let t = oxbpf_sys::object::expected_attach_type(section);
+            let t = match (t, section) {
+                (0, "cgroup/skb") => a::CGROUP_INET_INGRESS,
+                (0, _) => {
+                    return Ok(Hook::Manual {
+                        why: "not a cgroup hook this loader knows".into(),
+                    });
+                }
+                (t, _) => t,
+            };
+            Hook::Cgroup { attach_type: t }
+        }
+        "iter" | "iter.s" => Hook::Manual {
+            why: "an iterator runs when its link is read".into(),
+        },
+        "struct_ops" | "struct_ops.s" => Hook::Manual {
+            why: "struct_ops programs are registered through their map".into(),
+        },
+        "syscall" => Hook::Manual {
+            why: "a syscall program runs through BPF_PROG_RUN".into(),
+        },
+        _ => Hook::Manual {
+            why: "the section names no hook".into(),
+        },
+    })
+}
+
+/// `0x1a` or `26`.
+fn parse_offset(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libbpf_section_names() {
+        assert_eq!(
+            hook_for("tracepoint/syscalls/sys_enter_openat").unwrap(),
+            Hook::Tracepoint {
+                category: "syscalls".into(),
+                name: "sys_enter_openat".into()
+            }
+        );
+        assert_eq!(
+            hook_for("tp/sched/sched_switch").unwrap().to_string(),
+            "tracepoint sched:sched_switch"
+        );
+        assert_eq!(
+            hook_for("raw_tp.w/bpf_test_finish").unwrap(),
+            Hook::RawTracepoint {
+                name: "bpf_test_finish".into(),
+                writable: true
+            }
+        );
+        assert_eq!(
+            hook_for("uretprobe//usr/lib/libc.so.6:malloc+0x10").unwrap(),
+            Hook::Uprobe {
+                path: "/usr/lib/libc.so.6".into(),
+                symbol: "malloc".into(),
+                offset: 0x10,
+                ret: true
+            }
+        );
+        assert_eq!(
+            hook_for("usdt/./test:prov:probe1").unwrap(),
+            Hook::Usdt {
+                path: "./test".into(),
+                provider: "prov".into(),
+                name: "probe1".into()
+            }
+        );
+        assert_eq!(hook_for("xdp").unwrap(), Hook::Xdp);
+        assert_eq!(hook_for("tcx/egress").unwrap(), Hook::Tc { egress: true });
+        assert_eq!(
+            hook_for("cgroup/connect4").unwrap(),
+            Hook::Cgroup {
+                attach_type: oxbpf_abi::attach_type::CGROUP_INET4_CONNECT
+            }
+        );
+        assert!(matches!(
+            hook_for("iter/task").unwrap(),
+            Hook::Manual { .. }
+        ));
+        assert!(matches!(hook_for("uprobe").unwrap(), Hook::Manual { .. }));
+        assert!(matches!(hook_for(".text").unwrap(), Hook::Manual { .. }));
+    }
+
+    #[test]
+    fn malformed_sections_say_what_they_expected() {
+        let e = hook_for("tracepoint/syscalls").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "section `tracepoint/syscalls`: expected tracepoint/CATEGORY/NAME"
+        );
+        assert!(hook_for("uprobe/nocolon").is_err());
+        assert!(hook_for("uprobe//bin/x:f+zz").is_err());
+        assert!(hook_for("usdt/a:b").is_err());
+        assert!(hook_for("tp_btf/").is_err());
+    }
+}

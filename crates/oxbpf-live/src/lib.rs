@@ -1,0 +1,331 @@
+//! # oxbpf-live: programs on live kernel events
+//!
+//! Load a BPF ELF object into the kernel, attach its programs to the hooks
+//! their section names say ([`hook::hook_for`], libbpf's conventions),
+//! stream what they emit through ring buffers, read their maps — and leave
+//! nothing behind: a [`Session`] owns every program, map, link and perf
+//! event it creates, and dropping it (also on an error half way) detaches
+//! and closes them all.
+//!
+//! ```no_run
+//! let object = oxbpf_obj::load(&std::fs::read("syscount.o")?)?;
+//! let mut session = oxbpf_live::Session::load(object, &Default::default())?;
+//! session.attach_all()?;
+//! let mut events = session.ring_buffer("events")?;
+//! events.consume(|record| println!("{record:02x?}"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Attached today: tracepoints (perf events through BPF links), raw
+//! tracepoints. Every other hook is recognised and refused with what is
+//! missing ([`LiveError::Unsupported`]), never a bare errno.
+
+#![forbid(unsafe_code)]
+
+pub mod hook;
+
+use std::os::fd::AsRawFd;
+
+pub use hook::{Hook, hook_for};
+use oxbpf_obj::{Object, ProgramType};
+use oxbpf_sys::perf::PerfEvent;
+use oxbpf_sys::ringbuf::RingBuf;
+use oxbpf_sys::{Link, Map, SysError};
+
+/// What can go wrong, naming the program and the thing at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("bpf(2) is not usable here (run as root): {0}")]
+    NoBpf(SysError),
+    #[error("map `{map}` could not be created: {error}")]
+    Map { map: String, error: SysError },
+    #[error("program `{program}`: the kernel's verifier rejected it: {summary}")]
+    Rejected {
+        program: String,
+        summary: String,
+        log: String,
+    },
+    #[error("no program `{0}` in the object")]
+    NoProgram(String),
+    #[error("no map `{0}` in the object")]
+    NoMap(String),
+    #[error("map `{map}` is a {kind} map, not a ring buffer")]
+    NotRingBuf { map: String, kind: &'static str },
+    #[error("program `{program}`: {error}")]
+    Section {
+        program: String,
+        error: hook::HookError,
+    },
+    #[error("program `{program}`: {error}")]
+    Tracepoint {
+        program: String,
+        error: oxbpf_sys::perf::TracepointError,
+    },
+    #[error("program `{program}` ({hook}): {reason}")]
+    Unsupported {
+        program: String,
+        hook: String,
+        reason: String,
+    },
+    #[error("program `{program}` ({hook}): attaching failed: {error}")]
+    Attach {
+        program: String,
+        hook: String,
+        error: SysError,
+    },
+    #[error("map `{map}`: {error}")]
+    MapAccess { map: String, error: SysError },
+}
+
+/// Load options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The type for programs whose section names none.
+    pub default_type: Option<ProgramType>,
+}
+
+/// One attached program.
+#[derive(Debug)]
+pub struct Attachment {
+    pub program: String,
+    pub hook: Hook,
+    // Drop order: the link first (detaches), then the perf event.
+    _link: Link,
+    _perf: Option<PerfEvent>,
+}
+
+/// A loaded object and its attachments.
+#[derive(Debug)]
+pub struct Session {
+    // Fields drop in order: attachments before the programs and maps.
+    attachments: Vec<Attachment>,
+    kernel: oxbpf_sys::object::KernelObject,
+    object: Object,
+}
+
+impl Session {
+    /// Loads every map and program of `object` into the kernel. A program
+    /// the verifier rejects or a map the kernel refuses fails the load, and
+    /// everything created so far is closed.
+    pub fn load(mut object: Object, opts: &Options) -> Result<Session, LiveError> {
+        oxbpf_sys::available().map_err(LiveError::NoBpf)?;
+        if let Some(t) = opts.default_type {
+            for p in &mut object.programs {
+                if p.kind == ProgramType::Unspec {
+                    p.kind = t;
+                }
+            }
+        }
+        let kernel = oxbpf_sys::object::load_object(&object, None);
+        if let Some(f) = kernel.map_failures.first() {
+            return Err(LiveError::Map {
+                map: f.name.clone(),
+                error: SysError {
+                    command: f.error.command,
+                    errno: f.error.errno,
+                    log: f.error.log.clone(),
+                },
+            });
+        }
+        for p in &kernel.programs {
+            if let Err(e) = &p.verdict.prog {
+                let log = e.log.clone().unwrap_or_else(|| p.verdict.log.clone());
+                let summary = match oxbpf_sys::log_summary(&log) {
+                    "" => e.to_string(),
+                    s => s.to_string(),
+                };
+                return Err(LiveError::Rejected {
+                    program: p.def.name.clone(),
+                    summary,
+                    log,
+                });
+            }
+        }
+        Ok(Session {
+            attachments: Vec::new(),
+            kernel,
+            object,
+        })
+    }
+
+    /// The object as loaded (programs, maps, BTF).
+    pub fn object(&self) -> &Object {
+        &self.object
+    }
+
+    /// Program names in object order.
+    pub fn programs(&self) -> impl Iterator<Item = &str> {
+        self.kernel.programs.iter().map(|p| p.def.name.as_str())
+    }
+
+    /// What is attached so far.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// Attaches every program whose section names a hook this loader
+    /// attaches automatically; returns how many it attached. Programs with
+    /// no such hook (`Hook::Manual`) are left loaded, as libbpf leaves them.
+    pub fn attach_all(&mut self) -> Result<usize, LiveError> {
+        let names: Vec<String> = self.programs().map(String::from).collect();
+        let mut n = 0;
+        for name in names {
+            let section = self.program_def(&name)?.section.clone();
+            let hook = hook_for(&section).map_err(|error| LiveError::Section {
+                program: name.clone(),
+                error,
+            })?;
+            if !matches!(hook, Hook::Manual { .. }) {
+                self.attach(&name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn program_def(&self, name: &str) -> Result<&oxbpf_obj::ProgramDef, LiveError> {
+        self.kernel
+            .programs
+            .iter()
+            .find(|p| p.def.name == name)
+            .map(|p| &p.def)
+            .ok_or_else(|| LiveError::NoProgram(name.into()))
+    }
+
+    /// Attaches program `name` to the hook its section names.
+    pub fn attach(&mut self, name: &str) -> Result<&Attachment, LiveError> {
+        let kp = self
+            .kernel
+            .programs
+            .iter()
+            .find(|p| p.def.name == name)
+            .ok_or_else(|| LiveError::NoProgram(name.into()))?;
+        let prog = kp.verdict.prog.as_ref().map_err(|e| LiveError::Rejected {
+            program: name.into(),
+            summary: e.to_string(),
+            log: kp.verdict.log.clone(),
+        })?;
+        let hook = hook_for(&kp.def.section).map_err(|error| LiveError::Section {
+            program: name.into(),
+            error,
+        })?;
+        let attach_err = |error: SysError| LiveError::Attach {
+            program: name.into(),
+            hook: hook.to_string(),
+            error,
+        };
+        let unsupported = |reason: &str| LiveError::Unsupported {
+            program: name.into(),
+            hook: hook.to_string(),
+            reason: reason.into(),
+        };
+        let (link, perf) = match &hook {
+            Hook::Tracepoint { category, name: tp } => {
+                let id = oxbpf_sys::perf::tracepoint_id(category, tp).map_err(|error| {
+                    LiveError::Tracepoint {
+                        program: name.into(),
+                        error,
+                    }
+                })?;
+                let event = PerfEvent::tracepoint(id, &format!("tracepoint {category}:{tp}"))
+                    .map_err(attach_err)?;
+                let link = event.attach(prog).map_err(attach_err)?;
+                (link, Some(event))
+            }
+            Hook::RawTracepoint { name: tp, .. } => {
+                let link = oxbpf_sys::perf::raw_tracepoint_open(prog, Some(tp)).map_err(|e| {
+                    if e.errno == oxbpf_abi::errno::ENOENT {
+                        LiveError::Unsupported {
+                            program: name.into(),
+                            hook: hook.to_string(),
+                            reason: format!("the kernel has no tracepoint `{tp}`"),
+                        }
+                    } else {
+                        attach_err(e)
+                    }
+                })?;
+                (link, None)
+            }
+            Hook::Kprobe { .. } => {
+                return Err(unsupported(
+                    "kprobes are not built into this kernel, and oxbpf does not attach them yet",
+                ));
+            }
+            Hook::Trampoline { .. } => {
+                return Err(unsupported(
+                    "BPF trampolines (fentry/fexit/fmod_ret/lsm) are not attached by oxbpf yet; this machine's kernel has none",
+                ));
+            }
+            Hook::Manual { why } => return Err(unsupported(why)),
+            _ => {
+                return Err(unsupported(
+                    "oxbpf does not attach this kind of hook yet (tracepoints and raw tracepoints only so far)",
+                ));
+            }
+        };
+        self.attachments.push(Attachment {
+            program: name.into(),
+            hook,
+            _link: link,
+            _perf: perf,
+        });
+        Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Detaches everything attached so far (programs and maps stay loaded).
+    pub fn detach_all(&mut self) {
+        self.attachments.clear();
+    }
+
+    /// The kernel map named `name`.
+    pub fn map(&self, name: &str) -> Result<&Map, LiveError> {
+        self.kernel
+            .map_names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.kernel.maps[i].as_ref())
+            .ok_or_else(|| LiveError::NoMap(name.into()))
+    }
+
+    /// Every map with its name, in object order.
+    pub fn maps(&self) -> impl Iterator<Item = (&str, &Map)> {
+        self.kernel
+            .map_names
+            .iter()
+            .zip(&self.kernel.maps)
+            .filter_map(|(n, m)| m.as_ref().map(|m| (n.as_str(), m)))
+    }
+
+    /// A consumer for the ring buffer map `name`.
+    pub fn ring_buffer(&self, name: &str) -> Result<RingBuf, LiveError> {
+        let m = self.map(name)?;
+        if m.spec.map_type != oxbpf_abi::map_type::RINGBUF {
+            return Err(LiveError::NotRingBuf {
+                map: name.into(),
+                kind: oxbpf_obj::map_type_name(m.spec.map_type),
+            });
+        }
+        RingBuf::new(m).map_err(|error| LiveError::MapAccess {
+            map: name.into(),
+            error,
+        })
+    }
+
+    /// Consumers for every ring buffer map, with their names.
+    pub fn ring_buffers(&self) -> Result<Vec<(String, RingBuf)>, LiveError> {
+        self.maps()
+            .filter(|(_, m)| m.spec.map_type == oxbpf_abi::map_type::RINGBUF)
+            .map(|(n, _)| Ok((n.to_string(), self.ring_buffer(n)?)))
+            .collect()
+    }
+
+    /// The raw fd of a loaded program (for tools that need it).
+    pub fn program_fd(&self, name: &str) -> Option<i32> {
+        self.kernel
+            .programs
+            .iter()
+            .find(|p| p.def.name == name)
+            .and_then(|p| p.verdict.prog.as_ref().ok())
+            .map(|p| p.fd.as_raw_fd())
+    }
+}

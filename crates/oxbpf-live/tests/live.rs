@@ -1,0 +1,173 @@
+//! Live tests: programs attached to the running kernel, triggered by
+//! workloads of our own, checked on what arrived — and on what is left
+//! behind (every program, map and link id the kernel had before a test is
+//! all it has after). They need root, bpf(2) and tracefs; in CI (`CI` set)
+//! a missing prerequisite fails instead of skipping.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use oxbpf_live::{LiveError, Session};
+
+/// Live tests share the kernel's object tables: one at a time, so the
+/// leak checks see only their own objects.
+static KERNEL: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn object(name: &str) -> oxbpf_obj::Object {
+    let path = root().join("examples/live").join(name);
+    oxbpf_obj::load(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// Whether the live prerequisites hold; outside CI, says why not.
+fn live() -> bool {
+    let why = if oxbpf_sys::available().is_err() {
+        Some("bpf(2) is not usable (not root?)")
+    } else if oxbpf_sys::perf::tracefs_root().is_none() {
+        Some("tracefs is not mounted")
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) if std::env::var_os("CI").is_some() => {
+            panic!("live test cannot run in CI: {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// The kernel's program, map and link ids.
+fn kernel_objects() -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    oxbpf_sys::object_ids().unwrap()
+}
+
+fn assert_nothing_left(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
+    // Closing is synchronous for fds, but the kernel frees programs and
+    // maps from RCU callbacks: give it a moment.
+    for _ in 0..100 {
+        if &kernel_objects() == before {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = kernel_objects();
+    assert_eq!(
+        &after, before,
+        "kernel objects left behind (programs, maps, links)"
+    );
+}
+
+fn getppid_calls(n: usize) {
+    for _ in 0..n {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        unsafe {
+            libc::getppid();
+        }
+    }
+}
+
+#[test]
+fn tracepoint_counts_syscalls_per_process() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("syscount.o"), &Default::default()).unwrap();
+        s.attach("count_getppid").unwrap();
+        getppid_calls(1000);
+        let me = std::process::id();
+        let counts = s.map("counts").unwrap();
+        let got = counts
+            .lookup(&me.to_le_bytes())
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()));
+        assert_eq!(got, Some(1000), "getppid calls counted for pid {me}");
+        // Detached: further calls are not counted.
+        s.detach_all();
+        getppid_calls(10);
+        let after = s
+            .map("counts")
+            .unwrap()
+            .lookup(&me.to_le_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(u64::from_le_bytes(after[..8].try_into().unwrap()), 1000);
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn raw_tracepoint_reports_exec_through_the_ring_buffer() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("syscount.o"), &Default::default()).unwrap();
+        assert_eq!(s.attach_all().unwrap(), 2);
+        let mut rb = s.ring_buffer("events").unwrap();
+        let child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        let mut child = child;
+        child.wait().unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            rb.wait(Duration::from_millis(20));
+            rb.consume(|r| {
+                let pid = u32::from_le_bytes(r[..4].try_into().unwrap());
+                let comm = &r[8..24];
+                let end = comm.iter().position(|&b| b == 0).unwrap_or(16);
+                seen.push((pid, String::from_utf8_lossy(&comm[..end]).into_owned()));
+            });
+            if seen.iter().any(|(p, _)| *p == pid) {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|(p, c)| *p == pid && c == "true"),
+            "no exec event for /bin/true (pid {pid}); saw {seen:?}"
+        );
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn missing_hooks_are_named_and_leave_nothing_behind() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let mut obj = object("syscount.o");
+        obj.programs[0].section = "tracepoint/syscalls/sys_enter_no_such_call".into();
+        obj.programs[1].section = "raw_tp/no_such_tracepoint".into();
+        let mut s = Session::load(obj, &Default::default()).unwrap();
+        let e = s.attach("count_getppid").unwrap_err();
+        assert!(matches!(e, LiveError::Tracepoint { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with(
+                "program `count_getppid`: tracepoint syscalls:sys_enter_no_such_call does not exist"
+            ),
+            "{e}"
+        );
+        let e = s.attach("on_exec").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "program `on_exec` (raw tracepoint no_such_tracepoint): the kernel has no tracepoint `no_such_tracepoint`"
+        );
+        assert!(s.attachments().is_empty());
+    }
+    assert_nothing_left(&before);
+}

@@ -1,0 +1,127 @@
+//! `oxbpf attach` on the live kernel: records stream as JSON while a
+//! workload runs, SIGINT stops it cleanly (maps printed, exit 0), and the
+//! kernel holds no program, map or link of ours afterwards.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn ids() -> (Vec<u32>, Vec<u32>, Vec<u32>) {
+    oxbpf_sys::object_ids().unwrap()
+}
+
+#[test]
+fn attach_streams_events_and_stops_cleanly_on_sigint() {
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let before = ids();
+    let mut child = Command::new(common::oxbpf_bin())
+        .args([
+            "attach",
+            "examples/live/syscount.o",
+            "--json",
+            "--event-type",
+            "struct event",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut progress = String::new();
+    while !progress.contains("Ctrl-C to stop") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("oxbpf attach ended early: {progress}");
+        }
+        progress.push_str(&line);
+    }
+    assert!(
+        progress.contains("attached count_getppid to tracepoint syscalls:sys_enter_getppid"),
+        "{progress}"
+    );
+    assert!(
+        progress.contains("attached on_exec to raw tracepoint sched_process_exec"),
+        "{progress}"
+    );
+    let workload = Command::new("/bin/true").spawn().unwrap();
+    let pid = workload.id();
+    let mut workload = workload;
+    workload.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(out.status.success(), "exit {:?}: {rest}", out.status);
+    assert!(rest.contains("detached 2 programs"), "{rest}");
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        rows.iter().any(|r| r["ringbuf"] == "events"
+            && r["event"]["pid"] == pid
+            && r["event"]["comm"] == "true"),
+        "no exec event of /bin/true (pid {pid}) in {rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r["map"] == "counts"),
+        "the maps are printed at the end"
+    );
+    // The kernel frees programs and maps from RCU callbacks after the
+    // last fd closes: wait for it.
+    let mut after = ids();
+    for _ in 0..100 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        after = ids();
+    }
+    assert_eq!(after, before, "kernel objects left behind");
+}
+
+#[test]
+fn attach_names_what_is_missing() {
+    let out = Command::new(common::oxbpf_bin())
+        .args(["attach", "examples/live/syscount.o", "--program", "nope"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "examples/live/syscount.o: no program `nope`; the programs are count_getppid, on_exec"
+        ),
+        "{err}"
+    );
+    let out = Command::new(common::oxbpf_bin())
+        .args([
+            "attach",
+            "examples/live/syscount.o",
+            "--event-type",
+            "struct nothing",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--event-type \"struct nothing\": no such type in examples/live/syscount.o's BTF"
+        ),
+        "{err}"
+    );
+}
