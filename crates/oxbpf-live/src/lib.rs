@@ -17,12 +17,14 @@
 //! ```
 //!
 //! Attached today: tracepoints (perf events through BPF links), raw
-//! tracepoints. Every other hook is recognised and refused with what is
+//! tracepoints, uprobes and uretprobes (perf events of the uprobe PMU),
+//! uprobe.multi links. Every other hook is recognised and refused with what is
 //! missing ([`LiveError::Unsupported`]), never a bare errno.
 
 #![forbid(unsafe_code)]
 
 pub mod hook;
+pub mod uprobe;
 
 use std::os::fd::AsRawFd;
 
@@ -75,13 +77,21 @@ pub enum LiveError {
     },
     #[error("map `{map}`: {error}")]
     MapAccess { map: String, error: SysError },
+    #[error("program `{program}`: {error}")]
+    Uprobe {
+        program: String,
+        error: uprobe::UprobeError,
+    },
 }
 
-/// Load options.
+/// Load and attach options.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// The type for programs whose section names none.
     pub default_type: Option<ProgramType>,
+    /// Only this process, for probes that can filter by process (uprobes,
+    /// uprobe.multi); every process when `None`.
+    pub pid: Option<i32>,
 }
 
 /// One attached program.
@@ -101,6 +111,7 @@ pub struct Session {
     attachments: Vec<Attachment>,
     kernel: oxbpf_sys::object::KernelObject,
     object: Object,
+    pid: Option<i32>,
 }
 
 impl Session {
@@ -145,6 +156,7 @@ impl Session {
             attachments: Vec::new(),
             kernel,
             object,
+            pid: opts.pid,
         })
     }
 
@@ -194,6 +206,17 @@ impl Session {
 
     /// Attaches program `name` to the hook its section names.
     pub fn attach(&mut self, name: &str) -> Result<&Attachment, LiveError> {
+        let section = self.program_def(name)?.section.clone();
+        let hook = hook_for(&section).map_err(|error| LiveError::Section {
+            program: name.into(),
+            error,
+        })?;
+        self.attach_to(name, hook)
+    }
+
+    /// Attaches program `name` to `hook`, whatever its section says (for
+    /// sections that name no target, such as a bare `uprobe`).
+    pub fn attach_to(&mut self, name: &str, hook: Hook) -> Result<&Attachment, LiveError> {
         let kp = self
             .kernel
             .programs
@@ -204,10 +227,6 @@ impl Session {
             program: name.into(),
             summary: e.to_string(),
             log: kp.verdict.log.clone(),
-        })?;
-        let hook = hook_for(&kp.def.section).map_err(|error| LiveError::Section {
-            program: name.into(),
-            error,
         })?;
         let attach_err = |error: SysError| LiveError::Attach {
             program: name.into(),
@@ -246,6 +265,46 @@ impl Session {
                 })?;
                 (link, None)
             }
+            Hook::Uprobe {
+                path,
+                symbol,
+                offset,
+                ret,
+            } => {
+                let uerr = |error| LiveError::Uprobe {
+                    program: name.into(),
+                    error,
+                };
+                let file = uprobe::resolve_path(path).map_err(uerr)?;
+                let at = if symbol.is_empty() {
+                    *offset
+                } else {
+                    uprobe::symbol_offset(&file, symbol).map_err(uerr)? + offset
+                };
+                let event = PerfEvent::uprobe(&file, at, *ret, 0, self.pid.unwrap_or(-1))
+                    .map_err(attach_err)?;
+                let link = event.attach(prog).map_err(attach_err)?;
+                (link, Some(event))
+            }
+            Hook::UprobeMulti { path, pattern, ret } => {
+                let uerr = |error| LiveError::Uprobe {
+                    program: name.into(),
+                    error,
+                };
+                let file = uprobe::resolve_path(path).map_err(uerr)?;
+                let targets = uprobe::matching_functions(&file, pattern).map_err(uerr)?;
+                if targets.is_empty() {
+                    return Err(unsupported(&format!(
+                        "no function of {} matches `{pattern}`",
+                        file.display()
+                    )));
+                }
+                let offsets: Vec<u64> = targets.iter().map(|(_, o)| *o).collect();
+                let pid = self.pid.map_or(0, |p| p as u32);
+                let link =
+                    Link::uprobe_multi(prog, &file, &offsets, *ret, pid).map_err(attach_err)?;
+                (link, None)
+            }
             Hook::Kprobe { .. } => {
                 return Err(unsupported(
                     "kprobes are not built into this kernel, and oxbpf does not attach them yet",
@@ -259,7 +318,7 @@ impl Session {
             Hook::Manual { why } => return Err(unsupported(why)),
             _ => {
                 return Err(unsupported(
-                    "oxbpf does not attach this kind of hook yet (tracepoints and raw tracepoints only so far)",
+                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, uprobes, uprobe.multi)",
                 ));
             }
         };

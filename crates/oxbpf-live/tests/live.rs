@@ -171,3 +171,123 @@ fn missing_hooks_are_named_and_leave_nothing_behind() {
     }
     assert_nothing_left(&before);
 }
+
+// Probe targets in this test binary (kept out of line and unmangled, so
+// they are functions in its symbol table).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oxbpf_live_target_add(a: u64, b: u64) -> u64 {
+    std::hint::black_box(a.wrapping_mul(3).wrapping_add(b))
+}
+
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oxbpf_live_target_sub(a: u64, b: u64) -> u64 {
+    std::hint::black_box(a.wrapping_mul(5).wrapping_sub(b))
+}
+
+/// (a, b, ret, ip, pid, kind) of every record in the `calls` ring buffer.
+fn calls(rb: &mut oxbpf_sys::ringbuf::RingBuf) -> Vec<(u64, u64, u64, u64, u32, u32)> {
+    let mut out = Vec::new();
+    rb.consume(|r| {
+        let u = |i: usize| u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap());
+        let pid = u32::from_le_bytes(r[32..36].try_into().unwrap());
+        let kind = u32::from_le_bytes(r[36..40].try_into().unwrap());
+        out.push((u(0), u(1), u(2), u(3), pid, kind));
+    });
+    out
+}
+
+#[test]
+fn uprobes_see_arguments_and_return_values() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("uprobes.o"), &Default::default()).unwrap();
+        for (prog, ret) in [("on_enter", false), ("on_return", true)] {
+            let hook = oxbpf_live::Hook::Uprobe {
+                path: exe.clone(),
+                symbol: "oxbpf_live_target_add".into(),
+                offset: 0,
+                ret,
+            };
+            s.attach_to(prog, hook).unwrap();
+        }
+        let mut rb = s.ring_buffer("calls").unwrap();
+        assert_eq!(oxbpf_live_target_add(5, 7), 22);
+        assert_eq!(oxbpf_live_target_add(11, 13), 46);
+        let me = std::process::id();
+        let got: Vec<_> = calls(&mut rb).into_iter().filter(|c| c.4 == me).collect();
+        let entries: Vec<(u64, u64)> = got
+            .iter()
+            .filter(|c| c.5 == 0)
+            .map(|c| (c.0, c.1))
+            .collect();
+        let returns: Vec<u64> = got.iter().filter(|c| c.5 == 1).map(|c| c.2).collect();
+        assert_eq!(entries, [(5, 7), (11, 13)], "{got:?}");
+        assert_eq!(returns, [22, 46], "{got:?}");
+        // Both entry records carry the same instruction pointer: the
+        // function's first instruction.
+        assert_eq!(got[0].3, got.iter().filter(|c| c.5 == 0).nth(1).unwrap().3);
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn uprobe_multi_attaches_every_matching_function() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("uprobes.o"), &Default::default()).unwrap();
+        let hook = oxbpf_live::Hook::UprobeMulti {
+            path: exe.clone(),
+            pattern: "oxbpf_live_target_*".into(),
+            ret: false,
+        };
+        s.attach_to("on_multi", hook).unwrap();
+        let mut rb = s.ring_buffer("calls").unwrap();
+        oxbpf_live_target_add(1, 2);
+        oxbpf_live_target_sub(3, 4);
+        oxbpf_live_target_add(5, 6);
+        let me = std::process::id();
+        let got: Vec<_> = calls(&mut rb)
+            .into_iter()
+            .filter(|c| c.4 == me && c.5 == 2)
+            .collect();
+        let args: Vec<(u64, u64)> = got.iter().map(|c| (c.0, c.1)).collect();
+        assert_eq!(args, [(1, 2), (3, 4), (5, 6)], "{got:?}");
+        assert_ne!(got[0].3, got[1].3, "two functions, two addresses");
+        assert_eq!(got[0].3, got[2].3);
+        // A pattern that matches nothing is an error naming it.
+        let none = oxbpf_live::Hook::UprobeMulti {
+            path: exe.clone(),
+            pattern: "no_such_function_*".into(),
+            ret: false,
+        };
+        let e = s.attach_to("on_multi", none).unwrap_err();
+        assert!(
+            e.to_string().contains("matches `no_such_function_*`"),
+            "{e}"
+        );
+        let missing = oxbpf_live::Hook::Uprobe {
+            path: exe.clone(),
+            symbol: "no_such_symbol".into(),
+            offset: 0,
+            ret: false,
+        };
+        let e = s.attach_to("on_enter", missing).unwrap_err();
+        assert!(
+            e.to_string().contains("no function `no_such_symbol`"),
+            "{e}"
+        );
+    }
+    assert_nothing_left(&before);
+}

@@ -722,6 +722,52 @@ impl Link {
         sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
     }
 
+    /// A `BPF_TRACE_UPROBE_MULTI` link: one program at every file offset
+    /// in `offsets` of `path` (uretprobes when `ret`), for `pid` or every
+    /// process (`pid` 0). The program must have been loaded with that
+    /// expected attach type (sections `uprobe.multi`, `uretprobe.multi`).
+    pub fn uprobe_multi(
+        prog: &Prog,
+        path: &std::path::Path,
+        offsets: &[u64],
+        ret: bool,
+        pid: u32,
+    ) -> R<Link> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct A {
+            prog_fd: u32,
+            target_fd: u32,
+            attach_type: u32,
+            flags: u32,
+            path: u64,
+            offsets: u64,
+            ref_ctr_offsets: u64,
+            cookies: u64,
+            cnt: u32,
+            multi_flags: u32,
+            pid: u32,
+            _pad: u32,
+        }
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
+            command: "BPF_LINK_CREATE",
+            errno: libc::EINVAL,
+            log: None,
+        })?;
+        let mut a = A {
+            prog_fd: prog.fd.as_raw_fd() as u32,
+            attach_type: oxbpf_abi::attach_type::TRACE_UPROBE_MULTI,
+            path: c_path.as_ptr() as u64,
+            offsets: offsets.as_ptr() as u64,
+            cnt: offsets.len() as u32,
+            // BPF_F_UPROBE_MULTI_RETURN
+            multi_flags: u32::from(ret),
+            pid,
+            ..Default::default()
+        };
+        sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
+    }
+
     pub fn detach(&self) -> R<()> {
         #[repr(C)]
         #[derive(Default)]

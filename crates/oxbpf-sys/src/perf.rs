@@ -131,6 +131,59 @@ impl PerfEvent {
         open(&mut attr, -1, 0, what)
     }
 
+    /// A uprobe (or uretprobe) at file offset `offset` of `path`, through
+    /// the `uprobe` PMU (/sys/bus/event_source/devices/uprobe): for every
+    /// process (`pid` -1, opened on CPU 0 as libbpf does) or one process.
+    /// `ref_ctr_offset` is a USDT semaphore's file offset (0: none), which
+    /// the kernel increments while the probe is attached.
+    pub fn uprobe(
+        path: &Path,
+        offset: u64,
+        ret: bool,
+        ref_ctr_offset: u64,
+        pid: i32,
+    ) -> Result<PerfEvent, SysError> {
+        let what = format!(
+            "{} {}+{offset:#x}",
+            if ret { "uretprobe" } else { "uprobe" },
+            path.display()
+        );
+        let sysfs = Path::new("/sys/bus/event_source/devices/uprobe");
+        let pmu = read_number(&sysfs.join("type")).ok_or_else(|| SysError {
+            command: "perf_event_open",
+            errno: libc::ENOENT,
+            log: Some(format!(
+                "{what}: this kernel has no uprobe PMU ({}/type)",
+                sysfs.display()
+            )),
+        })?;
+        let mut config = 0u64;
+        if ret {
+            config |= 1 << format_bit(&sysfs.join("format/retprobe")).unwrap_or(0);
+        }
+        if ref_ctr_offset != 0 {
+            config |=
+                ref_ctr_offset << format_bit(&sysfs.join("format/ref_ctr_offset")).unwrap_or(32);
+        }
+        let c_path =
+            std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
+                command: "perf_event_open",
+                errno: libc::EINVAL,
+                log: Some(what.clone()),
+            })?;
+        let mut attr = PerfEventAttr {
+            kind: pmu as u32,
+            config,
+            sample_period_or_freq: 1,
+            wakeup_events: 1,
+            config1: c_path.as_ptr() as u64,
+            config2: offset,
+            ..Default::default()
+        };
+        // `c_path` outlives the call below.
+        open(&mut attr, pid, if pid < 0 { 0 } else { -1 }, &what)
+    }
+
     /// A software event (`config` from [`SOFTWARE_EVENTS`]) sampled on
     /// `cpu` for every process, or for `pid` alone on every CPU when `cpu`
     /// is -1.
@@ -184,6 +237,17 @@ impl PerfEvent {
         }
         Ok(())
     }
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The first bit of a PMU format file (`config:0`, `config:32-63`).
+fn format_bit(path: &Path) -> Option<u32> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let bits = s.trim().strip_prefix("config:")?;
+    bits.split('-').next()?.parse().ok()
 }
 
 /// Where tracefs is mounted: from /proc/mounts (`tracefs`, or `debugfs`
