@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Attached today: tracepoints (perf events through BPF links), raw
-//! tracepoints, uprobes and uretprobes (perf events of the uprobe PMU),
+//! tracepoints, BTF tracepoints (`tp_btf`, loaded with the kernel's BTF
+//! id of the tracepoint), uprobes and uretprobes (perf events of the uprobe PMU),
 //! uprobe.multi links. Every other hook is recognised and refused with what is
 //! missing ([`LiveError::Unsupported`]), never a bare errno.
 
@@ -47,6 +48,8 @@ pub enum LiveError {
         summary: String,
         log: String,
     },
+    #[error("map `{0}` has max_entries 0: give it a size (--map {0}.max_entries=N)")]
+    Unsized(String),
     #[error("no program `{0}` in the object")]
     NoProgram(String),
     #[error("no map `{0}` in the object")]
@@ -126,6 +129,16 @@ impl Session {
                     p.kind = t;
                 }
             }
+        }
+        // A size left zero is the user's to set (libbpf would fail the load
+        // with a bare EINVAL); perf event arrays are sized per CPU by the
+        // loader.
+        if let Some(m) = object
+            .maps
+            .iter()
+            .find(|m| m.max_entries == 0 && m.map_type != oxbpf_abi::map_type::PERF_EVENT_ARRAY)
+        {
+            return Err(LiveError::Unsized(m.name.clone()));
         }
         let kernel = oxbpf_sys::object::load_object(&object, None);
         if let Some(f) = kernel.map_failures.first() {
@@ -265,6 +278,11 @@ impl Session {
                 })?;
                 (link, None)
             }
+            Hook::TpBtf { .. } => {
+                // The target was fixed at load time by the attach BTF id.
+                let link = oxbpf_sys::perf::raw_tracepoint_open(prog, None).map_err(attach_err)?;
+                (link, None)
+            }
             Hook::Uprobe {
                 path,
                 symbol,
@@ -318,7 +336,7 @@ impl Session {
             Hook::Manual { why } => return Err(unsupported(why)),
             _ => {
                 return Err(unsupported(
-                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, uprobes, uprobe.multi)",
+                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi)",
                 ));
             }
         };

@@ -291,3 +291,73 @@ fn uprobe_multi_attaches_every_matching_function() {
     }
     assert_nothing_left(&before);
 }
+
+#[test]
+fn tp_btf_with_core_reads_sees_exec() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("exec_btf.o"), &Default::default()).unwrap();
+        assert_eq!(s.attach_all().unwrap(), 1);
+        assert_eq!(
+            s.attachments()[0].hook.to_string(),
+            "BTF tracepoint sched_process_exec"
+        );
+        let mut rb = s.ring_buffer("execs").unwrap();
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            rb.wait(Duration::from_millis(20));
+            rb.consume(|r| {
+                let pid = u32::from_le_bytes(r[..4].try_into().unwrap());
+                let old = u32::from_le_bytes(r[4..8].try_into().unwrap());
+                let text = |b: &[u8]| {
+                    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                    String::from_utf8_lossy(&b[..end]).into_owned()
+                };
+                seen.push((pid, old, text(&r[8..24]), text(&r[24..88])));
+            });
+            if seen.iter().any(|e| e.0 == pid) {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|(p, old, comm, file)| *p == pid
+                && *old == pid
+                && comm == "true"
+                && file == "/bin/true"),
+            "no exec of /bin/true (pid {pid}) in {seen:?}"
+        );
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn rodata_filters_are_set_before_load() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        // No pid reaches u32::MAX: the filter drops every exec.
+        let mut obj = object("exec_btf.o");
+        obj.set_global("min_pid", &u32::MAX.to_string()).unwrap();
+        let e = obj.set_global("no_such_global", "1").unwrap_err();
+        assert!(e.to_string().contains("there are: min_pid"), "{e}");
+        let mut s = Session::load(obj, &Default::default()).unwrap();
+        s.attach_all().unwrap();
+        let mut rb = s.ring_buffer("execs").unwrap();
+        std::process::Command::new("/bin/true").status().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut n = 0;
+        rb.consume(|_| n += 1);
+        assert_eq!(n, 0, "the rodata filter let execs through");
+    }
+    assert_nothing_left(&before);
+}

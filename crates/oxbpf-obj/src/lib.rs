@@ -13,6 +13,7 @@
 pub mod btf;
 pub mod btfvalue;
 pub mod elf;
+pub mod globals;
 mod loader;
 pub mod progtype;
 

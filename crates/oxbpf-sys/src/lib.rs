@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod object;
 pub mod perf;
 pub mod ringbuf;
+pub mod vmlinux;
 
 /// A failed `bpf()` call.
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +386,9 @@ pub struct ProgSpec<'a> {
     /// Raw `bpf_core_relo` records (16 bytes each); the kernel applies
     /// them against its own BTF.
     pub core_relos: &'a [u8],
+    /// The kernel BTF id a tracing program attaches by (`tp_btf`, fentry,
+    /// lsm), 0 for the others.
+    pub attach_btf_id: u32,
 }
 
 /// A loaded program; unloaded when dropped (and no link holds it).
@@ -434,6 +438,7 @@ fn load_once(spec: &ProgSpec<'_>, log_level: u32, log: &mut [u8]) -> R<Prog> {
         prog_name: obj_name(&spec.name),
         expected_attach_type: spec.expected_attach_type,
         prog_btf_fd: spec.btf_fd.unwrap_or(0) as u32,
+        attach_btf_id: spec.attach_btf_id,
         ..Default::default()
     };
     if spec.btf_fd.is_some() && !spec.func_info.is_empty() {

@@ -349,6 +349,21 @@ fn load_one(
             &[]
         },
         core_relos: &core_relos,
+        attach_btf_id: match crate::vmlinux::attach_btf_id(&p.section) {
+            Ok(id) => id.unwrap_or(0),
+            Err(why) => {
+                return Verdict {
+                    prog: Err(SysError {
+                        command: "BPF_PROG_LOAD",
+                        errno: libc::ESRCH,
+                        log: Some(why.clone()),
+                    }),
+                    time: std::time::Duration::ZERO,
+                    insns_processed: None,
+                    log: why,
+                };
+            }
+        },
     };
     let v = load_program(&spec);
     // Some kernels reject the object's BTF records for reasons unrelated to

@@ -31,6 +31,16 @@ pub struct AttachArgs {
     /// Also print the maps every this many seconds.
     #[arg(long)]
     pub interval: Option<f64>,
+    /// Set a global variable before load (`const volatile` filters in
+    /// .rodata, or .data/.bss), typed through BTF: NAME=VALUE (repeatable).
+    #[arg(long = "rodata", value_name = "NAME=VALUE")]
+    pub globals: Vec<String>,
+    /// Override a map's size before load: NAME.max_entries=N (repeatable).
+    #[arg(long = "map", value_name = "NAME.max_entries=N")]
+    pub maps: Vec<String>,
+    /// Only this process, for probes that filter by process (uprobes).
+    #[arg(long)]
+    pub pid: Option<i32>,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -50,7 +60,28 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let path = a.file.display().to_string();
     let bytes = std::fs::read(&a.file).with_context(|| path.clone())?;
     crate::commands::check_object_rule(&a.file, &bytes)?;
-    let object = oxbpf_obj::load(&bytes).with_context(|| path.clone())?;
+    let mut object = oxbpf_obj::load(&bytes).with_context(|| path.clone())?;
+    for g in &a.globals {
+        let (name, value) = g
+            .split_once('=')
+            .with_context(|| format!("--rodata {g:?}: expected NAME=VALUE"))?;
+        object
+            .set_global(name.trim(), value)
+            .with_context(|| format!("--rodata {g}"))?;
+    }
+    for m in &a.maps {
+        let parsed = m.split_once('=').and_then(|(k, v)| {
+            Some((
+                k.strip_suffix(".max_entries")?,
+                v.trim().parse::<u32>().ok()?,
+            ))
+        });
+        let (name, n) =
+            parsed.with_context(|| format!("--map {m:?}: expected NAME.max_entries=N"))?;
+        object
+            .set_max_entries(name, n)
+            .with_context(|| format!("--map {m}"))?;
+    }
     let event_type = match &a.event_type {
         None => None,
         Some(t) => {
@@ -80,7 +111,11 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the SIGINT/SIGTERM handler")?;
     }
-    let mut session = oxbpf_live::Session::load(object.clone(), &Default::default())
+    let opts = oxbpf_live::Options {
+        pid: a.pid,
+        ..Default::default()
+    };
+    let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     let attached = if a.programs.is_empty() {
         session

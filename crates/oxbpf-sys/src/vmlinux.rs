@@ -1,0 +1,55 @@
+//! The running kernel's BTF (/sys/kernel/btf/vmlinux), parsed once per
+//! process, and the type ids programs attach by: `tp_btf/NAME` loads with
+//! the id of the typedef `btf_trace_NAME`, `fentry/fexit/fmod_ret/lsm`
+//! with the id of the function (`bpf_lsm_NAME` for LSM hooks), as libbpf
+//! finds them.
+
+use std::sync::OnceLock;
+
+use oxbpf_obj::btf::{Btf, Kind};
+
+/// The kernel's BTF, or why it is not available.
+pub fn btf() -> Result<&'static Btf, String> {
+    static BTF: OnceLock<Result<Btf, String>> = OnceLock::new();
+    BTF.get_or_init(|| {
+        let path = "/sys/kernel/btf/vmlinux";
+        let raw = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        Btf::parse(&raw).map_err(|e| format!("{path}: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// The kernel BTF id a program of this section attaches by, when its
+/// section is one of the BTF-attached kinds: `Ok(None)` for other
+/// sections, `Err` naming what the kernel lacks.
+pub fn attach_btf_id(section: &str) -> Result<Option<u32>, String> {
+    let (head, target) = match section.split_once('/') {
+        Some((h, t)) if !t.is_empty() => (h, t),
+        _ => return Ok(None),
+    };
+    let (name, want_func) = match head {
+        "tp_btf" => (format!("btf_trace_{target}"), false),
+        "fentry" | "fexit" | "fmod_ret" | "fentry.s" | "fexit.s" | "fmod_ret.s" => {
+            (target.to_string(), true)
+        }
+        "lsm" | "lsm.s" | "lsm_cgroup" => (format!("bpf_lsm_{target}"), true),
+        _ => return Ok(None),
+    };
+    let btf = btf()?;
+    btf.types
+        .iter()
+        .position(|t| {
+            t.name == name
+                && if want_func {
+                    matches!(t.kind, Kind::Func { .. })
+                } else {
+                    matches!(t.kind, Kind::Typedef { .. })
+                }
+        })
+        .map(|i| Some(i as u32))
+        .ok_or_else(|| match head {
+            "tp_btf" => format!("the kernel has no BTF tracepoint `{target}` (no typedef {name} in /sys/kernel/btf/vmlinux)"),
+            _ => format!("the kernel has no function `{name}` in /sys/kernel/btf/vmlinux"),
+        })
+}
