@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod hook;
+pub mod symbols;
 pub mod uprobe;
 
 use std::os::fd::AsRawFd;
@@ -93,18 +94,52 @@ pub struct Options {
     /// The type for programs whose section names none.
     pub default_type: Option<ProgramType>,
     /// Only this process, for probes that can filter by process (uprobes,
-    /// uprobe.multi); every process when `None`.
+    /// uprobe.multi, sampling events); every process when `None`.
     pub pid: Option<i32>,
+    /// What `perf_event` programs sample.
+    pub sampling: Sampling,
 }
 
-/// One attached program.
+/// One attached program (on a sampling event: one link per CPU).
 #[derive(Debug)]
 pub struct Attachment {
     pub program: String,
     pub hook: Hook,
-    // Drop order: the link first (detaches), then the perf event.
-    _link: Link,
-    _perf: Option<PerfEvent>,
+    // Drop order: the links first (detach), then the perf events.
+    links: Vec<Link>,
+    perf: Vec<PerfEvent>,
+}
+
+impl Attachment {
+    /// How many kernel attachments this is (CPUs for a sampling event).
+    pub fn count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Stops the perf events (the links stay until the attachment drops).
+    fn stop(&self) {
+        for p in &self.perf {
+            let _ = p.disable();
+        }
+    }
+}
+
+/// What a `perf_event` program samples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// A software event's `config` (`oxbpf_sys::perf::SOFTWARE_EVENTS`).
+    pub event: u64,
+    pub rate: oxbpf_sys::perf::Sampling,
+}
+
+impl Default for Sampling {
+    /// cpu-clock at 99 Hz on every CPU (bpftrace's `profile:hz:99`).
+    fn default() -> Sampling {
+        Sampling {
+            event: 0,
+            rate: oxbpf_sys::perf::Sampling::Frequency(99),
+        }
+    }
 }
 
 /// A loaded object and its attachments.
@@ -115,6 +150,7 @@ pub struct Session {
     kernel: oxbpf_sys::object::KernelObject,
     object: Object,
     pid: Option<i32>,
+    sampling: Sampling,
 }
 
 impl Session {
@@ -170,6 +206,7 @@ impl Session {
             kernel,
             object,
             pid: opts.pid,
+            sampling: opts.sampling.clone(),
         })
     }
 
@@ -251,7 +288,7 @@ impl Session {
             hook: hook.to_string(),
             reason: reason.into(),
         };
-        let (link, perf) = match &hook {
+        let (links, perf): (Vec<Link>, Vec<PerfEvent>) = match &hook {
             Hook::Tracepoint { category, name: tp } => {
                 let id = oxbpf_sys::perf::tracepoint_id(category, tp).map_err(|error| {
                     LiveError::Tracepoint {
@@ -262,7 +299,7 @@ impl Session {
                 let event = PerfEvent::tracepoint(id, &format!("tracepoint {category}:{tp}"))
                     .map_err(attach_err)?;
                 let link = event.attach(prog).map_err(attach_err)?;
-                (link, Some(event))
+                (vec![link], vec![event])
             }
             Hook::RawTracepoint { name: tp, .. } => {
                 let link = oxbpf_sys::perf::raw_tracepoint_open(prog, Some(tp)).map_err(|e| {
@@ -276,12 +313,12 @@ impl Session {
                         attach_err(e)
                     }
                 })?;
-                (link, None)
+                (vec![link], Vec::new())
             }
             Hook::TpBtf { .. } => {
                 // The target was fixed at load time by the attach BTF id.
                 let link = oxbpf_sys::perf::raw_tracepoint_open(prog, None).map_err(attach_err)?;
-                (link, None)
+                (vec![link], Vec::new())
             }
             Hook::Uprobe {
                 path,
@@ -302,7 +339,7 @@ impl Session {
                 let event = PerfEvent::uprobe(&file, at, *ret, 0, self.pid.unwrap_or(-1))
                     .map_err(attach_err)?;
                 let link = event.attach(prog).map_err(attach_err)?;
-                (link, Some(event))
+                (vec![link], vec![event])
             }
             Hook::UprobeMulti { path, pattern, ret } => {
                 let uerr = |error| LiveError::Uprobe {
@@ -321,7 +358,31 @@ impl Session {
                 let pid = self.pid.map_or(0, |p| p as u32);
                 let link =
                     Link::uprobe_multi(prog, &file, &offsets, *ret, pid).map_err(attach_err)?;
-                (link, None)
+                (vec![link], Vec::new())
+            }
+            Hook::PerfEvent => {
+                // One event per online CPU (or one following the process
+                // across CPUs), each with its link.
+                let (mut links, mut events) = (Vec::new(), Vec::new());
+                let cpus: Vec<i32> = match self.pid {
+                    Some(_) => vec![-1],
+                    None => oxbpf_sys::online_cpus()
+                        .into_iter()
+                        .map(|c| c as i32)
+                        .collect(),
+                };
+                for cpu in cpus {
+                    let event = PerfEvent::software(
+                        self.sampling.event,
+                        self.sampling.rate,
+                        self.pid.unwrap_or(-1),
+                        cpu,
+                    )
+                    .map_err(attach_err)?;
+                    links.push(event.attach(prog).map_err(attach_err)?);
+                    events.push(event);
+                }
+                (links, events)
             }
             Hook::Kprobe { .. } => {
                 return Err(unsupported(
@@ -336,21 +397,25 @@ impl Session {
             Hook::Manual { why } => return Err(unsupported(why)),
             _ => {
                 return Err(unsupported(
-                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi)",
+                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi, perf_event)",
                 ));
             }
         };
         self.attachments.push(Attachment {
             program: name.into(),
             hook,
-            _link: link,
-            _perf: perf,
+            links,
+            perf,
         });
         Ok(self.attachments.last().expect("just pushed"))
     }
 
-    /// Detaches everything attached so far (programs and maps stay loaded).
+    /// Detaches everything attached so far (programs and maps stay loaded):
+    /// sampling events are stopped first, then every link is closed.
     pub fn detach_all(&mut self) {
+        for a in &self.attachments {
+            a.stop();
+        }
         self.attachments.clear();
     }
 

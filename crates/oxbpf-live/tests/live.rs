@@ -361,3 +361,71 @@ fn rodata_filters_are_set_before_load() {
     }
     assert_nothing_left(&before);
 }
+
+/// Spins for `ms` milliseconds (a profiler's target).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oxbpf_live_busy_loop(ms: u64) -> u64 {
+    let end = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut x = 0u64;
+    while std::time::Instant::now() < end {
+        for i in 0..1000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+    }
+    x
+}
+
+#[test]
+fn perf_event_sampling_finds_a_busy_loop_in_its_stacks() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let me = std::process::id();
+    let before = kernel_objects();
+    {
+        let mut obj = object("profile.o");
+        obj.set_global("target_pid", &me.to_string()).unwrap();
+        let opts = oxbpf_live::Options {
+            sampling: oxbpf_live::Sampling {
+                event: 0,
+                rate: oxbpf_sys::perf::Sampling::Frequency(999),
+            },
+            ..Default::default()
+        };
+        let mut s = Session::load(obj, &opts).unwrap();
+        s.attach_all().unwrap();
+        assert_eq!(s.attachments()[0].count(), oxbpf_sys::online_cpus().len());
+        oxbpf_live_busy_loop(400);
+        s.detach_all();
+        let symbols = oxbpf_live::symbols::Symbolizer::new();
+        let stacks = s.map("stacks").unwrap();
+        let (mut total, mut in_loop) = (0u64, 0u64);
+        for (k, v) in s.map("samples").unwrap().entries().unwrap() {
+            let n = u64::from_le_bytes(v[..8].try_into().unwrap());
+            total += n;
+            let user = i32::from_le_bytes(k[4..8].try_into().unwrap());
+            if user < 0 {
+                continue;
+            }
+            let Some(stack) = stacks.lookup(&(user as u32).to_le_bytes()).unwrap() else {
+                continue;
+            };
+            let frames = symbols.user(me, &oxbpf_live::symbols::stack_addresses(&stack));
+            if frames.iter().any(|f| {
+                f.name
+                    .as_deref()
+                    .is_some_and(|n| n.contains("oxbpf_live_busy_loop"))
+            }) {
+                in_loop += n;
+            }
+        }
+        assert!(total >= 20, "only {total} samples in 400 ms at 999 Hz");
+        assert!(
+            in_loop * 2 >= total,
+            "{in_loop} of {total} samples name oxbpf_live_busy_loop in their user stack"
+        );
+    }
+    assert_nothing_left(&before);
+}

@@ -324,18 +324,28 @@ pub fn map_is_dumpable(t: u32) -> bool {
 
 /// Number of possible CPUs (per-CPU map value layout).
 pub fn possible_cpus() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .ok()
-        .and_then(|s| {
-            s.trim()
-                .split(',')
-                .map(|r| match r.split_once('-') {
-                    Some((a, b)) => Some(b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1),
-                    None => r.parse::<usize>().ok().map(|_| 1),
-                })
-                .sum::<Option<usize>>()
-        })
-        .unwrap_or(1)
+    cpu_list("/sys/devices/system/cpu/possible").map_or(1, |c| c.len().max(1))
+}
+
+/// The online CPUs (where sampling events are opened).
+pub fn online_cpus() -> Vec<u32> {
+    cpu_list("/sys/devices/system/cpu/online").unwrap_or_else(|| vec![0])
+}
+
+/// A sysfs CPU list (`0-3,5`).
+fn cpu_list(path: &str) -> Option<Vec<u32>> {
+    parse_cpu_list(&std::fs::read_to_string(path).ok()?)
+}
+
+fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for r in s.trim().split(',').filter(|r| !r.is_empty()) {
+        match r.split_once('-') {
+            Some((a, b)) => out.extend(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => out.push(r.parse().ok()?),
+        }
+    }
+    Some(out)
 }
 
 #[repr(C)]

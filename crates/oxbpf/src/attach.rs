@@ -38,9 +38,22 @@ pub struct AttachArgs {
     /// Override a map's size before load: NAME.max_entries=N (repeatable).
     #[arg(long = "map", value_name = "NAME.max_entries=N")]
     pub maps: Vec<String>,
-    /// Only this process, for probes that filter by process (uprobes).
+    /// Only this process, for probes that filter by process (uprobes,
+    /// sampling events).
     #[arg(long)]
     pub pid: Option<i32>,
+    /// `perf_event` programs: sample about this many times a second on
+    /// every CPU (default 99).
+    #[arg(long, conflicts_with = "period")]
+    pub freq: Option<u64>,
+    /// `perf_event` programs: sample every N events (nanoseconds for the
+    /// clocks).
+    #[arg(long)]
+    pub period: Option<u64>,
+    /// `perf_event` programs: the software event to sample (cpu-clock,
+    /// task-clock, page-faults, context-switches, cpu-migrations, ...).
+    #[arg(long, default_value = "cpu-clock")]
+    pub event: String,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -111,8 +124,30 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
             .context("installing the SIGINT/SIGTERM handler")?;
     }
+    let event = oxbpf_sys::perf::SOFTWARE_EVENTS
+        .iter()
+        .find(|(n, _)| *n == a.event)
+        .map(|(_, c)| *c)
+        .with_context(|| {
+            let names: Vec<&str> = oxbpf_sys::perf::SOFTWARE_EVENTS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            format!(
+                "--event {}: not a software event this kernel has; the events are {}",
+                a.event,
+                names.join(", ")
+            )
+        })?;
+    let rate = match (a.freq, a.period) {
+        (_, Some(0)) | (Some(0), _) => bail!("--freq and --period must be at least 1"),
+        (_, Some(p)) => oxbpf_sys::perf::Sampling::Period(p),
+        (Some(f), None) => oxbpf_sys::perf::Sampling::Frequency(f),
+        (None, None) => oxbpf_sys::perf::Sampling::Frequency(99),
+    };
     let opts = oxbpf_live::Options {
         pid: a.pid,
+        sampling: oxbpf_live::Sampling { event, rate },
         ..Default::default()
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
@@ -236,6 +271,10 @@ fn dump_maps(
     as_json: bool,
 ) -> Result<()> {
     for (name, m) in session.maps() {
+        if m.spec.map_type == oxbpf_abi::map_type::STACK_TRACE {
+            write_stacks(out, name, m, as_json)?;
+            continue;
+        }
         if !oxbpf_sys::map_is_dumpable(m.spec.map_type) {
             continue;
         }
@@ -243,6 +282,71 @@ fn dump_maps(
             .entries()
             .map_err(|e| anyhow::anyhow!("map {name}: {e}"))?;
         write_map(out, object, name, m.spec.map_type, &entries, as_json)?;
+    }
+    Ok(())
+}
+
+/// A stack-trace map: each stack with its frames, kernel addresses
+/// symbolized through /proc/kallsyms (user addresses need the process they
+/// came from, which the map does not record: they stay numbers).
+fn write_stacks(
+    out: &mut impl std::io::Write,
+    name: &str,
+    m: &oxbpf_sys::Map,
+    as_json: bool,
+) -> Result<()> {
+    let symbols = oxbpf_live::symbols::Symbolizer::new();
+    let entries = m
+        .entries()
+        .map_err(|e| anyhow::anyhow!("map {name}: {e}"))?;
+    let mut stacks = Vec::new();
+    for (k, v) in &entries {
+        let id = u32::from_le_bytes(k.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]));
+        let addrs = oxbpf_live::symbols::stack_addresses(v);
+        // The kernel's half of the address space.
+        let frames: Vec<String> = if addrs.first().is_some_and(|&a| a >= 0xffff_8000_0000_0000) {
+            symbols
+                .kernel(&addrs)
+                .iter()
+                .map(|f| f.to_string())
+                .collect()
+        } else {
+            addrs.iter().map(|a| format!("{a:#x}")).collect()
+        };
+        stacks.push((id, frames));
+    }
+    stacks.sort();
+    if as_json {
+        #[derive(serde::Serialize)]
+        struct Stack {
+            id: u32,
+            frames: Vec<String>,
+        }
+        #[derive(serde::Serialize)]
+        struct Stacks<'a> {
+            map: &'a str,
+            stacks: Vec<Stack>,
+        }
+        let s = Stacks {
+            map: name,
+            stacks: stacks
+                .into_iter()
+                .map(|(id, frames)| Stack { id, frames })
+                .collect(),
+        };
+        writeln!(out, "{}", json::line(&s))?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "map {name} ({}):",
+        crate::verify::plural(stacks.len(), "stack", "stacks")
+    )?;
+    for (id, frames) in stacks {
+        writeln!(out, "  stack {id}:")?;
+        for f in frames {
+            writeln!(out, "    {f}")?;
+        }
     }
     Ok(())
 }
