@@ -122,7 +122,7 @@ mod tests {
 
     #[inline(never)]
     fn here() -> u64 {
-        here as usize as u64
+        here as *const () as usize as u64
     }
 
     #[test]
