@@ -19,7 +19,8 @@
 //! Attached today: tracepoints (perf events through BPF links), raw
 //! tracepoints, BTF tracepoints (`tp_btf`, loaded with the kernel's BTF
 //! id of the tracepoint), uprobes and uretprobes (perf events of the uprobe PMU),
-//! uprobe.multi links. Every other hook is recognised and refused with what is
+//! uprobe.multi links, `perf_event` sampling on every CPU, XDP and tcx
+//! links on an interface, socket filters on a packet socket, cgroup links. Every other hook is recognised and refused with what is
 //! missing ([`LiveError::Unsupported`]), never a bare errno.
 
 #![forbid(unsafe_code)]
@@ -51,6 +52,8 @@ pub enum LiveError {
     },
     #[error("map `{0}` has max_entries 0: give it a size (--map {0}.max_entries=N)")]
     Unsized(String),
+    #[error("program `{program}`: interface `{iface}` does not exist")]
+    NoInterface { program: String, iface: String },
     #[error("no program `{0}` in the object")]
     NoProgram(String),
     #[error("no map `{0}` in the object")]
@@ -98,6 +101,24 @@ pub struct Options {
     pub pid: Option<i32>,
     /// What `perf_event` programs sample.
     pub sampling: Sampling,
+    /// The interface for XDP, tc and socket-filter programs.
+    pub iface: Option<String>,
+    /// How XDP programs attach.
+    pub xdp_mode: XdpMode,
+    /// The cgroup (a cgroup v2 directory) for cgroup programs.
+    pub cgroup: Option<std::path::PathBuf>,
+}
+
+/// Where an XDP program runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Native if the driver has it, else generic (the kernel's choice).
+    #[default]
+    Auto,
+    /// In the driver.
+    Native,
+    /// In the network stack (any interface).
+    Generic,
 }
 
 /// One attached program (on a sampling event: one link per CPU).
@@ -108,12 +129,14 @@ pub struct Attachment {
     // Drop order: the links first (detach), then the perf events.
     links: Vec<Link>,
     perf: Vec<PerfEvent>,
+    /// A socket filter's packet socket.
+    _socket: Option<std::os::fd::OwnedFd>,
 }
 
 impl Attachment {
     /// How many kernel attachments this is (CPUs for a sampling event).
     pub fn count(&self) -> usize {
-        self.links.len()
+        self.links.len() + usize::from(self._socket.is_some())
     }
 
     /// Stops the perf events (the links stay until the attachment drops).
@@ -151,6 +174,9 @@ pub struct Session {
     object: Object,
     pid: Option<i32>,
     sampling: Sampling,
+    iface: Option<String>,
+    xdp_mode: XdpMode,
+    cgroup: Option<std::path::PathBuf>,
 }
 
 impl Session {
@@ -207,6 +233,9 @@ impl Session {
             object,
             pid: opts.pid,
             sampling: opts.sampling.clone(),
+            iface: opts.iface.clone(),
+            xdp_mode: opts.xdp_mode,
+            cgroup: opts.cgroup.clone(),
         })
     }
 
@@ -288,6 +317,7 @@ impl Session {
             hook: hook.to_string(),
             reason: reason.into(),
         };
+        let mut socket = None;
         let (links, perf): (Vec<Link>, Vec<PerfEvent>) = match &hook {
             Hook::Tracepoint { category, name: tp } => {
                 let id = oxbpf_sys::perf::tracepoint_id(category, tp).map_err(|error| {
@@ -384,6 +414,62 @@ impl Session {
                 }
                 (links, events)
             }
+            Hook::Xdp | Hook::Tc { .. } | Hook::Socket => {
+                let iface = self
+                    .iface
+                    .as_deref()
+                    .ok_or_else(|| unsupported("needs a network interface (--iface IF)"))?;
+                let ifindex =
+                    oxbpf_sys::net::ifindex(iface).ok_or_else(|| LiveError::NoInterface {
+                        program: name.into(),
+                        iface: iface.into(),
+                    })?;
+                use oxbpf_abi::attach_type as at;
+                match &hook {
+                    Hook::Xdp => {
+                        let flags = match self.xdp_mode {
+                            XdpMode::Auto => 0,
+                            XdpMode::Native => oxbpf_sys::net::xdp_flags::DRV_MODE,
+                            XdpMode::Generic => oxbpf_sys::net::xdp_flags::SKB_MODE,
+                        };
+                        let link = Link::create(prog, ifindex as i32, at::XDP, flags)
+                            .map_err(attach_err)?;
+                        (vec![link], Vec::new())
+                    }
+                    Hook::Tc { egress } => {
+                        // tc programs attach through tcx links (Linux 6.6+):
+                        // atomic, owned, detached on close.
+                        let t = if *egress {
+                            at::TCX_EGRESS
+                        } else {
+                            at::TCX_INGRESS
+                        };
+                        let link = Link::create(prog, ifindex as i32, t, 0).map_err(attach_err)?;
+                        (vec![link], Vec::new())
+                    }
+                    _ => {
+                        socket = Some(
+                            oxbpf_sys::net::filtered_packet_socket(prog, ifindex)
+                                .map_err(attach_err)?,
+                        );
+                        (Vec::new(), Vec::new())
+                    }
+                }
+            }
+            Hook::Cgroup { attach_type } => {
+                let path = self.cgroup.as_deref().ok_or_else(|| {
+                    unsupported("needs a cgroup (--cgroup PATH, a cgroup v2 directory)")
+                })?;
+                let fd =
+                    oxbpf_sys::net::open_cgroup(path).map_err(|reason| LiveError::Unsupported {
+                        program: name.into(),
+                        hook: hook.to_string(),
+                        reason,
+                    })?;
+                let link =
+                    Link::create(prog, fd.as_raw_fd(), *attach_type, 0).map_err(attach_err)?;
+                (vec![link], Vec::new())
+            }
             Hook::Kprobe { .. } => {
                 return Err(unsupported(
                     "kprobes are not built into this kernel, and oxbpf does not attach them yet",
@@ -397,7 +483,7 @@ impl Session {
             Hook::Manual { why } => return Err(unsupported(why)),
             _ => {
                 return Err(unsupported(
-                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi, perf_event)",
+                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi, perf_event, XDP, tc, cgroup, socket filters)",
                 ));
             }
         };
@@ -406,6 +492,7 @@ impl Session {
             hook,
             links,
             perf,
+            _socket: socket,
         });
         Ok(self.attachments.last().expect("just pushed"))
     }

@@ -429,3 +429,249 @@ fn perf_event_sampling_finds_a_busy_loop_in_its_stacks() {
     }
     assert_nothing_left(&before);
 }
+
+/// A veth pair: `oxa<id>` here (10.199.<id>.1/24) and `oxb<id>` in network
+/// namespace `oxbpf-<id>` (10.199.<id>.2/24); removed on drop (deleting
+/// the namespace deletes the pair).
+struct Veth {
+    ns: String,
+    here: String,
+    subnet: u8,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip(8) from iproute2");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Veth {
+    fn new(subnet: u8) -> Veth {
+        let id = format!("{}{subnet}", std::process::id() % 10000);
+        let v = Veth {
+            ns: format!("oxbpf-{id}"),
+            here: format!("oxa{id}"),
+            subnet,
+        };
+        let peer = format!("oxb{id}");
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &v.ns])
+            .output();
+        ip(&["netns", "add", &v.ns]);
+        ip(&[
+            "link", "add", &v.here, "type", "veth", "peer", "name", &peer, "netns", &v.ns,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.199.{subnet}.1/24"),
+            "dev",
+            &v.here,
+        ]);
+        ip(&["link", "set", &v.here, "up"]);
+        ip(&[
+            "-n",
+            &v.ns,
+            "addr",
+            "add",
+            &format!("10.199.{subnet}.2/24"),
+            "dev",
+            &peer,
+        ]);
+        ip(&["-n", &v.ns, "link", "set", &peer, "up"]);
+        ip(&["-n", &v.ns, "link", "set", "lo", "up"]);
+        v
+    }
+
+    /// Sends `n` UDP datagrams from the namespace to port 9999 here
+    /// (bash's /dev/udp), and returns how many a socket here received.
+    fn udp_to_here(&self, n: usize) -> usize {
+        let addr = format!("10.199.{}.1", self.subnet);
+        let sock = std::net::UdpSocket::bind((addr.as_str(), 9999)).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let script = format!("for i in $(seq {n}); do echo x > /dev/udp/{addr}/9999; done");
+        let st = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "bash", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::thread::sleep(Duration::from_millis(100));
+        let mut got = 0;
+        let mut buf = [0u8; 64];
+        while sock.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        got
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .output();
+    }
+}
+
+fn counter(s: &Session, i: u32) -> u64 {
+    let v = s
+        .map("counts")
+        .unwrap()
+        .lookup(&i.to_le_bytes())
+        .unwrap()
+        .unwrap();
+    u64::from_le_bytes(v[..8].try_into().unwrap())
+}
+
+#[test]
+fn xdp_and_tcx_count_and_drop_on_a_veth_pair() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    for (drop, subnet) in [(false, 1u8), (true, 2)] {
+        let veth = Veth::new(subnet);
+        let mut obj = object("net.o");
+        obj.set_global("drop_9999", if drop { "1" } else { "0" })
+            .unwrap();
+        for (prog, idx, mode) in [
+            ("xdp_count", 4u32, oxbpf_live::XdpMode::Generic),
+            ("tc_count", 5, oxbpf_live::XdpMode::Auto),
+        ] {
+            let opts = oxbpf_live::Options {
+                iface: Some(veth.here.clone()),
+                xdp_mode: mode,
+                ..Default::default()
+            };
+            let mut s = Session::load(obj.clone(), &opts).unwrap();
+            s.attach(prog).unwrap();
+            let received = veth.udp_to_here(5);
+            assert_eq!(counter(&s, idx), 5, "{prog}: datagrams to 9999 seen");
+            assert!(counter(&s, idx - 4) >= 5, "{prog}: packets seen");
+            assert_eq!(
+                received,
+                if drop { 0 } else { 5 },
+                "{prog} with drop_9999={drop}"
+            );
+        }
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn socket_filter_sees_the_interface_traffic() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let veth = Veth::new(3);
+        let opts = oxbpf_live::Options {
+            iface: Some(veth.here.clone()),
+            ..Default::default()
+        };
+        let mut s = Session::load(object("net.o"), &opts).unwrap();
+        s.attach("socket_count").unwrap();
+        assert_eq!(
+            veth.udp_to_here(4),
+            4,
+            "a socket filter does not drop for the stack"
+        );
+        assert_eq!(counter(&s, 6), 4);
+        // No interface, no such interface: named.
+        let mut s2 = Session::load(object("net.o"), &Default::default()).unwrap();
+        let e = s2.attach("xdp_count").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "program `xdp_count` (XDP): needs a network interface (--iface IF)"
+        );
+        let opts = oxbpf_live::Options {
+            iface: Some("oxbpf-nope0".into()),
+            ..Default::default()
+        };
+        let mut s3 = Session::load(object("net.o"), &opts).unwrap();
+        let e = s3.attach("tc_count").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "program `tc_count`: interface `oxbpf-nope0` does not exist"
+        );
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn cgroup_connect4_denies_connects_from_the_cgroup() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let Some(root) = oxbpf_sys::net::cgroup2_mount() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("no cgroup2 mount in /proc/mounts");
+        }
+        eprintln!("skipped: no cgroup v2 mount");
+        return;
+    };
+    let cg = root.join(format!("oxbpf-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&cg);
+    std::fs::create_dir(&cg).unwrap();
+    struct Remove(PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _cleanup = Remove(cg.clone());
+    let before = kernel_objects();
+    {
+        let opts = oxbpf_live::Options {
+            cgroup: Some(cg.clone()),
+            ..Default::default()
+        };
+        let mut s = Session::load(object("net.o"), &opts).unwrap();
+        s.attach("connect4_deny_9999").unwrap();
+        // connect(2) to 127.0.0.1:9999 from a shell in the cgroup, and
+        // from one outside it.
+        let connect = |in_cgroup: bool| {
+            let join = if in_cgroup {
+                format!("echo $$ > {}/cgroup.procs && ", cg.display())
+            } else {
+                String::new()
+            };
+            std::process::Command::new("bash")
+                .args([
+                    "-c",
+                    &format!("{join}exec bash -c 'echo x > /dev/udp/127.0.0.1/9999'"),
+                ])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(!connect(true), "connect from the cgroup must be refused");
+        assert!(connect(false), "connect from outside the cgroup must work");
+        assert_eq!(counter(&s, 3), 1);
+        // A path outside cgroup v2 is named as such.
+        let opts = oxbpf_live::Options {
+            cgroup: Some("/tmp".into()),
+            ..Default::default()
+        };
+        let mut s2 = Session::load(object("net.o"), &opts).unwrap();
+        let e = s2.attach("connect4_deny_9999").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/tmp is not in a cgroup v2 hierarchy"),
+            "{e}"
+        );
+    }
+    assert_nothing_left(&before);
+}

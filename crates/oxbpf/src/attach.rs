@@ -54,9 +54,26 @@ pub struct AttachArgs {
     /// task-clock, page-faults, context-switches, cpu-migrations, ...).
     #[arg(long, default_value = "cpu-clock")]
     pub event: String,
+    /// The network interface for XDP, tc and socket-filter programs.
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Where XDP programs run: auto (native when the driver has it),
+    /// native or generic.
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    pub xdp_mode: XdpMode,
+    /// The cgroup v2 directory for cgroup programs.
+    #[arg(long)]
+    pub cgroup: Option<PathBuf>,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum XdpMode {
+    Auto,
+    Native,
+    Generic,
 }
 
 fn seconds(what: &str, s: Option<f64>) -> Result<Option<Duration>> {
@@ -148,7 +165,14 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let opts = oxbpf_live::Options {
         pid: a.pid,
         sampling: oxbpf_live::Sampling { event, rate },
-        ..Default::default()
+        iface: a.iface.clone(),
+        xdp_mode: match a.xdp_mode {
+            XdpMode::Auto => oxbpf_live::XdpMode::Auto,
+            XdpMode::Native => oxbpf_live::XdpMode::Native,
+            XdpMode::Generic => oxbpf_live::XdpMode::Generic,
+        },
+        cgroup: a.cgroup.clone(),
+        default_type: None,
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
