@@ -41,7 +41,10 @@ pub fn open_cgroup(path: &Path) -> Result<OwnedFd, String> {
             std::io::Error::last_os_error()
         ));
     }
-    if st.f_type as i64 != CGROUP2_SUPER_MAGIC {
+    // f_type's width differs between targets (i64 here, u32 elsewhere).
+    #[allow(clippy::unnecessary_cast)]
+    let fs_type = st.f_type as i64;
+    if fs_type != CGROUP2_SUPER_MAGIC {
         return Err(format!(
             "{} is not in a cgroup v2 hierarchy (the cgroup2 mount is {})",
             path.display(),
