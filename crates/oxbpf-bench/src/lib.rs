@@ -5,6 +5,8 @@
 //!   checked) and interpreter, the `rbpf` crate's JIT and native code; the
 //!   bundled objects with maps and helpers; the JIT's compile speed.
 //! - [`verifier`]: oxbpf's verifier against the kernel's over a corpus.
+//! - [`attach`]: attaching to and detaching from live kernel events
+//!   (tracepoints, uprobes) against bpftrace.
 //!
 //! The `oxbpf-bench` binary runs them; `oxbpf bench` and `oxbpf
 //! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
@@ -14,5 +16,6 @@
 //! benchmark programs the verifier cannot prove after a complete checked
 //! run on the very input they are timed on; each block says why.
 
+pub mod attach;
 pub mod jit;
 pub mod verifier;

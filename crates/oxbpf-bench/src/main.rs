@@ -26,6 +26,12 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Attach and detach speed on live kernel events against bpftrace.
+    Attach {
+        /// One tracepoint only (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -39,6 +45,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Jit { quick } => oxbpf_bench::jit::run(quick),
+        Command::Attach { quick } => oxbpf_bench::attach::run(quick),
         Command::Verifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

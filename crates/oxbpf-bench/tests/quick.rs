@@ -33,3 +33,32 @@ fn jit_bench_engines_agree() {
         "{stdout}"
     );
 }
+
+/// The attach benchmark runs its smallest case against the live kernel
+/// (root and tracefs needed; in CI a missing prerequisite fails).
+#[test]
+fn attach_bench_runs() {
+    let live = oxbpf_sys::available().is_ok() && oxbpf_sys::perf::tracefs_root().is_some();
+    if !live {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the attach benchmark: no bpf(2) or tracefs"
+        );
+        eprintln!("skipped: needs root, bpf(2) and tracefs");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_oxbpf-bench"))
+        .args(["attach", "--quick"])
+        .output()
+        .expect("run oxbpf-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("1 tracepoint")),
+        "{stdout}"
+    );
+}

@@ -65,6 +65,11 @@ enum Command {
     /// JIT and native code side by side, and the JIT's compile speed (runs
     /// the `oxbpf-bench` harness installed beside this binary).
     Bench {
+        /// What to time: `jit` (execution: oxbpf's JIT and interpreter,
+        /// rbpf, native code) or `attach` (attach and detach on live
+        /// events, against bpftrace).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach"])]
+        what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]
         quick: bool,
@@ -114,9 +119,11 @@ fn main() -> ExitCode {
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
-        Command::Bench { quick } => {
-            commands::bench(["jit"].into_iter().chain(quick.then_some("--quick")))
-        }
+        Command::Bench { what, quick } => commands::bench(
+            [what.as_str()]
+                .into_iter()
+                .chain(quick.then_some("--quick")),
+        ),
         Command::BenchVerifier { paths, runs } => commands::bench(
             [
                 "verifier".as_ref(),
