@@ -249,11 +249,20 @@ pub fn hook_for(section: &str) -> Result<Hook, HookError> {
         }
         "perf_event" => Hook::PerfEvent,
         "xdp" | "xdp.frags" if rest.is_none() => Hook::Xdp,
-        "xdp" | "xdp.frags" => Hook::Manual {
+        "xdp" | "xdp.frags" if matches!(rest, Some("devmap" | "cpumap")) => Hook::Manual {
             why: "a devmap/cpumap program runs from its map".into(),
         },
-        "tc" | "tcx" | "classifier" | "action" => Hook::Tc {
+        "xdp" | "xdp.frags" => Hook::Manual {
+            why: "only a section named exactly `xdp` attaches to an interface (libbpf's rule)"
+                .into(),
+        },
+        // libbpf attaches tc programs only with a direction (tcx links).
+        "tc" | "tcx" if matches!(rest, Some("ingress" | "egress")) => Hook::Tc {
             egress: rest == Some("egress"),
+        },
+        "tc" | "tcx" | "classifier" | "action" => Hook::Manual {
+            why: "a tc program without a direction (name the section tc/ingress or tc/egress)"
+                .into(),
         },
         "socket" => Hook::Socket,
         "cgroup_skb" | "cgroup" => {
@@ -335,6 +344,10 @@ mod tests {
         );
         assert_eq!(hook_for("xdp").unwrap(), Hook::Xdp);
         assert_eq!(hook_for("tcx/egress").unwrap(), Hook::Tc { egress: true });
+        assert_eq!(hook_for("tc/ingress").unwrap(), Hook::Tc { egress: false });
+        assert!(matches!(hook_for("tc").unwrap(), Hook::Manual { .. }));
+        assert!(matches!(hook_for("tc/tail").unwrap(), Hook::Manual { .. }));
+        assert!(matches!(hook_for("xdp/tail").unwrap(), Hook::Manual { .. }));
         assert_eq!(
             hook_for("cgroup/connect4").unwrap(),
             Hook::Cgroup {

@@ -107,6 +107,10 @@ pub struct Options {
     pub xdp_mode: XdpMode,
     /// The cgroup (a cgroup v2 directory) for cgroup programs.
     pub cgroup: Option<std::path::PathBuf>,
+    /// Keep going when the kernel rejects a program or refuses a map: the
+    /// rest loads, and attaching a rejected program reports its rejection
+    /// (by default the whole load fails, as libbpf's does).
+    pub partial: bool,
 }
 
 /// Where an XDP program runs.
@@ -209,7 +213,7 @@ impl Session {
             return Err(LiveError::Unsized(m.name.clone()));
         }
         let kernel = oxbpf_sys::object::load_object(&object, None);
-        if let Some(f) = kernel.map_failures.first() {
+        if let Some(f) = kernel.map_failures.first().filter(|_| !opts.partial) {
             return Err(LiveError::Map {
                 map: f.name.clone(),
                 error: SysError {
@@ -219,7 +223,7 @@ impl Session {
                 },
             });
         }
-        for p in &kernel.programs {
+        for p in kernel.programs.iter().filter(|_| !opts.partial) {
             if let Err(e) = &p.verdict.prog {
                 let log = e.log.clone().unwrap_or_else(|| p.verdict.log.clone());
                 let summary = match oxbpf_sys::log_summary(&log) {
@@ -334,7 +338,17 @@ impl Session {
                 })?;
                 let event = PerfEvent::tracepoint(id, &format!("tracepoint {category}:{tp}"))
                     .map_err(attach_err)?;
-                let link = event.attach(prog).map_err(attach_err)?;
+                let link = event.attach(prog).map_err(|e| {
+                    if e.errno == oxbpf_abi::errno::EACCES {
+                        // perf_event_set_bpf_prog: the program reads past
+                        // the end of this tracepoint's record.
+                        unsupported(&format!(
+                            "the program reads beyond the tracepoint's record (its layout differs on this kernel: see events/{category}/{tp}/format in tracefs)"
+                        ))
+                    } else {
+                        attach_err(e)
+                    }
+                })?;
                 (vec![link], vec![event])
             }
             Hook::RawTracepoint { name: tp, .. } => {
@@ -476,10 +490,27 @@ impl Session {
                     Link::create(prog, fd.as_raw_fd(), *attach_type, 0).map_err(attach_err)?;
                 (vec![link], Vec::new())
             }
-            Hook::Kprobe { .. } => {
-                return Err(unsupported(
-                    "kprobes are not built into this kernel, and oxbpf does not attach them yet",
-                ));
+            Hook::Kprobe { target, ret } => {
+                if !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+                    return Err(unsupported(
+                        "this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices)",
+                    ));
+                }
+                let (func, off) = match target.split_once('+') {
+                    Some((f, o)) => (
+                        f,
+                        parse_number(o).ok_or_else(|| unsupported("bad offset after `+`"))?,
+                    ),
+                    None => (target.as_str(), 0),
+                };
+                if func.contains('*') || func.contains('?') {
+                    return Err(unsupported(
+                        "kprobe.multi patterns are not attached by oxbpf yet",
+                    ));
+                }
+                let event = PerfEvent::kprobe(func, off, *ret).map_err(attach_err)?;
+                let link = event.attach(prog).map_err(attach_err)?;
+                (vec![link], vec![event])
             }
             Hook::Trampoline { .. } => {
                 return Err(unsupported(
@@ -633,5 +664,13 @@ impl Session {
             .find(|p| p.def.name == name)
             .and_then(|p| p.verdict.prog.as_ref().ok())
             .map(|p| p.fd.as_raw_fd())
+    }
+}
+
+/// `0x1a` or `26`.
+fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
     }
 }

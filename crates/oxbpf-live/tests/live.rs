@@ -4,66 +4,13 @@
 //! all it has after). They need root, bpf(2) and tracefs; in CI (`CI` set)
 //! a missing prerequisite fails instead of skipping.
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use common::{KERNEL, Veth, assert_nothing_left, kernel_objects, live, object};
 use oxbpf_live::{LiveError, Session};
-
-/// Live tests share the kernel's object tables: one at a time, so the
-/// leak checks see only their own objects.
-static KERNEL: Mutex<()> = Mutex::new(());
-
-fn root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-}
-
-fn object(name: &str) -> oxbpf_obj::Object {
-    let path = root().join("examples/live").join(name);
-    oxbpf_obj::load(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// Whether the live prerequisites hold; outside CI, says why not.
-fn live() -> bool {
-    let why = if oxbpf_sys::available().is_err() {
-        Some("bpf(2) is not usable (not root?)")
-    } else if oxbpf_sys::perf::tracefs_root().is_none() {
-        Some("tracefs is not mounted")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if std::env::var_os("CI").is_some() => {
-            panic!("live test cannot run in CI: {why}")
-        }
-        Some(why) => {
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
-}
-
-/// The kernel's program, map and link ids.
-fn kernel_objects() -> (Vec<u32>, Vec<u32>, Vec<u32>) {
-    oxbpf_sys::object_ids().unwrap()
-}
-
-fn assert_nothing_left(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
-    // Closing is synchronous for fds, but the kernel frees programs and
-    // maps from RCU callbacks: give it a moment.
-    for _ in 0..100 {
-        if &kernel_objects() == before {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let after = kernel_objects();
-    assert_eq!(
-        &after, before,
-        "kernel objects left behind (programs, maps, links)"
-    );
-}
 
 fn getppid_calls(n: usize) {
     for _ in 0..n {
@@ -428,96 +375,6 @@ fn perf_event_sampling_finds_a_busy_loop_in_its_stacks() {
         );
     }
     assert_nothing_left(&before);
-}
-
-/// A veth pair: `oxa<id>` here (10.199.<id>.1/24) and `oxb<id>` in network
-/// namespace `oxbpf-<id>` (10.199.<id>.2/24); removed on drop (deleting
-/// the namespace deletes the pair).
-struct Veth {
-    ns: String,
-    here: String,
-    subnet: u8,
-}
-
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip(8) from iproute2");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Veth {
-    fn new(subnet: u8) -> Veth {
-        let id = format!("{}{subnet}", std::process::id() % 10000);
-        let v = Veth {
-            ns: format!("oxbpf-{id}"),
-            here: format!("oxa{id}"),
-            subnet,
-        };
-        let peer = format!("oxb{id}");
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &v.ns])
-            .output();
-        ip(&["netns", "add", &v.ns]);
-        ip(&[
-            "link", "add", &v.here, "type", "veth", "peer", "name", &peer, "netns", &v.ns,
-        ]);
-        ip(&[
-            "addr",
-            "add",
-            &format!("10.199.{subnet}.1/24"),
-            "dev",
-            &v.here,
-        ]);
-        ip(&["link", "set", &v.here, "up"]);
-        ip(&[
-            "-n",
-            &v.ns,
-            "addr",
-            "add",
-            &format!("10.199.{subnet}.2/24"),
-            "dev",
-            &peer,
-        ]);
-        ip(&["-n", &v.ns, "link", "set", &peer, "up"]);
-        ip(&["-n", &v.ns, "link", "set", "lo", "up"]);
-        v
-    }
-
-    /// Sends `n` UDP datagrams from the namespace to port 9999 here
-    /// (bash's /dev/udp), and returns how many a socket here received.
-    fn udp_to_here(&self, n: usize) -> usize {
-        let addr = format!("10.199.{}.1", self.subnet);
-        let sock = std::net::UdpSocket::bind((addr.as_str(), 9999)).unwrap();
-        sock.set_nonblocking(true).unwrap();
-        let script = format!("for i in $(seq {n}); do echo x > /dev/udp/{addr}/9999; done");
-        let st = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.ns, "bash", "-c", &script])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::thread::sleep(Duration::from_millis(100));
-        let mut got = 0;
-        let mut buf = [0u8; 64];
-        while sock.recv(&mut buf).is_ok() {
-            got += 1;
-        }
-        got
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.ns])
-            .output();
-    }
 }
 
 fn counter(s: &Session, i: u32) -> u64 {

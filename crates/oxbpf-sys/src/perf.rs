@@ -184,6 +184,45 @@ impl PerfEvent {
         open(&mut attr, pid, if pid < 0 { 0 } else { -1 }, &what)
     }
 
+    /// A kprobe (or kretprobe) on kernel function `func` (+`offset`),
+    /// through the `kprobe` PMU, for every process. (This machine's kernel
+    /// has no kprobes: the caller checks for the PMU first.)
+    pub fn kprobe(func: &str, offset: u64, ret: bool) -> Result<PerfEvent, SysError> {
+        let what = format!(
+            "{} {func}+{offset:#x}",
+            if ret { "kretprobe" } else { "kprobe" }
+        );
+        let sysfs = Path::new("/sys/bus/event_source/devices/kprobe");
+        let pmu = read_number(&sysfs.join("type")).ok_or_else(|| SysError {
+            command: "perf_event_open",
+            errno: libc::ENOENT,
+            log: Some(format!(
+                "{what}: this kernel has no kprobe PMU ({}/type)",
+                sysfs.display()
+            )),
+        })?;
+        let config = if ret {
+            1 << format_bit(&sysfs.join("format/retprobe")).unwrap_or(0)
+        } else {
+            0
+        };
+        let c_func = std::ffi::CString::new(func).map_err(|_| SysError {
+            command: "perf_event_open",
+            errno: libc::EINVAL,
+            log: Some(what.clone()),
+        })?;
+        let mut attr = PerfEventAttr {
+            kind: pmu as u32,
+            config,
+            sample_period_or_freq: 1,
+            wakeup_events: 1,
+            config1: c_func.as_ptr() as u64,
+            config2: offset,
+            ..Default::default()
+        };
+        open(&mut attr, -1, 0, &what)
+    }
+
     /// A software event (`config` from [`SOFTWARE_EVENTS`]) sampled on
     /// `cpu` for every process, or for `pid` alone on every CPU when `cpu`
     /// is -1.

@@ -173,6 +173,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         },
         cgroup: a.cgroup.clone(),
         default_type: None,
+        partial: false,
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
