@@ -102,6 +102,9 @@ pub struct VarSecInfo {
 pub struct BtfType {
     pub name: String,
     pub kind: Kind,
+    /// The `kind_flag` bit of the record's info word: bitfield offsets in
+    /// structs and unions, a union forward declaration, a signed enum.
+    pub kind_flag: bool,
 }
 
 /// Parsed BTF.
@@ -198,6 +201,7 @@ impl Btf {
         let types_raw = section(type_off, type_len, "type")?;
         let strings = section(str_off, str_len, "string")?;
         let mut types = vec![BtfType {
+            kind_flag: false,
             name: String::new(),
             kind: Kind::Int {
                 size: 0,
@@ -334,7 +338,11 @@ impl Btf {
                 },
                 k => return Err(BtfError::new(format!("type {id}: unknown kind {k}"))),
             };
-            types.push(BtfType { name, kind });
+            types.push(BtfType {
+                name,
+                kind,
+                kind_flag,
+            });
         }
         let btf = Btf {
             types,

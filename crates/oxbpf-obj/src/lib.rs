@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod btf;
+pub mod btfdump;
 pub mod btfvalue;
 pub mod elf;
 pub mod globals;

@@ -16,6 +16,7 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+pub mod info;
 pub mod net;
 pub mod object;
 pub mod perf;

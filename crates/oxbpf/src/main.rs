@@ -3,6 +3,7 @@
 
 mod attach;
 mod commands;
+mod manage;
 mod object_run;
 mod verify;
 
@@ -57,6 +58,18 @@ enum Command {
     /// their sections name, stream ring-buffer records until Ctrl-C or
     /// --duration, then detach everything and print the maps.
     Attach(attach::AttachArgs),
+    /// Programs loaded in the kernel (bpftool prog).
+    #[command(subcommand)]
+    Prog(manage::ProgCmd),
+    /// Maps in the kernel: list, dump, lookup, update, delete (bpftool map).
+    #[command(subcommand)]
+    Map(manage::MapCmd),
+    /// Links in the kernel: list, detach (bpftool link).
+    #[command(subcommand)]
+    Link(manage::LinkCmd),
+    /// BTF types of an object, of a kernel BTF object, or of vmlinux.
+    #[command(subcommand)]
+    Btf(manage::BtfCmd),
     /// Verify every program of objects (files or directories of `.o`) and
     /// report verdicts; exit 0 if all are accepted, 1 if any is rejected, 2
     /// if an input could not be loaded.
@@ -119,6 +132,10 @@ fn main() -> ExitCode {
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
+        Command::Prog(c) => manage::prog(&c),
+        Command::Map(c) => manage::map(&c),
+        Command::Link(c) => manage::link(&c),
+        Command::Btf(c) => manage::btf(&c),
         Command::Bench { what, quick } => commands::bench(
             [what.as_str()]
                 .into_iter()

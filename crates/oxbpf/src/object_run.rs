@@ -461,14 +461,23 @@ pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
 /// Decodes a map's keys and values through the object's BTF, as `bpftool
 /// map dump` does (`None` without BTF for the map, or for bytes whose
 /// length is not the type's size; per-CPU values split per CPU).
-struct MapTypes<'o> {
+pub(crate) struct MapTypes<'o> {
     btf: std::borrow::Cow<'o, oxbpf_obj::Btf>,
     key: u32,
     value: u32,
 }
 
-impl MapTypes<'_> {
-    fn of<'o>(obj: &'o oxbpf_obj::Object, name: &str) -> Option<MapTypes<'o>> {
+impl<'o> MapTypes<'o> {
+    /// Key and value types `key`/`value` of `btf` (0: none).
+    pub(crate) fn new(btf: &'o oxbpf_obj::Btf, key: u32, value: u32) -> MapTypes<'o> {
+        MapTypes {
+            btf: std::borrow::Cow::Borrowed(btf),
+            key,
+            value,
+        }
+    }
+
+    fn of(obj: &'o oxbpf_obj::Object, name: &str) -> Option<MapTypes<'o>> {
         let def = obj.maps.iter().find(|d| d.name == name)?;
         let mut btf = std::borrow::Cow::Borrowed(obj.btf.as_ref()?);
         // A global-data map (`.data`, `.rodata`, `.bss`) holds its section,
@@ -529,7 +538,18 @@ pub(crate) fn write_map(
     json: bool,
 ) -> std::io::Result<()> {
     let types = MapTypes::of(obj, name);
-    let types = types.as_ref();
+    write_entries(out, types.as_ref(), name, map_type, entries, json)
+}
+
+/// [`write_map`] with the types given (a kernel map's BTF, or none).
+pub(crate) fn write_entries(
+    out: &mut impl std::io::Write,
+    types: Option<&MapTypes<'_>>,
+    name: &str,
+    map_type: u32,
+    entries: &[(Vec<u8>, Vec<u8>)],
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         let m = json::Map {
             map: name,
