@@ -58,7 +58,7 @@ pub enum LiveError {
     NoProgram(String),
     #[error("no map `{0}` in the object")]
     NoMap(String),
-    #[error("map `{map}` is a {kind} map, not a ring buffer")]
+    #[error("map `{map}` is a {kind} map, not a ring buffer or perf event array")]
     NotRingBuf { map: String, kind: &'static str },
     #[error("program `{program}`: {error}")]
     Section {
@@ -646,6 +646,40 @@ impl Session {
             map: name.into(),
             error,
         })
+    }
+
+    /// A reader for the perf event array `name` (what
+    /// `bpf_perf_event_output` writes): a ring of `pages` pages on every
+    /// online CPU. Lost samples are counted in `PerfBuffer::lost`.
+    pub fn perf_buffer(
+        &self,
+        name: &str,
+        pages: usize,
+    ) -> Result<oxbpf_sys::perfbuf::PerfBuffer, LiveError> {
+        let m = self.map(name)?;
+        if m.spec.map_type != oxbpf_abi::map_type::PERF_EVENT_ARRAY {
+            return Err(LiveError::NotRingBuf {
+                map: name.into(),
+                kind: oxbpf_obj::map_type_name(m.spec.map_type),
+            });
+        }
+        oxbpf_sys::perfbuf::PerfBuffer::new(m, &oxbpf_sys::online_cpus(), pages).map_err(|error| {
+            LiveError::MapAccess {
+                map: name.into(),
+                error,
+            }
+        })
+    }
+
+    /// Readers for every perf event array, with their names.
+    pub fn perf_buffers(
+        &self,
+        pages: usize,
+    ) -> Result<Vec<(String, oxbpf_sys::perfbuf::PerfBuffer)>, LiveError> {
+        self.maps()
+            .filter(|(_, m)| m.spec.map_type == oxbpf_abi::map_type::PERF_EVENT_ARRAY)
+            .map(|(n, _)| Ok((n.to_string(), self.perf_buffer(n, pages)?)))
+            .collect()
     }
 
     /// Consumers for every ring buffer map, with their names.

@@ -20,6 +20,7 @@ pub mod info;
 pub mod net;
 pub mod object;
 pub mod perf;
+pub mod perfbuf;
 pub mod ringbuf;
 pub mod vmlinux;
 

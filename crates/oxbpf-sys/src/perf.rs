@@ -223,6 +223,22 @@ impl PerfEvent {
         open(&mut attr, -1, 0, &what)
     }
 
+    /// A `bpf-output` event on `cpu` (every process): the target of
+    /// `bpf_perf_event_output` through a perf event array, delivering each
+    /// record as a raw sample and waking the reader on every one.
+    pub fn bpf_output(cpu: i32) -> Result<PerfEvent, SysError> {
+        const PERF_SAMPLE_RAW: u64 = 1 << 10;
+        let mut attr = PerfEventAttr {
+            kind: kind::SOFTWARE,
+            config: 10,
+            sample_period_or_freq: 1,
+            sample_type: PERF_SAMPLE_RAW,
+            wakeup_events: 1,
+            ..Default::default()
+        };
+        open(&mut attr, -1, cpu, "bpf-output event")
+    }
+
     /// A software event (`config` from [`SOFTWARE_EVENTS`]) sampled on
     /// `cpu` for every process, or for `pid` alone on every CPU when `cpu`
     /// is -1.

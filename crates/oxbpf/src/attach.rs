@@ -198,6 +198,11 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let mut rings = session
         .ring_buffers()
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    // Perf event arrays: a 64-page ring per CPU (libbpf-tools' size).
+    let mut perfs = session
+        .perf_buffers(64)
+        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let mut lost_seen = vec![0u64; perfs.len()];
     eprintln!(
         "{}; Ctrl-C to stop",
         match duration {
@@ -211,10 +216,21 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     let mut records = 0u64;
     while !stop.load(Ordering::SeqCst) && duration.is_none_or(|d| start.elapsed() < d) {
         let tick = Duration::from_millis(100);
-        if rings.is_empty() {
+        if rings.is_empty() && perfs.is_empty() {
             std::thread::sleep(tick);
         }
-        let per_ring = tick / rings.len().max(1) as u32;
+        let per_ring = tick / (rings.len() + perfs.len()).max(1) as u32;
+        for (i, (name, pb)) in perfs.iter_mut().enumerate() {
+            pb.wait(per_ring);
+            records += drain_perf(
+                &mut out,
+                name,
+                pb,
+                event_type.as_ref(),
+                a.json,
+                &mut lost_seen[i],
+            )?;
+        }
         for (name, ring) in &mut rings {
             ring.wait(per_ring);
             let mut err = Ok(());
@@ -246,13 +262,90 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         err?;
     }
     session.detach_all();
+    for (i, (name, pb)) in perfs.iter_mut().enumerate() {
+        records += drain_perf(
+            &mut out,
+            name,
+            pb,
+            event_type.as_ref(),
+            a.json,
+            &mut lost_seen[i],
+        )?;
+    }
+    let lost: u64 = perfs.iter().map(|(_, pb)| pb.lost).sum();
     eprintln!(
-        "detached {}; {records} ring-buffer records in {:.1} s",
+        "detached {}; {records} records in {:.1} s{}",
         crate::verify::plural(attached, "program", "programs"),
-        start.elapsed().as_secs_f64()
+        start.elapsed().as_secs_f64(),
+        if perfs.is_empty() {
+            String::new()
+        } else {
+            format!("; {lost} perf samples lost")
+        }
     );
     dump_maps(&mut out, &session, &object, a.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the samples waiting in a perf buffer; says on stderr when the
+/// kernel reports more lost samples. Returns how many it printed.
+fn drain_perf(
+    out: &mut impl std::io::Write,
+    name: &str,
+    pb: &mut oxbpf_sys::perfbuf::PerfBuffer,
+    event_type: Option<&(oxbpf_obj::Btf, u32)>,
+    as_json: bool,
+    lost_seen: &mut u64,
+) -> Result<u64> {
+    let mut n = 0u64;
+    let mut err = Ok(());
+    pb.consume(|cpu, rec| {
+        n += 1;
+        if err.is_ok() {
+            err = print_sample(out, name, cpu, rec, event_type, as_json);
+        }
+    });
+    err?;
+    if pb.lost > *lost_seen {
+        eprintln!("{name}: {} samples lost (rings full)", pb.lost - *lost_seen);
+        *lost_seen = pb.lost;
+    }
+    Ok(n)
+}
+
+fn print_sample(
+    out: &mut impl std::io::Write,
+    map: &str,
+    cpu: u32,
+    rec: &[u8],
+    event_type: Option<&(oxbpf_obj::Btf, u32)>,
+    as_json: bool,
+) -> std::io::Result<()> {
+    let decoded = event_type.and_then(|(btf, id)| {
+        let size = btf.size_of(*id)? as usize;
+        btf.decode(*id, rec.get(..size)?)
+    });
+    if as_json {
+        #[derive(serde::Serialize)]
+        struct Sample<'a> {
+            perf_event: &'a str,
+            cpu: u32,
+            data: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            event: Option<serde_json::Value>,
+        }
+        let r = Sample {
+            perf_event: map,
+            cpu,
+            data: hex(rec),
+            event: decoded.as_ref().map(json::btf_value),
+        };
+        return writeln!(out, "{}", json::line(&r));
+    }
+    match decoded {
+        Some(v) => writeln!(out, "{map} (cpu {cpu}): {v}"),
+        None => writeln!(out, "{map} (cpu {cpu}): {}", hex(rec)),
+    }
 }
 
 fn print_record(
