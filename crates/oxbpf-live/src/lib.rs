@@ -54,6 +54,8 @@ pub enum LiveError {
     Unsized(String),
     #[error("program `{program}`: interface `{iface}` does not exist")]
     NoInterface { program: String, iface: String },
+    #[error("kconfig extern `{name}`: {why}")]
+    Kconfig { name: String, why: String },
     #[error("no program `{0}` in the object")]
     NoProgram(String),
     #[error("no map `{0}` in the object")]
@@ -211,6 +213,28 @@ impl Session {
             .find(|m| m.max_entries == 0 && m.map_type != oxbpf_abi::map_type::PERF_EVENT_ARRAY)
         {
             return Err(LiveError::Unsized(m.name.clone()));
+        }
+        // `__kconfig` externs from the running kernel, as libbpf fills them.
+        if !object.kconfig.is_empty() {
+            let values = oxbpf_sys::kconfig::values();
+            for v in object.kconfig.clone() {
+                match values.get(&v.name) {
+                    Some(val) if object.set_kconfig(&v.name, val) => {}
+                    Some(val) => {
+                        return Err(LiveError::Kconfig {
+                            name: v.name.clone(),
+                            why: format!("its value {val:?} does not fit the extern's type"),
+                        });
+                    }
+                    None if v.weak => {}
+                    None => {
+                        return Err(LiveError::Kconfig {
+                            name: v.name.clone(),
+                            why: "the running kernel's configuration does not set it (declare it __weak to accept 0)".into(),
+                        });
+                    }
+                }
+            }
         }
         let kernel = oxbpf_sys::object::load_object(&object, None);
         if let Some(f) = kernel.map_failures.first().filter(|_| !opts.partial) {

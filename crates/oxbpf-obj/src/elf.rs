@@ -66,6 +66,8 @@ pub struct Symbol {
     pub name: String,
     pub kind: SymKind,
     pub global: bool,
+    /// `STB_WEAK` binding (a weak extern may stay unresolved).
+    pub weak: bool,
     /// Section index, or None for undefined/absolute symbols.
     pub section: Option<usize>,
     pub value: u64,
@@ -195,6 +197,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfView, ObjError> {
             name,
             kind,
             global: raw.st_bind() != object::elf::STB_LOCAL,
+            weak: raw.st_bind() == object::elf::STB_WEAK,
             section,
             value: raw.st_value(endian),
             size: raw.st_size(endian),

@@ -307,9 +307,98 @@ pub struct Object {
     pub section_sizes: std::collections::HashMap<String, u64>,
     /// Offsets of data symbols: (section, symbol) -> offset.
     pub symbol_offsets: std::collections::HashMap<(String, String), u64>,
+    /// `__kconfig` externs, laid out in the `.kconfig` map (index
+    /// `kconfig_map`) for the loader to fill before load.
+    pub kconfig: Vec<KconfigVar>,
+    pub kconfig_map: Option<usize>,
+}
+
+/// One `extern ... __kconfig` variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KconfigVar {
+    pub name: String,
+    /// Byte offset in the `.kconfig` map's value.
+    pub offset: u32,
+    pub size: u32,
+    /// Declared `__weak`: may stay unknown (zero).
+    pub weak: bool,
+    /// What the C type is, for parsing a config value into it.
+    pub kind: KconfigKind,
+}
+
+/// The C type of a kconfig extern, as libbpf classifies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KconfigKind {
+    /// `bool` (y = 1, n = 0).
+    Bool,
+    /// `enum libbpf_tristate` (y = 1, m = 2, n = 0).
+    Tristate,
+    /// `char` (the letter itself: 'y', 'm', 'n').
+    Char,
+    /// An integer of its size.
+    Int { signed: bool },
+    /// A `char` array (a string value, NUL-terminated).
+    Str,
 }
 
 impl Object {
+    /// Sets kconfig extern `name` from its textual config value (`y`,
+    /// `m`, `n`, a number, or a quoted string); false when the object has
+    /// no such extern or the value does not fit its type.
+    pub fn set_kconfig(&mut self, name: &str, value: &str) -> bool {
+        let Some(v) = self.kconfig.iter().find(|v| v.name == name).cloned() else {
+            return false;
+        };
+        let Some(mi) = self.kconfig_map else {
+            return false;
+        };
+        let bytes: Vec<u8> = match v.kind {
+            KconfigKind::Bool | KconfigKind::Tristate | KconfigKind::Char => {
+                let b = match (value, v.kind) {
+                    ("y", KconfigKind::Char) => b'y',
+                    ("m", KconfigKind::Char) => b'm',
+                    ("n", KconfigKind::Char) => b'n',
+                    ("y", _) | ("1", _) => 1,
+                    ("m", KconfigKind::Tristate) => 2,
+                    ("n", _) | ("0", _) => 0,
+                    _ => return false,
+                };
+                let mut out = vec![0u8; v.size as usize];
+                if let Some(first) = out.first_mut() {
+                    *first = b;
+                }
+                out
+            }
+            KconfigKind::Int { .. } => {
+                let t = value.trim();
+                let n = match t.strip_prefix("0x") {
+                    Some(h) => i128::from_str_radix(h, 16).ok(),
+                    None => t.parse::<i128>().ok(),
+                };
+                let Some(n) = n else { return false };
+                n.to_le_bytes()[..(v.size as usize).min(16)].to_vec()
+            }
+            KconfigKind::Str => {
+                let t = value.trim().trim_matches('"');
+                if t.len() >= v.size as usize {
+                    return false;
+                }
+                let mut out = t.as_bytes().to_vec();
+                out.resize(v.size as usize, 0);
+                out
+            }
+        };
+        let Some(data) = self.maps[mi].data.as_mut() else {
+            return false;
+        };
+        let (a, b) = (v.offset as usize, v.offset as usize + bytes.len());
+        if b > data.len() {
+            return false;
+        }
+        data[a..b].copy_from_slice(&bytes);
+        true
+    }
+
     /// An object holding one program given as bare instructions (raw
     /// bytecode or assembled text): no maps, no BTF, the type left unset
     /// for the caller's default, and a GPL license (a bare program says
@@ -336,6 +425,8 @@ impl Object {
             btf_ext: None,
             section_sizes: Default::default(),
             symbol_offsets: Default::default(),
+            kconfig: Vec::new(),
+            kconfig_map: None,
         }
     }
 

@@ -383,6 +383,8 @@ struct Linker<'a> {
     code: &'a Code,
     maps: &'a [MapDef],
     data_maps: &'a HashMap<usize, usize>,
+    /// `__kconfig` externs: name -> (map index, offset).
+    kconfig: &'a HashMap<String, (usize, u32)>,
     legacy_secs: Vec<usize>,
     btf_maps_sec: Option<usize>,
     btf_ext: Option<&'a crate::btf::BtfExt>,
@@ -603,11 +605,19 @@ impl Linker<'_> {
     ) -> Result<(), ObjError> {
         let sym = self.symbol(sec, r)?;
         let Some(target_sec) = sym.section else {
+            if let Some(&(idx, off)) = self.kconfig.get(&sym.name) {
+                // The instruction's imm is an offset into the variable.
+                let add = out[pos].imm;
+                out[pos].src = BPF_PSEUDO_MAP_IDX_VALUE;
+                out[pos].imm = idx as i32;
+                out[pos + 1].imm = off as i32 + add;
+                return Ok(());
+            }
             return Err(reloc_err(
                 sec,
                 r.offset,
                 format!(
-                    "`{}` is undefined (extern variables are not supported yet)",
+                    "`{}` is an extern this loader cannot resolve (`__kconfig` externs are; `__ksym` ones not yet)",
                     sym.name
                 ),
             ));
@@ -778,12 +788,81 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             data: Some(sec.data.clone()),
         });
     }
+    // `extern ... __kconfig` variables: one read-only `.kconfig` map laid
+    // out from the BTF DATASEC of that name, filled by whoever loads the
+    // object (oxbpf-live reads the running kernel's config).
+    let mut kconfig_vars = Vec::new();
+    let mut kconfig = HashMap::new();
+    let mut kconfig_map = None;
+    if let Some((_, vars)) = btf.as_ref().and_then(|b| b.datasec(".kconfig")) {
+        let b = btf.as_ref().expect("checked above");
+        let mut off = 0u32;
+        for v in vars {
+            let Some(var) = b.get(v.type_id) else {
+                continue;
+            };
+            let crate::btf::Kind::Var { target, .. } = var.kind else {
+                continue;
+            };
+            let size = b.size_of(target).unwrap_or(0) as u32;
+            if size == 0 {
+                return Err(ObjError::Section {
+                    section: ".kconfig".into(),
+                    message: format!("extern `{}` has no size", var.name),
+                });
+            }
+            let kind = kconfig_kind(b, target).ok_or_else(|| ObjError::Section {
+                section: ".kconfig".into(),
+                message: format!(
+                    "extern `{}` has a type a config value cannot fill (bool, tristate, char, integers and char arrays can)",
+                    var.name
+                ),
+            })?;
+            let align = size.clamp(1, 8).next_power_of_two();
+            off = off.div_ceil(align) * align;
+            let weak = elf
+                .symbols
+                .iter()
+                .any(|s| s.name == var.name && s.section.is_none() && s.weak);
+            kconfig.insert(var.name.clone(), (maps.len(), off));
+            kconfig_vars.push(crate::KconfigVar {
+                name: var.name.clone(),
+                offset: off,
+                size,
+                weak,
+                kind,
+            });
+            off += size;
+        }
+        if !kconfig_vars.is_empty() {
+            let size = off.div_ceil(8) * 8;
+            kconfig_map = Some(maps.len());
+            maps.push(MapDef {
+                name: ".kconfig".into(),
+                map_type: BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: size,
+                max_entries: 1,
+                flags: BPF_F_RDONLY_PROG,
+                origin: MapOrigin::Data {
+                    section: ".kconfig".into(),
+                },
+                pinning: 0,
+                inner: None,
+                init_slots: Vec::new(),
+                btf_key_type_id: 0,
+                btf_value_type_id: 0,
+                data: Some(vec![0; size as usize]),
+            });
+        }
+    }
     let code = code(elf)?;
     let linker = Linker {
         elf,
         code: &code,
         maps: &maps,
         data_maps: &data_maps,
+        kconfig: &kconfig,
         legacy_secs,
         btf_maps_sec,
         btf_ext: btf_ext.as_ref(),
@@ -864,5 +943,29 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         btf_ext,
         section_sizes,
         symbol_offsets,
+        kconfig: kconfig_vars,
+        kconfig_map,
     })
+}
+
+/// How a kconfig extern of BTF type `id` takes a config value (libbpf's
+/// classes): bool, `enum libbpf_tristate`, char, integers, char arrays.
+fn kconfig_kind(b: &crate::btf::Btf, id: u32) -> Option<crate::KconfigKind> {
+    use crate::KconfigKind as K;
+    use crate::btf::Kind;
+    let t = b.get(b.resolve(id))?;
+    match &t.kind {
+        Kind::Int { encoding, size, .. } if encoding & 4 != 0 && *size == 1 => Some(K::Bool),
+        Kind::Int { size: 1, .. } if t.name == "char" => Some(K::Char),
+        Kind::Int { encoding, .. } => Some(K::Int {
+            signed: encoding & 1 != 0,
+        }),
+        Kind::Enum { .. } if t.name == "libbpf_tristate" => Some(K::Tristate),
+        Kind::Enum { .. } => Some(K::Int { signed: true }),
+        Kind::Array { elem, .. } => match &b.get(b.resolve(*elem))?.kind {
+            Kind::Int { size: 1, .. } => Some(K::Str),
+            _ => None,
+        },
+        _ => None,
+    }
 }

@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 pub mod info;
+pub mod kconfig;
 pub mod net;
 pub mod object;
 pub mod perf;

@@ -208,6 +208,8 @@ pub fn soundness_program(data: &[u8]) -> Option<Generated> {
         btf_ext: None,
         section_sizes: Default::default(),
         symbol_offsets: Default::default(),
+        kconfig: Vec::new(),
+        kconfig_map: None,
     };
     Some(Generated { object, source: s })
 }
