@@ -28,6 +28,7 @@
 pub mod hook;
 pub mod symbols;
 pub mod uprobe;
+pub mod usdt;
 
 use std::os::fd::AsRawFd;
 
@@ -54,6 +55,11 @@ pub enum LiveError {
     Unsized(String),
     #[error("program `{program}`: interface `{iface}` does not exist")]
     NoInterface { program: String, iface: String },
+    #[error("program `{program}`: {error}")]
+    Usdt {
+        program: String,
+        error: usdt::UsdtError,
+    },
     #[error("kconfig extern `{name}`: {why}")]
     Kconfig { name: String, why: String },
     #[error("no program `{0}` in the object")]
@@ -183,6 +189,8 @@ pub struct Session {
     iface: Option<String>,
     xdp_mode: XdpMode,
     cgroup: Option<std::path::PathBuf>,
+    /// The next free id in `__bpf_usdt_specs`.
+    usdt_spec_ids: u32,
 }
 
 impl Drop for Session {
@@ -270,6 +278,7 @@ impl Session {
             iface: opts.iface.clone(),
             xdp_mode: opts.xdp_mode,
             cgroup: opts.cgroup.clone(),
+            usdt_spec_ids: 0,
         })
     }
 
@@ -458,6 +467,61 @@ impl Session {
                 }
                 (links, events)
             }
+            Hook::Usdt {
+                path,
+                provider,
+                name: probe,
+            } => {
+                let uerr = |error| LiveError::Uprobe {
+                    program: name.into(),
+                    error,
+                };
+                let file = uprobe::resolve_path(path).map_err(uerr)?;
+                let sites =
+                    usdt::find(&file, provider, probe).map_err(|error| LiveError::Usdt {
+                        program: name.into(),
+                        error,
+                    })?;
+                // bpf/usdt.bpf.h's maps: the spec of each site, found by
+                // the BPF cookie (spec id) the link carries.
+                let specs = self
+                    .kernel
+                    .map_names
+                    .iter()
+                    .position(|n| n == "__bpf_usdt_specs")
+                    .and_then(|i| self.kernel.maps[i].as_ref())
+                    .ok_or_else(|| {
+                        unsupported("the program does not use bpf/usdt.bpf.h (no __bpf_usdt_specs map to describe the arguments in)")
+                    })?;
+                let (mut links, mut events) = (Vec::new(), Vec::new());
+                for site in &sites {
+                    let id = self.usdt_spec_ids;
+                    if id >= specs.spec.max_entries {
+                        return Err(unsupported(
+                            "more USDT sites than __bpf_usdt_specs has entries",
+                        ));
+                    }
+                    self.usdt_spec_ids += 1;
+                    specs
+                        .update(&id.to_le_bytes(), &usdt::spec_bytes(site, 0), 0)
+                        .map_err(attach_err)?;
+                    let event = PerfEvent::uprobe(
+                        &file,
+                        site.offset,
+                        false,
+                        site.semaphore,
+                        self.pid.unwrap_or(-1),
+                    )
+                    .map_err(attach_err)?;
+                    links.push(
+                        event
+                            .attach_with_cookie(prog, id as u64)
+                            .map_err(attach_err)?,
+                    );
+                    events.push(event);
+                }
+                (links, events)
+            }
             Hook::Xdp | Hook::Tc { .. } | Hook::Socket => {
                 let iface = self
                     .iface
@@ -537,16 +601,19 @@ impl Session {
                 (vec![link], vec![event])
             }
             Hook::Trampoline { .. } => {
-                return Err(unsupported(
-                    "BPF trampolines (fentry/fexit/fmod_ret/lsm) are not attached by oxbpf yet; this machine's kernel has none",
-                ));
+                // fentry/fexit/fmod_ret/lsm: the target came with the
+                // attach BTF id at load; the kernel builds a trampoline.
+                let link = oxbpf_sys::perf::raw_tracepoint_open(prog, None).map_err(|e| {
+                    if matches!(e.errno, 524 | 95) {
+                        // ENOTSUPP / EOPNOTSUPP
+                        unsupported("this kernel has no BPF trampolines (fentry, fexit, fmod_ret and lsm need them)")
+                    } else {
+                        attach_err(e)
+                    }
+                })?;
+                (vec![link], Vec::new())
             }
             Hook::Manual { why } => return Err(unsupported(why)),
-            _ => {
-                return Err(unsupported(
-                    "oxbpf does not attach this kind of hook yet (so far: tracepoints, raw tracepoints, tp_btf, uprobes, uprobe.multi, perf_event, XDP, tc, cgroup, socket filters)",
-                ));
-            }
         };
         self.attachments.push(Attachment {
             program: name.into(),

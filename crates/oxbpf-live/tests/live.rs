@@ -624,3 +624,115 @@ fn perf_buffer_counts_what_a_flood_loses() {
     }
     assert_nothing_left(&before);
 }
+
+/// Builds tests/data/usdt_target (sys/sdt.h probes, one with a semaphore)
+/// with the system's C compiler.
+fn usdt_target() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"));
+    let out = std::env::temp_dir().join(format!("oxbpf-usdt-target-{}", std::process::id()));
+    let built = std::process::Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&out)
+        .arg(dir.join("usdt_target.c"))
+        .arg(dir.join("usdt_gated.c"))
+        .output();
+    match built {
+        Ok(o) if o.status.success() => Some(out),
+        other => {
+            let why = format!(
+                "cannot build the USDT target (cc and sys/sdt.h from systemtap-sdt-dev): {other:?}"
+            );
+            assert!(std::env::var_os("CI").is_none(), "{why}");
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn usdt_probes_with_and_without_semaphores() {
+    use std::io::Write as _;
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let Some(target) = usdt_target() else { return };
+    let probes = oxbpf_live::usdt::probes(&target).unwrap();
+    let plain = probes.iter().find(|p| p.name == "plain").unwrap();
+    let gated = probes.iter().find(|p| p.name == "gated").unwrap();
+    assert_eq!(plain.semaphore, 0);
+    assert_ne!(gated.semaphore, 0);
+    assert_eq!(plain.args.len(), 2);
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("usdt.o"), &Default::default()).unwrap();
+        let path = target.display().to_string();
+        for (prog, probe) in [("on_plain", "plain"), ("on_gated", "gated")] {
+            let hook = oxbpf_live::Hook::Usdt {
+                path: path.clone(),
+                provider: "oxbpf".into(),
+                name: probe.into(),
+            };
+            s.attach_to(prog, hook).unwrap();
+        }
+        let mut rb = s.ring_buffer("hits").unwrap();
+        let mut child = std::process::Command::new(&target)
+            .arg("5")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let pid = out.status.success().then_some(()).map(|_| ());
+        assert!(pid.is_some());
+        // The kernel raised the semaphore while attached.
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "semaphore 1");
+        let mut hits = Vec::new();
+        rb.consume(|r| {
+            let u32_at = |o: usize| u32::from_le_bytes(r[o..o + 4].try_into().unwrap());
+            let i64_at = |o: usize| i64::from_le_bytes(r[o..o + 8].try_into().unwrap());
+            hits.push((u32_at(4), i64_at(8), i64_at(16), u32_at(24), u32_at(28)));
+        });
+        let plain_hits: Vec<(i64, i64)> = hits
+            .iter()
+            .filter(|h| h.0 == 0)
+            .map(|h| (h.1, h.2))
+            .collect();
+        let gated_hits: Vec<(i64, i64)> = hits
+            .iter()
+            .filter(|h| h.0 == 1)
+            .map(|h| (h.1, h.2))
+            .collect();
+        assert_eq!(
+            plain_hits,
+            (0..5)
+                .map(|i| (i, 1_000_000_000_000 + i))
+                .collect::<Vec<_>>(),
+            "{hits:?}"
+        );
+        assert_eq!(
+            gated_hits,
+            (0..5).map(|i| (-i, 1)).collect::<Vec<_>>(),
+            "{hits:?}"
+        );
+        let version = oxbpf_sys::kconfig::kernel_version().unwrap();
+        assert!(
+            hits.iter().all(|h| h.3 == version && h.4 == 2),
+            "kconfig and arg count: {hits:?}"
+        );
+        // A probe the file does not have is named with the ones it has.
+        let missing = oxbpf_live::Hook::Usdt {
+            path: path.clone(),
+            provider: "oxbpf".into(),
+            name: "nope".into(),
+        };
+        let e = s.attach_to("on_plain", missing).unwrap_err().to_string();
+        assert!(
+            e.contains("no USDT probe oxbpf:nope (the file has oxbpf:gated, oxbpf:plain)"),
+            "{e}"
+        );
+    }
+    let _ = std::fs::remove_file(&target);
+    assert_nothing_left(&before);
+}

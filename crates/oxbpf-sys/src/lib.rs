@@ -741,6 +741,22 @@ impl Link {
         sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
     }
 
+    /// A `BPF_PERF_EVENT` link with a BPF cookie (what
+    /// `bpf_get_attach_cookie` returns in the program).
+    pub fn perf_event_with_cookie(prog: &Prog, perf_fd: RawFd, cookie: u64) -> R<Link> {
+        let mut a = LinkCreateAttr {
+            prog_fd: prog.fd.as_raw_fd() as u32,
+            target_fd: perf_fd as u32,
+            attach_type: oxbpf_abi::attach_type::PERF_EVENT,
+            flags: 0,
+            // link_create.perf_event.bpf_cookie overlays these two words.
+            target_btf_id: cookie as u32,
+            _pad: (cookie >> 32) as u32,
+            ..Default::default()
+        };
+        sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
+    }
+
     /// A `BPF_TRACE_UPROBE_MULTI` link: one program at every file offset
     /// in `offsets` of `path` (uretprobes when `ret`), for `pid` or every
     /// process (`pid` 0). The program must have been loaded with that

@@ -275,6 +275,13 @@ impl PerfEvent {
         Ok(link)
     }
 
+    /// [`PerfEvent::attach`] with a BPF cookie for the program.
+    pub fn attach_with_cookie(&self, prog: &Prog, cookie: u64) -> Result<Link, SysError> {
+        let link = Link::perf_event_with_cookie(prog, self.fd.as_raw_fd(), cookie)?;
+        self.ioctl(PERF_EVENT_IOC_ENABLE, "PERF_EVENT_IOC_ENABLE")?;
+        Ok(link)
+    }
+
     /// Stops the event (it stays open).
     pub fn disable(&self) -> Result<(), SysError> {
         self.ioctl(PERF_EVENT_IOC_DISABLE, "PERF_EVENT_IOC_DISABLE")
