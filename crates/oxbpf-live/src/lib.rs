@@ -58,7 +58,7 @@ pub enum LiveError {
     #[error("program `{program}`: {error}")]
     Usdt {
         program: String,
-        error: usdt::UsdtError,
+        error: Box<usdt::UsdtError>,
     },
     #[error("kconfig extern `{name}`: {why}")]
     Kconfig { name: String, why: String },
