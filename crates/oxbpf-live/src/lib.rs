@@ -480,7 +480,7 @@ impl Session {
                 let sites =
                     usdt::find(&file, provider, probe).map_err(|error| LiveError::Usdt {
                         program: name.into(),
-                        error,
+                        error: Box::new(error),
                     })?;
                 // bpf/usdt.bpf.h's maps: the spec of each site, found by
                 // the BPF cookie (spec id) the link carries.
