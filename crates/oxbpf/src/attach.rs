@@ -203,6 +203,17 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         .perf_buffers(64)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     let mut lost_seen = vec![0u64; perfs.len()];
+    // bpf_trace_printk output: the kernel's trace pipe, read without
+    // blocking, when a program calls the helper (the pipe is global: lines
+    // of other tracers show too, with their comm and pid).
+    let printk = object.programs.iter().any(|p| {
+        p.insns.iter().any(|i| {
+            i.code == oxbpf_isa::raw::opcode::CALL
+                && i.src == 0
+                && i.imm as u32 == oxbpf_abi::helper::TRACE_PRINTK
+        })
+    });
+    let mut trace_pipe = if printk { open_trace_pipe() } else { None };
     eprintln!(
         "{}; Ctrl-C to stop",
         match duration {
@@ -241,6 +252,9 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
                 }
             });
             err?;
+        }
+        if let Some(tp) = trace_pipe.as_mut() {
+            records += drain_trace_pipe(&mut out, tp, a.json)?;
         }
         out.flush()?;
         if let (Some(t), Some(i)) = (next_dump, interval)
@@ -285,6 +299,67 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     );
     dump_maps(&mut out, &session, &object, a.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The trace pipe, opened non-blocking.
+fn open_trace_pipe() -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = oxbpf_sys::perf::tracefs_root()?.join("trace_pipe");
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(path)
+        .ok()
+}
+
+/// `O_NONBLOCK` on Linux.
+const fn libc_o_nonblock() -> i32 {
+    0o4000
+}
+
+/// Prints the complete lines waiting in the trace pipe.
+fn drain_trace_pipe(
+    out: &mut impl std::io::Write,
+    tp: &mut std::fs::File,
+    as_json: bool,
+) -> Result<u64> {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0;
+    loop {
+        match tp.read(&mut buf) {
+            Ok(0) => break,
+            Ok(len) => {
+                for line in String::from_utf8_lossy(&buf[..len]).lines() {
+                    // "comm-pid [cpu] flags ts: bpf_trace_printk: text"
+                    let text = line
+                        .split_once("bpf_trace_printk: ")
+                        .map_or(line, |(_, t)| t);
+                    if as_json {
+                        #[derive(serde::Serialize)]
+                        struct Line<'a> {
+                            trace_printk: &'a str,
+                            line: &'a str,
+                        }
+                        writeln!(
+                            out,
+                            "{}",
+                            json::line(&Line {
+                                trace_printk: text,
+                                line: line.trim()
+                            })
+                        )?;
+                    } else {
+                        writeln!(out, "trace_printk: {text}")?;
+                    }
+                    n += 1;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
 }
 
 /// Prints the samples waiting in a perf buffer; says on stderr when the

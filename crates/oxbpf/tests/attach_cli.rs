@@ -8,12 +8,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The live tests here share the kernel's object tables: one at a time,
+/// so the leak check sees only its own objects.
+static KERNEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ids() -> (Vec<u32>, Vec<u32>, Vec<u32>) {
     oxbpf_sys::object_ids().unwrap()
 }
 
 #[test]
 fn attach_streams_events_and_stops_cleanly_on_sigint() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
@@ -124,4 +129,51 @@ fn attach_names_what_is_missing() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn bpf_printk_lines_come_from_the_trace_pipe() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let mut child = Command::new(common::oxbpf_bin())
+        .args([
+            "attach",
+            "examples/live/printk.o",
+            "--json",
+            "--duration",
+            "1.5",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Ctrl-C to stop") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "oxbpf attach ended early"
+        );
+    }
+    for _ in 0..3 {
+        let _ = std::os::unix::process::parent_id();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let me = format!("getppid from {}", std::process::id());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mine = lines
+        .iter()
+        .filter(|l| l["trace_printk"] == me.as_str())
+        .count();
+    assert!(mine >= 3, "{mine} of our 3 printk lines in {lines:?}");
 }
