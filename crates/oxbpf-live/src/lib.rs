@@ -317,6 +317,23 @@ impl Session {
         Ok(n)
     }
 
+    /// Program `name` as the kernel loaded it, or why it is not loaded.
+    fn loaded<'k>(
+        kernel: &'k oxbpf_sys::object::KernelObject,
+        name: &str,
+    ) -> Result<&'k oxbpf_sys::Prog, LiveError> {
+        let kp = kernel
+            .programs
+            .iter()
+            .find(|p| p.def.name == name)
+            .ok_or_else(|| LiveError::NoProgram(name.into()))?;
+        kp.verdict.prog.as_ref().map_err(|e| LiveError::Rejected {
+            program: name.into(),
+            summary: e.to_string(),
+            log: kp.verdict.log.clone(),
+        })
+    }
+
     fn program_def(&self, name: &str) -> Result<&oxbpf_obj::ProgramDef, LiveError> {
         self.kernel
             .programs
@@ -339,17 +356,7 @@ impl Session {
     /// Attaches program `name` to `hook`, whatever its section says (for
     /// sections that name no target, such as a bare `uprobe`).
     pub fn attach_to(&mut self, name: &str, hook: Hook) -> Result<&Attachment, LiveError> {
-        let kp = self
-            .kernel
-            .programs
-            .iter()
-            .find(|p| p.def.name == name)
-            .ok_or_else(|| LiveError::NoProgram(name.into()))?;
-        let prog = kp.verdict.prog.as_ref().map_err(|e| LiveError::Rejected {
-            program: name.into(),
-            summary: e.to_string(),
-            log: kp.verdict.log.clone(),
-        })?;
+        let prog = Self::loaded(&self.kernel, name)?;
         let attach_err = |error: SysError| LiveError::Attach {
             program: name.into(),
             hook: hook.to_string(),
@@ -639,17 +646,7 @@ impl Session {
             pattern: format!("<{} offsets>", offsets.len()),
             ret,
         };
-        let kp = self
-            .kernel
-            .programs
-            .iter()
-            .find(|p| p.def.name == name)
-            .ok_or_else(|| LiveError::NoProgram(name.into()))?;
-        let prog = kp.verdict.prog.as_ref().map_err(|e| LiveError::Rejected {
-            program: name.into(),
-            summary: e.to_string(),
-            log: kp.verdict.log.clone(),
-        })?;
+        let prog = Self::loaded(&self.kernel, name)?;
         let pid = self.pid.map_or(0, |p| p as u32);
         let link = Link::uprobe_multi(prog, path, offsets, ret, pid).map_err(|error| {
             LiveError::Attach {

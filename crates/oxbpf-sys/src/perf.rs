@@ -148,40 +148,8 @@ impl PerfEvent {
             if ret { "uretprobe" } else { "uprobe" },
             path.display()
         );
-        let sysfs = Path::new("/sys/bus/event_source/devices/uprobe");
-        let pmu = read_number(&sysfs.join("type")).ok_or_else(|| SysError {
-            command: "perf_event_open",
-            errno: libc::ENOENT,
-            log: Some(format!(
-                "{what}: this kernel has no uprobe PMU ({}/type)",
-                sysfs.display()
-            )),
-        })?;
-        let mut config = 0u64;
-        if ret {
-            config |= 1 << format_bit(&sysfs.join("format/retprobe")).unwrap_or(0);
-        }
-        if ref_ctr_offset != 0 {
-            config |=
-                ref_ctr_offset << format_bit(&sysfs.join("format/ref_ctr_offset")).unwrap_or(32);
-        }
-        let c_path =
-            std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| SysError {
-                command: "perf_event_open",
-                errno: libc::EINVAL,
-                log: Some(what.clone()),
-            })?;
-        let mut attr = PerfEventAttr {
-            kind: pmu as u32,
-            config,
-            sample_period_or_freq: 1,
-            wakeup_events: 1,
-            config1: c_path.as_ptr() as u64,
-            config2: offset,
-            ..Default::default()
-        };
-        // `c_path` outlives the call below.
-        open(&mut attr, pid, if pid < 0 { 0 } else { -1 }, &what)
+        let target = path.as_os_str().as_encoded_bytes();
+        probe_event("uprobe", &what, target, offset, ret, ref_ctr_offset, pid)
     }
 
     /// A kprobe (or kretprobe) on kernel function `func` (+`offset`),
@@ -192,35 +160,7 @@ impl PerfEvent {
             "{} {func}+{offset:#x}",
             if ret { "kretprobe" } else { "kprobe" }
         );
-        let sysfs = Path::new("/sys/bus/event_source/devices/kprobe");
-        let pmu = read_number(&sysfs.join("type")).ok_or_else(|| SysError {
-            command: "perf_event_open",
-            errno: libc::ENOENT,
-            log: Some(format!(
-                "{what}: this kernel has no kprobe PMU ({}/type)",
-                sysfs.display()
-            )),
-        })?;
-        let config = if ret {
-            1 << format_bit(&sysfs.join("format/retprobe")).unwrap_or(0)
-        } else {
-            0
-        };
-        let c_func = std::ffi::CString::new(func).map_err(|_| SysError {
-            command: "perf_event_open",
-            errno: libc::EINVAL,
-            log: Some(what.clone()),
-        })?;
-        let mut attr = PerfEventAttr {
-            kind: pmu as u32,
-            config,
-            sample_period_or_freq: 1,
-            wakeup_events: 1,
-            config1: c_func.as_ptr() as u64,
-            config2: offset,
-            ..Default::default()
-        };
-        open(&mut attr, -1, 0, &what)
+        probe_event("kprobe", &what, func.as_bytes(), offset, ret, 0, -1)
     }
 
     /// A `bpf-output` event on `cpu` (every process): the target of
@@ -299,6 +239,52 @@ impl PerfEvent {
         }
         Ok(())
     }
+}
+
+/// An event of the `pmu` probe PMU (`kprobe`, `uprobe`): `target` (a
+/// function name or a file path) in config1, `offset` in config2, the
+/// return-probe and semaphore bits where the PMU's format files put them.
+fn probe_event(
+    pmu: &str,
+    what: &str,
+    target: &[u8],
+    offset: u64,
+    ret: bool,
+    ref_ctr_offset: u64,
+    pid: i32,
+) -> Result<PerfEvent, SysError> {
+    let sysfs = Path::new("/sys/bus/event_source/devices").join(pmu);
+    let kind = read_number(&sysfs.join("type")).ok_or_else(|| SysError {
+        command: "perf_event_open",
+        errno: libc::ENOENT,
+        log: Some(format!(
+            "{what}: this kernel has no {pmu} PMU ({}/type)",
+            sysfs.display()
+        )),
+    })?;
+    let mut config = 0u64;
+    if ret {
+        config |= 1 << format_bit(&sysfs.join("format/retprobe")).unwrap_or(0);
+    }
+    if ref_ctr_offset != 0 {
+        config |= ref_ctr_offset << format_bit(&sysfs.join("format/ref_ctr_offset")).unwrap_or(32);
+    }
+    let c_target = std::ffi::CString::new(target).map_err(|_| SysError {
+        command: "perf_event_open",
+        errno: libc::EINVAL,
+        log: Some(what.to_string()),
+    })?;
+    let mut attr = PerfEventAttr {
+        kind: kind as u32,
+        config,
+        sample_period_or_freq: 1,
+        wakeup_events: 1,
+        config1: c_target.as_ptr() as u64,
+        config2: offset,
+        ..Default::default()
+    };
+    // `c_target` outlives the call.
+    open(&mut attr, pid, if pid < 0 { 0 } else { -1 }, what)
 }
 
 fn read_number(path: &Path) -> Option<u64> {

@@ -244,14 +244,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         }
         for (name, ring) in &mut rings {
             ring.wait(per_ring);
-            let mut err = Ok(());
-            ring.consume(|rec| {
-                records += 1;
-                if err.is_ok() {
-                    err = print_record(&mut out, name, rec, event_type.as_ref(), a.json);
-                }
-            });
-            err?;
+            records += drain_ring(&mut out, name, ring, event_type.as_ref(), a.json)?;
         }
         if let Some(tp) = trace_pipe.as_mut() {
             records += drain_trace_pipe(&mut out, tp, a.json)?;
@@ -266,14 +259,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     }
     // Drain what arrived before the stop, then detach.
     for (name, ring) in &mut rings {
-        let mut err = Ok(());
-        ring.consume(|rec| {
-            records += 1;
-            if err.is_ok() {
-                err = print_record(&mut out, name, rec, event_type.as_ref(), a.json);
-            }
-        });
-        err?;
+        records += drain_ring(&mut out, name, ring, event_type.as_ref(), a.json)?;
     }
     session.detach_all();
     for (i, (name, pb)) in perfs.iter_mut().enumerate() {
@@ -362,6 +348,26 @@ fn drain_trace_pipe(
     Ok(n)
 }
 
+/// Prints the records waiting in a ring buffer; returns how many.
+fn drain_ring(
+    out: &mut impl std::io::Write,
+    name: &str,
+    ring: &mut oxbpf_sys::ringbuf::RingBuf,
+    event_type: Option<&(oxbpf_obj::Btf, u32)>,
+    as_json: bool,
+) -> Result<u64> {
+    let mut n = 0u64;
+    let mut err = Ok(());
+    ring.consume(|rec| {
+        n += 1;
+        if err.is_ok() {
+            err = print_event(out, Source::Ring(name), rec, event_type, as_json);
+        }
+    });
+    err?;
+    Ok(n)
+}
+
 /// Prints the samples waiting in a perf buffer; says on stderr when the
 /// kernel reports more lost samples. Returns how many it printed.
 fn drain_perf(
@@ -377,7 +383,7 @@ fn drain_perf(
     pb.consume(|cpu, rec| {
         n += 1;
         if err.is_ok() {
-            err = print_sample(out, name, cpu, rec, event_type, as_json);
+            err = print_event(out, Source::Perf(name, cpu), rec, event_type, as_json);
         }
     });
     err?;
@@ -388,50 +394,23 @@ fn drain_perf(
     Ok(n)
 }
 
-fn print_sample(
-    out: &mut impl std::io::Write,
-    map: &str,
-    cpu: u32,
-    rec: &[u8],
-    event_type: Option<&(oxbpf_obj::Btf, u32)>,
-    as_json: bool,
-) -> std::io::Result<()> {
-    let decoded = event_type.and_then(|(btf, id)| {
-        let size = btf.size_of(*id)? as usize;
-        btf.decode(*id, rec.get(..size)?)
-    });
-    if as_json {
-        #[derive(serde::Serialize)]
-        struct Sample<'a> {
-            perf_event: &'a str,
-            cpu: u32,
-            data: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            event: Option<serde_json::Value>,
-        }
-        let r = Sample {
-            perf_event: map,
-            cpu,
-            data: hex(rec),
-            event: decoded.as_ref().map(json::btf_value),
-        };
-        return writeln!(out, "{}", json::line(&r));
-    }
-    match decoded {
-        Some(v) => writeln!(out, "{map} (cpu {cpu}): {v}"),
-        None => writeln!(out, "{map} (cpu {cpu}): {}", hex(rec)),
-    }
+/// Where a record came from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Ring(&'a str),
+    Perf(&'a str, u32),
 }
 
-fn print_record(
+/// Prints one record: decoded through `--event-type` (its prefix: a
+/// record may carry a variable tail) or as hex; as a JSON object with
+/// `ringbuf` or `perf_event` + `cpu`.
+fn print_event(
     out: &mut impl std::io::Write,
-    ring: &str,
+    from: Source<'_>,
     rec: &[u8],
     event_type: Option<&(oxbpf_obj::Btf, u32)>,
     as_json: bool,
 ) -> std::io::Result<()> {
-    // A record may be longer than its type (a variable tail): decode the
-    // type's prefix.
     let decoded = event_type.and_then(|(btf, id)| {
         let size = btf.size_of(*id)? as usize;
         btf.decode(*id, rec.get(..size)?)
@@ -439,21 +418,36 @@ fn print_record(
     if as_json {
         #[derive(serde::Serialize)]
         struct Record<'a> {
-            ringbuf: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ringbuf: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            perf_event: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cpu: Option<u32>,
             data: String,
             #[serde(skip_serializing_if = "Option::is_none")]
             event: Option<serde_json::Value>,
         }
+        let (ringbuf, perf_event, cpu) = match from {
+            Source::Ring(n) => (Some(n), None, None),
+            Source::Perf(n, c) => (None, Some(n), Some(c)),
+        };
         let r = Record {
-            ringbuf: ring,
+            ringbuf,
+            perf_event,
+            cpu,
             data: hex(rec),
             event: decoded.as_ref().map(json::btf_value),
         };
         return writeln!(out, "{}", json::line(&r));
     }
+    let label = match from {
+        Source::Ring(n) => n.to_string(),
+        Source::Perf(n, c) => format!("{n} (cpu {c})"),
+    };
     match decoded {
-        Some(v) => writeln!(out, "{ring}: {v}"),
-        None => writeln!(out, "{ring}: {}", hex(rec)),
+        Some(v) => writeln!(out, "{label}: {v}"),
+        None => writeln!(out, "{label}: {}", hex(rec)),
     }
 }
 

@@ -289,29 +289,61 @@ fn missing(what: &str, id: u32, e: oxbpf_sys::SysError) -> anyhow::Error {
     }
 }
 
+/// Prints `items` as one JSON array or as text, item by item.
+fn print_all<T, J: Serialize, W: std::io::Write>(
+    out: &mut W,
+    items: &[T],
+    as_json: bool,
+    to_json: fn(&T) -> J,
+    text: fn(&mut W, &T) -> std::io::Result<()>,
+) -> Result<()> {
+    if as_json {
+        let rows: Vec<J> = items.iter().map(to_json).collect();
+        writeln!(out, "{}", json::line(&rows))?;
+    } else {
+        for i in items {
+            text(out, i)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints one item as a JSON object or as text.
+fn print_one<T, J: Serialize, W: std::io::Write>(
+    out: &mut W,
+    item: &T,
+    as_json: bool,
+    to_json: fn(&T) -> J,
+    text: fn(&mut W, &T) -> std::io::Result<()>,
+) -> Result<()> {
+    if as_json {
+        writeln!(out, "{}", json::line(&to_json(item)))?;
+    } else {
+        text(out, item)?;
+    }
+    Ok(())
+}
+
 pub fn prog(cmd: &ProgCmd) -> Result<ExitCode> {
     oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))?;
     let mut out = std::io::stdout().lock();
     match cmd {
-        ProgCmd::List { json: j } => {
-            let all = oxbpf_sys::info::programs()?;
-            if *j {
-                let rows: Vec<ProgJson> = all.iter().map(prog_json).collect();
-                writeln!(out, "{}", json::line(&rows))?;
-            } else {
-                for p in &all {
-                    print_prog(&mut out, p)?;
-                }
-            }
-        }
+        ProgCmd::List { json: j } => print_all(
+            &mut out,
+            &oxbpf_sys::info::programs()?,
+            *j,
+            prog_json,
+            print_prog,
+        )?,
         ProgCmd::Show { id, json: j } => {
             let fd = oxbpf_sys::info::prog_fd(*id).map_err(|e| missing("program", *id, e))?;
-            let p = oxbpf_sys::info::prog_info(&fd)?;
-            if *j {
-                writeln!(out, "{}", json::line(&prog_json(&p)))?;
-            } else {
-                print_prog(&mut out, &p)?;
-            }
+            print_one(
+                &mut out,
+                &oxbpf_sys::info::prog_info(&fd)?,
+                *j,
+                prog_json,
+                print_prog,
+            )?
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -428,23 +460,11 @@ pub fn map(cmd: &MapCmd) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         MapCmd::List { json: j } => {
-            let all = oxbpf_sys::info::maps()?;
-            if *j {
-                let rows: Vec<MapJson> = all.iter().map(map_json).collect();
-                writeln!(out, "{}", json::line(&rows))?;
-            } else {
-                for m in &all {
-                    print_map(&mut out, m)?;
-                }
-            }
+            print_all(&mut out, &oxbpf_sys::info::maps()?, *j, map_json, print_map)?
         }
         MapCmd::Show { id, json: j } => {
             let (_, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
-            if *j {
-                writeln!(out, "{}", json::line(&map_json(&info)))?;
-            } else {
-                print_map(&mut out, &info)?;
-            }
+            print_one(&mut out, &info, *j, map_json, print_map)?
         }
         MapCmd::Dump { id, json: j } => {
             let (m, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
@@ -560,38 +580,39 @@ fn link_json(l: &oxbpf_sys::info::LinkInfo) -> LinkJson {
     }
 }
 
+fn print_link(out: &mut impl std::io::Write, l: &oxbpf_sys::info::LinkInfo) -> std::io::Result<()> {
+    let j = link_json(l);
+    writeln!(out, "{}: {}  prog {}", j.id, j.kind, j.prog_id)?;
+    let mut details = Vec::new();
+    if let Some(t) = &j.tp_name {
+        details.push(format!("tp '{t}'"));
+    }
+    if let Some(t) = &j.attach_type {
+        details.push(format!("attach_type {t}"));
+    }
+    if let Some(i) = j.ifindex {
+        details.push(format!("ifindex {i}"));
+    }
+    if let Some(c) = j.cgroup_id {
+        details.push(format!("cgroup_id {c}"));
+    }
+    if !details.is_empty() {
+        writeln!(out, "\t{}", details.join("  "))?;
+    }
+    Ok(())
+}
+
 pub fn link(cmd: &LinkCmd) -> Result<ExitCode> {
     oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))?;
     let mut out = std::io::stdout().lock();
     match cmd {
-        LinkCmd::List { json: j } => {
-            let all = oxbpf_sys::info::links()?;
-            if *j {
-                let rows: Vec<LinkJson> = all.iter().map(link_json).collect();
-                writeln!(out, "{}", json::line(&rows))?;
-            } else {
-                for l in &all {
-                    let j = link_json(l);
-                    writeln!(out, "{}: {}  prog {}", j.id, j.kind, j.prog_id)?;
-                    let mut details = Vec::new();
-                    if let Some(t) = &j.tp_name {
-                        details.push(format!("tp '{t}'"));
-                    }
-                    if let Some(t) = &j.attach_type {
-                        details.push(format!("attach_type {t}"));
-                    }
-                    if let Some(i) = j.ifindex {
-                        details.push(format!("ifindex {i}"));
-                    }
-                    if let Some(c) = j.cgroup_id {
-                        details.push(format!("cgroup_id {c}"));
-                    }
-                    if !details.is_empty() {
-                        writeln!(out, "\t{}", details.join("  "))?;
-                    }
-                }
-            }
-        }
+        LinkCmd::List { json: j } => print_all(
+            &mut out,
+            &oxbpf_sys::info::links()?,
+            *j,
+            link_json,
+            print_link,
+        )?,
         LinkCmd::Detach { id } => {
             if let Err(e) = oxbpf_sys::info::detach_link(*id) {
                 if e.errno == oxbpf_abi::errno::EOPNOTSUPP {
