@@ -60,6 +60,8 @@ pub enum LiveError {
         program: String,
         error: Box<usdt::UsdtError>,
     },
+    #[error("pinning {what}: {error}")]
+    Pin { what: String, error: SysError },
     #[error("kconfig extern `{name}`: {why}")]
     Kconfig { name: String, why: String },
     #[error("no program `{0}` in the object")]
@@ -663,6 +665,48 @@ impl Session {
             _socket: None,
         });
         Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Pins every map (`DIR/NAME`) and every attachment's links
+    /// (`DIR/link_PROGRAM`, `_N` for more than one) in the bpffs directory
+    /// `dir`, created if missing: they outlive the session until the pins
+    /// are removed. A pin that fails removes the ones made before it.
+    pub fn pin(&self, dir: &std::path::Path) -> Result<Vec<String>, LiveError> {
+        let fail = |what: String, error: SysError| LiveError::Pin { what, error };
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                fail(
+                    dir.display().to_string(),
+                    SysError {
+                        command: "mkdir",
+                        errno: e.raw_os_error().unwrap_or(0),
+                        log: None,
+                    },
+                )
+            })?;
+        }
+        let mut pins = Vec::new();
+        let clean = |name: &str| name.trim_start_matches('.').replace(['/', '.'], "_");
+        for (name, m) in self.maps() {
+            let path = dir.join(clean(name)).display().to_string();
+            pins.push(m.pin(&path).map_err(|e| fail(path.clone(), e))?);
+        }
+        for a in &self.attachments {
+            for (i, l) in a.links.iter().enumerate() {
+                let suffix = if a.links.len() > 1 {
+                    format!("_{i}")
+                } else {
+                    String::new()
+                };
+                let path = dir
+                    .join(format!("link_{}{suffix}", clean(&a.program)))
+                    .display()
+                    .to_string();
+                pins.push(l.pin(&path).map_err(|e| fail(path.clone(), e))?);
+            }
+        }
+        // Every pin made: keep them all.
+        Ok(pins.into_iter().map(|p| p.keep()).collect())
     }
 
     /// Detaches everything attached so far (programs and maps stay loaded):

@@ -736,3 +736,52 @@ fn usdt_probes_with_and_without_semaphores() {
     let _ = std::fs::remove_file(&target);
     assert_nothing_left(&before);
 }
+
+#[test]
+fn pinned_links_outlive_the_session_until_unpinned() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let bpffs = std::path::Path::new("/sys/fs/bpf");
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"));
+    if !mounted {
+        assert!(std::env::var_os("CI").is_none(), "CI must mount bpffs");
+        eprintln!("skipped: no bpffs mounted");
+        return;
+    }
+    let dir = bpffs.join(format!("oxbpf-test-{}", std::process::id()));
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("syscount.o"), &Default::default()).unwrap();
+        s.attach("count_getppid").unwrap();
+        let pins = s.pin(&dir).unwrap();
+        assert!(pins.iter().any(|p| p.ends_with("/counts")), "{pins:?}");
+        assert!(
+            pins.iter().any(|p| p.ends_with("/link_count_getppid")),
+            "{pins:?}"
+        );
+    }
+    // The session is gone; the pinned link keeps counting.
+    getppid_calls(10);
+    let counts = oxbpf_sys::Map {
+        fd: oxbpf_sys::obj_get(dir.join("counts").to_str().unwrap()).unwrap(),
+        spec: oxbpf_obj::MapSpec {
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1024,
+            ..Default::default()
+        },
+    };
+    let n = counts
+        .lookup(&std::process::id().to_le_bytes())
+        .unwrap()
+        .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()));
+    assert_eq!(n, Some(10), "the pinned program still runs");
+    drop(counts);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_nothing_left(&before);
+}

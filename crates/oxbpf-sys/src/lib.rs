@@ -741,6 +741,12 @@ impl Link {
         sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
     }
 
+    /// Pins the link at `path` (in a bpffs): the attachment then outlives
+    /// this process until the pin is removed.
+    pub fn pin(&self, path: &str) -> R<Pin> {
+        pin_fd(self.fd.as_raw_fd(), path)
+    }
+
     /// A `BPF_PERF_EVENT` link with a BPF cookie (what
     /// `bpf_get_attach_cookie` returns in the program).
     pub fn perf_event_with_cookie(prog: &Prog, perf_fd: RawFd, cookie: u64) -> R<Link> {

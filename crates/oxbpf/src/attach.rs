@@ -64,6 +64,10 @@ pub struct AttachArgs {
     /// The cgroup v2 directory for cgroup programs.
     #[arg(long)]
     pub cgroup: Option<PathBuf>,
+    /// Pin the maps and links in this bpffs directory: the programs stay
+    /// attached after oxbpf exits, until the pins are removed.
+    #[arg(long)]
+    pub pin: Option<PathBuf>,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -191,6 +195,17 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
     };
     for at in session.attachments() {
         eprintln!("attached {} to {}", at.program, at.hook);
+    }
+    if let Some(dir) = &a.pin {
+        let pins = session
+            .pin(dir)
+            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        eprintln!(
+            "pinned {} in {} (they stay until removed: rm -r {})",
+            crate::verify::plural(pins.len(), "object", "objects"),
+            dir.display(),
+            dir.display()
+        );
     }
     if attached == 0 {
         bail!("{path}: no program names a hook to attach to (see `oxbpf inspect`)");
