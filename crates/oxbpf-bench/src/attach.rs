@@ -16,6 +16,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use oxbpf_live::{Hook, Session};
 
+/// Runs the calling thread on `cpu` only (when the machine has two or
+/// more): the flood's producer and consumer on different CPUs, in both
+/// implementations, so the result does not depend on where the scheduler
+/// puts them.
+fn pin_to(cpu: usize) {
+    if oxbpf_sys::online_cpus().len() < 2 {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data, valid zeroed; CPU_SET writes one
+    // bit inside it; sched_setaffinity(0, ...) affects this thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -217,5 +234,149 @@ pub fn run(quick: bool) -> Result<()> {
     );
     println!("det: from detaching to everything closed (bpftrace: from BEGIN to its exit)");
     println!("vs bpftr: bpftrace's attach + detach time / oxbpf's (above 1x: oxbpf is faster)");
+    ring_buffer_rows(quick)
+}
+
+/// The same flood (examples/live/rbflood.o: each getppid of the
+/// consumer's own process writes `burst` 64-byte records into a 1 MiB ring
+/// buffer) consumed by oxbpf's `RingBuf` and by Debian's libbpf
+/// (`ring_buffer__poll`, crates/oxbpf-bench/c/rb_consumer.c built here
+/// with cc -lbpf). Prints records consumed, dropped (no room) and the
+/// consumption rate.
+fn ring_buffer_rows(quick: bool) -> Result<()> {
+    let (calls, burst) = if quick { (200u64, 16u32) } else { (20_000, 64) };
+    println!();
+    println!(
+        "{:<36} {:>12} {:>12} {:>14} {:>12}",
+        "ring buffer flood", "consumed", "dropped", "Mrecords/s", "vs libbpf"
+    );
+    // Best (highest rate) of three alternating runs each.
+    let rate_of = |r: &(u64, u64, Duration)| r.0 as f64 / r.2.as_secs_f64();
+    let mut ours = oxbpf_flood(calls, burst)?;
+    let mut theirs = libbpf_flood(calls, burst);
+    for _ in 0..if quick { 0 } else { 2 } {
+        let o = oxbpf_flood(calls, burst)?;
+        if rate_of(&o) > rate_of(&ours) {
+            ours = o;
+        }
+        if let (Ok(best), Ok(t)) = (&theirs, libbpf_flood(calls, burst))
+            && rate_of(&t) > rate_of(best)
+        {
+            theirs = Ok(t);
+        }
+    }
+    let rate = |(c, _, t): (u64, u64, Duration)| c as f64 / t.as_secs_f64() / 1e6;
+    let ratio = match &theirs {
+        Ok(t) => format!("{:.2}x", rate(ours) / rate(*t)),
+        Err(_) => "-".into(),
+    };
+    let what = format!("{calls} calls x {burst} records");
+    println!(
+        "{:<36} {:>12} {:>12} {:>14.2} {:>12}",
+        format!("oxbpf RingBuf, {what}"),
+        ours.0,
+        ours.1,
+        rate(ours),
+        ratio
+    );
+    match theirs {
+        Ok(t) => println!(
+            "{:<36} {:>12} {:>12} {:>14.2} {:>12}",
+            format!("libbpf ring_buffer__poll, {what}"),
+            t.0,
+            t.1,
+            rate(t),
+            "1.00x"
+        ),
+        Err(e) => println!("libbpf consumer not run: {e:#}"),
+    }
+    println!(
+        "Mrecords/s: records consumed per second of the flood; vs libbpf: oxbpf's rate / libbpf's (above 1x: oxbpf consumes faster)"
+    );
     Ok(())
+}
+
+/// (consumed, dropped, time until every written record was consumed).
+fn oxbpf_flood(calls: u64, burst: u32) -> Result<(u64, u64, Duration)> {
+    let mut obj = object("rbflood.o")?;
+    obj.set_global("target_tgid", &std::process::id().to_string())?;
+    obj.set_global("burst", &burst.to_string())?;
+    let mut s = Session::load(obj, &Default::default())?;
+    s.attach_all()?;
+    let mut rb = s.ring_buffer("records")?;
+    let stat = |s: &Session, k: u32| -> Result<u64> {
+        let v = s
+            .map("stats")?
+            .lookup(&k.to_le_bytes())?
+            .unwrap_or_default();
+        Ok(u64::from_le_bytes(
+            v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]),
+        ))
+    };
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    pin_to(0);
+    let start = Instant::now();
+    let producer = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            pin_to(1);
+            for _ in 0..calls {
+                let _ = std::os::unix::process::parent_id();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let mut consumed = 0u64;
+    loop {
+        rb.wait(Duration::from_millis(10));
+        rb.consume(|_| consumed += 1);
+        if done.load(std::sync::atomic::Ordering::SeqCst) && consumed >= stat(&s, 0)? {
+            break;
+        }
+    }
+    let t = start.elapsed();
+    let _ = producer.join();
+    Ok((consumed, stat(&s, 1)?, t))
+}
+
+fn libbpf_flood(calls: u64, burst: u32) -> Result<(u64, u64, Duration)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/rb_consumer.c");
+    let exe = std::env::temp_dir().join(format!("oxbpf-rb-consumer-{}", std::process::id()));
+    let built = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .args(["-lbpf", "-lpthread"])
+        .output()
+        .context("running cc")?;
+    if !built.status.success() {
+        bail!(
+            "cannot build {} (needs cc and libbpf-dev): {}",
+            src.display(),
+            String::from_utf8_lossy(&built.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    let obj = root().join("examples/live/rbflood.o");
+    let out = Command::new(&exe)
+        .arg(&obj)
+        .arg(calls.to_string())
+        .arg(burst.to_string())
+        .output()
+        .context("running the libbpf consumer")?;
+    let _ = std::fs::remove_file(&exe);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match nums[..] {
+        [c, d, ns] => Ok((c, d, Duration::from_nanos(ns))),
+        _ => bail!(
+            "the libbpf consumer said: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

@@ -73,6 +73,8 @@ pub struct RingBuf {
     producer: Mapping,
     /// The data area's size (`max_entries`, a power of two).
     size: u64,
+    /// Start of the data area (one page into the producer mapping).
+    data: *const u8,
 }
 
 // SAFETY: the mappings are plain shared memory; every access goes through
@@ -103,11 +105,14 @@ impl RingBuf {
         })?;
         let consumer = map_region(fd.as_raw_fd(), page, 0, true)?;
         let producer = map_region(fd.as_raw_fd(), page + 2 * size as usize, page, false)?;
+        // SAFETY: the producer mapping is page + 2 * size bytes long.
+        let data = unsafe { (producer.addr as *const u8).add(page) };
         Ok(RingBuf {
             fd,
             consumer,
             producer,
             size,
+            data,
         })
     }
 
@@ -123,9 +128,7 @@ impl RingBuf {
     }
 
     fn data(&self) -> *const u8 {
-        // SAFETY: the data area begins one page into the producer mapping,
-        // which is page + 2 * size bytes long.
-        unsafe { (self.producer.addr as *const u8).add(page_size()) }
+        self.data
     }
 
     /// Calls `f` with every committed record (discarded ones are skipped)
@@ -133,10 +136,14 @@ impl RingBuf {
     pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         let mut cons = self.consumer_pos().load(Ordering::Acquire);
+        let mut prod = self.producer_pos().load(Ordering::Acquire);
         loop {
-            let prod = self.producer_pos().load(Ordering::Acquire);
             if cons >= prod {
-                break;
+                // Caught up: look again once before returning.
+                prod = self.producer_pos().load(Ordering::Acquire);
+                if cons >= prod {
+                    break;
+                }
             }
             let off = (cons & (self.size - 1)) as usize;
             // SAFETY: `off` is inside the data area and 8-byte aligned
