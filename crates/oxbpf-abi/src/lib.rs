@@ -8,7 +8,7 @@
 //! backend all read the same table.
 //!
 //! The enums come from the running kernel's own BTF
-//! (`scripts/gen-abi-enums.py` writes [`enums`]); each variant carries its
+//! (`scripts/gen-abi-enums.py` writes `enums.rs`); each variant carries its
 //! kernel name as a doc alias, so searching the docs for
 //! `BPF_MAP_TYPE_HASH` finds [`MapType::Hash`]. Values read from files or
 //! the kernel stay `u32`s where they may be unknown; the `map_type`,
