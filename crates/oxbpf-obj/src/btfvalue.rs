@@ -257,6 +257,62 @@ fn int_value(v: u128, bits: u32, encoding: u32) -> Value {
     }
 }
 
+impl Value {
+    /// The sum of per-CPU values of one type: integers added (wrapping),
+    /// structs and arrays member by member; `None` when they are not all
+    /// numbers of the same shape (strings, pointers, enums do not add).
+    pub fn sum(values: &[Value]) -> Option<Value> {
+        let first = values.first()?;
+        match first {
+            Value::Uint(_) => values
+                .iter()
+                .try_fold(0u128, |acc, v| match v {
+                    Value::Uint(x) => Some(acc.wrapping_add(*x)),
+                    _ => None,
+                })
+                .map(Value::Uint),
+            Value::Int(_) => values
+                .iter()
+                .try_fold(0i128, |acc, v| match v {
+                    Value::Int(x) => Some(acc.wrapping_add(*x)),
+                    _ => None,
+                })
+                .map(Value::Int),
+            Value::Struct(fields) => {
+                let mut out = Vec::with_capacity(fields.len());
+                for (i, (name, _)) in fields.iter().enumerate() {
+                    let column: Option<Vec<Value>> = values
+                        .iter()
+                        .map(|v| match v {
+                            Value::Struct(f) if f.len() == fields.len() && f[i].0 == *name => {
+                                Some(f[i].1.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    out.push((name.clone(), Value::sum(&column?)?));
+                }
+                Some(Value::Struct(out))
+            }
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in 0..items.len() {
+                    let column: Option<Vec<Value>> = values
+                        .iter()
+                        .map(|v| match v {
+                            Value::Array(a) if a.len() == items.len() => Some(a[i].clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    out.push(Value::sum(&column?)?);
+                }
+                Some(Value::Array(out))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -480,6 +536,27 @@ mod tests {
             "budget reached"
         );
         assert!(matches!(&outer[0].1, Value::Struct(f) if f[0].1 == Value::Int(1)));
+    }
+
+    #[test]
+    fn per_cpu_values_sum_member_by_member() {
+        let cpu = |p: u128, b: u128| {
+            Value::Struct(vec![
+                ("packets".into(), Value::Uint(p)),
+                ("bytes".into(), Value::Uint(b)),
+            ])
+        };
+        assert_eq!(
+            Value::sum(&[cpu(1, 60), cpu(2, 40), cpu(0, 0)]),
+            Some(cpu(3, 100))
+        );
+        assert_eq!(
+            Value::sum(&[Value::Int(-2), Value::Int(5)]),
+            Some(Value::Int(3))
+        );
+        assert_eq!(Value::sum(&[Value::Uint(1), Value::Int(1)]), None);
+        assert_eq!(Value::sum(&[Value::Str("a".into())]), None);
+        assert_eq!(Value::sum(&[]), None);
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub(crate) mod json {
         /// one element per CPU.
         #[serde(skip_serializing_if = "Option::is_none")]
         pub value_btf: Option<serde_json::Value>,
+        /// A per-CPU map's values summed over the CPUs (integers, member
+        /// by member), absent for other maps.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub value_sum: Option<serde_json::Value>,
     }
 
     /// A decoded BTF value as JSON.
@@ -513,15 +517,36 @@ impl<'o> MapTypes<'o> {
         if let Some(d) = self.btf.decode(self.value, v) {
             return Some(d);
         }
-        // Per-CPU maps: one value per CPU, back to back.
+        self.per_cpu(v).map(oxbpf_obj::btfvalue::Value::Array)
+    }
+
+    /// A per-CPU map's value, one decoded value per CPU: the kernel pads
+    /// each CPU's copy to 8 bytes (`round_up(value_size, 8)`), oxbpf's own
+    /// maps lay them back to back.
+    fn per_cpu(&self, v: &[u8]) -> Option<Vec<oxbpf_obj::btfvalue::Value>> {
         let size = self.btf.size_of(self.value)? as usize;
-        if size == 0 || !v.len().is_multiple_of(size) {
+        if size == 0 {
             return None;
         }
-        v.chunks_exact(size)
-            .map(|c| self.btf.decode(self.value, c))
-            .collect::<Option<Vec<_>>>()
-            .map(oxbpf_obj::btfvalue::Value::Array)
+        let padded = size.div_ceil(8) * 8;
+        let stride = if v.len().is_multiple_of(padded) {
+            padded
+        } else if v.len().is_multiple_of(size) {
+            size
+        } else {
+            return None;
+        };
+        v.chunks_exact(stride)
+            .map(|c| self.btf.decode(self.value, &c[..size]))
+            .collect()
+    }
+
+    /// The per-CPU values of `v` summed (integers, member by member).
+    fn sum(&self, v: &[u8]) -> Option<oxbpf_obj::btfvalue::Value> {
+        if self.value == 0 || self.btf.decode(self.value, v).is_some() {
+            return None;
+        }
+        oxbpf_obj::btfvalue::Value::sum(&self.per_cpu(v)?)
     }
 }
 
@@ -560,6 +585,7 @@ pub(crate) fn write_entries(
                     value: hex(v),
                     key_btf: types.and_then(|t| t.key(k)).map(|d| json::btf_value(&d)),
                     value_btf: types.and_then(|t| t.value(v)).map(|d| json::btf_value(&d)),
+                    value_sum: types.and_then(|t| t.sum(v)).map(|d| json::btf_value(&d)),
                 })
                 .collect(),
         };
@@ -585,7 +611,10 @@ pub(crate) fn write_entries(
         let value = types
             .and_then(|t| t.value(v))
             .map_or_else(|| hex(v), |d| d.to_string());
-        writeln!(out, "  {key} => {value}")?;
+        match types.and_then(|t| t.sum(v)) {
+            Some(sum) => writeln!(out, "  {key} => {value} (sum {sum})")?,
+            None => writeln!(out, "  {key} => {value}")?,
+        }
     }
     let hidden = entries.len() - shown.len();
     if hidden > 0 {

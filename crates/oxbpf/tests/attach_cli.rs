@@ -177,3 +177,64 @@ fn bpf_printk_lines_come_from_the_trace_pipe() {
         .count();
     assert!(mine >= 3, "{mine} of our 3 printk lines in {lines:?}");
 }
+
+#[test]
+fn per_cpu_maps_print_per_cpu_and_summed() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let mut child = Command::new(common::oxbpf_bin())
+        .args([
+            "attach",
+            "examples/live/percpu.o",
+            "--json",
+            "--duration",
+            "1.5",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("Ctrl-C to stop") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "oxbpf attach ended early"
+        );
+    }
+    for _ in 0..10 {
+        let _ = std::os::unix::process::parent_id();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let map = rows
+        .iter()
+        .find(|r| r["map"] == "per_cpu_calls")
+        .expect("the per-CPU map");
+    let me = std::process::id();
+    let entry = map["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key_btf"] == me)
+        .unwrap_or_else(|| panic!("no entry for pid {me}: {map}"));
+    let cpus = entry["value_btf"].as_array().unwrap();
+    assert_eq!(
+        cpus.len(),
+        oxbpf_sys::possible_cpus(),
+        "one value per possible CPU"
+    );
+    let per_cpu: u64 = cpus.iter().map(|c| c["calls"].as_u64().unwrap()).sum();
+    assert_eq!(per_cpu, 10);
+    assert_eq!(entry["value_sum"]["calls"], 10);
+}
