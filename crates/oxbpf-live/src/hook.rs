@@ -294,7 +294,7 @@ pub fn hook_for(section: &str) -> Result<Hook, HookError> {
 }
 
 /// `0x1a` or `26`.
-fn parse_offset(s: &str) -> Option<u64> {
+pub(crate) fn parse_offset(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(h) => u64::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),

@@ -596,7 +596,7 @@ impl Session {
                 let (func, off) = match target.split_once('+') {
                     Some((f, o)) => (
                         f,
-                        parse_number(o).ok_or_else(|| unsupported("bad offset after `+`"))?,
+                        hook::parse_offset(o).ok_or_else(|| unsupported("bad offset after `+`"))?,
                     ),
                     None => (target.as_str(), 0),
                 };
@@ -830,13 +830,5 @@ impl Session {
             .find(|p| p.def.name == name)
             .and_then(|p| p.verdict.prog.as_ref().ok())
             .map(|p| p.fd.as_raw_fd())
-    }
-}
-
-/// `0x1a` or `26`.
-fn parse_number(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16).ok(),
-        None => s.parse().ok(),
     }
 }

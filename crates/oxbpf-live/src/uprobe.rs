@@ -194,7 +194,7 @@ pub fn matching_functions(path: &Path, pattern: &str) -> Result<Vec<(String, u64
 
 /// A virtual address's file offset, through the loadable segment that
 /// holds it.
-fn address_to_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
+pub(crate) fn address_to_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
     elf.segments().find_map(|seg| {
         let (start, size) = (seg.address(), seg.size());
         let (file_off, _) = seg.file_range();

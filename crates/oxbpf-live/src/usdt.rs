@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use object::{Object, ObjectSection, ObjectSegment};
+use object::{Object, ObjectSection};
 
 /// One probe site.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,14 +164,6 @@ fn parse_int(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-fn addr_to_offset(elf: &object::File<'_>, addr: u64) -> Option<u64> {
-    elf.segments().find_map(|seg| {
-        let (start, size) = (seg.address(), seg.size());
-        let (off, _) = seg.file_range();
-        (addr >= start && addr < start + size).then(|| addr - start + off)
-    })
-}
-
 /// The file offset of a semaphore address: through the section holding
 /// it (`.probes`, which may be NOBITS-adjacent), as libbpf computes
 /// `ref_ctr_offset`.
@@ -249,7 +241,7 @@ pub fn probes(path: &Path) -> Result<Vec<Probe>, UsdtError> {
                     message,
                 })?);
             }
-            let offset = addr_to_offset(&elf, pc).ok_or_else(|| {
+            let offset = crate::uprobe::address_to_offset(&elf, pc).ok_or_else(|| {
                 err(format!(
                     "probe {provider}:{name} at {pc:#x} is in no loadable segment"
                 ))

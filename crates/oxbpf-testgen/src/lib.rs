@@ -19,7 +19,7 @@
 
 use std::fmt::Write;
 
-use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
+use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramType};
 
 /// A generated program: the object to verify and its assembly text.
 pub struct Generated {
@@ -171,18 +171,6 @@ pub fn soundness_program(data: &[u8]) -> Option<Generated> {
         Hook::Xdp => ("xdp", ProgramType::Xdp),
         Hook::Tc => ("tc", ProgramType::SchedCls),
     };
-    let program = ProgramDef {
-        name: "generated".into(),
-        section: section.into(),
-        section_offset: 0,
-        kind,
-        attach: None,
-        insns,
-        extern_calls: Vec::new(),
-        line_info: Vec::new(),
-        func_info: Vec::new(),
-        core_relos: Vec::new(),
-    };
     let map = |name: &str, map_type, key_size, value_size, max_entries| MapDef {
         name: name.into(),
         map_type,
@@ -198,19 +186,11 @@ pub fn soundness_program(data: &[u8]) -> Option<Generated> {
         btf_key_type_id: 0,
         btf_value_type_id: 0,
     };
-    let object = Object {
-        programs: vec![program],
-        // BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_PROG_ARRAY.
-        maps: vec![map("rb", 27, 0, 0, 4096), map("progs", 3, 4, 4, 1)],
-        license: Some("GPL".into()),
-        kernel_version: None,
-        btf: None,
-        btf_ext: None,
-        section_sizes: Default::default(),
-        symbol_offsets: Default::default(),
-        kconfig: Vec::new(),
-        kconfig_map: None,
-    };
+    let mut object = Object::from_raw_program("generated", insns);
+    object.programs[0].section = section.into();
+    object.programs[0].kind = kind;
+    // BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_PROG_ARRAY.
+    object.maps = vec![map("rb", 27, 0, 0, 4096), map("progs", 3, 4, 4, 1)];
     Some(Generated { object, source: s })
 }
 

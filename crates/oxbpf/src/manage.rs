@@ -324,8 +324,18 @@ fn print_one<T, J: Serialize, W: std::io::Write>(
     Ok(())
 }
 
+/// Whether bpf(2) is usable, said as a person would.
+fn need_bpf() -> Result<()> {
+    oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))
+}
+
+/// Map `id` and its description, or "no map with id N".
+fn open_map(id: u32) -> Result<(oxbpf_sys::Map, oxbpf_sys::info::MapInfo)> {
+    oxbpf_sys::info::open_map(id).map_err(|e| missing("map", id, e))
+}
+
 pub fn prog(cmd: &ProgCmd) -> Result<ExitCode> {
-    oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))?;
+    need_bpf()?;
     let mut out = std::io::stdout().lock();
     match cmd {
         ProgCmd::List { json: j } => print_all(
@@ -456,18 +466,18 @@ fn kernel_map_types(info: &oxbpf_sys::info::MapInfo) -> Option<(oxbpf_obj::Btf, 
 }
 
 pub fn map(cmd: &MapCmd) -> Result<ExitCode> {
-    oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))?;
+    need_bpf()?;
     let mut out = std::io::stdout().lock();
     match cmd {
         MapCmd::List { json: j } => {
             print_all(&mut out, &oxbpf_sys::info::maps()?, *j, map_json, print_map)?
         }
         MapCmd::Show { id, json: j } => {
-            let (_, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
+            let (_, info) = open_map(*id)?;
             print_one(&mut out, &info, *j, map_json, print_map)?
         }
         MapCmd::Dump { id, json: j } => {
-            let (m, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
+            let (m, info) = open_map(*id)?;
             if !oxbpf_sys::map_is_dumpable(info.map_type) {
                 bail!(
                     "map {id} is a {} map: its entries cannot be listed",
@@ -498,7 +508,7 @@ pub fn map(cmd: &MapCmd) -> Result<ExitCode> {
             }
         }
         MapCmd::Lookup { id, key, json: j } => {
-            let (m, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
+            let (m, info) = open_map(*id)?;
             let k = parse_bytes("key", key, info.key_size as usize)?;
             match m.lookup(&k).map_err(|e| anyhow::anyhow!("map {id}: {e}"))? {
                 Some(v) => {
@@ -525,7 +535,7 @@ pub fn map(cmd: &MapCmd) -> Result<ExitCode> {
             value,
             flags,
         } => {
-            let (m, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
+            let (m, info) = open_map(*id)?;
             let k = parse_bytes("key", key, info.key_size as usize)?;
             let v = parse_bytes("value", value, info.value_size as usize)?;
             let f = match flags.as_str() {
@@ -537,7 +547,7 @@ pub fn map(cmd: &MapCmd) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("map {id}: {e}"))?;
         }
         MapCmd::Delete { id, key } => {
-            let (m, info) = oxbpf_sys::info::open_map(*id).map_err(|e| missing("map", *id, e))?;
+            let (m, info) = open_map(*id)?;
             let k = parse_bytes("key", key, info.key_size as usize)?;
             m.delete(&k).map_err(|e| anyhow::anyhow!("map {id}: {e}"))?;
         }
@@ -603,7 +613,7 @@ fn print_link(out: &mut impl std::io::Write, l: &oxbpf_sys::info::LinkInfo) -> s
 }
 
 pub fn link(cmd: &LinkCmd) -> Result<ExitCode> {
-    oxbpf_sys::available().map_err(|e| anyhow::anyhow!("needs bpf(2) (run as root): {e}"))?;
+    need_bpf()?;
     let mut out = std::io::stdout().lock();
     match cmd {
         LinkCmd::List { json: j } => print_all(

@@ -131,21 +131,11 @@ fn attach_names_what_is_missing() {
     );
 }
 
-#[test]
-fn bpf_printk_lines_come_from_the_trace_pipe() {
-    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
-        return;
-    }
+/// Runs `oxbpf attach OBJECT --json --duration 1.5`, makes `calls`
+/// getppid(2) calls once it is attached, and returns its JSON lines.
+fn attach_json_while_calling_getppid(object: &str, calls: usize) -> Vec<serde_json::Value> {
     let mut child = Command::new(common::oxbpf_bin())
-        .args([
-            "attach",
-            "examples/live/printk.o",
-            "--json",
-            "--duration",
-            "1.5",
-        ])
+        .args(["attach", object, "--json", "--duration", "1.5"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -160,17 +150,27 @@ fn bpf_printk_lines_come_from_the_trace_pipe() {
             "oxbpf attach ended early"
         );
     }
-    for _ in 0..3 {
+    for _ in 0..calls {
         let _ = std::os::unix::process::parent_id();
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let me = format!("getppid from {}", std::process::id());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn bpf_printk_lines_come_from_the_trace_pipe() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let lines = attach_json_while_calling_getppid("examples/live/printk.o", 3);
+    let me = format!("getppid from {}", std::process::id());
     let mine = lines
         .iter()
         .filter(|l| l["trace_printk"] == me.as_str())
@@ -185,38 +185,7 @@ fn per_cpu_maps_print_per_cpu_and_summed() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
     }
-    let mut child = Command::new(common::oxbpf_bin())
-        .args([
-            "attach",
-            "examples/live/percpu.o",
-            "--json",
-            "--duration",
-            "1.5",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("Ctrl-C to stop") {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "oxbpf attach ended early"
-        );
-    }
-    for _ in 0..10 {
-        let _ = std::os::unix::process::parent_id();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = attach_json_while_calling_getppid("examples/live/percpu.o", 10);
     let map = rows
         .iter()
         .find(|r| r["map"] == "per_cpu_calls")
