@@ -284,6 +284,122 @@ fn tp_btf_with_core_reads_sees_exec() {
     assert_nothing_left(&before);
 }
 
+/// A global of `.bss` as the program left it.
+fn bss_u64(s: &Session, obj: &oxbpf_obj::Object, name: &str) -> u64 {
+    let off = obj.symbol_offsets[&(".bss".to_string(), name.to_string())] as usize;
+    let v = s
+        .map(".bss")
+        .unwrap()
+        .lookup(&0u32.to_le_bytes())
+        .unwrap()
+        .unwrap();
+    let mut b = [0u8; 8];
+    let n = (v.len() - off).min(8);
+    b[..n].copy_from_slice(&v[off..off + n]);
+    u64::from_le_bytes(b)
+}
+
+#[test]
+fn ksym_externs_resolve_against_the_running_kernel() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let obj = object("ksyms.o");
+        let kinds: Vec<_> = obj
+            .ksyms
+            .iter()
+            .map(|k| (k.name.as_str(), k.kind, k.weak))
+            .collect();
+        use oxbpf_obj::KsymKind::*;
+        for want in [
+            ("runqueues", Typed, true),
+            ("_stext", Typeless, false),
+            ("oxbpf_no_such_variable", Typed, true),
+            ("bpf_task_acquire", Func, true),
+            ("oxbpf_no_such_kfunc", Func, true),
+        ] {
+            assert!(kinds.contains(&want), "{want:?} not in {kinds:?}");
+        }
+        let mut s = Session::load(obj.clone(), &Default::default()).unwrap();
+        assert_eq!(s.attach_all().unwrap(), 1);
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut execs = 0;
+        for _ in 0..100 {
+            execs = bss_u64(&s, &obj, "execs") as u32;
+            if execs > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(execs > 0, "no exec seen");
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+        let addr = kallsyms
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.get(2) == Some(&"_stext")).then(|| u64::from_str_radix(f[0], 16).unwrap())
+            })
+            .unwrap();
+        assert_eq!(bss_u64(&s, &obj, "text_addr"), addr);
+        // The kernel resolves a typed variable through kallsyms: without
+        // CONFIG_KALLSYMS_ALL (this machine) the weak `runqueues` is absent.
+        let listed = kallsyms
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("runqueues"));
+        assert_eq!(bss_u64(&s, &obj, "has_runqueues") == 1, listed);
+        assert_eq!(bss_u64(&s, &obj, "rq_cpu_matches") == 1, listed);
+        assert_eq!(bss_u64(&s, &obj, "has_task_acquire") as u32, 1);
+        assert_eq!(bss_u64(&s, &obj, "has_missing_kfunc") as u32, 0);
+        assert_eq!(bss_u64(&s, &obj, "has_missing_variable") as u32, 0);
+        assert_eq!(bss_u64(&s, &obj, "has_missing_symbol") as u32, 0);
+        // Other execs may race ours; the last one seen is some real process.
+        let acquired = bss_u64(&s, &obj, "acquired_pid") as u32;
+        assert!(
+            acquired > 1,
+            "bpf_task_acquire gave pid {acquired} (ours was {pid})"
+        );
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
+fn a_strong_ksym_the_kernel_lacks_is_named() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        for (name, says) in [
+            ("oxbpf_no_such_kfunc", "is not in the kernel's BTF"),
+            ("oxbpf_no_such_variable", "is not in the kernel's BTF"),
+            ("oxbpf_no_such_symbol", "is not in /proc/kallsyms"),
+        ] {
+            let mut obj = object("ksyms.o");
+            obj.ksyms
+                .iter_mut()
+                .filter(|k| k.name == name)
+                .for_each(|k| k.weak = false);
+            let e = Session::load(obj, &Default::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("on_exec_ksyms")
+                    && e.contains(name)
+                    && e.contains(says)
+                    && e.contains("__weak"),
+                "{e}"
+            );
+        }
+    }
+    assert_nothing_left(&before);
+}
+
 #[test]
 fn rodata_filters_are_set_before_load() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());

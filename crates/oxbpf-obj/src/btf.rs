@@ -537,10 +537,15 @@ impl Btf {
             })
     }
 
-    /// The raw section with every DATASEC's size and variable offsets
-    /// filled in, as the kernel requires: clang leaves them zero in object
-    /// files. `section_size` gives a section's size by name and
-    /// `var_offset` a variable's offset in its section.
+    /// The raw section as the kernel accepts it (libbpf's sanitizing of
+    /// an object's BTF): every DATASEC's size and variable offsets filled
+    /// in (clang leaves them zero in object files; `section_size` gives a
+    /// section's size by name and `var_offset` a variable's offset in its
+    /// section); extern variables made allocated globals; extern functions
+    /// made global, their unnamed parameters named; and the `.ksyms`
+    /// section, whose externs have no storage, turned into 4-byte `int`
+    /// variables one after the other (a function member is replaced by a
+    /// dummy variable, since a DATASEC may hold variables only).
     pub fn with_fixed_datasecs(
         &self,
         section_size: impl Fn(&str) -> Option<u32>,
@@ -552,52 +557,164 @@ impl Btf {
                 .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
                 .unwrap_or(0)
         };
+        if raw.len() < 24 {
+            return raw;
+        }
         let hdr_len = rd(&raw, 4) as usize;
         let type_off = rd(&raw, 8) as usize;
         let type_len = rd(&raw, 12) as usize;
-        let mut pos = hdr_len + type_off;
-        let end = (pos + type_len).min(raw.len());
-        let mut id = 1usize;
-        while pos + 12 <= end {
+        let (at, end) = record_offsets(&raw);
+        let kind_of = |raw: &[u8], id: usize| at.get(id).map(|&p| (rd(raw, p + 4) >> 24) & 0x1f);
+        // A 4-byte int for the `.ksyms` stand-ins, and a dummy variable for
+        // function members; appended when the object has none.
+        let ksyms = self.datasec(".ksyms").map(|(id, _)| id as usize);
+        let mut appended: Vec<u8> = Vec::new();
+        let mut new_strings: Vec<u8> = Vec::new();
+        let str_len = rd(&raw, 20) as usize;
+        let mut next_id = at.len() as u32;
+        let mut dummy_var = 0u32;
+        let mut int_id = 0u32;
+        if ksyms.is_some() {
+            int_id = self
+                .types
+                .iter()
+                .position(|t| {
+                    matches!(
+                        t.kind,
+                        Kind::Int {
+                            size: 4,
+                            bits: 32,
+                            ..
+                        }
+                    )
+                })
+                .map(|i| i as u32)
+                .unwrap_or(0);
+            if int_id == 0 {
+                let name = (str_len + new_strings.len()) as u32;
+                new_strings.extend_from_slice(b"int\0");
+                appended.extend_from_slice(&name.to_le_bytes());
+                appended.extend_from_slice(&(1u32 << 24).to_le_bytes());
+                appended.extend_from_slice(&4u32.to_le_bytes());
+                appended.extend_from_slice(&(0x0100_0020u32).to_le_bytes());
+                int_id = next_id;
+                next_id += 1;
+            }
+            let name = (str_len + new_strings.len()) as u32;
+            new_strings.extend_from_slice(b"__oxbpf_ksym_dummy\0");
+            appended.extend_from_slice(&name.to_le_bytes());
+            appended.extend_from_slice(&(14u32 << 24).to_le_bytes());
+            appended.extend_from_slice(&int_id.to_le_bytes());
+            appended.extend_from_slice(&1u32.to_le_bytes());
+            dummy_var = next_id;
+        }
+        for (id, &pos) in at.iter().enumerate().skip(1) {
             let info = rd(&raw, pos + 4);
             let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let extra = match kind {
-                1 | 14 | 17 => 4,
-                3 => 12,
-                4 | 5 | 15 | 19 => 12 * vlen,
-                6 | 13 => 8 * vlen,
-                _ => 0,
-            };
-            if kind == 15 {
-                let name = self
-                    .types
-                    .get(id)
-                    .map(|t| t.name.clone())
-                    .unwrap_or_default();
-                if let Some(size) = section_size(&name) {
-                    raw[pos + 8..pos + 12].copy_from_slice(&size.to_le_bytes());
-                }
-                for v in 0..vlen {
-                    let at = pos + 12 + 12 * v;
-                    if at + 12 > end {
-                        break;
+            match (info >> 24) & 0x1f {
+                // FUNC: extern linkage is not for the kernel; global then,
+                // with every parameter named (the kernel requires names
+                // for global functions).
+                12 if vlen == 2 => {
+                    raw[pos + 4..pos + 8].copy_from_slice(&((info & !0xffff) | 1).to_le_bytes());
+                    let name_off = rd(&raw, pos);
+                    let proto = rd(&raw, pos + 8) as usize;
+                    if let Some(&pp) = at.get(proto).filter(|_| kind_of(&raw, proto) == Some(13)) {
+                        let n = (rd(&raw, pp + 4) & 0xffff) as usize;
+                        for k in 0..n {
+                            let p = pp + 12 + 8 * k;
+                            if p + 8 <= end && rd(&raw, p) == 0 && rd(&raw, p + 4) != 0 {
+                                raw[p..p + 4].copy_from_slice(&name_off.to_le_bytes());
+                            }
+                        }
                     }
-                    let var_id = rd(&raw, at);
-                    let var_name = self
+                }
+                // VAR with extern linkage: an allocated global.
+                14 if rd(&raw, pos + 12) == 2 => {
+                    raw[pos + 12..pos + 16].copy_from_slice(&1u32.to_le_bytes());
+                }
+                15 => {
+                    let name = self
                         .types
-                        .get(var_id as usize)
+                        .get(id)
                         .map(|t| t.name.clone())
                         .unwrap_or_default();
-                    if let Some(off) = var_offset(&name, &var_name) {
-                        raw[at + 4..at + 8].copy_from_slice(&off.to_le_bytes());
+                    if Some(id) == ksyms {
+                        for v in 0..vlen {
+                            let p = pos + 12 + 12 * v;
+                            if p + 12 > end {
+                                break;
+                            }
+                            let member = rd(&raw, p) as usize;
+                            match kind_of(&raw, member) {
+                                Some(14) => {
+                                    let vp = at[member];
+                                    raw[vp + 8..vp + 12].copy_from_slice(&int_id.to_le_bytes());
+                                }
+                                _ => raw[p..p + 4].copy_from_slice(&dummy_var.to_le_bytes()),
+                            }
+                            raw[p + 4..p + 8].copy_from_slice(&(4 * v as u32).to_le_bytes());
+                            raw[p + 8..p + 12].copy_from_slice(&4u32.to_le_bytes());
+                        }
+                        raw[pos + 8..pos + 12].copy_from_slice(&(4 * vlen as u32).to_le_bytes());
+                        continue;
+                    }
+                    if let Some(size) = section_size(&name) {
+                        raw[pos + 8..pos + 12].copy_from_slice(&size.to_le_bytes());
+                    }
+                    for v in 0..vlen {
+                        let p = pos + 12 + 12 * v;
+                        if p + 12 > end {
+                            break;
+                        }
+                        let var_id = rd(&raw, p);
+                        let var_name = self
+                            .types
+                            .get(var_id as usize)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default();
+                        if let Some(off) = var_offset(&name, &var_name) {
+                            raw[p + 4..p + 8].copy_from_slice(&off.to_le_bytes());
+                        }
                     }
                 }
+                _ => {}
             }
-            pos += 12 + extra;
-            id += 1;
+        }
+        if !appended.is_empty() {
+            // Types end where the strings begin (clang's layout); the new
+            // records go after the last type and the new strings last.
+            let str_off = rd(&raw, 16) as usize;
+            let types_end = hdr_len + type_off + type_len;
+            raw.splice(types_end..types_end, appended.iter().copied());
+            let grow = appended.len() as u32;
+            raw[12..16].copy_from_slice(&((type_len as u32) + grow).to_le_bytes());
+            if str_off >= type_off + type_len {
+                raw[16..20].copy_from_slice(&((str_off as u32) + grow).to_le_bytes());
+            }
+            let strings_end = hdr_len + rd(&raw, 16) as usize + str_len;
+            raw.splice(strings_end..strings_end, new_strings.iter().copied());
+            raw[20..24].copy_from_slice(&((str_len + new_strings.len()) as u32).to_le_bytes());
         }
         raw
+    }
+
+    /// The same BTF with the functions `named` given static linkage:
+    /// libbpf's rule for global functions of hidden visibility
+    /// (`__hidden`, as `usdt.bpf.h` declares its helpers), which are then
+    /// verified with their caller's context like static ones.
+    pub fn with_static_funcs(&self, named: impl Fn(&str) -> bool) -> Result<Btf, BtfError> {
+        let mut raw = self.raw.clone();
+        let (at, _) = record_offsets(&raw);
+        for (id, t) in self.types.iter().enumerate() {
+            if let (Kind::Func { linkage: 1.., .. }, Some(&pos)) = (&t.kind, at.get(id))
+                && id > 0
+                && named(&t.name)
+            {
+                raw[pos + 4..pos + 6].copy_from_slice(&0u16.to_le_bytes());
+            }
+        }
+        Btf::parse(&raw)
     }
 
     /// The string at `off` in the string section.
@@ -613,6 +730,36 @@ impl Btf {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where each type's record starts in raw BTF (index = type id; 0 for
+/// `void`), and where the type section ends.
+fn record_offsets(raw: &[u8]) -> (Vec<usize>, usize) {
+    let rd = |o: usize| -> u32 {
+        raw.get(o..o + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .unwrap_or(0)
+    };
+    let mut at = vec![0usize];
+    if raw.len() < 24 {
+        return (at, 0);
+    }
+    let mut pos = rd(4) as usize + rd(8) as usize;
+    let end = (pos + rd(12) as usize).min(raw.len());
+    while pos + 12 <= end {
+        at.push(pos);
+        let info = rd(pos + 4);
+        let vlen = (info & 0xffff) as usize;
+        let extra = match (info >> 24) & 0x1f {
+            1 | 14 | 17 => 4,
+            3 => 12,
+            4 | 5 | 15 | 19 => 12 * vlen,
+            6 | 13 => 8 * vlen,
+            _ => 0,
+        };
+        pos += 12 + extra;
+    }
+    (at, end)
 }
 
 /// One `bpf_func_info` record: a function starting at `insn` (instruction

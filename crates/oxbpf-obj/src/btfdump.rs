@@ -152,12 +152,16 @@ impl Btf {
             Kind::Datasec { size, vars } => {
                 let _ = writeln!(out, "[{id}] DATASEC {n} size={size} vlen={}", vars.len());
                 for v in vars {
-                    let var = self
-                        .get(v.type_id)
-                        .map_or(String::new(), |t| t.name.clone());
+                    let member = self.get(v.type_id);
+                    let var = member.map_or(String::new(), |t| t.name.clone());
+                    // A member is a VAR, or a FUNC in `.ksyms`.
+                    let kind = match member.map(|t| &t.kind) {
+                        Some(Kind::Func { .. }) => "FUNC",
+                        _ => "VAR",
+                    };
                     let _ = writeln!(
                         out,
-                        "\ttype_id={} offset={} size={} (VAR {})",
+                        "\ttype_id={} offset={} size={} ({kind} {})",
                         v.type_id,
                         v.offset,
                         v.size,

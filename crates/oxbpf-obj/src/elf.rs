@@ -68,6 +68,8 @@ pub struct Symbol {
     pub global: bool,
     /// `STB_WEAK` binding (a weak extern may stay unresolved).
     pub weak: bool,
+    /// `STV_HIDDEN` or `STV_INTERNAL` visibility (`__hidden`).
+    pub hidden: bool,
     /// Section index, or None for undefined/absolute symbols.
     pub section: Option<usize>,
     pub value: u64,
@@ -198,6 +200,10 @@ pub fn parse(bytes: &[u8]) -> Result<ElfView, ObjError> {
             kind,
             global: raw.st_bind() != object::elf::STB_LOCAL,
             weak: raw.st_bind() == object::elf::STB_WEAK,
+            hidden: matches!(
+                raw.st_visibility(),
+                object::elf::STV_HIDDEN | object::elf::STV_INTERNAL
+            ),
             section,
             value: raw.st_value(endian),
             size: raw.st_size(endian),

@@ -271,6 +271,9 @@ pub struct ProgramDef {
     /// Calls to extern functions (kfuncs), left as kfunc calls with BTF id 0:
     /// (instruction index, function name).
     pub extern_calls: Vec<(usize, String)>,
+    /// `lddw` of a `__ksym` extern's address (variable or function), left
+    /// as `BPF_PSEUDO_BTF_ID` with id 0: (instruction index, name).
+    pub extern_loads: Vec<(usize, String)>,
     /// Source lines (from `.BTF.ext`), by instruction index of `insns`.
     pub line_info: Vec<btf::LineInfo>,
     /// Function records (from `.BTF.ext`), by instruction index of `insns`.
@@ -311,6 +314,32 @@ pub struct Object {
     /// `kconfig_map`) for the loader to fill before load.
     pub kconfig: Vec<KconfigVar>,
     pub kconfig_map: Option<usize>,
+    /// `__ksym` externs: kernel variables and functions, resolved against
+    /// the running kernel when the object is loaded.
+    pub ksyms: Vec<Ksym>,
+}
+
+/// One `extern ... __ksym` symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ksym {
+    pub name: String,
+    /// Declared `__weak`: may be missing from the kernel (its address is
+    /// then 0, which is what `bpf_ksym_exists` tests).
+    pub weak: bool,
+    pub kind: KsymKind,
+}
+
+/// What a `__ksym` extern is, as libbpf tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KsymKind {
+    /// A variable with a BTF type (`extern const struct rq runqueues
+    /// __ksym;`): its address is a typed pointer (`BPF_PSEUDO_BTF_ID`).
+    Typed,
+    /// A `void` variable (`extern const void x __ksym;`): its address
+    /// from /proc/kallsyms, a plain number.
+    Typeless,
+    /// A kernel function (kfunc), called by BTF id.
+    Func,
 }
 
 /// One `extern ... __kconfig` variable.
@@ -414,6 +443,7 @@ impl Object {
                 attach: None,
                 insns,
                 extern_calls: Vec::new(),
+                extern_loads: Vec::new(),
                 line_info: Vec::new(),
                 func_info: Vec::new(),
                 core_relos: Vec::new(),
@@ -427,6 +457,7 @@ impl Object {
             symbol_offsets: Default::default(),
             kconfig: Vec::new(),
             kconfig_map: None,
+            ksyms: Vec::new(),
         }
     }
 
@@ -434,12 +465,23 @@ impl Object {
     /// ELF sections and symbols, as the kernel wants it.
     pub fn btf_for_kernel(&self) -> Option<Vec<u8>> {
         let btf = self.btf.as_ref()?;
+        let kconfig_size = self
+            .kconfig_map
+            .and_then(|i| self.maps.get(i))
+            .map(|m| m.value_size);
         Some(btf.with_fixed_datasecs(
-            |s| self.section_sizes.get(s).map(|&n| n as u32),
+            |s| match s {
+                ".kconfig" => kconfig_size,
+                _ => self.section_sizes.get(s).map(|&n| n as u32),
+            },
             |s, v| {
-                self.symbol_offsets
-                    .get(&(s.to_string(), v.to_string()))
-                    .map(|&n| n as u32)
+                match s {
+                    ".kconfig" => self.kconfig.iter().find(|k| k.name == v).map(|k| k.offset),
+                    _ => self
+                        .symbol_offsets
+                        .get(&(s.to_string(), v.to_string()))
+                        .map(|&n| n as u32),
+                }
             },
         ))
     }

@@ -373,6 +373,7 @@ fn code(elf: &ElfView) -> Result<Code, ObjError> {
 type Linked = (
     Vec<RawInsn>,
     Vec<(usize, String)>,
+    Vec<(usize, String)>,
     Vec<crate::btf::LineInfo>,
     Vec<crate::btf::FuncInfo>,
     Vec<crate::btf::CoreRelo>,
@@ -385,6 +386,8 @@ struct Linker<'a> {
     data_maps: &'a HashMap<usize, usize>,
     /// `__kconfig` externs: name -> (map index, offset).
     kconfig: &'a HashMap<String, (usize, u32)>,
+    /// Names in the BTF `.ksyms` section (`__ksym` externs).
+    ksyms: &'a std::collections::HashSet<String>,
     legacy_secs: Vec<usize>,
     btf_maps_sec: Option<usize>,
     btf_ext: Option<&'a crate::btf::BtfExt>,
@@ -402,6 +405,7 @@ impl Linker<'_> {
     fn link(&self, main: &Func) -> Result<Linked, ObjError> {
         let mut out: Vec<RawInsn> = Vec::new();
         let mut externs: Vec<(usize, String)> = Vec::new();
+        let mut loads: Vec<(usize, String)> = Vec::new();
         let mut lines: Vec<crate::btf::LineInfo> = Vec::new();
         let mut funcs: Vec<crate::btf::FuncInfo> = Vec::new();
         let mut relos: Vec<crate::btf::CoreRelo> = Vec::new();
@@ -491,7 +495,7 @@ impl Linker<'_> {
                 }
                 match (reloc, is_call, is_lddw) {
                     (Some(r), _, true) if r.kind == R_BPF_64_64 => {
-                        self.apply_lddw(sec, r, &mut out, pos, &mut queue, &mut calls)?;
+                        self.apply_lddw(sec, r, &mut out, pos, &mut queue, &mut calls, &mut loads)?;
                     }
                     (Some(r), true, _) if r.kind == R_BPF_64_32 => {
                         let sym = self.symbol(sec, r)?;
@@ -557,7 +561,7 @@ impl Linker<'_> {
         }
         lines.sort_by_key(|l| l.insn);
         funcs.sort_by_key(|f| f.insn);
-        Ok((out, externs, lines, funcs, relos))
+        Ok((out, externs, loads, lines, funcs, relos))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -594,6 +598,7 @@ impl Linker<'_> {
             .ok_or_else(|| reloc_err(sec, r.offset, format!("symbol {} does not exist", r.symbol)))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply_lddw(
         &self,
         sec: &str,
@@ -602,6 +607,7 @@ impl Linker<'_> {
         pos: usize,
         queue: &mut Vec<Func>,
         calls: &mut Vec<(usize, usize, usize)>,
+        loads: &mut Vec<(usize, String)>,
     ) -> Result<(), ObjError> {
         let sym = self.symbol(sec, r)?;
         let Some(target_sec) = sym.section else {
@@ -613,11 +619,20 @@ impl Linker<'_> {
                 out[pos + 1].imm = off as i32 + add;
                 return Ok(());
             }
+            if self.ksyms.contains(&sym.name) {
+                // The address of a kernel variable or function: resolved
+                // by whoever loads the object into a kernel.
+                out[pos].src = BPF_PSEUDO_BTF_ID;
+                out[pos].imm = 0;
+                out[pos + 1].imm = 0;
+                loads.push((pos, sym.name.clone()));
+                return Ok(());
+            }
             return Err(reloc_err(
                 sec,
                 r.offset,
                 format!(
-                    "`{}` is an extern this loader cannot resolve (`__kconfig` externs are; `__ksym` ones not yet)",
+                    "`{}` is an extern in neither `.kconfig` nor `.ksyms` (declare it `__kconfig` or `__ksym`)",
                     sym.name
                 ),
             ));
@@ -707,7 +722,23 @@ fn is_special(name: &str) -> bool {
 
 pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
     let btf = match elf.section_by_name(".BTF") {
-        Some(s) => Some(Btf::parse(&s.data).map_err(|e| ObjError::Btf { message: e.message })?),
+        Some(s) => {
+            let b = Btf::parse(&s.data).map_err(|e| ObjError::Btf { message: e.message })?;
+            // Global functions of hidden visibility are verified as static
+            // ones (libbpf's rule).
+            let hidden: std::collections::HashSet<&str> = elf
+                .symbols
+                .iter()
+                .filter(|s| s.global && s.hidden && s.kind == SymKind::Func && s.section.is_some())
+                .map(|s| s.name.as_str())
+                .collect();
+            Some(if hidden.is_empty() {
+                b
+            } else {
+                b.with_static_funcs(|n| hidden.contains(n))
+                    .map_err(|e| ObjError::Btf { message: e.message })?
+            })
+        }
         None => None,
     };
     let btf_ext = match (elf.section_by_name(".BTF.ext"), &btf) {
@@ -856,6 +887,35 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             });
         }
     }
+    // `extern ... __ksym` symbols, named by the BTF `.ksyms` section.
+    let mut ksyms = Vec::new();
+    if let Some((_, vars)) = btf.as_ref().and_then(|b| b.datasec(".ksyms")) {
+        let b = btf.as_ref().expect("checked above");
+        for v in vars {
+            let Some(t) = b.get(v.type_id) else {
+                continue;
+            };
+            let kind = match t.kind {
+                crate::btf::Kind::Func { .. } => crate::KsymKind::Func,
+                crate::btf::Kind::Var { target, .. } if b.resolve(target) == 0 => {
+                    crate::KsymKind::Typeless
+                }
+                crate::btf::Kind::Var { .. } => crate::KsymKind::Typed,
+                _ => continue,
+            };
+            let weak = elf
+                .symbols
+                .iter()
+                .any(|s| s.name == t.name && s.section.is_none() && s.weak);
+            ksyms.push(crate::Ksym {
+                name: t.name.clone(),
+                weak,
+                kind,
+            });
+        }
+    }
+    let ksym_names: std::collections::HashSet<String> =
+        ksyms.iter().map(|k| k.name.clone()).collect();
     let code = code(elf)?;
     let linker = Linker {
         elf,
@@ -863,6 +923,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         maps: &maps,
         data_maps: &data_maps,
         kconfig: &kconfig,
+        ksyms: &ksym_names,
         legacy_secs,
         btf_maps_sec,
         btf_ext: btf_ext.as_ref(),
@@ -892,7 +953,8 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             .section(f.section)
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let (insns, extern_calls, line_info, func_info, core_relos) = linker.link(f)?;
+        let (insns, extern_calls, extern_loads, line_info, func_info, core_relos) =
+            linker.link(f)?;
         // Every linked program must decode: a malformed instruction is an
         // error naming the program, not a surprise at run time.
         oxbpf_isa::decode(&insns).map_err(|e| ObjError::Program {
@@ -908,6 +970,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
             section_offset: f.start as u64 * 8,
             insns,
             extern_calls,
+            extern_loads,
             line_info,
             func_info,
             core_relos,
@@ -945,6 +1008,7 @@ pub(crate) fn load(elf: &ElfView) -> Result<Object, ObjError> {
         symbol_offsets,
         kconfig: kconfig_vars,
         kconfig_map,
+        ksyms,
     })
 }
 

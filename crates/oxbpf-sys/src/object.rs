@@ -10,7 +10,7 @@
 use oxbpf_abi::map_type;
 use std::os::fd::{AsRawFd, RawFd};
 
-use oxbpf_obj::{Object, ProgramDef, ProgramType};
+use oxbpf_obj::{Object, ProgramDef, ProgramType, RawInsn};
 
 use crate::{Btf, Map, MapSpec, SysError, Verdict, load_program};
 
@@ -18,6 +18,7 @@ const BPF_PSEUDO_MAP_FD: u8 = 1;
 const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 const BPF_PSEUDO_MAP_IDX: u8 = 5;
 const BPF_PSEUDO_MAP_IDX_VALUE: u8 = 6;
+const BPF_PSEUDO_BTF_ID: u8 = 3;
 
 /// A map that could not be created, and why.
 #[derive(Debug)]
@@ -274,6 +275,9 @@ fn load_one(
         log: msg,
     };
     let mut insns = p.insns.clone();
+    if let Err(why) = resolve_ksyms(p, obj, &mut insns) {
+        return fail(libc::ESRCH, why);
+    }
     let mut i = 0;
     while i < insns.len() {
         let ins = insns[i];
@@ -388,6 +392,78 @@ fn load_one(
         }
         _ => v,
     }
+}
+
+/// Points the program's `__ksym` references at the running kernel, as
+/// libbpf does: a typed variable or a function's address by its BTF id in
+/// vmlinux (`BPF_PSEUDO_BTF_ID`), a `void` variable by its address in
+/// /proc/kallsyms, a kfunc call by the function's BTF id. A weak extern the
+/// kernel lacks becomes 0 (its kfunc calls stay id 0, which the kernel
+/// accepts in code it proves dead); a strong one is an error naming it.
+fn resolve_ksyms(p: &ProgramDef, obj: &Object, insns: &mut [RawInsn]) -> Result<(), String> {
+    use oxbpf_obj::KsymKind;
+    let declared = |name: &str| obj.ksyms.iter().find(|k| k.name == name);
+    for (pos, name) in &p.extern_loads {
+        let (kind, weak) = declared(name).map_or((KsymKind::Typeless, false), |k| (k.kind, k.weak));
+        let (src, lo, hi) = match kind {
+            KsymKind::Typed | KsymKind::Func => {
+                let func = kind == KsymKind::Func;
+                let id = crate::vmlinux::ksym_btf_id(name, func)?;
+                // The kernel finds a variable's address through kallsyms,
+                // which lists data symbols only with CONFIG_KALLSYMS_ALL.
+                let listed = func || crate::vmlinux::kallsyms_addr(name)?.is_some();
+                if id.is_some() && !listed && !weak {
+                    return Err(format!(
+                        "`__ksym` variable `{name}` is in the kernel's BTF but not in /proc/kallsyms, where the kernel looks its address up (it lists data symbols only when built with CONFIG_KALLSYMS_ALL); declare it `__weak` to load without it"
+                    ));
+                }
+                match id.filter(|_| listed) {
+                    Some(id) => (BPF_PSEUDO_BTF_ID, id as i32, 0),
+                    None if weak => (0, 0, 0),
+                    None => {
+                        return Err(format!(
+                            "`__ksym` {} `{name}` is not in the kernel's BTF (/sys/kernel/btf/vmlinux); declare it `__weak` to load without it",
+                            if func { "function" } else { "variable" }
+                        ));
+                    }
+                }
+            }
+            KsymKind::Typeless => match crate::vmlinux::kallsyms_addr(name)? {
+                Some(a) => (0, a as u32 as i32, (a >> 32) as u32 as i32),
+                None if weak => (0, 0, 0),
+                None => {
+                    return Err(format!(
+                        "`__ksym` variable `{name}` is not in /proc/kallsyms (data symbols are listed there only with CONFIG_KALLSYMS_ALL); declare it `__weak` to load without it"
+                    ));
+                }
+            },
+        };
+        let Some([a, b, ..]) = insns.get_mut(*pos..) else {
+            return Err(format!("instruction {pos}: `{name}` is not an lddw"));
+        };
+        a.src = src;
+        a.imm = lo;
+        b.imm = hi;
+    }
+    for (pos, name) in &p.extern_calls {
+        let weak = declared(name).is_some_and(|k| k.weak);
+        let Some(ins) = insns.get_mut(*pos) else {
+            continue;
+        };
+        match crate::vmlinux::ksym_btf_id(name, true)? {
+            Some(id) => {
+                ins.imm = id as i32;
+                ins.off = 0;
+            }
+            None if weak => {}
+            None => {
+                return Err(format!(
+                    "kfunc `{name}` is not in the kernel's BTF (/sys/kernel/btf/vmlinux); declare it `__weak` and test it with bpf_ksym_exists() to load without it"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_btf_complaint(log: &str) -> bool {

@@ -53,3 +53,52 @@ pub fn attach_btf_id(section: &str) -> Result<Option<u32>, String> {
             _ => format!("the kernel has no function `{name}` in /sys/kernel/btf/vmlinux"),
         })
 }
+
+/// The vmlinux BTF id of the variable (`func` false) or function named
+/// `name`; `Ok(None)` when the kernel has none, `Err` when it has no BTF.
+pub fn ksym_btf_id(name: &str, func: bool) -> Result<Option<u32>, String> {
+    let btf = btf()?;
+    Ok(btf
+        .types
+        .iter()
+        .position(|t| {
+            t.name == name
+                && if func {
+                    matches!(t.kind, Kind::Func { .. })
+                } else {
+                    matches!(t.kind, Kind::Var { .. })
+                }
+        })
+        .map(|i| i as u32))
+}
+
+/// The address of kernel symbol `name` in /proc/kallsyms (read once);
+/// `Ok(None)` when it is not there.
+pub fn kallsyms_addr(name: &str) -> Result<Option<u64>, String> {
+    static SYMS: OnceLock<Result<std::collections::HashMap<String, u64>, String>> = OnceLock::new();
+    let syms = SYMS
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/kallsyms")
+                .map_err(|e| format!("/proc/kallsyms: {e}"))?;
+            let mut m = std::collections::HashMap::new();
+            for line in text.lines() {
+                let mut f = line.split_whitespace();
+                let (Some(addr), Some(_), Some(sym)) = (f.next(), f.next(), f.next()) else {
+                    continue;
+                };
+                if let Ok(a) = u64::from_str_radix(addr, 16) {
+                    m.entry(sym.to_string()).or_insert(a);
+                }
+            }
+            Ok(m)
+        })
+        .as_ref()
+        .map_err(Clone::clone)?;
+    match syms.get(name) {
+        Some(0) => Err(format!(
+            "/proc/kallsyms shows `{name}` at address 0: kernel.kptr_restrict hides addresses from this user"
+        )),
+        Some(&a) => Ok(Some(a)),
+        None => Ok(None),
+    }
+}
