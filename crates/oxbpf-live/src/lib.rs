@@ -121,6 +121,11 @@ pub struct Options {
     /// rest loads, and attaching a rejected program reports its rejection
     /// (by default the whole load fails, as libbpf's does).
     pub partial: bool,
+    /// Where maps marked `LIBBPF_PIN_BY_NAME` are found and pinned
+    /// (libbpf's `pin_root_path`); `None` is libbpf's default, /sys/fs/bpf.
+    /// A map pinned there is reused when it matches its definition, and a
+    /// new one stays pinned after the session, as with libbpf.
+    pub pin_root: Option<std::path::PathBuf>,
 }
 
 /// Where an XDP program runs.
@@ -246,7 +251,17 @@ impl Session {
                 }
             }
         }
-        let kernel = oxbpf_sys::object::load_object(&object, None);
+        let pin_root = opts
+            .pin_root
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("/sys/fs/bpf"));
+        let mut kernel = oxbpf_sys::object::load_object_with(
+            &object,
+            &oxbpf_sys::object::LoadOptions {
+                override_type: None,
+                pin_root: Some(&pin_root),
+            },
+        );
         if let Some(f) = kernel.map_failures.first().filter(|_| !opts.partial) {
             return Err(LiveError::Map {
                 map: f.name.clone(),
@@ -271,6 +286,7 @@ impl Session {
                 });
             }
         }
+        kernel.keep_pins();
         Ok(Session {
             attachments: Vec::new(),
             kernel,
@@ -282,6 +298,11 @@ impl Session {
             cgroup: opts.cgroup.clone(),
             usdt_spec_ids: 0,
         })
+    }
+
+    /// The maps pinned by name (`LIBBPF_PIN_BY_NAME`), reused or new.
+    pub fn pinned_maps(&self) -> &[oxbpf_sys::object::PinnedMap] {
+        &self.kernel.pinned
     }
 
     /// The object as loaded (programs, maps, BTF).

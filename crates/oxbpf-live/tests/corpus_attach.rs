@@ -47,6 +47,12 @@ fn accepted_corpus_programs_attach_or_say_why_not() {
         .join(format!("oxbpf-corpus-{}", std::process::id()));
     let _ = std::fs::remove_dir(&cg);
     std::fs::create_dir(&cg).unwrap();
+    // Maps pinned by name (cilium's) go to a root of this test's own,
+    // emptied after each object.
+    let pin_root =
+        std::path::PathBuf::from(format!("/sys/fs/bpf/oxbpf-corpus-{}", std::process::id()));
+    let _ = std::fs::create_dir(&pin_root);
+    let mut pinned_by_name = 0;
     let before = kernel_objects();
     // outcome -> (count, an example)
     let mut table: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -63,11 +69,13 @@ fn accepted_corpus_programs_attach_or_say_why_not() {
             iface: Some(veth.here.clone()),
             cgroup: Some(cg.clone()),
             partial: true,
+            pin_root: Some(pin_root.clone()),
             ..Default::default()
         };
         let Ok(mut s) = Session::load(obj.clone(), &opts) else {
             continue;
         };
+        pinned_by_name += s.pinned_maps().len();
         let names: Vec<String> = s.programs().map(String::from).collect();
         for (name, def) in names.iter().zip(&obj.programs) {
             if s.program_fd(name).is_none() {
@@ -112,7 +120,13 @@ fn accepted_corpus_programs_attach_or_say_why_not() {
             e.0 += 1;
         }
         s.detach_all();
+        drop(s);
+        for e in std::fs::read_dir(&pin_root).unwrap().flatten() {
+            std::fs::remove_file(e.path()).unwrap();
+        }
     }
+    std::fs::remove_dir(&pin_root).unwrap();
+    println!("{pinned_by_name} maps pinned by name (LIBBPF_PIN_BY_NAME) and unpinned again");
     println!("{accepted} programs the kernel accepts, {attached} attached");
     for (outcome, (n, example)) in &table {
         println!("{n:>5}  {outcome}   e.g. {example}");

@@ -401,6 +401,69 @@ fn a_strong_ksym_the_kernel_lacks_is_named() {
 }
 
 #[test]
+fn maps_pinned_by_name_are_reused_across_sessions() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let root = PathBuf::from(format!(
+        "/sys/fs/bpf/oxbpf-pin-by-name-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::create_dir(&root);
+    let pin = root.join("oxbpf_getppid_totals");
+    let opts = oxbpf_live::Options {
+        pin_root: Some(root.clone()),
+        ..Default::default()
+    };
+    let me = std::process::id().to_le_bytes();
+    let total = |s: &Session| {
+        s.map("oxbpf_getppid_totals")
+            .unwrap()
+            .lookup(&me)
+            .unwrap()
+            .map(|v| u64::from_le_bytes(v[..8].try_into().unwrap()))
+    };
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("pinned.o"), &opts).unwrap();
+        assert!(!s.pinned_maps()[0].reused);
+        s.attach_all().unwrap();
+        getppid_calls(5);
+        assert_eq!(total(&s), Some(5));
+    }
+    assert!(pin.exists(), "the pin went away with the session");
+    {
+        let mut s = Session::load(object("pinned.o"), &opts).unwrap();
+        let p = &s.pinned_maps()[0];
+        assert!(p.reused && p.path == pin.to_string_lossy(), "{p:?}");
+        assert_eq!(total(&s), Some(5), "the pinned map was not reused");
+        s.attach_all().unwrap();
+        getppid_calls(3);
+        assert_eq!(total(&s), Some(8));
+    }
+    // A definition that no longer matches the pinned map is refused by name.
+    let mut obj = object("pinned.o");
+    obj.maps[0].max_entries = 2048;
+    let e = Session::load(obj, &opts).unwrap_err().to_string();
+    assert!(
+        e.contains("oxbpf_getppid_totals") && e.contains("max_entries 1024 there, 2048 here"),
+        "{e}"
+    );
+    std::fs::remove_file(&pin).unwrap();
+    // A load that fails takes back the pin it made.
+    let mut obj = object("pinned.o");
+    obj.programs[0].insns[0] = oxbpf_obj::RawInsn {
+        code: 0x95,
+        ..Default::default()
+    };
+    assert!(Session::load(obj, &opts).is_err());
+    assert!(!pin.exists(), "a failed load left its pin behind");
+    std::fs::remove_dir(&root).unwrap();
+    assert_nothing_left(&before);
+}
+
+#[test]
 fn rodata_filters_are_set_before_load() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     if !live() {

@@ -46,7 +46,47 @@ pub struct KernelObject {
     /// Why the object's BTF was not used, if it was not.
     pub btf_error: Option<SysError>,
     pub programs: Vec<KernelProgram>,
+    /// Maps pinned by name (`LIBBPF_PIN_BY_NAME`): reused from the pin
+    /// root, or created and pinned there by this load.
+    pub pinned: Vec<PinnedMap>,
 }
+
+/// A map of the object pinned by name.
+#[derive(Debug)]
+pub struct PinnedMap {
+    pub name: String,
+    pub path: String,
+    /// The pin was there before and its map is the one in use.
+    pub reused: bool,
+    /// A pin this load made: removed when the object is dropped unless
+    /// [`KernelObject::keep_pins`] kept it.
+    pin: Option<crate::Pin>,
+}
+
+impl KernelObject {
+    /// Leaves the pins this load made in place (libbpf keeps pinned-by-name
+    /// maps pinned after a successful load); returns their paths.
+    pub fn keep_pins(&mut self) -> Vec<String> {
+        self.pinned
+            .iter_mut()
+            .filter_map(|p| p.pin.take().map(crate::Pin::keep))
+            .collect()
+    }
+}
+
+/// How an object is loaded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions<'a> {
+    /// The type for every program, whatever its section says.
+    pub override_type: Option<ProgramType>,
+    /// Where maps marked `LIBBPF_PIN_BY_NAME` are pinned and found
+    /// (libbpf's `pin_root_path`, /sys/fs/bpf by default); `None` leaves
+    /// them unpinned.
+    pub pin_root: Option<&'a std::path::Path>,
+}
+
+/// `pinning` value of a BTF map definition that pins it by name.
+pub const LIBBPF_PIN_BY_NAME: u32 = 1;
 
 /// Map types whose key and value the kernel accepts BTF for (libbpf
 /// leaves it off the others: fd arrays, queues, ring buffers...).
@@ -137,6 +177,48 @@ pub fn expected_attach_type(section: &str) -> u32 {
 /// their verdict; map creation failures are recorded and make the programs
 /// that use those maps fail with a clear message.
 pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelObject {
+    load_object_with(
+        obj,
+        &LoadOptions {
+            override_type,
+            pin_root: None,
+        },
+    )
+}
+
+/// The pinned map at `path` when it matches `spec` (type, sizes, entries,
+/// flags, as libbpf checks before reusing it).
+fn reuse_pinned(path: &str, spec: &MapSpec) -> Result<Map, SysError> {
+    let fd = crate::obj_get(path)?;
+    let info = crate::info::map_info(&fd)?;
+    let mismatch = [
+        ("type", info.map_type, spec.map_type),
+        ("key size", info.key_size, spec.key_size),
+        ("value size", info.value_size, spec.value_size),
+        ("max_entries", info.max_entries, spec.max_entries),
+        ("flags", info.flags, spec.flags),
+    ]
+    .into_iter()
+    .find(|(_, there, here)| there != here);
+    if let Some((what, there, here)) = mismatch {
+        return Err(SysError {
+            command: "BPF_OBJ_GET",
+            errno: libc::EINVAL,
+            log: Some(format!(
+                "the map pinned at {path} does not match this definition: {what} {there} there, {here} here (remove the pin to start afresh)"
+            )),
+        });
+    }
+    Ok(Map {
+        fd,
+        spec: spec.clone(),
+    })
+}
+
+/// Loads every map and program as [`load_object`] does, with pinning.
+pub fn load_object_with(obj: &Object, opts: &LoadOptions<'_>) -> KernelObject {
+    let override_type = opts.override_type;
+    let mut pinned = Vec::new();
     let ncpus = crate::possible_cpus() as u32;
     let mut maps: Vec<Option<Map>> = Vec::new();
     let mut failures = Vec::new();
@@ -150,6 +232,40 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
     };
     for (i, d) in obj.maps.iter().enumerate() {
         let spec = d.spec().normalized(ncpus);
+        let pin_path = opts
+            .pin_root
+            .filter(|_| {
+                d.pinning == LIBBPF_PIN_BY_NAME
+                    && matches!(
+                        d.origin,
+                        oxbpf_obj::MapOrigin::Btf | oxbpf_obj::MapOrigin::BtfAt { .. }
+                    )
+            })
+            .map(|root| root.join(&d.name).to_string_lossy().into_owned());
+        if let Some(path) = pin_path
+            .as_ref()
+            .filter(|p| std::path::Path::new(p).exists())
+        {
+            match reuse_pinned(path, &spec) {
+                Ok(m) => {
+                    pinned.push(PinnedMap {
+                        name: d.name.clone(),
+                        path: path.clone(),
+                        reused: true,
+                        pin: None,
+                    });
+                    maps.push(Some(m));
+                }
+                Err(error) => {
+                    failures.push(MapFailure {
+                        name: d.name.clone(),
+                        error,
+                    });
+                    maps.push(None);
+                }
+            }
+            continue;
+        }
         let map_btf = btf
             .as_ref()
             .filter(|_| map_takes_btf(d.map_type))
@@ -202,6 +318,23 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
                         error,
                     });
                 }
+                if let Some(path) = pin_path {
+                    match m.pin(&path) {
+                        Ok(pin) => pinned.push(PinnedMap {
+                            name: d.name.clone(),
+                            path,
+                            reused: false,
+                            pin: Some(pin),
+                        }),
+                        Err(error) => failures.push(MapFailure {
+                            name: d.name.clone(),
+                            error: SysError {
+                                log: Some(format!("pinning it at {path}")),
+                                ..error
+                            },
+                        }),
+                    }
+                }
                 maps.push(Some(m));
             }
             Err(error) => {
@@ -253,6 +386,7 @@ pub fn load_object(obj: &Object, override_type: Option<ProgramType>) -> KernelOb
         btf,
         btf_error,
         programs,
+        pinned,
     }
 }
 

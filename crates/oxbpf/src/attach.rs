@@ -68,6 +68,11 @@ pub struct AttachArgs {
     /// attached after oxbpf exits, until the pins are removed.
     #[arg(long)]
     pub pin: Option<PathBuf>,
+    /// Where maps marked `LIBBPF_PIN_BY_NAME` are found and pinned, as
+    /// libbpf's pin_root_path (a matching pinned map is reused; a new one
+    /// stays pinned).
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
+    pub pin_root: PathBuf,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -178,9 +183,20 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         cgroup: a.cgroup.clone(),
         default_type: None,
         partial: false,
+        pin_root: Some(a.pin_root.clone()),
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    for m in session.pinned_maps() {
+        if m.reused {
+            eprintln!("map {} reused from its pin {}", m.name, m.path);
+        } else {
+            eprintln!(
+                "map {} pinned at {} (LIBBPF_PIN_BY_NAME; it stays until removed)",
+                m.name, m.path
+            );
+        }
+    }
     let attached = if a.programs.is_empty() {
         session
             .attach_all()
