@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alternates;
 pub mod hook;
 pub mod symbols;
 pub mod uprobe;
@@ -126,6 +127,11 @@ pub struct Options {
     /// A map pinned there is reused when it matches its definition, and a
     /// new one stays pinned after the session, as with libbpf.
     pub pin_root: Option<std::path::PathBuf>,
+    /// Of programs that are alternates for one event (`tp_btf/X`,
+    /// `raw_tp/X`, `tracepoint/C/X`; `fentry/F`, `kprobe/F`; `fexit/F`,
+    /// `kretprobe/F`), load only the best the kernel supports
+    /// ([`alternates`]); see [`Session::choices`].
+    pub auto: bool,
 }
 
 /// Where an XDP program runs.
@@ -198,6 +204,7 @@ pub struct Session {
     cgroup: Option<std::path::PathBuf>,
     /// The next free id in `__bpf_usdt_specs`.
     usdt_spec_ids: u32,
+    choices: Vec<alternates::Choice>,
 }
 
 impl Drop for Session {
@@ -219,6 +226,11 @@ impl Session {
                 }
             }
         }
+        let choices = if opts.auto {
+            alternates::choose(&mut object, alternates::kernel_lacks)
+        } else {
+            Vec::new()
+        };
         // A size left zero is the user's to set (libbpf would fail the load
         // with a bare EINVAL); perf event arrays are sized per CPU by the
         // loader.
@@ -297,7 +309,13 @@ impl Session {
             xdp_mode: opts.xdp_mode,
             cgroup: opts.cgroup.clone(),
             usdt_spec_ids: 0,
+            choices,
         })
+    }
+
+    /// What [`Options::auto`] chose among alternate programs.
+    pub fn choices(&self) -> &[alternates::Choice] {
+        &self.choices
     }
 
     /// The maps pinned by name (`LIBBPF_PIN_BY_NAME`), reused or new.

@@ -464,6 +464,52 @@ fn maps_pinned_by_name_are_reused_across_sessions() {
 }
 
 #[test]
+fn auto_loads_the_best_alternate_the_kernel_supports() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    let hits = |s: &Session| -> Vec<u64> { (0..3).map(|i| counter_of(s, "hits", i)).collect() };
+    let exec = || std::process::Command::new("/bin/true").status().unwrap();
+    {
+        // This kernel has BTF: tp_btf wins, the other two are not loaded.
+        let opts = oxbpf_live::Options {
+            auto: true,
+            ..Default::default()
+        };
+        let mut s = Session::load(object("alternates.o"), &opts).unwrap();
+        let c = s.choices();
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].event, "tracepoint sched_process_exec");
+        assert_eq!(c[0].chosen.as_ref().unwrap().0, "exec_btf");
+        let dropped: Vec<&str> = c[0].dropped.iter().map(|d| d.0.as_str()).collect();
+        assert_eq!(dropped, ["exec_raw", "exec_tp"]);
+        assert_eq!(s.programs().collect::<Vec<_>>(), ["exec_btf"]);
+        assert_eq!(s.attach_all().unwrap(), 1);
+        exec();
+        let h = hits(&s);
+        assert!(h[0] >= 1 && h[1] == 0 && h[2] == 0, "{h:?}");
+    }
+    {
+        // Without --auto every alternate attaches and counts.
+        let mut s = Session::load(object("alternates.o"), &Default::default()).unwrap();
+        assert_eq!(s.attach_all().unwrap(), 3);
+        exec();
+        let h = hits(&s);
+        assert!(h.iter().all(|&n| n >= 1), "{h:?}");
+    }
+    // The trampoline probe behind fentry-vs-kprobe choices leaves nothing.
+    if let Err(why) = oxbpf_sys::vmlinux::trampolines() {
+        assert!(
+            why.contains("trampolines") || why.contains("fentry"),
+            "{why}"
+        );
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
 fn rodata_filters_are_set_before_load() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     if !live() {
@@ -557,8 +603,12 @@ fn perf_event_sampling_finds_a_busy_loop_in_its_stacks() {
 }
 
 fn counter(s: &Session, i: u32) -> u64 {
+    counter_of(s, "counts", i)
+}
+
+fn counter_of(s: &Session, map: &str, i: u32) -> u64 {
     let v = s
-        .map("counts")
+        .map(map)
         .unwrap()
         .lookup(&i.to_le_bytes())
         .unwrap()

@@ -102,3 +102,48 @@ pub fn kallsyms_addr(name: &str) -> Result<Option<u64>, String> {
         None => Ok(None),
     }
 }
+
+/// Whether this kernel can attach fentry/fexit programs (BPF trampolines),
+/// found the way libbpf-tools' `fentry_can_attach` finds it: a minimal
+/// fentry program loaded for a kernel function and attached. Probed once.
+pub fn trampolines() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let id = ["bpf_fentry_test1", "do_unlinkat", "vfs_read"]
+                .iter()
+                .find_map(|f| ksym_btf_id(f, true).ok().flatten())
+                .ok_or("no kernel function in BTF to probe fentry with")?;
+            // r0 = 0; exit
+            let insns: Vec<u8> =
+                [[0xb7u8, 0, 0, 0, 0, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]].concat();
+            let spec = crate::ProgSpec {
+                name: "oxbpf_probe".into(),
+                prog_type: oxbpf_abi::prog_type::TRACING,
+                expected_attach_type: oxbpf_abi::attach_type::TRACE_FENTRY,
+                insns: &insns,
+                license: "GPL".into(),
+                kern_version: 0,
+                btf_fd: None,
+                func_info: &[],
+                line_info: &[],
+                core_relos: &[],
+                attach_btf_id: id,
+            };
+            let v = crate::load_program(&spec);
+            let prog = v.prog.map_err(|e| match e.errno {
+                524 | 95 => "this kernel has no BPF trampolines".to_string(),
+                _ => format!(
+                    "an fentry program does not load here: {}",
+                    crate::log_summary(&v.log)
+                ),
+            })?;
+            crate::perf::raw_tracepoint_open(&prog, None)
+                .map(drop)
+                .map_err(|e| match e.errno {
+                    524 | 95 => "this kernel has no BPF trampolines".to_string(),
+                    _ => format!("an fentry program does not attach here: {e}"),
+                })
+        })
+        .clone()
+}

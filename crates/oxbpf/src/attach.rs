@@ -73,6 +73,11 @@ pub struct AttachArgs {
     /// stays pinned).
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
     pub pin_root: PathBuf,
+    /// Of alternate programs for one event (tp_btf/X, raw_tp/X,
+    /// tracepoint/C/X; fentry/F, kprobe/F; fexit/F, kretprobe/F), load only
+    /// the best this kernel supports.
+    #[arg(long)]
+    pub auto: bool,
     /// One JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -184,9 +189,19 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         default_type: None,
         partial: false,
         pin_root: Some(a.pin_root.clone()),
+        auto: a.auto,
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    for c in session.choices() {
+        match &c.chosen {
+            Some((name, section)) => eprintln!("{}: {name} ({section}) chosen", c.event),
+            None => eprintln!("{}: this kernel supports none of its programs", c.event),
+        }
+        for (name, section, why) in &c.dropped {
+            eprintln!("  not loaded: {name} ({section}): {why}");
+        }
+    }
     for m in session.pinned_maps() {
         if m.reused {
             eprintln!("map {} reused from its pin {}", m.name, m.path);
