@@ -31,12 +31,14 @@ fn event_of(section: &str) -> Option<(String, u8)> {
         Hook::TpBtf { name } => Some((format!("tracepoint {name}"), 0)),
         Hook::RawTracepoint { name, .. } => Some((format!("tracepoint {name}"), 1)),
         Hook::Tracepoint { name, .. } => Some((format!("tracepoint {name}"), 2)),
-        Hook::Trampoline { kind, target } if kind == "fentry" => {
-            Some((format!("entry of {target}"), 0))
-        }
-        Hook::Trampoline { kind, target } if kind == "fexit" => {
-            Some((format!("return of {target}"), 0))
-        }
+        Hook::Trampoline {
+            kind: "fentry",
+            target,
+        } => Some((format!("entry of {target}"), 0)),
+        Hook::Trampoline {
+            kind: "fexit",
+            target,
+        } => Some((format!("return of {target}"), 0)),
         Hook::Kprobe { target, ret } if !target.contains(['*', '?', '+']) => Some((
             format!("{} of {target}", if ret { "return" } else { "entry" }),
             1,
