@@ -107,9 +107,9 @@ pub fn choose(object: &mut Object, lacks: impl Fn(&str) -> Option<String>) -> Ve
         let mut why_not = Vec::new();
         let mut chosen = None;
         for &(_, i) in &members {
-            if chosen.is_some() {
+            if let Some(c) = chosen {
                 let (n, s) = name(i);
-                let (cn, _) = name(chosen.expect("set"));
+                let (cn, _) = name(c);
                 why_not.push((i, n, s, format!("`{cn}` is preferred and supported")));
                 continue;
             }
