@@ -49,6 +49,10 @@ pub enum Hook {
     Cgroup { attach_type: u32 },
     /// `socket`: a socket filter on a raw socket on `--iface`.
     Socket,
+    /// `sk_msg`, `sk_skb/stream_parser|stream_verdict|verdict`: on a
+    /// sockmap or sockhash of the object (`--sockmap`), with the kernel's
+    /// attach type.
+    Sockmap { attach_type: u32 },
     /// A section that names no hook this loader attaches automatically
     /// (libbpf's manual-attach sections: `iter`, `struct_ops`, `syscall`,
     /// `sk_lookup`, ... or one without a target), and why.
@@ -100,6 +104,11 @@ impl fmt::Display for Hook {
                 oxbpf_abi::AttachType::from_u32(*attach_type).map_or("?", |a| a.name())
             ),
             Hook::Socket => f.write_str("socket filter"),
+            Hook::Sockmap { attach_type } => write!(
+                f,
+                "sockmap {}",
+                oxbpf_abi::AttachType::from_u32(*attach_type).map_or("?", |a| a.name())
+            ),
             Hook::Manual { why } => write!(f, "no automatic attachment ({why})"),
         }
     }
@@ -265,6 +274,23 @@ pub fn hook_for(section: &str) -> Result<Hook, HookError> {
                 .into(),
         },
         "socket" => Hook::Socket,
+        "sk_msg" if rest.is_none() => Hook::Sockmap {
+            attach_type: a::SK_MSG_VERDICT,
+        },
+        "sk_skb" => match rest {
+            Some("stream_parser") => Hook::Sockmap {
+                attach_type: a::SK_SKB_STREAM_PARSER,
+            },
+            Some("stream_verdict") => Hook::Sockmap {
+                attach_type: a::SK_SKB_STREAM_VERDICT,
+            },
+            Some("verdict") => Hook::Sockmap {
+                attach_type: a::SK_SKB_VERDICT,
+            },
+            _ => Hook::Manual {
+                why: "an sk_skb program without stream_parser, stream_verdict or verdict".into(),
+            },
+        },
         "cgroup_skb" | "cgroup" => {
             let t = oxbpf_sys::object::expected_attach_type(section);
             let t = match (t, section) {
@@ -345,6 +371,17 @@ mod tests {
         assert_eq!(hook_for("xdp").unwrap(), Hook::Xdp);
         assert_eq!(hook_for("tcx/egress").unwrap(), Hook::Tc { egress: true });
         assert_eq!(hook_for("tc/ingress").unwrap(), Hook::Tc { egress: false });
+        assert_eq!(
+            hook_for("sk_skb/stream_verdict").unwrap().to_string(),
+            "sockmap sk_skb_stream_verdict"
+        );
+        assert_eq!(
+            hook_for("sk_msg").unwrap(),
+            Hook::Sockmap {
+                attach_type: oxbpf_abi::attach_type::SK_MSG_VERDICT
+            }
+        );
+        assert!(matches!(hook_for("sk_skb").unwrap(), Hook::Manual { .. }));
         assert!(matches!(hook_for("tc").unwrap(), Hook::Manual { .. }));
         assert!(matches!(hook_for("tc/tail").unwrap(), Hook::Manual { .. }));
         assert!(matches!(hook_for("xdp/tail").unwrap(), Hook::Manual { .. }));

@@ -132,6 +132,10 @@ pub struct Options {
     /// `kretprobe/F`), load only the best the kernel supports
     /// ([`alternates`]); see [`Session::choices`].
     pub auto: bool,
+    /// The sockmap or sockhash (a map of the object, by name) that
+    /// `sk_msg`/`sk_skb` programs attach to; unnecessary when the object
+    /// has just one.
+    pub sockmap: Option<String>,
 }
 
 /// Where an XDP program runs.
@@ -205,6 +209,7 @@ pub struct Session {
     /// The next free id in `__bpf_usdt_specs`.
     usdt_spec_ids: u32,
     choices: Vec<alternates::Choice>,
+    sockmap: Option<String>,
 }
 
 impl Drop for Session {
@@ -310,6 +315,7 @@ impl Session {
             cgroup: opts.cgroup.clone(),
             usdt_spec_ids: 0,
             choices,
+            sockmap: opts.sockmap.clone(),
         })
     }
 
@@ -659,6 +665,45 @@ impl Session {
                         attach_err(e)
                     }
                 })?;
+                (vec![link], Vec::new())
+            }
+            Hook::Sockmap { attach_type } => {
+                use oxbpf_abi::map_type::{SOCKHASH, SOCKMAP};
+                let socks: Vec<&str> = self
+                    .object
+                    .maps
+                    .iter()
+                    .filter(|m| matches!(m.map_type, SOCKMAP | SOCKHASH))
+                    .map(|m| m.name.as_str())
+                    .collect();
+                let map = match (&self.sockmap, socks.as_slice()) {
+                    (Some(m), _) if socks.contains(&m.as_str()) => m.clone(),
+                    (Some(m), _) => {
+                        return Err(unsupported(&format!(
+                            "`{m}` is not a sockmap or sockhash of this object (it has: {})",
+                            if socks.is_empty() {
+                                "none".into()
+                            } else {
+                                socks.join(", ")
+                            }
+                        )));
+                    }
+                    (None, [one]) => one.to_string(),
+                    (None, []) => {
+                        return Err(unsupported(
+                            "the object has no sockmap or sockhash to attach to",
+                        ));
+                    }
+                    (None, many) => {
+                        return Err(unsupported(&format!(
+                            "name the sockmap to attach to with --sockmap (the object has {})",
+                            many.join(", ")
+                        )));
+                    }
+                };
+                let fd = self.map(&map)?.fd.as_raw_fd();
+                let prog = Self::loaded(&self.kernel, name)?;
+                let link = Link::create(prog, fd, *attach_type, 0).map_err(attach_err)?;
                 (vec![link], Vec::new())
             }
             Hook::Manual { why } => return Err(unsupported(why)),

@@ -510,6 +510,57 @@ fn auto_loads_the_best_alternate_the_kernel_supports() {
 }
 
 #[test]
+fn sk_msg_and_sk_skb_see_the_traffic_of_sockets_in_their_sockmap() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let mut s = Session::load(object("sockmap.o"), &Default::default()).unwrap();
+        assert_eq!(s.attach_all().unwrap(), 2);
+        let hooks: Vec<String> = s.attachments().iter().map(|a| a.hook.to_string()).collect();
+        assert_eq!(
+            hooks,
+            ["sockmap sk_msg_verdict", "sockmap sk_skb_stream_verdict"]
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let socks = s.map("socks").unwrap();
+        for (k, fd) in [(0u32, client.as_raw_fd()), (1, server.as_raw_fd())] {
+            socks
+                .update(&k.to_le_bytes(), &(fd as u32).to_le_bytes(), 0)
+                .unwrap();
+        }
+        client.write_all(b"hello, sockmap").unwrap();
+        let mut got = [0u8; 14];
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello, sockmap");
+        let c: Vec<u64> = (0..4).map(|i| counter(&s, i)).collect();
+        assert_eq!(c, [1, 14, 1, 14], "messages, bytes, skbs, bytes");
+    }
+    // Naming a map that is not a sockmap says which ones there are.
+    let opts = oxbpf_live::Options {
+        sockmap: Some("counts".into()),
+        ..Default::default()
+    };
+    let mut s = Session::load(object("sockmap.o"), &opts).unwrap();
+    let e = s.attach("count_msg").unwrap_err().to_string();
+    assert!(
+        e.contains("`counts` is not a sockmap") && e.contains("it has: socks"),
+        "{e}"
+    );
+    drop(s);
+    assert_nothing_left(&before);
+}
+
+#[test]
 fn rodata_filters_are_set_before_load() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     if !live() {

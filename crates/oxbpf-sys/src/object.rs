@@ -131,6 +131,7 @@ pub fn expected_attach_type(section: &str) -> u32 {
         ("cgroup/getsockname_unix", a::CGROUP_UNIX_GETSOCKNAME),
         ("sk_skb/stream_parser", a::SK_SKB_STREAM_PARSER),
         ("sk_skb/stream_verdict", a::SK_SKB_STREAM_VERDICT),
+        ("sk_skb/verdict", a::SK_SKB_VERDICT),
         ("cgroup/dev", a::CGROUP_DEVICE),
         ("sk_msg", a::SK_MSG_VERDICT),
         ("cgroup/bind4", a::CGROUP_INET4_BIND),

@@ -73,6 +73,10 @@ pub struct AttachArgs {
     /// stays pinned).
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
     pub pin_root: PathBuf,
+    /// The sockmap or sockhash of the object that sk_msg and sk_skb
+    /// programs attach to (needed only when it has more than one).
+    #[arg(long, value_name = "MAP")]
+    pub sockmap: Option<String>,
     /// Of alternate programs for one event (tp_btf/X, raw_tp/X,
     /// tracepoint/C/X; fentry/F, kprobe/F; fexit/F, kretprobe/F), load only
     /// the best this kernel supports.
@@ -190,6 +194,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         partial: false,
         pin_root: Some(a.pin_root.clone()),
         auto: a.auto,
+        sockmap: a.sockmap.clone(),
     };
     let mut session = oxbpf_live::Session::load(object.clone(), &opts)
         .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
