@@ -40,6 +40,10 @@ pub enum Hook {
     Trampoline { kind: &'static str, target: String },
     /// `perf_event`: sampling events (software cpu-clock by default).
     PerfEvent,
+    /// A `perf_event` program run every `period_ns` nanoseconds on one CPU
+    /// (a cpu-clock timer; bpftrace's `interval` probes). Never named by a
+    /// section: attach with [`crate::Session::attach_interval`].
+    Interval { period_ns: u64 },
     /// `xdp`, `xdp.frags` (on `--iface`).
     Xdp,
     /// `tc`, `classifier`, `tc/ingress|egress`, `tcx/ingress|egress`.
@@ -96,6 +100,12 @@ impl fmt::Display for Hook {
             }
             Hook::Trampoline { kind, target } => write!(f, "{kind} {target}"),
             Hook::PerfEvent => f.write_str("perf event"),
+            Hook::Interval { period_ns } => match period_ns {
+                n if n % 1_000_000_000 == 0 => write!(f, "interval {}s", n / 1_000_000_000),
+                n if n % 1_000_000 == 0 => write!(f, "interval {}ms", n / 1_000_000),
+                n if n % 1_000 == 0 => write!(f, "interval {}us", n / 1_000),
+                n => write!(f, "interval {n}ns"),
+            },
             Hook::Xdp => f.write_str("XDP"),
             Hook::Tc { egress } => write!(f, "tc {}", if *egress { "egress" } else { "ingress" }),
             Hook::Cgroup { attach_type } => write!(

@@ -521,6 +521,21 @@ impl Session {
                 }
                 (links, events)
             }
+            Hook::Interval { period_ns } => {
+                if *period_ns == 0 {
+                    return Err(unsupported("an interval of zero"));
+                }
+                let cpu = oxbpf_sys::online_cpus().first().copied().unwrap_or(0) as i32;
+                let event = PerfEvent::software(
+                    0, // PERF_COUNT_SW_CPU_CLOCK
+                    oxbpf_sys::perf::Sampling::Period(*period_ns),
+                    -1,
+                    cpu,
+                )
+                .map_err(attach_err)?;
+                let link = event.attach(prog).map_err(attach_err)?;
+                (vec![link], vec![event])
+            }
             Hook::Usdt {
                 path,
                 provider,
@@ -716,6 +731,17 @@ impl Session {
             _socket: socket,
         });
         Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Runs `perf_event` program `name` every `period` (on one CPU, from a
+    /// cpu-clock timer: bpftrace's `interval` probes).
+    pub fn attach_interval(
+        &mut self,
+        name: &str,
+        period: std::time::Duration,
+    ) -> Result<&Attachment, LiveError> {
+        let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
+        self.attach_to(name, Hook::Interval { period_ns })
     }
 
     /// Attaches uprobe.multi program `name` at explicit file offsets of

@@ -561,6 +561,40 @@ fn sk_msg_and_sk_skb_see_the_traffic_of_sockets_in_their_sockmap() {
 }
 
 #[test]
+fn interval_timers_tick_on_one_cpu_at_their_period() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    {
+        let obj = object("interval.o");
+        let mut s = Session::load(obj.clone(), &Default::default()).unwrap();
+        let a = s
+            .attach_interval("tick", Duration::from_millis(10))
+            .unwrap();
+        assert_eq!(a.hook.to_string(), "interval 10ms");
+        std::thread::sleep(Duration::from_millis(300));
+        s.detach_all();
+        let ticks = bss_u64(&s, &obj, "ticks");
+        let span = bss_u64(&s, &obj, "last_ns") - bss_u64(&s, &obj, "first_ns");
+        // One timer, not one per CPU: ticks are `period` apart.
+        assert!(ticks >= 5, "{ticks} ticks in 300 ms");
+        let gap = span / (ticks - 1);
+        assert!(
+            (7_000_000..=20_000_000).contains(&gap),
+            "{ticks} ticks, {gap} ns apart"
+        );
+        let e = s
+            .attach_interval("tick", Duration::ZERO)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("interval of zero"), "{e}");
+    }
+    assert_nothing_left(&before);
+}
+
+#[test]
 fn rodata_filters_are_set_before_load() {
     let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
     if !live() {
