@@ -304,7 +304,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
         if let (Some(t), Some(i)) = (next_dump, interval)
             && Instant::now() >= t
         {
-            dump_maps(&mut out, &session, &object, a.json)?;
+            dump_maps(&mut out, &session, &object, a.pid, a.json)?;
             next_dump = Some(t + i);
         }
     }
@@ -334,7 +334,7 @@ pub fn attach(a: &AttachArgs) -> Result<ExitCode> {
             format!("; {lost} perf samples lost")
         }
     );
-    dump_maps(&mut out, &session, &object, a.json)?;
+    dump_maps(&mut out, &session, &object, a.pid, a.json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -506,11 +506,18 @@ fn dump_maps(
     out: &mut impl std::io::Write,
     session: &oxbpf_live::Session,
     object: &oxbpf_obj::Object,
+    pid: Option<i32>,
     as_json: bool,
 ) -> Result<()> {
+    let pids = user_stack_pids(session, object);
+    // With --pid every user stack is that process's.
+    let pids = match pid {
+        Some(p) => StackPids::All(p as u32),
+        None => StackPids::ById(pids),
+    };
     for (name, m) in session.maps() {
         if m.spec.map_type == oxbpf_abi::map_type::STACK_TRACE {
-            write_stacks(out, name, m, as_json)?;
+            write_stacks(out, name, m, &pids, as_json)?;
             continue;
         }
         if !oxbpf_sys::map_is_dumpable(m.spec.map_type) {
@@ -524,13 +531,84 @@ fn dump_maps(
     Ok(())
 }
 
+/// The process a user stack came from.
+enum StackPids {
+    All(u32),
+    ById(std::collections::HashMap<u32, u32>),
+}
+
+impl StackPids {
+    fn get(&self, id: u32) -> Option<u32> {
+        match self {
+            StackPids::All(p) => Some(*p),
+            StackPids::ById(m) => m.get(&id).copied(),
+        }
+    }
+}
+
+/// Which process each user stack id came from, as far as the object's
+/// maps tell: a map whose BTF key is a struct with a `pid` (or `tgid`)
+/// member and a user-stack-id member (`user_stack`, `user_stack_id`,
+/// `ustack`, … — libbpf-tools' and BCC's profile keys) pairs them.
+fn user_stack_pids(
+    session: &oxbpf_live::Session,
+    object: &oxbpf_obj::Object,
+) -> std::collections::HashMap<u32, u32> {
+    use oxbpf_obj::btf::Kind;
+    let mut out = std::collections::HashMap::new();
+    let Some(btf) = &object.btf else {
+        return out;
+    };
+    for def in &object.maps {
+        let Some(Kind::Struct { members, .. }) =
+            btf.get(btf.resolve(def.btf_key_type_id)).map(|t| &t.kind)
+        else {
+            continue;
+        };
+        let field = |pred: &dyn Fn(&str) -> bool| {
+            members
+                .iter()
+                .find(|m| m.bitfield_size == 0 && m.offset % 8 == 0 && pred(&m.name))
+                .filter(|m| btf.size_of(m.type_id) == Some(4))
+                .map(|m| (m.offset / 8) as usize)
+        };
+        let Some(pid_at) = field(&|n| n == "pid" || n == "tgid") else {
+            continue;
+        };
+        let Some(stack_at) = field(&|n| {
+            let n = n.to_ascii_lowercase();
+            n.starts_with("ustack") || (n.contains("user") && n.contains("stack"))
+        }) else {
+            continue;
+        };
+        let Ok(m) = session.map(&def.name) else {
+            continue;
+        };
+        let u32_at = |b: &[u8], o: usize| {
+            b.get(o..o + 4)
+                .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        for (k, _) in m.entries().unwrap_or_default() {
+            if let (Some(pid), Some(id)) = (u32_at(&k, pid_at), u32_at(&k, stack_at))
+                && (id as i32) >= 0
+            {
+                out.entry(id).or_insert(pid);
+            }
+        }
+    }
+    out
+}
+
 /// A stack-trace map: each stack with its frames, kernel addresses
-/// symbolized through /proc/kallsyms (user addresses need the process they
-/// came from, which the map does not record: they stay numbers).
+/// symbolized through /proc/kallsyms, user addresses through the ELF and
+/// DWARF symbols of the process they came from (`pids`, from the maps that
+/// pair a pid with a user stack id) while it still runs; otherwise they
+/// stay numbers.
 fn write_stacks(
     out: &mut impl std::io::Write,
     name: &str,
     m: &oxbpf_sys::Map,
+    pids: &StackPids,
     as_json: bool,
 ) -> Result<()> {
     let symbols = oxbpf_live::symbols::Symbolizer::new();
@@ -545,6 +623,12 @@ fn write_stacks(
         let frames: Vec<String> = if addrs.first().is_some_and(|&a| a >= 0xffff_8000_0000_0000) {
             symbols
                 .kernel(&addrs)
+                .iter()
+                .map(|f| f.to_string())
+                .collect()
+        } else if let Some(pid) = pids.get(id) {
+            symbols
+                .user(pid, &addrs)
                 .iter()
                 .map(|f| f.to_string())
                 .collect()

@@ -84,17 +84,36 @@ fn attach_streams_events_and_stops_cleanly_on_sigint() {
         rows.iter().any(|r| r["map"] == "counts"),
         "the maps are printed at the end"
     );
-    // The kernel frees programs and maps from RCU callbacks after the
-    // last fd closes: wait for it.
-    let mut after = ids();
+    assert_nothing_left(&before);
+}
+
+/// Nothing the kernel holds now that it did not hold before (objects of
+/// an earlier test may still be going away). The kernel frees programs and
+/// maps from RCU callbacks after the last fd closes: wait for it.
+fn assert_nothing_left(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
+    let new = || {
+        let after = ids();
+        let fresh = |a: &[u32], b: &[u32]| {
+            a.iter()
+                .filter(|i| !b.contains(i))
+                .copied()
+                .collect::<Vec<u32>>()
+        };
+        (
+            fresh(&after.0, &before.0),
+            fresh(&after.1, &before.1),
+            fresh(&after.2, &before.2),
+        )
+    };
+    let mut left = new();
     for _ in 0..100 {
-        if after == before {
-            break;
+        if left == Default::default() {
+            return;
         }
         std::thread::sleep(Duration::from_millis(20));
-        after = ids();
+        left = new();
     }
-    assert_eq!(after, before, "kernel objects left behind");
+    panic!("kernel objects left behind (programs, maps, links): {left:?}");
 }
 
 #[test]
@@ -206,4 +225,85 @@ fn per_cpu_maps_print_per_cpu_and_summed() {
     let per_cpu: u64 = cpus.iter().map(|c| c["calls"].as_u64().unwrap()).sum();
     assert_eq!(per_cpu, 10);
     assert_eq!(entry["value_sum"]["calls"], 10);
+}
+
+/// A C program that spins in `oxbpf_busy_spin` for four seconds, built
+/// with gcc (symbols and DWARF kept): the profiled workload.
+fn busy_program() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxbpf-busy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("busy.c");
+    std::fs::write(
+        &src,
+        "#include <time.h>\n\
+         __attribute__((noinline)) unsigned long oxbpf_busy_spin(int s) {\n\
+           volatile unsigned long x = 0; time_t end = time(0) + s;\n\
+           while (time(0) < end) for (int i = 0; i < 100000; i++) x = x * 6364136223846793005ul + 1;\n\
+           return x; }\n\
+         int main(void) { return (int)oxbpf_busy_spin(4); }\n",
+    )
+    .unwrap();
+    let bin = dir.join("busy");
+    let st = Command::new("gcc")
+        .args(["-O1", "-g", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc (Debian: gcc) builds the profiled workload");
+    assert!(st.success());
+    bin
+}
+
+#[test]
+fn user_stacks_are_symbolized_through_the_process() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !common::kernel_available() {
+        common::skip("needs root and bpf(2)");
+        return;
+    }
+    let before = ids();
+    let bin = busy_program();
+    let mut busy = Command::new(&bin).spawn().unwrap();
+    let pid = busy.id();
+    let out = Command::new(common::oxbpf_bin())
+        .args([
+            "attach",
+            "examples/live/profile.o",
+            "--json",
+            "--duration",
+            "1.5",
+        ])
+        .args(["--rodata", &format!("target_pid={pid}")])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let _ = busy.kill();
+    let _ = busy.wait();
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stacks = rows
+        .iter()
+        .find(|r| r["map"] == "stacks")
+        .expect("the stack map");
+    let frames: Vec<&str> = stacks["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["frames"].as_array().unwrap())
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        frames.iter().any(|f| f.starts_with("oxbpf_busy_spin")),
+        "no symbolized user frame of the busy loop in {frames:?}"
+    );
+    assert_nothing_left(&before);
 }
