@@ -35,6 +35,14 @@ pub enum Hook {
     /// `kprobe/FUNC[+OFF]`, `kretprobe/FUNC`, `ksyscall/NAME`,
     /// `kprobe.multi/PATTERN`, ...
     Kprobe { target: String, ret: bool },
+    /// `kprobe.multi/PATTERN`, `kretprobe.multi/PATTERN`,
+    /// `kprobe.session/PATTERN`: one link on every traceable kernel
+    /// function matching the glob (fprobe).
+    KprobeMulti {
+        pattern: String,
+        ret: bool,
+        session: bool,
+    },
     /// `fentry/FUNC`, `fexit/FUNC`, `fmod_ret/FUNC`, `lsm/HOOK`,
     /// `freplace/FUNC`: BPF trampolines.
     Trampoline { kind: &'static str, target: String },
@@ -97,6 +105,18 @@ impl fmt::Display for Hook {
             } => write!(f, "USDT {path}:{provider}:{name}"),
             Hook::Kprobe { target, ret } => {
                 write!(f, "{} {target}", if *ret { "kretprobe" } else { "kprobe" })
+            }
+            Hook::KprobeMulti {
+                pattern,
+                ret,
+                session,
+            } => {
+                let kind = match (session, ret) {
+                    (true, _) => "kprobe.session",
+                    (_, true) => "kretprobe.multi",
+                    _ => "kprobe.multi",
+                };
+                write!(f, "{kind} {pattern}")
             }
             Hook::Trampoline { kind, target } => write!(f, "{kind} {target}"),
             Hook::PerfEvent => f.write_str("perf event"),
@@ -244,6 +264,17 @@ pub fn hook_for(section: &str) -> Result<Hook, HookError> {
             None => Hook::Manual {
                 why: "no kernel function named in the section".into(),
             },
+            Some(t) if head.contains('.') => Hook::KprobeMulti {
+                pattern: t.into(),
+                ret: head.starts_with("kret"),
+                session: head == "kprobe.session",
+            },
+            // A syscall by name: its entry point on this architecture
+            // (libbpf's rule).
+            Some(t) if head.ends_with("syscall") => Hook::Kprobe {
+                target: format!("{}{t}", syscall_prefix()),
+                ret: head.starts_with("kret"),
+            },
             Some(t) => Hook::Kprobe {
                 target: t.into(),
                 ret: head.starts_with("kret"),
@@ -329,6 +360,18 @@ pub fn hook_for(section: &str) -> Result<Hook, HookError> {
     })
 }
 
+/// The prefix of a syscall's kernel entry point on this architecture.
+fn syscall_prefix() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "__x64_sys_",
+        "aarch64" => "__arm64_sys_",
+        "s390x" => "__s390x_sys_",
+        "riscv64" => "__riscv_sys_",
+        "powerpc64" => "sys_",
+        _ => "__se_sys_",
+    }
+}
+
 /// `0x1a` or `26`.
 pub(crate) fn parse_offset(s: &str) -> Option<u64> {
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -392,6 +435,26 @@ mod tests {
             }
         );
         assert!(matches!(hook_for("sk_skb").unwrap(), Hook::Manual { .. }));
+        assert_eq!(
+            hook_for("kretprobe.multi/vfs_*").unwrap(),
+            Hook::KprobeMulti {
+                pattern: "vfs_*".into(),
+                ret: true,
+                session: false
+            }
+        );
+        assert_eq!(
+            hook_for("kprobe.session/do_unlinkat").unwrap().to_string(),
+            "kprobe.session do_unlinkat"
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            hook_for("ksyscall/openat").unwrap(),
+            Hook::Kprobe {
+                target: "__x64_sys_openat".into(),
+                ret: false
+            }
+        );
         assert!(matches!(hook_for("tc").unwrap(), Hook::Manual { .. }));
         assert!(matches!(hook_for("tc/tail").unwrap(), Hook::Manual { .. }));
         assert!(matches!(hook_for("xdp/tail").unwrap(), Hook::Manual { .. }));

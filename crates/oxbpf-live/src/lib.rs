@@ -212,6 +212,41 @@ pub struct Session {
     sockmap: Option<String>,
 }
 
+/// The kernel functions that match glob `pattern`, each once: those
+/// ftrace can trace (tracefs `available_filter_functions`), or, where that
+/// file cannot be read, the text symbols of /proc/kallsyms — libbpf's two
+/// sources for kprobe.multi patterns.
+fn traceable_functions(pattern: &str) -> Result<Vec<String>, String> {
+    let filter = oxbpf_sys::perf::tracefs_root()
+        .map(|r| r.join("available_filter_functions"))
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let (text, from_kallsyms) = match filter {
+        Some(t) => (t, false),
+        None => (
+            std::fs::read_to_string("/proc/kallsyms")
+                .map_err(|e| format!("/proc/kallsyms: {e}"))?,
+            true,
+        ),
+    };
+    let mut seen = std::collections::HashSet::new();
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            if from_kallsyms {
+                let (_, kind, name) = (f.next(), f.next()?, f.next()?);
+                matches!(kind, "t" | "T").then_some(name)
+            } else {
+                f.next()
+            }
+        })
+        .filter(|f| !f.starts_with("__ftrace_invalid_address__"))
+        .filter(|f| oxbpf_sys::perf::glob_match(pattern, f))
+        .filter(|f| seen.insert(f.to_string()))
+        .map(String::from)
+        .collect())
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
         self.detach_all();
@@ -296,6 +331,20 @@ impl Session {
                     "" => e.to_string(),
                     s => s.to_string(),
                 };
+                // A trampoline program the kernel refuses without a word:
+                // say what this kernel lacks, not a bare errno.
+                if let Ok(hook @ Hook::Trampoline { .. }) = hook_for(&p.def.section)
+                    && oxbpf_sys::log_summary(&log).is_empty()
+                    && let Err(reason) = oxbpf_sys::vmlinux::trampolines()
+                {
+                    return Err(LiveError::Unsupported {
+                        program: p.def.name.clone(),
+                        hook: hook.to_string(),
+                        reason: format!(
+                            "{reason} (fentry, fexit, fmod_ret, freplace and lsm programs need them)"
+                        ),
+                    });
+                }
                 return Err(LiveError::Rejected {
                     program: p.def.name.clone(),
                     summary,
@@ -662,12 +711,32 @@ impl Session {
                 };
                 if func.contains('*') || func.contains('?') {
                     return Err(unsupported(
-                        "kprobe.multi patterns are not attached by oxbpf yet",
+                        "a kprobe takes one function; name the section kprobe.multi/PATTERN for a pattern",
                     ));
                 }
                 let event = PerfEvent::kprobe(func, off, *ret).map_err(attach_err)?;
                 let link = event.attach(prog).map_err(attach_err)?;
                 (vec![link], vec![event])
+            }
+            Hook::KprobeMulti {
+                pattern,
+                ret,
+                session,
+            } => {
+                let funcs = traceable_functions(pattern).map_err(|e| unsupported(&e))?;
+                if funcs.is_empty() {
+                    return Err(unsupported(&format!(
+                        "no traceable kernel function matches `{pattern}` (tracefs available_filter_functions)"
+                    )));
+                }
+                let link = Link::kprobe_multi(prog, &funcs, *ret, *session).map_err(|e| {
+                    if matches!(e.errno, 524 | 95) {
+                        unsupported("this kernel has no fprobe (kprobe.multi and kprobe.session need CONFIG_FPROBE)")
+                    } else {
+                        attach_err(e)
+                    }
+                })?;
+                (vec![link], Vec::new())
             }
             Hook::Trampoline { .. } => {
                 // fentry/fexit/fmod_ret/lsm: the target came with the

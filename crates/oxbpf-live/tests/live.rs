@@ -119,6 +119,97 @@ fn missing_hooks_are_named_and_leave_nothing_behind() {
     assert_nothing_left(&before);
 }
 
+#[test]
+fn function_probes_attach_where_the_kernel_can_and_say_why_not_elsewhere() {
+    let _k = KERNEL.lock().unwrap_or_else(|e| e.into_inner());
+    if !live() {
+        return;
+    }
+    let before = kernel_objects();
+    let trampolines = oxbpf_sys::vmlinux::trampolines();
+    let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    let unlink = || {
+        let p = std::env::temp_dir().join(format!("oxbpf-unlink-{}", std::process::id()));
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::remove_file(&p).unwrap();
+    };
+    {
+        // fentry/fexit alone: loaded and counting, or refused by name.
+        let mut obj = object("fentry.o");
+        obj.programs.retain(|p| p.section.starts_with('f'));
+        match (
+            Session::load(obj.clone(), &Default::default()),
+            &trampolines,
+        ) {
+            (Ok(mut s), Ok(())) => {
+                assert_eq!(s.attach_all().unwrap(), 2);
+                unlink();
+                assert!(bss_u64(&s, &obj, "entries") >= 1);
+                assert!(bss_u64(&s, &obj, "returns") >= 1);
+            }
+            (Err(e), Err(why)) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("unlink_entry") && e.contains("fentry do_unlinkat"),
+                    "{e}"
+                );
+                assert!(e.contains(why.as_str()) && e.contains("trampolines"), "{e}");
+            }
+            (r, t) => panic!("load {:?} but trampoline probe {t:?}", r.err()),
+        }
+        // kprobes alone: attach, or the missing PMU named at attach.
+        let mut obj = object("fentry.o");
+        obj.programs.retain(|p| p.section.starts_with('k'));
+        let mut s = Session::load(obj.clone(), &Default::default()).unwrap();
+        // kprobe.multi: an fprobe link, where the kernel has fprobes.
+        let fprobe = oxbpf_sys::kconfig::values()
+            .get("CONFIG_FPROBE")
+            .is_some_and(|v| v == "y");
+        match s.attach("unlink_multi") {
+            Ok(a) => {
+                assert!(fprobe);
+                assert_eq!(a.hook.to_string(), "kprobe.multi do_unlinkat*");
+                unlink();
+                assert!(bss_u64(&s, &obj, "entries") >= 1);
+            }
+            Err(e) => {
+                assert!(!fprobe, "{e}");
+                assert_eq!(
+                    e.to_string(),
+                    "program `unlink_multi` (kprobe.multi do_unlinkat*): this kernel has no fprobe (kprobe.multi and kprobe.session need CONFIG_FPROBE)"
+                );
+            }
+        }
+        match s.attach("unlink_kprobe") {
+            Ok(_) => assert!(kprobes),
+            Err(e) => {
+                assert!(!kprobes, "{e}");
+                assert_eq!(
+                    e.to_string(),
+                    "program `unlink_kprobe` (kprobe do_unlinkat): this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices)"
+                );
+            }
+        }
+    }
+    // With --auto each pair keeps the one the kernel supports (and both
+    // stay when it supports neither, so that attaching says why).
+    let opts = oxbpf_live::Options {
+        auto: true,
+        ..Default::default()
+    };
+    if trampolines.is_err() && kprobes {
+        let s = Session::load(object("fentry.o"), &opts).unwrap();
+        assert_eq!(
+            s.programs().collect::<Vec<_>>(),
+            ["unlink_kprobe", "unlink_kretprobe", "unlink_multi"]
+        );
+    }
+    if let Ok(s) = Session::load(object("fentry.o"), &opts) {
+        assert_eq!(s.choices().len(), 2, "{:?}", s.choices());
+    }
+    assert_nothing_left(&before);
+}
+
 // Probe targets in this test binary (kept out of line and unmangled, so
 // they are functions in its symbol table).
 #[unsafe(no_mangle)]

@@ -809,6 +809,50 @@ impl Link {
         sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
     }
 
+    /// A `BPF_TRACE_KPROBE_MULTI` link (fprobe): one program on every
+    /// kernel function in `symbols` (their returns when `ret`), or a
+    /// `BPF_TRACE_KPROBE_SESSION` link (entry and return) when `session`.
+    /// The program must have been loaded with that expected attach type.
+    pub fn kprobe_multi(prog: &Prog, symbols: &[String], ret: bool, session: bool) -> R<Link> {
+        #[repr(C)]
+        #[derive(Default)]
+        struct A {
+            prog_fd: u32,
+            target_fd: u32,
+            attach_type: u32,
+            flags: u32,
+            multi_flags: u32,
+            cnt: u32,
+            syms: u64,
+            addrs: u64,
+            cookies: u64,
+        }
+        let bad = || SysError {
+            command: "BPF_LINK_CREATE",
+            errno: libc::EINVAL,
+            log: None,
+        };
+        let names: Vec<CString> = symbols
+            .iter()
+            .map(|s| CString::new(s.as_str()).map_err(|_| bad()))
+            .collect::<R<_>>()?;
+        let ptrs: Vec<u64> = names.iter().map(|c| c.as_ptr() as u64).collect();
+        let mut a = A {
+            prog_fd: prog.fd.as_raw_fd() as u32,
+            attach_type: if session {
+                oxbpf_abi::attach_type::TRACE_KPROBE_SESSION
+            } else {
+                oxbpf_abi::attach_type::TRACE_KPROBE_MULTI
+            },
+            // BPF_F_KPROBE_MULTI_RETURN
+            multi_flags: u32::from(ret && !session),
+            cnt: ptrs.len() as u32,
+            syms: ptrs.as_ptr() as u64,
+            ..Default::default()
+        };
+        sys(cmd::LINK_CREATE, "BPF_LINK_CREATE", &mut a).map(|fd| Link { fd: fd_of(fd) })
+    }
+
     pub fn detach(&self) -> R<()> {
         #[repr(C)]
         #[derive(Default)]

@@ -155,6 +155,7 @@ pub fn expected_attach_type(section: &str) -> u32 {
         ("uprobe.multi.s", a::TRACE_UPROBE_MULTI),
         ("uretprobe.multi.s", a::TRACE_UPROBE_MULTI),
         ("kprobe.multi", a::TRACE_KPROBE_MULTI),
+        ("kprobe.session", a::TRACE_KPROBE_SESSION),
         ("kretprobe.multi", a::TRACE_KPROBE_MULTI),
         ("fentry", a::TRACE_FENTRY),
         ("fexit", a::TRACE_FEXIT),

@@ -131,13 +131,16 @@ pub fn trampolines() -> Result<(), String> {
                 attach_btf_id: id,
             };
             let v = crate::load_program(&spec);
-            let prog = v.prog.map_err(|e| match e.errno {
-                524 | 95 => "this kernel has no BPF trampolines".to_string(),
-                _ => format!(
-                    "an fentry program does not load here: {}",
-                    crate::log_summary(&v.log)
-                ),
-            })?;
+            let prog = v
+                .prog
+                .map_err(|e| match (e.errno, crate::log_summary(&v.log)) {
+                    (524 | 95, _) => "this kernel has no BPF trampolines".to_string(),
+                    (errno, "") => format!(
+                        "this kernel does not load fentry programs (BPF trampolines): {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    ),
+                    (_, why) => format!("an fentry program does not load here: {why}"),
+                })?;
             crate::perf::raw_tracepoint_open(&prog, None)
                 .map(drop)
                 .map_err(|e| match e.errno {
