@@ -57,8 +57,8 @@ static uint64_t now_ns(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: rb_consumer OBJ CALLS BURST\n");
+	if (argc != 4 && !(argc == 5 && argv[4][0] == 'd')) {
+		fprintf(stderr, "usage: rb_consumer OBJ CALLS BURST [drain]\n");
 		return 2;
 	}
 	calls = atol(argv[2]);
@@ -88,6 +88,29 @@ int main(int argc, char **argv)
 		ring_buffer__new(bpf_map__fd(bpf_object__find_map_by_name(obj, "records")), on_record, &consumed, NULL);
 	int stats = bpf_map__fd(bpf_object__find_map_by_name(obj, "stats"));
 	pin_to(0);
+	if (argc == 5) {
+		/* Drain mode: CALLS rounds of filling the ring (FILL getppid
+		 * calls of BURST records each, while nothing consumes) and then
+		 * timing ring_buffer__consume() alone: the consumer's own cost. */
+		long rounds = calls, fill = (1 << 20) / (72 * (long)rodata[1]);
+		uint64_t spent = 0;
+		for (long r = 0; r < rounds; r++) {
+			for (long i = 0; i < fill; i++)
+				getppid();
+			uint64_t t0 = now_ns();
+			ring_buffer__consume(rb);
+			spent += now_ns() - t0;
+		}
+		uint32_t k = 1;
+		uint64_t dropped = 0;
+		bpf_map_lookup_elem(stats, &k, &dropped);
+		printf("consumed %llu dropped %llu ns %llu\n", (unsigned long long)consumed,
+		       (unsigned long long)dropped, (unsigned long long)spent);
+		ring_buffer__free(rb);
+		bpf_link__destroy(link);
+		bpf_object__close(obj);
+		return 0;
+	}
 	pthread_t t;
 	uint64_t start = now_ns();
 	pthread_create(&t, NULL, produce, NULL);

@@ -32,6 +32,13 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Ring-buffer consumption against libbpf only (the last rows of
+    /// `attach`).
+    Ring {
+        /// One short run each (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Jit { quick } => oxbpf_bench::jit::run(quick),
         Command::Attach { quick } => oxbpf_bench::attach::run(quick),
+        Command::Ring { quick } => oxbpf_bench::attach::ring_buffer_rows(quick),
         Command::Verifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

@@ -61,4 +61,23 @@ fn attach_bench_runs() {
         stdout.lines().any(|l| l.starts_with("1 tracepoint")),
         "{stdout}"
     );
+    // Both consumers, in the flood and in the drain, got every record
+    // written or a drop count for it.
+    for row in ["oxbpf RingBuf,", "oxbpf RingBuf::consume,"] {
+        let l = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no `{row}` row in {stdout}"));
+        // The figures follow the row's name (`… N records`, `… N full rings`).
+        let figures = l
+            .rsplit_once(" records")
+            .or_else(|| l.rsplit_once(" rings"))
+            .unwrap()
+            .1;
+        let nums: Vec<u64> = figures
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert!(nums.len() >= 2 && nums[0] + nums[1] > 0, "{l}");
+    }
 }

@@ -79,9 +79,10 @@ enum Command {
     /// the `oxbpf-bench` harness installed beside this binary).
     Bench {
         /// What to time: `jit` (execution: oxbpf's JIT and interpreter,
-        /// rbpf, native code) or `attach` (attach and detach on live
-        /// events, against bpftrace).
-        #[arg(default_value = "jit", value_parser = ["jit", "attach"])]
+        /// rbpf, native code), `attach` (attach and detach on live events,
+        /// against bpftrace; then the ring-buffer rows) or `ring`
+        /// (ring-buffer consumption against libbpf only).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring"])]
         what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]
