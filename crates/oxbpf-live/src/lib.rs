@@ -436,7 +436,21 @@ impl Session {
             .iter()
             .find(|p| p.def.name == name)
             .map(|p| &p.def)
-            .ok_or_else(|| LiveError::NoProgram(name.into()))
+            .ok_or_else(|| {
+                // Left out by --auto: say for which program.
+                let dropped = self.choices.iter().find_map(|c| {
+                    let (_, section, why) = c.dropped.iter().find(|d| d.0 == name)?;
+                    Some((section.clone(), why.clone()))
+                });
+                match dropped {
+                    Some((section, why)) => LiveError::Unsupported {
+                        program: name.into(),
+                        hook: section,
+                        reason: format!("not loaded, an alternate was chosen instead: {why}"),
+                    },
+                    None => LiveError::NoProgram(name.into()),
+                }
+            })
     }
 
     /// Attaches program `name` to the hook its section names.

@@ -577,6 +577,11 @@ fn auto_loads_the_best_alternate_the_kernel_supports() {
         let dropped: Vec<&str> = c[0].dropped.iter().map(|d| d.0.as_str()).collect();
         assert_eq!(dropped, ["exec_raw", "exec_tp"]);
         assert_eq!(s.programs().collect::<Vec<_>>(), ["exec_btf"]);
+        let e = s.attach("exec_raw").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "program `exec_raw` (raw_tp/sched_process_exec): not loaded, an alternate was chosen instead: `exec_btf` is preferred and supported"
+        );
         assert_eq!(s.attach_all().unwrap(), 1);
         exec();
         let h = hits(&s);
