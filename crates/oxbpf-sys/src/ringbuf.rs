@@ -65,10 +65,41 @@ fn map_region(fd: RawFd, len: usize, offset: usize, write: bool) -> Result<Mappi
     Ok(Mapping { addr, len })
 }
 
+/// An epoll instance watching `fd` for input.
+fn epoll_for(fd: RawFd) -> Result<std::os::fd::OwnedFd, SysError> {
+    use std::os::fd::FromRawFd;
+    let err = |what| SysError {
+        command: what,
+        errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        log: None,
+    };
+    // SAFETY: epoll_create1 has no preconditions; a non-negative result is
+    // a new fd we own.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(err("epoll_create1"));
+    }
+    // SAFETY: `ep` was just returned to us and is owned by nothing else.
+    let ep = unsafe { std::os::fd::OwnedFd::from_raw_fd(ep) };
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 0,
+    };
+    // SAFETY: valid epoll and map fds and an event to copy from.
+    if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(err("epoll_ctl(ringbuf)"));
+    }
+    Ok(ep)
+}
+
 /// A ring buffer's consumer side. It borrows nothing: it keeps its own
 /// duplicate of the map's fd, so it may outlive the [`Map`] it came from.
 pub struct RingBuf {
-    fd: std::os::fd::OwnedFd,
+    /// Our duplicate of the map's fd: the map stays alive while we are.
+    _fd: std::os::fd::OwnedFd,
+    /// An epoll instance with the map registered once (waiting costs no
+    /// registration per call, as with libbpf's `ring_buffer__poll`).
+    epoll: std::os::fd::OwnedFd,
     consumer: Mapping,
     producer: Mapping,
     /// The data area's size (`max_entries`, a power of two).
@@ -103,12 +134,14 @@ impl RingBuf {
             errno: e.raw_os_error().unwrap_or(0),
             log: None,
         })?;
+        let epoll = epoll_for(fd.as_raw_fd())?;
         let consumer = map_region(fd.as_raw_fd(), page, 0, true)?;
         let producer = map_region(fd.as_raw_fd(), page + 2 * size as usize, page, false)?;
         // SAFETY: the producer mapping is page + 2 * size bytes long.
         let data = unsafe { (producer.addr as *const u8).add(page) };
         Ok(RingBuf {
-            fd,
+            _fd: fd,
+            epoll,
             consumer,
             producer,
             size,
@@ -184,15 +217,11 @@ impl RingBuf {
         if self.pending() > 0 {
             return true;
         }
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
+        // SAFETY: room for one event, valid for the duration of the call.
         unsafe {
-            libc::poll(&mut pfd, 1, ms);
+            libc::epoll_wait(self.epoll.as_raw_fd(), &mut ev, 1, ms);
         }
         self.pending() > 0
     }
