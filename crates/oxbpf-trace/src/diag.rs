@@ -1,0 +1,164 @@
+//! Diagnostics: a message at a place in the script, printed the way
+//! compilers print them (`script.bt:3:21: error: …`, the source line, a
+//! caret under the place), with an optional hint.
+
+use std::fmt;
+
+/// A byte range of the source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// An error in a script.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Diagnostic {
+    pub span: Span,
+    pub message: String,
+    /// A suggestion (`did you mean …?`), printed after the caret line.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            span,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Line and column (both from 1; the column counts characters) of
+    /// the span's start in `source`.
+    pub fn line_col(&self, source: &str) -> (usize, usize) {
+        let at = self.span.start.min(source.len());
+        let before = &source[..floor_char_boundary(source, at)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// The diagnostic as a compiler prints it, for the script named
+    /// `file` with text `source`.
+    pub fn render(&self, file: &str, source: &str) -> String {
+        Rendered {
+            d: self,
+            file,
+            source,
+        }
+        .to_string()
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+struct Rendered<'a> {
+    d: &'a Diagnostic,
+    file: &'a str,
+    source: &'a str,
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, col) = self.d.line_col(self.source);
+        writeln!(f, "{}:{line}:{col}: error: {}", self.file, self.d.message)?;
+        let text = self.source.lines().nth(line - 1).unwrap_or("");
+        writeln!(f, "{text}")?;
+        // The caret under the span (within its first line), tabs kept so
+        // that it lines up.
+        let pad: String = text
+            .chars()
+            .take(col - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let start = floor_char_boundary(self.source, self.d.span.start.min(self.source.len()));
+        let end = floor_char_boundary(self.source, self.d.span.end.min(self.source.len()));
+        let width = self.source[start..end.max(start)]
+            .split('\n')
+            .next()
+            .map_or(1, |s| s.chars().count().max(1));
+        write!(f, "{pad}{}", "~".repeat(width).replacen('~', "^", 1))?;
+        if let Some(h) = &self.d.hint {
+            write!(f, "\n{h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The candidate closest to `word` by edit distance, when close enough to
+/// be a likely typo (for "did you mean …?" hints).
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_with_a_caret_under_the_place() {
+        let src = "BEGIN {\n  printf(\"%d\\n\", nsec);\n}\n";
+        let at = src.find("nsec").unwrap();
+        let d = Diagnostic::new(Span::new(at, at + 4), "unknown identifier `nsec`")
+            .with_hint("did you mean `nsecs`?");
+        assert_eq!(
+            d.render("t.bt", src),
+            "t.bt:2:18: error: unknown identifier `nsec`\n  printf(\"%d\\n\", nsec);\n                 ^~~~\ndid you mean `nsecs`?"
+        );
+    }
+
+    #[test]
+    fn nearest_names_suggest_typos_only() {
+        let names = ["nsecs", "pid", "comm", "kstack"];
+        assert_eq!(nearest("nsec", names), Some("nsecs"));
+        assert_eq!(nearest("comn", names), Some("comm"));
+        assert_eq!(nearest("zzzzzz", names), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! The bpftrace language, compiled by oxbpf itself: source text to eBPF
+//! programs and map definitions, with no LLVM and no clang.
+//!
+//! The pipeline: [`lexer`] (tokens with spans) → [`parser`] (the
+//! [`ast`]) → type checking and code generation (later modules). Every
+//! error is a [`Diagnostic`] naming `file:line:col` with the source line
+//! and a caret under the place. The compiler does no IO: what it needs
+//! from the running system (tracepoint formats, BTF) comes through the
+//! caller.
+
+pub mod ast;
+pub mod diag;
+pub mod lexer;
+pub mod parser;
+
+pub use diag::{Diagnostic, Span};
+pub use parser::parse;
