@@ -8,10 +8,17 @@
 //! from the running system (tracepoint formats, BTF) comes through the
 //! caller.
 
+pub mod asm;
 pub mod ast;
+pub mod codegen;
 pub mod diag;
+pub mod format;
 pub mod lexer;
+pub mod output;
 pub mod parser;
+pub mod probes;
+pub mod types;
 
+pub use codegen::{Compiled, Env, Options, compile};
 pub use diag::{Diagnostic, Span};
 pub use parser::parse;

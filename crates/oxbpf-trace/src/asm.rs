@@ -1,0 +1,187 @@
+//! A small eBPF emitter with labels, for the code generator.
+
+use oxbpf_isa::RawInsn;
+use oxbpf_isa::raw::opcode::*;
+use oxbpf_isa::raw::*;
+
+pub type Reg = u8;
+pub const R0: Reg = 0;
+pub const R1: Reg = 1;
+pub const R2: Reg = 2;
+pub const R3: Reg = 3;
+pub const R4: Reg = 4;
+pub const R5: Reg = 5;
+pub const R6: Reg = 6;
+pub const R10: Reg = 10;
+
+/// A jump target, placed later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(usize);
+
+#[derive(Default)]
+pub struct Asm {
+    pub insns: Vec<RawInsn>,
+    labels: Vec<Option<usize>>,
+    fixups: Vec<(usize, Label)>,
+}
+
+/// Memory access widths.
+pub fn size_bits(bytes: u32) -> u8 {
+    match bytes {
+        1 => BPF_B,
+        2 => BPF_H,
+        4 => BPF_W,
+        _ => BPF_DW,
+    }
+}
+
+impl Asm {
+    fn raw(&mut self, code: u8, dst: Reg, src: Reg, off: i16, imm: i32) {
+        self.insns.push(RawInsn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        });
+    }
+
+    pub fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+
+    pub fn place(&mut self, l: Label) {
+        self.labels[l.0] = Some(self.insns.len());
+    }
+
+    pub fn mov_imm(&mut self, dst: Reg, imm: i64) {
+        if let Ok(v) = i32::try_from(imm) {
+            self.raw(MOV64_K, dst, 0, 0, v);
+        } else {
+            self.lddw(dst, imm as u64, 0);
+        }
+    }
+
+    pub fn mov(&mut self, dst: Reg, src: Reg) {
+        if dst != src {
+            self.raw(MOV64_X, dst, src, 0, 0);
+        }
+    }
+
+    /// `dst = (u32)dst` (zero-extends the low half).
+    pub fn zext32(&mut self, dst: Reg) {
+        self.raw(MOV32_X, dst, dst, 0, 0);
+    }
+
+    pub fn alu_imm(&mut self, op: u8, dst: Reg, imm: i32) {
+        self.raw(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm);
+    }
+
+    pub fn alu(&mut self, op: u8, dst: Reg, src: Reg) {
+        self.raw(BPF_ALU64 | op | BPF_X, dst, src, 0, 0);
+    }
+
+    /// Signed division or modulo (`off` 1: RFC 9669's SDIV/SMOD).
+    pub fn alu_signed(&mut self, op: u8, dst: Reg, src: Reg) {
+        self.raw(BPF_ALU64 | op | BPF_X, dst, src, 1, 0);
+    }
+
+    pub fn neg(&mut self, dst: Reg) {
+        self.raw(NEG64, dst, 0, 0, 0);
+    }
+
+    /// Sign-extends the low `bytes` of `dst`.
+    pub fn sext(&mut self, dst: Reg, bytes: u32) {
+        if bytes < 8 {
+            let shift = (64 - 8 * bytes) as i32;
+            self.alu_imm(BPF_LSH, dst, shift);
+            self.alu_imm(BPF_ARSH, dst, shift);
+        }
+    }
+
+    /// Keeps the low `bytes` of `dst`.
+    pub fn trunc(&mut self, dst: Reg, bytes: u32) {
+        match bytes {
+            1 => self.alu_imm(BPF_AND, dst, 0xff),
+            2 => self.alu_imm(BPF_AND, dst, 0xffff),
+            4 => self.zext32(dst),
+            _ => {}
+        }
+    }
+
+    pub fn ldx(&mut self, bytes: u32, dst: Reg, src: Reg, off: i16) {
+        self.raw(BPF_LDX | BPF_MEM | size_bits(bytes), dst, src, off, 0);
+    }
+
+    pub fn stx(&mut self, bytes: u32, base: Reg, off: i16, src: Reg) {
+        self.raw(BPF_STX | BPF_MEM | size_bits(bytes), base, src, off, 0);
+    }
+
+    pub fn st_imm(&mut self, bytes: u32, base: Reg, off: i16, imm: i32) {
+        self.raw(BPF_ST | BPF_MEM | size_bits(bytes), base, 0, off, imm);
+    }
+
+    /// `lock *(u64 *)(base + off) += src`.
+    pub fn atomic_add(&mut self, base: Reg, off: i16, src: Reg) {
+        self.raw(
+            BPF_STX | BPF_ATOMIC | BPF_DW,
+            base,
+            src,
+            off,
+            BPF_ADD as i32,
+        );
+    }
+
+    /// `dst = imm64` (`src` a pseudo source: 0, or a map index kind).
+    pub fn lddw(&mut self, dst: Reg, imm: u64, src: Reg) {
+        self.raw(LDDW, dst, src, 0, imm as u32 as i32);
+        self.raw(0, 0, 0, 0, (imm >> 32) as u32 as i32);
+    }
+
+    /// `dst = map N` (an index into the object's maps).
+    pub fn ld_map(&mut self, dst: Reg, map: usize) {
+        self.lddw(dst, map as u64, BPF_PSEUDO_MAP_IDX);
+    }
+
+    pub fn call(&mut self, helper: i32) {
+        self.raw(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
+    }
+
+    pub fn exit(&mut self) {
+        self.raw(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+    }
+
+    pub fn ja(&mut self, to: Label) {
+        self.fixups.push((self.insns.len(), to));
+        self.raw(JA, 0, 0, 0, 0);
+    }
+
+    /// `if dst OP imm goto to` (`op` a BPF_J* code).
+    pub fn jmp_imm(&mut self, op: u8, dst: Reg, imm: i32, to: Label) {
+        self.fixups.push((self.insns.len(), to));
+        self.raw(BPF_JMP | op | BPF_K, dst, 0, 0, imm);
+    }
+
+    pub fn jmp(&mut self, op: u8, dst: Reg, src: Reg, to: Label) {
+        self.fixups.push((self.insns.len(), to));
+        self.raw(BPF_JMP | op | BPF_X, dst, src, 0, 0);
+    }
+
+    /// Resolves the jumps; every label must have been placed.
+    pub fn finish(mut self) -> Vec<RawInsn> {
+        for (at, l) in std::mem::take(&mut self.fixups) {
+            let target = self.labels[l.0].expect("every label is placed");
+            self.insns[at].off = (target as i64 - at as i64 - 1) as i16;
+        }
+        self.insns
+    }
+
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+}

@@ -1,0 +1,2015 @@
+//! From the syntax tree to eBPF: types inferred for maps and variables,
+//! one program per attach point, map definitions, and the tables user
+//! space needs to read what the programs send (printf formats, record
+//! layouts). The generated code keeps integer temporaries in the
+//! callee-saved registers r7–r9 (they survive helper calls) and spills to
+//! the stack beyond them; r6 holds the context.
+
+use std::collections::HashMap;
+
+use oxbpf_isa::raw::*;
+use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
+
+use crate::asm::*;
+use crate::ast::*;
+use crate::diag::{Diagnostic, Span, nearest};
+use crate::probes::{ProbeKind, parse_attach};
+use crate::types::{MapKind, TpField, Ty, parse_format};
+
+/// What the compiler asks of the system it compiles for (the runtime
+/// answers from tracefs; tests answer from fixtures).
+pub trait Env {
+    /// The text of tracefs `events/CATEGORY/NAME/format`.
+    fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String>;
+    /// The tracepoints matching glob patterns `category:name`, sorted.
+    fn tracepoints(&self, category: &str, name: &str) -> Result<Vec<(String, String)>, String>;
+}
+
+/// Compile-time options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Positional parameters `$1…`.
+    pub params: Vec<String>,
+    /// Map size (config `max_map_keys`; bpftrace's default 4096).
+    pub max_map_keys: Option<u32>,
+}
+
+/// helper ids
+mod helper {
+    pub const MAP_LOOKUP: i32 = 1;
+    pub const MAP_UPDATE: i32 = 2;
+    pub const MAP_DELETE: i32 = 3;
+    pub const KTIME_GET_NS: i32 = 5;
+    pub const GET_PRANDOM_U32: i32 = 7;
+    pub const GET_SMP_PROCESSOR_ID: i32 = 8;
+    pub const GET_CURRENT_PID_TGID: i32 = 14;
+    pub const GET_CURRENT_UID_GID: i32 = 15;
+    pub const GET_CURRENT_COMM: i32 = 16;
+    pub const GET_CURRENT_TASK: i32 = 35;
+    pub const GET_CURRENT_CGROUP_ID: i32 = 80;
+    pub const PROBE_READ_KERNEL: i32 = 113;
+    pub const PROBE_READ_USER_STR: i32 = 114;
+    pub const PROBE_READ_KERNEL_STR: i32 = 115;
+    pub const JIFFIES64: i32 = 118;
+    pub const RINGBUF_OUTPUT: i32 = 130;
+}
+
+/// Record kinds in the event ring buffer (the first u64 of a record);
+/// printf records use their format's index plus `PRINTF_BASE`.
+pub mod event {
+    pub const EXIT: u64 = 1;
+    pub const PRINT: u64 = 2;
+    pub const CLEAR: u64 = 3;
+    pub const ZERO: u64 = 4;
+    pub const PRINTF_BASE: u64 = 1000;
+}
+
+/// One `@map` of the script.
+#[derive(Clone, Debug)]
+pub struct MapInfo {
+    /// `@name` without the `@` (empty for `@`).
+    pub name: String,
+    /// The key's components (empty: a scalar map, kernel key 8 zero bytes).
+    pub key: Vec<Ty>,
+    pub kind: MapKind,
+    /// Index in the object's maps.
+    pub index: usize,
+}
+
+impl MapInfo {
+    /// Bytes of the user's part of the kernel key.
+    pub fn key_size(&self) -> usize {
+        if self.key.is_empty() {
+            8
+        } else {
+            self.key.iter().map(Ty::stored_size).sum()
+        }
+    }
+}
+
+/// One printf (or errorf/warnf) of the script.
+#[derive(Clone, Debug)]
+pub struct PrintfInfo {
+    pub format: String,
+    pub args: Vec<Ty>,
+    pub span: Span,
+}
+
+/// One program: the probe it came from and what to attach it to.
+#[derive(Clone, Debug)]
+pub struct ProbeProgram {
+    /// The program's name in the object.
+    pub program: String,
+    pub kind: ProbeKind,
+    /// Index of the probe in the script.
+    pub probe: usize,
+    pub span: Span,
+}
+
+/// The compiled script.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub object: Object,
+    pub programs: Vec<ProbeProgram>,
+    pub maps: Vec<MapInfo>,
+    pub printfs: Vec<PrintfInfo>,
+    /// The event ring buffer's map index.
+    pub events: usize,
+    /// The map holding the start time (`elapsed`), index.
+    pub start_time: usize,
+    /// Source line of each instruction of each program (for `-d`).
+    pub lines: HashMap<String, Vec<Span>>,
+}
+
+type R<T> = Result<T, Diagnostic>;
+
+fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
+    Err(Diagnostic::new(span, msg))
+}
+
+/// Builtins the language has (for "did you mean" hints).
+pub const BUILTINS: &[&str] = &[
+    "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "comm", "cgroup", "curtask", "rand",
+    "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "ncpus",
+];
+
+/// Functions the language has.
+pub const FUNCTIONS: &[&str] = &[
+    "printf", "exit", "count", "sum", "avg", "min", "max", "stats", "hist", "lhist", "delete",
+    "clear", "zero", "print", "str", "strncmp", "errorf", "warnf",
+];
+
+/// Compiles a parsed script.
+pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
+    let mut c = Compiler {
+        env,
+        opts,
+        maps: Vec::new(),
+        printfs: Vec::new(),
+        object_maps: Vec::new(),
+        max_keys: opts.max_map_keys.unwrap_or(4096),
+    };
+    for (name, value) in &prog.config {
+        match (name.as_str(), &value.kind) {
+            ("max_map_keys", ExprKind::Int(n)) if (1..=u32::MAX as u64).contains(n) => {
+                c.max_keys = *n as u32;
+            }
+            (
+                "max_strlen"
+                | "max_type_res_iterations"
+                | "stack_mode"
+                | "print_maps_on_exit"
+                | "max_bpf_progs"
+                | "max_probes"
+                | "perf_rb_pages"
+                | "log_size"
+                | "on_stack_limit"
+                | "missing_probes"
+                | "unstable_map_decl"
+                | "lazy_symbolication"
+                | "cache_user_symbols"
+                | "cpp_demangle"
+                | "str_trunc_trailer"
+                | "license"
+                | "print_maps",
+                _,
+            ) => {}
+            _ => {
+                return err(value.span, format!("unknown config `{name}`"));
+            }
+        }
+    }
+    // Fixed maps first: the event ring buffer and the start time.
+    c.object_maps.push(map_def(
+        "events",
+        oxbpf_abi::map_type::RINGBUF,
+        0,
+        0,
+        1 << 22,
+    ));
+    c.object_maps
+        .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 1));
+    // Types of maps from every assignment, before any code.
+    for p in &prog.probes {
+        c.infer_maps(&p.body)?;
+    }
+    let mut programs = Vec::new();
+    let mut defs = Vec::new();
+    let mut lines = HashMap::new();
+    for (i, p) in prog.probes.iter().enumerate() {
+        for (text, span) in &p.attach {
+            let kind = parse_attach(text, *span)?;
+            for kind in c.expand(kind, *span)? {
+                let name = format!("probe{}_{}", i, programs.len());
+                let (insns, ptype, section, spans) = c.program(p, &kind)?;
+                programs.push(ProbeProgram {
+                    program: name.clone(),
+                    kind,
+                    probe: i,
+                    span: *span,
+                });
+                lines.insert(name.clone(), spans);
+                defs.push(ProgramDef {
+                    name,
+                    section,
+                    section_offset: 0,
+                    kind: ptype,
+                    attach: None,
+                    insns,
+                    extern_calls: Vec::new(),
+                    extern_loads: Vec::new(),
+                    line_info: Vec::new(),
+                    func_info: Vec::new(),
+                    core_relos: Vec::new(),
+                });
+            }
+        }
+    }
+    let mut object = Object::from_raw_program("unused", Vec::new());
+    object.programs = defs;
+    object.maps = c.object_maps;
+    Ok(Compiled {
+        object,
+        programs,
+        maps: c.maps,
+        printfs: c.printfs,
+        events: 0,
+        start_time: 1,
+        lines,
+    })
+}
+
+fn map_def(name: &str, map_type: u32, key: u32, value: u32, entries: u32) -> MapDef {
+    MapDef {
+        name: name.into(),
+        map_type,
+        key_size: key,
+        value_size: value,
+        max_entries: entries,
+        flags: 0,
+        origin: MapOrigin::Btf,
+        pinning: 0,
+        inner: None,
+        init_slots: Vec::new(),
+        data: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+    }
+}
+
+struct Compiler<'a> {
+    env: &'a dyn Env,
+    opts: &'a Options,
+    maps: Vec<MapInfo>,
+    printfs: Vec<PrintfInfo>,
+    object_maps: Vec<MapDef>,
+    max_keys: u32,
+}
+
+impl Compiler<'_> {
+    fn max_keys(&self) -> u32 {
+        self.max_keys
+    }
+
+    /// Tracepoint wildcards become one probe per match.
+    fn expand(&self, kind: ProbeKind, span: Span) -> R<Vec<ProbeKind>> {
+        match &kind {
+            ProbeKind::Tracepoint { category, name }
+                if category.contains(['*', '?']) || name.contains(['*', '?']) =>
+            {
+                let found = self
+                    .env
+                    .tracepoints(category, name)
+                    .map_err(|e| Diagnostic::new(span, e))?;
+                if found.is_empty() {
+                    return err(span, format!("no tracepoint matches `{category}:{name}`"));
+                }
+                Ok(found
+                    .into_iter()
+                    .map(|(category, name)| ProbeKind::Tracepoint { category, name })
+                    .collect())
+            }
+            _ => Ok(vec![kind]),
+        }
+    }
+
+    // ---- map type inference -------------------------------------------
+
+    fn infer_maps(&mut self, body: &[Stmt]) -> R<()> {
+        for s in body {
+            match &s.kind {
+                StmtKind::Assign {
+                    target:
+                        Expr {
+                            kind: ExprKind::Map { name, keys },
+                            span,
+                        },
+                    op,
+                    value,
+                } => {
+                    let kind = match (&value.kind, op) {
+                        (ExprKind::Call { name: f, args }, None) => {
+                            self.agg_kind(f, args, value.span)?
+                        }
+                        _ => None,
+                    };
+                    let kind = match kind {
+                        Some(k) => k,
+                        None => MapKind::Scalar(self.static_type(value)?),
+                    };
+                    self.declare_map(name, keys, kind, *span)?;
+                }
+                StmtKind::Expr(Expr {
+                    kind: ExprKind::IncDec { target, .. },
+                    ..
+                }) => {
+                    if let ExprKind::Map { name, keys } = &target.kind {
+                        self.declare_map(name, keys, MapKind::Scalar(Ty::I64), target.span)?;
+                    }
+                }
+                StmtKind::If { then, els, .. } => {
+                    self.infer_maps(then)?;
+                    self.infer_maps(els)?;
+                }
+                StmtKind::While { body, .. }
+                | StmtKind::Unroll { body, .. }
+                | StmtKind::For { body, .. }
+                | StmtKind::Block(body) => self.infer_maps(body)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn agg_kind(&self, f: &str, args: &[Expr], span: Span) -> R<Option<MapKind>> {
+        let want = |n: usize| -> R<()> {
+            if args.len() != n {
+                return err(
+                    span,
+                    format!("{f}() takes {n} argument{}", if n == 1 { "" } else { "s" }),
+                );
+            }
+            Ok(())
+        };
+        Ok(Some(match f {
+            "count" => {
+                want(0)?;
+                MapKind::Count
+            }
+            "sum" | "min" | "max" | "avg" | "stats" | "hist" => {
+                if f == "hist" && args.len() == 2 {
+                    // hist(x, k): k = 0 only so far.
+                    if !matches!(args[1].kind, ExprKind::Int(0)) {
+                        return err(
+                            args[1].span,
+                            "hist() with more than one bucket per power of two is not supported yet",
+                        );
+                    }
+                } else {
+                    want(1)?;
+                }
+                match f {
+                    "sum" => MapKind::Sum,
+                    "min" => MapKind::Min,
+                    "max" => MapKind::Max,
+                    "avg" => MapKind::Avg,
+                    "stats" => MapKind::Stats,
+                    _ => MapKind::Hist,
+                }
+            }
+            "lhist" => {
+                want(4)?;
+                let lit = |e: &Expr| -> R<i64> {
+                    match self.const_int(e) {
+                        Some(v) => Ok(v),
+                        None => err(
+                            e.span,
+                            "lhist()'s min, max and step must be constant integers",
+                        ),
+                    }
+                };
+                let (min, max, step) = (lit(&args[1])?, lit(&args[2])?, lit(&args[3])?);
+                if step <= 0 || max <= min {
+                    return err(
+                        span,
+                        "lhist(x, min, max, step) needs min < max and step > 0",
+                    );
+                }
+                if (max - min) / step > 10_000 {
+                    return err(span, "lhist() would have more than 10000 buckets");
+                }
+                MapKind::Lhist { min, max, step }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    fn const_int(&self, e: &Expr) -> Option<i64> {
+        match &e.kind {
+            ExprKind::Int(n) => Some(*n as i64),
+            ExprKind::Unary {
+                op: UnOp::Neg,
+                expr,
+            } => self.const_int(expr).map(|v| -v),
+            ExprKind::Param(n) => self.param(*n).and_then(|p| p.parse().ok()),
+            _ => None,
+        }
+    }
+
+    fn param(&self, n: u32) -> Option<&str> {
+        self.opts
+            .params
+            .get((n as usize).checked_sub(1)?)
+            .map(String::as_str)
+    }
+
+    fn declare_map(&mut self, name: &str, keys: &[Expr], kind: MapKind, span: Span) -> R<()> {
+        let key: Vec<Ty> = keys.iter().map(|k| self.static_type(k)).collect::<R<_>>()?;
+        let key: Vec<Ty> = key.into_iter().map(widen).collect();
+        if let Some(m) = self.maps.iter_mut().find(|m| m.name == name) {
+            if m.key.len() != key.len() || m.key.iter().zip(&key).any(|(a, b)| !compatible(a, b)) {
+                return err(
+                    span,
+                    format!(
+                        "@{name} is used with keys of type [{}] and [{}]",
+                        m.key.iter().map(Ty::name).collect::<Vec<_>>().join(", "),
+                        key.iter().map(Ty::name).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+            // Strings keep the longest length seen.
+            for (a, b) in m.key.iter_mut().zip(&key) {
+                if let (Ty::Str(x), Ty::Str(y)) = (a, b) {
+                    *x = (*x).max(*y);
+                }
+            }
+            match (&mut m.kind, &kind) {
+                (MapKind::Scalar(a), MapKind::Scalar(b)) if compatible(a, b) => {
+                    if let (Ty::Str(x), Ty::Str(y)) = (a, b) {
+                        *x = (*x).max(*y);
+                    }
+                }
+                (a, b) if a == b => {}
+                (a, b) => {
+                    return err(
+                        span,
+                        format!("@{name} holds {} here but {} elsewhere", b.name(), a.name()),
+                    );
+                }
+            }
+            return Ok(());
+        }
+        self.maps.push(MapInfo {
+            name: name.into(),
+            key,
+            kind,
+            index: 0,
+        });
+        Ok(())
+    }
+
+    /// The type of an expression without generating code (for maps and
+    /// variables declared by assignment).
+    fn static_type(&self, e: &Expr) -> R<Ty> {
+        Ok(match &e.kind {
+            ExprKind::Int(_) | ExprKind::ParamCount => Ty::I64,
+            ExprKind::Str(s) => Ty::Str(s.len() + 1),
+            ExprKind::Param(n) => match self.param(*n) {
+                Some(p) if p.parse::<i64>().is_ok() => Ty::I64,
+                _ => Ty::I64,
+            },
+            ExprKind::Ident(n) => match n.as_str() {
+                "comm" => Ty::Str(16),
+                "probe" => Ty::Str(64),
+                _ => Ty::U64,
+            },
+            ExprKind::Call { name, args } => match name.as_str() {
+                "str" => Ty::Str(match args.get(1).and_then(|a| self.const_int(a)) {
+                    Some(n) if n > 0 => (n as usize).min(200),
+                    _ => 64,
+                }),
+                _ => Ty::I64,
+            },
+            ExprKind::Tuple(items) => Ty::Tuple(
+                items
+                    .iter()
+                    .map(|i| self.static_type(i).map(widen))
+                    .collect::<R<_>>()?,
+            ),
+            ExprKind::Map { name, .. } => match self.maps.iter().find(|m| &m.name == name) {
+                Some(MapInfo {
+                    kind: MapKind::Scalar(t),
+                    ..
+                }) => t.clone(),
+                _ => Ty::I64,
+            },
+            ExprKind::Field { expr, .. } if matches!(&expr.kind, ExprKind::Ident(a) if a == "args") =>
+            {
+                // A tracepoint field: resolved per probe; strings are the
+                // common case to get right for keys.
+                Ty::I64
+            }
+            ExprKind::Ternary { then, .. } => self.static_type(then)?,
+            _ => Ty::I64,
+        })
+    }
+
+    // ---- programs -----------------------------------------------------
+
+    fn program(
+        &mut self,
+        p: &Probe,
+        kind: &ProbeKind,
+    ) -> R<(Vec<oxbpf_isa::RawInsn>, ProgramType, String, Vec<Span>)> {
+        let (ptype, section) = match kind {
+            ProbeKind::Begin | ProbeKind::End => (ProgramType::Kprobe, "uprobe".to_string()),
+            ProbeKind::Tracepoint { category, name } => (
+                ProgramType::Tracepoint,
+                format!("tracepoint/{category}/{name}"),
+            ),
+            ProbeKind::RawTracepoint { name } => {
+                (ProgramType::RawTracepoint, format!("raw_tp/{name}"))
+            }
+            ProbeKind::Uprobe {
+                path, func, ret, ..
+            } => (
+                ProgramType::Kprobe,
+                format!(
+                    "{}/{path}:{func}",
+                    if *ret { "uretprobe" } else { "uprobe" }
+                ),
+            ),
+            ProbeKind::Usdt { .. } => (ProgramType::Kprobe, "usdt".to_string()),
+            ProbeKind::Interval { .. } | ProbeKind::Profile { .. } | ProbeKind::Software { .. } => {
+                (ProgramType::PerfEvent, "perf_event".to_string())
+            }
+            ProbeKind::Unavailable { kind, target } => (
+                ProgramType::Kprobe,
+                format!(
+                    "{}/{target}",
+                    match kind.as_str() {
+                        "kprobe" => "kprobe",
+                        "kretprobe" => "kretprobe",
+                        "fentry" => "fentry",
+                        "fexit" => "fexit",
+                        _ => "kprobe",
+                    }
+                ),
+            ),
+        };
+        let fields = match kind {
+            ProbeKind::Tracepoint { category, name } => Some(
+                self.env
+                    .tracepoint_format(category, name)
+                    .map(|t| parse_format(&t))
+                    .map_err(|e| Diagnostic::new(p.span, e))?,
+            ),
+            _ => None,
+        };
+        let mut g = Gen {
+            c: self,
+            a: Asm::default(),
+            kind: kind.clone(),
+            fields,
+            vars: HashMap::new(),
+            frame: 0,
+            free: vec![9, 8, 7],
+            spans: Vec::new(),
+            loops: Vec::new(),
+            exit: None,
+        };
+        g.a.mov(R6, R1);
+        let exit = g.a.label();
+        g.exit = Some(exit);
+        if let Some(pred) = &p.predicate {
+            let v = g.int(pred)?;
+            let r = g.load(v, R0);
+            g.a.jmp_imm(BPF_JEQ, r, 0, exit);
+        }
+        g.block(&p.body)?;
+        g.a.place(exit);
+        g.a.mov_imm(R0, 0);
+        g.a.exit();
+        if g.frame > 512 {
+            return err(
+                p.span,
+                format!(
+                    "this probe needs {} bytes of stack; eBPF programs have 512 (fewer or shorter strings and printf arguments)",
+                    g.frame
+                ),
+            );
+        }
+        let spans = g.spans;
+        let insns = g.a.finish();
+        Ok((insns, ptype, section, spans))
+    }
+}
+
+/// Integers are 64-bit in maps and records.
+fn widen(t: Ty) -> Ty {
+    match t {
+        Ty::Int { signed, .. } => Ty::Int { size: 8, signed },
+        t => t,
+    }
+}
+
+fn compatible(a: &Ty, b: &Ty) -> bool {
+    match (a, b) {
+        (Ty::Int { .. }, Ty::Int { .. }) => true,
+        (Ty::Str(_), Ty::Str(_)) => true,
+        (Ty::Tuple(x), Ty::Tuple(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| compatible(a, b))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Where an integer value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val {
+    Reg(Reg),
+    /// A stack slot (`r10 + off`).
+    Slot(i16),
+}
+
+/// A value of any type: integers in a register or slot, the rest in stack
+/// memory.
+#[derive(Clone, Debug)]
+enum Value {
+    Int(Val, Ty),
+    /// Bytes at `r10 + off`, `ty.stored_size()` long.
+    Mem(i16, Ty),
+}
+
+struct Gen<'c, 'a> {
+    c: &'c mut Compiler<'a>,
+    a: Asm,
+    kind: ProbeKind,
+    fields: Option<Vec<TpField>>,
+    /// `$name` -> (slot, type).
+    vars: HashMap<String, (i16, Ty)>,
+    /// Bytes of stack in use (grows down from r10).
+    frame: usize,
+    /// Free temporaries.
+    free: Vec<Reg>,
+    spans: Vec<Span>,
+    /// (continue, break) labels of the enclosing loops.
+    loops: Vec<(Label, Label)>,
+    exit: Option<Label>,
+}
+
+impl Gen<'_, '_> {
+    fn mark(&mut self, span: Span) {
+        while self.spans.len() < self.a.len() {
+            self.spans.push(span);
+        }
+    }
+
+    /// Stack space, 8-aligned.
+    fn alloc(&mut self, bytes: usize) -> i16 {
+        self.frame += bytes.div_ceil(8) * 8;
+        -(self.frame.min(32760) as i16)
+    }
+
+    fn zero(&mut self, off: i16, bytes: usize) {
+        for i in (0..bytes.div_ceil(8) * 8).step_by(8) {
+            self.a.st_imm(8, R10, off + i as i16, 0);
+        }
+    }
+
+    /// A temporary for an integer: a callee-saved register, or a slot.
+    fn temp(&mut self) -> Val {
+        match self.free.pop() {
+            Some(r) => Val::Reg(r),
+            None => Val::Slot(self.alloc(8)),
+        }
+    }
+
+    fn release(&mut self, v: Val) {
+        if let Val::Reg(r) = v
+            && !self.free.contains(&r)
+        {
+            self.free.push(r);
+        }
+    }
+
+    /// Puts `v` in a register (`scratch` when it is in a slot).
+    fn load(&mut self, v: Val, scratch: Reg) -> Reg {
+        match v {
+            Val::Reg(r) => r,
+            Val::Slot(off) => {
+                self.a.ldx(8, scratch, R10, off);
+                scratch
+            }
+        }
+    }
+
+    /// Stores register `r` into `v`.
+    fn store(&mut self, v: Val, r: Reg) {
+        match v {
+            Val::Reg(d) => self.a.mov(d, r),
+            Val::Slot(off) => self.a.stx(8, R10, off, r),
+        }
+    }
+
+    /// A new temporary holding r0 (after a helper call).
+    fn take_r0(&mut self) -> Val {
+        let t = self.temp();
+        self.store(t, R0);
+        t
+    }
+
+    fn block(&mut self, stmts: &[Stmt]) -> R<()> {
+        for s in stmts {
+            let keep = (self.free.clone(), self.frame);
+            self.stmt(s)?;
+            self.mark(s.span);
+            // Temporaries of a statement are done with; stack space of
+            // variables stays (they were allocated before the mark).
+            self.free = keep.0;
+            let _ = keep.1;
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, s: &Stmt) -> R<()> {
+        match &s.kind {
+            StmtKind::Expr(e) => self.expr_stmt(e),
+            StmtKind::Assign { target, op, value } => self.assign(target, *op, value, s.span),
+            StmtKind::Let { name, value, .. } => match value {
+                Some(v) => self.assign_var(name, v, s.span),
+                None => {
+                    let off = self.alloc(8);
+                    self.zero(off, 8);
+                    self.vars.insert(name.clone(), (off, Ty::I64));
+                    Ok(())
+                }
+            },
+            StmtKind::If { cond, then, els } => {
+                let v = self.int(cond)?;
+                let r = self.load(v, R0);
+                self.release(v);
+                let l_else = self.a.label();
+                let l_end = self.a.label();
+                self.a.jmp_imm(BPF_JEQ, r, 0, l_else);
+                self.block(then)?;
+                self.a.ja(l_end);
+                self.a.place(l_else);
+                self.block(els)?;
+                self.a.place(l_end);
+                Ok(())
+            }
+            StmtKind::While { cond, body } => {
+                let top = self.a.label();
+                let end = self.a.label();
+                self.a.place(top);
+                let v = self.int(cond)?;
+                let r = self.load(v, R0);
+                self.release(v);
+                self.a.jmp_imm(BPF_JEQ, r, 0, end);
+                self.loops.push((top, end));
+                self.block(body)?;
+                self.loops.pop();
+                self.a.ja(top);
+                self.a.place(end);
+                Ok(())
+            }
+            StmtKind::Unroll { count, body } => {
+                let n = self
+                    .c
+                    .const_int(count)
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        Diagnostic::new(count.span, "unroll() takes a constant from 1 to 100")
+                    })?;
+                for _ in 0..n {
+                    self.block(body)?;
+                }
+                Ok(())
+            }
+            StmtKind::For {
+                var,
+                iter: ForIter::Range(a, b),
+                body,
+            } => {
+                let (off, _) = self.var_slot(var, Ty::I64);
+                let v = self.int(a)?;
+                let r = self.load(v, R0);
+                self.a.stx(8, R10, off, r);
+                self.release(v);
+                let hi = self.int(b)?;
+                let top = self.a.label();
+                let next = self.a.label();
+                let end = self.a.label();
+                self.a.place(top);
+                let rh = self.load(hi, R1);
+                self.a.ldx(8, R0, R10, off);
+                self.a.jmp(BPF_JSGE, R0, rh, end);
+                self.loops.push((next, end));
+                self.block(body)?;
+                self.loops.pop();
+                self.a.place(next);
+                self.a.ldx(8, R0, R10, off);
+                self.a.alu_imm(BPF_ADD, R0, 1);
+                self.a.stx(8, R10, off, R0);
+                self.a.ja(top);
+                self.a.place(end);
+                self.release(hi);
+                Ok(())
+            }
+            StmtKind::For {
+                iter: ForIter::Map(_, span),
+                ..
+            } => err(*span, "for loops over maps are not supported yet"),
+            StmtKind::Break | StmtKind::Continue => {
+                let Some(&(cont, brk)) = self.loops.last() else {
+                    return err(s.span, "break and continue belong in a loop");
+                };
+                self.a.ja(if matches!(s.kind, StmtKind::Break) {
+                    brk
+                } else {
+                    cont
+                });
+                Ok(())
+            }
+            StmtKind::Return(_) => {
+                let exit = self.exit.expect("set");
+                self.a.ja(exit);
+                Ok(())
+            }
+            StmtKind::Block(b) => self.block(b),
+        }
+    }
+
+    fn var_slot(&mut self, name: &str, ty: Ty) -> (i16, Ty) {
+        if let Some(v) = self.vars.get(name) {
+            return v.clone();
+        }
+        let off = self.alloc(ty.stored_size());
+        self.vars.insert(name.to_string(), (off, ty.clone()));
+        (off, ty)
+    }
+
+    fn assign_var(&mut self, name: &str, value: &Expr, span: Span) -> R<()> {
+        let v = self.value(value)?;
+        match v {
+            Value::Int(val, ty) => {
+                let (off, old) = self.var_slot(name, widen(ty));
+                if !old.is_int() {
+                    return err(
+                        span,
+                        format!("${name} holds {} and cannot take an integer", old.name()),
+                    );
+                }
+                let r = self.load(val, R0);
+                self.a.stx(8, R10, off, r);
+                self.release(val);
+            }
+            Value::Mem(src, ty) => {
+                let (off, old) = self.var_slot(name, ty.clone());
+                if old.stored_size() < ty.stored_size() || old.is_int() {
+                    return err(
+                        span,
+                        format!("${name} holds {} and cannot take {}", old.name(), ty.name()),
+                    );
+                }
+                self.copy(off, src, ty.stored_size());
+            }
+        }
+        Ok(())
+    }
+
+    fn copy(&mut self, dst: i16, src: i16, bytes: usize) {
+        for i in (0..bytes).step_by(8) {
+            self.a.ldx(8, R0, R10, src + i as i16);
+            self.a.stx(8, R10, dst + i as i16, R0);
+        }
+    }
+
+    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr, span: Span) -> R<()> {
+        match &target.kind {
+            ExprKind::Var(name) => match op {
+                None => self.assign_var(name, value, span),
+                Some(op) => {
+                    let sum = Expr {
+                        kind: ExprKind::Binary {
+                            op,
+                            lhs: Box::new(target.clone()),
+                            rhs: Box::new(value.clone()),
+                        },
+                        span,
+                    };
+                    self.assign_var(name, &sum, span)
+                }
+            },
+            ExprKind::Map { name, keys } => {
+                let m = self.map(name, target.span)?;
+                if let (None, ExprKind::Call { name: f, args }) = (op, &value.kind)
+                    && self.c.agg_kind(f, args, value.span)?.is_some()
+                {
+                    return self.aggregate(&m, keys, args, value.span);
+                }
+                let value = match op {
+                    None => value.clone(),
+                    Some(op) => Expr {
+                        kind: ExprKind::Binary {
+                            op,
+                            lhs: Box::new(target.clone()),
+                            rhs: Box::new(value.clone()),
+                        },
+                        span,
+                    },
+                };
+                let MapKind::Scalar(ty) = m.kind.clone() else {
+                    return err(
+                        span,
+                        format!(
+                            "@{} holds {}: assign it with {0} again",
+                            m.name,
+                            m.kind.name()
+                        ),
+                    );
+                };
+                let key = self.key(&m, keys, target.span)?;
+                let v = self.value(&value)?;
+                let voff = match v {
+                    Value::Int(val, _) => {
+                        let off = self.alloc(8);
+                        let r = self.load(val, R0);
+                        self.a.stx(8, R10, off, r);
+                        self.release(val);
+                        off
+                    }
+                    Value::Mem(off, t) => {
+                        let size = ty.stored_size();
+                        if t.stored_size() < size {
+                            let pad = self.alloc(size);
+                            self.zero(pad, size);
+                            self.copy(pad, off, t.stored_size());
+                            pad
+                        } else {
+                            off
+                        }
+                    }
+                };
+                self.a.ld_map(R1, m.index);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.mov(R3, R10);
+                self.a.alu_imm(BPF_ADD, R3, voff as i32);
+                self.a.mov_imm(R4, 0);
+                self.a.call(helper::MAP_UPDATE);
+                Ok(())
+            }
+            _ => err(target.span, "only $variables and @maps can be assigned"),
+        }
+    }
+
+    fn map(&mut self, name: &str, span: Span) -> R<MapInfo> {
+        let Some(i) = self.c.maps.iter().position(|m| m.name == name) else {
+            let d = Diagnostic::new(span, format!("@{name} is used but never assigned"));
+            let names: Vec<String> = self.c.maps.iter().map(|m| m.name.clone()).collect();
+            return Err(match nearest(name, names.iter().map(String::as_str)) {
+                Some(n) => d.with_hint(format!("did you mean `@{n}`?")),
+                None => d,
+            });
+        };
+        if self.c.maps[i].index == 0 {
+            let m = &self.c.maps[i];
+            let per_cpu = m.kind.per_cpu();
+            let bucket = if m.kind.bucketed() { 8 } else { 0 };
+            let def = map_def(
+                &format!("AT_{}", if m.name.is_empty() { "_" } else { &m.name }),
+                if per_cpu {
+                    oxbpf_abi::map_type::PERCPU_HASH
+                } else {
+                    oxbpf_abi::map_type::HASH
+                },
+                (m.key_size() + bucket) as u32,
+                m.kind.value_size() as u32,
+                self.c.max_keys(),
+            );
+            self.c.maps[i].index = self.c.object_maps.len();
+            self.c.object_maps.push(def);
+        }
+        Ok(self.c.maps[i].clone())
+    }
+
+    /// Builds the kernel key of `m` for `keys` on the stack (with room for
+    /// a bucket index after it for histograms); returns its offset.
+    fn key(&mut self, m: &MapInfo, keys: &[Expr], span: Span) -> R<i16> {
+        let size = m.key_size() + if m.kind.bucketed() { 8 } else { 0 };
+        let off = self.alloc(size);
+        if keys.is_empty() {
+            self.zero(off, size);
+            if !m.key.is_empty() {
+                return err(span, format!("@{} needs a key ([…])", m.name));
+            }
+            return Ok(off);
+        }
+        if keys.len() != m.key.len() {
+            return err(
+                span,
+                format!(
+                    "@{} takes {} key(s), not {}",
+                    m.name,
+                    m.key.len(),
+                    keys.len()
+                ),
+            );
+        }
+        self.zero(off, size);
+        let mut at = off;
+        for (k, ty) in keys.iter().zip(&m.key) {
+            let v = self.value(k)?;
+            match (v, ty) {
+                (Value::Int(val, _), Ty::Int { .. }) => {
+                    let r = self.load(val, R0);
+                    self.a.stx(8, R10, at, r);
+                    self.release(val);
+                }
+                (Value::Mem(src, t), _) => {
+                    let n = t.stored_size().min(ty.stored_size());
+                    self.copy(at, src, n);
+                }
+                (Value::Int(..), t) => {
+                    return err(
+                        k.span,
+                        format!("this key is an integer where @{} has {}", m.name, t.name()),
+                    );
+                }
+            }
+            at += ty.stored_size() as i16;
+        }
+        Ok(off)
+    }
+
+    /// `@m[k] = count()` and the other aggregations: look the entry up,
+    /// create it when missing, update it in place (per-CPU: no atomics).
+    fn aggregate(&mut self, m: &MapInfo, keys: &[Expr], args: &[Expr], span: Span) -> R<()> {
+        let key = self.key(m, keys, span)?;
+        let arg = match args.first() {
+            Some(a) => {
+                let v = self.int(a)?;
+                Some(v)
+            }
+            None => None,
+        };
+        if let (Some(v), true) = (arg, m.kind.bucketed()) {
+            // The bucket index goes after the user's key.
+            let r = self.load(v, R0);
+            let bucket_at = key + m.key_size() as i16;
+            match m.kind {
+                MapKind::Hist => self.log2_bucket(r, bucket_at),
+                MapKind::Lhist { min, max, step } => {
+                    self.linear_bucket(r, bucket_at, min, max, step)
+                }
+                _ => {}
+            }
+        }
+        // r0 = lookup(map, &key)
+        let found = self.a.label();
+        let done = self.a.label();
+        self.a.ld_map(R1, m.index);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.call(helper::MAP_LOOKUP);
+        self.a.jmp_imm(BPF_JNE, R0, 0, found);
+        // Missing: insert the first value.
+        let init = self.alloc(16);
+        let x = arg.map(|v| self.load(v, R1));
+        match m.kind {
+            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+                self.a.st_imm(8, R10, init, 1);
+            }
+            MapKind::Sum => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+            }
+            MapKind::Min | MapKind::Max => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+                self.a.st_imm(8, R10, init + 8, 1);
+            }
+            MapKind::Avg | MapKind::Stats => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+                self.a.st_imm(8, R10, init + 8, 1);
+            }
+            MapKind::Scalar(_) => unreachable!("not an aggregation"),
+        }
+        self.a.ld_map(R1, m.index);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.mov(R3, R10);
+        self.a.alu_imm(BPF_ADD, R3, init as i32);
+        self.a.mov_imm(R4, 1); // BPF_NOEXIST
+        self.a.call(helper::MAP_UPDATE);
+        self.a.ja(done);
+        // Found: update in place.
+        self.a.place(found);
+        let x = arg.map(|v| self.load(v, R1));
+        match m.kind {
+            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+                self.a.ldx(8, R2, R0, 0);
+                self.a.alu_imm(BPF_ADD, R2, 1);
+                self.a.stx(8, R0, 0, R2);
+            }
+            MapKind::Sum => {
+                let x = x.expect("one argument");
+                self.a.ldx(8, R2, R0, 0);
+                self.a.alu(BPF_ADD, R2, x);
+                self.a.stx(8, R0, 0, R2);
+            }
+            MapKind::Min | MapKind::Max => {
+                let x = x.expect("one argument");
+                let skip = self.a.label();
+                self.a.ldx(8, R2, R0, 0);
+                // Keep the old value when it is already the extreme.
+                let op = if m.kind == MapKind::Min {
+                    BPF_JSLE
+                } else {
+                    BPF_JSGE
+                };
+                self.a.jmp(op, R2, x, skip);
+                self.a.stx(8, R0, 0, x);
+                self.a.place(skip);
+            }
+            MapKind::Avg | MapKind::Stats => {
+                let x = x.expect("one argument");
+                self.a.ldx(8, R2, R0, 0);
+                self.a.alu(BPF_ADD, R2, x);
+                self.a.stx(8, R0, 0, R2);
+                self.a.ldx(8, R2, R0, 8);
+                self.a.alu_imm(BPF_ADD, R2, 1);
+                self.a.stx(8, R0, 8, R2);
+            }
+            MapKind::Scalar(_) => unreachable!(),
+        }
+        self.a.place(done);
+        if let Some(v) = arg {
+            self.release(v);
+        }
+        Ok(())
+    }
+
+    /// bpftrace's power-of-two buckets: 0 for negatives, 1 for zero, and
+    /// `k + 2` for `[2^k, 2^(k+1))`. Stores the index at `r10 + at`.
+    fn log2_bucket(&mut self, x: Reg, at: i16) {
+        // r1 = x; r2 = index
+        self.a.mov(R1, x);
+        let done = self.a.label();
+        self.a.mov_imm(R2, 0);
+        self.a.jmp_imm(BPF_JSLT, R1, 0, done);
+        self.a.mov_imm(R2, 1);
+        self.a.jmp_imm(BPF_JEQ, R1, 0, done);
+        // index = 2 + floor(log2(x)), by halving steps of 32, 16, 8, 4, 2, 1.
+        self.a.mov_imm(R2, 2);
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let skip = self.a.label();
+            self.a.mov(R3, R1);
+            self.a.alu_imm(BPF_RSH, R3, shift);
+            self.a.jmp_imm(BPF_JEQ, R3, 0, skip);
+            self.a.mov(R1, R3);
+            self.a.alu_imm(BPF_ADD, R2, shift);
+            self.a.place(skip);
+        }
+        self.a.place(done);
+        self.a.stx(8, R10, at, R2);
+    }
+
+    /// lhist buckets: 0 below `min`, then one per `step`, the last for
+    /// `max` and above.
+    fn linear_bucket(&mut self, x: Reg, at: i16, min: i64, max: i64, step: i64) {
+        let n = (max - min) / step + if (max - min) % step == 0 { 0 } else { 1 };
+        let done = self.a.label();
+        self.a.mov(R1, x);
+        self.a.mov_imm(R2, 0);
+        self.a.mov_imm(R3, min);
+        self.a.jmp(BPF_JSLT, R1, R3, done);
+        self.a.mov_imm(R2, n + 1);
+        self.a.mov_imm(R3, max);
+        self.a.jmp(BPF_JSGE, R1, R3, done);
+        self.a.mov(R2, R1);
+        self.a.mov_imm(R3, min);
+        self.a.alu(BPF_SUB, R2, R3);
+        self.a.mov_imm(R3, step);
+        self.a.alu(BPF_DIV, R2, R3);
+        self.a.alu_imm(BPF_ADD, R2, 1);
+        self.a.place(done);
+        self.a.stx(8, R10, at, R2);
+    }
+
+    fn expr_stmt(&mut self, e: &Expr) -> R<()> {
+        match &e.kind {
+            ExprKind::Call { name, args } => match name.as_str() {
+                "printf" | "errorf" | "warnf" => self.printf(name, args, e.span),
+                "exit" => {
+                    let rec = self.alloc(16);
+                    self.a.st_imm(8, R10, rec, event::EXIT as i32);
+                    match args.first() {
+                        Some(a) => {
+                            let v = self.int(a)?;
+                            let r = self.load(v, R0);
+                            self.a.stx(8, R10, rec + 8, r);
+                        }
+                        None => self.a.st_imm(8, R10, rec + 8, 0),
+                    }
+                    self.output(rec, 16);
+                    let exit = self.exit.expect("set");
+                    self.a.ja(exit);
+                    Ok(())
+                }
+                "delete" => {
+                    let [target] = &args[..] else {
+                        return err(e.span, "delete() takes one map entry: delete(@m[key])");
+                    };
+                    let ExprKind::Map { name, keys } = &target.kind else {
+                        return err(target.span, "delete() takes a map entry: delete(@m[key])");
+                    };
+                    let m = self.map(name, target.span)?;
+                    let key = self.key(&m, keys, target.span)?;
+                    self.a.ld_map(R1, m.index);
+                    self.a.mov(R2, R10);
+                    self.a.alu_imm(BPF_ADD, R2, key as i32);
+                    self.a.call(helper::MAP_DELETE);
+                    Ok(())
+                }
+                "clear" | "zero" | "print" => {
+                    let [target] = &args[..] else {
+                        return err(e.span, format!("{name}() takes one map: {name}(@m)"));
+                    };
+                    let ExprKind::Map { name: m, keys } = &target.kind else {
+                        return err(target.span, format!("{name}() takes a map: {name}(@m)"));
+                    };
+                    if !keys.is_empty() && name != "print" {
+                        return err(
+                            target.span,
+                            format!("{name}() takes the whole map, without a key"),
+                        );
+                    }
+                    let m = self.map(m, target.span)?;
+                    let rec = self.alloc(16);
+                    let kind = match name.as_str() {
+                        "clear" => event::CLEAR,
+                        "zero" => event::ZERO,
+                        _ => event::PRINT,
+                    };
+                    self.a.st_imm(8, R10, rec, kind as i32);
+                    self.a.st_imm(8, R10, rec + 8, m.index as i32);
+                    self.output(rec, 16);
+                    Ok(())
+                }
+                _ => {
+                    let v = self.value(e)?;
+                    if let Value::Int(v, _) = v {
+                        self.release(v);
+                    }
+                    Ok(())
+                }
+            },
+            ExprKind::IncDec { inc, target, .. } => {
+                let one = Expr {
+                    kind: ExprKind::Int(1),
+                    span: e.span,
+                };
+                self.assign(
+                    target,
+                    Some(if *inc { BinOp::Add } else { BinOp::Sub }),
+                    &one,
+                    e.span,
+                )
+            }
+            _ => {
+                if let Value::Int(v, _) = self.value(e)? {
+                    self.release(v);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `bpf_ringbuf_output(&events, r10 + rec, len, 0)`.
+    fn output(&mut self, rec: i16, len: usize) {
+        self.a.ld_map(R1, 0);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, rec as i32);
+        self.a.mov_imm(R3, len as i64);
+        self.a.mov_imm(R4, 0);
+        self.a.call(helper::RINGBUF_OUTPUT);
+    }
+
+    fn printf(&mut self, name: &str, args: &[Expr], span: Span) -> R<()> {
+        let Some(ExprKind::Str(fmt)) = args.first().map(|a| &a.kind) else {
+            return err(span, format!("{name}() takes a format string first"));
+        };
+        let mut values = Vec::new();
+        for a in &args[1..] {
+            values.push((self.value(a)?, a.span));
+        }
+        let size: usize = 8 + values
+            .iter()
+            .map(|(v, _)| match v {
+                Value::Int(..) => 8,
+                Value::Mem(_, t) => t.stored_size(),
+            })
+            .sum::<usize>();
+        let rec = self.alloc(size);
+        let id = self.c.printfs.len();
+        self.a.mov_imm(R0, (event::PRINTF_BASE + id as u64) as i64);
+        self.a.stx(8, R10, rec, R0);
+        let mut at = rec + 8;
+        let mut types = Vec::new();
+        for (v, _) in values {
+            match v {
+                Value::Int(val, ty) => {
+                    let r = self.load(val, R0);
+                    self.a.stx(8, R10, at, r);
+                    self.release(val);
+                    at += 8;
+                    types.push(widen(ty));
+                }
+                Value::Mem(off, ty) => {
+                    let n = ty.stored_size();
+                    self.copy(at, off, n);
+                    at += n as i16;
+                    types.push(ty);
+                }
+            }
+        }
+        crate::format::check(fmt, &types).map_err(|m| Diagnostic::new(args[0].span, m))?;
+        self.c.printfs.push(PrintfInfo {
+            format: fmt.clone(),
+            args: types,
+            span,
+        });
+        self.output(rec, size);
+        Ok(())
+    }
+
+    /// An integer-valued expression.
+    fn int(&mut self, e: &Expr) -> R<Val> {
+        match self.value(e)? {
+            Value::Int(v, _) => Ok(v),
+            Value::Mem(_, t) => err(
+                e.span,
+                format!("expected an integer here, found {}", t.name()),
+            ),
+        }
+    }
+
+    /// Calls a helper with no arguments and keeps r0.
+    fn helper0(&mut self, id: i32) -> Val {
+        self.a.call(id);
+        self.take_r0()
+    }
+
+    fn value(&mut self, e: &Expr) -> R<Value> {
+        let int = |v: Val| Value::Int(v, Ty::U64);
+        Ok(match &e.kind {
+            ExprKind::Int(n) => {
+                let t = self.temp();
+                let r = match t {
+                    Val::Reg(r) => r,
+                    Val::Slot(_) => R0,
+                };
+                self.a.mov_imm(r, *n as i64);
+                self.store(t, r);
+                Value::Int(t, Ty::I64)
+            }
+            ExprKind::Str(s) => {
+                let ty = Ty::Str(s.len() + 1);
+                let off = self.alloc(ty.stored_size());
+                let mut bytes = s.as_bytes().to_vec();
+                bytes.resize(ty.stored_size(), 0);
+                for (i, c) in bytes.chunks(8).enumerate() {
+                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    self.a.lddw(R0, v, 0);
+                    self.a.stx(8, R10, off + 8 * i as i16, R0);
+                }
+                Value::Mem(off, ty)
+            }
+            ExprKind::Param(n) => match self.c.param(*n).map(str::to_string) {
+                Some(p) => match p.parse::<i64>() {
+                    Ok(v) => {
+                        let t = self.temp();
+                        self.a.mov_imm(R0, v);
+                        self.store(t, R0);
+                        Value::Int(t, Ty::I64)
+                    }
+                    Err(_) => {
+                        return err(
+                            e.span,
+                            format!("${n} is `{p}`, not a number (use str(${n}) for a string)"),
+                        );
+                    }
+                },
+                None => {
+                    let t = self.temp();
+                    self.a.mov_imm(R0, 0);
+                    self.store(t, R0);
+                    Value::Int(t, Ty::I64)
+                }
+            },
+            ExprKind::ParamCount => {
+                let t = self.temp();
+                self.a.mov_imm(R0, self.c.opts.params.len() as i64);
+                self.store(t, R0);
+                Value::Int(t, Ty::I64)
+            }
+            ExprKind::Ident(name) => self.builtin(name, e.span)?,
+            ExprKind::Var(name) => {
+                let Some((off, ty)) = self.vars.get(name).cloned() else {
+                    let names: Vec<String> = self.vars.keys().cloned().collect();
+                    let d =
+                        Diagnostic::new(e.span, format!("${name} is used before it is assigned"));
+                    return Err(match nearest(name, names.iter().map(String::as_str)) {
+                        Some(n) => d.with_hint(format!("did you mean `${n}`?")),
+                        None => d,
+                    });
+                };
+                if ty.is_int() {
+                    let t = self.temp();
+                    self.a.ldx(8, R0, R10, off);
+                    self.store(t, R0);
+                    Value::Int(t, ty)
+                } else {
+                    Value::Mem(off, ty)
+                }
+            }
+            ExprKind::Map { name, keys } => {
+                let m = self.map(name, e.span)?;
+                let key = self.key(&m, keys, e.span)?;
+                let ty = match &m.kind {
+                    MapKind::Scalar(t) => t.clone(),
+                    MapKind::Count | MapKind::Sum | MapKind::Min | MapKind::Max => Ty::I64,
+                    k => {
+                        return err(
+                            e.span,
+                            format!(
+                                "@{} holds {} and cannot be read in a probe",
+                                m.name,
+                                k.name()
+                            ),
+                        );
+                    }
+                };
+                self.a.ld_map(R1, m.index);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                let missing = self.a.label();
+                let done = self.a.label();
+                if ty.is_int() {
+                    let t = self.temp();
+                    let r = match t {
+                        Val::Reg(r) => r,
+                        Val::Slot(_) => R1,
+                    };
+                    self.a.mov_imm(r, 0);
+                    self.a.jmp_imm(BPF_JEQ, R0, 0, done);
+                    self.a.ldx(8, r, R0, 0);
+                    self.a.place(done);
+                    self.store(t, r);
+                    let _ = missing;
+                    Value::Int(t, ty)
+                } else {
+                    let off = self.alloc(ty.stored_size());
+                    self.zero(off, ty.stored_size());
+                    self.a.jmp_imm(BPF_JEQ, R0, 0, done);
+                    for i in (0..ty.stored_size()).step_by(8) {
+                        self.a.ldx(8, R1, R0, i as i16);
+                        self.a.stx(8, R10, off + i as i16, R1);
+                    }
+                    self.a.place(done);
+                    let _ = missing;
+                    Value::Mem(off, ty)
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs, e.span),
+            ExprKind::Unary { op, expr } => {
+                let v = self.int(expr)?;
+                let r = self.load(v, R0);
+                match op {
+                    UnOp::Neg => self.a.neg(r),
+                    UnOp::BitNot => self.a.alu_imm(BPF_XOR, r, -1),
+                    UnOp::Not => {
+                        let zero = self.a.label();
+                        let done = self.a.label();
+                        self.a.jmp_imm(BPF_JEQ, r, 0, zero);
+                        self.a.mov_imm(r, 0);
+                        self.a.ja(done);
+                        self.a.place(zero);
+                        self.a.mov_imm(r, 1);
+                        self.a.place(done);
+                    }
+                    UnOp::Deref | UnOp::AddrOf => {
+                        return err(
+                            e.span,
+                            "pointer dereference and address-of are not supported yet",
+                        );
+                    }
+                }
+                self.store(v, r);
+                Value::Int(v, Ty::I64)
+            }
+            ExprKind::Ternary { cond, then, els } => {
+                let c = self.int(cond)?;
+                let rc = self.load(c, R0);
+                self.release(c);
+                let l_else = self.a.label();
+                let l_end = self.a.label();
+                let out = self.temp();
+                self.a.jmp_imm(BPF_JEQ, rc, 0, l_else);
+                let a = self.value(then)?;
+                let ty = match a {
+                    Value::Int(v, t) => {
+                        let r = self.load(v, R0);
+                        self.store(out, r);
+                        self.release(v);
+                        t
+                    }
+                    Value::Mem(..) => {
+                        return err(then.span, "conditional strings are not supported yet");
+                    }
+                };
+                self.a.ja(l_end);
+                self.a.place(l_else);
+                let b = self.int(els)?;
+                let r = self.load(b, R0);
+                self.store(out, r);
+                self.release(b);
+                self.a.place(l_end);
+                Value::Int(out, ty)
+            }
+            ExprKind::Field { expr, field, .. } => {
+                if matches!(&expr.kind, ExprKind::Ident(a) if a == "args") {
+                    return self.tp_field(field, e.span);
+                }
+                if let ExprKind::Var(_) | ExprKind::Tuple(_) = &expr.kind {
+                    return err(e.span, "tuple and struct fields are not supported yet");
+                }
+                return err(e.span, "struct fields through BTF are not supported yet");
+            }
+            ExprKind::Cast { ty, expr } => {
+                let v = self.int(expr)?;
+                let r = self.load(v, R0);
+                let (size, signed) = match ty.base.as_str() {
+                    _ if ty.pointers > 0 => (8, false),
+                    "int8" | "s8" | "__s8" | "char" | "signed char" => (1, true),
+                    "uint8" | "u8" | "__u8" | "unsigned char" | "bool" => (1, false),
+                    "int16" | "s16" | "__s16" | "short" => (2, true),
+                    "uint16" | "u16" | "__u16" | "unsigned short" => (2, false),
+                    "int32" | "s32" | "__s32" | "int" | "pid_t" | "signed" | "signed int" => {
+                        (4, true)
+                    }
+                    "uint32" | "u32" | "__u32" | "unsigned" | "unsigned int" => (4, false),
+                    "int64" | "s64" | "__s64" | "long" | "long long" => (8, true),
+                    _ => (8, false),
+                };
+                if signed {
+                    self.a.sext(r, size);
+                } else {
+                    self.a.trunc(r, size);
+                }
+                self.store(v, r);
+                Value::Int(
+                    v,
+                    Ty::Int {
+                        size: size as u8,
+                        signed,
+                    },
+                )
+            }
+            ExprKind::Tuple(items) => {
+                let mut vals = Vec::new();
+                for i in items {
+                    vals.push(self.value(i)?);
+                }
+                let types: Vec<Ty> = vals
+                    .iter()
+                    .map(|v| match v {
+                        Value::Int(_, t) => widen(t.clone()),
+                        Value::Mem(_, t) => t.clone(),
+                    })
+                    .collect();
+                let ty = Ty::Tuple(types);
+                let off = self.alloc(ty.stored_size());
+                let mut at = off;
+                for v in vals {
+                    match v {
+                        Value::Int(val, _) => {
+                            let r = self.load(val, R0);
+                            self.a.stx(8, R10, at, r);
+                            self.release(val);
+                            at += 8;
+                        }
+                        Value::Mem(src, t) => {
+                            self.copy(at, src, t.stored_size());
+                            at += t.stored_size() as i16;
+                        }
+                    }
+                }
+                Value::Mem(off, ty)
+            }
+            ExprKind::Call { name, args } => return self.call(name, args, e.span),
+            ExprKind::IncDec { .. } => return err(e.span, "++ and -- are statements here"),
+            ExprKind::Index { .. } => return err(e.span, "indexing is not supported yet"),
+            ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Offsetof { .. } => {
+                return err(e.span, "sizeof and offsetof are not supported yet");
+            }
+        })
+        .map(|v| match v {
+            Value::Int(v, t) if t == Ty::U64 => int(v),
+            v => v,
+        })
+    }
+
+    fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> R<Value> {
+        if matches!(op, BinOp::LAnd | BinOp::LOr) {
+            let out = self.temp();
+            let a = self.int(lhs)?;
+            let ra = self.load(a, R0);
+            self.release(a);
+            let short = self.a.label();
+            let done = self.a.label();
+            self.a.jmp_imm(
+                if op == BinOp::LAnd { BPF_JEQ } else { BPF_JNE },
+                ra,
+                0,
+                short,
+            );
+            let b = self.int(rhs)?;
+            let rb = self.load(b, R0);
+            self.release(b);
+            let t = self.a.label();
+            self.a.jmp_imm(BPF_JNE, rb, 0, t);
+            self.a.mov_imm(R0, 0);
+            self.store(out, R0);
+            self.a.ja(done);
+            self.a.place(t);
+            self.a.mov_imm(R0, 1);
+            self.store(out, R0);
+            self.a.ja(done);
+            self.a.place(short);
+            self.a.mov_imm(R0, i64::from(op == BinOp::LOr));
+            self.store(out, R0);
+            self.a.place(done);
+            return Ok(Value::Int(out, Ty::I64));
+        }
+        let a = self.value(lhs)?;
+        let b = self.value(rhs)?;
+        match (a, b) {
+            (Value::Int(a, ta), Value::Int(b, tb)) => {
+                let signed = matches!(ta, Ty::Int { signed: true, .. })
+                    || matches!(tb, Ty::Int { signed: true, .. });
+                let ra = self.load(a, R0);
+                let rb = self.load(b, R1);
+                let code = match op {
+                    BinOp::Add => Some(BPF_ADD),
+                    BinOp::Sub => Some(BPF_SUB),
+                    BinOp::Mul => Some(BPF_MUL),
+                    BinOp::Div => Some(BPF_DIV),
+                    BinOp::Mod => Some(BPF_MOD),
+                    BinOp::And => Some(BPF_AND),
+                    BinOp::Or => Some(BPF_OR),
+                    BinOp::Xor => Some(BPF_XOR),
+                    BinOp::Shl => Some(BPF_LSH),
+                    BinOp::Shr => Some(BPF_RSH),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    if signed && matches!(op, BinOp::Div | BinOp::Mod) {
+                        self.a.alu_signed(code, ra, rb);
+                    } else {
+                        self.a.alu(code, ra, rb);
+                    }
+                } else {
+                    let jop = match (op, signed) {
+                        (BinOp::Eq, _) => BPF_JEQ,
+                        (BinOp::Ne, _) => BPF_JNE,
+                        (BinOp::Lt, true) => BPF_JSLT,
+                        (BinOp::Lt, false) => BPF_JLT,
+                        (BinOp::Le, true) => BPF_JSLE,
+                        (BinOp::Le, false) => BPF_JLE,
+                        (BinOp::Gt, true) => BPF_JSGT,
+                        (BinOp::Gt, false) => BPF_JGT,
+                        (BinOp::Ge, true) => BPF_JSGE,
+                        (BinOp::Ge, false) => BPF_JGE,
+                        _ => unreachable!("handled above"),
+                    };
+                    let yes = self.a.label();
+                    let done = self.a.label();
+                    self.a.jmp(jop, ra, rb, yes);
+                    self.a.mov_imm(ra, 0);
+                    self.a.ja(done);
+                    self.a.place(yes);
+                    self.a.mov_imm(ra, 1);
+                    self.a.place(done);
+                }
+                self.store(a, ra);
+                self.release(b);
+                let ty = if op.is_comparison() || signed {
+                    Ty::I64
+                } else {
+                    Ty::U64
+                };
+                Ok(Value::Int(a, ty))
+            }
+            (Value::Mem(x, tx), Value::Mem(y, ty)) if matches!(op, BinOp::Eq | BinOp::Ne) => {
+                let (Ty::Str(nx), Ty::Str(ny)) = (&tx, &ty) else {
+                    return err(span, "only strings and integers can be compared");
+                };
+                let out = self.temp();
+                self.strcmp(x, y, (*nx).min(*ny).max(1), out, op == BinOp::Eq);
+                Ok(Value::Int(out, Ty::I64))
+            }
+            (a, b) => {
+                let name = |v: &Value| match v {
+                    Value::Int(_, t) | Value::Mem(_, t) => t.name(),
+                };
+                err(
+                    span,
+                    format!(
+                        "`{}` cannot take {} and {}",
+                        op.symbol(),
+                        name(&a),
+                        name(&b)
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Compares the strings at `x` and `y` up to `n` bytes or a NUL;
+    /// `out` = 1 when they are equal (`eq`) or differ (`!eq`).
+    fn strcmp(&mut self, x: i16, y: i16, n: usize, out: Val, eq: bool) {
+        let differ = self.a.label();
+        let same = self.a.label();
+        let done = self.a.label();
+        for i in 0..n {
+            self.a.ldx(1, R0, R10, x + i as i16);
+            self.a.ldx(1, R1, R10, y + i as i16);
+            self.a.jmp(BPF_JNE, R0, R1, differ);
+            self.a.jmp_imm(BPF_JEQ, R0, 0, same);
+        }
+        self.a.ja(same);
+        self.a.place(differ);
+        self.a.mov_imm(R0, i64::from(!eq));
+        self.store(out, R0);
+        self.a.ja(done);
+        self.a.place(same);
+        self.a.mov_imm(R0, i64::from(eq));
+        self.store(out, R0);
+        self.a.place(done);
+    }
+
+    fn builtin(&mut self, name: &str, span: Span) -> R<Value> {
+        let int = |v| Value::Int(v, Ty::U64);
+        Ok(match name {
+            "pid" => {
+                self.a.call(helper::GET_CURRENT_PID_TGID);
+                self.a.alu_imm(BPF_RSH, R0, 32);
+                int(self.take_r0())
+            }
+            "tid" => {
+                self.a.call(helper::GET_CURRENT_PID_TGID);
+                self.a.zext32(R0);
+                int(self.take_r0())
+            }
+            "uid" => {
+                self.a.call(helper::GET_CURRENT_UID_GID);
+                self.a.zext32(R0);
+                int(self.take_r0())
+            }
+            "gid" => {
+                self.a.call(helper::GET_CURRENT_UID_GID);
+                self.a.alu_imm(BPF_RSH, R0, 32);
+                int(self.take_r0())
+            }
+            "nsecs" => int(self.helper0(helper::KTIME_GET_NS)),
+            "elapsed" => {
+                // nsecs - the start time user space stored before attaching.
+                let now = self.helper0(helper::KTIME_GET_NS);
+                let key = self.alloc(8);
+                self.a.st_imm(4, R10, key, 0);
+                self.a.ld_map(R1, 1);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                let none = self.a.label();
+                self.a.jmp_imm(BPF_JEQ, R0, 0, none);
+                let r = self.load(now, R1);
+                self.a.ldx(8, R2, R0, 0);
+                self.a.alu(BPF_SUB, r, R2);
+                self.store(now, r);
+                self.a.place(none);
+                int(now)
+            }
+            "cpu" => int(self.helper0(helper::GET_SMP_PROCESSOR_ID)),
+            "cgroup" => int(self.helper0(helper::GET_CURRENT_CGROUP_ID)),
+            "curtask" => int(self.helper0(helper::GET_CURRENT_TASK)),
+            "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),
+            "jiffies" => int(self.helper0(helper::JIFFIES64)),
+            "comm" => {
+                let off = self.alloc(16);
+                self.zero(off, 16);
+                self.a.mov(R1, R10);
+                self.a.alu_imm(BPF_ADD, R1, off as i32);
+                self.a.mov_imm(R2, 16);
+                self.a.call(helper::GET_CURRENT_COMM);
+                Value::Mem(off, Ty::Str(16))
+            }
+            "probe" => {
+                let full = self.kind.full_name();
+                let ty = Ty::Str(64);
+                let off = self.alloc(64);
+                let mut bytes = full.into_bytes();
+                bytes.truncate(63);
+                bytes.resize(64, 0);
+                for (i, c) in bytes.chunks(8).enumerate() {
+                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    self.a.lddw(R0, v, 0);
+                    self.a.stx(8, R10, off + 8 * i as i16, R0);
+                }
+                Value::Mem(off, ty)
+            }
+            n if n.starts_with("arg") && n[3..].parse::<u32>().is_ok() => {
+                let i: usize = n[3..].parse().expect("checked");
+                // pt_regs on x86-64: di, si, dx, cx, r8, r9.
+                const ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
+                match &self.kind {
+                    ProbeKind::Uprobe { ret: false, .. } => {}
+                    _ => {
+                        return err(
+                            span,
+                            format!(
+                                "{n} is for uprobes (and kprobes); use args.FIELD in tracepoints"
+                            ),
+                        );
+                    }
+                }
+                let Some(&off) = ARGS.get(i) else {
+                    return err(
+                        span,
+                        "arguments past arg5 are on the stack: not supported yet",
+                    );
+                };
+                let t = self.temp();
+                self.a.ldx(8, R0, R6, off);
+                self.store(t, R0);
+                int(t)
+            }
+            "retval" => {
+                if !matches!(self.kind, ProbeKind::Uprobe { ret: true, .. }) {
+                    return err(span, "retval is for uretprobes (and kretprobes)");
+                }
+                let t = self.temp();
+                self.a.ldx(8, R0, R6, 80);
+                self.store(t, R0);
+                int(t)
+            }
+            "args" => return err(span, "args is a record: use args.FIELD (or args->FIELD)"),
+            other => {
+                let d = Diagnostic::new(span, format!("unknown identifier `{other}`"));
+                return Err(match nearest(other, BUILTINS.iter().copied()) {
+                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                    None => d,
+                });
+            }
+        })
+    }
+
+    fn tp_field(&mut self, field: &str, span: Span) -> R<Value> {
+        let Some(fields) = &self.fields else {
+            return err(span, "args.FIELD is for tracepoints");
+        };
+        let Some(f) = fields.iter().find(|f| f.name == field).cloned() else {
+            let names: Vec<&str> = fields
+                .iter()
+                .filter(|f| !f.name.starts_with("common_"))
+                .map(|f| f.name.as_str())
+                .collect();
+            let d = Diagnostic::new(
+                span,
+                format!(
+                    "the tracepoint has no field `{field}` (it has: {})",
+                    names.join(", ")
+                ),
+            );
+            return Err(match nearest(field, names.iter().copied()) {
+                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                None => d,
+            });
+        };
+        if f.char_array {
+            let ty = Ty::Str(f.size as usize);
+            let off = self.alloc(ty.stored_size());
+            self.zero(off, ty.stored_size());
+            self.a.mov(R1, R10);
+            self.a.alu_imm(BPF_ADD, R1, off as i32);
+            self.a.mov_imm(R2, f.size as i64);
+            self.a.mov(R3, R6);
+            self.a.alu_imm(BPF_ADD, R3, f.offset as i32);
+            self.a.call(helper::PROBE_READ_KERNEL);
+            return Ok(Value::Mem(off, ty));
+        }
+        if f.data_loc {
+            // The low 16 bits: offset in the record; the string is read
+            // from there.
+            let ty = Ty::Str(64);
+            let off = self.alloc(64);
+            self.zero(off, 64);
+            self.a.ldx(4, R3, R6, f.offset as i16);
+            self.a.alu_imm(BPF_AND, R3, 0xffff);
+            self.a.alu(BPF_ADD, R3, R6);
+            self.a.mov(R1, R10);
+            self.a.alu_imm(BPF_ADD, R1, off as i32);
+            self.a.mov_imm(R2, 64);
+            self.a.call(helper::PROBE_READ_KERNEL_STR);
+            return Ok(Value::Mem(off, ty));
+        }
+        let t = self.temp();
+        let size = f.size.min(8);
+        self.a.ldx(size, R0, R6, f.offset as i16);
+        if f.signed {
+            self.a.sext(R0, size);
+        }
+        self.store(t, R0);
+        Ok(Value::Int(
+            t,
+            Ty::Int {
+                size: 8,
+                signed: f.signed,
+            },
+        ))
+    }
+
+    fn call(&mut self, name: &str, args: &[Expr], span: Span) -> R<Value> {
+        match name {
+            "str" => {
+                if args.is_empty() || args.len() > 2 {
+                    return err(
+                        span,
+                        "str() takes a pointer and an optional length: str(p[, n])",
+                    );
+                }
+                let len = match args.get(1) {
+                    Some(a) => match self.c.const_int(a) {
+                        Some(n) if (1..=200).contains(&n) => n as usize + 1,
+                        _ => return err(a.span, "str()'s length must be a constant from 1 to 200"),
+                    },
+                    None => 64,
+                };
+                let p = self.int(&args[0])?;
+                let ty = Ty::Str(len);
+                let off = self.alloc(ty.stored_size());
+                self.zero(off, ty.stored_size());
+                let rp = self.load(p, R3);
+                self.a.mov(R3, rp);
+                self.release(p);
+                self.a.mov(R1, R10);
+                self.a.alu_imm(BPF_ADD, R1, off as i32);
+                self.a.mov_imm(R2, len as i64);
+                // User memory for uprobes and syscall arguments, kernel
+                // memory elsewhere.
+                let user = matches!(self.kind, ProbeKind::Uprobe { .. } | ProbeKind::Usdt { .. })
+                    || matches!(&self.kind, ProbeKind::Tracepoint { category, .. } if category == "syscalls");
+                self.a.call(if user {
+                    helper::PROBE_READ_USER_STR
+                } else {
+                    helper::PROBE_READ_KERNEL_STR
+                });
+                Ok(Value::Mem(off, ty))
+            }
+            "strncmp" => {
+                let [a, b, n] = args else {
+                    return err(span, "strncmp(a, b, n) takes three arguments");
+                };
+                let Some(n) = self.c.const_int(n).filter(|n| (0..=200).contains(n)) else {
+                    return err(n.span, "strncmp()'s length must be a constant up to 200");
+                };
+                let (Value::Mem(x, Ty::Str(nx)), Value::Mem(y, Ty::Str(ny))) =
+                    (self.value(a)?, self.value(b)?)
+                else {
+                    return err(span, "strncmp() compares two strings");
+                };
+                let out = self.temp();
+                // strncmp is 0 when equal: the negation of equality.
+                self.strcmp(x, y, (n as usize).min(nx).min(ny), out, false);
+                Ok(Value::Int(out, Ty::I64))
+            }
+            "count" | "sum" | "avg" | "min" | "max" | "stats" | "hist" | "lhist" => err(
+                span,
+                format!("{name}() is an aggregation: assign it to a map (@x = {name}(…))"),
+            ),
+            "printf" | "exit" | "delete" | "clear" | "zero" | "print" | "errorf" | "warnf" => {
+                err(span, format!("{name}() is a statement, not a value"))
+            }
+            other => {
+                let d = Diagnostic::new(span, format!("unknown function `{other}`"));
+                Err(match nearest(other, FUNCTIONS.iter().copied()) {
+                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                    None => d,
+                })
+            }
+        }
+    }
+}

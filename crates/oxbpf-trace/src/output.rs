@@ -1,0 +1,352 @@
+//! Maps printed the way bpftrace prints them in its text format: maps in
+//! name order; `@name[key]: value` lines sorted by value; averages and
+//! statistics followed by a blank line; histograms with bpftrace's bucket
+//! labels (`[4K, 8K)`) and 52-column bars; an empty map as a blank line.
+//! Per-CPU values are merged here (sums added, minima and maxima taken
+//! over the CPUs that saw a value).
+
+use std::fmt::Write as _;
+
+use crate::codegen::MapInfo;
+use crate::types::{MapKind, Ty};
+
+/// One entry as read from the kernel: the key bytes and the values of
+/// every CPU (one value for maps that are not per-CPU).
+pub type RawEntry = (Vec<u8>, Vec<Vec<u8>>);
+
+/// A key or value, decoded.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Datum {
+    Int(i64),
+    Uint(u64),
+    Str(String),
+    Tuple(Vec<Datum>),
+}
+
+impl std::fmt::Display for Datum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Datum::Int(v) => write!(f, "{v}"),
+            Datum::Uint(v) => write!(f, "{v}"),
+            Datum::Str(s) => f.write_str(s),
+            Datum::Tuple(items) => {
+                f.write_str("(")?;
+                for (i, d) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{d}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .map(|x| u64::from_le_bytes(x.try_into().expect("8 bytes")))
+        .unwrap_or(0)
+}
+
+/// Decodes a value of type `ty` at the start of `b`.
+pub fn decode(ty: &Ty, b: &[u8]) -> Datum {
+    match ty {
+        Ty::Int { signed: true, .. } => Datum::Int(u64_at(b, 0) as i64),
+        Ty::Int { .. } | Ty::Sym { .. } | Ty::Stack { .. } => Datum::Uint(u64_at(b, 0)),
+        Ty::Str(n) => {
+            let b = &b[..(*n).min(b.len())];
+            let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+            Datum::Str(String::from_utf8_lossy(&b[..end]).into_owned())
+        }
+        Ty::Tuple(items) => {
+            let mut at = 0;
+            let mut out = Vec::new();
+            for t in items {
+                out.push(decode(t, b.get(at..).unwrap_or(&[])));
+                at += t.stored_size();
+            }
+            Datum::Tuple(out)
+        }
+    }
+}
+
+/// The user's key of an entry, as printed inside `[…]`.
+fn key_text(m: &MapInfo, key: &[u8]) -> String {
+    let mut at = 0;
+    let mut parts = Vec::new();
+    for t in &m.key {
+        let d = decode(t, key.get(at..).unwrap_or(&[]));
+        // A tuple key prints flat: @x[1, a].
+        match d {
+            Datum::Tuple(items) => parts.extend(items.iter().map(Datum::to_string)),
+            d => parts.push(d.to_string()),
+        }
+        at += t.stored_size();
+    }
+    parts.join(", ")
+}
+
+fn label(m: &MapInfo, key: &[u8]) -> String {
+    let name = format!("@{}", m.name);
+    if m.key.is_empty() {
+        name
+    } else {
+        format!("{name}[{}]", key_text(m, key))
+    }
+}
+
+/// (value, count, total) of an entry, with its key.
+type Row<'a> = ((i64, u64, i64), &'a [u8]);
+
+/// The merged (over CPUs) value of a count, sum, min, max, avg or stats
+/// entry: (value to print and sort by, count, total).
+fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
+    match kind {
+        MapKind::Count | MapKind::Sum | MapKind::Hist | MapKind::Lhist { .. } => {
+            let s = cpus
+                .iter()
+                .map(|c| u64_at(c, 0) as i64)
+                .fold(0i64, i64::wrapping_add);
+            Some((s, 0, s))
+        }
+        MapKind::Min | MapKind::Max => {
+            let set = cpus
+                .iter()
+                .filter(|c| u64_at(c, 8) != 0)
+                .map(|c| u64_at(c, 0) as i64);
+            let v = if *kind == MapKind::Min {
+                set.min()
+            } else {
+                set.max()
+            }?;
+            Some((v, 0, v))
+        }
+        MapKind::Avg | MapKind::Stats => {
+            let total = cpus
+                .iter()
+                .map(|c| u64_at(c, 0) as i64)
+                .fold(0i64, i64::wrapping_add);
+            let count: u64 = cpus.iter().map(|c| u64_at(c, 8)).sum();
+            let avg = if count == 0 { 0 } else { total / count as i64 };
+            Some((avg, count, total))
+        }
+        MapKind::Scalar(_) => None,
+    }
+}
+
+/// Text of one map, as bpftrace prints it at exit or for `print(@m)`.
+pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
+    let mut out = String::new();
+    match &m.kind {
+        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries),
+        MapKind::Scalar(t) => {
+            let mut rows: Vec<(Datum, &[u8])> = entries
+                .iter()
+                .map(|(k, v)| (decode(t, v.first().map_or(&[][..], |v| v)), k.as_slice()))
+                .collect();
+            // Integers sort by value; other values by key.
+            if t.is_int() {
+                rows.sort();
+            } else {
+                rows.sort_by(|a, b| a.1.cmp(b.1));
+            }
+            for (d, k) in &rows {
+                let _ = writeln!(out, "{}: {d}", label(m, k));
+            }
+        }
+        kind => {
+            let mut rows: Vec<Row<'_>> = entries
+                .iter()
+                .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
+                .collect();
+            rows.sort();
+            for ((v, count, total), k) in &rows {
+                match kind {
+                    MapKind::Stats => {
+                        let _ = writeln!(
+                            out,
+                            "{}: count {count}, average {v}, total {total}",
+                            label(m, k)
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(out, "{}: {v}", label(m, k));
+                    }
+                }
+            }
+            if matches!(kind, MapKind::Avg | MapKind::Stats) && !rows.is_empty() {
+                out.push('\n');
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// A power of 1024 as bpftrace writes bucket bounds: `4K`, `1M`, `512`.
+pub fn size_label(n: i64) -> String {
+    if n < 0 {
+        return format!("-{}", size_label(-n));
+    }
+    let mut n = n as u64;
+    let mut unit = 0;
+    const UNITS: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+    while n != 0 && n.is_multiple_of(1024) && unit < 6 {
+        n /= 1024;
+        unit += 1;
+    }
+    format!("{n}{}", UNITS[unit])
+}
+
+fn bucket_label(kind: &MapKind, i: u64) -> String {
+    match *kind {
+        MapKind::Hist => match i {
+            0 => "(..., 0)".into(),
+            1 => "[0]".into(),
+            2 => "[1]".into(),
+            _ => {
+                let lo = 1i64.checked_shl(i as u32 - 2).unwrap_or(i64::MAX);
+                let hi = 1i64.checked_shl(i as u32 - 1).unwrap_or(i64::MAX);
+                format!("[{}, {})", size_label(lo), size_label(hi))
+            }
+        },
+        MapKind::Lhist { min, max, step } => {
+            let n = ((max - min) / step + i64::from((max - min) % step != 0)) as u64;
+            if i == 0 {
+                format!("(..., {})", size_label(min))
+            } else if i > n {
+                format!("[{}, ...)", size_label(max))
+            } else {
+                let lo = min + (i as i64 - 1) * step;
+                format!("[{}, {})", size_label(lo), size_label((lo + step).min(max)))
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry]) {
+    let ksize = m.key_size();
+    // user key -> bucket -> count
+    let mut by_key: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<u64, u64>> =
+        Default::default();
+    for (k, cpus) in entries {
+        let (user, bucket) = k.split_at(ksize.min(k.len()));
+        let n: u64 = cpus.iter().map(|c| u64_at(c, 0)).sum();
+        if n > 0 {
+            *by_key
+                .entry(user.to_vec())
+                .or_default()
+                .entry(u64_at(bucket, 0))
+                .or_default() += n;
+        }
+    }
+    let mut keys: Vec<(u64, Vec<u8>)> = by_key
+        .iter()
+        .map(|(k, b)| (b.values().sum(), k.clone()))
+        .collect();
+    keys.sort();
+    for (_, k) in keys {
+        let buckets = &by_key[&k];
+        let _ = writeln!(out, "{}: ", label(m, &k));
+        let (Some((&lo, _)), Some((&hi, _))) =
+            (buckets.first_key_value(), buckets.last_key_value())
+        else {
+            continue;
+        };
+        let top = buckets.values().copied().max().unwrap_or(1).max(1);
+        for i in lo..=hi {
+            let n = buckets.get(&i).copied().unwrap_or(0);
+            let bar = (n as f64 / top as f64 * 52.0) as usize;
+            let _ = writeln!(
+                out,
+                "{:<16}{n:>8} |{}{}|",
+                bucket_label(&m.kind, i),
+                "@".repeat(bar),
+                " ".repeat(52 - bar.min(52))
+            );
+        }
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(name: &str, key: Vec<Ty>, kind: MapKind) -> MapInfo {
+        MapInfo {
+            name: name.into(),
+            key,
+            kind,
+            index: 2,
+        }
+    }
+
+    fn int(v: i64) -> Vec<u8> {
+        v.to_le_bytes().to_vec()
+    }
+
+    fn pair(a: i64, b: u64) -> Vec<u8> {
+        [a.to_le_bytes(), b.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn counts_sorted_by_value_summed_over_cpus() {
+        let m = map("x", vec![Ty::I64], MapKind::Count);
+        let e = vec![
+            (int(1), vec![int(2), int(3)]),
+            (int(2), vec![int(1), int(2)]),
+        ];
+        assert_eq!(print_map(&m, &e), "@x[2]: 3\n@x[1]: 5\n");
+        let s = map("", vec![Ty::Str(16)], MapKind::Count);
+        let mut k = b"bash".to_vec();
+        k.resize(16, 0);
+        assert_eq!(print_map(&s, &[(k, vec![int(7)])]), "@[bash]: 7\n");
+        assert_eq!(print_map(&m, &[]), "\n");
+    }
+
+    #[test]
+    fn avg_stats_min_max() {
+        let f = map("f", vec![], MapKind::Avg);
+        assert_eq!(
+            print_map(&f, &[(int(0), vec![pair(10, 1), pair(5, 1)])]),
+            "@f: 7\n\n"
+        );
+        let g = map("g", vec![], MapKind::Stats);
+        assert_eq!(
+            print_map(&g, &[(int(0), vec![pair(4, 1), pair(8, 1)])]),
+            "@g: count 2, average 6, total 12\n\n"
+        );
+        let v = map("v", vec![], MapKind::Max);
+        assert_eq!(
+            print_map(&v, &[(int(0), vec![pair(-3, 1), pair(0, 0)])]),
+            "@v: -3\n"
+        );
+    }
+
+    #[test]
+    fn histograms_as_bpftrace_draws_them() {
+        let h = map("h", vec![], MapKind::Hist);
+        let k = |b: u64| [0u64.to_le_bytes(), b.to_le_bytes()].concat();
+        // hist(3), hist(1) x3: buckets [1] = 3, [2, 4) = 1.
+        let e = vec![(k(2), vec![int(3)]), (k(3), vec![int(1)])];
+        assert_eq!(
+            print_map(&h, &e),
+            "@h: \n[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n[2, 4)                 1 |@@@@@@@@@@@@@@@@@                                   |\n\n"
+        );
+        assert_eq!(bucket_label(&MapKind::Hist, 11), "[512, 1K)");
+        assert_eq!(bucket_label(&MapKind::Hist, 33), "[2G, 4G)");
+        let l = MapKind::Lhist {
+            min: 0,
+            max: 4096,
+            step: 1024,
+        };
+        assert_eq!(bucket_label(&l, 3), "[2K, 3K)");
+        assert_eq!(bucket_label(&l, 0), "(..., 0)");
+        assert_eq!(bucket_label(&l, 5), "[4K, ...)");
+    }
+}

@@ -1,0 +1,196 @@
+//! Types of bpftrace values, map layouts and tracepoint formats.
+
+/// A value's type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ty {
+    /// An integer of `size` bytes (kept in 8 in maps and records).
+    Int { size: u8, signed: bool },
+    /// A NUL-padded string of at most `len` bytes (with its NUL).
+    Str(usize),
+    /// `(a, b, …)`.
+    Tuple(Vec<Ty>),
+    /// A kernel stack id (`kstack`) or user stack id with its pid (`ustack`).
+    Stack { user: bool },
+    /// A kernel or user address printed as a symbol (`ksym`, `usym`).
+    Sym { user: bool },
+}
+
+impl Ty {
+    pub const U64: Ty = Ty::Int {
+        size: 8,
+        signed: false,
+    };
+    pub const I64: Ty = Ty::Int {
+        size: 8,
+        signed: true,
+    };
+
+    /// Bytes in a map key, map value or event record (8-aligned).
+    pub fn stored_size(&self) -> usize {
+        match self {
+            Ty::Int { .. } | Ty::Sym { .. } => 8,
+            Ty::Stack { user: false } => 8,
+            Ty::Stack { user: true } => 16,
+            Ty::Str(n) => n.div_ceil(8) * 8,
+            Ty::Tuple(items) => items.iter().map(Ty::stored_size).sum(),
+        }
+    }
+
+    pub fn is_int(&self) -> bool {
+        matches!(self, Ty::Int { .. })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Ty::Int { size, signed } => {
+                format!("{}int{}", if *signed { "" } else { "u" }, size * 8)
+            }
+            Ty::Str(n) => format!("string[{n}]"),
+            Ty::Tuple(t) => format!(
+                "({})",
+                t.iter().map(Ty::name).collect::<Vec<_>>().join(", ")
+            ),
+            Ty::Stack { user } => if *user { "ustack" } else { "kstack" }.into(),
+            Ty::Sym { user } => if *user { "usym" } else { "ksym" }.into(),
+        }
+    }
+}
+
+/// What a map holds, from how the script assigns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    /// `@x = expr`.
+    Scalar(Ty),
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Stats,
+    /// `hist(x)`: power-of-two buckets.
+    Hist,
+    /// `lhist(x, min, max, step)`.
+    Lhist {
+        min: i64,
+        max: i64,
+        step: i64,
+    },
+}
+
+impl MapKind {
+    /// Aggregations live in per-CPU maps, merged in user space.
+    pub fn per_cpu(&self) -> bool {
+        !matches!(self, MapKind::Scalar(_))
+    }
+
+    /// Bytes of the kernel map's value.
+    pub fn value_size(&self) -> usize {
+        match self {
+            MapKind::Scalar(t) => t.stored_size(),
+            MapKind::Min | MapKind::Max | MapKind::Avg | MapKind::Stats => 16,
+            _ => 8,
+        }
+    }
+
+    /// Whether the kernel key has a bucket index after the user's key.
+    pub fn bucketed(&self) -> bool {
+        matches!(self, MapKind::Hist | MapKind::Lhist { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            MapKind::Scalar(_) => "a value",
+            MapKind::Count => "count()",
+            MapKind::Sum => "sum()",
+            MapKind::Min => "min()",
+            MapKind::Max => "max()",
+            MapKind::Avg => "avg()",
+            MapKind::Stats => "stats()",
+            MapKind::Hist => "hist()",
+            MapKind::Lhist { .. } => "lhist()",
+        }
+    }
+}
+
+/// One field of a tracepoint's record (its tracefs `format` file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TpField {
+    pub name: String,
+    pub offset: u32,
+    pub size: u32,
+    pub signed: bool,
+    /// `char name[N]`: a string held in the record.
+    pub char_array: bool,
+    /// `__data_loc char[] name`: a string elsewhere in the record.
+    pub data_loc: bool,
+}
+
+/// Parses a tracefs `format` file into its fields (the common ones
+/// included; bpftrace hides them from `args` but they are harmless).
+pub fn parse_format(text: &str) -> Vec<TpField> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let Some(rest) = line.strip_prefix("field:") else {
+            continue;
+        };
+        let mut parts = rest.split(';').map(str::trim);
+        let (Some(decl), Some(off), Some(size), signed) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let num = |s: &str, key: &str| -> Option<u32> { s.strip_prefix(key)?.trim().parse().ok() };
+        let (Some(offset), Some(size)) = (num(off, "offset:"), num(size, "size:")) else {
+            continue;
+        };
+        let signed = signed.and_then(|s| num(s, "signed:")).unwrap_or(0) == 1;
+        let data_loc = decl.starts_with("__data_loc");
+        // The name: the last identifier before an array suffix.
+        let base = decl.split('[').next().unwrap_or(decl).trim();
+        let name = base
+            .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let name = if data_loc {
+            // `__data_loc char[] filename`
+            decl.rsplit(|c: char| c.is_whitespace())
+                .next()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            name
+        };
+        let char_array = !data_loc && decl.contains('[') && decl.starts_with("char");
+        out.push(TpField {
+            name,
+            offset,
+            size,
+            signed,
+            char_array,
+            data_loc,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracefs_formats() {
+        let f = parse_format(
+            "name: sched_process_exec\nID: 365\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:char comm[16];\toffset:16;\tsize:16;\tsigned:0;\n\tfield:const char * filename2;\toffset:32;\tsize:8;\tsigned:0;\n",
+        );
+        let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["common_type", "filename", "pid", "comm", "filename2"]
+        );
+        assert!(f[1].data_loc && !f[1].char_array);
+        assert!(f[2].signed && f[2].size == 4 && f[2].offset == 12);
+        assert!(f[3].char_array && f[3].size == 16);
+    }
+}
