@@ -326,6 +326,19 @@ pub fn map_is_dumpable(t: u32) -> bool {
     )
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec for the call to write into.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Number of possible CPUs (per-CPU map value layout).
 pub fn possible_cpus() -> usize {
     cpu_list("/sys/devices/system/cpu/possible").map_or(1, |c| c.len().max(1))

@@ -5,6 +5,7 @@ mod attach;
 mod commands;
 mod manage;
 mod object_run;
+mod trace;
 mod verify;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ enum Command {
     /// their sections name, stream ring-buffer records until Ctrl-C or
     /// --duration, then detach everything and print the maps.
     Attach(attach::AttachArgs),
+    /// Run a bpftrace script (oxbpf's own compiler: no LLVM): `oxbpf trace
+    /// -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`.
+    Trace(trace::TraceArgs),
     /// Programs loaded in the kernel (bpftool prog).
     #[command(subcommand)]
     Prog(manage::ProgCmd),
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
+        Command::Trace(a) => trace::trace(&a),
         Command::Prog(c) => manage::prog(&c),
         Command::Map(c) => manage::map(&c),
         Command::Link(c) => manage::link(&c),

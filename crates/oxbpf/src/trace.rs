@@ -1,0 +1,464 @@
+//! `oxbpf trace`: bpftrace scripts compiled by `oxbpf-trace`, loaded and
+//! attached through `oxbpf-live`, their events printed as bpftrace prints
+//! them. BEGIN and END run as uprobes on two functions of this binary,
+//! called when the script starts and ends (bpftrace does the same with
+//! its own binary).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use oxbpf_live::{Hook, Session};
+use oxbpf_trace::codegen::{MapInfo, event};
+use oxbpf_trace::format::{Arg, Piece};
+use oxbpf_trace::probes::ProbeKind;
+
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    /// The script file ("-" for stdin), then its positional parameters.
+    #[arg(value_name = "FILE|ARGS")]
+    pub args: Vec<String>,
+    /// The program text (then every positional argument is a parameter).
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    pub program: Option<String>,
+    /// Print the syntax tree (`ast`) or the generated eBPF with the script
+    /// line above each stretch of instructions (`bytecode`), and exit.
+    #[arg(short = 'd', value_name = "ast|bytecode")]
+    pub debug: Option<String>,
+    /// Do not print "Attaching N probes...".
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// Run this command, trace while it runs, exit when it exits.
+    #[arg(short = 'c', value_name = "CMD")]
+    pub command: Option<String>,
+    /// Write the output here instead of stdout.
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop after this many seconds (as if exit() ran).
+    #[arg(long, value_name = "S")]
+    pub duration: Option<f64>,
+}
+
+/// BEGIN's trigger: a uprobe on this function runs the BEGIN programs.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oxbpf_trace_begin() -> u64 {
+    std::hint::black_box(0xb491)
+}
+
+/// END's trigger.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn oxbpf_trace_end() -> u64 {
+    std::hint::black_box(0xe4d)
+}
+
+/// The file offset of code at `addr` in this process's executable
+/// (from /proc/self/maps), for a uprobe on it.
+fn own_offset(addr: usize) -> Result<(String, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").context("/proc/self/maps")?;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(_perms), Some(off), Some(_dev), Some(_inode), Some(path)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16)?,
+            usize::from_str_radix(hi, 16)?,
+        );
+        if (lo..hi).contains(&addr) {
+            let off = u64::from_str_radix(off, 16)?;
+            return Ok((path.to_string(), (addr - lo) as u64 + off));
+        }
+    }
+    bail!("the trigger function is not in a mapped file")
+}
+
+/// The system the compiler asks about: tracefs.
+struct Tracefs;
+
+impl oxbpf_trace::Env for Tracefs {
+    fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String> {
+        let root = oxbpf_sys::perf::tracefs_root().ok_or("tracefs is not mounted")?;
+        let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "..";
+        if !plain(category) || !plain(name) {
+            return Err(format!("`{category}:{name}` is not a tracepoint name"));
+        }
+        let p = root.join("events").join(category).join(name).join("format");
+        std::fs::read_to_string(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!(
+                    "tracepoint {category}:{name} does not exist (no {})",
+                    p.display()
+                )
+            }
+            _ => format!("{}: {e}", p.display()),
+        })
+    }
+
+    fn tracepoints(&self, category: &str, name: &str) -> Result<Vec<(String, String)>, String> {
+        let root = oxbpf_sys::perf::tracefs_root().ok_or("tracefs is not mounted")?;
+        let mut cats: Vec<String> = std::fs::read_dir(root.join("events"))
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|c| oxbpf_sys::perf::glob_match(category, c))
+            .collect();
+        cats.sort();
+        let mut out = Vec::new();
+        for c in cats {
+            for n in oxbpf_sys::perf::tracepoints_matching(&c, name).map_err(|e| e.to_string())? {
+                out.push((c.clone(), n));
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
+    let (name, source, params) = match &a.program {
+        Some(p) => ("-e".to_string(), p.clone(), a.args.clone()),
+        None => {
+            let Some(file) = a.args.first() else {
+                bail!("give a script file or -e 'PROGRAM'");
+            };
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(file).with_context(|| file.clone())?
+            };
+            (
+                if file == "-" {
+                    "stdin".into()
+                } else {
+                    file.clone()
+                },
+                text,
+                a.args[1..].to_vec(),
+            )
+        }
+    };
+    let diag = |d: oxbpf_trace::Diagnostic| anyhow::anyhow!("{}", d.render(&name, &source));
+    let ast = oxbpf_trace::parse(&source).map_err(diag)?;
+    if a.debug.as_deref() == Some("ast") {
+        println!("{ast:#?}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = oxbpf_trace::Options {
+        params,
+        ..Default::default()
+    };
+    let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;
+    if a.debug.as_deref() == Some("bytecode") {
+        print_bytecode(&compiled, &source);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(d) = &a.debug {
+        bail!("-d takes ast or bytecode, not `{d}`");
+    }
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| p.display().to_string())?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    run(a, &compiled, &name, &source, &mut out)
+}
+
+fn print_bytecode(c: &oxbpf_trace::Compiled, source: &str) {
+    for (i, p) in c.programs.iter().enumerate() {
+        let def = &c.object.programs[i];
+        println!("{} ({} instructions):", p.kind.full_name(), def.insns.len());
+        let spans = c.lines.get(&p.program).cloned().unwrap_or_default();
+        let mut last_line = 0;
+        let decoded = oxbpf_isa::decode(&def.insns).unwrap_or_default();
+        for l in decoded {
+            if let Some(s) = spans.get(l.index) {
+                let line = source[..s.start.min(source.len())].matches('\n').count() + 1;
+                if line != last_line {
+                    last_line = line;
+                    println!("; {}", source.lines().nth(line - 1).unwrap_or("").trim());
+                }
+            }
+            println!("{:>5}: {}", l.index, l.insn);
+        }
+        println!();
+    }
+}
+
+/// Where the printing of records stands.
+struct Printer<'a> {
+    compiled: &'a oxbpf_trace::Compiled,
+    formats: Vec<Vec<Piece>>,
+    exit: Option<i64>,
+}
+
+impl Printer<'_> {
+    fn record(&mut self, rec: &[u8], session: &Session, out: &mut dyn Write) -> Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        let word = |at: usize| -> u64 {
+            rec.get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .unwrap_or(0)
+        };
+        match word(0) {
+            event::EXIT => self.exit = Some(word(8) as i64),
+            event::PRINT | event::CLEAR | event::ZERO => {
+                let index = word(8) as usize;
+                let Some(m) = self.compiled.maps.iter().find(|m| m.index == index) else {
+                    return Ok(());
+                };
+                match word(0) {
+                    event::PRINT => out.write_all(print_map(session, m)?.as_bytes())?,
+                    event::CLEAR => clear_map(session, m, false)?,
+                    _ => clear_map(session, m, true)?,
+                }
+            }
+            id if id >= event::PRINTF_BASE => {
+                let i = (id - event::PRINTF_BASE) as usize;
+                let Some(info) = self.compiled.printfs.get(i) else {
+                    return Ok(());
+                };
+                let mut at = 8;
+                let mut args = Vec::new();
+                for t in &info.args {
+                    let b = rec.get(at..).unwrap_or(&[]);
+                    args.push(match oxbpf_trace::output::decode(t, b) {
+                        oxbpf_trace::output::Datum::Int(v) => Arg::Int(v),
+                        oxbpf_trace::output::Datum::Uint(v) => Arg::Int(v as i64),
+                        d => Arg::Str(d.to_string()),
+                    });
+                    at += t.stored_size();
+                }
+                out.write_all(oxbpf_trace::format::render(&self.formats[i], &args).as_bytes())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn map_name(m: &MapInfo) -> String {
+    format!("AT_{}", if m.name.is_empty() { "_" } else { &m.name })
+}
+
+/// A map's entries with each CPU's value apart.
+fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::RawEntry>> {
+    let map = session.map(&map_name(m))?;
+    let size = m.kind.value_size();
+    let stride = size.div_ceil(8) * 8;
+    Ok(map
+        .entries()?
+        .into_iter()
+        .map(|(k, v)| {
+            let cpus = if m.kind.per_cpu() {
+                v.chunks(stride)
+                    .map(|c| c[..size.min(c.len())].to_vec())
+                    .collect()
+            } else {
+                vec![v]
+            };
+            (k, cpus)
+        })
+        .collect())
+}
+
+fn print_map(session: &Session, m: &MapInfo) -> Result<String> {
+    Ok(oxbpf_trace::output::print_map(m, &read_map(session, m)?))
+}
+
+fn clear_map(session: &Session, m: &MapInfo, zero: bool) -> Result<()> {
+    let map = session.map(&map_name(m))?;
+    for (k, v) in map.entries()? {
+        if zero {
+            map.update(&k, &vec![0u8; v.len()], 0)?;
+        } else {
+            let _ = map.delete(&k);
+        }
+    }
+    Ok(())
+}
+
+fn run(
+    a: &TraceArgs,
+    c: &oxbpf_trace::Compiled,
+    name: &str,
+    source: &str,
+    out: &mut dyn Write,
+) -> Result<ExitCode> {
+    let where_ = |span: oxbpf_trace::Span, msg: String| {
+        anyhow::anyhow!(
+            "{}",
+            oxbpf_trace::Diagnostic::new(span, msg).render(name, source)
+        )
+    };
+    let mut opts = oxbpf_live::Options::default();
+    if let Some(ProbeKind::Profile { hz, period_ns }) = c
+        .programs
+        .iter()
+        .map(|p| &p.kind)
+        .find(|k| matches!(k, ProbeKind::Profile { .. }))
+    {
+        opts.sampling.rate = match hz {
+            Some(h) => oxbpf_sys::perf::Sampling::Frequency(*h),
+            None => oxbpf_sys::perf::Sampling::Period(*period_ns),
+        };
+    }
+    let mut session = Session::load(c.object.clone(), &opts).map_err(|e| {
+        // A rejection names the program: say which probe of the script.
+        let msg = e.to_string();
+        let span = c
+            .programs
+            .iter()
+            .find(|p| msg.contains(&format!("`{}`", p.program)))
+            .map(|p| p.span)
+            .unwrap_or_default();
+        where_(span, format!("the kernel refused the program: {msg}"))
+    })?;
+    // `elapsed` counts from here.
+    let now = oxbpf_sys::monotonic_ns();
+    session
+        .map("start_time")?
+        .update(&0u32.to_le_bytes(), &now.to_le_bytes(), 0)?;
+    let exe = own_offset(oxbpf_trace_begin as *const () as usize)?;
+    let end_at = own_offset(oxbpf_trace_end as *const () as usize)?;
+    let trigger = |(path, offset): &(String, u64)| Hook::Uprobe {
+        path: path.clone(),
+        symbol: String::new(),
+        offset: *offset,
+        ret: false,
+    };
+    let mut ends = Vec::new();
+    for p in &c.programs {
+        let r = match &p.kind {
+            ProbeKind::Begin => session.attach_to(&p.program, trigger(&exe)).map(drop),
+            ProbeKind::End => {
+                ends.push(p.program.clone());
+                Ok(())
+            }
+            ProbeKind::Interval { period_ns } => session
+                .attach_interval(&p.program, Duration::from_nanos(*period_ns))
+                .map(drop),
+            ProbeKind::Profile { .. } => session.attach_to(&p.program, Hook::PerfEvent).map(drop),
+            ProbeKind::Usdt { .. } | ProbeKind::Software { .. } => {
+                return Err(where_(
+                    p.span,
+                    format!("{} probes are not supported yet", p.kind.full_name()),
+                ));
+            }
+            _ => session.attach(&p.program).map(drop),
+        };
+        if let Err(e) = r {
+            let msg = e.to_string();
+            let msg = msg
+                .split_once("): ")
+                .map_or(msg.as_str(), |(_, rest)| rest)
+                .to_string();
+            return Err(where_(p.span, format!("{}: {msg}", p.kind.full_name())));
+        }
+    }
+    if !a.quiet {
+        let n = c.programs.len();
+        writeln!(
+            out,
+            "Attaching {n} probe{}...",
+            if n == 1 { "" } else { "s" }
+        )?;
+        out.flush()?;
+    }
+    let mut rb = session.ring_buffer("events")?;
+    let mut printer = Printer {
+        compiled: c,
+        formats: c
+            .printfs
+            .iter()
+            .map(|p| oxbpf_trace::format::parse(&p.format).unwrap_or_default())
+            .collect(),
+        exit: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    oxbpf_trace_begin();
+    let mut child = match &a.command {
+        Some(cmd) => Some(
+            std::process::Command::new("/bin/sh")
+                .args(["-c", cmd])
+                .spawn()
+                .with_context(|| format!("running {cmd}"))?,
+        ),
+        None => None,
+    };
+    let deadline = a
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut fail = None;
+    loop {
+        rb.wait(Duration::from_millis(100));
+        rb.consume(|rec| {
+            if let Err(e) = printer.record(rec, &session, out)
+                && fail.is_none()
+            {
+                fail = Some(e);
+            }
+        });
+        out.flush()?;
+        if let Some(e) = fail.take() {
+            return Err(e);
+        }
+        if printer.exit.is_some()
+            || stop.load(Ordering::SeqCst)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break;
+        }
+        if let Some(ch) = &mut child
+            && ch.try_wait()?.is_some()
+        {
+            break;
+        }
+    }
+    // Everything stops; END runs; the rest of the events; the maps.
+    session.detach_all();
+    rb.consume(|rec| {
+        let _ = printer.record(rec, &session, out);
+    });
+    let exit_code = printer.exit.unwrap_or(0);
+    printer.exit = None;
+    for e in &ends {
+        session.attach_to(e, trigger(&end_at))?;
+    }
+    if !ends.is_empty() {
+        oxbpf_trace_end();
+        session.detach_all();
+        rb.consume(|rec| {
+            let _ = printer.record(rec, &session, out);
+        });
+    }
+    writeln!(out, "\n")?;
+    let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
+    maps.sort_by(|a, b| a.name.cmp(&b.name));
+    for m in maps {
+        out.write_all(print_map(&session, m)?.as_bytes())?;
+    }
+    out.flush()?;
+    if let Some(mut ch) = child {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
+    Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
+}
