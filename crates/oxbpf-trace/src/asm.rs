@@ -23,6 +23,10 @@ pub struct Asm {
     pub insns: Vec<RawInsn>,
     labels: Vec<Option<usize>>,
     fixups: Vec<(usize, Label)>,
+    /// After an unconditional jump or exit, until a label is placed: code
+    /// here could never run, and the kernel refuses unreachable
+    /// instructions, so it is not emitted.
+    dead: bool,
 }
 
 /// Memory access widths.
@@ -37,6 +41,9 @@ pub fn size_bits(bytes: u32) -> u8 {
 
 impl Asm {
     fn raw(&mut self, code: u8, dst: Reg, src: Reg, off: i16, imm: i32) {
+        if self.dead {
+            return;
+        }
         self.insns.push(RawInsn {
             code,
             dst,
@@ -53,6 +60,11 @@ impl Asm {
 
     pub fn place(&mut self, l: Label) {
         self.labels[l.0] = Some(self.insns.len());
+        // Reachable again if something jumps here (jumps to a label placed
+        // later are all emitted before it is placed).
+        if self.fixups.iter().any(|&(_, t)| t == l) {
+            self.dead = false;
+        }
     }
 
     pub fn mov_imm(&mut self, dst: Reg, imm: i64) {
@@ -150,22 +162,28 @@ impl Asm {
 
     pub fn exit(&mut self) {
         self.raw(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+        self.dead = true;
     }
 
     pub fn ja(&mut self, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.raw(JA, 0, 0, 0, 0);
+        self.jump(JA, 0, 0, 0, to);
+        self.dead = true;
+    }
+
+    fn jump(&mut self, code: u8, dst: Reg, src: Reg, imm: i32, to: Label) {
+        if !self.dead {
+            self.fixups.push((self.insns.len(), to));
+            self.raw(code, dst, src, 0, imm);
+        }
     }
 
     /// `if dst OP imm goto to` (`op` a BPF_J* code).
     pub fn jmp_imm(&mut self, op: u8, dst: Reg, imm: i32, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.raw(BPF_JMP | op | BPF_K, dst, 0, 0, imm);
+        self.jump(BPF_JMP | op | BPF_K, dst, 0, imm, to);
     }
 
     pub fn jmp(&mut self, op: u8, dst: Reg, src: Reg, to: Label) {
-        self.fixups.push((self.insns.len(), to));
-        self.raw(BPF_JMP | op | BPF_X, dst, src, 0, 0);
+        self.jump(BPF_JMP | op | BPF_X, dst, src, 0, to);
     }
 
     /// Resolves the jumps; every label must have been placed.
