@@ -13,7 +13,12 @@ pub fn parse(src: &str) -> Result<Program, Diagnostic> {
         peeked: None,
         depth: 0,
     };
-    p.program()
+    p.program().map_err(|mut d| {
+        // A place at the very end (a missing `}`) is the last character.
+        d.span.end = d.span.end.min(src.len());
+        d.span.start = d.span.start.min(d.span.end);
+        d
+    })
 }
 
 /// Nesting deeper than this is refused (a hostile script cannot overflow

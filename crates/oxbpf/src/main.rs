@@ -126,6 +126,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Invoked as `bpftrace` (a symlink or copy): bpftrace's command line.
+    if std::env::args_os()
+        .next()
+        .and_then(|a| PathBuf::from(a).file_name().map(|f| f.to_os_string()))
+        .is_some_and(|f| f == "bpftrace")
+    {
+        return trace::bpftrace_main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Asm { input, output } => commands::asm(&input, output.as_deref()),
@@ -170,6 +178,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A script's diagnostic is complete as it is (`file:line:col:
+        // error: …` with its source line).
+        Err(e) if e.is::<trace::ScriptError>() => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

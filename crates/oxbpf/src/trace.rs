@@ -43,6 +43,11 @@ pub struct TraceArgs {
     pub duration: Option<f64>,
 }
 
+/// An error in (or about) the script, rendered at its place.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScriptError(pub String);
+
 /// BEGIN's trigger: a uprobe on this function runs the BEGIN programs.
 #[unsafe(no_mangle)]
 #[inline(never)]
@@ -150,7 +155,8 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
             )
         }
     };
-    let diag = |d: oxbpf_trace::Diagnostic| anyhow::anyhow!("{}", d.render(&name, &source));
+    let diag =
+        |d: oxbpf_trace::Diagnostic| anyhow::Error::new(ScriptError(d.render(&name, &source)));
     let ast = oxbpf_trace::parse(&source).map_err(diag)?;
     if a.debug.as_deref() == Some("ast") {
         println!("{ast:#?}");
@@ -299,10 +305,9 @@ fn run(
     out: &mut dyn Write,
 ) -> Result<ExitCode> {
     let where_ = |span: oxbpf_trace::Span, msg: String| {
-        anyhow::anyhow!(
-            "{}",
-            oxbpf_trace::Diagnostic::new(span, msg).render(name, source)
-        )
+        anyhow::Error::new(ScriptError(
+            oxbpf_trace::Diagnostic::new(span, msg).render(name, source),
+        ))
     };
     let mut opts = oxbpf_live::Options::default();
     if let Some(ProbeKind::Profile { hz, period_ns }) = c
@@ -316,16 +321,48 @@ fn run(
             None => oxbpf_sys::perf::Sampling::Period(*period_ns),
         };
     }
+    // oxbpf's verifier first: its reasons point at the script.
+    let ours: Vec<Option<(oxbpf_trace::Span, String)>> = (0..c.object.programs.len())
+        .map(|i| {
+            oxbpf_verifier::verify_object_program(&c.object, i, &Default::default())
+                .err()
+                .map(|r| {
+                    let p = &c.programs[i];
+                    let span = c
+                        .lines
+                        .get(&p.program)
+                        .and_then(|l| l.get(r.pc).or(l.last()))
+                        .copied()
+                        .unwrap_or(p.span);
+                    (span, r.message.clone())
+                })
+        })
+        .collect();
+    if std::env::var_os("OXBPF_TRACE_VERIFIER").is_some() {
+        for (p, o) in c.programs.iter().zip(&ours) {
+            eprintln!(
+                "{}: {}",
+                p.kind.full_name(),
+                o.as_ref()
+                    .map_or("accepted".to_string(), |(_, m)| m.clone())
+            );
+        }
+    }
     let mut session = Session::load(c.object.clone(), &opts).map_err(|e| {
-        // A rejection names the program: say which probe of the script.
+        // Which probe: the program the error names.
         let msg = e.to_string();
-        let span = c
+        let i = c
             .programs
             .iter()
-            .find(|p| msg.contains(&format!("`{}`", p.program)))
-            .map(|p| p.span)
-            .unwrap_or_default();
-        where_(span, format!("the kernel refused the program: {msg}"))
+            .position(|p| msg.contains(&format!("`{}`", p.program)));
+        match i.and_then(|i| ours[i].clone()) {
+            // Both verifiers refuse it: oxbpf's reason, at the script.
+            Some((span, why)) => where_(span, format!("the verifier rejects this: {why}")),
+            None => where_(
+                i.map(|i| c.programs[i].span).unwrap_or_default(),
+                format!("the kernel refused the program: {msg}"),
+            ),
+        }
     })?;
     // `elapsed` counts from here.
     let now = oxbpf_sys::monotonic_ns();
@@ -461,4 +498,92 @@ fn run(
         let _ = ch.wait();
     }
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
+}
+
+/// bpftrace's command line, for `oxbpf` invoked as `bpftrace`.
+#[derive(clap::Parser)]
+#[command(
+    name = "bpftrace",
+    about = "bpftrace's command line, run by oxbpf's compiler",
+    disable_version_flag = true
+)]
+struct BpftraceCli {
+    /// Program file, then its positional parameters.
+    args: Vec<String>,
+    #[arg(short = 'e')]
+    program: Option<String>,
+    #[arg(short = 'q')]
+    quiet: bool,
+    #[arg(short = 'c')]
+    command: Option<String>,
+    #[arg(short = 'o')]
+    output: Option<PathBuf>,
+    #[arg(short = 'd')]
+    debug: Option<String>,
+    /// Output format: text (json is not supported yet).
+    #[arg(short = 'f', default_value = "text")]
+    format: String,
+    /// Accepted for compatibility (oxbpf's output is always flushed per
+    /// batch of events).
+    #[arg(short = 'B')]
+    buffering: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(short = 'v')]
+    verbose: bool,
+    #[arg(short = 'k', action = clap::ArgAction::Count)]
+    warnings: u8,
+    #[arg(long = "unsafe")]
+    unsafe_: bool,
+    /// Include directories (types come from BTF: accepted and unused).
+    #[arg(short = 'I')]
+    include: Vec<String>,
+    #[arg(long = "include")]
+    include_file: Vec<String>,
+    #[arg(short = 'V', long = "version")]
+    version: bool,
+}
+
+pub fn bpftrace_main() -> ExitCode {
+    use clap::Parser;
+    let cli = BpftraceCli::parse();
+    if cli.version {
+        println!("bpftrace v0.17.0 (oxbpf {})", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let run = || -> Result<ExitCode> {
+        if cli.format != "text" {
+            bail!(
+                "-f {}: only the text format is supported so far",
+                cli.format
+            );
+        }
+        let _ = (
+            &cli.buffering,
+            cli.verbose,
+            cli.warnings,
+            cli.unsafe_,
+            &cli.include,
+            &cli.include_file,
+        );
+        trace(&TraceArgs {
+            args: cli.args.clone(),
+            program: cli.program.clone(),
+            debug: cli.debug.clone(),
+            quiet: cli.quiet,
+            command: cli.command.clone(),
+            output: cli.output.clone(),
+            duration: None,
+        })
+    };
+    match run() {
+        Ok(code) => code,
+        Err(e) if e.is::<ScriptError>() => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -334,3 +334,41 @@ fn scripts_print_what_bpftrace_prints() {
         "kernel objects left behind (programs, maps, links)"
     );
 }
+
+#[test]
+fn invoked_as_bpftrace_it_takes_bpftraces_command_line() {
+    let dir = std::env::temp_dir().join(format!("oxbpf-as-bpftrace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("bpftrace");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(common::oxbpf_bin(), &link).unwrap();
+    let v = Command::new(&link).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("bpftrace v0.17.0 (oxbpf"));
+    // A parse error is reported at its place, as bpftrace reports it.
+    let bad = Command::new(&link)
+        .args(["-e", "BEGIN { @x = ; }"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.starts_with("stdin:1:14: error: expected an expression")
+            || err.starts_with("-e:1:14: error: expected an expression"),
+        "{err}"
+    );
+    if common::kernel_available() {
+        let out = Command::new(&link)
+            .args([
+                "-q",
+                "-e",
+                r#"BEGIN { printf("%s %d\n", "as bpftrace", $1); exit(); }"#,
+                "7",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "as bpftrace 7\n\n\n");
+    } else {
+        common::skip("needs root and bpf(2) to run the script");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
