@@ -7,6 +7,8 @@
 //! - [`verifier`]: oxbpf's verifier against the kernel's over a corpus.
 //! - [`attach`]: attaching to and detaching from live kernel events
 //!   (tracepoints, uprobes) against bpftrace.
+//! - [`trace`]: `oxbpf trace` against bpftrace on the same scripts:
+//!   time to attached, exit time, peak memory, compile time.
 //!
 //! The `oxbpf-bench` binary runs them; `oxbpf bench` and `oxbpf
 //! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
@@ -18,4 +20,5 @@
 
 pub mod attach;
 pub mod jit;
+pub mod trace;
 pub mod verifier;

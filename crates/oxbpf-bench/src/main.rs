@@ -39,6 +39,12 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// `oxbpf trace` against bpftrace on the same scripts.
+    Trace {
+        /// The one-liner only, once (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Command::Jit { quick } => oxbpf_bench::jit::run(quick),
         Command::Attach { quick } => oxbpf_bench::attach::run(quick),
         Command::Ring { quick } => oxbpf_bench::attach::ring_buffer_rows(quick),
+        Command::Trace { quick } => oxbpf_bench::trace::run_all(quick),
         Command::Verifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

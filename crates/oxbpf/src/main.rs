@@ -85,8 +85,9 @@ enum Command {
         /// What to time: `jit` (execution: oxbpf's JIT and interpreter,
         /// rbpf, native code), `attach` (attach and detach on live events,
         /// against bpftrace; then the ring-buffer rows) or `ring`
-        /// (ring-buffer consumption against libbpf only).
-        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring"])]
+        /// (ring-buffer consumption against libbpf only) or `trace`
+        /// (`oxbpf trace` against bpftrace on the same scripts).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace"])]
         what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]
