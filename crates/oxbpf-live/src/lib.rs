@@ -1016,6 +1016,17 @@ impl Session {
     }
 
     /// The raw fd of a loaded program (for tools that need it).
+    /// Runs raw tracepoint program `name` once, now, in this thread (what
+    /// bpftrace's BEGIN and END probes need), with `args` as its context.
+    pub fn run_raw_tp(&self, name: &str, args: &[u64]) -> Result<u32, LiveError> {
+        let prog = Self::loaded(&self.kernel, name)?;
+        prog.run_raw_tp(args).map_err(|error| LiveError::Attach {
+            program: name.into(),
+            hook: "BPF_PROG_TEST_RUN".into(),
+            error,
+        })
+    }
+
     pub fn program_fd(&self, name: &str) -> Option<i32> {
         self.kernel
             .programs

@@ -580,6 +580,25 @@ pub struct TestRun {
 }
 
 impl Prog {
+    /// Runs a raw tracepoint program once, in this thread's context, with
+    /// `args` as its arguments (`BPF_PROG_TEST_RUN` of a raw_tp program:
+    /// no data, a context of at most 12 u64s). Returns its return value.
+    pub fn run_raw_tp(&self, args: &[u64]) -> R<u32> {
+        let ctx: Vec<u8> = args.iter().flat_map(|a| a.to_le_bytes()).collect();
+        let mut a = TestRunAttr {
+            prog_fd: self.fd.as_raw_fd() as u32,
+            ctx_size_in: ctx.len() as u32,
+            ctx_in: if ctx.is_empty() {
+                0
+            } else {
+                ctx.as_ptr() as u64
+            },
+            ..Default::default()
+        };
+        sys(cmd::PROG_TEST_RUN, "BPF_PROG_TEST_RUN", &mut a)?;
+        Ok(a.retval)
+    }
+
     /// Runs the program on `data` (and an optional context) in the kernel.
     pub fn test_run(&self, data: &[u8], ctx: Option<&[u8]>, repeat: u32) -> R<TestRun> {
         let mut out = vec![0u8; data.len() + 4096];

@@ -180,12 +180,24 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         }
     }
     // Fixed maps first: the event ring buffer and the start time.
+    // The event ring: 512 KiB by default (it is resident, mapped twice;
+    // `config = { perf_rb_pages = N }` sizes it in pages, as bpftrace's
+    // perf buffers are sized).
+    let pages = prog
+        .config
+        .iter()
+        .find(|(n, _)| n == "perf_rb_pages")
+        .and_then(|(_, v)| match v.kind {
+            ExprKind::Int(n) if (1..=1 << 18).contains(&n) => Some(n as u32),
+            _ => None,
+        })
+        .unwrap_or(128);
     c.object_maps.push(map_def(
         "events",
         oxbpf_abi::map_type::RINGBUF,
         0,
         0,
-        1 << 22,
+        (pages * 4096).next_power_of_two(),
     ));
     c.object_maps
         .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 1));
@@ -522,7 +534,8 @@ impl Compiler<'_> {
         kind: &ProbeKind,
     ) -> R<(Vec<oxbpf_isa::RawInsn>, ProgramType, String, Vec<Span>)> {
         let (ptype, section) = match kind {
-            ProbeKind::Begin | ProbeKind::End => (ProgramType::Kprobe, "uprobe".to_string()),
+            // Run once by user space (BPF_PROG_TEST_RUN), in its context.
+            ProbeKind::Begin | ProbeKind::End => (ProgramType::RawTracepoint, "raw_tp".to_string()),
             ProbeKind::Tracepoint { category, name } => (
                 ProgramType::Tracepoint,
                 format!("tracepoint/{category}/{name}"),

@@ -1,8 +1,7 @@
 //! `oxbpf trace`: bpftrace scripts compiled by `oxbpf-trace`, loaded and
 //! attached through `oxbpf-live`, their events printed as bpftrace prints
-//! them. BEGIN and END run as uprobes on two functions of this binary,
-//! called when the script starts and ends (bpftrace does the same with
-//! its own binary).
+//! them. BEGIN and END are raw tracepoint programs run once, in this
+//! process, with `BPF_PROG_TEST_RUN` (nothing to attach or detach).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,46 +46,6 @@ pub struct TraceArgs {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ScriptError(pub String);
-
-/// BEGIN's trigger: a uprobe on this function runs the BEGIN programs.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn oxbpf_trace_begin() -> u64 {
-    std::hint::black_box(0xb491)
-}
-
-/// END's trigger.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn oxbpf_trace_end() -> u64 {
-    std::hint::black_box(0xe4d)
-}
-
-/// The file offset of code at `addr` in this process's executable
-/// (from /proc/self/maps), for a uprobe on it.
-fn own_offset(addr: usize) -> Result<(String, u64)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").context("/proc/self/maps")?;
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(off), Some(_dev), Some(_inode), Some(path)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        let Some((lo, hi)) = range.split_once('-') else {
-            continue;
-        };
-        let (lo, hi) = (
-            usize::from_str_radix(lo, 16)?,
-            usize::from_str_radix(hi, 16)?,
-        );
-        if (lo..hi).contains(&addr) {
-            let off = u64::from_str_radix(off, 16)?;
-            return Ok((path.to_string(), (addr - lo) as u64 + off));
-        }
-    }
-    bail!("the trigger function is not in a mapped file")
-}
 
 /// The system the compiler asks about: tracefs.
 struct Tracefs;
@@ -369,18 +328,13 @@ fn run(
     session
         .map("start_time")?
         .update(&0u32.to_le_bytes(), &now.to_le_bytes(), 0)?;
-    let exe = own_offset(oxbpf_trace_begin as *const () as usize)?;
-    let end_at = own_offset(oxbpf_trace_end as *const () as usize)?;
-    let trigger = |(path, offset): &(String, u64)| Hook::Uprobe {
-        path: path.clone(),
-        symbol: String::new(),
-        offset: *offset,
-        ret: false,
-    };
-    let mut ends = Vec::new();
+    let (mut begins, mut ends) = (Vec::new(), Vec::new());
     for p in &c.programs {
         let r = match &p.kind {
-            ProbeKind::Begin => session.attach_to(&p.program, trigger(&exe)).map(drop),
+            ProbeKind::Begin => {
+                begins.push(p.program.clone());
+                Ok(())
+            }
             ProbeKind::End => {
                 ends.push(p.program.clone());
                 Ok(())
@@ -430,7 +384,9 @@ fn run(
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    oxbpf_trace_begin();
+    for b in &begins {
+        session.run_raw_tp(b, &[0])?;
+    }
     let mut child = match &a.command {
         Some(cmd) => Some(
             std::process::Command::new("/bin/sh")
@@ -477,15 +433,11 @@ fn run(
     let exit_code = printer.exit.unwrap_or(0);
     printer.exit = None;
     for e in &ends {
-        session.attach_to(e, trigger(&end_at))?;
+        session.run_raw_tp(e, &[0])?;
     }
-    if !ends.is_empty() {
-        oxbpf_trace_end();
-        session.detach_all();
-        rb.consume(|rec| {
-            let _ = printer.record(rec, &session, out);
-        });
-    }
+    rb.consume(|rec| {
+        let _ = printer.record(rec, &session, out);
+    });
     writeln!(out, "\n")?;
     let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
     maps.sort_by(|a, b| a.name.cmp(&b.name));
