@@ -22,6 +22,7 @@ mod enums;
 mod helper_table;
 pub mod helpers;
 mod progtype;
+pub mod syscalls;
 
 pub use enums::*;
 

@@ -104,6 +104,9 @@ pub struct ProbeProgram {
     /// Index of the probe in the script.
     pub probe: usize,
     pub span: Span,
+    /// How many attach points it stands for (system call tracepoints
+    /// share one program).
+    pub count: usize,
 }
 
 /// The compiled script.
@@ -119,6 +122,72 @@ pub struct Compiled {
     pub start_time: usize,
     /// Source line of each instruction of each program (for `-d`).
     pub lines: HashMap<String, Vec<Span>>,
+    /// Map entries user space writes after load and before attaching:
+    /// (map index, key, value).
+    pub init: Vec<(usize, Vec<u8>, Vec<u8>)>,
+}
+
+/// System calls a raw-tracepoint program stands for.
+#[derive(Clone, Debug)]
+pub struct Syscalls {
+    /// `sys_exit` (else `sys_enter`).
+    pub exit: bool,
+    /// (number, the tracepoint's full name for `probe`).
+    pub calls: Vec<(u32, String)>,
+    /// For several calls: the maps of member numbers and of names.
+    pub tables: Option<(usize, usize)>,
+}
+
+/// The system call a `syscalls:sys_enter_X`/`sys_exit_X` tracepoint is
+/// for, where its number is known: (exit, number).
+fn syscall_of(kind: &ProbeKind) -> Option<(bool, u32)> {
+    let ProbeKind::Tracepoint { category, name } = kind else {
+        return None;
+    };
+    if category != "syscalls" {
+        return None;
+    }
+    let (exit, call) = match name.strip_prefix("sys_enter_") {
+        Some(c) => (false, c),
+        None => (true, name.strip_prefix("sys_exit_")?),
+    };
+    oxbpf_abi::syscalls::number(call).map(|nr| (exit, nr))
+}
+
+/// Whether a probe reads `args`.
+fn uses_args(p: &Probe) -> bool {
+    fn expr(e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Ident(n) => n == "args",
+            ExprKind::Map { keys, .. } => keys.iter().any(expr),
+            ExprKind::Call { args, .. } | ExprKind::Tuple(args) => args.iter().any(expr),
+            ExprKind::Binary { lhs, rhs, .. } => expr(lhs) || expr(rhs),
+            ExprKind::Unary { expr: e, .. }
+            | ExprKind::Cast { expr: e, .. }
+            | ExprKind::Field { expr: e, .. }
+            | ExprKind::SizeofExpr(e)
+            | ExprKind::IncDec { target: e, .. } => expr(e),
+            ExprKind::Ternary { cond, then, els } => expr(cond) || expr(then) || expr(els),
+            ExprKind::Index { expr: a, index } => expr(a) || expr(index),
+            _ => false,
+        }
+    }
+    fn stmts(b: &[Stmt]) -> bool {
+        b.iter().any(|s| match &s.kind {
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr(e),
+            StmtKind::Assign { target, value, .. } => expr(target) || expr(value),
+            StmtKind::Let { value, .. } => value.as_ref().is_some_and(expr),
+            StmtKind::If { cond, then, els } => expr(cond) || stmts(then) || stmts(els),
+            StmtKind::While { cond, body } => expr(cond) || stmts(body),
+            StmtKind::Unroll { count, body } => expr(count) || stmts(body),
+            StmtKind::For { iter, body, .. } => {
+                stmts(body) || matches!(iter, ForIter::Range(a, b) if expr(a) || expr(b))
+            }
+            StmtKind::Block(b) => stmts(b),
+            _ => false,
+        })
+    }
+    p.predicate.as_ref().is_some_and(expr) || stmts(&p.body)
 }
 
 type R<T> = Result<T, Diagnostic>;
@@ -208,17 +277,60 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     let mut programs = Vec::new();
     let mut defs = Vec::new();
     let mut lines = HashMap::new();
+    let mut init = Vec::new();
     for (i, p) in prog.probes.iter().enumerate() {
         for (text, span) in &p.attach {
             let kind = parse_attach(text, *span)?;
-            for kind in c.expand(kind, *span)? {
+            let kinds = c.expand(kind, *span)?;
+            // System call tracepoints become the raw tracepoints they are
+            // built on (sys_enter/sys_exit, filtered by number): a raw
+            // tracepoint detaches without the two RCU waits of a perf
+            // event, and many of them share one program when the script
+            // does not read `args` (which differ from one call to the next).
+            let mut plan: Vec<(ProbeKind, Option<Syscalls>)> = Vec::new();
+            let mut merged: [Option<Syscalls>; 2] = [None, None];
+            let merge = kinds.len() > 1 && !uses_args(p);
+            for kind in kinds {
+                match syscall_of(&kind) {
+                    Some((exit, nr)) if merge => {
+                        let m = merged[usize::from(exit)].get_or_insert_with(|| Syscalls {
+                            exit,
+                            calls: Vec::new(),
+                            tables: None,
+                        });
+                        m.calls.push((nr, kind.full_name()));
+                    }
+                    Some((exit, nr)) => {
+                        let one = Syscalls {
+                            exit,
+                            calls: vec![(nr, kind.full_name())],
+                            tables: None,
+                        };
+                        plan.push((kind, Some(one)));
+                    }
+                    None => plan.push((kind, None)),
+                }
+            }
+            for m in merged.into_iter().flatten() {
+                let first = ProbeKind::Tracepoint {
+                    category: "syscalls".into(),
+                    name: format!("sys_{}_*", if m.exit { "exit" } else { "enter" }),
+                };
+                plan.push((first, Some(m)));
+            }
+            for (kind, mut sys) in plan {
                 let name = format!("probe{}_{}", i, programs.len());
-                let (insns, ptype, section, spans) = c.program(p, &kind)?;
+                if let Some(m) = sys.as_mut().filter(|m| m.calls.len() > 1) {
+                    m.tables = Some(c.syscall_tables(m, &mut init));
+                }
+                let count = sys.as_ref().map_or(1, |m| m.calls.len());
+                let (insns, ptype, section, spans) = c.program(p, &kind, sys.as_ref())?;
                 programs.push(ProbeProgram {
                     program: name.clone(),
                     kind,
                     probe: i,
                     span: *span,
+                    count,
                 });
                 lines.insert(name.clone(), spans);
                 defs.push(ProgramDef {
@@ -248,6 +360,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         events: 0,
         start_time: 1,
         lines,
+        init,
     })
 }
 
@@ -528,12 +641,57 @@ impl Compiler<'_> {
 
     // ---- programs -----------------------------------------------------
 
+    /// The member and name tables of a program for several system calls.
+    fn syscall_tables(
+        &mut self,
+        m: &Syscalls,
+        init: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
+    ) -> (usize, usize) {
+        // Names are unique: user space fills the tables by name.
+        let ids = self.object_maps.len();
+        self.object_maps.push(map_def(
+            &format!("sys_ids_{ids}"),
+            oxbpf_abi::map_type::ARRAY,
+            4,
+            1,
+            1024,
+        ));
+        let names = self.object_maps.len();
+        self.object_maps.push(map_def(
+            &format!("sys_names_{names}"),
+            oxbpf_abi::map_type::ARRAY,
+            4,
+            64,
+            1024,
+        ));
+        for (nr, name) in &m.calls {
+            init.push((ids, nr.to_le_bytes().to_vec(), vec![1]));
+            let mut n = name.clone().into_bytes();
+            n.truncate(63);
+            n.resize(64, 0);
+            init.push((names, nr.to_le_bytes().to_vec(), n));
+        }
+        (ids, names)
+    }
+
     fn program(
         &mut self,
         p: &Probe,
         kind: &ProbeKind,
+        sys: Option<&Syscalls>,
     ) -> R<(Vec<oxbpf_isa::RawInsn>, ProgramType, String, Vec<Span>)> {
         let (ptype, section) = match kind {
+            ProbeKind::Tracepoint { .. } if sys.is_some() => (
+                ProgramType::RawTracepoint,
+                format!(
+                    "raw_tp/sys_{}",
+                    if sys.expect("checked").exit {
+                        "exit"
+                    } else {
+                        "enter"
+                    }
+                ),
+            ),
             // Run once by user space (BPF_PROG_TEST_RUN), in its context.
             ProbeKind::Begin | ProbeKind::End => (ProgramType::RawTracepoint, "raw_tp".to_string()),
             ProbeKind::Tracepoint { category, name } => (
@@ -571,6 +729,8 @@ impl Compiler<'_> {
             ),
         };
         let fields = match kind {
+            // A program for several system calls reads no `args`.
+            ProbeKind::Tracepoint { .. } if sys.is_some_and(|s| s.tables.is_some()) => None,
             ProbeKind::Tracepoint { category, name } => Some(
                 self.env
                     .tracepoint_format(category, name)
@@ -590,10 +750,15 @@ impl Compiler<'_> {
             spans: Vec::new(),
             loops: Vec::new(),
             exit: None,
+            sys: sys.cloned(),
+            sys_slots: (0, 0),
         };
         g.a.mov(R6, R1);
         let exit = g.a.label();
         g.exit = Some(exit);
+        if g.sys.is_some() {
+            g.syscall_prologue(exit);
+        }
         if let Some(pred) = &p.predicate {
             let v = g.int(pred)?;
             let r = g.load(v, R0);
@@ -669,9 +834,74 @@ struct Gen<'c, 'a> {
     /// (continue, break) labels of the enclosing loops.
     loops: Vec<(Label, Label)>,
     exit: Option<Label>,
+    /// A raw-tracepoint program for system call tracepoints.
+    sys: Option<Syscalls>,
+    /// Stack slots of `struct pt_regs *` and the call's number.
+    sys_slots: (i16, i16),
+}
+
+/// `struct pt_regs` offsets on x86-64.
+mod regs {
+    pub const ARGS: [i16; 6] = [112, 104, 96, 56, 72, 64]; // di si dx r10 r8 r9
+    pub const ORIG_AX: i16 = 120;
+    pub const CS: i16 = 136;
+    /// `__USER_CS`: a 64-bit system call (ia32 ones are not the
+    /// `syscalls:` tracepoints' business).
+    pub const USER_CS: i32 = 0x33;
 }
 
 impl Gen<'_, '_> {
+    /// Reads the u64 at `regs + off` (a kernel pointer in the slot
+    /// `regs_slot`) into r0.
+    fn read_regs(&mut self, regs_slot: i16, off: i16) {
+        let tmp = self.alloc(8);
+        self.a.mov(R1, R10);
+        self.a.alu_imm(BPF_ADD, R1, tmp as i32);
+        self.a.mov_imm(R2, 8);
+        self.a.ldx(8, R3, R10, regs_slot);
+        self.a.alu_imm(BPF_ADD, R3, off as i32);
+        self.a.call(helper::PROBE_READ_KERNEL);
+        self.a.ldx(8, R0, R10, tmp);
+    }
+
+    /// The raw tracepoint's arguments: (regs, id) for sys_enter, (regs,
+    /// ret) for sys_exit; only 64-bit calls of the wanted numbers go on.
+    fn syscall_prologue(&mut self, exit: Label) {
+        let sys = self.sys.clone().expect("set");
+        let regs_slot = self.alloc(8);
+        let id_slot = self.alloc(8);
+        self.sys_slots = (regs_slot, id_slot);
+        self.a.ldx(8, R0, R6, 0);
+        self.a.stx(8, R10, regs_slot, R0);
+        // The number first (cheap), then whether it is a 64-bit call.
+        if sys.exit {
+            self.read_regs(regs_slot, regs::ORIG_AX);
+        } else {
+            self.a.ldx(8, R0, R6, 8);
+        }
+        self.a.stx(8, R10, id_slot, R0);
+        match sys.tables {
+            None => {
+                let nr = sys.calls[0].0;
+                self.a.jmp_imm(BPF_JNE, R0, nr as i32, exit);
+            }
+            Some((ids, _)) => {
+                self.a.jmp_imm(BPF_JGE, R0, 1024, exit);
+                let key = self.alloc(8);
+                self.a.stx(4, R10, key, R0);
+                self.a.ld_map(R1, ids);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
+                self.a.ldx(1, R0, R0, 0);
+                self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
+            }
+        }
+        self.read_regs(regs_slot, regs::CS);
+        self.a.jmp_imm(BPF_JNE, R0, regs::USER_CS, exit);
+    }
+
     fn mark(&mut self, span: Span) {
         while self.spans.len() < self.a.len() {
             self.spans.push(span);
@@ -1830,6 +2060,26 @@ impl Gen<'_, '_> {
                 self.a.call(helper::GET_CURRENT_COMM);
                 Value::Mem(off, Ty::Str(16))
             }
+            "probe" if self.sys.as_ref().is_some_and(|s| s.tables.is_some()) => {
+                let (_, names) = self.sys.as_ref().and_then(|s| s.tables).expect("checked");
+                let off = self.alloc(64);
+                self.zero(off, 64);
+                let key = self.alloc(8);
+                self.a.ldx(8, R0, R10, self.sys_slots.1);
+                self.a.stx(4, R10, key, R0);
+                self.a.ld_map(R1, names);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                let none = self.a.label();
+                self.a.jmp_imm(BPF_JEQ, R0, 0, none);
+                for i in (0..64).step_by(8) {
+                    self.a.ldx(8, R1, R0, i);
+                    self.a.stx(8, R10, off + i, R1);
+                }
+                self.a.place(none);
+                Value::Mem(off, Ty::Str(64))
+            }
             "probe" => {
                 let full = self.kind.full_name();
                 let ty = Ty::Str(64);
@@ -1912,6 +2162,40 @@ impl Gen<'_, '_> {
                 None => d,
             });
         };
+        if let Some(sys) = self.sys.clone() {
+            // A system call's record: the number, then its arguments (or
+            // its return value), each 8 bytes from offset 16.
+            let t = self.temp();
+            if f.name == "__syscall_nr" {
+                self.a.ldx(8, R0, R10, self.sys_slots.1);
+            } else if sys.exit {
+                self.a.ldx(8, R0, R6, 8);
+            } else {
+                let i = (f.offset.saturating_sub(16) / 8) as usize;
+                let Some(&off) = regs::ARGS.get(i) else {
+                    return err(
+                        span,
+                        format!("`{field}` is not an argument of this system call"),
+                    );
+                };
+                let slot = self.sys_slots.0;
+                self.read_regs(slot, off);
+            }
+            let size = f.size.min(8);
+            if f.signed {
+                self.a.sext(R0, size);
+            } else {
+                self.a.trunc(R0, size);
+            }
+            self.store(t, R0);
+            return Ok(Value::Int(
+                t,
+                Ty::Int {
+                    size: 8,
+                    signed: f.signed,
+                },
+            ));
+        }
         if f.char_array {
             let ty = Ty::Str(f.size as usize);
             let off = self.alloc(ty.stored_size());
@@ -1971,7 +2255,18 @@ impl Gen<'_, '_> {
                     },
                     None => 64,
                 };
-                let p = self.int(&args[0])?;
+                // str() of a string (a tracepoint's string field) is the
+                // string itself.
+                let p = match self.value(&args[0])? {
+                    Value::Int(v, _) => v,
+                    Value::Mem(off, Ty::Str(n)) => return Ok(Value::Mem(off, Ty::Str(n.min(len)))),
+                    Value::Mem(_, t) => {
+                        return err(
+                            args[0].span,
+                            format!("str() takes a pointer, not {}", t.name()),
+                        );
+                    }
+                };
                 let ty = Ty::Str(len);
                 let off = self.alloc(ty.stored_size());
                 self.zero(off, ty.stored_size());

@@ -323,6 +323,11 @@ fn run(
             ),
         }
     })?;
+    // Tables the programs read (system call numbers and names).
+    for (index, key, value) in &c.init {
+        let name = &c.object.maps[*index].name;
+        session.map(name)?.update(key, value, 0)?;
+    }
     // `elapsed` counts from here.
     let now = oxbpf_sys::monotonic_ns();
     session
@@ -361,7 +366,7 @@ fn run(
         }
     }
     if !a.quiet {
-        let n = c.programs.len();
+        let n: usize = c.programs.iter().map(|p| p.count).sum();
         writeln!(
             out,
             "Attaching {n} probe{}...",

@@ -10,14 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A C workload with a name of its own (`oxgp`, so scripts can filter on
-/// `comm`): it calls getppid(2) seven times and `work(i)` for i = 1..3,
-/// which returns 2i.
+/// `comm`): it calls getppid(2) seven times, makes the system calls whose
+/// tracepoints are named apart from them (`newfstat` for fstat, `newstat`,
+/// `newlstat`, `newuname`), and calls `work(i)` for i = 1..3, which
+/// returns 2i.
 const WORKLOAD: &str = r#"
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 __attribute__((noinline)) long work(long i) { asm volatile(""); return 2 * i; }
 int main(void) {
     long s = 0;
+    struct stat st;
+    struct utsname u;
     for (int i = 0; i < 7; i++) s += getppid();
+    syscall(SYS_fstat, 0, &st);
+    syscall(SYS_stat, "/", &st);
+    syscall(SYS_lstat, "/", &st);
+    syscall(SYS_uname, &u);
     for (long i = 1; i <= 3; i++) s += work(i);
     return s == 0;
 }
@@ -188,6 +199,31 @@ const CASES: &[Case] = &[
     Case {
         name: "tracepoint counts a workload's syscalls",
         script: r#"tracepoint:syscalls:sys_enter_getppid /comm == "oxgp"/ { @calls = count(); @by[comm] = count(); }"#,
+        params: &[],
+        workload: true,
+        want: Want::Bpftrace,
+    },
+    // Every system call of the workload, entry and exit, by tracepoint:
+    // oxbpf reads them from the raw sys_enter/sys_exit tracepoints by
+    // number, bpftrace from the perf tracepoints; the counts must agree.
+    Case {
+        name: "every system call entry, by tracepoint",
+        script: r#"tracepoint:syscalls:sys_enter_* /comm == "oxgp"/ { @enter[probe] = count(); }"#,
+        params: &[],
+        workload: true,
+        want: Want::Bpftrace,
+    },
+    // (bpftrace 0.17 refuses more than 512 programs: one direction a run.)
+    Case {
+        name: "every system call exit, by tracepoint",
+        script: r#"tracepoint:syscalls:sys_exit_* /comm == "oxgp"/ { @exit[probe] = count(); }"#,
+        params: &[],
+        workload: true,
+        want: Want::Bpftrace,
+    },
+    Case {
+        name: "system call arguments and return values",
+        script: r#"tracepoint:syscalls:sys_enter_newuname /comm == "oxgp"/ { @u = count(); } tracepoint:syscalls:sys_enter_getppid /comm == "oxgp"/ { @nr[args->__syscall_nr] = count(); } tracepoint:syscalls:sys_exit_newfstat /comm == "oxgp"/ { @ret[args->ret] = count(); }"#,
         params: &[],
         workload: true,
         want: Want::Bpftrace,

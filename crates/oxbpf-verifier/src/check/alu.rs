@@ -231,9 +231,10 @@ impl Verifier<'_> {
                 }
             }
             None => {
-                if ptr.kind == Kind::Ctx {
-                    return err(pc, format!("R{d} variable ctx access is prohibited"));
-                }
+                // A context pointer may move by a variable amount, as in the
+                // kernel (`(void *)ctx + off` handed to bpf_probe_read): it
+                // can then neither be dereferenced nor passed as the context
+                // (memory and helper checks refuse a modified ctx).
                 if sc.smin == i64::MIN || sc.smax == i64::MAX && op == A::Add || sc.umax > 1 << 29 {
                     return err(
                         pc,

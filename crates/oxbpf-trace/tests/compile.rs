@@ -1,0 +1,171 @@
+//! Compiling scripts without a kernel: what programs come out (types,
+//! sections, how system call tracepoints are grouped), that oxbpf's own
+//! verifier accepts every one of them, and the diagnostics of mistakes.
+
+use oxbpf_trace::probes::ProbeKind;
+
+/// Tracepoint formats of a fixture system: openat/read/close enter and
+/// exit, and sched_process_exec.
+struct Fixture;
+
+const OPENAT: &str = "format:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:int dfd;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n\tfield:int flags;\toffset:32;\tsize:8;\tsigned:0;\n\tfield:umode_t mode;\toffset:40;\tsize:8;\tsigned:0;\n";
+const EXIT: &str = "format:\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n";
+const EXEC: &str = "format:\n\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n\tfield:pid_t old_pid;\toffset:16;\tsize:4;\tsigned:1;\n";
+
+impl oxbpf_trace::Env for Fixture {
+    fn tracepoint_format(&self, c: &str, n: &str) -> Result<String, String> {
+        match (c, n) {
+            ("syscalls", n) if n.starts_with("sys_exit_") => Ok(EXIT.into()),
+            ("syscalls", _) => Ok(OPENAT.into()),
+            ("sched", "sched_process_exec") => Ok(EXEC.into()),
+            _ => Err(format!("tracepoint {c}:{n} does not exist")),
+        }
+    }
+
+    fn tracepoints(&self, c: &str, n: &str) -> Result<Vec<(String, String)>, String> {
+        let all = [
+            "sys_enter_openat",
+            "sys_enter_read",
+            "sys_enter_close",
+            "sys_exit_openat",
+            "sys_exit_read",
+        ];
+        Ok(all
+            .iter()
+            .filter(|t| c == "syscalls" && glob(n, t))
+            .map(|t| ("syscalls".to_string(), t.to_string()))
+            .collect())
+    }
+}
+
+fn glob(p: &str, t: &str) -> bool {
+    match p.split_once('*') {
+        Some((a, rest)) => {
+            t.starts_with(a) && (0..=t.len() - a.len()).any(|i| glob(rest, &t[a.len() + i..]))
+        }
+        None => p == t,
+    }
+}
+
+fn compile(src: &str) -> oxbpf_trace::Compiled {
+    let ast = oxbpf_trace::parse(src).unwrap_or_else(|d| panic!("{}", d.render("t.bt", src)));
+    oxbpf_trace::compile(&ast, &Fixture, &Default::default())
+        .unwrap_or_else(|d| panic!("{}", d.render("t.bt", src)))
+}
+
+fn error(src: &str) -> String {
+    let d = match oxbpf_trace::parse(src) {
+        Err(d) => d,
+        Ok(ast) => oxbpf_trace::compile(&ast, &Fixture, &Default::default()).expect_err("an error"),
+    };
+    d.render("t.bt", src)
+}
+
+const SCRIPTS: &[&str] = &[
+    r#"BEGIN { printf("%d %s\n", 1, "x"); @a = count(); @h = hist(5); @l = lhist(3, 0, 10, 1); exit(); }"#,
+    r#"tracepoint:syscalls:sys_enter_openat /comm == "cat"/ { @[comm] = count(); @f[str(args->filename)] = count(); @fl = hist(args->flags); }"#,
+    r#"tracepoint:syscalls:sys_exit_openat { @ret = stats(args->ret); }"#,
+    r#"tracepoint:syscalls:sys_enter_* { @[probe] = count(); }"#,
+    r#"tracepoint:sched:sched_process_exec { printf("%s %d\n", str(args->filename), args->pid); }"#,
+    r#"uprobe:/bin/sh:main { @[arg0, arg1] = count(); } uretprobe:/bin/sh:main { @r = avg(retval); }"#,
+    r#"interval:ms:10 { @n++; if (@n > 3) { exit(); } } END { printf("%d\n", @n); }"#,
+    r#"BEGIN { $i = 0; while ($i < 5) { $i++; if ($i == 2) { continue; } } for ($j : 0..3) { @s = sum($j); } unroll(2) { @u = max($i); } }"#,
+    r#"profile:hz:99 { @[cpu] = count(); @m = min(nsecs); @e = elapsed; @t = (pid, comm); }"#,
+];
+
+#[test]
+fn every_program_passes_oxbpfs_verifier() {
+    for src in SCRIPTS {
+        let c = compile(src);
+        for (i, p) in c.object.programs.iter().enumerate() {
+            if let Err(r) = oxbpf_verifier::verify_object_program(&c.object, i, &Default::default())
+            {
+                panic!(
+                    "{src}\nprogram {} [{}] rejected at {}: {}\n{}",
+                    p.name,
+                    p.section,
+                    r.pc,
+                    r.message,
+                    r.log.join("\n")
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn system_call_tracepoints_are_raw_tracepoints_grouped_by_direction() {
+    let c = compile("tracepoint:syscalls:sys_enter_openat { @a = count(); }");
+    assert_eq!(c.object.programs[0].section, "raw_tp/sys_enter");
+    assert!(c.init.is_empty(), "one call: its number is in the code");
+    // A wildcard without `args`: one program per direction, with tables.
+    let c = compile("tracepoint:syscalls:sys_*_open* { @[probe] = count(); }");
+    let sections: Vec<&str> = c
+        .object
+        .programs
+        .iter()
+        .map(|p| p.section.as_str())
+        .collect();
+    assert_eq!(sections, ["raw_tp/sys_enter", "raw_tp/sys_exit"]);
+    assert_eq!(c.programs.iter().map(|p| p.count).sum::<usize>(), 2);
+    let c = compile("tracepoint:syscalls:sys_enter_* { @[probe] = count(); }");
+    assert_eq!(c.programs.len(), 1);
+    assert_eq!(c.programs[0].count, 3);
+    let names: Vec<String> = c
+        .init
+        .iter()
+        .filter(|(_, _, v)| v.len() == 64)
+        .map(|(_, _, v)| {
+            String::from_utf8_lossy(&v[..v.iter().position(|&b| b == 0).unwrap()]).into_owned()
+        })
+        .collect();
+    assert!(
+        names.contains(&"tracepoint:syscalls:sys_enter_openat".to_string()),
+        "{names:?}"
+    );
+    // With `args` (which differ per call): one program per call.
+    let c = compile("tracepoint:syscalls:sys_enter_* { @[args->dfd] = count(); }");
+    assert_eq!(c.programs.len(), 3);
+    assert!(
+        c.programs
+            .iter()
+            .all(|p| matches!(p.kind, ProbeKind::Tracepoint { .. }))
+    );
+    // Other tracepoints stay perf tracepoints.
+    let c = compile("tracepoint:sched:sched_process_exec { @a = count(); }");
+    assert_eq!(
+        c.object.programs[0].section,
+        "tracepoint/sched/sched_process_exec"
+    );
+}
+
+#[test]
+fn mistakes_are_named_at_their_place() {
+    let e = error("BEGIN { @x = count(); @x = sum(1); }");
+    assert!(
+        e.starts_with("t.bt:1:23: error: @x holds sum() here but count() elsewhere"),
+        "{e}"
+    );
+    let e = error(r#"BEGIN { printf("%d %d\n", 1); }"#);
+    assert!(
+        e.contains("the format has 2 conversions but 1 argument follows"),
+        "{e}"
+    );
+    let e = error(r#"BEGIN { printf("%d\n", comm); }"#);
+    assert!(e.contains("wants an integer"), "{e}");
+    let e = error("tracepoint:syscalls:sys_enter_openat { @[args->filenam] = count(); }");
+    assert!(e.contains("did you mean `filename`?"), "{e}");
+    let e = error("BEGIN { @a = cont(); }");
+    assert!(
+        e.contains("unknown function `cont`") && e.contains("did you mean `count`?"),
+        "{e}"
+    );
+    let e = error("BEGIN { $x = 1; printf(\"%d\\n\", $y); }");
+    assert!(e.contains("$y is used before it is assigned"), "{e}");
+    let e = error("tracepoint:nope:nothing { }");
+    assert!(e.contains("does not exist"), "{e}");
+    let e = error("BEGIN { @a[1] = 1; @a[\"x\"] = 2; }");
+    assert!(e.contains("used with keys of type"), "{e}");
+    let e = error("uprob:/bin/sh:main { }");
+    assert!(e.contains("did you mean `uprobe`?"), "{e}");
+}
