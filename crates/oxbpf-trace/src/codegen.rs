@@ -198,8 +198,9 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 
 /// Builtins the language has (for "did you mean" hints).
 pub const BUILTINS: &[&str] = &[
-    "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "comm", "cgroup", "curtask", "rand",
-    "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3", "arg4", "arg5", "ncpus",
+    "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "cpid", "func", "comm", "cgroup",
+    "curtask", "rand", "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3",
+    "arg4", "arg5", "ncpus",
 ];
 
 /// Functions the language has.
@@ -269,7 +270,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         (pages * 4096).next_power_of_two(),
     ));
     c.object_maps
-        .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 1));
+        .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 2));
     // Types of maps from every assignment, before any code.
     for p in &prog.probes {
         c.infer_maps(&p.body)?;
@@ -605,7 +606,7 @@ impl Compiler<'_> {
             },
             ExprKind::Ident(n) => match n.as_str() {
                 "comm" => Ty::Str(16),
-                "probe" => Ty::Str(64),
+                "probe" | "func" => Ty::Str(64),
                 _ => Ty::U64,
             },
             ExprKind::Call { name, args } => match name.as_str() {
@@ -640,6 +641,25 @@ impl Compiler<'_> {
     }
 
     // ---- programs -----------------------------------------------------
+
+    /// The per-CPU scratch map for records too large for the stack, at
+    /// least `size` bytes long.
+    fn scratch_map(&mut self, size: usize) -> usize {
+        let size = size.div_ceil(8) as u32 * 8;
+        if let Some(i) = self.object_maps.iter().position(|m| m.name == "scratch") {
+            let m = &mut self.object_maps[i];
+            m.value_size = m.value_size.max(size);
+            return i;
+        }
+        self.object_maps.push(map_def(
+            "scratch",
+            oxbpf_abi::map_type::PERCPU_ARRAY,
+            4,
+            size,
+            1,
+        ));
+        self.object_maps.len() - 1
+    }
 
     /// The member and name tables of a program for several system calls.
     fn syscall_tables(
@@ -1554,24 +1574,46 @@ impl Gen<'_, '_> {
                 Value::Mem(_, t) => t.stored_size(),
             })
             .sum::<usize>();
-        let rec = self.alloc(size);
+        // The record is built on the stack when small, else in a per-CPU
+        // scratch map value (the stack has 512 bytes in all).
+        let (base, rec, scratch_reg) = if size <= 128 {
+            (R10, self.alloc(size), None)
+        } else {
+            let Some(p) = self.free.pop() else {
+                return err(span, "this printf's arguments are too many to hold at once");
+            };
+            let scratch = self.c.scratch_map(size);
+            let key = self.alloc(8);
+            self.a.st_imm(8, R10, key, 0);
+            self.a.ld_map(R1, scratch);
+            self.a.mov(R2, R10);
+            self.a.alu_imm(BPF_ADD, R2, key as i32);
+            self.a.call(helper::MAP_LOOKUP);
+            let exit = self.exit.expect("set");
+            self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
+            self.a.mov(p, R0);
+            (p, 0i16, Some(p))
+        };
         let id = self.c.printfs.len();
         self.a.mov_imm(R0, (event::PRINTF_BASE + id as u64) as i64);
-        self.a.stx(8, R10, rec, R0);
+        self.a.stx(8, base, rec, R0);
         let mut at = rec + 8;
         let mut types = Vec::new();
         for (v, _) in values {
             match v {
                 Value::Int(val, ty) => {
                     let r = self.load(val, R0);
-                    self.a.stx(8, R10, at, r);
+                    self.a.stx(8, base, at, r);
                     self.release(val);
                     at += 8;
                     types.push(widen(ty));
                 }
                 Value::Mem(off, ty) => {
                     let n = ty.stored_size();
-                    self.copy(at, off, n);
+                    for i in (0..n).step_by(8) {
+                        self.a.ldx(8, R0, R10, off + i as i16);
+                        self.a.stx(8, base, at + i as i16, R0);
+                    }
                     at += n as i16;
                     types.push(ty);
                 }
@@ -1583,7 +1625,18 @@ impl Gen<'_, '_> {
             args: types,
             span,
         });
-        self.output(rec, size);
+        // bpf_ringbuf_output(&events, base + rec, size, 0)
+        self.a.ld_map(R1, 0);
+        self.a.mov(R2, base);
+        if rec != 0 {
+            self.a.alu_imm(BPF_ADD, R2, rec as i32);
+        }
+        self.a.mov_imm(R3, size as i64);
+        self.a.mov_imm(R4, 0);
+        self.a.call(helper::RINGBUF_OUTPUT);
+        if let Some(p) = scratch_reg {
+            self.free.push(p);
+        }
         Ok(())
     }
 
@@ -2047,6 +2100,42 @@ impl Gen<'_, '_> {
                 int(now)
             }
             "cpu" => int(self.helper0(helper::GET_SMP_PROCESSOR_ID)),
+            // The pid of the -c command, which user space writes to slot 1
+            // of the start-time map before the command runs.
+            "cpid" => {
+                let t = self.temp();
+                let key = self.alloc(8);
+                self.a.st_imm(4, R10, key, 1);
+                self.a.ld_map(R1, 1);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                let none = self.a.label();
+                self.a.mov_imm(R1, 0);
+                self.a.jmp_imm(BPF_JEQ, R0, 0, none);
+                self.a.ldx(8, R1, R0, 0);
+                self.a.place(none);
+                self.store(t, R1);
+                int(t)
+            }
+            // The probed function's name, known when compiling.
+            "func" => {
+                let name = match &self.kind {
+                    ProbeKind::Uprobe { func, .. } => func.clone(),
+                    _ => return err(span, "func is for uprobes (and kprobes) here"),
+                };
+                let ty = Ty::Str(64);
+                let off = self.alloc(64);
+                let mut bytes = name.into_bytes();
+                bytes.truncate(63);
+                bytes.resize(64, 0);
+                for (i, c) in bytes.chunks(8).enumerate() {
+                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+                    self.a.lddw(R0, v, 0);
+                    self.a.stx(8, R10, off + 8 * i as i16, R0);
+                }
+                return Ok(Value::Mem(off, ty));
+            }
             "cgroup" => int(self.helper0(helper::GET_CURRENT_CGROUP_ID)),
             "curtask" => int(self.helper0(helper::GET_CURRENT_TASK)),
             "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),

@@ -71,6 +71,8 @@ const SCRIPTS: &[&str] = &[
     r#"interval:ms:10 { @n++; if (@n > 3) { exit(); } } END { printf("%d\n", @n); }"#,
     r#"BEGIN { $i = 0; while ($i < 5) { $i++; if ($i == 2) { continue; } } for ($j : 0..3) { @s = sum($j); } unroll(2) { @u = max($i); } }"#,
     r#"profile:hz:99 { @[cpu] = count(); @m = min(nsecs); @e = elapsed; @t = (pid, comm); }"#,
+    r#"BEGIN { printf("%s %s %s %s %s\n", str(1), str(2), str(3), comm, "x"); }"#,
+    r#"uprobe:/bin/sh:main { @[func] = count(); } tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @c = count(); }"#,
 ];
 
 #[test]

@@ -40,6 +40,63 @@ pub struct TraceArgs {
     /// Stop after this many seconds (as if exit() ran).
     #[arg(long, value_name = "S")]
     pub duration: Option<f64>,
+    /// List the probes matching the pattern given as the argument
+    /// (`tracepoint:syscalls:*`, `uprobe:/bin/bash:read*`, `software:*`).
+    #[arg(short = 'l')]
+    pub list: bool,
+    /// With -l: the arguments of each tracepoint.
+    #[arg(short = 'v')]
+    pub verbose: bool,
+}
+
+/// `-l [PATTERN]`: probes as bpftrace lists them.
+fn list(pattern: Option<&str>, verbose: bool, out: &mut dyn Write) -> Result<()> {
+    let pattern = pattern.unwrap_or("*");
+    let (provider, rest) = pattern.split_once(':').unwrap_or(("*", pattern));
+    let provider = match provider {
+        "t" => "tracepoint",
+        "u" => "uprobe",
+        "s" => "software",
+        p => p,
+    };
+    let glob = oxbpf_sys::perf::glob_match;
+    if provider == "uprobe" {
+        let (path, func) = rest.rsplit_once(':').unwrap_or((rest, "*"));
+        let file = oxbpf_live::uprobe::resolve_path(path)?;
+        for (f, _) in oxbpf_live::uprobe::matching_functions(&file, func)? {
+            writeln!(out, "uprobe:{}:{f}", file.display())?;
+        }
+        return Ok(());
+    }
+    if glob(provider, "tracepoint") {
+        let (cat, name) = rest.split_once(':').unwrap_or((rest, "*"));
+        let env = Tracefs;
+        let found = oxbpf_trace::Env::tracepoints(&env, cat, name).map_err(anyhow::Error::msg)?;
+        for (c, n) in found {
+            writeln!(out, "tracepoint:{c}:{n}")?;
+            if verbose {
+                let text = oxbpf_trace::Env::tracepoint_format(&env, &c, &n).unwrap_or_default();
+                for line in text.lines() {
+                    let Some(decl) = line.trim().strip_prefix("field:") else {
+                        continue;
+                    };
+                    let decl = decl.split(';').next().unwrap_or("").trim();
+                    if !decl.contains("common_") {
+                        writeln!(out, "    {decl}")?;
+                    }
+                }
+            }
+        }
+    }
+    if glob(provider, "software") {
+        let (name, _) = rest.split_once(':').unwrap_or((rest, ""));
+        for (e, _) in oxbpf_sys::perf::SOFTWARE_EVENTS {
+            if glob(name, e) {
+                writeln!(out, "software:{e}:")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An error in (or about) the script, rendered at its place.
@@ -90,6 +147,11 @@ impl oxbpf_trace::Env for Tracefs {
 }
 
 pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
+    if a.list {
+        let mut out = std::io::stdout().lock();
+        list(a.args.first().map(String::as_str), a.verbose, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (name, source, params) = match &a.program {
         Some(p) => ("-e".to_string(), p.clone(), a.args.clone()),
         None => {
@@ -328,6 +390,30 @@ fn run(
         let name = &c.object.maps[*index].name;
         session.map(name)?.update(key, value, 0)?;
     }
+    // The -c command starts stopped (before its exec), so that `cpid` is
+    // known and every probe is attached before it runs; it goes on after
+    // BEGIN. Its words are its argv, as bpftrace splits them.
+    let mut child = match &a.command {
+        Some(cmd) => {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            if words.is_empty() {
+                bail!("-c needs a command");
+            }
+            let ch = std::process::Command::new("/bin/sh")
+                .args(["-c", "kill -STOP $$; exec \"$@\"", "sh"])
+                .args(&words)
+                .spawn()
+                .with_context(|| format!("running {cmd}"))?;
+            wait_stopped(ch.id())?;
+            session.map("start_time")?.update(
+                &1u32.to_le_bytes(),
+                &u64::from(ch.id()).to_le_bytes(),
+                0,
+            )?;
+            Some(ch)
+        }
+        None => None,
+    };
     // `elapsed` counts from here.
     let now = oxbpf_sys::monotonic_ns();
     session
@@ -392,15 +478,9 @@ fn run(
     for b in &begins {
         session.run_raw_tp(b, &[0])?;
     }
-    let mut child = match &a.command {
-        Some(cmd) => Some(
-            std::process::Command::new("/bin/sh")
-                .args(["-c", cmd])
-                .spawn()
-                .with_context(|| format!("running {cmd}"))?,
-        ),
-        None => None,
-    };
+    if let Some(ch) = &child {
+        resume(ch.id())?;
+    }
     let deadline = a
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
@@ -484,9 +564,12 @@ struct BpftraceCli {
     /// batch of events).
     #[arg(short = 'B')]
     buffering: Option<String>,
-    /// Accepted for compatibility.
+    /// With -l: tracepoint arguments.
     #[arg(short = 'v')]
     verbose: bool,
+    /// List probes.
+    #[arg(short = 'l')]
+    list: bool,
     #[arg(short = 'k', action = clap::ArgAction::Count)]
     warnings: u8,
     #[arg(long = "unsafe")]
@@ -530,6 +613,8 @@ pub fn bpftrace_main() -> ExitCode {
             command: cli.command.clone(),
             output: cli.output.clone(),
             duration: None,
+            list: cli.list,
+            verbose: cli.verbose,
         })
     };
     match run() {
@@ -543,4 +628,33 @@ pub fn bpftrace_main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Waits until process `pid` has stopped itself (state `T` in
+/// /proc/PID/stat).
+fn wait_stopped(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the parenthesized command name.
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        match state {
+            Some('T' | 't') => return Ok(()),
+            Some('Z') | None => bail!("the -c command exited before it could be traced"),
+            _ if Instant::now() > deadline => bail!("the -c command did not start"),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Lets a stopped process go on (SIGCONT).
+fn resume(pid: u32) -> Result<()> {
+    let st = std::process::Command::new("kill")
+        .args(["-CONT", &pid.to_string()])
+        .status()
+        .context("kill -CONT")?;
+    if !st.success() {
+        bail!("cannot resume the -c command (pid {pid})");
+    }
+    Ok(())
 }

@@ -229,6 +229,20 @@ const CASES: &[Case] = &[
         want: Want::Bpftrace,
     },
     Case {
+        name: "cpid filters on the -c command",
+        script: r#"tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @calls = count(); }"#,
+        params: &[],
+        workload: true,
+        want: Want::Bpftrace,
+    },
+    Case {
+        name: "func names the probed function",
+        script: r#"uprobe:WORKLOAD:work { @[func] = count(); }"#,
+        params: &[],
+        workload: true,
+        want: Want::Bpftrace,
+    },
+    Case {
         name: "tracepoint arguments",
         script: r#"tracepoint:syscalls:sys_enter_execve /str(args->filename) == "WORKLOAD"/ { printf("exec %s\n", str(args->filename)); }"#,
         params: &[],
@@ -407,4 +421,43 @@ fn invoked_as_bpftrace_it_takes_bpftraces_command_line() {
         common::skip("needs root and bpf(2) to run the script");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn probe_listings_are_bpftraces() {
+    if oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs a mounted tracefs");
+        return;
+    }
+    let have_bpftrace = Command::new("bpftrace")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        have_bpftrace || std::env::var_os("CI").is_none(),
+        "CI must have bpftrace"
+    );
+    for args in [
+        &["-l", "tracepoint:syscalls:sys_enter_open*"][..],
+        &["-l", "t:sched:sched_process_*"],
+        &["-lv", "tracepoint:syscalls:sys_enter_openat"],
+        &["-lv", "tracepoint:sched:sched_process_exec"],
+    ] {
+        let ours = Command::new(common::oxbpf_bin())
+            .arg("trace")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            ours.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let ours = String::from_utf8_lossy(&ours.stdout).into_owned();
+        assert!(!ours.is_empty(), "{args:?} listed nothing");
+        if have_bpftrace {
+            let theirs = Command::new("bpftrace").args(args).output().unwrap();
+            assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout), "{args:?}");
+        }
+    }
 }
