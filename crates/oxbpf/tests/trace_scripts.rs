@@ -86,6 +86,11 @@ const CASES: &[Case] = &[
         Want::Bpftrace,
     ),
     case(
+        "printf with a large record",
+        r#"BEGIN { printf("%s|%s|%s|%s|%s|%s|%d\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb2", "ccccccccccccccccccccccccccccc3", "ddddddddddddddddddddddddddddd4", "eeeeeeeeeeeeeeeeeeeeeeeeeeeee5", "fffffffffffffffffffffffffffff6", 7); exit(); }"#,
+        Want::Bpftrace,
+    ),
+    case(
         "printf widths and lengths",
         r#"BEGIN { printf("%s|%10s|%-10s|\n", "a", "bc", "de"); printf("%lu %ld %llx\n", -1, -1, -1); exit(); }"#,
         Want::Bpftrace,
