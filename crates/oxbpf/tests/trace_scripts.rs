@@ -240,12 +240,15 @@ const CASES: &[Case] = &[
         workload: true,
         want: Want::Bpftrace,
     },
+    // bpftrace 0.17 prints this uprobe's func as the raw address
+    // (0x5…149: it does not symbolize the PIE workload); the language
+    // says func is the traced function's name.
     Case {
         name: "func names the probed function",
         script: r#"uprobe:WORKLOAD:work { @[func] = count(); }"#,
         params: &[],
         workload: true,
-        want: Want::Bpftrace,
+        want: Want::Text("Attaching 1 probe...\n\n\n@[work]: 3\n"),
     },
     Case {
         name: "tracepoint arguments",
