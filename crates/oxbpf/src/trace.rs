@@ -40,6 +40,9 @@ pub struct TraceArgs {
     /// Stop after this many seconds (as if exit() ran).
     #[arg(long, value_name = "S")]
     pub duration: Option<f64>,
+    /// Uprobes, uretprobes and profile probes fire for this process only.
+    #[arg(short = 'p', value_name = "PID")]
+    pub pid: Option<i32>,
     /// List the probes matching the pattern given as the argument
     /// (`tracepoint:syscalls:*`, `uprobe:/bin/bash:read*`, `software:*`).
     #[arg(short = 'l')]
@@ -330,7 +333,10 @@ fn run(
             oxbpf_trace::Diagnostic::new(span, msg).render(name, source),
         ))
     };
-    let mut opts = oxbpf_live::Options::default();
+    let mut opts = oxbpf_live::Options {
+        pid: a.pid,
+        ..Default::default()
+    };
     if let Some(ProbeKind::Profile { hz, period_ns }) = c
         .programs
         .iter()
@@ -553,6 +559,8 @@ struct BpftraceCli {
     quiet: bool,
     #[arg(short = 'c')]
     command: Option<String>,
+    #[arg(short = 'p')]
+    pid: Option<i32>,
     #[arg(short = 'o')]
     output: Option<PathBuf>,
     #[arg(short = 'd')]
@@ -615,6 +623,7 @@ pub fn bpftrace_main() -> ExitCode {
             duration: None,
             list: cli.list,
             verbose: cli.verbose,
+            pid: cli.pid,
         })
     };
     match run() {
