@@ -30,15 +30,18 @@ pub enum ProbeKind {
         provider: Option<String>,
         name: String,
     },
-    /// `interval:UNIT:N`: every period, on one CPU.
+    /// `interval:UNIT:N`: every period, on one CPU (`as_written`:
+    /// `UNIT:N`, for the probe's name).
     Interval {
         period_ns: u64,
+        as_written: String,
     },
     /// `profile:UNIT:N`: on every CPU, `hz` times a second or every
     /// `period_ns`.
     Profile {
         hz: Option<u64>,
         period_ns: u64,
+        as_written: String,
     },
     /// `software:EVENT[:COUNT]`.
     Software {
@@ -83,9 +86,8 @@ impl ProbeKind {
                 Some(p) => format!("usdt:{path}:{p}:{name}"),
                 None => format!("usdt:{path}:{name}"),
             },
-            ProbeKind::Interval { period_ns } => format!("interval:ns:{period_ns}"),
-            ProbeKind::Profile { hz: Some(h), .. } => format!("profile:hz:{h}"),
-            ProbeKind::Profile { period_ns, .. } => format!("profile:ns:{period_ns}"),
+            ProbeKind::Interval { as_written, .. } => format!("interval:{as_written}"),
+            ProbeKind::Profile { as_written, .. } => format!("profile:{as_written}"),
             ProbeKind::Software { event, count } => format!("software:{event}:{count}"),
             ProbeKind::Unavailable { kind, target } => format!("{kind}:{target}"),
         }
@@ -235,12 +237,17 @@ pub fn parse_attach(text: &str, span: Span) -> Result<ProbeKind, Diagnostic> {
                     "`{unit}:{n}` is not a period (units: s, ms, us, hz)"
                 ))
             })?;
+            let as_written = format!("{unit}:{n}");
             if p == "interval" {
-                ProbeKind::Interval { period_ns: ns }
+                ProbeKind::Interval {
+                    period_ns: ns,
+                    as_written,
+                }
             } else {
                 ProbeKind::Profile {
                     hz: (unit == "hz").then_some(n),
                     period_ns: ns,
+                    as_written,
                 }
             }
         }

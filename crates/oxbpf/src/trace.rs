@@ -152,7 +152,12 @@ impl oxbpf_trace::Env for Tracefs {
 pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     if a.list {
         let mut out = std::io::stdout().lock();
-        list(a.args.first().map(String::as_str), a.verbose, &mut out)?;
+        match list(a.args.first().map(String::as_str), a.verbose, &mut out) {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {}
+            r => r?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let (name, source, params) = match &a.program {
@@ -182,8 +187,13 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     let diag =
         |d: oxbpf_trace::Diagnostic| anyhow::Error::new(ScriptError(d.render(&name, &source)));
     let ast = oxbpf_trace::parse(&source).map_err(diag)?;
+    // Output to a closed pipe (`| head`) ends the listing quietly.
+    let quiet_pipe = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    };
     if a.debug.as_deref() == Some("ast") {
-        println!("{ast:#?}");
+        quiet_pipe(writeln!(std::io::stdout().lock(), "{ast:#?}"))?;
         return Ok(ExitCode::SUCCESS);
     }
     let opts = oxbpf_trace::Options {
@@ -192,7 +202,11 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     };
     let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;
     if a.debug.as_deref() == Some("bytecode") {
-        print_bytecode(&compiled, &source);
+        quiet_pipe(print_bytecode(
+            &compiled,
+            &source,
+            &mut std::io::stdout().lock(),
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(d) = &a.debug {
@@ -205,10 +219,19 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     run(a, &compiled, &name, &source, &mut out)
 }
 
-fn print_bytecode(c: &oxbpf_trace::Compiled, source: &str) {
+fn print_bytecode(
+    c: &oxbpf_trace::Compiled,
+    source: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     for (i, p) in c.programs.iter().enumerate() {
         let def = &c.object.programs[i];
-        println!("{} ({} instructions):", p.kind.full_name(), def.insns.len());
+        writeln!(
+            out,
+            "{} ({} instructions):",
+            p.kind.full_name(),
+            def.insns.len()
+        )?;
         let spans = c.lines.get(&p.program).cloned().unwrap_or_default();
         let mut last_line = 0;
         let decoded = oxbpf_isa::decode(&def.insns).unwrap_or_default();
@@ -217,13 +240,18 @@ fn print_bytecode(c: &oxbpf_trace::Compiled, source: &str) {
                 let line = source[..s.start.min(source.len())].matches('\n').count() + 1;
                 if line != last_line {
                     last_line = line;
-                    println!("; {}", source.lines().nth(line - 1).unwrap_or("").trim());
+                    writeln!(
+                        out,
+                        "; {}",
+                        source.lines().nth(line - 1).unwrap_or("").trim()
+                    )?;
                 }
             }
-            println!("{:>5}: {}", l.index, l.insn);
+            writeln!(out, "{:>5}: {}", l.index, l.insn)?;
         }
-        println!();
+        writeln!(out)?;
     }
+    Ok(())
 }
 
 /// Where the printing of records stands.
@@ -337,7 +365,7 @@ fn run(
         pid: a.pid,
         ..Default::default()
     };
-    if let Some(ProbeKind::Profile { hz, period_ns }) = c
+    if let Some(ProbeKind::Profile { hz, period_ns, .. }) = c
         .programs
         .iter()
         .map(|p| &p.kind)
@@ -436,7 +464,7 @@ fn run(
                 ends.push(p.program.clone());
                 Ok(())
             }
-            ProbeKind::Interval { period_ns } => session
+            ProbeKind::Interval { period_ns, .. } => session
                 .attach_interval(&p.program, Duration::from_nanos(*period_ns))
                 .map(drop),
             ProbeKind::Profile { .. } => session.attach_to(&p.program, Hook::PerfEvent).map(drop),
