@@ -306,14 +306,17 @@ mod tests {
         assert_eq!(
             p("i:ms:100"),
             ProbeKind::Interval {
-                period_ns: 100_000_000
+                period_ns: 100_000_000,
+                as_written: "ms:100".into()
             }
         );
+        assert_eq!(p("i:ms:100").full_name(), "interval:ms:100");
         assert_eq!(
             p("profile:hz:99"),
             ProbeKind::Profile {
                 hz: Some(99),
-                period_ns: 1_000_000_000 / 99
+                period_ns: 1_000_000_000 / 99,
+                as_written: "hz:99".into()
             }
         );
         assert_eq!(
