@@ -933,3 +933,34 @@ pub fn object_ids() -> R<(Vec<u32>, Vec<u32>, Vec<u32>)> {
         ids(cmd::LINK_GET_NEXT_ID, "BPF_LINK_GET_NEXT_ID").unwrap_or_default(),
     ))
 }
+
+/// Program, map and link ids (as [`object_ids`] gives them).
+pub type ObjectIds = (Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// The objects the kernel holds now that it did not hold in `before`,
+/// once the kernel has had up to `wait` to free what is going away (it
+/// frees programs and maps from RCU callbacks after their last fd
+/// closes). Empty lists: nothing was left behind. For leak checks.
+pub fn objects_left_since(before: &ObjectIds, wait: std::time::Duration) -> R<ObjectIds> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let now = object_ids()?;
+        let fresh = |a: &[u32], b: &[u32]| {
+            a.iter()
+                .filter(|i| !b.contains(i))
+                .copied()
+                .collect::<Vec<u32>>()
+        };
+        let left = (
+            fresh(&now.0, &before.0),
+            fresh(&now.1, &before.1),
+            fresh(&now.2, &before.2),
+        );
+        if (left.0.is_empty() && left.1.is_empty() && left.2.is_empty())
+            || Instant::now() >= deadline
+        {
+            return Ok(left);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -1640,6 +1640,22 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
+    /// A string known when compiling, written to the stack as a NUL-padded
+    /// string of `len` bytes (truncated to leave its NUL).
+    fn const_str(&mut self, text: &str, len: usize) -> Value {
+        let ty = Ty::Str(len);
+        let off = self.alloc(ty.stored_size());
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.truncate(len.saturating_sub(1));
+        bytes.resize(ty.stored_size(), 0);
+        for (i, c) in bytes.chunks(8).enumerate() {
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.a.lddw(R0, v, 0);
+            self.a.stx(8, R10, off + 8 * i as i16, R0);
+        }
+        Value::Mem(off, ty)
+    }
+
     /// An integer-valued expression.
     fn int(&mut self, e: &Expr) -> R<Val> {
         match self.value(e)? {
@@ -1670,18 +1686,7 @@ impl Gen<'_, '_> {
                 self.store(t, r);
                 Value::Int(t, Ty::I64)
             }
-            ExprKind::Str(s) => {
-                let ty = Ty::Str(s.len() + 1);
-                let off = self.alloc(ty.stored_size());
-                let mut bytes = s.as_bytes().to_vec();
-                bytes.resize(ty.stored_size(), 0);
-                for (i, c) in bytes.chunks(8).enumerate() {
-                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-                    self.a.lddw(R0, v, 0);
-                    self.a.stx(8, R10, off + 8 * i as i16, R0);
-                }
-                Value::Mem(off, ty)
-            }
+            ExprKind::Str(s) => self.const_str(s, s.len() + 1),
             ExprKind::Param(n) => match self.c.param(*n).map(str::to_string) {
                 Some(p) => match p.parse::<i64>() {
                     Ok(v) => {
@@ -2124,17 +2129,7 @@ impl Gen<'_, '_> {
                     ProbeKind::Uprobe { func, .. } => func.clone(),
                     _ => return err(span, "func is for uprobes (and kprobes) here"),
                 };
-                let ty = Ty::Str(64);
-                let off = self.alloc(64);
-                let mut bytes = name.into_bytes();
-                bytes.truncate(63);
-                bytes.resize(64, 0);
-                for (i, c) in bytes.chunks(8).enumerate() {
-                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-                    self.a.lddw(R0, v, 0);
-                    self.a.stx(8, R10, off + 8 * i as i16, R0);
-                }
-                return Ok(Value::Mem(off, ty));
+                return Ok(self.const_str(&name, 64));
             }
             "cgroup" => int(self.helper0(helper::GET_CURRENT_CGROUP_ID)),
             "curtask" => int(self.helper0(helper::GET_CURRENT_TASK)),
@@ -2171,17 +2166,7 @@ impl Gen<'_, '_> {
             }
             "probe" => {
                 let full = self.kind.full_name();
-                let ty = Ty::Str(64);
-                let off = self.alloc(64);
-                let mut bytes = full.into_bytes();
-                bytes.truncate(63);
-                bytes.resize(64, 0);
-                for (i, c) in bytes.chunks(8).enumerate() {
-                    let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-                    self.a.lddw(R0, v, 0);
-                    self.a.stx(8, R10, off + 8 * i as i16, R0);
-                }
-                Value::Mem(off, ty)
+                self.const_str(&full, 64)
             }
             n if n.starts_with("arg") && n[3..].parse::<u32>().is_ok() => {
                 let i: usize = n[3..].parse().expect("checked");

@@ -91,29 +91,12 @@ fn attach_streams_events_and_stops_cleanly_on_sigint() {
 /// an earlier test may still be going away). The kernel frees programs and
 /// maps from RCU callbacks after the last fd closes: wait for it.
 fn assert_nothing_left(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
-    let new = || {
-        let after = ids();
-        let fresh = |a: &[u32], b: &[u32]| {
-            a.iter()
-                .filter(|i| !b.contains(i))
-                .copied()
-                .collect::<Vec<u32>>()
-        };
-        (
-            fresh(&after.0, &before.0),
-            fresh(&after.1, &before.1),
-            fresh(&after.2, &before.2),
-        )
-    };
-    let mut left = new();
-    for _ in 0..100 {
-        if left == Default::default() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        left = new();
-    }
-    panic!("kernel objects left behind (programs, maps, links): {left:?}");
+    let left = oxbpf_sys::objects_left_since(before, Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        left,
+        Default::default(),
+        "kernel objects left behind (programs, maps, links)"
+    );
 }
 
 #[test]

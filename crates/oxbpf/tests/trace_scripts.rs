@@ -321,20 +321,26 @@ fn normalize(text: &str) -> String {
     out.join("\n") + if text.ends_with('\n') { "\n" } else { "" }
 }
 
+/// Whether the peer is installed (CI must have it: Debian's bpftrace).
+fn bpftrace_present() -> bool {
+    let have = Command::new("bpftrace")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        have || std::env::var_os("CI").is_none(),
+        "CI must have bpftrace (Debian: bpftrace)"
+    );
+    have
+}
+
 #[test]
 fn scripts_print_what_bpftrace_prints() {
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
     }
-    let have_bpftrace = Command::new("bpftrace")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        have_bpftrace || std::env::var_os("CI").is_none(),
-        "CI must have bpftrace (Debian: bpftrace)"
-    );
+    let have_bpftrace = bpftrace_present();
     let before = oxbpf_sys::object_ids().unwrap();
     let workload = workload();
     let oxbpf = common::oxbpf_bin();
@@ -365,30 +371,11 @@ fn scripts_print_what_bpftrace_prints() {
     );
     let _ = std::fs::remove_dir_all(workload.parent().unwrap());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Every program, map and link of the runs is gone.
-    let after = oxbpf_sys::object_ids().unwrap();
-    let fresh = |a: &[u32], b: &[u32]| a.iter().filter(|i| !b.contains(i)).count();
-    let mut left = (
-        fresh(&after.0, &before.0),
-        fresh(&after.1, &before.1),
-        fresh(&after.2, &before.2),
-    );
-    for _ in 0..100 {
-        if left == (0, 0, 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let after = oxbpf_sys::object_ids().unwrap();
-        left = (
-            fresh(&after.0, &before.0),
-            fresh(&after.1, &before.1),
-            fresh(&after.2, &before.2),
-        );
-    }
-    // bpftrace's own objects are gone once it exits too.
+    // Every program, map and link of the runs (bpftrace's too) is gone.
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
     assert_eq!(
         left,
-        (0, 0, 0),
+        Default::default(),
         "kernel objects left behind (programs, maps, links)"
     );
 }
@@ -437,14 +424,7 @@ fn probe_listings_are_bpftraces() {
         common::skip("needs a mounted tracefs");
         return;
     }
-    let have_bpftrace = Command::new("bpftrace")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        have_bpftrace || std::env::var_os("CI").is_none(),
-        "CI must have bpftrace"
-    );
+    let have_bpftrace = bpftrace_present();
     for args in [
         &["-l", "tracepoint:syscalls:sys_enter_open*"][..],
         &["-l", "t:sched:sched_process_*"],

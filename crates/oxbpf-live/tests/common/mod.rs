@@ -47,31 +47,13 @@ pub fn kernel_objects() -> (Vec<u32>, Vec<u32>, Vec<u32>) {
 
 pub fn assert_nothing_left(before: &(Vec<u32>, Vec<u32>, Vec<u32>)) {
     // Nothing new may remain (objects of an earlier test may still be
-    // going away). Closing is synchronous for fds, but the kernel frees
-    // programs and maps from RCU callbacks: give it a moment.
-    let new = || {
-        let after = kernel_objects();
-        let fresh = |a: &[u32], b: &[u32]| {
-            a.iter()
-                .filter(|i| !b.contains(i))
-                .copied()
-                .collect::<Vec<u32>>()
-        };
-        (
-            fresh(&after.0, &before.0),
-            fresh(&after.1, &before.1),
-            fresh(&after.2, &before.2),
-        )
-    };
-    let mut left = new();
-    for _ in 0..100 {
-        if left == Default::default() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        left = new();
-    }
-    panic!("kernel objects left behind (programs, maps, links): {left:?}");
+    // going away).
+    let left = oxbpf_sys::objects_left_since(before, Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        left,
+        Default::default(),
+        "kernel objects left behind (programs, maps, links)"
+    );
 }
 
 /// A veth pair: `oxa<id>` here (10.199.<id>.1/24) and `oxb<id>` in network
