@@ -33,17 +33,7 @@ fn pin_to(cpu: usize) {
     }
 }
 
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to write into.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+use oxbpf_sys::monotonic_ns;
 
 struct Timing {
     attach: Duration,
@@ -358,12 +348,7 @@ fn drain_rows(quick: bool) -> Result<()> {
 
 /// (consumed, dropped, time spent in consume calls) for the drain rounds.
 fn oxbpf_drain(rounds: u64, burst: u32) -> Result<(u64, u64, Duration)> {
-    let mut obj = object("rbflood.o")?;
-    obj.set_global("target_tgid", &std::process::id().to_string())?;
-    obj.set_global("burst", &burst.to_string())?;
-    let mut s = Session::load(obj, &Default::default())?;
-    s.attach_all()?;
-    let mut rb = s.ring_buffer("records")?;
+    let (s, mut rb) = flood_session(burst)?;
     pin_to(0);
     let fill = (1u64 << 20) / (72 * burst as u64);
     let (mut consumed, mut spent) = (0u64, Duration::ZERO);
@@ -375,31 +360,36 @@ fn oxbpf_drain(rounds: u64, burst: u32) -> Result<(u64, u64, Duration)> {
         rb.consume(|_| consumed += 1);
         spent += t0.elapsed();
     }
-    let v = s
-        .map("stats")?
-        .lookup(&1u32.to_le_bytes())?
-        .unwrap_or_default();
-    let dropped = u64::from_le_bytes(v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]));
-    Ok((consumed, dropped, spent))
+    Ok((consumed, flood_stat(&s, 1)?, spent))
 }
 
-/// (consumed, dropped, time until every written record was consumed).
-fn oxbpf_flood(calls: u64, burst: u32) -> Result<(u64, u64, Duration)> {
+/// rbflood.o loaded for this process with `burst` records a call,
+/// attached, and its ring buffer.
+fn flood_session(burst: u32) -> Result<(Session, oxbpf_sys::ringbuf::RingBuf)> {
     let mut obj = object("rbflood.o")?;
     obj.set_global("target_tgid", &std::process::id().to_string())?;
     obj.set_global("burst", &burst.to_string())?;
     let mut s = Session::load(obj, &Default::default())?;
     s.attach_all()?;
-    let mut rb = s.ring_buffer("records")?;
-    let stat = |s: &Session, k: u32| -> Result<u64> {
-        let v = s
-            .map("stats")?
-            .lookup(&k.to_le_bytes())?
-            .unwrap_or_default();
-        Ok(u64::from_le_bytes(
-            v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]),
-        ))
-    };
+    let rb = s.ring_buffer("records")?;
+    Ok((s, rb))
+}
+
+/// rbflood.o's counter `k` (0: written, 1: dropped).
+fn flood_stat(s: &Session, k: u32) -> Result<u64> {
+    let v = s
+        .map("stats")?
+        .lookup(&k.to_le_bytes())?
+        .unwrap_or_default();
+    Ok(u64::from_le_bytes(
+        v.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0; 8]),
+    ))
+}
+
+/// (consumed, dropped, time until every written record was consumed).
+fn oxbpf_flood(calls: u64, burst: u32) -> Result<(u64, u64, Duration)> {
+    let (s, mut rb) = flood_session(burst)?;
+    let stat = flood_stat;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     pin_to(0);
     let start = Instant::now();
