@@ -133,9 +133,9 @@ impl BtfError {
     }
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Reader<'_> {
@@ -162,6 +162,135 @@ fn string_at(strings: &[u8], off: u32) -> Result<String, BtfError> {
         .position(|&c| c == 0)
         .ok_or_else(|| BtfError::new(format!("string at {off} is not terminated")))?;
     Ok(String::from_utf8_lossy(&tail[..end]).into_owned())
+}
+
+/// Decodes the type record at the reader's position (type `id`, for
+/// messages).
+pub(crate) fn decode_type(r: &mut Reader, strings: &[u8], id: usize) -> Result<BtfType, BtfError> {
+    let name_off = r.u32()?;
+    let info = r.u32()?;
+    let size_or_type = r.u32()?;
+    let vlen = info & 0xffff;
+    let kind_num = (info >> 24) & 0x1f;
+    let kind_flag = info >> 31 == 1;
+    let name = string_at(strings, name_off)?;
+    let members = |r: &mut Reader| -> Result<Vec<Member>, BtfError> {
+        (0..vlen)
+            .map(|_| {
+                let name = string_at(strings, r.u32()?)?;
+                let type_id = r.u32()?;
+                let raw = r.u32()?;
+                let (offset, bitfield_size) = if kind_flag {
+                    (raw & 0x00ff_ffff, raw >> 24)
+                } else {
+                    (raw, 0)
+                };
+                Ok(Member {
+                    name,
+                    type_id,
+                    offset,
+                    bitfield_size,
+                })
+            })
+            .collect()
+    };
+    let kind = match kind_num {
+        1 => {
+            let v = r.u32()?;
+            Kind::Int {
+                size: size_or_type,
+                encoding: (v >> 24) & 0xf,
+                offset: (v >> 16) & 0xff,
+                bits: v & 0xff,
+            }
+        }
+        2 => Kind::Ptr {
+            target: size_or_type,
+        },
+        3 => Kind::Array {
+            elem: r.u32()?,
+            index: r.u32()?,
+            nelems: r.u32()?,
+        },
+        4 => Kind::Struct {
+            size: size_or_type,
+            members: members(r)?,
+        },
+        5 => Kind::Union {
+            size: size_or_type,
+            members: members(r)?,
+        },
+        6 => Kind::Enum {
+            size: size_or_type,
+            values: (0..vlen)
+                .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()? as i32 as i64)))
+                .collect::<Result<_, BtfError>>()?,
+        },
+        7 => Kind::Fwd,
+        8 => Kind::Typedef {
+            target: size_or_type,
+        },
+        9 => Kind::Volatile {
+            target: size_or_type,
+        },
+        10 => Kind::Const {
+            target: size_or_type,
+        },
+        11 => Kind::Restrict {
+            target: size_or_type,
+        },
+        12 => Kind::Func {
+            proto: size_or_type,
+            linkage: vlen,
+        },
+        13 => Kind::FuncProto {
+            ret: size_or_type,
+            params: (0..vlen)
+                .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()?)))
+                .collect::<Result<_, BtfError>>()?,
+        },
+        14 => Kind::Var {
+            target: size_or_type,
+            linkage: r.u32()?,
+        },
+        15 => Kind::Datasec {
+            size: size_or_type,
+            vars: (0..vlen)
+                .map(|_| {
+                    Ok(VarSecInfo {
+                        type_id: r.u32()?,
+                        offset: r.u32()?,
+                        size: r.u32()?,
+                    })
+                })
+                .collect::<Result<_, BtfError>>()?,
+        },
+        16 => Kind::Float { size: size_or_type },
+        17 => Kind::DeclTag {
+            target: size_or_type,
+            component: r.u32()? as i32,
+        },
+        18 => Kind::TypeTag {
+            target: size_or_type,
+        },
+        19 => Kind::Enum64 {
+            size: size_or_type,
+            values: (0..vlen)
+                .map(|_| {
+                    let n = string_at(strings, r.u32()?)?;
+                    let lo = r.u32()? as u64;
+                    let hi = r.u32()? as u64;
+                    Ok((n, (hi << 32 | lo) as i64))
+                })
+                .collect::<Result<_, BtfError>>()?,
+        },
+        k => return Err(BtfError::new(format!("type {id}: unknown kind {k}"))),
+    };
+    Ok(BtfType {
+        name,
+        kind,
+        kind_flag,
+    })
 }
 
 /// Upper bound on types, against absurd counts in corrupt input.
@@ -219,130 +348,7 @@ impl Btf {
                 return Err(BtfError::new("too many types"));
             }
             let id = types.len();
-            let name_off = r.u32()?;
-            let info = r.u32()?;
-            let size_or_type = r.u32()?;
-            let vlen = info & 0xffff;
-            let kind_num = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            let name = string_at(strings, name_off)?;
-            let members = |r: &mut Reader| -> Result<Vec<Member>, BtfError> {
-                (0..vlen)
-                    .map(|_| {
-                        let name = string_at(strings, r.u32()?)?;
-                        let type_id = r.u32()?;
-                        let raw = r.u32()?;
-                        let (offset, bitfield_size) = if kind_flag {
-                            (raw & 0x00ff_ffff, raw >> 24)
-                        } else {
-                            (raw, 0)
-                        };
-                        Ok(Member {
-                            name,
-                            type_id,
-                            offset,
-                            bitfield_size,
-                        })
-                    })
-                    .collect()
-            };
-            let kind = match kind_num {
-                1 => {
-                    let v = r.u32()?;
-                    Kind::Int {
-                        size: size_or_type,
-                        encoding: (v >> 24) & 0xf,
-                        offset: (v >> 16) & 0xff,
-                        bits: v & 0xff,
-                    }
-                }
-                2 => Kind::Ptr {
-                    target: size_or_type,
-                },
-                3 => Kind::Array {
-                    elem: r.u32()?,
-                    index: r.u32()?,
-                    nelems: r.u32()?,
-                },
-                4 => Kind::Struct {
-                    size: size_or_type,
-                    members: members(&mut r)?,
-                },
-                5 => Kind::Union {
-                    size: size_or_type,
-                    members: members(&mut r)?,
-                },
-                6 => Kind::Enum {
-                    size: size_or_type,
-                    values: (0..vlen)
-                        .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()? as i32 as i64)))
-                        .collect::<Result<_, BtfError>>()?,
-                },
-                7 => Kind::Fwd,
-                8 => Kind::Typedef {
-                    target: size_or_type,
-                },
-                9 => Kind::Volatile {
-                    target: size_or_type,
-                },
-                10 => Kind::Const {
-                    target: size_or_type,
-                },
-                11 => Kind::Restrict {
-                    target: size_or_type,
-                },
-                12 => Kind::Func {
-                    proto: size_or_type,
-                    linkage: vlen,
-                },
-                13 => Kind::FuncProto {
-                    ret: size_or_type,
-                    params: (0..vlen)
-                        .map(|_| Ok((string_at(strings, r.u32()?)?, r.u32()?)))
-                        .collect::<Result<_, BtfError>>()?,
-                },
-                14 => Kind::Var {
-                    target: size_or_type,
-                    linkage: r.u32()?,
-                },
-                15 => Kind::Datasec {
-                    size: size_or_type,
-                    vars: (0..vlen)
-                        .map(|_| {
-                            Ok(VarSecInfo {
-                                type_id: r.u32()?,
-                                offset: r.u32()?,
-                                size: r.u32()?,
-                            })
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                },
-                16 => Kind::Float { size: size_or_type },
-                17 => Kind::DeclTag {
-                    target: size_or_type,
-                    component: r.u32()? as i32,
-                },
-                18 => Kind::TypeTag {
-                    target: size_or_type,
-                },
-                19 => Kind::Enum64 {
-                    size: size_or_type,
-                    values: (0..vlen)
-                        .map(|_| {
-                            let n = string_at(strings, r.u32()?)?;
-                            let lo = r.u32()? as u64;
-                            let hi = r.u32()? as u64;
-                            Ok((n, (hi << 32 | lo) as i64))
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                },
-                k => return Err(BtfError::new(format!("type {id}: unknown kind {k}"))),
-            };
-            types.push(BtfType {
-                name,
-                kind,
-                kind_flag,
-            });
+            types.push(decode_type(&mut r, strings, id)?);
         }
         let btf = Btf {
             types,
@@ -734,7 +740,7 @@ impl Btf {
 
 /// Where each type's record starts in raw BTF (index = type id; 0 for
 /// `void`), and where the type section ends.
-fn record_offsets(raw: &[u8]) -> (Vec<usize>, usize) {
+pub(crate) fn record_offsets(raw: &[u8]) -> (Vec<usize>, usize) {
     let rd = |o: usize| -> u32 {
         raw.get(o..o + 4)
             .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))

@@ -12,6 +12,7 @@
 
 pub mod btf;
 pub mod btfdump;
+pub mod btfindex;
 pub mod btfvalue;
 pub mod elf;
 pub mod globals;

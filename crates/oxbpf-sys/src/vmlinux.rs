@@ -20,6 +20,20 @@ pub fn btf() -> Result<&'static Btf, String> {
     .map_err(Clone::clone)
 }
 
+/// The kernel's BTF indexed for lookups on demand (a millisecond or so,
+/// against ~70 ms to parse all of it): for tools that need a few types.
+pub fn index() -> Result<&'static oxbpf_obj::btfindex::BtfIndex, String> {
+    static INDEX: OnceLock<Result<oxbpf_obj::btfindex::BtfIndex, String>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let path = "/sys/kernel/btf/vmlinux";
+            let raw = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+            oxbpf_obj::btfindex::BtfIndex::parse(raw).map_err(|e| format!("{path}: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
 /// The kernel BTF id a program of this section attaches by, when its
 /// section is one of the BTF-attached kinds: `Ok(None)` for other
 /// sections, `Err` naming what the kernel lacks.

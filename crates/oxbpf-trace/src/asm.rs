@@ -29,6 +29,10 @@ pub struct Asm {
     dead: bool,
 }
 
+/// What [`Asm::checkpoint`] saves.
+#[derive(Clone, Copy, Debug)]
+pub struct Checkpoint(usize, usize, usize, bool);
+
 /// Memory access widths.
 pub fn size_bits(bytes: u32) -> u8 {
     match bytes {
@@ -197,6 +201,29 @@ impl Asm {
 
     pub fn len(&self) -> usize {
         self.insns.len()
+    }
+
+    /// A point to come back to with [`Asm::rollback`].
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(
+            self.insns.len(),
+            self.labels.len(),
+            self.fixups.len(),
+            self.dead,
+        )
+    }
+
+    /// Drops everything emitted since `c` (labels made since included).
+    pub fn rollback(&mut self, c: Checkpoint) {
+        self.insns.truncate(c.0);
+        self.labels.truncate(c.1);
+        self.fixups.truncate(c.2);
+        self.dead = c.3;
+        for l in &mut self.labels {
+            if l.is_some_and(|at| at > c.0) {
+                *l = None;
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -11,6 +11,7 @@
 pub mod asm;
 pub mod ast;
 pub mod codegen;
+pub mod ctypes;
 pub mod diag;
 pub mod format;
 pub mod lexer;

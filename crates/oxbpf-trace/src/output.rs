@@ -21,6 +21,8 @@ pub enum Datum {
     Uint(u64),
     Str(String),
     Tuple(Vec<Datum>),
+    /// A pointer, printed in hex as bpftrace prints them.
+    Ptr(u64),
 }
 
 impl std::fmt::Display for Datum {
@@ -29,6 +31,7 @@ impl std::fmt::Display for Datum {
             Datum::Int(v) => write!(f, "{v}"),
             Datum::Uint(v) => write!(f, "{v}"),
             Datum::Str(s) => f.write_str(s),
+            Datum::Ptr(v) => write!(f, "{v:#x}"),
             Datum::Tuple(items) => {
                 f.write_str("(")?;
                 for (i, d) in items.iter().enumerate() {
@@ -54,6 +57,7 @@ pub fn decode(ty: &Ty, b: &[u8]) -> Datum {
     match ty {
         Ty::Int { signed: true, .. } => Datum::Int(u64_at(b, 0) as i64),
         Ty::Int { .. } | Ty::Sym { .. } | Ty::Stack { .. } => Datum::Uint(u64_at(b, 0)),
+        Ty::Ptr { .. } => Datum::Ptr(u64_at(b, 0)),
         Ty::Str(n) => {
             let b = &b[..(*n).min(b.len())];
             let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
@@ -141,6 +145,12 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
     match &m.kind {
         MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries),
         MapKind::Scalar(t) => {
+            // A pointer stored as a value prints as bpftrace 0.17 prints
+            // it: a signed integer (keys print in hex).
+            let t = &match t {
+                Ty::Ptr { .. } => Ty::I64,
+                t => t.clone(),
+            };
             let mut rows: Vec<(Datum, &[u8])> = entries
                 .iter()
                 .map(|(k, v)| (decode(t, v.first().map_or(&[][..], |v| v)), k.as_slice()))

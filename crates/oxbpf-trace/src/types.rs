@@ -13,6 +13,10 @@ pub enum Ty {
     Stack { user: bool },
     /// A kernel or user address printed as a symbol (`ksym`, `usym`).
     Sym { user: bool },
+    /// A pointer to type `to` (an id in the compiler's
+    /// [`crate::ctypes::TypeDb`]; 0 is `void`), into user memory or the
+    /// kernel's.
+    Ptr { to: u32, user: bool },
 }
 
 impl Ty {
@@ -28,7 +32,7 @@ impl Ty {
     /// Bytes in a map key, map value or event record (8-aligned).
     pub fn stored_size(&self) -> usize {
         match self {
-            Ty::Int { .. } | Ty::Sym { .. } => 8,
+            Ty::Int { .. } | Ty::Sym { .. } | Ty::Ptr { .. } => 8,
             Ty::Stack { user: false } => 8,
             Ty::Stack { user: true } => 16,
             Ty::Str(n) => n.div_ceil(8) * 8,
@@ -36,8 +40,9 @@ impl Ty {
         }
     }
 
+    /// Held in a register: integers and pointers.
     pub fn is_int(&self) -> bool {
-        matches!(self, Ty::Int { .. })
+        matches!(self, Ty::Int { .. } | Ty::Ptr { .. })
     }
 
     pub fn name(&self) -> String {
@@ -52,6 +57,7 @@ impl Ty {
             ),
             Ty::Stack { user } => if *user { "ustack" } else { "kstack" }.into(),
             Ty::Sym { user } => if *user { "usym" } else { "ksym" }.into(),
+            Ty::Ptr { user, .. } => if *user { "user pointer" } else { "pointer" }.into(),
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct TpField {
     pub char_array: bool,
     /// `__data_loc char[] name`: a string elsewhere in the record.
     pub data_loc: bool,
+    /// The C type as declared, without the name (`const char *`,
+    /// `struct sk_buff *`, `u8[16]` for arrays).
+    pub ctype: String,
 }
 
 /// Parses a tracefs `format` file into its fields (the common ones
@@ -163,7 +172,12 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
             name
         };
         let char_array = !data_loc && decl.contains('[') && decl.starts_with("char");
+        let ctype = match base.strip_suffix(name.as_str()) {
+            Some(t) if !data_loc => t.trim().to_string(),
+            _ => String::new(),
+        };
         out.push(TpField {
+            ctype,
             name,
             offset,
             size,
@@ -192,5 +206,7 @@ mod tests {
         assert!(f[1].data_loc && !f[1].char_array);
         assert!(f[2].signed && f[2].size == 4 && f[2].offset == 12);
         assert!(f[3].char_array && f[3].size == 16);
+        assert_eq!(f[4].ctype, "const char *");
+        assert_eq!(f[2].ctype, "pid_t");
     }
 }

@@ -167,7 +167,10 @@ fn mistakes_are_named_at_their_place() {
     let e = error("tracepoint:nope:nothing { }");
     assert!(e.contains("does not exist"), "{e}");
     let e = error("BEGIN { @a[1] = 1; @a[\"x\"] = 2; }");
-    assert!(e.contains("used with keys of type"), "{e}");
+    assert!(
+        e.contains("this key is string[2] where @a has int64 elsewhere"),
+        "{e}"
+    );
     let e = error("uprob:/bin/sh:main { }");
     assert!(e.contains("did you mean `uprobe`?"), "{e}");
 }

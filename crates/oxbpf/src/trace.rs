@@ -111,6 +111,10 @@ pub struct ScriptError(pub String);
 struct Tracefs;
 
 impl oxbpf_trace::Env for Tracefs {
+    fn kernel_btf(&self) -> Result<&oxbpf_obj::btfindex::BtfIndex, String> {
+        oxbpf_sys::vmlinux::index()
+    }
+
     fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String> {
         let root = oxbpf_sys::perf::tracefs_root().ok_or("tracefs is not mounted")?;
         let plain = |s: &str| !s.is_empty() && !s.contains('/') && s != "..";
@@ -295,7 +299,8 @@ impl Printer<'_> {
                     let b = rec.get(at..).unwrap_or(&[]);
                     args.push(match oxbpf_trace::output::decode(t, b) {
                         oxbpf_trace::output::Datum::Int(v) => Arg::Int(v),
-                        oxbpf_trace::output::Datum::Uint(v) => Arg::Int(v as i64),
+                        oxbpf_trace::output::Datum::Uint(v)
+                        | oxbpf_trace::output::Datum::Ptr(v) => Arg::Int(v as i64),
                         d => Arg::Str(d.to_string()),
                     });
                     at += t.stored_size();

@@ -12,14 +12,19 @@ use std::process::Command;
 /// A C workload with a name of its own (`oxgp`, so scripts can filter on
 /// `comm`): it calls getppid(2) seven times, makes the system calls whose
 /// tracepoints are named apart from them (`newfstat` for fstat, `newstat`,
-/// `newlstat`, `newuname`), and calls `work(i)` for i = 1..3, which
-/// returns 2i.
+/// `newlstat`, `newuname`), calls `work(i)` for i = 1..3, which
+/// returns 2i, and `greet("oxgp", &pt)` once with `struct point pt =
+/// {3, 4, "pt"}` (returning 3 + 'o').
 const WORKLOAD: &str = r#"
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 __attribute__((noinline)) long work(long i) { asm volatile(""); return 2 * i; }
+struct point { int x; int y; char name[8]; };
+__attribute__((noipa)) int greet(const char *who, struct point *p) {
+    asm volatile(""); return p->x + who[0];
+}
 int main(void) {
     long s = 0;
     struct stat st;
@@ -30,6 +35,8 @@ int main(void) {
     syscall(SYS_lstat, "/", &st);
     syscall(SYS_uname, &u);
     for (long i = 1; i <= 3; i++) s += work(i);
+    struct point pt = {3, 4, "pt"};
+    s += greet("oxgp", &pt);
     return s == 0;
 }
 "#;
@@ -52,221 +59,95 @@ fn workload() -> PathBuf {
     bin
 }
 
-enum Want {
-    /// The same output as bpftrace's.
-    Bpftrace,
-    /// This text (bpftrace 0.17 lacks the feature or differs on purpose,
-    /// as said).
-    Text(&'static str),
-}
-
+/// One runtime case of `tests/trace/*.test` (the format is in
+/// tests/trace/README.md).
+#[derive(Default)]
 struct Case {
-    name: &'static str,
-    script: &'static str,
-    params: &'static [&'static str],
+    /// `file:line` of its NAME, and the name.
+    at: String,
+    name: String,
+    script: String,
+    params: Vec<String>,
     /// Run under `-c WORKLOAD`.
     workload: bool,
-    want: Want,
+    bpftrace: bool,
+    /// Lines: `Ok(exact)` or `Err(regex)`.
+    expect: Vec<Result<String, String>>,
+    error: Option<String>,
 }
 
-const fn case(name: &'static str, script: &'static str, want: Want) -> Case {
-    Case {
-        name,
-        script,
-        params: &[],
-        workload: false,
-        want,
+fn cases() -> Vec<Case> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/trace");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    let mut out: Vec<Case> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let file = f.file_name().unwrap().to_string_lossy().into_owned();
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{file}:{}", n + 1);
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            if word == "NAME" {
+                out.push(Case {
+                    at,
+                    name: rest.to_string(),
+                    ..Case::default()
+                });
+                continue;
+            }
+            let c = out
+                .last_mut()
+                .unwrap_or_else(|| panic!("{at}: `{word}` before any NAME"));
+            match word {
+                "PROG" if c.script.is_empty() => c.script = rest.to_string(),
+                "PROG" => c.script = format!("{}\n{rest}", c.script),
+                "PARAMS" => c.params = rest.split_whitespace().map(String::from).collect(),
+                "RUN" => c.workload = true,
+                "BPFTRACE" => c.bpftrace = true,
+                "EXPECT" => c.expect.push(Ok(rest.to_string())),
+                "MATCH" => c.expect.push(Err(rest.to_string())),
+                "ERROR" => c.error = Some(rest.to_string()),
+                "NOTE" => {}
+                _ => panic!("{at}: unknown directive `{word}`"),
+            }
+        }
     }
+    for c in &out {
+        let wants = usize::from(c.bpftrace)
+            + usize::from(!c.expect.is_empty())
+            + usize::from(c.error.is_some());
+        assert!(
+            wants == 1 && !c.script.is_empty(),
+            "{}: {}: a case needs a PROG and one of BPFTRACE, EXPECT/MATCH, ERROR",
+            c.at,
+            c.name
+        );
+    }
+    out
 }
 
-const CASES: &[Case] = &[
-    case(
-        "printf conversions",
-        r#"BEGIN { printf("%d %u %x %5d|%-5d|%05d %s %c\n", -3, 3, 255, 42, 42, 42, "str", 65); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "printf with a large record",
-        r#"BEGIN { printf("%s|%s|%s|%s|%s|%s|%d\n", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa1", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb2", "ccccccccccccccccccccccccccccc3", "ddddddddddddddddddddddddddddd4", "eeeeeeeeeeeeeeeeeeeeeeeeeeeee5", "fffffffffffffffffffffffffffff6", 7); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "printf widths and lengths",
-        r#"BEGIN { printf("%s|%10s|%-10s|\n", "a", "bc", "de"); printf("%lu %ld %llx\n", -1, -1, -1); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "count sum and scalar maps",
-        r#"BEGIN { @a = count(); @a = count(); @b[1] = sum(5); @b[2] = sum(3); @c["x"] = 7; exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "the unnamed map",
-        r#"BEGIN { @[1] = count(); @[2] = count(); @[2] = count(); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "hist buckets and bars",
-        r#"BEGIN { @h = hist(0); @h = hist(1); @h = hist(2); @h = hist(1000); @h = hist(-5); @h = hist(1 << 20); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "lhist buckets",
-        r#"BEGIN { @l = lhist(15, 0, 100, 10); @l = lhist(150, 0, 100, 10); @l = lhist(-1, 0, 100, 10); @l = lhist(55, 0, 100, 10); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "avg stats min max",
-        r#"BEGIN { @f = avg(10); @f = avg(5); @g = stats(4); @g = stats(8); @h = min(3); @h = min(1); @i = max(9); @i = max(2); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "two-part keys",
-        r#"BEGIN { @j[1, "a"] = count(); @j[1, "a"] = count(); @j[2, "b"] = count(); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "arithmetic",
-        r#"BEGIN { $x = 7; $y = 3; printf("%d %d %d %d %d %d %d\n", $x + $y, $x - $y, $x * $y, $x / $y, $x % $y, $x << 2, $x >> 1); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "comparisons and logic",
-        r#"BEGIN { printf("%d %d %d %d %d\n", 1 < 2, 2 <= 1, 3 == 3, !0, 1 && 0 || 1); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "if else and ternary",
-        r#"BEGIN { $a = 5; if ($a > 3) { printf("big\n"); } else { printf("small\n"); } printf("%d\n", $a > 10 ? 1 : 2); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "while and unroll",
-        r#"BEGIN { $i = 0; $s = 0; while ($i < 10) { $s += $i; $i++; } unroll(3) { $s += 100; } printf("%d %d\n", $i, $s); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "string comparison",
-        r#"BEGIN { $s = "abc"; if ($s == "abc") { printf("eq\n"); } if ($s != "abd") { printf("ne\n"); } exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "map reads",
-        r#"BEGIN { @x = 5; @y = @x * 2; @z[@y] = 1; exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "delete print clear",
-        r#"BEGIN { @a[1] = 1; @a[2] = 2; delete(@a[1]); @b[1] = count(); print(@b); clear(@b); exit(); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "END after exit",
-        r#"BEGIN { @x = 1; exit(); } END { printf("end %d\n", @x); }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "interval ticks",
-        r#"interval:ms:100 { @n++; if (@n == 3) { exit(); } }"#,
-        Want::Bpftrace,
-    ),
-    case(
-        "dead code after exit",
-        r#"BEGIN { if (1) { exit(); } else { exit(); } printf("never\n"); }"#,
-        Want::Bpftrace,
-    ),
-    // bpftrace 0.17 divides unsigned (a known bug, fixed in later
-    // releases): -10 / 3 prints 1431655762 there. oxbpf divides as C does.
-    case(
-        "signed division",
-        r#"BEGIN { $a = -10; printf("%d %d\n", $a / 3, $a % 3); @s = sum(-5); exit(); }"#,
-        Want::Text("Attaching 1 probe...\n-3 -1\n\n\n@s: -5\n"),
-    ),
-    // config blocks arrived in bpftrace 0.21.
-    case(
-        "config max_map_keys",
-        "config = { max_map_keys = 2 } BEGIN { @a[1] = 1; @a[2] = 2; @a[3] = 3; exit(); }",
-        Want::Text("Attaching 1 probe...\n\n\n@a[1]: 1\n@a[2]: 2\n"),
-    ),
-    // for loops over ranges arrived in bpftrace 0.22.
-    case(
-        "for over a range",
-        r#"BEGIN { $s = 0; for ($i : 0..5) { if ($i == 3) { continue; } $s += $i; } printf("%d\n", $s); exit(); }"#,
-        Want::Text("Attaching 1 probe...\n7\n\n\n"),
-    ),
-    Case {
-        name: "positional parameters",
-        script: r#"BEGIN { printf("%d %d\n", $1 + 1, $#); exit(); }"#,
-        params: &["41", "x"],
-        workload: false,
-        want: Want::Bpftrace,
-    },
-    Case {
-        name: "tracepoint counts a workload's syscalls",
-        script: r#"tracepoint:syscalls:sys_enter_getppid /comm == "oxgp"/ { @calls = count(); @by[comm] = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    // Every system call of the workload, entry and exit, by tracepoint:
-    // oxbpf reads them from the raw sys_enter/sys_exit tracepoints by
-    // number, bpftrace from the perf tracepoints; the counts must agree.
-    Case {
-        name: "every system call entry, by tracepoint",
-        script: r#"tracepoint:syscalls:sys_enter_* /comm == "oxgp"/ { @enter[probe] = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    // (bpftrace 0.17 refuses more than 512 programs: one direction a run.)
-    Case {
-        name: "every system call exit, by tracepoint",
-        script: r#"tracepoint:syscalls:sys_exit_* /comm == "oxgp"/ { @exit[probe] = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    Case {
-        name: "system call arguments and return values",
-        script: r#"tracepoint:syscalls:sys_enter_newuname /comm == "oxgp"/ { @u = count(); } tracepoint:syscalls:sys_enter_getppid /comm == "oxgp"/ { @nr[args->__syscall_nr] = count(); } tracepoint:syscalls:sys_exit_newfstat /comm == "oxgp"/ { @ret[args->ret] = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    Case {
-        name: "cpid filters on the -c command",
-        script: r#"tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { @calls = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    // bpftrace 0.17 prints this uprobe's func as the raw address
-    // (0x5…149: it does not symbolize the PIE workload); the language
-    // says func is the traced function's name.
-    Case {
-        name: "func names the probed function",
-        script: r#"uprobe:WORKLOAD:work { @[func] = count(); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Text("Attaching 1 probe...\n\n\n@[work]: 3\n"),
-    },
-    Case {
-        name: "tracepoint arguments",
-        script: r#"tracepoint:syscalls:sys_enter_execve /str(args->filename) == "WORKLOAD"/ { printf("exec %s\n", str(args->filename)); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-    Case {
-        name: "uprobe arguments and uretprobe values",
-        script: r#"uprobe:WORKLOAD:work { @args[arg0] = count(); } uretprobe:WORKLOAD:work { @ret = sum(retval); @h = hist(retval); }"#,
-        params: &[],
-        workload: true,
-        want: Want::Bpftrace,
-    },
-];
+/// Whether `out` is what the EXPECT/MATCH lines say.
+fn matches(c: &Case, out: &str) -> bool {
+    let lines: Vec<&str> = out.lines().collect();
+    lines.len() == c.expect.len()
+        && lines.iter().zip(&c.expect).all(|(l, e)| match e {
+            Ok(text) => l == text,
+            Err(re) => regex::Regex::new(&format!("^(?:{re})$"))
+                .unwrap_or_else(|e| panic!("{}: bad MATCH: {e}", c.at))
+                .is_match(l),
+        })
+}
 
-fn run(bin: &str, c: &Case, workload: &Path) -> String {
+/// (stdout, success, stderr) of a run.
+fn run(bin: &str, c: &Case, workload: &Path) -> (String, bool, String) {
     let script = c
         .script
         .replace("WORKLOAD", &workload.display().to_string());
@@ -278,17 +159,11 @@ fn run(bin: &str, c: &Case, workload: &Path) -> String {
     if c.workload {
         cmd.arg("-c").arg(workload);
     }
-    cmd.args(c.params);
+    cmd.args(&c.params);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        return format!(
-            "{stdout}\n[exit {:?}: {}]",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    stdout
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (stdout, out.status.success(), stderr)
 }
 
 /// Map entries of equal value come in no particular order (bpftrace
@@ -346,28 +221,60 @@ fn scripts_print_what_bpftrace_prints() {
     let oxbpf = common::oxbpf_bin();
     let mut failures = Vec::new();
     let (mut compared, mut identical) = (0, 0);
-    for c in CASES {
-        let ours = run(oxbpf.to_str().unwrap(), c, &workload);
-        let want = match &c.want {
-            Want::Text(t) => t.to_string(),
-            Want::Bpftrace if have_bpftrace => {
-                compared += 1;
-                run("bpftrace", c, &workload)
+    let cases = cases();
+    for c in &cases {
+        let (ours, ok, stderr) = run(oxbpf.to_str().unwrap(), c, &workload);
+        let shown = || format!("{ours}[exit ok: {ok}; stderr: {stderr}]");
+        if let Some(e) = &c.error {
+            if ok || !stderr.contains(e.as_str()) {
+                failures.push(format!(
+                    "{} {}: wanted an error with `{e}`, got\n{}",
+                    c.at,
+                    c.name,
+                    shown()
+                ));
             }
-            Want::Bpftrace => continue,
-        };
-        if normalize(&ours) == normalize(&want) {
-            identical += usize::from(matches!(c.want, Want::Bpftrace));
-        } else {
+            continue;
+        }
+        if c.bpftrace {
+            if !have_bpftrace {
+                continue;
+            }
+            compared += 1;
+            let (theirs, their_ok, their_err) = run("bpftrace", c, &workload);
+            if ok && their_ok && normalize(&ours) == normalize(&theirs) {
+                identical += 1;
+            } else {
+                failures.push(format!(
+                    "{} {}:\n--- bpftrace\n{theirs}[exit ok: {their_ok}; stderr: {their_err}]\n--- oxbpf\n{}",
+                    c.at,
+                    c.name,
+                    shown()
+                ));
+            }
+            continue;
+        }
+        if !ok || !matches(c, &ours) {
+            let want: Vec<String> = c
+                .expect
+                .iter()
+                .map(|e| match e {
+                    Ok(t) => t.clone(),
+                    Err(r) => format!("/{r}/"),
+                })
+                .collect();
             failures.push(format!(
-                "{}:\n--- expected\n{want}--- oxbpf\n{ours}",
-                c.name
+                "{} {}:\n--- expected\n{}\n--- oxbpf\n{}",
+                c.at,
+                c.name,
+                want.join("\n"),
+                shown()
             ));
         }
     }
     println!(
-        "{} scripts; {compared} compared with bpftrace, {identical} identical",
-        CASES.len()
+        "{} cases; {compared} compared with bpftrace, {identical} identical",
+        cases.len()
     );
     let _ = std::fs::remove_dir_all(workload.parent().unwrap());
     assert!(failures.is_empty(), "{}", failures.join("\n"));

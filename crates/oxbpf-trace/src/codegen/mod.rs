@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use oxbpf_isa::raw::*;
 use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
 
+mod access;
+
 use crate::asm::*;
 use crate::ast::*;
+use crate::ctypes::TypeDb;
 use crate::diag::{Diagnostic, Span, nearest};
 use crate::probes::{ProbeKind, parse_attach};
 use crate::types::{MapKind, TpField, Ty, parse_format};
@@ -23,6 +26,11 @@ pub trait Env {
     fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String>;
     /// The tracepoints matching glob patterns `category:name`, sorted.
     fn tracepoints(&self, category: &str, name: &str) -> Result<Vec<(String, String)>, String>;
+    /// The running kernel's BTF (asked for only when a script uses a
+    /// kernel type: `curtask->…`, casts, typed raw tracepoint arguments).
+    fn kernel_btf(&self) -> Result<&oxbpf_obj::btfindex::BtfIndex, String> {
+        Err("no kernel BTF is available".into())
+    }
 }
 
 /// Compile-time options.
@@ -47,6 +55,7 @@ mod helper {
     pub const GET_CURRENT_COMM: i32 = 16;
     pub const GET_CURRENT_TASK: i32 = 35;
     pub const GET_CURRENT_CGROUP_ID: i32 = 80;
+    pub const PROBE_READ_USER: i32 = 112;
     pub const PROBE_READ_KERNEL: i32 = 113;
     pub const PROBE_READ_USER_STR: i32 = 114;
     pub const PROBE_READ_KERNEL_STR: i32 = 115;
@@ -218,7 +227,12 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         printfs: Vec::new(),
         object_maps: Vec::new(),
         max_keys: opts.max_map_keys.unwrap_or(4096),
+        types: TypeDb::new(env),
+        learn: None,
     };
+    for s in &prog.structs {
+        c.types.define(s).map_err(|m| Diagnostic::new(s.span, m))?;
+    }
     for (name, value) in &prog.config {
         match (name.as_str(), &value.kind) {
             ("max_map_keys", ExprKind::Int(n)) if (1..=u32::MAX as u64).contains(n) => {
@@ -271,23 +285,26 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     ));
     c.object_maps
         .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 2));
-    // Types of maps from every assignment, before any code.
+    // Types of maps: first from the syntax (aggregations, literals), then
+    // from the code itself. The programs are generated, the types that
+    // code gives each map's keys and values kept, and this repeated until
+    // they settle (a map may be read in one probe and written in a later
+    // one). Only the last round's programs are kept, and only it reports
+    // errors.
     for p in &prog.probes {
         c.infer_maps(&p.body)?;
     }
-    let mut programs = Vec::new();
-    let mut defs = Vec::new();
-    let mut lines = HashMap::new();
+    // Attach points: wildcards expanded; system call tracepoints become
+    // the raw tracepoints they are built on (sys_enter/sys_exit, filtered
+    // by number): a raw tracepoint detaches without the two RCU waits of
+    // a perf event, and many of them share one program when the script
+    // does not read `args` (which differ from one call to the next).
+    let mut plans: Vec<(usize, Span, ProbeKind, Option<Syscalls>)> = Vec::new();
     let mut init = Vec::new();
     for (i, p) in prog.probes.iter().enumerate() {
         for (text, span) in &p.attach {
             let kind = parse_attach(text, *span)?;
             let kinds = c.expand(kind, *span)?;
-            // System call tracepoints become the raw tracepoints they are
-            // built on (sys_enter/sys_exit, filtered by number): a raw
-            // tracepoint detaches without the two RCU waits of a perf
-            // event, and many of them share one program when the script
-            // does not read `args` (which differ from one call to the next).
             let mut plan: Vec<(ProbeKind, Option<Syscalls>)> = Vec::new();
             let mut merged: [Option<Syscalls>; 2] = [None, None];
             let merge = kinds.len() > 1 && !uses_args(p);
@@ -320,35 +337,59 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
                 plan.push((first, Some(m)));
             }
             for (kind, mut sys) in plan {
-                let name = format!("probe{}_{}", i, programs.len());
                 if let Some(m) = sys.as_mut().filter(|m| m.calls.len() > 1) {
                     m.tables = Some(c.syscall_tables(m, &mut init));
                 }
-                let count = sys.as_ref().map_or(1, |m| m.calls.len());
-                let (insns, ptype, section, spans) = c.program(p, &kind, sys.as_ref())?;
-                programs.push(ProbeProgram {
-                    program: name.clone(),
-                    kind,
-                    probe: i,
-                    span: *span,
-                    count,
-                });
-                lines.insert(name.clone(), spans);
-                defs.push(ProgramDef {
-                    name,
-                    section,
-                    section_offset: 0,
-                    kind: ptype,
-                    attach: None,
-                    insns,
-                    extern_calls: Vec::new(),
-                    extern_loads: Vec::new(),
-                    line_info: Vec::new(),
-                    func_info: Vec::new(),
-                    core_relos: Vec::new(),
-                });
+                plans.push((i, *span, kind, sys));
             }
         }
+    }
+    let fixed_maps = c.object_maps.len();
+    for _round in 0..4 {
+        c.learn = Some(HashMap::new());
+        let printfs = c.printfs.len();
+        for (i, _, kind, sys) in &plans {
+            // Errors wait for the last round.
+            let _ = c.program(&prog.probes[*i], kind, sys.as_ref());
+        }
+        c.object_maps.truncate(fixed_maps);
+        c.printfs.truncate(printfs);
+        for m in &mut c.maps {
+            m.index = 0;
+        }
+        let learned = c.learn.take().unwrap_or_default();
+        if !c.apply(&learned) {
+            break;
+        }
+    }
+    let mut programs = Vec::new();
+    let mut defs = Vec::new();
+    let mut lines = HashMap::new();
+    for (i, span, kind, sys) in plans {
+        let name = format!("probe{}_{}", i, programs.len());
+        let count = sys.as_ref().map_or(1, |m| m.calls.len());
+        let (insns, ptype, section, spans) = c.program(&prog.probes[i], &kind, sys.as_ref())?;
+        programs.push(ProbeProgram {
+            program: name.clone(),
+            kind,
+            probe: i,
+            span,
+            count,
+        });
+        lines.insert(name.clone(), spans);
+        defs.push(ProgramDef {
+            name,
+            section,
+            section_offset: 0,
+            kind: ptype,
+            attach: None,
+            insns,
+            extern_calls: Vec::new(),
+            extern_loads: Vec::new(),
+            line_info: Vec::new(),
+            func_info: Vec::new(),
+            core_relos: Vec::new(),
+        });
     }
     let mut object = Object::from_raw_program("unused", Vec::new());
     object.programs = defs;
@@ -390,11 +431,88 @@ struct Compiler<'a> {
     printfs: Vec<PrintfInfo>,
     object_maps: Vec<MapDef>,
     max_keys: u32,
+    types: TypeDb<'a>,
+    /// While types are being learned: the types the generated code gave
+    /// each map's keys and values (see [`compile`]).
+    learn: Option<HashMap<String, Learned>>,
+}
+
+/// Types a map was seen with in one learning round.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Learned {
+    key: Vec<Option<Ty>>,
+    value: Option<Ty>,
+}
+
+/// The type that holds both `a` and `b`, if one does (integers widen,
+/// strings take the longer length).
+fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
+    match (a, b) {
+        (Ty::Int { .. }, Ty::Int { .. }) => Some(widen(a.clone())),
+        (Ty::Ptr { .. }, Ty::Ptr { .. }) => Some(a.clone()),
+        (Ty::Ptr { .. }, Ty::Int { .. }) | (Ty::Int { .. }, Ty::Ptr { .. }) => Some(a.clone()),
+        (Ty::Str(x), Ty::Str(y)) => Some(Ty::Str(*x.max(y))),
+        (Ty::Tuple(x), Ty::Tuple(y)) if x.len() == y.len() => Some(Ty::Tuple(
+            x.iter()
+                .zip(y)
+                .map(|(a, b)| unify(a, b))
+                .collect::<Option<_>>()?,
+        )),
+        (a, b) if a == b => Some(a.clone()),
+        _ => None,
+    }
 }
 
 impl Compiler<'_> {
     fn max_keys(&self) -> u32 {
         self.max_keys
+    }
+
+    /// Takes a learning round's types into the maps; whether any changed.
+    fn apply(&mut self, learned: &HashMap<String, Learned>) -> bool {
+        let mut changed = false;
+        for m in &mut self.maps {
+            let Some(l) = learned.get(&m.name) else {
+                continue;
+            };
+            if l.key.len() == m.key.len() {
+                for (k, t) in m.key.iter_mut().zip(&l.key) {
+                    if let Some(t) = t.clone().map(widen)
+                        && *k != t
+                    {
+                        *k = t;
+                        changed = true;
+                    }
+                }
+            }
+            if let (MapKind::Scalar(v), Some(t)) = (&mut m.kind, l.value.clone().map(widen))
+                && *v != t
+            {
+                *v = t;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Notes, while learning, that map `name`'s key component `i` (of
+    /// `n`) or (`i == None`) its value had type `t`.
+    fn learn(&mut self, name: &str, n: usize, i: Option<usize>, t: &Ty) {
+        let Some(learn) = self.learn.as_mut() else {
+            return;
+        };
+        let l = learn.entry(name.to_string()).or_default();
+        if l.key.len() != n {
+            l.key = vec![None; n];
+        }
+        let slot = match i {
+            Some(i) => &mut l.key[i],
+            None => &mut l.value,
+        };
+        *slot = Some(match slot.as_ref() {
+            None => t.clone(),
+            Some(old) => unify(old, t).unwrap_or_else(|| old.clone()),
+        });
     }
 
     /// Tracepoint wildcards become one probe per match.
@@ -552,14 +670,18 @@ impl Compiler<'_> {
     fn declare_map(&mut self, name: &str, keys: &[Expr], kind: MapKind, span: Span) -> R<()> {
         let key: Vec<Ty> = keys.iter().map(|k| self.static_type(k)).collect::<R<_>>()?;
         let key: Vec<Ty> = key.into_iter().map(widen).collect();
+        // Types here are first guesses (the generated code decides them);
+        // only the number of keys and the kind of aggregation are settled
+        // by the syntax.
         if let Some(m) = self.maps.iter_mut().find(|m| m.name == name) {
-            if m.key.len() != key.len() || m.key.iter().zip(&key).any(|(a, b)| !compatible(a, b)) {
+            if m.key.len() != key.len() {
                 return err(
                     span,
                     format!(
-                        "@{name} is used with keys of type [{}] and [{}]",
-                        m.key.iter().map(Ty::name).collect::<Vec<_>>().join(", "),
-                        key.iter().map(Ty::name).collect::<Vec<_>>().join(", ")
+                        "@{name} is used with {} key{} here and {} elsewhere",
+                        key.len(),
+                        if key.len() == 1 { "" } else { "s" },
+                        m.key.len()
                     ),
                 );
             }
@@ -570,7 +692,7 @@ impl Compiler<'_> {
                 }
             }
             match (&mut m.kind, &kind) {
-                (MapKind::Scalar(a), MapKind::Scalar(b)) if compatible(a, b) => {
+                (MapKind::Scalar(a), MapKind::Scalar(b)) => {
                     if let (Ty::Str(x), Ty::Str(y)) = (a, b) {
                         *x = (*x).max(*y);
                     }
@@ -813,7 +935,7 @@ fn widen(t: Ty) -> Ty {
 
 fn compatible(a: &Ty, b: &Ty) -> bool {
     match (a, b) {
-        (Ty::Int { .. }, Ty::Int { .. }) => true,
+        (Ty::Int { .. } | Ty::Ptr { .. }, Ty::Int { .. } | Ty::Ptr { .. }) => true,
         (Ty::Str(_), Ty::Str(_)) => true,
         (Ty::Tuple(x), Ty::Tuple(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| compatible(a, b))
@@ -980,6 +1102,18 @@ impl Gen<'_, '_> {
         let t = self.temp();
         self.store(t, R0);
         t
+    }
+
+    /// A temporary holding a constant.
+    fn constant(&mut self, v: i64) -> Value {
+        let t = self.temp();
+        let r = match t {
+            Val::Reg(r) => r,
+            Val::Slot(_) => R0,
+        };
+        self.a.mov_imm(r, v);
+        self.store(t, r);
+        Value::Int(t, Ty::I64)
     }
 
     fn block(&mut self, stmts: &[Stmt]) -> R<()> {
@@ -1195,6 +1329,21 @@ impl Gen<'_, '_> {
                 };
                 let key = self.key(&m, keys, target.span)?;
                 let v = self.value(&value)?;
+                let vt = match &v {
+                    Value::Int(_, t) | Value::Mem(_, t) => t.clone(),
+                };
+                self.c.learn(&m.name, m.key.len(), None, &vt);
+                if self.c.learn.is_none() && !compatible(&vt, &ty) {
+                    return err(
+                        value.span,
+                        format!(
+                            "@{} holds {} elsewhere, not {}",
+                            m.name,
+                            ty.name(),
+                            vt.name()
+                        ),
+                    );
+                }
                 let voff = match v {
                     Value::Int(val, _) => {
                         let off = self.alloc(8);
@@ -1283,23 +1432,33 @@ impl Gen<'_, '_> {
         }
         self.zero(off, size);
         let mut at = off;
-        for (k, ty) in keys.iter().zip(&m.key) {
+        let learning = self.c.learn.is_some();
+        for (i, (k, ty)) in keys.iter().zip(&m.key).enumerate() {
             let v = self.value(k)?;
-            match (v, ty) {
-                (Value::Int(val, _), Ty::Int { .. }) => {
+            let vt = match &v {
+                Value::Int(_, t) | Value::Mem(_, t) => t.clone(),
+            };
+            self.c.learn(&m.name, m.key.len(), Some(i), &vt);
+            if !learning && !compatible(&vt, ty) {
+                return err(
+                    k.span,
+                    format!(
+                        "this key is {} where @{} has {} elsewhere",
+                        vt.name(),
+                        m.name,
+                        ty.name()
+                    ),
+                );
+            }
+            match v {
+                Value::Int(val, _) => {
                     let r = self.load(val, R0);
                     self.a.stx(8, R10, at, r);
                     self.release(val);
                 }
-                (Value::Mem(src, t), _) => {
+                Value::Mem(src, t) => {
                     let n = t.stored_size().min(ty.stored_size());
                     self.copy(at, src, n);
-                }
-                (Value::Int(..), t) => {
-                    return err(
-                        k.span,
-                        format!("this key is an integer where @{} has {}", m.name, t.name()),
-                    );
                 }
             }
             at += ty.stored_size() as i16;
@@ -1785,6 +1944,16 @@ impl Gen<'_, '_> {
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => return self.binary(*op, lhs, rhs, e.span),
+            ExprKind::Unary {
+                op: UnOp::AddrOf,
+                expr,
+            } => return self.address_of(expr),
+            ExprKind::Unary {
+                op: UnOp::Deref, ..
+            } => {
+                let p = self.place(e)?;
+                return self.read_place(p, e.span);
+            }
             ExprKind::Unary { op, expr } => {
                 let v = self.int(expr)?;
                 let r = self.load(v, R0);
@@ -1801,12 +1970,7 @@ impl Gen<'_, '_> {
                         self.a.mov_imm(r, 1);
                         self.a.place(done);
                     }
-                    UnOp::Deref | UnOp::AddrOf => {
-                        return err(
-                            e.span,
-                            "pointer dereference and address-of are not supported yet",
-                        );
-                    }
+                    UnOp::Deref | UnOp::AddrOf => unreachable!("handled above"),
                 }
                 self.store(v, r);
                 Value::Int(v, Ty::I64)
@@ -1842,28 +2006,69 @@ impl Gen<'_, '_> {
             }
             ExprKind::Field { expr, field, .. } => {
                 if matches!(&expr.kind, ExprKind::Ident(a) if a == "args") {
+                    if matches!(self.kind, ProbeKind::RawTracepoint { .. }) {
+                        return self.raw_tp_named(field, e.span);
+                    }
                     return self.tp_field(field, e.span);
                 }
-                if let ExprKind::Var(_) | ExprKind::Tuple(_) = &expr.kind {
-                    return err(e.span, "tuple and struct fields are not supported yet");
+                if let Ok(i) = field.parse::<usize>() {
+                    // `$t.0`: an element of a tuple.
+                    let v = self.value(expr)?;
+                    let Value::Mem(off, Ty::Tuple(items)) = v else {
+                        return err(e.span, format!("`.{i}` takes a tuple"));
+                    };
+                    let Some(t) = items.get(i).cloned() else {
+                        return err(
+                            e.span,
+                            format!(
+                                "the tuple has {} elements (.0 … .{})",
+                                items.len(),
+                                items.len().saturating_sub(1)
+                            ),
+                        );
+                    };
+                    let at = off + items[..i].iter().map(Ty::stored_size).sum::<usize>() as i16;
+                    if t.is_int() {
+                        let v = self.temp();
+                        self.a.ldx(8, R0, R10, at);
+                        self.store(v, R0);
+                        return Ok(Value::Int(v, t));
+                    }
+                    return Ok(Value::Mem(at, t));
                 }
-                return err(e.span, "struct fields through BTF are not supported yet");
+                let p = self.place(e)?;
+                return self.read_place(p, e.span);
+            }
+            ExprKind::Cast { ty, expr } if ty.pointers > 0 => {
+                return self.cast_pointer(ty, expr, e.span);
             }
             ExprKind::Cast { ty, expr } => {
+                if ty.base.starts_with("struct ") || ty.base.starts_with("union ") {
+                    return err(
+                        e.span,
+                        format!(
+                            "a value cannot be cast to {}; cast to a pointer: `({} *)`",
+                            ty.base, ty.base
+                        ),
+                    );
+                }
                 let v = self.int(expr)?;
                 let r = self.load(v, R0);
-                let (size, signed) = match ty.base.as_str() {
-                    _ if ty.pointers > 0 => (8, false),
-                    "int8" | "s8" | "__s8" | "char" | "signed char" => (1, true),
-                    "uint8" | "u8" | "__u8" | "unsigned char" | "bool" => (1, false),
-                    "int16" | "s16" | "__s16" | "short" => (2, true),
-                    "uint16" | "u16" | "__u16" | "unsigned short" => (2, false),
-                    "int32" | "s32" | "__s32" | "int" | "pid_t" | "signed" | "signed int" => {
-                        (4, true)
+                let (size, signed) = match crate::ctypes::builtin_int(&ty.base) {
+                    Some(x) => x,
+                    None => {
+                        // A kernel typedef or enum, by BTF.
+                        let id = self.c.types.named(&ty.base);
+                        match self.value_type(id, false, e.span)? {
+                            (n, Ty::Int { signed, .. }) => (n, signed),
+                            (_, t) => {
+                                return err(
+                                    e.span,
+                                    format!("{} is {}, not an integer type", ty.base, t.name()),
+                                );
+                            }
+                        }
                     }
-                    "uint32" | "u32" | "__u32" | "unsigned" | "unsigned int" => (4, false),
-                    "int64" | "s64" | "__s64" | "long" | "long long" => (8, true),
-                    _ => (8, false),
                 };
                 if signed {
                     self.a.sext(r, size);
@@ -1912,9 +2117,34 @@ impl Gen<'_, '_> {
             }
             ExprKind::Call { name, args } => return self.call(name, args, e.span),
             ExprKind::IncDec { .. } => return err(e.span, "++ and -- are statements here"),
-            ExprKind::Index { .. } => return err(e.span, "indexing is not supported yet"),
-            ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) | ExprKind::Offsetof { .. } => {
-                return err(e.span, "sizeof and offsetof are not supported yet");
+            ExprKind::Index { .. } => {
+                let p = self.place(e)?;
+                return self.read_place(p, e.span);
+            }
+            ExprKind::SizeofType(ty) => {
+                let n = self.sizeof_type(ty, e.span)?;
+                return Ok(self.constant(n as i64));
+            }
+            ExprKind::SizeofExpr(x) => {
+                // The expression's type, from code that is then dropped.
+                let mark = self.a.checkpoint();
+                let (frame, free) = (self.frame, self.free.clone());
+                let v = self.value(x)?;
+                self.a.rollback(mark);
+                (self.frame, self.free) = (frame, free);
+                let n = match &v {
+                    Value::Int(_, t) => match t {
+                        Ty::Int { size, .. } => *size as usize,
+                        t => t.stored_size(),
+                    },
+                    Value::Mem(_, Ty::Str(n)) => *n,
+                    Value::Mem(_, t) => t.stored_size(),
+                };
+                return Ok(self.constant(n as i64));
+            }
+            ExprKind::Offsetof { ty, field } => {
+                let n = self.offsetof(ty, field, e.span)?;
+                return Ok(self.constant(n as i64));
             }
         })
         .map(|v| match v {
@@ -1963,6 +2193,20 @@ impl Gen<'_, '_> {
                     || matches!(tb, Ty::Int { signed: true, .. });
                 let ra = self.load(a, R0);
                 let rb = self.load(b, R1);
+                // Pointer arithmetic counts elements, as in C.
+                if let (Ty::Ptr { to, .. }, Ty::Int { .. }, BinOp::Add | BinOp::Sub) =
+                    (&ta, &tb, op)
+                {
+                    let n = self.pointee_size(*to);
+                    if n != 1 {
+                        self.a.alu_imm(BPF_MUL, rb, n as i32);
+                    }
+                    self.a
+                        .alu(if op == BinOp::Add { BPF_ADD } else { BPF_SUB }, ra, rb);
+                    self.store(a, ra);
+                    self.release(b);
+                    return Ok(Value::Int(a, ta));
+                }
                 let code = match op {
                     BinOp::Add => Some(BPF_ADD),
                     BinOp::Sub => Some(BPF_SUB),
@@ -2132,7 +2376,11 @@ impl Gen<'_, '_> {
                 return Ok(self.const_str(&name, 64));
             }
             "cgroup" => int(self.helper0(helper::GET_CURRENT_CGROUP_ID)),
-            "curtask" => int(self.helper0(helper::GET_CURRENT_TASK)),
+            "curtask" => {
+                let v = self.helper0(helper::GET_CURRENT_TASK);
+                let to = self.c.types.named("struct task_struct");
+                Value::Int(v, Ty::Ptr { to, user: false })
+            }
             "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),
             "jiffies" => int(self.helper0(helper::JIFFIES64)),
             "comm" => {
@@ -2174,6 +2422,7 @@ impl Gen<'_, '_> {
                 const ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
                 match &self.kind {
                     ProbeKind::Uprobe { ret: false, .. } => {}
+                    ProbeKind::RawTracepoint { .. } => return self.raw_tp_arg(i, span),
                     _ => {
                         return err(
                             span,
@@ -2262,13 +2511,8 @@ impl Gen<'_, '_> {
                 self.a.trunc(R0, size);
             }
             self.store(t, R0);
-            return Ok(Value::Int(
-                t,
-                Ty::Int {
-                    size: 8,
-                    signed: f.signed,
-                },
-            ));
+            let ty = self.field_type(&f, true);
+            return Ok(Value::Int(t, ty));
         }
         if f.char_array {
             let ty = Ty::Str(f.size as usize);
@@ -2304,13 +2548,34 @@ impl Gen<'_, '_> {
             self.a.sext(R0, size);
         }
         self.store(t, R0);
-        Ok(Value::Int(
-            t,
-            Ty::Int {
+        let ty = self.field_type(&f, false);
+        Ok(Value::Int(t, ty))
+    }
+
+    /// The type of an integer or pointer field of a tracepoint record:
+    /// pointers keep what they point to (`struct sk_buff *`), looked up
+    /// in BTF only if the script follows them.
+    fn field_type(&mut self, f: &TpField, user: bool) -> Ty {
+        let decl = f.ctype.trim();
+        let stars = decl
+            .chars()
+            .rev()
+            .take_while(|&c| c == '*' || c == ' ')
+            .filter(|&c| c == '*')
+            .count();
+        if stars == 0 || f.size != 8 {
+            return Ty::Int {
                 size: 8,
                 signed: f.signed,
-            },
-        ))
+            };
+        }
+        let base = decl.trim_end_matches(['*', ' ']);
+        let base = base.trim_end_matches(" const").trim();
+        let mut to = self.c.types.named(base);
+        for _ in 1..stars {
+            to = self.c.types.ptr_to(to);
+        }
+        Ty::Ptr { to, user }
     }
 
     fn call(&mut self, name: &str, args: &[Expr], span: Span) -> R<Value> {
@@ -2331,8 +2596,9 @@ impl Gen<'_, '_> {
                 };
                 // str() of a string (a tracepoint's string field) is the
                 // string itself.
-                let p = match self.value(&args[0])? {
-                    Value::Int(v, _) => v,
+                let (p, user) = match self.value(&args[0])? {
+                    Value::Int(v, Ty::Ptr { user, .. }) => (v, user),
+                    Value::Int(v, _) => (v, self.user_space()),
                     Value::Mem(off, Ty::Str(n)) => return Ok(Value::Mem(off, Ty::Str(n.min(len)))),
                     Value::Mem(_, t) => {
                         return err(
@@ -2350,10 +2616,9 @@ impl Gen<'_, '_> {
                 self.a.mov(R1, R10);
                 self.a.alu_imm(BPF_ADD, R1, off as i32);
                 self.a.mov_imm(R2, len as i64);
-                // User memory for uprobes and syscall arguments, kernel
-                // memory elsewhere.
-                let user = matches!(self.kind, ProbeKind::Uprobe { .. } | ProbeKind::Usdt { .. })
-                    || matches!(&self.kind, ProbeKind::Tracepoint { category, .. } if category == "syscalls");
+                // The pointer's address space (plain integers: user memory
+                // in uprobes and system call tracepoints, kernel memory
+                // elsewhere).
                 self.a.call(if user {
                     helper::PROBE_READ_USER_STR
                 } else {
