@@ -161,6 +161,33 @@ pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
     })
 }
 
+/// The address of symbol `symbol` (a function or a variable) in the
+/// executable `path`, as `uaddr()` gives it: position-dependent
+/// executables only, since a PIE's addresses are known only once it runs.
+pub fn symbol_address(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
+    let shown = path.display().to_string();
+    let file_err = |message: String| UprobeError::File {
+        path: shown.clone(),
+        message,
+    };
+    let data = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
+    let elf = object::File::parse(&*data).map_err(|e| file_err(format!("not an ELF file: {e}")))?;
+    if elf.kind() != object::ObjectKind::Executable {
+        return Err(file_err(format!(
+            "is position-independent: `{symbol}`'s address is known only in a running process"
+        )));
+    }
+    let matches = |name: &str| name == symbol || name.split('@').next() == Some(symbol);
+    elf.symbols()
+        .chain(elf.dynamic_symbols())
+        .find(|s| !s.is_undefined() && s.address() != 0 && s.name().is_ok_and(matches))
+        .map(|s| s.address())
+        .ok_or(UprobeError::NoSymbol {
+            path: shown,
+            symbol: symbol.into(),
+        })
+}
+
 /// Every function whose name matches the glob `pattern`, with its file
 /// offset (uprobe.multi targets), sorted by name; duplicates by address
 /// are listed once.

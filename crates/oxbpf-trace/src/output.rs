@@ -23,6 +23,76 @@ pub enum Datum {
     Tuple(Vec<Datum>),
     /// A pointer, printed in hex as bpftrace prints them.
     Ptr(u64),
+    /// A stack's frames (innermost first), as text; `perf` for perf's
+    /// layout (a tab before each frame).
+    Stack {
+        frames: Vec<String>,
+        perf: bool,
+    },
+}
+
+/// What user space knows that the kernel's records do not say: the
+/// stacks behind stack ids, and the names of addresses.
+pub trait Symbols {
+    /// The addresses of stack `id` in the stack map, innermost first.
+    fn stack(&self, id: u32) -> Vec<u64>;
+    /// Each address's (function, offset, file): the kernel's (`pid`
+    /// `None`) or process `pid`'s; `None` where unknown.
+    fn resolve(&self, pid: Option<u32>, addrs: &[u64]) -> Vec<Option<(String, u64, String)>>;
+}
+
+/// No symbols: stacks empty, addresses as numbers.
+pub struct NoSymbols;
+
+impl Symbols for NoSymbols {
+    fn stack(&self, _: u32) -> Vec<u64> {
+        Vec::new()
+    }
+
+    fn resolve(&self, _: Option<u32>, addrs: &[u64]) -> Vec<Option<(String, u64, String)>> {
+        vec![None; addrs.len()]
+    }
+}
+
+/// An address bpftrace could not name: `0x…` (0 prints as `0`).
+fn raw_addr(a: u64) -> String {
+    if a == 0 {
+        "0".into()
+    } else {
+        format!("{a:#x}")
+    }
+}
+
+/// A stack's frames as bpftrace writes them: `func+off` (offset in
+/// decimal), or in perf's layout `addr func+off (file)`.
+fn stack_frames(
+    syms: &dyn Symbols,
+    id: u64,
+    pid: Option<u32>,
+    perf: bool,
+    limit: u8,
+) -> Vec<String> {
+    // A failed bpf_get_stackid() stored a negative id: no frames.
+    if id as i64 >= i64::from(u32::MAX) || (id as i64) < 0 {
+        return Vec::new();
+    }
+    let mut addrs = syms.stack(id as u32);
+    if limit > 0 {
+        addrs.truncate(limit as usize);
+    }
+    let names = syms.resolve(pid, &addrs);
+    addrs
+        .iter()
+        .zip(names)
+        .map(|(&a, n)| match (perf, n) {
+            (false, Some((f, off, _))) => format!("{f}+{off}"),
+            (false, None) => raw_addr(a),
+            (true, Some((f, off, file))) if pid.is_some() => format!("{a:x} {f}+{off} ({file})"),
+            (true, Some((f, off, _))) => format!("{a:x} {f}+{off}"),
+            (true, None) if pid.is_some() => format!("{a:x} {} ([unknown])", raw_addr(a)),
+            (true, None) => format!("{a:x} {}", raw_addr(a)),
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Datum {
@@ -32,6 +102,17 @@ impl std::fmt::Display for Datum {
             Datum::Uint(v) => write!(f, "{v}"),
             Datum::Str(s) => f.write_str(s),
             Datum::Ptr(v) => write!(f, "{v:#x}"),
+            Datum::Stack { frames, perf } => {
+                f.write_str("\n")?;
+                for fr in frames {
+                    if *perf {
+                        writeln!(f, "\t{fr}")?;
+                    } else {
+                        writeln!(f, "        {fr}")?;
+                    }
+                }
+                Ok(())
+            }
             Datum::Tuple(items) => {
                 f.write_str("(")?;
                 for (i, d) in items.iter().enumerate() {
@@ -52,11 +133,33 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
         .unwrap_or(0)
 }
 
-/// Decodes a value of type `ty` at the start of `b`.
+/// Decodes a value of type `ty` at the start of `b` (stacks and symbols
+/// as numbers: see [`decode_with`]).
 pub fn decode(ty: &Ty, b: &[u8]) -> Datum {
+    decode_with(ty, b, &NoSymbols)
+}
+
+/// Decodes a value of type `ty` at the start of `b`, naming stacks and
+/// addresses through `syms`.
+pub fn decode_with(ty: &Ty, b: &[u8], syms: &dyn Symbols) -> Datum {
     match ty {
         Ty::Int { signed: true, .. } => Datum::Int(u64_at(b, 0) as i64),
-        Ty::Int { .. } | Ty::Sym { .. } | Ty::Stack { .. } => Datum::Uint(u64_at(b, 0)),
+        Ty::Int { .. } => Datum::Uint(u64_at(b, 0)),
+        Ty::Stack { user, perf, limit } => {
+            let pid = user.then(|| u64_at(b, 8) as u32);
+            Datum::Stack {
+                frames: stack_frames(syms, u64_at(b, 0), pid, *perf, *limit),
+                perf: *perf,
+            }
+        }
+        Ty::Sym { user } => {
+            let a = u64_at(b, 0);
+            let pid = user.then(|| u64_at(b, 8) as u32);
+            Datum::Str(match syms.resolve(pid, &[a]).pop().flatten() {
+                Some((f, _, _)) => f,
+                None => raw_addr(a),
+            })
+        }
         Ty::Ptr { .. } => Datum::Ptr(u64_at(b, 0)),
         Ty::Str(n) => {
             let b = &b[..(*n).min(b.len())];
@@ -67,7 +170,7 @@ pub fn decode(ty: &Ty, b: &[u8]) -> Datum {
             let mut at = 0;
             let mut out = Vec::new();
             for t in items {
-                out.push(decode(t, b.get(at..).unwrap_or(&[])));
+                out.push(decode_with(t, b.get(at..).unwrap_or(&[]), syms));
                 at += t.stored_size();
             }
             Datum::Tuple(out)
@@ -76,27 +179,40 @@ pub fn decode(ty: &Ty, b: &[u8]) -> Datum {
 }
 
 /// The user's key of an entry, as printed inside `[…]`.
-fn key_text(m: &MapInfo, key: &[u8]) -> String {
+fn key_text(m: &MapInfo, key: &[u8], syms: &dyn Symbols) -> String {
     let mut at = 0;
     let mut parts = Vec::new();
+    // A stack in a key is indented by 4 (8 elsewhere).
+    let text = |d: &Datum| match d {
+        Datum::Stack { frames, perf } => {
+            let mut s = String::from("\n");
+            for f in frames {
+                s.push_str(if *perf { "\t" } else { "    " });
+                s.push_str(f);
+                s.push('\n');
+            }
+            s
+        }
+        d => d.to_string(),
+    };
     for t in &m.key {
-        let d = decode(t, key.get(at..).unwrap_or(&[]));
+        let d = decode_with(t, key.get(at..).unwrap_or(&[]), syms);
         // A tuple key prints flat: @x[1, a].
         match d {
-            Datum::Tuple(items) => parts.extend(items.iter().map(Datum::to_string)),
-            d => parts.push(d.to_string()),
+            Datum::Tuple(items) => parts.extend(items.iter().map(text)),
+            d => parts.push(text(&d)),
         }
         at += t.stored_size();
     }
     parts.join(", ")
 }
 
-fn label(m: &MapInfo, key: &[u8]) -> String {
+fn label(m: &MapInfo, key: &[u8], syms: &dyn Symbols) -> String {
     let name = format!("@{}", m.name);
     if m.key.is_empty() {
         name
     } else {
-        format!("{name}[{}]", key_text(m, key))
+        format!("{name}[{}]", key_text(m, key, syms))
     }
 }
 
@@ -140,10 +256,10 @@ fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
 }
 
 /// Text of one map, as bpftrace prints it at exit or for `print(@m)`.
-pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
+pub fn print_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> String {
     let mut out = String::new();
     match &m.kind {
-        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries),
+        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries, syms),
         MapKind::Scalar(t) => {
             // A pointer stored as a value prints as bpftrace 0.17 prints
             // it: a signed integer (keys print in hex).
@@ -153,7 +269,12 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
             };
             let mut rows: Vec<(Datum, &[u8])> = entries
                 .iter()
-                .map(|(k, v)| (decode(t, v.first().map_or(&[][..], |v| v)), k.as_slice()))
+                .map(|(k, v)| {
+                    (
+                        decode_with(t, v.first().map_or(&[][..], |v| v), syms),
+                        k.as_slice(),
+                    )
+                })
                 .collect();
             // Integers sort by value; other values by key.
             if t.is_int() {
@@ -162,7 +283,7 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
                 rows.sort_by(|a, b| a.1.cmp(b.1));
             }
             for (d, k) in &rows {
-                let _ = writeln!(out, "{}: {d}", label(m, k));
+                let _ = writeln!(out, "{}: {d}", label(m, k, syms));
             }
         }
         kind => {
@@ -177,11 +298,11 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry]) -> String {
                         let _ = writeln!(
                             out,
                             "{}: count {count}, average {v}, total {total}",
-                            label(m, k)
+                            label(m, k, syms)
                         );
                     }
                     _ => {
-                        let _ = writeln!(out, "{}: {v}", label(m, k));
+                        let _ = writeln!(out, "{}: {v}", label(m, k, syms));
                     }
                 }
             }
@@ -238,7 +359,7 @@ fn bucket_label(kind: &MapKind, i: u64) -> String {
     }
 }
 
-fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry]) {
+fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) {
     let ksize = m.key_size();
     // user key -> bucket -> count
     let mut by_key: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<u64, u64>> =
@@ -261,7 +382,7 @@ fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry]) {
     keys.sort();
     for (_, k) in keys {
         let buckets = &by_key[&k];
-        let _ = writeln!(out, "{}: ", label(m, &k));
+        let _ = writeln!(out, "{}: ", label(m, &k, syms));
         let (Some((&lo, _)), Some((&hi, _))) =
             (buckets.first_key_value(), buckets.last_key_value())
         else {
@@ -311,29 +432,32 @@ mod tests {
             (int(1), vec![int(2), int(3)]),
             (int(2), vec![int(1), int(2)]),
         ];
-        assert_eq!(print_map(&m, &e), "@x[2]: 3\n@x[1]: 5\n");
+        assert_eq!(print_map(&m, &e, &NoSymbols), "@x[2]: 3\n@x[1]: 5\n");
         let s = map("", vec![Ty::Str(16)], MapKind::Count);
         let mut k = b"bash".to_vec();
         k.resize(16, 0);
-        assert_eq!(print_map(&s, &[(k, vec![int(7)])]), "@[bash]: 7\n");
-        assert_eq!(print_map(&m, &[]), "\n");
+        assert_eq!(
+            print_map(&s, &[(k, vec![int(7)])], &NoSymbols),
+            "@[bash]: 7\n"
+        );
+        assert_eq!(print_map(&m, &[], &NoSymbols), "\n");
     }
 
     #[test]
     fn avg_stats_min_max() {
         let f = map("f", vec![], MapKind::Avg);
         assert_eq!(
-            print_map(&f, &[(int(0), vec![pair(10, 1), pair(5, 1)])]),
+            print_map(&f, &[(int(0), vec![pair(10, 1), pair(5, 1)])], &NoSymbols),
             "@f: 7\n\n"
         );
         let g = map("g", vec![], MapKind::Stats);
         assert_eq!(
-            print_map(&g, &[(int(0), vec![pair(4, 1), pair(8, 1)])]),
+            print_map(&g, &[(int(0), vec![pair(4, 1), pair(8, 1)])], &NoSymbols),
             "@g: count 2, average 6, total 12\n\n"
         );
         let v = map("v", vec![], MapKind::Max);
         assert_eq!(
-            print_map(&v, &[(int(0), vec![pair(-3, 1), pair(0, 0)])]),
+            print_map(&v, &[(int(0), vec![pair(-3, 1), pair(0, 0)])], &NoSymbols),
             "@v: -3\n"
         );
     }
@@ -345,7 +469,7 @@ mod tests {
         // hist(3), hist(1) x3: buckets [1] = 3, [2, 4) = 1.
         let e = vec![(k(2), vec![int(3)]), (k(3), vec![int(1)])];
         assert_eq!(
-            print_map(&h, &e),
+            print_map(&h, &e, &NoSymbols),
             "@h: \n[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n[2, 4)                 1 |@@@@@@@@@@@@@@@@@                                   |\n\n"
         );
         assert_eq!(bucket_label(&MapKind::Hist, 11), "[512, 1K)");

@@ -13,17 +13,91 @@ pub fn parse(src: &str) -> Result<Program, Diagnostic> {
         peeked: None,
         depth: 0,
     };
-    p.program().map_err(|mut d| {
+    let prog = p.program().map_err(|mut d| {
         // A place at the very end (a missing `}`) is the last character.
         d.span.end = d.span.end.min(src.len());
         d.span.start = d.span.start.min(d.span.end);
         d
-    })
+    })?;
+    // Chains of binary operators nest without recursing here (`1+1+…`
+    // parses in a loop) but would recurse in every later pass.
+    for p in &prog.probes {
+        let too_deep = p
+            .predicate
+            .iter()
+            .find_map(|e| expr_too_deep(e, 0))
+            .or_else(|| p.body.iter().find_map(|s| stmt_too_deep(s, 0)));
+        if let Some(span) = too_deep {
+            return Err(Diagnostic::new(
+                span,
+                format!(
+                    "the script nests too deeply (more than {MAX_TREE} levels: split long expressions with variables)"
+                ),
+            ));
+        }
+    }
+    Ok(prog)
 }
 
 /// Nesting deeper than this is refused (a hostile script cannot overflow
 /// the stack).
-const MAX_DEPTH: u32 = 200;
+const MAX_DEPTH: u32 = 100;
+
+/// The deepest syntax tree the compiler takes.
+const MAX_TREE: u32 = 100;
+
+/// Where an expression nests deeper than [`MAX_TREE`] (recursion stops
+/// there, so this is bounded too).
+fn expr_too_deep(e: &Expr, d: u32) -> Option<Span> {
+    if d > MAX_TREE {
+        return Some(e.span);
+    }
+    let d = d + 1;
+    let one = |x: &Expr| expr_too_deep(x, d);
+    match &e.kind {
+        ExprKind::Map { keys: xs, .. } | ExprKind::Call { args: xs, .. } | ExprKind::Tuple(xs) => {
+            xs.iter().find_map(one)
+        }
+        ExprKind::Binary { lhs, rhs, .. } => one(lhs).or_else(|| one(rhs)),
+        ExprKind::Index { expr, index } => one(expr).or_else(|| one(index)),
+        ExprKind::Unary { expr, .. }
+        | ExprKind::Field { expr, .. }
+        | ExprKind::Cast { expr, .. }
+        | ExprKind::SizeofExpr(expr) => one(expr),
+        ExprKind::IncDec { target, .. } => one(target),
+        ExprKind::Ternary { cond, then, els } => {
+            one(cond).or_else(|| one(then)).or_else(|| one(els))
+        }
+        _ => None,
+    }
+}
+
+fn stmt_too_deep(s: &Stmt, d: u32) -> Option<Span> {
+    if d > MAX_TREE {
+        return Some(s.span);
+    }
+    let d = d + 1;
+    let body = |b: &[Stmt]| b.iter().find_map(|s| stmt_too_deep(s, d));
+    let e = |x: &Expr| expr_too_deep(x, d);
+    match &s.kind {
+        StmtKind::Expr(x) | StmtKind::Return(Some(x)) => e(x),
+        StmtKind::Assign { target, value, .. } => e(target).or_else(|| e(value)),
+        StmtKind::Let { value, .. } => value.as_ref().and_then(e),
+        StmtKind::If { cond, then, els } => e(cond).or_else(|| body(then)).or_else(|| body(els)),
+        StmtKind::While { cond, body: b }
+        | StmtKind::Unroll {
+            count: cond,
+            body: b,
+        } => e(cond).or_else(|| body(b)),
+        StmtKind::For { iter, body: b, .. } => match iter {
+            ForIter::Range(x, y) => e(x).or_else(|| e(y)),
+            ForIter::Map(..) => None,
+        }
+        .or_else(|| body(b)),
+        StmtKind::Block(b) => body(b),
+        _ => None,
+    }
+}
 
 /// Type names a cast or a `let` may start with.
 const TYPE_WORDS: &[&str] = &[

@@ -9,9 +9,12 @@ pub enum Ty {
     Str(usize),
     /// `(a, b, …)`.
     Tuple(Vec<Ty>),
-    /// A kernel stack id (`kstack`) or user stack id with its pid (`ustack`).
-    Stack { user: bool },
-    /// A kernel or user address printed as a symbol (`ksym`, `usym`).
+    /// A kernel stack id (`kstack`) or user stack id with its pid
+    /// (`ustack`): printed as frames, in perf's format when `perf`, at
+    /// most `limit` of them.
+    Stack { user: bool, perf: bool, limit: u8 },
+    /// A kernel address (`ksym`) or a user address with its pid (`usym`)
+    /// printed as a symbol.
     Sym { user: bool },
     /// A pointer to type `to` (an id in the compiler's
     /// [`crate::ctypes::TypeDb`]; 0 is `void`), into user memory or the
@@ -32,9 +35,9 @@ impl Ty {
     /// Bytes in a map key, map value or event record (8-aligned).
     pub fn stored_size(&self) -> usize {
         match self {
-            Ty::Int { .. } | Ty::Sym { .. } | Ty::Ptr { .. } => 8,
-            Ty::Stack { user: false } => 8,
-            Ty::Stack { user: true } => 16,
+            Ty::Int { .. } | Ty::Sym { user: false } | Ty::Ptr { .. } => 8,
+            Ty::Stack { user: false, .. } => 8,
+            Ty::Stack { user: true, .. } | Ty::Sym { user: true } => 16,
             Ty::Str(n) => n.div_ceil(8) * 8,
             Ty::Tuple(items) => items.iter().map(Ty::stored_size).sum(),
         }
@@ -55,7 +58,7 @@ impl Ty {
                 "({})",
                 t.iter().map(Ty::name).collect::<Vec<_>>().join(", ")
             ),
-            Ty::Stack { user } => if *user { "ustack" } else { "kstack" }.into(),
+            Ty::Stack { user, .. } => if *user { "ustack" } else { "kstack" }.into(),
             Ty::Sym { user } => if *user { "usym" } else { "ksym" }.into(),
             Ty::Ptr { user, .. } => if *user { "user pointer" } else { "pointer" }.into(),
         }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use oxbpf_live::symbols::Symbolizer;
 use oxbpf_live::{Hook, Session};
 use oxbpf_trace::codegen::{MapInfo, event};
 use oxbpf_trace::format::{Arg, Piece};
@@ -113,6 +114,21 @@ struct Tracefs;
 impl oxbpf_trace::Env for Tracefs {
     fn kernel_btf(&self) -> Result<&oxbpf_obj::btfindex::BtfIndex, String> {
         oxbpf_sys::vmlinux::index()
+    }
+
+    fn kernel_symbol(&self, name: &str) -> Result<u64, String> {
+        oxbpf_sys::vmlinux::kallsyms_addr(name)?.ok_or_else(|| {
+            format!("`{name}` is not in /proc/kallsyms (data symbols are listed there only with CONFIG_KALLSYMS_ALL)")
+        })
+    }
+
+    fn user_symbol(&self, path: &str, name: &str) -> Result<u64, String> {
+        let p = oxbpf_live::uprobe::resolve_path(path).map_err(|e| e.to_string())?;
+        oxbpf_live::uprobe::symbol_address(&p, name).map_err(|e| e.to_string())
+    }
+
+    fn ncpus(&self) -> u32 {
+        oxbpf_sys::online_cpus().len() as u32
     }
 
     fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String> {
@@ -263,6 +279,7 @@ struct Printer<'a> {
     compiled: &'a oxbpf_trace::Compiled,
     formats: Vec<Vec<Piece>>,
     exit: Option<i64>,
+    syms: Symbolizer,
 }
 
 impl Printer<'_> {
@@ -283,7 +300,7 @@ impl Printer<'_> {
                     return Ok(());
                 };
                 match word(0) {
-                    event::PRINT => out.write_all(print_map(session, m)?.as_bytes())?,
+                    event::PRINT => out.write_all(print_map(session, &self.syms, m)?.as_bytes())?,
                     event::CLEAR => clear_map(session, m, false)?,
                     _ => clear_map(session, m, true)?,
                 }
@@ -297,7 +314,11 @@ impl Printer<'_> {
                 let mut args = Vec::new();
                 for t in &info.args {
                     let b = rec.get(at..).unwrap_or(&[]);
-                    args.push(match oxbpf_trace::output::decode(t, b) {
+                    let syms = SessionSymbols {
+                        session,
+                        syms: &self.syms,
+                    };
+                    args.push(match oxbpf_trace::output::decode_with(t, b, &syms) {
                         oxbpf_trace::output::Datum::Int(v) => Arg::Int(v),
                         oxbpf_trace::output::Datum::Uint(v)
                         | oxbpf_trace::output::Datum::Ptr(v) => Arg::Int(v as i64),
@@ -338,8 +359,45 @@ fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::R
         .collect())
 }
 
-fn print_map(session: &Session, m: &MapInfo) -> Result<String> {
-    Ok(oxbpf_trace::output::print_map(m, &read_map(session, m)?))
+fn print_map(session: &Session, syms: &Symbolizer, m: &MapInfo) -> Result<String> {
+    let s = SessionSymbols { session, syms };
+    Ok(oxbpf_trace::output::print_map(
+        m,
+        &read_map(session, m)?,
+        &s,
+    ))
+}
+
+/// Stacks from the script's stack map, names from blazesym.
+struct SessionSymbols<'a> {
+    session: &'a Session,
+    syms: &'a Symbolizer,
+}
+
+impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
+    fn stack(&self, id: u32) -> Vec<u64> {
+        let Ok(map) = self.session.map("stacks") else {
+            return Vec::new();
+        };
+        match map.lookup(&id.to_le_bytes()) {
+            Ok(Some(v)) => oxbpf_live::symbols::stack_addresses(&v),
+            _ => Vec::new(),
+        }
+    }
+
+    fn resolve(&self, pid: Option<u32>, addrs: &[u64]) -> Vec<Option<(String, u64, String)>> {
+        let frames = match pid {
+            Some(p) => self.syms.user(p, addrs),
+            None => self.syms.kernel(addrs),
+        };
+        frames
+            .into_iter()
+            .map(|f| {
+                let module = f.module.unwrap_or_else(|| "[unknown]".into());
+                f.name.map(|n| (n, f.offset, module))
+            })
+            .collect()
+    }
 }
 
 fn clear_map(session: &Session, m: &MapInfo, zero: bool) -> Result<()> {
@@ -508,6 +566,7 @@ fn run(
             .map(|p| oxbpf_trace::format::parse(&p.format).unwrap_or_default())
             .collect(),
         exit: None,
+        syms: Symbolizer::new(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -566,7 +625,7 @@ fn run(
     let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
     maps.sort_by(|a, b| a.name.cmp(&b.name));
     for m in maps {
-        out.write_all(print_map(&session, m)?.as_bytes())?;
+        out.write_all(print_map(&session, &printer.syms, m)?.as_bytes())?;
     }
     out.flush()?;
     if let Some(mut ch) = child {

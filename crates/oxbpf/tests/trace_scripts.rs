@@ -14,8 +14,10 @@ use std::process::Command;
 /// tracepoints are named apart from them (`newfstat` for fstat, `newstat`,
 /// `newlstat`, `newuname`), calls `work(i)` for i = 1..3, which
 /// returns 2i, and `greet("oxgp", &pt)` once with `struct point pt =
-/// {3, 4, "pt"}` (returning 3 + 'o').
+/// {3, 4, "pt"}` (returning 3 + 'o'); then, given an argument, it sleeps that
+/// many milliseconds (so that its addresses can be named while it lives).
 const WORKLOAD: &str = r#"
+#include <stdlib.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,7 +27,7 @@ struct point { int x; int y; char name[8]; };
 __attribute__((noipa)) int greet(const char *who, struct point *p) {
     asm volatile(""); return p->x + who[0];
 }
-int main(void) {
+int main(int argc, char **argv) {
     long s = 0;
     struct stat st;
     struct utsname u;
@@ -37,6 +39,7 @@ int main(void) {
     for (long i = 1; i <= 3; i++) s += work(i);
     struct point pt = {3, 4, "pt"};
     s += greet("oxgp", &pt);
+    if (argc > 1) usleep(atoi(argv[1]) * 1000);
     return s == 0;
 }
 "#;
@@ -48,8 +51,9 @@ fn workload() -> PathBuf {
     if !bin.exists() {
         let src = dir.join("oxgp.c");
         std::fs::write(&src, WORKLOAD).unwrap();
+        // Frame pointers, so that user stacks unwind.
         let st = Command::new("gcc")
-            .args(["-O1", "-g", "-o"])
+            .args(["-O1", "-g", "-fno-omit-frame-pointer", "-o"])
             .arg(&bin)
             .arg(&src)
             .status()
@@ -68,8 +72,9 @@ struct Case {
     name: String,
     script: String,
     params: Vec<String>,
-    /// Run under `-c WORKLOAD`.
+    /// Run under `-c WORKLOAD`, with these arguments.
     workload: bool,
+    workload_args: String,
     bpftrace: bool,
     /// Lines: `Ok(exact)` or `Err(regex)`.
     expect: Vec<Result<String, String>>,
@@ -110,7 +115,10 @@ fn cases() -> Vec<Case> {
                 "PROG" if c.script.is_empty() => c.script = rest.to_string(),
                 "PROG" => c.script = format!("{}\n{rest}", c.script),
                 "PARAMS" => c.params = rest.split_whitespace().map(String::from).collect(),
-                "RUN" => c.workload = true,
+                "RUN" => {
+                    c.workload = true;
+                    c.workload_args = rest.to_string();
+                }
                 "BPFTRACE" => c.bpftrace = true,
                 "EXPECT" => c.expect.push(Ok(rest.to_string())),
                 "MATCH" => c.expect.push(Err(rest.to_string())),
@@ -157,7 +165,8 @@ fn run(bin: &str, c: &Case, workload: &Path) -> (String, bool, String) {
     }
     cmd.arg("-e").arg(&script);
     if c.workload {
-        cmd.arg("-c").arg(workload);
+        cmd.arg("-c")
+            .arg(format!("{} {}", workload.display(), c.workload_args).trim_end());
     }
     cmd.args(&c.params);
     let out = cmd.output().unwrap();

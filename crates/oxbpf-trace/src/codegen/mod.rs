@@ -11,6 +11,7 @@ use oxbpf_isa::raw::*;
 use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
 
 mod access;
+mod funcs;
 
 use crate::asm::*;
 use crate::ast::*;
@@ -30,6 +31,22 @@ pub trait Env {
     /// kernel type: `curtask->…`, casts, typed raw tracepoint arguments).
     fn kernel_btf(&self) -> Result<&oxbpf_obj::btfindex::BtfIndex, String> {
         Err("no kernel BTF is available".into())
+    }
+    /// The address of a kernel symbol (`kaddr`).
+    fn kernel_symbol(&self, name: &str) -> Result<u64, String> {
+        Err(format!(
+            "no kernel symbols are available to look up `{name}`"
+        ))
+    }
+    /// The address of a symbol in a binary (`uaddr`).
+    fn user_symbol(&self, path: &str, name: &str) -> Result<u64, String> {
+        Err(format!(
+            "no symbols of {path} are available to look up `{name}`"
+        ))
+    }
+    /// Online CPUs (`ncpus`).
+    fn ncpus(&self) -> u32 {
+        1
     }
 }
 
@@ -53,6 +70,7 @@ mod helper {
     pub const GET_CURRENT_PID_TGID: i32 = 14;
     pub const GET_CURRENT_UID_GID: i32 = 15;
     pub const GET_CURRENT_COMM: i32 = 16;
+    pub const GET_STACKID: i32 = 27;
     pub const GET_CURRENT_TASK: i32 = 35;
     pub const GET_CURRENT_CGROUP_ID: i32 = 80;
     pub const PROBE_READ_USER: i32 = 112;
@@ -209,13 +227,14 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 pub const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "cpid", "func", "comm", "cgroup",
     "curtask", "rand", "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3",
-    "arg4", "arg5", "ncpus",
+    "arg4", "arg5", "ncpus", "kstack", "ustack",
 ];
 
 /// Functions the language has.
 pub const FUNCTIONS: &[&str] = &[
     "printf", "exit", "count", "sum", "avg", "min", "max", "stats", "hist", "lhist", "delete",
-    "clear", "zero", "print", "str", "strncmp", "errorf", "warnf",
+    "clear", "zero", "print", "str", "strncmp", "errorf", "warnf", "kstack", "ustack", "ksym",
+    "usym", "kaddr", "uaddr", "reg",
 ];
 
 /// Compiles a parsed script.
@@ -2382,6 +2401,11 @@ impl Gen<'_, '_> {
                 Value::Int(v, Ty::Ptr { to, user: false })
             }
             "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),
+            "kstack" | "ustack" => return self.stack(name == "ustack", &[], span),
+            "ncpus" => {
+                let n = self.c.env.ncpus();
+                return Ok(self.constant(i64::from(n)));
+            }
             "jiffies" => int(self.helper0(helper::JIFFIES64)),
             "comm" => {
                 let off = self.alloc(16);
@@ -2643,6 +2667,10 @@ impl Gen<'_, '_> {
                 self.strcmp(x, y, (n as usize).min(nx).min(ny), out, false);
                 Ok(Value::Int(out, Ty::I64))
             }
+            "kstack" | "ustack" => self.stack(name == "ustack", args, span),
+            "ksym" | "usym" => self.sym(name == "usym", args, span),
+            "kaddr" | "uaddr" => self.addr_of_symbol(name == "uaddr", args, span),
+            "reg" => self.reg(args, span),
             "count" | "sum" | "avg" | "min" | "max" | "stats" | "hist" | "lhist" => err(
                 span,
                 format!("{name}() is an aggregation: assign it to a map (@x = {name}(…))"),
