@@ -90,7 +90,7 @@ pub fn parse(fmt: &str) -> Result<Vec<Piece>, String> {
         let Some(conv) = chars.next() else {
             return Err("the format ends inside a conversion (`%` at the end)".into());
         };
-        if !"diuxXocsp".contains(conv) {
+        if !"diuxXocspr".contains(conv) {
             return Err(format!("`%{conv}` is not a printf conversion bpftrace has"));
         }
         s.conv = conv;
@@ -127,7 +127,7 @@ pub fn check(fmt: &str, args: &[Ty]) -> Result<(), String> {
     }
     for (i, (s, t)) in specs.iter().zip(args).enumerate() {
         let ok = match s.conv {
-            's' => true,
+            's' | 'r' => true,
             _ => t.is_int(),
         };
         if !ok {

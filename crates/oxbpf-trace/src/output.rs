@@ -39,6 +39,46 @@ pub trait Symbols {
     /// Each address's (function, offset, file): the kernel's (`pid`
     /// `None`) or process `pid`'s; `None` where unknown.
     fn resolve(&self, pid: Option<u32>, addrs: &[u64]) -> Vec<Option<(String, u64, String)>>;
+    /// The name of user `uid`.
+    fn user_name(&self, _uid: u32) -> Option<String> {
+        None
+    }
+    /// Nanoseconds since boot as local wall-clock time by a strftime
+    /// format (bpftrace's `%f` is microseconds).
+    fn strftime(&self, _fmt: &str, ns: u64) -> String {
+        ns.to_string()
+    }
+}
+
+/// An address of `ntop`: family (2 = AF_INET, 10 = AF_INET6) and bytes.
+fn inet_text(b: &[u8]) -> String {
+    let family = u64_at(b, 0);
+    let a = b.get(8..24).unwrap_or(&[]);
+    match (family, a.len()) {
+        (2, 16) => std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string(),
+        (10, 16) => {
+            let mut x = [0u8; 16];
+            x.copy_from_slice(a);
+            std::net::Ipv6Addr::from(x).to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// `buf()` bytes as bpftrace prints them: printable ASCII as is, the rest
+/// as `\xNN`.
+fn buf_text(b: &[u8], cap: usize) -> String {
+    let n = (u64_at(b, 0) as usize).min(cap);
+    let bytes = b.get(8..8 + n).unwrap_or(&[]);
+    let mut s = String::new();
+    for &c in bytes {
+        if (0x20..0x7f).contains(&c) {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    s
 }
 
 /// No symbols: stacks empty, addresses as numbers.
@@ -152,6 +192,13 @@ pub fn decode_with(ty: &Ty, b: &[u8], syms: &dyn Symbols) -> Datum {
                 perf: *perf,
             }
         }
+        Ty::Username => {
+            let uid = u64_at(b, 0) as u32;
+            Datum::Str(syms.user_name(uid).unwrap_or_else(|| uid.to_string()))
+        }
+        Ty::Strftime(fmt) => Datum::Str(syms.strftime(fmt, u64_at(b, 0))),
+        Ty::Inet => Datum::Str(inet_text(b)),
+        Ty::Buf(n) => Datum::Str(buf_text(b, *n)),
         Ty::Sym { user } => {
             let a = u64_at(b, 0);
             let pid = user.then(|| u64_at(b, 8) as u32);
@@ -257,9 +304,24 @@ fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
 
 /// Text of one map, as bpftrace prints it at exit or for `print(@m)`.
 pub fn print_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> String {
+    print_map_with(m, entries, syms, 0, 0)
+}
+
+/// Text of one map as `print(@m, top, div)` prints it: only the `top`
+/// entries of largest value (0: all), values divided by `div` (0: as
+/// they are).
+pub fn print_map_with(
+    m: &MapInfo,
+    entries: &[RawEntry],
+    syms: &dyn Symbols,
+    top: usize,
+    div: u64,
+) -> String {
     let mut out = String::new();
+    let keep = |n: usize| if top == 0 { 0 } else { n.saturating_sub(top) };
+    let div = div.max(1) as i64;
     match &m.kind {
-        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries, syms),
+        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries, syms, top),
         MapKind::Scalar(t) => {
             // A pointer stored as a value prints as bpftrace 0.17 prints
             // it: a signed integer (keys print in hex).
@@ -282,7 +344,12 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Strin
             } else {
                 rows.sort_by(|a, b| a.1.cmp(b.1));
             }
-            for (d, k) in &rows {
+            for (d, k) in &rows[keep(rows.len())..] {
+                let d = match d {
+                    Datum::Int(v) => Datum::Int(v / div),
+                    Datum::Uint(v) => Datum::Uint(v / div as u64),
+                    d => d.clone(),
+                };
                 let _ = writeln!(out, "{}: {d}", label(m, k, syms));
             }
         }
@@ -292,7 +359,8 @@ pub fn print_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Strin
                 .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
                 .collect();
             rows.sort();
-            for ((v, count, total), k) in &rows {
+            for ((v, count, total), k) in &rows[keep(rows.len())..] {
+                let v = v / div;
                 match kind {
                     MapKind::Stats => {
                         let _ = writeln!(
@@ -359,7 +427,13 @@ fn bucket_label(kind: &MapKind, i: u64) -> String {
     }
 }
 
-fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) {
+fn print_hists(
+    out: &mut String,
+    m: &MapInfo,
+    entries: &[RawEntry],
+    syms: &dyn Symbols,
+    top: usize,
+) {
     let ksize = m.key_size();
     // user key -> bucket -> count
     let mut by_key: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<u64, u64>> =
@@ -380,7 +454,12 @@ fn print_hists(out: &mut String, m: &MapInfo, entries: &[RawEntry], syms: &dyn S
         .map(|(k, b)| (b.values().sum(), k.clone()))
         .collect();
     keys.sort();
-    for (_, k) in keys {
+    let skip = if top == 0 {
+        0
+    } else {
+        keys.len().saturating_sub(top)
+    };
+    for (_, k) in keys.into_iter().skip(skip) {
         let buckets = &by_key[&k];
         let _ = writeln!(out, "{}: ", label(m, &k, syms));
         let (Some((&lo, _)), Some((&hi, _))) =

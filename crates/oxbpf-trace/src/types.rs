@@ -20,6 +20,16 @@ pub enum Ty {
     /// [`crate::ctypes::TypeDb`]; 0 is `void`), into user memory or the
     /// kernel's.
     Ptr { to: u32, user: bool },
+    /// A uid printed as its user's name (`username`).
+    Username,
+    /// Nanoseconds since boot printed as wall-clock time by a strftime
+    /// format (`strftime`).
+    Strftime(String),
+    /// An IPv4 or IPv6 address (`ntop`): the family, then 16 bytes.
+    Inet,
+    /// Bytes printed with non-printable ones escaped (`buf`): the
+    /// length, then up to `n` bytes.
+    Buf(usize),
 }
 
 impl Ty {
@@ -35,7 +45,13 @@ impl Ty {
     /// Bytes in a map key, map value or event record (8-aligned).
     pub fn stored_size(&self) -> usize {
         match self {
-            Ty::Int { .. } | Ty::Sym { user: false } | Ty::Ptr { .. } => 8,
+            Ty::Int { .. }
+            | Ty::Sym { user: false }
+            | Ty::Ptr { .. }
+            | Ty::Username
+            | Ty::Strftime(_) => 8,
+            Ty::Inet => 24,
+            Ty::Buf(n) => 8 + n.div_ceil(8) * 8,
             Ty::Stack { user: false, .. } => 8,
             Ty::Stack { user: true, .. } | Ty::Sym { user: true } => 16,
             Ty::Str(n) => n.div_ceil(8) * 8,
@@ -61,6 +77,10 @@ impl Ty {
             Ty::Stack { user, .. } => if *user { "ustack" } else { "kstack" }.into(),
             Ty::Sym { user } => if *user { "usym" } else { "ksym" }.into(),
             Ty::Ptr { user, .. } => if *user { "user pointer" } else { "pointer" }.into(),
+            Ty::Username => "username".into(),
+            Ty::Strftime(_) => "timestamp".into(),
+            Ty::Inet => "inet".into(),
+            Ty::Buf(n) => format!("buffer[{n}]"),
         }
     }
 }

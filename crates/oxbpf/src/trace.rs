@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use oxbpf_live::symbols::Symbolizer;
 use oxbpf_live::{Hook, Session};
-use oxbpf_trace::codegen::{MapInfo, event};
+use oxbpf_trace::codegen::{MapInfo, PrintKind, event};
 use oxbpf_trace::format::{Arg, Piece};
+use oxbpf_trace::output::{Datum, Symbols as _};
 use oxbpf_trace::probes::ProbeKind;
 
 #[derive(clap::Args)]
@@ -51,6 +52,9 @@ pub struct TraceArgs {
     /// With -l: the arguments of each tracepoint.
     #[arg(short = 'v')]
     pub verbose: bool,
+    /// Allow functions that act on the system: system(), signal().
+    #[arg(long = "unsafe")]
+    pub unsafe_ok: bool,
 }
 
 /// `-l [PATTERN]`: probes as bpftrace lists them.
@@ -129,6 +133,21 @@ impl oxbpf_trace::Env for Tracefs {
 
     fn ncpus(&self) -> u32 {
         oxbpf_sys::online_cpus().len() as u32
+    }
+
+    fn cgroup_id(&self, path: &str) -> Result<u64, String> {
+        use std::os::unix::fs::MetadataExt;
+        let root = oxbpf_sys::net::cgroup2_mount().ok_or("no cgroup v2 file system is mounted")?;
+        let p = std::path::Path::new(path);
+        // An absolute path in the cgroup tree, or one below its mount.
+        let full = if p.starts_with(&root) {
+            p.to_path_buf()
+        } else {
+            root.join(path.trim_start_matches('/'))
+        };
+        std::fs::metadata(&full)
+            .map(|m| m.ino())
+            .map_err(|e| format!("{}: {e}", full.display()))
     }
 
     fn tracepoint_format(&self, category: &str, name: &str) -> Result<String, String> {
@@ -218,6 +237,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     }
     let opts = oxbpf_trace::Options {
         params,
+        unsafe_ok: a.unsafe_ok,
         ..Default::default()
     };
     let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;
@@ -280,6 +300,8 @@ struct Printer<'a> {
     formats: Vec<Vec<Piece>>,
     exit: Option<i64>,
     syms: Symbolizer,
+    /// The script's name and text (for errorf and warnf).
+    script: (String, String),
 }
 
 impl Printer<'_> {
@@ -300,7 +322,10 @@ impl Printer<'_> {
                     return Ok(());
                 };
                 match word(0) {
-                    event::PRINT => out.write_all(print_map(session, &self.syms, m)?.as_bytes())?,
+                    event::PRINT => {
+                        let (top, div) = (word(16) as usize, word(24));
+                        out.write_all(print_map_top(session, &self.syms, m, top, div)?.as_bytes())?
+                    }
                     event::CLEAR => clear_map(session, m, false)?,
                     _ => clear_map(session, m, true)?,
                 }
@@ -311,22 +336,78 @@ impl Printer<'_> {
                     return Ok(());
                 };
                 let mut at = 8;
-                let mut args = Vec::new();
+                let mut data = Vec::new();
+                let syms = SessionSymbols {
+                    session,
+                    syms: &self.syms,
+                };
                 for t in &info.args {
                     let b = rec.get(at..).unwrap_or(&[]);
-                    let syms = SessionSymbols {
-                        session,
-                        syms: &self.syms,
-                    };
-                    args.push(match oxbpf_trace::output::decode_with(t, b, &syms) {
-                        oxbpf_trace::output::Datum::Int(v) => Arg::Int(v),
-                        oxbpf_trace::output::Datum::Uint(v)
-                        | oxbpf_trace::output::Datum::Ptr(v) => Arg::Int(v as i64),
-                        d => Arg::Str(d.to_string()),
-                    });
+                    data.push(oxbpf_trace::output::decode_with(t, b, &syms));
                     at += t.stored_size();
                 }
-                out.write_all(oxbpf_trace::format::render(&self.formats[i], &args).as_bytes())?;
+                let args: Vec<Arg> = data
+                    .iter()
+                    .map(|d| match d {
+                        Datum::Int(v) => Arg::Int(*v),
+                        Datum::Uint(v) | Datum::Ptr(v) => Arg::Int(*v as i64),
+                        d => Arg::Str(d.to_string()),
+                    })
+                    .collect();
+                let text = || oxbpf_trace::format::render(&self.formats[i], &args);
+                match info.kind {
+                    PrintKind::Printf => out.write_all(text().as_bytes())?,
+                    PrintKind::Errorf | PrintKind::Warnf => {
+                        out.flush()?;
+                        let (word, level) = if info.kind == PrintKind::Errorf {
+                            ("error", "ERROR")
+                        } else {
+                            ("warning", "WARNING")
+                        };
+                        let place = oxbpf_trace::Diagnostic::new(info.span, String::new())
+                            .render(&self.script.0, &self.script.1);
+                        let place = place.lines().next().unwrap_or("");
+                        let place = place
+                            .split_once(&format!(" {word}:"))
+                            .or_else(|| place.split_once(" error:"))
+                            .map_or(place, |(p, _)| p);
+                        eprintln!("{place} {level}: {}", text().trim_end_matches('\n'));
+                    }
+                    PrintKind::Print => {
+                        let v = data.first().map(Datum::to_string).unwrap_or_default();
+                        writeln!(out, "{v}")?;
+                    }
+                    PrintKind::Time => {
+                        let now = oxbpf_sys::monotonic_ns();
+                        out.write_all(syms.strftime(&info.format, now).as_bytes())?;
+                    }
+                    PrintKind::System => {
+                        out.flush()?;
+                        let cmd = text();
+                        let o = std::process::Command::new("/bin/sh")
+                            .args(["-c", &cmd])
+                            .stderr(std::process::Stdio::inherit())
+                            .output()
+                            .with_context(|| format!("system(\"{cmd}\")"))?;
+                        out.write_all(&o.stdout)?;
+                    }
+                    PrintKind::Cat => {
+                        let path = text();
+                        match std::fs::read(&path) {
+                            Ok(b) => out.write_all(&b)?,
+                            Err(e) => eprintln!("cat(\"{path}\"): {e}"),
+                        }
+                    }
+                    PrintKind::Join => {
+                        let n = match data.first() {
+                            Some(Datum::Int(n)) => (*n).clamp(0, 16) as usize,
+                            _ => 0,
+                        };
+                        let parts: Vec<String> =
+                            data.iter().skip(1).take(n).map(Datum::to_string).collect();
+                        writeln!(out, "{}", parts.join(&info.format))?;
+                    }
+                }
             }
             _ => {}
         }
@@ -360,11 +441,25 @@ fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::R
 }
 
 fn print_map(session: &Session, syms: &Symbolizer, m: &MapInfo) -> Result<String> {
+    print_map_top(session, syms, m, 0, 0)
+}
+
+/// `print(@m, top, div)`: the `top` largest entries (0: all), values
+/// divided by `div` (0: as they are).
+fn print_map_top(
+    session: &Session,
+    syms: &Symbolizer,
+    m: &MapInfo,
+    top: usize,
+    div: u64,
+) -> Result<String> {
     let s = SessionSymbols { session, syms };
-    Ok(oxbpf_trace::output::print_map(
+    Ok(oxbpf_trace::output::print_map_with(
         m,
         &read_map(session, m)?,
         &s,
+        top,
+        div,
     ))
 }
 
@@ -397,6 +492,38 @@ impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
                 f.name.map(|n| (n, f.offset, module))
             })
             .collect()
+    }
+
+    fn user_name(&self, uid: u32) -> Option<String> {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+    }
+
+    fn strftime(&self, fmt: &str, ns: u64) -> String {
+        // Nanoseconds since boot (CLOCK_MONOTONIC) to the wall clock.
+        let now_mono = oxbpf_sys::monotonic_ns() as i128;
+        let now_wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let wall = now_wall - now_mono + ns as i128;
+        let secs = wall.div_euclid(1_000_000_000) as i64;
+        let nanos = wall.rem_euclid(1_000_000_000) as u32;
+        let Some(t) = chrono::DateTime::from_timestamp(secs, nanos) else {
+            return ns.to_string();
+        };
+        let local = t.with_timezone(&chrono::Local);
+        // bpftrace's %f is microseconds, with six digits.
+        let fmt = fmt.replace("%f", &format!("{:06}", nanos / 1000));
+        let mut s = String::new();
+        use std::fmt::Write as _;
+        if write!(s, "{}", local.format(&fmt)).is_err() {
+            return format!("[bad strftime format: {fmt}]");
+        }
+        s
     }
 }
 
@@ -567,6 +694,7 @@ fn run(
             .collect(),
         exit: None,
         syms: Symbolizer::new(),
+        script: (name.to_string(), source.to_string()),
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -701,7 +829,6 @@ pub fn bpftrace_main() -> ExitCode {
             &cli.buffering,
             cli.verbose,
             cli.warnings,
-            cli.unsafe_,
             &cli.include,
             &cli.include_file,
         );
@@ -716,6 +843,7 @@ pub fn bpftrace_main() -> ExitCode {
             list: cli.list,
             verbose: cli.verbose,
             pid: cli.pid,
+            unsafe_ok: cli.unsafe_,
         })
     };
     match run() {

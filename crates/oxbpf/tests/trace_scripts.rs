@@ -79,6 +79,8 @@ struct Case {
     /// Lines: `Ok(exact)` or `Err(regex)`.
     expect: Vec<Result<String, String>>,
     error: Option<String>,
+    /// The exit status wanted with EXPECT/MATCH (0 unless STATUS says).
+    status: i32,
 }
 
 fn cases() -> Vec<Case> {
@@ -123,6 +125,7 @@ fn cases() -> Vec<Case> {
                 "EXPECT" => c.expect.push(Ok(rest.to_string())),
                 "MATCH" => c.expect.push(Err(rest.to_string())),
                 "ERROR" => c.error = Some(rest.to_string()),
+                "STATUS" => c.status = rest.trim().parse().expect("STATUS takes a number"),
                 "NOTE" => {}
                 _ => panic!("{at}: unknown directive `{word}`"),
             }
@@ -154,8 +157,8 @@ fn matches(c: &Case, out: &str) -> bool {
         })
 }
 
-/// (stdout, success, stderr) of a run.
-fn run(bin: &str, c: &Case, workload: &Path) -> (String, bool, String) {
+/// (stdout, exit status, stderr) of a run.
+fn run(bin: &str, c: &Case, workload: &Path) -> (String, i32, String) {
     let script = c
         .script
         .replace("WORKLOAD", &workload.display().to_string());
@@ -172,7 +175,7 @@ fn run(bin: &str, c: &Case, workload: &Path) -> (String, bool, String) {
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (stdout, out.status.success(), stderr)
+    (stdout, out.status.code().unwrap_or(-1), stderr)
 }
 
 /// Map entries of equal value come in no particular order (bpftrace
@@ -232,8 +235,9 @@ fn scripts_print_what_bpftrace_prints() {
     let (mut compared, mut identical) = (0, 0);
     let cases = cases();
     for c in &cases {
-        let (ours, ok, stderr) = run(oxbpf.to_str().unwrap(), c, &workload);
-        let shown = || format!("{ours}[exit ok: {ok}; stderr: {stderr}]");
+        let (ours, status, stderr) = run(oxbpf.to_str().unwrap(), c, &workload);
+        let ok = status == 0;
+        let shown = || format!("{ours}[exit {status}; stderr: {stderr}]");
         if let Some(e) = &c.error {
             if ok || !stderr.contains(e.as_str()) {
                 failures.push(format!(
@@ -250,7 +254,8 @@ fn scripts_print_what_bpftrace_prints() {
                 continue;
             }
             compared += 1;
-            let (theirs, their_ok, their_err) = run("bpftrace", c, &workload);
+            let (theirs, their_status, their_err) = run("bpftrace", c, &workload);
+            let their_ok = their_status == 0;
             if ok && their_ok && normalize(&ours) == normalize(&theirs) {
                 identical += 1;
             } else {
@@ -263,7 +268,7 @@ fn scripts_print_what_bpftrace_prints() {
             }
             continue;
         }
-        if !ok || !matches(c, &ours) {
+        if status != c.status || !matches(c, &ours) {
             let want: Vec<String> = c
                 .expect
                 .iter()

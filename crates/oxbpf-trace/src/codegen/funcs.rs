@@ -54,6 +54,62 @@ const PT_REGS: &[(&str, i16)] = &[
 ];
 
 impl Gen<'_, '_> {
+    /// `clear(@m)`, `zero(@m)`, `print(@m[, top[, div]])`: a record
+    /// (kind, map, top, div) for user space, which does the work.
+    pub(super) fn map_event(&mut self, name: &str, args: &[Expr], span: Span) -> R<()> {
+        let Some(target) = args.first() else {
+            return err(span, format!("{name}() takes a map: {name}(@m)"));
+        };
+        let ExprKind::Map { name: m, keys } = &target.kind else {
+            return err(target.span, format!("{name}() takes a map: {name}(@m)"));
+        };
+        if !keys.is_empty() {
+            return err(
+                target.span,
+                format!("{name}() takes the whole map, without a key"),
+            );
+        }
+        let most = if name == "print" { 3 } else { 1 };
+        if args.len() > most {
+            return err(
+                span,
+                if name == "print" {
+                    "print(@m, top, div) takes at most a map, a count and a divisor".to_string()
+                } else {
+                    format!("{name}() takes one map: {name}(@m)")
+                },
+            );
+        }
+        let mut nums = [0i64; 2];
+        for (i, a) in args.iter().skip(1).enumerate() {
+            match self.c.const_int(a) {
+                Some(n) if (0..=i32::MAX as i64).contains(&n) => nums[i] = n,
+                _ => {
+                    return err(
+                        a.span,
+                        format!(
+                            "print()'s {} must be a constant integer",
+                            if i == 0 { "top" } else { "div" }
+                        ),
+                    );
+                }
+            }
+        }
+        let m = self.map(m, target.span)?;
+        let rec = self.alloc(32);
+        let kind = match name {
+            "clear" => event::CLEAR,
+            "zero" => event::ZERO,
+            _ => event::PRINT,
+        };
+        self.a.st_imm(8, R10, rec, kind as i32);
+        self.a.st_imm(8, R10, rec + 8, m.index as i32);
+        self.a.st_imm(8, R10, rec + 16, nums[0] as i32);
+        self.a.st_imm(8, R10, rec + 24, nums[1] as i32);
+        self.output(rec, 32);
+        Ok(())
+    }
+
     /// `reg("name")`: a register of the probed context (uprobes, USDT,
     /// kprobes and perf events, whose context is `struct pt_regs`).
     pub(super) fn reg(&mut self, args: &[Expr], span: Span) -> R<Value> {
@@ -212,5 +268,483 @@ impl Gen<'_, '_> {
             }
             Err(e) => err(span, format!("{f}(\"{sym}\"): {e}")),
         }
+    }
+}
+
+/// `bpf_send_signal`.
+const SEND_SIGNAL: i32 = 109;
+/// `bpf_ktime_get_boot_ns`, `bpf_ktime_get_tai_ns`.
+const KTIME_GET_BOOT_NS: i32 = 125;
+const KTIME_GET_TAI_NS: i32 = 208;
+/// Strings `join()` reads, and bytes of each.
+const JOIN_ARGS: usize = 16;
+const JOIN_LEN: usize = 64;
+
+/// Signals by name, as `signal()` takes them.
+const SIGNALS: &[(&str, i64)] = &[
+    ("SIGHUP", 1),
+    ("SIGINT", 2),
+    ("SIGQUIT", 3),
+    ("SIGILL", 4),
+    ("SIGTRAP", 5),
+    ("SIGABRT", 6),
+    ("SIGBUS", 7),
+    ("SIGFPE", 8),
+    ("SIGKILL", 9),
+    ("SIGUSR1", 10),
+    ("SIGSEGV", 11),
+    ("SIGUSR2", 12),
+    ("SIGPIPE", 13),
+    ("SIGALRM", 14),
+    ("SIGTERM", 15),
+    ("SIGCHLD", 17),
+    ("SIGCONT", 18),
+    ("SIGSTOP", 19),
+    ("SIGTSTP", 20),
+    ("SIGTTIN", 21),
+    ("SIGTTOU", 22),
+    ("SIGURG", 23),
+    ("SIGXCPU", 24),
+    ("SIGXFSZ", 25),
+    ("SIGVTALRM", 26),
+    ("SIGPROF", 27),
+    ("SIGWINCH", 28),
+    ("SIGIO", 29),
+    ("SIGPWR", 30),
+    ("SIGSYS", 31),
+];
+
+impl Gen<'_, '_> {
+    /// An integer in a fresh 8-byte slot, typed `ty` (values user space
+    /// turns into text).
+    fn slot_of(&mut self, e: &Expr, ty: Ty) -> R<Value> {
+        let v = self.int(e)?;
+        let off = self.alloc(8);
+        let r = self.load(v, R0);
+        self.a.stx(8, R10, off, r);
+        self.release(v);
+        Ok(Value::Mem(off, ty))
+    }
+
+    /// `username`: the uid, named in user space.
+    pub(super) fn username(&mut self) -> Value {
+        let off = self.alloc(8);
+        self.a.call(helper::GET_CURRENT_UID_GID);
+        self.a.zext32(R0);
+        self.a.stx(8, R10, off, R0);
+        Value::Mem(off, Ty::Username)
+    }
+
+    /// Functions of values: strftime, ntop, buf, has_key, strcontains,
+    /// cgroupid, signal, kptr/uptr, nsecs(CLOCK); `None` for other names.
+    pub(super) fn value_call(&mut self, name: &str, args: &[Expr], span: Span) -> R<Option<Value>> {
+        Ok(Some(match name {
+            "strftime" => {
+                let [
+                    Expr {
+                        kind: ExprKind::Str(fmt),
+                        ..
+                    },
+                    ns,
+                ] = args
+                else {
+                    return err(
+                        span,
+                        "strftime() takes a format string and nanoseconds since boot",
+                    );
+                };
+                self.slot_of(ns, Ty::Strftime(fmt.clone()))?
+            }
+            "ntop" => self.ntop(args, span)?,
+            "buf" => self.buf(args, span)?,
+            "has_key" => {
+                let [
+                    Expr {
+                        kind: ExprKind::Map { name, keys },
+                        span: at,
+                    },
+                ] = args
+                else {
+                    return err(span, "has_key() takes a map entry: has_key(@m[key])");
+                };
+                let m = self.map(name, *at)?;
+                let key = self.key(&m, keys, *at)?;
+                self.a.ld_map(R1, m.index);
+                self.a.mov(R2, R10);
+                self.a.alu_imm(BPF_ADD, R2, key as i32);
+                self.a.call(helper::MAP_LOOKUP);
+                let out = self.temp();
+                let no = self.a.label();
+                let done = self.a.label();
+                self.a.jmp_imm(BPF_JEQ, R0, 0, no);
+                self.a.mov_imm(R0, 1);
+                self.a.ja(done);
+                self.a.place(no);
+                self.a.mov_imm(R0, 0);
+                self.a.place(done);
+                self.store(out, R0);
+                Value::Int(out, Ty::I64)
+            }
+            "strcontains" => self.strcontains(args, span)?,
+            "cgroupid" => {
+                let [
+                    Expr {
+                        kind: ExprKind::Str(path),
+                        ..
+                    },
+                ] = args
+                else {
+                    return err(span, "cgroupid() takes a cgroup's path as a string literal");
+                };
+                match self.c.env.cgroup_id(path) {
+                    Ok(id) => {
+                        let t = self.temp();
+                        self.a.lddw(R0, id, 0);
+                        self.store(t, R0);
+                        Value::Int(t, Ty::U64)
+                    }
+                    Err(e) => return err(span, format!("cgroupid(\"{path}\"): {e}")),
+                }
+            }
+            "signal" => {
+                if !self.c.opts.unsafe_ok {
+                    return err(
+                        span,
+                        "signal() sends signals to processes: it needs --unsafe",
+                    );
+                }
+                let [sig] = args else {
+                    return err(
+                        span,
+                        "signal() takes one signal: signal(\"SIGKILL\") or signal(9)",
+                    );
+                };
+                let n = match &sig.kind {
+                    ExprKind::Str(s) | ExprKind::Ident(s) => {
+                        let want = if s.starts_with("SIG") {
+                            s.clone()
+                        } else {
+                            format!("SIG{s}")
+                        };
+                        match SIGNALS.iter().find(|(n, _)| *n == want) {
+                            Some(&(_, n)) => n,
+                            None => {
+                                let d = Diagnostic::new(sig.span, format!("`{s}` is not a signal"));
+                                return Err(match nearest(&want, SIGNALS.iter().map(|s| s.0)) {
+                                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
+                                    None => d,
+                                });
+                            }
+                        }
+                    }
+                    _ => match self.c.const_int(sig) {
+                        Some(n) if (1..=64).contains(&n) => n,
+                        _ => return err(sig.span, "signal() takes a signal from 1 to 64"),
+                    },
+                };
+                self.a.mov_imm(R1, n);
+                self.a.call(SEND_SIGNAL);
+                let t = self.take_r0();
+                Value::Int(t, Ty::I64)
+            }
+            "kptr" | "uptr" => {
+                let [x] = args else {
+                    return err(span, format!("{name}() takes one pointer"));
+                };
+                let user = name == "uptr";
+                match self.value(x)? {
+                    Value::Int(v, Ty::Ptr { to, .. }) => Value::Int(v, Ty::Ptr { to, user }),
+                    Value::Int(v, _) => Value::Int(v, Ty::Ptr { to: 0, user }),
+                    Value::Mem(_, t) => {
+                        return err(
+                            x.span,
+                            format!("{name}() takes a pointer, not {}", t.name()),
+                        );
+                    }
+                }
+            }
+            "nsecs" => {
+                let clock = match args {
+                    [] => "monotonic",
+                    [
+                        Expr {
+                            kind: ExprKind::Ident(c),
+                            ..
+                        },
+                    ] => c.as_str(),
+                    _ => {
+                        return err(
+                            span,
+                            "nsecs() takes a clock: monotonic, boot, tai or sw_tai",
+                        );
+                    }
+                };
+                let id = match clock {
+                    "monotonic" => helper::KTIME_GET_NS,
+                    "boot" => KTIME_GET_BOOT_NS,
+                    "tai" | "sw_tai" => KTIME_GET_TAI_NS,
+                    other => {
+                        return err(
+                            args[0].span,
+                            format!("`{other}` is not a clock (monotonic, boot, tai, sw_tai)"),
+                        );
+                    }
+                };
+                let v = self.helper0(id);
+                Value::Int(v, Ty::U64)
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `ntop([family,] address)`: an IPv4 address from an integer (as it
+    /// lies in memory) or 4 bytes, IPv6 from 16 bytes.
+    fn ntop(&mut self, args: &[Expr], span: Span) -> R<Value> {
+        let (family, addr) = match args {
+            [a] => (None, a),
+            [f, a] => match self.c.const_int(f) {
+                Some(n @ (2 | 10)) => (Some(n), a),
+                _ => return err(f.span, "ntop()'s family is AF_INET (2) or AF_INET6 (10)"),
+            },
+            _ => return err(span, "ntop() takes an address, or a family and an address"),
+        };
+        let off = self.alloc(24);
+        self.zero(off, 24);
+        match self.value(addr)? {
+            Value::Int(v, _) => {
+                if family == Some(10) {
+                    return err(addr.span, "an IPv6 address is 16 bytes, not an integer");
+                }
+                let r = self.load(v, R0);
+                self.a.stx(4, R10, off + 8, r);
+                self.release(v);
+                self.a.st_imm(8, R10, off, 2);
+            }
+            Value::Mem(src, t) => {
+                let n = match &t {
+                    Ty::Str(n) | Ty::Buf(n) => *n,
+                    t => t.stored_size(),
+                };
+                let fam = match (family, n) {
+                    (Some(f), _) => f,
+                    (None, 4) => 2,
+                    (None, 16) => 10,
+                    _ => {
+                        return err(addr.span, format!("ntop() takes 4 or 16 bytes, not {n}"));
+                    }
+                };
+                let bytes = if fam == 2 { 4 } else { 16 };
+                if n < bytes {
+                    return err(
+                        addr.span,
+                        format!("this address has {n} bytes, not {bytes}"),
+                    );
+                }
+                let skip = if let Ty::Buf(_) = t { 8 } else { 0 };
+                for i in (0..bytes).step_by(4) {
+                    self.a.ldx(4, R0, R10, src + skip + i as i16);
+                    self.a.stx(4, R10, off + 8 + i as i16, R0);
+                }
+                self.a.st_imm(8, R10, off, fam as i32);
+            }
+        }
+        Ok(Value::Mem(off, Ty::Inet))
+    }
+
+    /// `buf(pointer, length)`: bytes of user or kernel memory.
+    fn buf(&mut self, args: &[Expr], span: Span) -> R<Value> {
+        let (p, n) = match args {
+            [p, n] => match self.c.const_int(n) {
+                Some(n) if (1..=256).contains(&n) => (p, n as usize),
+                _ => return err(n.span, "buf()'s length must be a constant from 1 to 256"),
+            },
+            [p] => (p, 0),
+            _ => return err(span, "buf() takes a pointer and a length: buf(p, n)"),
+        };
+        match self.value(p)? {
+            Value::Int(v, t) => {
+                if n == 0 {
+                    return err(span, "buf() of a pointer needs a length: buf(p, n)");
+                }
+                let user = match t {
+                    Ty::Ptr { user, .. } => user,
+                    _ => self.user_space(),
+                };
+                let ty = Ty::Buf(n);
+                let off = self.alloc(ty.stored_size());
+                self.zero(off, ty.stored_size());
+                self.a.st_imm(8, R10, off, n as i32);
+                let r = self.load(v, R3);
+                self.a.mov(R3, r);
+                self.release(v);
+                self.a.mov(R1, R10);
+                self.a.alu_imm(BPF_ADD, R1, off as i32 + 8);
+                self.a.mov_imm(R2, n as i64);
+                self.a.call(if user {
+                    helper::PROBE_READ_USER
+                } else {
+                    helper::PROBE_READ_KERNEL
+                });
+                Ok(Value::Mem(off, ty))
+            }
+            Value::Mem(src, t) => {
+                let have = match &t {
+                    Ty::Str(m) => *m,
+                    t => t.stored_size(),
+                };
+                let n = if n == 0 { have } else { n.min(have) };
+                let ty = Ty::Buf(n);
+                let off = self.alloc(ty.stored_size());
+                self.zero(off, ty.stored_size());
+                self.a.st_imm(8, R10, off, n as i32);
+                self.copy(off + 8, src, n.div_ceil(8) * 8);
+                Ok(Value::Mem(off, ty))
+            }
+        }
+    }
+
+    /// `strcontains(haystack, "needle")`: the needle is compared at each
+    /// place of the haystack (strings are NUL-padded, so the bytes after
+    /// its end never match a needle's).
+    fn strcontains(&mut self, args: &[Expr], span: Span) -> R<Value> {
+        let [
+            h,
+            Expr {
+                kind: ExprKind::Str(needle),
+                ..
+            },
+        ] = args
+        else {
+            return err(
+                span,
+                "strcontains() takes a string and a string literal to look for",
+            );
+        };
+        let Value::Mem(x, Ty::Str(n)) = self.value(h)? else {
+            return err(h.span, "strcontains() looks in a string");
+        };
+        let out = self.temp();
+        let found = self.a.label();
+        let done = self.a.label();
+        let needle = needle.as_bytes();
+        if needle.is_empty() {
+            self.a.ja(found);
+        }
+        for i in 0..(n + 1).saturating_sub(needle.len()) {
+            let next = self.a.label();
+            for (j, &c) in needle.iter().enumerate() {
+                self.a.ldx(1, R0, R10, x + (i + j) as i16);
+                self.a.jmp_imm(BPF_JNE, R0, i32::from(c), next);
+            }
+            self.a.ja(found);
+            self.a.place(next);
+        }
+        self.a.mov_imm(R0, 0);
+        self.store(out, R0);
+        self.a.ja(done);
+        self.a.place(found);
+        self.a.mov_imm(R0, 1);
+        self.store(out, R0);
+        self.a.place(done);
+        Ok(Value::Int(out, Ty::I64))
+    }
+
+    /// `join(argv[, delimiter])`: up to 16 strings of a NULL-terminated
+    /// array of user pointers, printed joined (a record built in the
+    /// scratch map: it is larger than the stack).
+    pub(super) fn join(&mut self, args: &[Expr], span: Span) -> R<()> {
+        let (arr, delim) = match args {
+            [a] => (a, " ".to_string()),
+            [
+                a,
+                Expr {
+                    kind: ExprKind::Str(d),
+                    ..
+                },
+            ] => (a, d.clone()),
+            _ => {
+                return err(
+                    span,
+                    "join() takes an array of strings and a delimiter: join(argv, \",\")",
+                );
+            }
+        };
+        let user = match self.value(arr)? {
+            Value::Int(v, t) => {
+                let user = match t {
+                    Ty::Ptr { user, .. } => user,
+                    _ => self.user_space(),
+                };
+                let slot = self.alloc(8);
+                let r = self.load(v, R0);
+                self.a.stx(8, R10, slot, r);
+                self.release(v);
+                (slot, user)
+            }
+            Value::Mem(_, t) => {
+                return err(
+                    arr.span,
+                    format!("join() takes a pointer to strings, not {}", t.name()),
+                );
+            }
+        };
+        let (argv, user) = user;
+        let size = 16 + JOIN_ARGS * JOIN_LEN;
+        let scratch = self.c.scratch_map(size);
+        let Some(p) = self.free.pop() else {
+            return err(span, "join() needs a register that this expression holds");
+        };
+        let key = self.alloc(8);
+        let ptr = self.alloc(8);
+        self.a.st_imm(8, R10, key, 0);
+        self.a.ld_map(R1, scratch);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.call(helper::MAP_LOOKUP);
+        let exit = self.exit.expect("set");
+        self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
+        self.a.mov(p, R0);
+        let id = self.c.printfs.len();
+        self.a.mov_imm(R0, (event::PRINTF_BASE + id as u64) as i64);
+        self.a.stx(8, p, 0, R0);
+        self.a.st_imm(8, p, 8, 0);
+        let (read, read_str) = if user {
+            (helper::PROBE_READ_USER, helper::PROBE_READ_USER_STR)
+        } else {
+            (helper::PROBE_READ_KERNEL, helper::PROBE_READ_KERNEL_STR)
+        };
+        let done = self.a.label();
+        for i in 0..JOIN_ARGS {
+            self.a.mov(R1, R10);
+            self.a.alu_imm(BPF_ADD, R1, ptr as i32);
+            self.a.mov_imm(R2, 8);
+            self.a.ldx(8, R3, R10, argv);
+            self.a.alu_imm(BPF_ADD, R3, (i * 8) as i32);
+            self.a.call(read);
+            self.a.jmp_imm(BPF_JNE, R0, 0, done);
+            self.a.ldx(8, R3, R10, ptr);
+            self.a.jmp_imm(BPF_JEQ, R3, 0, done);
+            self.a.mov(R1, p);
+            self.a.alu_imm(BPF_ADD, R1, (16 + i * JOIN_LEN) as i32);
+            self.a.mov_imm(R2, JOIN_LEN as i64);
+            self.a.call(read_str);
+            self.a.st_imm(8, p, 8, (i + 1) as i32);
+        }
+        self.a.place(done);
+        let mut types = vec![Ty::I64];
+        types.extend(std::iter::repeat_n(Ty::Str(JOIN_LEN), JOIN_ARGS));
+        self.c.printfs.push(PrintfInfo {
+            kind: PrintKind::Join,
+            format: delim,
+            args: types,
+            span,
+        });
+        self.a.ld_map(R1, 0);
+        self.a.mov(R2, p);
+        self.a.mov_imm(R3, size as i64);
+        self.a.mov_imm(R4, 0);
+        self.a.call(helper::RINGBUF_OUTPUT);
+        self.free.push(p);
+        Ok(())
     }
 }

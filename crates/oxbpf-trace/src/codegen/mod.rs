@@ -48,6 +48,10 @@ pub trait Env {
     fn ncpus(&self) -> u32 {
         1
     }
+    /// The id of a cgroup v2 directory (`cgroupid`): its inode number.
+    fn cgroup_id(&self, path: &str) -> Result<u64, String> {
+        Err(format!("no cgroup file system is available to find {path}"))
+    }
 }
 
 /// Compile-time options.
@@ -57,6 +61,8 @@ pub struct Options {
     pub params: Vec<String>,
     /// Map size (config `max_map_keys`; bpftrace's default 4096).
     pub max_map_keys: Option<u32>,
+    /// `--unsafe`: functions that act on the system (`system`, `signal`).
+    pub unsafe_ok: bool,
 }
 
 /// helper ids
@@ -114,12 +120,36 @@ impl MapInfo {
     }
 }
 
-/// One printf (or errorf/warnf) of the script.
+/// One printf (or errorf, warnf, print of a value, time, system, cat)
+/// of the script: a record user space formats.
 #[derive(Clone, Debug)]
 pub struct PrintfInfo {
+    pub kind: PrintKind,
     pub format: String,
     pub args: Vec<Ty>,
     pub span: Span,
+}
+
+/// What user space does with a formatted record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrintKind {
+    /// Writes it to the output.
+    Printf,
+    /// Writes it to standard error as an error or a warning, with the
+    /// script's place.
+    Errorf,
+    Warnf,
+    /// `print(value)`: the value and a newline.
+    Print,
+    /// `time(fmt)`: the local time by the strftime format.
+    Time,
+    /// Runs the text as a shell command (`--unsafe`).
+    System,
+    /// Writes the contents of the file it names.
+    Cat,
+    /// `join()`: a count, then that many strings, printed with the
+    /// format (the delimiter) between them.
+    Join,
 }
 
 /// One program: the probe it came from and what to attach it to.
@@ -227,14 +257,50 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 pub const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "cpid", "func", "comm", "cgroup",
     "curtask", "rand", "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3",
-    "arg4", "arg5", "ncpus", "kstack", "ustack",
+    "arg4", "arg5", "ncpus", "kstack", "ustack", "username",
 ];
 
 /// Functions the language has.
 pub const FUNCTIONS: &[&str] = &[
-    "printf", "exit", "count", "sum", "avg", "min", "max", "stats", "hist", "lhist", "delete",
-    "clear", "zero", "print", "str", "strncmp", "errorf", "warnf", "kstack", "ustack", "ksym",
-    "usym", "kaddr", "uaddr", "reg",
+    "printf",
+    "exit",
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "stats",
+    "hist",
+    "lhist",
+    "delete",
+    "clear",
+    "zero",
+    "print",
+    "str",
+    "strncmp",
+    "errorf",
+    "warnf",
+    "kstack",
+    "ustack",
+    "ksym",
+    "usym",
+    "kaddr",
+    "uaddr",
+    "reg",
+    "time",
+    "strftime",
+    "ntop",
+    "buf",
+    "has_key",
+    "strcontains",
+    "cgroupid",
+    "signal",
+    "system",
+    "cat",
+    "kptr",
+    "uptr",
+    "nsecs",
+    "join",
 ];
 
 /// Compiles a parsed script.
@@ -1673,31 +1739,19 @@ impl Gen<'_, '_> {
                     self.a.call(helper::MAP_DELETE);
                     Ok(())
                 }
-                "clear" | "zero" | "print" => {
-                    let [target] = &args[..] else {
-                        return err(e.span, format!("{name}() takes one map: {name}(@m)"));
-                    };
-                    let ExprKind::Map { name: m, keys } = &target.kind else {
-                        return err(target.span, format!("{name}() takes a map: {name}(@m)"));
-                    };
-                    if !keys.is_empty() && name != "print" {
+                "time" | "system" | "cat" => self.printf(name, args, e.span),
+                "join" => self.join(args, e.span),
+                "print" if !matches!(args.first().map(|a| &a.kind), Some(ExprKind::Map { keys, .. }) if keys.is_empty()) =>
+                {
+                    let [_] = &args[..] else {
                         return err(
-                            target.span,
-                            format!("{name}() takes the whole map, without a key"),
+                            e.span,
+                            "print() takes a map (with top and div), or one value",
                         );
-                    }
-                    let m = self.map(m, target.span)?;
-                    let rec = self.alloc(16);
-                    let kind = match name.as_str() {
-                        "clear" => event::CLEAR,
-                        "zero" => event::ZERO,
-                        _ => event::PRINT,
                     };
-                    self.a.st_imm(8, R10, rec, kind as i32);
-                    self.a.st_imm(8, R10, rec + 8, m.index as i32);
-                    self.output(rec, 16);
-                    Ok(())
+                    self.printf(name, args, e.span)
                 }
+                "clear" | "zero" | "print" => self.map_event(name, args, e.span),
                 _ => {
                     let v = self.value(e)?;
                     if let Value::Int(v, _) = v {
@@ -1738,11 +1792,32 @@ impl Gen<'_, '_> {
     }
 
     fn printf(&mut self, name: &str, args: &[Expr], span: Span) -> R<()> {
-        let Some(ExprKind::Str(fmt)) = args.first().map(|a| &a.kind) else {
-            return err(span, format!("{name}() takes a format string first"));
+        let kind = match name {
+            "errorf" => PrintKind::Errorf,
+            "warnf" => PrintKind::Warnf,
+            "system" => PrintKind::System,
+            "cat" => PrintKind::Cat,
+            "time" => PrintKind::Time,
+            "print" => PrintKind::Print,
+            _ => PrintKind::Printf,
         };
+        if matches!(kind, PrintKind::System) && !self.c.opts.unsafe_ok {
+            return err(
+                span,
+                format!("{name}() runs commands in user space: it needs --unsafe"),
+            );
+        }
+        let (fmt, rest) = match (kind, args.first().map(|a| &a.kind)) {
+            (PrintKind::Print, _) => (String::new(), args),
+            (PrintKind::Time, None) => ("%H:%M:%S\n".to_string(), args),
+            (_, Some(ExprKind::Str(f))) => (f.clone(), &args[1..]),
+            _ => return err(span, format!("{name}() takes a format string first")),
+        };
+        if kind == PrintKind::Time && !rest.is_empty() {
+            return err(span, "time() takes one format string");
+        }
         let mut values = Vec::new();
-        for a in &args[1..] {
+        for a in rest {
             values.push((self.value(a)?, a.span));
         }
         let size: usize = 8 + values
@@ -1797,9 +1872,12 @@ impl Gen<'_, '_> {
                 }
             }
         }
-        crate::format::check(fmt, &types).map_err(|m| Diagnostic::new(args[0].span, m))?;
+        if !matches!(kind, PrintKind::Print | PrintKind::Time) {
+            crate::format::check(&fmt, &types).map_err(|m| Diagnostic::new(args[0].span, m))?;
+        }
         self.c.printfs.push(PrintfInfo {
-            format: fmt.clone(),
+            kind,
+            format: fmt,
             args: types,
             span,
         });
@@ -2402,6 +2480,7 @@ impl Gen<'_, '_> {
             }
             "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),
             "kstack" | "ustack" => return self.stack(name == "ustack", &[], span),
+            "username" => return Ok(self.username()),
             "ncpus" => {
                 let n = self.c.env.ncpus();
                 return Ok(self.constant(i64::from(n)));
@@ -2671,11 +2750,16 @@ impl Gen<'_, '_> {
             "ksym" | "usym" => self.sym(name == "usym", args, span),
             "kaddr" | "uaddr" => self.addr_of_symbol(name == "uaddr", args, span),
             "reg" => self.reg(args, span),
+            _ if args.is_empty() && BUILTINS.contains(&name) && name != "args" => {
+                self.builtin(name, span)
+            }
+            _ if let Some(v) = self.value_call(name, args, span)? => Ok(v),
             "count" | "sum" | "avg" | "min" | "max" | "stats" | "hist" | "lhist" => err(
                 span,
                 format!("{name}() is an aggregation: assign it to a map (@x = {name}(…))"),
             ),
-            "printf" | "exit" | "delete" | "clear" | "zero" | "print" | "errorf" | "warnf" => {
+            "printf" | "exit" | "delete" | "clear" | "zero" | "print" | "errorf" | "warnf"
+            | "time" | "join" | "system" | "cat" => {
                 err(span, format!("{name}() is a statement, not a value"))
             }
             other => {
