@@ -563,3 +563,179 @@ mod tests {
         assert_eq!(bucket_label(&l, 5), "[4K, ...)");
     }
 }
+
+/// A string as a JSON string literal.
+pub fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A value as JSON, as bpftrace's `-f json` writes it (tuples as arrays
+/// without spaces).
+pub fn json_datum(d: &Datum) -> String {
+    match d {
+        Datum::Int(v) => v.to_string(),
+        Datum::Uint(v) | Datum::Ptr(v) => v.to_string(),
+        Datum::Str(s) => json_str(s),
+        Datum::Tuple(items) => format!(
+            "[{}]",
+            items.iter().map(json_datum).collect::<Vec<_>>().join(",")
+        ),
+        d @ Datum::Stack { .. } => json_str(&d.to_string()),
+    }
+}
+
+/// A map's key as bpftrace's JSON names it: the parts joined by `,`.
+fn json_key(m: &MapInfo, key: &[u8], syms: &dyn Symbols) -> String {
+    json_str(&key_text(m, key, syms).replace(", ", ","))
+}
+
+/// One record of `-f json` output.
+pub fn json_record(kind: &str, data: &str) -> String {
+    format!("{{\"type\": \"{kind}\", \"data\": {data}}}\n")
+}
+
+/// The inclusive range of a histogram bucket: (min, max), either open.
+fn bucket_range(kind: &MapKind, i: u64) -> (Option<i64>, Option<i64>) {
+    match *kind {
+        MapKind::Hist => match i {
+            0 => (None, Some(-1)),
+            1 => (Some(0), Some(0)),
+            2 => (Some(1), Some(1)),
+            _ => {
+                let lo = 1i64.checked_shl(i as u32 - 2).unwrap_or(i64::MAX);
+                let hi = 1i64.checked_shl(i as u32 - 1).unwrap_or(i64::MAX);
+                (Some(lo), Some(hi - 1))
+            }
+        },
+        MapKind::Lhist { min, max, step } => {
+            let n = ((max - min) / step + i64::from((max - min) % step != 0)) as u64;
+            if i == 0 {
+                (None, Some(min - 1))
+            } else if i > n {
+                (Some(max), None)
+            } else {
+                let lo = min + (i as i64 - 1) * step;
+                (Some(lo), Some((lo + step).min(max) - 1))
+            }
+        }
+        _ => (None, None),
+    }
+}
+
+/// A map as one `-f json` record, as bpftrace writes it: `map` for
+/// counts, sums, minima, maxima and values; `hist` for histograms;
+/// `stats` for stats and averages.
+pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> String {
+    let name = json_str(&format!("@{}", m.name));
+    let keyed = !m.key.is_empty();
+    let wrap = |kind: &str, items: Vec<(String, String)>| {
+        let data = if keyed {
+            let body: Vec<String> = items.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{{{name}: {{{}}}}}", body.join(", "))
+        } else {
+            let v = items.into_iter().next().map_or("0".to_string(), |(_, v)| v);
+            format!("{{{name}: {v}}}")
+        };
+        json_record(kind, &data)
+    };
+    match &m.kind {
+        MapKind::Hist | MapKind::Lhist { .. } => {
+            let ksize = m.key_size();
+            let mut by_key: std::collections::BTreeMap<
+                Vec<u8>,
+                std::collections::BTreeMap<u64, u64>,
+            > = Default::default();
+            for (k, cpus) in entries {
+                let (user, bucket) = k.split_at(ksize.min(k.len()));
+                let n: u64 = cpus.iter().map(|c| u64_at(c, 0)).sum();
+                if n > 0 {
+                    *by_key
+                        .entry(user.to_vec())
+                        .or_default()
+                        .entry(u64_at(bucket, 0))
+                        .or_default() += n;
+                }
+            }
+            let mut keys: Vec<(u64, Vec<u8>)> = by_key
+                .iter()
+                .map(|(k, b)| (b.values().sum(), k.clone()))
+                .collect();
+            keys.sort();
+            let items = keys
+                .into_iter()
+                .map(|(_, k)| {
+                    let b = &by_key[&k];
+                    let (lo, hi) = match (b.first_key_value(), b.last_key_value()) {
+                        (Some((&lo, _)), Some((&hi, _))) => (lo, hi),
+                        _ => (1, 0),
+                    };
+                    let buckets: Vec<String> = (lo..=hi)
+                        .map(|i| {
+                            let n = b.get(&i).copied().unwrap_or(0);
+                            match bucket_range(&m.kind, i) {
+                                (Some(a), Some(z)) => {
+                                    format!("{{\"min\": {a}, \"max\": {z}, \"count\": {n}}}")
+                                }
+                                (None, Some(z)) => format!("{{\"max\": {z}, \"count\": {n}}}"),
+                                (Some(a), None) => format!("{{\"min\": {a}, \"count\": {n}}}"),
+                                (None, None) => format!("{{\"count\": {n}}}"),
+                            }
+                        })
+                        .collect();
+                    (json_key(m, &k, syms), format!("[{}]", buckets.join(", ")))
+                })
+                .collect();
+            wrap("hist", items)
+        }
+        MapKind::Scalar(t) => {
+            let t = &match t {
+                Ty::Ptr { .. } => Ty::I64,
+                t => t.clone(),
+            };
+            let mut rows: Vec<(Datum, &[u8])> = entries
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        decode_with(t, v.first().map_or(&[][..], |v| v), syms),
+                        k.as_slice(),
+                    )
+                })
+                .collect();
+            if t.is_int() {
+                rows.sort();
+            } else {
+                rows.sort_by(|a, b| a.1.cmp(b.1));
+            }
+            let items = rows
+                .iter()
+                .map(|(d, k)| (json_key(m, k, syms), json_datum(d)))
+                .collect();
+            wrap("map", items)
+        }
+        kind => {
+            let mut rows: Vec<Row<'_>> = entries
+                .iter()
+                .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
+                .collect();
+            rows.sort();
+            let items = rows
+                .iter()
+                .map(|((v, count, total), k)| {
+                    let v = match kind {
+                        MapKind::Stats => {
+                            format!("{{\"count\": {count}, \"average\": {v}, \"total\": {total}}}")
+                        }
+                        _ => v.to_string(),
+                    };
+                    (json_key(m, k, syms), v)
+                })
+                .collect();
+            let kind = if matches!(kind, MapKind::Avg | MapKind::Stats) {
+                "stats"
+            } else {
+                "map"
+            };
+            wrap(kind, items)
+        }
+    }
+}

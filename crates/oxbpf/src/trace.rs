@@ -15,7 +15,7 @@ use oxbpf_live::symbols::Symbolizer;
 use oxbpf_live::{Hook, Session};
 use oxbpf_trace::codegen::{MapInfo, PrintKind, event};
 use oxbpf_trace::format::{Arg, Piece};
-use oxbpf_trace::output::{Datum, Symbols as _};
+use oxbpf_trace::output::{Datum, Symbols as _, json_datum, json_record, json_str, print_map_json};
 use oxbpf_trace::probes::ProbeKind;
 
 #[derive(clap::Args)]
@@ -55,6 +55,10 @@ pub struct TraceArgs {
     /// Allow functions that act on the system: system(), signal().
     #[arg(long = "unsafe")]
     pub unsafe_ok: bool,
+    /// Output format: `text` (bpftrace's) or `json` (bpftrace's NDJSON
+    /// records).
+    #[arg(short = 'f', value_name = "text|json", default_value = "text")]
+    pub format: String,
 }
 
 /// `-l [PATTERN]`: probes as bpftrace lists them.
@@ -189,6 +193,9 @@ impl oxbpf_trace::Env for Tracefs {
 }
 
 pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
+    if a.format != "text" && a.format != "json" {
+        bail!("-f {}: the output formats are text and json", a.format);
+    }
     if a.list {
         let mut out = std::io::stdout().lock();
         match list(a.args.first().map(String::as_str), a.verbose, &mut out) {
@@ -302,9 +309,39 @@ struct Printer<'a> {
     syms: Symbolizer,
     /// The script's name and text (for errorf and warnf).
     script: (String, String),
+    /// `-f json`.
+    json: bool,
+    /// Records lost so far (reported as the count grows).
+    lost: u64,
 }
 
 impl Printer<'_> {
+    /// Reports records lost to a full ring buffer since the last report,
+    /// as bpftrace does ("Lost N events").
+    fn report_lost(&mut self, session: &Session, out: &mut dyn Write) -> Result<()> {
+        let Ok(map) = session.map("lost") else {
+            return Ok(());
+        };
+        let total: u64 = match map.lookup(&0u32.to_le_bytes())? {
+            Some(v) => v
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .sum(),
+            None => 0,
+        };
+        if total > self.lost {
+            let n = total - self.lost;
+            self.lost = total;
+            if self.json {
+                let data = format!("{{\"events\": {n}}}");
+                out.write_all(json_record("lost_events", &data).as_bytes())?;
+            } else {
+                writeln!(out, "Lost {n} events")?;
+            }
+        }
+        Ok(())
+    }
+
     fn record(&mut self, rec: &[u8], session: &Session, out: &mut dyn Write) -> Result<()> {
         if self.exit.is_some() {
             return Ok(());
@@ -322,6 +359,14 @@ impl Printer<'_> {
                     return Ok(());
                 };
                 match word(0) {
+                    event::PRINT if self.json => {
+                        let s = SessionSymbols {
+                            session,
+                            syms: &self.syms,
+                        };
+                        let text = print_map_json(m, &read_map(session, m)?, &s);
+                        out.write_all(text.as_bytes())?
+                    }
                     event::PRINT => {
                         let (top, div) = (word(16) as usize, word(24));
                         out.write_all(print_map_top(session, &self.syms, m, top, div)?.as_bytes())?
@@ -355,7 +400,20 @@ impl Printer<'_> {
                     })
                     .collect();
                 let text = || oxbpf_trace::format::render(&self.formats[i], &args);
+                let json = |kind: &str, data: String| json_record(kind, &data);
                 match info.kind {
+                    PrintKind::Printf if self.json => {
+                        out.write_all(json("printf", json_str(&text())).as_bytes())?
+                    }
+                    PrintKind::Print if self.json => {
+                        let v = data.first().map(json_datum).unwrap_or_default();
+                        out.write_all(json("value", v).as_bytes())?
+                    }
+                    PrintKind::Time if self.json => {
+                        let now = oxbpf_sys::monotonic_ns();
+                        let t = syms.strftime(&info.format, now);
+                        out.write_all(json("time", json_str(&t)).as_bytes())?
+                    }
                     PrintKind::Printf => out.write_all(text().as_bytes())?,
                     PrintKind::Errorf | PrintKind::Warnf => {
                         out.flush()?;
@@ -405,7 +463,12 @@ impl Printer<'_> {
                         };
                         let parts: Vec<String> =
                             data.iter().skip(1).take(n).map(Datum::to_string).collect();
-                        writeln!(out, "{}", parts.join(&info.format))?;
+                        let joined = parts.join(&info.format);
+                        if self.json {
+                            out.write_all(json("join", json_str(&joined)).as_bytes())?;
+                        } else {
+                            writeln!(out, "{joined}")?;
+                        }
                     }
                 }
             }
@@ -675,13 +738,19 @@ fn run(
             return Err(where_(p.span, format!("{}: {msg}", p.kind.full_name())));
         }
     }
+    let json = a.format == "json";
     if !a.quiet {
         let n: usize = c.programs.iter().map(|p| p.count).sum();
-        writeln!(
-            out,
-            "Attaching {n} probe{}...",
-            if n == 1 { "" } else { "s" }
-        )?;
+        if json {
+            let data = format!("{{\"probes\": {n}}}");
+            out.write_all(json_record("attached_probes", &data).as_bytes())?;
+        } else {
+            writeln!(
+                out,
+                "Attaching {n} probe{}...",
+                if n == 1 { "" } else { "s" }
+            )?;
+        }
         out.flush()?;
     }
     let mut rb = session.ring_buffer("events")?;
@@ -695,6 +764,8 @@ fn run(
         exit: None,
         syms: Symbolizer::new(),
         script: (name.to_string(), source.to_string()),
+        json,
+        lost: 0,
     };
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -720,6 +791,7 @@ fn run(
                 fail = Some(e);
             }
         });
+        printer.report_lost(&session, out)?;
         out.flush()?;
         if let Some(e) = fail.take() {
             return Err(e);
@@ -749,11 +821,20 @@ fn run(
     rb.consume(|rec| {
         let _ = printer.record(rec, &session, out);
     });
+    printer.report_lost(&session, out)?;
     writeln!(out, "\n")?;
     let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
     maps.sort_by(|a, b| a.name.cmp(&b.name));
     for m in maps {
-        out.write_all(print_map(&session, &printer.syms, m)?.as_bytes())?;
+        if json {
+            let s = SessionSymbols {
+                session: &session,
+                syms: &printer.syms,
+            };
+            out.write_all(print_map_json(m, &read_map(&session, m)?, &s).as_bytes())?;
+        } else {
+            out.write_all(print_map(&session, &printer.syms, m)?.as_bytes())?;
+        }
     }
     out.flush()?;
     if let Some(mut ch) = child {
@@ -819,12 +900,6 @@ pub fn bpftrace_main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let run = || -> Result<ExitCode> {
-        if cli.format != "text" {
-            bail!(
-                "-f {}: only the text format is supported so far",
-                cli.format
-            );
-        }
         let _ = (
             &cli.buffering,
             cli.verbose,
@@ -844,6 +919,7 @@ pub fn bpftrace_main() -> ExitCode {
             verbose: cli.verbose,
             pid: cli.pid,
             unsafe_ok: cli.unsafe_,
+            format: cli.format.clone(),
         })
     };
     match run() {

@@ -72,6 +72,8 @@ struct Case {
     name: String,
     script: String,
     params: Vec<String>,
+    /// Options before `-e`.
+    flags: Vec<String>,
     /// Run under `-c WORKLOAD`, with these arguments.
     workload: bool,
     workload_args: String,
@@ -117,6 +119,7 @@ fn cases() -> Vec<Case> {
                 "PROG" if c.script.is_empty() => c.script = rest.to_string(),
                 "PROG" => c.script = format!("{}\n{rest}", c.script),
                 "PARAMS" => c.params = rest.split_whitespace().map(String::from).collect(),
+                "FLAGS" => c.flags = rest.split_whitespace().map(String::from).collect(),
                 "RUN" => {
                     c.workload = true;
                     c.workload_args = rest.to_string();
@@ -166,7 +169,7 @@ fn run(bin: &str, c: &Case, workload: &Path) -> (String, i32, String) {
     if bin.ends_with("oxbpf") {
         cmd.arg("trace");
     }
-    cmd.arg("-e").arg(&script);
+    cmd.args(&c.flags).arg("-e").arg(&script);
     if c.workload {
         cmd.arg("-c")
             .arg(format!("{} {}", workload.display(), c.workload_args).trim_end());

@@ -743,7 +743,7 @@ impl Gen<'_, '_> {
         self.a.mov(R2, p);
         self.a.mov_imm(R3, size as i64);
         self.a.mov_imm(R4, 0);
-        self.a.call(helper::RINGBUF_OUTPUT);
+        self.ringbuf_output();
         self.free.push(p);
         Ok(())
     }

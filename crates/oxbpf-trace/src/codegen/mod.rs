@@ -177,6 +177,8 @@ pub struct Compiled {
     pub events: usize,
     /// The map holding the start time (`elapsed`), index.
     pub start_time: usize,
+    /// The per-CPU count of records lost to a full ring buffer, index.
+    pub lost: usize,
     /// Source line of each instruction of each program (for `-d`).
     pub lines: HashMap<String, Vec<Span>>,
     /// Map entries user space writes after load and before attaching:
@@ -370,6 +372,9 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     ));
     c.object_maps
         .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 2));
+    // Records the ring buffer had no room for, per CPU.
+    c.object_maps
+        .push(map_def("lost", oxbpf_abi::map_type::PERCPU_ARRAY, 4, 8, 1));
     // Types of maps: first from the syntax (aggregations, literals), then
     // from the code itself. The programs are generated, the types that
     // code gives each map's keys and values kept, and this repeated until
@@ -486,6 +491,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         printfs: c.printfs,
         events: 0,
         start_time: 1,
+        lost: 2,
         lines,
         init,
     })
@@ -1788,7 +1794,27 @@ impl Gen<'_, '_> {
         self.a.alu_imm(BPF_ADD, R2, rec as i32);
         self.a.mov_imm(R3, len as i64);
         self.a.mov_imm(R4, 0);
+        self.ringbuf_output();
+    }
+
+    /// `bpf_ringbuf_output` with its arguments in r1–r4; a record the
+    /// ring buffer has no room for is counted in `lost`, which user space
+    /// reports.
+    fn ringbuf_output(&mut self) {
         self.a.call(helper::RINGBUF_OUTPUT);
+        let ok = self.a.label();
+        self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
+        let key = self.alloc(8);
+        self.a.st_imm(4, R10, key, 0);
+        self.a.ld_map(R1, 2);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.call(helper::MAP_LOOKUP);
+        self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
+        self.a.ldx(8, R1, R0, 0);
+        self.a.alu_imm(BPF_ADD, R1, 1);
+        self.a.stx(8, R0, 0, R1);
+        self.a.place(ok);
     }
 
     fn printf(&mut self, name: &str, args: &[Expr], span: Span) -> R<()> {
@@ -1889,7 +1915,7 @@ impl Gen<'_, '_> {
         }
         self.a.mov_imm(R3, size as i64);
         self.a.mov_imm(R4, 0);
-        self.a.call(helper::RINGBUF_OUTPUT);
+        self.ringbuf_output();
         if let Some(p) = scratch_reg {
             self.free.push(p);
         }
