@@ -483,87 +483,6 @@ fn print_hists(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(name: &str, key: Vec<Ty>, kind: MapKind) -> MapInfo {
-        MapInfo {
-            name: name.into(),
-            key,
-            kind,
-            index: 2,
-        }
-    }
-
-    fn int(v: i64) -> Vec<u8> {
-        v.to_le_bytes().to_vec()
-    }
-
-    fn pair(a: i64, b: u64) -> Vec<u8> {
-        [a.to_le_bytes(), b.to_le_bytes()].concat()
-    }
-
-    #[test]
-    fn counts_sorted_by_value_summed_over_cpus() {
-        let m = map("x", vec![Ty::I64], MapKind::Count);
-        let e = vec![
-            (int(1), vec![int(2), int(3)]),
-            (int(2), vec![int(1), int(2)]),
-        ];
-        assert_eq!(print_map(&m, &e, &NoSymbols), "@x[2]: 3\n@x[1]: 5\n");
-        let s = map("", vec![Ty::Str(16)], MapKind::Count);
-        let mut k = b"bash".to_vec();
-        k.resize(16, 0);
-        assert_eq!(
-            print_map(&s, &[(k, vec![int(7)])], &NoSymbols),
-            "@[bash]: 7\n"
-        );
-        assert_eq!(print_map(&m, &[], &NoSymbols), "\n");
-    }
-
-    #[test]
-    fn avg_stats_min_max() {
-        let f = map("f", vec![], MapKind::Avg);
-        assert_eq!(
-            print_map(&f, &[(int(0), vec![pair(10, 1), pair(5, 1)])], &NoSymbols),
-            "@f: 7\n\n"
-        );
-        let g = map("g", vec![], MapKind::Stats);
-        assert_eq!(
-            print_map(&g, &[(int(0), vec![pair(4, 1), pair(8, 1)])], &NoSymbols),
-            "@g: count 2, average 6, total 12\n\n"
-        );
-        let v = map("v", vec![], MapKind::Max);
-        assert_eq!(
-            print_map(&v, &[(int(0), vec![pair(-3, 1), pair(0, 0)])], &NoSymbols),
-            "@v: -3\n"
-        );
-    }
-
-    #[test]
-    fn histograms_as_bpftrace_draws_them() {
-        let h = map("h", vec![], MapKind::Hist);
-        let k = |b: u64| [0u64.to_le_bytes(), b.to_le_bytes()].concat();
-        // hist(3), hist(1) x3: buckets [1] = 3, [2, 4) = 1.
-        let e = vec![(k(2), vec![int(3)]), (k(3), vec![int(1)])];
-        assert_eq!(
-            print_map(&h, &e, &NoSymbols),
-            "@h: \n[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n[2, 4)                 1 |@@@@@@@@@@@@@@@@@                                   |\n\n"
-        );
-        assert_eq!(bucket_label(&MapKind::Hist, 11), "[512, 1K)");
-        assert_eq!(bucket_label(&MapKind::Hist, 33), "[2G, 4G)");
-        let l = MapKind::Lhist {
-            min: 0,
-            max: 4096,
-            step: 1024,
-        };
-        assert_eq!(bucket_label(&l, 3), "[2K, 3K)");
-        assert_eq!(bucket_label(&l, 0), "(..., 0)");
-        assert_eq!(bucket_label(&l, 5), "[4K, ...)");
-    }
-}
-
 /// A string as a JSON string literal.
 pub fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
@@ -737,5 +656,86 @@ pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> 
             };
             wrap(kind, items)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(name: &str, key: Vec<Ty>, kind: MapKind) -> MapInfo {
+        MapInfo {
+            name: name.into(),
+            key,
+            kind,
+            index: 2,
+        }
+    }
+
+    fn int(v: i64) -> Vec<u8> {
+        v.to_le_bytes().to_vec()
+    }
+
+    fn pair(a: i64, b: u64) -> Vec<u8> {
+        [a.to_le_bytes(), b.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn counts_sorted_by_value_summed_over_cpus() {
+        let m = map("x", vec![Ty::I64], MapKind::Count);
+        let e = vec![
+            (int(1), vec![int(2), int(3)]),
+            (int(2), vec![int(1), int(2)]),
+        ];
+        assert_eq!(print_map(&m, &e, &NoSymbols), "@x[2]: 3\n@x[1]: 5\n");
+        let s = map("", vec![Ty::Str(16)], MapKind::Count);
+        let mut k = b"bash".to_vec();
+        k.resize(16, 0);
+        assert_eq!(
+            print_map(&s, &[(k, vec![int(7)])], &NoSymbols),
+            "@[bash]: 7\n"
+        );
+        assert_eq!(print_map(&m, &[], &NoSymbols), "\n");
+    }
+
+    #[test]
+    fn avg_stats_min_max() {
+        let f = map("f", vec![], MapKind::Avg);
+        assert_eq!(
+            print_map(&f, &[(int(0), vec![pair(10, 1), pair(5, 1)])], &NoSymbols),
+            "@f: 7\n\n"
+        );
+        let g = map("g", vec![], MapKind::Stats);
+        assert_eq!(
+            print_map(&g, &[(int(0), vec![pair(4, 1), pair(8, 1)])], &NoSymbols),
+            "@g: count 2, average 6, total 12\n\n"
+        );
+        let v = map("v", vec![], MapKind::Max);
+        assert_eq!(
+            print_map(&v, &[(int(0), vec![pair(-3, 1), pair(0, 0)])], &NoSymbols),
+            "@v: -3\n"
+        );
+    }
+
+    #[test]
+    fn histograms_as_bpftrace_draws_them() {
+        let h = map("h", vec![], MapKind::Hist);
+        let k = |b: u64| [0u64.to_le_bytes(), b.to_le_bytes()].concat();
+        // hist(3), hist(1) x3: buckets [1] = 3, [2, 4) = 1.
+        let e = vec![(k(2), vec![int(3)]), (k(3), vec![int(1)])];
+        assert_eq!(
+            print_map(&h, &e, &NoSymbols),
+            "@h: \n[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n[2, 4)                 1 |@@@@@@@@@@@@@@@@@                                   |\n\n"
+        );
+        assert_eq!(bucket_label(&MapKind::Hist, 11), "[512, 1K)");
+        assert_eq!(bucket_label(&MapKind::Hist, 33), "[2G, 4G)");
+        let l = MapKind::Lhist {
+            min: 0,
+            max: 4096,
+            step: 1024,
+        };
+        assert_eq!(bucket_label(&l, 3), "[2K, 3K)");
+        assert_eq!(bucket_label(&l, 0), "(..., 0)");
+        assert_eq!(bucket_label(&l, 5), "[4K, ...)");
     }
 }
