@@ -827,6 +827,16 @@ impl Session {
         self.attach_to(name, Hook::Interval { period_ns })
     }
 
+    /// Attaches `perf_event` program `name` to its own sampling event on
+    /// every CPU (bpftrace's `profile` and `software` probes, several of
+    /// which may differ in one session).
+    pub fn attach_sampled(&mut self, name: &str, sampling: Sampling) -> Result<(), LiveError> {
+        let saved = std::mem::replace(&mut self.sampling, sampling);
+        let r = self.attach_to(name, Hook::PerfEvent).map(drop);
+        self.sampling = saved;
+        r
+    }
+
     /// Attaches uprobe.multi program `name` at explicit file offsets of
     /// `path` (one link for all of them).
     pub fn attach_offsets_multi(

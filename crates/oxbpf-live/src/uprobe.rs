@@ -67,12 +67,24 @@ pub fn resolve_path(name: &str) -> Result<PathBuf, UprobeError> {
             .find(|p| p.is_file())
             .ok_or_else(|| UprobeError::NoLibrary(name.into()));
     }
-    std::env::var_os("PATH")
-        .and_then(|v| {
-            std::env::split_paths(&v)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
+    let in_path = std::env::var_os("PATH").and_then(|v| {
+        std::env::split_paths(&v)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    // `libc`, as bpftrace takes it: the cached library `libc.so…`.
+    let library = || {
+        let prefix = format!("{name}.so");
+        name.starts_with("lib")
+            .then(|| {
+                ld_so_cache_where(Path::new("/etc/ld.so.cache"), |k| {
+                    k.starts_with(prefix.as_bytes())
+                })
+            })
+            .flatten()
+    };
+    in_path
+        .or_else(library)
         .ok_or_else(|| UprobeError::NoBinary(name.into()))
 }
 
@@ -80,6 +92,11 @@ pub fn resolve_path(name: &str) -> Result<PathBuf, UprobeError> {
 /// format: a header with the entry count, then 24-byte entries whose key
 /// and value are offsets of NUL-terminated strings from the file start).
 pub fn ld_so_cache(cache: &Path, name: &str) -> Option<PathBuf> {
+    ld_so_cache_where(cache, |k| k == name.as_bytes())
+}
+
+/// The first library in glibc's ld.so.cache whose name satisfies `want`.
+pub fn ld_so_cache_where(cache: &Path, want: impl Fn(&[u8]) -> bool) -> Option<PathBuf> {
     let b = std::fs::read(cache).ok()?;
     const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
     // An old-format cache ("ld.so-1.7.0") may precede the new one.
@@ -96,7 +113,7 @@ pub fn ld_so_cache(cache: &Path, name: &str) -> Option<PathBuf> {
         let e = entries + i * 24;
         let key = cstr(u32_at(e + 4)? as usize)?;
         let value = cstr(u32_at(e + 8)? as usize)?;
-        (key == name.as_bytes()).then(|| PathBuf::from(String::from_utf8_lossy(value).into_owned()))
+        want(key).then(|| PathBuf::from(String::from_utf8_lossy(value).into_owned()))
     })
 }
 

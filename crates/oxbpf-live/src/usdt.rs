@@ -269,13 +269,14 @@ pub fn probes(path: &Path) -> Result<Vec<Probe>, UsdtError> {
     Ok(out)
 }
 
-/// The probes `provider:name` of `path` (one per site the compiler
-/// emitted), or an error listing the probes the file has.
+/// The probes `provider:name` of `path` (`*` for any provider; one per
+/// site the compiler emitted), or an error listing the probes the file
+/// has.
 pub fn find(path: &Path, provider: &str, name: &str) -> Result<Vec<Probe>, UsdtError> {
     let all = probes(path)?;
     let hits: Vec<Probe> = all
         .iter()
-        .filter(|p| p.provider == provider && p.name == name)
+        .filter(|p| (provider == "*" || p.provider == provider) && p.name == name)
         .cloned()
         .collect();
     if hits.is_empty() {

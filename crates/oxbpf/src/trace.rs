@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use oxbpf_live::Session;
 use oxbpf_live::symbols::Symbolizer;
-use oxbpf_live::{Hook, Session};
 use oxbpf_trace::codegen::{MapInfo, PrintKind, event};
 use oxbpf_trace::format::{Arg, Piece};
 use oxbpf_trace::output::{Datum, Symbols as _, json_datum, json_record, json_str, print_map_json};
@@ -137,6 +137,23 @@ impl oxbpf_trace::Env for Tracefs {
 
     fn ncpus(&self) -> u32 {
         oxbpf_sys::online_cpus().len() as u32
+    }
+
+    fn resolve_binary(&self, path: &str) -> Result<String, String> {
+        oxbpf_live::uprobe::resolve_path(path)
+            .map(|p| p.display().to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    fn uprobe_functions(&self, path: &str, pattern: &str) -> Result<Vec<String>, String> {
+        let p = oxbpf_live::uprobe::resolve_path(path).map_err(|e| e.to_string())?;
+        let mut names: Vec<String> = oxbpf_live::uprobe::matching_functions(&p, pattern)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.dedup();
+        Ok(names)
     }
 
     fn cgroup_id(&self, path: &str) -> Result<u64, String> {
@@ -614,21 +631,10 @@ fn run(
             oxbpf_trace::Diagnostic::new(span, msg).render(name, source),
         ))
     };
-    let mut opts = oxbpf_live::Options {
+    let opts = oxbpf_live::Options {
         pid: a.pid,
         ..Default::default()
     };
-    if let Some(ProbeKind::Profile { hz, period_ns, .. }) = c
-        .programs
-        .iter()
-        .map(|p| &p.kind)
-        .find(|k| matches!(k, ProbeKind::Profile { .. }))
-    {
-        opts.sampling.rate = match hz {
-            Some(h) => oxbpf_sys::perf::Sampling::Frequency(*h),
-            None => oxbpf_sys::perf::Sampling::Period(*period_ns),
-        };
-    }
     // oxbpf's verifier first: its reasons point at the script.
     let ours: Vec<Option<(oxbpf_trace::Span, String)>> = (0..c.object.programs.len())
         .map(|i| {
@@ -686,11 +692,13 @@ fn run(
             if words.is_empty() {
                 bail!("-c needs a command");
             }
-            let ch = std::process::Command::new("/bin/sh")
-                .args(["-c", "kill -STOP $$; exec \"$@\"", "sh"])
-                .args(&words)
-                .spawn()
-                .with_context(|| format!("running {cmd}"))?;
+            let ch = CommandGuard(
+                std::process::Command::new("/bin/sh")
+                    .args(["-c", "kill -STOP $$; exec \"$@\"", "sh"])
+                    .args(&words)
+                    .spawn()
+                    .with_context(|| format!("running {cmd}"))?,
+            );
             wait_stopped(ch.id())?;
             session.map("start_time")?.update(
                 &1u32.to_le_bytes(),
@@ -720,11 +728,70 @@ fn run(
             ProbeKind::Interval { period_ns, .. } => session
                 .attach_interval(&p.program, Duration::from_nanos(*period_ns))
                 .map(drop),
-            ProbeKind::Profile { .. } => session.attach_to(&p.program, Hook::PerfEvent).map(drop),
-            ProbeKind::Usdt { .. } | ProbeKind::Software { .. } => {
+            ProbeKind::Profile { hz, period_ns, .. } => {
+                let rate = match hz {
+                    Some(h) => oxbpf_sys::perf::Sampling::Frequency(*h),
+                    None => oxbpf_sys::perf::Sampling::Period(*period_ns),
+                };
+                session.attach_sampled(&p.program, oxbpf_live::Sampling { event: 0, rate })
+            }
+            ProbeKind::Software { event, count } => {
+                // bpftrace's short names, and its default periods.
+                let event = match event.as_str() {
+                    "cpu" => "cpu-clock",
+                    "faults" => "page-faults",
+                    "cs" => "context-switches",
+                    "migrations" => "cpu-migrations",
+                    "minflt" => "minor-faults",
+                    "majflt" => "major-faults",
+                    e => e,
+                };
+                let count = match (*count, event) {
+                    (0, "cpu-clock" | "task-clock") => 1_000_000,
+                    (0, "page-faults" | "minor-faults") => 100,
+                    (0, "context-switches") => 1000,
+                    (0, _) => 1,
+                    (n, _) => n,
+                };
+                let count = &count;
+                let Some(&(_, config)) = oxbpf_sys::perf::SOFTWARE_EVENTS
+                    .iter()
+                    .find(|(n, _)| *n == event)
+                else {
+                    let names: Vec<&str> = oxbpf_sys::perf::SOFTWARE_EVENTS
+                        .iter()
+                        .map(|e| e.0)
+                        .collect();
+                    return Err(where_(
+                        p.span,
+                        format!("`{event}` is not a software event ({})", names.join(", ")),
+                    ));
+                };
+                let rate = oxbpf_sys::perf::Sampling::Period((*count).max(1));
+                session.attach_sampled(
+                    &p.program,
+                    oxbpf_live::Sampling {
+                        event: config,
+                        rate,
+                    },
+                )
+            }
+            ProbeKind::Unavailable { kind, .. } if kind == "hardware" => {
                 return Err(where_(
                     p.span,
-                    format!("{} probes are not supported yet", p.kind.full_name()),
+                    format!(
+                        "{}: this machine has no hardware performance counters (no `cpu` PMU in /sys/bus/event_source/devices)",
+                        p.kind.full_name()
+                    ),
+                ));
+            }
+            ProbeKind::Unavailable { kind, .. } if kind == "watchpoint" => {
+                return Err(where_(
+                    p.span,
+                    format!(
+                        "{}: watchpoint probes are not supported by oxbpf yet",
+                        p.kind.full_name()
+                    ),
                 ));
             }
             _ => session.attach(&p.program).map(drop),
@@ -837,11 +904,30 @@ fn run(
         }
     }
     out.flush()?;
-    if let Some(mut ch) = child {
-        let _ = ch.kill();
-        let _ = ch.wait();
-    }
+    drop(child);
     Ok(ExitCode::from(exit_code.clamp(0, 255) as u8))
+}
+
+/// The -c command: killed and reaped when the trace ends, however it ends
+/// (an error before it ran would otherwise leave it stopped, holding the
+/// output open).
+struct CommandGuard(std::process::Child);
+
+impl CommandGuard {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.0.try_wait()
+    }
+}
+
+impl Drop for CommandGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// bpftrace's command line, for `oxbpf` invoked as `bpftrace`.

@@ -748,3 +748,111 @@ impl Gen<'_, '_> {
         Ok(())
     }
 }
+
+/// `bpf_get_attach_cookie`.
+const GET_ATTACH_COOKIE: i32 = 174;
+/// `struct __bpf_usdt_spec` (bpf/usdt.bpf.h): 12 argument specs of 16
+/// bytes (value or offset u64, kind u32, register offset i16, signed u8,
+/// bit shift u8), the user's cookie, the argument count.
+const USDT_SPEC_SIZE: u32 = 208;
+const USDT_ARG_COUNT: i16 = 200;
+
+impl Compiler<'_> {
+    /// The map of USDT argument specs, which the runtime fills per probe
+    /// site and finds by the link's BPF cookie, as libbpf's usdt.bpf.h
+    /// does (so sites whose arguments live in different places work).
+    fn usdt_specs(&mut self) -> usize {
+        if let Some(i) = self
+            .object_maps
+            .iter()
+            .position(|m| m.name == "__bpf_usdt_specs")
+        {
+            return i;
+        }
+        self.object_maps.push(map_def(
+            "__bpf_usdt_specs",
+            oxbpf_abi::map_type::ARRAY,
+            4,
+            USDT_SPEC_SIZE,
+            256,
+        ));
+        self.object_maps.len() - 1
+    }
+}
+
+impl Gen<'_, '_> {
+    /// Argument `i` of a USDT probe, read by its site's spec: a constant,
+    /// a register, or memory at a register plus an offset; then sign- or
+    /// zero-extended from its size.
+    pub(super) fn usdt_arg(&mut self, i: usize, span: Span) -> R<Value> {
+        if i >= 12 {
+            return err(span, "USDT probes have at most 12 arguments (arg0…arg11)");
+        }
+        let specs = self.c.usdt_specs();
+        let out = self.temp();
+        let key = self.alloc(8);
+        let tmp = self.alloc(8);
+        let zero = self.a.label();
+        let done = self.a.label();
+        self.a.mov(R1, R6);
+        self.a.call(GET_ATTACH_COOKIE);
+        self.a.stx(4, R10, key, R0);
+        self.a.ld_map(R1, specs);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.call(helper::MAP_LOOKUP);
+        self.a.jmp_imm(BPF_JEQ, R0, 0, zero);
+        // The spec pointer survives the helper calls below in the slot.
+        let spec = self.alloc(8);
+        self.a.stx(8, R10, spec, R0);
+        self.a.ldx(2, R1, R0, USDT_ARG_COUNT);
+        self.a.jmp_imm(BPF_JLE, R1, i as i32, zero);
+        let at = (i * 16) as i16;
+        let (konst, reg) = (self.a.label(), self.a.label());
+        self.a.ldx(4, R1, R0, at + 8);
+        self.a.jmp_imm(BPF_JEQ, R1, 0, konst);
+        // A register (kind 1), then memory at it (kind 2).
+        self.a.ldx(2, R3, R0, at + 12);
+        self.a.sext(R3, 2);
+        self.a.alu(BPF_ADD, R3, R6);
+        self.a.mov(R1, R10);
+        self.a.alu_imm(BPF_ADD, R1, tmp as i32);
+        self.a.mov_imm(R2, 8);
+        self.a.call(helper::PROBE_READ_KERNEL);
+        self.a.ldx(8, R0, R10, spec);
+        self.a.ldx(4, R1, R0, at + 8);
+        self.a.jmp_imm(BPF_JEQ, R1, 1, reg);
+        self.a.ldx(8, R3, R10, tmp);
+        self.a.ldx(8, R1, R0, at);
+        self.a.alu(BPF_ADD, R3, R1);
+        self.a.mov(R1, R10);
+        self.a.alu_imm(BPF_ADD, R1, tmp as i32);
+        self.a.mov_imm(R2, 8);
+        self.a.call(helper::PROBE_READ_USER);
+        self.a.place(reg);
+        self.a.ldx(8, R1, R10, tmp);
+        let shift = self.a.label();
+        self.a.ja(shift);
+        self.a.place(konst);
+        self.a.ldx(8, R1, R0, at);
+        self.a.place(shift);
+        // Keep the argument's bytes: shift left, then back (arithmetic
+        // for signed arguments).
+        self.a.ldx(8, R0, R10, spec);
+        self.a.ldx(1, R2, R0, at + 15);
+        self.a.alu(BPF_LSH, R1, R2);
+        let unsigned = self.a.label();
+        self.a.ldx(1, R3, R0, at + 14);
+        self.a.jmp_imm(BPF_JEQ, R3, 0, unsigned);
+        self.a.alu(BPF_ARSH, R1, R2);
+        self.a.ja(done);
+        self.a.place(unsigned);
+        self.a.alu(BPF_RSH, R1, R2);
+        self.a.ja(done);
+        self.a.place(zero);
+        self.a.mov_imm(R1, 0);
+        self.a.place(done);
+        self.store(out, R1);
+        Ok(Value::Int(out, Ty::I64))
+    }
+}

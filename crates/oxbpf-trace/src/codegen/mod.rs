@@ -48,6 +48,18 @@ pub trait Env {
     fn ncpus(&self) -> u32 {
         1
     }
+    /// The file a uprobe's or USDT probe's path names (`libc`, a name in
+    /// PATH), as probe names show it.
+    fn resolve_binary(&self, path: &str) -> Result<String, String> {
+        Ok(path.to_string())
+    }
+    /// The functions of binary `path` whose names match the glob
+    /// `pattern`, sorted (uprobe wildcards).
+    fn uprobe_functions(&self, path: &str, pattern: &str) -> Result<Vec<String>, String> {
+        Err(format!(
+            "no symbols of {path} are available to match `{pattern}`"
+        ))
+    }
     /// The id of a cgroup v2 directory (`cgroupid`): its inode number.
     fn cgroup_id(&self, path: &str) -> Result<u64, String> {
         Err(format!("no cgroup file system is available to find {path}"))
@@ -608,6 +620,34 @@ impl Compiler<'_> {
 
     /// Tracepoint wildcards become one probe per match.
     fn expand(&self, kind: ProbeKind, span: Span) -> R<Vec<ProbeKind>> {
+        let resolve = |p: &str| {
+            self.env
+                .resolve_binary(p)
+                .map_err(|e| Diagnostic::new(span, e))
+        };
+        let kind = match kind {
+            ProbeKind::Uprobe {
+                path,
+                func,
+                offset,
+                ret,
+            } => ProbeKind::Uprobe {
+                path: resolve(&path)?,
+                func,
+                offset,
+                ret,
+            },
+            ProbeKind::Usdt {
+                path,
+                provider,
+                name,
+            } => ProbeKind::Usdt {
+                path: resolve(&path)?,
+                provider,
+                name,
+            },
+            k => k,
+        };
         match &kind {
             ProbeKind::Tracepoint { category, name }
                 if category.contains(['*', '?']) || name.contains(['*', '?']) =>
@@ -622,6 +662,31 @@ impl Compiler<'_> {
                 Ok(found
                     .into_iter()
                     .map(|(category, name)| ProbeKind::Tracepoint { category, name })
+                    .collect())
+            }
+            // Uprobe wildcards: one probe per matching function, as
+            // bpftrace expands them (each knows its `func` and `probe`).
+            ProbeKind::Uprobe {
+                path,
+                func,
+                offset: 0,
+                ret,
+            } if func.contains(['*', '?']) => {
+                let found = self
+                    .env
+                    .uprobe_functions(path, func)
+                    .map_err(|e| Diagnostic::new(span, e))?;
+                if found.is_empty() {
+                    return err(span, format!("no function of {path} matches `{func}`"));
+                }
+                Ok(found
+                    .into_iter()
+                    .map(|f| ProbeKind::Uprobe {
+                        path: path.clone(),
+                        func: f,
+                        offset: 0,
+                        ret: *ret,
+                    })
                     .collect())
             }
             _ => Ok(vec![kind]),
@@ -943,7 +1008,14 @@ impl Compiler<'_> {
                     if *ret { "uretprobe" } else { "uprobe" }
                 ),
             ),
-            ProbeKind::Usdt { .. } => (ProgramType::Kprobe, "usdt".to_string()),
+            ProbeKind::Usdt {
+                path,
+                provider,
+                name,
+            } => (
+                ProgramType::Kprobe,
+                format!("usdt/{path}:{}:{name}", provider.as_deref().unwrap_or("*")),
+            ),
             ProbeKind::Interval { .. } | ProbeKind::Profile { .. } | ProbeKind::Software { .. } => {
                 (ProgramType::PerfEvent, "perf_event".to_string())
             }
@@ -1193,6 +1265,19 @@ impl Gen<'_, '_> {
         let t = self.temp();
         self.store(t, R0);
         t
+    }
+
+    /// The type of an expression, from code that is then dropped.
+    fn type_of(&mut self, e: &Expr) -> R<Ty> {
+        let mark = self.a.checkpoint();
+        let (frame, free, vars) = (self.frame, self.free.clone(), self.vars.len());
+        let v = self.value(e);
+        self.a.rollback(mark);
+        (self.frame, self.free) = (frame, free);
+        debug_assert_eq!(vars, self.vars.len());
+        Ok(match v? {
+            Value::Int(_, t) | Value::Mem(_, t) => t,
+        })
     }
 
     /// A temporary holding a constant.
@@ -2098,6 +2183,43 @@ impl Gen<'_, '_> {
                 self.store(v, r);
                 Value::Int(v, Ty::I64)
             }
+            ExprKind::Ternary { cond, then, els }
+                if !self.type_of(then)?.is_int() || !self.type_of(els)?.is_int() =>
+            {
+                // Strings (and tuples): both branches into one slot as
+                // large as the larger.
+                let (ta, tb) = (self.type_of(then)?, self.type_of(els)?);
+                let ty = match (&ta, &tb) {
+                    (Ty::Str(x), Ty::Str(y)) => Ty::Str(*x.max(y)),
+                    (a, b) if a == b => a.clone(),
+                    (a, b) => {
+                        return err(
+                            e.span,
+                            format!("the branches of `?:` are {} and {}", a.name(), b.name()),
+                        );
+                    }
+                };
+                let size = ty.stored_size();
+                let out = self.alloc(size);
+                self.zero(out, size);
+                let c = self.int(cond)?;
+                let rc = self.load(c, R0);
+                self.release(c);
+                let l_else = self.a.label();
+                let l_end = self.a.label();
+                self.a.jmp_imm(BPF_JEQ, rc, 0, l_else);
+                for (i, branch) in [then, els].into_iter().enumerate() {
+                    if let Value::Mem(src, t) = self.value(branch)? {
+                        self.copy(out, src, t.stored_size().min(size));
+                    }
+                    if i == 0 {
+                        self.a.ja(l_end);
+                        self.a.place(l_else);
+                    }
+                }
+                self.a.place(l_end);
+                Value::Mem(out, ty)
+            }
             ExprKind::Ternary { cond, then, els } => {
                 let c = self.int(cond)?;
                 let rc = self.load(c, R0);
@@ -2552,6 +2674,7 @@ impl Gen<'_, '_> {
                 match &self.kind {
                     ProbeKind::Uprobe { ret: false, .. } => {}
                     ProbeKind::RawTracepoint { .. } => return self.raw_tp_arg(i, span),
+                    ProbeKind::Usdt { .. } => return self.usdt_arg(i, span),
                     _ => {
                         return err(
                             span,
