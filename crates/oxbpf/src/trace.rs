@@ -262,6 +262,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     let opts = oxbpf_trace::Options {
         params,
         unsafe_ok: a.unsafe_ok,
+        child: a.command.is_some(),
         ..Default::default()
     };
     let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;

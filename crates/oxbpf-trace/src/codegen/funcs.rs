@@ -761,7 +761,7 @@ impl Compiler<'_> {
     /// The map of USDT argument specs, which the runtime fills per probe
     /// site and finds by the link's BPF cookie, as libbpf's usdt.bpf.h
     /// does (so sites whose arguments live in different places work).
-    fn usdt_specs(&mut self) -> usize {
+    pub(super) fn usdt_specs(&mut self) -> usize {
         if let Some(i) = self
             .object_maps
             .iter()

@@ -75,6 +75,8 @@ pub struct Options {
     pub max_map_keys: Option<u32>,
     /// `--unsafe`: functions that act on the system (`system`, `signal`).
     pub unsafe_ok: bool,
+    /// A `-c` command is run (`cpid` needs one).
+    pub child: bool,
 }
 
 /// helper ids
@@ -1044,6 +1046,11 @@ impl Compiler<'_> {
             ),
             _ => None,
         };
+        // A USDT program's links carry spec ids, which the runtime writes
+        // to this map whether or not the script reads arguments.
+        if matches!(kind, ProbeKind::Usdt { .. }) {
+            self.usdt_specs();
+        }
         let mut g = Gen {
             c: self,
             a: Asm::default(),
@@ -2434,8 +2441,19 @@ impl Gen<'_, '_> {
         let b = self.value(rhs)?;
         match (a, b) {
             (Value::Int(a, ta), Value::Int(b, tb)) => {
-                let signed = matches!(ta, Ty::Int { signed: true, .. })
-                    || matches!(tb, Ty::Int { signed: true, .. });
+                // C's usual conversions on 64-bit values: unsigned if
+                // either side is a 64-bit unsigned integer or a pointer
+                // (narrower unsigned ones promote to signed).
+                let unsigned = |t: &Ty| {
+                    matches!(
+                        t,
+                        Ty::Int {
+                            signed: false,
+                            size: 8
+                        } | Ty::Ptr { .. }
+                    )
+                };
+                let signed = !unsigned(&ta) && !unsigned(&tb);
                 let ra = self.load(a, R0);
                 let rb = self.load(b, R1);
                 // Pointer arithmetic counts elements, as in C.
@@ -2597,6 +2615,9 @@ impl Gen<'_, '_> {
             // The pid of the -c command, which user space writes to slot 1
             // of the start-time map before the command runs.
             "cpid" => {
+                if !self.c.opts.child {
+                    return err(span, "cpid cannot be used without a -c command");
+                }
                 let t = self.temp();
                 let key = self.alloc(8);
                 self.a.st_imm(4, R10, key, 1);
