@@ -49,7 +49,11 @@ fn glob(p: &str, t: &str) -> bool {
 
 fn compile(src: &str) -> oxbpf_trace::Compiled {
     let ast = oxbpf_trace::parse(src).unwrap_or_else(|d| panic!("{}", d.render("t.bt", src)));
-    oxbpf_trace::compile(&ast, &Fixture, &Default::default())
+    let opts = oxbpf_trace::Options {
+        child: true,
+        ..Default::default()
+    };
+    oxbpf_trace::compile(&ast, &Fixture, &opts)
         .unwrap_or_else(|d| panic!("{}", d.render("t.bt", src)))
 }
 
