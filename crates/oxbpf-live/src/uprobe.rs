@@ -117,15 +117,23 @@ pub fn ld_so_cache_where(cache: &Path, want: impl Fn(&[u8]) -> bool) -> Option<P
     })
 }
 
+fn file_error(path: &Path, message: String) -> UprobeError {
+    UprobeError::File {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+fn parse_elf<'d>(path: &Path, data: &'d [u8]) -> Result<object::File<'d>, UprobeError> {
+    object::File::parse(data).map_err(|e| file_error(path, format!("not an ELF file: {e}")))
+}
+
 /// The file offset of function `symbol` in the ELF file `path`.
 pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
     let shown = path.display().to_string();
-    let file_err = |message: String| UprobeError::File {
-        path: shown.clone(),
-        message,
-    };
+    let file_err = |message: String| file_error(path, message);
     let data = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
-    let elf = object::File::parse(&*data).map_err(|e| file_err(format!("not an ELF file: {e}")))?;
+    let elf = parse_elf(path, &data)?;
     let matches = |name: &str| name == symbol || name.split('@').next() == Some(symbol);
     // (address, global)
     let mut found: Vec<(u64, bool)> = Vec::new();
@@ -183,12 +191,9 @@ pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
 /// executables only, since a PIE's addresses are known only once it runs.
 pub fn symbol_address(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
     let shown = path.display().to_string();
-    let file_err = |message: String| UprobeError::File {
-        path: shown.clone(),
-        message,
-    };
+    let file_err = |message: String| file_error(path, message);
     let data = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
-    let elf = object::File::parse(&*data).map_err(|e| file_err(format!("not an ELF file: {e}")))?;
+    let elf = parse_elf(path, &data)?;
     if elf.kind() != object::ObjectKind::Executable {
         return Err(file_err(format!(
             "is position-independent: `{symbol}`'s address is known only in a running process"
@@ -209,13 +214,9 @@ pub fn symbol_address(path: &Path, symbol: &str) -> Result<u64, UprobeError> {
 /// offset (uprobe.multi targets), sorted by name; duplicates by address
 /// are listed once.
 pub fn matching_functions(path: &Path, pattern: &str) -> Result<Vec<(String, u64)>, UprobeError> {
-    let shown = path.display().to_string();
-    let file_err = |message: String| UprobeError::File {
-        path: shown.clone(),
-        message,
-    };
+    let file_err = |message: String| file_error(path, message);
     let data = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
-    let elf = object::File::parse(&*data).map_err(|e| file_err(format!("not an ELF file: {e}")))?;
+    let elf = parse_elf(path, &data)?;
     let mut out: Vec<(String, u64)> = Vec::new();
     for table in [elf.dynamic_symbols(), elf.symbols()] {
         for s in table {

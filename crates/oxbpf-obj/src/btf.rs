@@ -107,6 +107,22 @@ pub struct BtfType {
     pub kind_flag: bool,
 }
 
+impl BtfType {
+    /// Type id 0, `void`: an `Int` of size 0, unnamed.
+    pub fn void() -> BtfType {
+        BtfType {
+            name: String::new(),
+            kind: Kind::Int {
+                size: 0,
+                encoding: 0,
+                offset: 0,
+                bits: 0,
+            },
+            kind_flag: false,
+        }
+    }
+}
+
 /// Parsed BTF.
 #[derive(Clone, Debug, Default)]
 pub struct Btf {
@@ -329,16 +345,7 @@ impl Btf {
         };
         let types_raw = section(type_off, type_len, "type")?;
         let strings = section(str_off, str_len, "string")?;
-        let mut types = vec![BtfType {
-            kind_flag: false,
-            name: String::new(),
-            kind: Kind::Int {
-                size: 0,
-                encoding: 0,
-                offset: 0,
-                bits: 0,
-            },
-        }];
+        let mut types = vec![BtfType::void()];
         let mut r = Reader {
             b: types_raw,
             pos: 0,

@@ -79,16 +79,7 @@ impl BtfIndex {
     /// [`crate::Btf`]).
     pub fn get(&self, id: u32) -> Option<BtfType> {
         if id == 0 {
-            return Some(BtfType {
-                name: String::new(),
-                kind: Kind::Int {
-                    size: 0,
-                    encoding: 0,
-                    offset: 0,
-                    bits: 0,
-                },
-                kind_flag: false,
-            });
+            return Some(BtfType::void());
         }
         let at = *self.offsets.get(id as usize)?;
         let end = self

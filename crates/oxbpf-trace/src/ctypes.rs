@@ -314,7 +314,7 @@ impl BtfTypes for TypeDb<'_> {
             };
         }
         if id == 0 {
-            return Some(int_type(0, false, "void"));
+            return Some(BtfType::void());
         }
         self.kernel().ok()?.get(id)
     }

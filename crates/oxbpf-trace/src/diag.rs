@@ -49,6 +49,19 @@ impl Diagnostic {
         self
     }
 
+    /// Adds "did you mean `PREFIXname`?" when a candidate is near `word`.
+    pub fn suggest<'a>(
+        self,
+        word: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+        prefix: &str,
+    ) -> Diagnostic {
+        match nearest(word, candidates) {
+            Some(n) => self.with_hint(format!("did you mean `{prefix}{n}`?")),
+            None => self,
+        }
+    }
+
     /// Line and column (both from 1; the column counts characters) of
     /// the span's start in `source`.
     pub fn line_col(&self, source: &str) -> (usize, usize) {

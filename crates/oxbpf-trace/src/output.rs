@@ -5,6 +5,7 @@
 //! Per-CPU values are merged here (sums added, minima and maxima taken
 //! over the CPUs that saw a value).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::codegen::MapInfo;
@@ -302,6 +303,65 @@ fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
     }
 }
 
+/// A value map's entries decoded and in bpftrace's order: integers by
+/// value, other values by key. A pointer stored as a value prints as
+/// bpftrace 0.17 prints it: a signed integer (keys print in hex).
+fn scalar_rows<'a>(t: &Ty, entries: &'a [RawEntry], syms: &dyn Symbols) -> Vec<(Datum, &'a [u8])> {
+    let t = &match t {
+        Ty::Ptr { .. } => Ty::I64,
+        t => t.clone(),
+    };
+    let mut rows: Vec<(Datum, &[u8])> = entries
+        .iter()
+        .map(|(k, v)| {
+            (
+                decode_with(t, v.first().map_or(&[][..], |v| v), syms),
+                k.as_slice(),
+            )
+        })
+        .collect();
+    if t.is_int() {
+        rows.sort();
+    } else {
+        rows.sort_by(|a, b| a.1.cmp(b.1));
+    }
+    rows
+}
+
+/// An aggregation's entries merged over CPUs, sorted by value.
+fn aggregate_rows<'a>(kind: &MapKind, entries: &'a [RawEntry]) -> Vec<Row<'a>> {
+    let mut rows: Vec<Row<'_>> = entries
+        .iter()
+        .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A histogram's user keys with their (bucket -> count) over every CPU,
+/// ordered by total count.
+fn hist_rows(m: &MapInfo, entries: &[RawEntry]) -> Vec<(Vec<u8>, BTreeMap<u64, u64>)> {
+    let ksize = m.key_size();
+    let mut by_key: BTreeMap<Vec<u8>, BTreeMap<u64, u64>> = BTreeMap::new();
+    for (k, cpus) in entries {
+        let (user, bucket) = k.split_at(ksize.min(k.len()));
+        let n: u64 = cpus.iter().map(|c| u64_at(c, 0)).sum();
+        if n > 0 {
+            *by_key
+                .entry(user.to_vec())
+                .or_default()
+                .entry(u64_at(bucket, 0))
+                .or_default() += n;
+        }
+    }
+    let mut rows: Vec<(u64, Vec<u8>, BTreeMap<u64, u64>)> = by_key
+        .into_iter()
+        .map(|(k, b)| (b.values().sum(), k, b))
+        .collect();
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    rows.into_iter().map(|(_, k, b)| (k, b)).collect()
+}
+
 /// Text of one map, as bpftrace prints it at exit or for `print(@m)`.
 pub fn print_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> String {
     print_map_with(m, entries, syms, 0, 0)
@@ -323,27 +383,7 @@ pub fn print_map_with(
     match &m.kind {
         MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries, syms, top),
         MapKind::Scalar(t) => {
-            // A pointer stored as a value prints as bpftrace 0.17 prints
-            // it: a signed integer (keys print in hex).
-            let t = &match t {
-                Ty::Ptr { .. } => Ty::I64,
-                t => t.clone(),
-            };
-            let mut rows: Vec<(Datum, &[u8])> = entries
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        decode_with(t, v.first().map_or(&[][..], |v| v), syms),
-                        k.as_slice(),
-                    )
-                })
-                .collect();
-            // Integers sort by value; other values by key.
-            if t.is_int() {
-                rows.sort();
-            } else {
-                rows.sort_by(|a, b| a.1.cmp(b.1));
-            }
+            let rows = scalar_rows(t, entries, syms);
             for (d, k) in &rows[keep(rows.len())..] {
                 let d = match d {
                     Datum::Int(v) => Datum::Int(v / div),
@@ -354,11 +394,7 @@ pub fn print_map_with(
             }
         }
         kind => {
-            let mut rows: Vec<Row<'_>> = entries
-                .iter()
-                .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
-                .collect();
-            rows.sort();
+            let rows = aggregate_rows(kind, entries);
             for ((v, count, total), k) in &rows[keep(rows.len())..] {
                 let v = v / div;
                 match kind {
@@ -434,34 +470,14 @@ fn print_hists(
     syms: &dyn Symbols,
     top: usize,
 ) {
-    let ksize = m.key_size();
-    // user key -> bucket -> count
-    let mut by_key: std::collections::BTreeMap<Vec<u8>, std::collections::BTreeMap<u64, u64>> =
-        Default::default();
-    for (k, cpus) in entries {
-        let (user, bucket) = k.split_at(ksize.min(k.len()));
-        let n: u64 = cpus.iter().map(|c| u64_at(c, 0)).sum();
-        if n > 0 {
-            *by_key
-                .entry(user.to_vec())
-                .or_default()
-                .entry(u64_at(bucket, 0))
-                .or_default() += n;
-        }
-    }
-    let mut keys: Vec<(u64, Vec<u8>)> = by_key
-        .iter()
-        .map(|(k, b)| (b.values().sum(), k.clone()))
-        .collect();
-    keys.sort();
+    let keys = hist_rows(m, entries);
     let skip = if top == 0 {
         0
     } else {
         keys.len().saturating_sub(top)
     };
-    for (_, k) in keys.into_iter().skip(skip) {
-        let buckets = &by_key[&k];
-        let _ = writeln!(out, "{}: ", label(m, &k, syms));
+    for (k, buckets) in keys.iter().skip(skip) {
+        let _ = writeln!(out, "{}: ", label(m, k, syms));
         let (Some((&lo, _)), Some((&hi, _))) =
             (buckets.first_key_value(), buckets.last_key_value())
         else {
@@ -559,31 +575,9 @@ pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> 
     };
     match &m.kind {
         MapKind::Hist | MapKind::Lhist { .. } => {
-            let ksize = m.key_size();
-            let mut by_key: std::collections::BTreeMap<
-                Vec<u8>,
-                std::collections::BTreeMap<u64, u64>,
-            > = Default::default();
-            for (k, cpus) in entries {
-                let (user, bucket) = k.split_at(ksize.min(k.len()));
-                let n: u64 = cpus.iter().map(|c| u64_at(c, 0)).sum();
-                if n > 0 {
-                    *by_key
-                        .entry(user.to_vec())
-                        .or_default()
-                        .entry(u64_at(bucket, 0))
-                        .or_default() += n;
-                }
-            }
-            let mut keys: Vec<(u64, Vec<u8>)> = by_key
-                .iter()
-                .map(|(k, b)| (b.values().sum(), k.clone()))
-                .collect();
-            keys.sort();
-            let items = keys
+            let items = hist_rows(m, entries)
                 .into_iter()
-                .map(|(_, k)| {
-                    let b = &by_key[&k];
+                .map(|(k, b)| {
                     let (lo, hi) = match (b.first_key_value(), b.last_key_value()) {
                         (Some((&lo, _)), Some((&hi, _))) => (lo, hi),
                         _ => (1, 0),
@@ -607,24 +601,7 @@ pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> 
             wrap("hist", items)
         }
         MapKind::Scalar(t) => {
-            let t = &match t {
-                Ty::Ptr { .. } => Ty::I64,
-                t => t.clone(),
-            };
-            let mut rows: Vec<(Datum, &[u8])> = entries
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        decode_with(t, v.first().map_or(&[][..], |v| v), syms),
-                        k.as_slice(),
-                    )
-                })
-                .collect();
-            if t.is_int() {
-                rows.sort();
-            } else {
-                rows.sort_by(|a, b| a.1.cmp(b.1));
-            }
+            let rows = scalar_rows(t, entries, syms);
             let items = rows
                 .iter()
                 .map(|(d, k)| (json_key(m, k, syms), json_datum(d)))
@@ -632,11 +609,7 @@ pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> 
             wrap("map", items)
         }
         kind => {
-            let mut rows: Vec<Row<'_>> = entries
-                .iter()
-                .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
-                .collect();
-            rows.sort();
+            let rows = aggregate_rows(kind, entries);
             let items = rows
                 .iter()
                 .map(|((v, count, total), k)| {

@@ -576,12 +576,25 @@ impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
     }
 
     fn user_name(&self, uid: u32) -> Option<String> {
-        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-        passwd.lines().find_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
-        })
+        // /etc/passwd read once per run, not once per record.
+        static USERS: std::sync::OnceLock<std::collections::HashMap<u32, String>> =
+            std::sync::OnceLock::new();
+        USERS
+            .get_or_init(|| {
+                let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+                let mut users = std::collections::HashMap::new();
+                for l in passwd.lines() {
+                    let mut f = l.split(':');
+                    if let (Some(name), Some(uid)) = (f.next(), f.nth(1))
+                        && let Ok(uid) = uid.parse::<u32>()
+                    {
+                        users.entry(uid).or_insert_with(|| name.to_string());
+                    }
+                }
+                users
+            })
+            .get(&uid)
+            .cloned()
     }
 
     fn strftime(&self, fmt: &str, ns: u64) -> String {

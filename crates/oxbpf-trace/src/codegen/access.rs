@@ -280,10 +280,7 @@ impl Gen<'_, '_> {
                 span,
                 format!("{} has no member `{field}`", db.type_name(rid)),
             );
-            return Err(match nearest(field, names.iter().map(String::as_str)) {
-                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                None => d,
-            });
+            return Err(d.suggest(field, names.iter().map(String::as_str), ""));
         };
         let bits = (m.bitfield_size > 0 || m.offset % 8 != 0).then(|| {
             let width = if m.bitfield_size > 0 {
@@ -439,10 +436,7 @@ impl Gen<'_, '_> {
                     span,
                     format!("{} has no member `{name}`", db.type_name(rid)),
                 );
-                return Err(match nearest(name, names.iter().map(String::as_str)) {
-                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                    None => d,
-                });
+                return Err(d.suggest(name, names.iter().map(String::as_str), ""));
             };
             off += (m.offset / 8) as u64;
             id = m.type_id;
@@ -554,10 +548,7 @@ impl Gen<'_, '_> {
                         names.join(", ")
                     ),
                 );
-                Err(match nearest(field, names.iter().copied()) {
-                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                    None => d,
-                })
+                Err(d.suggest(field, names.iter().copied(), ""))
             }
         }
     }

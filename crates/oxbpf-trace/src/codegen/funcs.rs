@@ -124,10 +124,7 @@ impl Gen<'_, '_> {
         };
         let Some(&(_, off)) = PT_REGS.iter().find(|(n, _)| n == name) else {
             let d = Diagnostic::new(*at, format!("`{name}` is not an x86-64 register"));
-            return Err(match nearest(name, PT_REGS.iter().map(|r| r.0)) {
-                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                None => d,
-            });
+            return Err(d.suggest(name, PT_REGS.iter().map(|r| r.0), ""));
         };
         match &self.kind {
             ProbeKind::Uprobe { .. }
@@ -143,10 +140,7 @@ impl Gen<'_, '_> {
                 );
             }
         }
-        let t = self.temp();
-        self.a.ldx(8, R0, R6, off);
-        self.store(t, R0);
-        Ok(Value::Int(t, Ty::U64))
+        Ok(Value::Int(self.ctx_u64(off), Ty::U64))
     }
 
     /// `kstack`, `ustack`, `kstack(perf)`, `ustack(bpftrace, 5)`, `kstack(3)`.
@@ -430,10 +424,7 @@ impl Gen<'_, '_> {
                             Some(&(_, n)) => n,
                             None => {
                                 let d = Diagnostic::new(sig.span, format!("`{s}` is not a signal"));
-                                return Err(match nearest(&want, SIGNALS.iter().map(|s| s.0)) {
-                                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                                    None => d,
-                                });
+                                return Err(d.suggest(&want, SIGNALS.iter().map(|s| s.0), ""));
                             }
                         }
                     }

@@ -16,7 +16,7 @@ mod funcs;
 use crate::asm::*;
 use crate::ast::*;
 use crate::ctypes::TypeDb;
-use crate::diag::{Diagnostic, Span, nearest};
+use crate::diag::{Diagnostic, Span};
 use crate::probes::{ProbeKind, parse_attach};
 use crate::types::{MapKind, TpField, Ty, parse_format};
 
@@ -1267,6 +1267,15 @@ impl Gen<'_, '_> {
         }
     }
 
+    /// A new temporary holding the u64 at `ctx + off` (a register of
+    /// `struct pt_regs`, a raw tracepoint's argument).
+    fn ctx_u64(&mut self, off: i16) -> Val {
+        let t = self.temp();
+        self.a.ldx(8, R0, R6, off);
+        self.store(t, R0);
+        t
+    }
+
     /// A new temporary holding r0 (after a helper call).
     fn take_r0(&mut self) -> Val {
         let t = self.temp();
@@ -1564,10 +1573,7 @@ impl Gen<'_, '_> {
         let Some(i) = self.c.maps.iter().position(|m| m.name == name) else {
             let d = Diagnostic::new(span, format!("@{name} is used but never assigned"));
             let names: Vec<String> = self.c.maps.iter().map(|m| m.name.clone()).collect();
-            return Err(match nearest(name, names.iter().map(String::as_str)) {
-                Some(n) => d.with_hint(format!("did you mean `@{n}`?")),
-                None => d,
-            });
+            return Err(d.suggest(name, names.iter().map(String::as_str), "@"));
         };
         if self.c.maps[i].index == 0 {
             let m = &self.c.maps[i];
@@ -2095,10 +2101,7 @@ impl Gen<'_, '_> {
                     let names: Vec<String> = self.vars.keys().cloned().collect();
                     let d =
                         Diagnostic::new(e.span, format!("${name} is used before it is assigned"));
-                    return Err(match nearest(name, names.iter().map(String::as_str)) {
-                        Some(n) => d.with_hint(format!("did you mean `${n}`?")),
-                        None => d,
-                    });
+                    return Err(d.suggest(name, names.iter().map(String::as_str), "$"));
                 };
                 if ty.is_int() {
                     let t = self.temp();
@@ -2711,27 +2714,18 @@ impl Gen<'_, '_> {
                         "arguments past arg5 are on the stack: not supported yet",
                     );
                 };
-                let t = self.temp();
-                self.a.ldx(8, R0, R6, off);
-                self.store(t, R0);
-                int(t)
+                int(self.ctx_u64(off))
             }
             "retval" => {
                 if !matches!(self.kind, ProbeKind::Uprobe { ret: true, .. }) {
                     return err(span, "retval is for uretprobes (and kretprobes)");
                 }
-                let t = self.temp();
-                self.a.ldx(8, R0, R6, 80);
-                self.store(t, R0);
-                int(t)
+                int(self.ctx_u64(80))
             }
             "args" => return err(span, "args is a record: use args.FIELD (or args->FIELD)"),
             other => {
                 let d = Diagnostic::new(span, format!("unknown identifier `{other}`"));
-                return Err(match nearest(other, BUILTINS.iter().copied()) {
-                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                    None => d,
-                });
+                return Err(d.suggest(other, BUILTINS.iter().copied(), ""));
             }
         })
     }
@@ -2753,10 +2747,7 @@ impl Gen<'_, '_> {
                     names.join(", ")
                 ),
             );
-            return Err(match nearest(field, names.iter().copied()) {
-                Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                None => d,
-            });
+            return Err(d.suggest(field, names.iter().copied(), ""));
         };
         if let Some(sys) = self.sys.clone() {
             // A system call's record: the number, then its arguments (or
@@ -2934,10 +2925,7 @@ impl Gen<'_, '_> {
             }
             other => {
                 let d = Diagnostic::new(span, format!("unknown function `{other}`"));
-                Err(match nearest(other, FUNCTIONS.iter().copied()) {
-                    Some(n) => d.with_hint(format!("did you mean `{n}`?")),
-                    None => d,
-                })
+                Err(d.suggest(other, FUNCTIONS.iter().copied(), ""))
             }
         }
     }
