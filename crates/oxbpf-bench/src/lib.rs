@@ -9,6 +9,8 @@
 //!   (tracepoints, uprobes) against bpftrace.
 //! - [`trace`]: `oxbpf trace` against bpftrace on the same scripts:
 //!   time to attached, exit time, peak memory, compile time.
+//! - [`trace_cost`]: what the code `oxbpf trace` generates costs per event
+//!   (the kernel's run-time counters) against bpftrace and hand-written C.
 //!
 //! The `oxbpf-bench` binary runs them; `oxbpf bench` and `oxbpf
 //! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
@@ -21,4 +23,5 @@
 pub mod attach;
 pub mod jit;
 pub mod trace;
+pub mod trace_cost;
 pub mod verifier;

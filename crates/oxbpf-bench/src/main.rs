@@ -45,6 +45,13 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// What the code `oxbpf trace` generates costs per event, against
+    /// bpftrace and hand-written C on ten scripts.
+    TraceCost {
+        /// Fewer events, one run each (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
         Command::Attach { quick } => oxbpf_bench::attach::run(quick),
         Command::Ring { quick } => oxbpf_bench::attach::ring_buffer_rows(quick),
         Command::Trace { quick } => oxbpf_bench::trace::run_all(quick),
+        Command::TraceCost { quick } => oxbpf_bench::trace_cost::run(quick),
         Command::Verifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

@@ -81,3 +81,54 @@ fn attach_bench_runs() {
         assert!(nums.len() >= 2 && nums[0] + nums[1] > 0, "{l}");
     }
 }
+
+/// The per-event cost benchmark measures all ten scripts under `oxbpf
+/// trace` and the C floor (and bpftrace where it is installed; CI has it).
+#[test]
+fn trace_cost_bench_runs() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_oxbpf-bench")).with_file_name("oxbpf");
+    let live = oxbpf_sys::available().is_ok() && exe.exists();
+    if !live {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the trace-cost benchmark: no bpf(2) or no oxbpf binary at {}",
+            exe.display()
+        );
+        eprintln!("skipped: needs root and the oxbpf binary (cargo test --workspace)");
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_oxbpf-bench"))
+        .args(["trace-cost", "--quick"])
+        .output()
+        .expect("run oxbpf-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "count ",
+        "count by comm",
+        "hist",
+        "lhist",
+        "stats",
+        "filter on comm",
+        "latency",
+        "printf",
+        "uprobe count",
+        "total",
+    ] {
+        let l = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no `{row}` row in {stdout}"));
+        // oxbpf's and C's figures are measured (positive); bpftrace's too
+        // when it ran.
+        let nums: Vec<f64> = l
+            .split_whitespace()
+            .filter_map(|w| w.trim_end_matches('x').parse().ok())
+            .collect();
+        assert!(nums.len() >= 3 && nums.iter().all(|&n| n > 0.0), "{l}");
+    }
+}

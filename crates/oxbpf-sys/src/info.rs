@@ -219,6 +219,18 @@ pub fn link_info(fd: &OwnedFd) -> R<LinkInfo> {
     Ok(info)
 }
 
+/// `BPF_ENABLE_STATS(BPF_STATS_RUN_TIME)`: the kernel counts every
+/// program's `run_time_ns` and `run_cnt` (as `kernel.bpf_stats_enabled=1`
+/// does) for as long as the returned descriptor is open.
+pub fn enable_run_time_stats() -> R<OwnedFd> {
+    #[repr(C)]
+    struct A {
+        stats_type: u32,
+    }
+    let mut a = A { stats_type: 0 };
+    sys(cmd::ENABLE_STATS, "BPF_ENABLE_STATS", &mut a).map(fd_of)
+}
+
 /// Every program in the kernel (those that vanish while listed are
 /// skipped).
 pub fn programs() -> R<Vec<ProgInfo>> {

@@ -166,13 +166,22 @@ impl RingBuf {
 
     /// Calls `f` with every committed record (discarded ones are skipped)
     /// and frees their space; returns how many it passed on.
+    ///
+    /// The work is bounded: records committed after the call has caught up
+    /// once are left for the next call, so a producer as fast as `f` (a
+    /// consumer whose own output is traced) cannot keep it here forever.
     pub fn consume(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         let mut cons = self.consumer_pos().load(Ordering::Acquire);
         let mut prod = self.producer_pos().load(Ordering::Acquire);
+        let mut looked_again = false;
         loop {
             if cons >= prod {
+                if looked_again {
+                    break;
+                }
                 // Caught up: look again once before returning.
+                looked_again = true;
                 prod = self.producer_pos().load(Ordering::Acquire);
                 if cons >= prod {
                     break;

@@ -97,6 +97,56 @@ pub struct Expr {
     pub span: Span,
 }
 
+impl Expr {
+    /// Whether `f` holds for this expression or any expression inside it.
+    pub fn any(&self, f: &dyn Fn(&Expr) -> bool) -> bool {
+        if f(self) {
+            return true;
+        }
+        let any = |e: &Expr| e.any(f);
+        match &self.kind {
+            ExprKind::Map { keys: v, .. } | ExprKind::Call { args: v, .. } | ExprKind::Tuple(v) => {
+                v.iter().any(any)
+            }
+            ExprKind::Binary { lhs, rhs, .. } => any(lhs) || any(rhs),
+            ExprKind::Unary { expr: e, .. }
+            | ExprKind::Cast { expr: e, .. }
+            | ExprKind::Field { expr: e, .. }
+            | ExprKind::SizeofExpr(e)
+            | ExprKind::IncDec { target: e, .. } => any(e),
+            ExprKind::Ternary { cond, then, els } => any(cond) || any(then) || any(els),
+            ExprKind::Index { expr: a, index } => any(a) || any(index),
+            ExprKind::Int(_)
+            | ExprKind::Str(_)
+            | ExprKind::Ident(_)
+            | ExprKind::Var(_)
+            | ExprKind::Param(_)
+            | ExprKind::ParamCount
+            | ExprKind::SizeofType(_)
+            | ExprKind::Offsetof { .. } => false,
+        }
+    }
+}
+
+/// Whether `f` holds for any expression of the statements (nested blocks
+/// included).
+pub fn any_expr(body: &[Stmt], f: &dyn Fn(&Expr) -> bool) -> bool {
+    body.iter().any(|s| match &s.kind {
+        StmtKind::Expr(e) | StmtKind::Return(Some(e)) => e.any(f),
+        StmtKind::Assign { target, value, .. } => target.any(f) || value.any(f),
+        StmtKind::Let { value, .. } => value.as_ref().is_some_and(|e| e.any(f)),
+        StmtKind::If { cond, then, els } => cond.any(f) || any_expr(then, f) || any_expr(els, f),
+        StmtKind::While { cond: e, body } | StmtKind::Unroll { count: e, body } => {
+            e.any(f) || any_expr(body, f)
+        }
+        StmtKind::For { iter, body, .. } => {
+            any_expr(body, f) || matches!(iter, ForIter::Range(a, b) if a.any(f) || b.any(f))
+        }
+        StmtKind::Block(b) => any_expr(b, f),
+        StmtKind::Return(None) | StmtKind::Break | StmtKind::Continue => false,
+    })
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     Int(u64),

@@ -328,6 +328,32 @@ fn scalar_rows<'a>(t: &Ty, entries: &'a [RawEntry], syms: &dyn Symbols) -> Vec<(
     rows
 }
 
+/// The entries of a map held in a per-CPU array ([`MapInfo::array`]) in
+/// the form a hash of the same map has: keys of 8 zero bytes (and the
+/// bucket index after them for histograms), entries never written left
+/// out — except a `count()`, which exists from the start, as in bpftrace.
+pub fn array_entries(m: &MapInfo, entries: Vec<RawEntry>) -> Vec<RawEntry> {
+    entries
+        .into_iter()
+        .filter(|(_, cpus)| match m.kind {
+            MapKind::Count => true,
+            // A bucket's count, the set flag of min/max, avg's count.
+            MapKind::Hist | MapKind::Lhist { .. } => cpus.iter().any(|c| u64_at(c, 0) != 0),
+            _ => cpus.iter().any(|c| u64_at(c, 8) != 0),
+        })
+        .map(|(k, cpus)| {
+            let mut key = vec![0u8; 8];
+            if m.kind.bucketed() {
+                let index = u32::from_le_bytes(
+                    k.get(..4).and_then(|b| b.try_into().ok()).unwrap_or([0; 4]),
+                );
+                key.extend_from_slice(&u64::from(index).to_le_bytes());
+            }
+            (key, cpus)
+        })
+        .collect()
+}
+
 /// An aggregation's entries merged over CPUs, sorted by value.
 fn aggregate_rows<'a>(kind: &MapKind, entries: &'a [RawEntry]) -> Vec<Row<'a>> {
     let mut rows: Vec<Row<'_>> = entries
@@ -642,6 +668,7 @@ mod tests {
             key,
             kind,
             index: 2,
+            array: None,
         }
     }
 

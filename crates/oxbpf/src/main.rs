@@ -86,8 +86,10 @@ enum Command {
         /// rbpf, native code), `attach` (attach and detach on live events,
         /// against bpftrace; then the ring-buffer rows) or `ring`
         /// (ring-buffer consumption against libbpf only) or `trace`
-        /// (`oxbpf trace` against bpftrace on the same scripts).
-        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace"])]
+        /// (`oxbpf trace` against bpftrace on the same scripts) or
+        /// `trace-cost` (per-event cost of the code `oxbpf trace` generates,
+        /// against bpftrace and hand-written C).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace", "trace-cost"])]
         what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]

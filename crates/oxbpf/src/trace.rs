@@ -277,9 +277,18 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     if let Some(d) = &a.debug {
         bail!("-d takes ast or bytecode, not `{d}`");
     }
+    // Block-buffered (flushed after every batch of records): a line-buffered
+    // stdout makes one write(2) per printf record, which a script tracing
+    // write(2) would trace again without end.
     let mut out: Box<dyn Write> = match &a.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| p.display().to_string())?),
-        None => Box::new(std::io::stdout().lock()),
+        Some(p) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(p).with_context(|| p.display().to_string())?,
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout().lock(),
+        )),
     };
     run(a, &compiled, &name, &source, &mut out)
 }
@@ -447,6 +456,7 @@ impl Printer<'_> {
                             .split_once(&format!(" {word}:"))
                             .or_else(|| place.split_once(" error:"))
                             .map_or(place, |(p, _)| p);
+                        out.flush()?;
                         eprintln!("{place} {level}: {}", text().trim_end_matches('\n'));
                     }
                     PrintKind::Print => {
@@ -471,7 +481,10 @@ impl Printer<'_> {
                         let path = text();
                         match std::fs::read(&path) {
                             Ok(b) => out.write_all(&b)?,
-                            Err(e) => eprintln!("cat(\"{path}\"): {e}"),
+                            Err(e) => {
+                                out.flush()?;
+                                eprintln!("cat(\"{path}\"): {e}")
+                            }
                         }
                     }
                     PrintKind::Join => {
@@ -505,7 +518,7 @@ fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::R
     let map = session.map(&map_name(m))?;
     let size = m.kind.value_size();
     let stride = size.div_ceil(8) * 8;
-    Ok(map
+    let entries = map
         .entries()?
         .into_iter()
         .map(|(k, v)| {
@@ -518,7 +531,12 @@ fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::R
             };
             (k, cpus)
         })
-        .collect())
+        .collect();
+    Ok(if m.array.is_some() {
+        oxbpf_trace::output::array_entries(m, entries)
+    } else {
+        entries
+    })
 }
 
 fn print_map(session: &Session, syms: &Symbolizer, m: &MapInfo) -> Result<String> {
@@ -624,7 +642,8 @@ impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
 fn clear_map(session: &Session, m: &MapInfo, zero: bool) -> Result<()> {
     let map = session.map(&map_name(m))?;
     for (k, v) in map.entries()? {
-        if zero {
+        // An array's entries cannot be deleted: cleared, they are zero.
+        if zero || m.array.is_some() {
             map.update(&k, &vec![0u8; v.len()], 0)?;
         } else {
             let _ = map.delete(&k);

@@ -5,7 +5,7 @@
 //! callee-saved registers r7–r9 (they survive helper calls) and spills to
 //! the stack beyond them; r6 holds the context.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use oxbpf_isa::raw::*;
 use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
@@ -121,9 +121,35 @@ pub struct MapInfo {
     pub kind: MapKind,
     /// Index in the object's maps.
     pub index: usize,
+    /// A per-CPU array of this many entries instead of a hash (see
+    /// [`MapInfo::array_entries`]); `None` until the map is declared.
+    pub array: Option<u32>,
 }
 
 impl MapInfo {
+    /// A key-less aggregation held in a per-CPU array (one entry; one per
+    /// bucket for histograms) whose lookup the kernel inlines, instead of
+    /// a hash with one key: the same values at a fraction of the cost. An
+    /// array's entries always exist, so maps whose entries a probe deletes
+    /// or tests, and sums (whose zero is a value), stay hashes. bpftrace
+    /// 0.17 does the same for `count()`, which is why `@c: 0` prints for a
+    /// count that never ran.
+    pub fn array_entries(key: &[Ty], kind: &MapKind) -> Option<u32> {
+        if !key.is_empty() {
+            return None;
+        }
+        match *kind {
+            MapKind::Count | MapKind::Min | MapKind::Max | MapKind::Avg | MapKind::Stats => Some(1),
+            // Buckets 0 (negative), 1 (zero), 2..=64 (2^0 ..= 2^62).
+            MapKind::Hist => Some(65),
+            MapKind::Lhist { min, max, step } if step > 0 && max > min => {
+                let n = (max - min) / step + i64::from((max - min) % step != 0);
+                u32::try_from(n + 2).ok()
+            }
+            _ => None,
+        }
+    }
+
     /// Bytes of the user's part of the kernel key.
     pub fn key_size(&self) -> usize {
         if self.key.is_empty() {
@@ -229,38 +255,35 @@ fn syscall_of(kind: &ProbeKind) -> Option<(bool, u32)> {
 
 /// Whether a probe reads `args`.
 fn uses_args(p: &Probe) -> bool {
-    fn expr(e: &Expr) -> bool {
-        match &e.kind {
-            ExprKind::Ident(n) => n == "args",
-            ExprKind::Map { keys, .. } => keys.iter().any(expr),
-            ExprKind::Call { args, .. } | ExprKind::Tuple(args) => args.iter().any(expr),
-            ExprKind::Binary { lhs, rhs, .. } => expr(lhs) || expr(rhs),
-            ExprKind::Unary { expr: e, .. }
-            | ExprKind::Cast { expr: e, .. }
-            | ExprKind::Field { expr: e, .. }
-            | ExprKind::SizeofExpr(e)
-            | ExprKind::IncDec { target: e, .. } => expr(e),
-            ExprKind::Ternary { cond, then, els } => expr(cond) || expr(then) || expr(els),
-            ExprKind::Index { expr: a, index } => expr(a) || expr(index),
-            _ => false,
-        }
-    }
-    fn stmts(b: &[Stmt]) -> bool {
-        b.iter().any(|s| match &s.kind {
-            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => expr(e),
-            StmtKind::Assign { target, value, .. } => expr(target) || expr(value),
-            StmtKind::Let { value, .. } => value.as_ref().is_some_and(expr),
-            StmtKind::If { cond, then, els } => expr(cond) || stmts(then) || stmts(els),
-            StmtKind::While { cond, body } => expr(cond) || stmts(body),
-            StmtKind::Unroll { count, body } => expr(count) || stmts(body),
-            StmtKind::For { iter, body, .. } => {
-                stmts(body) || matches!(iter, ForIter::Range(a, b) if expr(a) || expr(b))
+    let f = |e: &Expr| matches!(&e.kind, ExprKind::Ident(n) if n == "args");
+    p.predicate.as_ref().is_some_and(|e| e.any(&f)) || crate::ast::any_expr(&p.body, &f)
+}
+
+/// Maps an entry of which is deleted or tested in a probe: these stay
+/// hash maps (an array's entries cannot be deleted and always exist).
+fn maps_keyed_in_probes(prog: &Program) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for p in &prog.probes {
+        let names = std::cell::RefCell::new(Vec::new());
+        let f = |e: &Expr| {
+            if let ExprKind::Call { name, args } = &e.kind
+                && (name == "delete" || name == "has_key")
+                && let Some(Expr {
+                    kind: ExprKind::Map { name: m, .. },
+                    ..
+                }) = args.first()
+            {
+                names.borrow_mut().push(m.clone());
             }
-            StmtKind::Block(b) => stmts(b),
-            _ => false,
-        })
+            false
+        };
+        if let Some(e) = &p.predicate {
+            e.any(&f);
+        }
+        crate::ast::any_expr(&p.body, &f);
+        out.extend(names.into_inner());
     }
-    p.predicate.as_ref().is_some_and(expr) || stmts(&p.body)
+    out
 }
 
 type R<T> = Result<T, Diagnostic>;
@@ -330,6 +353,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         max_keys: opts.max_map_keys.unwrap_or(4096),
         types: TypeDb::new(env),
         learn: None,
+        keyed: maps_keyed_in_probes(prog),
     };
     for s in &prog.structs {
         c.types.define(s).map_err(|m| Diagnostic::new(s.span, m))?;
@@ -540,6 +564,8 @@ struct Compiler<'a> {
     /// While types are being learned: the types the generated code gave
     /// each map's keys and values (see [`compile`]).
     learn: Option<HashMap<String, Learned>>,
+    /// Maps whose entries a probe deletes or tests (never arrays).
+    keyed: HashSet<String>,
 }
 
 /// Types a map was seen with in one learning round.
@@ -870,6 +896,7 @@ impl Compiler<'_> {
             key,
             kind,
             index: 0,
+            array: None,
         });
         Ok(())
     }
@@ -1064,12 +1091,13 @@ impl Compiler<'_> {
             exit: None,
             sys: sys.cloned(),
             sys_slots: (0, 0),
+            sys_regs: (0, regs::CS),
         };
         g.a.mov(R6, R1);
         let exit = g.a.label();
         g.exit = Some(exit);
         if g.sys.is_some() {
-            g.syscall_prologue(exit);
+            g.syscall_prologue(exit, uses_args(p));
         }
         if let Some(pred) = &p.predicate {
             let v = g.int(pred)?;
@@ -1150,11 +1178,16 @@ struct Gen<'c, 'a> {
     sys: Option<Syscalls>,
     /// Stack slots of `struct pt_regs *` and the call's number.
     sys_slots: (i16, i16),
+    /// The copy of `struct pt_regs` the prologue read in one go: its stack
+    /// offset and the first register offset it holds (through `cs`).
+    sys_regs: (i16, i16),
 }
 
 /// `struct pt_regs` offsets on x86-64.
 mod regs {
     pub const ARGS: [i16; 6] = [112, 104, 96, 56, 72, 64]; // di si dx r10 r8 r9
+    /// The lowest of them (r10).
+    pub const FIRST_ARG: i16 = 56;
     pub const ORIG_AX: i16 = 120;
     pub const CS: i16 = 136;
     /// `__USER_CS`: a 64-bit system call (ia32 ones are not the
@@ -1178,16 +1211,38 @@ impl Gen<'_, '_> {
 
     /// The raw tracepoint's arguments: (regs, id) for sys_enter, (regs,
     /// ret) for sys_exit; only 64-bit calls of the wanted numbers go on.
-    fn syscall_prologue(&mut self, exit: Label) {
+    /// The registers wanted (`cs`; the number on exit; the arguments when
+    /// the probe reads them) are copied from `struct pt_regs` with one
+    /// helper call.
+    fn syscall_prologue(&mut self, exit: Label, args: bool) {
         let sys = self.sys.clone().expect("set");
         let regs_slot = self.alloc(8);
         let id_slot = self.alloc(8);
         self.sys_slots = (regs_slot, id_slot);
+        let first = if sys.exit {
+            regs::ORIG_AX
+        } else if args {
+            regs::FIRST_ARG
+        } else {
+            regs::CS
+        };
+        let copy = self.alloc((regs::CS + 8 - first) as usize);
+        self.sys_regs = (copy, first);
         self.a.ldx(8, R0, R6, 0);
         self.a.stx(8, R10, regs_slot, R0);
-        // The number first (cheap), then whether it is a 64-bit call.
+        let read_copy = |g: &mut Self| {
+            g.a.mov(R1, R10);
+            g.a.alu_imm(BPF_ADD, R1, copy as i32);
+            g.a.mov_imm(R2, (regs::CS + 8 - first) as i64);
+            g.a.ldx(8, R3, R10, regs_slot);
+            g.a.alu_imm(BPF_ADD, R3, first as i32);
+            g.a.call(helper::PROBE_READ_KERNEL);
+        };
+        // The number first (cheap on entry), then whether it is a 64-bit
+        // call.
         if sys.exit {
-            self.read_regs(regs_slot, regs::ORIG_AX);
+            read_copy(self);
+            self.a.ldx(8, R0, R10, copy + regs::ORIG_AX - first);
         } else {
             self.a.ldx(8, R0, R6, 8);
         }
@@ -1210,7 +1265,10 @@ impl Gen<'_, '_> {
                 self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
             }
         }
-        self.read_regs(regs_slot, regs::CS);
+        if !sys.exit {
+            read_copy(self);
+        }
+        self.a.ldx(8, R0, R10, copy + regs::CS - first);
         self.a.jmp_imm(BPF_JNE, R0, regs::USER_CS, exit);
     }
 
@@ -1579,17 +1637,30 @@ impl Gen<'_, '_> {
             let m = &self.c.maps[i];
             let per_cpu = m.kind.per_cpu();
             let bucket = if m.kind.bucketed() { 8 } else { 0 };
-            let def = map_def(
-                &format!("AT_{}", if m.name.is_empty() { "_" } else { &m.name }),
-                if per_cpu {
-                    oxbpf_abi::map_type::PERCPU_HASH
-                } else {
-                    oxbpf_abi::map_type::HASH
-                },
-                (m.key_size() + bucket) as u32,
-                m.kind.value_size() as u32,
-                self.c.max_keys(),
-            );
+            let array =
+                MapInfo::array_entries(&m.key, &m.kind).filter(|_| !self.c.keyed.contains(&m.name));
+            let name = format!("AT_{}", if m.name.is_empty() { "_" } else { &m.name });
+            let def = match array {
+                Some(n) => map_def(
+                    &name,
+                    oxbpf_abi::map_type::PERCPU_ARRAY,
+                    4,
+                    m.kind.value_size() as u32,
+                    n,
+                ),
+                None => map_def(
+                    &name,
+                    if per_cpu {
+                        oxbpf_abi::map_type::PERCPU_HASH
+                    } else {
+                        oxbpf_abi::map_type::HASH
+                    },
+                    (m.key_size() + bucket) as u32,
+                    m.kind.value_size() as u32,
+                    self.c.max_keys(),
+                ),
+            };
+            self.c.maps[i].array = array;
             self.c.maps[i].index = self.c.object_maps.len();
             self.c.object_maps.push(def);
         }
@@ -1619,11 +1690,22 @@ impl Gen<'_, '_> {
                 ),
             );
         }
+        let learning = self.c.learn.is_some();
+        let mut values = Vec::with_capacity(keys.len());
+        for k in keys {
+            values.push(self.value(k)?);
+        }
+        // One string or tuple key of the key's very layout: its own slot
+        // (written in full, padding zeroed, never written again) is the key.
+        if let ([Value::Mem(src, t)], [ty], false) = (&values[..], &m.key[..], m.kind.bucketed())
+            && t == ty
+            && !learning
+        {
+            return Ok(*src);
+        }
         self.zero(off, size);
         let mut at = off;
-        let learning = self.c.learn.is_some();
-        for (i, (k, ty)) in keys.iter().zip(&m.key).enumerate() {
-            let v = self.value(k)?;
+        for (i, ((k, ty), v)) in keys.iter().zip(&m.key).zip(values).enumerate() {
             let vt = match &v {
                 Value::Int(_, t) | Value::Mem(_, t) => t.clone(),
             };
@@ -1681,39 +1763,25 @@ impl Gen<'_, '_> {
         // r0 = lookup(map, &key)
         let found = self.a.label();
         let done = self.a.label();
+        // An array's key is the bucket index (a u32: the low half of the
+        // u64 after the user's key) or 0.
+        let kernel_key = if m.array.is_some() && m.kind.bucketed() {
+            key + m.key_size() as i16
+        } else {
+            key
+        };
         self.a.ld_map(R1, m.index);
         self.a.mov(R2, R10);
-        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.alu_imm(BPF_ADD, R2, kernel_key as i32);
         self.a.call(helper::MAP_LOOKUP);
-        self.a.jmp_imm(BPF_JNE, R0, 0, found);
-        // Missing: insert the first value.
-        let init = self.alloc(16);
-        let x = arg.map(|v| self.load(v, R1));
-        match m.kind {
-            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
-                self.a.st_imm(8, R10, init, 1);
-            }
-            MapKind::Sum => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
-            }
-            MapKind::Min | MapKind::Max => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
-                self.a.st_imm(8, R10, init + 8, 1);
-            }
-            MapKind::Avg | MapKind::Stats => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
-                self.a.st_imm(8, R10, init + 8, 1);
-            }
-            MapKind::Scalar(_) => unreachable!("not an aggregation"),
+        if m.array.is_some() {
+            // Every index in range exists: only the verifier's null case.
+            self.a.jmp_imm(BPF_JEQ, R0, 0, done);
+        } else {
+            self.a.jmp_imm(BPF_JNE, R0, 0, found);
+            self.insert_first(m, key, arg);
+            self.a.ja(done);
         }
-        self.a.ld_map(R1, m.index);
-        self.a.mov(R2, R10);
-        self.a.alu_imm(BPF_ADD, R2, key as i32);
-        self.a.mov(R3, R10);
-        self.a.alu_imm(BPF_ADD, R3, init as i32);
-        self.a.mov_imm(R4, 1); // BPF_NOEXIST
-        self.a.call(helper::MAP_UPDATE);
-        self.a.ja(done);
         // Found: update in place.
         self.a.place(found);
         let x = arg.map(|v| self.load(v, R1));
@@ -1732,6 +1800,17 @@ impl Gen<'_, '_> {
             MapKind::Min | MapKind::Max => {
                 let x = x.expect("one argument");
                 let skip = self.a.label();
+                if m.array.is_some() {
+                    // An array entry starts unset: the first value is
+                    // taken whatever it is.
+                    let set = self.a.label();
+                    self.a.ldx(8, R2, R0, 8);
+                    self.a.jmp_imm(BPF_JNE, R2, 0, set);
+                    self.a.st_imm(8, R0, 8, 1);
+                    self.a.stx(8, R0, 0, x);
+                    self.a.ja(skip);
+                    self.a.place(set);
+                }
                 self.a.ldx(8, R2, R0, 0);
                 // Keep the old value when it is already the extreme.
                 let op = if m.kind == MapKind::Min {
@@ -1759,6 +1838,37 @@ impl Gen<'_, '_> {
             self.release(v);
         }
         Ok(())
+    }
+
+    /// An aggregation's entry missing from its hash: inserts the first
+    /// value.
+    fn insert_first(&mut self, m: &MapInfo, key: i16, arg: Option<Val>) {
+        let init = self.alloc(16);
+        let x = arg.map(|v| self.load(v, R1));
+        match m.kind {
+            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+                self.a.st_imm(8, R10, init, 1);
+            }
+            MapKind::Sum => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+            }
+            MapKind::Min | MapKind::Max => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+                self.a.st_imm(8, R10, init + 8, 1);
+            }
+            MapKind::Avg | MapKind::Stats => {
+                self.a.stx(8, R10, init, x.expect("one argument"));
+                self.a.st_imm(8, R10, init + 8, 1);
+            }
+            MapKind::Scalar(_) => unreachable!("not an aggregation"),
+        }
+        self.a.ld_map(R1, m.index);
+        self.a.mov(R2, R10);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.mov(R3, R10);
+        self.a.alu_imm(BPF_ADD, R3, init as i32);
+        self.a.mov_imm(R4, 1); // BPF_NOEXIST
+        self.a.call(helper::MAP_UPDATE);
     }
 
     /// bpftrace's power-of-two buckets: 0 for negatives, 1 for zero, and
@@ -2440,8 +2550,68 @@ impl Gen<'_, '_> {
             self.a.place(done);
             return Ok(Value::Int(out, Ty::I64));
         }
+        // A string against a literal: compared a word at a time.
+        if let (BinOp::Eq | BinOp::Ne, Some((lit, other))) = (
+            op,
+            match (&lhs.kind, &rhs.kind) {
+                (_, ExprKind::Str(l)) => Some((l, lhs)),
+                (ExprKind::Str(l), _) => Some((l, rhs)),
+                _ => None,
+            },
+        ) {
+            let v = self.value(other)?;
+            if let Value::Mem(x, Ty::Str(n)) = v
+                && n > lit.len()
+            {
+                let out = self.temp();
+                self.str_eq_literal(x, lit.as_bytes(), out, op == BinOp::Eq);
+                return Ok(Value::Int(out, Ty::I64));
+            }
+            let l = self.value(if std::ptr::eq(other, lhs) { rhs } else { lhs })?;
+            let (a, b) = if std::ptr::eq(other, lhs) {
+                (v, l)
+            } else {
+                (l, v)
+            };
+            return self.binary_values(op, a, b, span);
+        }
         let a = self.value(lhs)?;
         let b = self.value(rhs)?;
+        self.binary_values(op, a, b, span)
+    }
+
+    /// Whether the string at `r10 + x` (at least `lit.len() + 1` bytes)
+    /// holds `lit`: its bytes and the NUL after them, compared in the
+    /// widest loads that fit (what follows the NUL does not matter, as in
+    /// a byte-wise comparison).
+    fn str_eq_literal(&mut self, x: i16, lit: &[u8], out: Val, eq: bool) {
+        let mut want = lit.to_vec();
+        want.push(0);
+        let differ = self.a.label();
+        let done = self.a.label();
+        let mut i = 0;
+        while i < want.len() {
+            let size = [8, 4, 2, 1]
+                .into_iter()
+                .find(|&n| n <= want.len() - i)
+                .unwrap_or(1);
+            let mut word = [0u8; 8];
+            word[..size].copy_from_slice(&want[i..i + size]);
+            self.a.ldx(size as u32, R0, R10, x + i as i16);
+            self.a.mov_imm(R1, i64::from_le_bytes(word));
+            self.a.jmp(BPF_JNE, R0, R1, differ);
+            i += size;
+        }
+        self.a.mov_imm(R0, i64::from(eq));
+        self.store(out, R0);
+        self.a.ja(done);
+        self.a.place(differ);
+        self.a.mov_imm(R0, i64::from(!eq));
+        self.store(out, R0);
+        self.a.place(done);
+    }
+
+    fn binary_values(&mut self, op: BinOp, a: Value, b: Value, span: Span) -> R<Value> {
         match (a, b) {
             (Value::Int(a, ta), Value::Int(b, tb)) => {
                 // C's usual conversions on 64-bit values: unsigned if
@@ -2765,8 +2935,13 @@ impl Gen<'_, '_> {
                         format!("`{field}` is not an argument of this system call"),
                     );
                 };
-                let slot = self.sys_slots.0;
-                self.read_regs(slot, off);
+                let (copy, first) = self.sys_regs;
+                if off >= first {
+                    self.a.ldx(8, R0, R10, copy + off - first);
+                } else {
+                    let slot = self.sys_slots.0;
+                    self.read_regs(slot, off);
+                }
             }
             let size = f.size.min(8);
             if f.signed {
