@@ -178,3 +178,61 @@ fn mistakes_are_named_at_their_place() {
     let e = error("uprob:/bin/sh:main { }");
     assert!(e.contains("did you mean `uprobe`?"), "{e}");
 }
+
+/// Golden files: every `tests/trace/compile/NAME.bt` compiles (against the
+/// fixture above) to the listing in `NAME.out` — the `-d bytecode` text,
+/// after checking that oxbpf's verifier accepts each program — or fails
+/// with the diagnostic in it. `UPDATE_GOLDEN=1` rewrites the `.out` files.
+#[test]
+fn golden_listings_and_diagnostics() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/trace/compile");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/trace/compile")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "bt"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "{} golden scripts", names.len());
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failed = Vec::new();
+    for path in &names {
+        let src = std::fs::read_to_string(path).unwrap();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let opts = oxbpf_trace::Options {
+            child: true,
+            params: vec!["42".into(), "hello".into()],
+            ..Default::default()
+        };
+        let got = match oxbpf_trace::parse(&src)
+            .and_then(|ast| oxbpf_trace::compile(&ast, &Fixture, &opts))
+        {
+            Err(d) => d.render(&file, &src),
+            Ok(c) => {
+                for (i, p) in c.object.programs.iter().enumerate() {
+                    if let Err(r) =
+                        oxbpf_verifier::verify_object_program(&c.object, i, &Default::default())
+                    {
+                        panic!("{file}: {} rejected at {}: {}", p.name, r.pc, r.message);
+                    }
+                }
+                c.listing(&src)
+            }
+        };
+        let out = path.with_extension("out");
+        if update {
+            std::fs::write(&out, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&out).unwrap_or_default();
+        if want != got {
+            failed.push(format!("{file}:\n--- want\n{want}--- got\n{got}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} golden files differ (UPDATE_GOLDEN=1 rewrites them):\n{}",
+        failed.len(),
+        names.len(),
+        failed.join("\n")
+    );
+}

@@ -267,11 +267,11 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     };
     let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;
     if a.debug.as_deref() == Some("bytecode") {
-        quiet_pipe(print_bytecode(
-            &compiled,
-            &source,
-            &mut std::io::stdout().lock(),
-        ))?;
+        quiet_pipe(
+            std::io::stdout()
+                .lock()
+                .write_all(compiled.listing(&source).as_bytes()),
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(d) = &a.debug {
@@ -291,41 +291,6 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
         )),
     };
     run(a, &compiled, &name, &source, &mut out)
-}
-
-fn print_bytecode(
-    c: &oxbpf_trace::Compiled,
-    source: &str,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    for (i, p) in c.programs.iter().enumerate() {
-        let def = &c.object.programs[i];
-        writeln!(
-            out,
-            "{} ({} instructions):",
-            p.kind.full_name(),
-            def.insns.len()
-        )?;
-        let spans = c.lines.get(&p.program).cloned().unwrap_or_default();
-        let mut last_line = 0;
-        let decoded = oxbpf_isa::decode(&def.insns).unwrap_or_default();
-        for l in decoded {
-            if let Some(s) = spans.get(l.index) {
-                let line = source[..s.start.min(source.len())].matches('\n').count() + 1;
-                if line != last_line {
-                    last_line = line;
-                    writeln!(
-                        out,
-                        "; {}",
-                        source.lines().nth(line - 1).unwrap_or("").trim()
-                    )?;
-                }
-            }
-            writeln!(out, "{:>5}: {}", l.index, l.insn)?;
-        }
-        writeln!(out)?;
-    }
-    Ok(())
 }
 
 /// Where the printing of records stands.

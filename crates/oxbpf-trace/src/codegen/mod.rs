@@ -226,6 +226,39 @@ pub struct Compiled {
     pub init: Vec<(usize, Vec<u8>, Vec<u8>)>,
 }
 
+impl Compiled {
+    /// What `-d bytecode` prints: each program's instructions, the
+    /// script's line above the instructions generated for it.
+    pub fn listing(&self, source: &str) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for (i, p) in self.programs.iter().enumerate() {
+            let def = &self.object.programs[i];
+            let _ = writeln!(
+                out,
+                "{} ({} instructions):",
+                p.kind.full_name(),
+                def.insns.len()
+            );
+            let spans = self.lines.get(&p.program).cloned().unwrap_or_default();
+            let mut last_line = 0;
+            for l in oxbpf_isa::decode(&def.insns).unwrap_or_default() {
+                if let Some(s) = spans.get(l.index) {
+                    let line = source[..s.start.min(source.len())].matches('\n').count() + 1;
+                    if line != last_line {
+                        last_line = line;
+                        let text = source.lines().nth(line - 1).unwrap_or("").trim();
+                        let _ = writeln!(out, "; {text}");
+                    }
+                }
+                let _ = writeln!(out, "{:>5}: {}", l.index, l.insn);
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
 /// System calls a raw-tracepoint program stands for.
 #[derive(Clone, Debug)]
 pub struct Syscalls {
