@@ -27,11 +27,16 @@ pub struct Asm {
     /// here could never run, and the kernel refuses unreachable
     /// instructions, so it is not emitted.
     dead: bool,
+    /// `lddw rX, func` instructions and the subprogram label they load.
+    func_fixups: Vec<(usize, Label)>,
+    /// Subprograms (callbacks) appended after the code by [`Asm::finish`],
+    /// each already finished, at its label.
+    subprogs: Vec<(Label, Vec<RawInsn>, Vec<usize>)>,
 }
 
 /// What [`Asm::checkpoint`] saves.
 #[derive(Clone, Copy, Debug)]
-pub struct Checkpoint(usize, usize, usize, bool);
+pub struct Checkpoint(usize, usize, usize, bool, usize);
 
 /// Memory access widths.
 pub fn size_bits(bytes: u32) -> u8 {
@@ -155,6 +160,22 @@ impl Asm {
         self.raw(0, 0, 0, 0, (imm >> 32) as u32 as i32);
     }
 
+    /// `dst = &subprogram` (`BPF_PSEUDO_FUNC`): the callback placed at
+    /// `to` by [`Asm::subprog`].
+    pub fn ld_func(&mut self, dst: Reg, to: Label) {
+        if !self.dead {
+            self.func_fixups.push((self.insns.len(), to));
+        }
+        self.lddw(dst, 0, BPF_PSEUDO_FUNC);
+    }
+
+    /// A finished subprogram to append after the code, at `at` (a label
+    /// only [`Asm::ld_func`] refers to), with the starts of the
+    /// subprograms inside it (relative to its own start).
+    pub fn subprog(&mut self, at: Label, (insns, inner): (Vec<RawInsn>, Vec<usize>)) {
+        self.subprogs.push((at, insns, inner));
+    }
+
     /// `dst = map N` (an index into the object's maps).
     pub fn ld_map(&mut self, dst: Reg, map: usize) {
         self.lddw(dst, map as u64, BPF_PSEUDO_MAP_IDX);
@@ -190,13 +211,27 @@ impl Asm {
         self.jump(BPF_JMP | op | BPF_X, dst, src, 0, to);
     }
 
-    /// Resolves the jumps; every label must have been placed.
-    pub fn finish(mut self) -> Vec<RawInsn> {
+    /// Resolves the jumps, appends the subprograms (returning where each
+    /// starts) and resolves the loads of their addresses; every label must
+    /// have been placed.
+    pub fn finish(mut self) -> (Vec<RawInsn>, Vec<usize>) {
         for (at, l) in std::mem::take(&mut self.fixups) {
             let target = self.labels[l.0].expect("every label is placed");
             self.insns[at].off = (target as i64 - at as i64 - 1) as i16;
         }
-        self.insns
+        let mut starts = Vec::new();
+        for (l, code, inner) in std::mem::take(&mut self.subprogs) {
+            let base = self.insns.len();
+            self.labels[l.0] = Some(base);
+            starts.push(base);
+            starts.extend(inner.into_iter().map(|i| base + i));
+            self.insns.extend(code);
+        }
+        for (at, l) in std::mem::take(&mut self.func_fixups) {
+            let target = self.labels[l.0].expect("every subprogram is appended");
+            self.insns[at].imm = (target as i64 - at as i64 - 1) as i32;
+        }
+        (self.insns, starts)
     }
 
     pub fn len(&self) -> usize {
@@ -210,6 +245,7 @@ impl Asm {
             self.labels.len(),
             self.fixups.len(),
             self.dead,
+            self.func_fixups.len(),
         )
     }
 
@@ -219,6 +255,7 @@ impl Asm {
         self.labels.truncate(c.1);
         self.fixups.truncate(c.2);
         self.dead = c.3;
+        self.func_fixups.truncate(c.4);
         for l in &mut self.labels {
             if l.is_some_and(|at| at > c.0) {
                 *l = None;

@@ -307,7 +307,7 @@ impl Gen<'_, '_> {
         };
         let slot = self.alloc(read as usize);
         self.zero(slot, read as usize);
-        self.a.mov(R1, R10);
+        self.a.mov(R1, self.fp);
         self.a.alu_imm(BPF_ADD, R1, slot as i32);
         self.a.mov_imm(R2, read as i64);
         let rb = self.load(p.base, R3);
@@ -331,7 +331,7 @@ impl Gen<'_, '_> {
         };
         match p.bits {
             Some((shift, width)) => {
-                self.a.ldx(8, r, R10, slot);
+                self.a.ldx(8, r, self.fp, slot);
                 if shift > 0 {
                     self.a.alu_imm(BPF_RSH, r, shift as i32);
                 }
@@ -351,7 +351,7 @@ impl Gen<'_, '_> {
                 }
             }
             None => {
-                self.a.ldx(size, r, R10, slot);
+                self.a.ldx(size, r, self.fp, slot);
                 if let Ty::Int { signed: true, .. } = ty {
                     self.a.sext(r, size);
                 }

@@ -102,10 +102,10 @@ impl Gen<'_, '_> {
             "zero" => event::ZERO,
             _ => event::PRINT,
         };
-        self.a.st_imm(8, R10, rec, kind as i32);
-        self.a.st_imm(8, R10, rec + 8, m.index as i32);
-        self.a.st_imm(8, R10, rec + 16, nums[0] as i32);
-        self.a.st_imm(8, R10, rec + 24, nums[1] as i32);
+        self.a.st_imm(8, self.fp, rec, kind as i32);
+        self.a.st_imm(8, self.fp, rec + 8, m.index as i32);
+        self.a.st_imm(8, self.fp, rec + 16, nums[0] as i32);
+        self.a.st_imm(8, self.fp, rec + 24, nums[1] as i32);
         self.output(rec, 32);
         Ok(())
     }
@@ -191,11 +191,11 @@ impl Gen<'_, '_> {
         };
         self.a.mov_imm(R3, flags as i64);
         self.a.call(helper::GET_STACKID);
-        self.a.stx(8, R10, off, R0);
+        self.a.stx(8, self.fp, off, R0);
         if user {
             self.a.call(helper::GET_CURRENT_PID_TGID);
             self.a.alu_imm(BPF_RSH, R0, 32);
-            self.a.stx(8, R10, off + 8, R0);
+            self.a.stx(8, self.fp, off + 8, R0);
         }
         Ok(Value::Mem(off, ty))
     }
@@ -213,12 +213,12 @@ impl Gen<'_, '_> {
         let ty = Ty::Sym { user };
         let off = self.alloc(ty.stored_size());
         let r = self.load(v, R0);
-        self.a.stx(8, R10, off, r);
+        self.a.stx(8, self.fp, off, r);
         self.release(v);
         if user {
             self.a.call(helper::GET_CURRENT_PID_TGID);
             self.a.alu_imm(BPF_RSH, R0, 32);
-            self.a.stx(8, R10, off + 8, R0);
+            self.a.stx(8, self.fp, off + 8, R0);
         }
         Ok(Value::Mem(off, ty))
     }
@@ -315,7 +315,7 @@ impl Gen<'_, '_> {
         let v = self.int(e)?;
         let off = self.alloc(8);
         let r = self.load(v, R0);
-        self.a.stx(8, R10, off, r);
+        self.a.stx(8, self.fp, off, r);
         self.release(v);
         Ok(Value::Mem(off, ty))
     }
@@ -325,7 +325,7 @@ impl Gen<'_, '_> {
         let off = self.alloc(8);
         self.a.call(helper::GET_CURRENT_UID_GID);
         self.a.zext32(R0);
-        self.a.stx(8, R10, off, R0);
+        self.a.stx(8, self.fp, off, R0);
         Value::Mem(off, Ty::Username)
     }
 
@@ -364,7 +364,7 @@ impl Gen<'_, '_> {
                 let m = self.map(name, *at)?;
                 let key = self.key(&m, keys, *at)?;
                 self.a.ld_map(R1, m.index);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 let out = self.temp();
@@ -378,6 +378,38 @@ impl Gen<'_, '_> {
                 self.a.place(done);
                 self.store(out, R0);
                 Value::Int(out, Ty::I64)
+            }
+            "len" => {
+                let [
+                    Expr {
+                        kind: ExprKind::Map { name, keys },
+                        span: at,
+                    },
+                ] = args
+                else {
+                    return err(span, "len() takes a map: len(@m)");
+                };
+                if !keys.is_empty() {
+                    return err(*at, "len() takes the map itself: len(@m), without a key");
+                }
+                let m = self.map(name, *at)?;
+                if m.key.is_empty() {
+                    return err(*at, format!("@{name} has no keys for len() to count"));
+                }
+                // bpf_for_each_map_elem returns how many entries it
+                // visited; the callback only goes on.
+                let mut cb = Asm::default();
+                cb.mov_imm(R0, 0);
+                cb.exit();
+                let l = self.a.label();
+                self.a.subprog(l, cb.finish());
+                self.sub_spans.push(vec![span; 2]);
+                self.a.ld_map(R1, m.index);
+                self.a.ld_func(R2, l);
+                self.a.mov_imm(R3, 0);
+                self.a.mov_imm(R4, 0);
+                self.a.call(helper::FOR_EACH_MAP_ELEM);
+                Value::Int(self.take_r0(), Ty::I64)
             }
             "strcontains" => self.strcontains(args, span)?,
             "cgroupid" => {
@@ -507,9 +539,9 @@ impl Gen<'_, '_> {
                     return err(addr.span, "an IPv6 address is 16 bytes, not an integer");
                 }
                 let r = self.load(v, R0);
-                self.a.stx(4, R10, off + 8, r);
+                self.a.stx(4, self.fp, off + 8, r);
                 self.release(v);
-                self.a.st_imm(8, R10, off, 2);
+                self.a.st_imm(8, self.fp, off, 2);
             }
             Value::Mem(src, t) => {
                 let n = match &t {
@@ -533,10 +565,10 @@ impl Gen<'_, '_> {
                 }
                 let skip = if let Ty::Buf(_) = t { 8 } else { 0 };
                 for i in (0..bytes).step_by(4) {
-                    self.a.ldx(4, R0, R10, src + skip + i as i16);
-                    self.a.stx(4, R10, off + 8 + i as i16, R0);
+                    self.a.ldx(4, R0, self.fp, src + skip + i as i16);
+                    self.a.stx(4, self.fp, off + 8 + i as i16, R0);
                 }
-                self.a.st_imm(8, R10, off, fam as i32);
+                self.a.st_imm(8, self.fp, off, fam as i32);
             }
         }
         Ok(Value::Mem(off, Ty::Inet))
@@ -564,11 +596,11 @@ impl Gen<'_, '_> {
                 let ty = Ty::Buf(n);
                 let off = self.alloc(ty.stored_size());
                 self.zero(off, ty.stored_size());
-                self.a.st_imm(8, R10, off, n as i32);
+                self.a.st_imm(8, self.fp, off, n as i32);
                 let r = self.load(v, R3);
                 self.a.mov(R3, r);
                 self.release(v);
-                self.a.mov(R1, R10);
+                self.a.mov(R1, self.fp);
                 self.a.alu_imm(BPF_ADD, R1, off as i32 + 8);
                 self.a.mov_imm(R2, n as i64);
                 self.a.call(if user {
@@ -587,7 +619,7 @@ impl Gen<'_, '_> {
                 let ty = Ty::Buf(n);
                 let off = self.alloc(ty.stored_size());
                 self.zero(off, ty.stored_size());
-                self.a.st_imm(8, R10, off, n as i32);
+                self.a.st_imm(8, self.fp, off, n as i32);
                 self.copy(off + 8, src, n.div_ceil(8) * 8);
                 Ok(Value::Mem(off, ty))
             }
@@ -624,7 +656,7 @@ impl Gen<'_, '_> {
         for i in 0..(n + 1).saturating_sub(needle.len()) {
             let next = self.a.label();
             for (j, &c) in needle.iter().enumerate() {
-                self.a.ldx(1, R0, R10, x + (i + j) as i16);
+                self.a.ldx(1, R0, self.fp, x + (i + j) as i16);
                 self.a.jmp_imm(BPF_JNE, R0, i32::from(c), next);
             }
             self.a.ja(found);
@@ -668,7 +700,7 @@ impl Gen<'_, '_> {
                 };
                 let slot = self.alloc(8);
                 let r = self.load(v, R0);
-                self.a.stx(8, R10, slot, r);
+                self.a.stx(8, self.fp, slot, r);
                 self.release(v);
                 (slot, user)
             }
@@ -687,9 +719,9 @@ impl Gen<'_, '_> {
         };
         let key = self.alloc(8);
         let ptr = self.alloc(8);
-        self.a.st_imm(8, R10, key, 0);
+        self.a.st_imm(8, self.fp, key, 0);
         self.a.ld_map(R1, scratch);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, key as i32);
         self.a.call(helper::MAP_LOOKUP);
         let exit = self.exit.expect("set");
@@ -706,14 +738,14 @@ impl Gen<'_, '_> {
         };
         let done = self.a.label();
         for i in 0..JOIN_ARGS {
-            self.a.mov(R1, R10);
+            self.a.mov(R1, self.fp);
             self.a.alu_imm(BPF_ADD, R1, ptr as i32);
             self.a.mov_imm(R2, 8);
-            self.a.ldx(8, R3, R10, argv);
+            self.a.ldx(8, R3, self.fp, argv);
             self.a.alu_imm(BPF_ADD, R3, (i * 8) as i32);
             self.a.call(read);
             self.a.jmp_imm(BPF_JNE, R0, 0, done);
-            self.a.ldx(8, R3, R10, ptr);
+            self.a.ldx(8, R3, self.fp, ptr);
             self.a.jmp_imm(BPF_JEQ, R3, 0, done);
             self.a.mov(R1, p);
             self.a.alu_imm(BPF_ADD, R1, (16 + i * JOIN_LEN) as i32);
@@ -787,15 +819,15 @@ impl Gen<'_, '_> {
         let done = self.a.label();
         self.a.mov(R1, R6);
         self.a.call(GET_ATTACH_COOKIE);
-        self.a.stx(4, R10, key, R0);
+        self.a.stx(4, self.fp, key, R0);
         self.a.ld_map(R1, specs);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, key as i32);
         self.a.call(helper::MAP_LOOKUP);
         self.a.jmp_imm(BPF_JEQ, R0, 0, zero);
         // The spec pointer survives the helper calls below in the slot.
         let spec = self.alloc(8);
-        self.a.stx(8, R10, spec, R0);
+        self.a.stx(8, self.fp, spec, R0);
         self.a.ldx(2, R1, R0, USDT_ARG_COUNT);
         self.a.jmp_imm(BPF_JLE, R1, i as i32, zero);
         let at = (i * 16) as i16;
@@ -806,22 +838,22 @@ impl Gen<'_, '_> {
         self.a.ldx(2, R3, R0, at + 12);
         self.a.sext(R3, 2);
         self.a.alu(BPF_ADD, R3, R6);
-        self.a.mov(R1, R10);
+        self.a.mov(R1, self.fp);
         self.a.alu_imm(BPF_ADD, R1, tmp as i32);
         self.a.mov_imm(R2, 8);
         self.a.call(helper::PROBE_READ_KERNEL);
-        self.a.ldx(8, R0, R10, spec);
+        self.a.ldx(8, R0, self.fp, spec);
         self.a.ldx(4, R1, R0, at + 8);
         self.a.jmp_imm(BPF_JEQ, R1, 1, reg);
-        self.a.ldx(8, R3, R10, tmp);
+        self.a.ldx(8, R3, self.fp, tmp);
         self.a.ldx(8, R1, R0, at);
         self.a.alu(BPF_ADD, R3, R1);
-        self.a.mov(R1, R10);
+        self.a.mov(R1, self.fp);
         self.a.alu_imm(BPF_ADD, R1, tmp as i32);
         self.a.mov_imm(R2, 8);
         self.a.call(helper::PROBE_READ_USER);
         self.a.place(reg);
-        self.a.ldx(8, R1, R10, tmp);
+        self.a.ldx(8, R1, self.fp, tmp);
         let shift = self.a.label();
         self.a.ja(shift);
         self.a.place(konst);
@@ -829,7 +861,7 @@ impl Gen<'_, '_> {
         self.a.place(shift);
         // Keep the argument's bytes: shift left, then back (arithmetic
         // for signed arguments).
-        self.a.ldx(8, R0, R10, spec);
+        self.a.ldx(8, R0, self.fp, spec);
         self.a.ldx(1, R2, R0, at + 15);
         self.a.alu(BPF_LSH, R1, R2);
         let unsigned = self.a.label();

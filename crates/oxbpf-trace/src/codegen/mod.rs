@@ -99,6 +99,8 @@ mod helper {
     pub const PROBE_READ_KERNEL_STR: i32 = 115;
     pub const JIFFIES64: i32 = 118;
     pub const RINGBUF_OUTPUT: i32 = 130;
+    pub const FOR_EACH_MAP_ELEM: i32 = 164;
+    pub const MAP_LOOKUP_PERCPU_ELEM: i32 = 195;
 }
 
 /// Record kinds in the event ring buffer (the first u64 of a record);
@@ -364,6 +366,7 @@ pub const FUNCTIONS: &[&str] = &[
     "ntop",
     "buf",
     "has_key",
+    "len",
     "strcontains",
     "cgroupid",
     "signal",
@@ -526,10 +529,13 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     let mut programs = Vec::new();
     let mut defs = Vec::new();
     let mut lines = HashMap::new();
+    let mut funcs = Vec::new();
     for (i, span, kind, sys) in plans {
         let name = format!("probe{}_{}", i, programs.len());
         let count = sys.as_ref().map_or(1, |m| m.calls.len());
-        let (insns, ptype, section, spans) = c.program(&prog.probes[i], &kind, sys.as_ref())?;
+        let (insns, ptype, section, spans, subprogs) =
+            c.program(&prog.probes[i], &kind, sys.as_ref())?;
+        funcs.push((name.clone(), subprogs));
         programs.push(ProbeProgram {
             program: name.clone(),
             kind,
@@ -553,6 +559,15 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         });
     }
     let mut object = Object::from_raw_program("unused", Vec::new());
+    // Callbacks need BTF function records (the kernel checks that each
+    // is a static function); programs without any need none.
+    if funcs.iter().any(|(_, subs)| !subs.is_empty()) {
+        let (btf, infos) = function_btf(&funcs);
+        object.btf = Some(btf);
+        for (d, info) in defs.iter_mut().zip(infos) {
+            d.func_info = info;
+        }
+    }
     object.programs = defs;
     object.maps = c.object_maps;
     Ok(Compiled {
@@ -566,6 +581,72 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         lines,
         init,
     })
+}
+
+/// BTF describing every program (`int NAME(void *ctx)`, global) and
+/// every `for` callback (`static int NAME_forK(void *map, void *key, void
+/// *value, void *ctx)`), and each program's `bpf_func_info` records.
+fn function_btf(
+    funcs: &[(String, Vec<usize>)],
+) -> (oxbpf_obj::btf::Btf, Vec<Vec<oxbpf_obj::btf::FuncInfo>>) {
+    const INT: u32 = 1;
+    const FUNC: u32 = 12;
+    const PTR: u32 = 2;
+    const FUNC_PROTO: u32 = 13;
+    let mut strings = vec![0u8];
+    let mut name = |s: &str| {
+        let at = strings.len() as u32;
+        strings.extend_from_slice(s.as_bytes());
+        strings.push(0);
+        at
+    };
+    let mut types: Vec<u32> = Vec::new();
+    // [1] int, [2] void *, [3] int (void *ctx), [4] int (void *map, void
+    // *key, void *value, void *ctx).
+    types.extend([name("int"), INT << 24, 4, (1 << 24) | 32]);
+    types.extend([0, PTR << 24, 0]);
+    types.extend([0, (FUNC_PROTO << 24) | 1, 1, name("ctx"), 2]);
+    types.extend([0, (FUNC_PROTO << 24) | 4, 1]);
+    for p in ["map", "key", "value", "ctx"] {
+        types.extend([name(p), 2]);
+    }
+    let mut next_id = 5;
+    let mut infos = Vec::new();
+    for (prog, subs) in funcs {
+        let mut info = Vec::new();
+        types.extend([name(prog), (FUNC << 24) | 1, 3]);
+        info.push(oxbpf_obj::btf::FuncInfo {
+            insn: 0,
+            type_id: next_id,
+        });
+        next_id += 1;
+        for (k, &at) in subs.iter().enumerate() {
+            types.extend([name(&format!("{prog}_for{k}")), FUNC << 24, 4]);
+            info.push(oxbpf_obj::btf::FuncInfo {
+                insn: at as u32,
+                type_id: next_id,
+            });
+            next_id += 1;
+        }
+        infos.push(info);
+    }
+    let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&0xeb9fu16.to_le_bytes());
+    raw.extend_from_slice(&[1, 0]);
+    for w in [
+        24u32,
+        0,
+        type_bytes.len() as u32,
+        type_bytes.len() as u32,
+        strings.len() as u32,
+    ] {
+        raw.extend_from_slice(&w.to_le_bytes());
+    }
+    raw.extend_from_slice(&type_bytes);
+    raw.extend_from_slice(&strings);
+    let btf = oxbpf_obj::btf::Btf::parse(&raw).expect("the BTF written here parses");
+    (btf, infos)
 }
 
 fn map_def(name: &str, map_type: u32, key: u32, value: u32, entries: u32) -> MapDef {
@@ -1039,7 +1120,7 @@ impl Compiler<'_> {
         p: &Probe,
         kind: &ProbeKind,
         sys: Option<&Syscalls>,
-    ) -> R<(Vec<oxbpf_isa::RawInsn>, ProgramType, String, Vec<Span>)> {
+    ) -> R<GeneratedProgram> {
         let (ptype, section) = match kind {
             ProbeKind::Tracepoint { .. } if sys.is_some() => (
                 ProgramType::RawTracepoint,
@@ -1125,6 +1206,8 @@ impl Compiler<'_> {
             sys: sys.cloned(),
             sys_slots: (0, 0),
             sys_regs: (0, regs::CS),
+            fp: R10,
+            sub_spans: Vec::new(),
         };
         g.a.mov(R6, R1);
         let exit = g.a.label();
@@ -1150,11 +1233,20 @@ impl Compiler<'_> {
                 ),
             );
         }
-        let spans = g.spans;
-        let insns = g.a.finish();
-        Ok((insns, ptype, section, spans))
+        let (insns, spans, subprogs) = g.finish();
+        Ok((insns, ptype, section, spans, subprogs))
     }
 }
+
+/// A probe's program: its instructions, type, section, the span of each
+/// instruction, where its subprograms start.
+type GeneratedProgram = (
+    Vec<oxbpf_isa::RawInsn>,
+    ProgramType,
+    String,
+    Vec<Span>,
+    Vec<usize>,
+);
 
 /// Integers are 64-bit in maps and records.
 fn widen(t: Ty) -> Ty {
@@ -1214,6 +1306,13 @@ struct Gen<'c, 'a> {
     /// The copy of `struct pt_regs` the prologue read in one go: its stack
     /// offset and the first register offset it holds (through `cs`).
     sys_regs: (i16, i16),
+    /// The register the stack slots are addressed from: r10 in a probe;
+    /// in a `for` callback, r7, the probe's frame passed as the callback's
+    /// context, so that the body sees the probe's variables.
+    fp: Reg,
+    /// Spans of the subprograms' instructions, in the order they are
+    /// appended.
+    sub_spans: Vec<Vec<Span>>,
 }
 
 /// `struct pt_regs` offsets on x86-64.
@@ -1233,13 +1332,13 @@ impl Gen<'_, '_> {
     /// `regs_slot`) into r0.
     fn read_regs(&mut self, regs_slot: i16, off: i16) {
         let tmp = self.alloc(8);
-        self.a.mov(R1, R10);
+        self.a.mov(R1, self.fp);
         self.a.alu_imm(BPF_ADD, R1, tmp as i32);
         self.a.mov_imm(R2, 8);
-        self.a.ldx(8, R3, R10, regs_slot);
+        self.a.ldx(8, R3, self.fp, regs_slot);
         self.a.alu_imm(BPF_ADD, R3, off as i32);
         self.a.call(helper::PROBE_READ_KERNEL);
-        self.a.ldx(8, R0, R10, tmp);
+        self.a.ldx(8, R0, self.fp, tmp);
     }
 
     /// The raw tracepoint's arguments: (regs, id) for sys_enter, (regs,
@@ -1262,12 +1361,12 @@ impl Gen<'_, '_> {
         let copy = self.alloc((regs::CS + 8 - first) as usize);
         self.sys_regs = (copy, first);
         self.a.ldx(8, R0, R6, 0);
-        self.a.stx(8, R10, regs_slot, R0);
+        self.a.stx(8, self.fp, regs_slot, R0);
         let read_copy = |g: &mut Self| {
-            g.a.mov(R1, R10);
+            g.a.mov(R1, g.fp);
             g.a.alu_imm(BPF_ADD, R1, copy as i32);
             g.a.mov_imm(R2, (regs::CS + 8 - first) as i64);
-            g.a.ldx(8, R3, R10, regs_slot);
+            g.a.ldx(8, R3, g.fp, regs_slot);
             g.a.alu_imm(BPF_ADD, R3, first as i32);
             g.a.call(helper::PROBE_READ_KERNEL);
         };
@@ -1275,11 +1374,11 @@ impl Gen<'_, '_> {
         // call.
         if sys.exit {
             read_copy(self);
-            self.a.ldx(8, R0, R10, copy + regs::ORIG_AX - first);
+            self.a.ldx(8, R0, self.fp, copy + regs::ORIG_AX - first);
         } else {
             self.a.ldx(8, R0, R6, 8);
         }
-        self.a.stx(8, R10, id_slot, R0);
+        self.a.stx(8, self.fp, id_slot, R0);
         match sys.tables {
             None => {
                 let nr = sys.calls[0].0;
@@ -1288,9 +1387,9 @@ impl Gen<'_, '_> {
             Some((ids, _)) => {
                 self.a.jmp_imm(BPF_JGE, R0, 1024, exit);
                 let key = self.alloc(8);
-                self.a.stx(4, R10, key, R0);
+                self.a.stx(4, self.fp, key, R0);
                 self.a.ld_map(R1, ids);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
@@ -1301,7 +1400,7 @@ impl Gen<'_, '_> {
         if !sys.exit {
             read_copy(self);
         }
-        self.a.ldx(8, R0, R10, copy + regs::CS - first);
+        self.a.ldx(8, R0, self.fp, copy + regs::CS - first);
         self.a.jmp_imm(BPF_JNE, R0, regs::USER_CS, exit);
     }
 
@@ -1319,7 +1418,7 @@ impl Gen<'_, '_> {
 
     fn zero(&mut self, off: i16, bytes: usize) {
         for i in (0..bytes.div_ceil(8) * 8).step_by(8) {
-            self.a.st_imm(8, R10, off + i as i16, 0);
+            self.a.st_imm(8, self.fp, off + i as i16, 0);
         }
     }
 
@@ -1344,7 +1443,7 @@ impl Gen<'_, '_> {
         match v {
             Val::Reg(r) => r,
             Val::Slot(off) => {
-                self.a.ldx(8, scratch, R10, off);
+                self.a.ldx(8, scratch, self.fp, off);
                 scratch
             }
         }
@@ -1354,7 +1453,7 @@ impl Gen<'_, '_> {
     fn store(&mut self, v: Val, r: Reg) {
         match v {
             Val::Reg(d) => self.a.mov(d, r),
-            Val::Slot(off) => self.a.stx(8, R10, off, r),
+            Val::Slot(off) => self.a.stx(8, self.fp, off, r),
         }
     }
 
@@ -1475,7 +1574,7 @@ impl Gen<'_, '_> {
                 let (off, _) = self.var_slot(var, Ty::I64);
                 let v = self.int(a)?;
                 let r = self.load(v, R0);
-                self.a.stx(8, R10, off, r);
+                self.a.stx(8, self.fp, off, r);
                 self.release(v);
                 let hi = self.int(b)?;
                 let top = self.a.label();
@@ -1483,24 +1582,25 @@ impl Gen<'_, '_> {
                 let end = self.a.label();
                 self.a.place(top);
                 let rh = self.load(hi, R1);
-                self.a.ldx(8, R0, R10, off);
+                self.a.ldx(8, R0, self.fp, off);
                 self.a.jmp(BPF_JSGE, R0, rh, end);
                 self.loops.push((next, end));
                 self.block(body)?;
                 self.loops.pop();
                 self.a.place(next);
-                self.a.ldx(8, R0, R10, off);
+                self.a.ldx(8, R0, self.fp, off);
                 self.a.alu_imm(BPF_ADD, R0, 1);
-                self.a.stx(8, R10, off, R0);
+                self.a.stx(8, self.fp, off, R0);
                 self.a.ja(top);
                 self.a.place(end);
                 self.release(hi);
                 Ok(())
             }
             StmtKind::For {
-                iter: ForIter::Map(_, span),
-                ..
-            } => err(*span, "for loops over maps are not supported yet"),
+                var,
+                iter: ForIter::Map(name, span),
+                body,
+            } => self.for_map(var, name, *span, body),
             StmtKind::Break | StmtKind::Continue => {
                 let Some(&(cont, brk)) = self.loops.last() else {
                     return err(s.span, "break and continue belong in a loop");
@@ -1519,6 +1619,162 @@ impl Gen<'_, '_> {
             }
             StmtKind::Block(b) => self.block(b),
         }
+    }
+
+    /// The code with its subprograms appended: (instructions, the span of
+    /// each, where each subprogram starts).
+    fn finish(mut self) -> (Vec<RawInsn>, Vec<Span>, Vec<usize>) {
+        let last = self.spans.last().copied().unwrap_or_default();
+        self.mark(last);
+        let (insns, starts) = self.a.finish();
+        let mut spans = self.spans;
+        spans.extend(self.sub_spans.into_iter().flatten());
+        (insns, spans, starts)
+    }
+
+    /// `for ($kv : @m) { … }`: `bpf_for_each_map_elem` with the body as
+    /// its callback. The callback's context is this frame, so the body
+    /// reads and writes the probe's variables where they are; `$kv` is
+    /// the key and the value side by side (a tuple). `break` stops the
+    /// walk, `continue` goes to the next entry, `return` and `exit()` stop
+    /// the walk and the probe.
+    fn for_map(&mut self, var: &str, name: &str, span: Span, body: &[Stmt]) -> R<()> {
+        let m = self.map(name, span)?;
+        // count() and sum(): the value is the sum over every CPU's.
+        let per_cpu = matches!(m.kind, MapKind::Count | MapKind::Sum) && m.array.is_none();
+        let value = &match &m.kind {
+            MapKind::Scalar(value) => value.clone(),
+            _ if per_cpu => Ty::I64,
+            k => {
+                return err(
+                    span,
+                    format!(
+                        "for loops over @{name}, which holds {}, are not supported (maps of values, count() and sum() are)",
+                        k.name()
+                    ),
+                );
+            }
+        };
+        if m.key.is_empty() {
+            return err(span, format!("@{name} has no keys to loop over"));
+        }
+        let key = if m.key.len() == 1 {
+            m.key[0].clone()
+        } else {
+            Ty::Tuple(m.key.clone())
+        };
+        let key_size = m.key_size();
+        let value_size = value.stored_size();
+        // The loop's variable is the loop's own (another loop may use the
+        // name for a map of other types).
+        let kv_ty = Ty::Tuple(vec![key, value.clone()]);
+        let kv = self.alloc(kv_ty.stored_size());
+        let outer = self.vars.insert(var.to_string(), (kv, kv_ty));
+        let stop = self.alloc(8);
+        self.a.st_imm(8, self.fp, stop, 0);
+        let ctx = self.alloc(8);
+        self.a.stx(8, self.fp, ctx, R6);
+        let mut g = Gen {
+            c: &mut *self.c,
+            a: Asm::default(),
+            kind: self.kind.clone(),
+            fields: self.fields.clone(),
+            vars: self.vars.clone(),
+            frame: self.frame,
+            free: vec![9, 8],
+            spans: Vec::new(),
+            loops: Vec::new(),
+            exit: None,
+            sys: self.sys.clone(),
+            sys_slots: self.sys_slots,
+            sys_regs: self.sys_regs,
+            fp: 7,
+            sub_spans: Vec::new(),
+        };
+        // (map, key, value, ctx): the frame first, then the entry copied
+        // into $kv, then the probe's context back in r6.
+        g.a.mov(7, R4);
+        let copies: &[(Reg, i16, usize)] = if per_cpu {
+            &[(R2, kv, key_size)]
+        } else {
+            &[(R2, kv, key_size), (R3, kv + key_size as i16, value_size)]
+        };
+        for &(from, at, size) in copies {
+            for i in (0..size).step_by(8) {
+                g.a.ldx(8, R0, from, i as i16);
+                g.a.stx(8, 7, at + i as i16, R0);
+            }
+        }
+        if per_cpu {
+            g.sum_over_cpus(m.index, kv, kv + key_size as i16);
+        }
+        g.a.ldx(8, R6, 7, ctx);
+        g.mark(span);
+        let next = g.a.label();
+        let end = g.a.label();
+        let exit = g.a.label();
+        g.exit = Some(exit);
+        g.loops.push((next, end));
+        g.block(body)?;
+        g.a.place(next);
+        g.a.mov_imm(R0, 0);
+        g.a.exit();
+        g.a.place(end);
+        g.a.mov_imm(R0, 1);
+        g.a.exit();
+        g.a.place(exit);
+        g.a.st_imm(8, 7, stop, 1);
+        g.a.mov_imm(R0, 1);
+        g.a.exit();
+        g.mark(span);
+        self.frame = self.frame.max(g.frame);
+        let (insns, spans, inner) = g.finish();
+        let at = self.a.label();
+        self.a.subprog(at, (insns, inner));
+        self.sub_spans.push(spans);
+        self.a.ld_map(R1, m.index);
+        self.a.ld_func(R2, at);
+        self.a.mov(R3, self.fp);
+        self.a.mov_imm(R4, 0);
+        self.a.call(helper::FOR_EACH_MAP_ELEM);
+        self.a.ldx(8, R0, self.fp, stop);
+        let exit = self.exit.expect("set");
+        self.a.jmp_imm(BPF_JNE, R0, 0, exit);
+        match outer {
+            Some(v) => self.vars.insert(var.to_string(), v),
+            None => self.vars.remove(var),
+        };
+        Ok(())
+    }
+
+    /// `*(u64 *)(fp + sum)` = the sum over every CPU of the per-CPU value
+    /// of map `map` at the key at `fp + key` (`bpf_map_lookup_percpu_elem`).
+    fn sum_over_cpus(&mut self, map: usize, key: i16, sum: i16) {
+        let cpus = self.c.env.ncpus();
+        let cpu = self.alloc(8);
+        self.a.st_imm(8, self.fp, sum, 0);
+        self.a.st_imm(8, self.fp, cpu, 0);
+        let top = self.a.label();
+        let next = self.a.label();
+        let done = self.a.label();
+        self.a.place(top);
+        self.a.ldx(8, R3, self.fp, cpu);
+        self.a.jmp_imm(BPF_JGE, R3, cpus as i32, done);
+        self.a.ld_map(R1, map);
+        self.a.mov(R2, self.fp);
+        self.a.alu_imm(BPF_ADD, R2, key as i32);
+        self.a.call(helper::MAP_LOOKUP_PERCPU_ELEM);
+        self.a.jmp_imm(BPF_JEQ, R0, 0, next);
+        self.a.ldx(8, R1, R0, 0);
+        self.a.ldx(8, R2, self.fp, sum);
+        self.a.alu(BPF_ADD, R2, R1);
+        self.a.stx(8, self.fp, sum, R2);
+        self.a.place(next);
+        self.a.ldx(8, R3, self.fp, cpu);
+        self.a.alu_imm(BPF_ADD, R3, 1);
+        self.a.stx(8, self.fp, cpu, R3);
+        self.a.ja(top);
+        self.a.place(done);
     }
 
     fn var_slot(&mut self, name: &str, ty: Ty) -> (i16, Ty) {
@@ -1542,7 +1798,7 @@ impl Gen<'_, '_> {
                     );
                 }
                 let r = self.load(val, R0);
-                self.a.stx(8, R10, off, r);
+                self.a.stx(8, self.fp, off, r);
                 self.release(val);
             }
             Value::Mem(src, ty) => {
@@ -1561,8 +1817,8 @@ impl Gen<'_, '_> {
 
     fn copy(&mut self, dst: i16, src: i16, bytes: usize) {
         for i in (0..bytes).step_by(8) {
-            self.a.ldx(8, R0, R10, src + i as i16);
-            self.a.stx(8, R10, dst + i as i16, R0);
+            self.a.ldx(8, R0, self.fp, src + i as i16);
+            self.a.stx(8, self.fp, dst + i as i16, R0);
         }
     }
 
@@ -1631,7 +1887,7 @@ impl Gen<'_, '_> {
                     Value::Int(val, _) => {
                         let off = self.alloc(8);
                         let r = self.load(val, R0);
-                        self.a.stx(8, R10, off, r);
+                        self.a.stx(8, self.fp, off, r);
                         self.release(val);
                         off
                     }
@@ -1648,9 +1904,9 @@ impl Gen<'_, '_> {
                     }
                 };
                 self.a.ld_map(R1, m.index);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
-                self.a.mov(R3, R10);
+                self.a.mov(R3, self.fp);
                 self.a.alu_imm(BPF_ADD, R3, voff as i32);
                 self.a.mov_imm(R4, 0);
                 self.a.call(helper::MAP_UPDATE);
@@ -1757,7 +2013,7 @@ impl Gen<'_, '_> {
             match v {
                 Value::Int(val, _) => {
                     let r = self.load(val, R0);
-                    self.a.stx(8, R10, at, r);
+                    self.a.stx(8, self.fp, at, r);
                     self.release(val);
                 }
                 Value::Mem(src, t) => {
@@ -1804,7 +2060,7 @@ impl Gen<'_, '_> {
             key
         };
         self.a.ld_map(R1, m.index);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, kernel_key as i32);
         self.a.call(helper::MAP_LOOKUP);
         if m.array.is_some() {
@@ -1880,25 +2136,25 @@ impl Gen<'_, '_> {
         let x = arg.map(|v| self.load(v, R1));
         match m.kind {
             MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
-                self.a.st_imm(8, R10, init, 1);
+                self.a.st_imm(8, self.fp, init, 1);
             }
             MapKind::Sum => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
+                self.a.stx(8, self.fp, init, x.expect("one argument"));
             }
             MapKind::Min | MapKind::Max => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
-                self.a.st_imm(8, R10, init + 8, 1);
+                self.a.stx(8, self.fp, init, x.expect("one argument"));
+                self.a.st_imm(8, self.fp, init + 8, 1);
             }
             MapKind::Avg | MapKind::Stats => {
-                self.a.stx(8, R10, init, x.expect("one argument"));
-                self.a.st_imm(8, R10, init + 8, 1);
+                self.a.stx(8, self.fp, init, x.expect("one argument"));
+                self.a.st_imm(8, self.fp, init + 8, 1);
             }
             MapKind::Scalar(_) => unreachable!("not an aggregation"),
         }
         self.a.ld_map(R1, m.index);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, key as i32);
-        self.a.mov(R3, R10);
+        self.a.mov(R3, self.fp);
         self.a.alu_imm(BPF_ADD, R3, init as i32);
         self.a.mov_imm(R4, 1); // BPF_NOEXIST
         self.a.call(helper::MAP_UPDATE);
@@ -1926,7 +2182,7 @@ impl Gen<'_, '_> {
             self.a.place(skip);
         }
         self.a.place(done);
-        self.a.stx(8, R10, at, R2);
+        self.a.stx(8, self.fp, at, R2);
     }
 
     /// lhist buckets: 0 below `min`, then one per `step`, the last for
@@ -1948,7 +2204,7 @@ impl Gen<'_, '_> {
         self.a.alu(BPF_DIV, R2, R3);
         self.a.alu_imm(BPF_ADD, R2, 1);
         self.a.place(done);
-        self.a.stx(8, R10, at, R2);
+        self.a.stx(8, self.fp, at, R2);
     }
 
     fn expr_stmt(&mut self, e: &Expr) -> R<()> {
@@ -1957,14 +2213,14 @@ impl Gen<'_, '_> {
                 "printf" | "errorf" | "warnf" => self.printf(name, args, e.span),
                 "exit" => {
                     let rec = self.alloc(16);
-                    self.a.st_imm(8, R10, rec, event::EXIT as i32);
+                    self.a.st_imm(8, self.fp, rec, event::EXIT as i32);
                     match args.first() {
                         Some(a) => {
                             let v = self.int(a)?;
                             let r = self.load(v, R0);
-                            self.a.stx(8, R10, rec + 8, r);
+                            self.a.stx(8, self.fp, rec + 8, r);
                         }
-                        None => self.a.st_imm(8, R10, rec + 8, 0),
+                        None => self.a.st_imm(8, self.fp, rec + 8, 0),
                     }
                     self.output(rec, 16);
                     let exit = self.exit.expect("set");
@@ -1981,7 +2237,7 @@ impl Gen<'_, '_> {
                     let m = self.map(name, target.span)?;
                     let key = self.key(&m, keys, target.span)?;
                     self.a.ld_map(R1, m.index);
-                    self.a.mov(R2, R10);
+                    self.a.mov(R2, self.fp);
                     self.a.alu_imm(BPF_ADD, R2, key as i32);
                     self.a.call(helper::MAP_DELETE);
                     Ok(())
@@ -2031,7 +2287,7 @@ impl Gen<'_, '_> {
     /// `bpf_ringbuf_output(&events, r10 + rec, len, 0)`.
     fn output(&mut self, rec: i16, len: usize) {
         self.a.ld_map(R1, 0);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, rec as i32);
         self.a.mov_imm(R3, len as i64);
         self.a.mov_imm(R4, 0);
@@ -2046,9 +2302,9 @@ impl Gen<'_, '_> {
         let ok = self.a.label();
         self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
         let key = self.alloc(8);
-        self.a.st_imm(4, R10, key, 0);
+        self.a.st_imm(4, self.fp, key, 0);
         self.a.ld_map(R1, 2);
-        self.a.mov(R2, R10);
+        self.a.mov(R2, self.fp);
         self.a.alu_imm(BPF_ADD, R2, key as i32);
         self.a.call(helper::MAP_LOOKUP);
         self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
@@ -2097,16 +2353,16 @@ impl Gen<'_, '_> {
         // The record is built on the stack when small, else in a per-CPU
         // scratch map value (the stack has 512 bytes in all).
         let (base, rec, scratch_reg) = if size <= 128 {
-            (R10, self.alloc(size), None)
+            (self.fp, self.alloc(size), None)
         } else {
             let Some(p) = self.free.pop() else {
                 return err(span, "this printf's arguments are too many to hold at once");
             };
             let scratch = self.c.scratch_map(size);
             let key = self.alloc(8);
-            self.a.st_imm(8, R10, key, 0);
+            self.a.st_imm(8, self.fp, key, 0);
             self.a.ld_map(R1, scratch);
-            self.a.mov(R2, R10);
+            self.a.mov(R2, self.fp);
             self.a.alu_imm(BPF_ADD, R2, key as i32);
             self.a.call(helper::MAP_LOOKUP);
             let exit = self.exit.expect("set");
@@ -2131,7 +2387,7 @@ impl Gen<'_, '_> {
                 Value::Mem(off, ty) => {
                     let n = ty.stored_size();
                     for i in (0..n).step_by(8) {
-                        self.a.ldx(8, R0, R10, off + i as i16);
+                        self.a.ldx(8, R0, self.fp, off + i as i16);
                         self.a.stx(8, base, at + i as i16, R0);
                     }
                     at += n as i16;
@@ -2174,7 +2430,7 @@ impl Gen<'_, '_> {
         for (i, c) in bytes.chunks(8).enumerate() {
             let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
             self.a.lddw(R0, v, 0);
-            self.a.stx(8, R10, off + 8 * i as i16, R0);
+            self.a.stx(8, self.fp, off + 8 * i as i16, R0);
         }
         Value::Mem(off, ty)
     }
@@ -2248,7 +2504,7 @@ impl Gen<'_, '_> {
                 };
                 if ty.is_int() {
                     let t = self.temp();
-                    self.a.ldx(8, R0, R10, off);
+                    self.a.ldx(8, R0, self.fp, off);
                     self.store(t, R0);
                     Value::Int(t, ty)
                 } else {
@@ -2273,7 +2529,7 @@ impl Gen<'_, '_> {
                     }
                 };
                 self.a.ld_map(R1, m.index);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 let missing = self.a.label();
@@ -2297,7 +2553,7 @@ impl Gen<'_, '_> {
                     self.a.jmp_imm(BPF_JEQ, R0, 0, done);
                     for i in (0..ty.stored_size()).step_by(8) {
                         self.a.ldx(8, R1, R0, i as i16);
-                        self.a.stx(8, R10, off + i as i16, R1);
+                        self.a.stx(8, self.fp, off + i as i16, R1);
                     }
                     self.a.place(done);
                     let _ = missing;
@@ -2428,7 +2684,7 @@ impl Gen<'_, '_> {
                     let at = off + items[..i].iter().map(Ty::stored_size).sum::<usize>() as i16;
                     if t.is_int() {
                         let v = self.temp();
-                        self.a.ldx(8, R0, R10, at);
+                        self.a.ldx(8, R0, self.fp, at);
                         self.store(v, R0);
                         return Ok(Value::Int(v, t));
                     }
@@ -2501,7 +2757,7 @@ impl Gen<'_, '_> {
                     match v {
                         Value::Int(val, _) => {
                             let r = self.load(val, R0);
-                            self.a.stx(8, R10, at, r);
+                            self.a.stx(8, self.fp, at, r);
                             self.release(val);
                             at += 8;
                         }
@@ -2630,7 +2886,7 @@ impl Gen<'_, '_> {
                 .unwrap_or(1);
             let mut word = [0u8; 8];
             word[..size].copy_from_slice(&want[i..i + size]);
-            self.a.ldx(size as u32, R0, R10, x + i as i16);
+            self.a.ldx(size as u32, R0, self.fp, x + i as i16);
             self.a.mov_imm(R1, i64::from_le_bytes(word));
             self.a.jmp(BPF_JNE, R0, R1, differ);
             i += size;
@@ -2759,8 +3015,8 @@ impl Gen<'_, '_> {
         let same = self.a.label();
         let done = self.a.label();
         for i in 0..n {
-            self.a.ldx(1, R0, R10, x + i as i16);
-            self.a.ldx(1, R1, R10, y + i as i16);
+            self.a.ldx(1, R0, self.fp, x + i as i16);
+            self.a.ldx(1, R1, self.fp, y + i as i16);
             self.a.jmp(BPF_JNE, R0, R1, differ);
             self.a.jmp_imm(BPF_JEQ, R0, 0, same);
         }
@@ -2803,9 +3059,9 @@ impl Gen<'_, '_> {
                 // nsecs - the start time user space stored before attaching.
                 let now = self.helper0(helper::KTIME_GET_NS);
                 let key = self.alloc(8);
-                self.a.st_imm(4, R10, key, 0);
+                self.a.st_imm(4, self.fp, key, 0);
                 self.a.ld_map(R1, 1);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 let none = self.a.label();
@@ -2826,9 +3082,9 @@ impl Gen<'_, '_> {
                 }
                 let t = self.temp();
                 let key = self.alloc(8);
-                self.a.st_imm(4, R10, key, 1);
+                self.a.st_imm(4, self.fp, key, 1);
                 self.a.ld_map(R1, 1);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 let none = self.a.label();
@@ -2864,7 +3120,7 @@ impl Gen<'_, '_> {
             "comm" => {
                 let off = self.alloc(16);
                 self.zero(off, 16);
-                self.a.mov(R1, R10);
+                self.a.mov(R1, self.fp);
                 self.a.alu_imm(BPF_ADD, R1, off as i32);
                 self.a.mov_imm(R2, 16);
                 self.a.call(helper::GET_CURRENT_COMM);
@@ -2875,17 +3131,17 @@ impl Gen<'_, '_> {
                 let off = self.alloc(64);
                 self.zero(off, 64);
                 let key = self.alloc(8);
-                self.a.ldx(8, R0, R10, self.sys_slots.1);
-                self.a.stx(4, R10, key, R0);
+                self.a.ldx(8, R0, self.fp, self.sys_slots.1);
+                self.a.stx(4, self.fp, key, R0);
                 self.a.ld_map(R1, names);
-                self.a.mov(R2, R10);
+                self.a.mov(R2, self.fp);
                 self.a.alu_imm(BPF_ADD, R2, key as i32);
                 self.a.call(helper::MAP_LOOKUP);
                 let none = self.a.label();
                 self.a.jmp_imm(BPF_JEQ, R0, 0, none);
                 for i in (0..64).step_by(8) {
                     self.a.ldx(8, R1, R0, i);
-                    self.a.stx(8, R10, off + i, R1);
+                    self.a.stx(8, self.fp, off + i, R1);
                 }
                 self.a.place(none);
                 Value::Mem(off, Ty::Str(64))
@@ -2957,7 +3213,7 @@ impl Gen<'_, '_> {
             // its return value), each 8 bytes from offset 16.
             let t = self.temp();
             if f.name == "__syscall_nr" {
-                self.a.ldx(8, R0, R10, self.sys_slots.1);
+                self.a.ldx(8, R0, self.fp, self.sys_slots.1);
             } else if sys.exit {
                 self.a.ldx(8, R0, R6, 8);
             } else {
@@ -2970,7 +3226,7 @@ impl Gen<'_, '_> {
                 };
                 let (copy, first) = self.sys_regs;
                 if off >= first {
-                    self.a.ldx(8, R0, R10, copy + off - first);
+                    self.a.ldx(8, R0, self.fp, copy + off - first);
                 } else {
                     let slot = self.sys_slots.0;
                     self.read_regs(slot, off);
@@ -2990,7 +3246,7 @@ impl Gen<'_, '_> {
             let ty = Ty::Str(f.size as usize);
             let off = self.alloc(ty.stored_size());
             self.zero(off, ty.stored_size());
-            self.a.mov(R1, R10);
+            self.a.mov(R1, self.fp);
             self.a.alu_imm(BPF_ADD, R1, off as i32);
             self.a.mov_imm(R2, f.size as i64);
             self.a.mov(R3, R6);
@@ -3007,7 +3263,7 @@ impl Gen<'_, '_> {
             self.a.ldx(4, R3, R6, f.offset as i16);
             self.a.alu_imm(BPF_AND, R3, 0xffff);
             self.a.alu(BPF_ADD, R3, R6);
-            self.a.mov(R1, R10);
+            self.a.mov(R1, self.fp);
             self.a.alu_imm(BPF_ADD, R1, off as i32);
             self.a.mov_imm(R2, 64);
             self.a.call(helper::PROBE_READ_KERNEL_STR);
@@ -3085,7 +3341,7 @@ impl Gen<'_, '_> {
                 let rp = self.load(p, R3);
                 self.a.mov(R3, rp);
                 self.release(p);
-                self.a.mov(R1, R10);
+                self.a.mov(R1, self.fp);
                 self.a.alu_imm(BPF_ADD, R1, off as i32);
                 self.a.mov_imm(R2, len as i64);
                 // The pointer's address space (plain integers: user memory

@@ -409,6 +409,7 @@ impl<'a> Verifier<'a> {
             } else if cp.hash == hash
                 && covers(&cp.state, &path.state, live)
                 && covers(&path.state, &cp.state, live)
+                && same_callback_calls(&cp.state, &path.state)
                 && self.is_ancestor(c, path.last)
             {
                 // Back to a state this path is still exploring, unchanged
@@ -1012,4 +1013,19 @@ pub(crate) fn insn_text(insn: &Instruction) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// Whether two states are in the same calls of their callbacks: a
+/// callback entered again (each entry has a site of its own) that comes
+/// back to the state of its previous call has converged, it does not loop.
+fn same_callback_calls(a: &crate::state::State, b: &crate::state::State) -> bool {
+    a.frames.len() == b.frames.len()
+        && a.frames
+            .iter()
+            .zip(&b.frames)
+            .all(|(x, y)| match (&x.site, &y.site) {
+                (Some(x), Some(y)) => std::rc::Rc::ptr_eq(x, y),
+                (None, None) => true,
+                _ => false,
+            })
 }
