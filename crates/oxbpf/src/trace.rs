@@ -818,6 +818,12 @@ fn run(
         }
         out.flush()?;
     }
+    // bpftrace's test harness waits for this line (the variable is set
+    // only there).
+    if std::env::var_os("__BPFTRACE_NOTIFY_PROBES_ATTACHED").is_some() {
+        writeln!(out, "__BPFTRACE_NOTIFY_PROBES_ATTACHED")?;
+        out.flush()?;
+    }
     let mut rb = session.ring_buffer("events")?;
     let mut printer = Printer {
         compiled: c,
@@ -944,13 +950,20 @@ struct BpftraceCli {
     quiet: bool,
     #[arg(short = 'c')]
     command: Option<String>,
-    #[arg(short = 'p')]
+    #[arg(short = 'p', long = "pid")]
     pid: Option<i32>,
-    #[arg(short = 'o')]
+    #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Accepted for compatibility: there is no LLVM IR to verify (oxbpf's
+    /// verifier checks every program before load).
+    #[arg(long = "verify-llvm-ir")]
+    verify_llvm_ir: bool,
+    /// Accepted for compatibility.
+    #[arg(long = "no-warnings")]
+    no_warnings: bool,
     #[arg(short = 'd')]
     debug: Option<String>,
-    /// Output format: text (json is not supported yet).
+    /// Output format: text or json.
     #[arg(short = 'f', default_value = "text")]
     format: String,
     /// Accepted for compatibility (oxbpf's output is always flushed per
@@ -961,7 +974,7 @@ struct BpftraceCli {
     #[arg(short = 'v')]
     verbose: bool,
     /// List probes.
-    #[arg(short = 'l')]
+    #[arg(short = 'l', long = "list")]
     list: bool,
     #[arg(short = 'k', action = clap::ArgAction::Count)]
     warnings: u8,
@@ -986,6 +999,8 @@ pub fn bpftrace_main() -> ExitCode {
     let run = || -> Result<ExitCode> {
         let _ = (
             &cli.buffering,
+            cli.verify_llvm_ir,
+            cli.no_warnings,
             cli.verbose,
             cli.warnings,
             &cli.include,

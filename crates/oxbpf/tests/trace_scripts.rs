@@ -343,6 +343,24 @@ fn invoked_as_bpftrace_it_takes_bpftraces_command_line() {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "as bpftrace 7\n\n\n");
+        // What bpftrace's own test harness passes and waits for.
+        let out = Command::new(&link)
+            .env("__BPFTRACE_NOTIFY_PROBES_ATTACHED", "1")
+            .args([
+                "--verify-llvm-ir",
+                "--no-warnings",
+                "-e",
+                r#"BEGIN { printf("%s\n", $1); exit(); }"#,
+                "word",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Attaching 1 probe...\n__BPFTRACE_NOTIFY_PROBES_ATTACHED\nword\n\n\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         common::skip("needs root and bpf(2) to run the script");
     }

@@ -1022,7 +1022,7 @@ impl Compiler<'_> {
             ExprKind::Int(_) | ExprKind::ParamCount => Ty::I64,
             ExprKind::Str(s) => Ty::Str(s.len() + 1),
             ExprKind::Param(n) => match self.param(*n) {
-                Some(p) if p.parse::<i64>().is_ok() => Ty::I64,
+                Some(p) if p.parse::<i64>().is_err() => Ty::Str(p.len() + 1),
                 _ => Ty::I64,
             },
             ExprKind::Ident(n) => match n.as_str() {
@@ -1802,7 +1802,14 @@ impl Gen<'_, '_> {
                 self.release(val);
             }
             Value::Mem(src, ty) => {
-                let (off, old) = self.var_slot(name, ty.clone());
+                // A string variable holds any string up to bpftrace's
+                // default length, whatever it was first given (`$a = "";
+                // … $a = "hi"`).
+                let slot_ty = match ty {
+                    Ty::Str(n) => Ty::Str(n.max(64)),
+                    ref t => t.clone(),
+                };
+                let (off, old) = self.var_slot(name, slot_ty);
                 if old.stored_size() < ty.stored_size() || old.is_int() {
                     return err(
                         span,
@@ -2474,12 +2481,9 @@ impl Gen<'_, '_> {
                         self.store(t, R0);
                         Value::Int(t, Ty::I64)
                     }
-                    Err(_) => {
-                        return err(
-                            e.span,
-                            format!("${n} is `{p}`, not a number (use str(${n}) for a string)"),
-                        );
-                    }
+                    // A parameter that is not a number is a string, as
+                    // in bpftrace since 0.20 (`str($1)` still works).
+                    Err(_) => self.const_str(&p, p.len() + 1),
                 },
                 None => {
                     let t = self.temp();
