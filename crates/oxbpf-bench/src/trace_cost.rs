@@ -11,7 +11,8 @@
 //! by `N`, so a program that also runs on other events (a raw
 //! tracepoint shared by every system call) pays for those runs too.
 //! Instructions: the kernel's translated length (`xlated_prog_len / 8`) of
-//! the programs that ran.
+//! the programs that ran. Compile: `oxbpf trace -d bytecode` on the script,
+//! the whole process, best of 3.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
@@ -266,6 +267,27 @@ fn oxbpf_cost(case: &Case, n: u64) -> Result<Cost> {
     tracer_cost(c, case, n)
 }
 
+/// How long `oxbpf trace -d bytecode` takes for the script (the whole
+/// process: parse, type, generate; nothing is loaded), best of 3.
+fn compile_ms(case: &Case) -> Result<f64> {
+    let exe = std::env::current_exe()?.with_file_name("oxbpf");
+    let script = script_for(case)?;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let st = Command::new(&exe)
+            .args(["trace", "-d", "bytecode", "-e", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("oxbpf trace -d bytecode failed on `{}`", case.name);
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(best)
+}
+
 fn bpftrace_cost(case: &Case, n: u64) -> Result<Cost> {
     let mut c = Command::new("bpftrace");
     c.args(["-e", &script_for(case)?]);
@@ -337,8 +359,17 @@ pub fn run(quick: bool) -> Result<()> {
         "per-event cost of the programs: kernel run time during {n} events / {n} (best of {runs}); insns: translated instructions of the programs that ran"
     );
     println!(
-        "{:<22} {:>9} {:>6} {:>10} {:>6} {:>9} {:>6} {:>10} {:>9}",
-        "script", "oxbpf ns", "insns", "bpftr ns", "insns", "C ns", "insns", "bpftr/ox", "ox/C"
+        "{:<22} {:>9} {:>6} {:>10} {:>6} {:>9} {:>6} {:>10} {:>9} {:>11}",
+        "script",
+        "oxbpf ns",
+        "insns",
+        "bpftr ns",
+        "insns",
+        "C ns",
+        "insns",
+        "bpftr/ox",
+        "ox/C",
+        "compile ms"
     );
     let mut sums = (0.0, 0.0, 0.0);
     for case in &CASES {
@@ -354,11 +385,12 @@ pub fn run(quick: bool) -> Result<()> {
         };
         let floor = best(runs, &|| c_cost(case, n))
             .with_context(|| format!("tracecost.o for `{}`", case.name))?;
+        let compile = compile_ms(case)?;
         sums.0 += ours.ns;
         sums.1 += theirs.map_or(0.0, |t| t.ns);
         sums.2 += floor.ns;
         println!(
-            "{:<22} {:>9.1} {:>6} {:>10} {:>6} {:>9.1} {:>6} {:>10} {:>8.2}x",
+            "{:<22} {:>9.1} {:>6} {:>10} {:>6} {:>9.1} {:>6} {:>10} {:>8.2}x {:>11.1}",
             case.name,
             ours.ns,
             ours.insns,
@@ -368,6 +400,7 @@ pub fn run(quick: bool) -> Result<()> {
             floor.insns,
             theirs.map_or("-".into(), |t| format!("{:.2}x", t.ns / ours.ns.max(1e-9))),
             ours.ns / floor.ns.max(1e-9),
+            compile,
         );
         if (ours.runs - floor.runs).abs() > 0.05 {
             println!(

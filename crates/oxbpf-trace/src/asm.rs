@@ -176,6 +176,11 @@ impl Asm {
         self.subprogs.push((at, insns, inner));
     }
 
+    /// `dst = bswapBITS(dst)` (16, 32 or 64; the upper bits cleared).
+    pub fn bswap(&mut self, dst: Reg, bits: i32) {
+        self.raw(BPF_ALU | BPF_END | BPF_TO_BE, dst, 0, 0, bits);
+    }
+
     /// `dst = map N` (an index into the object's maps).
     pub fn ld_map(&mut self, dst: Reg, map: usize) {
         self.lddw(dst, map as u64, BPF_PSEUDO_MAP_IDX);

@@ -411,6 +411,33 @@ impl Gen<'_, '_> {
                 self.a.call(helper::FOR_EACH_MAP_ELEM);
                 Value::Int(self.take_r0(), Ty::I64)
             }
+            // bpftrace's bswap: the bytes of the integer reversed, in
+            // its own width (an 8-bit value is itself).
+            "bswap" => {
+                let [x] = args else {
+                    return err(span, "bswap() takes one integer");
+                };
+                let v = self.value(x)?;
+                let Value::Int(t, ty) = v else {
+                    return err(x.span, "bswap() takes an integer");
+                };
+                let size = match ty {
+                    Ty::Int { size, .. } => size,
+                    _ => 8,
+                };
+                let r = self.load(t, R0);
+                if size > 1 {
+                    self.a.bswap(r, (size * 8) as i32);
+                }
+                self.store(t, r);
+                Value::Int(
+                    t,
+                    Ty::Int {
+                        size,
+                        signed: false,
+                    },
+                )
+            }
             "strcontains" => self.strcontains(args, span)?,
             "cgroupid" => {
                 let [

@@ -367,6 +367,7 @@ pub const FUNCTIONS: &[&str] = &[
     "buf",
     "has_key",
     "len",
+    "bswap",
     "strcontains",
     "cgroupid",
     "signal",
