@@ -68,7 +68,8 @@ fn run(mut cmd: Command) -> Result<Run> {
     })
 }
 
-fn oxbpf_cmd(script: &str) -> Result<Command> {
+/// The `oxbpf` binary installed beside this benchmark.
+pub(crate) fn oxbpf_exe() -> Result<std::path::PathBuf> {
     let exe = std::env::current_exe()?.with_file_name("oxbpf");
     if !exe.exists() {
         bail!(
@@ -76,7 +77,12 @@ fn oxbpf_cmd(script: &str) -> Result<Command> {
             exe.display()
         );
     }
-    let mut c = Command::new(exe);
+    Ok(exe)
+}
+
+/// `oxbpf trace -e SCRIPT`.
+pub(crate) fn oxbpf_cmd(script: &str) -> Result<Command> {
+    let mut c = Command::new(oxbpf_exe()?);
     c.args(["trace", "-e", script]);
     Ok(c)
 }

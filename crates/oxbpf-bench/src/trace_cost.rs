@@ -255,22 +255,13 @@ fn script_for(case: &Case) -> Result<String> {
 }
 
 fn oxbpf_cost(case: &Case, n: u64) -> Result<Cost> {
-    let exe = std::env::current_exe()?.with_file_name("oxbpf");
-    if !exe.exists() {
-        bail!(
-            "`oxbpf` is not beside this benchmark ({}); cargo build --release",
-            exe.display()
-        );
-    }
-    let mut c = Command::new(exe);
-    c.args(["trace", "-e", &script_for(case)?]);
-    tracer_cost(c, case, n)
+    tracer_cost(crate::trace::oxbpf_cmd(&script_for(case)?)?, case, n)
 }
 
 /// How long `oxbpf trace -d bytecode` takes for the script (the whole
 /// process: parse, type, generate; nothing is loaded), best of 3.
 fn compile_ms(case: &Case) -> Result<f64> {
-    let exe = std::env::current_exe()?.with_file_name("oxbpf");
+    let exe = crate::trace::oxbpf_exe()?;
     let script = script_for(case)?;
     let mut best = f64::MAX;
     for _ in 0..3 {
