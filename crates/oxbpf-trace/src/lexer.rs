@@ -306,12 +306,27 @@ impl<'a> Lexer<'a> {
                 .checked_pow(e)
                 .and_then(|p| m.checked_mul(p))
                 .ok_or_else(bad)?
-        } else if lower.len() > 1 && lower.starts_with('0') {
+        } else if lower.len() > 1
+            && lower.starts_with('0')
+            && lower.bytes().all(|b| b.is_ascii_digit())
+        {
             u64::from_str_radix(&lower[1..], 8).map_err(|_| bad())?
         } else {
-            // Size suffixes are not part of the language; a trailing
-            // letter is an error.
-            lower.parse().map_err(|_| bad())?
+            // C's integer suffixes (`123UL`) change nothing; duration
+            // suffixes make nanoseconds (`100ms`, `1m`), as in bpftrace.
+            let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let mult: u64 = match &lower[digits.len()..] {
+                "" | "ns" | "u" | "l" | "ul" | "lu" | "ll" | "ull" | "llu" => 1,
+                "us" => 1_000,
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60_000_000_000,
+                "h" => 3_600_000_000_000,
+                "d" => 86_400_000_000_000,
+                _ => return Err(bad()),
+            };
+            let v: u64 = digits.parse().map_err(|_| bad())?;
+            v.checked_mul(mult).ok_or_else(bad)?
         };
         Ok(Tok::Int(v))
     }
@@ -495,6 +510,29 @@ mod tests {
             toks("1_000 1e3 010 0b11"),
             vec![Tok::Int(1000), Tok::Int(1000), Tok::Int(8), Tok::Int(3)]
         );
+        assert_eq!(
+            toks("100ms 1s 2m 1d 5ns 7us 0ms 123UL 9ll"),
+            vec![
+                Tok::Int(100_000_000),
+                Tok::Int(1_000_000_000),
+                Tok::Int(120_000_000_000),
+                Tok::Int(86_400_000_000_000),
+                Tok::Int(5),
+                Tok::Int(7_000),
+                Tok::Int(0),
+                Tok::Int(123),
+                Tok::Int(9),
+            ]
+        );
+        let mut l = Lexer::new("3xs");
+        assert!(
+            l.next_token()
+                .unwrap_err()
+                .message
+                .contains("`3xs` is not a valid integer")
+        );
+        let mut l = Lexer::new("99999999999d");
+        assert!(l.next_token().is_err(), "overflow");
         assert_eq!(
             toks("@ = 1 // c\n/* d */"),
             vec![Tok::Map(String::new()), Tok::Punct("="), Tok::Int(1)]
