@@ -1,4 +1,4 @@
-# rule: a callback entered again in the state of its previous call has converged; it does not loop (each call is its own)
+# rule: a callback that accumulates into its caller's stack and branches on it is accepted: its calls converge (the false "infinite loop" this once drew is pinned by tests/trace/compile/for_map.bt)
 # expect: accept
 *(u64 *)(r10 - 8) = 0
 *(u64 *)(r10 - 16) = 0

@@ -99,14 +99,14 @@ pub struct Expr {
 
 impl Expr {
     /// Whether `f` holds for this expression or any expression inside it.
-    pub fn any(&self, f: &dyn Fn(&Expr) -> bool) -> bool {
+    pub fn any(&self, f: &mut dyn FnMut(&Expr) -> bool) -> bool {
         if f(self) {
             return true;
         }
-        let any = |e: &Expr| e.any(f);
+        let mut any = |e: &Expr| e.any(f);
         match &self.kind {
             ExprKind::Map { keys: v, .. } | ExprKind::Call { args: v, .. } | ExprKind::Tuple(v) => {
-                v.iter().any(any)
+                v.iter().any(&mut any)
             }
             ExprKind::Binary { lhs, rhs, .. } => any(lhs) || any(rhs),
             ExprKind::Unary { expr: e, .. }
@@ -130,7 +130,7 @@ impl Expr {
 
 /// Whether `f` holds for any expression of the statements (nested blocks
 /// included).
-pub fn any_expr(body: &[Stmt], f: &dyn Fn(&Expr) -> bool) -> bool {
+pub fn any_expr(body: &[Stmt], f: &mut dyn FnMut(&Expr) -> bool) -> bool {
     body.iter().any(|s| match &s.kind {
         StmtKind::Expr(e) | StmtKind::Return(Some(e)) => e.any(f),
         StmtKind::Assign { target, value, .. } => target.any(f) || value.any(f),

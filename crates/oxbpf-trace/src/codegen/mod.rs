@@ -290,8 +290,8 @@ fn syscall_of(kind: &ProbeKind) -> Option<(bool, u32)> {
 
 /// Whether a probe reads `args`.
 fn uses_args(p: &Probe) -> bool {
-    let f = |e: &Expr| matches!(&e.kind, ExprKind::Ident(n) if n == "args");
-    p.predicate.as_ref().is_some_and(|e| e.any(&f)) || crate::ast::any_expr(&p.body, &f)
+    let mut f = |e: &Expr| matches!(&e.kind, ExprKind::Ident(n) if n == "args");
+    p.predicate.as_ref().is_some_and(|e| e.any(&mut f)) || crate::ast::any_expr(&p.body, &mut f)
 }
 
 /// Maps an entry of which is deleted or tested in a probe: these stay
@@ -299,8 +299,7 @@ fn uses_args(p: &Probe) -> bool {
 fn maps_keyed_in_probes(prog: &Program) -> HashSet<String> {
     let mut out = HashSet::new();
     for p in &prog.probes {
-        let names = std::cell::RefCell::new(Vec::new());
-        let f = |e: &Expr| {
+        let mut f = |e: &Expr| {
             if let ExprKind::Call { name, args } = &e.kind
                 && (name == "delete" || name == "has_key")
                 && let Some(Expr {
@@ -308,15 +307,14 @@ fn maps_keyed_in_probes(prog: &Program) -> HashSet<String> {
                     ..
                 }) = args.first()
             {
-                names.borrow_mut().push(m.clone());
+                out.insert(m.clone());
             }
             false
         };
         if let Some(e) = &p.predicate {
-            e.any(&f);
+            e.any(&mut f);
         }
-        crate::ast::any_expr(&p.body, &f);
-        out.extend(names.into_inner());
+        crate::ast::any_expr(&p.body, &mut f);
     }
     out
 }
