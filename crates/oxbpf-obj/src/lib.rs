@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod btf;
+pub mod btfbuild;
 pub mod btfdump;
 pub mod btfindex;
 pub mod btfvalue;
@@ -18,6 +19,7 @@ pub mod elf;
 pub mod globals;
 mod loader;
 pub mod progtype;
+pub mod write;
 
 use object::{Object as _, ObjectSection, ObjectSymbol, SectionKind};
 

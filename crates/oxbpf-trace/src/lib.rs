@@ -8,6 +8,7 @@
 //! from the running system (tracepoint formats, BTF) comes through the
 //! caller.
 
+pub mod aot;
 pub mod asm;
 pub mod ast;
 pub mod codegen;

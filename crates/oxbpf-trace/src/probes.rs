@@ -4,7 +4,7 @@
 use crate::diag::{Diagnostic, Span};
 
 /// What a probe attaches to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProbeKind {
     Begin,
     End,

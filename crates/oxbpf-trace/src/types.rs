@@ -1,7 +1,7 @@
 //! Types of bpftrace values, map layouts and tracepoint formats.
 
 /// A value's type.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Ty {
     /// An integer of `size` bytes (kept in 8 in maps and records).
     Int { size: u8, signed: bool },
@@ -86,7 +86,7 @@ impl Ty {
 }
 
 /// What a map holds, from how the script assigns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MapKind {
     /// `@x = expr`.
     Scalar(Ty),

@@ -59,6 +59,15 @@ pub struct TraceArgs {
     /// records).
     #[arg(short = 'f', value_name = "text|json", default_value = "text")]
     pub format: String,
+    /// Compile the script ahead of time into this BPF object (programs,
+    /// maps with BTF, the script's line records, and what the tracer needs
+    /// to attach and print), then exit; `--run` runs it.
+    #[arg(long = "emit-elf", value_name = "OUT.o", conflicts_with = "run")]
+    pub emit_elf: Option<PathBuf>,
+    /// Run a script compiled with `--emit-elf`: nothing is compiled (its
+    /// positional parameters were fixed when it was compiled).
+    #[arg(long = "run", value_name = "FILE.o", conflicts_with = "program")]
+    pub run: Option<PathBuf>,
 }
 
 /// `-l [PATTERN]`: probes as bpftrace lists them.
@@ -223,6 +232,9 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(obj) = &a.run {
+        return run_object(a, obj);
+    }
     let (name, source, params) = match &a.program {
         Some(p) => ("-e".to_string(), p.clone(), a.args.clone()),
         None => {
@@ -263,9 +275,24 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
         params,
         unsafe_ok: a.unsafe_ok,
         child: a.command.is_some(),
+        file: name.clone(),
+        source: source.clone(),
         ..Default::default()
     };
     let compiled = oxbpf_trace::compile(&ast, &Tracefs, &opts).map_err(diag)?;
+    if let Some(path) = &a.emit_elf {
+        let origin = oxbpf_trace::aot::Origin {
+            file: name.clone(),
+            source: source.clone(),
+            kernel: kernel_release(),
+            compiler: env!("CARGO_PKG_VERSION").to_string(),
+            child: a.command.is_some(),
+        };
+        let bytes = oxbpf_trace::aot::emit(&compiled, &origin)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        std::fs::write(path, bytes).with_context(|| path.display().to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.debug.as_deref() == Some("bytecode") {
         quiet_pipe(
             std::io::stdout()
@@ -277,10 +304,63 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     if let Some(d) = &a.debug {
         bail!("-d takes ast or bytecode, not `{d}`");
     }
-    // Block-buffered (flushed after every batch of records): a line-buffered
-    // stdout makes one write(2) per printf record, which a script tracing
-    // write(2) would trace again without end.
-    let mut out: Box<dyn Write> = match &a.output {
+    let mut out = output(a)?;
+    run(a, &compiled, &name, &source, &mut out)
+}
+
+/// The running kernel's release (`uname -r`).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `--run FILE.o`: a script compiled ahead of time.
+fn run_object(a: &TraceArgs, path: &std::path::Path) -> Result<ExitCode> {
+    if !a.args.is_empty() {
+        bail!(
+            "--run takes no script or parameters ({}): the parameters were fixed when {} was compiled",
+            a.args.join(" "),
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    let loaded =
+        oxbpf_trace::aot::load(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let o = &loaded.origin;
+    if o.child && a.command.is_none() {
+        bail!(
+            "{} was compiled for a -c command (it uses cpid): run it with -c CMD",
+            path.display()
+        );
+    }
+    let here = kernel_release();
+    if !o.kernel.is_empty() && o.kernel != here {
+        eprintln!(
+            "WARNING: {} was compiled for Linux {} and this is {here}: tracepoint layouts and system call numbers may differ",
+            path.display(),
+            o.kernel
+        );
+    }
+    if a.debug.as_deref() == Some("bytecode") {
+        std::io::stdout()
+            .lock()
+            .write_all(loaded.compiled.listing(&o.source).as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(d) = &a.debug {
+        bail!("-d with --run takes bytecode, not `{d}`");
+    }
+    let mut out = output(a)?;
+    run(a, &loaded.compiled, &o.file, &o.source, &mut out)
+}
+
+/// Where records go: `-o FILE` or stdout, block-buffered (flushed after
+/// every batch of records): a line-buffered stdout makes one write(2) per
+/// printf record, which a script tracing write(2) would trace again
+/// without end.
+fn output(a: &TraceArgs) -> Result<Box<dyn Write>> {
+    Ok(match &a.output {
         Some(p) => Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
             std::fs::File::create(p).with_context(|| p.display().to_string())?,
@@ -289,8 +369,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
             1 << 16,
             std::io::stdout().lock(),
         )),
-    };
-    run(a, &compiled, &name, &source, &mut out)
+    })
 }
 
 /// Where the printing of records stands.
@@ -987,6 +1066,10 @@ struct BpftraceCli {
     include_file: Vec<String>,
     #[arg(short = 'V', long = "version")]
     version: bool,
+    /// Write the compiled programs as a BPF object and exit (as bpftrace's
+    /// --emit-elf; `oxbpf trace --run FILE` runs it).
+    #[arg(long = "emit-elf")]
+    emit_elf: Option<PathBuf>,
 }
 
 pub fn bpftrace_main() -> ExitCode {
@@ -1019,6 +1102,8 @@ pub fn bpftrace_main() -> ExitCode {
             pid: cli.pid,
             unsafe_ok: cli.unsafe_,
             format: cli.format.clone(),
+            emit_elf: cli.emit_elf.clone(),
+            run: None,
         })
     };
     match run() {

@@ -11,6 +11,7 @@ use oxbpf_isa::raw::*;
 use oxbpf_obj::{MapDef, MapOrigin, Object, ProgramDef, ProgramType};
 
 mod access;
+mod btf;
 mod funcs;
 
 use crate::asm::*;
@@ -77,6 +78,10 @@ pub struct Options {
     pub unsafe_ok: bool,
     /// A `-c` command is run (`cpid` needs one).
     pub child: bool,
+    /// The script's name and text, for the line records of the generated
+    /// object (none when the text is empty).
+    pub file: String,
+    pub source: String,
 }
 
 /// helper ids
@@ -114,7 +119,7 @@ pub mod event {
 }
 
 /// One `@map` of the script.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MapInfo {
     /// `@name` without the `@` (empty for `@`).
     pub name: String,
@@ -152,6 +157,18 @@ impl MapInfo {
         }
     }
 
+    /// The kernel map's name: `AT_NAME` (`AT__` for `@`).
+    pub fn symbol(&self) -> String {
+        format!(
+            "AT_{}",
+            if self.name.is_empty() {
+                "_"
+            } else {
+                &self.name
+            }
+        )
+    }
+
     /// Bytes of the user's part of the kernel key.
     pub fn key_size(&self) -> usize {
         if self.key.is_empty() {
@@ -164,7 +181,7 @@ impl MapInfo {
 
 /// One printf (or errorf, warnf, print of a value, time, system, cat)
 /// of the script: a record user space formats.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PrintfInfo {
     pub kind: PrintKind,
     pub format: String,
@@ -173,7 +190,7 @@ pub struct PrintfInfo {
 }
 
 /// What user space does with a formatted record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PrintKind {
     /// Writes it to the output.
     Printf,
@@ -195,7 +212,7 @@ pub enum PrintKind {
 }
 
 /// One program: the probe it came from and what to attach it to.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeProgram {
     /// The program's name in the object.
     pub program: String,
@@ -558,15 +575,20 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         });
     }
     let mut object = Object::from_raw_program("unused", Vec::new());
-    // Callbacks need BTF function records (the kernel checks that each
-    // is a static function); programs without any need none.
-    if funcs.iter().any(|(_, subs)| !subs.is_empty()) {
-        let (btf, infos) = function_btf(&funcs);
-        object.btf = Some(btf);
-        for (d, info) in defs.iter_mut().zip(infos) {
-            d.func_info = info;
-        }
-    }
+    let subprogs: Vec<Vec<usize>> = funcs.into_iter().map(|(_, subs)| subs).collect();
+    let spans: Vec<&[Span]> = programs
+        .iter()
+        .map(|p| lines.get(&p.program).map(Vec::as_slice).unwrap_or(&[]))
+        .collect();
+    object.btf = Some(btf::describe(
+        &mut defs,
+        &subprogs,
+        &spans,
+        &mut c.object_maps,
+        &c.maps,
+        &opts.file,
+        &opts.source,
+    ));
     object.programs = defs;
     object.maps = c.object_maps;
     Ok(Compiled {
@@ -580,72 +602,6 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         lines,
         init,
     })
-}
-
-/// BTF describing every program (`int NAME(void *ctx)`, global) and
-/// every `for` callback (`static int NAME_forK(void *map, void *key, void
-/// *value, void *ctx)`), and each program's `bpf_func_info` records.
-fn function_btf(
-    funcs: &[(String, Vec<usize>)],
-) -> (oxbpf_obj::btf::Btf, Vec<Vec<oxbpf_obj::btf::FuncInfo>>) {
-    const INT: u32 = 1;
-    const FUNC: u32 = 12;
-    const PTR: u32 = 2;
-    const FUNC_PROTO: u32 = 13;
-    let mut strings = vec![0u8];
-    let mut name = |s: &str| {
-        let at = strings.len() as u32;
-        strings.extend_from_slice(s.as_bytes());
-        strings.push(0);
-        at
-    };
-    let mut types: Vec<u32> = Vec::new();
-    // [1] int, [2] void *, [3] int (void *ctx), [4] int (void *map, void
-    // *key, void *value, void *ctx).
-    types.extend([name("int"), INT << 24, 4, (1 << 24) | 32]);
-    types.extend([0, PTR << 24, 0]);
-    types.extend([0, (FUNC_PROTO << 24) | 1, 1, name("ctx"), 2]);
-    types.extend([0, (FUNC_PROTO << 24) | 4, 1]);
-    for p in ["map", "key", "value", "ctx"] {
-        types.extend([name(p), 2]);
-    }
-    let mut next_id = 5;
-    let mut infos = Vec::new();
-    for (prog, subs) in funcs {
-        let mut info = Vec::new();
-        types.extend([name(prog), (FUNC << 24) | 1, 3]);
-        info.push(oxbpf_obj::btf::FuncInfo {
-            insn: 0,
-            type_id: next_id,
-        });
-        next_id += 1;
-        for (k, &at) in subs.iter().enumerate() {
-            types.extend([name(&format!("{prog}_for{k}")), FUNC << 24, 4]);
-            info.push(oxbpf_obj::btf::FuncInfo {
-                insn: at as u32,
-                type_id: next_id,
-            });
-            next_id += 1;
-        }
-        infos.push(info);
-    }
-    let type_bytes: Vec<u8> = types.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let mut raw = Vec::new();
-    raw.extend_from_slice(&0xeb9fu16.to_le_bytes());
-    raw.extend_from_slice(&[1, 0]);
-    for w in [
-        24u32,
-        0,
-        type_bytes.len() as u32,
-        type_bytes.len() as u32,
-        strings.len() as u32,
-    ] {
-        raw.extend_from_slice(&w.to_le_bytes());
-    }
-    raw.extend_from_slice(&type_bytes);
-    raw.extend_from_slice(&strings);
-    let btf = oxbpf_obj::btf::Btf::parse(&raw).expect("the BTF written here parses");
-    (btf, infos)
 }
 
 fn map_def(name: &str, map_type: u32, key: u32, value: u32, entries: u32) -> MapDef {
@@ -1934,7 +1890,7 @@ impl Gen<'_, '_> {
             let bucket = if m.kind.bucketed() { 8 } else { 0 };
             let array =
                 MapInfo::array_entries(&m.key, &m.kind).filter(|_| !self.c.keyed.contains(&m.name));
-            let name = format!("AT_{}", if m.name.is_empty() { "_" } else { &m.name });
+            let name = m.symbol();
             let def = match array {
                 Some(n) => map_def(
                     &name,
