@@ -1,6 +1,7 @@
 //! The bpftrace-language compiler never panics: any text parses or gets
 //! a diagnostic whose span lies inside the text (and renders), and what
-//! parses compiles or gets one; compiled programs decode.
+//! parses compiles or gets one; compiled programs decode, and are written
+//! as an object (`--emit-elf`) and read back (`--run`).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -27,13 +28,28 @@ fuzz_target!(|data: &[u8]| {
     };
     match oxbpf_trace::parse(src) {
         Err(d) => check(&d),
-        Ok(ast) => match oxbpf_trace::compile(&ast, &Fixture, &Default::default()) {
-            Err(d) => check(&d),
-            Ok(c) => {
-                for p in &c.object.programs {
-                    oxbpf_isa::decode(&p.insns).expect("generated code decodes");
+        Ok(ast) => {
+            let opts = oxbpf_trace::Options {
+                file: "fuzz.bt".into(),
+                source: src.into(),
+                ..Default::default()
+            };
+            match oxbpf_trace::compile(&ast, &Fixture, &opts) {
+                Err(d) => check(&d),
+                Ok(c) => {
+                    for p in &c.object.programs {
+                        oxbpf_isa::decode(&p.insns).expect("generated code decodes");
+                    }
+                    // Ahead of time: written and read back, the same programs.
+                    let origin = oxbpf_trace::aot::Origin {
+                        source: src.into(),
+                        ..Default::default()
+                    };
+                    let bytes = oxbpf_trace::aot::emit(&c, &origin).expect("the object is written");
+                    let back = oxbpf_trace::aot::load(&bytes).expect("the object is read back");
+                    assert_eq!(back.compiled.programs, c.programs);
                 }
             }
-        },
+        }
     }
 });

@@ -63,6 +63,14 @@ impl Builder {
         self.types.get(id as usize)
     }
 
+    /// Whether a DATASEC of this name is among the types.
+    pub fn get_datasec(&self, name: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .position(|t| t.name == name && matches!(t.kind, Kind::Datasec { .. }))
+            .map(|i| i as u32)
+    }
+
     /// The encoded section, parsed back (which checks every reference).
     pub fn finish(mut self) -> Result<Btf, BtfError> {
         let mut words: Vec<u32> = Vec::new();

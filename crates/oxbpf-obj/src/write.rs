@@ -62,8 +62,7 @@ impl Sym {
 #[derive(Default)]
 struct CodeSec {
     insns: Vec<RawInsn>,
-    /// (byte offset, symbol index, type)
-    relocs: Vec<(u64, usize, u32)>,
+    relocs: Vec<Rel>,
     funcs: Vec<FuncInfo>,
     lines: Vec<LineInfo>,
 }
@@ -128,6 +127,11 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
             ))),
         })
         .collect::<Result<_, _>>()?;
+    if !obj.maps.is_empty() && btf.get_datasec(".maps").is_none() {
+        return Err(invalid(
+            "the object's maps need a BTF DATASEC `.maps` describing them",
+        ));
+    }
     let maps_size = obj
         .maps
         .iter()
@@ -363,7 +367,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         if sec.relocs.is_empty() {
             continue;
         }
-        let rels: Vec<(u64, usize, u32)> = sec
+        let rels: Vec<Rel> = sec
             .relocs
             .iter()
             .map(|&(off, sym, ty)| (off, elf_index[sym], ty))
@@ -432,6 +436,9 @@ const STT_OBJECT: u8 = 1;
 const STT_FUNC: u8 = 2;
 const STT_SECTION: u8 = 3;
 
+/// A relocation: (byte offset, symbol index, type).
+type Rel = (u64, usize, u32);
+
 struct SecOut {
     name: String,
     kind: u32,
@@ -452,8 +459,8 @@ struct ElfWriter {
     /// Symbol table entries after the null one: (name, shndx, value,
     /// size, info).
     syms: Vec<(String, u16, u64, u64, u8)>,
-    /// (target section number, entries (offset, symbol, type)).
-    rels: Vec<(u16, Vec<(u64, usize, u32)>)>,
+    /// (target section number, its relocations).
+    rels: Vec<(u16, Vec<Rel>)>,
 }
 
 impl ElfWriter {
@@ -477,7 +484,7 @@ impl ElfWriter {
         self.syms.push((name.to_string(), shndx, value, size, info));
     }
 
-    fn relocations(&mut self, target: u16, rels: Vec<(u64, usize, u32)>) {
+    fn relocations(&mut self, target: u16, rels: Vec<Rel>) {
         self.rels.push((target, rels));
     }
 
@@ -533,13 +540,13 @@ impl ElfWriter {
         let mut offsets = Vec::new();
         for s in &self.secs {
             let align = s.align.max(1) as usize;
-            while out.len() % align != 0 {
+            while !out.len().is_multiple_of(align) {
                 out.push(0);
             }
             offsets.push(out.len() as u64);
             out.extend_from_slice(&s.data);
         }
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let shoff = out.len() as u64;
@@ -577,5 +584,182 @@ impl ElfWriter {
         hdr.extend_from_slice(&shstrndx.to_le_bytes());
         out[..64].copy_from_slice(&hdr);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::Kind;
+    use crate::btfbuild::Builder;
+    use crate::{MapDef, ProgramType};
+
+    fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
+        RawInsn {
+            code,
+            dst,
+            src,
+            off,
+            imm,
+        }
+    }
+
+    /// A program that looks a map up and passes a callback to
+    /// bpf_loop, with a map and BTF for both functions.
+    fn object() -> Object {
+        let mut b = Builder::new();
+        let int = b.add_kind(
+            "int",
+            Kind::Int {
+                size: 4,
+                encoding: 1,
+                offset: 0,
+                bits: 32,
+            },
+        );
+        let proto = b.add_kind(
+            "",
+            Kind::FuncProto {
+                ret: int,
+                params: vec![],
+            },
+        );
+        let main = b.add_kind("prog", Kind::Func { proto, linkage: 1 });
+        let cb = b.add_kind("cb", Kind::Func { proto, linkage: 0 });
+        // struct { __uint(type, 2); __uint(key_size, 4); __uint(value_size,
+        // 8); __uint(max_entries, 1); } m SEC(".maps");
+        let members = [
+            ("type", 2),
+            ("key_size", 4),
+            ("value_size", 8),
+            ("max_entries", 1),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(k, &(name, n))| {
+            let a = b.add_kind(
+                "",
+                Kind::Array {
+                    elem: int,
+                    index: int,
+                    nelems: n,
+                },
+            );
+            crate::btf::Member {
+                name: name.into(),
+                type_id: b.add_kind("", Kind::Ptr { target: a }),
+                offset: 64 * k as u32,
+                bitfield_size: 0,
+            }
+        })
+        .collect();
+        let def = b.add_kind("", Kind::Struct { size: 32, members });
+        let var = b.add_kind(
+            "m",
+            Kind::Var {
+                target: def,
+                linkage: 1,
+            },
+        );
+        b.add_kind(
+            ".maps",
+            Kind::Datasec {
+                size: 32,
+                vars: vec![crate::btf::VarSecInfo {
+                    type_id: var,
+                    offset: 0,
+                    size: 32,
+                }],
+            },
+        );
+        let mut o = Object::from_raw_program(
+            "prog",
+            vec![
+                insn(LDDW, 1, PSEUDO_MAP_IDX, 0, 0),
+                insn(0, 0, 0, 0, 0),
+                insn(0xb7, 1, 0, 0, 4),           // r1 = 4
+                insn(LDDW, 2, PSEUDO_FUNC, 0, 3), // r2 = cb (insn 7)
+                insn(0, 0, 0, 0, 0),
+                insn(0x85, 0, 0, 0, 181), // call bpf_loop
+                insn(0x95, 0, 0, 0, 0),
+                insn(0xb7, 0, 0, 0, 0), // cb: r0 = 0
+                insn(0x95, 0, 0, 0, 0),
+            ],
+        );
+        let p = &mut o.programs[0];
+        p.section = "xdp".into();
+        p.kind = ProgramType::Xdp;
+        p.func_info = vec![
+            FuncInfo {
+                insn: 0,
+                type_id: main,
+            },
+            FuncInfo {
+                insn: 7,
+                type_id: cb,
+            },
+        ];
+        o.maps.push(MapDef {
+            name: "m".into(),
+            map_type: 2,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+            flags: 0,
+            origin: MapOrigin::BtfAt {
+                offset: 0,
+                size: 32,
+            },
+            pinning: 0,
+            inner: None,
+            init_slots: Vec::new(),
+            data: None,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+        });
+        o.btf = Some(b.finish().unwrap());
+        o
+    }
+
+    #[test]
+    fn written_objects_load_back_with_their_calls_and_maps() {
+        let o = object();
+        let bytes = to_elf(&o, &[(".note.x", b"hello")]).unwrap();
+        let back = crate::load(&bytes).unwrap();
+        assert_eq!(back.programs.len(), 1);
+        let p = &back.programs[0];
+        assert_eq!((p.name.as_str(), p.section.as_str()), ("prog", "xdp"));
+        assert_eq!(p.insns, o.programs[0].insns);
+        assert_eq!(p.func_info, o.programs[0].func_info);
+        assert_eq!(back.maps.len(), 1);
+        assert_eq!(back.maps[0].spec(), o.maps[0].spec());
+        assert_eq!(back.license.as_deref(), Some("GPL"));
+        let view = crate::elf::parse(&bytes).unwrap();
+        assert_eq!(view.section_by_name(".note.x").unwrap().data, b"hello");
+    }
+
+    #[test]
+    fn what_cannot_be_written_is_named() {
+        let mut o = object();
+        o.btf = None;
+        assert!(to_elf(&o, &[]).unwrap_err().to_string().contains("BTF"));
+        let mut o = object();
+        o.maps[0].origin = MapOrigin::Legacy {
+            section: "maps".into(),
+            offset: 0,
+            inner_idx: None,
+        };
+        assert!(to_elf(&o, &[]).unwrap_err().to_string().contains("map `m`"));
+        let mut o = object();
+        o.programs[0].func_info.remove(0);
+        assert!(
+            to_elf(&o, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("first instruction")
+        );
+        let mut o = object();
+        o.programs[0].insns[0].imm = 9;
+        assert!(to_elf(&o, &[]).unwrap_err().to_string().contains("map 9"));
     }
 }

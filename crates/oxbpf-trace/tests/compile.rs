@@ -57,6 +57,73 @@ fn compile(src: &str) -> oxbpf_trace::Compiled {
         .unwrap_or_else(|d| panic!("{}", d.render("t.bt", src)))
 }
 
+/// The script written as an object (`--emit-elf`) and read back
+/// (`--run`) is the same script: programs, maps, records and the script's
+/// place of every instruction.
+fn ahead_of_time_round_trip(file: &str, src: &str, c: &oxbpf_trace::Compiled) {
+    let origin = oxbpf_trace::aot::Origin {
+        file: file.into(),
+        source: src.into(),
+        kernel: "6.18.0".into(),
+        compiler: "test".into(),
+        child: true,
+    };
+    let bytes = oxbpf_trace::aot::emit(c, &origin).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let back = oxbpf_trace::aot::load(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(back.origin, origin);
+    let b = &back.compiled;
+    assert_eq!(b.programs, c.programs, "{file}");
+    assert_eq!(b.printfs, c.printfs, "{file}");
+    let spec = |o: &oxbpf_obj::Object, i: usize| o.maps[i].spec();
+    assert_eq!(spec(&b.object, b.events), spec(&c.object, c.events));
+    assert_eq!(spec(&b.object, b.lost), spec(&c.object, c.lost));
+    assert_eq!(b.maps.len(), c.maps.len());
+    for (x, y) in b.maps.iter().zip(&c.maps) {
+        assert_eq!(
+            (&x.name, &x.key, &x.kind, x.array),
+            (&y.name, &y.key, &y.kind, y.array)
+        );
+        if y.index != 0 {
+            assert_eq!(
+                spec(&b.object, x.index),
+                spec(&c.object, y.index),
+                "{file} @{}",
+                y.name
+            );
+        }
+    }
+    let init = |k: &oxbpf_trace::Compiled| -> Vec<_> {
+        k.init
+            .iter()
+            .map(|(i, key, v)| (k.object.maps[*i].name.clone(), key.clone(), v.clone()))
+            .collect()
+    };
+    assert_eq!(init(b), init(c), "{file}");
+    let line = |s: &oxbpf_trace::Span| src[..s.start.min(src.len())].matches('\n').count();
+    for (i, (p, q)) in b.object.programs.iter().zip(&c.object.programs).enumerate() {
+        assert_eq!(p.name, q.name);
+        assert_eq!(p.kind, q.kind, "{file} {}", p.name);
+        if let Err(r) = oxbpf_verifier::verify_object_program(&b.object, i, &Default::default()) {
+            panic!(
+                "{file}: {} read back is rejected at {}: {}",
+                p.name, r.pc, r.message
+            );
+        }
+        // Callbacks come back in the loader's order; with one or none the
+        // code is the same instruction for instruction.
+        if q.func_info.len() <= 2 {
+            assert_eq!(p.insns, q.insns, "{file} {}", p.name);
+            let (lp, lq) = (&b.lines[&p.name], &c.lines[&q.name]);
+            assert_eq!(lp.len(), lq.len());
+            for (k, (x, y)) in lp.iter().zip(lq).enumerate() {
+                assert_eq!(line(x), line(y), "{file} {} instruction {k}", p.name);
+            }
+        } else {
+            assert_eq!(p.insns.len(), q.insns.len(), "{file} {}", p.name);
+        }
+    }
+}
+
 fn error(src: &str) -> String {
     let d = match oxbpf_trace::parse(src) {
         Err(d) => d,
@@ -201,6 +268,8 @@ fn golden_listings_and_diagnostics() {
         let opts = oxbpf_trace::Options {
             child: true,
             params: vec!["42".into(), "hello".into()],
+            file: file.clone(),
+            source: src.clone(),
             ..Default::default()
         };
         let got = match oxbpf_trace::parse(&src)
@@ -215,6 +284,7 @@ fn golden_listings_and_diagnostics() {
                         panic!("{file}: {} rejected at {}: {}", p.name, r.pc, r.message);
                     }
                 }
+                ahead_of_time_round_trip(&file, &src, &c);
                 c.listing(&src)
             }
         };

@@ -186,6 +186,85 @@ fn run(bin: &str, c: &Case, workload: &Path) -> (String, i32, String) {
     (stdout, out.status.code().unwrap_or(-1), stderr)
 }
 
+/// The case compiled ahead of time (`--emit-elf`) and run from the object
+/// (`--run`): (stdout, exit status, stderr) of the run, or of the
+/// compilation when that fails. `loaded_by_libbpf` says whether bpftool
+/// (libbpf) loaded every program of the object too.
+fn run_ahead_of_time(
+    oxbpf: &str,
+    c: &Case,
+    workload: &Path,
+    dir: &Path,
+) -> ((String, i32, String), bool) {
+    let script = c
+        .script
+        .replace("WORKLOAD", &workload.display().to_string());
+    let obj = dir.join("case.o");
+    let command = format!("{} {}", workload.display(), c.workload_args)
+        .trim_end()
+        .to_string();
+    let mut emit = Command::new(oxbpf);
+    emit.arg("trace")
+        .arg("--emit-elf")
+        .arg(&obj)
+        .args(&c.flags)
+        .arg("-e")
+        .arg(&script);
+    if c.workload {
+        emit.arg("-c").arg(&command);
+    }
+    emit.args(&c.params);
+    let out = emit.output().unwrap();
+    if !out.status.success() {
+        return (
+            (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ),
+            true,
+        );
+    }
+    // libbpf reads the same object: every program loads (and is unpinned).
+    // The pins go on the BPF file system (bpftool mounts one on any other
+    // directory it is given).
+    let pins = bpffs().join(format!("oxbpf-aot-{}", std::process::id()));
+    let libbpf = Command::new("bpftool")
+        .args(["prog", "loadall"])
+        .arg(&obj)
+        .arg(&pins)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let _ = std::fs::remove_dir_all(&pins);
+    let mut run = Command::new(oxbpf);
+    run.arg("trace").arg("--run").arg(&obj).args(&c.flags);
+    if c.workload {
+        run.arg("-c").arg(&command);
+    }
+    let out = run.output().unwrap();
+    let _ = std::fs::remove_file(&obj);
+    (
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        libbpf,
+    )
+}
+
+/// Where the BPF file system is mounted (the first in /proc/mounts).
+fn bpffs() -> PathBuf {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[2] == "bpf").then(|| PathBuf::from(f[1]))
+        })
+        .expect("a mounted BPF file system (mount -t bpf bpf /sys/fs/bpf)")
+}
+
 /// Map entries of equal value come in no particular order (bpftrace
 /// sorts with `std::sort`, which is not stable, over the kernel's hash
 /// order): within a run of lines of one map with one value, sort them.
@@ -241,11 +320,44 @@ fn scripts_print_what_bpftrace_prints() {
     let oxbpf = common::oxbpf_bin();
     let mut failures = Vec::new();
     let (mut compared, mut identical) = (0, 0);
+    let (mut aot_same, mut aot_libbpf) = (0, 0);
+    let aot_dir = workload.parent().unwrap().join("aot");
+    std::fs::create_dir_all(&aot_dir).unwrap();
     let cases = cases();
     for c in &cases {
         let (ours, status, stderr) = run(oxbpf.to_str().unwrap(), c, &workload);
         let ok = status == 0;
         let shown = || format!("{ours}[exit {status}; stderr: {stderr}]");
+        // The same case compiled ahead of time and run from its object
+        // prints the same (or fails the same way).
+        let ((aot, aot_status, aot_err), libbpf) =
+            run_ahead_of_time(oxbpf.to_str().unwrap(), c, &workload, &aot_dir);
+        let aot_ok = match &c.error {
+            Some(e) => aot_status != 0 && aot_err.contains(e.as_str()),
+            None if c.bpftrace => normalize(&aot) == normalize(&ours) && aot_status == status,
+            None => {
+                aot_status == c.status
+                    && matches(c, &aot.replace(&workload.display().to_string(), "WORKLOAD"))
+            }
+        };
+        if aot_ok {
+            aot_same += 1;
+        } else {
+            failures.push(format!(
+                "{} {} (--emit-elf, then --run):\n--- direct\n{}\n--- ahead of time\n{aot}[exit {aot_status}; stderr: {aot_err}]",
+                c.at,
+                c.name,
+                shown()
+            ));
+        }
+        if libbpf {
+            aot_libbpf += 1;
+        } else if c.error.is_none() {
+            failures.push(format!(
+                "{} {}: bpftool prog loadall refused the --emit-elf object",
+                c.at, c.name
+            ));
+        }
         if let Some(e) = &c.error {
             if ok || !stderr.contains(e.as_str()) {
                 failures.push(format!(
@@ -297,7 +409,7 @@ fn scripts_print_what_bpftrace_prints() {
         }
     }
     println!(
-        "{} cases; {compared} compared with bpftrace, {identical} identical",
+        "{} cases; {compared} compared with bpftrace, {identical} identical; ahead of time (--emit-elf, --run): {aot_same} the same, {aot_libbpf} loaded by libbpf too",
         cases.len()
     );
     let _ = std::fs::remove_dir_all(workload.parent().unwrap());
@@ -397,4 +509,77 @@ fn probe_listings_are_bpftraces() {
             assert_eq!(ours, String::from_utf8_lossy(&theirs.stdout), "{args:?}");
         }
     }
+}
+
+/// The kernel is given the script's BTF: each program is a function with
+/// the script's line records (what the kernel's verifier log and `bpftool
+/// prog dump xlated linum` print), each map has typed keys and values
+/// (what `bpftool map dump` shows by field).
+#[test]
+fn the_kernel_gets_the_scripts_btf_and_lines() {
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let before = oxbpf_sys::object_ids().unwrap();
+    let script = "tracepoint:syscalls:sys_enter_getppid {\n  @calls[comm, pid] = count();\n}\ninterval:ms:50 { @ticks = count(); }\n";
+    let mut child = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", script, "--duration", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("Attaching 2 probes"), "{first}");
+    // One event (getppid(2)), so that the map has an entry.
+    let _ = std::os::unix::process::parent_id();
+    let bpftool = |args: &[&str]| {
+        let o = Command::new("bpftool").args(args).output().unwrap();
+        assert!(o.status.success(), "bpftool {args:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let now = oxbpf_sys::object_ids().unwrap();
+    let progs: Vec<u32> = now
+        .0
+        .iter()
+        .filter(|i| !before.0.contains(i))
+        .copied()
+        .collect();
+    let maps: Vec<u32> = now
+        .1
+        .iter()
+        .filter(|i| !before.1.contains(i))
+        .copied()
+        .collect();
+    let mut lines_seen = 0;
+    for id in &progs {
+        let show: serde_json::Value =
+            serde_json::from_str(&bpftool(&["-j", "prog", "show", "id", &id.to_string()])).unwrap();
+        if !show["name"].as_str().unwrap_or("").starts_with("probe") {
+            continue;
+        }
+        assert_ne!(show["btf_id"].as_u64().unwrap_or(0), 0, "{show}");
+        let xlated = bpftool(&["prog", "dump", "xlated", "id", &id.to_string(), "linum"]);
+        assert!(xlated.contains("(void * ctx):"), "{xlated}");
+        if xlated.contains("@calls[comm, pid] = count(); [file:-e line_num:2") {
+            lines_seen += 1;
+        }
+    }
+    assert_eq!(lines_seen, 1, "the getppid program's line records");
+    let mut typed = false;
+    for id in &maps {
+        let show: serde_json::Value =
+            serde_json::from_str(&bpftool(&["-j", "map", "show", "id", &id.to_string()])).unwrap();
+        if show["name"] == "AT_calls" {
+            let dump = bpftool(&["map", "dump", "id", &id.to_string()]);
+            typed = dump.contains("\"k0\"") && dump.contains("\"k1\"");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(typed, "AT_calls is dumped by field");
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(left.0, Vec::<u32>::new());
 }
