@@ -88,6 +88,16 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
             "writing objects with __kconfig or __ksym externs is not supported",
         ));
     }
+    // ELF and BTF strings end at a NUL: a name holding one would come back
+    // as another name.
+    let names = obj
+        .programs
+        .iter()
+        .flat_map(|p| [&p.name, &p.section])
+        .chain(obj.maps.iter().map(|m| &m.name));
+    if let Some(n) = names.into_iter().find(|n| n.contains('\0')) {
+        return Err(invalid(format!("the name {n:?} contains a NUL byte")));
+    }
     let mut btf = btf.to_builder();
     // Section order: code sections by first use, .text last among them.
     let mut code: BTreeMap<usize, (String, CodeSec)> = BTreeMap::new();
@@ -758,6 +768,9 @@ mod tests {
                 .to_string()
                 .contains("first instruction")
         );
+        let mut o = object();
+        o.programs[0].section = "xdp\0x".into();
+        assert!(to_elf(&o, &[]).unwrap_err().to_string().contains("NUL"));
         let mut o = object();
         o.programs[0].insns[0].imm = 9;
         assert!(to_elf(&o, &[]).unwrap_err().to_string().contains("map 9"));

@@ -8,6 +8,14 @@ use crate::lexer::{Lexer, Tok};
 
 /// Parses a whole script.
 pub fn parse(src: &str) -> Result<Program, Diagnostic> {
+    // No name the kernel or an object file holds can contain a NUL (object
+    // files end their strings with one), so no script may.
+    if let Some(at) = src.find('\0') {
+        return Err(Diagnostic::new(
+            Span::new(at, at + 1),
+            "the script contains a NUL byte",
+        ));
+    }
     let mut p = Parser {
         lex: Lexer::new(src),
         peeked: None,

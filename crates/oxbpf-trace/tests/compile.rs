@@ -214,6 +214,13 @@ fn system_call_tracepoints_are_raw_tracepoints_grouped_by_direction() {
 
 #[test]
 fn mistakes_are_named_at_their_place() {
+    // Found by the fuzz target: a NUL in an attach point made two section
+    // names one in the written object.
+    let e = error("t:a\0b:c { }");
+    assert!(
+        e.starts_with("t.bt:1:4: error: the script contains a NUL byte"),
+        "{e}"
+    );
     let e = error("BEGIN { @x = count(); @x = sum(1); }");
     assert!(
         e.starts_with("t.bt:1:23: error: @x holds sum() here but count() elsewhere"),

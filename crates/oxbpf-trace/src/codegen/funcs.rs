@@ -27,6 +27,27 @@ impl Compiler<'_> {
     }
 }
 
+/// `pton("ADDR")`: the bytes of an IPv4 (4) or IPv6 (16) address given as
+/// a string literal, in network order; the family is IPv6 when the text
+/// has a `:` (bpftrace's rule).
+pub(super) fn pton_bytes(args: &[Expr], span: Span) -> R<Vec<u8>> {
+    let [a] = args else {
+        return err(span, "pton() takes one address: pton(\"127.0.0.1\")");
+    };
+    let ExprKind::Str(text) = &a.kind else {
+        return err(a.span, "pton()'s address must be a string literal");
+    };
+    if text.contains(':') {
+        text.parse::<std::net::Ipv6Addr>()
+            .map(|ip| ip.octets().to_vec())
+            .or_else(|_| err(a.span, format!("`{text}` is not an IPv6 address")))
+    } else {
+        text.parse::<std::net::Ipv4Addr>()
+            .map(|ip| ip.octets().to_vec())
+            .or_else(|_| err(a.span, format!("`{text}` is not an IPv4 address")))
+    }
+}
+
 /// `struct pt_regs` on x86-64: register names as bpftrace's `reg()` takes
 /// them, and their offsets.
 const PT_REGS: &[(&str, i16)] = &[
@@ -350,6 +371,21 @@ impl Gen<'_, '_> {
                 self.slot_of(ns, Ty::Strftime(fmt.clone()))?
             }
             "ntop" => self.ntop(args, span)?,
+            "pton" => {
+                // The address's bytes (network order), as a buffer.
+                let bytes = pton_bytes(args, span)?;
+                let size = Ty::Buf(bytes.len()).stored_size();
+                let off = self.alloc(size);
+                self.zero(off, size);
+                self.a.st_imm(8, self.fp, off, bytes.len() as i32);
+                for (i, w) in bytes.chunks(4).enumerate() {
+                    let mut b = [0u8; 4];
+                    b[..w.len()].copy_from_slice(w);
+                    self.a
+                        .st_imm(4, self.fp, off + 8 + 4 * i as i16, i32::from_le_bytes(b));
+                }
+                Value::Mem(off, Ty::Buf(bytes.len()))
+            }
             "buf" => self.buf(args, span)?,
             "has_key" => {
                 let [

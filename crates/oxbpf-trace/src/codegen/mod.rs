@@ -379,6 +379,7 @@ pub const FUNCTIONS: &[&str] = &[
     "time",
     "strftime",
     "ntop",
+    "pton",
     "buf",
     "has_key",
     "len",
@@ -990,6 +991,7 @@ impl Compiler<'_> {
                     Some(n) if n > 0 => (n as usize).min(200),
                     _ => 64,
                 }),
+                "pton" => Ty::Buf(funcs::pton_bytes(args, e.span)?.len()),
                 _ => Ty::I64,
             },
             ExprKind::Tuple(items) => Ty::Tuple(
@@ -2654,6 +2656,47 @@ impl Gen<'_, '_> {
             }
             ExprKind::Cast { ty, expr } if ty.pointers > 0 => {
                 return self.cast_pointer(ty, expr, e.span);
+            }
+            ExprKind::Cast { ty, expr }
+                if matches!(&expr.kind, ExprKind::Call { name, .. } if name == "pton") =>
+            {
+                // `(uint32)pton("127.0.0.1")`: the address's bytes read as
+                // a native (little-endian) integer, known at compile time.
+                let ExprKind::Call { args, .. } = &expr.kind else {
+                    unreachable!("matched above")
+                };
+                let bytes = funcs::pton_bytes(args, expr.span)?;
+                let Some((size, signed)) = crate::ctypes::builtin_int(&ty.base) else {
+                    return err(e.span, "pton()'s bytes are cast to an integer type such as uint32");
+                };
+                let size = size as usize;
+                if size > bytes.len() {
+                    return err(
+                        e.span,
+                        format!("this address has {} bytes, fewer than {}", bytes.len(), ty.base),
+                    );
+                }
+                let mut word = [0u8; 8];
+                word[..size].copy_from_slice(&bytes[..size]);
+                let mut n = u64::from_le_bytes(word) as i64;
+                if signed && size < 8 {
+                    let shift = 64 - 8 * size;
+                    n = (n << shift) >> shift;
+                }
+                let t = self.temp();
+                let r = match t {
+                    Val::Reg(r) => r,
+                    Val::Slot(_) => R0,
+                };
+                self.a.mov_imm(r, n);
+                self.store(t, r);
+                Value::Int(
+                    t,
+                    Ty::Int {
+                        size: size as u8,
+                        signed,
+                    },
+                )
             }
             ExprKind::Cast { ty, expr } => {
                 if ty.base.starts_with("struct ") || ty.base.starts_with("union ") {
