@@ -52,6 +52,17 @@ pub enum Hook {
     /// (a cpu-clock timer; bpftrace's `interval` probes). Never named by a
     /// section: attach with [`crate::Session::attach_interval`].
     Interval { period_ns: u64 },
+    /// A `perf_event` program run when the `len` bytes at `addr` are
+    /// accessed as `bp_type` says (read, write, execute bits of
+    /// `oxbpf_sys::perf::breakpoint`): in process `pid` (every thread of
+    /// it) or, with none, on every CPU (kernel addresses). Never named by
+    /// a section: attach with [`crate::Session::attach_breakpoint`].
+    Breakpoint {
+        addr: u64,
+        len: u64,
+        bp_type: u32,
+        pid: Option<i32>,
+    },
     /// `xdp`, `xdp.frags` (on `--iface`).
     Xdp,
     /// `tc`, `classifier`, `tc/ingress|egress`, `tcx/ingress|egress`.
@@ -126,6 +137,17 @@ impl fmt::Display for Hook {
                 n if n % 1_000 == 0 => write!(f, "interval {}us", n / 1_000),
                 n => write!(f, "interval {n}ns"),
             },
+            Hook::Breakpoint {
+                addr, len, bp_type, ..
+            } => {
+                use oxbpf_sys::perf::breakpoint as bp;
+                let mode: String = [(bp::READ, 'r'), (bp::WRITE, 'w'), (bp::EXECUTE, 'x')]
+                    .iter()
+                    .filter(|(b, _)| bp_type & b != 0)
+                    .map(|(_, c)| *c)
+                    .collect();
+                write!(f, "watchpoint {addr:#x}:{len}:{mode}")
+            }
             Hook::Xdp => f.write_str("XDP"),
             Hook::Tc { egress } => write!(f, "tc {}", if *egress { "egress" } else { "ingress" }),
             Hook::Cgroup { attach_type } => write!(

@@ -584,6 +584,41 @@ impl Session {
                 }
                 (links, events)
             }
+            Hook::Breakpoint {
+                addr,
+                len,
+                bp_type,
+                pid,
+            } => {
+                // Every thread of the process, each with its link; threads
+                // created later inherit the event. No process: every CPU.
+                let targets: Vec<(i32, i32)> = match *pid {
+                    Some(pid) => {
+                        let mut tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                            .map(|d| {
+                                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        if tids.is_empty() {
+                            tids.push(pid);
+                        }
+                        tids.into_iter().map(|t| (t, -1)).collect()
+                    }
+                    None => oxbpf_sys::online_cpus()
+                        .into_iter()
+                        .map(|c| (-1, c as i32))
+                        .collect(),
+                };
+                let (mut links, mut events) = (Vec::new(), Vec::new());
+                for (pid, cpu) in targets {
+                    let event = PerfEvent::breakpoint(*addr, *len, *bp_type, pid, cpu)
+                        .map_err(attach_err)?;
+                    links.push(event.attach(prog).map_err(attach_err)?);
+                    events.push(event);
+                }
+                (links, events)
+            }
             Hook::Interval { period_ns } => {
                 if *period_ns == 0 {
                     return Err(unsupported("an interval of zero"));
@@ -825,6 +860,29 @@ impl Session {
     ) -> Result<&Attachment, LiveError> {
         let period_ns = u64::try_from(period.as_nanos()).unwrap_or(u64::MAX);
         self.attach_to(name, Hook::Interval { period_ns })
+    }
+
+    /// Runs `perf_event` program `name` when the `len` bytes at `addr` are
+    /// accessed as `bp_type` says (`oxbpf_sys::perf::breakpoint` bits): in
+    /// process `pid`, or anywhere with none (kernel addresses). bpftrace's
+    /// `watchpoint` probes.
+    pub fn attach_breakpoint(
+        &mut self,
+        name: &str,
+        addr: u64,
+        len: u64,
+        bp_type: u32,
+        pid: Option<i32>,
+    ) -> Result<&Attachment, LiveError> {
+        self.attach_to(
+            name,
+            Hook::Breakpoint {
+                addr,
+                len,
+                bp_type,
+                pid,
+            },
+        )
     }
 
     /// Attaches `perf_event` program `name` to its own sampling event on

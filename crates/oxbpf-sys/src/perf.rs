@@ -16,6 +16,14 @@ pub mod kind {
     pub const HARDWARE: u32 = 0;
     pub const SOFTWARE: u32 = 1;
     pub const TRACEPOINT: u32 = 2;
+    pub const BREAKPOINT: u32 = 5;
+}
+
+/// `perf_event_attr.bp_type` bits (include/uapi/linux/hw_breakpoint.h).
+pub mod breakpoint {
+    pub const READ: u32 = 1;
+    pub const WRITE: u32 = 2;
+    pub const EXECUTE: u32 = 4;
 }
 
 /// Software events (`perf_event_attr.config` with `kind::SOFTWARE`), by
@@ -37,6 +45,8 @@ pub const SOFTWARE_EVENTS: &[(&str, u64)] = &[
 
 /// Bits of the flags word.
 const FLAG_DISABLED: u64 = 1 << 0;
+const FLAG_INHERIT: u64 = 1 << 1;
+const FLAG_EXCLUDE_KERNEL: u64 = 1 << 5;
 const FLAG_FREQ: u64 = 1 << 10;
 
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
@@ -200,6 +210,41 @@ impl PerfEvent {
             ..Default::default()
         };
         open(&mut attr, pid, cpu, "software event")
+    }
+
+    /// A hardware breakpoint (watchpoint) on the `len` bytes at `addr`,
+    /// firing on the accesses in `bp_type` ([`breakpoint`] bits): in
+    /// thread `pid` on every CPU and in the threads it creates from then
+    /// on (`cpu` -1) — the thread's own accesses, not the kernel's on its
+    /// behalf (such as zeroing `.bss` at exec) — or on `cpu` for every
+    /// process (`pid` -1; kernel addresses).
+    pub fn breakpoint(
+        addr: u64,
+        len: u64,
+        bp_type: u32,
+        pid: i32,
+        cpu: i32,
+    ) -> Result<PerfEvent, SysError> {
+        let mut attr = PerfEventAttr {
+            kind: kind::BREAKPOINT,
+            sample_period_or_freq: 1,
+            flags: FLAG_DISABLED
+                | if pid >= 0 {
+                    FLAG_INHERIT | FLAG_EXCLUDE_KERNEL
+                } else {
+                    0
+                },
+            bp_type,
+            config1: addr,
+            config2: len,
+            ..Default::default()
+        };
+        open(
+            &mut attr,
+            pid,
+            cpu,
+            &format!("breakpoint on {len} bytes at {addr:#x}"),
+        )
     }
 
     /// Runs `prog` on every firing, through a BPF link (`BPF_PERF_EVENT`),

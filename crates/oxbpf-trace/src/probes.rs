@@ -48,6 +48,13 @@ pub enum ProbeKind {
         event: String,
         count: u64,
     },
+    /// `watchpoint:ADDR:LEN:MODE`: a hardware breakpoint on `len` bytes at
+    /// `addr`, for the accesses in `mode` (`r`, `w`, `x`, e.g. `rw`).
+    Watchpoint {
+        addr: u64,
+        len: u64,
+        mode: String,
+    },
     /// Kinds that compile but need what this kernel may lack (kprobes,
     /// BPF trampolines, hardware counters, watchpoints): refused at
     /// attach with the reason.
@@ -89,6 +96,9 @@ impl ProbeKind {
             ProbeKind::Interval { as_written, .. } => format!("interval:{as_written}"),
             ProbeKind::Profile { as_written, .. } => format!("profile:{as_written}"),
             ProbeKind::Software { event, count } => format!("software:{event}:{count}"),
+            ProbeKind::Watchpoint { addr, len, mode } => {
+                format!("watchpoint:{addr:#x}:{len}:{mode}")
+            }
             ProbeKind::Unavailable { kind, target } => format!("{kind}:{target}"),
         }
     }
@@ -264,7 +274,39 @@ pub fn parse_attach(text: &str, span: Span) -> Result<ProbeKind, Diagnostic> {
                 count,
             }
         }
-        ("kprobe" | "kretprobe" | "fentry" | "fexit" | "hardware" | "watchpoint", Some(r)) => {
+        ("watchpoint", Some(r)) => {
+            let parts: Vec<&str> = r.split(':').collect();
+            let [addr, len, mode] = parts[..] else {
+                return Err(err(format!(
+                    "`{text}`: a watchpoint is watchpoint:ADDRESS:LENGTH:MODE (e.g. watchpoint:0x10000000:8:rw)"
+                )));
+            };
+            let addr = number(addr).ok_or_else(|| {
+                err(format!(
+                    "`{addr}` is not an address (watchpoints on function arguments are not supported; give an absolute address)"
+                ))
+            })?;
+            let len = match number(len) {
+                Some(n @ (1 | 2 | 4 | 8)) => n,
+                _ => {
+                    return Err(err(format!(
+                        "a watchpoint's length is 1, 2, 4 or 8, not `{len}`"
+                    )));
+                }
+            };
+            // x86 watches writes, reads with writes, or execution.
+            if !matches!(mode, "w" | "rw" | "wr" | "x") {
+                return Err(err(format!(
+                    "a watchpoint's mode is w, rw or x (reads alone cannot be watched), not `{mode}`"
+                )));
+            }
+            ProbeKind::Watchpoint {
+                addr,
+                len,
+                mode: mode.to_string(),
+            }
+        }
+        ("kprobe" | "kretprobe" | "fentry" | "fexit" | "hardware", Some(r)) => {
             ProbeKind::Unavailable {
                 kind: p.into(),
                 target: r.into(),
@@ -337,6 +379,28 @@ mod tests {
             ProbeKind::Unavailable { .. }
         ));
         assert_eq!(p("begin"), ProbeKind::Begin);
+        assert_eq!(
+            p("w:0x10000000:8:rw"),
+            ProbeKind::Watchpoint {
+                addr: 0x1000_0000,
+                len: 8,
+                mode: "rw".into()
+            }
+        );
+        assert_eq!(
+            p("watchpoint:4096:1:x").full_name(),
+            "watchpoint:0x1000:1:x"
+        );
+        for bad in [
+            "w:0x10:3:w",
+            "w:0x10:8:q",
+            "w:0x10:8:r",
+            "w:0x10:8:rx",
+            "w:func+arg0:8:w",
+            "w:0x10:8",
+        ] {
+            assert!(parse_attach(bad, Span::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -862,14 +862,42 @@ fn run(
                     ),
                 ));
             }
-            ProbeKind::Unavailable { kind, .. } if kind == "watchpoint" => {
-                return Err(where_(
-                    p.span,
-                    format!(
-                        "{}: watchpoint probes are not supported by oxbpf yet",
-                        p.kind.full_name()
-                    ),
-                ));
+            ProbeKind::Watchpoint { addr, len, mode } => {
+                use oxbpf_sys::perf::breakpoint as bp;
+                let bp_type = mode.chars().fold(0, |t, c| {
+                    t | match c {
+                        'r' => bp::READ,
+                        'w' => bp::WRITE,
+                        _ => bp::EXECUTE,
+                    }
+                });
+                // In the traced process (-p, -c); with none, kernel memory.
+                let pid = a.pid.or(child.as_ref().map(|c| c.id() as i32));
+                if pid.is_none() && *addr < 0x8000_0000_0000_0000 {
+                    return Err(where_(
+                        p.span,
+                        format!(
+                            "{}: a watchpoint on a user address needs the process: -p PID or -c CMD",
+                            p.kind.full_name()
+                        ),
+                    ));
+                }
+                // An execution breakpoint covers one instruction: x86
+                // takes the length of a long for it, whatever was written.
+                let len = if bp_type == bp::EXECUTE { 8 } else { *len };
+                let kprobes = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+                if pid.is_none() && bp_type == bp::EXECUTE && !kprobes {
+                    return Err(where_(
+                        p.span,
+                        format!(
+                            "{}: the kernel takes no execution breakpoints in its own code on a kernel without kprobes (this one has none: no kprobe PMU); watch data (w, rw) or a process's code (-p, -c)",
+                            p.kind.full_name()
+                        ),
+                    ));
+                }
+                session
+                    .attach_breakpoint(&p.program, *addr, len, bp_type, pid)
+                    .map(drop)
             }
             _ => session.attach(&p.program).map(drop),
         };

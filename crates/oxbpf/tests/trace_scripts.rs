@@ -583,3 +583,82 @@ fn the_kernel_gets_the_scripts_btf_and_lines() {
     let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
     assert_eq!(left.0, Vec::<u32>::new());
 }
+
+/// `watchpoint` probes on a process's memory (the breakpoint PMU): a
+/// non-PIE program writes a global N times and reads it N times; the
+/// counts are exact (the kernel's own writes for the process, such as
+/// zeroing `.bss` at exec, are not counted), and an execution breakpoint
+/// on `main` fires once.
+#[test]
+fn watchpoints_count_a_processs_accesses() {
+    if !common::kernel_available()
+        || !Path::new("/sys/bus/event_source/devices/breakpoint").exists()
+    {
+        common::skip("needs root, bpf(2) and the breakpoint PMU");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxbpf-watch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("wp.c");
+    std::fs::write(
+        &src,
+        "#include <stdlib.h>\nvolatile long watched, other;\nint main(int argc, char **argv) {\n  int n = argc > 1 ? atoi(argv[1]) : 0;\n  for (int i = 0; i < n; i++) { watched = i; other = watched + 1; }\n  return 0;\n}\n",
+    )
+    .unwrap();
+    let bin = dir.join("wp");
+    let st = Command::new("gcc")
+        .args(["-O1", "-no-pie", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nm = Command::new("nm").arg(&bin).output().unwrap();
+    let addr = |sym: &str| {
+        String::from_utf8_lossy(&nm.stdout)
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 3 && f[2] == sym).then(|| f[0].to_string())
+            })
+            .unwrap_or_else(|| panic!("{sym} in nm's output"))
+    };
+    let (watched, main) = (addr("watched"), addr("main"));
+    let script = format!(
+        "watchpoint:0x{watched}:8:w {{ @writes = count(); @p[probe] = count(); }} w:0x{watched}:8:rw {{ @any = count(); }} watchpoint:0x{main}:1:x {{ @main = count(); }}"
+    );
+    let out = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", &script, "-c"])
+        .arg(format!("{} 7", bin.display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let probe = format!(
+        "watchpoint:{:#x}:8:w",
+        u64::from_str_radix(&watched, 16).unwrap()
+    );
+    assert_eq!(
+        text,
+        format!("Attaching 3 probes...\n\n\n@any: 14\n@main: 1\n@p[{probe}]: 7\n@writes: 7\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A user address without a process, and a mode x86 cannot watch, are
+    // refused at their place.
+    let out = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", &format!("w:0x{watched}:8:w {{ }}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs the process: -p PID or -c CMD"), "{err}");
+    let out = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", "w:0x1000:8:r { }"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("-e:1:1: error: a watchpoint's mode is w, rw or x"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -153,6 +153,7 @@ impl Gen<'_, '_> {
             | ProbeKind::Interval { .. }
             | ProbeKind::Profile { .. }
             | ProbeKind::Software { .. }
+            | ProbeKind::Watchpoint { .. }
             | ProbeKind::Unavailable { .. } => {}
             _ => {
                 return err(

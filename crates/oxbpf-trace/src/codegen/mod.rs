@@ -1116,9 +1116,10 @@ impl Compiler<'_> {
                 ProgramType::Kprobe,
                 format!("usdt/{path}:{}:{name}", provider.as_deref().unwrap_or("*")),
             ),
-            ProbeKind::Interval { .. } | ProbeKind::Profile { .. } | ProbeKind::Software { .. } => {
-                (ProgramType::PerfEvent, "perf_event".to_string())
-            }
+            ProbeKind::Interval { .. }
+            | ProbeKind::Profile { .. }
+            | ProbeKind::Software { .. }
+            | ProbeKind::Watchpoint { .. } => (ProgramType::PerfEvent, "perf_event".to_string()),
             ProbeKind::Unavailable { kind, target } => (
                 ProgramType::Kprobe,
                 format!(
