@@ -199,6 +199,9 @@ impl Default for Sampling {
 pub struct Session {
     // Fields drop in order: attachments before the programs and maps.
     attachments: Vec<Attachment>,
+    /// Perf events of detached attachments (their programs detached, their
+    /// last close still to come).
+    retired: Vec<PerfEvent>,
     kernel: oxbpf_sys::object::KernelObject,
     object: Object,
     pid: Option<i32>,
@@ -250,6 +253,34 @@ fn traceable_functions(pattern: &str) -> Result<Vec<String>, String> {
 impl Drop for Session {
     fn drop(&mut self) {
         self.detach_all();
+        close_in_parallel(std::mem::take(&mut self.retired));
+    }
+}
+
+/// Drops `items` from threads of their own (in batches), so that kernel
+/// waits in their closes overlap and share grace periods.
+fn close_in_parallel<T: Send>(items: Vec<T>) {
+    if items.len() <= 1 {
+        return;
+    }
+    const BATCH: usize = 512;
+    let mut rest = items;
+    while !rest.is_empty() {
+        let batch: Vec<T> = rest.drain(..rest.len().min(BATCH)).collect();
+        std::thread::scope(|s| {
+            for a in batch {
+                // A thread that cannot start: close here instead.
+                let (tx, rx) = std::sync::mpsc::channel::<T>();
+                if std::thread::Builder::new()
+                    .spawn_scoped(s, move || drop(rx.recv()))
+                    .is_ok()
+                {
+                    let _ = tx.send(a);
+                } else {
+                    drop(a);
+                }
+            }
+        });
     }
 }
 
@@ -355,6 +386,7 @@ impl Session {
         kernel.keep_pins();
         Ok(Session {
             attachments: Vec::new(),
+            retired: Vec::new(),
             kernel,
             object,
             pid: opts.pid,
@@ -971,40 +1003,41 @@ impl Session {
     }
 
     /// Detaches everything attached so far (programs and maps stay loaded):
-    /// sampling events are stopped first, then every link is closed.
+    /// sampling events are stopped first, then every link is closed, which
+    /// detaches its program. The perf events themselves are closed when
+    /// the session ends.
     ///
     /// Closing a tracepoint's or uprobe's perf event waits for the
     /// kernel's tracepoint (RCU) synchronization, ~85 ms each here; closed
     /// one after the other, 360 tracepoints take 30 s (bpftrace's exit).
     /// Closed from threads of their own, the waits overlap and share grace
-    /// periods.
+    /// periods; [`Session::end_in_background`] leaves them to a helper
+    /// process.
     pub fn detach_all(&mut self) {
         for a in &self.attachments {
             a.stop();
         }
-        let all = std::mem::take(&mut self.attachments);
-        if all.len() <= 1 {
-            return;
+        let mut links = Vec::new();
+        for mut a in std::mem::take(&mut self.attachments) {
+            links.append(&mut a.links);
+            self.retired.append(&mut a.perf);
         }
-        const BATCH: usize = 512;
-        let mut rest = all;
-        while !rest.is_empty() {
-            let batch: Vec<Attachment> = rest.drain(..rest.len().min(BATCH)).collect();
-            std::thread::scope(|s| {
-                for a in batch {
-                    // A thread that cannot start: close here instead.
-                    let (tx, rx) = std::sync::mpsc::channel::<Attachment>();
-                    if std::thread::Builder::new()
-                        .spawn_scoped(s, move || drop(rx.recv()))
-                        .is_ok()
-                    {
-                        let _ = tx.send(a);
-                    } else {
-                        drop(a);
-                    }
-                }
-            });
-        }
+        close_in_parallel(links);
+    }
+
+    /// Ends the session for a process that is about to exit: everything
+    /// is detached and closed, and the last closes of its perf events —
+    /// the kernel's waits — happen in a helper process
+    /// ([`oxbpf_sys::perf::close_perf_events_later`]) instead of holding up
+    /// this one. Where no helper can be made, they happen here.
+    pub fn end_in_background(mut self) {
+        self.detach_all();
+        let handoff = (!self.retired.is_empty())
+            .then(oxbpf_sys::perf::close_perf_events_later)
+            .and_then(Result::ok);
+        close_in_parallel(std::mem::take(&mut self.retired));
+        drop(self);
+        drop(handoff);
     }
 
     /// The kernel map named `name`.

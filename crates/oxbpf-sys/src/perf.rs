@@ -531,3 +531,97 @@ mod tests {
         );
     }
 }
+
+/// The last close of a perf event waits for the kernel: a tracepoint's
+/// perf event waits two RCU grace periods, a uprobe's its own
+/// synchronization — tens of milliseconds each on a busy machine. A
+/// process that is done (its output written, its programs detached) can
+/// leave those closes to a helper: [`close_perf_events_later`] forks a
+/// child holding copies of this process's perf event descriptors (and
+/// nothing else); once this process has closed its own and dropped the
+/// [`Handoff`] (or exited, however it exits), the child exits and the
+/// kernel finishes the closes there. Nothing is left behind: the child
+/// holds no other descriptor and lives only until those closes are done.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The pipe's write end: the child waits for its end of file.
+    _wake: OwnedFd,
+}
+
+/// See [`Handoff`]. Errors: the descriptors could not be listed, or no
+/// child could be made (the caller then closes the events itself).
+pub fn close_perf_events_later() -> Result<Handoff, SysError> {
+    let err = |command: &'static str| SysError {
+        command,
+        errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        log: None,
+    };
+    // Decided before the fork: after it, the child may only make
+    // async-signal-safe calls (close, read, _exit).
+    let mut others: Vec<RawFd> = Vec::new();
+    for e in std::fs::read_dir("/proc/self/fd").map_err(|_| err("read_dir /proc/self/fd"))? {
+        let Some(fd) = e
+            .ok()
+            .and_then(|e| e.file_name().to_str()?.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        let perf = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+            .is_ok_and(|t| t.as_os_str() == "anon_inode:[perf_event]");
+        if !perf {
+            others.push(fd);
+        }
+    }
+    let mut ends = [0 as libc::c_int; 2];
+    // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(err("pipe2"));
+    }
+    // SAFETY: pipe2 just returned these; nothing else owns them.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    // Two forks: the helper is a grandchild, reparented to init when its
+    // parent (which exits at once) is reaped here, so that a long-running
+    // caller is left no zombie.
+    // SAFETY: the children run only async-signal-safe calls (fork, close,
+    // read, _exit) on data prepared before the fork, so the other threads
+    // this process may have (whose locks the children inherit held) are
+    // no concern.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(err("fork"));
+    }
+    if pid == 0 {
+        let r = read.as_raw_fd();
+        // SAFETY: as above; the middle process forks and exits at once,
+        // the helper closes descriptors of its own, reads one byte into a
+        // stack buffer and exits without running any of the parent's
+        // destructors or atexit handlers.
+        unsafe {
+            if libc::fork() != 0 {
+                libc::_exit(0);
+            }
+            for &fd in &others {
+                if fd != r {
+                    libc::close(fd);
+                }
+            }
+            libc::close(write.as_raw_fd());
+            let mut b = 0u8;
+            loop {
+                let n = libc::read(r, (&mut b as *mut u8).cast(), 1);
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                break;
+            }
+            libc::_exit(0);
+        }
+    }
+    drop(read);
+    let mut status = 0;
+    // SAFETY: waits for the middle child made above (it exits at once).
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+    {}
+    Ok(Handoff { _wake: write })
+}

@@ -168,9 +168,14 @@ fn every_program_passes_oxbpfs_verifier() {
 
 #[test]
 fn system_call_tracepoints_are_raw_tracepoints_grouped_by_direction() {
+    // One call: its own tracepoint, as a C program attaches it (the
+    // program runs for that call only).
     let c = compile("tracepoint:syscalls:sys_enter_openat { @a = count(); }");
-    assert_eq!(c.object.programs[0].section, "raw_tp/sys_enter");
-    assert!(c.init.is_empty(), "one call: its number is in the code");
+    assert_eq!(
+        c.object.programs[0].section,
+        "tracepoint/syscalls/sys_enter_openat"
+    );
+    assert!(c.init.is_empty());
     // A wildcard without `args`: one program per direction, with tables.
     let c = compile("tracepoint:syscalls:sys_*_open* { @[probe] = count(); }");
     let sections: Vec<&str> = c
@@ -196,9 +201,16 @@ fn system_call_tracepoints_are_raw_tracepoints_grouped_by_direction() {
         names.contains(&"tracepoint:syscalls:sys_enter_openat".to_string()),
         "{names:?}"
     );
-    // With `args` (which differ per call): one program per call.
+    // With `args` (which differ per call): one raw-tracepoint program per
+    // call.
     let c = compile("tracepoint:syscalls:sys_enter_* { @[args->dfd] = count(); }");
     assert_eq!(c.programs.len(), 3);
+    assert!(
+        c.object
+            .programs
+            .iter()
+            .all(|p| p.section == "raw_tp/sys_enter")
+    );
     assert!(
         c.programs
             .iter()

@@ -475,11 +475,17 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     for p in &prog.probes {
         c.infer_maps(&p.body)?;
     }
-    // Attach points: wildcards expanded; system call tracepoints become
-    // the raw tracepoints they are built on (sys_enter/sys_exit, filtered
-    // by number): a raw tracepoint detaches without the two RCU waits of
-    // a perf event, and many of them share one program when the script
-    // does not read `args` (which differ from one call to the next).
+    // Attach points: wildcards expanded. A wildcard over system call
+    // tracepoints becomes the raw tracepoints they are built on
+    // (sys_enter/sys_exit, filtered by number): a raw tracepoint attaches
+    // and detaches without the two RCU waits of a perf event, and many
+    // share one program when the script does not read `args` (which
+    // differ from one call to the next). A single system call's
+    // tracepoint stays a tracepoint, as C programs attach it: the program
+    // runs for that call only and reads `args` from its record, cheaper
+    // per event than a raw tracepoint that runs for every call and copies
+    // the registers (its perf event's close is left to a helper process
+    // at exit, `Session::end_in_background`).
     let mut plans: Vec<(usize, Span, ProbeKind, Option<Syscalls>)> = Vec::new();
     let mut init = Vec::new();
     for (i, p) in prog.probes.iter().enumerate() {
@@ -489,6 +495,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
             let mut plan: Vec<(ProbeKind, Option<Syscalls>)> = Vec::new();
             let mut merged: [Option<Syscalls>; 2] = [None, None];
             let merge = kinds.len() > 1 && !uses_args(p);
+            let kinds_len = kinds.len();
             for kind in kinds {
                 match syscall_of(&kind) {
                     Some((exit, nr)) if merge => {
@@ -499,7 +506,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
                         });
                         m.calls.push((nr, kind.full_name()));
                     }
-                    Some((exit, nr)) => {
+                    Some((exit, nr)) if kinds_len > 1 => {
                         let one = Syscalls {
                             exit,
                             calls: vec![(nr, kind.full_name())],
@@ -507,7 +514,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
                         };
                         plan.push((kind, Some(one)));
                     }
-                    None => plan.push((kind, None)),
+                    _ => plan.push((kind, None)),
                 }
             }
             for m in merged.into_iter().flatten() {
@@ -3279,7 +3286,9 @@ impl Gen<'_, '_> {
             self.a.sext(R0, size);
         }
         self.store(t, R0);
-        let ty = self.field_type(&f, false);
+        // A system call's pointer arguments point into the caller's memory.
+        let user = self.user_space();
+        let ty = self.field_type(&f, user);
         Ok(Value::Int(t, ty))
     }
 
