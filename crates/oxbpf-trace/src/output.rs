@@ -450,9 +450,14 @@ pub fn print_map_with(
 /// A power of 1024 as bpftrace writes bucket bounds: `4K`, `1M`, `512`.
 pub fn size_label(n: i64) -> String {
     if n < 0 {
-        return format!("-{}", size_label(-n));
+        // unsigned_abs: -i64::MIN does not exist as an i64.
+        return format!("-{}", unsigned_size_label(n.unsigned_abs()));
     }
-    let mut n = n as u64;
+    unsigned_size_label(n as u64)
+}
+
+/// [`size_label`] of a magnitude.
+fn unsigned_size_label(mut n: u64) -> String {
     let mut unit = 0;
     const UNITS: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
     while n != 0 && n.is_multiple_of(1024) && unit < 6 {
@@ -462,6 +467,13 @@ pub fn size_label(n: i64) -> String {
     format!("{n}{}", UNITS[unit])
 }
 
+/// The regular buckets of `lhist(x, min, max, step)`: whole steps only, as
+/// bpftrace counts them (with a step that does not divide `max - min`,
+/// values from the last whole step up go to the `[max, ...)` bucket).
+pub fn lhist_buckets(min: i64, max: i64, step: i64) -> u64 {
+    ((max - min) / step).max(0) as u64
+}
+
 fn bucket_label(kind: &MapKind, i: u64) -> String {
     match *kind {
         MapKind::Hist => match i {
@@ -469,13 +481,14 @@ fn bucket_label(kind: &MapKind, i: u64) -> String {
             1 => "[0]".into(),
             2 => "[1]".into(),
             _ => {
-                let lo = 1i64.checked_shl(i as u32 - 2).unwrap_or(i64::MAX);
-                let hi = 1i64.checked_shl(i as u32 - 1).unwrap_or(i64::MAX);
-                format!("[{}, {})", size_label(lo), size_label(hi))
+                // Bucket 64 is [2^62, 2^63): its bound is no i64.
+                let lo = 1u64.checked_shl(i as u32 - 2).unwrap_or(u64::MAX);
+                let hi = 1u64.checked_shl(i as u32 - 1).unwrap_or(u64::MAX);
+                format!("[{}, {})", unsigned_size_label(lo), unsigned_size_label(hi))
             }
         },
         MapKind::Lhist { min, max, step } => {
-            let n = ((max - min) / step + i64::from((max - min) % step != 0)) as u64;
+            let n = lhist_buckets(min, max, step);
             if i == 0 {
                 format!("(..., {})", size_label(min))
             } else if i > n {
@@ -563,13 +576,15 @@ fn bucket_range(kind: &MapKind, i: u64) -> (Option<i64>, Option<i64>) {
             1 => (Some(0), Some(0)),
             2 => (Some(1), Some(1)),
             _ => {
-                let lo = 1i64.checked_shl(i as u32 - 2).unwrap_or(i64::MAX);
-                let hi = 1i64.checked_shl(i as u32 - 1).unwrap_or(i64::MAX);
-                (Some(lo), Some(hi - 1))
+                // Bucket 64 ends at 2^63 - 1, the largest i64.
+                let lo = 1u64.checked_shl(i as u32 - 2).unwrap_or(u64::MAX);
+                let hi = 1u64.checked_shl(i as u32 - 1).unwrap_or(u64::MAX);
+                let i64_of = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                (Some(i64_of(lo)), Some(i64_of(hi - 1)))
             }
         },
         MapKind::Lhist { min, max, step } => {
-            let n = ((max - min) / step + i64::from((max - min) % step != 0)) as u64;
+            let n = lhist_buckets(min, max, step);
             if i == 0 {
                 (None, Some(min - 1))
             } else if i > n {
@@ -678,6 +693,25 @@ mod tests {
 
     fn pair(a: i64, b: u64) -> Vec<u8> {
         [a.to_le_bytes(), b.to_le_bytes()].concat()
+    }
+
+    #[test]
+    fn labels_at_the_ends_of_the_integers() {
+        // A found bug: the top hist bucket's bound, 2^63, recursed without
+        // end through -i64::MIN.
+        assert_eq!(size_label(i64::MIN), "-8E");
+        assert_eq!(size_label(i64::MAX), "9223372036854775807");
+        assert_eq!(bucket_label(&MapKind::Hist, 64), "[4E, 8E)");
+        assert_eq!(bucket_label(&MapKind::Hist, 3), "[2, 4)");
+        // An uneven step: whole steps only, then the overflow bucket.
+        let l = MapKind::Lhist {
+            min: 10,
+            max: 100,
+            step: 7,
+        };
+        assert_eq!(lhist_buckets(10, 100, 7), 12);
+        assert_eq!(bucket_label(&l, 12), "[87, 94)");
+        assert_eq!(bucket_label(&l, 13), "[100, ...)");
     }
 
     #[test]

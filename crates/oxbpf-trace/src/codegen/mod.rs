@@ -150,7 +150,7 @@ impl MapInfo {
             // Buckets 0 (negative), 1 (zero), 2..=64 (2^0 ..= 2^62).
             MapKind::Hist => Some(65),
             MapKind::Lhist { min, max, step } if step > 0 && max > min => {
-                let n = (max - min) / step + i64::from((max - min) % step != 0);
+                let n = crate::output::lhist_buckets(min, max, step);
                 u32::try_from(n + 2).ok()
             }
             _ => None,
@@ -1417,8 +1417,18 @@ impl Gen<'_, '_> {
     /// Stores register `r` into `v`.
     fn store(&mut self, v: Val, r: Reg) {
         match v {
+            Val::Reg(d) if d == r => {}
             Val::Reg(d) => self.a.mov(d, r),
             Val::Slot(off) => self.a.stx(8, self.fp, off, r),
+        }
+    }
+
+    /// The register to compute temporary `t` in: its own, or r0 for one
+    /// that lives in a stack slot (then [`Gen::store`]d there).
+    fn reg_of(t: Val) -> Reg {
+        match t {
+            Val::Reg(r) => r,
+            Val::Slot(_) => R0,
         }
     }
 
@@ -1426,8 +1436,9 @@ impl Gen<'_, '_> {
     /// `struct pt_regs`, a raw tracepoint's argument).
     fn ctx_u64(&mut self, off: i16) -> Val {
         let t = self.temp();
-        self.a.ldx(8, R0, R6, off);
-        self.store(t, R0);
+        let r = Self::reg_of(t);
+        self.a.ldx(8, r, R6, off);
+        self.store(t, r);
         t
     }
 
@@ -2142,14 +2153,21 @@ impl Gen<'_, '_> {
         self.a.jmp_imm(BPF_JSLT, R1, 0, done);
         self.a.mov_imm(R2, 1);
         self.a.jmp_imm(BPF_JEQ, R1, 0, done);
-        // index = 2 + floor(log2(x)), by halving steps of 32, 16, 8, 4, 2, 1.
+        // index = 2 + floor(log2(x)), by halving steps of 32, 16, 8, 4, 2,
+        // 1: a step is taken when x has a bit at or above it (for 32, whose
+        // bound is no 32-bit immediate, tested by shifting a copy).
         self.a.mov_imm(R2, 2);
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.a.label();
-            self.a.mov(R3, R1);
-            self.a.alu_imm(BPF_RSH, R3, shift);
-            self.a.jmp_imm(BPF_JEQ, R3, 0, skip);
-            self.a.mov(R1, R3);
+            if shift == 32 {
+                self.a.mov(R3, R1);
+                self.a.alu_imm(BPF_RSH, R3, shift);
+                self.a.jmp_imm(BPF_JEQ, R3, 0, skip);
+                self.a.mov(R1, R3);
+            } else {
+                self.a.jmp_imm(BPF_JLT, R1, 1 << shift, skip);
+                self.a.alu_imm(BPF_RSH, R1, shift);
+            }
             self.a.alu_imm(BPF_ADD, R2, shift);
             self.a.place(skip);
         }
@@ -2160,20 +2178,45 @@ impl Gen<'_, '_> {
     /// lhist buckets: 0 below `min`, then one per `step`, the last for
     /// `max` and above.
     fn linear_bucket(&mut self, x: Reg, at: i16, min: i64, max: i64, step: i64) {
-        let n = (max - min) / step + if (max - min) % step == 0 { 0 } else { 1 };
+        // Values from the last whole step up share the overflow bucket, as
+        // bpftrace counts them.
+        let n = crate::output::lhist_buckets(min, max, step) as i64;
         let done = self.a.label();
-        self.a.mov(R1, x);
+        // Constants as immediates where they fit in 32 bits (x is r0 or a
+        // temporary, never r2 or r3).
+        let imm = |n: i64| i32::try_from(n).ok();
         self.a.mov_imm(R2, 0);
-        self.a.mov_imm(R3, min);
-        self.a.jmp(BPF_JSLT, R1, R3, done);
+        match imm(min) {
+            Some(k) => self.a.jmp_imm(BPF_JSLT, x, k, done),
+            None => {
+                self.a.mov_imm(R3, min);
+                self.a.jmp(BPF_JSLT, x, R3, done);
+            }
+        }
         self.a.mov_imm(R2, n + 1);
-        self.a.mov_imm(R3, max);
-        self.a.jmp(BPF_JSGE, R1, R3, done);
-        self.a.mov(R2, R1);
-        self.a.mov_imm(R3, min);
-        self.a.alu(BPF_SUB, R2, R3);
-        self.a.mov_imm(R3, step);
-        self.a.alu(BPF_DIV, R2, R3);
+        match imm(max) {
+            Some(k) => self.a.jmp_imm(BPF_JSGE, x, k, done),
+            None => {
+                self.a.mov_imm(R3, max);
+                self.a.jmp(BPF_JSGE, x, R3, done);
+            }
+        }
+        self.a.mov(R2, x);
+        match imm(min) {
+            Some(0) => {}
+            Some(k) => self.a.alu_imm(BPF_SUB, R2, k),
+            None => {
+                self.a.mov_imm(R3, min);
+                self.a.alu(BPF_SUB, R2, R3);
+            }
+        }
+        match imm(step) {
+            Some(k) => self.a.alu_imm(BPF_DIV, R2, k),
+            None => {
+                self.a.mov_imm(R3, step);
+                self.a.alu(BPF_DIV, R2, R3);
+            }
+        }
         self.a.alu_imm(BPF_ADD, R2, 1);
         self.a.place(done);
         self.a.stx(8, self.fp, at, R2);
@@ -3280,12 +3323,13 @@ impl Gen<'_, '_> {
             return Ok(Value::Mem(off, ty));
         }
         let t = self.temp();
+        let r = Self::reg_of(t);
         let size = f.size.min(8);
-        self.a.ldx(size, R0, R6, f.offset as i16);
+        self.a.ldx(size, r, R6, f.offset as i16);
         if f.signed {
-            self.a.sext(R0, size);
+            self.a.sext(r, size);
         }
-        self.store(t, R0);
+        self.store(t, r);
         // A system call's pointer arguments point into the caller's memory.
         let user = self.user_space();
         let ty = self.field_type(&f, user);
