@@ -1975,7 +1975,11 @@ impl Gen<'_, '_> {
         {
             return Ok(*src);
         }
-        self.zero(off, size);
+        // Zeroed where it is not written in full: the bucket (written by
+        // aggregations only) and components shorter than their place.
+        if m.kind.bucketed() {
+            self.zero(off + m.key_size() as i16, 8);
+        }
         let mut at = off;
         for (i, ((k, ty), v)) in keys.iter().zip(&m.key).zip(values).enumerate() {
             let vt = match &v {
@@ -1993,18 +1997,25 @@ impl Gen<'_, '_> {
                     ),
                 );
             }
+            let place = ty.stored_size();
             match v {
                 Value::Int(val, _) => {
+                    if place > 8 {
+                        self.zero(at, place);
+                    }
                     let r = self.load(val, R0);
                     self.a.stx(8, self.fp, at, r);
                     self.release(val);
                 }
                 Value::Mem(src, t) => {
-                    let n = t.stored_size().min(ty.stored_size());
+                    let n = t.stored_size().min(place);
+                    if n < place {
+                        self.zero(at, place);
+                    }
                     self.copy(at, src, n);
                 }
             }
-            at += ty.stored_size() as i16;
+            at += place as i16;
         }
         Ok(off)
     }
