@@ -1602,9 +1602,25 @@ impl Gen<'_, '_> {
     fn finish(mut self) -> (Vec<RawInsn>, Vec<Span>, Vec<usize>) {
         let last = self.spans.last().copied().unwrap_or_default();
         self.mark(last);
-        let (insns, starts) = self.a.finish();
+        let (mut insns, mut starts) = self.a.finish();
         let mut spans = self.spans;
         spans.extend(self.sub_spans.into_iter().flatten());
+        // The prologue keeps the context in r6; a program that never reads
+        // it does without (every jump and call is relative and after it).
+        // Any field naming r6 counts as a use (an lddw's src is no register,
+        // but erring there only keeps the instruction).
+        let saves_ctx = insns
+            .first()
+            .is_some_and(|i| i.code == (BPF_ALU64 | BPF_MOV | BPF_X) && i.dst == 6 && i.src == 1);
+        if saves_ctx && insns[1..].iter().all(|i| i.dst != 6 && i.src != 6) {
+            insns.remove(0);
+            if !spans.is_empty() {
+                spans.remove(0);
+            }
+            for s in &mut starts {
+                *s -= 1;
+            }
+        }
         (insns, spans, starts)
     }
 
@@ -3182,8 +3198,8 @@ impl Gen<'_, '_> {
             }
             "jiffies" => int(self.helper0(helper::JIFFIES64)),
             "comm" => {
+                // The helper writes all 16 bytes (the name zero-padded).
                 let off = self.alloc(16);
-                self.zero(off, 16);
                 self.a.mov(R1, self.fp);
                 self.a.alu_imm(BPF_ADD, R1, off as i32);
                 self.a.mov_imm(R2, 16);
