@@ -325,10 +325,7 @@ impl Gen<'_, '_> {
             return Ok(Value::Mem(slot, ty));
         }
         let t = self.temp();
-        let r = match t {
-            Val::Reg(r) => r,
-            Val::Slot(_) => R0,
-        };
+        let r = Self::reg_of(t);
         match p.bits {
             Some((shift, width)) => {
                 self.a.ldx(8, r, self.fp, slot);

@@ -1464,14 +1464,16 @@ impl Gen<'_, '_> {
 
     /// A temporary holding a constant.
     fn constant(&mut self, v: i64) -> Value {
+        self.constant_of(v, Ty::I64)
+    }
+
+    /// A temporary holding a constant of integer type `ty`.
+    fn constant_of(&mut self, v: i64, ty: Ty) -> Value {
         let t = self.temp();
-        let r = match t {
-            Val::Reg(r) => r,
-            Val::Slot(_) => R0,
-        };
+        let r = Self::reg_of(t);
         self.a.mov_imm(r, v);
         self.store(t, r);
-        Value::Int(t, Ty::I64)
+        Value::Int(t, ty)
     }
 
     fn block(&mut self, stmts: &[Stmt]) -> R<()> {
@@ -2497,16 +2499,7 @@ impl Gen<'_, '_> {
     fn value(&mut self, e: &Expr) -> R<Value> {
         let int = |v: Val| Value::Int(v, Ty::U64);
         Ok(match &e.kind {
-            ExprKind::Int(n) => {
-                let t = self.temp();
-                let r = match t {
-                    Val::Reg(r) => r,
-                    Val::Slot(_) => R0,
-                };
-                self.a.mov_imm(r, *n as i64);
-                self.store(t, r);
-                Value::Int(t, Ty::I64)
-            }
+            ExprKind::Int(n) => self.constant(*n as i64),
             ExprKind::Str(s) => self.const_str(s, s.len() + 1),
             ExprKind::Param(n) => match self.c.param(*n).map(str::to_string) {
                 Some(p) => match p.parse::<i64>() {
@@ -2761,15 +2754,8 @@ impl Gen<'_, '_> {
                     let shift = 64 - 8 * size;
                     n = (n << shift) >> shift;
                 }
-                let t = self.temp();
-                let r = match t {
-                    Val::Reg(r) => r,
-                    Val::Slot(_) => R0,
-                };
-                self.a.mov_imm(r, n);
-                self.store(t, r);
-                Value::Int(
-                    t,
+                self.constant_of(
+                    n,
                     Ty::Int {
                         size: size as u8,
                         signed,
