@@ -932,6 +932,7 @@ fn run(
         out.flush()?;
     }
     let mut rb = session.ring_buffer("events")?;
+    let ring_bytes = c.object.maps[c.events].max_entries as usize;
     let mut printer = Printer {
         compiled: c,
         formats: c
@@ -962,9 +963,10 @@ fn run(
     let mut fail = None;
     loop {
         rb.wait(Duration::from_millis(100));
-        let mut records = 0usize;
+        let mut bytes = 0usize;
         rb.consume(|rec| {
-            records += 1;
+            // Each record has an 8-byte header in the ring.
+            bytes += rec.len().next_multiple_of(8) + 8;
             if let Err(e) = printer.record(rec, &session, out)
                 && fail.is_none()
             {
@@ -991,11 +993,12 @@ fn run(
         // that is always caught up makes the kernel wake it for every
         // record (an irq_work in the traced event, the program's cost),
         // and writes its output a record at a time (events of their own
-        // for a script tracing write(2)). 10 ms is far below what a person
-        // watching the output notices. A large batch means the reader is
-        // behind: no pause then, so that a busy ring does not fill.
-        if (1..1024).contains(&records) {
-            std::thread::sleep(Duration::from_millis(10));
+        // for a script tracing write(2)). 5 ms is far below what a person
+        // watching the output notices. A batch that filled half the ring
+        // means the events come faster than a pause allows: none then, so
+        // that the ring does not overflow.
+        if bytes > 0 && bytes < ring_bytes / 2 {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     // Everything stops; END runs; the rest of the events; the maps.

@@ -792,8 +792,8 @@ impl Gen<'_, '_> {
         self.a.jmp_imm(BPF_JEQ, R0, 0, exit);
         self.a.mov(p, R0);
         let id = self.c.printfs.len();
-        self.a.mov_imm(R0, (event::PRINTF_BASE + id as u64) as i64);
-        self.a.stx(8, p, 0, R0);
+        self.a
+            .st_imm(8, p, 0, (event::PRINTF_BASE + id as u64) as i32);
         self.a.st_imm(8, p, 8, 0);
         let (read, read_str) = if user {
             (helper::PROBE_READ_USER, helper::PROBE_READ_USER_STR)

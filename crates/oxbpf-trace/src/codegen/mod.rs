@@ -2415,8 +2415,8 @@ impl Gen<'_, '_> {
             (p, 0i16, Some(p))
         };
         let id = self.c.printfs.len();
-        self.a.mov_imm(R0, (event::PRINTF_BASE + id as u64) as i64);
-        self.a.stx(8, base, rec, R0);
+        self.a
+            .st_imm(8, base, rec, (event::PRINTF_BASE + id as u64) as i32);
         let mut at = rec + 8;
         let mut types = Vec::new();
         for (v, _) in values {
