@@ -346,7 +346,7 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 pub const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "cpid", "func", "comm", "cgroup",
     "curtask", "rand", "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3",
-    "arg4", "arg5", "ncpus", "kstack", "ustack", "username",
+    "arg4", "arg5", "ncpus", "kstack", "ustack", "username", "ppid",
 ];
 
 /// Functions the language has.
@@ -3170,6 +3170,20 @@ impl Gen<'_, '_> {
                 return Ok(self.const_str(&name, 64));
             }
             "cgroup" => int(self.helper0(helper::GET_CURRENT_CGROUP_ID)),
+            // The parent's pid: `curtask->real_parent->tgid`, by BTF.
+            "ppid" => {
+                let at = |kind| Expr { kind, span };
+                let e = at(ExprKind::Field {
+                    expr: Box::new(at(ExprKind::Field {
+                        expr: Box::new(at(ExprKind::Ident("curtask".into()))),
+                        field: "real_parent".into(),
+                        arrow: true,
+                    })),
+                    field: "tgid".into(),
+                    arrow: true,
+                });
+                return self.value(&e);
+            }
             "curtask" => {
                 let v = self.helper0(helper::GET_CURRENT_TASK);
                 let to = self.c.types.named("struct task_struct");
