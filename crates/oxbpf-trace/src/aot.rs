@@ -155,22 +155,14 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
     // Places of instructions from the line records.
     let source = &meta.origin.source;
     let by_start: HashMap<usize, Span> = meta.spans.iter().rev().map(|s| (s.start, *s)).collect();
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(source.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
+    let places = crate::diag::LineIndex::new(source);
     let mut lines = HashMap::new();
     for p in &object.programs {
         let mut spans = vec![Span::default(); p.insns.len()];
         let recs = &p.line_info;
         for (k, l) in recs.iter().enumerate() {
             let end = recs.get(k + 1).map_or(p.insns.len(), |n| n.insn as usize);
-            let start = line_starts
-                .get((l.line as usize).saturating_sub(1))
-                .map(|&ls| {
-                    let col = (l.column as usize).saturating_sub(1);
-                    ls + source[ls..].char_indices().nth(col).map_or(0, |(b, _)| b)
-                })
-                .unwrap_or(0);
+            let start = places.offset(l.line as usize, l.column as usize);
             let span = by_start
                 .get(&start)
                 .copied()

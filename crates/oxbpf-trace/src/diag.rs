@@ -86,6 +86,58 @@ impl Diagnostic {
     }
 }
 
+/// Where each line of a source text starts, for finding the line and
+/// column of many places (one per instruction) without scanning the text
+/// up to each.
+pub struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(source: &'a str) -> LineIndex<'a> {
+        let starts = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { source, starts }
+    }
+
+    /// Line and column (both from 1; the column counts characters) of
+    /// byte `at`, as [`Diagnostic::line_col`] gives them.
+    pub fn line_col(&self, at: usize) -> (usize, usize) {
+        let at = floor_char_boundary(self.source, at.min(self.source.len()));
+        let line = self.starts.partition_point(|&s| s <= at);
+        let start = self.starts[line - 1];
+        (line, self.source[start..at].chars().count() + 1)
+    }
+
+    /// The text of line `line` (from 1), without its newline; empty past
+    /// the end.
+    pub fn line(&self, line: usize) -> &'a str {
+        let Some(&start) = line.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            return "";
+        };
+        let end = self.starts.get(line).map_or(self.source.len(), |&e| e - 1);
+        self.source[start..end].trim_end_matches('\r')
+    }
+
+    /// The byte offset of line `line`, column `col` (both from 1): the
+    /// inverse of [`LineIndex::line_col`]; the start of the text when the
+    /// line does not exist, the line's end when the column is past it.
+    pub fn offset(&self, line: usize, col: usize) -> usize {
+        let Some(&start) = line.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            return 0;
+        };
+        let end = self.starts.get(line).map_or(self.source.len(), |&e| e - 1);
+        let text = &self.source[start..end];
+        start
+            + text
+                .char_indices()
+                .nth(col.saturating_sub(1))
+                .map_or(text.len(), |(b, _)| b)
+    }
+}
+
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
         i -= 1;
@@ -169,6 +221,23 @@ fn distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_index_agrees_with_line_col_everywhere() {
+        let src = "BEGIN {\n  printf(\"é%d\\n\", 1);\r\n}\n\nEND { }";
+        let idx = LineIndex::new(src);
+        for at in 0..=src.len() + 2 {
+            let lc = Diagnostic::new(Span::new(at, at), "").line_col(src);
+            assert_eq!(idx.line_col(at), lc, "byte {at}");
+            if src.is_char_boundary(at) {
+                assert_eq!(idx.offset(lc.0, lc.1), at, "byte {at}");
+            }
+        }
+        assert_eq!(idx.line(2), "  printf(\"é%d\\n\", 1);");
+        assert_eq!(idx.line(5), "END { }");
+        assert_eq!(idx.line(6), "");
+        assert_eq!(src.lines().nth(1), Some(idx.line(2)));
+    }
 
     #[test]
     fn renders_with_a_caret_under_the_place() {

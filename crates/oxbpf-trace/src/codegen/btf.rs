@@ -305,7 +305,7 @@ pub(super) fn describe(
                 .collect(),
         },
     );
-    let lines: Vec<&str> = source.lines().collect();
+    let index = crate::diag::LineIndex::new(source);
     for (k, d) in defs.iter_mut().enumerate() {
         let f = g.b.add_kind(
             &d.name,
@@ -341,11 +341,11 @@ pub(super) fn describe(
         let mut i = 0;
         while i < d.insns.len() {
             let span = spans.get(i).copied().unwrap_or_default();
-            let at = crate::diag::Diagnostic::new(span, "").line_col(source);
+            let at = index.line_col(span.start);
             if last != Some(at) || i == 0 || subs.contains(&i) {
                 last = Some(at);
                 let (line, col) = at;
-                let text = lines.get(line - 1).copied().unwrap_or("").trim_end();
+                let text = index.line(line).trim_end();
                 let text_off = g.b.string(text);
                 d.line_info.push(LineInfo {
                     insn: i as u32,

@@ -251,6 +251,7 @@ impl Compiled {
     pub fn listing(&self, source: &str) -> String {
         use std::fmt::Write;
         let mut out = String::new();
+        let index = crate::diag::LineIndex::new(source);
         for (i, p) in self.programs.iter().enumerate() {
             let def = &self.object.programs[i];
             let _ = writeln!(
@@ -263,10 +264,10 @@ impl Compiled {
             let mut last_line = 0;
             for l in oxbpf_isa::decode(&def.insns).unwrap_or_default() {
                 if let Some(s) = spans.get(l.index) {
-                    let line = source[..s.start.min(source.len())].matches('\n').count() + 1;
+                    let line = index.line_col(s.start).0;
                     if line != last_line {
                         last_line = line;
-                        let text = source.lines().nth(line - 1).unwrap_or("").trim();
+                        let text = index.line(line).trim();
                         let _ = writeln!(out, "; {text}");
                     }
                 }
