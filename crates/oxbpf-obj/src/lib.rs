@@ -492,8 +492,13 @@ impl Object {
 
 /// Loads a BPF ELF object from bytes.
 pub fn load(bytes: &[u8]) -> Result<Object, ObjError> {
-    let view = elf::parse(bytes)?;
-    loader::load(&view)
+    load_view(&elf::parse(bytes)?)
+}
+
+/// [`load`] of an ELF already parsed (a caller that also reads sections
+/// of its own from it).
+pub fn load_view(view: &elf::ElfView) -> Result<Object, ObjError> {
+    loader::load(view)
 }
 
 /// The kernel's name for a map type number (`hash`, `array`, ...).

@@ -99,23 +99,13 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         return Err(invalid(format!("the name {n:?} contains a NUL byte")));
     }
     let mut btf = btf.to_builder();
-    // Section order: code sections by first use, .text last among them.
-    let mut code: BTreeMap<usize, (String, CodeSec)> = BTreeMap::new();
+    // Code sections in order of first use (.text goes last when written),
+    // and where each is by name.
+    let mut code: Vec<(String, CodeSec)> = Vec::new();
     let mut code_index: BTreeMap<String, usize> = BTreeMap::new();
     // Symbol 0 is `.text`'s own; dropped when there is no `.text`.
     let mut syms: Vec<Sym> = vec![Sym::text()];
     const TEXT_SYM: usize = 0;
-    let sec_of = |name: &str,
-                  code: &mut BTreeMap<usize, (String, CodeSec)>,
-                  code_index: &mut BTreeMap<String, usize>| {
-        if let Some(&i) = code_index.get(name) {
-            return i;
-        }
-        let i = code_index.len();
-        code_index.insert(name.to_string(), i);
-        code.insert(i, (name.to_string(), CodeSec::default()));
-        i
-    };
     let map_syms: Vec<usize> = obj
         .maps
         .iter()
@@ -189,8 +179,11 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
                 )));
             }
             let section = if k == 0 { p.section.as_str() } else { ".text" };
-            let si = sec_of(section, &mut code, &mut code_index);
-            let sec = &mut code.get_mut(&si).expect("added").1;
+            let si = *code_index.entry(section.to_string()).or_insert_with(|| {
+                code.push((section.to_string(), CodeSec::default()));
+                code.len() - 1
+            });
+            let sec = &mut code[si].1;
             let at = sec.insns.len();
             sec.insns.extend_from_slice(&p.insns[start..end]);
             sec.funcs.push(FuncInfo {
@@ -228,8 +221,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
                     p.name, l.insn
                 ))
             })?;
-            let si = code_index[&f.section];
-            code.get_mut(&si).expect("added").1.lines.push(LineInfo {
+            code[code_index[&f.section]].1.lines.push(LineInfo {
                 insn: (f.at + l.insn as usize - f.start) as u32,
                 ..l.clone()
             });
@@ -239,10 +231,9 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         while i < p.insns.len() {
             let insn = p.insns[i];
             let f = where_is(i).expect("every instruction is in a function");
-            let si = code_index[&f.section];
             let pos = f.at + i - f.start;
             let is_lddw = insn.code == LDDW;
-            let sec = &mut code.get_mut(&si).expect("added").1;
+            let sec = &mut code[code_index[&f.section]].1;
             if is_lddw && insn.src == PSEUDO_MAP_IDX {
                 let m = map_syms.get(insn.imm as usize).ok_or_else(|| {
                     invalid(format!(
@@ -290,15 +281,15 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         }
     }
     // Section order: the program sections, .text, then the rest.
-    let mut order: Vec<usize> = code.keys().copied().collect();
-    order.sort_by_key(|&i| (code[&i].0 == ".text", i));
+    let mut order: Vec<usize> = (0..code.len()).collect();
+    order.sort_by_key(|&i| (code[i].0 == ".text", i));
     let mut w = ElfWriter::default();
     let mut numbers: BTreeMap<String, u16> = BTreeMap::new();
     let mut ext_funcs = Vec::new();
     let mut ext_lines = Vec::new();
     let mut code_secs = Vec::new();
     for &i in &order {
-        let (name, sec) = &code[&i];
+        let (name, sec) = &code[i];
         let bytes: Vec<u8> = sec.insns.iter().flat_map(|x| x.to_bytes()).collect();
         let n = w.section(name, SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, 8, bytes);
         numbers.insert(name.clone(), n);
@@ -373,7 +364,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         w.symbol(&s.name, shndx, s.value, s.size, kind, s.global);
     }
     for (n, i) in code_secs {
-        let sec = &code[&i].1;
+        let sec = &code[i].1;
         if sec.relocs.is_empty() {
             continue;
         }
@@ -604,15 +595,7 @@ mod tests {
     use crate::btfbuild::Builder;
     use crate::{MapDef, ProgramType};
 
-    fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> RawInsn {
-        RawInsn {
-            code,
-            dst,
-            src,
-            off,
-            imm,
-        }
-    }
+    use RawInsn as I;
 
     /// A program that looks a map up and passes a callback to
     /// bpf_loop, with a map and BTF for both functions.
@@ -685,15 +668,15 @@ mod tests {
         let mut o = Object::from_raw_program(
             "prog",
             vec![
-                insn(LDDW, 1, PSEUDO_MAP_IDX, 0, 0),
-                insn(0, 0, 0, 0, 0),
-                insn(0xb7, 1, 0, 0, 4),           // r1 = 4
-                insn(LDDW, 2, PSEUDO_FUNC, 0, 3), // r2 = cb (insn 7)
-                insn(0, 0, 0, 0, 0),
-                insn(0x85, 0, 0, 0, 181), // call bpf_loop
-                insn(0x95, 0, 0, 0, 0),
-                insn(0xb7, 0, 0, 0, 0), // cb: r0 = 0
-                insn(0x95, 0, 0, 0, 0),
+                I::new(LDDW, 1, PSEUDO_MAP_IDX, 0, 0),
+                I::new(0, 0, 0, 0, 0),
+                I::new(0xb7, 1, 0, 0, 4),           // r1 = 4
+                I::new(LDDW, 2, PSEUDO_FUNC, 0, 3), // r2 = cb (insn 7)
+                I::new(0, 0, 0, 0, 0),
+                I::new(0x85, 0, 0, 0, 181), // call bpf_loop
+                I::new(0x95, 0, 0, 0, 0),
+                I::new(0xb7, 0, 0, 0, 0), // cb: r0 = 0
+                I::new(0x95, 0, 0, 0, 0),
             ],
         );
         let p = &mut o.programs[0];

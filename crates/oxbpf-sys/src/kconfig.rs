@@ -5,10 +5,17 @@
 use std::collections::HashMap;
 use std::io::Read;
 
+/// The running kernel's release (`uname -r`), e.g. `6.18.0-1-amd64`.
+pub fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 /// `KERNEL_VERSION(a, b, c)` of the running kernel (from uname's release;
 /// the sublevel is capped at 255, as the kernel's macro does).
 pub fn kernel_version() -> Option<u32> {
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = kernel_release()?;
     let mut parts = release
         .trim()
         .split(|c: char| !c.is_ascii_digit())
@@ -40,8 +47,8 @@ pub fn kernel_config() -> Option<HashMap<String, String>> {
             return Some(parse_config(&text));
         }
     }
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
-    let text = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+    let release = kernel_release()?;
+    let text = std::fs::read_to_string(format!("/boot/config-{release}")).ok()?;
     Some(parse_config(&text))
 }
 

@@ -99,23 +99,22 @@ pub fn emit(c: &Compiled, origin: &Origin) -> Result<Vec<u8>, String> {
 /// every index and place re-derived from what the object holds.
 pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
     let view = oxbpf_obj::elf::parse(bytes).map_err(|e| e.to_string())?;
-    let meta = view
+    let meta = &view
         .section_by_name(SECTION)
         .ok_or_else(|| {
             format!(
                 "this object has no {SECTION} section: it was not made by `oxbpf trace --emit-elf`"
             )
         })?
-        .data
-        .clone();
-    let meta: Meta = serde_json::from_slice(&meta).map_err(|e| format!("{SECTION}: {e}"))?;
+        .data;
+    let meta: Meta = serde_json::from_slice(meta).map_err(|e| format!("{SECTION}: {e}"))?;
     if meta.format != FORMAT {
         return Err(format!(
             "{SECTION}: layout version {} (this oxbpf reads {FORMAT}); compile the script again",
             meta.format
         ));
     }
-    let mut object = oxbpf_obj::load(bytes).map_err(|e| e.to_string())?;
+    let mut object = oxbpf_obj::load_view(&view).map_err(|e| e.to_string())?;
     // Programs in the metadata's order.
     let mut programs = Vec::with_capacity(meta.programs.len());
     for p in &meta.programs {
@@ -140,7 +139,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
             .position(|m| m.name == name)
             .ok_or_else(|| format!("map `{name}` is missing from the object"))
     };
-    let mut maps = meta.maps.clone();
+    let mut maps = meta.maps;
     for m in &mut maps {
         // 0: never declared (index 0 is the event ring).
         if m.index != 0 {

@@ -284,7 +284,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
         let origin = oxbpf_trace::aot::Origin {
             file: name.clone(),
             source: source.clone(),
-            kernel: kernel_release(),
+            kernel: oxbpf_sys::kconfig::kernel_release().unwrap_or_default(),
             compiler: env!("CARGO_PKG_VERSION").to_string(),
             child: a.command.is_some(),
         };
@@ -308,13 +308,6 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     run(a, &compiled, &name, &source, &mut out)
 }
 
-/// The running kernel's release (`uname -r`).
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// `--run FILE.o`: a script compiled ahead of time.
 fn run_object(a: &TraceArgs, path: &std::path::Path) -> Result<ExitCode> {
     if !a.args.is_empty() {
@@ -334,7 +327,7 @@ fn run_object(a: &TraceArgs, path: &std::path::Path) -> Result<ExitCode> {
             path.display()
         );
     }
-    let here = kernel_release();
+    let here = oxbpf_sys::kconfig::kernel_release().unwrap_or_default();
     if !o.kernel.is_empty() && o.kernel != here {
         eprintln!(
             "WARNING: {} was compiled for Linux {} and this is {here}: tracepoint layouts and system call numbers may differ",
