@@ -4,12 +4,13 @@
 //! functions; the functions they call (`bpf_loop` and
 //! `bpf_for_each_map_elem` callbacks, bpf-to-bpf calls) as static
 //! functions in `.text`, reached by relocations; BTF-defined maps in
-//! `.maps`; `license`; `.BTF`; `.BTF.ext` with every function and line
-//! record; and whatever extra sections the caller adds (not loaded, e.g.
-//! a compiler's metadata).
+//! `.maps`; global data in `.data` sections (one map each, reached
+//! through the section's symbol); `license`; `.BTF`; `.BTF.ext` with
+//! every function and line record; and whatever extra sections the
+//! caller adds (not loaded, e.g. a compiler's metadata).
 //!
 //! What an object made by a compiler has is supported; what only comes
-//! from reading someone else's ELF (legacy map sections, global data,
+//! from reading someone else's ELF (legacy map sections, `.rodata`/`.bss`,
 //! externs, CO-RE records) is an error naming it, never dropped.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ const CALL: u8 = 0x85;
 const PSEUDO_CALL: u8 = 1;
 const PSEUDO_FUNC: u8 = 4;
 const PSEUDO_MAP_IDX: u8 = 5;
+const PSEUDO_MAP_IDX_VALUE: u8 = 6;
 const R_BPF_64_64: u32 = 1;
 const R_BPF_64_32: u32 = 10;
 
@@ -41,19 +43,27 @@ struct Sym {
     size: u64,
     func: bool,
     global: bool,
+    /// A section's own symbol (`STT_SECTION`).
+    of_section: bool,
 }
 
 impl Sym {
     /// The symbol of `.text` itself (`STT_SECTION`), which references to
     /// static functions go through, as clang writes them.
     fn text() -> Sym {
+        Sym::section(".text")
+    }
+
+    /// The symbol of section `name` itself.
+    fn section(name: &str) -> Sym {
         Sym {
             name: String::new(),
-            section: ".text".into(),
+            section: name.into(),
             value: 0,
             size: 0,
             func: false,
             global: false,
+            of_section: true,
         }
     }
 }
@@ -118,16 +128,30 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
                     size,
                     func: false,
                     global: true,
+                    of_section: false,
                 });
                 Ok(syms.len() - 1)
             }
+            // Global data: a section of its own, reached through its
+            // section symbol (the offset in the instruction, as clang
+            // writes it).
+            MapOrigin::Data { ref section }
+                if section.starts_with(".data") && m.max_entries == 1 && m.key_size == 4 =>
+            {
+                syms.push(Sym::section(section));
+                Ok(syms.len() - 1)
+            }
             _ => Err(invalid(format!(
-                "map `{}`: only BTF-defined maps (`.maps`) are written",
+                "map `{}`: only BTF-defined maps (`.maps`) and `.data` sections are written",
                 m.name
             ))),
         })
         .collect::<Result<_, _>>()?;
-    if !obj.maps.is_empty() && btf.get_datasec(".maps").is_none() {
+    let btf_maps = obj
+        .maps
+        .iter()
+        .any(|m| matches!(m.origin, MapOrigin::BtfAt { .. }));
+    if btf_maps && btf.get_datasec(".maps").is_none() {
         return Err(invalid(
             "the object's maps need a BTF DATASEC `.maps` describing them",
         ));
@@ -205,6 +229,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
                 size: (end - start) as u64 * 8,
                 func: true,
                 global: k == 0,
+                of_section: false,
             });
             placed.push(Placed {
                 start,
@@ -244,6 +269,29 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
                 sec.insns[pos].src = 0;
                 sec.insns[pos].imm = 0;
                 sec.relocs.push((pos as u64 * 8, *m, R_BPF_64_64));
+            } else if is_lddw && insn.src == PSEUDO_MAP_IDX_VALUE {
+                let m = obj
+                    .maps
+                    .get(insn.imm as usize)
+                    .filter(|m| matches!(m.origin, MapOrigin::Data { .. }))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "program `{}` instruction {i}: map {} is no global data",
+                            p.name, insn.imm
+                        ))
+                    })?;
+                let off = p.insns.get(i + 1).map_or(0, |n| n.imm);
+                if off < 0 || off as u32 >= m.value_size {
+                    return Err(invalid(format!(
+                        "program `{}` instruction {i}: offset {off} is outside `{}`",
+                        p.name, m.name
+                    )));
+                }
+                sec.insns[pos].src = 0;
+                sec.insns[pos].imm = off;
+                sec.insns[pos + 1].imm = 0;
+                sec.relocs
+                    .push((pos as u64 * 8, map_syms[insn.imm as usize], R_BPF_64_64));
             } else if is_lddw && insn.src != 0 && insn.src != PSEUDO_FUNC {
                 return Err(invalid(format!(
                     "program `{}` instruction {i}: lddw of kind {} is not written",
@@ -314,6 +362,14 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         );
         numbers.insert(".maps".into(), n);
     }
+    for m in &obj.maps {
+        if let MapOrigin::Data { section } = &m.origin {
+            let mut bytes = m.data.clone().unwrap_or_default();
+            bytes.resize(m.value_size as usize, 0);
+            let n = w.section(section, SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, 8, bytes);
+            numbers.insert(section.clone(), n);
+        }
+    }
     if let Some(l) = &obj.license {
         let mut bytes = l.as_bytes().to_vec();
         bytes.push(0);
@@ -325,6 +381,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
             size: l.len() as u64 + 1,
             func: false,
             global: true,
+            of_section: false,
         });
         numbers.insert("license".into(), n);
     }
@@ -354,7 +411,7 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
         let shndx = *numbers
             .get(&s.section)
             .ok_or_else(|| invalid(format!("symbol `{}`: no section {}", s.name, s.section)))?;
-        let kind = if i == TEXT_SYM {
+        let kind = if s.of_section {
             STT_SECTION
         } else if s.func {
             STT_FUNC

@@ -186,6 +186,15 @@ impl Asm {
         self.lddw(dst, map as u64, BPF_PSEUDO_MAP_IDX);
     }
 
+    /// `dst = &map N's value + off` (a one-entry array, global data).
+    pub fn ld_map_value(&mut self, dst: Reg, map: usize, off: u32) {
+        self.lddw(
+            dst,
+            map as u64 | (u64::from(off) << 32),
+            BPF_PSEUDO_MAP_IDX_VALUE,
+        );
+    }
+
     pub fn call(&mut self, helper: i32) {
         self.raw(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
     }
@@ -239,6 +248,182 @@ impl Asm {
         (self.insns, starts)
     }
 
+    /// Removes moves the code does not need, before the jumps are
+    /// resolved; returns the positions removed, in the order removed (each
+    /// in the code as it was at that removal), for the caller's
+    /// per-instruction records.
+    ///
+    /// - `rX = r0` whose only use is one store `*(rY + off) = rX` before
+    ///   r0 changes, with rX dead after it: the store takes r0 itself.
+    /// - `rX = imm` used the same way: the store stores the immediate.
+    /// - A `goto` to the next instruction.
+    /// - The prologue's `r6 = r1`: reads of r6 before anything changes r1
+    ///   (a call, a jump, a jump target, a write) read r1 instead, so that
+    ///   a program reading its context only before its first call can do
+    ///   without the copy (the caller drops it when r6 is then unused).
+    pub fn peephole(&mut self) -> Vec<usize> {
+        self.forward_context();
+        let mut removed = Vec::new();
+        while let Some(i) = self.forwardable_move() {
+            self.remove(i);
+            removed.push(i);
+        }
+        let mut i = 0;
+        while i < self.insns.len() {
+            let to_next = self.insns[i].code == JA
+                && self
+                    .fixups
+                    .iter()
+                    .any(|&(at, l)| at == i && self.labels[l.0] == Some(i + 1));
+            if to_next {
+                self.fixups.retain(|&(at, _)| at != i);
+                self.remove(i);
+                removed.push(i);
+            } else {
+                i += 1;
+            }
+        }
+        removed
+    }
+
+    /// Whether a label is placed at `k`.
+    fn targets(&self) -> Vec<bool> {
+        let mut t = vec![false; self.insns.len() + 1];
+        for &p in self.labels.iter().flatten() {
+            if p < t.len() {
+                t[p] = true;
+            }
+        }
+        t
+    }
+
+    fn forward_context(&mut self) {
+        let first = self.insns.first().copied();
+        if !first.is_some_and(|i| i.code == MOV64_X && i.dst == 6 && i.src == 1) {
+            return;
+        }
+        let targets = self.targets();
+        let mut k = 1;
+        while k < self.insns.len() && !targets[k] {
+            let i = self.insns[k];
+            let f = flow(&i);
+            if f.branches || f.defs & (1 << 1 | 1 << 6) != 0 {
+                break;
+            }
+            if f.uses & (1 << 6) != 0 {
+                if i.src == 6 {
+                    self.insns[k].src = 1;
+                }
+                if i.dst == 6 {
+                    self.insns[k].dst = 1;
+                }
+            }
+            k += if i.code == LDDW { 2 } else { 1 };
+        }
+    }
+
+    /// The first `rX = r0` that [`Asm::peephole`] can remove (rewriting
+    /// its store).
+    fn forwardable_move(&mut self) -> Option<usize> {
+        let live = self.live_out();
+        let targets = self.targets();
+        let n = self.insns.len();
+        let mut i = 0;
+        while i < n {
+            let m = self.insns[i];
+            let step = if m.code == LDDW { 2 } else { 1 };
+            let from_r0 = m.code == MOV64_X && m.src == 0;
+            if (from_r0 || m.code == MOV64_K) && m.dst != 0 && m.dst != 10 {
+                let x = m.dst;
+                let mut k = i + 1;
+                while k < n && !targets[k] {
+                    let s = self.insns[k];
+                    let f = flow(&s);
+                    if f.branches {
+                        break;
+                    }
+                    if f.uses & (1 << x) != 0 {
+                        let store = s.code & 0x07 == BPF_STX && s.code & 0xe0 == BPF_MEM;
+                        if store && s.src == x && s.dst != x && live[k] & (1 << x) == 0 {
+                            if from_r0 {
+                                self.insns[k].src = 0;
+                            } else {
+                                // BPF_ST keeps the size; its immediate is
+                                // sign-extended as the move's was.
+                                self.insns[k].code = BPF_ST | BPF_MEM | (s.code & 0x18);
+                                self.insns[k].src = 0;
+                                self.insns[k].imm = m.imm;
+                            }
+                            return Some(i);
+                        }
+                        break;
+                    }
+                    let changes_source = from_r0 && f.defs & 1 != 0;
+                    if changes_source || f.defs & (1 << x) != 0 {
+                        break;
+                    }
+                    k += if s.code == LDDW { 2 } else { 1 };
+                }
+            }
+            i += step;
+        }
+        None
+    }
+
+    /// The registers live after each instruction (bit r), over the code's
+    /// jumps as they will be resolved.
+    fn live_out(&self) -> Vec<u16> {
+        let n = self.insns.len();
+        let mut jump_to: Vec<Option<usize>> = vec![None; n];
+        for &(at, l) in &self.fixups {
+            jump_to[at] = self.labels[l.0];
+        }
+        let mut live_in = vec![0u16; n + 1];
+        let mut out = vec![0u16; n];
+        loop {
+            let mut changed = false;
+            for i in (0..n).rev() {
+                let insn = self.insns[i];
+                if i > 0 && self.insns[i - 1].code == LDDW {
+                    continue; // an lddw's second half
+                }
+                let f = flow(&insn);
+                let next = i + if insn.code == LDDW { 2 } else { 1 };
+                let mut o = 0;
+                if f.falls_through {
+                    o |= live_in.get(next).copied().unwrap_or(0);
+                }
+                if let Some(t) = jump_to[i] {
+                    o |= live_in.get(t).copied().unwrap_or(0);
+                }
+                let inn = f.uses | (o & !f.defs);
+                if inn != live_in[i] || o != out[i] {
+                    live_in[i] = inn;
+                    out[i] = o;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return out;
+            }
+        }
+    }
+
+    /// Removes instruction `i` (no jump's own, and no lddw half).
+    fn remove(&mut self, i: usize) {
+        self.insns.remove(i);
+        for p in self.labels.iter_mut().flatten() {
+            if *p > i {
+                *p -= 1;
+            }
+        }
+        for (at, _) in self.fixups.iter_mut().chain(self.func_fixups.iter_mut()) {
+            if *at > i {
+                *at -= 1;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.insns.len()
     }
@@ -271,4 +456,87 @@ impl Asm {
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()
     }
+}
+
+/// What an instruction does with registers and control, for
+/// [`Asm::peephole`]: bit r of `uses`/`defs` for register r.
+struct Flow {
+    uses: u16,
+    defs: u16,
+    /// A jump, call or exit: the straight-line scans stop here.
+    branches: bool,
+    falls_through: bool,
+}
+
+fn flow(i: &RawInsn) -> Flow {
+    let bit = |r: u8| 1u16 << (r & 0x0f);
+    let class = i.code & 0x07;
+    let x = i.code & 0x08 != 0;
+    let op = i.code & 0xf0;
+    let mut f = Flow {
+        uses: 0,
+        defs: 0,
+        branches: false,
+        falls_through: true,
+    };
+    match class {
+        BPF_ALU | BPF_ALU64 => {
+            if op == BPF_MOV {
+                f.uses = if x { bit(i.src) } else { 0 };
+            } else {
+                f.uses = bit(i.dst) | if x { bit(i.src) } else { 0 };
+            }
+            f.defs = bit(i.dst);
+        }
+        BPF_LDX => {
+            f.uses = bit(i.src);
+            f.defs = bit(i.dst);
+        }
+        BPF_ST => f.uses = bit(i.dst),
+        BPF_STX => {
+            f.uses = bit(i.dst) | bit(i.src);
+            if i.code & 0xe0 == BPF_ATOMIC {
+                if i.imm & BPF_FETCH != 0 {
+                    f.defs = bit(i.src);
+                }
+                if i.imm == BPF_CMPXCHG {
+                    f.uses |= bit(0);
+                    f.defs = bit(0);
+                }
+            }
+        }
+        BPF_LD => {
+            if i.code == LDDW {
+                f.defs = bit(i.dst);
+            } else {
+                // Legacy packet loads: r6 in, r0 and the scratch registers
+                // out.
+                f.uses = bit(6)
+                    | if i.code & 0xe0 == BPF_IND {
+                        bit(i.src)
+                    } else {
+                        0
+                    };
+                f.defs = 0x3f;
+                f.branches = true;
+            }
+        }
+        _ => {
+            // BPF_JMP, BPF_JMP32
+            f.branches = true;
+            match op {
+                BPF_CALL => {
+                    f.uses = 0x3e;
+                    f.defs = 0x3f;
+                }
+                BPF_EXIT => {
+                    f.uses = bit(0);
+                    f.falls_through = false;
+                }
+                BPF_JA => f.falls_through = false,
+                _ => f.uses = bit(i.dst) | if x { bit(i.src) } else { 0 },
+            }
+        }
+    }
+    f
 }

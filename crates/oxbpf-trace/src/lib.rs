@@ -21,6 +21,6 @@ pub mod parser;
 pub mod probes;
 pub mod types;
 
-pub use codegen::{Compiled, Env, Options, compile};
+pub use codegen::{Compiled, Env, Options, compile, lost_records};
 pub use diag::{Diagnostic, Span};
 pub use parser::parse;

@@ -383,14 +383,12 @@ impl Printer<'_> {
     /// Reports records lost to a full ring buffer since the last report,
     /// as bpftrace does ("Lost N events").
     fn report_lost(&mut self, session: &Session, out: &mut dyn Write) -> Result<()> {
-        let Ok(map) = session.map("lost") else {
+        let name = &self.compiled.object.maps[self.compiled.lost].name;
+        let Ok(map) = session.map(name) else {
             return Ok(());
         };
-        let total: u64 = match map.lookup(&0u32.to_le_bytes())? {
-            Some(v) => v
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .sum(),
+        let total = match map.lookup(&0u32.to_le_bytes())? {
+            Some(v) => oxbpf_trace::lost_records(&v),
             None => 0,
         };
         if total > self.lost {

@@ -662,3 +662,91 @@ fn watchpoints_count_a_processs_accesses() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Records the ring buffer has no room for are counted, not dropped
+/// silently: a process calls getppid(2) 200,000 times as fast as it can
+/// into a one-page ring buffer, each call printed. Every call is either a
+/// printed line or counted in a "Lost N events" line (in JSON, a
+/// `lost_events` record) — exactly, run from the script and from its
+/// object — and some are lost (a page holds a few hundred records; the
+/// process makes them far faster than any reader wakes up).
+#[test]
+fn lost_records_are_counted_exactly() {
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    const CALLS: u64 = 200_000;
+    let dir = std::env::temp_dir().join(format!("oxbpf-lost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("flood");
+    let src = dir.join("flood.c");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <unistd.h>\nint main(void) {{ long s = 0; for (long i = 0; i < {CALLS}; i++) s += getppid(); return s == 0; }}\n"
+        ),
+    )
+    .unwrap();
+    let st = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc (Debian: gcc) builds the workload");
+    assert!(st.success());
+    let script = "config = { perf_rb_pages = 1 }\n\
+                  tracepoint:syscalls:sys_enter_getppid /pid == cpid/ { printf(\"call\\n\"); }";
+    let obj = dir.join("lost.o");
+    let emit = Command::new(common::oxbpf_bin())
+        .args(["trace", "--emit-elf"])
+        .arg(&obj)
+        .args(["-e", script, "-c"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(emit.status.success(), "{emit:?}");
+    let before = oxbpf_sys::object_ids().unwrap();
+    for (aot, json) in [(false, false), (false, true), (true, false)] {
+        let mut cmd = Command::new(common::oxbpf_bin());
+        cmd.arg("trace");
+        if json {
+            cmd.args(["-f", "json"]);
+        }
+        if aot {
+            cmd.arg("--run").arg(&obj);
+        } else {
+            cmd.args(["-e", script]);
+        }
+        let out = cmd.arg("-c").arg(&bin).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (mut printed, mut lost) = (0u64, 0u64);
+        for line in text.lines() {
+            if json {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                match v["type"].as_str() {
+                    Some("printf") if v["data"] == "call\n" => printed += 1,
+                    Some("lost_events") => lost += v["data"]["events"].as_u64().unwrap(),
+                    _ => {}
+                }
+            } else if line == "call" {
+                printed += 1;
+            } else if let Some(n) = line
+                .strip_prefix("Lost ")
+                .and_then(|l| l.strip_suffix(" events"))
+            {
+                lost += n.parse::<u64>().unwrap();
+            }
+        }
+        let how = format!("aot {aot}, json {json}: {printed} printed, {lost} lost");
+        assert_eq!(printed + lost, CALLS, "{how}");
+        assert!(lost > 0 && printed > 0, "{how}");
+    }
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(left.0, Vec::<u32>::new());
+    assert_eq!(left.1, Vec::<u32>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -226,6 +226,33 @@ pub(super) fn describe(
     let mut vars = Vec::new();
     let mut offset = 0u32;
     for (i, def) in maps.iter_mut().enumerate() {
+        // Global data: a section of its own, one variable (named by the
+        // section's last part) of the value's size.
+        if let MapOrigin::Data { section } = &def.origin {
+            let value = g.bytes(def.value_size);
+            let name = section.rsplit('.').next().unwrap_or(section);
+            let var = g.b.add_kind(
+                name,
+                Kind::Var {
+                    target: value,
+                    linkage: 1,
+                },
+            );
+            g.b.add_kind(
+                section,
+                Kind::Datasec {
+                    size: def.value_size,
+                    vars: vec![VarSecInfo {
+                        type_id: var,
+                        offset: 0,
+                        size: def.value_size,
+                    }],
+                },
+            );
+            def.btf_key_type_id = 0;
+            def.btf_value_type_id = 0;
+            continue;
+        }
         let script = script_maps.iter().find(|m| m.index == i && m.index != 0);
         let typed = !matches!(
             def.map_type,

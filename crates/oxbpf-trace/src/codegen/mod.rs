@@ -236,7 +236,8 @@ pub struct Compiled {
     pub events: usize,
     /// The map holding the start time (`elapsed`), index.
     pub start_time: usize,
-    /// The per-CPU count of records lost to a full ring buffer, index.
+    /// The count of records lost to a full ring buffer ([`lost_records`]
+    /// reads its value), index.
     pub lost: usize,
     /// Source line of each instruction of each program (for `-d`).
     pub lines: HashMap<String, Vec<Span>>,
@@ -464,9 +465,6 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     ));
     c.object_maps
         .push(map_def("start_time", oxbpf_abi::map_type::ARRAY, 4, 8, 2));
-    // Records the ring buffer had no room for, per CPU.
-    c.object_maps
-        .push(map_def("lost", oxbpf_abi::map_type::PERCPU_ARRAY, 4, 8, 1));
     // Types of maps: first from the syntax (aggregations, literals), then
     // from the code itself. The programs are generated, the types that
     // code gives each map's keys and values kept, and this repeated until
@@ -583,6 +581,31 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
             core_relos: Vec::new(),
         });
     }
+    // Records the ring buffer had no room for: one global counter (a
+    // global-data section, so that the program adds to it in place,
+    // without a lookup), in which each lost record adds the helper's
+    // -EAGAIN (see `ringbuf_output`). It is the last map, as loaders
+    // (ours, libbpf) place global data after the `.maps` section's maps,
+    // so that every map keeps its index in a reloaded object; the code
+    // refers to it by a placeholder until its index is known.
+    c.object_maps.push(MapDef {
+        origin: MapOrigin::Data {
+            section: LOST_SECTION.into(),
+        },
+        data: Some(vec![0; 8]),
+        ..map_def(LOST_SECTION, oxbpf_abi::map_type::ARRAY, 4, 8, 1)
+    });
+    let lost = c.object_maps.len() - 1;
+    for d in &mut defs {
+        for insn in &mut d.insns {
+            if insn.code == (BPF_LD | BPF_IMM | BPF_DW)
+                && insn.src == BPF_PSEUDO_MAP_IDX_VALUE
+                && insn.imm == LOST_MAP
+            {
+                insn.imm = lost as i32;
+            }
+        }
+    }
     let mut object = Object::from_raw_program("unused", Vec::new());
     let subprogs: Vec<Vec<usize>> = funcs.into_iter().map(|(_, subs)| subs).collect();
     let spans: Vec<&[Span]> = programs
@@ -607,10 +630,26 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         printfs: c.printfs,
         events: 0,
         start_time: 1,
-        lost: 2,
+        lost,
         lines,
         init,
     })
+}
+
+/// The global-data section (and map) counting lost records.
+pub const LOST_SECTION: &str = ".data.lost";
+/// The lost counter's map index in the code until the last map's index
+/// is known (no other map has it: indexes are small).
+const LOST_MAP: i32 = -1;
+
+/// The number of records lost, from the lost counter's value (the sum of
+/// the -EAGAIN each failed `bpf_ringbuf_output` returned).
+pub fn lost_records(counter: &[u8]) -> u64 {
+    const EAGAIN: i64 = 11;
+    let v = counter
+        .get(..8)
+        .map_or(0, |b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
+    (v.wrapping_neg() / EAGAIN).max(0) as u64
 }
 
 fn map_def(name: &str, map_type: u32, key: u32, value: u32, entries: u32) -> MapDef {
@@ -1605,17 +1644,25 @@ impl Gen<'_, '_> {
     fn finish(mut self) -> (Vec<RawInsn>, Vec<Span>, Vec<usize>) {
         let last = self.spans.last().copied().unwrap_or_default();
         self.mark(last);
+        for r in self.a.peephole() {
+            self.spans.remove(r);
+        }
         let (mut insns, mut starts) = self.a.finish();
         let mut spans = self.spans;
         spans.extend(self.sub_spans.into_iter().flatten());
         // The prologue keeps the context in r6; a program that never reads
         // it does without (every jump and call is relative and after it).
-        // Any field naming r6 counts as a use (an lddw's src is no register,
-        // but erring there only keeps the instruction).
+        // Any register field naming r6 counts as a use (an lddw's src is
+        // a pseudo kind, its second half no instruction).
         let saves_ctx = insns
             .first()
             .is_some_and(|i| i.code == (BPF_ALU64 | BPF_MOV | BPF_X) && i.dst == 6 && i.src == 1);
-        if saves_ctx && insns[1..].iter().all(|i| i.dst != 6 && i.src != 6) {
+        let names_r6 = |k: usize| {
+            let i = insns[k];
+            let second_half = k > 0 && insns[k - 1].code == LDDW;
+            !second_half && (i.dst == 6 || (i.src == 6 && i.code != LDDW))
+        };
+        if saves_ctx && !(1..insns.len()).any(names_r6) {
             insns.remove(0);
             if !spans.is_empty() {
                 spans.remove(0);
@@ -2042,13 +2089,17 @@ impl Gen<'_, '_> {
     /// `@m[k] = count()` and the other aggregations: look the entry up,
     /// create it when missing, update it in place (per-CPU: no atomics).
     fn aggregate(&mut self, m: &MapInfo, keys: &[Expr], args: &[Expr], span: Span) -> R<()> {
+        // The value first when it comes from the context alone (the order
+        // cannot be seen), else the key first.
+        let early = match args.first() {
+            Some(a) if self.reads_only_context(a) => Some(self.int(a)?),
+            _ => None,
+        };
         let key = self.key(m, keys, span)?;
-        let arg = match args.first() {
-            Some(a) => {
-                let v = self.int(a)?;
-                Some(v)
-            }
-            None => None,
+        let arg = match (early, args.first()) {
+            (Some(v), _) => Some(v),
+            (None, Some(a)) => Some(self.int(a)?),
+            (None, None) => None,
         };
         if let (Some(v), true) = (arg, m.kind.bucketed()) {
             // The bucket index goes after the user's key.
@@ -2340,22 +2391,18 @@ impl Gen<'_, '_> {
     }
 
     /// `bpf_ringbuf_output` with its arguments in r1–r4; a record the
-    /// ring buffer has no room for is counted in `lost`, which user space
-    /// reports.
+    /// ring buffer has no room for is counted in the lost counter, which
+    /// user space reports. The helper's only failure with flags 0 is
+    /// -EAGAIN (no room), and that return value itself is what is added
+    /// (atomically: every CPU adds to the one counter), which saves
+    /// setting up a 1 on a path no event normally takes; user space
+    /// divides by -EAGAIN ([`lost_records`]).
     fn ringbuf_output(&mut self) {
         self.a.call(helper::RINGBUF_OUTPUT);
         let ok = self.a.label();
         self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
-        let key = self.alloc(8);
-        self.a.st_imm(4, self.fp, key, 0);
-        self.a.ld_map(R1, 2);
-        self.a.mov(R2, self.fp);
-        self.a.alu_imm(BPF_ADD, R2, key as i32);
-        self.a.call(helper::MAP_LOOKUP);
-        self.a.jmp_imm(BPF_JEQ, R0, 0, ok);
-        self.a.ldx(8, R1, R0, 0);
-        self.a.alu_imm(BPF_ADD, R1, 1);
-        self.a.stx(8, R0, 0, R1);
+        self.a.ld_map_value(R1, LOST_MAP as u32 as usize, 0);
+        self.a.atomic_add(R1, 0, R0);
         self.a.place(ok);
     }
 
@@ -2384,10 +2431,17 @@ impl Gen<'_, '_> {
         if kind == PrintKind::Time && !rest.is_empty() {
             return err(span, "time() takes one format string");
         }
-        let mut values = Vec::new();
-        for a in rest {
-            values.push((self.value(a)?, a.span));
+        // Arguments from the context alone first (the order cannot be
+        // seen), then the others, each in the script's order.
+        let mut computed: Vec<Option<(Value, Span)>> = vec![None; rest.len()];
+        for first in [true, false] {
+            for (i, a) in rest.iter().enumerate() {
+                if self.reads_only_context(a) == first {
+                    computed[i] = Some((self.value(a)?, a.span));
+                }
+            }
         }
+        let values: Vec<(Value, Span)> = computed.into_iter().flatten().collect();
         let size: usize = 8 + values
             .iter()
             .map(|(v, _)| match v {
@@ -3268,6 +3322,34 @@ impl Gen<'_, '_> {
                 return Err(d.suggest(other, BUILTINS.iter().copied(), ""));
             }
         })
+    }
+
+    /// Whether `e` is computed from the context alone, without a call
+    /// or a side effect (integer literals and tracepoint record fields
+    /// read in place, combined by operators): such a value may be
+    /// computed before its neighbours, while r1 still holds the context
+    /// ([`Asm::peephole`] then does without the context's copy).
+    fn reads_only_context(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Int(_) => true,
+            ExprKind::Field { expr, field, .. } => {
+                matches!(&expr.kind, ExprKind::Ident(a) if a == "args")
+                    && matches!(self.kind, ProbeKind::Tracepoint { .. })
+                    && self.sys.is_none()
+                    && self.fields.as_ref().is_some_and(|fs| {
+                        fs.iter()
+                            .any(|f| f.name == *field && !f.char_array && !f.data_loc)
+                    })
+            }
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.reads_only_context(lhs) && self.reads_only_context(rhs)
+            }
+            ExprKind::Unary {
+                op: UnOp::Neg | UnOp::Not | UnOp::BitNot,
+                expr,
+            } => self.reads_only_context(expr),
+            _ => false,
+        }
     }
 
     fn tp_field(&mut self, field: &str, span: Span) -> R<Value> {
