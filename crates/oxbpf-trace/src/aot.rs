@@ -21,7 +21,7 @@ use crate::diag::Span;
 pub const SECTION: &str = ".oxbpf.trace";
 
 /// Version of the metadata's layout; objects of another are refused.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Where a compiled script came from, recorded in the object.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -271,7 +271,7 @@ type Row<'a> = ((i64, u64, i64), &'a [u8]);
 /// entry: (value to print and sort by, count, total).
 fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
     match kind {
-        MapKind::Count | MapKind::Sum | MapKind::Hist | MapKind::Lhist { .. } => {
+        MapKind::Count | MapKind::Sum | MapKind::Hist { .. } | MapKind::Lhist { .. } => {
             let s = cpus
                 .iter()
                 .map(|c| u64_at(c, 0) as i64)
@@ -338,7 +338,7 @@ pub fn array_entries(m: &MapInfo, entries: Vec<RawEntry>) -> Vec<RawEntry> {
         .filter(|(_, cpus)| match m.kind {
             MapKind::Count => true,
             // A bucket's count, the set flag of min/max, avg's count.
-            MapKind::Hist | MapKind::Lhist { .. } => cpus.iter().any(|c| u64_at(c, 0) != 0),
+            MapKind::Hist { .. } | MapKind::Lhist { .. } => cpus.iter().any(|c| u64_at(c, 0) != 0),
             _ => cpus.iter().any(|c| u64_at(c, 8) != 0),
         })
         .map(|(k, cpus)| {
@@ -407,7 +407,9 @@ pub fn print_map_with(
     let keep = |n: usize| if top == 0 { 0 } else { n.saturating_sub(top) };
     let div = div.max(1) as i64;
     match &m.kind {
-        MapKind::Hist | MapKind::Lhist { .. } => print_hists(&mut out, m, entries, syms, top),
+        MapKind::Hist { .. } | MapKind::Lhist { .. } => {
+            print_hists(&mut out, m, entries, syms, top)
+        }
         MapKind::Scalar(t) => {
             let rows = scalar_rows(t, entries, syms);
             for (d, k) in &rows[keep(rows.len())..] {
@@ -474,19 +476,42 @@ pub fn lhist_buckets(min: i64, max: i64, step: i64) -> u64 {
     ((max - min) / step).max(0) as u64
 }
 
+/// Where `hist(x, bits)`'s bucket `i + 1` starts, as bpftrace labels it:
+/// (the value, its text, whether it is a plain number). Buckets up to
+/// `2 << bits` hold one value each, labelled by the number; above, a power
+/// of two `2^p` is split into `2^bits` buckets, labelled `m * 2^(p % 10)`
+/// with the suffix of `p / 10` (K, M, … E).
+fn hist_bound(i: u64, bits: u32) -> (u64, String, bool) {
+    if i <= 2u64 << bits {
+        return (i, i.to_string(), true);
+    }
+    let n = 1u64 << bits;
+    let interval = i & (n - 1);
+    let power = (i >> bits) as u32 - 1;
+    let value = 1u64
+        .checked_shl(power)
+        .unwrap_or(0)
+        .wrapping_mul(n + interval);
+    let decade = (power / 10).min(6) as usize;
+    let digits = (1u64 << (power - 10 * decade as u32)) * (n + interval);
+    let text = format!("{digits}{}", ["", "K", "M", "G", "T", "P", "E"][decade]);
+    (value, text, false)
+}
+
 fn bucket_label(kind: &MapKind, i: u64) -> String {
     match *kind {
-        MapKind::Hist => match i {
-            0 => "(..., 0)".into(),
-            1 => "[0]".into(),
-            2 => "[1]".into(),
-            _ => {
-                // Bucket 64 is [2^62, 2^63): its bound is no i64.
-                let lo = 1u64.checked_shl(i as u32 - 2).unwrap_or(u64::MAX);
-                let hi = 1u64.checked_shl(i as u32 - 1).unwrap_or(u64::MAX);
-                format!("[{}, {})", unsigned_size_label(lo), unsigned_size_label(hi))
+        MapKind::Hist { bits } => {
+            if i == 0 {
+                return "(..., 0)".into();
             }
-        },
+            let (lo, lo_text, lo_plain) = hist_bound(i - 1, bits);
+            let (hi, hi_text, hi_plain) = hist_bound(i, bits);
+            if lo_plain && hi_plain && lo + 1 == hi {
+                format!("[{lo_text}]")
+            } else {
+                format!("[{lo_text}, {hi_text})")
+            }
+        }
         MapKind::Lhist { min, max, step } => {
             let n = lhist_buckets(min, max, step);
             if i == 0 {
@@ -571,18 +596,12 @@ pub fn json_record(kind: &str, data: &str) -> String {
 /// The inclusive range of a histogram bucket: (min, max), either open.
 fn bucket_range(kind: &MapKind, i: u64) -> (Option<i64>, Option<i64>) {
     match *kind {
-        MapKind::Hist => match i {
-            0 => (None, Some(-1)),
-            1 => (Some(0), Some(0)),
-            2 => (Some(1), Some(1)),
-            _ => {
-                // Bucket 64 ends at 2^63 - 1, the largest i64.
-                let lo = 1u64.checked_shl(i as u32 - 2).unwrap_or(u64::MAX);
-                let hi = 1u64.checked_shl(i as u32 - 1).unwrap_or(u64::MAX);
-                let i64_of = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-                (Some(i64_of(lo)), Some(i64_of(hi - 1)))
-            }
-        },
+        // The last bucket ends at 2^63 - 1, the largest i64.
+        MapKind::Hist { bits } if i > 0 => (
+            Some(hist_bound(i - 1, bits).0 as i64),
+            Some(hist_bound(i, bits).0.wrapping_sub(1) as i64),
+        ),
+        MapKind::Hist { .. } => (None, Some(-1)),
         MapKind::Lhist { min, max, step } => {
             let n = lhist_buckets(min, max, step);
             if i == 0 {
@@ -615,7 +634,7 @@ pub fn print_map_json(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> 
         json_record(kind, &data)
     };
     match &m.kind {
-        MapKind::Hist | MapKind::Lhist { .. } => {
+        MapKind::Hist { .. } | MapKind::Lhist { .. } => {
             let items = hist_rows(m, entries)
                 .into_iter()
                 .map(|(k, b)| {
@@ -701,8 +720,8 @@ mod tests {
         // end through -i64::MIN.
         assert_eq!(size_label(i64::MIN), "-8E");
         assert_eq!(size_label(i64::MAX), "9223372036854775807");
-        assert_eq!(bucket_label(&MapKind::Hist, 64), "[4E, 8E)");
-        assert_eq!(bucket_label(&MapKind::Hist, 3), "[2, 4)");
+        assert_eq!(bucket_label(&MapKind::Hist { bits: 0 }, 64), "[4E, 8E)");
+        assert_eq!(bucket_label(&MapKind::Hist { bits: 0 }, 3), "[2, 4)");
         // An uneven step: whole steps only, then the overflow bucket.
         let l = MapKind::Lhist {
             min: 10,
@@ -712,6 +731,71 @@ mod tests {
         assert_eq!(lhist_buckets(10, 100, 7), 12);
         assert_eq!(bucket_label(&l, 12), "[87, 94)");
         assert_eq!(bucket_label(&l, 13), "[100, ...)");
+    }
+
+    /// bpftrace's bucket index of `hist(n, k)`, written from its
+    /// description: 0 for negatives, `n + 1` below `2^k`, else from the
+    /// leftmost 1's position `l` and the `k` bits after it `y`:
+    /// `((l - k + 1) << k) + y + 1`.
+    fn hist_index(n: i64, k: u32) -> u64 {
+        if n < 0 {
+            return 0;
+        }
+        let n = n as u64;
+        if n < 1 << k {
+            return n + 1;
+        }
+        let l = 63 - n.leading_zeros();
+        let y = (n >> (l - k)) & ((1 << k) - 1);
+        (u64::from(l - k + 1) << k) + y + 1
+    }
+
+    #[test]
+    fn every_hist_value_lies_in_its_buckets_range() {
+        for k in 0..=5 {
+            let kind = MapKind::Hist { bits: k };
+            let mut values = vec![i64::MIN, -1, 0, 1, i64::MAX];
+            for p in 1..63 {
+                for d in [-1, 0, 1] {
+                    values.push((1i64 << p) + d);
+                }
+                values.push((1i64 << p) + (1i64 << p) / 3);
+            }
+            for v in values {
+                let i = hist_index(v, k);
+                let (lo, hi) = bucket_range(&kind, i);
+                assert!(lo.is_none_or(|lo| lo <= v), "k {k}: {v} below bucket {i}");
+                assert!(hi.is_some_and(|hi| v <= hi), "k {k}: {v} above bucket {i}");
+            }
+            // Buckets tile the integers: each starts where the last ended.
+            let last = ((64 - u64::from(k)) << k) as usize;
+            assert_eq!(hist_index(i64::MAX, k), last as u64);
+            assert_eq!(
+                crate::codegen::MapInfo::array_entries(&[], &kind),
+                Some(last as u32 + 1)
+            );
+            for i in 1..last as u64 {
+                assert_eq!(
+                    bucket_range(&kind, i).1.map(|h| h + 1),
+                    bucket_range(&kind, i + 1).0,
+                    "k {k}: bucket {i}"
+                );
+            }
+        }
+        // Labels as bpftrace writes them (its hist_index_label: m * 2^(p %
+        // 10) with the suffix of p / 10; one value a bucket up to 2 << k).
+        let two = MapKind::Hist { bits: 2 };
+        assert_eq!(bucket_label(&two, 0), "(..., 0)");
+        assert_eq!(bucket_label(&two, 1), "[0]");
+        assert_eq!(bucket_label(&two, 8), "[7]");
+        assert_eq!(bucket_label(&two, 9), "[8, 10)");
+        assert_eq!(bucket_label(&two, 28), "[224, 256)");
+        assert_eq!(bucket_label(&two, hist_index(3500, 2)), "[3072, 3584)");
+        assert_eq!(bucket_label(&two, hist_index(3584, 2)), "[3584, 4K)");
+        assert_eq!(
+            bucket_label(&two, hist_index(1_000_000, 2)),
+            "[896K, 1024K)"
+        );
     }
 
     #[test]
@@ -753,7 +837,7 @@ mod tests {
 
     #[test]
     fn histograms_as_bpftrace_draws_them() {
-        let h = map("h", vec![], MapKind::Hist);
+        let h = map("h", vec![], MapKind::Hist { bits: 0 });
         let k = |b: u64| [0u64.to_le_bytes(), b.to_le_bytes()].concat();
         // hist(3), hist(1) x3: buckets [1] = 3, [2, 4) = 1.
         let e = vec![(k(2), vec![int(3)]), (k(3), vec![int(1)])];
@@ -761,8 +845,8 @@ mod tests {
             print_map(&h, &e, &NoSymbols),
             "@h: \n[1]                    3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|\n[2, 4)                 1 |@@@@@@@@@@@@@@@@@                                   |\n\n"
         );
-        assert_eq!(bucket_label(&MapKind::Hist, 11), "[512, 1K)");
-        assert_eq!(bucket_label(&MapKind::Hist, 33), "[2G, 4G)");
+        assert_eq!(bucket_label(&MapKind::Hist { bits: 0 }, 11), "[512, 1K)");
+        assert_eq!(bucket_label(&MapKind::Hist { bits: 0 }, 33), "[2G, 4G)");
         let l = MapKind::Lhist {
             min: 0,
             max: 4096,

@@ -96,8 +96,11 @@ pub enum MapKind {
     Max,
     Avg,
     Stats,
-    /// `hist(x)`: power-of-two buckets.
-    Hist,
+    /// `hist(x[, bits])`: power-of-two buckets, each power split into
+    /// `2^bits` linear ones (bits 0..=5).
+    Hist {
+        bits: u32,
+    },
     /// `lhist(x, min, max, step)`.
     Lhist {
         min: i64,
@@ -123,7 +126,16 @@ impl MapKind {
 
     /// Whether the kernel key has a bucket index after the user's key.
     pub fn bucketed(&self) -> bool {
-        matches!(self, MapKind::Hist | MapKind::Lhist { .. })
+        matches!(self, MapKind::Hist { .. } | MapKind::Lhist { .. })
+    }
+
+    /// [`MapKind::name`] with the parameters that set the buckets.
+    pub fn describe(&self) -> String {
+        match self {
+            MapKind::Hist { bits } => format!("hist(…, {bits})"),
+            MapKind::Lhist { min, max, step } => format!("lhist(…, {min}, {max}, {step})"),
+            k => k.name().to_string(),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -135,7 +147,7 @@ impl MapKind {
             MapKind::Max => "max()",
             MapKind::Avg => "avg()",
             MapKind::Stats => "stats()",
-            MapKind::Hist => "hist()",
+            MapKind::Hist { .. } => "hist()",
             MapKind::Lhist { .. } => "lhist()",
         }
     }

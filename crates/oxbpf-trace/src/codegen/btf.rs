@@ -200,7 +200,7 @@ fn value_type(g: &mut Gen, kind: &MapKind) -> u32 {
     let Base { u64_, s64, .. } = g.base;
     match kind {
         MapKind::Scalar(t) => g.ty(t),
-        MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => u64_,
+        MapKind::Count | MapKind::Hist { .. } | MapKind::Lhist { .. } => u64_,
         MapKind::Sum => s64,
         MapKind::Min | MapKind::Max => g.record("", &[("value", s64, 8), ("set", u64_, 8)]),
         MapKind::Avg | MapKind::Stats => g.record("", &[("total", s64, 8), ("count", u64_, 8)]),

@@ -147,8 +147,10 @@ impl MapInfo {
         }
         match *kind {
             MapKind::Count | MapKind::Min | MapKind::Max | MapKind::Avg | MapKind::Stats => Some(1),
-            // Buckets 0 (negative), 1 (zero), 2..=64 (2^0 ..= 2^62).
-            MapKind::Hist => Some(65),
+            // Bucket 0 (negative), then 2^bits a power of two: the
+            // values 0 ..= 2^bits - 1 one a bucket, and up to 2^62 ..
+            // 2^63 - 1 (for bits 0: 1 (zero), 2..=64 (2^0 ..= 2^62)).
+            MapKind::Hist { bits } => Some(((64 - bits) << bits) + 1),
             MapKind::Lhist { min, max, step } if step > 0 && max > min => {
                 let n = crate::output::lhist_buckets(min, max, step);
                 u32::try_from(n + 2).ok()
@@ -902,14 +904,21 @@ impl Compiler<'_> {
                 MapKind::Count
             }
             "sum" | "min" | "max" | "avg" | "stats" | "hist" => {
+                // hist(x, bits): each power of two in 2^bits buckets.
+                let mut bits = 0;
                 if f == "hist" && args.len() == 2 {
-                    // hist(x, k): k = 0 only so far.
-                    if !matches!(args[1].kind, ExprKind::Int(0)) {
-                        return err(
-                            args[1].span,
-                            "hist() with more than one bucket per power of two is not supported yet",
-                        );
-                    }
+                    bits = match self.const_int(&args[1]) {
+                        Some(b @ 0..=5) => b as u32,
+                        Some(b) => {
+                            return err(args[1].span, format!("hist: bits {b} must be 0..5"));
+                        }
+                        None => {
+                            return err(
+                                args[1].span,
+                                "hist: bits must be an integer literal (0..5)",
+                            );
+                        }
+                    };
                 } else {
                     want(1)?;
                 }
@@ -919,7 +928,7 @@ impl Compiler<'_> {
                     "max" => MapKind::Max,
                     "avg" => MapKind::Avg,
                     "stats" => MapKind::Stats,
-                    _ => MapKind::Hist,
+                    _ => MapKind::Hist { bits },
                 }
             }
             "lhist" => {
@@ -1002,7 +1011,15 @@ impl Compiler<'_> {
                 (a, b) => {
                     return err(
                         span,
-                        format!("@{name} holds {} here but {} elsewhere", b.name(), a.name()),
+                        if a.name() == b.name() {
+                            format!(
+                                "@{name} holds {} here but {} elsewhere: a map's buckets are the same everywhere",
+                                b.describe(),
+                                a.describe()
+                            )
+                        } else {
+                            format!("@{name} holds {} here but {} elsewhere", b.name(), a.name())
+                        },
                     );
                 }
             }
@@ -2106,7 +2123,7 @@ impl Gen<'_, '_> {
             let r = self.load(v, R0);
             let bucket_at = key + m.key_size() as i16;
             match m.kind {
-                MapKind::Hist => self.log2_bucket(r, bucket_at),
+                MapKind::Hist { bits } => self.log2_bucket(r, bucket_at, bits),
                 MapKind::Lhist { min, max, step } => {
                     self.linear_bucket(r, bucket_at, min, max, step)
                 }
@@ -2139,7 +2156,7 @@ impl Gen<'_, '_> {
         self.a.place(found);
         let x = arg.map(|v| self.load(v, R1));
         match m.kind {
-            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+            MapKind::Count | MapKind::Hist { .. } | MapKind::Lhist { .. } => {
                 self.a.ldx(8, R2, R0, 0);
                 self.a.alu_imm(BPF_ADD, R2, 1);
                 self.a.stx(8, R0, 0, R2);
@@ -2199,7 +2216,7 @@ impl Gen<'_, '_> {
         let init = self.alloc(16);
         let x = arg.map(|v| self.load(v, R1));
         match m.kind {
-            MapKind::Count | MapKind::Hist | MapKind::Lhist { .. } => {
+            MapKind::Count | MapKind::Hist { .. } | MapKind::Lhist { .. } => {
                 self.a.st_imm(8, self.fp, init, 1);
             }
             MapKind::Sum => {
@@ -2224,20 +2241,33 @@ impl Gen<'_, '_> {
         self.a.call(helper::MAP_UPDATE);
     }
 
-    /// bpftrace's power-of-two buckets: 0 for negatives, 1 for zero, and
-    /// `k + 2` for `[2^k, 2^(k+1))`. Stores the index at `r10 + at`.
-    fn log2_bucket(&mut self, x: Reg, at: i16) {
-        // r1 = x; r2 = index
+    /// bpftrace's power-of-two buckets: 0 for negatives; with `bits` = 0,
+    /// 1 for zero and `k + 2` for `[2^k, 2^(k+1))`; with `bits` = b above
+    /// 0, `x + 1` for x below 2^b, and above that, with `l` the position
+    /// of x's leftmost 1 and `y` the b bits after it,
+    /// `((l - b + 1) << b) + y + 1`. Stores the index at `r10 + at`.
+    fn log2_bucket(&mut self, x: Reg, at: i16, bits: u32) {
+        // r1 = x; r2 = index (r4 = x, for bits > 0)
         self.a.mov(R1, x);
         let done = self.a.label();
         self.a.mov_imm(R2, 0);
         self.a.jmp_imm(BPF_JSLT, R1, 0, done);
-        self.a.mov_imm(R2, 1);
-        self.a.jmp_imm(BPF_JEQ, R1, 0, done);
-        // index = 2 + floor(log2(x)), by halving steps of 32, 16, 8, 4, 2,
-        // 1: a step is taken when x has a bit at or above it (for 32, whose
+        let mask = (1i32 << bits) - 1;
+        if bits == 0 {
+            self.a.mov_imm(R2, 1);
+            self.a.jmp_imm(BPF_JEQ, R1, 0, done);
+            // index = 2 + floor(log2(x)), below.
+            self.a.mov_imm(R2, 2);
+        } else {
+            self.a.mov(R2, R1);
+            self.a.alu_imm(BPF_ADD, R2, 1);
+            self.a.jmp_imm(BPF_JLE, R1, mask, done);
+            self.a.mov(R4, R1);
+            self.a.mov_imm(R2, 0);
+        }
+        // r2 += floor(log2(x)), by halving steps of 32, 16, 8, 4, 2, 1: a
+        // step is taken when x has a bit at or above it (for 32, whose
         // bound is no 32-bit immediate, tested by shifting a copy).
-        self.a.mov_imm(R2, 2);
         for shift in [32, 16, 8, 4, 2, 1] {
             let skip = self.a.label();
             if shift == 32 {
@@ -2251,6 +2281,17 @@ impl Gen<'_, '_> {
             }
             self.a.alu_imm(BPF_ADD, R2, shift);
             self.a.place(skip);
+        }
+        if bits > 0 {
+            // r2 = l - bits (x >= 2^bits, so l >= bits); r4 = the bits
+            // after the leftmost 1; index = ((r2 + 1) << bits) + r4 + 1.
+            self.a.alu_imm(BPF_SUB, R2, bits as i32);
+            self.a.alu(BPF_RSH, R4, R2);
+            self.a.alu_imm(BPF_AND, R4, mask);
+            self.a.alu_imm(BPF_ADD, R2, 1);
+            self.a.alu_imm(BPF_LSH, R2, bits as i32);
+            self.a.alu(BPF_ADD, R2, R4);
+            self.a.alu_imm(BPF_ADD, R2, 1);
         }
         self.a.place(done);
         self.a.stx(8, self.fp, at, R2);
