@@ -1221,6 +1221,8 @@ impl Compiler<'_> {
             fields,
             vars: HashMap::new(),
             frame: 0,
+            peak: 0,
+            over: None,
             free: vec![9, 8, 7],
             spans: Vec::new(),
             loops: Vec::new(),
@@ -1246,12 +1248,17 @@ impl Compiler<'_> {
         g.a.place(exit);
         g.a.mov_imm(R0, 0);
         g.a.exit();
-        if g.frame > 512 {
+        if g.peak > 512 {
             return err(
-                p.span,
+                g.over.unwrap_or(p.span),
                 format!(
-                    "this probe needs {} bytes of stack; eBPF programs have 512 (fewer or shorter strings and printf arguments)",
-                    g.frame
+                    "{} {} bytes of stack; eBPF programs have 512 (fewer or shorter strings and printf arguments)",
+                    if g.over.is_some() {
+                        "with this statement the probe needs"
+                    } else {
+                        "this probe needs"
+                    },
+                    g.peak
                 ),
             );
         }
@@ -1315,6 +1322,11 @@ struct Gen<'c, 'a> {
     vars: HashMap<String, (i16, Ty)>,
     /// Bytes of stack in use (grows down from r10).
     frame: usize,
+    /// The most bytes of stack in use at any point (statements reuse the
+    /// space of the ones before).
+    peak: usize,
+    /// The innermost statement with which the stack use passed 512 bytes.
+    over: Option<Span>,
     /// Free temporaries.
     free: Vec<Reg>,
     spans: Vec<Span>,
@@ -1435,6 +1447,7 @@ impl Gen<'_, '_> {
     /// Stack space, 8-aligned.
     fn alloc(&mut self, bytes: usize) -> i16 {
         self.frame += bytes.div_ceil(8) * 8;
+        self.peak = self.peak.max(self.frame);
         -(self.frame.min(32760) as i16)
     }
 
@@ -1509,10 +1522,10 @@ impl Gen<'_, '_> {
     /// The type of an expression, from code that is then dropped.
     fn type_of(&mut self, e: &Expr) -> R<Ty> {
         let mark = self.a.checkpoint();
-        let (frame, free, vars) = (self.frame, self.free.clone(), self.vars.len());
+        let (frame, peak, free, vars) = (self.frame, self.peak, self.free.clone(), self.vars.len());
         let v = self.value(e);
         self.a.rollback(mark);
-        (self.frame, self.free) = (frame, free);
+        (self.frame, self.peak, self.free) = (frame, peak, free);
         debug_assert_eq!(vars, self.vars.len());
         Ok(match v? {
             Value::Int(_, t) | Value::Mem(_, t) => t,
@@ -1538,10 +1551,20 @@ impl Gen<'_, '_> {
             let keep = (self.free.clone(), self.frame);
             self.stmt(s)?;
             self.mark(s.span);
-            // Temporaries of a statement are done with; stack space of
-            // variables stays (they were allocated before the mark).
+            if self.peak > 512 && self.over.is_none() {
+                self.over = Some(s.span);
+            }
+            // Temporaries of a statement are done with, registers and
+            // stack: the next statement reuses the space, except where
+            // variables live (also ones the statement declared).
             self.free = keep.0;
-            let _ = keep.1;
+            let vars = self
+                .vars
+                .values()
+                .map(|(off, _)| usize::from(off.unsigned_abs()))
+                .max()
+                .unwrap_or(0);
+            self.frame = keep.1.max(vars);
         }
         Ok(())
     }
@@ -1740,6 +1763,8 @@ impl Gen<'_, '_> {
             fields: self.fields.clone(),
             vars: self.vars.clone(),
             frame: self.frame,
+            peak: self.frame,
+            over: None,
             free: vec![9, 8],
             spans: Vec::new(),
             loops: Vec::new(),
@@ -1787,6 +1812,8 @@ impl Gen<'_, '_> {
         g.a.exit();
         g.mark(span);
         self.frame = self.frame.max(g.frame);
+        self.peak = self.peak.max(g.peak);
+        self.over = self.over.or(g.over);
         let (insns, spans, inner) = g.finish();
         let at = self.a.label();
         self.a.subprog(at, (insns, inner));
@@ -2944,10 +2971,10 @@ impl Gen<'_, '_> {
             ExprKind::SizeofExpr(x) => {
                 // The expression's type, from code that is then dropped.
                 let mark = self.a.checkpoint();
-                let (frame, free) = (self.frame, self.free.clone());
+                let (frame, peak, free) = (self.frame, self.peak, self.free.clone());
                 let v = self.value(x)?;
                 self.a.rollback(mark);
-                (self.frame, self.free) = (frame, free);
+                (self.frame, self.peak, self.free) = (frame, peak, free);
                 let n = match &v {
                     Value::Int(_, t) => match t {
                         Ty::Int { size, .. } => *size as usize,
