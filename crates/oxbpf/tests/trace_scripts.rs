@@ -750,3 +750,85 @@ fn lost_records_are_counted_exactly() {
     assert_eq!(left.1, Vec::<u32>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Per-CPU aggregations read in a probe (coerced to integers, and as the
+/// values of `for` loops) are their values over every CPU, as bpftrace's
+/// language reference has it: a process calls getppid(2) 3 times on CPU
+/// 0 and 5 times on CPU 1, and END reads count, sum, max, min and avg
+/// maps, keyed and not.
+#[test]
+fn aggregations_read_in_a_probe_merge_every_cpu() {
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxbpf-percpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("oxpc");
+    let src = dir.join("oxpc.c");
+    std::fs::write(
+        &src,
+        r#"#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+static void on(int cpu, int n) {
+    cpu_set_t s; CPU_ZERO(&s); CPU_SET(cpu, &s);
+    if (sched_setaffinity(0, sizeof s, &s) != 0) return;
+    for (int i = 0; i < n; i++) getppid();
+    printf("ran %d %d\n", sched_getcpu(), n);
+}
+int main(void) { on(0, 3); on(1, 5); return 0; }
+"#,
+    )
+    .unwrap();
+    let st = Command::new("gcc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .expect("gcc (Debian: gcc) builds the workload");
+    assert!(st.success());
+    let script = "tracepoint:syscalls:sys_enter_getppid /comm == \"oxpc\"/ { @c = count(); @s = sum(cpu + 1); @mx = max(cpu * 10); @mn = min(cpu * 10 + 5); @a = avg(cpu * 8 - 20); @k[1] = avg(cpu * 8); @m[7] = min(cpu * 10 + 5); }\n\
+                  END { printf(\"%d %d %d %d %d\\n\", (int64)@c, @s, @mx, @mn, @a); for ($kv : @k) { printf(\"k %d %d\\n\", $kv.0, $kv.1); } for ($kv : @m) { printf(\"m %d %d\\n\", $kv.0, $kv.1); } clear(@c); clear(@s); clear(@mx); clear(@mn); clear(@a); clear(@k); clear(@m); }";
+    let out = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", script, "-c"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Where the calls ran, as the workload says.
+    let runs: Vec<(i64, i64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ran "))
+        .map(|l| {
+            let (c, n) = l.split_once(' ').unwrap();
+            (c.parse().unwrap(), n.parse().unwrap())
+        })
+        .collect();
+    let cpus: std::collections::BTreeSet<i64> = runs.iter().map(|r| r.0).collect();
+    if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+        assert_eq!(cpus.len(), 2, "the calls ran on two CPUs: {text}");
+    }
+    let all = || {
+        runs.iter()
+            .flat_map(|&(c, n)| std::iter::repeat_n(c, n as usize))
+    };
+    let count = all().count() as i64;
+    let sum: i64 = all().map(|c| c + 1).sum();
+    let max = all().map(|c| c * 10).max().unwrap();
+    let min = all().map(|c| c * 10 + 5).min().unwrap();
+    // Truncated toward zero, as bpftrace divides.
+    let avg = all().map(|c| c * 8 - 20).sum::<i64>() / count;
+    let avg_k = all().map(|c| c * 8).sum::<i64>() / count;
+    let want = format!("{count} {sum} {max} {min} {avg}\nk 1 {avg_k}\nm 7 {min}\n");
+    let got: String = text
+        .lines()
+        .filter(|l| !["ran ", "Attaching", "@"].iter().any(|p| l.starts_with(p)) && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(got, want, "{text}");
+    assert!(avg < 0, "a negative average is checked too");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1722,8 +1722,13 @@ impl Gen<'_, '_> {
     /// the walk and the probe.
     fn for_map(&mut self, var: &str, name: &str, span: Span, body: &[Stmt]) -> R<()> {
         let m = self.map(name, span)?;
-        // count() and sum(): the value is the sum over every CPU's.
-        let per_cpu = matches!(m.kind, MapKind::Count | MapKind::Sum) && m.array.is_none();
+        // count(), sum(), min(), max(), avg(): the value over every CPU's
+        // (stats() and histograms are not integers; bpftrace refuses them
+        // too).
+        let per_cpu = matches!(
+            m.kind,
+            MapKind::Count | MapKind::Sum | MapKind::Min | MapKind::Max | MapKind::Avg
+        ) && m.array.is_none();
         let value = &match &m.kind {
             MapKind::Scalar(value) => value.clone(),
             _ if per_cpu => Ty::I64,
@@ -1731,7 +1736,7 @@ impl Gen<'_, '_> {
                 return err(
                     span,
                     format!(
-                        "for loops over @{name}, which holds {}, are not supported (maps of values, count() and sum() are)",
+                        "for loops over @{name}, which holds {}, are not supported (maps of values, count(), sum(), min(), max() and avg() are)",
                         k.name()
                     ),
                 );
@@ -1790,7 +1795,7 @@ impl Gen<'_, '_> {
             }
         }
         if per_cpu {
-            g.sum_over_cpus(m.index, kv, kv + key_size as i16);
+            g.merge_over_cpus(&m.kind, m.index, kv, kv + key_size as i16);
         }
         g.a.ldx(8, R6, 7, ctx);
         g.mark(span);
@@ -1833,12 +1838,20 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
-    /// `*(u64 *)(fp + sum)` = the sum over every CPU of the per-CPU value
-    /// of map `map` at the key at `fp + key` (`bpf_map_lookup_percpu_elem`).
-    fn sum_over_cpus(&mut self, map: usize, key: i16, sum: i16) {
+    /// `*(i64 *)(fp + out)` = an aggregation's value over every CPU, at
+    /// the key at `fp + key` of per-CPU map `map`
+    /// (`bpf_map_lookup_percpu_elem`), as bpftrace reads a per-CPU map
+    /// coerced to an integer: count() and sum() summed; min() and max()
+    /// the least or greatest of the CPUs that have a value (0 if none);
+    /// avg() the total over the count, truncated toward zero (0 with no
+    /// values).
+    fn merge_over_cpus(&mut self, kind: &MapKind, map: usize, key: i16, out: i16) {
         let cpus = self.c.env.ncpus();
         let cpu = self.alloc(8);
-        self.a.st_imm(8, self.fp, sum, 0);
+        // min/max: whether a CPU had a value; avg: the count.
+        let aux = self.alloc(8);
+        self.a.st_imm(8, self.fp, out, 0);
+        self.a.st_imm(8, self.fp, aux, 0);
         self.a.st_imm(8, self.fp, cpu, 0);
         let top = self.a.label();
         let next = self.a.label();
@@ -1852,15 +1865,60 @@ impl Gen<'_, '_> {
         self.a.call(helper::MAP_LOOKUP_PERCPU_ELEM);
         self.a.jmp_imm(BPF_JEQ, R0, 0, next);
         self.a.ldx(8, R1, R0, 0);
-        self.a.ldx(8, R2, self.fp, sum);
-        self.a.alu(BPF_ADD, R2, R1);
-        self.a.stx(8, self.fp, sum, R2);
+        match kind {
+            MapKind::Min | MapKind::Max => {
+                let take = self.a.label();
+                self.a.ldx(8, R2, R0, 8);
+                self.a.jmp_imm(BPF_JEQ, R2, 0, next);
+                self.a.ldx(8, R2, self.fp, aux);
+                self.a.jmp_imm(BPF_JEQ, R2, 0, take);
+                self.a.ldx(8, R2, self.fp, out);
+                // Keep the value so far when it is already the extreme.
+                let keep = if *kind == MapKind::Min {
+                    BPF_JSLE
+                } else {
+                    BPF_JSGE
+                };
+                self.a.jmp(keep, R2, R1, next);
+                self.a.place(take);
+                self.a.stx(8, self.fp, out, R1);
+                self.a.st_imm(8, self.fp, aux, 1);
+            }
+            _ => {
+                self.a.ldx(8, R2, self.fp, out);
+                self.a.alu(BPF_ADD, R2, R1);
+                self.a.stx(8, self.fp, out, R2);
+                if matches!(kind, MapKind::Avg | MapKind::Stats) {
+                    self.a.ldx(8, R1, R0, 8);
+                    self.a.ldx(8, R2, self.fp, aux);
+                    self.a.alu(BPF_ADD, R2, R1);
+                    self.a.stx(8, self.fp, aux, R2);
+                }
+            }
+        }
         self.a.place(next);
         self.a.ldx(8, R3, self.fp, cpu);
         self.a.alu_imm(BPF_ADD, R3, 1);
         self.a.stx(8, self.fp, cpu, R3);
         self.a.ja(top);
         self.a.place(done);
+        if matches!(kind, MapKind::Avg | MapKind::Stats) {
+            // out = total / count: unsigned division of the magnitude, the
+            // sign put back (BPF_DIV by 0 gives 0).
+            let positive = self.a.label();
+            let end = self.a.label();
+            self.a.ldx(8, R1, self.fp, out);
+            self.a.ldx(8, R2, self.fp, aux);
+            self.a.jmp_imm(BPF_JSGE, R1, 0, positive);
+            self.a.alu_imm(BPF_NEG, R1, 0);
+            self.a.alu(BPF_DIV, R1, R2);
+            self.a.alu_imm(BPF_NEG, R1, 0);
+            self.a.ja(end);
+            self.a.place(positive);
+            self.a.alu(BPF_DIV, R1, R2);
+            self.a.place(end);
+            self.a.stx(8, self.fp, out, R1);
+        }
     }
 
     fn var_slot(&mut self, name: &str, ty: Ty) -> (i16, Ty) {
@@ -2671,7 +2729,21 @@ impl Gen<'_, '_> {
                 let key = self.key(&m, keys, e.span)?;
                 let ty = match &m.kind {
                     MapKind::Scalar(t) => t.clone(),
-                    MapKind::Count | MapKind::Sum | MapKind::Min | MapKind::Max => Ty::I64,
+                    // A per-CPU aggregation read as an integer: its value
+                    // over every CPU (as bpftrace coerces one).
+                    k @ (MapKind::Count
+                    | MapKind::Sum
+                    | MapKind::Min
+                    | MapKind::Max
+                    | MapKind::Avg) => {
+                        let out = self.alloc(8);
+                        self.merge_over_cpus(k, m.index, key, out);
+                        let t = self.temp();
+                        let r = Self::reg_of(t);
+                        self.a.ldx(8, r, self.fp, out);
+                        self.store(t, r);
+                        return Ok(Value::Int(t, Ty::I64));
+                    }
                     k => {
                         return err(
                             e.span,
