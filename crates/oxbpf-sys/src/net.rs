@@ -70,6 +70,68 @@ pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
     })
 }
 
+/// The mounted cgroup hierarchies as bpftrace names them: cgroup v2 as
+/// `unified` (in mount order), then the v1 ones by their mount
+/// directory's name (sorted), each with where it is mounted.
+pub fn cgroup_hierarchies() -> Vec<(String, std::path::PathBuf)> {
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
+        return Vec::new();
+    };
+    let (mut v2, mut v1) = (Vec::new(), Vec::new());
+    for l in mounts.lines() {
+        let mut f = l.split_whitespace();
+        let (Some(_), Some(dir), Some(fstype)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let dir = std::path::PathBuf::from(crate::perf::unescape_mount_path(dir));
+        if !dir.is_dir() {
+            continue;
+        }
+        match fstype {
+            "cgroup2" => v2.push(("unified".to_string(), dir)),
+            "cgroup" => {
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                v1.push((name, dir));
+            }
+            _ => {}
+        }
+    }
+    v1.sort();
+    v2.extend(v1);
+    v2
+}
+
+/// The path (from the hierarchy's root, `/` for the root itself) of the
+/// cgroup directory under `root` whose inode number is `id`.
+pub fn cgroup_path_in(root: &std::path::Path, id: u64) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(root).ok()?.ino() == id {
+        return Some("/".into());
+    }
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(t) = e.file_type() else { continue };
+            if !t.is_dir() {
+                continue;
+            }
+            let p = e.path();
+            if e.metadata().is_ok_and(|m| m.ino() == id) {
+                let rel = p.strip_prefix(root).ok()?;
+                return Some(format!("/{}", rel.display()));
+            }
+            dirs.push(p);
+        }
+    }
+    None
+}
+
 /// A packet socket on interface `ifindex` (every protocol) with `prog`
 /// attached as its socket filter (`SO_ATTACH_BPF`). The program runs on
 /// every packet the interface sees while the socket is open.

@@ -367,7 +367,7 @@ pub fn tracefs_root() -> Option<PathBuf> {
 
 /// /proc/mounts writes spaces, tabs, newlines and backslashes in paths as
 /// octal escapes (`\040`).
-fn unescape_mount_path(s: &str) -> String {
+pub(crate) fn unescape_mount_path(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

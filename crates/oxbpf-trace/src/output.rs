@@ -24,6 +24,8 @@ pub enum Datum {
     Tuple(Vec<Datum>),
     /// A pointer, printed in hex as bpftrace prints them.
     Ptr(u64),
+    /// `true` or `false`.
+    Bool(bool),
     /// A stack's frames (innermost first), as text; `perf` for perf's
     /// layout (a tab before each frame).
     Stack {
@@ -48,6 +50,26 @@ pub trait Symbols {
     /// format (bpftrace's `%f` is microseconds).
     fn strftime(&self, _fmt: &str, ns: u64) -> String {
         ns.to_string()
+    }
+    /// The paths of cgroup `id` in the hierarchies whose names match the
+    /// wildcard `pattern` (cgroup2 is `unified`), as bpftrace prints them:
+    /// `name:path` joined by commas.
+    fn cgroup_path(&self, id: u64, _pattern: &str) -> String {
+        id.to_string()
+    }
+}
+
+/// The message of error number `e`, as the C library's `strerror` gives
+/// it ("Unknown error N" for one it does not know).
+pub fn strerror_text(e: i64) -> String {
+    let Ok(n) = i32::try_from(e) else {
+        return format!("Unknown error {e}");
+    };
+    let s = std::io::Error::from_raw_os_error(n).to_string();
+    // std adds " (os error N)" to the C library's message.
+    match s.rfind(" (os error ") {
+        Some(at) => s[..at].to_string(),
+        None => s,
     }
 }
 
@@ -143,6 +165,7 @@ impl std::fmt::Display for Datum {
             Datum::Uint(v) => write!(f, "{v}"),
             Datum::Str(s) => f.write_str(s),
             Datum::Ptr(v) => write!(f, "{v:#x}"),
+            Datum::Bool(b) => write!(f, "{b}"),
             Datum::Stack { frames, perf } => {
                 f.write_str("\n")?;
                 for fr in frames {
@@ -200,6 +223,9 @@ pub fn decode_with(ty: &Ty, b: &[u8], syms: &dyn Symbols) -> Datum {
         Ty::Strftime(fmt) => Datum::Str(syms.strftime(fmt, u64_at(b, 0))),
         Ty::Inet => Datum::Str(inet_text(b)),
         Ty::Buf(n) => Datum::Str(buf_text(b, *n)),
+        Ty::Bool => Datum::Bool(u64_at(b, 0) != 0),
+        Ty::Errno => Datum::Str(strerror_text(u64_at(b, 0) as i64)),
+        Ty::CgroupPath(pattern) => Datum::Str(syms.cgroup_path(u64_at(b, 0), pattern)),
         Ty::Sym { user } => {
             let a = u64_at(b, 0);
             let pid = user.then(|| u64_at(b, 8) as u32);
@@ -574,6 +600,7 @@ pub fn json_datum(d: &Datum) -> String {
     match d {
         Datum::Int(v) => v.to_string(),
         Datum::Uint(v) | Datum::Ptr(v) => v.to_string(),
+        Datum::Bool(b) => b.to_string(),
         Datum::Str(s) => json_str(s),
         Datum::Tuple(items) => format!(
             "[{}]",

@@ -30,6 +30,14 @@ pub enum Ty {
     /// Bytes printed with non-printable ones escaped (`buf`): the
     /// length, then up to `n` bytes.
     Buf(usize),
+    /// `true` or `false` (bpftrace 0.21+ booleans; an integer in
+    /// arithmetic).
+    Bool,
+    /// An error number printed as its message (`strerror`).
+    Errno,
+    /// A cgroup id printed as its paths in the hierarchies whose names
+    /// match the wildcard pattern (`cgroup_path`).
+    CgroupPath(String),
 }
 
 impl Ty {
@@ -49,6 +57,9 @@ impl Ty {
             | Ty::Sym { user: false }
             | Ty::Ptr { .. }
             | Ty::Username
+            | Ty::Bool
+            | Ty::Errno
+            | Ty::CgroupPath(_)
             | Ty::Strftime(_) => 8,
             Ty::Inet => 24,
             Ty::Buf(n) => 8 + n.div_ceil(8) * 8,
@@ -61,7 +72,7 @@ impl Ty {
 
     /// Held in a register: integers and pointers.
     pub fn is_int(&self) -> bool {
-        matches!(self, Ty::Int { .. } | Ty::Ptr { .. })
+        matches!(self, Ty::Int { .. } | Ty::Ptr { .. } | Ty::Bool)
     }
 
     pub fn name(&self) -> String {
@@ -81,6 +92,9 @@ impl Ty {
             Ty::Strftime(_) => "timestamp".into(),
             Ty::Inet => "inet".into(),
             Ty::Buf(n) => format!("buffer[{n}]"),
+            Ty::Bool => "bool".into(),
+            Ty::Errno => "strerror".into(),
+            Ty::CgroupPath(_) => "cgroup_path".into(),
         }
     }
 }

@@ -458,6 +458,7 @@ impl Printer<'_> {
                     .map(|d| match d {
                         Datum::Int(v) => Arg::Int(*v),
                         Datum::Uint(v) | Datum::Ptr(v) => Arg::Int(*v as i64),
+                        Datum::Bool(b) => Arg::Int(i64::from(*b)),
                         d => Arg::Str(d.to_string()),
                     })
                     .collect();
@@ -648,6 +649,35 @@ impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
             })
             .get(&uid)
             .cloned()
+    }
+
+    fn cgroup_path(&self, id: u64, pattern: &str) -> String {
+        // Found paths are kept, and checked again before they are reused
+        // (an id can be reassigned), as bpftrace does.
+        use std::os::unix::fs::MetadataExt;
+        type Cache = std::collections::HashMap<(u64, std::path::PathBuf), String>;
+        static FOUND: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+        let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+        let found = found.get_or_insert_with(Cache::new);
+        let mut parts = Vec::new();
+        for (name, root) in oxbpf_sys::net::cgroup_hierarchies() {
+            if !oxbpf_sys::perf::glob_match(pattern, &name) {
+                continue;
+            }
+            let key = (id, root.clone());
+            let cached = found.get(&key).filter(|p| {
+                std::fs::metadata(root.join(p.trim_start_matches('/'))).is_ok_and(|m| m.ino() == id)
+            });
+            let path = match cached {
+                Some(p) => Some(p.clone()),
+                None => oxbpf_sys::net::cgroup_path_in(&root, id),
+            };
+            if let Some(p) = path {
+                found.insert(key, p.clone());
+                parts.push(format!("{name}:{p}"));
+            }
+        }
+        parts.join(",")
     }
 
     fn strftime(&self, fmt: &str, ns: u64) -> String {

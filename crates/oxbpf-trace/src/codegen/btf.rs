@@ -113,6 +113,9 @@ impl Gen {
             | Ty::Sym { user: false }
             | Ty::Ptr { .. }
             | Ty::Username
+            | Ty::Bool
+            | Ty::Errno
+            | Ty::CgroupPath(_)
             | Ty::Strftime(_)
             | Ty::Stack { user: false, .. } => u64_,
             Ty::Stack { user: true, .. } => {

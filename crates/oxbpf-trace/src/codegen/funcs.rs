@@ -330,6 +330,15 @@ const SIGNALS: &[(&str, i64)] = &[
     ("SIGSYS", 31),
 ];
 
+/// The hierarchy pattern of `cgroup_path(id[, pattern])`: every
+/// hierarchy (`*`) unless a string literal names some.
+pub(super) fn cgroup_filter(args: &[Expr]) -> String {
+    match args.get(1).map(|a| &a.kind) {
+        Some(ExprKind::Str(s)) => s.clone(),
+        _ => "*".into(),
+    }
+}
+
 impl Gen<'_, '_> {
     /// An integer in a fresh 8-byte slot, typed `ty` (values user space
     /// turns into text).
@@ -533,6 +542,33 @@ impl Gen<'_, '_> {
                 self.a.call(SEND_SIGNAL);
                 let t = self.take_r0();
                 Value::Int(t, Ty::I64)
+            }
+            "strerror" => {
+                let [x] = args else {
+                    return err(span, "strerror() takes one error number");
+                };
+                self.slot_of(x, Ty::Errno)?
+            }
+            "cgroup_path" => {
+                let (id, filter) = match args {
+                    [id] => (id, None),
+                    [id, f] => (id, Some(f)),
+                    _ => {
+                        return err(
+                            span,
+                            "cgroup_path() takes a cgroup id and an optional hierarchy pattern",
+                        );
+                    }
+                };
+                if let Some(f) = filter
+                    && !matches!(f.kind, ExprKind::Str(_))
+                {
+                    return err(
+                        f.span,
+                        "cgroup_path()'s hierarchy pattern is a string literal (\"unified\", \"cpu*\")",
+                    );
+                }
+                self.slot_of(id, Ty::CgroupPath(cgroup_filter(args)))?
             }
             "kptr" | "uptr" => {
                 let [x] = args else {

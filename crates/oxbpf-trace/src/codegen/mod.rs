@@ -350,7 +350,7 @@ fn err<T>(span: Span, msg: impl Into<String>) -> R<T> {
 pub const BUILTINS: &[&str] = &[
     "pid", "tid", "uid", "gid", "nsecs", "elapsed", "cpu", "cpid", "func", "comm", "cgroup",
     "curtask", "rand", "jiffies", "retval", "probe", "args", "arg0", "arg1", "arg2", "arg3",
-    "arg4", "arg5", "ncpus", "kstack", "ustack", "username", "ppid",
+    "arg4", "arg5", "ncpus", "kstack", "ustack", "username", "ppid", "true", "false",
 ];
 
 /// Functions the language has.
@@ -397,6 +397,8 @@ pub const FUNCTIONS: &[&str] = &[
     "uptr",
     "nsecs",
     "join",
+    "strerror",
+    "cgroup_path",
 ];
 
 /// Compiles a parsed script.
@@ -1048,6 +1050,7 @@ impl Compiler<'_> {
             ExprKind::Ident(n) => match n.as_str() {
                 "comm" => Ty::Str(16),
                 "probe" | "func" => Ty::Str(64),
+                "true" | "false" => Ty::Bool,
                 _ => Ty::U64,
             },
             ExprKind::Call { name, args } => match name.as_str() {
@@ -1056,6 +1059,8 @@ impl Compiler<'_> {
                     _ => 64,
                 }),
                 "pton" => Ty::Buf(funcs::pton_bytes(args, e.span)?.len()),
+                "strerror" => Ty::Errno,
+                "cgroup_path" => Ty::CgroupPath(funcs::cgroup_filter(args)),
                 _ => Ty::I64,
             },
             ExprKind::Tuple(items) => Ty::Tuple(
@@ -1078,6 +1083,13 @@ impl Compiler<'_> {
                 Ty::I64
             }
             ExprKind::Ternary { then, .. } => self.static_type(then)?,
+            ExprKind::Cast { ty, .. }
+                if matches!(ty.base.as_str(), "bool" | "_Bool")
+                    && ty.pointers == 0
+                    && ty.array.is_none() =>
+            {
+                Ty::Bool
+            }
             _ => Ty::I64,
         })
     }
@@ -2799,25 +2811,34 @@ impl Gen<'_, '_> {
                 return self.read_place(p, e.span);
             }
             ExprKind::Unary { op, expr } => {
-                let v = self.int(expr)?;
+                let (v, vty) = match self.value(expr)? {
+                    Value::Int(v, t) => (v, t),
+                    Value::Mem(_, t) => {
+                        return err(
+                            expr.span,
+                            format!("expected an integer here, found {}", t.name()),
+                        );
+                    }
+                };
                 let r = self.load(v, R0);
                 match op {
                     UnOp::Neg => self.a.neg(r),
                     UnOp::BitNot => self.a.alu_imm(BPF_XOR, r, -1),
                     UnOp::Not => {
-                        let zero = self.a.label();
-                        let done = self.a.label();
-                        self.a.jmp_imm(BPF_JEQ, r, 0, zero);
-                        self.a.mov_imm(r, 0);
-                        self.a.ja(done);
-                        self.a.place(zero);
-                        self.a.mov_imm(r, 1);
-                        self.a.place(done);
+                        self.truth(r);
+                        self.a.alu_imm(BPF_XOR, r, 1);
                     }
                     UnOp::Deref | UnOp::AddrOf => unreachable!("handled above"),
                 }
                 self.store(v, r);
-                Value::Int(v, Ty::I64)
+                // `!` of a boolean is one (bpftrace 0.21+); of an integer,
+                // 0 or 1 as in C.
+                let ty = if *op == UnOp::Not && vty == Ty::Bool {
+                    Ty::Bool
+                } else {
+                    Ty::I64
+                };
+                Value::Int(v, ty)
             }
             ExprKind::Ternary { cond, then, els }
                 if !self.type_of(then)?.is_int() || !self.type_of(els)?.is_int() =>
@@ -2922,6 +2943,16 @@ impl Gen<'_, '_> {
             }
             ExprKind::Cast { ty, expr } if ty.pointers > 0 => {
                 return self.cast_pointer(ty, expr, e.span);
+            }
+            ExprKind::Cast { ty, expr }
+                if matches!(ty.base.as_str(), "bool" | "_Bool") && ty.array.is_none() =>
+            {
+                // `(bool)x`: true when x is not zero.
+                let v = self.int(expr)?;
+                let r = self.load(v, R0);
+                self.truth(r);
+                self.store(v, r);
+                Value::Int(v, Ty::Bool)
             }
             ExprKind::Cast { ty, expr }
                 if matches!(&expr.kind, ExprKind::Call { name, .. } if name == "pton") =>
@@ -3271,6 +3302,14 @@ impl Gen<'_, '_> {
 
     /// Compares the strings at `x` and `y` up to `n` bytes or a NUL;
     /// `out` = 1 when they are equal (`eq`) or differ (`!eq`).
+    /// `r` = 1 if it is not zero, else 0.
+    fn truth(&mut self, r: Reg) {
+        let done = self.a.label();
+        self.a.jmp_imm(BPF_JEQ, r, 0, done);
+        self.a.mov_imm(r, 1);
+        self.a.place(done);
+    }
+
     fn strcmp(&mut self, x: i16, y: i16, n: usize, out: Val, eq: bool) {
         let differ = self.a.label();
         let same = self.a.label();
@@ -3387,6 +3426,7 @@ impl Gen<'_, '_> {
             "rand" => int(self.helper0(helper::GET_PRANDOM_U32)),
             "kstack" | "ustack" => return self.stack(name == "ustack", &[], span),
             "username" => return Ok(self.username()),
+            "true" | "false" => return Ok(self.constant_of(i64::from(name == "true"), Ty::Bool)),
             "ncpus" => {
                 let n = self.c.env.ncpus();
                 return Ok(self.constant(i64::from(n)));
