@@ -324,19 +324,26 @@ fn c_cost(case: &Case, n: u64) -> Result<Cost> {
     let ids: BTreeSet<u32> = program_ids()?.difference(&before_ids).copied().collect();
     // The printf case's records are read as a tool reads them: a thread
     // of its own waits on the ring's epoll, takes every record and prints
-    // it ("pid count", block-buffered to /dev/null, flushed after each
-    // batch) — the work `oxbpf trace` and bpftrace do for the script, on a
-    // CPU other than the event's. It pauses 5 ms after a small batch as
+    // it ("pid count", block-buffered into a pipe, flushed after each
+    // batch, the pipe read line by line by another thread) — the work
+    // `oxbpf trace` and bpftrace do for the script, and the bench's reader
+    // of their output, on a CPU other than the event's. It pauses 5 ms after a small batch as
     // `oxbpf trace`'s reader does (a reader always caught up makes the
     // kernel wake it for every record, which the event pays for: a plain
     // `ring_buffer__poll` loop costs the C program ~3x per event here), so
     // that the floor differs from oxbpf in the generated code only.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (pipe_in, pipe_out) = std::io::pipe()?;
+    let drain = std::thread::spawn(move || {
+        std::io::BufReader::new(pipe_in)
+            .lines()
+            .map_while(Result::ok)
+            .count()
+    });
     let reader = {
         let stop = stop.clone();
-        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
         std::thread::spawn(move || {
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, null);
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, pipe_out);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 ring.wait(Duration::from_millis(100));
                 let mut bytes = 0;
@@ -359,7 +366,9 @@ fn c_cost(case: &Case, n: u64) -> Result<Cost> {
     workload(case, n)?;
     let after = snapshot(&ids);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The reader's end of the pipe closes with it: the drain ends.
     let _ = reader.join();
+    let _ = drain.join();
     s.detach_all();
     cost(&before, &after, n)
 }

@@ -108,6 +108,58 @@ impl BtfIndex {
         s.get(off..off + name.len()) == Some(name) && s.get(off + name.len()) == Some(&0)
     }
 
+    /// The value of the enumerator `name` (a member of any enum, named
+    /// or not, e.g. `TCP_ESTABLISHED`), read off the raw records.
+    pub fn enumerator(&self, name: &str) -> Option<i64> {
+        if name.is_empty() {
+            return None;
+        }
+        let want = name.as_bytes();
+        let s = self.strings();
+        let is = |off: u32| {
+            let off = off as usize;
+            s.get(off..off + want.len()) == Some(want) && s.get(off + want.len()) == Some(&0)
+        };
+        for id in 1..self.offsets.len() {
+            let at = self.offsets[id];
+            let info = rd(&self.raw, at + 4);
+            let (kind, vlen, signed) = (
+                (info >> 24) & 0x1f,
+                (info & 0xffff) as usize,
+                info >> 31 == 1,
+            );
+            match kind {
+                // BTF_KIND_ENUM: {name_off, s32 val} each.
+                6 => {
+                    for i in 0..vlen {
+                        let m = at + 12 + i * 8;
+                        if is(rd(&self.raw, m)) {
+                            let v = rd(&self.raw, m + 4);
+                            return Some(if signed {
+                                i64::from(v as i32)
+                            } else {
+                                i64::from(v)
+                            });
+                        }
+                    }
+                }
+                // BTF_KIND_ENUM64: {name_off, lo32, hi32} each.
+                19 => {
+                    for i in 0..vlen {
+                        let m = at + 12 + i * 12;
+                        if is(rd(&self.raw, m)) {
+                            let v = u64::from(rd(&self.raw, m + 4))
+                                | (u64::from(rd(&self.raw, m + 8)) << 32);
+                            return Some(v as i64);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// The first type named `name` whose kind number satisfies `kind`.
     pub fn find(&self, name: &str, kind: impl Fn(u32) -> bool) -> Option<u32> {
         if name.is_empty() {

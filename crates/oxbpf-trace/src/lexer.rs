@@ -145,6 +145,11 @@ impl<'a> Lexer<'a> {
             .split_once(|c: char| c.is_whitespace())
             .map_or((line, ""), |(w, r)| (w, r.trim()));
         let taking = self.conds.iter().all(|&c| c);
+        // `#!/usr/bin/env bpftrace` on the first line: an executable
+        // script's interpreter line.
+        if start == 0 && line.starts_with('!') {
+            return Ok(());
+        }
         match word {
             "ifdef" | "ifndef" => {
                 let defined = self.defines.contains_key(rest);
@@ -194,8 +199,17 @@ impl<'a> Lexer<'a> {
             "undef" => {
                 self.defines.remove(rest);
             }
-            // Types come from BTF: headers are not read.
-            "include" | "pragma" => {}
+            // Types come from BTF: headers are not read; the macros of
+            // common ones are known (crate::headers).
+            "include" => {
+                let name = rest.trim_matches(|c| matches!(c, '<' | '>' | '"'));
+                for (m, v) in crate::headers::macros(name) {
+                    self.defines
+                        .entry((*m).to_string())
+                        .or_insert_with(|| v.to_string());
+                }
+            }
+            "pragma" => {}
             _ => return Err(self.err(start, format!("unknown preprocessor directive `#{word}`"))),
         }
         Ok(())

@@ -15,6 +15,7 @@ pub mod codegen;
 pub mod ctypes;
 pub mod diag;
 pub mod format;
+pub mod headers;
 pub mod lexer;
 pub mod output;
 pub mod parser;

@@ -55,9 +55,24 @@ pub enum ProbeKind {
         len: u64,
         mode: String,
     },
-    /// Kinds that compile but need what this kernel may lack (kprobes,
-    /// BPF trampolines, hardware counters, watchpoints): refused at
-    /// attach with the reason.
+    /// `kprobe:FUNC[+OFF]`, `kretprobe:FUNC` (`MODULE:FUNC` too; a
+    /// wildcard makes one kprobe.multi program): arguments from
+    /// `struct pt_regs`. Refused at attach where the kernel has no kprobes.
+    Kprobe {
+        func: String,
+        offset: u64,
+        ret: bool,
+    },
+    /// `fentry:FUNC`, `fexit:FUNC` (also `kfunc`/`kretfunc`,
+    /// `MODULE:FUNC`): arguments by name and type from the function's BTF
+    /// (`args.NAME`), `retval` in fexit. Refused at load where the kernel
+    /// has no BPF trampolines.
+    Fentry {
+        func: String,
+        ret: bool,
+    },
+    /// Kinds that compile but need what this kernel may lack (hardware
+    /// counters): refused at attach with the reason.
     Unavailable {
         kind: String,
         target: String,
@@ -98,6 +113,17 @@ impl ProbeKind {
             ProbeKind::Software { event, count } => format!("software:{event}:{count}"),
             ProbeKind::Watchpoint { addr, len, mode } => {
                 format!("watchpoint:{addr:#x}:{len}:{mode}")
+            }
+            ProbeKind::Kprobe { func, offset, ret } => {
+                let k = if *ret { "kretprobe" } else { "kprobe" };
+                if *offset != 0 {
+                    format!("{k}:{func}+{offset}")
+                } else {
+                    format!("{k}:{func}")
+                }
+            }
+            ProbeKind::Fentry { func, ret } => {
+                format!("{}:{func}", if *ret { "fexit" } else { "fentry" })
             }
             ProbeKind::Unavailable { kind, target } => format!("{kind}:{target}"),
         }
@@ -306,12 +332,42 @@ pub fn parse_attach(text: &str, span: Span) -> Result<ProbeKind, Diagnostic> {
                 mode: mode.to_string(),
             }
         }
-        ("kprobe" | "kretprobe" | "fentry" | "fexit" | "hardware", Some(r)) => {
-            ProbeKind::Unavailable {
-                kind: p.into(),
-                target: r.into(),
+        ("kprobe" | "kretprobe", Some(r)) => {
+            let ret = p == "kretprobe";
+            let (func, offset) = match r.rsplit_once('+') {
+                Some((f, o)) => (
+                    f,
+                    number(o).ok_or_else(|| err(format!("`{o}` is not an offset")))?,
+                ),
+                None => (r, 0),
+            };
+            if func.is_empty() || func.ends_with(':') {
+                return Err(need(&format!("{p}:FUNCTION")));
+            }
+            if ret && offset != 0 {
+                return Err(err(
+                    "a kretprobe is on a function's return: it takes no offset".into(),
+                ));
+            }
+            ProbeKind::Kprobe {
+                func: func.into(),
+                offset,
+                ret,
             }
         }
+        ("fentry" | "fexit", Some(r)) => {
+            if r.is_empty() || r.ends_with(':') {
+                return Err(need(&format!("{p}:FUNCTION")));
+            }
+            ProbeKind::Fentry {
+                func: r.into(),
+                ret: p == "fexit",
+            }
+        }
+        ("hardware", Some(r)) => ProbeKind::Unavailable {
+            kind: p.into(),
+            target: r.into(),
+        },
         ("BEGIN" | "END", Some(_)) => return Err(err(format!("{p} takes no arguments"))),
         (_, None) if PROVIDERS.contains(&p) => {
             return Err(err(format!("`{text}` needs a target (e.g. {p}:…)")));
@@ -374,10 +430,27 @@ mod tests {
             p("uprobe:libc:malloc+0x10").full_name(),
             "uprobe:libc:malloc+16"
         );
-        assert!(matches!(
-            p("kprobe:vfs_read"),
-            ProbeKind::Unavailable { .. }
-        ));
+        assert_eq!(
+            p("kprobe:vfs_read+0x8"),
+            ProbeKind::Kprobe {
+                func: "vfs_read".into(),
+                offset: 8,
+                ret: false
+            }
+        );
+        assert_eq!(p("kr:vfs_read").full_name(), "kretprobe:vfs_read");
+        assert_eq!(
+            p("kfunc:vmlinux:vfs_read").full_name(),
+            "fentry:vmlinux:vfs_read"
+        );
+        assert_eq!(
+            p("fr:vfs_read"),
+            ProbeKind::Fentry {
+                func: "vfs_read".into(),
+                ret: true
+            }
+        );
+        assert!(matches!(p("h:cache-misses"), ProbeKind::Unavailable { .. }));
         assert_eq!(p("begin"), ProbeKind::Begin);
         assert_eq!(
             p("w:0x10000000:8:rw"),

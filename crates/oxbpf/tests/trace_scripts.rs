@@ -832,3 +832,52 @@ int main(void) { on(0, 3); on(1, 5); return 0; }
     assert!(avg < 0, "a negative average is checked too");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// bpftrace's own tools (the 38 `.bt` files Debian's package installs in
+/// /usr/sbin) compile unmodified — kprobe ones too, refused only when
+/// attached — through our verifier (`-d bytecode`), except where this
+/// kernel lacks what a tool reads, which the error names.
+#[test]
+fn bpftraces_tools_compile_unmodified() {
+    if oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs a mounted tracefs");
+        return;
+    }
+    if !bpftrace_present() {
+        common::skip("needs bpftrace's tools (Debian: bpftrace)");
+        return;
+    }
+    // What Linux 6.18 lacks: cfs_rq.nr_running is nr_queued; avenrun is
+    // a data symbol, listed in kallsyms only with CONFIG_KALLSYMS_ALL.
+    let lacking = [
+        ("runqlen.bt", "struct cfs_rq has no member `nr_running`"),
+        ("loads.bt", "`avenrun` is not in /proc/kallsyms"),
+    ];
+    let mut tools: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bt"))
+        .collect();
+    tools.sort();
+    assert!(tools.len() >= 38, "bpftrace installs 38 tools: {tools:?}");
+    let mut failures = Vec::new();
+    for t in &tools {
+        let name = t.file_name().unwrap().to_str().unwrap();
+        let out = Command::new(common::oxbpf_bin())
+            .args(["trace", "-d", "bytecode"])
+            .arg(t)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        match lacking.iter().find(|(n, _)| *n == name) {
+            Some((_, why)) if out.status.success() || !err.contains(why) => {
+                failures.push(format!("{name}: expected `{why}`, got: {err}"))
+            }
+            Some(_) => {}
+            None if !out.status.success() => failures.push(format!("{name}: {err}")),
+            None => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -455,10 +455,30 @@ impl Gen<'_, '_> {
     /// to a function whose first parameter is the tracepoint's data):
     /// (name, type id) of each, or `None` without BTF.
     pub(super) fn raw_tp_params(&self) -> Option<Vec<(String, u32)>> {
-        let ProbeKind::RawTracepoint { name } = &self.kind else {
-            return None;
-        };
+        self.btf_proto().map(|(params, _)| params)
+    }
+
+    /// What the probe's arguments are: a raw tracepoint's (by its BTF
+    /// thunk) or an fentry/fexit function's, as (name, type id) each,
+    /// and the return type (0: void).
+    pub(super) fn btf_proto(&self) -> Option<(Vec<(String, u32)>, u32)> {
         let k = self.c.types.kernel().ok()?;
+        let name = match &self.kind {
+            ProbeKind::RawTracepoint { name } => name,
+            ProbeKind::Fentry { func, .. } => {
+                // MODULE:FUNC: the function's name is the last part.
+                let func = func.rsplit(':').next().unwrap_or(func);
+                let f = k.find(func, |k| k == 12)?;
+                let Kind::Func { proto, .. } = k.get(f)?.kind else {
+                    return None;
+                };
+                let Kind::FuncProto { params, ret } = k.get(k.resolve(proto))?.kind else {
+                    return None;
+                };
+                return Some((params, ret));
+            }
+            _ => return None,
+        };
         // `__bpf_trace_NAME` has the parameters' names; the typedef
         // `btf_trace_NAME` (what tp_btf programs attach by) only types.
         let proto = match k.find(&format!("__bpf_trace_{name}"), |k| k == 12) {
@@ -474,10 +494,29 @@ impl Gen<'_, '_> {
                 target
             }
         };
-        let Kind::FuncProto { params, .. } = k.get(k.resolve(proto))?.kind else {
+        let Kind::FuncProto { params, ret } = k.get(k.resolve(proto))?.kind else {
             return None;
         };
-        Some(params.into_iter().skip(1).collect())
+        Some((params.into_iter().skip(1).collect(), ret))
+    }
+
+    /// `retval` of an fexit probe: the word after the arguments, typed
+    /// by the function's BTF.
+    pub(super) fn fexit_retval(&mut self, span: Span) -> R<Value> {
+        let Some((params, ret)) = self.btf_proto() else {
+            return err(
+                span,
+                "retval of an fexit probe needs the function in the kernel's BTF",
+            );
+        };
+        if ret == 0 {
+            return err(span, "the function returns void: it has no retval");
+        }
+        let t = self.temp();
+        self.a.ldx(8, R0, R6, (params.len() * 8) as i16);
+        let ty = self.btf_word_type(ret);
+        self.store(t, R0);
+        Ok(Value::Int(t, ty))
     }
 
     /// Argument `i` of a raw tracepoint, typed by BTF where the kernel
@@ -490,7 +529,7 @@ impl Gen<'_, '_> {
             return err(
                 span,
                 format!(
-                    "this raw tracepoint has {} arguments (arg0…arg{})",
+                    "this probe has {} arguments (arg0…arg{})",
                     p.len(),
                     p.len().saturating_sub(1)
                 ),
@@ -499,31 +538,35 @@ impl Gen<'_, '_> {
         let t = self.temp();
         self.a.ldx(8, R0, R6, (i * 8) as i16);
         let ty = match params.as_ref().and_then(|p| p.get(i)) {
-            Some(&(_, id)) => {
-                let db = &self.c.types;
-                match db.get_type(db.resolve(id)).map(|t| t.kind) {
-                    Some(Kind::Ptr { target }) => Ty::Ptr {
-                        to: target,
-                        user: false,
-                    },
-                    Some(Kind::Int { size, encoding, .. }) if (1..=8).contains(&size) => {
-                        if encoding & 1 != 0 {
-                            self.a.sext(R0, size);
-                        } else {
-                            self.a.trunc(R0, size);
-                        }
-                        Ty::Int {
-                            size: 8,
-                            signed: encoding & 1 != 0,
-                        }
-                    }
-                    _ => Ty::U64,
-                }
-            }
+            Some(&(_, id)) => self.btf_word_type(id),
             None => Ty::U64,
         };
         self.store(t, R0);
         Ok(Value::Int(t, ty))
+    }
+
+    /// The type of a context word (in r0) of BTF type `id`: pointers
+    /// keep what they point to; integers are cut to their width.
+    fn btf_word_type(&mut self, id: u32) -> Ty {
+        let db = &self.c.types;
+        match db.get_type(db.resolve(id)).map(|t| t.kind) {
+            Some(Kind::Ptr { target }) => Ty::Ptr {
+                to: target,
+                user: false,
+            },
+            Some(Kind::Int { size, encoding, .. }) if (1..=8).contains(&size) => {
+                if encoding & 1 != 0 {
+                    self.a.sext(R0, size);
+                } else {
+                    self.a.trunc(R0, size);
+                }
+                Ty::Int {
+                    size: 8,
+                    signed: encoding & 1 != 0,
+                }
+            }
+            _ => Ty::U64,
+        }
     }
 
     /// `args.NAME` of a raw tracepoint: its argument by BTF name.
@@ -531,7 +574,7 @@ impl Gen<'_, '_> {
         let Some(params) = self.raw_tp_params() else {
             return err(
                 span,
-                "args.NAME of a raw tracepoint needs the kernel's BTF (use arg0, arg1, …)",
+                "args.NAME here needs the kernel's BTF (use arg0, arg1, …)",
             );
         };
         match params.iter().position(|(n, _)| n == field) {
@@ -541,7 +584,8 @@ impl Gen<'_, '_> {
                 let d = Diagnostic::new(
                     span,
                     format!(
-                        "the raw tracepoint has no argument `{field}` (it has: {})",
+                        "{} has no argument `{field}` (it has: {})",
+                        self.kind.full_name(),
                         names.join(", ")
                     ),
                 );

@@ -149,6 +149,7 @@ impl Gen<'_, '_> {
         };
         match &self.kind {
             ProbeKind::Uprobe { .. }
+            | ProbeKind::Kprobe { .. }
             | ProbeKind::Usdt { .. }
             | ProbeKind::Interval { .. }
             | ProbeKind::Profile { .. }
@@ -679,7 +680,8 @@ impl Gen<'_, '_> {
         let (p, n) = match args {
             [p, n] => match self.c.const_int(n) {
                 Some(n) if (1..=256).contains(&n) => (p, n as usize),
-                _ => return err(n.span, "buf()'s length must be a constant from 1 to 256"),
+                Some(_) => return err(n.span, "buf()'s length must be from 1 to 256"),
+                None => return self.buf_of_length(p, n),
             },
             [p] => (p, 0),
             _ => return err(span, "buf() takes a pointer and a length: buf(p, n)"),
@@ -724,6 +726,52 @@ impl Gen<'_, '_> {
                 Ok(Value::Mem(off, ty))
             }
         }
+    }
+
+    /// `buf(p, len)` with a length known only when the probe runs: at
+    /// most 64 bytes (bpftrace's string size) are read, the length kept.
+    fn buf_of_length(&mut self, p: &Expr, len: &Expr) -> R<Value> {
+        const CAP: usize = 64;
+        let v = match self.value(p)? {
+            Value::Int(v, t) => (v, t),
+            Value::Mem(_, t) => {
+                return err(
+                    p.span,
+                    format!(
+                        "buf() with a length computed at run time takes a pointer, not {}",
+                        t.name()
+                    ),
+                );
+            }
+        };
+        let user = match v.1 {
+            Ty::Ptr { user, .. } => user,
+            _ => self.user_space(),
+        };
+        let n = self.int(len)?;
+        let ty = Ty::Buf(CAP);
+        let off = self.alloc(ty.stored_size());
+        self.zero(off, ty.stored_size());
+        // The length, cut to the buffer (a negative one reads all 64).
+        let r = self.load(n, R2);
+        self.a.mov(R2, r);
+        self.release(n);
+        let ok = self.a.label();
+        self.a.jmp_imm(BPF_JLE, R2, CAP as i32, ok);
+        self.a.mov_imm(R2, CAP as i64);
+        self.a.place(ok);
+        self.a.stx(8, self.fp, off, R2);
+        let r = self.load(v.0, R3);
+        self.a.mov(R3, r);
+        self.release(v.0);
+        self.a.mov(R1, self.fp);
+        self.a.alu_imm(BPF_ADD, R1, off as i32 + 8);
+        self.a.call(if user {
+            helper::PROBE_READ_USER
+        } else {
+            helper::PROBE_READ_KERNEL
+        });
+        Ok(Value::Mem(off, ty))
     }
 
     /// `strcontains(haystack, "needle")`: the needle is compared at each

@@ -97,6 +97,7 @@ mod helper {
     pub const GET_CURRENT_COMM: i32 = 16;
     pub const GET_STACKID: i32 = 27;
     pub const GET_CURRENT_TASK: i32 = 35;
+    pub const GET_FUNC_IP: i32 = 173;
     pub const GET_CURRENT_CGROUP_ID: i32 = 80;
     pub const PROBE_READ_USER: i32 = 112;
     pub const PROBE_READ_KERNEL: i32 = 113;
@@ -1196,19 +1197,27 @@ impl Compiler<'_> {
             | ProbeKind::Profile { .. }
             | ProbeKind::Software { .. }
             | ProbeKind::Watchpoint { .. } => (ProgramType::PerfEvent, "perf_event".to_string()),
-            ProbeKind::Unavailable { kind, target } => (
-                ProgramType::Kprobe,
-                format!(
-                    "{}/{target}",
-                    match kind.as_str() {
-                        "kprobe" => "kprobe",
-                        "kretprobe" => "kretprobe",
-                        "fentry" => "fentry",
-                        "fexit" => "fexit",
-                        _ => "kprobe",
-                    }
-                ),
+            ProbeKind::Kprobe { func, offset, ret } => {
+                let k = if *ret { "kretprobe" } else { "kprobe" };
+                (
+                    ProgramType::Kprobe,
+                    if func.contains(['*', '?']) {
+                        // One fprobe link on every matching function.
+                        format!("{k}.multi/{func}")
+                    } else if *offset != 0 {
+                        format!("{k}/{func}+{offset}")
+                    } else {
+                        format!("{k}/{func}")
+                    },
+                )
+            }
+            ProbeKind::Fentry { func, ret } => (
+                ProgramType::Tracing,
+                format!("{}/{func}", if *ret { "fexit" } else { "fentry" }),
             ),
+            ProbeKind::Unavailable { target, .. } => {
+                (ProgramType::PerfEvent, format!("perf_event/{target}"))
+            }
         };
         let fields = match kind {
             // A program for several system calls reads no `args`.
@@ -2579,7 +2588,7 @@ impl Gen<'_, '_> {
                 }
             }
         }
-        let values: Vec<(Value, Span)> = computed.into_iter().flatten().collect();
+        let mut values: Vec<(Value, Span)> = computed.into_iter().flatten().collect();
         let size: usize = 8 + values
             .iter()
             .map(|(v, _)| match v {
@@ -2592,6 +2601,20 @@ impl Gen<'_, '_> {
         let (base, rec, scratch_reg) = if size <= 128 {
             (self.fp, self.alloc(size), None)
         } else {
+            if self.free.is_empty() {
+                // Every register holds an argument: one goes to the stack
+                // to make room for the record's pointer.
+                if let Some((Value::Int(v, _), _)) = values
+                    .iter_mut()
+                    .find(|(v, _)| matches!(v, Value::Int(Val::Reg(_), _)))
+                    && let Val::Reg(r) = *v
+                {
+                    let off = self.alloc(8);
+                    self.a.stx(8, self.fp, off, r);
+                    *v = Val::Slot(off);
+                    self.free.push(r);
+                }
+            }
             let Some(p) = self.free.pop() else {
                 return err(span, "this printf's arguments are too many to hold at once");
             };
@@ -2908,7 +2931,10 @@ impl Gen<'_, '_> {
             }
             ExprKind::Field { expr, field, .. } => {
                 if matches!(&expr.kind, ExprKind::Ident(a) if a == "args") {
-                    if matches!(self.kind, ProbeKind::RawTracepoint { .. }) {
+                    if matches!(
+                        self.kind,
+                        ProbeKind::RawTracepoint { .. } | ProbeKind::Fentry { .. }
+                    ) {
                         return self.raw_tp_named(field, e.span);
                     }
                     return self.tp_field(field, e.span);
@@ -3399,7 +3425,17 @@ impl Gen<'_, '_> {
             "func" => {
                 let name = match &self.kind {
                     ProbeKind::Uprobe { func, .. } => func.clone(),
-                    _ => return err(span, "func is for uprobes (and kprobes) here"),
+                    // The kernel function that ran, by its address
+                    // (bpf_get_func_ip), named in user space: one type
+                    // whether the probe names one function or a pattern.
+                    ProbeKind::Kprobe { .. } | ProbeKind::Fentry { .. } => {
+                        let off = self.alloc(8);
+                        self.a.mov(R1, R6);
+                        self.a.call(helper::GET_FUNC_IP);
+                        self.a.stx(8, self.fp, off, R0);
+                        return Ok(Value::Mem(off, Ty::Sym { user: false }));
+                    }
+                    _ => return err(span, "func is for uprobes, kprobes and fentry probes"),
                 };
                 return Ok(self.const_str(&name, 64));
             }
@@ -3470,14 +3506,17 @@ impl Gen<'_, '_> {
                 // pt_regs on x86-64: di, si, dx, cx, r8, r9.
                 const ARGS: [i16; 6] = [112, 104, 96, 88, 72, 64];
                 match &self.kind {
-                    ProbeKind::Uprobe { ret: false, .. } => {}
-                    ProbeKind::RawTracepoint { .. } => return self.raw_tp_arg(i, span),
+                    ProbeKind::Uprobe { ret: false, .. } | ProbeKind::Kprobe { ret: false, .. } => {
+                    }
+                    ProbeKind::RawTracepoint { .. } | ProbeKind::Fentry { .. } => {
+                        return self.raw_tp_arg(i, span);
+                    }
                     ProbeKind::Usdt { .. } => return self.usdt_arg(i, span),
                     _ => {
                         return err(
                             span,
                             format!(
-                                "{n} is for uprobes (and kprobes); use args.FIELD in tracepoints"
+                                "{n} is for uprobes and kprobes (not their return probes); use args.FIELD in tracepoints"
                             ),
                         );
                     }
@@ -3490,14 +3529,27 @@ impl Gen<'_, '_> {
                 };
                 int(self.ctx_u64(off))
             }
-            "retval" => {
-                if !matches!(self.kind, ProbeKind::Uprobe { ret: true, .. }) {
-                    return err(span, "retval is for uretprobes (and kretprobes)");
+            "retval" => match &self.kind {
+                ProbeKind::Uprobe { ret: true, .. } | ProbeKind::Kprobe { ret: true, .. } => {
+                    int(self.ctx_u64(80))
                 }
-                int(self.ctx_u64(80))
-            }
+                // fexit: the return value follows the arguments.
+                ProbeKind::Fentry { ret: true, .. } => return self.fexit_retval(span),
+                _ => {
+                    return err(
+                        span,
+                        "retval is for uretprobes, kretprobes and fexit probes",
+                    );
+                }
+            },
             "args" => return err(span, "args is a record: use args.FIELD (or args->FIELD)"),
             other => {
+                // An enumerator of the kernel's (TCP_ESTABLISHED,
+                // SKB_DROP_REASON_NOT_SPECIFIED …), by BTF, as bpftrace
+                // has them once it reads the kernel's types.
+                if let Some(v) = self.c.types.kernel().ok().and_then(|k| k.enumerator(other)) {
+                    return Ok(self.constant(v));
+                }
                 let d = Diagnostic::new(span, format!("unknown identifier `{other}`"));
                 return Err(d.suggest(other, BUILTINS.iter().copied(), ""));
             }
