@@ -86,9 +86,12 @@ struct {
 	__type(value, __u64);
 } start SEC(".maps");
 
+/* As large as oxbpf trace's (and the reader pauses as its does): how
+ * often the consumer is caught up, so how often a record wakes it, is
+ * then the same, and the floor differs in the generated code only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 19);
 } events SEC(".maps");
 
 static __always_inline void bump(void *map, __u32 key)
