@@ -1,8 +1,9 @@
 //! `oxbpf bench trace`: the same bpftrace scripts run by `oxbpf trace` and
 //! by bpftrace 0.17 (the Debian package), one after the other, timed from
-//! outside: *attached* from spawning the tracer to its BEGIN probe (both
-//! run BEGIN once every probe is attached; BEGIN prints `nsecs`,
-//! CLOCK_MONOTONIC), *exit* from the probe that calls `exit()` (which
+//! outside: *attached* from spawning the tracer to the line both print
+//! once every probe is attached when `__BPFTRACE_NOTIFY_PROBES_ATTACHED`
+//! is set (bpftrace's test harness waits for it; both run BEGIN before
+//! attaching the rest), *exit* from the probe that calls `exit()` (which
 //! prints `nsecs` first) to the process gone, *peak RSS* from wait4's
 //! rusage, *compile* from spawning `oxbpf trace -d bytecode` to its exit.
 
@@ -22,6 +23,7 @@ struct Run {
 fn run(mut cmd: Command) -> Result<Run> {
     let start = oxbpf_sys::monotonic_ns();
     let child = cmd
+        .env("__BPFTRACE_NOTIFY_PROBES_ATTACHED", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -29,19 +31,29 @@ fn run(mut cmd: Command) -> Result<Run> {
     let pid = child.id() as libc::pid_t;
     let out = {
         let mut child = child;
-        let mut stdout = child.stdout.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let t = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
             s
         });
+        // The tracers print this line once every probe is attached (the
+        // variable asks for it: bpftrace's test harness uses it).
+        let mut attached = None;
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text)?;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line?;
+            if line == "__BPFTRACE_NOTIFY_PROBES_ATTACHED" {
+                attached.get_or_insert(oxbpf_sys::monotonic_ns());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
         let err = t.join().unwrap_or_default();
-        (text, err, child)
+        (text, err, child, attached)
     };
-    let (text, err, child) = out;
+    let (text, err, child, attached) = out;
     // wait4 for the rusage (std's wait does not return it).
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten.
@@ -55,14 +67,14 @@ fn run(mut cmd: Command) -> Result<Run> {
         bail!("wait4 failed");
     }
     let times: Vec<u64> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-    let [begin, exit, ..] = times[..] else {
+    let (Some(attached), Some(&exit)) = (attached, times.last()) else {
         bail!(
             "the tracer printed no times: {}",
             err.lines().last().unwrap_or("(nothing on stderr)")
         );
     };
     Ok(Run {
-        attached: Duration::from_nanos(begin.saturating_sub(start)),
+        attached: Duration::from_nanos(attached.saturating_sub(start)),
         exited: Duration::from_nanos(end.saturating_sub(exit)),
         rss_kb: usage.ru_maxrss as u64,
     })
@@ -190,7 +202,7 @@ pub fn run_all(quick: bool) -> Result<()> {
         );
     }
     println!(
-        "att: from spawn to the BEGIN probe (run once all probes are attached); exit: from the exit() probe to the process gone; RSS: peak resident set (wait4)"
+        "att: from spawn to the tracer's line that every probe is attached (__BPFTRACE_NOTIFY_PROBES_ATTACHED, read through its pipe); exit: from the exit() probe to the process gone; RSS: peak resident set (wait4)"
     );
     Ok(())
 }

@@ -123,6 +123,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Defines an object-like macro before the text is read.
+    pub fn define(&mut self, name: &str, text: &str) {
+        self.defines.insert(name.to_string(), text.to_string());
+    }
+
     /// One preprocessor line (with `\` continuations).
     fn directive(&mut self) -> Result<(), Diagnostic> {
         let start = self.pos;
@@ -448,6 +453,21 @@ impl<'a> Lexer<'a> {
         self.pos = end;
         if out.is_empty() {
             return Ok(None);
+        }
+        // A part between colons that names a macro is replaced by its
+        // text, as the preprocessor replaces a name anywhere
+        // (`interval:s:INTERVAL`).
+        if !self.defines.is_empty() && out.contains(':') {
+            out = out
+                .split(':')
+                .map(|part| match self.defines.get(part) {
+                    Some(text) if ident_len(part) == part.len() && !part.is_empty() => {
+                        text.trim().to_string()
+                    }
+                    _ => part.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(":");
         }
         Ok(Some((out, Span::new(start, end))))
     }

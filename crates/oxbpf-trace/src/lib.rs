@@ -24,4 +24,4 @@ pub mod types;
 
 pub use codegen::{Compiled, Env, Options, compile, lost_records};
 pub use diag::{Diagnostic, Span};
-pub use parser::parse;
+pub use parser::{parse, parse_with};

@@ -225,6 +225,15 @@ pub fn decode_with(ty: &Ty, b: &[u8], syms: &dyn Symbols) -> Datum {
         Ty::Buf(n) => Datum::Str(buf_text(b, *n)),
         Ty::Bool => Datum::Bool(u64_at(b, 0) != 0),
         Ty::Errno => Datum::Str(strerror_text(u64_at(b, 0) as i64)),
+        Ty::Syscall => {
+            let n = u64_at(b, 0);
+            Datum::Str(
+                oxbpf_abi::syscalls::X86_64
+                    .iter()
+                    .find(|(_, nr)| u64::from(*nr) == n)
+                    .map_or_else(|| (n as i64).to_string(), |(name, _)| name.to_string()),
+            )
+        }
         Ty::CgroupPath(pattern) => Datum::Str(syms.cgroup_path(u64_at(b, 0), pattern)),
         Ty::Sym { user } => {
             let a = u64_at(b, 0);

@@ -8,6 +8,13 @@ use crate::lexer::{Lexer, Tok};
 
 /// Parses a whole script.
 pub fn parse(src: &str) -> Result<Program, Diagnostic> {
+    parse_with(src, &[])
+}
+
+/// Parses a whole script with macros defined before its first line (as
+/// `-D NAME=VALUE` does for a C compiler): how a tool's options reach
+/// its script (`#ifdef FILTER_PID`).
+pub fn parse_with(src: &str, defines: &[(String, String)]) -> Result<Program, Diagnostic> {
     // No name the kernel or an object file holds can contain a NUL (object
     // files end their strings with one), so no script may.
     if let Some(at) = src.find('\0') {
@@ -16,8 +23,12 @@ pub fn parse(src: &str) -> Result<Program, Diagnostic> {
             "the script contains a NUL byte",
         ));
     }
+    let mut lex = Lexer::new(src);
+    for (name, text) in defines {
+        lex.define(name, text);
+    }
     let mut p = Parser {
-        lex: Lexer::new(src),
+        lex,
         peeked: None,
         depth: 0,
     };

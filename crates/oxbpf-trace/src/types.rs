@@ -35,6 +35,9 @@ pub enum Ty {
     Bool,
     /// An error number printed as its message (`strerror`).
     Errno,
+    /// A system call number printed as its name (`syscall_name`, an
+    /// oxbpf extension; x86-64's table).
+    Syscall,
     /// A cgroup id printed as its paths in the hierarchies whose names
     /// match the wildcard pattern (`cgroup_path`).
     CgroupPath(String),
@@ -59,6 +62,7 @@ impl Ty {
             | Ty::Username
             | Ty::Bool
             | Ty::Errno
+            | Ty::Syscall
             | Ty::CgroupPath(_)
             | Ty::Strftime(_) => 8,
             Ty::Inet => 24,
@@ -94,6 +98,7 @@ impl Ty {
             Ty::Buf(n) => format!("buffer[{n}]"),
             Ty::Bool => "bool".into(),
             Ty::Errno => "strerror".into(),
+            Ty::Syscall => "syscall_name".into(),
             Ty::CgroupPath(_) => "cgroup_path".into(),
         }
     }

@@ -5,6 +5,7 @@ mod attach;
 mod commands;
 mod manage;
 mod object_run;
+mod tools;
 mod trace;
 mod verify;
 
@@ -62,6 +63,17 @@ enum Command {
     /// Run a bpftrace script (oxbpf's own compiler: no LLVM): `oxbpf trace
     /// -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`.
     Trace(trace::TraceArgs),
+    /// Ready tools in the tracing language, shipped inside oxbpf:
+    /// `oxbpf tool list`, `oxbpf tool NAME [OPTIONS]` (`--help` for each).
+    Tool {
+        /// `list`, or a tool's name and its options.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "list|NAME [OPTIONS]"
+        )]
+        args: Vec<String>,
+    },
     /// Programs loaded in the kernel (bpftool prog).
     #[command(subcommand)]
     Prog(manage::ProgCmd),
@@ -149,6 +161,7 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
         Command::Trace(a) => trace::trace(&a),
+        Command::Tool { args } => tools::tool(&args),
         Command::Prog(c) => manage::prog(&c),
         Command::Map(c) => manage::map(&c),
         Command::Link(c) => manage::link(&c),

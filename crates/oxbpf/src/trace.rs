@@ -18,7 +18,7 @@ use oxbpf_trace::format::{Arg, Piece};
 use oxbpf_trace::output::{Datum, Symbols as _, json_datum, json_record, json_str, print_map_json};
 use oxbpf_trace::probes::ProbeKind;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct TraceArgs {
     /// The script file ("-" for stdin), then its positional parameters.
     #[arg(value_name = "FILE|ARGS")]
@@ -68,6 +68,13 @@ pub struct TraceArgs {
     /// positional parameters were fixed when it was compiled).
     #[arg(long = "run", value_name = "FILE.o", conflicts_with = "program")]
     pub run: Option<PathBuf>,
+    /// The script's name in messages, for a program given as text
+    /// (`oxbpf tool`'s scripts); `-e` otherwise.
+    #[arg(skip)]
+    pub name: Option<String>,
+    /// Macros defined before the script's first line (a tool's options).
+    #[arg(skip)]
+    pub defines: Vec<(String, String)>,
 }
 
 /// `-l [PATTERN]`: probes as bpftrace lists them.
@@ -236,7 +243,11 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
         return run_object(a, obj);
     }
     let (name, source, params) = match &a.program {
-        Some(p) => ("-e".to_string(), p.clone(), a.args.clone()),
+        Some(p) => (
+            a.name.clone().unwrap_or_else(|| "-e".to_string()),
+            p.clone(),
+            a.args.clone(),
+        ),
         None => {
             let Some(file) = a.args.first() else {
                 bail!("give a script file or -e 'PROGRAM'");
@@ -261,7 +272,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     };
     let diag =
         |d: oxbpf_trace::Diagnostic| anyhow::Error::new(ScriptError(d.render(&name, &source)));
-    let ast = oxbpf_trace::parse(&source).map_err(diag)?;
+    let ast = oxbpf_trace::parse_with(&source, &a.defines).map_err(diag)?;
     // Output to a closed pipe (`| head`) ends the listing quietly.
     let quiet_pipe = |r: std::io::Result<()>| match r {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -812,13 +823,17 @@ fn run(
     session
         .map("start_time")?
         .update(&0u32.to_le_bytes(), &now.to_le_bytes(), 0)?;
-    let (mut begins, mut ends) = (Vec::new(), Vec::new());
+    // BEGIN runs before the other probes are attached, as in bpftrace:
+    // what it prints (a tool's header) comes before any event's output.
+    for p in &c.programs {
+        if matches!(p.kind, ProbeKind::Begin) {
+            session.run_raw_tp(&p.program, &[0])?;
+        }
+    }
+    let mut ends = Vec::new();
     for p in &c.programs {
         let r = match &p.kind {
-            ProbeKind::Begin => {
-                begins.push(p.program.clone());
-                Ok(())
-            }
+            ProbeKind::Begin => Ok(()),
             ProbeKind::End => {
                 ends.push(p.program.clone());
                 Ok(())
@@ -972,9 +987,6 @@ fn run(
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    for b in &begins {
-        session.run_raw_tp(b, &[0])?;
-    }
     if let Some(ch) = &child {
         resume(ch.id())?;
     }
@@ -1036,7 +1048,11 @@ fn run(
         let _ = printer.record(rec, &session, out);
     });
     printer.report_lost(&session, out)?;
-    writeln!(out, "\n")?;
+    // bpftrace's two blank lines before the maps (a tool prints its own
+    // lines only).
+    if a.name.is_none() {
+        writeln!(out, "\n")?;
+    }
     let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
     maps.sort_by(|a, b| a.name.cmp(&b.name));
     for m in maps {
@@ -1172,6 +1188,15 @@ pub fn bpftrace_main() -> ExitCode {
             format: cli.format.clone(),
             emit_elf: cli.emit_elf.clone(),
             run: None,
+            name: None,
+            // `--include errno.h`: the header's macros, as `#include`
+            // in the script gives them.
+            defines: cli
+                .include_file
+                .iter()
+                .flat_map(|h| oxbpf_trace::headers::macros(h.trim_matches(['<', '>', '"'])))
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
         })
     };
     match run() {

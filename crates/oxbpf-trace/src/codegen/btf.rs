@@ -115,6 +115,7 @@ impl Gen {
             | Ty::Username
             | Ty::Bool
             | Ty::Errno
+            | Ty::Syscall
             | Ty::CgroupPath(_)
             | Ty::Strftime(_)
             | Ty::Stack { user: false, .. } => u64_,

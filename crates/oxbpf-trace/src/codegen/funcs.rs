@@ -544,6 +544,12 @@ impl Gen<'_, '_> {
                 let t = self.take_r0();
                 Value::Int(t, Ty::I64)
             }
+            "syscall_name" => {
+                let [x] = args else {
+                    return err(span, "syscall_name() takes one system call number");
+                };
+                self.slot_of(x, Ty::Syscall)?
+            }
             "strerror" => {
                 let [x] = args else {
                     return err(span, "strerror() takes one error number");

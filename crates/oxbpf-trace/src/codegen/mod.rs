@@ -400,6 +400,7 @@ pub const FUNCTIONS: &[&str] = &[
     "join",
     "strerror",
     "cgroup_path",
+    "syscall_name",
 ];
 
 /// Compiles a parsed script.
@@ -494,7 +495,8 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     let mut init = Vec::new();
     for (i, p) in prog.probes.iter().enumerate() {
         for (text, span) in &p.attach {
-            let kind = parse_attach(text, *span)?;
+            let text = c.expand_params(text, *span)?;
+            let kind = parse_attach(&text, *span)?;
             let kinds = c.expand(kind, *span)?;
             let mut plan: Vec<(ProbeKind, Option<Syscalls>)> = Vec::new();
             let mut merged: [Option<Syscalls>; 2] = [None, None];
@@ -973,6 +975,53 @@ impl Compiler<'_> {
         }
     }
 
+    /// An attach point with its positional parameters (`$1`, `$#`)
+    /// replaced by their text, as bpftrace allows (`interval:s:$1`,
+    /// `uprobe:$1:main`).
+    fn expand_params(&self, text: &str, span: Span) -> R<String> {
+        if !text.contains('$') {
+            return Ok(text.to_string());
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            if let Some(r) = after.strip_prefix('#') {
+                out.push_str(&self.opts.params.len().to_string());
+                rest = r;
+                continue;
+            }
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            let n: u32 = after[..digits].parse().unwrap_or(0);
+            match self.param(n) {
+                Some(p) => out.push_str(p),
+                None => {
+                    return err(
+                        span,
+                        format!(
+                            "the attach point uses ${n}, but {} parameter{} given",
+                            self.opts.params.len(),
+                            if self.opts.params.len() == 1 {
+                                " was"
+                            } else {
+                                "s were"
+                            }
+                        ),
+                    );
+                }
+            }
+            rest = &after[digits..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
     fn param(&self, n: u32) -> Option<&str> {
         self.opts
             .params
@@ -1061,6 +1110,7 @@ impl Compiler<'_> {
                 }),
                 "pton" => Ty::Buf(funcs::pton_bytes(args, e.span)?.len()),
                 "strerror" => Ty::Errno,
+                "syscall_name" => Ty::Syscall,
                 "cgroup_path" => Ty::CgroupPath(funcs::cgroup_filter(args)),
                 _ => Ty::I64,
             },
@@ -3682,7 +3732,31 @@ impl Gen<'_, '_> {
     /// pointers keep what they point to (`struct sk_buff *`), looked up
     /// in BTF only if the script follows them.
     fn field_type(&mut self, f: &TpField, user: bool) -> Ty {
-        let decl = f.ctype.trim();
+        // Qualifiers change nothing read here: `const char *const *argv`
+        // is a pointer to pointers to char.
+        let words: Vec<&str> = f
+            .ctype
+            .split(|c: char| c.is_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let decl = words
+            .iter()
+            .map(|w| {
+                w.split('*')
+                    .map(|p| {
+                        if matches!(p, "const" | "volatile") {
+                            ""
+                        } else {
+                            p
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("*")
+            })
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let decl = decl.trim();
         let stars = decl
             .chars()
             .rev()
@@ -3695,8 +3769,7 @@ impl Gen<'_, '_> {
                 signed: f.signed,
             };
         }
-        let base = decl.trim_end_matches(['*', ' ']);
-        let base = base.trim_end_matches(" const").trim();
+        let base = decl.trim_end_matches(['*', ' ']).trim();
         let mut to = self.c.types.named(base);
         for _ in 1..stars {
             to = self.c.types.ptr_to(to);

@@ -1,0 +1,413 @@
+//! `oxbpf tool`: each shipped tool run live against a workload of the
+//! test's own, its output checked for the facts the workload makes (the
+//! pid, the path, the arguments, the count), and its options and errors.
+//! Live tests need root and tracefs (CI has both).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+/// The live tests run one at a time (each sees only its own workload's
+/// events, and the leak check only its own objects).
+fn live() -> Option<std::sync::MutexGuard<'static, ()>> {
+    static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return None;
+    }
+    Some(LIVE.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A running tool: started, its header line read (printed once every
+/// probe is attached), the rest of its output collected when it ends.
+struct Running {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    header: String,
+}
+
+fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(common::oxbpf_bin())
+        .arg("tool")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    out.read_line(&mut header).unwrap();
+    if header.is_empty() {
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("oxbpf tool {args:?} printed nothing: {err}");
+    }
+    Running { child, out, header }
+}
+
+impl Running {
+    /// Waits for the tool to end (its --duration) and returns the rest of
+    /// its output; it must succeed.
+    fn finish(mut self) -> String {
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        let st = self.child.wait().unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(st.success(), "the tool failed: {st}: {err}");
+        rest
+    }
+}
+
+fn columns(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn execsnoop_shows_each_exec_with_its_arguments_parent_and_result() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&["execsnoop", "--duration", "3"]);
+    assert_eq!(columns(&t.header), ["PCOMM", "PID", "PPID", "RET", "ARGS"]);
+    let ok = Command::new("/bin/echo")
+        .args(["oxbpf-exec-marker", "a b", "c"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ok_pid = ok.id();
+    let _ = { ok }.wait();
+    // An exec that fails: ENOENT.
+    assert!(Command::new("/nonexistent/oxbpf-missing").status().is_err());
+    let out = t.finish();
+    let line = out
+        .lines()
+        .find(|l| l.contains("oxbpf-exec-marker"))
+        .unwrap_or_else(|| panic!("no exec of the marker in:\n{out}"));
+    let c = columns(line);
+    assert_eq!(c[0], "echo", "{line}");
+    assert_eq!(c[1], ok_pid.to_string(), "{line}");
+    assert_eq!(c[2], std::process::id().to_string(), "the parent: {line}");
+    assert_eq!(c[3], "0", "{line}");
+    assert!(
+        line.ends_with("/bin/echo oxbpf-exec-marker a b c"),
+        "{line}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("/nonexistent/oxbpf-missing") && columns(l)[3] == "-2"),
+        "the failed exec (ENOENT) is shown: {out}"
+    );
+}
+
+#[test]
+fn execsnoop_failed_only_and_by_name() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&["execsnoop", "-x", "-T", "--duration", "3"]);
+    assert_eq!(columns(&t.header)[0], "TIME");
+    Command::new("/bin/true")
+        .arg("oxbpf-ok-marker")
+        .status()
+        .unwrap();
+    assert!(
+        Command::new("/nonexistent/oxbpf-x-marker")
+            .status()
+            .is_err()
+    );
+    let out = t.finish();
+    assert!(
+        !out.contains("oxbpf-ok-marker"),
+        "-x shows failures only: {out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("oxbpf-x-marker"))
+        .unwrap_or_else(|| panic!("no failed exec in:\n{out}"));
+    let c = columns(line);
+    assert_eq!(c[0].len(), 8, "HH:MM:SS first: {line}");
+    assert_eq!(c[4], "-2", "{line}");
+
+    let t = start(&["execsnoop", "-n", "oxbpfnm", "--duration", "3"]);
+    let dir = std::env::temp_dir().join(format!("oxbpf-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let named = dir.join("oxbpfnm-run");
+    std::os::unix::fs::symlink("/bin/true", &named).unwrap();
+    Command::new(&named).status().unwrap();
+    Command::new("/bin/true")
+        .arg("oxbpf-other")
+        .status()
+        .unwrap();
+    let out = t.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.contains("oxbpfnm-run"), "{out}");
+    assert!(!out.contains("oxbpf-other"), "-n filters by name: {out}");
+}
+
+#[test]
+fn opensnoop_shows_the_path_fd_and_error() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("oxbpf-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("present");
+    std::fs::write(&path, b"x").unwrap();
+    let missing = dir.join("missing");
+    // A child that opens both, so that -p can name it.
+    let script = format!(
+        "sleep 1; exec 3<{}; cat {} 2>/dev/null; exit 0",
+        path.display(),
+        missing.display()
+    );
+    let t = start(&["opensnoop", "-e", "--duration", "4"]);
+    assert_eq!(
+        columns(&t.header),
+        ["PID", "COMM", "FD", "ERR", "FLAGS", "PATH"]
+    );
+    let mut sh = Command::new("sh").args(["-c", &script]).spawn().unwrap();
+    let sh_pid = sh.id().to_string();
+    sh.wait().unwrap();
+    let out = t.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    let present = out
+        .lines()
+        .find(|l| l.ends_with(&path.display().to_string()))
+        .unwrap_or_else(|| panic!("no open of {} in:\n{out}", path.display()));
+    let c = columns(present);
+    assert_eq!(c[0], sh_pid, "{present}");
+    assert_eq!(c[1], "sh", "{present}");
+    assert_eq!(c[2], "3", "the fd the shell asked for: {present}");
+    assert_eq!(c[3], "0", "{present}");
+    let absent = out
+        .lines()
+        .find(|l| l.ends_with(&missing.display().to_string()))
+        .unwrap_or_else(|| panic!("no open of {} in:\n{out}", missing.display()));
+    let c = columns(absent);
+    assert_eq!((c[1], c[2], c[3]), ("cat", "-1", "2"), "ENOENT: {absent}");
+}
+
+#[test]
+fn opensnoop_by_pid_and_failed_only() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let mut target = Command::new("sh")
+        .args([
+            "-c",
+            "sleep 1; cat /nonexistent/oxbpf-p 2>/dev/null; cat /etc/hostname >/dev/null; true",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = target.id().to_string();
+    let t = start(&["opensnoop", "-x", "-p", &pid, "--duration", "3"]);
+    // Another process's failing open, which -p leaves out.
+    let _ = std::fs::read("/nonexistent/oxbpf-other");
+    target.wait().unwrap();
+    let out = t.finish();
+    assert!(!out.contains("oxbpf-other"), "{out}");
+    // `cat` runs in a child of the shell: -p names the shell only, whose
+    // own opens (none fail) are the only ones shown.
+    for l in out.lines().filter(|l| !l.trim().is_empty()) {
+        assert_eq!(columns(l)[0], pid, "only the process -p names: {l}");
+        assert_ne!(columns(l)[3], "0", "-x: failures only: {l}");
+    }
+}
+
+#[test]
+fn killsnoop_shows_a_signal_sent_by_the_test() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let t = start(&["killsnoop", "--duration", "3"]);
+    assert_eq!(
+        columns(&t.header),
+        ["TIME", "PID", "COMM", "SIG", "TPID", "RESULT"]
+    );
+    let vpid = victim.id().to_string();
+    let st = Command::new("kill")
+        .args(["-USR1", &vpid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // And one that fails: no such process (ESRCH).
+    let st = Command::new("kill")
+        .args(["-0", "4194000"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    let _ = victim.wait();
+    let out = t.finish();
+    let sent: Vec<Vec<&str>> = out
+        .lines()
+        .map(columns)
+        .filter(|c| c.get(2) == Some(&"kill"))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|c| c[3] == "10" && c[4] == vpid && c[5] == "0"),
+        "SIGUSR1 (10) to the victim, result 0: {out}"
+    );
+    assert!(
+        sent.iter()
+            .any(|c| c[3] == "0" && c[4] == "4194000" && c[5] == "-3"),
+        "signal 0 to a missing pid, ESRCH (-3): {out}"
+    );
+}
+
+#[test]
+fn syscount_counts_a_rare_call_of_one_process_exactly() {
+    let Some(_live) = live() else {
+        return;
+    };
+    // A child that, once started, says so, waits for a line, then calls
+    // getppid(2) N times: the tool is started between the two.
+    let counted = |n: u32, by_process: bool| {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import os,sys\nprint('ready', flush=True)\nsys.stdin.readline()\nfor _ in range({n}): os.getppid()\n"
+                ),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut ready)
+            .unwrap();
+        assert_eq!(ready, "ready\n");
+        let pid = child.id().to_string();
+        let mut args = vec!["syscount", "-p", &pid, "--duration", "3"];
+        args.push(if by_process { "-P" } else { "-L" });
+        let t = start(&args);
+        assert!(t.header.starts_with("Tracing syscalls"), "{}", t.header);
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        child.wait().unwrap();
+        (pid, t.finish())
+    };
+    let (pid, out) = counted(777, false);
+    assert!(
+        out.lines().any(|l| l == "@calls[getppid]: 777"),
+        "777 getppid calls of pid {pid}: {out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("@us[getppid]: ")),
+        "{out}"
+    );
+    // By process: every call of the process under (pid, comm).
+    let (pid, out) = counted(333, true);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&format!("@calls[{pid}, python3]: "))),
+        "{out}"
+    );
+}
+
+#[test]
+fn syscount_prints_every_interval() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&["syscount", "-i", "1", "-T", "3", "--duration", "3.5"]);
+    let out = t.finish();
+    let stamps = out.lines().filter(|l| l.starts_with('[')).count();
+    // Three intervals and the end.
+    assert!(stamps >= 3, "{out}");
+    let entries = out
+        .lines()
+        .skip_while(|l| !l.starts_with('['))
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| l.starts_with("@calls["))
+        .count();
+    assert!((1..=3).contains(&entries), "-T 3 prints at most 3: {out}");
+}
+
+#[test]
+fn tools_list_help_and_bad_options() {
+    let run = |args: &[&str]| {
+        Command::new(common::oxbpf_bin())
+            .arg("tool")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let list = run(&["list"]);
+    assert!(list.status.success());
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .collect();
+    for t in ["execsnoop", "opensnoop", "syscount", "killsnoop"] {
+        assert!(names.iter().any(|n| n == t), "{t} listed: {names:?}");
+        let help = run(&[t, "--help"]);
+        assert!(help.status.success(), "{t} --help");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains(&format!("Usage: oxbpf tool {t}")), "{text}");
+        assert!(text.contains("--duration"), "{text}");
+        let bad = run(&[t, "--no-such-option"]);
+        assert_eq!(bad.status.code(), Some(2), "{t}: a bad option");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--no-such-option"),
+            "the error names the option"
+        );
+    }
+    // An integer option refuses text: nothing of it reaches the script.
+    let bad = run(&["opensnoop", "-p", "1) || (1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let none = run(&["opensnop"]);
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("did you mean `opensnoop`"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+}
+
+/// A tool ended by its duration, by Ctrl-C (SIGINT) or by an error leaves
+/// no program, map or link behind.
+#[test]
+fn tools_leave_nothing_behind() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let before = oxbpf_sys::object_ids().unwrap();
+    start(&["opensnoop", "--duration", "1"]).finish();
+    let t = start(&["execsnoop", "-T"]);
+    let st = Command::new("kill")
+        .args(["-INT", &t.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.finish();
+    // An interval of 0 seconds is refused before anything is loaded.
+    let bad = Command::new(common::oxbpf_bin())
+        .args(["tool", "syscount", "-i", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("syscount.bt:"),
+        "the error names the tool's script: {}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(left, Default::default(), "kernel objects left behind");
+}
