@@ -227,7 +227,11 @@ pub fn parse_format(text: &str) -> Vec<TpField> {
         };
         let char_array = !data_loc && decl.contains('[') && decl.starts_with("char");
         let ctype = match base.strip_suffix(name.as_str()) {
-            Some(t) if !data_loc => t.trim().to_string(),
+            // An array keeps its bounds: `__u8[16]`.
+            Some(t) if !data_loc => match decl.find('[') {
+                Some(at) => format!("{}{}", t.trim(), &decl[at..]),
+                None => t.trim().to_string(),
+            },
             _ => String::new(),
         };
         out.push(TpField {

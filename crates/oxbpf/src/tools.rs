@@ -27,6 +27,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("opensnoop", include_str!("../tools/opensnoop.bt")),
     ("syscount", include_str!("../tools/syscount.bt")),
     ("killsnoop", include_str!("../tools/killsnoop.bt")),
+    ("runqlat", include_str!("../tools/runqlat.bt")),
+    ("tcpconnect", include_str!("../tools/tcpconnect.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

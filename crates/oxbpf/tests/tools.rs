@@ -355,7 +355,14 @@ fn tools_list_help_and_bad_options() {
         .lines()
         .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
         .collect();
-    for t in ["execsnoop", "opensnoop", "syscount", "killsnoop"] {
+    for t in [
+        "execsnoop",
+        "opensnoop",
+        "syscount",
+        "killsnoop",
+        "runqlat",
+        "tcpconnect",
+    ] {
         assert!(names.iter().any(|n| n == t), "{t} listed: {names:?}");
         let help = run(&[t, "--help"]);
         assert!(help.status.success(), "{t} --help");
@@ -410,4 +417,79 @@ fn tools_leave_nothing_behind() {
     );
     let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
     assert_eq!(left, Default::default(), "kernel objects left behind");
+}
+
+#[test]
+fn runqlat_sees_two_busy_processes_share_one_cpu() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let busy = || {
+        Command::new("taskset")
+            .args([
+                "-c",
+                "0",
+                "python3",
+                "-c",
+                "import time\nt = time.time()\nwhile time.time() - t < 4: pass\n",
+            ])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (busy(), busy());
+    let t = start(&["runqlat", "-p", &a.id().to_string(), "--duration", "2"]);
+    assert!(
+        t.header.starts_with("Tracing run queue latency"),
+        "{}",
+        t.header
+    );
+    let out = t.finish();
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    // Each waits for the other's time slice: milliseconds, so buckets of
+    // at least [1K, 2K) microseconds hold counts.
+    let waits: u64 = out
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .filter(|l| {
+            l.split(')')
+                .next()
+                .is_some_and(|b| b.contains('K') || b.contains('M'))
+        })
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum();
+    assert!(out.contains("usecs:") && out.contains("@lat: "), "{out}");
+    assert!(waits > 0, "waits of a millisecond or more: {out}");
+}
+
+#[test]
+fn tcpconnect_shows_a_connection_of_the_test_over_loopback() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    let t = start(&["tcpconnect", "-P", &port.to_string(), "--duration", "2"]);
+    assert_eq!(
+        columns(&t.header),
+        ["PID", "COMM", "IP", "SADDR", "DADDR", "DPORT"]
+    );
+    let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _d = std::net::TcpStream::connect(("127.0.0.1", other_port)).unwrap();
+    let out = t.finish();
+    let me = std::process::id().to_string();
+    let lines: Vec<Vec<&str>> = out.lines().map(columns).filter(|c| !c.is_empty()).collect();
+    assert!(
+        lines.iter().any(|c| c[0] == me
+            && c[2] == "4"
+            && c[3] == "127.0.0.1"
+            && c[4] == "127.0.0.1"
+            && c[5] == port.to_string()),
+        "the connection to port {port}: {out}"
+    );
+    assert!(
+        !lines.iter().any(|c| c[5] == other_port.to_string()),
+        "-P {port} leaves out port {other_port}: {out}"
+    );
 }

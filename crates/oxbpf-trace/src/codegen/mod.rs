@@ -3699,6 +3699,22 @@ impl Gen<'_, '_> {
             self.a.call(helper::PROBE_READ_KERNEL);
             return Ok(Value::Mem(off, ty));
         }
+        if f.ctype.contains('[') && f.size > 8 {
+            // An array of bytes wider than a register (`__u8
+            // saddr_v6[16]`): its bytes, for ntop() and buf().
+            let n = f.size as usize;
+            let ty = Ty::Buf(n);
+            let off = self.alloc(ty.stored_size());
+            self.zero(off, ty.stored_size());
+            self.a.st_imm(8, self.fp, off, n as i32);
+            self.a.mov(R1, self.fp);
+            self.a.alu_imm(BPF_ADD, R1, off as i32 + 8);
+            self.a.mov_imm(R2, n as i64);
+            self.a.mov(R3, R6);
+            self.a.alu_imm(BPF_ADD, R3, f.offset as i32);
+            self.a.call(helper::PROBE_READ_KERNEL);
+            return Ok(Value::Mem(off, ty));
+        }
         if f.data_loc {
             // The low 16 bits: offset in the record; the string is read
             // from there.
