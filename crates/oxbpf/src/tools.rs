@@ -29,6 +29,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("killsnoop", include_str!("../tools/killsnoop.bt")),
     ("runqlat", include_str!("../tools/runqlat.bt")),
     ("tcpconnect", include_str!("../tools/tcpconnect.bt")),
+    ("tcplife", include_str!("../tools/tcplife.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

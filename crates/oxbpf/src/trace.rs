@@ -1063,7 +1063,11 @@ fn run(
             };
             out.write_all(print_map_json(m, &read_map(&session, m)?, &s).as_bytes())?;
         } else {
-            out.write_all(print_map(&session, &printer.syms, m)?.as_bytes())?;
+            let text = print_map(&session, &printer.syms, m)?;
+            // A tool's emptied maps print nothing (not even a blank line).
+            if a.name.is_none() || !text.trim().is_empty() {
+                out.write_all(text.as_bytes())?;
+            }
         }
     }
     out.flush()?;

@@ -493,3 +493,55 @@ fn tcpconnect_shows_a_connection_of_the_test_over_loopback() {
         "-P {port} leaves out port {other_port}: {out}"
     );
 }
+
+#[test]
+fn tcplife_shows_a_sessions_process_ports_bytes_and_lifetime() {
+    let Some(_live) = live() else {
+        return;
+    };
+    // The server is the test (it reads 100 KiB, then sends 200 KiB and
+    // closes); the client is a process of its own.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = start(&["tcplife", "-D", &port.to_string(), "--duration", "3"]);
+    assert_eq!(
+        columns(&t.header),
+        [
+            "PID", "COMM", "LADDR", "LPORT", "RADDR", "RPORT", "TX_KB", "RX_KB", "MS"
+        ]
+    );
+    let client = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import socket\nc = socket.create_connection(('127.0.0.1', {port}))\nc.sendall(b'x' * 102400)\nwhile c.recv(65536): pass\nc.close()\n"
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = vec![0u8; 102400];
+    std::io::Read::read_exact(&mut conn, &mut got).unwrap();
+    std::io::Write::write_all(&mut conn, &vec![b'y'; 204800]).unwrap();
+    drop(conn);
+    let cpid = client.id().to_string();
+    let _ = { client }.wait();
+    let out = t.finish();
+    let line = out
+        .lines()
+        .map(columns)
+        .find(|c| c.first() == Some(&cpid.as_str()))
+        .unwrap_or_else(|| panic!("no session of the client {cpid}: {out}"));
+    assert_eq!(line[1], "python3");
+    assert_eq!((line[2], line[4]), ("127.0.0.1", "127.0.0.1"));
+    assert_eq!(line[5], port.to_string(), "the remote port: {line:?}");
+    assert_eq!((line[6], line[7]), ("100", "200"), "KiB each way: {line:?}");
+    assert!(line[8].parse::<u64>().is_ok(), "{line:?}");
+    // -D keeps the client's side only (the server's remote port is the
+    // client's).
+    assert_eq!(
+        out.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{out}"
+    );
+}
