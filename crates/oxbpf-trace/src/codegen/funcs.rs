@@ -169,7 +169,7 @@ impl Gen<'_, '_> {
     /// `kstack`, `ustack`, `kstack(perf)`, `ustack(bpftrace, 5)`, `kstack(3)`.
     pub(super) fn stack(&mut self, user: bool, args: &[Expr], span: Span) -> R<Value> {
         let name = if user { "ustack" } else { "kstack" };
-        let (mut perf, mut limit) = (false, 0u8);
+        let (mut perf, mut limit) = (self.c.stack_perf, 0u8);
         for (i, a) in args.iter().enumerate() {
             match (&a.kind, i) {
                 (ExprKind::Ident(m), 0) if m == "perf" || m == "bpftrace" => perf = m == "perf",

@@ -412,6 +412,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         printfs: Vec::new(),
         object_maps: Vec::new(),
         max_keys: opts.max_map_keys.unwrap_or(4096),
+        stack_perf: false,
         types: TypeDb::new(env),
         learn: None,
         keyed: maps_keyed_in_probes(prog),
@@ -420,10 +421,23 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         c.types.define(s).map_err(|m| Diagnostic::new(s.span, m))?;
     }
     for (name, value) in &prog.config {
-        match (name.as_str(), &value.kind) {
+        // bpftrace takes a setting's name in any case, also as its
+        // environment variable (`BPFTRACE_STACK_MODE`).
+        let lower = name.to_ascii_lowercase();
+        let key = lower.strip_prefix("bpftrace_").unwrap_or(&lower);
+        match (key, &value.kind) {
             ("max_map_keys", ExprKind::Int(n)) if (1..=u32::MAX as u64).contains(n) => {
                 c.max_keys = *n as u32;
             }
+            ("stack_mode", ExprKind::Ident(m)) => match m.as_str() {
+                "perf" | "bpftrace" => c.stack_perf = m == "perf",
+                _ => {
+                    return err(
+                        value.span,
+                        format!("stack_mode is `bpftrace` or `perf`, not `{m}`"),
+                    );
+                }
+            },
             (
                 "max_strlen"
                 | "max_type_res_iterations"
@@ -441,7 +455,18 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
                 | "cpp_demangle"
                 | "str_trunc_trailer"
                 | "license"
-                | "print_maps",
+                | "print_maps"
+                | "show_debug_info"
+                | "symbol_source"
+                | "use_blazesym"
+                | "max_cat_bytes"
+                | "max_ast_nodes"
+                | "debug_output"
+                | "unstable_macro"
+                | "unstable_import"
+                | "unstable_tseries"
+                | "unstable_addr"
+                | "unstable_map_decl_warn",
                 _,
             ) => {}
             _ => {
@@ -456,7 +481,10 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     let pages = prog
         .config
         .iter()
-        .find(|(n, _)| n == "perf_rb_pages")
+        .find(|(n, _)| {
+            n.eq_ignore_ascii_case("perf_rb_pages")
+                || n.eq_ignore_ascii_case("bpftrace_perf_rb_pages")
+        })
         .and_then(|(_, v)| match v.kind {
             ExprKind::Int(n) if (1..=1 << 18).contains(&n) => Some(n as u32),
             _ => None,
@@ -684,6 +712,9 @@ struct Compiler<'a> {
     printfs: Vec<PrintfInfo>,
     object_maps: Vec<MapDef>,
     max_keys: u32,
+    /// `config = { stack_mode = perf }`: stacks print in perf's layout
+    /// unless kstack()/ustack() name a mode.
+    stack_perf: bool,
     types: TypeDb<'a>,
     /// While types are being learned: the types the generated code gave
     /// each map's keys and values (see [`compile`]).
