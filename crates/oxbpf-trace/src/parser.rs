@@ -289,7 +289,10 @@ impl<'a> Parser<'a> {
                 ty.array = Some(n);
                 self.expect("]", "after the array length")?;
             }
-            self.expect(";", "after a struct field")?;
+            // The last field's `;` may be left out (bpftrace allows it).
+            if !self.is_punct("}")? {
+                self.expect(";", "after a struct field")?;
+            }
             fields.push((ty, field));
         }
         let end = self.peek_span()?;
@@ -304,6 +307,10 @@ impl<'a> Parser<'a> {
 
     /// A C type: `unsigned long`, `struct sock *`, `u64`, `char`, …
     fn c_type(&mut self) -> R<CType> {
+        // Qualifiers change nothing read here: `const char *`.
+        while self.is_word("const")? || self.is_word("volatile")? {
+            self.next()?;
+        }
         let (t, span) = self.next()?;
         let Tok::Ident(first) = t else {
             return Err(Diagnostic::new(span, format!("expected a type, found {t}")));
