@@ -217,6 +217,10 @@ impl<'a> Parser<'a> {
                     prog.structs.push(self.struct_def()?);
                     continue;
                 }
+                Tok::Ident(w) if w == "enum" => {
+                    self.enum_def()?;
+                    continue;
+                }
                 _ => {}
             }
             // Back to before the peeked token: attach points are raw text.
@@ -228,6 +232,51 @@ impl<'a> Parser<'a> {
             prog.probes.push(self.probe()?);
         }
         Ok(prog)
+    }
+
+    /// `enum [NAME] { A = 1, B, … };`: each enumerator becomes a name for
+    /// its value in the rest of the script (C's rule: one more than the
+    /// one before, 0 first).
+    fn enum_def(&mut self) -> R<()> {
+        self.next()?;
+        if let Tok::Ident(_) = self.peek()? {
+            self.next()?;
+        }
+        self.expect("{", "to open the enum")?;
+        let mut next: i64 = 0;
+        while !self.eat("}")? {
+            let (t, span) = self.next()?;
+            let Tok::Ident(name) = t else {
+                return Err(Diagnostic::new(
+                    span,
+                    format!("expected an enumerator's name, found {t}"),
+                ));
+            };
+            if self.eat("=")? {
+                let neg = self.eat("-")?;
+                let (t, span) = self.next()?;
+                let Tok::Int(v) = t else {
+                    return Err(Diagnostic::new(
+                        span,
+                        "expected an integer for the enumerator",
+                    ));
+                };
+                let v = i64::try_from(v)
+                    .map_err(|_| Diagnostic::new(span, "the enumerator's value is too large"))?;
+                next = if neg { -v } else { v };
+            }
+            self.lex.define(&name, &next.to_string());
+            next = next.wrapping_add(1);
+            if !self.eat(",")? && !self.is_punct("}")? {
+                let s = self.peek_span()?;
+                return Err(Diagnostic::new(
+                    s,
+                    "expected `,` or `}` after an enumerator",
+                ));
+            }
+        }
+        self.eat(";")?;
+        Ok(())
     }
 
     fn reset_to(&mut self, pos: usize) {

@@ -172,6 +172,18 @@ impl oxbpf_trace::Env for Tracefs {
         Ok(names)
     }
 
+    fn usdt_probes(&self, path: &str) -> Result<Vec<(String, String)>, String> {
+        let p = oxbpf_live::uprobe::resolve_path(path).map_err(|e| e.to_string())?;
+        let mut all: Vec<(String, String)> = oxbpf_live::usdt::probes(&p)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|pr| (pr.provider, pr.name))
+            .collect();
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+
     fn cgroup_id(&self, path: &str) -> Result<u64, String> {
         use std::os::unix::fs::MetadataExt;
         let root = oxbpf_sys::net::cgroup2_mount().ok_or("no cgroup v2 file system is mounted")?;

@@ -61,6 +61,11 @@ pub trait Env {
             "no symbols of {path} are available to match `{pattern}`"
         ))
     }
+    /// The USDT probes of binary `path` as (provider, name), each once,
+    /// sorted (USDT wildcards).
+    fn usdt_probes(&self, path: &str) -> Result<Vec<(String, String)>, String> {
+        Err(format!("no USDT notes of {path} are available"))
+    }
     /// The id of a cgroup v2 directory (`cgroupid`): its inode number.
     fn cgroup_id(&self, path: &str) -> Result<u64, String> {
         Err(format!("no cgroup file system is available to find {path}"))
@@ -872,6 +877,45 @@ impl Compiler<'_> {
                     })
                     .collect())
             }
+            // USDT wildcards (`usdt:PATH:*`, `usdt:PATH:prov:probe*`): one
+            // probe per matching (provider, name) of the binary's notes.
+            ProbeKind::Usdt {
+                path,
+                provider,
+                name,
+            } if name.contains(['*', '?'])
+                || provider.as_deref().is_some_and(|p| p.contains(['*', '?'])) =>
+            {
+                let all = self
+                    .env
+                    .usdt_probes(path)
+                    .map_err(|e| Diagnostic::new(span, e))?;
+                let found: Vec<ProbeKind> = all
+                    .into_iter()
+                    .filter(|(p, n)| {
+                        provider.as_deref().is_none_or(|want| glob_match(want, p))
+                            && glob_match(name, n)
+                    })
+                    .map(|(p, n)| ProbeKind::Usdt {
+                        path: path.clone(),
+                        provider: Some(p),
+                        name: n,
+                    })
+                    .collect();
+                if found.is_empty() {
+                    return err(
+                        span,
+                        format!(
+                            "no USDT probe of {path} matches `{}{name}`",
+                            provider
+                                .as_deref()
+                                .map(|p| format!("{p}:"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+                Ok(found)
+            }
             _ => Ok(vec![kind]),
         }
     }
@@ -1378,6 +1422,29 @@ type GeneratedProgram = (
     Vec<Span>,
     Vec<usize>,
 );
+
+/// Shell-style matching: `*` any run, `?` one character.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
 
 /// Integers are 64-bit in maps and records.
 fn widen(t: Ty) -> Ty {
