@@ -32,26 +32,36 @@ fn run(mut cmd: Command) -> Result<Run> {
     let out = {
         let mut child = child;
         let stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        // The tracers print this line once every probe is attached (the
+        // variable asks for it: bpftrace's test harness uses it); bpftrace
+        // 0.17 prints it on stderr, oxbpf on stdout.
+        const NOTIFY: &str = "__BPFTRACE_NOTIFY_PROBES_ATTACHED";
         let t = std::thread::spawn(move || {
             let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-            s
+            let mut at = None;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                if line == NOTIFY {
+                    at.get_or_insert(oxbpf_sys::monotonic_ns());
+                }
+                s.push_str(&line);
+                s.push('\n');
+            }
+            (s, at)
         });
-        // The tracers print this line once every probe is attached (the
-        // variable asks for it: bpftrace's test harness uses it).
         let mut attached = None;
         let mut text = String::new();
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let line = line?;
-            if line == "__BPFTRACE_NOTIFY_PROBES_ATTACHED" {
+            if line == NOTIFY {
                 attached.get_or_insert(oxbpf_sys::monotonic_ns());
             }
             text.push_str(&line);
             text.push('\n');
         }
-        let err = t.join().unwrap_or_default();
-        (text, err, child, attached)
+        let (err, on_stderr) = t.join().unwrap_or_default();
+        (text, err, child, attached.or(on_stderr))
     };
     let (text, err, child, attached) = out;
     // wait4 for the rusage (std's wait does not return it).
