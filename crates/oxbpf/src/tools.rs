@@ -30,6 +30,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("runqlat", include_str!("../tools/runqlat.bt")),
     ("tcpconnect", include_str!("../tools/tcpconnect.bt")),
     ("tcplife", include_str!("../tools/tcplife.bt")),
+    ("exitsnoop", include_str!("../tools/exitsnoop.bt")),
+    ("sigsnoop", include_str!("../tools/sigsnoop.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -183,6 +185,12 @@ impl Tool {
                     .help("Stop after this many seconds"),
             )
             .arg(
+                clap::Arg::new("__bytecode")
+                    .long("bytecode")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Print the generated eBPF (checked by oxbpf's verifier) and exit"),
+            )
+            .arg(
                 clap::Arg::new("__output")
                     .short('o')
                     .long("output")
@@ -293,6 +301,7 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
         quiet: true,
         format: "text".into(),
         duration: m.get_one::<f64>("__duration").copied(),
+        debug: m.get_flag("__bytecode").then(|| "bytecode".to_string()),
         output: m.get_one::<String>("__output").map(Into::into),
         ..crate::trace::TraceArgs::default()
     };

@@ -545,3 +545,136 @@ fn tcplife_shows_a_sessions_process_ports_bytes_and_lifetime() {
         "{out}"
     );
 }
+
+/// Every option of every tool compiles, alone and with all the others,
+/// through oxbpf's verifier (`--bytecode`: nothing is loaded).
+#[test]
+fn every_option_of_every_tool_compiles() {
+    if oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs a mounted tracefs (tracepoint formats)");
+        return;
+    }
+    let run = |args: &[String]| {
+        Command::new(common::oxbpf_bin())
+            .arg("tool")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let list = run(&["list".to_string()]);
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 9, "{names:?}");
+    let mut failures = Vec::new();
+    for name in &names {
+        let help = run(&[name.clone(), "--help".into()]);
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        // `  -x, --failed ...` / `      --max-args <N> ...`
+        let mut opts: Vec<(String, bool)> = Vec::new();
+        for l in help.lines() {
+            let Some(long) = l.split_whitespace().find(|w| w.starts_with("--")) else {
+                continue;
+            };
+            let long = long.trim_end_matches(',').to_string();
+            if ["--help", "--duration", "--output", "--bytecode"].contains(&long.as_str()) {
+                continue;
+            }
+            opts.push((long, l.contains('<')));
+        }
+        let mut all = vec![name.clone(), "--bytecode".into()];
+        let mut combos: Vec<Vec<String>> = Vec::new();
+        for (o, takes) in &opts {
+            let mut one = vec![o.clone()];
+            if *takes {
+                one.push("1".into());
+            }
+            all.extend(one.iter().cloned());
+            let mut args = vec![name.clone(), "--bytecode".into()];
+            args.extend(one);
+            combos.push(args);
+        }
+        combos.push(all);
+        for args in combos {
+            let out = run(&args);
+            if !out.status.success() {
+                failures.push(format!(
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn exitsnoop_shows_exit_codes_and_signals() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&["exitsnoop", "--duration", "3"]);
+    assert_eq!(
+        columns(&t.header),
+        ["PCOMM", "PID", "PPID", "TID", "AGE(s)", "EXIT_CODE"]
+    );
+    let mut coded = Command::new("sh")
+        .args(["-c", "sleep 0.3; exit 7"])
+        .spawn()
+        .unwrap();
+    let coded_pid = coded.id().to_string();
+    let mut killed = Command::new("sleep").arg("30").spawn().unwrap();
+    let killed_pid = killed.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    killed.kill().unwrap();
+    let _ = (coded.wait(), killed.wait());
+    let out = t.finish();
+    let find = |pid: &str| {
+        out.lines()
+            .find(|l| columns(l).get(1) == Some(&pid))
+            .unwrap_or_else(|| panic!("no exit of {pid}: {out}"))
+            .to_string()
+    };
+    let c = find(&coded_pid);
+    let c: Vec<&str> = columns(&c);
+    assert_eq!(
+        (c[0], c[2], c[3]),
+        (
+            "sh",
+            std::process::id().to_string().as_str(),
+            coded_pid.as_str()
+        )
+    );
+    assert_eq!(c[5], "7", "{c:?}");
+    let age: f64 = c[4].parse().unwrap();
+    assert!((0.2..10.0).contains(&age), "it lived ~0.3 s: {c:?}");
+    let k = find(&killed_pid);
+    assert!(k.ends_with("signal 9"), "SIGKILL: {k}");
+}
+
+#[test]
+fn sigsnoop_shows_a_signal_and_its_target() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let vpid = victim.id().to_string();
+    let t = start(&["sigsnoop", "-s", "10", "--duration", "2"]);
+    assert_eq!(columns(&t.header), ["PID", "COMM", "SIG", "TPID", "RESULT"]);
+    let kill = Command::new("kill").args(["-USR1", &vpid]).spawn().unwrap();
+    let kpid = kill.id().to_string();
+    let _ = { kill }.wait();
+    let _ = victim.wait();
+    let out = t.finish();
+    let lines: Vec<Vec<&str>> = out.lines().map(columns).filter(|c| !c.is_empty()).collect();
+    assert!(
+        lines.iter().any(|c| c[0] == kpid
+            && c[1] == "kill"
+            && c[2] == "10"
+            && c[3] == vpid
+            && c[4] == "0"),
+        "kill's SIGUSR1 to the victim, delivered: {out}"
+    );
+    assert!(lines.iter().all(|c| c[2] == "10"), "-s 10 only: {out}");
+}
