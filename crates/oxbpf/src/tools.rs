@@ -32,6 +32,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("tcplife", include_str!("../tools/tcplife.bt")),
     ("exitsnoop", include_str!("../tools/exitsnoop.bt")),
     ("sigsnoop", include_str!("../tools/sigsnoop.bt")),
+    ("tcpstates", include_str!("../tools/tcpstates.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

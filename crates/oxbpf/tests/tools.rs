@@ -362,6 +362,10 @@ fn tools_list_help_and_bad_options() {
         "killsnoop",
         "runqlat",
         "tcpconnect",
+        "tcplife",
+        "tcpstates",
+        "exitsnoop",
+        "sigsnoop",
     ] {
         assert!(names.iter().any(|n| n == t), "{t} listed: {names:?}");
         let help = run(&[t, "--help"]);
@@ -677,4 +681,41 @@ fn sigsnoop_shows_a_signal_and_its_target() {
         "kill's SIGUSR1 to the victim, delivered: {out}"
     );
     assert!(lines.iter().all(|c| c[2] == "10"), "-s 10 only: {out}");
+}
+
+#[test]
+fn tcpstates_shows_a_client_sockets_life() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let t = start(&["tcpstates", "-D", &port.to_string(), "--duration", "2"]);
+    assert_eq!(columns(&t.header)[0], "SKADDR");
+    let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (s, _) = listener.accept().unwrap();
+    drop(c);
+    drop(s);
+    let out = t.finish();
+    // The client's socket (remote port = the listener's): CLOSE ->
+    // SYN_SENT in the test's own process, then ESTABLISHED, then the
+    // close's states down to CLOSE.
+    let changes: Vec<(String, String, String)> = out
+        .lines()
+        .map(columns)
+        .filter(|c| c.len() >= 11 && c[6] == port.to_string())
+        .map(|c| (c[1].to_string(), c[7].to_string(), c[9].to_string()))
+        .collect();
+    let me = std::process::id().to_string();
+    assert!(
+        changes.contains(&(me, "CLOSE".into(), "SYN_SENT".into())),
+        "{out}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.1 == "SYN_SENT" && c.2 == "ESTABLISHED"),
+        "{out}"
+    );
+    assert!(changes.iter().any(|c| c.2 == "FIN_WAIT1"), "{out}");
 }
