@@ -33,6 +33,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("exitsnoop", include_str!("../tools/exitsnoop.bt")),
     ("sigsnoop", include_str!("../tools/sigsnoop.bt")),
     ("tcpstates", include_str!("../tools/tcpstates.bt")),
+    ("capable", include_str!("../tools/capable.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -366,6 +366,7 @@ fn tools_list_help_and_bad_options() {
         "tcpstates",
         "exitsnoop",
         "sigsnoop",
+        "capable",
     ] {
         assert!(names.iter().any(|n| n == t), "{t} listed: {names:?}");
         let help = run(&[t, "--help"]);
@@ -718,4 +719,49 @@ fn tcpstates_shows_a_client_sockets_life() {
         "{out}"
     );
     assert!(changes.iter().any(|c| c.2 == "FIN_WAIT1"), "{out}");
+}
+
+#[test]
+fn capable_shows_granted_and_refused_checks() {
+    let Some(_live) = live() else {
+        return;
+    };
+    // CAP_SYS_NICE (23) is checked to lower a nice value: granted to
+    // root, refused to nobody.
+    let t = start(&["capable", "-c", "23", "--duration", "3"]);
+    assert_eq!(
+        columns(&t.header),
+        ["UID", "PID", "COMM", "CAP", "NAME", "VERDICT"]
+    );
+    let nice = "import os, time\ntime.sleep(0.5)\ntry:\n    os.nice(-1)\nexcept PermissionError:\n    pass\n";
+    let root = Command::new("python3").args(["-c", nice]).spawn().unwrap();
+    let nobody = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "python3",
+            "-c",
+            nice,
+        ])
+        .spawn()
+        .unwrap();
+    let (rpid, npid) = (root.id().to_string(), nobody.id().to_string());
+    let _ = ({ root }.wait(), { nobody }.wait());
+    let out = t.finish();
+    let lines: Vec<Vec<&str>> = out.lines().map(columns).filter(|c| c.len() == 6).collect();
+    assert!(
+        lines.iter().any(|c| c[0] == "0"
+            && c[1] == rpid
+            && c[3] == "23"
+            && c[4] == "CAP_SYS_NICE"
+            && c[5] == "0"),
+        "root's check granted: {out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|c| c[0] == "65534" && c[1] == npid && c[4] == "CAP_SYS_NICE" && c[5] != "0"),
+        "nobody's check refused: {out}"
+    );
 }
