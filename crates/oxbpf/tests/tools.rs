@@ -733,17 +733,22 @@ fn capable_shows_granted_and_refused_checks() {
         columns(&t.header),
         ["UID", "PID", "COMM", "CAP", "NAME", "VERDICT"]
     );
-    let nice = "import os, time\ntime.sleep(0.5)\ntry:\n    os.nice(-1)\nexcept PermissionError:\n    pass\n";
-    let root = Command::new("python3").args(["-c", nice]).spawn().unwrap();
+    // `nice -n -1` (coreutils) lowers its nice value, then runs `true`:
+    // after a pause, so that the tool is reading by then.
+    let root = Command::new("sh")
+        .args(["-c", "sleep 0.5; exec nice -n -1 true"])
+        .spawn()
+        .unwrap();
     let nobody = Command::new("setpriv")
         .args([
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            "python3",
+            "sh",
             "-c",
-            nice,
+            "sleep 0.5; exec nice -n -1 true",
         ])
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let (rpid, npid) = (root.id().to_string(), nobody.id().to_string());
