@@ -457,7 +457,7 @@ impl<'a> Lexer<'a> {
         // A part between colons that names a macro is replaced by its
         // text, as the preprocessor replaces a name anywhere
         // (`interval:s:INTERVAL`).
-        if !self.defines.is_empty() && out.contains(':') {
+        if out.contains(':') {
             out = out
                 .split(':')
                 .map(|part| match self.defines.get(part) {

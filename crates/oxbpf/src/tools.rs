@@ -299,6 +299,7 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
     let a = crate::trace::TraceArgs {
         program: Some(t.source.to_string()),
         name: Some(format!("{}.bt", t.name)),
+        tool: true,
         defines,
         quiet: true,
         format: "text".into(),

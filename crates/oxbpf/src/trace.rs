@@ -75,6 +75,10 @@ pub struct TraceArgs {
     /// Macros defined before the script's first line (a tool's options).
     #[arg(skip)]
     pub defines: Vec<(String, String)>,
+    /// A tool's run (`oxbpf tool`): only what the script prints — no
+    /// blank lines before the maps, no emptied maps.
+    #[arg(skip)]
+    pub tool: bool,
 }
 
 /// `-l [PATTERN]`: probes as bpftrace lists them.
@@ -172,11 +176,21 @@ impl oxbpf_trace::Env for Tracefs {
         Ok(names)
     }
 
-    fn usdt_probes(&self, path: &str) -> Result<Vec<(String, String)>, String> {
+    fn usdt_probes(
+        &self,
+        path: &str,
+        provider: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        use oxbpf_sys::perf::glob_match;
         let p = oxbpf_live::uprobe::resolve_path(path).map_err(|e| e.to_string())?;
         let mut all: Vec<(String, String)> = oxbpf_live::usdt::probes(&p)
             .map_err(|e| e.to_string())?
             .into_iter()
+            .filter(|pr| {
+                provider.is_none_or(|want| glob_match(want, &pr.provider))
+                    && glob_match(name, &pr.name)
+            })
             .map(|pr| (pr.provider, pr.name))
             .collect();
         all.sort();
@@ -1062,7 +1076,7 @@ fn run(
     printer.report_lost(&session, out)?;
     // bpftrace's two blank lines before the maps (a tool prints its own
     // lines only).
-    if a.name.is_none() {
+    if !a.tool {
         writeln!(out, "\n")?;
     }
     let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
@@ -1077,7 +1091,7 @@ fn run(
         } else {
             let text = print_map(&session, &printer.syms, m)?;
             // A tool's emptied maps print nothing (not even a blank line).
-            if a.name.is_none() || !text.trim().is_empty() {
+            if !a.tool || !text.trim().is_empty() {
                 out.write_all(text.as_bytes())?;
             }
         }
@@ -1205,6 +1219,7 @@ pub fn bpftrace_main() -> ExitCode {
             emit_elf: cli.emit_elf.clone(),
             run: None,
             name: None,
+            tool: false,
             // `--include errno.h`: the header's macros, as `#include`
             // in the script gives them.
             defines: cli

@@ -61,9 +61,15 @@ pub trait Env {
             "no symbols of {path} are available to match `{pattern}`"
         ))
     }
-    /// The USDT probes of binary `path` as (provider, name), each once,
-    /// sorted (USDT wildcards).
-    fn usdt_probes(&self, path: &str) -> Result<Vec<(String, String)>, String> {
+    /// The USDT probes of binary `path` whose provider (any, if `None`)
+    /// and name match the globs, as (provider, name), each once, sorted
+    /// (USDT wildcards).
+    fn usdt_probes(
+        &self,
+        path: &str,
+        _provider: Option<&str>,
+        _name: &str,
+    ) -> Result<Vec<(String, String)>, String> {
         Err(format!("no USDT notes of {path} are available"))
     }
     /// The id of a cgroup v2 directory (`cgroupid`): its inode number.
@@ -426,11 +432,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         c.types.define(s).map_err(|m| Diagnostic::new(s.span, m))?;
     }
     for (name, value) in &prog.config {
-        // bpftrace takes a setting's name in any case, also as its
-        // environment variable (`BPFTRACE_STACK_MODE`).
-        let lower = name.to_ascii_lowercase();
-        let key = lower.strip_prefix("bpftrace_").unwrap_or(&lower);
-        match (key, &value.kind) {
+        match (config_key(name).as_str(), &value.kind) {
             ("max_map_keys", ExprKind::Int(n)) if (1..=u32::MAX as u64).contains(n) => {
                 c.max_keys = *n as u32;
             }
@@ -486,10 +488,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     let pages = prog
         .config
         .iter()
-        .find(|(n, _)| {
-            n.eq_ignore_ascii_case("perf_rb_pages")
-                || n.eq_ignore_ascii_case("bpftrace_perf_rb_pages")
-        })
+        .find(|(n, _)| config_key(n) == "perf_rb_pages")
         .and_then(|(_, v)| match v.kind {
             ExprKind::Int(n) if (1..=1 << 18).contains(&n) => Some(n as u32),
             _ => None,
@@ -886,16 +885,11 @@ impl Compiler<'_> {
             } if name.contains(['*', '?'])
                 || provider.as_deref().is_some_and(|p| p.contains(['*', '?'])) =>
             {
-                let all = self
+                let found: Vec<ProbeKind> = self
                     .env
-                    .usdt_probes(path)
-                    .map_err(|e| Diagnostic::new(span, e))?;
-                let found: Vec<ProbeKind> = all
+                    .usdt_probes(path, provider.as_deref(), name)
+                    .map_err(|e| Diagnostic::new(span, e))?
                     .into_iter()
-                    .filter(|(p, n)| {
-                        provider.as_deref().is_none_or(|want| glob_match(want, p))
-                            && glob_match(name, n)
-                    })
                     .map(|(p, n)| ProbeKind::Usdt {
                         path: path.clone(),
                         provider: Some(p),
@@ -1423,27 +1417,14 @@ type GeneratedProgram = (
     Vec<usize>,
 );
 
-/// Shell-style matching: `*` any run, `?` one character.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
+/// A `config` setting's name as bpftrace reads it: in any case, also as
+/// its environment variable (`BPFTRACE_STACK_MODE` is `stack_mode`).
+fn config_key(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower.strip_prefix("bpftrace_") {
+        Some(k) => k.to_string(),
+        None => lower,
     }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// Integers are 64-bit in maps and records.
@@ -3474,8 +3455,6 @@ impl Gen<'_, '_> {
         }
     }
 
-    /// Compares the strings at `x` and `y` up to `n` bytes or a NUL;
-    /// `out` = 1 when they are equal (`eq`) or differ (`!eq`).
     /// `r` = 1 if it is not zero, else 0.
     fn truth(&mut self, r: Reg) {
         let done = self.a.label();
@@ -3484,6 +3463,8 @@ impl Gen<'_, '_> {
         self.a.place(done);
     }
 
+    /// Compares the strings at `x` and `y` up to `n` bytes or a NUL;
+    /// `out` = 1 when they are equal (`eq`) or differ (`!eq`).
     fn strcmp(&mut self, x: i16, y: i16, n: usize, out: Val, eq: bool) {
         let differ = self.a.label();
         let same = self.a.label();
@@ -3848,43 +3829,20 @@ impl Gen<'_, '_> {
     fn field_type(&mut self, f: &TpField, user: bool) -> Ty {
         // Qualifiers change nothing read here: `const char *const *argv`
         // is a pointer to pointers to char.
-        let words: Vec<&str> = f
-            .ctype
-            .split(|c: char| c.is_whitespace())
-            .filter(|w| !w.is_empty())
+        let spaced = f.ctype.replace('*', " * ");
+        let words: Vec<&str> = spaced
+            .split_whitespace()
+            .filter(|w| !matches!(*w, "const" | "volatile"))
             .collect();
-        let decl = words
-            .iter()
-            .map(|w| {
-                w.split('*')
-                    .map(|p| {
-                        if matches!(p, "const" | "volatile") {
-                            ""
-                        } else {
-                            p
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("*")
-            })
-            .filter(|w| !w.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let decl = decl.trim();
-        let stars = decl
-            .chars()
-            .rev()
-            .take_while(|&c| c == '*' || c == ' ')
-            .filter(|&c| c == '*')
-            .count();
+        let stars = words.iter().rev().take_while(|w| **w == "*").count();
         if stars == 0 || f.size != 8 {
             return Ty::Int {
                 size: 8,
                 signed: f.signed,
             };
         }
-        let base = decl.trim_end_matches(['*', ' ']).trim();
-        let mut to = self.c.types.named(base);
+        let base = words[..words.len() - stars].join(" ");
+        let mut to = self.c.types.named(&base);
         for _ in 1..stars {
             to = self.c.types.ptr_to(to);
         }
