@@ -296,6 +296,14 @@ fn normalize(text: &str) -> String {
 }
 
 /// Whether the peer is installed (CI must have it: Debian's bpftrace).
+/// The tests that load programs run one at a time: each compares the
+/// kernel's object ids before and after, and one finds its programs among
+/// the kernel's by name.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bpftrace_present() -> bool {
     let have = Command::new("bpftrace")
         .arg("--version")
@@ -310,6 +318,7 @@ fn bpftrace_present() -> bool {
 
 #[test]
 fn scripts_print_what_bpftrace_prints() {
+    let _serial = serial();
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
@@ -425,6 +434,7 @@ fn scripts_print_what_bpftrace_prints() {
 
 #[test]
 fn invoked_as_bpftrace_it_takes_bpftraces_command_line() {
+    let _serial = serial();
     let dir = std::env::temp_dir().join(format!("oxbpf-as-bpftrace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("bpftrace");
@@ -517,6 +527,7 @@ fn probe_listings_are_bpftraces() {
 /// (what `bpftool map dump` shows by field).
 #[test]
 fn the_kernel_gets_the_scripts_btf_and_lines() {
+    let _serial = serial();
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
@@ -591,6 +602,7 @@ fn the_kernel_gets_the_scripts_btf_and_lines() {
 /// on `main` fires once.
 #[test]
 fn watchpoints_count_a_processs_accesses() {
+    let _serial = serial();
     if !common::kernel_available()
         || !Path::new("/sys/bus/event_source/devices/breakpoint").exists()
     {
@@ -672,6 +684,7 @@ fn watchpoints_count_a_processs_accesses() {
 /// process makes them far faster than any reader wakes up).
 #[test]
 fn lost_records_are_counted_exactly() {
+    let _serial = serial();
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
@@ -758,6 +771,7 @@ fn lost_records_are_counted_exactly() {
 /// maps, keyed and not.
 #[test]
 fn aggregations_read_in_a_probe_merge_every_cpu() {
+    let _serial = serial();
     if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
         common::skip("needs root, bpf(2) and a mounted tracefs");
         return;
