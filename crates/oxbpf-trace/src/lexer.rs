@@ -61,8 +61,18 @@ pub struct Lexer<'a> {
     defines: HashMap<String, String>,
     /// Tokens of a macro being expanded (all with the use's span).
     pending: Vec<(Tok, Span)>,
-    /// Open `#if…` blocks: whether each one is taking its lines.
-    conds: Vec<bool>,
+    /// Open `#if…` blocks.
+    conds: Vec<Cond>,
+}
+
+/// An open `#if…` block.
+#[derive(Clone, Copy, Debug)]
+struct Cond {
+    /// Taking the lines of its current branch (and its parents are).
+    taking: bool,
+    /// A branch has been taken (or the parent takes none): the `#elif`s
+    /// and `#else` after it are not.
+    done: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -114,13 +124,22 @@ impl<'a> Lexer<'a> {
                 self.pos += end + 4;
             } else if r.starts_with('#') && at_line_start {
                 self.directive()?;
-            } else if self.conds.last() == Some(&false) && !r.is_empty() {
+            } else if self.conds.last().is_some_and(|c| !c.taking) && !r.is_empty() {
                 // Inside a false `#if…`: skip the line.
                 self.pos += r.find('\n').unwrap_or(r.len());
             } else {
                 return Ok(());
             }
         }
+    }
+
+    /// The truth of an `#if`/`#elif` expression.
+    fn condition(&self, start: usize, expr: &str) -> Result<bool, Diagnostic> {
+        // A trailing `// comment` is not part of it.
+        let expr = expr.split("//").next().unwrap_or("");
+        crate::ppexpr::eval(expr, &self.defines)
+            .map(|v| v != 0)
+            .map_err(|e| self.err(start, format!("#if: {e}")))
     }
 
     /// Defines an object-like macro before the text is read.
@@ -149,40 +168,48 @@ impl<'a> Lexer<'a> {
         let (word, rest) = line
             .split_once(|c: char| c.is_whitespace())
             .map_or((line, ""), |(w, r)| (w, r.trim()));
-        let taking = self.conds.iter().all(|&c| c);
+        let taking = self.conds.last().is_none_or(|c| c.taking);
         // `#!/usr/bin/env bpftrace` on the first line: an executable
         // script's interpreter line.
         if start == 0 && line.starts_with('!') {
             return Ok(());
         }
+        let open = |lexer: &mut Self, v: bool| {
+            lexer.conds.push(Cond {
+                taking: taking && v,
+                done: !taking || v,
+            })
+        };
         match word {
             "ifdef" | "ifndef" => {
                 let defined = self.defines.contains_key(rest);
-                self.conds.push(taking && (defined == (word == "ifdef")));
+                open(self, defined == (word == "ifdef"));
             }
             "if" => {
-                // `#if 0` / `#if 1` / `#if defined(X)`; anything else is
-                // taken as true.
-                let v = match rest {
-                    "0" => false,
-                    r if r.starts_with("defined") => {
-                        let name = r
-                            .trim_start_matches("defined")
-                            .trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace());
-                        self.defines.contains_key(name)
-                    }
-                    _ => true,
+                let v = if taking {
+                    self.condition(start, rest)?
+                } else {
+                    false
                 };
-                self.conds.push(taking && v);
+                open(self, v);
             }
-            "else" => {
-                let outer =
-                    self.conds.len() < 2 || self.conds[..self.conds.len() - 1].iter().all(|&c| c);
-                match self.conds.last_mut() {
-                    Some(c) => *c = outer && !*c,
-                    None => return Err(self.err(start, "#else without #if")),
+            "elif" => {
+                let Some(&c) = self.conds.last() else {
+                    return Err(self.err(start, "#elif without #if"));
+                };
+                let v = !c.done && self.condition(start, rest)?;
+                if let Some(c) = self.conds.last_mut() {
+                    c.taking = v;
+                    c.done |= v;
                 }
             }
+            "else" => match self.conds.last_mut() {
+                Some(c) => {
+                    c.taking = !c.done;
+                    c.done = true;
+                }
+                None => return Err(self.err(start, "#else without #if")),
+            },
             "endif" => {
                 if self.conds.pop().is_none() {
                     return Err(self.err(start, "#endif without #if"));
@@ -214,7 +241,8 @@ impl<'a> Lexer<'a> {
                         .or_insert_with(|| v.to_string());
                 }
             }
-            "pragma" => {}
+            "pragma" | "warning" => {}
+            "error" => return Err(self.err(start, format!("#error {rest}"))),
             _ => return Err(self.err(start, format!("unknown preprocessor directive `#{word}`"))),
         }
         Ok(())
@@ -579,6 +607,27 @@ mod tests {
         assert_eq!(toks(src), vec![Tok::Int(3)]);
         let mut l = Lexer::new("#ifdef X\n1\n");
         assert!(l.next_token().unwrap_err().message.contains("#endif"));
+        // #if expressions and #elif chains, nested, as cpp takes them.
+        let src = "#define A 2\n#if A > 1 && !defined(B) // why\n10\n#elif 1\n11\n#else\n12\n#endif\n\
+                   #if defined(B)\n20\n#elif A == 2\n21\n#if 0\n22\n#elif 1\n23\n#endif\n#elif 1\n24\n#else\n25\n#endif\n\
+                   #if 0\n#if 1\n30\n#else\n31\n#endif\n#elif 0\n32\n#else\n33\n#endif\n";
+        assert_eq!(
+            toks(src),
+            vec![Tok::Int(10), Tok::Int(21), Tok::Int(23), Tok::Int(33)]
+        );
+        for (src, msg) in [
+            ("#elif 1\n", "#elif without #if"),
+            ("#if 1 +\n#endif\n", "#if: expected a value"),
+            ("#if 1 / 0\n#endif\n", "#if: division by zero"),
+            (
+                "#ifndef X\n#error X is needed\n#endif\n",
+                "#error X is needed",
+            ),
+        ] {
+            let mut l = Lexer::new(src);
+            let e = l.next_token().unwrap_err();
+            assert!(e.message.contains(msg), "{src}: {}", e.message);
+        }
     }
 
     #[test]

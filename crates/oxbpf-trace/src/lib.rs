@@ -19,6 +19,7 @@ pub mod headers;
 pub mod lexer;
 pub mod output;
 pub mod parser;
+pub mod ppexpr;
 pub mod probes;
 pub mod types;
 

@@ -57,6 +57,10 @@ pub trait Symbols {
     fn cgroup_path(&self, id: u64, _pattern: &str) -> String {
         id.to_string()
     }
+    /// The name of block device `major:minor` (`vda`, `loop0`).
+    fn disk_name(&self, _major: u32, _minor: u32) -> Option<String> {
+        None
+    }
 }
 
 /// The message of error number `e`, as the C library's `strerror` gives
@@ -235,6 +239,15 @@ pub fn decode_with(ty: &Ty, b: &[u8], syms: &dyn Symbols) -> Datum {
             )
         }
         Ty::CgroupPath(pattern) => Datum::Str(syms.cgroup_path(u64_at(b, 0), pattern)),
+        Ty::Disk => {
+            // The kernel's dev_t: 12 bits of major above 20 of minor.
+            let dev = u64_at(b, 0) as u32;
+            let (major, minor) = (dev >> 20, dev & 0xf_ffff);
+            Datum::Str(
+                syms.disk_name(major, minor)
+                    .unwrap_or_else(|| format!("{major}:{minor}")),
+            )
+        }
         Ty::Sym { user } => {
             let a = u64_at(b, 0);
             let pid = user.then(|| u64_at(b, 8) as u32);
@@ -482,6 +495,57 @@ pub fn print_map_with(
         out.push('\n');
     }
     out
+}
+
+/// A map as folded stacks, the input of flame graph tools: one line per
+/// entry, the key's parts joined by `;` in the key's order (a stack's
+/// frames outermost first, by function name without offset; an address
+/// without a symbol in hex), a space, and the value. `None` for a map that
+/// is not a count or sum keyed by at least one stack.
+pub fn folded_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Option<Vec<String>> {
+    if !matches!(m.kind, MapKind::Count | MapKind::Sum)
+        || !m.key.iter().any(|t| matches!(t, Ty::Stack { .. }))
+    {
+        return None;
+    }
+    let clean = |s: &str| s.replace(';', ":").replace(['\n', '\t'], " ");
+    let mut lines = Vec::new();
+    for ((v, _, _), key) in aggregate_rows(&m.kind, entries) {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for t in &m.key {
+            let b = key.get(at..).unwrap_or(&[]);
+            at += t.stored_size();
+            match t {
+                Ty::Stack { user, limit, .. } => {
+                    let id = u64_at(b, 0);
+                    if id as i64 >= i64::from(u32::MAX) || (id as i64) < 0 {
+                        continue;
+                    }
+                    let pid = user.then(|| u64_at(b, 8) as u32);
+                    let mut addrs = syms.stack(id as u32);
+                    if *limit > 0 {
+                        addrs.truncate(*limit as usize);
+                    }
+                    let names = syms.resolve(pid, &addrs);
+                    for (a, n) in addrs.iter().zip(names).rev() {
+                        parts.push(n.map_or_else(|| raw_addr(*a), |(f, _, _)| clean(&f)));
+                    }
+                }
+                t => match decode_with(t, b, syms) {
+                    Datum::Tuple(items) => {
+                        parts.extend(items.iter().map(|d| clean(&d.to_string())))
+                    }
+                    d => parts.push(clean(&d.to_string())),
+                },
+            }
+        }
+        if parts.is_empty() {
+            parts.push("[no stack]".into());
+        }
+        lines.push(format!("{} {v}", parts.join(";")));
+    }
+    Some(lines)
 }
 
 /// A power of 1024 as bpftrace writes bucket bounds: `4K`, `1M`, `512`.
@@ -748,6 +812,75 @@ mod tests {
 
     fn pair(a: i64, b: u64) -> Vec<u8> {
         [a.to_le_bytes(), b.to_le_bytes()].concat()
+    }
+
+    /// Stack 1 is main → work (innermost first: work, main); stack 2 is
+    /// a kernel stack with an unknown address; names by address.
+    struct Fake;
+
+    impl Symbols for Fake {
+        fn stack(&self, id: u32) -> Vec<u64> {
+            match id {
+                1 => vec![0x20, 0x10],
+                2 => vec![0x300, 0xdead],
+                _ => vec![],
+            }
+        }
+        fn resolve(&self, _pid: Option<u32>, addrs: &[u64]) -> Vec<Option<(String, u64, String)>> {
+            addrs
+                .iter()
+                .map(|a| {
+                    let n = match a {
+                        0x10 => "main",
+                        0x20 => "work;inner",
+                        0x300 => "do_syscall_64",
+                        _ => return None,
+                    };
+                    Some((n.to_string(), 4, "f".to_string()))
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn maps_keyed_by_stacks_fold() {
+        let ustack = Ty::Stack {
+            user: true,
+            perf: false,
+            limit: 0,
+        };
+        let kstack = Ty::Stack {
+            user: false,
+            perf: false,
+            limit: 0,
+        };
+        let m = map(
+            "",
+            vec![Ty::Str(16), ustack, kstack.clone()],
+            MapKind::Count,
+        );
+        let key = |comm: &str, u: i64, k: i64| {
+            let mut b = comm.as_bytes().to_vec();
+            b.resize(16, 0);
+            [b, pair(u, 42), int(k)].concat()
+        };
+        let entries = vec![
+            (key("busy", 1, 2), vec![int(3), int(4)]),
+            // A failed stack walk (a negative id) is left out.
+            (key("idle", 1, -14), vec![int(1)]),
+        ];
+        assert_eq!(
+            folded_map(&m, &entries, &Fake).unwrap(),
+            [
+                "idle;main;work:inner 1",
+                "busy;main;work:inner;0xdead;do_syscall_64 7"
+            ]
+        );
+        // Not a count keyed by a stack: nothing to fold.
+        let m = map("", vec![Ty::I64], MapKind::Count);
+        assert!(folded_map(&m, &[], &Fake).is_none());
+        let m = map("", vec![kstack], MapKind::Hist { bits: 0 });
+        assert!(folded_map(&m, &[], &Fake).is_none());
     }
 
     #[test]

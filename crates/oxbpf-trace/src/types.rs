@@ -38,6 +38,9 @@ pub enum Ty {
     /// A system call number printed as its name (`syscall_name`, an
     /// oxbpf extension; x86-64's table).
     Syscall,
+    /// A block device (the kernel's `dev_t`: major << 20 | minor) printed
+    /// as its name (`disk_name`, an oxbpf extension).
+    Disk,
     /// A cgroup id printed as its paths in the hierarchies whose names
     /// match the wildcard pattern (`cgroup_path`).
     CgroupPath(String),
@@ -63,6 +66,7 @@ impl Ty {
             | Ty::Bool
             | Ty::Errno
             | Ty::Syscall
+            | Ty::Disk
             | Ty::CgroupPath(_)
             | Ty::Strftime(_) => 8,
             Ty::Inet => 24,
@@ -99,6 +103,7 @@ impl Ty {
             Ty::Bool => "bool".into(),
             Ty::Errno => "strerror".into(),
             Ty::Syscall => "syscall_name".into(),
+            Ty::Disk => "disk_name".into(),
             Ty::CgroupPath(_) => "cgroup_path".into(),
         }
     }

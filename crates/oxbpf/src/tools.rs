@@ -14,9 +14,15 @@
 //! // arg: INTERVAL:int INTERVAL: seconds between summaries
 //! ```
 //!
-//! An option with a value is an integer (`:int`, checked) or a string
-//! (`:str`, given to the script as a string literal); one without defines
-//! its macro as 1.
+//! A tool whose script counts by stack says so with `// stacks: yes`, and
+//! gets `--folded FILE` and `--flamegraph FILE.svg`; `// conflicts: A B`
+//! makes the options of macros A and B exclusive.
+//!
+//! An option with a value is an integer (`:int`, checked), a string
+//! (`:str`, given to the script as a string literal) or a block device
+//! (`:disk`, a name such as `vda` or `/dev/vda`, given to the script as the
+//! kernel's `dev_t` that block tracepoints carry); one without defines its
+//! macro as 1.
 
 use anyhow::{Result, bail};
 use std::process::ExitCode;
@@ -34,6 +40,12 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("sigsnoop", include_str!("../tools/sigsnoop.bt")),
     ("tcpstates", include_str!("../tools/tcpstates.bt")),
     ("capable", include_str!("../tools/capable.bt")),
+    ("biolatency", include_str!("../tools/biolatency.bt")),
+    ("biosnoop", include_str!("../tools/biosnoop.bt")),
+    ("bitesize", include_str!("../tools/bitesize.bt")),
+    ("biostacks", include_str!("../tools/biostacks.bt")),
+    ("profile", include_str!("../tools/profile.bt")),
+    ("offcputime", include_str!("../tools/offcputime.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,6 +53,7 @@ enum Value {
     Flag,
     Int,
     Str,
+    Disk,
 }
 
 #[derive(Debug)]
@@ -68,6 +81,10 @@ pub struct Tool {
     pub about: String,
     opts: Vec<Opt>,
     args: Vec<Arg>,
+    /// `// stacks: yes`: `--folded` and `--flamegraph`.
+    stacks: bool,
+    /// `// conflicts: A B …`: at most one of these options.
+    conflicts: Vec<Vec<String>>,
     source: &'static str,
 }
 
@@ -77,9 +94,29 @@ fn value_of(word: &str) -> Option<(String, Value)> {
     let v = match k {
         "int" => Value::Int,
         "str" => Value::Str,
+        "disk" => Value::Disk,
         _ => return None,
     };
     Some((p.to_string(), v))
+}
+
+/// A block device's number as the kernel's block tracepoints carry it
+/// (`dev_t`: major << 20 | minor), from /sys/class/block/NAME/dev.
+fn disk_number(name: &str) -> Result<i64, String> {
+    let base = name.strip_prefix("/dev/").unwrap_or(name);
+    if base.is_empty() || base.contains('/') {
+        return Err(format!(
+            "`{name}` is not a block device's name (such as vda)"
+        ));
+    }
+    let dev = std::fs::read_to_string(format!("/sys/class/block/{base}/dev"))
+        .map_err(|_| format!("there is no block device `{base}` (see /sys/class/block)"))?;
+    let (major, minor) = dev
+        .trim()
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)))
+        .ok_or_else(|| format!("/sys/class/block/{base}/dev holds `{}`", dev.trim()))?;
+    Ok(major << 20 | minor)
 }
 
 /// Reads a tool's header (every `// tool:`, `// option:` and `// arg:`
@@ -90,6 +127,8 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
         about: String::new(),
         opts: Vec::new(),
         args: Vec::new(),
+        stacks: false,
+        conflicts: Vec::new(),
         source,
     };
     for (n, line) in source.lines().enumerate() {
@@ -140,6 +179,18 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
                 return Err(bad("every option has a long name"));
             }
             tool.opts.push(opt);
+        } else if let Some(rest) = c.strip_prefix("conflicts:") {
+            let set: Vec<String> = rest.split_whitespace().map(String::from).collect();
+            if set.len() < 2 {
+                return Err(bad("expected `conflicts: MACRO MACRO…`"));
+            }
+            tool.conflicts.push(set);
+        } else if let Some(rest) = c.strip_prefix("stacks:") {
+            tool.stacks = match rest.trim() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(bad("expected `stacks: yes`")),
+            };
         } else if let Some(rest) = c.strip_prefix("arg:") {
             let (spec, help) = rest
                 .split_once(": ")
@@ -160,6 +211,13 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
     }
     if tool.about.is_empty() {
         return Err(format!("{name}.bt: no `// tool: {name}: ABOUT` line"));
+    }
+    for m in tool.conflicts.iter().flatten() {
+        if !tool.opts.iter().any(|o| &o.define == m) {
+            return Err(format!(
+                "{name}.bt: `conflicts:` names `{m}`, which no option defines"
+            ));
+        }
     }
     Ok(tool)
 }
@@ -199,6 +257,21 @@ impl Tool {
                     .value_name("FILE")
                     .help("Write the output here instead of stdout"),
             );
+        if self.stacks {
+            c = c
+                .arg(
+                    clap::Arg::new("__flamegraph")
+                        .long("flamegraph")
+                        .value_name("FILE.svg")
+                        .help("At the end, draw the stacks as an interactive SVG flame graph in this file"),
+                )
+                .arg(
+                    clap::Arg::new("__folded")
+                        .long("folded")
+                        .value_name("FILE")
+                        .help("At the end, write the stacks to this file folded (`comm;outer;…;inner COUNT`)"),
+                );
+        }
         for o in &self.opts {
             let mut a = clap::Arg::new(o.define.clone())
                 .long(o.long.clone())
@@ -212,15 +285,27 @@ impl Tool {
                     .value_name(o.placeholder.clone())
                     .value_parser(clap::value_parser!(i64)),
                 Value::Str => a.value_name(o.placeholder.clone()),
+                Value::Disk => a
+                    .value_name(o.placeholder.clone())
+                    .value_parser(disk_number),
             };
             c = c.arg(a);
+        }
+        for (i, set) in self.conflicts.iter().enumerate() {
+            c = c.group(
+                clap::ArgGroup::new(format!("__conflicts{i}"))
+                    .args(set.clone())
+                    .multiple(false),
+            );
         }
         for a in &self.args {
             let mut x = clap::Arg::new(a.define.clone())
                 .value_name(a.placeholder.clone())
                 .help(a.help.clone());
-            if a.value == Value::Int {
-                x = x.value_parser(clap::value_parser!(i64));
+            match a.value {
+                Value::Int => x = x.value_parser(clap::value_parser!(i64)),
+                Value::Disk => x = x.value_parser(disk_number),
+                Value::Flag | Value::Str => {}
             }
             c = c.arg(x);
         }
@@ -249,7 +334,7 @@ impl Tool {
                         d.push((define.clone(), "1".into()));
                     }
                 }
-                Value::Int => {
+                Value::Int | Value::Disk => {
                     if let Some(v) = m.get_one::<i64>(define) {
                         d.push((define.clone(), v.to_string()));
                     }
@@ -306,6 +391,14 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
         duration: m.get_one::<f64>("__duration").copied(),
         debug: m.get_flag("__bytecode").then(|| "bytecode".to_string()),
         output: m.get_one::<String>("__output").map(Into::into),
+        folded: t
+            .stacks
+            .then(|| m.get_one::<String>("__folded").map(Into::into))
+            .flatten(),
+        flamegraph: t
+            .stacks
+            .then(|| m.get_one::<String>("__flamegraph").map(Into::into))
+            .flatten(),
         ..crate::trace::TraceArgs::default()
     };
     // Errors name the tool's script (`syscount.bt:LINE:COL`).

@@ -68,6 +68,16 @@ pub struct TraceArgs {
     /// positional parameters were fixed when it was compiled).
     #[arg(long = "run", value_name = "FILE.o", conflicts_with = "program")]
     pub run: Option<PathBuf>,
+    /// At the end, write the maps that count by stack (`@[kstack] =
+    /// count()`, `@[comm, ustack] = sum(…)`) to this file as folded
+    /// stacks (`comm;outer;…;inner COUNT`, for flame graph tools) instead
+    /// of printing them.
+    #[arg(long = "folded", value_name = "FILE")]
+    pub folded: Option<PathBuf>,
+    /// At the end, draw the maps that count by stack as an interactive
+    /// SVG flame graph in this file instead of printing them.
+    #[arg(long = "flamegraph", value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
     /// The script's name in messages, for a program given as text
     /// (`oxbpf tool`'s scripts); `-e` otherwise.
     #[arg(skip)]
@@ -341,8 +351,85 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
     if let Some(d) = &a.debug {
         bail!("-d takes ast or bytecode, not `{d}`");
     }
+    check_stack_maps(a, &compiled)?;
     let mut out = output(a)?;
     run(a, &compiled, &name, &source, &mut out)
+}
+
+/// Maps that `--folded` / `--flamegraph` can draw: counts or sums keyed
+/// by a stack.
+fn stack_maps(c: &oxbpf_trace::Compiled) -> Vec<&MapInfo> {
+    c.maps
+        .iter()
+        .filter(|m| m.index != 0)
+        .filter(|m| {
+            oxbpf_trace::output::folded_map(m, &[], &oxbpf_trace::output::NoSymbols).is_some()
+        })
+        .collect()
+}
+
+/// `--folded` / `--flamegraph` need a map to draw: refused before
+/// anything is attached when the script keeps none.
+fn check_stack_maps(a: &TraceArgs, c: &oxbpf_trace::Compiled) -> Result<()> {
+    if (a.folded.is_some() || a.flamegraph.is_some()) && stack_maps(c).is_empty() {
+        bail!(
+            "--folded and --flamegraph draw maps that count by stack (such as `@[kstack] = count()`), and this script keeps none"
+        );
+    }
+    Ok(())
+}
+
+/// Writes the stack maps' folded stacks and flame graph; the maps
+/// written are left out of the printed ones.
+fn write_stacks(
+    a: &TraceArgs,
+    session: &Session,
+    syms: &Symbolizer,
+    c: &oxbpf_trace::Compiled,
+    title: &str,
+) -> Result<Vec<usize>> {
+    if a.folded.is_none() && a.flamegraph.is_none() {
+        return Ok(Vec::new());
+    }
+    let s = SessionSymbols { session, syms };
+    let mut lines = Vec::new();
+    let mut drawn = Vec::new();
+    for m in stack_maps(c) {
+        if let Some(l) = oxbpf_trace::output::folded_map(m, &read_map(session, m)?, &s) {
+            lines.extend(l);
+            drawn.push(m.index);
+        }
+    }
+    if let Some(p) = &a.folded {
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        std::fs::write(p, text).with_context(|| p.display().to_string())?;
+    }
+    if let Some(p) = &a.flamegraph {
+        let mut opts = inferno::flamegraph::Options::default();
+        opts.title = title.to_string();
+        opts.count_name = "samples".into();
+        if lines.is_empty() {
+            // inferno refuses an empty profile; the page says why it is
+            // empty.
+            let svg = format!(
+                "<?xml version=\"1.0\" standalone=\"no\"?>\n<svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"600\" y=\"24\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"17\">{}</text><text x=\"600\" y=\"48\" text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"12\">no stacks were recorded</text></svg>\n",
+                title.replace('&', "&amp;").replace('<', "&lt;")
+            );
+            std::fs::write(p, svg).with_context(|| p.display().to_string())?;
+            return Ok(drawn);
+        }
+        let f = std::fs::File::create(p).with_context(|| p.display().to_string())?;
+        inferno::flamegraph::from_lines(
+            &mut opts,
+            lines.iter().map(String::as_str),
+            std::io::BufWriter::new(f),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    }
+    Ok(drawn)
 }
 
 /// `--run FILE.o`: a script compiled ahead of time.
@@ -381,6 +468,7 @@ fn run_object(a: &TraceArgs, path: &std::path::Path) -> Result<ExitCode> {
     if let Some(d) = &a.debug {
         bail!("-d with --run takes bytecode, not `{d}`");
     }
+    check_stack_maps(a, &loaded.compiled)?;
     let mut out = output(a)?;
     run(a, &loaded.compiled, &o.file, &o.source, &mut out)
 }
@@ -686,6 +774,16 @@ impl oxbpf_trace::output::Symbols for SessionSymbols<'_> {
             })
             .get(&uid)
             .cloned()
+    }
+
+    fn disk_name(&self, major: u32, minor: u32) -> Option<String> {
+        // /sys/dev/block/MAJ:MIN/uevent has the device's DEVNAME.
+        let uevent =
+            std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/uevent")).ok()?;
+        uevent
+            .lines()
+            .find_map(|l| l.strip_prefix("DEVNAME="))
+            .map(String::from)
     }
 
     fn cgroup_path(&self, id: u64, pattern: &str) -> String {
@@ -1079,7 +1177,18 @@ fn run(
     if !a.tool {
         writeln!(out, "\n")?;
     }
-    let mut maps: Vec<&MapInfo> = c.maps.iter().filter(|m| m.index != 0).collect();
+    let drawn = write_stacks(
+        a,
+        &session,
+        &printer.syms,
+        c,
+        a.name.as_deref().unwrap_or(name),
+    )?;
+    let mut maps: Vec<&MapInfo> = c
+        .maps
+        .iter()
+        .filter(|m| m.index != 0 && !drawn.contains(&m.index))
+        .collect();
     maps.sort_by(|a, b| a.name.cmp(&b.name));
     for m in maps {
         if json {
@@ -1218,6 +1327,8 @@ pub fn bpftrace_main() -> ExitCode {
             format: cli.format.clone(),
             emit_elf: cli.emit_elf.clone(),
             run: None,
+            folded: None,
+            flamegraph: None,
             name: None,
             tool: false,
             // `--include errno.h`: the header's macros, as `#include`

@@ -553,6 +553,16 @@ fn tcplife_shows_a_sessions_process_ports_bytes_and_lifetime() {
 
 /// Every option of every tool compiles, alone and with all the others,
 /// through oxbpf's verifier (`--bytecode`: nothing is loaded).
+/// A block device of this machine (a disk or a loop device).
+fn any_disk() -> String {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names.into_iter().next().expect("a block device")
+}
+
 #[test]
 fn every_option_of_every_tool_compiles() {
     if oxbpf_sys::perf::tracefs_root().is_none() {
@@ -577,28 +587,50 @@ fn every_option_of_every_tool_compiles() {
         let help = run(&[name.clone(), "--help".into()]);
         let help = String::from_utf8_lossy(&help.stdout).into_owned();
         // `  -x, --failed ...` / `      --max-args <N> ...`
-        let mut opts: Vec<(String, bool)> = Vec::new();
+        let mut opts: Vec<(String, Option<String>)> = Vec::new();
         for l in help.lines() {
             let Some(long) = l.split_whitespace().find(|w| w.starts_with("--")) else {
                 continue;
             };
             let long = long.trim_end_matches(',').to_string();
-            if ["--help", "--duration", "--output", "--bytecode"].contains(&long.as_str()) {
+            if [
+                "--help",
+                "--duration",
+                "--output",
+                "--bytecode",
+                "--flamegraph",
+                "--folded",
+            ]
+            .contains(&long.as_str())
+            {
                 continue;
             }
-            opts.push((long, l.contains('<')));
+            // A value: `<DISK>` names a block device, any other a number.
+            let value = if l.contains("<DISK>") {
+                Some(any_disk())
+            } else {
+                l.contains('<').then(|| "1".to_string())
+            };
+            opts.push((long, value));
         }
+        // Each option alone, then all together but for those that the
+        // tool declares exclusive of one taken already.
         let mut all = vec![name.clone(), "--bytecode".into()];
         let mut combos: Vec<Vec<String>> = Vec::new();
-        for (o, takes) in &opts {
+        for (o, value) in &opts {
             let mut one = vec![o.clone()];
-            if *takes {
-                one.push("1".into());
-            }
-            all.extend(one.iter().cloned());
+            one.extend(value.clone());
             let mut args = vec![name.clone(), "--bytecode".into()];
-            args.extend(one);
+            args.extend(one.iter().cloned());
             combos.push(args);
+            let mut more = all.clone();
+            more.extend(one);
+            let out = run(&more);
+            if out.status.success()
+                || !String::from_utf8_lossy(&out.stderr).contains("cannot be used with")
+            {
+                all = more;
+            }
         }
         combos.push(all);
         for args in combos {
@@ -769,4 +801,287 @@ fn capable_shows_granted_and_refused_checks() {
             .any(|c| c[0] == "65534" && c[1] == npid && c[4] == "CAP_SYS_NICE" && c[5] != "0"),
         "nobody's check refused: {out}"
     );
+}
+
+/// A loop device over a file of the test's, detached (and the file
+/// removed) when dropped, however the test ends.
+struct LoopDevice {
+    dev: String,
+    file: std::path::PathBuf,
+}
+
+impl LoopDevice {
+    fn new(mib: u64) -> LoopDevice {
+        let file = std::env::temp_dir().join(format!("oxbpf-loop-{}.img", std::process::id()));
+        let f = std::fs::File::create(&file).unwrap();
+        f.set_len(mib << 20).unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .expect("losetup (util-linux) sets up a loop device");
+        assert!(
+            out.status.success(),
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(dev.starts_with("/dev/loop"), "{dev}");
+        LoopDevice { dev, file }
+    }
+
+    /// `loop3`.
+    fn name(&self) -> &str {
+        self.dev.trim_start_matches("/dev/")
+    }
+
+    /// Writes `count` blocks of `bs` bytes with O_DIRECT (each write one
+    /// request, waited for) by a dd process; its pid.
+    fn write_direct(&self, bs: usize, count: usize, seek: usize) -> u32 {
+        let mut dd = Command::new("dd")
+            .args([
+                "if=/dev/zero".to_string(),
+                format!("of={}", self.dev),
+                format!("bs={bs}"),
+                format!("count={count}"),
+                format!("seek={seek}"),
+                "oflag=direct".into(),
+                "conv=notrunc".into(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = dd.id();
+        assert!(dd.wait().unwrap().success());
+        pid
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// The counts of a histogram's buckets (`[64K, 128K)  8 |@@@|` or
+/// `[1]  3 |@|`) in the lines after `label` until a blank line, by
+/// bucket text.
+fn buckets(out: &str, label: &str) -> Vec<(String, u64)> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(label))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let (b, rest) = l.split_once([')', ']'])?;
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            Some((b.trim_start_matches('[').to_string(), n))
+        })
+        .collect()
+}
+
+#[test]
+fn block_io_tools_see_direct_writes_of_known_sizes() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let lo = LoopDevice::new(16);
+    let disk = lo.name().to_string();
+    let snoop = start(&["biosnoop", "-d", &disk, "--duration", "4"]);
+    assert_eq!(
+        columns(&snoop.header),
+        [
+            "TIME(s)", "COMM", "PID", "DISK", "T", "SECTOR", "BYTES", "LAT(ms)"
+        ]
+    );
+    let lat = start(&["biolatency", "-d", &disk, "-F", "--duration", "4"]);
+    assert!(
+        lat.header.starts_with("Tracing block device I/O"),
+        "{}",
+        lat.header
+    );
+    let size = start(&["bitesize", "-d", &disk, "-c", "dd", "--duration", "4"]);
+    let big = lo.write_direct(65536, 8, 0);
+    let small = lo.write_direct(16384, 4, 64);
+    let (snoop, lat, size) = (snoop.finish(), lat.finish(), size.finish());
+
+    // biosnoop: one line per write, with dd's pid, the disk, W, the byte
+    // count and the sector (seek is in blocks of bs).
+    let rows: Vec<Vec<&str>> = snoop
+        .lines()
+        .map(columns)
+        .filter(|c| c.len() == 8)
+        .collect();
+    let of =
+        |pid: u32| -> Vec<&Vec<&str>> { rows.iter().filter(|c| c[2] == pid.to_string()).collect() };
+    assert_eq!(of(big).len(), 8, "{snoop}");
+    assert_eq!(of(small).len(), 4, "{snoop}");
+    for (pid, bytes) in [(big, "65536"), (small, "16384")] {
+        for c in of(pid) {
+            assert_eq!(
+                (c[1], c[3], c[4], c[6]),
+                ("dd", disk.as_str(), "W", bytes),
+                "{c:?}"
+            );
+        }
+    }
+    let sectors: Vec<u64> = of(big).iter().map(|c| c[5].parse().unwrap()).collect();
+    assert_eq!(sectors, (0..8).map(|i| i * 128).collect::<Vec<_>>());
+    assert_eq!(of(small)[0][5], (64 * 16384 / 512).to_string());
+
+    // biolatency -F: the writes under a write's flags (W…), 12 in all.
+    let label = lat
+        .lines()
+        .find(|l| l.starts_with("@lat[W"))
+        .unwrap_or_else(|| panic!("no write histogram: {lat}"));
+    let n: u64 = buckets(&lat, label).iter().map(|b| b.1).sum();
+    assert_eq!(n, 12, "{lat}");
+    assert!(lat.contains("usecs:"), "{lat}");
+
+    // bitesize: dd's sizes in kilobytes, 8 in [64, 128) and 4 in [16, 32).
+    let b = buckets(&size, "@kbytes[dd]:");
+    assert!(b.contains(&("64, 128".into(), 8)), "{size}");
+    assert!(b.contains(&("16, 32".into(), 4)), "{size}");
+}
+
+#[test]
+fn biostacks_and_per_disk_latency() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let lo = LoopDevice::new(16);
+    let disk = lo.name().to_string();
+    let stacks = start(&["biostacks", "-d", &disk, "--duration", "3"]);
+    let lat = start(&["biolatency", "-D", "-Q", "-d", &disk, "--duration", "3"]);
+    lo.write_direct(4096, 5, 0);
+    let (stacks, lat) = (stacks.finish(), lat.finish());
+    // The stack that started the writes is the direct-IO path from dd's
+    // system call.
+    assert!(stacks.contains("@usecs["), "{stacks}");
+    assert!(
+        stacks.lines().any(|l| l.contains("blkdev_direct_IO")
+            || l.contains("__blkdev_direct_IO")
+            || l.contains("submit_bio")),
+        "the block layer's entry in the stacks: {stacks}"
+    );
+    let label = format!("@lat[{disk}]:");
+    let n: u64 = buckets(&lat, &label).iter().map(|b| b.1).sum();
+    assert!(n >= 5, "five writes on {disk} at least: {lat}");
+}
+
+/// A C program whose one busy function (a known name) takes its CPU time,
+/// or that sleeps in a known function; frame pointers, so that its user
+/// stacks unwind.
+fn c_workload(name: &str, src: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("oxbpf-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join(name);
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let st = Command::new("gcc")
+        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
+        .arg(&bin)
+        .arg(&c)
+        .status()
+        .expect("gcc builds the workload");
+    assert!(st.success());
+    bin
+}
+
+#[test]
+fn profile_draws_the_busy_function_in_a_flame_graph() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let bin = c_workload(
+        "oxspin",
+        "#include <time.h>\nvolatile unsigned long n;\n__attribute__((noinline)) void oxbpf_busy_spin(void) { for (unsigned long i = 0; i < 20000000UL; i++) n += i; }\nint main(void) { time_t t = time(0); while (time(0) - t < 4) oxbpf_busy_spin(); return 0; }\n",
+    );
+    let mut spin = Command::new(&bin).spawn().unwrap();
+    let dir = bin.parent().unwrap().to_path_buf();
+    let (svg, folded) = (dir.join("profile.svg"), dir.join("profile.folded"));
+    let t = start(&[
+        "profile",
+        "-p",
+        &spin.id().to_string(),
+        "-F",
+        "99",
+        "--flamegraph",
+        svg.to_str().unwrap(),
+        "--folded",
+        folded.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    assert!(t.header.starts_with("Sampling at 99 Hertz"), "{}", t.header);
+    let out = t.finish();
+    let _ = (spin.kill(), spin.wait());
+    // The stacks went to the files, not to the output.
+    assert!(!out.contains("@samples"), "{out}");
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    let mut samples = 0;
+    for l in folded.lines() {
+        let (stack, n) = l.rsplit_once(' ').unwrap();
+        assert!(stack.starts_with("oxspin;"), "{l}");
+        if stack.contains("main;oxbpf_busy_spin") {
+            samples += n.parse::<u64>().unwrap();
+        }
+    }
+    // 2 s at 99 Hz on the one CPU it runs on: ~198 samples, most in the
+    // busy function.
+    assert!(samples >= 100, "{folded}");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<?xml") && svg.contains("<svg"), "an SVG");
+    assert!(
+        svg.contains("oxbpf_busy_spin"),
+        "the busy function is drawn"
+    );
+}
+
+#[test]
+fn offcputime_shows_a_sleeping_threads_stack() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let bin = c_workload(
+        "oxnap",
+        "#include <time.h>\n__attribute__((noinline)) void oxbpf_nap(void) { struct timespec ts = {0, 100000000}; nanosleep(&ts, 0); }\nint main(void) { for (int i = 0; i < 40; i++) oxbpf_nap(); return 0; }\n",
+    );
+    let mut nap = Command::new(&bin).spawn().unwrap();
+    let dir = bin.parent().unwrap().to_path_buf();
+    let folded = dir.join("offcpu.folded");
+    let t = start(&[
+        "offcputime",
+        "-p",
+        &nap.id().to_string(),
+        "--folded",
+        folded.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    assert!(t.header.starts_with("Tracing off-CPU time"), "{}", t.header);
+    t.finish();
+    let _ = (nap.kill(), nap.wait());
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    // About 2 s asleep in nanosleep, summed in microseconds.
+    let asleep: u64 = folded
+        .lines()
+        .filter(|l| l.starts_with("oxnap;") && l.contains("do_nanosleep"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum();
+    assert!(
+        (1_500_000..=2_500_000).contains(&asleep),
+        "{asleep} us: {folded}"
+    );
+    // Without the files the map prints, by stack.
+    let t = start(&[
+        "offcputime",
+        "-p",
+        &std::process::id().to_string(),
+        "-K",
+        "--duration",
+        "1",
+    ]);
+    let out = t.finish();
+    assert!(out.is_empty() || out.contains("@usecs["), "{out}");
 }

@@ -895,3 +895,97 @@ fn bpftraces_tools_compile_unmodified() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `--folded` / `--flamegraph` on any script: the maps that count by
+/// stack go to the files (not to the output); a script with no such map
+/// is refused before anything is loaded.
+#[test]
+fn stack_maps_fold_and_draw() {
+    let _serial = serial();
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("oxbpf-fold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (folded, svg) = (dir.join("f.txt"), dir.join("f.svg"));
+    let before = oxbpf_sys::object_ids().unwrap();
+    let out = Command::new(common::oxbpf_bin())
+        .args([
+            "trace",
+            "-e",
+            "tracepoint:syscalls:sys_enter_getppid /pid == $1/ { @[comm, kstack] = count(); @n = count(); }",
+            "-c",
+            "/bin/true",
+        ])
+        .arg(std::process::id().to_string())
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--flamegraph")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // @n prints; the stack map does not.
+    assert!(text.contains("@n: "), "{text}");
+    assert!(!text.contains("@["), "{text}");
+    let folded = std::fs::read_to_string(&folded).unwrap();
+    assert!(folded.is_empty(), "no getppid from this pid: {folded}");
+    assert!(
+        std::fs::read_to_string(&svg)
+            .unwrap()
+            .contains("no stacks were recorded")
+    );
+    // A getppid(2) of this process's own, folded with its kernel stack.
+    let mut child = Command::new(common::oxbpf_bin())
+        .args([
+            "trace",
+            "-e",
+            &format!(
+                "tracepoint:syscalls:sys_enter_getppid /pid == {}/ {{ @[comm, kstack] = count(); }} interval:ms:1500 {{ exit(); }}",
+                std::process::id()
+            ),
+            "--folded",
+        ])
+        .arg(dir.join("g.txt"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let _ = std::os::unix::process::parent_id();
+    }
+    assert!(child.wait().unwrap().success());
+    let g = std::fs::read_to_string(dir.join("g.txt")).unwrap();
+    let line = g.lines().next().unwrap_or_else(|| panic!("folded: {g}"));
+    let (stack, n) = line.rsplit_once(' ').unwrap();
+    assert_eq!(n, "3", "{g}");
+    // Outermost frame first: the system call entry, then the handler.
+    let frames: Vec<&str> = stack.split(';').collect();
+    let entry = frames.iter().position(|f| f.contains("do_syscall_64"));
+    let handler = frames
+        .iter()
+        .position(|f| f.contains("syscall_trace_enter"));
+    assert!(entry.is_some() && entry < handler, "{g}");
+    // No stack map: refused, nothing loaded.
+    let bad = Command::new(common::oxbpf_bin())
+        .args(["trace", "-e", "BEGIN { @x = count(); exit(); }", "--folded"])
+        .arg(dir.join("h.txt"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("count by stack"));
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(left, Default::default());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -116,6 +116,7 @@ impl Gen {
             | Ty::Bool
             | Ty::Errno
             | Ty::Syscall
+            | Ty::Disk
             | Ty::CgroupPath(_)
             | Ty::Strftime(_)
             | Ty::Stack { user: false, .. } => u64_,

@@ -550,6 +550,12 @@ impl Gen<'_, '_> {
                 };
                 self.slot_of(x, Ty::Syscall)?
             }
+            "disk_name" => {
+                let [x] = args else {
+                    return err(span, "disk_name() takes one device number (a dev_t)");
+                };
+                self.slot_of(x, Ty::Disk)?
+            }
             "strerror" => {
                 let [x] = args else {
                     return err(span, "strerror() takes one error number");

@@ -412,6 +412,7 @@ pub const FUNCTIONS: &[&str] = &[
     "strerror",
     "cgroup_path",
     "syscall_name",
+    "disk_name",
 ];
 
 /// Compiles a parsed script.
@@ -1180,6 +1181,7 @@ impl Compiler<'_> {
                 "pton" => Ty::Buf(funcs::pton_bytes(args, e.span)?.len()),
                 "strerror" => Ty::Errno,
                 "syscall_name" => Ty::Syscall,
+                "disk_name" => Ty::Disk,
                 "cgroup_path" => Ty::CgroupPath(funcs::cgroup_filter(args)),
                 _ => Ty::I64,
             },
