@@ -46,6 +46,18 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("biostacks", include_str!("../tools/biostacks.bt")),
     ("profile", include_str!("../tools/profile.bt")),
     ("offcputime", include_str!("../tools/offcputime.bt")),
+    ("tcpaccept", include_str!("../tools/tcpaccept.bt")),
+    ("tcpretrans", include_str!("../tools/tcpretrans.bt")),
+    ("oomkill", include_str!("../tools/oomkill.bt")),
+    ("cpudist", include_str!("../tools/cpudist.bt")),
+    ("softirqs", include_str!("../tools/softirqs.bt")),
+    ("hardirqs", include_str!("../tools/hardirqs.bt")),
+    ("statsnoop", include_str!("../tools/statsnoop.bt")),
+    ("mountsnoop", include_str!("../tools/mountsnoop.bt")),
+    ("drsnoop", include_str!("../tools/drsnoop.bt")),
+    ("wakeuptime", include_str!("../tools/wakeuptime.bt")),
+    ("futexctn", include_str!("../tools/futexctn.bt")),
+    ("runqlen", include_str!("../tools/runqlen.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

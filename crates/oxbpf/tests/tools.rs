@@ -1085,3 +1085,482 @@ fn offcputime_shows_a_sleeping_threads_stack() {
     let out = t.finish();
     assert!(out.is_empty() || out.contains("@usecs["), "{out}");
 }
+
+#[test]
+fn statsnoop_shows_paths_results_and_errors() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&[
+        "statsnoop",
+        "-p",
+        &std::process::id().to_string(),
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(columns(&t.header), ["PID", "COMM", "RET", "ERR", "PATH"]);
+    let here = std::env::temp_dir().join(format!("oxbpf-stat-{}", std::process::id()));
+    std::fs::write(&here, "x").unwrap();
+    assert!(std::fs::metadata(&here).is_ok());
+    assert!(std::fs::metadata("/nonexistent/oxbpf-stat-marker").is_err());
+    let out = t.finish();
+    let _ = std::fs::remove_file(&here);
+    let me = std::process::id().to_string();
+    let ok = out
+        .lines()
+        .find(|l| l.ends_with(here.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{out}"));
+    let c = columns(ok);
+    assert_eq!((c[0], c[2], c[3]), (me.as_str(), "0", "0"), "{ok}");
+    let bad = out
+        .lines()
+        .find(|l| l.ends_with("/nonexistent/oxbpf-stat-marker"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let c = columns(bad);
+    assert_eq!(
+        (c[0], c[2], c[3]),
+        (me.as_str(), "-1", "2"),
+        "ENOENT: {bad}"
+    );
+}
+
+#[test]
+fn mountsnoop_shows_a_mount_and_its_unmount() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("oxbpf-mnt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    let t = start(&["mountsnoop", "--duration", "2"]);
+    assert_eq!(columns(&t.header), ["COMM", "PID", "TID", "MNT_NS", "CALL"]);
+    let mut m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "oxbpfsrc", &d])
+        .spawn()
+        .unwrap();
+    let mount_pid = m.id();
+    assert!(m.wait().unwrap().success());
+    assert!(Command::new("umount").arg(&d).status().unwrap().success());
+    let out = t.finish();
+    let _ = std::fs::remove_dir(&dir);
+    use std::os::unix::fs::MetadataExt;
+    let ns = std::fs::metadata("/proc/self/ns/mnt")
+        .unwrap()
+        .ino()
+        .to_string();
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("mount(\"oxbpfsrc\", \"{d}\", \"tmpfs\", ")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let c = columns(line);
+    assert_eq!(
+        (c[0], c[1], c[3]),
+        ("mount", mount_pid.to_string().as_str(), ns.as_str()),
+        "{line}"
+    );
+    assert!(line.ends_with("\"size=1m\") = 0"), "{line}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&format!("umount(\"{d}\", 0x0) = 0"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn tcpaccept_shows_the_acceptor_and_both_ends() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let t = start(&[
+        "tcpaccept",
+        "-p",
+        &std::process::id().to_string(),
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(
+        columns(&t.header),
+        ["PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT"]
+    );
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lport = l.local_addr().unwrap().port();
+    let c = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
+    let rport = c.local_addr().unwrap().port();
+    let (_s, _) = l.accept().unwrap();
+    let out = t.finish();
+    let want = [
+        std::process::id().to_string(),
+        "4".into(),
+        "127.0.0.1".into(),
+        rport.to_string(),
+        "127.0.0.1".into(),
+        lport.to_string(),
+    ];
+    assert!(
+        out.lines().any(|line| {
+            let c = columns(line);
+            c.len() == 7 && c[0] == want[0] && c[2..] == want[1..]
+        }),
+        "{want:?} in: {out}"
+    );
+}
+
+#[test]
+fn tcpretrans_sees_a_connection_whose_packets_stop() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let ns = format!("oxbpf-rt-{}", std::process::id());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Ns(String);
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _ns = Ns(ns.clone());
+    let t = start(&["tcpretrans", "--duration", "4"]);
+    assert_eq!(
+        columns(&t.header),
+        [
+            "TIME",
+            "PID",
+            "IP",
+            "LADDR:LPORT",
+            "T>",
+            "RADDR:RPORT",
+            "STATE"
+        ]
+    );
+    // In the namespace: a connection over lo, then lo goes down and the
+    // client's data has to be resent (the first resend after ~200 ms).
+    let script = "import socket, subprocess, time\n\
+subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n\
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+c = socket.create_connection(l.getsockname()); s, _ = l.accept()\n\
+print(c.getsockname()[1], l.getsockname()[1], flush=True)\n\
+subprocess.run(['ip', 'link', 'set', 'lo', 'down'], check=True)\n\
+c.send(b'x' * 100)\n\
+time.sleep(1.5)\n";
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns, "python3", "-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ports = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (cport, sport) = ports.split_once(' ').unwrap();
+    let text = t.finish();
+    let want = format!("127.0.0.1:{cport} R> 127.0.0.1:{sport} ESTABLISHED");
+    assert!(text.contains(&want), "{want} in:\n{text}");
+}
+
+/// A memory cgroup limited to `mib` MiB without swap (cgroup v2's memory
+/// controller where it has one, else v1's), removed when dropped.
+struct MemCgroup {
+    dir: std::path::PathBuf,
+    procs: std::path::PathBuf,
+}
+
+impl MemCgroup {
+    fn new(mib: u64) -> MemCgroup {
+        let name = format!("oxbpf-mem-{}", std::process::id());
+        let limit = (mib << 20).to_string();
+        let v2 = oxbpf_sys::net::cgroup2_mount().filter(|m| {
+            std::fs::read_to_string(m.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|w| w == "memory"))
+        });
+        let cg = if let Some(root) = v2 {
+            let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory");
+            let dir = root.join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("memory.max"), &limit).unwrap();
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+            dir
+        } else {
+            let root = oxbpf_sys::net::cgroup_hierarchies()
+                .into_iter()
+                .find(|(n, _)| n == "memory")
+                .expect("a memory cgroup controller (v2 or v1)")
+                .1;
+            let dir = root.join(&name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("memory.limit_in_bytes"), &limit).unwrap();
+            let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &limit);
+            dir
+        };
+        MemCgroup {
+            procs: cg.join("cgroup.procs"),
+            dir: cg,
+        }
+    }
+
+    /// Runs `python3 -c CODE` inside the cgroup; its pid and status.
+    fn run_python(&self, code: &str) -> (u32, std::process::ExitStatus) {
+        let mut c = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "echo $$ > {} && exec python3 -c \"$0\"",
+                    self.procs.display()
+                ),
+                code,
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = c.id();
+        (pid, c.wait().unwrap())
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn oomkill_and_drsnoop_see_a_cgroups_memory_run_out() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let cg = MemCgroup::new(48);
+    let oom = start(&["oomkill", "--duration", "5"]);
+    assert!(
+        oom.header.starts_with("Tracing OOM kills"),
+        "{}",
+        oom.header
+    );
+    let dr = start(&["drsnoop", "--duration", "5"]);
+    assert_eq!(
+        columns(&dr.header),
+        ["COMM", "TID", "LAT(ms)", "PAGES", "KIND"]
+    );
+    // 400 MiB written in a 48 MiB cgroup without swap: it reclaims,
+    // then the OOM killer kills it.
+    let (pid, st) = cg.run_python("x = b'a' * (400 << 20)");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(9), "killed by the OOM killer: {st}");
+    let (oom, dr) = (oom.finish(), dr.finish());
+    let want = format!("OOM kill of PID {pid} (\"python3\")");
+    let line = oom
+        .lines()
+        .find(|l| l.contains(&want))
+        .unwrap_or_else(|| panic!("{want} in: {oom}"));
+    assert!(
+        line.contains(&format!("Triggered by PID {pid} (\"python3\")")),
+        "{line}"
+    );
+    // Its anonymous memory is near the limit when it is killed.
+    let anon: u64 = line
+        .split("anon-rss ")
+        .nth(1)
+        .and_then(|r| r.split("kB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((20_000..=49_152).contains(&anon), "{line}");
+    assert!(
+        dr.lines().any(|l| {
+            let c = columns(l);
+            c.len() == 5 && c[0] == "python3" && c[1] == pid.to_string() && c[4] == "memcg"
+        }),
+        "the cgroup's reclaim by python3 ({pid}): {dr}"
+    );
+}
+
+#[test]
+fn softirqs_and_hardirqs_name_what_ran() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let soft = start(&["softirqs", "-c", "--duration", "2"]);
+    let hard = start(&["hardirqs", "-c", "--duration", "2"]);
+    // Traffic over loopback runs NET_RX.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    use std::io::Write;
+    for _ in 0..100 {
+        c.write_all(&[0u8; 1000]).unwrap();
+        let mut b = [0u8; 1000];
+        s.read_exact(&mut b).unwrap();
+    }
+    let (soft, hard) = (soft.finish(), hard.finish());
+    let kinds = [
+        "hi", "timer", "net_tx", "net_rx", "block", "irq_poll", "tasklet", "sched", "hrtimer",
+        "rcu",
+    ];
+    let mut seen = Vec::new();
+    for l in soft.lines().filter(|l| l.starts_with("@count[")) {
+        let k = &l["@count[".len()..l.find(']').unwrap()];
+        assert!(kinds.contains(&k), "{l}");
+        seen.push(k.to_string());
+    }
+    assert!(seen.iter().any(|k| k == "net_rx"), "{soft}");
+    assert!(seen.iter().any(|k| k == "timer"), "{soft}");
+    assert!(soft.contains("@time[net_rx]: "), "{soft}");
+    // Every handler counted is one of /proc/interrupts'.
+    let table = std::fs::read_to_string("/proc/interrupts").unwrap();
+    let names: Vec<&str> = hard
+        .lines()
+        .filter_map(|l| l.strip_prefix("@count[")?.split(']').next())
+        .collect();
+    for n in &names {
+        assert!(table.contains(n), "{n} is not in /proc/interrupts");
+    }
+}
+
+#[test]
+fn cpudist_on_and_off_cpu_per_process() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let nap = c_workload(
+        "oxnap2",
+        "#include <time.h>\nint main(void) { struct timespec ts = {0, 100000000}; for (int i = 0; i < 30; i++) nanosleep(&ts, 0); return 0; }\n",
+    );
+    let mut n = Command::new(&nap).spawn().unwrap();
+    let off = start(&["cpudist", "-O", "-P", "--duration", "2"]);
+    assert!(
+        off.header.starts_with("Tracing off-CPU time"),
+        "{}",
+        off.header
+    );
+    let on = start(&["cpudist", "-P", "--duration", "2"]);
+    let busy = Command::new("python3")
+        .args([
+            "-c",
+            "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass\n",
+        ])
+        .spawn()
+        .unwrap();
+    let busy_pid = busy.id();
+    let _ = { busy }.wait();
+    let (off, on) = (off.finish(), on.finish());
+    let _ = (n.kill(), n.wait());
+    // Off CPU: ~100 ms naps, in the [64K, 128K) microsecond bucket.
+    let b = buckets(&off, &format!("@dist[oxnap2, {}]:", n.id()));
+    let naps: u64 = b
+        .iter()
+        .filter(|(k, _)| k == "64K, 128K")
+        .map(|b| b.1)
+        .sum();
+    assert!(naps >= 10, "{off}");
+    // On CPU: the busy process ran, in slices of its own.
+    let b = buckets(&on, &format!("@dist[python3, {busy_pid}]:"));
+    assert!(b.iter().map(|b| b.1).sum::<u64>() > 0, "{on}");
+    assert!(on.contains("usecs:"), "{on}");
+}
+
+#[test]
+fn runqlen_sees_a_queue_on_a_shared_cpu() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let busy = || {
+        Command::new("taskset")
+            .args([
+                "-c",
+                "0",
+                "python3",
+                "-c",
+                "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
+            ])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (busy(), busy());
+    let t = start(&["runqlen", "-C", "--duration", "2"]);
+    assert!(
+        t.header
+            .starts_with("Sampling run queue length at 99 Hertz"),
+        "{}",
+        t.header
+    );
+    let out = t.finish();
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    // On CPU 0 one runs while the other waits: length 1 (at least).
+    let queued: u64 = buckets(&out, "@runqlen[0]:")
+        .iter()
+        .filter(|(k, _)| k != "0, 1")
+        .map(|b| b.1)
+        .sum();
+    assert!(queued > 50, "{out}");
+}
+
+#[test]
+fn wakeuptime_names_the_waker_and_its_stack() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let bin = c_workload(
+        "oxwake",
+        "#include <pthread.h>\n#include <unistd.h>\n#include <time.h>\nint p[2];\nvoid *reader(void *a) { char c; for (int i = 0; i < 10; i++) read(p[0], &c, 1); return a; }\nint main(void) { pipe(p); pthread_t t; pthread_create(&t, 0, reader, 0); struct timespec ts = {0, 100000000}; for (int i = 0; i < 10; i++) { nanosleep(&ts, 0); write(p[1], \"x\", 1); } pthread_join(t, 0); return 0; }\n",
+    );
+    let mut w = Command::new(&bin).spawn().unwrap();
+    let folded = bin.with_file_name("wake.folded");
+    let t = start(&[
+        "wakeuptime",
+        "-p",
+        &w.id().to_string(),
+        "--folded",
+        folded.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    t.finish();
+    let _ = (w.kill(), w.wait());
+    let f = std::fs::read_to_string(&folded).unwrap();
+    // The reader blocked on the pipe, woken by the writer's write(2).
+    let us: u64 = f
+        .lines()
+        .filter(|l| l.starts_with("oxwake;oxwake;") && l.contains("pipe_write"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum();
+    assert!(us >= 500_000, "{us} us: {f}");
+}
+
+#[test]
+fn futexctn_sees_a_contended_mutex() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let bin = c_workload(
+        "oxlock",
+        "#include <pthread.h>\n#include <stdio.h>\n#include <time.h>\npthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;\nvoid *worker(void *a) { struct timespec ts = {0, 20000000}; for (int i = 0; i < 20; i++) { pthread_mutex_lock(&m); nanosleep(&ts, 0); pthread_mutex_unlock(&m); } return a; }\nint main(void) { struct timespec w = {0, 500000000}; nanosleep(&w, 0); printf(\"%p\\n\", (void *)&m); fflush(stdout); pthread_t t[3]; for (int i = 0; i < 3; i++) pthread_create(&t[i], 0, worker, 0); for (int i = 0; i < 3; i++) pthread_join(t[i], 0); return 0; }\n",
+    );
+    let mut w = Command::new(&bin).stdout(Stdio::piped()).spawn().unwrap();
+    let t = start(&[
+        "futexctn",
+        "-s",
+        "-p",
+        &w.id().to_string(),
+        "--duration",
+        "3",
+    ]);
+    let mut addr = String::new();
+    BufReader::new(w.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let out = t.finish();
+    let _ = w.wait();
+    let label = format!("@waits[oxlock, {}, {}]:", w.id(), addr.trim());
+    let waits: u64 = buckets(&out, &label).iter().map(|b| b.1).sum();
+    // 60 critical sections of 20 ms among 3 threads: most lock calls wait.
+    assert!(waits >= 20, "{label} in: {out}");
+}

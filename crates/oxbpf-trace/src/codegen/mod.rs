@@ -3814,7 +3814,22 @@ impl Gen<'_, '_> {
         let t = self.temp();
         let r = Self::reg_of(t);
         let size = f.size.min(8);
-        self.a.ldx(size, r, R6, f.offset as i16);
+        // The kernel takes only aligned loads from a tracepoint's record
+        // (`__u8 saddr[4]` at offset 34 is two 2-byte loads): a field
+        // whose offset is not a multiple of its size is read in pieces of
+        // the largest size its offset allows, the lowest address the least
+        // significant (x86-64 is little-endian).
+        let piece = (1u32 << f.offset.trailing_zeros().min(3)).min(size);
+        if piece == size {
+            self.a.ldx(size, r, R6, f.offset as i16);
+        } else {
+            self.a.mov_imm(r, 0);
+            for i in (0..size / piece).rev() {
+                self.a.alu_imm(BPF_LSH, r, (piece * 8) as i32);
+                self.a.ldx(piece, R0, R6, (f.offset + i * piece) as i16);
+                self.a.alu(BPF_OR, r, R0);
+            }
+        }
         if f.signed {
             self.a.sext(r, size);
         }

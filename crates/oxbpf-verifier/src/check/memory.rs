@@ -366,6 +366,11 @@ impl Verifier<'_> {
                 ),
             )
         };
+        // Every program type's is_valid_access refuses a load or store
+        // not aligned to its size (`off % size != 0`).
+        if off % size != 0 {
+            return Err(bad());
+        }
         let field = ctx_field(t, field_off).ok_or_else(bad)?;
         match field {
             Field::Packet | Field::PacketEnd | Field::PacketMeta => {
