@@ -326,6 +326,19 @@ pub fn map_is_dumpable(t: u32) -> bool {
     )
 }
 
+/// Waits `d` (to the millisecond) with poll(2) on no descriptors rather
+/// than nanosleep(2): a tracer's own pauses are then not the sleeps that
+/// a sleep-tracing script (naptime) reports, which would feed back into
+/// more output and more pauses.
+pub fn pause(d: std::time::Duration) {
+    let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: poll with no descriptors (a null array of length 0) only
+    // waits; it reads and writes no memory.
+    unsafe {
+        libc::poll(std::ptr::null_mut(), 0, ms);
+    }
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {

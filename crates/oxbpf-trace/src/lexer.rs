@@ -490,7 +490,13 @@ impl<'a> Lexer<'a> {
                 .split(':')
                 .map(|part| match self.defines.get(part) {
                     Some(text) if ident_len(part) == part.len() && !part.is_empty() => {
-                        text.trim().to_string()
+                        // A string literal's text, as a quoted part of an
+                        // attach point gives it (`#define LIBC "/lib/…"`).
+                        let t = text.trim();
+                        match t.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                            Some(inner) if t.len() >= 2 => inner.to_string(),
+                            _ => t.to_string(),
+                        }
                     }
                     _ => part.to_string(),
                 })
@@ -640,6 +646,9 @@ mod tests {
         assert_eq!(l.next_token().unwrap().0, Tok::Punct(","));
         assert_eq!(l.attach_point().unwrap().unwrap().0, "u:/a b/c:f");
         assert_eq!(l.next_token().unwrap().0, Tok::Punct("/"));
+        // A macro for a part: its text, a string literal's unquoted.
+        let mut l = Lexer::new("#define LIB \"/lib/x y.so\"\n#define F f\nuprobe:LIB:F {");
+        assert_eq!(l.attach_point().unwrap().unwrap().0, "uprobe:/lib/x y.so:f");
     }
 
     #[test]

@@ -58,6 +58,19 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("wakeuptime", include_str!("../tools/wakeuptime.bt")),
     ("futexctn", include_str!("../tools/futexctn.bt")),
     ("runqlen", include_str!("../tools/runqlen.bt")),
+    ("cpuwalk", include_str!("../tools/cpuwalk.bt")),
+    ("naptime", include_str!("../tools/naptime.bt")),
+    ("pidpersec", include_str!("../tools/pidpersec.bt")),
+    ("setuids", include_str!("../tools/setuids.bt")),
+    ("syncsnoop", include_str!("../tools/syncsnoop.bt")),
+    ("threadsnoop", include_str!("../tools/threadsnoop.bt")),
+    ("writeback", include_str!("../tools/writeback.bt")),
+    ("bashreadline", include_str!("../tools/bashreadline.bt")),
+    ("gethostlatency", include_str!("../tools/gethostlatency.bt")),
+    ("sslsnoop", include_str!("../tools/sslsnoop.bt")),
+    ("ssllatency", include_str!("../tools/ssllatency.bt")),
+    ("loads", include_str!("../tools/loads.bt")),
+    ("tcpdrop", include_str!("../tools/tcpdrop.bt")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1155,7 +1155,7 @@ fn run(
         // means the events come faster than a pause allows: none then, so
         // that the ring does not overflow.
         if bytes > 0 && bytes < ring_bytes / 2 {
-            std::thread::sleep(Duration::from_millis(5));
+            oxbpf_sys::pause(Duration::from_millis(5));
         }
     }
     // Everything stops; END runs; the rest of the events; the maps.
@@ -1198,8 +1198,16 @@ fn run(
             };
             out.write_all(print_map_json(m, &read_map(&session, m)?, &s).as_bytes())?;
         } else {
+            let entries = read_map(&session, m)?;
+            // A tool's emptied maps print nothing (not even a blank line);
+            // a cleared per-CPU array holds zeros.
+            let zeros = entries
+                .iter()
+                .all(|(_, cpus)| cpus.iter().flatten().all(|b| *b == 0));
+            if a.tool && zeros {
+                continue;
+            }
             let text = print_map(&session, &printer.syms, m)?;
-            // A tool's emptied maps print nothing (not even a blank line).
             if !a.tool || !text.trim().is_empty() {
                 out.write_all(text.as_bytes())?;
             }

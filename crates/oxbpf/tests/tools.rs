@@ -1564,3 +1564,300 @@ fn futexctn_sees_a_contended_mutex() {
     // 60 critical sections of 20 ms among 3 threads: most lock calls wait.
     assert!(waits >= 20, "{label} in: {out}");
 }
+
+/// Starts each tool (`--duration S` added) and returns them once all
+/// are attached.
+fn start_all(tools: &[&[&str]], secs: &str) -> Vec<Running> {
+    tools
+        .iter()
+        .map(|t| {
+            let mut a = t.to_vec();
+            a.extend(["--duration", secs]);
+            start(&a)
+        })
+        .collect()
+}
+
+#[test]
+fn process_tools_see_a_workloads_sleeps_forks_uid_changes_syncs_and_threads() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let mut t = start_all(
+        &[
+            &["naptime"],
+            &["pidpersec"],
+            &["setuids"],
+            &["syncsnoop"],
+            &["threadsnoop"],
+        ],
+        "4",
+    )
+    .into_iter();
+    let (nap, pps, uids, sync, threads) = (
+        t.next().unwrap(),
+        t.next().unwrap(),
+        t.next().unwrap(),
+        t.next().unwrap(),
+        t.next().unwrap(),
+    );
+    let dir = std::env::temp_dir();
+    let script = format!(
+        "import os, subprocess, threading\n\
+subprocess.run(['sleep', '0.3'])\n\
+for i in range(20):\n    pid = os.fork()\n    if pid == 0: os._exit(0)\n    os.waitpid(pid, 0)\n\
+pid = os.fork()\n\
+if pid == 0:\n    os.setresuid(65534, 65534, 65534)\n    os._exit(0)\n\
+os.waitpid(pid, 0)\n\
+fd = os.open('{}/oxbpf-sync-{}', os.O_CREAT | os.O_WRONLY)\nos.write(fd, b'x')\nos.fsync(fd)\nos.fdatasync(fd)\n\
+t = threading.Thread(target=print); t.start(); t.join()\n",
+        dir.display(),
+        std::process::id()
+    );
+    let w = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let py = w.id().to_string();
+    assert!({ w }.wait_with_output().unwrap().status.success());
+    let _ = std::fs::remove_file(dir.join(format!("oxbpf-sync-{}", std::process::id())));
+    let (nap, pps, uids, sync, threads) = (
+        nap.finish(),
+        pps.finish(),
+        uids.finish(),
+        sync.finish(),
+        threads.finish(),
+    );
+
+    // naptime: sleep(1), child of the workload, asked for 0.3 s.
+    assert!(
+        nap.lines().any(|l| {
+            let c = columns(l);
+            c.len() == 6 && c[1] == py && c[2] == "python3" && c[4] == "sleep" && c[5] == "0.300"
+        }),
+        "{nap}"
+    );
+    // pidpersec: at least the workload's 22 new processes.
+    let total: u64 = pps
+        .lines()
+        .filter_map(|l| l.split("PIDs/sec: ").nth(1)?.trim().parse::<u64>().ok())
+        .sum();
+    assert!(total >= 22, "{pps}");
+    // setuids: root's child gives up its uids.
+    assert!(
+        uids.lines().any(|l| {
+            let c = columns(l);
+            c.len() >= 5
+                && c[2] == "python3"
+                && c[3] == "0"
+                && c[4] == "setresuid"
+                && l.ends_with("r=65534 e=65534 s=65534 (0)")
+        }),
+        "{uids}"
+    );
+    // syncsnoop: fsync and fdatasync of fd 3 by the workload.
+    for call in ["fsync(fd 3)", "fdatasync(fd 3)"] {
+        assert!(
+            sync.lines()
+                .any(|l| columns(l).get(1) == Some(&py.as_str()) && l.ends_with(call)),
+            "{call}: {sync}"
+        );
+    }
+    // threadsnoop: Python's thread start routine.
+    assert!(
+        threads.lines().any(|l| {
+            let c = columns(l);
+            c.len() == 4 && c[1] == py && c[2] == "python3" && c[3] == "pythread_wrapper"
+        }),
+        "{threads}"
+    );
+}
+
+#[test]
+fn cpuwalk_and_loads() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let mut busy = Command::new("taskset")
+        .args([
+            "-c",
+            &last.to_string(),
+            "python3",
+            "-c",
+            "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
+        ])
+        .spawn()
+        .unwrap();
+    let walk = start(&["cpuwalk", "-p", &busy.id().to_string(), "--duration", "2"]);
+    let loads = start(&["loads", "--duration", "2"]);
+    let (walk, loads) = (walk.finish(), loads.finish());
+    let _ = (busy.kill(), busy.wait());
+    // Every sample of the pinned process is on its CPU.
+    let b = buckets(&walk, "@cpu:");
+    let on: u64 = b
+        .iter()
+        .filter(|(k, _)| *k == format!("{last}, {}", last + 1))
+        .map(|b| b.1)
+        .sum();
+    let all: u64 = b.iter().map(|b| b.1).sum();
+    assert!(on > 100 && on == all, "{walk}");
+    // loads: a time and /proc/loadavg's fields, once a second.
+    let lines: Vec<&str> = loads.lines().filter(|l| l.contains('/')).collect();
+    assert!(!lines.is_empty(), "{loads}");
+    for l in lines {
+        let c = columns(l);
+        assert_eq!(c.len(), 6, "{l}");
+        for f in &c[1..4] {
+            assert!(f.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}
+
+#[test]
+fn name_lookup_drop_and_tls_tools() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("oxbpf-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(dir.join("k.pem"))
+        .arg("-out")
+        .arg(dir.join("c.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl makes a certificate");
+    assert!(st.success());
+    let mut t = start_all(
+        &[
+            &["gethostlatency"],
+            &["tcpdrop", "-s"],
+            &["sslsnoop"],
+            &["ssllatency"],
+        ],
+        "4",
+    )
+    .into_iter();
+    let (gh, drop, snoop, lat) = (
+        t.next().unwrap(),
+        t.next().unwrap(),
+        t.next().unwrap(),
+        t.next().unwrap(),
+    );
+    // A lookup; a connection to a closed port (its SYN is dropped: no
+    // socket); a TLS session with itself over loopback.
+    let script = format!(
+        "import socket, ssl, threading\n\
+socket.getaddrinfo('localhost', 80)\n\
+c = socket.socket(); c.bind(('127.0.0.1', 0)); print(c.getsockname()[1], flush=True)\n\
+try: c.connect(('127.0.0.1', 9))\nexcept OSError: pass\n\
+sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain('{0}/c.pem', '{0}/k.pem')\n\
+cctx = ssl.create_default_context(cafile='{0}/c.pem')\n\
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+def serve():\n    s, _ = l.accept()\n    with sctx.wrap_socket(s, server_side=True) as t:\n        t.sendall(t.recv(5))\n\
+th = threading.Thread(target=serve); th.start()\n\
+with cctx.wrap_socket(socket.create_connection(l.getsockname()), server_hostname='localhost') as t:\n    t.sendall(b'hello'); assert t.recv(5) == b'hello'\n\
+th.join()\n",
+        dir.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (gh, drop, snoop, lat) = (gh.finish(), drop.finish(), snoop.finish(), lat.finish());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        gh.lines().any(|l| {
+            let c = columns(l);
+            c.len() == 5 && c[2] == "python3" && c[4] == "localhost"
+        }),
+        "{gh}"
+    );
+    assert!(
+        drop.lines().any(|l| {
+            let c = columns(l);
+            l.contains(&format!("127.0.0.1:{port} >"))
+                && c.contains(&"127.0.0.1:9")
+                && l.ends_with("(NO_SOCKET)")
+        }),
+        "127.0.0.1:{port} > 127.0.0.1:9 (NO_SOCKET) in: {drop}"
+    );
+    for f in ["SSL_do_handshake", "SSL_write_ex", "SSL_read_ex"] {
+        assert!(
+            snoop.lines().any(|l| {
+                let c = columns(l);
+                c.len() == 6 && c[2] == "python3" && c[5] == f && c[3] == "1"
+            }),
+            "{f} returning 1 in: {snoop}"
+        );
+    }
+    assert!(lat.contains("@lat[SSL_do_handshake]:"), "{lat}");
+    assert!(
+        lat.contains("@lat[SSL_read_ex]:") && lat.contains("@lat[SSL_write_ex]:"),
+        "{lat}"
+    );
+}
+
+#[test]
+fn writeback_and_bashreadline() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let wb = start(&["writeback", "--duration", "3"]);
+    assert_eq!(columns(wb.header.as_str())[0], "Tracing");
+    let br = start(&["bashreadline", "--duration", "3"]);
+    // Dirty pages on the disk's file system, then sync(1): a writeback
+    // for the sync.
+    let file = std::env::current_dir()
+        .unwrap()
+        .join(format!("oxbpf-wb-{}", std::process::id()));
+    std::fs::write(&file, vec![7u8; 8 << 20]).unwrap();
+    assert!(Command::new("sync").status().unwrap().success());
+    let _ = std::fs::remove_file(&file);
+    // An interactive bash on a terminal (script(1) gives it one).
+    let mut sh = Command::new("script")
+        .args(["-qfc", "bash --norc --noprofile -i", "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut i = sh.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = i.write_all(b"echo oxbpf-readline-marker\n");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = i.write_all(b"exit\n");
+    }
+    let _ = sh.wait();
+    let (wb, br) = (wb.finish(), br.finish());
+    assert!(
+        wb.lines().any(|l| columns(l).get(3) == Some(&"sync")),
+        "a writeback for the sync: {wb}"
+    );
+    assert!(
+        br.lines()
+            .any(|l| l.ends_with(" echo oxbpf-readline-marker")),
+        "{br}"
+    );
+}
