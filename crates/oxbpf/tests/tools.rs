@@ -605,9 +605,16 @@ fn every_option_of_every_tool_compiles() {
             {
                 continue;
             }
-            // A value: `<DISK>` names a block device, any other a number.
+            // A value: `<DISK>` names a block device, `<PATH>` the file
+            // its help names as the default, any other a number.
             let value = if l.contains("<DISK>") {
                 Some(any_disk())
+            } else if l.contains("<PATH>") {
+                let d = l
+                    .split("(default ")
+                    .nth(1)
+                    .and_then(|r| r.split(')').next());
+                Some(d.unwrap_or_else(|| panic!("a default in: {l}")).to_string())
             } else {
                 l.contains('<').then(|| "1".to_string())
             };
