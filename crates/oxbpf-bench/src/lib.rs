@@ -11,6 +11,8 @@
 //!   time to attached, exit time, peak memory, compile time.
 //! - [`trace_cost`]: what the code `oxbpf trace` generates costs per event
 //!   (the kernel's run-time counters) against bpftrace and hand-written C.
+//! - [`tools`]: `oxbpf tool` against bpftrace's own tools on the same
+//!   workloads: start, exit, memory, per-run cost, workload slowdown.
 //!
 //! The `oxbpf-bench` binary runs them; `oxbpf bench` and `oxbpf
 //! bench-verifier` hand over to it, so `rbpf` is linked into this crate only
@@ -22,6 +24,7 @@
 
 pub mod attach;
 pub mod jit;
+pub mod tools;
 pub mod trace;
 pub mod trace_cost;
 pub mod verifier;

@@ -52,6 +52,13 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// `oxbpf tool` against bpftrace's tools (/usr/sbin/*.bt) on the same
+    /// workloads.
+    Tools {
+        /// Smaller workloads (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Command::Ring { quick } => oxbpf_bench::attach::ring_buffer_rows(quick),
         Command::Trace { quick } => oxbpf_bench::trace::run_all(quick),
         Command::TraceCost { quick } => oxbpf_bench::trace_cost::run(quick),
+        Command::Tools { quick } => oxbpf_bench::tools::run(quick),
         Command::Verifier { paths, runs } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]

@@ -108,13 +108,13 @@ const CASES: [Case; 10] = [
 
 /// The run-time counters of one program.
 #[derive(Clone, Copy)]
-struct Stat {
-    time: u64,
-    runs: u64,
-    insns: u32,
+pub(crate) struct Stat {
+    pub(crate) time: u64,
+    pub(crate) runs: u64,
+    pub(crate) insns: u32,
 }
 
-fn snapshot(ids: &BTreeSet<u32>) -> BTreeMap<u32, Stat> {
+pub(crate) fn snapshot(ids: &BTreeSet<u32>) -> BTreeMap<u32, Stat> {
     ids.iter()
         .filter_map(|&id| {
             let fd = oxbpf_sys::info::prog_fd(id).ok()?;
@@ -131,7 +131,7 @@ fn snapshot(ids: &BTreeSet<u32>) -> BTreeMap<u32, Stat> {
         .collect()
 }
 
-fn program_ids() -> Result<BTreeSet<u32>> {
+pub(crate) fn program_ids() -> Result<BTreeSet<u32>> {
     Ok(oxbpf_sys::info::programs()?
         .into_iter()
         .map(|p| p.id)

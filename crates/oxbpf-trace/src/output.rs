@@ -662,6 +662,106 @@ fn print_hists(
     }
 }
 
+/// Whether `--plot` draws this map: a `hist()` or `lhist()`.
+pub fn is_histogram(m: &MapInfo) -> bool {
+    matches!(m.kind, MapKind::Hist { .. } | MapKind::Lhist { .. })
+}
+
+/// The histogram maps drawn as one SVG page: a bar chart per map and key
+/// (`@lat[vda]`), buckets left to right with their labels (`[64K,
+/// 128K)`), bar heights by count, each bar's count above it; maps that
+/// are not histograms are left out. The page is plain SVG (rectangles
+/// and text), readable by any browser.
+pub fn hist_svg(title: &str, maps: &[(&MapInfo, Vec<RawEntry>)], syms: &dyn Symbols) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut charts: Vec<(String, Vec<(String, u64)>)> = Vec::new();
+    for (m, entries) in maps.iter().filter(|(m, _)| is_histogram(m)) {
+        for (k, buckets) in &hist_rows(m, entries) {
+            let (Some((&lo, _)), Some((&hi, _))) =
+                (buckets.first_key_value(), buckets.last_key_value())
+            else {
+                continue;
+            };
+            let bars = (lo..=hi)
+                .map(|i| {
+                    (
+                        bucket_label(&m.kind, i),
+                        buckets.get(&i).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
+            charts.push((label(m, k, syms), bars));
+        }
+    }
+    let (w, h, top) = (960.0f64, 260.0f64, 40.0f64);
+    let height = top + h * charts.len().max(1) as f64;
+    let mut s = format!(
+        "<?xml version=\"1.0\" standalone=\"no\"?>\n<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"Verdana, sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"26\" text-anchor=\"middle\" font-size=\"17\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    if charts.is_empty() {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"13\">no values were recorded</text>",
+            w / 2.0,
+            top + 40.0,
+        );
+    }
+    for (c, (name, bars)) in charts.iter().enumerate() {
+        let y0 = top + h * c as f64;
+        let (left, bottom, plot_h) = (60.0, y0 + h - 70.0, h - 110.0);
+        let max = bars.iter().map(|b| b.1).max().unwrap_or(0).max(1) as f64;
+        let total: u64 = bars.iter().map(|b| b.1).sum();
+        let slot = (w - left - 20.0) / bars.len().max(1) as f64;
+        let _ = writeln!(
+            s,
+            "<text x=\"{left}\" y=\"{}\" font-size=\"14\">{} ({total} values)</text>",
+            y0 + 22.0,
+            esc(name)
+        );
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"black\"/>",
+            w - 20.0
+        );
+        for (i, (label, n)) in bars.iter().enumerate() {
+            let x = left + slot * i as f64;
+            let bh = *n as f64 / max * plot_h;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"rgb(70,130,180)\"><title>{} {n}</title></rect>",
+                x + slot * 0.1,
+                bottom - bh,
+                slot * 0.8,
+                esc(label)
+            );
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{n}</text>",
+                x + slot / 2.0,
+                bottom - bh - 3.0
+            );
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" transform=\"rotate(45 {:.1} {:.1})\">{}</text>",
+                x + slot / 2.0,
+                bottom + 12.0,
+                x + slot / 2.0,
+                bottom + 12.0,
+                esc(label)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// A string as a JSON string literal.
 pub fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
@@ -840,6 +940,28 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    #[test]
+    fn histograms_plot_as_svg() {
+        let m = map("lat", vec![Ty::Str(8)], MapKind::Hist { bits: 0 });
+        let mut k = b"a<b".to_vec();
+        k.resize(8, 0);
+        // Bucket 1 ([0]): 3; bucket 3 ([2, 4)): 5; a key per bucket.
+        let key = |b: u64| [k.clone(), b.to_le_bytes().to_vec()].concat();
+        let entries = vec![(key(1), vec![int(3)]), (key(3), vec![int(5)])];
+        let other = map("n", vec![], MapKind::Count);
+        let svg = hist_svg("t & u", &[(&m, entries), (&other, vec![])], &NoSymbols);
+        assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(">t &amp; u</text>"), "{svg}");
+        assert!(svg.contains("@lat[a&lt;b] (8 values)"), "{svg}");
+        // Three bars (the empty bucket between drawn as 0).
+        assert_eq!(svg.matches("<rect x=").count(), 3, "{svg}");
+        assert!(svg.contains("<title>[0] 3</title>"), "{svg}");
+        assert!(svg.contains("<title>[1] 0</title>"), "{svg}");
+        assert!(svg.contains("<title>[2, 4) 5</title>"), "{svg}");
+        let empty = hist_svg("x", &[(&other, vec![])], &NoSymbols);
+        assert!(empty.contains("no values were recorded"), "{empty}");
     }
 
     #[test]

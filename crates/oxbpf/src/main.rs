@@ -100,8 +100,9 @@ enum Command {
         /// (ring-buffer consumption against libbpf only) or `trace`
         /// (`oxbpf trace` against bpftrace on the same scripts) or
         /// `trace-cost` (per-event cost of the code `oxbpf trace` generates,
-        /// against bpftrace and hand-written C).
-        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace", "trace-cost"])]
+        /// against bpftrace and hand-written C) or `tools` (`oxbpf tool`
+        /// against bpftrace's own tools on the same workloads).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace", "trace-cost", "tools"])]
         what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]

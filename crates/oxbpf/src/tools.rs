@@ -15,8 +15,11 @@
 //! ```
 //!
 //! A tool whose script counts by stack says so with `// stacks: yes`, and
-//! gets `--folded FILE` and `--flamegraph FILE.svg`; `// conflicts: A B`
-//! makes the options of macros A and B exclusive.
+//! gets `--folded FILE` and `--flamegraph FILE.svg`; one that draws
+//! histograms says `// plot: yes` and gets `--plot FILE.svg`;
+//! `// conflicts: A B` makes the options of macros A and B exclusive.
+//! Every tool takes `--json`: its output as bpftrace's NDJSON records (a
+//! line per printf, a record per map printed: one per interval).
 //!
 //! An option with a value is an integer (`:int`, checked), a string
 //! (`:str`, given to the script as a string literal) or a block device
@@ -108,6 +111,8 @@ pub struct Tool {
     args: Vec<Arg>,
     /// `// stacks: yes`: `--folded` and `--flamegraph`.
     stacks: bool,
+    /// `// plot: yes`: `--plot`.
+    plot: bool,
     /// `// conflicts: A B …`: at most one of these options.
     conflicts: Vec<Vec<String>>,
     source: &'static str,
@@ -153,6 +158,7 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
         opts: Vec::new(),
         args: Vec::new(),
         stacks: false,
+        plot: false,
         conflicts: Vec::new(),
         source,
     };
@@ -215,6 +221,12 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
                 "yes" => true,
                 "no" => false,
                 _ => return Err(bad("expected `stacks: yes`")),
+            };
+        } else if let Some(rest) = c.strip_prefix("plot:") {
+            tool.plot = match rest.trim() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(bad("expected `plot: yes`")),
             };
         } else if let Some(rest) = c.strip_prefix("arg:") {
             let (spec, help) = rest
@@ -281,7 +293,21 @@ impl Tool {
                     .long("output")
                     .value_name("FILE")
                     .help("Write the output here instead of stdout"),
+            )
+            .arg(
+                clap::Arg::new("__json")
+                    .long("json")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Write the output as NDJSON records (bpftrace's -f json): one per line printed, one per map printed"),
             );
+        if self.plot {
+            c = c.arg(
+                clap::Arg::new("__plot")
+                    .long("plot")
+                    .value_name("FILE.svg")
+                    .help("At the end, draw the histograms as bar charts in this SVG file"),
+            );
+        }
         if self.stacks {
             c = c
                 .arg(
@@ -412,7 +438,11 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
         tool: true,
         defines,
         quiet: true,
-        format: "text".into(),
+        format: if m.get_flag("__json") { "json" } else { "text" }.into(),
+        plot: t
+            .plot
+            .then(|| m.get_one::<String>("__plot").map(Into::into))
+            .flatten(),
         duration: m.get_one::<f64>("__duration").copied(),
         debug: m.get_flag("__bytecode").then(|| "bytecode".to_string()),
         output: m.get_one::<String>("__output").map(Into::into),

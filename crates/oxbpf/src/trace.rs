@@ -78,6 +78,10 @@ pub struct TraceArgs {
     /// SVG flame graph in this file instead of printing them.
     #[arg(long = "flamegraph", value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+    /// At the end, draw the histograms (`hist()`, `lhist()`) as bar
+    /// charts in this SVG file (they are printed as well).
+    #[arg(long = "plot", value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// The script's name in messages, for a program given as text
     /// (`oxbpf tool`'s scripts); `-e` otherwise.
     #[arg(skip)]
@@ -376,7 +380,46 @@ fn check_stack_maps(a: &TraceArgs, c: &oxbpf_trace::Compiled) -> Result<()> {
             "--folded and --flamegraph draw maps that count by stack (such as `@[kstack] = count()`), and this script keeps none"
         );
     }
+    if a.plot.is_some() && !c.maps.iter().any(oxbpf_trace::output::is_histogram) {
+        bail!("--plot draws histograms (hist(), lhist()), and this script makes none");
+    }
     Ok(())
+}
+
+/// `--plot`: the histogram maps as they are when tracing stops, before
+/// END runs (which may print and clear them, as the tools do).
+fn histograms_at_stop<'c>(
+    a: &TraceArgs,
+    session: &Session,
+    c: &'c oxbpf_trace::Compiled,
+) -> Result<Vec<(&'c MapInfo, Vec<oxbpf_trace::output::RawEntry>)>> {
+    let mut maps = Vec::new();
+    if a.plot.is_some() {
+        for m in c
+            .maps
+            .iter()
+            .filter(|m| m.index != 0 && oxbpf_trace::output::is_histogram(m))
+        {
+            maps.push((m, read_map(session, m)?));
+        }
+    }
+    Ok(maps)
+}
+
+/// `--plot`: the histograms drawn.
+fn write_plot(
+    a: &TraceArgs,
+    session: &Session,
+    syms: &Symbolizer,
+    maps: &[(&MapInfo, Vec<oxbpf_trace::output::RawEntry>)],
+    title: &str,
+) -> Result<()> {
+    let Some(p) = &a.plot else {
+        return Ok(());
+    };
+    let s = SessionSymbols { session, syms };
+    let svg = oxbpf_trace::output::hist_svg(title, maps, &s);
+    std::fs::write(p, svg).with_context(|| p.display().to_string())
 }
 
 /// Writes the stack maps' folded stacks and flame graph; the maps
@@ -1165,6 +1208,7 @@ fn run(
     });
     let exit_code = printer.exit.unwrap_or(0);
     printer.exit = None;
+    let plotted = histograms_at_stop(a, &session, c)?;
     for e in &ends {
         session.run_raw_tp(e, &[0])?;
     }
@@ -1177,13 +1221,9 @@ fn run(
     if !a.tool {
         writeln!(out, "\n")?;
     }
-    let drawn = write_stacks(
-        a,
-        &session,
-        &printer.syms,
-        c,
-        a.name.as_deref().unwrap_or(name),
-    )?;
+    let title = a.name.as_deref().unwrap_or(name);
+    let drawn = write_stacks(a, &session, &printer.syms, c, title)?;
+    write_plot(a, &session, &printer.syms, &plotted, title)?;
     let mut maps: Vec<&MapInfo> = c
         .maps
         .iter()
@@ -1337,6 +1377,7 @@ pub fn bpftrace_main() -> ExitCode {
             run: None,
             folded: None,
             flamegraph: None,
+            plot: None,
             name: None,
             tool: false,
             // `--include errno.h`: the header's macros, as `#include`

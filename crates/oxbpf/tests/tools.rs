@@ -600,6 +600,7 @@ fn every_option_of_every_tool_compiles() {
                 "--bytecode",
                 "--flamegraph",
                 "--folded",
+                "--plot",
             ]
             .contains(&long.as_str())
             {
@@ -1867,4 +1868,50 @@ fn writeback_and_bashreadline() {
             .any(|l| l.ends_with(" echo oxbpf-readline-marker")),
         "{br}"
     );
+}
+
+#[test]
+fn interval_tools_write_ndjson_and_histograms_plot() {
+    let Some(_live) = live() else {
+        return;
+    };
+    // --json: every line a record; a map record per interval.
+    let t = start(&["syscount", "-i", "1", "--json", "--duration", "2.5"]);
+    let first: serde_json::Value = serde_json::from_str(&t.header).unwrap();
+    assert_eq!(first["type"], "printf", "{}", t.header);
+    let out = t.finish();
+    let recs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let maps = recs.iter().filter(|r| r["type"] == "map").count();
+    assert!(maps >= 2, "a map record per interval: {out}");
+    // --plot: the histogram drawn, with the values the text shows.
+    let lo = LoopDevice::new(16);
+    let svg = std::env::temp_dir().join(format!("oxbpf-plot-{}.svg", std::process::id()));
+    let t = start(&[
+        "biolatency",
+        "-d",
+        lo.name(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--duration",
+        "2",
+    ]);
+    lo.write_direct(4096, 9, 0);
+    let out = t.finish();
+    let n: u64 = buckets(&out, "@lat:").iter().map(|b| b.1).sum();
+    assert_eq!(n, 9, "{out}");
+    let page = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(page.starts_with("<?xml") && page.contains("<svg"), "{page}");
+    assert!(page.contains("@lat (9 values)"), "{page}");
+    assert!(page.matches("<rect x=").count() >= 1, "{page}");
+    // A script without histograms: --plot is refused before loading.
+    let bad = Command::new(common::oxbpf_bin())
+        .args(["tool", "softirqs", "--plot", "/tmp/x.svg"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--plot draws histograms"));
 }

@@ -989,3 +989,73 @@ fn stack_maps_fold_and_draw() {
     assert_eq!(left, Default::default());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// bpftrace's 38 tools run live under `oxbpf trace` for two seconds each:
+/// those whose probes this kernel has attach and end cleanly; the others
+/// fail naming what is missing (kprobes; runqlen's field, loads' symbol).
+/// The table (tool, runs, why not, bpftrace 0.17 itself) is printed.
+#[test]
+fn bpftraces_tools_run_live() {
+    let _serial = serial();
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return;
+    }
+    if !bpftrace_present() {
+        common::skip("needs bpftrace's tools (Debian: bpftrace)");
+        return;
+    }
+    let before = oxbpf_sys::object_ids().unwrap();
+    let mut tools: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bt"))
+        .collect();
+    tools.sort();
+    let kprobes = std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists();
+    let mut table = Vec::new();
+    let mut failures = Vec::new();
+    for t in &tools {
+        let name = t.file_name().unwrap().to_str().unwrap();
+        let src = std::fs::read_to_string(t).unwrap();
+        let out = Command::new(common::oxbpf_bin())
+            .args(["trace", "--duration", "2"])
+            .arg(t)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let why = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .map(|l| l.split("error: ").last().unwrap_or(l).to_string());
+        let uses_kprobes = src.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("kprobe:") || l.starts_with("kretprobe:")
+        });
+        let expected = if uses_kprobes && !kprobes {
+            Some("this kernel has no kprobes")
+        } else if name == "runqlen.bt" {
+            Some("struct cfs_rq has no member `nr_running`")
+        } else if name == "loads.bt" {
+            Some("`avenrun` is not in /proc/kallsyms")
+        } else {
+            None
+        };
+        match (&expected, out.status.success()) {
+            (None, true) => {}
+            (None, false) => failures.push(format!("{name} should run: {err}")),
+            (Some(w), false) if err.contains(w) => {}
+            (Some(w), _) => failures.push(format!("{name}: expected `{w}`, got: {err}")),
+        }
+        table.push(format!(
+            "{name:<20} {:<4} {}",
+            if out.status.success() { "yes" } else { "no" },
+            why.unwrap_or_default()
+        ));
+    }
+    println!("{}", table.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let left = oxbpf_sys::objects_left_since(&before, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(left, Default::default(), "kernel objects left behind");
+}
