@@ -54,6 +54,8 @@ struct Meta {
     /// Every span of the script's instructions, so that places found
     /// again from line records keep their extent.
     spans: Vec<Span>,
+    #[serde(default)]
+    missing_probes: crate::codegen::MissingProbes,
 }
 
 /// A script read back from its object.
@@ -90,6 +92,7 @@ pub fn emit(c: &Compiled, origin: &Origin) -> Result<Vec<u8>, String> {
             .map(|(i, k, v)| Ok((name(*i)?, k.clone(), v.clone())))
             .collect::<Result<_, String>>()?,
         spans,
+        missing_probes: c.missing_probes,
     };
     let json = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
     oxbpf_obj::write::to_elf(&c.object, &[(SECTION, &json)]).map_err(|e| e.to_string())
@@ -186,6 +189,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
         printfs: meta.printfs,
         lines,
         init,
+        missing_probes: meta.missing_probes,
     };
     Ok(Loaded {
         compiled,

@@ -998,6 +998,7 @@ fn run(
         }
     }
     let mut ends = Vec::new();
+    let mut skipped = 0usize;
     for p in &c.programs {
         let r = match &p.kind {
             ProbeKind::Begin => Ok(()),
@@ -1110,8 +1111,32 @@ fn run(
                 .split_once("): ")
                 .map_or(msg.as_str(), |(_, rest)| rest)
                 .to_string();
-            return Err(where_(p.span, format!("{}: {msg}", p.kind.full_name())));
+            // A function that is not in the binary: the probe does not
+            // exist here, which `missing_probes` decides about.
+            let missing = matches!(
+                e,
+                oxbpf_live::LiveError::Uprobe {
+                    error: oxbpf_live::uprobe::UprobeError::NoSymbol { .. },
+                    ..
+                }
+            );
+            match c.missing_probes {
+                oxbpf_trace::codegen::MissingProbes::Warn if missing => {
+                    eprintln!("WARNING: {}: {msg}, skipping probe", p.kind.full_name());
+                    skipped += 1;
+                }
+                oxbpf_trace::codegen::MissingProbes::Ignore if missing => skipped += 1,
+                _ => return Err(where_(p.span, format!("{}: {msg}", p.kind.full_name()))),
+            }
         }
+    }
+    let probes = c
+        .programs
+        .iter()
+        .filter(|p| !matches!(p.kind, ProbeKind::Begin | ProbeKind::End))
+        .count();
+    if skipped > 0 && skipped == probes {
+        bail!("none of the script's probes exist here (every one was skipped)");
     }
     let json = a.format == "json";
     if !a.quiet {

@@ -1003,9 +1003,10 @@ fn profile_draws_the_busy_function_in_a_flame_graph() {
     };
     let bin = c_workload(
         "oxspin",
-        "#include <time.h>\nvolatile unsigned long n;\n__attribute__((noinline)) void oxbpf_busy_spin(void) { for (unsigned long i = 0; i < 20000000UL; i++) n += i; }\nint main(void) { time_t t = time(0); while (time(0) - t < 4) oxbpf_busy_spin(); return 0; }\n",
+        "#include <stdio.h>\n#include <time.h>\nvolatile unsigned long n;\n__attribute__((noinline)) void oxbpf_busy_spin(void) { for (unsigned long i = 0; i < 20000000UL; i++) n += i; }\nint main(void) { getchar(); time_t t = time(0); while (time(0) - t < 4) oxbpf_busy_spin(); return 0; }\n",
     );
-    let mut spin = Command::new(&bin).spawn().unwrap();
+    // It starts spinning when told, once the tool is attached.
+    let mut spin = Command::new(&bin).stdin(Stdio::piped()).spawn().unwrap();
     let dir = bin.parent().unwrap().to_path_buf();
     let (svg, folded) = (dir.join("profile.svg"), dir.join("profile.folded"));
     let t = start(&[
@@ -1022,6 +1023,7 @@ fn profile_draws_the_busy_function_in_a_flame_graph() {
         "2",
     ]);
     assert!(t.header.starts_with("Sampling at 99 Hertz"), "{}", t.header);
+    drop(spin.stdin.take());
     let out = t.finish();
     let _ = (spin.kill(), spin.wait());
     // The stacks went to the files, not to the output.
@@ -1053,9 +1055,10 @@ fn offcputime_shows_a_sleeping_threads_stack() {
     };
     let bin = c_workload(
         "oxnap",
-        "#include <time.h>\n__attribute__((noinline)) void oxbpf_nap(void) { struct timespec ts = {0, 100000000}; nanosleep(&ts, 0); }\nint main(void) { for (int i = 0; i < 40; i++) oxbpf_nap(); return 0; }\n",
+        "#include <stdio.h>\n#include <time.h>\n__attribute__((noinline)) void oxbpf_nap(void) { struct timespec ts = {0, 100000000}; nanosleep(&ts, 0); }\nint main(void) { getchar(); for (int i = 0; i < 40; i++) oxbpf_nap(); return 0; }\n",
     );
-    let mut nap = Command::new(&bin).spawn().unwrap();
+    // It starts napping when told, once the tool is attached.
+    let mut nap = Command::new(&bin).stdin(Stdio::piped()).spawn().unwrap();
     let dir = bin.parent().unwrap().to_path_buf();
     let folded = dir.join("offcpu.folded");
     let t = start(&[
@@ -1068,6 +1071,7 @@ fn offcputime_shows_a_sleeping_threads_stack() {
         "2",
     ]);
     assert!(t.header.starts_with("Tracing off-CPU time"), "{}", t.header);
+    drop(nap.stdin.take());
     t.finish();
     let _ = (nap.kill(), nap.wait());
     let folded = std::fs::read_to_string(&folded).unwrap();

@@ -258,6 +258,22 @@ pub struct Compiled {
     /// Map entries user space writes after load and before attaching:
     /// (map index, key, value).
     pub init: Vec<(usize, Vec<u8>, Vec<u8>)>,
+    /// `config = { missing_probes = … }`: what a probe that does not
+    /// exist here (a function not in the binary) does.
+    pub missing_probes: MissingProbes,
+}
+
+/// bpftrace's `missing_probes` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MissingProbes {
+    /// The run fails, naming the probe.
+    Error,
+    /// The probe is skipped with a warning (bpftrace's default); the run
+    /// fails only if no probe is left.
+    #[default]
+    Warn,
+    /// The probe is skipped silently.
+    Ignore,
 }
 
 impl Compiled {
@@ -425,6 +441,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         object_maps: Vec::new(),
         max_keys: opts.max_map_keys.unwrap_or(4096),
         stack_perf: false,
+        missing_probes: MissingProbes::default(),
         types: TypeDb::new(env),
         learn: None,
         keyed: maps_keyed_in_probes(prog),
@@ -436,6 +453,19 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         match (config_key(name).as_str(), &value.kind) {
             ("max_map_keys", ExprKind::Int(n)) if (1..=u32::MAX as u64).contains(n) => {
                 c.max_keys = *n as u32;
+            }
+            ("missing_probes", ExprKind::Ident(m) | ExprKind::Str(m)) => {
+                c.missing_probes = match m.as_str() {
+                    "error" => MissingProbes::Error,
+                    "warn" => MissingProbes::Warn,
+                    "ignore" => MissingProbes::Ignore,
+                    _ => {
+                        return err(
+                            value.span,
+                            format!("missing_probes is `error`, `warn` or `ignore`, not `{m}`"),
+                        );
+                    }
+                }
             }
             ("stack_mode", ExprKind::Ident(m)) => match m.as_str() {
                 "perf" | "bpftrace" => c.stack_perf = m == "perf",
@@ -456,7 +486,6 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
                 | "perf_rb_pages"
                 | "log_size"
                 | "on_stack_limit"
-                | "missing_probes"
                 | "unstable_map_decl"
                 | "lazy_symbolication"
                 | "cache_user_symbols"
@@ -673,6 +702,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         lost,
         lines,
         init,
+        missing_probes: c.missing_probes,
     })
 }
 
@@ -720,6 +750,7 @@ struct Compiler<'a> {
     /// `config = { stack_mode = perf }`: stacks print in perf's layout
     /// unless kstack()/ustack() name a mode.
     stack_perf: bool,
+    missing_probes: MissingProbes,
     types: TypeDb<'a>,
     /// While types are being learned: the types the generated code gave
     /// each map's keys and values (see [`compile`]).
