@@ -296,8 +296,8 @@ pub fn run(quick: bool) -> Result<()> {
         (
             "runqlat",
             vec![],
-            Box::new(move || switches(100_000 / scale)),
-            format!("{} thread hand-overs", 100_000 / scale),
+            Box::new(move || switches(30_000 / scale)),
+            format!("{} thread hand-overs", 30_000 / scale),
         ),
     ];
     println!(
