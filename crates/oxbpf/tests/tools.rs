@@ -357,18 +357,17 @@ fn tools_list_help_and_bad_options() {
         .collect();
     for t in [
         "execsnoop",
-        "opensnoop",
-        "syscount",
-        "killsnoop",
-        "runqlat",
-        "tcpconnect",
-        "tcplife",
-        "tcpstates",
-        "exitsnoop",
-        "sigsnoop",
-        "capable",
+        "biolatency",
+        "profile",
+        "offcputime",
+        "tcpdrop",
+        "loads",
     ] {
         assert!(names.iter().any(|n| n == t), "{t} listed: {names:?}");
+    }
+    assert!(names.len() >= 42, "{names:?}");
+    // Every tool: its help, and a bad option refused with status 2.
+    for t in names.iter().map(String::as_str) {
         let help = run(&[t, "--help"]);
         assert!(help.status.success(), "{t} --help");
         let text = String::from_utf8_lossy(&help.stdout);
@@ -1918,4 +1917,35 @@ fn interval_tools_write_ndjson_and_histograms_plot() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--plot draws histograms"));
+}
+
+#[test]
+fn runqlat_per_process() {
+    let Some(_live) = live() else {
+        return;
+    };
+    let busy = || {
+        Command::new("taskset")
+            .args([
+                "-c",
+                "0",
+                "python3",
+                "-c",
+                "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
+            ])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (busy(), busy());
+    let out = start(&["runqlat", "-P", "--duration", "2"]).finish();
+    let _ = (a.kill(), b.kill(), a.wait(), b.wait());
+    // Each process waits for the other's slices: milliseconds.
+    for p in [a.id(), b.id()] {
+        let waits: u64 = buckets(&out, &format!("@lat[{p}]:"))
+            .iter()
+            .filter(|(k, _)| k.contains('K') || k.contains('M'))
+            .map(|b| b.1)
+            .sum();
+        assert!(waits > 0, "{p}: {out}");
+    }
 }
