@@ -97,6 +97,11 @@ pub struct Options {
     pub max_insns_processed: u64,
     /// Record a per-instruction log.
     pub log: bool,
+    /// The attach point a cgroup program's section names (`connect4`,
+    /// `sendmsg6`, … of `cgroup/connect4`): the kernel's
+    /// expected_attach_type, which decides the context fields a
+    /// `cgroup_sock_addr` program may touch. `None`: not checked.
+    pub attach: Option<String>,
 }
 
 impl Default for Options {
@@ -112,6 +117,7 @@ impl Default for Options {
             log: false,
             global_funcs: Vec::new(),
             entry: None,
+            attach: None,
         }
     }
 }
@@ -436,6 +442,9 @@ pub fn verify_object_program(
     let mut o = base.clone();
     if o.prog_type == ProgramType::Unspec {
         o.prog_type = p.kind;
+    }
+    if o.attach.is_none() {
+        o.attach = p.section.strip_prefix("cgroup/").map(String::from);
     }
     o.maps = maps_of(obj);
     // A map the kernel would refuse to create makes the program unloadable.

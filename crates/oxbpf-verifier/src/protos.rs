@@ -227,6 +227,9 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
             A::PtrToConstStr => Arg::ConstStr,
             A::PtrToSockCommon => Arg::SockCommon,
             A::PtrToBtfIdSockCommon if a.has(flag::OBJ_RELEASE) => Arg::ReleaseSock,
+            // bpf_sk_assign's socket: any socket pointer, not NULL, its
+            // reference (if any) kept by the caller.
+            A::PtrToBtfIdSockCommon if !maybe_null => Arg::SockCommon,
             _ => {
                 return Err(unsupported(format!(
                     "argument {} is {}",
@@ -337,7 +340,10 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
                 _ if field(s::DATA) || field(s::DATA_END) || field(s::DATA_META) => None,
                 // The other u32 fields up to `flow_keys` (read-only).
                 _ if off < o(s::FLOW_KEYS) && off % 4 == 0 => sc(4, true, false),
-                _ if field(s::TSTAMP) || field(s::HWTSTAMP) => sc(8, false, false),
+                // tstamp is writable by tc (tc_cls_act_is_valid_access)
+                // and cgroup_skb (cg_skb_is_valid_access, with CAP_BPF).
+                _ if field(s::TSTAMP) => sc(8, false, tc || matches!(t, CgroupSkb)),
+                _ if field(s::HWTSTAMP) => sc(8, false, false),
                 // Both halves of the `sk` pointer are off limits as numbers.
                 _ if off >= o(s::SK) && off < o(s::SK) + 8 => None,
                 _ if off >= o(s::WIRE_LEN) && off < o(s::HWTSTAMP) && off % 4 == 0 => {
@@ -361,6 +367,83 @@ pub fn ctx_field(t: ProgramType, off: i64) -> Option<Field> {
             }
         }
     }
+}
+
+/// An access to `struct bpf_sock_addr` (a `cgroup_sock_addr` program's
+/// context), as the kernel's `sock_addr_is_valid_access` decides it:
+/// `Some(true)` for the `sk` pointer (PTR_TO_SOCKET), `Some(false)` for a
+/// scalar, `None` when refused. `attach` is the section's attach point
+/// (`connect4`…); the address fields of the other family, and the message
+/// source outside sendmsg, are refused for it (unchecked when unknown).
+/// The caller has checked that `off` is aligned to `size`.
+pub fn sock_addr_access(off: i64, size: i64, write: bool, attach: Option<&str>) -> Option<bool> {
+    // struct bpf_sock_addr (include/uapi/linux/bpf.h), 72 bytes.
+    const USER_IP4: i64 = 4;
+    const USER_IP6: (i64, i64) = (8, 24);
+    const USER_PORT: i64 = 24;
+    const MSG_SRC_IP4: i64 = 40;
+    const MSG_SRC_IP6: (i64, i64) = (44, 60);
+    const SK: i64 = 64;
+    if !(0..72).contains(&off) {
+        return None;
+    }
+    let family = |v4: bool| {
+        attach.is_none_or(|a| {
+            let n = if v4 { '4' } else { '6' };
+            [
+                "bind",
+                "connect",
+                "getpeername",
+                "getsockname",
+                "sendmsg",
+                "recvmsg",
+            ]
+            .iter()
+            .any(|k| {
+                a.strip_prefix(k)
+                    .is_some_and(|r| r.len() == 1 && r.starts_with(n))
+            })
+        })
+    };
+    let in_range = |(a, b): (i64, i64)| off >= a && off < b;
+    let allowed = if (USER_IP4..USER_IP4 + 4).contains(&off) {
+        family(true)
+    } else if in_range(USER_IP6) {
+        family(false)
+    } else if (MSG_SRC_IP4..MSG_SRC_IP4 + 4).contains(&off) {
+        attach.is_none_or(|a| a == "sendmsg4")
+    } else if in_range(MSG_SRC_IP6) {
+        attach.is_none_or(|a| a == "sendmsg6")
+    } else {
+        true
+    };
+    if !allowed {
+        return None;
+    }
+    // bpf_ctx_wide_access_ok: an aligned 8-byte access within the array.
+    let wide = |(a, b): (i64, i64)| size == 8 && off >= a && off + 8 <= b && off % 8 == 0;
+    let address = (USER_IP4..USER_IP4 + 4).contains(&off)
+        || in_range(USER_IP6)
+        || (MSG_SRC_IP4..MSG_SRC_IP4 + 4).contains(&off)
+        || in_range(MSG_SRC_IP6)
+        || (USER_PORT..USER_PORT + 4).contains(&off);
+    if address {
+        if wide(USER_IP6) || wide(MSG_SRC_IP6) {
+            return Some(false);
+        }
+        // Reads may be narrow (1, 2 or 4 bytes), writes are whole u32s.
+        let ok = if write { size == 4 } else { size <= 4 };
+        return ok.then_some(false);
+    }
+    if off == SK {
+        return (!write && size == 8).then_some(true);
+    }
+    // The padding before `sk` and the parts of the pointer.
+    if off >= MSG_SRC_IP6.1 {
+        return None;
+    }
+    // user_family, family, type, protocol: u32 reads only.
+    (!write && size == 4).then_some(false)
 }
 
 /// Whether a read of `size` bytes at `off` of socket view `k` is allowed

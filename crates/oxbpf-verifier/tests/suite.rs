@@ -9,6 +9,7 @@
 //! # policy: unprivileged                                 (default: privileged)
 //! # license: MIT                                         (default: GPL)
 //! # max-insns: 20000
+//! # attach: connect4                                     (a cgroup program's attach point)
 //! ```
 
 use std::path::PathBuf;
@@ -103,6 +104,7 @@ fn load(path: &PathBuf) -> Case {
             "policy" => opts.privileged = v != "unprivileged",
             "license" => opts.gpl = v.contains("GPL"),
             "max-insns" => opts.max_insns_processed = v.parse().unwrap(),
+            "attach" => opts.attach = Some(v.to_string()),
             _ => {}
         }
     }

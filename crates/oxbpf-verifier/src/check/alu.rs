@@ -67,6 +67,15 @@ impl Verifier<'_> {
         // Pointer arithmetic.
         if dreg.kind.is_pointer() || sreg.kind.is_pointer() {
             if !wide {
+                // A 32-bit difference involving a pointer is a meaningless
+                // scalar the kernel allows when pointer leaks are
+                // (adjust_ptr_min_max_vals: BPF_SUB && allow_ptr_leaks,
+                // which root has), as a 32-bit move of a pointer is.
+                if op == A::Sub && self.opts.privileged {
+                    // Unknown in all 64 bits, as the kernel marks it.
+                    path.state.cur_mut().regs[d] = Reg::unknown();
+                    return Ok(());
+                }
                 return err(pc, format!("R{d} 32-bit pointer arithmetic prohibited"));
             }
             let r = self.ptr_alu(path, pc, op, d, dreg, sreg)?;

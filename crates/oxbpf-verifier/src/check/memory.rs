@@ -371,6 +371,22 @@ impl Verifier<'_> {
         if off % size != 0 {
             return Err(bad());
         }
+        if t == ProgramType::CgroupSockAddr {
+            let write = value.is_some();
+            if write && value.as_ref().is_some_and(|v| v.kind.is_pointer()) {
+                return err(pc, format!("R{rn} leaks addr into ctx"));
+            }
+            return match crate::protos::sock_addr_access(
+                off,
+                size,
+                write,
+                self.opts.attach.as_deref(),
+            ) {
+                Some(true) => Ok(Reg::ptr(Kind::Sock(crate::state::SockKind::Full))),
+                Some(false) => Ok(small_unknown(size)),
+                None => Err(bad()),
+            };
+        }
         let field = ctx_field(t, field_off).ok_or_else(bad)?;
         match field {
             Field::Packet | Field::PacketEnd | Field::PacketMeta => {
