@@ -240,7 +240,23 @@ pub(crate) fn alu_name(op: oxbpf_isa::AluOp) -> &'static str {
 }
 
 /// Allowed return values per program type, where the kernel restricts them.
-pub(crate) fn return_range(t: ProgramType) -> Option<(u64, u64)> {
+pub(crate) fn return_range(t: ProgramType, attach: Option<&str>) -> Option<(u64, u64)> {
+    // check_return_code: a cgroup_sock_addr program's range depends on
+    // its attach type: recvmsg and get{peer,sock}name must return 1
+    // (they cannot refuse), bind may also ask for the port to be kept (2, 3).
+    if t == ProgramType::CgroupSockAddr
+        && let Some(a) = attach
+    {
+        if ["recvmsg", "getpeername", "getsockname"]
+            .iter()
+            .any(|p| a.starts_with(p))
+        {
+            return Some((1, 1));
+        }
+        if a == "bind4" || a == "bind6" {
+            return Some((0, 3));
+        }
+    }
     match t {
         ProgramType::CgroupSkb => Some((0, 3)),
         ProgramType::CgroupSock

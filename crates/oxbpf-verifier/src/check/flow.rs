@@ -110,7 +110,8 @@ impl Verifier<'_> {
                     ),
                 );
             }
-            if let Some((lo, hi)) = crate::return_range(self.opts.prog_type)
+            if let Some((lo, hi)) =
+                crate::return_range(self.opts.prog_type, self.opts.attach.as_deref())
                 && (r0.var.umin < lo || r0.var.umax > hi)
             {
                 return err(
