@@ -8,7 +8,7 @@
 //! time traced over its time untraced. A peer that cannot run here says
 //! why (its own error).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::trace_cost::{Stat, program_ids, snapshot};
+use crate::trace_cost::{program_ids, run_totals, snapshot};
 
 /// What one run of a tool measured.
 struct Measure {
@@ -99,7 +99,7 @@ fn measure(mut cmd: Command, work: &dyn Fn() -> Result<Duration>) -> Result<Meas
     let s0 = snapshot(&ids);
     let work = work()?;
     let s1 = snapshot(&ids);
-    let (time, runs) = delta(&s0, &s1);
+    let (time, runs, _) = run_totals(&s0, &s1);
     let stop = Instant::now();
     // SAFETY: kill(2) on our own child's pid, not yet reaped.
     unsafe {
@@ -129,13 +129,6 @@ fn measure(mut cmd: Command, work: &dyn Fn() -> Result<Duration>) -> Result<Meas
         runs,
         work,
         stderr: erx.try_iter().collect(),
-    })
-}
-
-fn delta(a: &BTreeMap<u32, Stat>, b: &BTreeMap<u32, Stat>) -> (u64, u64) {
-    b.iter().fold((0, 0), |(t, r), (id, s)| {
-        let (t0, r0) = a.get(id).map_or((0, 0), |x| (x.time, x.runs));
-        (t + s.time.saturating_sub(t0), r + s.runs.saturating_sub(r0))
     })
 }
 

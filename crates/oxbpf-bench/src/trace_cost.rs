@@ -149,9 +149,13 @@ struct Cost {
     insns: u32,
 }
 
-fn cost(before: &BTreeMap<u32, Stat>, after: &BTreeMap<u32, Stat>, events: u64) -> Result<Cost> {
-    let mut c = Cost::default();
-    let (mut time, mut runs) = (0u64, 0u64);
+/// Run time, runs, and instructions of the programs that ran, between
+/// two snapshots.
+pub(crate) fn run_totals(
+    before: &BTreeMap<u32, Stat>,
+    after: &BTreeMap<u32, Stat>,
+) -> (u64, u64, u32) {
+    let (mut time, mut runs, mut insns) = (0u64, 0u64, 0u32);
     for (id, a) in after {
         let b = before.get(id).copied().unwrap_or(Stat {
             time: 0,
@@ -161,9 +165,16 @@ fn cost(before: &BTreeMap<u32, Stat>, after: &BTreeMap<u32, Stat>, events: u64) 
         if a.runs > b.runs {
             time += a.time - b.time;
             runs += a.runs - b.runs;
-            c.insns += a.insns;
+            insns += a.insns;
         }
     }
+    (time, runs, insns)
+}
+
+fn cost(before: &BTreeMap<u32, Stat>, after: &BTreeMap<u32, Stat>, events: u64) -> Result<Cost> {
+    let mut c = Cost::default();
+    let (time, runs, insns) = run_totals(before, after);
+    c.insns = insns;
     if runs == 0 {
         bail!("no program of the tracer ran during the workload");
     }

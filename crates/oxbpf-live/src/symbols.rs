@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use blazesym::symbolize::source::{Elf, Kernel, Process, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer as Inner};
@@ -53,7 +53,7 @@ struct Mapping {
 /// through the files it had mapped.
 pub struct Symbolizer {
     inner: Inner,
-    maps: Mutex<HashMap<u32, Vec<Mapping>>>,
+    maps: Mutex<HashMap<u32, Arc<Vec<Mapping>>>>,
 }
 
 impl Default for Symbolizer {
@@ -89,7 +89,9 @@ impl Symbolizer {
     pub fn user(&self, pid: u32, addrs: &[u64]) -> Vec<Frame> {
         let maps = {
             let mut all = self.maps.lock().unwrap_or_else(|e| e.into_inner());
-            all.entry(pid).or_insert_with(|| read_maps(pid)).clone()
+            all.entry(pid)
+                .or_insert_with(|| Arc::new(read_maps(pid)))
+                .clone()
         };
         let src = Source::Process(Process::new(pid.into()));
         let mut frames = self.run(&src, addrs, None);
@@ -231,7 +233,7 @@ mod tests {
         let s = Symbolizer::new();
         let own = read_maps(std::process::id());
         let gone = u32::MAX - 1;
-        s.maps.lock().unwrap().insert(gone, own);
+        s.maps.lock().unwrap().insert(gone, Arc::new(own));
         let f = s.user(gone, &[here() + 1]);
         let name = f[0].name.clone().unwrap_or_default();
         assert!(name.contains("here"), "{f:?}");

@@ -497,15 +497,20 @@ pub fn print_map_with(
     out
 }
 
+/// Whether `--folded`/`--flamegraph` draw this map: a count or sum keyed
+/// by at least one stack.
+pub fn is_stack_map(m: &MapInfo) -> bool {
+    matches!(m.kind, MapKind::Count | MapKind::Sum)
+        && m.key.iter().any(|t| matches!(t, Ty::Stack { .. }))
+}
+
 /// A map as folded stacks, the input of flame graph tools: one line per
 /// entry, the key's parts joined by `;` in the key's order (a stack's
 /// frames outermost first, by function name without offset; an address
 /// without a symbol in hex), a space, and the value. `None` for a map that
 /// is not a count or sum keyed by at least one stack.
 pub fn folded_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Option<Vec<String>> {
-    if !matches!(m.kind, MapKind::Count | MapKind::Sum)
-        || !m.key.iter().any(|t| matches!(t, Ty::Stack { .. }))
-    {
+    if !is_stack_map(m) {
         return None;
     }
     let clean = |s: &str| s.replace(';', ":").replace(['\n', '\t'], " ");

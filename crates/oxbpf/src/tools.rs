@@ -149,6 +149,15 @@ fn disk_number(name: &str) -> Result<i64, String> {
     Ok(major << 20 | minor)
 }
 
+/// A header directive's `yes` or `no`.
+fn yes_no(value: &str) -> Option<bool> {
+    match value.trim() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
 /// Reads a tool's header (every `// tool:`, `// option:` and `// arg:`
 /// line before the first line that is not a comment).
 fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
@@ -217,17 +226,9 @@ fn header(name: &'static str, source: &'static str) -> Result<Tool, String> {
             }
             tool.conflicts.push(set);
         } else if let Some(rest) = c.strip_prefix("stacks:") {
-            tool.stacks = match rest.trim() {
-                "yes" => true,
-                "no" => false,
-                _ => return Err(bad("expected `stacks: yes`")),
-            };
+            tool.stacks = yes_no(rest).ok_or_else(|| bad("expected `stacks: yes`"))?;
         } else if let Some(rest) = c.strip_prefix("plot:") {
-            tool.plot = match rest.trim() {
-                "yes" => true,
-                "no" => false,
-                _ => return Err(bad("expected `plot: yes`")),
-            };
+            tool.plot = yes_no(rest).ok_or_else(|| bad("expected `plot: yes`"))?;
         } else if let Some(rest) = c.strip_prefix("arg:") {
             let (spec, help) = rest
                 .split_once(": ")

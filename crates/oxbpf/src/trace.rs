@@ -365,10 +365,7 @@ pub fn trace(a: &TraceArgs) -> Result<ExitCode> {
 fn stack_maps(c: &oxbpf_trace::Compiled) -> Vec<&MapInfo> {
     c.maps
         .iter()
-        .filter(|m| m.index != 0)
-        .filter(|m| {
-            oxbpf_trace::output::folded_map(m, &[], &oxbpf_trace::output::NoSymbols).is_some()
-        })
+        .filter(|m| m.index != 0 && oxbpf_trace::output::is_stack_map(m))
         .collect()
 }
 
@@ -741,10 +738,6 @@ fn read_map(session: &Session, m: &MapInfo) -> Result<Vec<oxbpf_trace::output::R
     } else {
         entries
     })
-}
-
-fn print_map(session: &Session, syms: &Symbolizer, m: &MapInfo) -> Result<String> {
-    print_map_top(session, syms, m, 0, 0)
 }
 
 /// `print(@m, top, div)`: the `top` largest entries (0: all), values
@@ -1272,7 +1265,11 @@ fn run(
             if a.tool && zeros {
                 continue;
             }
-            let text = print_map(&session, &printer.syms, m)?;
+            let s = SessionSymbols {
+                session: &session,
+                syms: &printer.syms,
+            };
+            let text = oxbpf_trace::output::print_map(m, &entries, &s);
             if !a.tool || !text.trim().is_empty() {
                 out.write_all(text.as_bytes())?;
             }

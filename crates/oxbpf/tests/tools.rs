@@ -479,19 +479,7 @@ fn runqlat_sees_two_busy_processes_share_one_cpu() {
     let Some(_live) = live() else {
         return;
     };
-    let busy = || {
-        Command::new("taskset")
-            .args([
-                "-c",
-                "0",
-                "python3",
-                "-c",
-                "import time\nt = time.time()\nwhile time.time() - t < 4: pass\n",
-            ])
-            .spawn()
-            .unwrap()
-    };
-    let (mut a, mut b) = (busy(), busy());
+    let (mut a, mut b) = (busy_on(0, 4), busy_on(0, 4));
     let t = start(&["runqlat", "-p", &a.id().to_string(), "--duration", "2"]);
     assert!(
         t.header.starts_with("Tracing run queue latency"),
@@ -859,6 +847,20 @@ fn capable_shows_granted_and_refused_checks() {
             .any(|c| c[0] == "65534" && c[1] == npid && c[4] == "CAP_SYS_NICE" && c[5] != "0"),
         "nobody's check refused: {out}"
     );
+}
+
+/// A process spinning for `secs` seconds on CPU `cpu` only.
+fn busy_on(cpu: usize, secs: u32) -> Child {
+    Command::new("taskset")
+        .args([
+            "-c".to_string(),
+            cpu.to_string(),
+            "python3".into(),
+            "-c".into(),
+            format!("import time\nt = time.time()\nwhile time.time() - t < {secs}: pass\n"),
+        ])
+        .spawn()
+        .unwrap()
 }
 
 /// A loop device over a file of the test's, detached (and the file
@@ -1545,19 +1547,7 @@ fn runqlen_sees_a_queue_on_a_shared_cpu() {
     let Some(_live) = live() else {
         return;
     };
-    let busy = || {
-        Command::new("taskset")
-            .args([
-                "-c",
-                "0",
-                "python3",
-                "-c",
-                "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
-            ])
-            .spawn()
-            .unwrap()
-    };
-    let (mut a, mut b) = (busy(), busy());
+    let (mut a, mut b) = (busy_on(0, 3), busy_on(0, 3));
     let t = start(&["runqlen", "-C", "--duration", "2"]);
     assert!(
         t.header
@@ -1753,16 +1743,7 @@ fn cpuwalk_and_loads() {
         return;
     };
     let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
-    let mut busy = Command::new("taskset")
-        .args([
-            "-c",
-            &last.to_string(),
-            "python3",
-            "-c",
-            "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
-        ])
-        .spawn()
-        .unwrap();
+    let mut busy = busy_on(last, 3);
     let walk = start(&["cpuwalk", "-p", &busy.id().to_string(), "--duration", "2"]);
     let loads = start(&["loads", "--duration", "2"]);
     let (walk, loads) = (walk.finish(), loads.finish());
@@ -1986,19 +1967,7 @@ fn runqlat_per_process() {
     let Some(_live) = live() else {
         return;
     };
-    let busy = || {
-        Command::new("taskset")
-            .args([
-                "-c",
-                "0",
-                "python3",
-                "-c",
-                "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n",
-            ])
-            .spawn()
-            .unwrap()
-    };
-    let (mut a, mut b) = (busy(), busy());
+    let (mut a, mut b) = (busy_on(0, 3), busy_on(0, 3));
     let out = start(&["runqlat", "-P", "--duration", "2"]).finish();
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
     // Each process waits for the other's slices: milliseconds.

@@ -304,6 +304,28 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// [`serial`] for a test that needs root, bpf(2) and tracefs; `None`
+/// (the test skipped, saying why) without them.
+fn live() -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
+        common::skip("needs root, bpf(2) and a mounted tracefs");
+        return None;
+    }
+    Some(serial())
+}
+
+/// bpftrace's tools as Debian installs them: /usr/sbin/*.bt, sorted.
+fn bpftrace_tools() -> Vec<PathBuf> {
+    let mut tools: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bt"))
+        .collect();
+    tools.sort();
+    tools
+}
+
 fn bpftrace_present() -> bool {
     let have = Command::new("bpftrace")
         .arg("--version")
@@ -318,11 +340,9 @@ fn bpftrace_present() -> bool {
 
 #[test]
 fn scripts_print_what_bpftrace_prints() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     let have_bpftrace = bpftrace_present();
     let before = oxbpf_sys::object_ids().unwrap();
     let workload = workload();
@@ -527,11 +547,9 @@ fn probe_listings_are_bpftraces() {
 /// (what `bpftool map dump` shows by field).
 #[test]
 fn the_kernel_gets_the_scripts_btf_and_lines() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     let before = oxbpf_sys::object_ids().unwrap();
     let script = "tracepoint:syscalls:sys_enter_getppid {\n  @calls[comm, pid] = count();\n}\ninterval:ms:50 { @ticks = count(); }\n";
     let mut child = Command::new(common::oxbpf_bin())
@@ -684,11 +702,9 @@ fn watchpoints_count_a_processs_accesses() {
 /// process makes them far faster than any reader wakes up).
 #[test]
 fn lost_records_are_counted_exactly() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     const CALLS: u64 = 200_000;
     let dir = std::env::temp_dir().join(format!("oxbpf-lost-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -771,11 +787,9 @@ fn lost_records_are_counted_exactly() {
 /// maps, keyed and not.
 #[test]
 fn aggregations_read_in_a_probe_merge_every_cpu() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     let dir = std::env::temp_dir().join(format!("oxbpf-percpu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("oxpc");
@@ -867,13 +881,7 @@ fn bpftraces_tools_compile_unmodified() {
         ("runqlen.bt", "struct cfs_rq has no member `nr_running`"),
         ("loads.bt", "`avenrun` is not in /proc/kallsyms"),
     ];
-    let mut tools: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bt"))
-        .collect();
-    tools.sort();
+    let tools = bpftrace_tools();
     assert!(tools.len() >= 38, "bpftrace installs 38 tools: {tools:?}");
     let mut failures = Vec::new();
     for t in &tools {
@@ -901,11 +909,9 @@ fn bpftraces_tools_compile_unmodified() {
 /// is refused before anything is loaded.
 #[test]
 fn stack_maps_fold_and_draw() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     let dir = std::env::temp_dir().join(format!("oxbpf-fold-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (folded, svg) = (dir.join("f.txt"), dir.join("f.svg"));
@@ -996,23 +1002,15 @@ fn stack_maps_fold_and_draw() {
 /// The table (tool, runs, why not, bpftrace 0.17 itself) is printed.
 #[test]
 fn bpftraces_tools_run_live() {
-    let _serial = serial();
-    if !common::kernel_available() || oxbpf_sys::perf::tracefs_root().is_none() {
-        common::skip("needs root, bpf(2) and a mounted tracefs");
+    let Some(_serial) = live() else {
         return;
-    }
+    };
     if !bpftrace_present() {
         common::skip("needs bpftrace's tools (Debian: bpftrace)");
         return;
     }
     let before = oxbpf_sys::object_ids().unwrap();
-    let mut tools: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bt"))
-        .collect();
-    tools.sort();
+    let tools = bpftrace_tools();
     let kprobes = std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists();
     let mut table = Vec::new();
     let mut failures = Vec::new();
