@@ -56,6 +56,8 @@ struct Meta {
     spans: Vec<Span>,
     #[serde(default)]
     missing_probes: crate::codegen::MissingProbes,
+    #[serde(default)]
+    layouts: Vec<crate::layout::Layout>,
 }
 
 /// A script read back from its object.
@@ -93,6 +95,7 @@ pub fn emit(c: &Compiled, origin: &Origin) -> Result<Vec<u8>, String> {
             .collect::<Result<_, String>>()?,
         spans,
         missing_probes: c.missing_probes,
+        layouts: c.layouts.clone(),
     };
     let json = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
     oxbpf_obj::write::to_elf(&c.object, &[(SECTION, &json)]).map_err(|e| e.to_string())
@@ -190,6 +193,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, String> {
         lines,
         init,
         missing_probes: meta.missing_probes,
+        layouts: meta.layouts,
     };
     Ok(Loaded {
         compiled,

@@ -1,7 +1,9 @@
 //! printf formats as bpftrace takes them (C's conversions: `%d %i %u %x
 //! %X %o %c %s %p %%`, flags `-+ #0`, width, precision, length modifiers
 //! `hh h l ll z j t`), checked against the argument types at compile time
-//! and applied to the values at run time.
+//! and applied to the values at run time. As POSIX printf (and unlike
+//! bpftrace), a conversion may name its argument: `%2$d` (then every
+//! conversion does; an argument may be used more than once, or not at all).
 
 use crate::types::Ty;
 
@@ -25,6 +27,8 @@ pub struct Spec {
     /// and `ll` 8), for truncating the value as C would.
     pub size: u8,
     pub conv: char,
+    /// `%N$…`: the argument's number (from 1).
+    pub arg: Option<usize>,
 }
 
 /// Splits a format into text and conversions.
@@ -46,6 +50,18 @@ pub fn parse(fmt: &str) -> Result<Vec<Piece>, String> {
             size: 4,
             ..Default::default()
         };
+        // `%N$`: digits and a dollar sign (else the digits are a width).
+        let mut ahead = chars.clone();
+        let digits: String = std::iter::from_fn(|| ahead.next_if(char::is_ascii_digit)).collect();
+        if !digits.is_empty() && ahead.peek() == Some(&'$') {
+            let n: usize = digits.parse().unwrap_or(usize::MAX);
+            if n == 0 {
+                return Err("`%0$`: arguments are numbered from 1".into());
+            }
+            s.arg = Some(n);
+            ahead.next();
+            chars = ahead;
+        }
         while let Some(&f) = chars.peek() {
             match f {
                 '-' => s.left = true,
@@ -115,6 +131,33 @@ pub fn check(fmt: &str, args: &[Ty]) -> Result<(), String> {
             Piece::Text(_) => None,
         })
         .collect();
+    let numbered = specs.iter().filter(|s| s.arg.is_some()).count();
+    if numbered > 0 {
+        if numbered != specs.len() {
+            return Err(
+                "the format numbers some conversions' arguments (`%N$`) but not all".into(),
+            );
+        }
+        for s in &specs {
+            let n = s.arg.unwrap_or(0);
+            let Some(t) = args.get(n - 1) else {
+                return Err(format!(
+                    "`%{n}$` names argument {n} but {} argument{} follow{}",
+                    args.len(),
+                    if args.len() == 1 { "" } else { "s" },
+                    if args.len() == 1 { "s" } else { "" }
+                ));
+            };
+            if !matches!(s.conv, 's' | 'r') && !t.is_int() {
+                return Err(format!(
+                    "argument {n} is {} but its conversion `%{n}${}` wants an integer",
+                    t.name(),
+                    s.conv
+                ));
+            }
+        }
+        return Ok(());
+    }
     if specs.len() != args.len() {
         return Err(format!(
             "the format has {} conversion{} but {} argument{} follow{}",
@@ -152,13 +195,17 @@ pub enum Arg {
 /// Applies a parsed format.
 pub fn render(pieces: &[Piece], args: &[Arg]) -> String {
     let mut out = String::new();
+    let all = args;
     let mut args = args.iter();
     for p in pieces {
         match p {
             Piece::Text(t) => out.push_str(t),
             Piece::Spec(s) => {
-                let a = args.next().cloned().unwrap_or(Arg::Int(0));
-                out.push_str(&one(s, &a));
+                let a = match s.arg {
+                    Some(n) => all.get(n - 1).cloned(),
+                    None => args.next().cloned(),
+                };
+                out.push_str(&one(s, &a.unwrap_or(Arg::Int(0))));
             }
         }
     }
@@ -249,6 +296,34 @@ mod tests {
 
     fn f(fmt: &str, args: &[Arg]) -> String {
         render(&parse(fmt).unwrap(), args)
+    }
+
+    #[test]
+    fn numbered_arguments_as_posix_printf() {
+        use Arg::*;
+        assert_eq!(
+            f("%2$-6s|%1$5d|%2$s", &[Int(42), Str("ab".into())]),
+            "ab    |   42|ab"
+        );
+        // `%5d` is a width, `%5$d` an argument number.
+        assert_eq!(f("%3d", &[Int(7)]), "  7");
+        assert!(check("%2$s %1$d", &[Ty::I64, Ty::Str(8)]).is_ok());
+        assert!(
+            check("%2$d", &[Ty::I64, Ty::Str(8)])
+                .unwrap_err()
+                .contains("wants an integer")
+        );
+        assert!(
+            check("%3$d", &[Ty::I64])
+                .unwrap_err()
+                .contains("names argument 3")
+        );
+        assert!(
+            check("%1$d %d", &[Ty::I64, Ty::I64])
+                .unwrap_err()
+                .contains("not all")
+        );
+        assert!(parse("%0$d").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod ctypes;
 pub mod diag;
 pub mod format;
 pub mod headers;
+pub mod layout;
 pub mod lexer;
 pub mod output;
 pub mod parser;

@@ -313,11 +313,11 @@ fn label(m: &MapInfo, key: &[u8], syms: &dyn Symbols) -> String {
 }
 
 /// (value, count, total) of an entry, with its key.
-type Row<'a> = ((i64, u64, i64), &'a [u8]);
+pub(crate) type Row<'a> = ((i64, u64, i64), &'a [u8]);
 
 /// The merged (over CPUs) value of a count, sum, min, max, avg or stats
 /// entry: (value to print and sort by, count, total).
-fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
+pub(crate) fn merged(kind: &MapKind, cpus: &[Vec<u8>]) -> Option<(i64, u64, i64)> {
     match kind {
         MapKind::Count | MapKind::Sum | MapKind::Hist { .. } | MapKind::Lhist { .. } => {
             let s = cpus
@@ -403,7 +403,7 @@ pub fn array_entries(m: &MapInfo, entries: Vec<RawEntry>) -> Vec<RawEntry> {
 }
 
 /// An aggregation's entries merged over CPUs, sorted by value.
-fn aggregate_rows<'a>(kind: &MapKind, entries: &'a [RawEntry]) -> Vec<Row<'a>> {
+pub(crate) fn aggregate_rows<'a>(kind: &MapKind, entries: &'a [RawEntry]) -> Vec<Row<'a>> {
     let mut rows: Vec<Row<'_>> = entries
         .iter()
         .filter_map(|(k, v)| Some((merged(kind, v)?, k.as_slice())))
@@ -414,7 +414,7 @@ fn aggregate_rows<'a>(kind: &MapKind, entries: &'a [RawEntry]) -> Vec<Row<'a>> {
 
 /// A histogram's user keys with their (bucket -> count) over every CPU,
 /// ordered by total count.
-fn hist_rows(m: &MapInfo, entries: &[RawEntry]) -> Vec<(Vec<u8>, BTreeMap<u64, u64>)> {
+pub(crate) fn hist_rows(m: &MapInfo, entries: &[RawEntry]) -> Vec<(Vec<u8>, BTreeMap<u64, u64>)> {
     let ksize = m.key_size();
     let mut by_key: BTreeMap<Vec<u8>, BTreeMap<u64, u64>> = BTreeMap::new();
     for (k, cpus) in entries {
@@ -523,18 +523,8 @@ pub fn folded_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Opti
             at += t.stored_size();
             match t {
                 Ty::Stack { user, limit, .. } => {
-                    let id = u64_at(b, 0);
-                    if id as i64 >= i64::from(u32::MAX) || (id as i64) < 0 {
-                        continue;
-                    }
-                    let pid = user.then(|| u64_at(b, 8) as u32);
-                    let mut addrs = syms.stack(id as u32);
-                    if *limit > 0 {
-                        addrs.truncate(*limit as usize);
-                    }
-                    let names = syms.resolve(pid, &addrs);
-                    for (a, n) in addrs.iter().zip(names).rev() {
-                        parts.push(n.map_or_else(|| raw_addr(*a), |(f, _, _)| clean(&f)));
+                    if let Some(frames) = stack_names(*user, *limit, b, syms) {
+                        parts.extend(frames.iter().rev().map(|f| clean(f)));
                     }
                 }
                 t => match decode_with(t, b, syms) {
@@ -551,6 +541,35 @@ pub fn folded_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Opti
         lines.push(format!("{} {v}", parts.join(";")));
     }
     Some(lines)
+}
+
+/// The frames of the stack stored at the start of `b` (a stack id, and
+/// the pid after it for a user stack), innermost first, each by its
+/// function's name (an address without a symbol in hex); `None` where the
+/// id says no stack was taken.
+pub(crate) fn stack_names(
+    user: bool,
+    limit: u8,
+    b: &[u8],
+    syms: &dyn Symbols,
+) -> Option<Vec<String>> {
+    let id = u64_at(b, 0);
+    if id as i64 >= i64::from(u32::MAX) || (id as i64) < 0 {
+        return None;
+    }
+    let pid = user.then(|| u64_at(b, 8) as u32);
+    let mut addrs = syms.stack(id as u32);
+    if limit > 0 {
+        addrs.truncate(limit as usize);
+    }
+    let names = syms.resolve(pid, &addrs);
+    Some(
+        addrs
+            .iter()
+            .zip(names)
+            .map(|(a, n)| n.map_or_else(|| raw_addr(*a), |(f, _, _)| f))
+            .collect(),
+    )
 }
 
 /// A power of 1024 as bpftrace writes bucket bounds: `4K`, `1M`, `512`.
@@ -600,6 +619,12 @@ fn hist_bound(i: u64, bits: u32) -> (u64, String, bool) {
     let digits = (1u64 << (power - 10 * decade as u32)) * (n + interval);
     let text = format!("{digits}{}", ["", "K", "M", "G", "T", "P", "E"][decade]);
     (value, text, false)
+}
+
+/// The lowest value of `hist(x, bits)`'s bucket `i` (from 1: bucket 0
+/// holds the negative values).
+pub(crate) fn hist_lower_bound(i: u64, bits: u32) -> u64 {
+    hist_bound(i.saturating_sub(1), bits).0
 }
 
 fn bucket_label(kind: &MapKind, i: u64) -> String {

@@ -15,7 +15,9 @@
 //! ```
 //!
 //! A tool whose script counts by stack says so with `// stacks: yes`, and
-//! gets `--folded FILE` and `--flamegraph FILE.svg`; one that draws
+//! gets `--folded FILE` and `--flamegraph FILE.svg` (given either, the
+//! script sees the macro `FOLDED`: it then leaves its stack maps to them,
+//! keyed in folding's order); one that draws
 //! histograms says `// plot: yes` and gets `--plot FILE.svg`;
 //! `// conflicts: A B` makes the options of macros A and B exclusive.
 //! Every tool takes `--json`: its output as bpftrace's NDJSON records (a
@@ -425,7 +427,7 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
             .unwrap_or_default();
         bail!("there is no tool `{name}`{hint}; `oxbpf tool list` lists them");
     };
-    let (defines, m) = match t.defines(&argv[1..]) {
+    let (mut defines, m) = match t.defines(&argv[1..]) {
         Ok(x) => x,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -433,6 +435,11 @@ pub fn tool(argv: &[String]) -> Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
+    // A stacks tool written for folding keeps its maps for --folded and
+    // --flamegraph (in the order folding wants) instead of printing them.
+    if t.stacks && (m.contains_id("__folded") || m.contains_id("__flamegraph")) {
+        defines.push(("FOLDED".into(), "1".into()));
+    }
     let a = crate::trace::TraceArgs {
         program: Some(t.source.to_string()),
         name: Some(format!("{}.bt", t.name)),

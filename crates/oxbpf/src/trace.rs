@@ -602,6 +602,30 @@ impl Printer<'_> {
                     _ => clear_map(session, m, true)?,
                 }
             }
+            event::LAYOUT => {
+                let Some(layout) = self.compiled.layouts.get(word(8) as usize) else {
+                    return Ok(());
+                };
+                let s = SessionSymbols {
+                    session,
+                    syms: &self.syms,
+                };
+                let mut maps = Vec::new();
+                for name in layout.maps() {
+                    if let Some(m) = self.compiled.maps.iter().find(|m| m.name == name) {
+                        maps.push((m, read_map(session, m)?));
+                    }
+                }
+                if self.json {
+                    // The maps themselves, as print() sends them.
+                    for (m, entries) in &maps {
+                        out.write_all(print_map_json(m, entries, &s).as_bytes())?;
+                    }
+                } else {
+                    let text = oxbpf_trace::layout::print_layout(layout, &maps, &s);
+                    out.write_all(text.as_bytes())?;
+                }
+            }
             id if id >= event::PRINTF_BASE => {
                 let i = (id - event::PRINTF_BASE) as usize;
                 let Some(info) = self.compiled.printfs.get(i) else {
@@ -618,15 +642,7 @@ impl Printer<'_> {
                     data.push(oxbpf_trace::output::decode_with(t, b, &syms));
                     at += t.stored_size();
                 }
-                let args: Vec<Arg> = data
-                    .iter()
-                    .map(|d| match d {
-                        Datum::Int(v) => Arg::Int(*v),
-                        Datum::Uint(v) | Datum::Ptr(v) => Arg::Int(*v as i64),
-                        Datum::Bool(b) => Arg::Int(i64::from(*b)),
-                        d => Arg::Str(d.to_string()),
-                    })
-                    .collect();
+                let args: Vec<Arg> = data.iter().map(oxbpf_trace::layout::format_arg).collect();
                 let text = || oxbpf_trace::format::render(&self.formats[i], &args);
                 let json = |kind: &str, data: String| json_record(kind, &data);
                 match info.kind {

@@ -302,22 +302,34 @@ fn syscount_counts_a_rare_call_of_one_process_exactly() {
         child.wait().unwrap();
         (pid, t.finish())
     };
+    // libbpf-tools' columns: SYSCALL COUNT TIME (us), a row per call.
     let (pid, out) = counted(777, false);
     assert!(
-        out.lines().any(|l| l == "@calls[getppid]: 777"),
-        "777 getppid calls of pid {pid}: {out}"
-    );
-    assert!(
-        out.lines().any(|l| l.starts_with("@us[getppid]: ")),
+        out.lines()
+            .any(|l| columns(l) == ["SYSCALL", "COUNT", "TIME", "(us)"]),
         "{out}"
     );
-    // By process: every call of the process under (pid, comm).
+    let row = out
+        .lines()
+        .map(columns)
+        .find(|c| c[0] == "getppid")
+        .unwrap_or_else(|| panic!("no getppid row for pid {pid}: {out}"));
+    assert_eq!(row.len(), 3, "{out}");
+    assert_eq!(row[1], "777", "777 getppid calls of pid {pid}: {out}");
+    assert!(row[2].parse::<u64>().is_ok(), "{out}");
+    // By process: every call of the process under PID COMM.
     let (pid, out) = counted(333, true);
     assert!(
-        out.lines()
-            .any(|l| l.starts_with(&format!("@calls[{pid}, python3]: "))),
+        out.lines().any(|l| columns(l) == ["PID", "COMM", "COUNT"]),
         "{out}"
     );
+    let row = out
+        .lines()
+        .map(columns)
+        .find(|c| c[0] == pid)
+        .unwrap_or_else(|| panic!("no row for pid {pid}: {out}"));
+    assert_eq!(row[1], "python3", "{out}");
+    assert!(row[2].parse::<u64>().unwrap() >= 333, "{out}");
 }
 
 #[test]
@@ -330,13 +342,14 @@ fn syscount_prints_every_interval() {
     let stamps = out.lines().filter(|l| l.starts_with('[')).count();
     // Three intervals and the end.
     assert!(stamps >= 3, "{out}");
-    let entries = out
-        .lines()
-        .skip_while(|l| !l.starts_with('['))
-        .skip(1)
-        .take_while(|l| !l.starts_with('['))
-        .filter(|l| l.starts_with("@calls["))
-        .count();
+    // After the time, the header, then the rows until a blank line.
+    let mut first = out.lines().skip_while(|l| !l.starts_with('[')).skip(1);
+    assert_eq!(
+        first.next().map(columns),
+        Some(vec!["SYSCALL", "COUNT"]),
+        "{out}"
+    );
+    let entries = first.take_while(|l| !l.trim().is_empty()).count();
     assert!((1..=3).contains(&entries), "-T 3 prints at most 3: {out}");
 }
 
@@ -490,17 +503,15 @@ fn runqlat_sees_two_busy_processes_share_one_cpu() {
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
     // Each waits for the other's time slice: milliseconds, so buckets of
     // at least [1K, 2K) microseconds hold counts.
-    let waits: u64 = out
-        .lines()
-        .filter(|l| l.starts_with('['))
-        .filter(|l| {
-            l.split(')')
-                .next()
-                .is_some_and(|b| b.contains('K') || b.contains('M'))
-        })
-        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+    let waits: u64 = libbpf_hist(&out, "")
+        .iter()
+        .filter(|(lo, _)| *lo >= 1024)
+        .map(|b| b.1)
         .sum();
-    assert!(out.contains("usecs:") && out.contains("@lat: "), "{out}");
+    assert!(
+        out.contains("usecs               : count    distribution"),
+        "{out}"
+    );
     assert!(waits > 0, "waits of a millisecond or more: {out}");
 }
 
@@ -927,6 +938,39 @@ impl Drop for LoopDevice {
 /// The counts of a histogram's buckets (`[64K, 128K)  8 |@@@|` or
 /// `[1]  3 |@|`) in the lines after `label` until a blank line, by
 /// bucket text.
+/// Histograms as libbpf-tools prints them (`print_log2_hist`: `lo -> hi :
+/// count |***|`, `print_linear_hist`: `value : count |***|`): the rows of
+/// every one after a line starting with `key` (a key may have several: a
+/// process's name changes when it execs), or of the first one for `""`,
+/// as (lowest value, count).
+fn libbpf_hist(out: &str, key: &str) -> Vec<(u64, u64)> {
+    let mut rows = Vec::new();
+    let mut lines = out.lines().peekable();
+    loop {
+        if !key.is_empty() && !lines.any(|l| l.starts_with(key)) {
+            return rows;
+        }
+        if !lines.any(|l| {
+            l.trim_end().ends_with(": count    distribution")
+                || l.trim_end().ends_with(": count     distribution")
+        }) {
+            return rows;
+        }
+        while let Some(row) = lines.peek().and_then(|l| {
+            let (range, rest) = l.split_once(" : ")?;
+            let lo = range.split("->").next()?.trim().parse().ok()?;
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            Some((lo, n))
+        }) {
+            rows.push(row);
+            lines.next();
+        }
+        if key.is_empty() {
+            return rows;
+        }
+    }
+}
+
 fn buckets(out: &str, label: &str) -> Vec<(String, u64)> {
     out.lines()
         .skip_while(|l| !l.starts_with(label))
@@ -992,16 +1036,23 @@ fn block_io_tools_see_direct_writes_of_known_sizes() {
     // biolatency -F: the writes under a write's flags (W…), 12 in all.
     let label = lat
         .lines()
-        .find(|l| l.starts_with("@lat[W"))
+        .find(|l| l.starts_with("flags = W"))
         .unwrap_or_else(|| panic!("no write histogram: {lat}"));
-    let n: u64 = buckets(&lat, label).iter().map(|b| b.1).sum();
+    let n: u64 = libbpf_hist(&lat, label).iter().map(|b| b.1).sum();
     assert_eq!(n, 12, "{lat}");
-    assert!(lat.contains("usecs:"), "{lat}");
+    assert!(
+        lat.contains("     usecs               : count    distribution"),
+        "{lat}"
+    );
 
-    // bitesize: dd's sizes in kilobytes, 8 in [64, 128) and 4 in [16, 32).
-    let b = buckets(&size, "@kbytes[dd]:");
-    assert!(b.contains(&("64, 128".into(), 8)), "{size}");
-    assert!(b.contains(&("16, 32".into(), 4)), "{size}");
+    // bitesize: dd's sizes in kilobytes, 8 in 64 -> 127 and 4 in 16 -> 31.
+    let b = libbpf_hist(&size, "Process Name = dd");
+    assert!(b.contains(&(64, 8)), "{size}");
+    assert!(b.contains(&(16, 4)), "{size}");
+    assert!(
+        size.contains("     Kbytes              : count    distribution"),
+        "{size}"
+    );
 }
 
 #[test]
@@ -1024,8 +1075,8 @@ fn biostacks_and_per_disk_latency() {
             || l.contains("submit_bio")),
         "the block layer's entry in the stacks: {stacks}"
     );
-    let label = format!("@lat[{disk}]:");
-    let n: u64 = buckets(&lat, &label).iter().map(|b| b.1).sum();
+    let label = format!("disk = {disk}\t");
+    let n: u64 = libbpf_hist(&lat, &label).iter().map(|b| b.1).sum();
     assert!(n >= 5, "five writes on {disk} at least: {lat}");
 }
 
@@ -1137,17 +1188,36 @@ fn offcputime_shows_a_sleeping_threads_stack() {
         (1_500_000..=2_500_000).contains(&asleep),
         "{asleep} us: {folded}"
     );
-    // Without the files the map prints, by stack.
-    let t = start(&[
-        "offcputime",
-        "-p",
-        &std::process::id().to_string(),
-        "-K",
-        "--duration",
-        "1",
-    ]);
+    // Without the files, the stacks print as libbpf-tools' offcputime
+    // prints them: blocks of frames (the kernel's, then the thread's,
+    // innermost first), `-  COMM (TID)`, the microseconds.
+    let mut nap = Command::new(&bin).stdin(Stdio::piped()).spawn().unwrap();
+    let t = start(&["offcputime", "-p", &nap.id().to_string(), "--duration", "2"]);
+    drop(nap.stdin.take());
     let out = t.finish();
-    assert!(out.is_empty() || out.contains("@usecs["), "{out}");
+    let _ = (nap.kill(), nap.wait());
+    let tail = format!("    -                oxnap ({})", nap.id());
+    let mut asleep = 0;
+    for block in out.split("\n\n") {
+        let lines: Vec<&str> = block.lines().filter(|l| !l.is_empty()).collect();
+        let Some(at) = lines.iter().position(|l| *l == tail) else {
+            continue;
+        };
+        let frames: Vec<&str> = lines[..at].iter().map(|l| l.trim()).collect();
+        assert!(lines[..at].iter().all(|l| l.starts_with("    ")), "{block}");
+        let us: u64 = lines[at + 1].trim().parse().unwrap();
+        if let (Some(k), Some(u)) = (
+            frames.iter().position(|f| *f == "do_nanosleep"),
+            frames.iter().position(|f| *f == "oxbpf_nap"),
+        ) {
+            assert!(k < u, "kernel frames first: {block}");
+            asleep += us;
+        }
+    }
+    assert!(
+        (1_500_000..=2_500_000).contains(&asleep),
+        "{asleep} us under do_nanosleep .. oxbpf_nap: {out}"
+    );
 }
 
 #[test]
@@ -1452,8 +1522,8 @@ fn softirqs_and_hardirqs_name_what_ran() {
     let Some(_live) = live() else {
         return;
     };
-    let soft = start(&["softirqs", "-c", "--duration", "2"]);
-    let hard = start(&["hardirqs", "-c", "--duration", "2"]);
+    let soft = start(&["softirqs", "-C", "--duration", "2"]);
+    let hard = start(&["hardirqs", "--duration", "2"]);
     // Traffic over loopback runs NET_RX.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -1479,20 +1549,43 @@ fn softirqs_and_hardirqs_name_what_ran() {
         "hi", "timer", "net_tx", "net_rx", "block", "irq_poll", "tasklet", "sched", "hrtimer",
         "rcu",
     ];
-    let mut seen = Vec::new();
-    for l in soft.lines().filter(|l| l.starts_with("@count[")) {
-        let k = &l["@count[".len()..l.find(']').unwrap()];
-        assert!(kinds.contains(&k), "{l}");
-        seen.push(k.to_string());
+    // libbpf-tools' columns: SOFTIRQ TOTAL_usecs TOTAL_count, the
+    // rows under the header until a blank line.
+    fn rows<'a>(out: &'a str, header: &[&str]) -> Vec<Vec<&'a str>> {
+        out.lines()
+            .skip_while(|l| columns(l) != header)
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .map(columns)
+            .collect()
     }
-    assert!(seen.iter().any(|k| k == "net_rx"), "{soft}");
-    assert!(seen.iter().any(|k| k == "timer"), "{soft}");
-    assert!(soft.contains("@time[net_rx]: "), "{soft}");
-    // Every handler counted is one of /proc/interrupts'.
+    let soft_rows = rows(&soft, &["SOFTIRQ", "TOTAL_usecs", "TOTAL_count"]);
+    let mut seen = Vec::new();
+    for r in &soft_rows {
+        assert!(kinds.contains(&r[0]), "{r:?}");
+        assert_eq!(r.len(), 3, "{soft}");
+        assert!(r[2].parse::<u64>().unwrap() > 0, "{soft}");
+        seen.push(r[0]);
+    }
+    assert!(seen.contains(&"net_rx"), "{soft}");
+    assert!(seen.contains(&"timer"), "{soft}");
+    // Every handler counted is one of /proc/interrupts': HARDIRQ
+    // TOTAL_count TOTAL_usecs MAX_usecs, the longest no more than the total.
     let table = std::fs::read_to_string("/proc/interrupts").unwrap();
-    let names: Vec<&str> = hard
-        .lines()
-        .filter_map(|l| l.strip_prefix("@count[")?.split(']').next())
+    let hard_rows = rows(
+        &hard,
+        &["HARDIRQ", "TOTAL_count", "TOTAL_usecs", "MAX_usecs"],
+    );
+    for r in &hard_rows {
+        let n: Vec<u64> = r[r.len() - 3..]
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert!(n[0] > 0 && n[2] <= n[1], "{hard}");
+    }
+    let names: Vec<String> = hard_rows
+        .iter()
+        .map(|r| r[..r.len() - 3].join(" "))
         .collect();
     assert!(!names.is_empty(), "the disk's interrupt at least: {hard}");
     for n in &names {
@@ -1529,17 +1622,16 @@ fn cpudist_on_and_off_cpu_per_process() {
     let (off, on) = (off.finish(), on.finish());
     let _ = (n.kill(), n.wait());
     // Off CPU: ~100 ms naps, in the [64K, 128K) microsecond bucket.
-    let b = buckets(&off, &format!("@dist[oxnap2, {}]:", n.id()));
-    let naps: u64 = b
-        .iter()
-        .filter(|(k, _)| k == "64K, 128K")
-        .map(|b| b.1)
-        .sum();
+    let b = libbpf_hist(&off, &format!("pid = {} oxnap2", n.id()));
+    let naps: u64 = b.iter().filter(|(lo, _)| *lo == 65536).map(|b| b.1).sum();
     assert!(naps >= 10, "{off}");
     // On CPU: the busy process ran, in slices of its own.
-    let b = buckets(&on, &format!("@dist[python3, {busy_pid}]:"));
+    let b = libbpf_hist(&on, &format!("pid = {busy_pid} python3"));
     assert!(b.iter().map(|b| b.1).sum::<u64>() > 0, "{on}");
-    assert!(on.contains("usecs:"), "{on}");
+    assert!(
+        on.contains("     usecs               : count    distribution"),
+        "{on}"
+    );
 }
 
 #[test]
@@ -1558,11 +1650,15 @@ fn runqlen_sees_a_queue_on_a_shared_cpu() {
     let out = t.finish();
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
     // On CPU 0 one runs while the other waits: length 1 (at least).
-    let queued: u64 = buckets(&out, "@runqlen[0]:")
+    let queued: u64 = libbpf_hist(&out, "cpu = 0")
         .iter()
-        .filter(|(k, _)| k != "0, 1")
+        .filter(|(len, _)| *len > 0)
         .map(|b| b.1)
         .sum();
+    assert!(
+        out.contains("     runqlen       : count     distribution"),
+        "{out}"
+    );
     assert!(queued > 50, "{out}");
 }
 
@@ -1946,7 +2042,7 @@ fn interval_tools_write_ndjson_and_histograms_plot() {
     ]);
     lo.write_direct(4096, 9, 0);
     let out = t.finish();
-    let n: u64 = buckets(&out, "@lat:").iter().map(|b| b.1).sum();
+    let n: u64 = libbpf_hist(&out, "").iter().map(|b| b.1).sum();
     assert_eq!(n, 9, "{out}");
     let page = std::fs::read_to_string(&svg).unwrap();
     let _ = std::fs::remove_file(&svg);
@@ -1972,9 +2068,9 @@ fn runqlat_per_process() {
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
     // Each process waits for the other's slices: milliseconds.
     for p in [a.id(), b.id()] {
-        let waits: u64 = buckets(&out, &format!("@lat[{p}]:"))
+        let waits: u64 = libbpf_hist(&out, &format!("pid = {p} "))
             .iter()
-            .filter(|(k, _)| k.contains('K') || k.contains('M'))
+            .filter(|(lo, _)| *lo >= 1024)
             .map(|b| b.1)
             .sum();
         assert!(waits > 0, "{p}: {out}");

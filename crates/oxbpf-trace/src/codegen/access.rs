@@ -479,9 +479,16 @@ impl Gen<'_, '_> {
             }
             _ => return None,
         };
-        // `__bpf_trace_NAME` has the parameters' names; the typedef
-        // `btf_trace_NAME` (what tp_btf programs attach by) only types.
-        let proto = match k.find(&format!("__bpf_trace_{name}"), |k| k == 12) {
+        // `__bpf_trace_NAME` has the parameters' names — but only for an
+        // event that is its own class; one defined from a template (as
+        // sched_wakeup from sched_wakeup_template) has them in
+        // `__probestub_NAME` (Linux 6.4+) and `__traceiter_NAME`, each
+        // `(void *__data, …)` too. The typedef `btf_trace_NAME` (what
+        // tp_btf programs attach by) has the types only.
+        let named = ["__bpf_trace_", "__probestub_", "__traceiter_"]
+            .iter()
+            .find_map(|prefix| k.find(&format!("{prefix}{name}"), |k| k == 12));
+        let proto = match named {
             Some(f) => match k.get(f)?.kind {
                 Kind::Func { proto, .. } => proto,
                 _ => return None,
@@ -579,6 +586,14 @@ impl Gen<'_, '_> {
         };
         match params.iter().position(|(n, _)| n == field) {
             Some(i) => self.raw_tp_arg(i, span),
+            None if params.iter().all(|(n, _)| n.is_empty()) => err(
+                span,
+                format!(
+                    "the kernel's BTF does not name {}'s arguments: use arg0 … arg{}",
+                    self.kind.full_name(),
+                    params.len().saturating_sub(1)
+                ),
+            ),
             None => {
                 let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
                 let d = Diagnostic::new(

@@ -131,6 +131,226 @@ impl Gen<'_, '_> {
         Ok(())
     }
 
+    /// `print_rows(@a [, @b …], "fmt" [, top [, sort]])` and
+    /// `print_hist(@h, "unit" [, "key fmt"])` (see [`crate::layout`]): the
+    /// layout is checked here and kept in [`super::Compiled::layouts`];
+    /// the program only sends its index, and user space reads the maps.
+    pub(super) fn layout_event(&mut self, name: &str, args: &[Expr], span: Span) -> R<()> {
+        use crate::layout::Layout;
+        let usage = match name {
+            "print_rows" => "print_rows(@a [, @b …], \"row format\" [, top [, sort]])",
+            "print_stacks" => "print_stacks(@m, \"before\", \"after\")",
+            _ => "print_hist(@h, \"unit\" [, \"key format\"])",
+        };
+        let mut maps = Vec::new();
+        let mut rest = args;
+        while let Some((first, tail)) = rest.split_first() {
+            let ExprKind::Map { name: m, keys } = &first.kind else {
+                break;
+            };
+            if !keys.is_empty() {
+                return err(
+                    first.span,
+                    format!("{name}() takes whole maps, without a key"),
+                );
+            }
+            maps.push((self.map(m, first.span)?, first.span));
+            rest = tail;
+        }
+        let Some(&(ref first, first_span)) = maps.first() else {
+            return err(span, format!("{name}() takes a map first: {usage}"));
+        };
+        let string = |e: Option<&Expr>, what: &str| -> R<Option<String>> {
+            match e.map(|e| (&e.kind, e.span)) {
+                None => Ok(None),
+                Some((ExprKind::Str(s), _)) => Ok(Some(s.clone())),
+                Some((_, at)) => err(at, format!("{name}()'s {what} must be a string literal")),
+            }
+        };
+        // The key's parts, as the format sees them (a tuple flat).
+        let key_types: Vec<Ty> = first
+            .key
+            .iter()
+            .flat_map(|t| match t {
+                Ty::Tuple(items) => items.clone(),
+                t => vec![t.clone()],
+            })
+            .collect();
+        let layout = if name == "print_stacks" {
+            if maps.len() > 1 {
+                return err(maps[1].1, format!("print_stacks() takes one map: {usage}"));
+            }
+            if !crate::output::is_stack_map(first) {
+                return err(
+                    first_span,
+                    format!(
+                        "print_stacks() prints a count or sum keyed by kstack or ustack; @{} is not one",
+                        first.name
+                    ),
+                );
+            }
+            let (Some(before), Some(after)) = (
+                string(rest.first(), "before")?,
+                string(rest.get(1), "after")?,
+            ) else {
+                return err(span, format!("{name}() needs two formats: {usage}"));
+            };
+            if rest.len() > 2 {
+                return err(rest[2].span, format!("too many arguments: {usage}"));
+            }
+            // The key's parts other than stacks, then the value.
+            let mut types: Vec<Ty> = key_types
+                .iter()
+                .filter(|t| !matches!(t, Ty::Stack { .. }))
+                .cloned()
+                .collect();
+            types.push(Ty::I64);
+            for (f, e) in [(&before, &rest[0]), (&after, &rest[1])] {
+                // Each format may use the first arguments only (`before` is
+                // often empty), or pick any with `%N$`.
+                let (mut sequential, mut numbered) = (0, 0);
+                for p in crate::format::parse(f).unwrap_or_default() {
+                    match p {
+                        crate::format::Piece::Spec(s) if s.arg.is_some() => numbered += 1,
+                        crate::format::Piece::Spec(_) => sequential += 1,
+                        crate::format::Piece::Text(_) => {}
+                    }
+                }
+                let types = if numbered > 0 || sequential > types.len() {
+                    &types[..]
+                } else {
+                    &types[..sequential]
+                };
+                if let Err(m) = crate::format::check(f, types) {
+                    return err(
+                        e.span,
+                        format!(
+                            "{m} (the formats take the key's parts other than stacks, {}, then the value)",
+                            types.len() - 1
+                        ),
+                    );
+                }
+            }
+            Layout::Stacks {
+                map: first.name.clone(),
+                before,
+                after,
+            }
+        } else if name == "print_rows" {
+            for (m, at) in &maps {
+                if !matches!(
+                    m.kind,
+                    MapKind::Count | MapKind::Sum | MapKind::Min | MapKind::Max | MapKind::Avg
+                ) {
+                    return err(
+                        *at,
+                        format!(
+                            "print_rows() prints count, sum, min, max and avg maps; @{} is not one",
+                            m.name
+                        ),
+                    );
+                }
+                if m.key != first.key {
+                    return err(
+                        *at,
+                        format!(
+                            "print_rows()'s maps must have keys of one type: @{} and @{} differ",
+                            first.name, m.name
+                        ),
+                    );
+                }
+            }
+            let Some(format) = string(rest.first(), "row format")? else {
+                return err(span, format!("{name}() needs a row format: {usage}"));
+            };
+            let mut types = key_types;
+            types.extend(maps.iter().map(|_| Ty::I64));
+            if let Err(m) = crate::format::check(&format, &types) {
+                return err(
+                    rest[0].span,
+                    format!(
+                        "{m} (the format takes the key's {} part(s), then a value per map)",
+                        types.len() - maps.len()
+                    ),
+                );
+            }
+            let mut nums = [0i64, 1];
+            for (i, a) in rest.iter().skip(1).enumerate() {
+                let what = ["top", "sort"].get(i).copied();
+                let Some(what) = what else {
+                    return err(a.span, format!("too many arguments: {usage}"));
+                };
+                match self.c.const_int(a) {
+                    Some(n)
+                        if n >= 0 && (what == "top" || (1..=maps.len() as i64).contains(&n)) =>
+                    {
+                        nums[i] = n
+                    }
+                    _ => {
+                        return err(
+                            a.span,
+                            if what == "top" {
+                                "print_rows()'s top must be a constant integer (0: all rows)"
+                                    .to_string()
+                            } else {
+                                format!(
+                                    "print_rows()'s sort is the number of the map that orders the rows, 1 to {}",
+                                    maps.len()
+                                )
+                            },
+                        );
+                    }
+                }
+            }
+            Layout::Rows {
+                maps: maps.iter().map(|(m, _)| m.name.clone()).collect(),
+                format,
+                top: nums[0] as usize,
+                sort: nums[1] as usize - 1,
+            }
+        } else {
+            if maps.len() > 1 {
+                return err(maps[1].1, format!("print_hist() takes one map: {usage}"));
+            }
+            if !matches!(first.kind, MapKind::Hist { .. } | MapKind::Lhist { .. }) {
+                return err(
+                    first_span,
+                    format!(
+                        "print_hist() prints hist() and lhist() maps; @{} is not one",
+                        first.name
+                    ),
+                );
+            }
+            let Some(unit) = string(rest.first(), "unit")? else {
+                return err(span, format!("{name}() needs the values' unit: {usage}"));
+            };
+            let key = string(rest.get(1), "key format")?;
+            if let Some(k) = &key
+                && let Err(m) = crate::format::check(k, &key_types)
+            {
+                return err(
+                    rest[1].span,
+                    format!("{m} (the key format takes the key's parts)"),
+                );
+            }
+            if rest.len() > 2 {
+                return err(rest[2].span, format!("too many arguments: {usage}"));
+            }
+            Layout::Hist {
+                map: first.name.clone(),
+                unit,
+                key,
+            }
+        };
+        let id = self.c.layouts.len();
+        self.c.layouts.push(layout);
+        let rec = self.alloc(16);
+        self.a.st_imm(8, self.fp, rec, event::LAYOUT as i32);
+        self.a.st_imm(8, self.fp, rec + 8, id as i32);
+        self.output(rec, 16);
+        Ok(())
+    }
+
     /// `reg("name")`: a register of the probed context (uprobes, USDT,
     /// kprobes and perf events, whose context is `struct pt_regs`).
     pub(super) fn reg(&mut self, args: &[Expr], span: Span) -> R<Value> {

@@ -127,6 +127,9 @@ pub mod event {
     pub const PRINT: u64 = 2;
     pub const CLEAR: u64 = 3;
     pub const ZERO: u64 = 4;
+    /// `print_rows`/`print_hist`: the layout's index in
+    /// [`super::Compiled::layouts`].
+    pub const LAYOUT: u64 = 5;
     pub const PRINTF_BASE: u64 = 1000;
 }
 
@@ -261,6 +264,8 @@ pub struct Compiled {
     /// `config = { missing_probes = … }`: what a probe that does not
     /// exist here (a function not in the binary) does.
     pub missing_probes: MissingProbes,
+    /// The script's `print_rows`/`print_hist` statements.
+    pub layouts: Vec<crate::layout::Layout>,
 }
 
 /// bpftrace's `missing_probes` setting.
@@ -397,6 +402,9 @@ pub const FUNCTIONS: &[&str] = &[
     "clear",
     "zero",
     "print",
+    "print_rows",
+    "print_hist",
+    "print_stacks",
     "str",
     "strncmp",
     "errorf",
@@ -438,6 +446,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         opts,
         maps: Vec::new(),
         printfs: Vec::new(),
+        layouts: Vec::new(),
         object_maps: Vec::new(),
         max_keys: opts.max_map_keys.unwrap_or(4096),
         stack_perf: false,
@@ -604,12 +613,14 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
     for _round in 0..4 {
         c.learn = Some(HashMap::new());
         let printfs = c.printfs.len();
+        let layouts = c.layouts.len();
         for (i, _, kind, sys) in &plans {
             // Errors wait for the last round.
             let _ = c.program(&prog.probes[*i], kind, sys.as_ref());
         }
         c.object_maps.truncate(fixed_maps);
         c.printfs.truncate(printfs);
+        c.layouts.truncate(layouts);
         for m in &mut c.maps {
             m.index = 0;
         }
@@ -703,6 +714,7 @@ pub fn compile(prog: &Program, env: &dyn Env, opts: &Options) -> R<Compiled> {
         lines,
         init,
         missing_probes: c.missing_probes,
+        layouts: c.layouts,
     })
 }
 
@@ -745,6 +757,7 @@ struct Compiler<'a> {
     opts: &'a Options,
     maps: Vec<MapInfo>,
     printfs: Vec<PrintfInfo>,
+    layouts: Vec<crate::layout::Layout>,
     object_maps: Vec<MapDef>,
     max_keys: u32,
     /// `config = { stack_mode = perf }`: stacks print in perf's layout
@@ -2660,6 +2673,9 @@ impl Gen<'_, '_> {
                     self.printf(name, args, e.span)
                 }
                 "clear" | "zero" | "print" => self.map_event(name, args, e.span),
+                "print_rows" | "print_hist" | "print_stacks" => {
+                    self.layout_event(name, args, e.span)
+                }
                 _ => {
                     let v = self.value(e)?;
                     if let Value::Int(v, _) = v {
@@ -3975,7 +3991,7 @@ impl Gen<'_, '_> {
                 format!("{name}() is an aggregation: assign it to a map (@x = {name}(…))"),
             ),
             "printf" | "exit" | "delete" | "clear" | "zero" | "print" | "errorf" | "warnf"
-            | "time" | "join" | "system" | "cat" => {
+            | "time" | "join" | "system" | "cat" | "print_rows" | "print_hist" | "print_stacks" => {
                 err(span, format!("{name}() is a statement, not a value"))
             }
             other => {
