@@ -546,14 +546,21 @@ pub fn folded_map(m: &MapInfo, entries: &[RawEntry], syms: &dyn Symbols) -> Opti
 /// The frames of the stack stored at the start of `b` (a stack id, and
 /// the pid after it for a user stack), innermost first, each by its
 /// function's name (an address without a symbol in hex); `None` where the
-/// id says no stack was taken.
+/// id says no stack was taken (a kernel stack of a sample in user mode), a
+/// frame `[Missed User Stack]` (or Kernel), as libbpf-tools print it, where
+/// the stack map had no room for it (`-EEXIST`: its bucket held another).
 pub(crate) fn stack_names(
     user: bool,
     limit: u8,
     b: &[u8],
     syms: &dyn Symbols,
 ) -> Option<Vec<String>> {
+    const EEXIST: i64 = 17;
     let id = u64_at(b, 0);
+    if id as i64 == -EEXIST {
+        let which = if user { "User" } else { "Kernel" };
+        return Some(vec![format!("[Missed {which} Stack]")]);
+    }
     if id as i64 >= i64::from(u32::MAX) || (id as i64) < 0 {
         return None;
     }

@@ -476,6 +476,14 @@ struct IdMap {
     /// kernel's `check_ids` (two old references in one current one would
     /// let a path release the same object twice).
     exact: Vec<(u32, u32)>,
+    /// Scalars linked by copies (`r8 = r7`: a test of one bounds both),
+    /// one-to-one as the kernel's `check_scalar_ids`: an unlinked scalar
+    /// (id 0) counts as linked to nothing, so a state where two scalars
+    /// are linked covers only states where they are linked too (its proof
+    /// may rest on a test of one bounding the other).
+    scalars: Vec<(u64, u64)>,
+    /// Stand-ins for id 0, unique, above every real id.
+    fresh: u64,
 }
 
 impl IdMap {
@@ -509,10 +517,29 @@ impl IdMap {
         }
     }
 
+    fn scalar_ids(&mut self, a: u32, b: u32) -> bool {
+        let mut stand_in = |id: u32| {
+            if id == 0 {
+                self.fresh += 1;
+                (1u64 << 32) + self.fresh
+            } else {
+                u64::from(id)
+            }
+        };
+        let (a, b) = (stand_in(a), stand_in(b));
+        match self.scalars.iter().find(|p| p.0 == a || p.1 == b) {
+            Some(&(x, y)) => x == a && y == b,
+            None => {
+                self.scalars.push((a, b));
+                true
+            }
+        }
+    }
+
     fn reg_ok(&mut self, o: &Reg, c: &Reg) -> bool {
         match (o.kind, c.kind) {
             (Kind::NotInit, _) => true,
-            (Kind::Scalar, Kind::Scalar) => o.var.contains(&c.var),
+            (Kind::Scalar, Kind::Scalar) => o.var.contains(&c.var) && self.scalar_ids(o.id, c.id),
             (ok, ck) if ok == ck => {
                 o.off == c.off
                     && o.var.contains(&c.var)

@@ -1136,6 +1136,12 @@ fn profile_draws_the_busy_function_in_a_flame_graph() {
     for l in folded.lines() {
         let (stack, n) = l.rsplit_once(' ').unwrap();
         assert!(stack.starts_with("oxspin;"), "{l}");
+        // Distinct stacks that meet in one bucket of the stack map: the
+        // later ones are missed (as in bpftrace and libbpf-tools), and say so.
+        if stack.contains("[Missed") {
+            assert!(stack == "oxspin;[Missed User Stack]", "{l}");
+            continue;
+        }
         if stack.contains("main;oxbpf_busy_spin") {
             samples += n.parse::<u64>().unwrap();
         }
@@ -1206,9 +1212,11 @@ fn offcputime_shows_a_sleeping_threads_stack() {
         let frames: Vec<&str> = lines[..at].iter().map(|l| l.trim()).collect();
         assert!(lines[..at].iter().all(|l| l.starts_with("    ")), "{block}");
         let us: u64 = lines[at + 1].trim().parse().unwrap();
+        // (libc's clock_nanosleep keeps no frame pointer: the unwinder
+        // goes from it to main, past oxbpf_nap.)
         if let (Some(k), Some(u)) = (
             frames.iter().position(|f| *f == "do_nanosleep"),
-            frames.iter().position(|f| *f == "oxbpf_nap"),
+            frames.iter().position(|f| *f == "main"),
         ) {
             assert!(k < u, "kernel frames first: {block}");
             asleep += us;
@@ -1216,7 +1224,7 @@ fn offcputime_shows_a_sleeping_threads_stack() {
     }
     assert!(
         (1_500_000..=2_500_000).contains(&asleep),
-        "{asleep} us under do_nanosleep .. oxbpf_nap: {out}"
+        "{asleep} us under do_nanosleep .. main: {out}"
     );
 }
 
