@@ -539,7 +539,18 @@ impl IdMap {
     fn reg_ok(&mut self, o: &Reg, c: &Reg) -> bool {
         match (o.kind, c.kind) {
             (Kind::NotInit, _) => true,
-            (Kind::Scalar, Kind::Scalar) => o.var.contains(&c.var) && self.scalar_ids(o.id, c.id),
+            (Kind::Scalar, Kind::Scalar) => {
+                o.var.contains(&c.var)
+                    && self.scalar_ids(o.id, c.id)
+                    // A length `data_end - data` bounds its packet when
+                    // tested: a state whose proof may rest on that covers
+                    // only states where the scalar is the same length.
+                    && match (o.plen, c.plen) {
+                        (None, _) => true,
+                        (Some((po, oo)), Some((pc, oc))) => oo == oc && self.link(po, pc),
+                        (Some(_), None) => false,
+                    }
+            }
             (ok, ck) if ok == ck => {
                 o.off == c.off
                     && o.var.contains(&c.var)
@@ -579,6 +590,8 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
     }
     let top = old.frames.len() - 1;
     for (fi, (fo, fc)) in old.frames.iter().zip(&cur.frames).enumerate() {
+        // (Frames' stack depths need not match: the combined stack of
+        // calls is checked over all paths at the end.)
         if fo.ret_pc != fc.ret_pc || fo.callback != fc.callback {
             return false;
         }

@@ -93,6 +93,7 @@ impl Verifier<'_> {
                     let f = &mut path.state.frames[fi];
                     f.depth = f.depth.max(-lo);
                 }
+                self.note_depth(path, pc, fi, -lo);
                 let total: i64 = path
                     .state
                     .frames

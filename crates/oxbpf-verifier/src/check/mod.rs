@@ -88,6 +88,16 @@ struct Verifier<'a> {
     /// Helper prototypes already looked up for this program type (a
     /// helper is called on many paths; the lookup builds its argument list).
     protos: HashMap<i32, std::rc::Rc<crate::protos::Proto>>,
+    /// First instruction of each function (the entry, local call targets,
+    /// callbacks), sorted.
+    fn_starts: Vec<usize>,
+    /// Deepest stack byte each function's frame used on any path, and the
+    /// functions each calls (local calls and callbacks): the combined stack
+    /// of every chain of calls is checked from these once all paths are
+    /// explored, as the kernel's check_max_stack_depth (the check on each
+    /// path alone misses what pruned paths would have reached).
+    fn_depth: Vec<i64>,
+    fn_calls: Vec<Vec<(usize, usize)>>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -136,6 +146,9 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         callback_entry: vec![false; insns.len() + 1],
         global_changes_pkt: Vec::new(),
         protos: HashMap::new(),
+        fn_starts: Vec::new(),
+        fn_depth: Vec::new(),
+        fn_calls: Vec::new(),
     };
     match v.run() {
         Ok(()) => Ok(Report {
@@ -195,6 +208,7 @@ impl<'a> Verifier<'a> {
             }
         }
         self.live = liveness(&decoded, n);
+        self.functions(&decoded, n);
         for (pc, d) in decoded.iter().enumerate() {
             if let Some(Instruction::LoadImm64 {
                 imm: oxbpf_isa::Imm64::Func(rel),
@@ -330,7 +344,96 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        let (total, frames, at) = self.deepest(self.func_of(entry_pc), &mut Vec::new());
+        if total > STACK {
+            return Err((
+                at.unwrap_or(entry_pc),
+                format!("combined stack size of {frames} calls is {total}, too large (max 512)"),
+                vec![],
+                vec![],
+            ));
+        }
         Ok(())
+    }
+
+    /// Function boundaries and the static call graph.
+    fn functions(&mut self, decoded: &[Option<Instruction>], n: usize) {
+        let mut starts = vec![0];
+        starts.extend(self.opts.global_funcs.iter().map(|g| g.pc));
+        for (pc, d) in decoded.iter().enumerate() {
+            let rel = match d {
+                Some(Instruction::Call(oxbpf_isa::CallTarget::Local(rel))) => *rel as i64,
+                Some(Instruction::LoadImm64 {
+                    imm: oxbpf_isa::Imm64::Func(rel),
+                    ..
+                }) => *rel as i64,
+                _ => continue,
+            };
+            let t = pc as i64 + 1 + rel;
+            if (0..n as i64).contains(&t) {
+                starts.push(t as usize);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        self.fn_starts = starts;
+        self.fn_depth = vec![0; self.fn_starts.len()];
+        self.fn_calls = vec![Vec::new(); self.fn_starts.len()];
+        for (pc, d) in decoded.iter().enumerate() {
+            let rel = match d {
+                Some(Instruction::Call(oxbpf_isa::CallTarget::Local(rel))) => *rel as i64,
+                Some(Instruction::LoadImm64 {
+                    imm: oxbpf_isa::Imm64::Func(rel),
+                    ..
+                }) => *rel as i64,
+                _ => continue,
+            };
+            let t = (pc as i64 + 1 + rel) as usize;
+            // Global functions are verified on their own, with their own
+            // stacks counted there.
+            if self.opts.global_funcs.iter().any(|g| g.pc == t) {
+                continue;
+            }
+            let (from, to) = (self.func_of(pc), self.func_of(t));
+            self.fn_calls[from].push((pc, to));
+        }
+    }
+
+    /// The function holding instruction `pc`.
+    fn func_of(&self, pc: usize) -> usize {
+        self.fn_starts
+            .partition_point(|&s| s <= pc)
+            .saturating_sub(1)
+    }
+
+    /// Frame `fi` of the path used stack down to `depth` bytes.
+    pub(crate) fn note_depth(&mut self, path: &Path, pc: usize, fi: usize, depth: i64) {
+        let f = match path.state.frames.get(fi + 1) {
+            Some(callee) => self.func_of(callee.ret_pc.saturating_sub(1)),
+            None => self.func_of(pc),
+        };
+        if let Some(d) = self.fn_depth.get_mut(f) {
+            *d = (*d).max(depth);
+        }
+    }
+
+    /// The deepest chain of calls from function `f`: (its combined stack,
+    /// frames, the call instruction that adds the last frame).
+    fn deepest(&self, f: usize, seen: &mut Vec<usize>) -> (i64, usize, Option<usize>) {
+        let own = (self.fn_depth[f] + 7) / 8 * 8;
+        let mut best = (own, 1, None);
+        if seen.contains(&f) {
+            return best;
+        }
+        seen.push(f);
+        for &(pc, g) in &self.fn_calls[f] {
+            let (d, frames, at) = self.deepest(g, seen);
+            if own + d > best.0 {
+                best = (own + d, frames + 1, at.or(Some(pc)));
+            }
+        }
+        seen.pop();
+        best
     }
 
     fn fail(&self, path: &Path, msg: String) -> Failure {
