@@ -102,6 +102,10 @@ pub struct Options {
     /// expected_attach_type, which decides the context fields a
     /// `cgroup_sock_addr` program may touch. `None`: not checked.
     pub attach: Option<String>,
+    /// Precision tracking in pruning (as the kernel's): an imprecise
+    /// scalar of a stored state stands for any scalar. Off only to check
+    /// that it changes no verdict.
+    pub precise: bool,
 }
 
 impl Default for Options {
@@ -118,6 +122,7 @@ impl Default for Options {
             global_funcs: Vec::new(),
             entry: None,
             attach: None,
+            precise: true,
         }
     }
 }

@@ -570,7 +570,12 @@ impl IdMap {
 /// Whether `old` (already proven safe) covers `cur`: every concrete state
 /// `cur` describes is described by `old`. Ids are matched up consistently;
 /// both must hold the same references and the same lock.
-pub fn covers(old: &State, cur: &State, live: u16) -> bool {
+pub fn covers(
+    old: &State,
+    cur: &State,
+    live: u16,
+    prec: Option<&crate::check::precise::Prec>,
+) -> bool {
     if old.frames.len() != cur.frames.len()
         || old.refs.len() != cur.refs.len()
         || old.lock.is_some() != cur.lock.is_some()
@@ -600,6 +605,15 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
             if fi == top && live & (1 << ri) == 0 {
                 continue;
             }
+            // An imprecise scalar stands for any scalar (unless it is a
+            // packet length, whose tests bound its packet).
+            if ro.kind == Kind::Scalar && ro.plen.is_none() && prec.is_some_and(|p| !p.reg(fi, ri))
+            {
+                if rc.kind != Kind::Scalar {
+                    return false;
+                }
+                continue;
+            }
             if !ids.reg_ok(ro, rc) {
                 return false;
             }
@@ -619,6 +633,11 @@ pub fn covers(old: &State, cur: &State, live: u16) -> bool {
         }
         for (slot, ro) in &fo.stack.spills {
             match fc.stack.spills.get(slot) {
+                Some(rc)
+                    if ro.kind == Kind::Scalar
+                        && ro.plen.is_none()
+                        && rc.kind == Kind::Scalar
+                        && prec.is_some_and(|p| !p.slot(fi, *slot)) => {}
                 Some(rc) => {
                     if !ids.reg_ok(ro, rc) {
                         return false;

@@ -208,3 +208,53 @@ fn accepted_programs_never_fault() {
     faults.dedup();
     assert!(faults.is_empty(), "{}", faults.join("\n"));
 }
+
+/// Precision tracking only lets stored states stand for more: it may
+/// turn "too complex" into a verdict, never one verdict into the other.
+/// Every program of the corpus (accepted or rejected, the intentionally
+/// unsafe ones of build/ too) gets the same verdict with it and without it, unless
+/// one run hit the complexity limit.
+#[test]
+fn precision_tracking_changes_no_verdict() {
+    let Some(objects) = common::valid_samples() else {
+        return common::skip("../shared/ebpf-samples not found");
+    };
+    let (mut compared, mut differ) = (0, Vec::new());
+    for obj in &objects {
+        let o = oxbpf_obj::load(&std::fs::read(obj).unwrap()).unwrap();
+        for (i, p) in o.programs.iter().enumerate() {
+            let on = oxbpf_verifier::verify_object_program(&o, i, &options_for(p));
+            let off = oxbpf_verifier::verify_object_program(
+                &o,
+                i,
+                &oxbpf_verifier::Options {
+                    precise: false,
+                    ..options_for(p)
+                },
+            );
+            let complex = |r: &Result<_, Box<oxbpf_verifier::Rejection>>| {
+                r.as_ref()
+                    .err()
+                    .is_some_and(|e| e.message.contains("too complex"))
+            };
+            if complex(&on) || complex(&off) {
+                continue;
+            }
+            compared += 1;
+            if on.is_ok() != off.is_ok() {
+                differ.push(format!(
+                    "{} {}: with precision {}, without {}",
+                    obj.display(),
+                    p.name,
+                    on.as_ref()
+                        .map_or_else(|e| e.message.clone(), |_| "accept".into()),
+                    off.as_ref()
+                        .map_or_else(|e| e.message.clone(), |_| "accept".into()),
+                ));
+            }
+        }
+    }
+    eprintln!("{compared} programs compared with and without precision");
+    assert!(differ.is_empty(), "verdicts differ:\n{}", differ.join("\n"));
+    assert!(compared > 150);
+}

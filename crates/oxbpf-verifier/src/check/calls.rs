@@ -534,6 +534,7 @@ impl Verifier<'_> {
                 state: path.state.clone(),
                 last: path.last,
                 trail: path.trail.clone(),
+                hist: path.hist.clone(),
             };
             let args = match id as u32 {
                 helper::LOOP => [

@@ -51,6 +51,7 @@ impl Verifier<'_> {
                     state: taken,
                     last: path.last,
                     trail: path.trail.clone(),
+                    hist: path.hist.clone(),
                 };
                 push_trail(&mut other.trail, (pc, true));
                 path.state = not;
@@ -154,6 +155,7 @@ impl Verifier<'_> {
                 state: st,
                 last: path.last,
                 trail: path.trail.clone(),
+                hist: path.hist.clone(),
             });
         }
         let f = path.state.cur_mut();

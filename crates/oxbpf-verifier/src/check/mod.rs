@@ -21,6 +21,10 @@ const STACK: i64 = 512;
 /// still pass through it: it may prune other paths only once complete.
 struct Checkpoint {
     state: State,
+    /// What the code after it needed precise (see [`precise`]).
+    prec: Prec,
+    /// The instructions from the parent checkpoint to this one.
+    hist: Vec<Hist>,
     live: u32,
     /// Hash of the state as the code ahead sees it (live registers only),
     /// so the infinite-loop check compares full states only when it may match.
@@ -62,6 +66,8 @@ struct Path {
     last: Option<usize>,
     /// Branch decisions, for diagnostics.
     trail: Vec<(usize, bool)>,
+    /// The instructions since the last checkpoint (for precision).
+    hist: Vec<Hist>,
 }
 
 struct Verifier<'a> {
@@ -268,6 +274,7 @@ impl<'a> Verifier<'a> {
             state: st,
             last: None,
             trail: Vec::new(),
+            hist: Vec::new(),
         }];
         while let Some(mut path) = stack.pop() {
             loop {
@@ -306,8 +313,29 @@ impl<'a> Verifier<'a> {
                 } else {
                     None
                 };
-                let result =
-                    self.step(&mut path, decoded[pc].expect("reachable insns are decoded"));
+                let insn = decoded[pc].expect("reachable insns are decoded");
+                let mut decided = Prec::default();
+                if self.opts.precise {
+                    let (entry, need, jmp) = precision_use(&path.state, pc, insn);
+                    if !need.is_empty() {
+                        let end = (path.state.frames.len() - 1) as u8;
+                        self.mark_precise(&path.hist, path.last, need, end);
+                    }
+                    path.hist.push(entry);
+                    decided = jmp;
+                }
+                let end = (path.state.frames.len() - 1) as u8;
+                let result = self.step(&mut path, insn);
+                // A conditional jump that only one way could take was
+                // decided by its scalars' ranges: they are precise.
+                let one_way = match &result {
+                    Ok(Step::Done) => true,
+                    Ok(Step::Next(v)) => v.is_empty(),
+                    Err(_) => false,
+                };
+                if !decided.is_empty() && one_way {
+                    self.mark_precise(&path.hist, path.last, decided, end);
+                }
                 if let Some(before) = before {
                     // One line per step: the instruction and the registers
                     // it changed, in the current frame.
@@ -436,6 +464,49 @@ impl<'a> Verifier<'a> {
         best
     }
 
+    /// Marks `set` (places of the state after `hist`, in frame `end`)
+    /// precise in every stored state the values came through.
+    fn mark_precise(&mut self, hist: &[Hist], last: Option<usize>, mut set: Prec, end: u8) {
+        if set.all || !precise::backtrack(self.insns, hist, &mut set, end) {
+            self.mark_all(last);
+            return;
+        }
+        let mut at = last;
+        while let Some(c) = at {
+            if set.is_empty() {
+                return;
+            }
+            let cp = &mut self.checkpoints[c];
+            precise::settle(&cp.state, &mut set);
+            if !cp.prec.merge(&set) {
+                return;
+            }
+            let end = (cp.state.frames.len() - 1) as u8;
+            let hist = std::mem::take(&mut cp.hist);
+            let ok = precise::backtrack(self.insns, &hist, &mut set, end);
+            let cp = &mut self.checkpoints[c];
+            cp.hist = hist;
+            at = cp.parent;
+            if !ok {
+                self.mark_all(at);
+                return;
+            }
+        }
+    }
+
+    /// Every scalar of the stored states from `at` up is precise.
+    fn mark_all(&mut self, mut at: Option<usize>) {
+        while let Some(c) = at {
+            let cp = &mut self.checkpoints[c];
+            if cp.prec.all {
+                return;
+            }
+            cp.prec.all = true;
+            cp.prec.locs.clear();
+            at = cp.parent;
+        }
+    }
+
     fn fail(&self, path: &Path, msg: String) -> Failure {
         let regs = path
             .state
@@ -491,8 +562,16 @@ impl<'a> Verifier<'a> {
         for &c in list.iter().rev() {
             let cp = &self.checkpoints[c];
             if cp.live == 0 {
-                if covers(&cp.state, &path.state, live) {
+                let prec = self.opts.precise.then_some(&cp.prec);
+                if covers(&cp.state, &path.state, live, prec) {
                     self.checkpoints[c].hits += 1;
+                    // The proof from here needed these precise: so does
+                    // this path, in the states it came through.
+                    if self.opts.precise {
+                        let need = self.checkpoints[c].prec.clone();
+                        let end = (path.state.frames.len() - 1) as u8;
+                        self.mark_precise(&path.hist, path.last, need, end);
+                    }
                     verdict = Some(Visit::Pruned);
                     break;
                 }
@@ -501,7 +580,7 @@ impl<'a> Verifier<'a> {
                 useless |= cp.misses > cp.hits * 3 + 3;
             } else if self.callback_entry[pc]
                 && path.state.cur().site.is_some()
-                && covers(&cp.state, &path.state, live)
+                && covers(&cp.state, &path.state, live, None)
                 && self.is_ancestor(c, path.last)
             {
                 // A callback entered again in a state an earlier call of
@@ -510,8 +589,8 @@ impl<'a> Verifier<'a> {
                 verdict = Some(Visit::Pruned);
                 break;
             } else if cp.hash == hash
-                && covers(&cp.state, &path.state, live)
-                && covers(&path.state, &cp.state, live)
+                && covers(&cp.state, &path.state, live, None)
+                && covers(&path.state, &cp.state, live, None)
                 && same_callback_calls(&cp.state, &path.state)
                 && self.is_ancestor(c, path.last)
             {
@@ -543,6 +622,8 @@ impl<'a> Verifier<'a> {
             // (incomplete) keeps the parent live in its place.
             self.checkpoints.push(Checkpoint {
                 state: path.state.clone(),
+                prec: Prec::default(),
+                hist: std::mem::take(&mut path.hist),
                 live: 1,
                 hash,
                 parent: path.last,
@@ -1101,6 +1182,129 @@ mod alu;
 mod calls;
 mod flow;
 mod memory;
+pub(crate) mod precise;
+
+use precise::{Hist, Loc, Prec, StackUse};
+
+/// For precision tracking, before `insn` runs in `st`: its history entry,
+/// the scalars it uses in a way whose range matters (marked precise now),
+/// and those of a conditional jump (precise if only one way is taken).
+fn precision_use(st: &State, pc: usize, insn: Instruction) -> (Hist, Prec, Prec) {
+    use oxbpf_isa::Source;
+    let f = st.frames.len() - 1;
+    let fr = st.cur();
+    let regs = &fr.regs;
+    let scalar = |r: oxbpf_isa::Reg| regs[r.index()].kind == Kind::Scalar;
+    let ptr = |r: oxbpf_isa::Reg| regs[r.index()].kind.is_pointer();
+    let loc = |r: oxbpf_isa::Reg| Loc::Reg(f as u8, r.index() as u8);
+    let stack_use = |base: oxbpf_isa::Reg, off: i16| {
+        let b = regs[base.index()];
+        match b.kind {
+            Kind::Stack { frame } => match b.var.konst() {
+                Some(v) => {
+                    let at = b.off.wrapping_add(v as i64).wrapping_add(off as i64) + STACK;
+                    if (0..STACK).contains(&at) {
+                        StackUse::Slot(frame, (at / 8 * 8) as u16)
+                    } else {
+                        StackUse::Unknown
+                    }
+                }
+                None => StackUse::Unknown,
+            },
+            _ => StackUse::None,
+        }
+    };
+    let mut hist = Hist {
+        pc: pc as u32,
+        frame: f as u8,
+        stack: StackUse::None,
+        callback_exit: false,
+        linked: None,
+    };
+    let mut need = Prec::default();
+    let mut decided = Prec::default();
+    match insn {
+        Instruction::Alu {
+            op,
+            dst,
+            src: Source::Reg(s),
+            ..
+        } if op != oxbpf_isa::AluOp::Mov => {
+            // A scalar added to (or otherwise combined with) a pointer.
+            if ptr(dst) && scalar(s) {
+                need.locs.insert(loc(s));
+            } else if ptr(s) && scalar(dst) {
+                need.locs.insert(loc(dst));
+            }
+        }
+        Instruction::Load { src, offset, .. } => hist.stack = stack_use(src, offset),
+        Instruction::Store {
+            dst, src, offset, ..
+        } => {
+            hist.stack = stack_use(dst, offset);
+            // Context fields may restrict what is written.
+            if let Source::Reg(s) = src
+                && regs[dst.index()].kind == Kind::Ctx
+                && scalar(s)
+            {
+                need.locs.insert(loc(s));
+            }
+        }
+        Instruction::Atomic {
+            dst, src, offset, ..
+        } => {
+            hist.stack = stack_use(dst, offset);
+            if scalar(src) {
+                need.locs.insert(loc(src));
+            }
+        }
+        Instruction::Call(
+            oxbpf_isa::CallTarget::Helper(_) | oxbpf_isa::CallTarget::Kfunc { .. },
+        ) => {
+            for (r, reg) in regs.iter().enumerate().take(6).skip(1) {
+                if reg.kind == Kind::Scalar {
+                    need.locs.insert(Loc::Reg(f as u8, r as u8));
+                }
+            }
+        }
+        Instruction::Callx { .. } => need.all = true,
+        Instruction::Exit => {
+            hist.callback_exit = fr.callback;
+            // The program's (or a callback's) return value is checked.
+            if (f == 0 || fr.callback) && regs[0].kind == Kind::Scalar {
+                need.locs.insert(Loc::Reg(f as u8, 0));
+            }
+        }
+        Instruction::Jmp { dst, src, .. } => {
+            let s = match src {
+                Source::Reg(s) => Some(s),
+                Source::Imm(_) => None,
+            };
+            if let Some(s) = s {
+                if ptr(dst) && scalar(s) {
+                    need.locs.insert(loc(s));
+                } else if ptr(s) && scalar(dst) {
+                    need.locs.insert(loc(dst));
+                }
+            }
+            let mut linked = Vec::new();
+            for r in std::iter::once(dst).chain(s) {
+                if scalar(r) {
+                    decided.locs.insert(loc(r));
+                    let id = regs[r.index()].id;
+                    if id != 0 {
+                        linked.extend(precise::linked_locs(st, id));
+                    }
+                }
+            }
+            if linked.len() > 1 {
+                hist.linked = Some(std::rc::Rc::new(linked));
+            }
+        }
+        _ => {}
+    }
+    (hist, need, decided)
+}
 
 use calls::*;
 

@@ -1,0 +1,313 @@
+//! Precision tracking, as the kernel's `mark_chain_precision`: a scalar's
+//! exact range matters to a stored state only if the code after it used
+//! the range to decide something (an offset added to a pointer, a helper's
+//! argument, a branch that only one way could take, a return value). Such
+//! uses mark the scalar precise, and the mark is carried back along the
+//! path — through copies, arithmetic, spills and fills, calls and returns
+//! — into every stored state the value came through. Pruning then compares
+//! precise scalars by range and lets any scalar stand for an imprecise one.
+//!
+//! Anything the backward walk cannot follow (callbacks, indirect calls, a
+//! stack slot reached through a variable offset) marks every scalar of the
+//! stored states on the path precise instead, which is always sound.
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use oxbpf_isa::{AtomicOp, CallTarget, Instruction, Source};
+
+use crate::state::{Kind, State};
+
+/// Where a register or spilled value lives: (frame, register) or (frame,
+/// slot start as a byte index of the frame's stack).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Loc {
+    Reg(u8, u8),
+    Slot(u8, u16),
+}
+
+/// The precise values of a state (or the set being carried back).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Prec {
+    /// Every scalar is precise.
+    pub all: bool,
+    pub locs: BTreeSet<Loc>,
+}
+
+impl Prec {
+    pub fn reg(&self, frame: usize, r: usize) -> bool {
+        self.all || self.locs.contains(&Loc::Reg(frame as u8, r as u8))
+    }
+
+    pub fn slot(&self, frame: usize, at: usize) -> bool {
+        self.all || self.locs.contains(&Loc::Slot(frame as u8, at as u16))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.locs.is_empty()
+    }
+
+    fn has(&self, l: Loc) -> bool {
+        self.locs.contains(&l)
+    }
+
+    /// Adds `other`; whether anything was new.
+    pub fn merge(&mut self, other: &Prec) -> bool {
+        if self.all {
+            return false;
+        }
+        if other.all {
+            self.all = true;
+            self.locs.clear();
+            return true;
+        }
+        let before = self.locs.len();
+        self.locs.extend(other.locs.iter().copied());
+        self.locs.len() != before
+    }
+}
+
+/// How an instruction touched the stack, for the walk back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StackUse {
+    None,
+    /// The 8-byte slot (frame, start byte) at the access.
+    Slot(u8, u16),
+    /// A stack access whose slot is not known (a variable offset).
+    Unknown,
+}
+
+/// One executed instruction of a path, as the walk back needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct Hist {
+    pub pc: u32,
+    /// The frame (depth) it ran in.
+    pub frame: u8,
+    pub stack: StackUse,
+    /// An exit from a callback frame.
+    pub callback_exit: bool,
+    /// A conditional jump on a scalar linked to others (same id): every
+    /// place holding the linked scalars, which the test bounds together.
+    pub linked: Option<Rc<Vec<Loc>>>,
+}
+
+/// The places in `st` holding scalars linked by `id`.
+pub(crate) fn linked_locs(st: &State, id: u32) -> Vec<Loc> {
+    let mut out = Vec::new();
+    for (fi, f) in st.frames.iter().enumerate() {
+        for (ri, r) in f.regs.iter().enumerate() {
+            if r.kind == Kind::Scalar && r.id == id {
+                out.push(Loc::Reg(fi as u8, ri as u8));
+            }
+        }
+        for (&at, r) in &f.stack.spills {
+            if r.kind == Kind::Scalar && r.id == id {
+                out.push(Loc::Slot(fi as u8, at as u16));
+            }
+        }
+    }
+    out
+}
+
+/// The set as it applies to a stored state: scalars linked to a precise
+/// scalar are precise too (a test of one bounds all); places that hold no
+/// scalar there are dropped.
+pub(crate) fn settle(st: &State, set: &mut Prec) {
+    if set.all {
+        return;
+    }
+    let mut ids = BTreeSet::new();
+    set.locs.retain(|l| match *l {
+        Loc::Reg(f, r) => st
+            .frames
+            .get(f as usize)
+            .map(|fr| fr.regs[r as usize])
+            .is_some_and(|reg| {
+                if reg.kind == Kind::Scalar && reg.id != 0 {
+                    ids.insert(reg.id);
+                }
+                reg.kind == Kind::Scalar
+            }),
+        Loc::Slot(f, at) => st
+            .frames
+            .get(f as usize)
+            .and_then(|fr| fr.stack.spills.get(&(at as usize)))
+            .is_some_and(|reg| {
+                if reg.kind == Kind::Scalar && reg.id != 0 {
+                    ids.insert(reg.id);
+                }
+                reg.kind == Kind::Scalar
+            }),
+    });
+    for id in ids {
+        set.locs.extend(linked_locs(st, id));
+    }
+}
+
+/// Carries `set` (what must be precise after the instructions of `hist`,
+/// where the path is then in frame `end`) back to before them. `false`:
+/// the walk met something it cannot follow.
+pub(crate) fn backtrack(
+    insns: &[oxbpf_isa::RawInsn],
+    hist: &[Hist],
+    set: &mut Prec,
+    end: u8,
+) -> bool {
+    if set.all {
+        return true;
+    }
+    let deeper = |set: &Prec, f: u8| {
+        set.locs
+            .iter()
+            .any(|l| matches!(*l, Loc::Reg(lf, _) | Loc::Slot(lf, _) if lf > f))
+    };
+    // The frame of the instruction after the one being undone.
+    let mut later = end;
+    for e in hist.iter().rev() {
+        if set.locs.is_empty() {
+            return true;
+        }
+        let f = e.frame;
+        let Ok(insn) = oxbpf_isa::decode_at(insns, e.pc as usize) else {
+            return false;
+        };
+        // Frames change only by local calls (into f + 1) and exits (back
+        // to f - 1); anything else (callbacks) is not followed.
+        let expected = match insn {
+            Instruction::Call(CallTarget::Local(_)) => f.checked_add(1),
+            Instruction::Exit => f.checked_sub(1),
+            _ => Some(f),
+        };
+        if expected != Some(later) || e.callback_exit {
+            return false;
+        }
+        later = f;
+        if let Some(linked) = &e.linked
+            && linked.iter().any(|l| set.has(*l))
+        {
+            set.locs.extend(linked.iter().copied());
+        }
+        let reg = |r: oxbpf_isa::Reg| Loc::Reg(f, r.index() as u8);
+        match insn {
+            Instruction::Alu { op, dst, src, .. } => {
+                let d = reg(dst);
+                if set.has(d) {
+                    if op == oxbpf_isa::AluOp::Mov {
+                        set.locs.remove(&d);
+                    }
+                    if let Source::Reg(s) = src {
+                        set.locs.insert(reg(s));
+                    }
+                }
+            }
+            Instruction::MovSx { dst, src, .. } => {
+                if set.locs.remove(&reg(dst)) {
+                    set.locs.insert(reg(src));
+                }
+            }
+            Instruction::Neg { .. } | Instruction::Endian { .. } => {}
+            Instruction::LoadImm64 { dst, .. } => {
+                set.locs.remove(&reg(dst));
+            }
+            Instruction::Load { dst, .. } => {
+                if set.locs.remove(&reg(dst)) {
+                    match e.stack {
+                        StackUse::Slot(fr, at) => {
+                            set.locs.insert(Loc::Slot(fr, at));
+                        }
+                        StackUse::Unknown => return false,
+                        StackUse::None => {}
+                    }
+                }
+            }
+            Instruction::Store { size, src, .. } => match e.stack {
+                StackUse::Slot(fr, at) if set.has(Loc::Slot(fr, at)) => {
+                    // A narrower store leaves the rest of the slot as it was.
+                    if size.bytes() == 8 {
+                        set.locs.remove(&Loc::Slot(fr, at));
+                    }
+                    if let Source::Reg(s) = src {
+                        set.locs.insert(reg(s));
+                    }
+                }
+                StackUse::Unknown if set.locs.iter().any(|l| matches!(l, Loc::Slot(..))) => {
+                    return false;
+                }
+                _ => {}
+            },
+            Instruction::Atomic { op, src, .. } => {
+                if e.stack != StackUse::None && set.locs.iter().any(|l| matches!(l, Loc::Slot(..)))
+                {
+                    return false;
+                }
+                // A fetched value comes from memory.
+                match op {
+                    AtomicOp::Cmpxchg => {
+                        set.locs.remove(&Loc::Reg(f, 0));
+                    }
+                    AtomicOp::Xchg
+                    | AtomicOp::Add { fetch: true }
+                    | AtomicOp::Or { fetch: true }
+                    | AtomicOp::And { fetch: true }
+                    | AtomicOp::Xor { fetch: true } => {
+                        set.locs.remove(&reg(src));
+                    }
+                    _ => {}
+                }
+            }
+            Instruction::Jmp { dst, src, .. } => {
+                if let Source::Reg(s) = src
+                    && (set.has(reg(dst)) || set.has(reg(s)))
+                {
+                    set.locs.insert(reg(dst));
+                    set.locs.insert(reg(s));
+                }
+            }
+            Instruction::Ja { .. } => {}
+            Instruction::Call(CallTarget::Helper(_)) => {
+                // r0 is the helper's result; r1-r5 were clobbered.
+                set.locs.remove(&Loc::Reg(f, 0));
+                if deeper(set, f) {
+                    return false;
+                }
+            }
+            Instruction::Call(CallTarget::Local(_)) => {
+                // The callee's arguments are the caller's r1-r5; nothing
+                // else of the callee's frame existed before the call.
+                let inner: Vec<Loc> = set
+                    .locs
+                    .iter()
+                    .copied()
+                    .filter(|l| matches!(*l, Loc::Reg(lf, _) | Loc::Slot(lf, _) if lf > f))
+                    .collect();
+                for l in inner {
+                    set.locs.remove(&l);
+                    match l {
+                        Loc::Reg(lf, r) if lf == f + 1 && (1..=5).contains(&r) => {
+                            set.locs.insert(Loc::Reg(f, r));
+                        }
+                        _ => return false,
+                    }
+                }
+            }
+            Instruction::Exit => {
+                // Back into the callee (frame f) from its caller (f - 1):
+                // the caller's r0 is the callee's; the caller's other
+                // registers and its stack are the caller's still.
+                if deeper(set, f - 1) {
+                    return false;
+                }
+                if set.locs.remove(&Loc::Reg(f - 1, 0)) {
+                    set.locs.insert(Loc::Reg(f, 0));
+                }
+            }
+            Instruction::Callx { .. } | Instruction::Call(CallTarget::Kfunc { .. }) => {
+                return false;
+            }
+            Instruction::LoadPacket { .. } => {
+                set.locs.remove(&Loc::Reg(f, 0));
+            }
+        }
+    }
+    true
+}
