@@ -316,7 +316,8 @@ impl<'a> Verifier<'a> {
                 let insn = decoded[pc].expect("reachable insns are decoded");
                 let mut decided = Prec::default();
                 if self.opts.precise {
-                    let (entry, need, jmp) = precision_use(&path.state, pc, insn);
+                    let (entry, need, jmp) =
+                        precision_use(&path.state, pc, insn, &self.opts.global_funcs);
                     if !need.is_empty() {
                         let end = (path.state.frames.len() - 1) as u8;
                         self.mark_precise(&path.hist, path.last, need, end);
@@ -1189,7 +1190,12 @@ use precise::{Hist, Loc, Prec, StackUse};
 /// For precision tracking, before `insn` runs in `st`: its history entry,
 /// the scalars it uses in a way whose range matters (marked precise now),
 /// and those of a conditional jump (precise if only one way is taken).
-fn precision_use(st: &State, pc: usize, insn: Instruction) -> (Hist, Prec, Prec) {
+fn precision_use(
+    st: &State,
+    pc: usize,
+    insn: Instruction,
+    globals: &[crate::GlobalFunc],
+) -> (Hist, Prec, Prec) {
     use oxbpf_isa::Source;
     let f = st.frames.len() - 1;
     let fr = st.cur();
@@ -1256,6 +1262,20 @@ fn precision_use(st: &State, pc: usize, insn: Instruction) -> (Hist, Prec, Prec)
             hist.stack = stack_use(dst, offset);
             if scalar(src) {
                 need.locs.insert(loc(src));
+            }
+        }
+        // A global function is not entered: its arguments are checked
+        // against its types (a NULL scalar for a memory argument), as a
+        // helper's are.
+        Instruction::Call(oxbpf_isa::CallTarget::Local(rel))
+            if globals
+                .iter()
+                .any(|g| g.pc as i64 == pc as i64 + 1 + rel as i64) =>
+        {
+            for (r, reg) in regs.iter().enumerate().take(6).skip(1) {
+                if reg.kind == Kind::Scalar {
+                    need.locs.insert(Loc::Reg(f as u8, r as u8));
+                }
             }
         }
         Instruction::Call(

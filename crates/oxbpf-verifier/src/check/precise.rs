@@ -173,7 +173,11 @@ pub(crate) fn backtrack(
         };
         // Frames change only by local calls (into f + 1) and exits (back
         // to f - 1); anything else (callbacks) is not followed.
+        // A local call that stays in its frame is a global function's: it
+        // is not entered, and is undone as a helper call.
+        let global = matches!(insn, Instruction::Call(CallTarget::Local(_))) && later == f;
         let expected = match insn {
+            Instruction::Call(CallTarget::Local(_)) if global => Some(f),
             Instruction::Call(CallTarget::Local(_)) => f.checked_add(1),
             Instruction::Exit => f.checked_sub(1),
             _ => Some(f),
@@ -265,6 +269,12 @@ pub(crate) fn backtrack(
             }
             Instruction::Ja { .. } => {}
             Instruction::Call(CallTarget::Helper(_)) => {
+                set.locs.remove(&Loc::Reg(f, 0));
+                if deeper(set, f) {
+                    return false;
+                }
+            }
+            Instruction::Call(CallTarget::Local(_)) if global => {
                 // r0 is the helper's result; r1-r5 were clobbered.
                 set.locs.remove(&Loc::Reg(f, 0));
                 if deeper(set, f) {
