@@ -13,7 +13,9 @@
 //!   slots from 0 to the highest one used, 40-star bars), an `lhist()` as
 //!   its `print_linear_hist`; a map with keys gets one histogram per key,
 //!   each after its key's line (the key format applied to the key's parts,
-//!   as `"disk = %s\n"`; without one, `@h[key]:`).
+//!   as `"disk = %s\n"`; without one, `@h[key]:`); maps given after the
+//!   key format (`print_hist(@h, "usecs", "%s: %d waits\n", @n)`) add their
+//!   values for the key to its line.
 //! - `print_stacks(@m, "before", "after")`: a count or sum keyed by stacks
 //!   as BCC and libbpf-tools print stacks (`profile`, `offcputime`): for
 //!   each entry, smallest value first, the `before` line, then each stack
@@ -44,11 +46,14 @@ pub enum Layout {
         /// Index in `maps` of the map whose values order the rows.
         sort: usize,
     },
-    /// `print_hist(@h, "unit", "key format")`.
+    /// `print_hist(@h, "unit", "key format", @a…)`.
     Hist {
         map: String,
         unit: String,
         key: Option<String>,
+        /// Maps whose values for each key the key line also takes.
+        #[serde(default)]
+        with: Vec<String>,
     },
     /// `print_stacks(@m, "before", "after")`.
     Stacks {
@@ -63,7 +68,11 @@ impl Layout {
     pub fn maps(&self) -> Vec<&str> {
         match self {
             Layout::Rows { maps, .. } => maps.iter().map(String::as_str).collect(),
-            Layout::Hist { map, .. } | Layout::Stacks { map, .. } => vec![map.as_str()],
+            Layout::Hist { map, with, .. } => std::iter::once(map)
+                .chain(with)
+                .map(String::as_str)
+                .collect(),
+            Layout::Stacks { map, .. } => vec![map.as_str()],
         }
     }
 }
@@ -111,8 +120,10 @@ pub fn print_layout(
             let key = key
                 .as_deref()
                 .map(|k| crate::format::parse(k).unwrap_or_default());
-            match maps.first() {
-                Some((m, entries)) => print_hist(m, entries, unit, key.as_deref(), syms),
+            match maps.split_first() {
+                Some(((m, entries), with)) => {
+                    print_hist(m, entries, unit, key.as_deref(), with, syms)
+                }
                 None => String::new(),
             }
         }
@@ -207,13 +218,25 @@ pub fn print_hist(
     entries: &[RawEntry],
     unit: &str,
     key: Option<&[Piece]>,
+    with: &[(&MapInfo, Vec<RawEntry>)],
     syms: &dyn Symbols,
 ) -> String {
     let mut out = String::new();
     for (k, buckets) in hist_rows(m, entries) {
         if !m.key.is_empty() {
             match key {
-                Some(f) => out.push_str(&render(f, &key_args(m, &k, syms))),
+                Some(f) => {
+                    let mut args = key_args(m, &k, syms);
+                    for (w, we) in with {
+                        let v = we
+                            .iter()
+                            .find(|(wk, _)| *wk == k)
+                            .and_then(|(_, cpus)| merged(&w.kind, cpus))
+                            .map_or(0, |(v, _, _)| v);
+                        args.push(Arg::Int(v));
+                    }
+                    out.push_str(&render(f, &args));
+                }
                 None => {
                     let parts: Vec<String> = key_args(m, &k, syms)
                         .into_iter()
@@ -385,7 +408,7 @@ mod tests {
             (key(3), vec![v(2)]),
             (key(5), vec![v(8)]),
         ];
-        let text = print_hist(&m, &entries, "usecs", None, &NoSymbols);
+        let text = print_hist(&m, &entries, "usecs", None, &[], &NoSymbols);
         let want = "     usecs               : count    distribution\n\
 \x20        0 -> 1          : 4        |********************                    |\n\
 \x20        2 -> 3          : 2        |**********                              |\n\
@@ -393,7 +416,7 @@ mod tests {
 \x20        8 -> 15         : 8        |****************************************|\n";
         assert_eq!(text, want);
         // Nothing counted: nothing printed, as libbpf does.
-        assert_eq!(print_hist(&m, &[], "usecs", None, &NoSymbols), "");
+        assert_eq!(print_hist(&m, &[], "usecs", None, &[], &NoSymbols), "");
     }
 
     #[test]
@@ -428,7 +451,7 @@ mod tests {
         let key = |d: &str, b: u64| [s(d), v(b)].concat();
         let entries = vec![(key("vda", 4), vec![v(3)]), (key("loop0", 3), vec![v(1)])];
         let f = crate::format::parse("\ndisk = %s\n").unwrap();
-        let text = print_hist(&m, &entries, "usecs", Some(&f), &NoSymbols);
+        let text = print_hist(&m, &entries, "usecs", Some(&f), &[], &NoSymbols);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "");
         assert_eq!(lines[1], "disk = loop0");
@@ -443,7 +466,7 @@ mod tests {
             "{text}"
         );
         // Without a key format, the key as bpftrace labels it.
-        let text = print_hist(&m, &entries, "usecs", None, &NoSymbols);
+        let text = print_hist(&m, &entries, "usecs", None, &[], &NoSymbols);
         assert!(text.starts_with("@us[loop0]:\n     usecs"), "{text}");
     }
 
@@ -465,7 +488,7 @@ mod tests {
             (key(3), vec![v(5)]),
             (key(11), vec![v(1)]),
         ];
-        let text = print_hist(&m, &entries, "runqlen", None, &NoSymbols);
+        let text = print_hist(&m, &entries, "runqlen", None, &[], &NoSymbols);
         let want = "     runqlen       : count     distribution\n\
 \x20       0          : 10       |****************************************|\n\
 \x20       2          : 5        |********************                    |\n\

@@ -1726,8 +1726,26 @@ fn futexctn_sees_a_contended_mutex() {
         .unwrap();
     let out = t.finish();
     let _ = w.wait();
-    let label = format!("@waits[oxlock, {}, {}]:", w.id(), addr.trim());
-    let waits: u64 = buckets(&out, &label).iter().map(|b| b.1).sum();
+    // libbpf-tools' line: `oxlock[PID] lock 0xADDR contended N times, AVG
+    // avg usecs [max: MAX usecs, min MIN usecs]`, then the histogram.
+    let label = format!("oxlock[{}] lock {} contended ", w.id(), addr.trim());
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&label))
+        .unwrap_or_else(|| panic!("{label} in: {out}"));
+    let c = columns(line);
+    let n: u64 = c[4].parse().unwrap();
+    let (avg, max, min): (u64, u64, u64) = (
+        c[6].parse().unwrap(),
+        c[10].parse().unwrap(),
+        c[13].parse().unwrap(),
+    );
+    assert!(min <= avg && avg <= max, "{line}");
+    let waits: u64 = libbpf_hist(&out, &label).iter().map(|b| b.1).sum();
+    assert_eq!(
+        waits, n,
+        "the histogram counts the waits the line says: {out}"
+    );
     // 60 critical sections of 20 ms among 3 threads: most lock calls wait.
     assert!(waits >= 20, "{label} in: {out}");
 }

@@ -140,7 +140,7 @@ impl Gen<'_, '_> {
         let usage = match name {
             "print_rows" => "print_rows(@a [, @b …], \"row format\" [, top [, sort]])",
             "print_stacks" => "print_stacks(@m, \"before\", \"after\")",
-            _ => "print_hist(@h, \"unit\" [, \"key format\"])",
+            _ => "print_hist(@h, \"unit\" [, \"key format\" [, @a, @b …]])",
         };
         let mut maps = Vec::new();
         let mut rest = args;
@@ -325,21 +325,52 @@ impl Gen<'_, '_> {
                 return err(span, format!("{name}() needs the values' unit: {usage}"));
             };
             let key = string(rest.get(1), "key format")?;
-            if let Some(k) = &key
-                && let Err(m) = crate::format::check(k, &key_types)
-            {
-                return err(
-                    rest[1].span,
-                    format!("{m} (the key format takes the key's parts)"),
-                );
+            // Maps after the key format: their values for each key follow
+            // the key's parts in the key line (counts, averages, extremes).
+            let mut with = Vec::new();
+            for e in rest.iter().skip(2) {
+                let ExprKind::Map { name: w, keys } = &e.kind else {
+                    return err(
+                        e.span,
+                        format!("print_hist() takes maps after the key format: {usage}"),
+                    );
+                };
+                if !keys.is_empty() {
+                    return err(e.span, "print_hist() takes whole maps, without a key");
+                }
+                let wm = self.map(w, e.span)?;
+                if !matches!(
+                    wm.kind,
+                    MapKind::Count | MapKind::Sum | MapKind::Min | MapKind::Max | MapKind::Avg
+                ) || wm.key != first.key
+                {
+                    return err(
+                        e.span,
+                        format!(
+                            "print_hist()'s key line takes count, sum, min, max and avg maps with @{}'s key; @{} is not one",
+                            first.name, wm.name
+                        ),
+                    );
+                }
+                with.push(wm.name.clone());
             }
-            if rest.len() > 2 {
-                return err(rest[2].span, format!("too many arguments: {usage}"));
+            if let Some(k) = &key {
+                let mut types = key_types.clone();
+                types.extend(with.iter().map(|_| Ty::I64));
+                if let Err(m) = crate::format::check(k, &types) {
+                    return err(
+                        rest[1].span,
+                        format!(
+                            "{m} (the key format takes the key's parts, then a value per map after it)"
+                        ),
+                    );
+                }
             }
             Layout::Hist {
                 map: first.name.clone(),
                 unit,
                 key,
+                with,
             }
         };
         let id = self.c.layouts.len();

@@ -16,6 +16,8 @@ use crate::state::{
 use crate::{MapInfo, Options, Rejection, Report};
 
 const STACK: i64 = 512;
+/// Instructions of history a path keeps between stored states.
+const MAX_HIST: usize = 512;
 
 /// A stored state at an instruction, with the number of live paths that
 /// still pass through it: it may prune other paths only once complete.
@@ -24,7 +26,7 @@ struct Checkpoint {
     /// What the code after it needed precise (see [`precise`]).
     prec: Prec,
     /// The instructions from the parent checkpoint to this one.
-    hist: Vec<Hist>,
+    hist: HistList,
     live: u32,
     /// Hash of the state as the code ahead sees it (live registers only),
     /// so the infinite-loop check compares full states only when it may match.
@@ -66,8 +68,9 @@ struct Path {
     last: Option<usize>,
     /// Branch decisions, for diagnostics.
     trail: Vec<(usize, bool)>,
-    /// The instructions since the last checkpoint (for precision).
-    hist: Vec<Hist>,
+    /// The instructions since the last checkpoint (for precision), shared
+    /// with the paths forked from this one.
+    hist: HistList,
 }
 
 struct Verifier<'a> {
@@ -274,7 +277,7 @@ impl<'a> Verifier<'a> {
             state: st,
             last: None,
             trail: Vec::new(),
-            hist: Vec::new(),
+            hist: HistList::default(),
         }];
         while let Some(mut path) = stack.pop() {
             loop {
@@ -321,6 +324,14 @@ impl<'a> Verifier<'a> {
                     if !need.is_empty() {
                         let end = (path.state.frames.len() - 1) as u8;
                         self.mark_precise(&path.hist, path.last, need, end);
+                    }
+                    // A path that stores no state for long (every list at
+                    // its instructions full) keeps a bounded history: past
+                    // the bound, an entry no walk can undo stands for the
+                    // rest, and marks there make the whole chain precise.
+                    if path.hist.len() >= MAX_HIST {
+                        path.hist = HistList::default();
+                        path.hist.push(Hist::unknown());
                     }
                     path.hist.push(entry);
                     decided = jmp;
@@ -467,7 +478,7 @@ impl<'a> Verifier<'a> {
 
     /// Marks `set` (places of the state after `hist`, in frame `end`)
     /// precise in every stored state the values came through.
-    fn mark_precise(&mut self, hist: &[Hist], last: Option<usize>, mut set: Prec, end: u8) {
+    fn mark_precise(&mut self, hist: &HistList, last: Option<usize>, mut set: Prec, end: u8) {
         if set.all || !precise::backtrack(self.insns, hist, &mut set, end) {
             self.mark_all(last);
             return;
@@ -1185,7 +1196,7 @@ mod flow;
 mod memory;
 pub(crate) mod precise;
 
-use precise::{Hist, Loc, Prec, StackUse};
+use precise::{Hist, HistList, Loc, Prec, StackUse};
 
 /// For precision tracking, before `insn` runs in `st`: its history entry,
 /// the scalars it uses in a way whose range matters (marked precise now),

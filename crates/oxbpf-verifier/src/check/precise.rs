@@ -91,6 +91,66 @@ pub(crate) struct Hist {
     pub linked: Option<Rc<Vec<Loc>>>,
 }
 
+impl Hist {
+    /// An entry for history that was not kept: the walk back stops at it.
+    pub fn unknown() -> Hist {
+        Hist {
+            pc: u32::MAX,
+            frame: 0,
+            stack: StackUse::Unknown,
+            callback_exit: false,
+            linked: None,
+        }
+    }
+}
+
+/// A path's history: a list shared by the paths forked from it (a fork
+/// costs nothing), newest entry first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HistList(Option<Rc<HistNode>>);
+
+#[derive(Debug)]
+pub(crate) struct HistNode {
+    e: Hist,
+    prev: HistList,
+    len: usize,
+}
+
+impl HistList {
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |n| n.len)
+    }
+
+    pub fn push(&mut self, e: Hist) {
+        let prev = std::mem::take(self);
+        let len = prev.len() + 1;
+        *self = HistList(Some(Rc::new(HistNode { e, prev, len })));
+    }
+
+    /// The entries, newest first.
+    fn iter(&self) -> impl Iterator<Item = &Hist> {
+        let mut at = self.0.as_deref();
+        std::iter::from_fn(move || {
+            let n = at?;
+            at = n.prev.0.as_deref();
+            Some(&n.e)
+        })
+    }
+}
+
+impl Drop for HistNode {
+    // Iteratively: a long list dropped recursively would overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.prev.0.take();
+        while let Some(rc) = next {
+            match Rc::try_unwrap(rc) {
+                Ok(mut n) => next = n.prev.0.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 /// The places in `st` holding scalars linked by `id`.
 pub(crate) fn linked_locs(st: &State, id: u32) -> Vec<Loc> {
     let mut out = Vec::new();
@@ -149,7 +209,7 @@ pub(crate) fn settle(st: &State, set: &mut Prec) {
 /// the walk met something it cannot follow.
 pub(crate) fn backtrack(
     insns: &[oxbpf_isa::RawInsn],
-    hist: &[Hist],
+    hist: &HistList,
     set: &mut Prec,
     end: u8,
 ) -> bool {
@@ -163,11 +223,14 @@ pub(crate) fn backtrack(
     };
     // The frame of the instruction after the one being undone.
     let mut later = end;
-    for e in hist.iter().rev() {
+    for e in hist.iter() {
         if set.locs.is_empty() {
             return true;
         }
         let f = e.frame;
+        if e.pc == u32::MAX {
+            return false;
+        }
         let Ok(insn) = oxbpf_isa::decode_at(insns, e.pc as usize) else {
             return false;
         };
