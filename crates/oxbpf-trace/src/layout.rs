@@ -222,19 +222,24 @@ pub fn print_hist(
     syms: &dyn Symbols,
 ) -> String {
     let mut out = String::new();
+    // Each trailing map's values by key, merged over CPUs once.
+    let with: Vec<BTreeMap<&[u8], i64>> = with
+        .iter()
+        .map(|(w, we)| {
+            we.iter()
+                .filter_map(|(k, cpus)| Some((k.as_slice(), merged(&w.kind, cpus)?.0)))
+                .collect()
+        })
+        .collect();
     for (k, buckets) in hist_rows(m, entries) {
         if !m.key.is_empty() {
             match key {
                 Some(f) => {
                     let mut args = key_args(m, &k, syms);
-                    for (w, we) in with {
-                        let v = we
-                            .iter()
-                            .find(|(wk, _)| *wk == k)
-                            .and_then(|(_, cpus)| merged(&w.kind, cpus))
-                            .map_or(0, |(v, _, _)| v);
-                        args.push(Arg::Int(v));
-                    }
+                    args.extend(
+                        with.iter()
+                            .map(|w| Arg::Int(w.get(k.as_slice()).copied().unwrap_or(0))),
+                    );
                     out.push_str(&render(f, &args));
                 }
                 None => {

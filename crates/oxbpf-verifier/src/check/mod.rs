@@ -398,37 +398,32 @@ impl<'a> Verifier<'a> {
 
     /// Function boundaries and the static call graph.
     fn functions(&mut self, decoded: &[Option<Instruction>], n: usize) {
+        // (instruction, function it calls or passes as a callback)
+        let calls: Vec<(usize, usize)> = decoded
+            .iter()
+            .enumerate()
+            .filter_map(|(pc, d)| {
+                let rel = match d {
+                    Some(Instruction::Call(oxbpf_isa::CallTarget::Local(rel))) => *rel as i64,
+                    Some(Instruction::LoadImm64 {
+                        imm: oxbpf_isa::Imm64::Func(rel),
+                        ..
+                    }) => *rel as i64,
+                    _ => return None,
+                };
+                let t = pc as i64 + 1 + rel;
+                (0..n as i64).contains(&t).then_some((pc, t as usize))
+            })
+            .collect();
         let mut starts = vec![0];
         starts.extend(self.opts.global_funcs.iter().map(|g| g.pc));
-        for (pc, d) in decoded.iter().enumerate() {
-            let rel = match d {
-                Some(Instruction::Call(oxbpf_isa::CallTarget::Local(rel))) => *rel as i64,
-                Some(Instruction::LoadImm64 {
-                    imm: oxbpf_isa::Imm64::Func(rel),
-                    ..
-                }) => *rel as i64,
-                _ => continue,
-            };
-            let t = pc as i64 + 1 + rel;
-            if (0..n as i64).contains(&t) {
-                starts.push(t as usize);
-            }
-        }
+        starts.extend(calls.iter().map(|&(_, t)| t));
         starts.sort_unstable();
         starts.dedup();
         self.fn_starts = starts;
         self.fn_depth = vec![0; self.fn_starts.len()];
         self.fn_calls = vec![Vec::new(); self.fn_starts.len()];
-        for (pc, d) in decoded.iter().enumerate() {
-            let rel = match d {
-                Some(Instruction::Call(oxbpf_isa::CallTarget::Local(rel))) => *rel as i64,
-                Some(Instruction::LoadImm64 {
-                    imm: oxbpf_isa::Imm64::Func(rel),
-                    ..
-                }) => *rel as i64,
-                _ => continue,
-            };
-            let t = (pc as i64 + 1 + rel) as usize;
+        for (pc, t) in calls {
             // Global functions are verified on their own, with their own
             // stacks counted there.
             if self.opts.global_funcs.iter().any(|g| g.pc == t) {
@@ -1275,23 +1270,18 @@ fn precision_use(
                 need.locs.insert(loc(src));
             }
         }
-        // A global function is not entered: its arguments are checked
-        // against its types (a NULL scalar for a memory argument), as a
-        // helper's are.
-        Instruction::Call(oxbpf_isa::CallTarget::Local(rel))
-            if globals
-                .iter()
-                .any(|g| g.pc as i64 == pc as i64 + 1 + rel as i64) =>
+        // A helper's or kfunc's arguments are checked against its
+        // prototype; a global function is not entered, and its arguments
+        // are checked against its types (a NULL scalar for a memory
+        // argument) the same way.
+        Instruction::Call(t)
+            if match t {
+                oxbpf_isa::CallTarget::Local(rel) => globals
+                    .iter()
+                    .any(|g| g.pc as i64 == pc as i64 + 1 + rel as i64),
+                _ => true,
+            } =>
         {
-            for (r, reg) in regs.iter().enumerate().take(6).skip(1) {
-                if reg.kind == Kind::Scalar {
-                    need.locs.insert(Loc::Reg(f as u8, r as u8));
-                }
-            }
-        }
-        Instruction::Call(
-            oxbpf_isa::CallTarget::Helper(_) | oxbpf_isa::CallTarget::Kfunc { .. },
-        ) => {
             for (r, reg) in regs.iter().enumerate().take(6).skip(1) {
                 if reg.kind == Kind::Scalar {
                     need.locs.insert(Loc::Reg(f as u8, r as u8));
