@@ -34,6 +34,29 @@ pub fn index() -> Result<&'static oxbpf_obj::btfindex::BtfIndex, String> {
         .map_err(Clone::clone)
 }
 
+/// The kernel's BTF as a shared index, for the verifier's typed kernel
+/// pointers (`oxbpf_verifier::Options::kernel_btf`).
+pub fn shared() -> Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String> {
+    static SHARED: OnceLock<Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String>> =
+        OnceLock::new();
+    SHARED
+        .get_or_init(|| index().map(|i| std::sync::Arc::new(i.clone())))
+        .as_ref()
+        .map(std::sync::Arc::clone)
+        .map_err(Clone::clone)
+}
+
+/// BTF read from a file (a `vmlinux` BTF blob saved from another kernel,
+/// as `/sys/kernel/btf/vmlinux` is), indexed for the verifier.
+pub fn from_file(
+    path: &std::path::Path,
+) -> Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    oxbpf_obj::btfindex::BtfIndex::parse(raw)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The kernel BTF id a program of this section attaches by, when its
 /// section is one of the BTF-attached kinds: `Ok(None)` for other
 /// sections, `Err` naming what the kernel lacks.

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+pub mod kbtf;
 mod protos;
 mod refine;
 mod scalar;
@@ -106,6 +107,14 @@ pub struct Options {
     /// scalar of a stored state stands for any scalar. Off only to check
     /// that it changes no verdict.
     pub precise: bool,
+    /// The kernel's BTF (vmlinux): with it, the arguments of BTF-attached
+    /// programs (`tp_btf`, `fentry`, `fexit`, `fmod_ret`, `lsm`, `iter`)
+    /// and the kernel objects helpers return are typed pointers whose
+    /// reads are checked against the kernel's structs (the kernel's
+    /// PTR_TO_BTF_ID). Without it those are plain numbers.
+    pub kernel_btf: Option<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>>,
+    /// What a BTF-attached program attaches to (from its section name).
+    pub btf_target: Option<kbtf::BtfTarget>,
 }
 
 impl Default for Options {
@@ -123,6 +132,8 @@ impl Default for Options {
             entry: None,
             attach: None,
             precise: true,
+            kernel_btf: None,
+            btf_target: None,
         }
     }
 }
@@ -466,6 +477,9 @@ pub fn verify_object_program(
     }
     if o.attach.is_none() {
         o.attach = p.section.strip_prefix("cgroup/").map(String::from);
+    }
+    if o.btf_target.is_none() && matches!(o.prog_type, ProgramType::Tracing | ProgramType::Lsm) {
+        o.btf_target = kbtf::BtfTarget::from_section(&p.section);
     }
     o.maps = maps_of(obj);
     // A map the kernel would refuse to create makes the program unloadable.

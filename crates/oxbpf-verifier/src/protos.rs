@@ -49,6 +49,15 @@ pub enum Arg {
     SockCommon,
     /// A socket reference to release (`bpf_sk_release`).
     ReleaseSock,
+    /// Any socket pointer or NULL (`ARG_PTR_TO_BTF_ID_SOCK_COMMON |
+    /// PTR_MAYBE_NULL`).
+    SockCommonOrNull,
+    /// A typed kernel pointer to struct `strukt` (`ARG_PTR_TO_BTF_ID`),
+    /// or NULL when `or_null`.
+    BtfId {
+        strukt: &'static str,
+        or_null: bool,
+    },
 }
 
 /// What a helper returns, as oxbpf's verifier models it.
@@ -68,6 +77,50 @@ pub enum Ret {
         kind: crate::state::SockKind,
         acquires: bool,
     },
+    /// A typed kernel pointer to struct `strukt` (`RET_PTR_TO_BTF_ID`),
+    /// possibly NULL; a cast of the socket argument (`bpf_skc_to_*`)
+    /// shares its reference.
+    Btf {
+        strukt: &'static str,
+        or_null: bool,
+        trusted: bool,
+    },
+}
+
+/// The struct a helper's `ARG_PTR_TO_BTF_ID` argument must point to (the
+/// proto's `arg_btf_id`), by helper id and argument index (from 0).
+fn btf_arg_struct(id: u32, arg: usize) -> Option<&'static str> {
+    Some(match (id, arg) {
+        (111, 0) => "sk_buff",
+        (121 | 188, 0) => "xdp_buff",
+        (116, 0) => "tcp_sock",
+        (126 | 127 | 150, 0) => "seq_file",
+        (141 | 175 | 180, 0) | (156 | 157, 1) | (191, 3) => "task_struct",
+        (145 | 146, 1) | (161, 0) => "inode",
+        (147, 0) => "path",
+        (159, 0) => "linux_binprm",
+        (162 | 193, 0) => "file",
+        (107 | 108, 1) => "sock",
+        (210 | 211, 1) => "cgroup",
+        _ => return None,
+    })
+}
+
+/// The struct a helper's `RET_PTR_TO_BTF_ID*` result points to.
+fn btf_ret_struct(id: u32) -> Option<&'static str> {
+    Some(match id {
+        136 => "tcp6_sock",
+        137 => "tcp_sock",
+        138 => "tcp_timewait_sock",
+        139 => "tcp_request_sock",
+        140 => "udp6_sock",
+        158 => "task_struct",
+        162 => "socket",
+        175 => "pt_regs",
+        178 => "unix_sock",
+        196 => "mptcp_sock",
+        _ => return None,
+    })
 }
 
 /// A helper's prototype, from the kernel's (the ABI crate's table).
@@ -189,6 +242,17 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
         if let Some(what) = refused_by_reference(a.note) {
             return Err(Refusal::NotBuilt { name, what });
         }
+        // Where the kernel hands sleepable programs another proto, a
+        // non-sleepable program gets the one the note names for it.
+        let p = a
+            .note
+            .split("; ")
+            .find_map(|c| {
+                c.trim_start_matches("variant: ")
+                    .strip_suffix(" if !prog->sleepable")
+            })
+            .and_then(|v| ah::protos_of(uid).iter().find(|x| x.variant == v))
+            .unwrap_or(p);
         if a.sleepable_only || p.might_sleep {
             return Err(Refusal::Sleepable { name });
         }
@@ -230,6 +294,20 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
             // bpf_sk_assign's socket: any socket pointer, not NULL, its
             // reference (if any) kept by the caller.
             A::PtrToBtfIdSockCommon if !maybe_null => Arg::SockCommon,
+            A::PtrToBtfIdSockCommon => Arg::SockCommonOrNull,
+            A::PtrToBtfId => match btf_arg_struct(uid, i) {
+                Some(strukt) => Arg::BtfId {
+                    strukt,
+                    or_null: maybe_null,
+                },
+                None => {
+                    return Err(unsupported(format!(
+                        "argument {} is {}",
+                        i + 1,
+                        p.kernel_args[i]
+                    )));
+                }
+            },
             _ => {
                 return Err(unsupported(format!(
                     "argument {} is {}",
@@ -260,6 +338,11 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
         R::PtrToSocket if null => sock(S::Full),
         R::PtrToSockCommon if null => sock(S::Common),
         R::PtrToTcpSock if null => sock(S::Tcp),
+        R::PtrToBtfId | R::PtrToBtfIdTrusted => btf_ret_struct(uid).map(|strukt| Ret::Btf {
+            strukt,
+            or_null: null,
+            trusted: p.ret.base == R::PtrToBtfIdTrusted,
+        }),
         _ => None,
     }
     .ok_or_else(|| unsupported(format!("it returns {}", p.kernel_ret)))?;

@@ -48,10 +48,21 @@ pub fn refine(
         mark_null(nonnull_st, p.id, false, maps);
         return Ok((true, true));
     }
-    // A valid pointer is never NULL.
-    if (dk.is_pointer() && !dk.is_or_null() && zero(&sreg))
-        || (sk.is_pointer() && !sk.is_or_null() && zero(&dreg))
-    {
+    // A valid pointer is never NULL — except a typed kernel pointer read
+    // out of a struct, which may be (its reads are fault-tolerant): only
+    // a trusted one is known not to be (the kernel's `reg_not_null`).
+    let not_null = |k: Kind| {
+        k.is_pointer()
+            && !k.is_or_null()
+            && match k {
+                Kind::Btf { flags, .. } => {
+                    flags & crate::state::btf_flag::TRUSTED != 0
+                        && flags & crate::state::btf_flag::UNTRUSTED == 0
+                }
+                _ => true,
+            }
+    };
+    if (not_null(dk) && zero(&sreg)) || (not_null(sk) && zero(&dreg)) {
         return Ok(match cond {
             JmpCond::Eq => (false, true),
             JmpCond::Ne => (true, false),
@@ -133,6 +144,7 @@ fn mark_null(st: &mut State, id: u32, null: bool, maps: &[crate::MapInfo]) {
                             writable: true,
                         },
                         Kind::SockOrNull(k) => Kind::Sock(k),
+                        Kind::BtfOrNull { id, flags } => Kind::Btf { id, flags },
                         k => k,
                     },
                     id: if keep_id(r.kind) { r.id } else { 0 },

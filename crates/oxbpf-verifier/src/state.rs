@@ -51,6 +51,34 @@ pub enum Kind {
     /// (`struct bpf_tcp_sock`), each possibly NULL.
     Sock(SockKind),
     SockOrNull(SockKind),
+    /// A kernel object typed by the kernel's BTF (the kernel's
+    /// PTR_TO_BTF_ID): `id` is the struct's type id in vmlinux BTF, `flags`
+    /// its trust ([`btf_flag`]). Id 0 is memory of no known type (a pointer
+    /// to a scalar read out of a kernel struct): any read of it gives a
+    /// scalar, as the kernel's untrusted PTR_TO_MEM.
+    Btf {
+        id: u32,
+        flags: u8,
+    },
+    BtfOrNull {
+        id: u32,
+        flags: u8,
+    },
+}
+
+/// Flags of a BTF-typed pointer, as the kernel's `bpf_type_flag` bits.
+pub mod btf_flag {
+    /// PTR_TRUSTED: valid for the whole program (tp_btf arguments,
+    /// bpf_get_current_task_btf, acquired references).
+    pub const TRUSTED: u8 = 1;
+    /// MEM_RCU: valid inside the RCU read section.
+    pub const RCU: u8 = 2;
+    /// PTR_UNTRUSTED: reads are fault-tolerant, nothing may take it.
+    pub const UNTRUSTED: u8 = 4;
+    /// MEM_USER: a user-space address (`__user`): no direct reads.
+    pub const USER: u8 = 8;
+    /// MEM_PERCPU: a per-CPU address (`__percpu`): no direct reads.
+    pub const PERCPU: u8 = 16;
 }
 
 /// Which socket view a pointer gives.
@@ -83,6 +111,7 @@ impl Kind {
                 | Kind::MemOrNull { .. }
                 | Kind::MapPtrOrNull { .. }
                 | Kind::SockOrNull(_)
+                | Kind::BtfOrNull { .. }
         )
     }
 
@@ -104,8 +133,51 @@ impl Kind {
             Kind::Func { pc } => format!("func(insn {pc})"),
             Kind::Sock(k) => k.name().to_string(),
             Kind::SockOrNull(k) => format!("{}_or_null", k.name()),
+            Kind::Btf { id, flags } => format!("{}ptr_{}", btf_prefix(flags), btf_struct(id)),
+            Kind::BtfOrNull { id, flags } => {
+                format!("{}ptr_or_null_{}", btf_prefix(flags), btf_struct(id))
+            }
         }
     }
+}
+
+/// The kernel's prefix for a BTF pointer's flags (`trusted_`, `rcu_`,
+/// `untrusted_`, `user_`, `percpu_`).
+fn btf_prefix(flags: u8) -> String {
+    let mut s = String::new();
+    for (f, n) in [
+        (btf_flag::USER, "user_"),
+        (btf_flag::PERCPU, "percpu_"),
+        (btf_flag::RCU, "rcu_"),
+        (btf_flag::UNTRUSTED, "untrusted_"),
+        (btf_flag::TRUSTED, "trusted_"),
+    ] {
+        if flags & f != 0 {
+            s.push_str(n);
+        }
+    }
+    s
+}
+
+thread_local! {
+    /// Struct names of the kernel BTF in use, for register names (set by
+    /// the verifier for the length of a run).
+    pub(crate) static BTF_NAMES: std::cell::RefCell<Option<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn btf_struct(id: u32) -> String {
+    if id == 0 {
+        return "mem".into();
+    }
+    BTF_NAMES.with(|b| {
+        b.borrow()
+            .as_ref()
+            .and_then(|i| i.get(id))
+            .map(|t| t.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("btf#{id}"))
+    })
 }
 
 /// A register's abstract value. For scalars `var` is the value; for

@@ -48,6 +48,12 @@ pub struct VerifyArgs {
     /// does for root (CAP_PERFMON); by default such leaks are rejected.
     #[arg(long)]
     pub allow_ptr_leaks: bool,
+    /// The kernel BTF that typed kernel pointers (tp_btf, fentry, lsm
+    /// arguments; bpf_get_current_task_btf) are checked against: a raw BTF
+    /// file such as another machine's /sys/kernel/btf/vmlinux. Default: the
+    /// running kernel's, when it has BTF.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
 }
 
 /// The object in `bytes`, read from `path`; the error without the path
@@ -359,6 +365,10 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
     if files.is_empty() {
         return Err(anyhow!("no objects found"));
     }
+    let kernel_btf = match &a.btf {
+        Some(p) => Some(oxbpf_sys::vmlinux::from_file(p).map_err(|e| anyhow!(e))?),
+        None => oxbpf_sys::vmlinux::shared().ok(),
+    };
     let mut out = std::io::stdout().lock();
     let (mut any_reject, mut any_error) = (false, false);
     for f in files {
@@ -392,6 +402,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 log: a.log,
                 privileged: !a.unprivileged,
                 allow_ptr_leaks: a.allow_ptr_leaks,
+                kernel_btf: kernel_btf.clone(),
                 ..Default::default()
             };
             let start = std::time::Instant::now();

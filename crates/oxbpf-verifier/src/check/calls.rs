@@ -400,7 +400,20 @@ impl Verifier<'_> {
                     release =
                         Some(self.check_release_arg(path, pc, rn, &r, RefKind::Socket, p.name)?);
                 }
-                Arg::SockCommon => {
+                Arg::SockCommonOrNull
+                    if r.kind == Kind::Scalar && r.var.konst() == Some(0)
+                        || matches!(r.kind, Kind::SockOrNull(_) | Kind::BtfOrNull { .. }) => {}
+                Arg::SockCommon | Arg::SockCommonOrNull if matches!(r.kind, Kind::Btf { .. }) => {
+                    self.check_btf_arg(pc, rn, &r, "sock_common", p.name)?;
+                    sock_arg = Some(r);
+                }
+                Arg::BtfId { strukt, or_null } => {
+                    let null = r.kind == Kind::Scalar && r.var.konst() == Some(0);
+                    if !(*or_null && (null || matches!(r.kind, Kind::BtfOrNull { .. }))) {
+                        self.check_btf_arg(pc, rn, &r, strukt, p.name)?;
+                    }
+                }
+                Arg::SockCommon | Arg::SockCommonOrNull => {
                     if !matches!(r.kind, Kind::Sock(_)) {
                         return err(
                             pc,
@@ -472,6 +485,44 @@ impl Verifier<'_> {
                     });
                 } else if let Some(s) = sock_arg {
                     // A view of the argument: released with it.
+                    r.ref_obj_id = s.ref_obj_id;
+                }
+                r
+            }
+            Ret::Btf {
+                strukt,
+                or_null,
+                trusted,
+            } => {
+                let Some(to) = self.kbtf.as_ref().and_then(|k| k.struct_id(strukt)) else {
+                    return err(
+                        pc,
+                        format!(
+                            "bpf_{} returns a struct {strukt} pointer: the kernel's BTF is needed to verify it ({})",
+                            p.name,
+                            if self.kbtf.is_some() {
+                                "it has no such struct"
+                            } else {
+                                "none was given"
+                            }
+                        ),
+                    );
+                };
+                let flags = if trusted {
+                    crate::state::btf_flag::TRUSTED
+                } else {
+                    0
+                };
+                let mut r = Reg::ptr(if or_null {
+                    Kind::BtfOrNull { id: to, flags }
+                } else {
+                    Kind::Btf { id: to, flags }
+                });
+                if or_null {
+                    r.id = path.state.fresh_id();
+                }
+                // A cast of a socket argument shares its reference.
+                if let Some(s) = sock_arg {
                     r.ref_obj_id = s.ref_obj_id;
                 }
                 r
@@ -574,6 +625,79 @@ impl Verifier<'_> {
         }
         path.pc = pc + 1;
         Ok(Step::Next(vec![]))
+    }
+
+    /// A typed kernel pointer argument that must point to struct `want`
+    /// (or hold it at its offset, as a `struct tcp_sock *` holds a
+    /// `sock_common`), the kernel's `check_reg_type` for BTF ids.
+    pub(super) fn check_btf_arg(
+        &mut self,
+        pc: usize,
+        rn: usize,
+        r: &Reg,
+        want: &str,
+        helper: &str,
+    ) -> VResult<()> {
+        let (id, flags) = match r.kind {
+            Kind::Btf { id, flags } => (id, flags),
+            k => {
+                return err(
+                    pc,
+                    format!(
+                        "R{rn} type={} expected=ptr_{want} (argument of bpf_{helper}){}",
+                        k.name(),
+                        if k.is_or_null() {
+                            ": compare it with 0 first"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        };
+        use crate::state::btf_flag as F;
+        if flags & (F::UNTRUSTED | F::USER | F::PERCPU) != 0 || id == 0 {
+            return err(
+                pc,
+                format!(
+                    "R{rn} type={} expected=ptr_{want} (argument of bpf_{helper}): an untrusted pointer cannot be passed to a helper",
+                    r.kind.name()
+                ),
+            );
+        }
+        if r.var.konst() != Some(0) {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {} with a variable offset: pass the pointer itself to bpf_{helper}",
+                    r.kind.name()
+                ),
+            );
+        }
+        let Some(k) = &self.kbtf else {
+            return err(
+                pc,
+                format!("R{rn} is a kernel pointer but no kernel BTF is loaded"),
+            );
+        };
+        let Some(w) = k.struct_id(want) else {
+            return err(pc, format!("the kernel's BTF has no struct {want}"));
+        };
+        if !k.ids_match(id, r.off, w) {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is of type {}{} but bpf_{helper} expects struct {want}",
+                    k.name(id),
+                    if r.off != 0 {
+                        format!(" at offset {}", r.off)
+                    } else {
+                        String::new()
+                    }
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// A pointer argument to `n` bytes, readable (and initialized) or writable.

@@ -70,6 +70,9 @@ impl Verifier<'_> {
                 format!("R{rn} invalid mem access '{}'", base.kind.name()),
             ),
             Kind::Ctx => self.ctx_access(path, pc, rn, base, off, size, value),
+            Kind::Btf { id, flags } => {
+                self.btf_access(path, pc, rn, base, id, flags, off, size, write)
+            }
             Kind::Stack { frame } => {
                 let var_write = base.var.konst().is_none() && write;
                 if lo < -STACK || hi > 0 {
@@ -327,6 +330,132 @@ impl Verifier<'_> {
         }
     }
 
+    /// A read through a typed kernel pointer (the kernel's
+    /// `check_ptr_to_btf_access`): fault-tolerant loads of the struct's
+    /// scalars and pointers, checked against its BTF layout; no stores.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn btf_access(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        rn: usize,
+        base: &Reg,
+        id: u32,
+        flags: u8,
+        off: i64,
+        size: i64,
+        write: bool,
+    ) -> VResult<Reg> {
+        use crate::kbtf::Walk;
+        use crate::state::btf_flag as F;
+        let name = base.kind.name();
+        if !self.opts.privileged {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {name}: kernel struct access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN"
+                ),
+            );
+        }
+        let at = base.off + off;
+        if at < 0 {
+            return err(
+                pc,
+                format!("R{rn} is {name} invalid negative access: off={at}"),
+            );
+        }
+        if base.var.konst() != Some(0) {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {name} invalid variable offset: off={at}, var_off={}",
+                    base.var
+                ),
+            );
+        }
+        if flags & F::USER != 0 {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {name} access user memory: off={at} (read it with bpf_probe_read_user)"
+                ),
+            );
+        }
+        if flags & F::PERCPU != 0 {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {name} access percpu memory: off={at} (use bpf_this_cpu_ptr or bpf_per_cpu_ptr)"
+                ),
+            );
+        }
+        if write {
+            return err(
+                pc,
+                format!(
+                    "R{rn} is {name}: only read is supported (kernel structs cannot be written)"
+                ),
+            );
+        }
+        // Memory of no known type (read out of a struct as a pointer to a
+        // scalar): reads are fault-tolerant and give numbers.
+        if id == 0 {
+            return Ok(small_unknown(size));
+        }
+        let Some(k) = &self.kbtf else {
+            return err(pc, format!("R{rn} is {name} but no kernel BTF is loaded"));
+        };
+        let (walk, field) = k
+            .struct_access(id, at, size)
+            .map_err(|m| (pc, format!("R{rn} is {name}: {m}")))?;
+        Ok(match walk {
+            Walk::Scalar => small_unknown(size),
+            Walk::PtrUntrusted => Reg::ptr(Kind::Btf {
+                id: 0,
+                flags: F::UNTRUSTED,
+            }),
+            Walk::Ptr {
+                id: to,
+                flags: tag,
+                untrusted,
+            } => {
+                let parent = k.name(id);
+                let mut null = false;
+                // What the kernel's check_ptr_to_btf_access gives: an
+                // untrusted parent's pointers are untrusted; a trusted (or
+                // RCU) parent's keep trust only through the members its
+                // lists name (or `__rcu` ones, maybe NULL), the others
+                // become untrusted (Linux 6.18: `task->mm` is
+                // `untrusted_ptr_mm_struct`); a legacy pointer's are legacy.
+                let f = if flags & F::UNTRUSTED != 0 || untrusted {
+                    F::UNTRUSTED
+                } else if flags & (F::TRUSTED | F::RCU) != 0 || base.ref_obj_id != 0 {
+                    match crate::kbtf::member_trust(&parent, &field) {
+                        Some((t, n)) => {
+                            null = n;
+                            t
+                        }
+                        None if tag & F::RCU != 0 => {
+                            null = true;
+                            F::RCU
+                        }
+                        None if tag & (F::USER | F::PERCPU) != 0 => tag & (F::USER | F::PERCPU),
+                        None => F::UNTRUSTED,
+                    }
+                } else {
+                    tag & (F::USER | F::PERCPU)
+                };
+                if null {
+                    let mut r = Reg::ptr(Kind::BtfOrNull { id: to, flags: f });
+                    r.id = path.state.fresh_id();
+                    r
+                } else {
+                    Reg::ptr(Kind::Btf { id: to, flags: f })
+                }
+            }
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ctx_access(
         &mut self,
@@ -387,6 +516,23 @@ impl Verifier<'_> {
                 Some(false) => Ok(small_unknown(size)),
                 None => Err(bad()),
             };
+        }
+        if let (Some(c), Some(k)) = (&self.ctx_args, &self.kbtf) {
+            let r = k
+                .ctx_access(c, off, size, value.is_some())
+                .map_err(|m| (pc, m))?;
+            return Ok(match r {
+                None => small_unknown(size),
+                Some((id, flags, null)) => {
+                    if null {
+                        let mut r = Reg::ptr(Kind::BtfOrNull { id, flags });
+                        r.id = _path.state.fresh_id();
+                        r
+                    } else {
+                        Reg::ptr(Kind::Btf { id, flags })
+                    }
+                }
+            });
         }
         let field = ctx_field(t, field_off).ok_or_else(bad)?;
         match field {

@@ -107,6 +107,10 @@ struct Verifier<'a> {
     /// path alone misses what pruned paths would have reached).
     fn_depth: Vec<i64>,
     fn_calls: Vec<Vec<(usize, usize)>>,
+    /// The kernel's BTF, when given, and the typed context of a
+    /// BTF-attached program.
+    kbtf: Option<crate::kbtf::Kbtf>,
+    ctx_args: Option<crate::kbtf::CtxArgs>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -158,7 +162,27 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         fn_starts: Vec::new(),
         fn_depth: Vec::new(),
         fn_calls: Vec::new(),
+        kbtf: opts.kernel_btf.clone().map(crate::kbtf::Kbtf::new),
+        ctx_args: None,
     };
+    if let (Some(k), Some(t)) = (&v.kbtf, &opts.btf_target) {
+        match k.ctx_args(t) {
+            Ok(c) => v.ctx_args = Some(c),
+            Err(message) => {
+                return Err(Box::new(Rejection {
+                    pc: 0,
+                    insn: String::new(),
+                    message,
+                    regs: Vec::new(),
+                    path: Vec::new(),
+                    insns_processed: 0,
+                    log: Vec::new(),
+                    related: Vec::new(),
+                }));
+            }
+        }
+    }
+    crate::state::BTF_NAMES.with(|b| *b.borrow_mut() = opts.kernel_btf.clone());
     match v.run() {
         Ok(()) => Ok(Report {
             insns_processed: v.processed,
