@@ -101,6 +101,20 @@ impl BtfIndex {
         Some((rd(&self.raw, at + 4) >> 24) & 0x1f)
     }
 
+    /// The name of type `id`, read off its record without decoding it.
+    pub fn name_of(&self, id: u32) -> &str {
+        let Some(&at) = self.offsets.get(id as usize).filter(|_| id > 0) else {
+            return "";
+        };
+        let off = rd(&self.raw, at) as usize;
+        let s = self.strings();
+        let Some(rest) = s.get(off..) else {
+            return "";
+        };
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or("")
+    }
+
     /// Whether type `id` is named `name`.
     fn name_is(&self, id: usize, name: &[u8]) -> bool {
         let off = rd(&self.raw, self.offsets[id]) as usize;

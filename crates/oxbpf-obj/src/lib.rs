@@ -15,6 +15,7 @@ pub mod btfbuild;
 pub mod btfdump;
 pub mod btfindex;
 pub mod btfvalue;
+pub mod core;
 pub mod elf;
 pub mod globals;
 mod loader;

@@ -36,11 +36,13 @@ pub fn index() -> Result<&'static oxbpf_obj::btfindex::BtfIndex, String> {
 
 /// The kernel's BTF as a shared index, for the verifier's typed kernel
 /// pointers (`oxbpf_verifier::Options::kernel_btf`).
-pub fn shared() -> Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String> {
-    static SHARED: OnceLock<Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String>> =
+pub fn shared() -> Result<std::sync::Arc<oxbpf_obj::core::KernelBtf>, String> {
+    static SHARED: OnceLock<Result<std::sync::Arc<oxbpf_obj::core::KernelBtf>, String>> =
         OnceLock::new();
     SHARED
-        .get_or_init(|| index().map(|i| std::sync::Arc::new(i.clone())))
+        .get_or_init(|| {
+            index().map(|i| std::sync::Arc::new(oxbpf_obj::core::KernelBtf::new(i.clone())))
+        })
         .as_ref()
         .map(std::sync::Arc::clone)
         .map_err(Clone::clone)
@@ -50,10 +52,10 @@ pub fn shared() -> Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String>
 /// as `/sys/kernel/btf/vmlinux` is), indexed for the verifier.
 pub fn from_file(
     path: &std::path::Path,
-) -> Result<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>, String> {
+) -> Result<std::sync::Arc<oxbpf_obj::core::KernelBtf>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     oxbpf_obj::btfindex::BtfIndex::parse(raw)
-        .map(std::sync::Arc::new)
+        .map(|i| std::sync::Arc::new(oxbpf_obj::core::KernelBtf::new(i)))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use oxbpf_obj::btf::{BtfType, Kind as BK};
 use oxbpf_obj::btfindex::BtfIndex;
+use oxbpf_obj::core::KernelBtf;
 
 use crate::state::btf_flag;
 
@@ -116,7 +117,7 @@ pub enum Walk {
 /// The kernel's BTF with decoded types cached.
 #[derive(Debug)]
 pub struct Kbtf {
-    pub idx: Arc<BtfIndex>,
+    pub kernel: Arc<KernelBtf>,
     types: RefCell<HashMap<u32, Option<Rc<BtfType>>>>,
     structs: RefCell<HashMap<String, Option<u32>>>,
 }
@@ -301,19 +302,23 @@ pub fn member_trust(strukt: &str, member: &str) -> Option<(u8, bool)> {
 const MAX_BPF_FUNC_ARGS: i64 = 12;
 
 impl Kbtf {
-    pub fn new(idx: Arc<BtfIndex>) -> Kbtf {
+    pub fn new(kernel: Arc<KernelBtf>) -> Kbtf {
         Kbtf {
-            idx,
+            kernel,
             types: RefCell::new(HashMap::new()),
             structs: RefCell::new(HashMap::new()),
         }
+    }
+
+    pub fn idx(&self) -> &BtfIndex {
+        &self.kernel.index
     }
 
     pub fn ty(&self, id: u32) -> Option<Rc<BtfType>> {
         if let Some(t) = self.types.borrow().get(&id) {
             return t.clone();
         }
-        let t = self.idx.get(id).map(Rc::new);
+        let t = self.idx().get(id).map(Rc::new);
         self.types.borrow_mut().insert(id, t.clone());
         t
     }
@@ -323,7 +328,7 @@ impl Kbtf {
         if let Some(&id) = self.structs.borrow().get(name) {
             return id;
         }
-        let id = self.idx.find(name, |k| k == 4 || k == 5);
+        let id = self.idx().find(name, |k| k == 4 || k == 5);
         self.structs.borrow_mut().insert(name.to_string(), id);
         id
     }
@@ -373,7 +378,7 @@ impl Kbtf {
 
     /// The prototype's arguments (and return type) of a target.
     pub fn ctx_args(&self, target: &BtfTarget) -> Result<CtxArgs, String> {
-        let i = &self.idx;
+        let i = self.idx();
         let proto_of = |func: u32| -> Option<u32> {
             match self.ty(func)?.kind {
                 BK::Func { proto, .. } => Some(proto),
@@ -435,7 +440,7 @@ impl Kbtf {
                     return Err(format!(
                         "fmod_ret/{}: ret type {} not allowed for fmod_ret (it must return an int)",
                         target.name,
-                        oxbpf_obj::btfindex::BtfTypes::type_name(&**i, ret)
+                        oxbpf_obj::btfindex::BtfTypes::type_name(i, ret)
                     ));
                 }
                 Some(ret)
@@ -466,7 +471,7 @@ impl Kbtf {
 
     /// Size of a type for argument slots (pointers 8).
     fn arg_size(&self, id: u32) -> u64 {
-        oxbpf_obj::btfindex::BtfTypes::size_of(&*self.idx, id).unwrap_or(8)
+        oxbpf_obj::btfindex::BtfTypes::size_of(self.idx(), id).unwrap_or(8)
     }
 
     /// A read of `size` bytes at `off` of a BTF-attached program's context:
@@ -486,7 +491,7 @@ impl Kbtf {
                 c.target.prefix()
             ));
         }
-        if off < 0 || off >= 8 * MAX_BPF_FUNC_ARGS || off % size != 0 {
+        if !(0..8 * MAX_BPF_FUNC_ARGS).contains(&off) || off % size != 0 {
             return Err(format!("invalid bpf_context access off={off} size={size}"));
         }
         if off % 8 != 0 {
@@ -533,7 +538,7 @@ impl Kbtf {
         let Some(BK::Ptr { target: pointee }) = self.ty(t).map(|x| x.kind.clone()) else {
             return Err(format!(
                 "func '{func}' arg{arg} has type {}. Only pointer access is allowed",
-                oxbpf_obj::btfindex::BtfTypes::type_name(&*self.idx, ty)
+                oxbpf_obj::btfindex::BtfTypes::type_name(self.idx(), ty)
             ));
         };
         if size != 8 {
@@ -587,7 +592,7 @@ impl Kbtf {
                         }
                         _ => {
                             let (e, _) = self.skip_mods(cur);
-                            let es = oxbpf_obj::btfindex::BtfTypes::size_of(&*self.idx, e)?;
+                            let es = oxbpf_obj::btfindex::BtfTypes::size_of(self.idx(), e)?;
                             return Some((t, es.checked_mul(n)?, e, n));
                         }
                     }
@@ -595,7 +600,7 @@ impl Kbtf {
                 None
             }
             _ => {
-                let s = oxbpf_obj::btfindex::BtfTypes::size_of(&*self.idx, t)?;
+                let s = oxbpf_obj::btfindex::BtfTypes::size_of(self.idx(), t)?;
                 Some((t, s, t, 1))
             }
         }

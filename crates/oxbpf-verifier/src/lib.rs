@@ -112,7 +112,7 @@ pub struct Options {
     /// and the kernel objects helpers return are typed pointers whose
     /// reads are checked against the kernel's structs (the kernel's
     /// PTR_TO_BTF_ID). Without it those are plain numbers.
-    pub kernel_btf: Option<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>>,
+    pub kernel_btf: Option<std::sync::Arc<oxbpf_obj::core::KernelBtf>>,
     /// What a BTF-attached program attaches to (from its section name).
     pub btf_target: Option<kbtf::BtfTarget>,
 }
@@ -356,6 +356,29 @@ pub fn map_problem(m: &MapInfo) -> Option<String> {
             "arrays need a 4-byte key and a value (key {}, value {})",
             m.key_size, m.value_size
         )),
+        // Local storage (bpf_local_storage_map_alloc_check): an int key, no
+        // max_entries (the storage lives with its object), BTF for the value.
+        SK_STORAGE | INODE_STORAGE | TASK_STORAGE | CGRP_STORAGE => {
+            if m.max_entries != 0 {
+                Some(format!(
+                    "local storage maps take no max_entries (it is {})",
+                    m.max_entries
+                ))
+            } else if m.key_size != 4 || m.value_size == 0 {
+                Some(format!(
+                    "local storage maps need an int key and a value (key {}, value {})",
+                    m.key_size, m.value_size
+                ))
+            } else if !m.has_btf {
+                Some("local storage maps need BTF for their key and value".into())
+            } else {
+                None
+            }
+        }
+        CGROUP_STORAGE | PERCPU_CGROUP_STORAGE if m.max_entries != 0 => {
+            Some("cgroup storage maps take no max_entries".into())
+        }
+        CGROUP_STORAGE | PERCPU_CGROUP_STORAGE => None,
         _ if m.max_entries == 0 && !matches!(m.map_type, PERF_EVENT_ARRAY | RINGBUF) => {
             Some("max_entries is 0".into())
         }
@@ -524,6 +547,59 @@ pub fn verify_object_program(
             related: Vec::new(),
         })
     })?;
+    // CO-RE: the kernel relocates the code against its own BTF before it
+    // verifies it; so does oxbpf, against the BTF it was given.
+    if let (Some(k), Some(btf)) = (&o.kernel_btf, &obj.btf)
+        && !p.core_relos.is_empty()
+    {
+        let mut insns = p.insns.clone();
+        let applied =
+            oxbpf_obj::core::relocate(&mut insns, &p.core_relos, btf, k).map_err(|e| {
+                Box::new(Rejection {
+                    pc: e.insn as usize,
+                    insn: String::new(),
+                    message: e.to_string(),
+                    regs: Vec::new(),
+                    path: Vec::new(),
+                    insns_processed: 0,
+                    log: Vec::new(),
+                    related: Vec::new(),
+                })
+            })?;
+        let lines: Vec<String> = if o.log {
+            applied
+                .iter()
+                .enumerate()
+                .map(|(i, a)| match a.value {
+                    Some(v) => format!(
+                        "CO-RE relo #{i}: insn {} <{}> {}: {v}",
+                        a.insn, a.kind, a.what
+                    ),
+                    None => format!(
+                        "CO-RE relo #{i}: insn {} <{}> {}: not in the kernel, instruction poisoned",
+                        a.insn, a.kind, a.what
+                    ),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let prefix = |log: &mut Vec<String>| {
+            let mut l = lines.clone();
+            l.append(log);
+            *log = l;
+        };
+        return match verify(&insns, &o) {
+            Ok(mut r) => {
+                prefix(&mut r.log);
+                Ok(r)
+            }
+            Err(mut e) => {
+                prefix(&mut e.log);
+                Err(e)
+            }
+        };
+    }
     verify(&p.insns, &o)
 }
 

@@ -15,6 +15,9 @@ pub enum Arg {
     MapValue,
     /// Pointer to `value_size` writable bytes.
     UninitMapValue,
+    /// Pointer to `value_size` initialized bytes, or NULL (a local
+    /// storage's initial value).
+    MapValueOrNull,
     /// Pointer to readable memory whose size is the next argument.
     Mem,
     /// Pointer to memory (or NULL) whose size is the next argument.
@@ -272,6 +275,7 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
             A::PtrToMapKey => Arg::MapKey,
             A::PtrToMapValue if !maybe_null && a.has(flag::MEM_UNINIT) => Arg::UninitMapValue,
             A::PtrToMapValue if !maybe_null => Arg::MapValue,
+            A::PtrToMapValue => Arg::MapValueOrNull,
             A::PtrToMem if a.has(flag::MEM_FIXED_SIZE) && !maybe_null => Arg::FixedMem {
                 size: a.size,
                 write: a.has(flag::MEM_WRITE),

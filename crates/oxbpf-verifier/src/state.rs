@@ -162,7 +162,7 @@ fn btf_prefix(flags: u8) -> String {
 thread_local! {
     /// Struct names of the kernel BTF in use, for register names (set by
     /// the verifier for the length of a run).
-    pub(crate) static BTF_NAMES: std::cell::RefCell<Option<std::sync::Arc<oxbpf_obj::btfindex::BtfIndex>>> =
+    pub(crate) static BTF_NAMES: std::cell::RefCell<Option<std::sync::Arc<oxbpf_obj::core::KernelBtf>>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -173,7 +173,7 @@ fn btf_struct(id: u32) -> String {
     BTF_NAMES.with(|b| {
         b.borrow()
             .as_ref()
-            .and_then(|i| i.get(id))
+            .and_then(|i| i.index.get(id))
             .map(|t| t.name)
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("btf#{id}"))

@@ -178,6 +178,14 @@ impl Verifier<'_> {
     }
 
     pub(super) fn helper(&mut self, path: &mut Path, pc: usize, id: i32) -> VResult<Step> {
+        if id == oxbpf_obj::core::POISON_HELPER {
+            return err(
+                pc,
+                format!(
+                    "invalid func unknown#{id}: a CO-RE relocation the kernel's BTF cannot satisfy poisoned this instruction (0xbad2310, \"bad relo\"): the field, type or enumerator it uses is missing from the kernel; guard it with bpf_core_field_exists / bpf_core_type_exists"
+                ),
+            );
+        }
         let p = match self.protos.get(&id) {
             Some(p) => p.clone(),
             None => {
@@ -246,7 +254,8 @@ impl Verifier<'_> {
                         );
                     }
                 },
-                Arg::MapKey | Arg::MapValue | Arg::UninitMapValue => {
+                Arg::MapValueOrNull if r.kind == Kind::Scalar && r.var.konst() == Some(0) => {}
+                Arg::MapKey | Arg::MapValue | Arg::UninitMapValue | Arg::MapValueOrNull => {
                     let m = self.map(map.unwrap_or(0), pc)?.clone();
                     let n = if *arg == Arg::MapKey {
                         m.key_size
@@ -989,7 +998,25 @@ pub(super) const SPIN_UNLOCK: i32 = helper::SPIN_UNLOCK as i32;
 pub(super) fn map_fits_helper(mt: u32, id: u32) -> bool {
     use helper as h;
     use map_type as m;
+    // Local storage maps go only with their own helpers, and those only
+    // with them (check_map_func_compatibility, both ways).
+    let storage = |ids: [u32; 2]| ids.contains(&id);
+    match mt {
+        m::SK_STORAGE => return storage([h::SK_STORAGE_GET, h::SK_STORAGE_DELETE]),
+        m::TASK_STORAGE => return storage([h::TASK_STORAGE_GET, h::TASK_STORAGE_DELETE]),
+        m::INODE_STORAGE => return storage([h::INODE_STORAGE_GET, h::INODE_STORAGE_DELETE]),
+        m::CGRP_STORAGE => return storage([h::CGRP_STORAGE_GET, h::CGRP_STORAGE_DELETE]),
+        _ => {}
+    }
     match id {
+        h::SK_STORAGE_GET
+        | h::SK_STORAGE_DELETE
+        | h::TASK_STORAGE_GET
+        | h::TASK_STORAGE_DELETE
+        | h::INODE_STORAGE_GET
+        | h::INODE_STORAGE_DELETE
+        | h::CGRP_STORAGE_GET
+        | h::CGRP_STORAGE_DELETE => false,
         h::MAP_LOOKUP_ELEM | h::MAP_UPDATE_ELEM | h::MAP_DELETE_ELEM => !matches!(
             mt,
             m::QUEUE

@@ -1,0 +1,256 @@
+//! Typed kernel pointers and CO-RE against the running kernel: the objects
+//! in tests/btf (built from their C sources against this kernel's
+//! vmlinux.h) name the verdict each program gets (`ok_` accepted, `bad_`
+//! rejected); oxbpf's verifier, with the kernel's BTF, must give that
+//! verdict, and so must the kernel (so the expectation is checked, not
+//! assumed). CO-RE relocations are compared one by one with the ones the
+//! kernel's verifier log reports.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn object(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/btf")
+        .join(name)
+}
+
+fn kernel_btf() -> Option<std::sync::Arc<oxbpf_obj::core::KernelBtf>> {
+    match oxbpf_sys::vmlinux::shared() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            common::skip(&format!("the kernel has no BTF: {e}"));
+            None
+        }
+    }
+}
+
+/// (program, verdict, message) for every program of an object, from the
+/// CLI's JSON lines.
+fn verdicts(args: &[&str], obj: &Path) -> Vec<(String, String, String)> {
+    let out = Command::new(common::oxbpf_bin())
+        .arg("verify")
+        .args(args)
+        .arg("--json")
+        .arg(obj)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            (s("program"), s("verdict"), s("message"))
+        })
+        .collect()
+}
+
+fn expected(program: &str) -> &'static str {
+    if program.starts_with("ok_") {
+        "accept"
+    } else {
+        assert!(
+            program.starts_with("bad_") || program == "relos_logged",
+            "{program}: test programs are named ok_… or bad_…"
+        );
+        "reject"
+    }
+}
+
+#[test]
+fn typed_pointer_programs_get_the_kernels_verdicts() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    for obj in ["typed.o", "core.o"] {
+        let path = object(obj);
+        let ours = verdicts(&[], &path);
+        assert!(ours.len() >= 3, "{obj}: {ours:?}");
+        let mut wrong = Vec::new();
+        for (p, v, m) in &ours {
+            if v != expected(p) {
+                wrong.push(format!("{obj} {p}: oxbpf says {v}: {m}"));
+            }
+        }
+        if common::kernel_available() {
+            for (p, v, m) in verdicts(&["--verifier", "kernel"], &path) {
+                // A target the kernel lacks fails before verification.
+                let v = if v == "error" && p.starts_with("bad_") {
+                    "reject".to_string()
+                } else {
+                    v
+                };
+                if v != expected(&p) {
+                    wrong.push(format!("{obj} {p}: the kernel says {v}: {m}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}
+
+#[test]
+fn typed_pointer_rejections_say_what_the_kernel_says() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let ours = verdicts(&[], &object("typed.o"));
+    let said = |p: &str| {
+        ours.iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default()
+    };
+    for (p, text) in [
+        ("bad_write", "only read is supported"),
+        (
+            "bad_beyond_struct",
+            "access beyond struct task_struct at off 20000 size 4",
+        ),
+        ("bad_negative", "invalid negative access: off=-8"),
+        ("bad_variable_offset", "invalid variable offset"),
+        (
+            "bad_pointer_half",
+            "cannot access ptr member real_parent with moff 1280 in struct task_struct",
+        ),
+        ("bad_untrusted_to_helper", "type=untrusted_ptr_mm_struct"),
+        (
+            "bad_wrong_struct",
+            "is of type linux_binprm but bpf_task_storage_get expects struct task_struct",
+        ),
+        (
+            "bad_nullable_unchecked",
+            "'trusted_ptr_or_null_sock': it may be NULL",
+        ),
+        ("bad_cast_unchecked", "'ptr_or_null_tcp_sock'"),
+        (
+            "bad_no_such_arg",
+            "func 'sched_switch' doesn't have 6-th argument",
+        ),
+        (
+            "bad_narrow_pointer_arg",
+            "func 'sched_switch' size 4 must be 8",
+        ),
+        ("bad_ctx_write", "read-only"),
+        (
+            "bad_no_such_target",
+            "no typedef btf_trace_no_such_tracepoint_at_all",
+        ),
+    ] {
+        let m = said(p);
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
+    }
+}
+
+/// One relocation as the kernel's log reports it: instruction and new
+/// value, or `None` for a poisoned instruction.
+fn kernel_relos(log: &str) -> Vec<(usize, u32, Option<u64>)> {
+    let mut out = Vec::new();
+    for l in log.lines() {
+        let Some(rest) = l.split("relo #").nth(1) else {
+            continue;
+        };
+        let Some((n, rest)) = rest.split_once(": ") else {
+            continue;
+        };
+        let Ok(n) = n.parse::<usize>() else { continue };
+        let insn = |s: &str| {
+            s.split("insn #")
+                .nth(1)
+                .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|x| x.parse::<u32>().ok())
+        };
+        if rest.starts_with("patched insn") {
+            let value = rest
+                .rsplit("-> ")
+                .next()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            out.push((n, insn(rest).unwrap(), value));
+        } else if rest.starts_with("substituting insn") {
+            out.push((n, insn(rest).unwrap(), None));
+        }
+    }
+    out
+}
+
+#[test]
+fn core_relocations_match_the_kernels() {
+    let Some(k) = kernel_btf() else { return };
+    if !common::kernel_available() {
+        return;
+    }
+    let path = object("core.o");
+    let obj = oxbpf_obj::load(&std::fs::read(&path).unwrap()).unwrap();
+    let p = obj
+        .programs
+        .iter()
+        .find(|p| p.name == "relos_logged")
+        .unwrap();
+    let mut insns = p.insns.clone();
+    let ours = oxbpf_obj::core::relocate(&mut insns, &p.core_relos, obj.btf.as_ref().unwrap(), &k)
+        .unwrap();
+    let out = Command::new(common::oxbpf_bin())
+        .args([
+            "verify",
+            "--verifier",
+            "kernel",
+            "--log",
+            "-p",
+            "relos_logged",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    let theirs = kernel_relos(&log);
+    assert!(
+        theirs.len() >= 15,
+        "the kernel's log lists its relocations:\n{log}"
+    );
+    assert_eq!(theirs.len(), ours.len(), "{log}");
+    for (n, insn, value) in theirs {
+        let a = &ours[n];
+        // The kernel counts instructions from the program's start, as the
+        // records do.
+        assert_eq!(a.insn, insn, "relo #{n}");
+        assert_eq!(
+            a.value, value,
+            "relo #{n} <{}> {} at insn {insn}: oxbpf {:?}, kernel {value:?}",
+            a.kind, a.what, a.value
+        );
+    }
+    // A poisoned instruction becomes a call of the "bad relo" helper.
+    assert!(ours.iter().any(|a| a.value.is_none()));
+    assert!(
+        insns
+            .iter()
+            .any(|i| i.code == 0x85 && i.imm == oxbpf_obj::core::POISON_HELPER)
+    );
+}
+
+#[test]
+fn a_missing_field_names_the_relocation_that_poisoned_it() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let out = Command::new(common::oxbpf_bin())
+        .args(["verify", "--log", "-p", "bad_missing_field"])
+        .arg(object("core.o"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "a CO-RE relocation the kernel's BTF cannot satisfy poisoned this instruction"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "CO-RE relo #0: insn 1 <byte_off> struct task_struct___mine 0:3: not in the kernel"
+        ),
+        "{text}"
+    );
+}
