@@ -67,6 +67,7 @@ pub const POISON_HELPER: i32 = 0x0bad_2310;
 pub struct KernelBtf {
     pub index: BtfIndex,
     names: OnceLock<HashMap<String, Vec<u32>>>,
+    kfuncs: OnceLock<std::collections::HashSet<u32>>,
 }
 
 impl KernelBtf {
@@ -74,7 +75,34 @@ impl KernelBtf {
         KernelBtf {
             index,
             names: OnceLock::new(),
+            kfuncs: OnceLock::new(),
         }
+    }
+
+    /// Whether function `id` is a kfunc (its FUNC record carries the
+    /// `bpf_kfunc` declaration tag).
+    pub fn is_kfunc(&self, id: u32) -> bool {
+        self.kfuncs
+            .get_or_init(|| {
+                (1..self.index.len() as u32)
+                    .filter(|&t| {
+                        self.index.kind_of(t) == Some(17) && self.index.name_of(t) == "bpf_kfunc"
+                    })
+                    .filter_map(|t| match self.index.get(t)?.kind {
+                        Kind::DeclTag { target, .. } => Some(target),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .contains(&id)
+    }
+
+    /// The function named `name`.
+    pub fn func(&self, name: &str) -> Option<u32> {
+        self.candidates(name)
+            .iter()
+            .copied()
+            .find(|&id| self.index.kind_of(id) == Some(12) && self.index.name_of(id) == name)
     }
 
     /// Types whose essential name is `name`.

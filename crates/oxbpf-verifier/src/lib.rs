@@ -22,6 +22,7 @@
 
 mod check;
 pub mod kbtf;
+mod kfuncs;
 mod protos;
 mod refine;
 mod scalar;
@@ -115,6 +116,9 @@ pub struct Options {
     pub kernel_btf: Option<std::sync::Arc<oxbpf_obj::core::KernelBtf>>,
     /// What a BTF-attached program attaches to (from its section name).
     pub btf_target: Option<kbtf::BtfTarget>,
+    /// Names of the kfuncs the program calls, by instruction (the
+    /// object's extern calls), for calls the kernel's BTF cannot resolve.
+    pub kfunc_names: Vec<(usize, String)>,
 }
 
 impl Default for Options {
@@ -134,6 +138,7 @@ impl Default for Options {
             precise: true,
             kernel_btf: None,
             btf_target: None,
+            kfunc_names: Vec::new(),
         }
     }
 }
@@ -547,12 +552,23 @@ pub fn verify_object_program(
             related: Vec::new(),
         })
     })?;
+    // Kernel function calls name their kfunc; the kernel's BTF gives its id
+    // (as libbpf resolves them before loading).
+    o.kfunc_names = p.extern_calls.clone();
+    let mut insns = std::borrow::Cow::Borrowed(&p.insns);
+    if let Some(k) = &o.kernel_btf {
+        for (at, name) in &p.extern_calls {
+            if let (Some(id), Some(i)) = (k.func(name), insns.to_mut().get_mut(*at)) {
+                i.imm = id as i32;
+            }
+        }
+    }
     // CO-RE: the kernel relocates the code against its own BTF before it
     // verifies it; so does oxbpf, against the BTF it was given.
     if let (Some(k), Some(btf)) = (&o.kernel_btf, &obj.btf)
         && !p.core_relos.is_empty()
     {
-        let mut insns = p.insns.clone();
+        let mut insns = insns.into_owned();
         let applied =
             oxbpf_obj::core::relocate(&mut insns, &p.core_relos, btf, k).map_err(|e| {
                 Box::new(Rejection {
@@ -600,7 +616,7 @@ pub fn verify_object_program(
             }
         };
     }
-    verify(&p.insns, &o)
+    verify(&insns, &o)
 }
 
 /// The program's global functions and their argument kinds, from BTF.

@@ -240,20 +240,25 @@ pub enum RefKind {
     /// A socket from `bpf_sk_lookup_tcp/udp` or `bpf_skc_lookup_tcp`:
     /// released by `bpf_sk_release`.
     Socket,
+    /// A kernel object from an acquiring kfunc (`bpf_task_acquire`…), by
+    /// its struct's BTF id: released by the matching release kfunc.
+    Kernel(u32),
 }
 
 impl RefKind {
-    pub fn describe(self) -> &'static str {
+    pub fn describe(self) -> String {
         match self {
-            RefKind::RingbufRecord => "ring buffer record (bpf_ringbuf_reserve)",
-            RefKind::Socket => "socket (bpf_sk_lookup_*)",
+            RefKind::RingbufRecord => "ring buffer record (bpf_ringbuf_reserve)".into(),
+            RefKind::Socket => "socket (bpf_sk_lookup_*)".into(),
+            RefKind::Kernel(id) => format!("{} reference (an acquiring kfunc)", btf_struct(id)),
         }
     }
 
-    pub fn release_hint(self) -> &'static str {
+    pub fn release_hint(self) -> String {
         match self {
-            RefKind::RingbufRecord => "bpf_ringbuf_submit or bpf_ringbuf_discard",
-            RefKind::Socket => "bpf_sk_release",
+            RefKind::RingbufRecord => "bpf_ringbuf_submit or bpf_ringbuf_discard".into(),
+            RefKind::Socket => "bpf_sk_release".into(),
+            RefKind::Kernel(id) => crate::kfuncs::release_for(&btf_struct(id)).into(),
         }
     }
 }
@@ -469,6 +474,9 @@ pub struct State {
     pub refs: Vec<RefState>,
     /// The spin lock held, if any.
     pub lock: Option<LockState>,
+    /// `bpf_rcu_read_lock` sections entered and not left, and where the
+    /// outermost was entered.
+    pub rcu: Option<(u8, u32)>,
 }
 
 impl State {
@@ -492,6 +500,7 @@ impl State {
             next_id: 0,
             refs: Vec::new(),
             lock: None,
+            rcu: None,
         }
     }
 
@@ -651,6 +660,7 @@ pub fn covers(
     if old.frames.len() != cur.frames.len()
         || old.refs.len() != cur.refs.len()
         || old.lock.is_some() != cur.lock.is_some()
+        || old.rcu.map(|r| r.0) != cur.rcu.map(|r| r.0)
     {
         return false;
     }

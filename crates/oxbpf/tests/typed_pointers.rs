@@ -64,7 +64,7 @@ fn typed_pointer_programs_get_the_kernels_verdicts() {
     if kernel_btf().is_none() {
         return;
     }
-    for obj in ["typed.o", "core.o"] {
+    for obj in ["typed.o", "core.o", "kfuncs.o"] {
         let path = object(obj);
         let ours = verdicts(&[], &path);
         assert!(ours.len() >= 3, "{obj}: {ours:?}");
@@ -88,6 +88,54 @@ fn typed_pointer_programs_get_the_kernels_verdicts() {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}
+
+#[test]
+fn kfunc_rejections_say_what_the_kernel_says() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let ours = verdicts(&[], &object("kfuncs.o"));
+    for (p, text) in [
+        (
+            "bad_leak",
+            "would lead to reference leak: the task_struct reference",
+        ),
+        ("bad_leak", "call bpf_task_release on every path"),
+        (
+            "bad_release_unacquired",
+            "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID",
+        ),
+        (
+            "bad_unchecked_acquire",
+            "'trusted_ptr_or_null_task_struct': it may be NULL",
+        ),
+        ("bad_use_after_release", "which insn 5 released"),
+        ("bad_untrusted_arg", "R1 must be a rcu pointer"),
+        (
+            "bad_rcu_unlock_missing",
+            "cannot be used inside bpf_rcu_read_lock-ed region",
+        ),
+        ("bad_rcu_unlock_unmatched", "unmatched rcu read unlock"),
+        ("bad_rcu_nested", "nested rcu read lock"),
+        (
+            "bad_rcu_pointer_after_unlock",
+            "it is untrusted_ptr_task_struct",
+        ),
+        ("bad_rdonly_cast_write", "only read is supported"),
+        (
+            "bad_kprobe_acquire",
+            "calling kernel function bpf_task_acquire is not allowed in a kprobe program",
+        ),
+        ("bad_cpumask_leak", "bpf_cpumask reference"),
+    ] {
+        let m = ours
+            .iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default();
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
     }
 }
 

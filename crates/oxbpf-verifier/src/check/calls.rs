@@ -43,10 +43,7 @@ impl Verifier<'_> {
                 self.push_frame(path, pc, target, pc + 1, false, None)?;
                 Ok(Step::Next(vec![]))
             }
-            C::Kfunc { btf_id, .. } => err(
-                pc,
-                format!("kernel function calls (kfunc BTF id {btf_id}) are not supported"),
-            ),
+            C::Kfunc { btf_id, module } => self.kfunc(path, pc, btf_id, module),
             C::Helper(id) => self.helper(path, pc, id),
         }
     }
@@ -636,6 +633,496 @@ impl Verifier<'_> {
         Ok(Step::Next(vec![]))
     }
 
+    /// A kernel function call: its prototype from the kernel's BTF, its
+    /// flags from the kfunc table, its arguments checked as the kernel's
+    /// `check_kfunc_args` does (scalars, constants, memory and sizes, typed
+    /// pointers with the trust the flags demand), references acquired and
+    /// released, RCU read sections entered and left.
+    pub(super) fn kfunc(
+        &mut self,
+        path: &mut Path,
+        pc: usize,
+        btf_id: i32,
+        module: i16,
+    ) -> VResult<Step> {
+        use crate::kfuncs::{Special, kf};
+        use crate::state::btf_flag as F;
+        use oxbpf_obj::btf::Kind as BK;
+        let named = self
+            .opts
+            .kfunc_names
+            .iter()
+            .find(|(at, _)| *at == pc)
+            .map(|(_, n)| n.clone());
+        if module != 0 {
+            return err(
+                pc,
+                format!(
+                    "kernel function {}: kfuncs of kernel modules (BTF object fd {module}) are not supported by oxbpf's verifier yet",
+                    named.unwrap_or_else(|| format!("#{btf_id}"))
+                ),
+            );
+        }
+        let Some(k) = self.kbtf.clone() else {
+            return err(
+                pc,
+                format!(
+                    "kernel function {}: kfunc calls are checked against the kernel's BTF, and none was given",
+                    named.unwrap_or_else(|| format!("#{btf_id}"))
+                ),
+            );
+        };
+        let func = u32::try_from(btf_id).ok().filter(|&id| id != 0);
+        let ft = func.and_then(|id| k.ty(id));
+        let (name, proto) = match ft.as_deref().map(|t| (t.name.clone(), t.kind.clone())) {
+            Some((n, BK::Func { proto, .. })) => (n, proto),
+            _ => {
+                return err(
+                    pc,
+                    match named {
+                        Some(n) => format!(
+                            "kernel function {n} is not in the kernel's BTF (declare it __weak and guard the call with bpf_ksym_exists)"
+                        ),
+                        None => format!("kernel btf_id {btf_id} is not a function"),
+                    },
+                );
+            }
+        };
+        let func = func.unwrap_or(0);
+        if !k.kernel.is_kfunc(func) {
+            return err(
+                pc,
+                format!(
+                    "calling kernel function {name} is not allowed: it is not a kfunc (no bpf_kfunc tag in the kernel's BTF)"
+                ),
+            );
+        }
+        let Some(meta) = crate::kfuncs::lookup(&name) else {
+            return err(
+                pc,
+                format!(
+                    "kernel function {name} is not modelled by oxbpf's verifier yet (its flags are not in oxbpf's kfunc table)"
+                ),
+            );
+        };
+        if !meta.set.allows(self.opts.prog_type) {
+            return err(
+                pc,
+                format!(
+                    "calling kernel function {name} is not allowed in a {} program",
+                    self.opts.prog_type.name()
+                ),
+            );
+        }
+        if !self.opts.gpl {
+            return err(
+                pc,
+                "cannot call kernel function from non-GPL compatible program",
+            );
+        }
+        if let Special::Unmodelled(what) = meta.special {
+            return err(
+                pc,
+                format!("kernel function {name}: {what} are not supported by oxbpf's verifier yet"),
+            );
+        }
+        if meta.flags & kf::SLEEPABLE != 0 {
+            return err(
+                pc,
+                format!("program must be sleepable to call sleepable kfunc {name}"),
+            );
+        }
+        if let Some(l) = path.state.lock {
+            self.relate_lock(l);
+            return err(
+                pc,
+                format!(
+                    "function calls are not allowed while holding a lock: {name} is called while the bpf_spin_lock taken at insn {} is held",
+                    l.pc
+                ),
+            );
+        }
+        let Some(BK::FuncProto { ret, params }) = k.ty(proto).map(|t| t.kind.clone()) else {
+            return err(pc, format!("kernel function {name} has no prototype"));
+        };
+        if params.len() > 5 {
+            return err(pc, format!("Function {name} has {} > 5 args", params.len()));
+        }
+        let skip = |id: u32| -> u32 {
+            let mut id = id;
+            for _ in 0..32 {
+                match k.ty(id).map(|t| t.kind.clone()) {
+                    Some(
+                        BK::Typedef { target }
+                        | BK::Const { target }
+                        | BK::Volatile { target }
+                        | BK::Restrict { target }
+                        | BK::TypeTag { target },
+                    ) => id = target,
+                    _ => break,
+                }
+            }
+            id
+        };
+        let is_scalar = |id: u32| {
+            k.ty(skip(id)).is_some_and(|t| {
+                matches!(t.kind, BK::Int { .. } | BK::Enum { .. } | BK::Enum64 { .. })
+            }) && skip(id) != 0
+        };
+        let mut regs = [Reg::NOT_INIT; 5];
+        let mut release: Option<u32> = None;
+        for (i, (pname, ptype)) in params.iter().enumerate() {
+            let rn = i + 1;
+            let r = self
+                .read(path, pc, rn)
+                .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of {name})")))?;
+            regs[i] = r;
+            if pname.ends_with("__ign") {
+                continue;
+            }
+            if is_scalar(*ptype) {
+                if r.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} is {} but arg#{i} of {name} is a scalar",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                if (pname.ends_with("__k") || pname.ends_with("__szk")) && r.var.konst().is_none() {
+                    return err(
+                        pc,
+                        format!("R{rn} must be a known constant (arg#{i} {pname} of {name})"),
+                    );
+                }
+                continue;
+            }
+            let t = skip(*ptype);
+            let Some(BK::Ptr { target }) = k.ty(t).map(|x| x.kind.clone()) else {
+                return err(
+                    pc,
+                    format!("{name}: arg#{i} has a type oxbpf's verifier cannot check"),
+                );
+            };
+            if meta.special == Special::CastToKernCtx {
+                if r.kind != Kind::Ctx || r.off != 0 || r.var.konst() != Some(0) {
+                    return err(
+                        pc,
+                        format!("arg#{i} expected pointer to ctx, but got {}", r.kind.name()),
+                    );
+                }
+                continue;
+            }
+            let nullable = pname.ends_with("__nullable") || pname.ends_with("__opt");
+            if nullable && r.kind == Kind::Scalar && r.var.konst() == Some(0) {
+                continue;
+            }
+            let pointee = skip(target);
+            let pt = k.ty(pointee);
+            let is_struct = pt
+                .as_ref()
+                .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }));
+            let sized_by_next = params
+                .get(i + 1)
+                .is_some_and(|(n, _)| n.ends_with("__sz") || n.ends_with("__szk"));
+            if is_struct && !sized_by_next {
+                let want = pointee;
+                let (id, flags) = match r.kind {
+                    Kind::Btf { id, flags } => (id, flags),
+                    kd => {
+                        return err(
+                            pc,
+                            format!(
+                                "arg#{i} expected pointer to btf or socket, but R{rn} is {}{}",
+                                kd.name(),
+                                if kd.is_or_null() {
+                                    ": compare it with 0 first"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                    }
+                };
+                let referenced = r.ref_obj_id != 0;
+                let trusted = referenced || (flags & F::TRUSTED != 0 && flags & F::UNTRUSTED == 0);
+                let rcu = flags & F::RCU != 0 && flags & F::UNTRUSTED == 0;
+                if meta.flags & kf::RELEASE != 0 && !referenced {
+                    self.relate_gone(r.gone);
+                    return err(
+                        pc,
+                        format!(
+                            "release kernel function {name} expects refcounted PTR_TO_BTF_ID: R{rn} is {}, which nothing acquired",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                if meta.flags & (kf::TRUSTED_ARGS | kf::RELEASE) != 0 && !trusted {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} must be referenced or trusted (arg#{i} of {name}; it is {})",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                if meta.flags & kf::RCU != 0 && !trusted && !rcu {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} must be a rcu pointer (arg#{i} of {name}; it is {})",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                if flags & (F::UNTRUSTED | F::USER | F::PERCPU) != 0 || id == 0 {
+                    return err(
+                        pc,
+                        format!(
+                            "R{rn} must be referenced or trusted (arg#{i} of {name}; it is {})",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                if r.var.konst() != Some(0) {
+                    return err(
+                        pc,
+                        format!("R{rn} has a variable offset: pass the pointer itself to {name}"),
+                    );
+                }
+                let strict = meta.flags & (kf::ACQUIRE | kf::RELEASE) != 0;
+                let ok = if strict {
+                    r.off == 0 && id == want
+                } else {
+                    k.ids_match(id, r.off, want)
+                };
+                if !ok {
+                    return err(
+                        pc,
+                        format!(
+                            "kernel function {name} args#{i} expected pointer to struct {} but R{rn} has a pointer to struct {}{}",
+                            k.name(want),
+                            k.name(id),
+                            if r.off != 0 {
+                                format!(" (at offset {})", r.off)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
+                }
+                if meta.flags & kf::RELEASE != 0 {
+                    let held = path
+                        .state
+                        .refs
+                        .iter()
+                        .find(|x| x.id == r.ref_obj_id)
+                        .copied();
+                    match held {
+                        Some(h) if matches!(h.kind, RefKind::Kernel(_)) => {
+                            if r.off != 0 {
+                                self.relate_acquired(&h);
+                                return err(
+                                    pc,
+                                    format!(
+                                        "R{rn} must have zero offset when passed to release func {name}"
+                                    ),
+                                );
+                            }
+                            release = Some(h.id);
+                        }
+                        _ => {
+                            return err(
+                                pc,
+                                format!(
+                                    "release kernel function {name} expects refcounted PTR_TO_BTF_ID"
+                                ),
+                            );
+                        }
+                    }
+                }
+                continue;
+            }
+            // Memory: sized by the next argument, or by the pointee's type.
+            let size = if sized_by_next {
+                let s = path.state.cur().regs[rn + 1];
+                if s.kind != Kind::Scalar {
+                    return err(
+                        pc,
+                        format!("R{} must be a size (scalar) for {name}", rn + 1),
+                    );
+                }
+                if s.var.umax > 1 << 29 {
+                    return err(
+                        pc,
+                        format!("R{} unbounded size for {name}: bound it first", rn + 1),
+                    );
+                }
+                s.var.umax as i64
+            } else {
+                match oxbpf_obj::btfindex::BtfTypes::size_of(k.idx(), pointee) {
+                    Some(n) if n > 0 => n as i64,
+                    _ => {
+                        return err(
+                            pc,
+                            format!(
+                                "arg#{i} pointer type {} must point to scalar, or struct with scalar",
+                                oxbpf_obj::btfindex::BtfTypes::type_name(k.idx(), target)
+                            ),
+                        );
+                    }
+                }
+            };
+            if nullable && r.kind.is_or_null() {
+                continue;
+            }
+            self.check_mem_arg(path, pc, rn, &r, size, false, &name)?;
+        }
+        match meta.special {
+            Special::RcuLock => {
+                if let Some((_, at)) = path.state.rcu {
+                    self.related = vec![(at as usize, "the section was entered".into())];
+                    return err(
+                        pc,
+                        format!(
+                            "nested rcu read lock (kernel function bpf_rcu_read_lock): the section entered at insn {at} is still open"
+                        ),
+                    );
+                }
+                path.state.rcu = Some((1, pc as u32));
+            }
+            Special::RcuUnlock => match path.state.rcu {
+                None => {
+                    return err(
+                        pc,
+                        "unmatched rcu read unlock (kernel function bpf_rcu_read_unlock)",
+                    );
+                }
+                Some((n, at)) if n > 1 => path.state.rcu = Some((n - 1, at)),
+                Some(_) => {
+                    path.state.rcu = None;
+                    // Pointers valid only inside the section are no longer.
+                    path.state.for_each_reg(|x| {
+                        if let Kind::Btf { id, flags } | Kind::BtfOrNull { id, flags } = x.kind
+                            && flags & F::RCU != 0
+                        {
+                            x.kind = Kind::Btf {
+                                id,
+                                flags: (flags & !F::RCU) | F::UNTRUSTED,
+                            };
+                        }
+                    });
+                }
+            },
+            _ => {}
+        }
+        if let Some(id) = release {
+            path.state.release(id, pc, self.opts.privileged);
+        }
+        let rt = skip(ret);
+        let r0 = if rt == 0 {
+            Reg::NOT_INIT
+        } else if is_scalar(rt) {
+            Reg::unknown()
+        } else {
+            let pointee = match k.ty(rt).map(|t| t.kind.clone()) {
+                Some(BK::Ptr { target }) => skip(target),
+                _ => {
+                    return err(
+                        pc,
+                        format!(
+                            "kernel function {name} returns a type oxbpf's verifier cannot model"
+                        ),
+                    );
+                }
+            };
+            match meta.special {
+                Special::RdonlyCast => {
+                    let to = regs[1].var.konst().unwrap_or(0) as u32;
+                    let is_struct = k
+                        .ty(to)
+                        .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }));
+                    Reg::ptr(Kind::Btf {
+                        id: if is_struct { to } else { 0 },
+                        flags: F::UNTRUSTED,
+                    })
+                }
+                Special::CastToKernCtx => {
+                    let strukt = match self.opts.prog_type {
+                        ProgramType::Xdp => "xdp_buff",
+                        ProgramType::Kprobe => "pt_regs",
+                        ProgramType::PerfEvent => "bpf_perf_event_data_kern",
+                        ProgramType::Tracepoint | ProgramType::RawTracepoint => {
+                            "bpf_raw_tracepoint_args"
+                        }
+                        ProgramType::SockOps => "bpf_sock_ops_kern",
+                        ProgramType::CgroupSockAddr => "bpf_sock_addr_kern",
+                        ProgramType::CgroupSock => "sock",
+                        ProgramType::CgroupDevice => "bpf_cgroup_dev_ctx",
+                        ProgramType::CgroupSysctl => "bpf_sysctl_kern",
+                        ProgramType::CgroupSockopt => "bpf_sockopt_kern",
+                        ProgramType::SkMsg => "sk_msg",
+                        ProgramType::SkLookup => "bpf_sk_lookup_kern",
+                        ProgramType::FlowDissector => "bpf_flow_dissector",
+                        _ => "sk_buff",
+                    };
+                    let Some(id) = k.struct_id(strukt) else {
+                        return err(pc, format!("the kernel's BTF has no struct {strukt}"));
+                    };
+                    Reg::ptr(Kind::Btf {
+                        id,
+                        flags: F::TRUSTED,
+                    })
+                }
+                _ => {
+                    let is_struct = k
+                        .ty(pointee)
+                        .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }));
+                    if !is_struct {
+                        return err(
+                            pc,
+                            format!(
+                                "kernel function {name} returns a pointer to memory oxbpf's verifier cannot size"
+                            ),
+                        );
+                    }
+                    let acquire = meta.flags & kf::ACQUIRE != 0;
+                    let null = meta.flags & kf::RET_NULL != 0;
+                    let flags = if acquire { F::TRUSTED } else { 0 };
+                    let mut r = Reg::ptr(if null {
+                        Kind::BtfOrNull { id: pointee, flags }
+                    } else {
+                        Kind::Btf { id: pointee, flags }
+                    });
+                    if null || acquire {
+                        r.id = path.state.fresh_id();
+                    }
+                    if acquire {
+                        r.ref_obj_id = r.id;
+                        let callback_frame = path.state.callback_frame();
+                        path.state.refs.push(RefState {
+                            id: r.id,
+                            kind: RefKind::Kernel(pointee),
+                            pc: pc as u32,
+                            callback_frame,
+                        });
+                    }
+                    r
+                }
+            }
+        };
+        {
+            let f = path.state.cur_mut();
+            for r in 1..=5 {
+                f.regs[r] = Reg::NOT_INIT;
+            }
+            f.regs[0] = r0;
+        }
+        path.pc = pc + 1;
+        Ok(Step::Next(vec![]))
+    }
+
     /// A typed kernel pointer argument that must point to struct `want`
     /// (or hold it at its offset, as a `struct tcp_sock *` holds a
     /// `sock_common`), the kernel's `check_reg_type` for BTF ids.
@@ -819,6 +1306,7 @@ impl Verifier<'_> {
                 "sock_common, sock, tcp_sock",
                 matches!(r.kind, Kind::Sock(_)),
             ),
+            RefKind::Kernel(_) => ("a referenced kernel pointer", false),
         };
         let held = path
             .state

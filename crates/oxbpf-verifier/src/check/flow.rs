@@ -191,6 +191,15 @@ impl Verifier<'_> {
                 ),
             );
         }
+        if let Some((_, at)) = path.state.rcu.filter(|_| callback.is_none()) {
+            self.related = vec![(at as usize, "bpf_rcu_read_lock was called".into())];
+            return err(
+                pc,
+                format!(
+                    "{what} cannot be used inside bpf_rcu_read_lock-ed region: the section entered at insn {at} is still open on this path; call bpf_rcu_read_unlock first"
+                ),
+            );
+        }
         let leaked: Vec<RefState> = path
             .state
             .refs

@@ -109,7 +109,7 @@ struct Verifier<'a> {
     fn_calls: Vec<Vec<(usize, usize)>>,
     /// The kernel's BTF, when given, and the typed context of a
     /// BTF-attached program.
-    kbtf: Option<crate::kbtf::Kbtf>,
+    kbtf: Option<std::rc::Rc<crate::kbtf::Kbtf>>,
     ctx_args: Option<crate::kbtf::CtxArgs>,
 }
 
@@ -162,7 +162,10 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         fn_starts: Vec::new(),
         fn_depth: Vec::new(),
         fn_calls: Vec::new(),
-        kbtf: opts.kernel_btf.clone().map(crate::kbtf::Kbtf::new),
+        kbtf: opts
+            .kernel_btf
+            .clone()
+            .map(|k| std::rc::Rc::new(crate::kbtf::Kbtf::new(k))),
         ctx_args: None,
     };
     if let (Some(k), Some(t)) = (&v.kbtf, &opts.btf_target) {
