@@ -656,6 +656,7 @@ pub fn covers(
     cur: &State,
     live: u16,
     prec: Option<&crate::check::precise::Prec>,
+    reads: Option<&[u64; 8]>,
 ) -> bool {
     if old.frames.len() != cur.frames.len()
         || old.refs.len() != cur.refs.len()
@@ -700,7 +701,14 @@ pub fn covers(
                 return false;
             }
         }
-        for (bo, bc) in fo.stack.bytes.iter().zip(&fc.stack.bytes) {
+        // Slots the code after `old` never read before writing do not
+        // matter (with no marks given, all do).
+        let read = reads.map_or(u64::MAX, |r| r.get(fi).copied().unwrap_or(u64::MAX));
+        let unread = |byte: usize| read >> (byte / 8) & 1 == 0;
+        for (i, (bo, bc)) in fo.stack.bytes.iter().zip(&fc.stack.bytes).enumerate() {
+            if unread(i) {
+                continue;
+            }
             let ok = *bo == byte::UNINIT
                 || (*bo == byte::MISC && *bc != byte::UNINIT)
                 || (*bo == byte::ZERO && *bc == byte::ZERO);
@@ -709,11 +717,14 @@ pub fn covers(
             }
         }
         for (slot, rc) in &fc.stack.spills {
-            if rc.kind.is_pointer() && !fo.stack.spills.contains_key(slot) {
+            if rc.kind.is_pointer() && !unread(*slot) && !fo.stack.spills.contains_key(slot) {
                 return false;
             }
         }
         for (slot, ro) in &fo.stack.spills {
+            if unread(*slot) {
+                continue;
+            }
             match fc.stack.spills.get(slot) {
                 Some(rc)
                     if ro.kind == Kind::Scalar

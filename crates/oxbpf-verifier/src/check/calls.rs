@@ -170,6 +170,10 @@ impl Verifier<'_> {
             None => f.regs[1..6].copy_from_slice(&caller.regs[1..6]),
         }
         path.state.frames.push(f);
+        if let Some(w) = path.wrote.get_mut(path.state.frames.len() - 1) {
+            // A new frame: nothing of an older one at this depth is read.
+            *w = u64::MAX;
+        }
         path.pc = target;
         Ok(())
     }
@@ -592,6 +596,7 @@ impl Verifier<'_> {
                 last: path.last,
                 trail: path.trail.clone(),
                 hist: path.hist.clone(),
+                wrote: path.wrote,
             };
             let args = match id as u32 {
                 helper::LOOP => [

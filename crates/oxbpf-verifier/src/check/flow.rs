@@ -52,6 +52,7 @@ impl Verifier<'_> {
                     last: path.last,
                     trail: path.trail.clone(),
                     hist: path.hist.clone(),
+                    wrote: path.wrote,
                 };
                 push_trail(&mut other.trail, (pc, true));
                 path.state = not;
@@ -150,12 +151,18 @@ impl Verifier<'_> {
                 ..(**site).clone()
             }));
             st.frames.push(f);
+            let mut wrote = path.wrote;
+            if let Some(w) = wrote.get_mut(st.frames.len() - 1) {
+                // A new frame: nothing of an older one at this depth is read.
+                *w = u64::MAX;
+            }
             again = Some(Path {
                 pc: site.target,
                 state: st,
                 last: path.last,
                 trail: path.trail.clone(),
                 hist: path.hist.clone(),
+                wrote,
             });
         }
         let f = path.state.cur_mut();

@@ -112,8 +112,18 @@ impl Verifier<'_> {
                         ),
                     );
                 }
-                let stack = &mut path.state.frames[fi].stack;
                 let (a, b) = ((lo + STACK) as usize, (hi + STACK) as usize);
+                if value.is_none() {
+                    self.stack_read(path, fi, a, b);
+                } else if !var_write && size == 8 && a % 8 == 0 {
+                    if let Some(w) = path.wrote.get_mut(fi) {
+                        *w |= 1 << (a / 8);
+                    }
+                } else if var_write {
+                    // Bytes that are not written keep what they held.
+                    self.stack_read(path, fi, a, b);
+                }
+                let stack = &mut path.state.frames[fi].stack;
                 if var_write || value.is_some() {
                     let stale: Vec<usize> = stack
                         .consts

@@ -28,6 +28,13 @@ struct Checkpoint {
     /// The instructions from the parent checkpoint to this one.
     hist: HistList,
     live: u32,
+    /// Stack slots (per frame depth) whose content the code after this
+    /// state read before writing it — the kernel's REG_LIVE_READ marks:
+    /// once the state is complete, pruning ignores the other slots.
+    reads: [u64; 8],
+    /// Stack slots wholly written between the parent checkpoint and this
+    /// one (a read below here of such a slot says nothing of the parent).
+    written: [u64; 8],
     /// Hash of the state as the code ahead sees it (live registers only),
     /// so the infinite-loop check compares full states only when it may match.
     hash: u64,
@@ -71,6 +78,10 @@ struct Path {
     /// The instructions since the last checkpoint (for precision), shared
     /// with the paths forked from this one.
     hist: HistList,
+    /// Stack slots (a bit per 8-byte slot, per frame depth) this path has
+    /// wholly written since its last checkpoint: a later read of one of
+    /// them does not depend on what the checkpoint's state held there.
+    wrote: [u64; 8],
 }
 
 struct Verifier<'a> {
@@ -305,6 +316,7 @@ impl<'a> Verifier<'a> {
             last: None,
             trail: Vec::new(),
             hist: HistList::default(),
+            wrote: [0; 8],
         }];
         while let Some(mut path) = stack.pop() {
             loop {
@@ -597,8 +609,17 @@ impl<'a> Verifier<'a> {
             let cp = &self.checkpoints[c];
             if cp.live == 0 {
                 let prec = self.opts.precise.then_some(&cp.prec);
-                if covers(&cp.state, &path.state, live, prec) {
+                if covers(&cp.state, &path.state, live, prec, Some(&cp.reads)) {
                     self.checkpoints[c].hits += 1;
+                    // What the proof from there read of the stack, this
+                    // path's states must keep (the kernel's
+                    // propagate_liveness).
+                    let reads = self.checkpoints[c].reads;
+                    for (d, m) in reads.iter().enumerate() {
+                        if *m != 0 {
+                            self.stack_read_mask(path, d, *m);
+                        }
+                    }
                     // The proof from here needed these precise: so does
                     // this path, in the states it came through.
                     if self.opts.precise {
@@ -614,7 +635,7 @@ impl<'a> Verifier<'a> {
                 useless |= cp.misses > cp.hits * 3 + 3;
             } else if self.callback_entry[pc]
                 && path.state.cur().site.is_some()
-                && covers(&cp.state, &path.state, live, None)
+                && covers(&cp.state, &path.state, live, None, None)
                 && self.is_ancestor(c, path.last)
             {
                 // A callback entered again in a state an earlier call of
@@ -623,8 +644,8 @@ impl<'a> Verifier<'a> {
                 verdict = Some(Visit::Pruned);
                 break;
             } else if cp.hash == hash
-                && covers(&cp.state, &path.state, live, None)
-                && covers(&path.state, &cp.state, live, None)
+                && covers(&cp.state, &path.state, live, None, None)
+                && covers(&path.state, &cp.state, live, None, None)
                 && same_callback_calls(&cp.state, &path.state)
                 && self.is_ancestor(c, path.last)
             {
@@ -659,6 +680,8 @@ impl<'a> Verifier<'a> {
                 prec: Prec::default(),
                 hist: std::mem::take(&mut path.hist),
                 live: 1,
+                reads: [0; 8],
+                written: std::mem::take(&mut path.wrote),
                 hash,
                 parent: path.last,
                 hits: 0,
@@ -668,6 +691,44 @@ impl<'a> Verifier<'a> {
             path.last = Some(id);
         }
         Visit::Continue
+    }
+}
+
+impl Verifier<'_> {
+    /// The path reads stack slots `mask` of frame depth `d`: the
+    /// checkpoints it came through, up to one below which the path wrote
+    /// them, must keep them when they prune.
+    pub(super) fn stack_read_mask(&mut self, path: &Path, d: usize, mask: u64) {
+        let Some(&w) = path.wrote.get(d) else { return };
+        let mut mask = mask & !w;
+        let mut c = path.last;
+        while mask != 0
+            && let Some(id) = c
+        {
+            let cp = &mut self.checkpoints[id];
+            let new = mask & !cp.reads[d];
+            if new == 0 {
+                break;
+            }
+            cp.reads[d] |= new;
+            mask = new & !cp.written[d];
+            c = cp.parent;
+        }
+    }
+
+    /// The path reads stack bytes `a..b` (indices into the 512-byte frame)
+    /// of frame depth `d`.
+    pub(super) fn stack_read(&mut self, path: &Path, d: usize, a: usize, b: usize) {
+        if b <= a {
+            return;
+        }
+        let (first, last) = (a / 8, (b - 1) / 8);
+        let mask = if last - first >= 63 {
+            u64::MAX
+        } else {
+            ((1u64 << (last - first + 1)) - 1) << first
+        };
+        self.stack_read_mask(path, d, mask);
     }
 }
 
