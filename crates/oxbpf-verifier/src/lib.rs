@@ -510,11 +510,15 @@ pub fn verify_object_program(
         o.btf_target = kbtf::BtfTarget::from_section(&p.section);
     }
     o.maps = maps_of(obj);
-    // A map the kernel would refuse to create makes the program unloadable.
+    // A map the kernel would refuse to create makes a program that uses it
+    // unloadable (maps it does not use are not its concern: user space
+    // often sizes those before loading).
+    let used = used_maps(&p.insns, &o.maps);
     if let Some((i, why)) = o
         .maps
         .iter()
         .enumerate()
+        .filter(|(i, _)| used.contains(i))
         .find_map(|(i, m)| map_problem(m).map(|w| (i, w)))
     {
         let name = obj.maps.get(i).map(|m| m.name.as_str()).unwrap_or("?");
@@ -617,6 +621,29 @@ pub fn verify_object_program(
         };
     }
     verify(&insns, &o)
+}
+
+/// Indices of the maps a program's instructions name (`BPF_PSEUDO_MAP_IDX`
+/// and `_IDX_VALUE` loads), with the inner templates of maps of maps.
+fn used_maps(insns: &[oxbpf_isa::RawInsn], maps: &[MapInfo]) -> std::collections::BTreeSet<usize> {
+    let mut used = std::collections::BTreeSet::new();
+    for i in insns {
+        if i.code == 0x18
+            && matches!(
+                i.src,
+                oxbpf_isa::raw::BPF_PSEUDO_MAP_IDX | oxbpf_isa::raw::BPF_PSEUDO_MAP_IDX_VALUE
+            )
+            && i.imm >= 0
+        {
+            used.insert(i.imm as usize);
+        }
+    }
+    let inner: Vec<usize> = used
+        .iter()
+        .filter_map(|&m| maps.get(m).and_then(|x| x.inner).map(|x| x as usize))
+        .collect();
+    used.extend(inner);
+    used
 }
 
 /// The program's global functions and their argument kinds, from BTF.

@@ -265,7 +265,7 @@ impl Verifier<'_> {
                     } as i64;
                     let write = *arg == Arg::UninitMapValue;
                     self.check_mem_arg(path, pc, rn, &r, n, write, &format!("bpf_{}", p.name))?;
-                    if !(self.opts.privileged && self.opts.allow_ptr_leaks)
+                    if !self.ptr_leaks_ok()
                         && let Some(leak) = self.spilled_pointer_in(path, &r, n)
                     {
                         return err(

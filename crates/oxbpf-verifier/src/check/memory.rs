@@ -21,7 +21,7 @@ impl Verifier<'_> {
         let write = value.is_some();
         if let Some(v) = value
             && v.kind.is_pointer()
-            && !(self.opts.privileged && self.opts.allow_ptr_leaks)
+            && !self.ptr_leaks_ok()
             && !matches!(base.kind, Kind::Stack { .. })
         {
             return err(

@@ -38,6 +38,8 @@ struct Checkpoint {
     /// Hash of the state as the code ahead sees it (live registers only),
     /// so the infinite-loop check compares full states only when it may match.
     hash: u64,
+    /// Its instruction.
+    pc: usize,
     parent: Option<usize>,
     /// Times this (complete) state pruned a path, and times it did not.
     hits: u32,
@@ -84,11 +86,23 @@ struct Path {
     wrote: [u64; 8],
 }
 
+/// The states stored at one instruction: complete ones (which prune), in
+/// the order they completed, and ones still being explored, with their
+/// hashes.
+#[derive(Default)]
+struct PcStates {
+    done: Vec<usize>,
+    /// By hash: a long list of open states (a loop that keeps changing a
+    /// register) costs one lookup, not a scan.
+    open: HashMap<u64, Vec<usize>>,
+    open_count: usize,
+}
+
 struct Verifier<'a> {
     insns: &'a [RawInsn],
     opts: &'a Options,
     checkpoints: Vec<Checkpoint>,
-    at: HashMap<usize, Vec<usize>>,
+    at: HashMap<usize, PcStates>,
     prune_points: Vec<bool>,
     /// Registers live on entry to each instruction (bit i = ri).
     live: Vec<u16>,
@@ -122,6 +136,8 @@ struct Verifier<'a> {
     /// BTF-attached program.
     kbtf: Option<std::rc::Rc<crate::kbtf::Kbtf>>,
     ctx_args: Option<crate::kbtf::CtxArgs>,
+    /// Each instruction decoded once (None inside a 64-bit load).
+    decoded: Vec<Option<Instruction>>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -178,6 +194,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
             .clone()
             .map(|k| std::rc::Rc::new(crate::kbtf::Kbtf::new(k))),
         ctx_args: None,
+        decoded: Vec::new(),
     };
     if let (Some(k), Some(t)) = (&v.kbtf, &opts.btf_target) {
         match k.ctx_args(t) {
@@ -255,6 +272,7 @@ impl<'a> Verifier<'a> {
             }
         }
         self.live = liveness(&decoded, n);
+        self.decoded = decoded.clone();
         self.functions(&decoded, n);
         for (pc, d) in decoded.iter().enumerate() {
             if let Some(Instruction::LoadImm64 {
@@ -513,7 +531,7 @@ impl<'a> Verifier<'a> {
     /// Marks `set` (places of the state after `hist`, in frame `end`)
     /// precise in every stored state the values came through.
     fn mark_precise(&mut self, hist: &HistList, last: Option<usize>, mut set: Prec, end: u8) {
-        if set.all || !precise::backtrack(self.insns, hist, &mut set, end) {
+        if set.all || !precise::backtrack(&self.decoded, hist, &mut set, end) {
             self.mark_all(last);
             return;
         }
@@ -529,7 +547,7 @@ impl<'a> Verifier<'a> {
             }
             let end = (cp.state.frames.len() - 1) as u8;
             let hist = std::mem::take(&mut cp.hist);
-            let ok = precise::backtrack(self.insns, &hist, &mut set, end);
+            let ok = precise::backtrack(&self.decoded, &hist, &mut set, end);
             let cp = &mut self.checkpoints[c];
             cp.hist = hist;
             at = cp.parent;
@@ -580,7 +598,20 @@ impl<'a> Verifier<'a> {
             if cp.live > 0 {
                 break;
             }
-            at = cp.parent;
+            // Complete: from now on it may prune.
+            let (pc, parent, hash) = (cp.pc, cp.parent, cp.hash);
+            if let Some(l) = self.at.get_mut(&pc)
+                && let Some(same) = l.open.get_mut(&hash)
+                && let Some(i) = same.iter().rposition(|&x| x == c)
+            {
+                same.remove(i);
+                if same.is_empty() {
+                    l.open.remove(&hash);
+                }
+                l.open_count -= 1;
+                l.done.push(c);
+            }
+            at = parent;
         }
     }
 
@@ -598,80 +629,94 @@ impl<'a> Verifier<'a> {
         let pc = path.pc;
         let live = self.live.get(pc).copied().unwrap_or(u16::MAX);
         let hash = state_hash(&path.state, live);
-        // The list is taken out while it is scanned (the scan reads other
-        // checkpoints) and put back before returning.
-        let mut list = self.at.remove(&pc).unwrap_or_default();
+        // The lists are taken out while they are scanned (the scan reads
+        // other checkpoints) and put back before returning.
+        let mut at = self.at.remove(&pc).unwrap_or_default();
         let mut verdict = None;
         let mut useless = false;
-        // Newest first: a path usually meets the state its sibling stored
-        // most recently.
-        for &c in list.iter().rev() {
+        // Complete states prune. Newest first: a path usually meets the
+        // state its sibling stored most recently.
+        for &c in at.done.iter().rev() {
             let cp = &self.checkpoints[c];
-            if cp.live == 0 {
-                let prec = self.opts.precise.then_some(&cp.prec);
-                if covers(&cp.state, &path.state, live, prec, Some(&cp.reads)) {
-                    self.checkpoints[c].hits += 1;
-                    // What the proof from there read of the stack, this
-                    // path's states must keep (the kernel's
-                    // propagate_liveness).
-                    let reads = self.checkpoints[c].reads;
-                    for (d, m) in reads.iter().enumerate() {
-                        if *m != 0 {
-                            self.stack_read_mask(path, d, *m);
-                        }
-                    }
-                    // The proof from here needed these precise: so does
-                    // this path, in the states it came through.
-                    if self.opts.precise {
-                        let need = self.checkpoints[c].prec.clone();
-                        let end = (path.state.frames.len() - 1) as u8;
-                        self.mark_precise(&path.hist, path.last, need, end);
-                    }
-                    verdict = Some(Visit::Pruned);
-                    break;
-                }
-                let cp = &mut self.checkpoints[c];
-                cp.misses += 1;
-                useless |= cp.misses > cp.hits * 3 + 3;
-            } else if self.callback_entry[pc]
-                && path.state.cur().site.is_some()
-                && covers(&cp.state, &path.state, live, None, None)
-                && self.is_ancestor(c, path.last)
-            {
-                // A callback entered again in a state an earlier call of
-                // the same path covers: the calls have converged.
+            let prec = self.opts.precise.then_some(&cp.prec);
+            if covers(&cp.state, &path.state, live, prec, Some(&cp.reads)) {
                 self.checkpoints[c].hits += 1;
+                // What the proof from there read of the stack, this
+                // path's states must keep (the kernel's
+                // propagate_liveness).
+                let reads = self.checkpoints[c].reads;
+                for (d, m) in reads.iter().enumerate() {
+                    if *m != 0 {
+                        self.stack_read_mask(path, d, *m);
+                    }
+                }
+                // The proof from here needed these precise: so does
+                // this path, in the states it came through.
+                if self.opts.precise {
+                    let need = self.checkpoints[c].prec.clone();
+                    let end = (path.state.frames.len() - 1) as u8;
+                    self.mark_precise(&path.hist, path.last, need, end);
+                }
                 verdict = Some(Visit::Pruned);
                 break;
-            } else if cp.hash == hash
-                && covers(&cp.state, &path.state, live, None, None)
-                && covers(&path.state, &cp.state, live, None, None)
-                && same_callback_calls(&cp.state, &path.state)
-                && self.is_ancestor(c, path.last)
+            }
+            let cp = &mut self.checkpoints[c];
+            cp.misses += 1;
+            useless |= cp.misses > cp.hits * 3 + 3;
+        }
+        // States still being explored: a callback entered again, or a loop
+        // back to an unchanged state. Their hashes sit beside their ids,
+        // so a long list of open states costs no state comparisons.
+        if verdict.is_none() {
+            let callback = self.callback_entry[pc] && path.state.cur().site.is_some();
+            if callback {
+                for &c in at.open.values().flatten() {
+                    let cp = &self.checkpoints[c];
+                    if covers(&cp.state, &path.state, live, None, None)
+                        && self.is_ancestor(c, path.last)
+                    {
+                        // A callback entered again in a state an earlier call
+                        // of the same path covers: the calls have converged.
+                        self.checkpoints[c].hits += 1;
+                        verdict = Some(Visit::Pruned);
+                        break;
+                    }
+                }
+            }
+            if verdict.is_none()
+                && let Some(same) = at.open.get(&hash)
             {
-                // Back to a state this path is still exploring, unchanged
-                // in everything that matters: it loops forever.
-                verdict = Some(Visit::Loop);
-                break;
+                for &c in same.iter().rev() {
+                    let cp = &self.checkpoints[c];
+                    if covers(&cp.state, &path.state, live, None, None)
+                        && covers(&path.state, &cp.state, live, None, None)
+                        && same_callback_calls(&cp.state, &path.state)
+                        && self.is_ancestor(c, path.last)
+                    {
+                        // Back to a state this path is still exploring,
+                        // unchanged in everything that matters: it loops
+                        // forever.
+                        verdict = Some(Visit::Loop);
+                        break;
+                    }
+                }
             }
         }
         // Like the kernel, forget complete states that keep failing to
         // prune: they only cost comparisons.
         if useless {
             let cps = &self.checkpoints;
-            list.retain(|&c| {
+            at.done.retain(|&c| {
                 let cp = &cps[c];
-                cp.live > 0 || cp.misses <= cp.hits * 3 + 3
+                cp.misses <= cp.hits * 3 + 3
             });
         }
         if let Some(v) = verdict {
-            self.at.insert(pc, list);
+            self.at.insert(pc, at);
             return v;
         }
-        self.at.insert(pc, list);
         // Bound the number of stored states per instruction.
-        let list = self.at.entry(pc).or_default();
-        if list.len() < 4096 {
+        if at.done.len() + at.open_count < 4096 {
             let id = self.checkpoints.len();
             // The path moves from its last checkpoint to this one, which
             // (incomplete) keeps the parent live in its place.
@@ -683,18 +728,44 @@ impl<'a> Verifier<'a> {
                 reads: [0; 8],
                 written: std::mem::take(&mut path.wrote),
                 hash,
+                pc,
                 parent: path.last,
                 hits: 0,
                 misses: 0,
             });
-            list.push(id);
+            at.open.entry(hash).or_default().push(id);
+            at.open_count += 1;
             path.last = Some(id);
         }
+        self.at.insert(pc, at);
         Visit::Continue
     }
 }
 
 impl Verifier<'_> {
+    /// Whether a pointer may be stored where user space can read it (a
+    /// map, the context): with `allow_ptr_leaks` for root, and always for
+    /// the program types only CAP_PERFMON may load (the kernel's
+    /// `is_perfmon_prog_type`: tracing programs, which read any kernel
+    /// memory anyway, and key maps by kernel pointers as libbpf-tools do).
+    pub(super) fn ptr_leaks_ok(&self) -> bool {
+        use ProgramType as T;
+        self.opts.privileged
+            && (self.opts.allow_ptr_leaks
+                || matches!(
+                    self.opts.prog_type,
+                    T::Kprobe
+                        | T::Tracepoint
+                        | T::PerfEvent
+                        | T::RawTracepoint
+                        | T::RawTracepointWritable
+                        | T::Tracing
+                        | T::Lsm
+                        | T::StructOps
+                        | T::Ext
+                ))
+    }
+
     /// The path reads stack slots `mask` of frame depth `d`: the
     /// checkpoints it came through, up to one below which the path wrote
     /// them, must keep them when they prune.

@@ -26,12 +26,129 @@ pub(crate) enum Loc {
     Slot(u8, u16),
 }
 
+/// A set of places: a bit per register and per 8-byte stack slot of each
+/// of the 8 frames (set operations are a few word operations; the walk
+/// back does them at every instruction it crosses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LocSet {
+    regs: [u16; 8],
+    slots: [u64; 8],
+}
+
+impl LocSet {
+    fn bit(l: Loc) -> Option<(bool, usize, u64)> {
+        match l {
+            Loc::Reg(f, r) if (f as usize) < 8 && r < 16 => Some((false, f as usize, 1 << r)),
+            Loc::Slot(f, b) if (f as usize) < 8 && b < 512 => {
+                Some((true, f as usize, 1 << (b / 8)))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn insert(&mut self, l: Loc) -> bool {
+        match Self::bit(l) {
+            Some((false, f, m)) => {
+                let new = self.regs[f] & m as u16 == 0;
+                self.regs[f] |= m as u16;
+                new
+            }
+            Some((true, f, m)) => {
+                let new = self.slots[f] & m == 0;
+                self.slots[f] |= m;
+                new
+            }
+            None => false,
+        }
+    }
+
+    pub fn remove(&mut self, l: &Loc) -> bool {
+        match Self::bit(*l) {
+            Some((false, f, m)) => {
+                let had = self.regs[f] & m as u16 != 0;
+                self.regs[f] &= !(m as u16);
+                had
+            }
+            Some((true, f, m)) => {
+                let had = self.slots[f] & m != 0;
+                self.slots[f] &= !m;
+                had
+            }
+            None => false,
+        }
+    }
+
+    pub fn contains(&self, l: &Loc) -> bool {
+        match Self::bit(*l) {
+            Some((false, f, m)) => self.regs[f] & m as u16 != 0,
+            Some((true, f, m)) => self.slots[f] & m != 0,
+            None => false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regs.iter().all(|&r| r == 0) && self.slots.iter().all(|&s| s == 0)
+    }
+
+    /// Whether a place of a frame deeper than `f` is in the set.
+    pub fn any_deeper(&self, f: u8) -> bool {
+        let from = (f as usize + 1).min(8);
+        self.regs[from..].iter().any(|&r| r != 0) || self.slots[from..].iter().any(|&s| s != 0)
+    }
+
+    pub fn clear(&mut self) {
+        *self = LocSet::default();
+    }
+
+    /// The places, registers before slots, frame by frame.
+    pub fn iter(&self) -> impl Iterator<Item = Loc> + '_ {
+        let regs = (0..8u8).flat_map(move |f| {
+            (0..16u8)
+                .filter(move |r| self.regs[f as usize] >> r & 1 == 1)
+                .map(move |r| Loc::Reg(f, r))
+        });
+        let slots = (0..8u8).flat_map(move |f| {
+            (0..64u16)
+                .filter(move |i| self.slots[f as usize] >> i & 1 == 1)
+                .map(move |i| Loc::Slot(f, i * 8))
+        });
+        regs.chain(slots)
+    }
+
+    pub fn extend(&mut self, it: impl IntoIterator<Item = Loc>) {
+        for l in it {
+            self.insert(l);
+        }
+    }
+
+    pub fn union(&mut self, other: &LocSet) {
+        for f in 0..8 {
+            self.regs[f] |= other.regs[f];
+            self.slots[f] |= other.slots[f];
+        }
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&Loc) -> bool) {
+        let all: Vec<Loc> = self.iter().collect();
+        for l in all {
+            if !keep(&l) {
+                self.remove(&l);
+            }
+        }
+    }
+
+    /// Whether any slot is in the set.
+    pub fn any_slot(&self) -> bool {
+        self.slots.iter().any(|&s| s != 0)
+    }
+}
+
 /// The precise values of a state (or the set being carried back).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Prec {
     /// Every scalar is precise.
     pub all: bool,
-    pub locs: BTreeSet<Loc>,
+    pub locs: LocSet,
 }
 
 impl Prec {
@@ -61,9 +178,9 @@ impl Prec {
             self.locs.clear();
             return true;
         }
-        let before = self.locs.len();
-        self.locs.extend(other.locs.iter().copied());
-        self.locs.len() != before
+        let before = self.locs;
+        self.locs.union(&other.locs);
+        self.locs != before
     }
 }
 
@@ -208,7 +325,7 @@ pub(crate) fn settle(st: &State, set: &mut Prec) {
 /// where the path is then in frame `end`) back to before them. `false`:
 /// the walk met something it cannot follow.
 pub(crate) fn backtrack(
-    insns: &[oxbpf_isa::RawInsn],
+    insns: &[Option<oxbpf_isa::Instruction>],
     hist: &HistList,
     set: &mut Prec,
     end: u8,
@@ -216,11 +333,7 @@ pub(crate) fn backtrack(
     if set.all {
         return true;
     }
-    let deeper = |set: &Prec, f: u8| {
-        set.locs
-            .iter()
-            .any(|l| matches!(*l, Loc::Reg(lf, _) | Loc::Slot(lf, _) if lf > f))
-    };
+    let deeper = |set: &Prec, f: u8| set.locs.any_deeper(f);
     // The frame of the instruction after the one being undone.
     let mut later = end;
     for e in hist.iter() {
@@ -231,7 +344,7 @@ pub(crate) fn backtrack(
         if e.pc == u32::MAX {
             return false;
         }
-        let Ok(insn) = oxbpf_isa::decode_at(insns, e.pc as usize) else {
+        let Some(&Some(insn)) = insns.get(e.pc as usize) else {
             return false;
         };
         // Frames change only by local calls (into f + 1) and exits (back
@@ -297,14 +410,13 @@ pub(crate) fn backtrack(
                         set.locs.insert(reg(s));
                     }
                 }
-                StackUse::Unknown if set.locs.iter().any(|l| matches!(l, Loc::Slot(..))) => {
+                StackUse::Unknown if set.locs.any_slot() => {
                     return false;
                 }
                 _ => {}
             },
             Instruction::Atomic { op, src, .. } => {
-                if e.stack != StackUse::None && set.locs.iter().any(|l| matches!(l, Loc::Slot(..)))
-                {
+                if e.stack != StackUse::None && set.locs.any_slot() {
                     return false;
                 }
                 // A fetched value comes from memory.
@@ -350,7 +462,6 @@ pub(crate) fn backtrack(
                 let inner: Vec<Loc> = set
                     .locs
                     .iter()
-                    .copied()
                     .filter(|l| matches!(*l, Loc::Reg(lf, _) | Loc::Slot(lf, _) if lf > f))
                     .collect();
                 for l in inner {
