@@ -49,6 +49,30 @@ const BENCHES: &[Bench] = &[
         input: random_input,
     },
     Bench {
+        name: "primes",
+        code: include_bytes!("../../../benches/programs/primes.bin"),
+        native: native::primes,
+        input: random_input,
+    },
+    Bench {
+        name: "crc32",
+        code: include_bytes!("../../../benches/programs/crc32.bin"),
+        native: native::crc32,
+        input: random_input,
+    },
+    Bench {
+        name: "memsum",
+        code: include_bytes!("../../../benches/programs/memsum.bin"),
+        native: native::memsum,
+        input: random_input,
+    },
+    Bench {
+        name: "sieve_plain",
+        code: include_bytes!("../../../benches/programs/sieve_plain.bin"),
+        native: native::sieve_plain,
+        input: random_input,
+    },
+    Bench {
         name: "xdp_parse",
         code: include_bytes!("../../../benches/programs/xdp_parse.bin"),
         native: native::xdp_parse,
@@ -114,6 +138,67 @@ mod native {
             acc = acc.wrapping_mul(31).wrapping_add(i % 7);
         }
         acc
+    }
+
+    #[inline(never)]
+    pub fn primes(_: &mut [u8]) -> u64 {
+        let mut count = 0u64;
+        for n in 2u64..black_box(20000) {
+            let mut prime = 1;
+            let mut d = 2u64;
+            while d * d <= n {
+                if n % d == 0 {
+                    prime = 0;
+                    break;
+                }
+                d += 1;
+            }
+            count += prime;
+        }
+        count
+    }
+
+    #[inline(never)]
+    pub fn crc32(mem: &mut [u8]) -> u64 {
+        let mut crc: u32 = 0xffff_ffff;
+        for &b in &mem[..4096] {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+            }
+        }
+        (!crc) as u64
+    }
+
+    #[inline(never)]
+    pub fn memsum(mem: &mut [u8]) -> u64 {
+        let mut sum = 0u64;
+        for r in 0..16u64 {
+            for w in mem[..4096].chunks_exact(8) {
+                let v = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+                sum = sum.wrapping_add(v ^ r);
+            }
+        }
+        sum
+    }
+
+    #[inline(never)]
+    pub fn sieve_plain(mem: &mut [u8]) -> u64 {
+        let flags = &mut mem[..4096];
+        for (i, f) in flags.iter_mut().enumerate() {
+            *f = (i > 1) as u8;
+        }
+        for i in 2..64usize {
+            if flags[i] == 0 {
+                continue;
+            }
+            let mut j = i * i;
+            while j < 4096 {
+                flags[j] = 0;
+                j += i;
+            }
+        }
+        flags.iter().map(|&f| f as u64).sum()
     }
 
     #[inline(never)]
@@ -389,16 +474,21 @@ pub fn run(quick: bool) -> Result<()> {
         "faster"
     );
     let mut unproven = Vec::new();
+    let mut widened = Vec::new();
     let mut worst_rbpf = f64::INFINITY;
     let mut worst_native: f64 = 0.0;
     for b in BENCHES {
         let program = Program::from_bytes(b.code)?;
         let insns = program.len();
+        // Loops walked as the kernel does where that fits its limit, else
+        // proven by widening (memory safety only: those runs get a budget).
         let opts = oxbpf_verifier::Options {
             raw_mem_len: Some(4096),
+            widen_loops: true,
             ..Default::default()
         };
-        let verified = oxbpf_verifier::verify(program.slots(), &opts).is_ok();
+        let proof = oxbpf_verifier::prove(program.slots(), &opts).ok();
+        let verified = proof.is_some();
         let interp = Vm::new(program.clone());
         let mut checked = Vm::new(program.clone());
         checked.config = Config {
@@ -417,11 +507,23 @@ pub fn run(quick: bool) -> Result<()> {
             bail!("{}: faults in the checked interpreter", b.name);
         }
         let mut jit = checked.clone();
-        // SAFETY: see `proven` above (the verifier's proof where it has
-        // one, else a complete checked run on this same input).
-        jit.config.checks = unsafe { Checks::trust_unproven() };
-        // Like rbpf's JIT and the kernel's, no instruction count.
+        // Like rbpf's JIT and the kernel's, no instruction count — except
+        // for a proof by widening, which needs the budget to stop a loop.
         jit.config.count_instructions = false;
+        match &proof {
+            Some(p) => {
+                if p.needs_budget() {
+                    jit.config.instruction_budget = Some(1 << 40);
+                    widened.push(b.name);
+                }
+                jit.trust(p)?;
+            }
+            None => {
+                // SAFETY: see `proven` above: a complete checked run on
+                // this same input.
+                jit.config.checks = unsafe { Checks::trust_unproven() };
+            }
+        }
         let mut rvm = rbpf::EbpfVmRaw::new(Some(b.code))?;
         rvm.jit_compile()?;
         // Every engine must agree before its speed means anything.
@@ -489,6 +591,12 @@ pub fn run(quick: bool) -> Result<()> {
         if !verified {
             unproven.push(b.name);
         }
+    }
+    if !widened.is_empty() {
+        println!(
+            "proven by widening (--loops widen: memory safety for any trip count; the JIT counts instructions against a budget): {}",
+            widened.join(", ")
+        );
     }
     if !unproven.is_empty() {
         println!(

@@ -119,6 +119,14 @@ pub struct Options {
     /// Names of the kfuncs the program calls, by instruction (the
     /// object's extern calls), for calls the kernel's BTF cannot resolve.
     pub kfunc_names: Vec<(usize, String)>,
+    /// Loops by abstract interpretation (`--loops widen`), beyond the
+    /// kernel: a path that comes back to a loop head joins (then widens)
+    /// its state with the head's, until the head's state holds every
+    /// iteration's; memory safety is proven for any trip count, and
+    /// termination is left to an instruction budget (the proof says so).
+    /// Pruning then compares states exactly (no precision or liveness
+    /// marks, which an unfinished loop has not settled).
+    pub widen_loops: bool,
 }
 
 impl Default for Options {
@@ -139,6 +147,7 @@ impl Default for Options {
             kernel_btf: None,
             btf_target: None,
             kfunc_names: Vec::new(),
+            widen_loops: false,
         }
     }
 }
@@ -149,6 +158,9 @@ pub struct Report {
     pub insns_processed: u64,
     pub states: u64,
     pub log: Vec<String>,
+    /// A loop was verified by widening: the program's termination is not
+    /// proven (run it with an instruction budget).
+    pub widened: bool,
 }
 
 /// Why a program was rejected.
@@ -401,12 +413,19 @@ pub struct Proof {
     digest: u64,
     prog_type: ProgramType,
     mem_len: Option<u64>,
+    needs_budget: bool,
 }
 
 impl Proof {
     /// Whether this proof is about exactly these instructions.
     pub fn covers(&self, insns: &[oxbpf_isa::RawInsn]) -> bool {
         insns_digest(insns) == self.digest
+    }
+
+    /// Whether the proof covers memory safety only: its loops were
+    /// verified by widening, so a run needs an instruction budget.
+    pub fn needs_budget(&self) -> bool {
+        self.needs_budget
     }
 
     /// The program type the proof assumed.
@@ -455,11 +474,12 @@ fn insns_digest(insns: &[oxbpf_isa::RawInsn]) -> u64 {
 
 /// Verifies a program and returns the proof of it.
 pub fn prove(insns: &[oxbpf_isa::RawInsn], opts: &Options) -> Result<Proof, Box<Rejection>> {
-    verify(insns, opts)?;
+    let r = verify(insns, opts)?;
     Ok(Proof {
         digest: insns_digest(insns),
         prog_type: opts.prog_type,
         mem_len: opts.raw_mem_len,
+        needs_budget: r.widened,
     })
 }
 
@@ -481,6 +501,7 @@ pub fn prove_object(
             digest: insns_digest(&p.insns),
             prog_type: prog_type.unwrap_or(p.kind),
             mem_len: None,
+            needs_budget: false,
         });
     }
     Ok(ObjectProof { programs })

@@ -440,6 +440,102 @@ impl Scalar {
         r
     }
 
+    /// The smallest scalar holding every value of both (interval hulls,
+    /// known bits both agree on).
+    pub fn join(&self, b: &Scalar) -> Scalar {
+        let mask = self.t.mask | b.t.mask | (self.t.value ^ b.t.value);
+        let mut r = Scalar {
+            t: Tnum {
+                value: self.t.value & !mask,
+                mask,
+            },
+            smin: self.smin.min(b.smin),
+            smax: self.smax.max(b.smax),
+            umin: self.umin.min(b.umin),
+            umax: self.umax.max(b.umax),
+            s32min: self.s32min.min(b.s32min),
+            s32max: self.s32max.max(b.s32max),
+            u32min: self.u32min.min(b.u32min),
+            u32max: self.u32max.max(b.u32max),
+        };
+        r.sync();
+        r
+    }
+
+    /// Widening at a loop head: `self` (the head's earlier state) joined
+    /// with `b`, every bound that moved sent to its extreme, so that a
+    /// chain of loop iterations reaches a fixpoint in a few steps.
+    pub fn widen(&self, b: &Scalar, thresholds: &[i64]) -> Scalar {
+        let j = self.join(b);
+        // Widening with thresholds: a bound that moved goes to the next
+        // constant the program compares with (a loop's own test), and only
+        // past all of them to the extreme.
+        let up_s = |v: i64| {
+            thresholds
+                .iter()
+                .copied()
+                .find(|&t| t >= v)
+                .unwrap_or(i64::MAX)
+        };
+        let down_s = |v: i64| {
+            thresholds
+                .iter()
+                .rev()
+                .copied()
+                .find(|&t| t <= v)
+                .unwrap_or(i64::MIN)
+        };
+        let up_u = |v: u64| {
+            thresholds
+                .iter()
+                .copied()
+                .filter(|&t| t >= 0)
+                .map(|t| t as u64)
+                .find(|&t| t >= v)
+                .unwrap_or(u64::MAX)
+        };
+        let mut r = Scalar {
+            t: j.t,
+            smin: if j.smin < self.smin {
+                down_s(j.smin)
+            } else {
+                j.smin
+            },
+            smax: if j.smax > self.smax {
+                up_s(j.smax)
+            } else {
+                j.smax
+            },
+            umin: if j.umin < self.umin { 0 } else { j.umin },
+            umax: if j.umax > self.umax {
+                up_u(j.umax)
+            } else {
+                j.umax
+            },
+            s32min: if j.s32min < self.s32min {
+                i32::MIN
+            } else {
+                j.s32min
+            },
+            s32max: if j.s32max > self.s32max {
+                i32::MAX
+            } else {
+                j.s32max
+            },
+            u32min: if j.u32min < self.u32min { 0 } else { j.u32min },
+            u32max: if j.u32max > self.u32max {
+                u32::MAX
+            } else {
+                j.u32max
+            },
+        };
+        if r.t != self.t {
+            r.t = Tnum::UNKNOWN;
+        }
+        r.sync();
+        r
+    }
+
     /// Whether every value of `b` is within `self` (state pruning).
     pub fn contains(&self, b: &Scalar) -> bool {
         self.umin <= b.umin

@@ -449,6 +449,118 @@ pub fn widen_frames(prev: &[Frame], cur: &mut [Frame]) {
     }
 }
 
+/// One register of two states at a loop head joined (`widen`: bounds that
+/// moved sent to their extremes): a register that is a different kind of
+/// thing in each, or linked differently, becomes unusable.
+fn join_reg(o: &Reg, c: &Reg, widen: Option<&[i64]>) -> Reg {
+    let j = |a: &Scalar, b: &Scalar| match widen {
+        Some(t) => a.widen(b, t),
+        None => a.join(b),
+    };
+    match (o.kind, c.kind) {
+        (Kind::Scalar, Kind::Scalar) => {
+            let mut r = Reg::scalar(j(&o.var, &c.var));
+            if o.id == c.id {
+                r.id = o.id;
+            }
+            if o.plen == c.plen {
+                r.plen = o.plen;
+            }
+            r
+        }
+        (a, b) if a == b && a.is_pointer() => {
+            if o.id != c.id || o.ref_obj_id != c.ref_obj_id {
+                return Reg::NOT_INIT;
+            }
+            let mut r = *o;
+            if o.off == c.off {
+                r.var = j(&o.var, &c.var);
+            } else {
+                // Different fixed offsets: the difference becomes variable.
+                let at = |x: &Reg| x.var.add(&Scalar::from_const(x.off as u64));
+                r.off = 0;
+                r.var = j(&at(o), &at(c));
+            }
+            r.range = o.range.min(c.range);
+            r.gone = Gone::No;
+            r
+        }
+        _ => Reg::NOT_INIT,
+    }
+}
+
+/// The state that holds both `old` (a loop head's state on this path) and
+/// `cur` (the same head reached again): registers and stack joined, or
+/// widened when `widen` gives the thresholds to widen to. `None` when they cannot be joined (other frames,
+/// references, locks): the loop is then walked as the kernel walks it.
+pub fn join_states(old: &State, cur: &State, widen: Option<&[i64]>) -> Option<State> {
+    if old.frames.len() != cur.frames.len()
+        || old.refs != cur.refs
+        || old.lock != cur.lock
+        || old.rcu != cur.rcu
+    {
+        return None;
+    }
+    let mut out = old.clone();
+    out.next_id = old.next_id.max(cur.next_id);
+    for (fo, (o, c)) in out
+        .frames
+        .iter_mut()
+        .zip(old.frames.iter().zip(&cur.frames))
+    {
+        if o.ret_pc != c.ret_pc || o.callback != c.callback || o.site != c.site {
+            return None;
+        }
+        for (r, (ro, rc)) in fo.regs.iter_mut().zip(o.regs.iter().zip(&c.regs)) {
+            *r = join_reg(ro, rc, widen);
+        }
+        fo.depth = o.depth.max(c.depth);
+        for (b, (bo, bc)) in fo
+            .stack
+            .bytes
+            .iter_mut()
+            .zip(o.stack.bytes.iter().zip(&c.stack.bytes))
+        {
+            *b = if bo == bc {
+                *bo
+            } else if *bo == byte::UNINIT || *bc == byte::UNINIT {
+                byte::UNINIT
+            } else {
+                byte::MISC
+            };
+        }
+        let mut spills = BTreeMap::new();
+        for (slot, ro) in &o.stack.spills {
+            if let Some(rc) = c.stack.spills.get(slot) {
+                let r = join_reg(ro, rc, widen);
+                if r.kind != Kind::NotInit {
+                    spills.insert(*slot, r);
+                    continue;
+                }
+            }
+            // Spilled in one state only (or not joinable): plain bytes.
+            for b in &mut fo.stack.bytes[*slot..(*slot + 8).min(512)] {
+                if *b != byte::UNINIT {
+                    *b = byte::MISC;
+                }
+            }
+        }
+        for slot in c.stack.spills.keys() {
+            if !o.stack.spills.contains_key(slot) {
+                for b in &mut fo.stack.bytes[*slot..(*slot + 8).min(512)] {
+                    if *b != byte::UNINIT {
+                        *b = byte::MISC;
+                    }
+                }
+            }
+        }
+        fo.stack.spills = spills;
+        let cc = &c.stack.consts;
+        fo.stack.consts.retain(|k, v| cc.get(k) == Some(v));
+    }
+    Some(out)
+}
+
 impl Frame {
     pub fn new(ret_pc: usize, frame: u8) -> Frame {
         let mut regs = [Reg::NOT_INIT; 11];

@@ -10,6 +10,7 @@
 //! # license: MIT                                         (default: GPL)
 //! # max-insns: 20000
 //! # attach: connect4                                     (a cgroup program's attach point)
+//! # loops: widen                                         (loops by widening, Options::widen_loops)
 //! ```
 
 use std::path::PathBuf;
@@ -105,6 +106,7 @@ fn load(path: &PathBuf) -> Case {
             "license" => opts.gpl = v.contains("GPL"),
             "max-insns" => opts.max_insns_processed = v.parse().unwrap(),
             "attach" => opts.attach = Some(v.to_string()),
+            "loops" => opts.widen_loops = v == "widen",
             _ => {}
         }
     }

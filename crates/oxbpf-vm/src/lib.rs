@@ -60,6 +60,13 @@ impl Vm {
                 what: "instructions",
             });
         }
+        // Widened loops prove memory safety, not termination: an unchecked
+        // run needs the budget to stop it (set it before trusting).
+        if proof.needs_budget() && self.config.instruction_budget.is_none() {
+            return Err(ProofMismatch {
+                what: "termination (the loops were proven by widening: set an instruction budget)",
+            });
+        }
         self.config.checks = jit::Checks::proven(proof.mem_len());
         Ok(())
     }

@@ -219,6 +219,15 @@ pub fn trace_line(program: &Program, pc: usize, before: &[u64; 11], after: &[u64
     line.trim_end().to_string()
 }
 
+/// How loops are verified (`--loops`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoopMode {
+    /// Every iteration walked, as the kernel does (bounded loops only).
+    Unroll,
+    /// Widening at loop heads: any trip count; termination by budget.
+    Widen,
+}
+
 /// `oxbpf run`: what to run, on what, how.
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -269,6 +278,12 @@ pub struct RunArgs {
     /// every memory access at run time).
     #[arg(long)]
     pub no_verify: bool,
+    /// How the verifier proves loops: `unroll` walks every iteration as
+    /// the kernel does; `widen` proves memory safety for any trip count by
+    /// abstract interpretation (termination then rests on --budget, which
+    /// is required for such programs).
+    #[arg(long, value_enum, default_value_t = LoopMode::Unroll)]
+    pub loops: LoopMode,
     /// JIT: blind constants (no program immediate appears in the
     /// generated code).
     #[arg(long)]
@@ -302,9 +317,14 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         };
         let opts = oxbpf_verifier::Options {
             raw_mem_len: Some(mem_len),
+            widen_loops: a.loops == LoopMode::Widen,
             ..Default::default()
         };
         match oxbpf_verifier::prove(program.slots(), &opts) {
+            Ok(p) if p.needs_budget() && a.budget.is_none() => bail!(
+                "{}: the verifier proved memory safety with widened loops but not termination: give an instruction budget (--budget N)",
+                a.program.display()
+            ),
             Ok(p) => proof = Some(p),
             Err(e) => {
                 eprint!("{}", e.explain(None));

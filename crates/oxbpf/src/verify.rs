@@ -48,6 +48,11 @@ pub struct VerifyArgs {
     /// does for root (CAP_PERFMON); by default such leaks are rejected.
     #[arg(long)]
     pub allow_ptr_leaks: bool,
+    /// How loops are proven: `unroll` (every iteration, as the kernel) or
+    /// `widen` (abstract interpretation with widening at loop heads: any
+    /// trip count, memory safety only — termination is then not proven).
+    #[arg(long, value_enum, default_value_t = crate::commands::LoopMode::Unroll)]
+    pub loops: crate::commands::LoopMode,
     /// The kernel BTF that typed kernel pointers (tp_btf, fentry, lsm
     /// arguments; bpf_get_current_task_btf) are checked against: a raw BTF
     /// file such as another machine's /sys/kernel/btf/vmlinux. Default: the
@@ -403,6 +408,7 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 privileged: !a.unprivileged,
                 allow_ptr_leaks: a.allow_ptr_leaks,
                 kernel_btf: kernel_btf.clone(),
+                widen_loops: a.loops == crate::commands::LoopMode::Widen,
                 ..Default::default()
             };
             let start = std::time::Instant::now();

@@ -138,6 +138,11 @@ struct Verifier<'a> {
     ctx_args: Option<crate::kbtf::CtxArgs>,
     /// Each instruction decoded once (None inside a 64-bit load).
     decoded: Vec<Option<Instruction>>,
+    /// A loop head's state was joined or widened (`Options::widen_loops`).
+    widened: bool,
+    /// The constants the program's conditional jumps compare with (and
+    /// their neighbours), sorted: where widening stops a moving bound.
+    thresholds: Vec<i64>,
 }
 
 type VResult<T> = Result<T, (usize, String)>;
@@ -149,6 +154,28 @@ fn err<T>(pc: usize, msg: impl Into<String>) -> VResult<T> {
 /// Verifies a program (linked instructions, map references as
 /// `BPF_PSEUDO_MAP_IDX(_VALUE)` or fds taken as indices).
 pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
+    // Widened loops prove less (no termination) than walking each
+    // iteration: walk them first, and widen only what that cannot prove.
+    if opts.widen_loops && opts.entry.is_none() {
+        let exact = Options {
+            widen_loops: false,
+            ..opts.clone()
+        };
+        return match verify_all(insns, &exact) {
+            Ok(r) => Ok(r),
+            Err(e) => match verify_all(insns, opts) {
+                Ok(r) => Ok(r),
+                // Say why the kernel's way failed, unless only its
+                // complexity limit stopped it.
+                Err(w) if e.message.contains("too complex") => Err(w),
+                Err(_) => Err(e),
+            },
+        };
+    }
+    verify_all(insns, opts)
+}
+
+fn verify_all(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection>> {
     let mut report = verify_entry(insns, opts)?;
     if opts.entry.is_none() {
         for i in 0..opts.global_funcs.len() {
@@ -166,6 +193,7 @@ pub fn verify(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection
             })?;
             report.insns_processed += r.insns_processed;
             report.states += r.states;
+            report.widened |= r.widened;
             report.log.extend(r.log);
         }
     }
@@ -195,6 +223,8 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
             .map(|k| std::rc::Rc::new(crate::kbtf::Kbtf::new(k))),
         ctx_args: None,
         decoded: Vec::new(),
+        widened: false,
+        thresholds: Vec::new(),
     };
     if let (Some(k), Some(t)) = (&v.kbtf, &opts.btf_target) {
         match k.ctx_args(t) {
@@ -219,6 +249,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
             insns_processed: v.processed,
             states: v.checkpoints.len() as u64,
             log: v.log,
+            widened: v.widened,
         }),
         Err((pc, message, regs, trail)) => Err(Box::new(Rejection {
             pc,
@@ -273,6 +304,23 @@ impl<'a> Verifier<'a> {
         }
         self.live = liveness(&decoded, n);
         self.decoded = decoded.clone();
+        if self.opts.widen_loops {
+            let mut t: Vec<i64> = decoded
+                .iter()
+                .flatten()
+                .filter_map(|i| match i {
+                    Instruction::Jmp {
+                        src: oxbpf_isa::Source::Imm(c),
+                        ..
+                    } => Some(*c as i64),
+                    _ => None,
+                })
+                .flat_map(|c| [c.saturating_sub(1), c, c.saturating_add(1)])
+                .collect();
+            t.sort_unstable();
+            t.dedup();
+            self.thresholds = t;
+        }
         self.functions(&decoded, n);
         for (pc, d) in decoded.iter().enumerate() {
             if let Some(Instruction::LoadImm64 {
@@ -634,12 +682,17 @@ impl<'a> Verifier<'a> {
         let mut at = self.at.remove(&pc).unwrap_or_default();
         let mut verdict = None;
         let mut useless = false;
+        // Widened loops: precision and liveness marks come from finished
+        // subtrees, which a loop still being joined may not have; compare
+        // exactly.
+        let marks = !self.opts.widen_loops;
         // Complete states prune. Newest first: a path usually meets the
         // state its sibling stored most recently.
         for &c in at.done.iter().rev() {
             let cp = &self.checkpoints[c];
-            let prec = self.opts.precise.then_some(&cp.prec);
-            if covers(&cp.state, &path.state, live, prec, Some(&cp.reads)) {
+            let prec = (self.opts.precise && marks).then_some(&cp.prec);
+            let reads = marks.then_some(&cp.reads);
+            if covers(&cp.state, &path.state, live, prec, reads) {
                 self.checkpoints[c].hits += 1;
                 // What the proof from there read of the stack, this
                 // path's states must keep (the kernel's
@@ -667,6 +720,37 @@ impl<'a> Verifier<'a> {
         // States still being explored: a callback entered again, or a loop
         // back to an unchanged state. Their hashes sit beside their ids,
         // so a long list of open states costs no state comparisons.
+        // Widened loops: back at a loop head this path is still exploring,
+        // the head's state either holds this one (the loop has reached its
+        // fixpoint: every further iteration is one already explored) or is
+        // joined with it — the second time round widened — and the path
+        // goes on from the join.
+        if verdict.is_none() && self.opts.widen_loops {
+            let mut head = None;
+            let mut rounds = 0;
+            let mut c = path.last;
+            while let Some(x) = c {
+                let cp = &self.checkpoints[x];
+                if cp.pc == pc && cp.live > 0 {
+                    head.get_or_insert(x);
+                    rounds += 1;
+                }
+                c = cp.parent;
+            }
+            if let Some(h) = head {
+                let hs = &self.checkpoints[h].state;
+                if covers(hs, &path.state, live, None, None) {
+                    self.widened = true;
+                    self.at.insert(pc, at);
+                    return Visit::Pruned;
+                }
+                let t = (rounds >= 2).then_some(self.thresholds.as_slice());
+                if let Some(j) = crate::state::join_states(hs, &path.state, t) {
+                    path.state = j;
+                    self.widened = true;
+                }
+            }
+        }
         if verdict.is_none() {
             let callback = self.callback_entry[pc] && path.state.cur().site.is_some();
             if callback {
@@ -684,6 +768,7 @@ impl<'a> Verifier<'a> {
                 }
             }
             if verdict.is_none()
+                && !self.opts.widen_loops
                 && let Some(same) = at.open.get(&hash)
             {
                 for &c in same.iter().rev() {
