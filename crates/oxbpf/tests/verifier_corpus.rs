@@ -103,7 +103,9 @@ fn accepts_everything_the_kernel_accepts() {
         "kernel accepts, oxbpf rejects:\n{}",
         missed.join("\n")
     );
-    assert!(both > 150);
+    // 343 programs of ../shared/ebpf-samples the kernel accepts (the
+    // real-world directories included), 3 of them unsafe by design.
+    assert!(both >= 340, "only {both} programs accepted by both");
 }
 
 #[test]
