@@ -593,7 +593,7 @@ impl<'a> Verifier<'a> {
             if !cp.prec.merge(&set) {
                 return;
             }
-            let end = (cp.state.frames.len() - 1) as u8;
+            let end = cp.state.frames.len().saturating_sub(1) as u8;
             let hist = std::mem::take(&mut cp.hist);
             let ok = precise::backtrack(&self.decoded, &hist, &mut set, end);
             let cp = &mut self.checkpoints[c];
@@ -646,7 +646,9 @@ impl<'a> Verifier<'a> {
             if cp.live > 0 {
                 break;
             }
-            // Complete: from now on it may prune.
+            // Complete: from now on it may prune. Its history served the
+            // precision walks of the paths below it, which are all done.
+            cp.hist = HistList::default();
             let (pc, parent, hash) = (cp.pc, cp.parent, cp.hash);
             if let Some(l) = self.at.get_mut(&pc)
                 && let Some(same) = l.open.get_mut(&hash)
@@ -790,10 +792,17 @@ impl<'a> Verifier<'a> {
         // Like the kernel, forget complete states that keep failing to
         // prune: they only cost comparisons.
         if useless {
-            let cps = &self.checkpoints;
+            let cps = &mut self.checkpoints;
             at.done.retain(|&c| {
-                let cp = &cps[c];
-                cp.misses <= cp.hits * 3 + 3
+                let cp = &mut cps[c];
+                let keep = cp.misses <= cp.hits * 3 + 3;
+                if !keep {
+                    // Nothing compares with it any more: only its place in
+                    // the tree (parent, marks) is still used.
+                    cp.state.frames = Vec::new();
+                    cp.state.refs = Vec::new();
+                }
+                keep
             });
         }
         if let Some(v) = verdict {
