@@ -100,17 +100,14 @@ impl LocSet {
         *self = LocSet::default();
     }
 
-    /// The places, registers before slots, frame by frame.
+    /// The places, registers before slots, frame by frame (set bits only
+    /// are visited).
     pub fn iter(&self) -> impl Iterator<Item = Loc> + '_ {
         let regs = (0..8u8).flat_map(move |f| {
-            (0..16u8)
-                .filter(move |r| self.regs[f as usize] >> r & 1 == 1)
-                .map(move |r| Loc::Reg(f, r))
+            Bits(self.regs[f as usize] as u64).map(move |r| Loc::Reg(f, r as u8))
         });
         let slots = (0..8u8).flat_map(move |f| {
-            (0..64u16)
-                .filter(move |i| self.slots[f as usize] >> i & 1 == 1)
-                .map(move |i| Loc::Slot(f, i * 8))
+            Bits(self.slots[f as usize]).map(move |i| Loc::Slot(f, i as u16 * 8))
         });
         regs.chain(slots)
     }
@@ -140,6 +137,22 @@ impl LocSet {
     /// Whether any slot is in the set.
     pub fn any_slot(&self) -> bool {
         self.slots.iter().any(|&s| s != 0)
+    }
+}
+
+/// The set bits of a word, lowest first.
+struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        if self.0 == 0 {
+            return None;
+        }
+        let b = self.0.trailing_zeros();
+        self.0 &= self.0 - 1;
+        Some(b)
     }
 }
 
