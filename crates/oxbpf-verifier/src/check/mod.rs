@@ -424,8 +424,14 @@ impl<'a> Verifier<'a> {
                 let insn = decoded[pc].expect("reachable insns are decoded");
                 let mut decided = Prec::default();
                 if self.opts.precise {
+                    let helper_mask = match insn {
+                        Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
+                            self.helper_precise_args(id)
+                        }
+                        _ => 0,
+                    };
                     let (entry, need, jmp) =
-                        precision_use(&path.state, pc, insn, &self.opts.global_funcs);
+                        precision_use(&path.state, pc, insn, &self.opts.global_funcs, helper_mask);
                     if !need.is_empty() {
                         let end = (path.state.frames.len() - 1) as u8;
                         self.mark_precise(&path.hist, path.last, need, end);
@@ -858,6 +864,35 @@ impl Verifier<'_> {
                         | T::StructOps
                         | T::Ext
                 ))
+    }
+
+    /// The argument registers (bit n for rn) of helper `id` whose exact
+    /// value its prototype checks: sizes, constant sizes of a result, and
+    /// scalars passed where a pointer may be NULL. Unknown helpers: all.
+    pub(super) fn helper_precise_args(&mut self, id: i32) -> u8 {
+        use crate::protos::{Arg, Ret};
+        let p = match self.protos.get(&id) {
+            Some(p) => p.clone(),
+            None => match crate::protos::proto_for(id, self.opts.prog_type, self.opts.privileged) {
+                Ok(p) => {
+                    let p = std::rc::Rc::new(p);
+                    self.protos.insert(id, p.clone());
+                    p
+                }
+                Err(_) => return 0x3e,
+            },
+        };
+        let mut mask = 0u8;
+        for (i, a) in p.args.iter().enumerate().take(5) {
+            let matters = !matches!(a, Arg::Anything);
+            if matters {
+                mask |= 1 << (i + 1);
+            }
+        }
+        if let Ret::MemOrNullSizeArg(a) = p.ret {
+            mask |= 1 << (a + 1);
+        }
+        mask
     }
 
     /// The path reads stack slots `mask` of frame depth `d`: the
@@ -1454,6 +1489,7 @@ fn precision_use(
     pc: usize,
     insn: Instruction,
     globals: &[crate::GlobalFunc],
+    helper_mask: u8,
 ) -> (Hist, Prec, Prec) {
     use oxbpf_isa::Source;
     let f = st.frames.len() - 1;
@@ -1535,8 +1571,15 @@ fn precision_use(
                 _ => true,
             } =>
         {
+            // A helper's: only the arguments whose value its prototype
+            // checks (sizes, constants, a NULL where a pointer may be
+            // NULL), as the kernel's check_func_arg marks them.
+            let mask = match t {
+                oxbpf_isa::CallTarget::Helper(_) => helper_mask,
+                _ => 0x3e,
+            };
             for (r, reg) in regs.iter().enumerate().take(6).skip(1) {
-                if reg.kind == Kind::Scalar {
+                if reg.kind == Kind::Scalar && mask & (1 << r) != 0 {
                     need.locs.insert(Loc::Reg(f as u8, r as u8));
                 }
             }
