@@ -817,13 +817,17 @@ pub fn covers(
         // matter (with no marks given, all do).
         let read = reads.map_or(u64::MAX, |r| r.get(fi).copied().unwrap_or(u64::MAX));
         let unread = |byte: usize| read >> (byte / 8) & 1 == 0;
+        // Known zero bytes, like a spilled constant, matter only where the
+        // proof from `old` needed them precise.
+        let loose = |slot: usize| prec.is_some_and(|p| !p.slot(fi, slot));
         for (i, (bo, bc)) in fo.stack.bytes.iter().zip(&fc.stack.bytes).enumerate() {
             if unread(i) {
                 continue;
             }
             let ok = *bo == byte::UNINIT
                 || (*bo == byte::MISC && *bc != byte::UNINIT)
-                || (*bo == byte::ZERO && *bc == byte::ZERO);
+                || (*bo == byte::ZERO
+                    && (*bc == byte::ZERO || (*bc != byte::UNINIT && loose(i / 8 * 8))));
             if !ok {
                 return false;
             }
@@ -850,8 +854,10 @@ pub fn covers(
                 }
                 // A spilled scalar is covered by plain initialized bytes
                 // only if it was unknown; a spilled pointer never is.
+                // (or an imprecise one, by initialized bytes).
                 None => {
-                    if ro.kind != Kind::Scalar || ro.var != Scalar::UNKNOWN {
+                    let imprecise = ro.kind == Kind::Scalar && ro.plen.is_none() && loose(*slot);
+                    if ro.kind != Kind::Scalar || (ro.var != Scalar::UNKNOWN && !imprecise) {
                         return false;
                     }
                 }

@@ -301,6 +301,11 @@ impl<'a> Verifier<'a> {
                     self.prune_points[pc + 1] = true;
                 }
             }
+            // After a call, as the kernel's visit_func_call_insn: paths
+            // that differ only in what the callee left behind meet there.
+            if matches!(insn, Instruction::Call(_)) && pc + 1 < n {
+                self.prune_points[pc + 1] = true;
+            }
         }
         self.live = liveness(&decoded, n);
         self.decoded = decoded.clone();
@@ -471,7 +476,7 @@ impl<'a> Verifier<'a> {
                             }
                         }
                     }
-                    if self.log.len() < 100_000 {
+                    if self.log.len() < 100_000_000 {
                         self.log.push(line);
                     }
                 }
@@ -1498,13 +1503,15 @@ fn precision_use(
     let scalar = |r: oxbpf_isa::Reg| regs[r.index()].kind == Kind::Scalar;
     let ptr = |r: oxbpf_isa::Reg| regs[r.index()].kind.is_pointer();
     let loc = |r: oxbpf_isa::Reg| Loc::Reg(f as u8, r.index() as u8);
-    let stack_use = |base: oxbpf_isa::Reg, off: i16| {
+    // The slot an access of `bytes` at `base + off` is in; one across two
+    // slots is not followed.
+    let stack_use = |base: oxbpf_isa::Reg, off: i16, bytes: i64| {
         let b = regs[base.index()];
         match b.kind {
             Kind::Stack { frame } => match b.var.konst() {
                 Some(v) => {
                     let at = b.off.wrapping_add(v as i64).wrapping_add(off as i64) + STACK;
-                    if (0..STACK).contains(&at) {
+                    if (0..STACK).contains(&at) && at % 8 + bytes <= 8 {
                         StackUse::Slot(frame, (at / 8 * 8) as u16)
                     } else {
                         StackUse::Unknown
@@ -1538,11 +1545,16 @@ fn precision_use(
                 need.locs.insert(loc(dst));
             }
         }
-        Instruction::Load { src, offset, .. } => hist.stack = stack_use(src, offset),
+        Instruction::Load {
+            src, offset, size, ..
+        } => hist.stack = stack_use(src, offset, size.bytes() as i64),
         Instruction::Store {
-            dst, src, offset, ..
+            dst,
+            src,
+            offset,
+            size,
         } => {
-            hist.stack = stack_use(dst, offset);
+            hist.stack = stack_use(dst, offset, size.bytes() as i64);
             // Context fields may restrict what is written.
             if let Source::Reg(s) = src
                 && regs[dst.index()].kind == Kind::Ctx
@@ -1552,9 +1564,13 @@ fn precision_use(
             }
         }
         Instruction::Atomic {
-            dst, src, offset, ..
+            dst,
+            src,
+            offset,
+            size,
+            ..
         } => {
-            hist.stack = stack_use(dst, offset);
+            hist.stack = stack_use(dst, offset, size.bytes() as i64);
             if scalar(src) {
                 need.locs.insert(loc(src));
             }

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use oxbpf_isa::{AtomicOp, CallTarget, Instruction, Source};
 
-use crate::state::{Kind, State};
+use crate::state::{Kind, State, byte};
 
 /// Where a register or spilled value lives: (frame, register) or (frame,
 /// slot start as a byte index of the frame's stack).
@@ -318,16 +318,21 @@ pub(crate) fn settle(st: &State, set: &mut Prec) {
                 }
                 reg.kind == Kind::Scalar
             }),
-        Loc::Slot(f, at) => st
-            .frames
-            .get(f as usize)
-            .and_then(|fr| fr.stack.spills.get(&(at as usize)))
-            .is_some_and(|reg| {
-                if reg.kind == Kind::Scalar && reg.id != 0 {
-                    ids.insert(reg.id);
-                }
-                reg.kind == Kind::Scalar
-            }),
+        // A slot holds a scalar when a scalar is spilled there, or when it
+        // holds plain bytes (whose zeros are known only while precise).
+        Loc::Slot(f, at) => {
+            st.frames
+                .get(f as usize)
+                .is_some_and(|fr| match fr.stack.spills.get(&(at as usize)) {
+                    Some(reg) => {
+                        if reg.kind == Kind::Scalar && reg.id != 0 {
+                            ids.insert(reg.id);
+                        }
+                        reg.kind == Kind::Scalar
+                    }
+                    None => fr.stack.bytes[at as usize..at as usize + 8].contains(&byte::ZERO),
+                })
+        }
     });
     for id in ids {
         set.locs.extend(linked_locs(st, id));
