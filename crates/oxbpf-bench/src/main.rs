@@ -66,6 +66,9 @@ enum Command {
         /// Runs per program; the best is kept.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// One JSON object per program, then `{"summary": ...}`.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -77,13 +80,13 @@ fn main() -> ExitCode {
         Command::Trace { quick } => oxbpf_bench::trace::run_all(quick),
         Command::TraceCost { quick } => oxbpf_bench::trace_cost::run(quick),
         Command::Tools { quick } => oxbpf_bench::tools::run(quick),
-        Command::Verifier { paths, runs } => {
+        Command::Verifier { paths, runs, json } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("../shared/ebpf-samples")]
             } else {
                 paths
             };
-            oxbpf_bench::verifier::run(&paths, runs)
+            oxbpf_bench::verifier::run(&paths, runs, json)
         }
     };
     match result {

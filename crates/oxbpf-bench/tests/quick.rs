@@ -132,3 +132,58 @@ fn trace_cost_bench_runs() {
         assert!(nums.len() >= 3 && nums.iter().all(|&n| n > 0.0), "{l}");
     }
 }
+
+/// The verifier benchmark over the repository's soundness objects: one JSON
+/// row per program with both verifiers' verdicts, times and costs, then
+/// the summary (root and bpf(2) needed for the kernel's side).
+#[test]
+fn verifier_bench_reports_every_program() {
+    let live = oxbpf_sys::available().is_ok();
+    if !live {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the verifier benchmark: no bpf(2)"
+        );
+        eprintln!("skipped: needs root and bpf(2)");
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/soundness");
+    let out = Command::new(env!("CARGO_BIN_EXE_oxbpf-bench"))
+        .args(["verifier", "--runs", "1", "--json", dir])
+        .output()
+        .expect("run oxbpf-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let (summary, programs) = rows.split_last().unwrap();
+    let summary = &summary["summary"];
+    assert_eq!(summary["programs"].as_u64(), Some(programs.len() as u64));
+    assert!(programs.len() > 10, "{stdout}");
+    let mut both = 0;
+    for r in programs {
+        let o = &r["oxbpf"];
+        assert!(o["time_ms"].as_f64().unwrap() > 0.0, "{r}");
+        let processed = o["insns_processed"].as_u64().unwrap();
+        assert!(processed >= 1, "{r}");
+        assert!(o["total_states"].as_u64().unwrap() >= o["peak_states"].as_u64().unwrap());
+        let k = &r["kernel"];
+        assert!(k.is_object(), "the kernel loaded every program: {r}");
+        if k["verdict"] == "accept" {
+            // Log level 4 reports the kernel's own counts.
+            assert!(k["insns_processed"].as_u64().unwrap() >= 1, "{r}");
+            assert!(k["total_states"].is_u64(), "{r}");
+            if o["verdict"] == "accept" {
+                both += 1;
+            }
+        }
+    }
+    assert_eq!(summary["both_accepted"].as_u64(), Some(both));
+    assert!(summary["peak_mib"].as_f64().unwrap() > 0.0);
+}

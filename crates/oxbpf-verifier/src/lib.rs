@@ -152,11 +152,55 @@ impl Default for Options {
     }
 }
 
+/// What a verification cost, as the kernel's `BPF_LOG_STATS` line reports
+/// it (`processed N insns ... max_states_per_insn M total_states T
+/// peak_states P`), with the paths pruned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Instructions processed (each instruction once per path reaching it).
+    pub insns_processed: u64,
+    /// States stored at prune points.
+    pub total_states: u64,
+    /// The most states stored at once (stored states that kept failing to
+    /// prune are forgotten, as the kernel does).
+    pub peak_states: u64,
+    /// The most states stored at one instruction.
+    pub max_states_per_insn: u64,
+    /// Paths that ended because a stored state covered them.
+    pub pruned: u64,
+}
+
+impl Stats {
+    /// Both verifications' counts (a program and its global functions):
+    /// sums, and the larger of the maxima.
+    pub fn add(&mut self, o: &Stats) {
+        self.insns_processed += o.insns_processed;
+        self.total_states += o.total_states;
+        self.peak_states = self.peak_states.max(o.peak_states);
+        self.max_states_per_insn = self.max_states_per_insn.max(o.max_states_per_insn);
+        self.pruned += o.pruned;
+    }
+}
+
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "processed {} insns, max_states_per_insn {}, total_states {}, peak_states {}, pruned {}",
+            self.insns_processed,
+            self.max_states_per_insn,
+            self.total_states,
+            self.peak_states,
+            self.pruned
+        )
+    }
+}
+
 /// A proof of safety, with statistics.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub insns_processed: u64,
-    pub states: u64,
+    pub stats: Stats,
     pub log: Vec<String>,
     /// A loop was verified by widening: the program's termination is not
     /// proven (run it with an instruction budget).
@@ -176,6 +220,8 @@ pub struct Rejection {
     /// Branch decisions that led there: (instruction, taken).
     pub path: Vec<(usize, bool)>,
     pub insns_processed: u64,
+    /// What the verification cost until it stopped.
+    pub stats: Stats,
     pub log: Vec<String>,
     /// Other instructions the reason is about, with what they did (the
     /// acquisition of a leaked reference, the lock still held...).
@@ -550,6 +596,7 @@ pub fn verify_object_program(
             regs: Vec::new(),
             path: Vec::new(),
             insns_processed: 0,
+            stats: Stats::default(),
             log: Vec::new(),
             related: Vec::new(),
         }));
@@ -573,6 +620,7 @@ pub fn verify_object_program(
             regs: Vec::new(),
             path: Vec::new(),
             insns_processed: 0,
+            stats: Stats::default(),
             log: Vec::new(),
             related: Vec::new(),
         })
@@ -603,6 +651,7 @@ pub fn verify_object_program(
                     regs: Vec::new(),
                     path: Vec::new(),
                     insns_processed: 0,
+                    stats: Stats::default(),
                     log: Vec::new(),
                     related: Vec::new(),
                 })

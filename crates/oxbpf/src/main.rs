@@ -117,6 +117,10 @@ enum Command {
         /// Runs per program; the best is kept.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// One JSON object per program (times, instructions processed,
+        /// states, both verifiers), then `{"summary": ...}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Run bpf_conformance `.data` tests; the last line is "N passed, M failed".
     Conformance {
@@ -172,13 +176,14 @@ fn main() -> ExitCode {
                 .into_iter()
                 .chain(quick.then_some("--quick")),
         ),
-        Command::BenchVerifier { paths, runs } => commands::bench(
+        Command::BenchVerifier { paths, runs, json } => commands::bench(
             [
                 "verifier".as_ref(),
                 "--runs".as_ref(),
                 runs.to_string().as_ref(),
             ]
             .into_iter()
+            .chain(json.then_some("--json".as_ref()))
             .chain(paths.iter().map(|p| p.as_os_str())),
         ),
         Command::Verify(a) => verify::verify(&a),

@@ -37,6 +37,12 @@ pub struct VerifyArgs {
     /// Print the verifier's log, each instruction annotated with its source line.
     #[arg(long)]
     pub log: bool,
+    /// Print what each verification cost, as the kernel's log level 4
+    /// does: instructions processed, states stored (in all, at most at
+    /// once, at most at one instruction) and paths pruned (`stats` in
+    /// `--json`).
+    #[arg(long)]
+    pub stats: bool,
     /// Type given to programs whose section name says none (reported as assumed).
     #[arg(long, default_value = "socket_filter")]
     pub default_type: String,
@@ -110,6 +116,9 @@ struct Row {
     #[serde(serialize_with = "one_decimal")]
     time_us: Option<f64>,
     message: String,
+    /// With `--stats`: what the verification cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: Option<StatsJson>,
     /// A rejection's details: instruction, reason, source, registers, path.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     detail: Option<RejectionJson>,
@@ -120,6 +129,67 @@ fn one_decimal<S: serde::Serializer>(t: &Option<f64>, s: S) -> Result<S::Ok, S::
     match t {
         Some(t) => s.serialize_f64((t * 10.0).round() / 10.0),
         None => s.serialize_none(),
+    }
+}
+
+/// What a verification cost (`--stats`); the kernel's log does not say
+/// how many paths were pruned.
+#[derive(serde::Serialize, Default)]
+struct StatsJson {
+    insns_processed: Option<u64>,
+    total_states: Option<u64>,
+    peak_states: Option<u64>,
+    max_states_per_insn: Option<u64>,
+    pruned: Option<u64>,
+}
+
+impl StatsJson {
+    fn of(s: &oxbpf_verifier::Stats) -> StatsJson {
+        StatsJson {
+            insns_processed: Some(s.insns_processed),
+            total_states: Some(s.total_states),
+            peak_states: Some(s.peak_states),
+            max_states_per_insn: Some(s.max_states_per_insn),
+            pruned: Some(s.pruned),
+        }
+    }
+
+    /// From the kernel's statistics line: `processed N insns (limit L)
+    /// max_states_per_insn M total_states T peak_states P mark_read R`.
+    fn of_kernel_log(log: &str) -> StatsJson {
+        let Some(line) = log.lines().rfind(|l| l.starts_with("processed ")) else {
+            return StatsJson::default();
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .and_then(|v| v.parse().ok())
+        };
+        StatsJson {
+            insns_processed: after("processed"),
+            total_states: after("total_states"),
+            peak_states: after("peak_states"),
+            max_states_per_insn: after("max_states_per_insn"),
+            pruned: None,
+        }
+    }
+
+    fn text(&self) -> String {
+        let n = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        let mut t = format!(
+            "  stats: processed {} insns, max_states_per_insn {}, total_states {}, peak_states {}",
+            n(self.insns_processed),
+            n(self.max_states_per_insn),
+            n(self.total_states),
+            n(self.peak_states)
+        );
+        if let Some(p) = self.pruned {
+            let _ = write!(t, ", pruned {p}");
+        }
+        t
     }
 }
 
@@ -186,6 +256,7 @@ impl Row {
             insns_processed: None,
             time_us: None,
             message,
+            stats: None,
             detail: None,
         }
     }
@@ -333,9 +404,13 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: v.insns_processed,
                 time_us: Some(v.time.as_secs_f64() * 1e6),
                 message,
+                stats: a.stats.then(|| StatsJson::of_kernel_log(&v.log)),
                 detail: None,
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+            if let (Some(s), false) = (&row.stats, a.json) {
+                writeln!(out, "{}", s.text())?;
+            }
             if a.log && !v.log.is_empty() {
                 writeln!(out, "{}", annotate(&v.log, &p.def))?;
             }
@@ -414,11 +489,11 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
             let start = std::time::Instant::now();
             let res = oxbpf_verifier::verify_object_program(&obj, i, &opts);
             let time_us = start.elapsed().as_secs_f64() * 1e6;
-            let (verdict, processed, message) = match &res {
-                Ok(r) => ("accept", r.insns_processed, String::new()),
+            let (verdict, processed, message, stats) = match &res {
+                Ok(r) => ("accept", r.insns_processed, String::new(), r.stats),
                 Err(e) => {
                     any_reject = true;
-                    ("reject", e.insns_processed, e.to_string())
+                    ("reject", e.insns_processed, e.to_string(), e.stats)
                 }
             };
             let row = Row {
@@ -434,9 +509,13 @@ fn verify_oxbpf(a: &VerifyArgs) -> Result<ExitCode> {
                 insns_processed: Some(processed),
                 time_us: Some(time_us),
                 message,
+                stats: a.stats.then(|| StatsJson::of(&stats)),
                 detail: res.as_ref().err().map(|e| rejection_json(e, p)),
             };
             writeln!(out, "{}", if a.json { row.json() } else { row.text() })?;
+            if let (Some(s), false) = (&row.stats, a.json) {
+                writeln!(out, "{}", s.text())?;
+            }
             if let Err(e) = &res
                 && !a.json
             {

@@ -63,6 +63,47 @@ fn verify_json_has_the_documented_fields() {
 }
 
 #[test]
+fn verify_stats_reports_states_and_pruning() {
+    let rows = lines(&["verify", "--json", "--stats", "tests/soundness/refs.o"]);
+    assert!(rows.len() > 10);
+    for r in &rows {
+        let s = &r["stats"];
+        has(
+            s,
+            &[
+                "insns_processed",
+                "total_states",
+                "peak_states",
+                "max_states_per_insn",
+                "pruned",
+            ],
+        );
+        assert_eq!(s["insns_processed"], r["insns_processed"], "{r}");
+        let (total, peak, per) = (
+            s["total_states"].as_u64().unwrap(),
+            s["peak_states"].as_u64().unwrap(),
+            s["max_states_per_insn"].as_u64().unwrap(),
+        );
+        assert!(per <= peak && peak <= total, "{r}");
+    }
+    // Without --stats the rows stay as they were.
+    let plain = lines(&["verify", "--json", "tests/soundness/refs.o"]);
+    assert!(plain.iter().all(|r| r.get("stats").is_none()));
+    // The text form prints one stats line under each verdict.
+    let o = Command::new(common::oxbpf_bin())
+        .args(["verify", "--stats", "-p", "leak", "tests/soundness/refs.o"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  stats: processed 20 insns, max_states_per_insn ")),
+        "{text}"
+    );
+}
+
+#[test]
 fn run_json_has_the_documented_records() {
     let rows = lines(&[
         "run",

@@ -107,6 +107,10 @@ struct Verifier<'a> {
     /// Registers live on entry to each instruction (bit i = ri).
     live: Vec<u16>,
     processed: u64,
+    /// States stored now and at most, the longest list at one
+    /// instruction, and paths pruned (for [`crate::Stats`]).
+    states_now: u64,
+    stats: crate::Stats,
     log: Vec<String>,
     /// Instructions a rejection is also about (set just before returning
     /// the error that names them).
@@ -189,10 +193,13 @@ fn verify_all(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejection
                     opts.global_funcs[i].name, e.message
                 );
                 e.insns_processed += report.insns_processed;
+                let mut s = report.stats;
+                s.add(&e.stats);
+                e.stats = s;
                 e
             })?;
             report.insns_processed += r.insns_processed;
-            report.states += r.states;
+            report.stats.add(&r.stats);
             report.widened |= r.widened;
             report.log.extend(r.log);
         }
@@ -209,6 +216,8 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         prune_points: vec![false; insns.len() + 1],
         live: Vec::new(),
         processed: 0,
+        states_now: 0,
+        stats: crate::Stats::default(),
         log: Vec::new(),
         related: Vec::new(),
         callback_entry: vec![false; insns.len() + 1],
@@ -237,6 +246,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
                     regs: Vec::new(),
                     path: Vec::new(),
                     insns_processed: 0,
+                    stats: crate::Stats::default(),
                     log: Vec::new(),
                     related: Vec::new(),
                 }));
@@ -244,10 +254,13 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         }
     }
     crate::state::BTF_NAMES.with(|b| *b.borrow_mut() = opts.kernel_btf.clone());
-    match v.run() {
+    let result = v.run();
+    v.stats.insns_processed = v.processed;
+    v.stats.total_states = v.checkpoints.len() as u64;
+    match result {
         Ok(()) => Ok(Report {
             insns_processed: v.processed,
-            states: v.checkpoints.len() as u64,
+            stats: v.stats,
             log: v.log,
             widened: v.widened,
         }),
@@ -260,6 +273,7 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
             regs,
             path: trail,
             insns_processed: v.processed,
+            stats: v.stats,
             log: v.log,
             related: v.related,
         })),
@@ -412,6 +426,7 @@ impl<'a> Verifier<'a> {
                 if self.prune_points[pc] {
                     match self.visit(&mut path) {
                         Visit::Pruned => {
+                            self.stats.pruned += 1;
                             self.end_path(&path);
                             break;
                         }
@@ -804,6 +819,7 @@ impl<'a> Verifier<'a> {
         // prune: they only cost comparisons.
         if useless {
             let cps = &mut self.checkpoints;
+            let before = at.done.len();
             at.done.retain(|&c| {
                 let cp = &mut cps[c];
                 let keep = cp.misses <= cp.hits * 3 + 3;
@@ -815,6 +831,7 @@ impl<'a> Verifier<'a> {
                 }
                 keep
             });
+            self.states_now -= (before - at.done.len()) as u64;
         }
         if let Some(v) = verdict {
             self.at.insert(pc, at);
@@ -840,6 +857,12 @@ impl<'a> Verifier<'a> {
             });
             at.open.entry(hash).or_default().push(id);
             at.open_count += 1;
+            self.states_now += 1;
+            let st = &mut self.stats;
+            st.peak_states = st.peak_states.max(self.states_now);
+            st.max_states_per_insn = st
+                .max_states_per_insn
+                .max((at.done.len() + at.open_count) as u64);
             path.last = Some(id);
         }
         self.at.insert(pc, at);
