@@ -65,26 +65,6 @@ struct Summary {
     kernel_error: Option<String>,
 }
 
-/// Parses the kernel's statistics line (`processed N insns (limit L)
-/// max_states_per_insn M total_states T peak_states P mark_read R`).
-fn kernel_stats(log: &str, side: &mut Side) {
-    let Some(line) = log.lines().rfind(|l| l.starts_with("processed ")) else {
-        return;
-    };
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |key: &str| {
-        words
-            .iter()
-            .position(|w| *w == key)
-            .and_then(|i| words.get(i + 1))
-            .and_then(|v| v.parse().ok())
-    };
-    side.insns_processed = after("processed");
-    side.total_states = after("total_states");
-    side.peak_states = after("peak_states");
-    side.max_states_per_insn = after("max_states_per_insn");
-}
-
 /// `oxbpf bench-verifier` (`oxbpf-bench verifier`): verify every program of the objects with oxbpf
 /// and with the kernel (best of `runs` each) and print both totals, the
 /// ratio, the slowest programs and oxbpf's peak memory (`json`: one object
@@ -121,26 +101,26 @@ pub fn run(paths: &[PathBuf], runs: usize, json: bool) -> Result<()> {
                 ..Default::default()
             };
             let mut best = f64::MAX;
-            let mut side = Side::default();
+            let mut last = None;
             for _ in 0..runs {
                 let t = std::time::Instant::now();
                 let r = oxbpf_verifier::verify_object_program(o, i, &opts);
                 best = best.min(t.elapsed().as_secs_f64());
-                let (verdict, s) = match &r {
-                    Ok(r) => ("accept", r.stats),
-                    Err(e) => ("reject", e.stats),
-                };
-                side = Side {
-                    verdict,
-                    time_ms: 0.0,
-                    insns_processed: Some(s.insns_processed),
-                    total_states: Some(s.total_states),
-                    peak_states: Some(s.peak_states),
-                    max_states_per_insn: Some(s.max_states_per_insn),
-                    pruned: Some(s.pruned),
-                };
+                last = Some(r);
             }
-            side.time_ms = best * 1e3;
+            let (verdict, s) = match last.expect("at least one run") {
+                Ok(r) => ("accept", r.stats),
+                Err(e) => ("reject", e.stats),
+            };
+            let side = Side {
+                verdict,
+                time_ms: best * 1e3,
+                insns_processed: Some(s.insns_processed),
+                total_states: Some(s.total_states),
+                peak_states: Some(s.peak_states),
+                max_states_per_insn: Some(s.max_states_per_insn),
+                pruned: Some(s.pruned),
+            };
             index.insert((oi, p.name.clone()), rows.len());
             rows.push(Row {
                 object: name.clone(),
@@ -169,18 +149,20 @@ pub fn run(paths: &[PathBuf], runs: usize, json: bool) -> Result<()> {
                     continue;
                 };
                 let side = rows[ri].kernel.get_or_insert_with(|| {
-                    let mut s = Side {
+                    let k = oxbpf_sys::log_stats(&p.verdict.log);
+                    Side {
                         verdict: if p.verdict.prog.is_ok() {
                             "accept"
                         } else {
                             "reject"
                         },
                         time_ms: f64::MAX,
-                        ..Default::default()
-                    };
-                    kernel_stats(&p.verdict.log, &mut s);
-                    s.insns_processed = s.insns_processed.or(p.verdict.insns_processed);
-                    s
+                        insns_processed: k.insns_processed.or(p.verdict.insns_processed),
+                        total_states: k.total_states,
+                        peak_states: k.peak_states,
+                        max_states_per_insn: k.max_states_per_insn,
+                        pruned: None,
+                    }
                 });
                 side.time_ms = side.time_ms.min(t);
             }

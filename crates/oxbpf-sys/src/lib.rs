@@ -511,6 +511,38 @@ pub fn insns_processed(log: &str) -> Option<u64> {
     log[i + 10..].split_whitespace().next()?.parse().ok()
 }
 
+/// The kernel's statistics line (`processed N insns (limit L)
+/// max_states_per_insn M total_states T peak_states P mark_read R`), each
+/// count when the log has it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    pub insns_processed: Option<u64>,
+    pub total_states: Option<u64>,
+    pub peak_states: Option<u64>,
+    pub max_states_per_insn: Option<u64>,
+}
+
+/// Parses the last statistics line of a verifier log.
+pub fn log_stats(log: &str) -> LogStats {
+    let Some(line) = log.lines().rfind(|l| l.starts_with("processed ")) else {
+        return LogStats::default();
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| {
+        words
+            .iter()
+            .position(|w| *w == key)
+            .and_then(|i| words.get(i + 1))
+            .and_then(|v| v.parse().ok())
+    };
+    LogStats {
+        insns_processed: after("processed"),
+        total_states: after("total_states"),
+        peak_states: after("peak_states"),
+        max_states_per_insn: after("max_states_per_insn"),
+    }
+}
+
 /// Loads a program: once without a log for the verdict and its time, then
 /// again with a log (stats for an accepted program, the full log, grown
 /// until it fits, for a rejected one).
@@ -975,5 +1007,25 @@ pub fn objects_left_since(before: &ObjectIds, wait: std::time::Duration) -> R<Ob
             return Ok(left);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_stats_reads_the_kernels_statistics_line() {
+        let log = "0: (b7) r0 = 0\n1: (95) exit\nprocessed 53954 insns (limit 1000000) max_states_per_insn 14 total_states 3163 peak_states 1601 mark_read 0\n";
+        assert_eq!(
+            log_stats(log),
+            LogStats {
+                insns_processed: Some(53954),
+                total_states: Some(3163),
+                peak_states: Some(1601),
+                max_states_per_insn: Some(14),
+            }
+        );
+        assert_eq!(log_stats("R1 invalid mem access\n"), LogStats::default());
     }
 }

@@ -154,25 +154,15 @@ impl StatsJson {
         }
     }
 
-    /// From the kernel's statistics line: `processed N insns (limit L)
-    /// max_states_per_insn M total_states T peak_states P mark_read R`.
+    /// From the kernel's statistics line (which does not count pruned
+    /// paths).
     fn of_kernel_log(log: &str) -> StatsJson {
-        let Some(line) = log.lines().rfind(|l| l.starts_with("processed ")) else {
-            return StatsJson::default();
-        };
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let after = |key: &str| {
-            words
-                .iter()
-                .position(|w| *w == key)
-                .and_then(|i| words.get(i + 1))
-                .and_then(|v| v.parse().ok())
-        };
+        let k = oxbpf_sys::log_stats(log);
         StatsJson {
-            insns_processed: after("processed"),
-            total_states: after("total_states"),
-            peak_states: after("peak_states"),
-            max_states_per_insn: after("max_states_per_insn"),
+            insns_processed: k.insns_processed,
+            total_states: k.total_states,
+            peak_states: k.peak_states,
+            max_states_per_insn: k.max_states_per_insn,
             pruned: None,
         }
     }
