@@ -14,6 +14,9 @@ pub mod kf {
     pub const TRUSTED_ARGS: u32 = 1 << 4;
     pub const SLEEPABLE: u32 = 1 << 5;
     pub const RCU: u32 = 1 << 7;
+    /// The iterator walks RCU-protected objects: it must be created in an
+    /// RCU read section (a non-sleepable program is always in one).
+    pub const RCU_PROTECTED: u32 = 1 << 11;
 }
 
 /// The kfunc set a function is registered in, which decides the program
@@ -53,8 +56,14 @@ pub enum Special {
     RdonlyCast,
     /// `bpf_cast_to_kern_ctx(ctx)`: the context as the kernel's struct.
     CastToKernCtx,
-    /// Open-coded iterators, dynptrs, allocated objects and graphs, work
-    /// queues, IRQ and preemption state: not modelled yet.
+    /// Open-coded iterators (`KF_ITER_NEW`/`NEXT`/`DESTROY`): the first
+    /// argument is an iterator on the stack, of the struct the name gives
+    /// (`bpf_iter_num_new` takes a `struct bpf_iter_num *`).
+    IterNew,
+    IterNext,
+    IterDestroy,
+    /// Dynptrs, allocated objects and graphs, work queues, IRQ and
+    /// preemption state: not modelled yet.
     Unmodelled(&'static str),
 }
 
@@ -75,6 +84,15 @@ const fn k(name: &'static str, flags: u32, set: Set) -> Kfunc {
     }
 }
 
+const fn spf(name: &'static str, flags: u32, set: Set, special: Special) -> Kfunc {
+    Kfunc {
+        name,
+        flags,
+        set,
+        special,
+    }
+}
+
 const fn sp(name: &'static str, set: Set, special: Special) -> Kfunc {
     Kfunc {
         name,
@@ -87,7 +105,6 @@ const fn sp(name: &'static str, set: Set, special: Special) -> Kfunc {
 use Set::*;
 use kf::*;
 
-const ITER: Special = Special::Unmodelled("open-coded iterators");
 const DYNPTR: Special = Special::Unmodelled("dynptrs");
 const ALLOC: Special =
     Special::Unmodelled("allocated objects (bpf_obj_new) and their lists and trees");
@@ -129,24 +146,39 @@ pub const KFUNCS: &[Kfunc] = &[
     sp("bpf_rdonly_cast", Common, Special::RdonlyCast),
     sp("bpf_rcu_read_lock", Common, Special::RcuLock),
     sp("bpf_rcu_read_unlock", Common, Special::RcuUnlock),
-    sp("bpf_iter_num_new", Common, ITER),
-    sp("bpf_iter_num_next", Common, ITER),
-    sp("bpf_iter_num_destroy", Common, ITER),
-    sp("bpf_iter_task_vma_new", Common, ITER),
-    sp("bpf_iter_task_vma_next", Common, ITER),
-    sp("bpf_iter_task_vma_destroy", Common, ITER),
-    sp("bpf_iter_css_task_new", Common, ITER),
-    sp("bpf_iter_css_task_next", Common, ITER),
-    sp("bpf_iter_css_task_destroy", Common, ITER),
-    sp("bpf_iter_css_new", Common, ITER),
-    sp("bpf_iter_css_next", Common, ITER),
-    sp("bpf_iter_css_destroy", Common, ITER),
-    sp("bpf_iter_task_new", Common, ITER),
-    sp("bpf_iter_task_next", Common, ITER),
-    sp("bpf_iter_task_destroy", Common, ITER),
-    sp("bpf_iter_bits_new", Common, ITER),
-    sp("bpf_iter_bits_next", Common, ITER),
-    sp("bpf_iter_bits_destroy", Common, ITER),
+    sp("bpf_iter_num_new", Common, Special::IterNew),
+    sp("bpf_iter_num_next", Common, Special::IterNext),
+    sp("bpf_iter_num_destroy", Common, Special::IterDestroy),
+    spf("bpf_iter_task_vma_new", RCU, Common, Special::IterNew),
+    sp("bpf_iter_task_vma_next", Common, Special::IterNext),
+    sp("bpf_iter_task_vma_destroy", Common, Special::IterDestroy),
+    spf(
+        "bpf_iter_css_task_new",
+        TRUSTED_ARGS,
+        Common,
+        Special::IterNew,
+    ),
+    sp("bpf_iter_css_task_next", Common, Special::IterNext),
+    sp("bpf_iter_css_task_destroy", Common, Special::IterDestroy),
+    spf(
+        "bpf_iter_css_new",
+        TRUSTED_ARGS | RCU_PROTECTED,
+        Common,
+        Special::IterNew,
+    ),
+    sp("bpf_iter_css_next", Common, Special::IterNext),
+    sp("bpf_iter_css_destroy", Common, Special::IterDestroy),
+    spf(
+        "bpf_iter_task_new",
+        TRUSTED_ARGS | RCU_PROTECTED,
+        Common,
+        Special::IterNew,
+    ),
+    sp("bpf_iter_task_next", Common, Special::IterNext),
+    sp("bpf_iter_task_destroy", Common, Special::IterDestroy),
+    sp("bpf_iter_bits_new", Common, Special::IterNew),
+    sp("bpf_iter_bits_next", Common, Special::IterNext),
+    sp("bpf_iter_bits_destroy", Common, Special::IterDestroy),
     sp("bpf_dynptr_slice", Common, DYNPTR),
     sp("bpf_dynptr_slice_rdwr", Common, DYNPTR),
     sp("bpf_dynptr_adjust", Common, DYNPTR),

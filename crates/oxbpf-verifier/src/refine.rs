@@ -139,10 +139,7 @@ fn mark_null(st: &mut State, id: u32, null: bool, maps: &[crate::MapInfo]) {
                     kind: match r.kind {
                         Kind::MapValueOrNull { map } => Kind::MapValue { map },
                         Kind::MapPtrOrNull { map } => Kind::MapPtr { map },
-                        Kind::MemOrNull { size } => Kind::Mem {
-                            size,
-                            writable: true,
-                        },
+                        Kind::MemOrNull { size, writable } => Kind::Mem { size, writable },
                         Kind::SockOrNull(k) => Kind::Sock(k),
                         Kind::BtfOrNull { id, flags } => Kind::Btf { id, flags },
                         k => k,

@@ -41,6 +41,7 @@ pub enum Kind {
     },
     MemOrNull {
         size: u32,
+        writable: bool,
     },
     /// A subprogram's address (callback), by instruction index.
     Func {
@@ -129,7 +130,7 @@ impl Kind {
             Kind::PacketMeta => "pkt_meta".into(),
             Kind::PacketEnd => "pkt_end".into(),
             Kind::Mem { size, .. } => format!("mem(size={size})"),
-            Kind::MemOrNull { size } => format!("mem_or_null(size={size})"),
+            Kind::MemOrNull { size, .. } => format!("mem_or_null(size={size})"),
             Kind::Func { pc } => format!("func(insn {pc})"),
             Kind::Sock(k) => k.name().to_string(),
             Kind::SockOrNull(k) => format!("{}_or_null", k.name()),
@@ -166,7 +167,14 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn btf_struct(id: u32) -> String {
+/// The kernel's name for an iterator type: `iter_num` for `struct
+/// bpf_iter_num`.
+pub(crate) fn iter_name(id: u32) -> String {
+    let s = btf_struct(id);
+    s.strip_prefix("bpf_").map(str::to_string).unwrap_or(s)
+}
+
+pub(crate) fn btf_struct(id: u32) -> String {
     if id == 0 {
         return "mem".into();
     }
@@ -243,6 +251,9 @@ pub enum RefKind {
     /// A kernel object from an acquiring kfunc (`bpf_task_acquire`…), by
     /// its struct's BTF id: released by the matching release kfunc.
     Kernel(u32),
+    /// An open-coded iterator on the stack (`bpf_iter_num_new`…), by its
+    /// struct's BTF id: released by its `_destroy`.
+    Iter(u32),
 }
 
 impl RefKind {
@@ -251,6 +262,7 @@ impl RefKind {
             RefKind::RingbufRecord => "ring buffer record (bpf_ringbuf_reserve)".into(),
             RefKind::Socket => "socket (bpf_sk_lookup_*)".into(),
             RefKind::Kernel(id) => format!("{} reference (an acquiring kfunc)", btf_struct(id)),
+            RefKind::Iter(id) => format!("iterator {} ({}_new)", iter_name(id), btf_struct(id)),
         }
     }
 
@@ -259,6 +271,7 @@ impl RefKind {
             RefKind::RingbufRecord => "bpf_ringbuf_submit or bpf_ringbuf_discard".into(),
             RefKind::Socket => "bpf_sk_release".into(),
             RefKind::Kernel(id) => crate::kfuncs::release_for(&btf_struct(id)).into(),
+            RefKind::Iter(id) => format!("{}_destroy", btf_struct(id)),
         }
     }
 }
@@ -370,6 +383,29 @@ pub mod byte {
     pub const UNINIT: u8 = 0;
     pub const MISC: u8 = 1;
     pub const ZERO: u8 = 2;
+    /// Part of an open-coded iterator (see [`super::Stack::iters`]): not
+    /// readable as data.
+    pub const ITER: u8 = 3;
+}
+
+/// An open-coded iterator (`struct bpf_iter_num` …) on the stack, as the
+/// kernel's STACK_ITER slots: created by its `_new` kfunc, advanced by
+/// `_next`, released by `_destroy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IterSlot {
+    /// The iterator struct's BTF id.
+    pub btf: u32,
+    /// Its size in bytes (a multiple of 8).
+    pub size: u16,
+    /// ACTIVE (`_next` may return an element) or DRAINED (it returned
+    /// NULL, and will again).
+    pub active: bool,
+    /// Iterations of `_next` on this path: never compared when states
+    /// prune (a loop's iterations meet), only when a loop is searched for
+    /// an unchanged state (iterations differ: it is not an infinite loop).
+    pub depth: u32,
+    /// The reference `_new` acquired.
+    pub ref_id: u32,
 }
 
 /// One frame's 512-byte stack: per-byte state and full 8-byte spills.
@@ -383,6 +419,9 @@ pub struct Stack {
     /// index: (size, value). Used only for lints such as constant array
     /// keys out of range, never for safety (pruning ignores them).
     pub consts: BTreeMap<usize, (u8, u64)>,
+    /// Open-coded iterators by the byte index of their first byte; their
+    /// bytes are [`byte::ITER`].
+    pub iters: BTreeMap<usize, IterSlot>,
 }
 
 impl Default for Stack {
@@ -391,7 +430,37 @@ impl Default for Stack {
             bytes: [byte::UNINIT; 512],
             spills: BTreeMap::new(),
             consts: BTreeMap::new(),
+            iters: BTreeMap::new(),
         }
+    }
+}
+
+impl Stack {
+    /// A store into bytes `a..b` ends every iterator it touches, as the
+    /// kernel's scrub of STACK_ITER slots: the written 8-byte slots become
+    /// plain data, the iterator's other bytes stay unusable, and its
+    /// reference is still held (a leak unless something destroys it —
+    /// nothing can). Whether anything was ended.
+    pub fn clobber_iters(&mut self, a: usize, b: usize) -> bool {
+        let hit: Vec<usize> = self
+            .iters
+            .range(..b)
+            .filter(|(k, it)| **k + it.size as usize > a)
+            .map(|(k, _)| *k)
+            .collect();
+        let any = !hit.is_empty() || self.bytes[a..b].contains(&byte::ITER);
+        for k in hit {
+            self.iters.remove(&k);
+        }
+        if any {
+            let (s, e) = (a / 8 * 8, b.div_ceil(8) * 8);
+            for x in &mut self.bytes[s..e.min(512)] {
+                if *x == byte::ITER {
+                    *x = byte::MISC;
+                }
+            }
+        }
+        any
     }
 }
 
@@ -508,7 +577,11 @@ pub fn join_states(old: &State, cur: &State, widen: Option<&[i64]>) -> Option<St
         .iter_mut()
         .zip(old.frames.iter().zip(&cur.frames))
     {
-        if o.ret_pc != c.ret_pc || o.callback != c.callback || o.site != c.site {
+        if o.ret_pc != c.ret_pc
+            || o.callback != c.callback
+            || o.site != c.site
+            || o.stack.iters != c.stack.iters
+        {
             return None;
         }
         for (r, (ro, rc)) in fo.regs.iter_mut().zip(o.regs.iter().zip(&c.regs)) {
@@ -824,11 +897,33 @@ pub fn covers(
             if unread(i) {
                 continue;
             }
+            // An iterator's bytes are covered only by the same iterator
+            // (compared below), and cover nothing else.
+            if (*bo == byte::ITER) != (*bc == byte::ITER) && *bo != byte::UNINIT {
+                return false;
+            }
             let ok = *bo == byte::UNINIT
+                || *bo == byte::ITER
                 || (*bo == byte::MISC && *bc != byte::UNINIT)
                 || (*bo == byte::ZERO
                     && (*bc == byte::ZERO || (*bc != byte::UNINIT && loose(i / 8 * 8))));
             if !ok {
+                return false;
+            }
+        }
+        // Iterators, read or not: the same type in the same place, in the
+        // same state, holding corresponding references (their depths do not
+        // matter: iterations meet).
+        if fo.stack.iters.len() != fc.stack.iters.len() {
+            return false;
+        }
+        for ((ko, io), (kc, ic)) in fo.stack.iters.iter().zip(&fc.stack.iters) {
+            if ko != kc
+                || io.btf != ic.btf
+                || io.size != ic.size
+                || io.active != ic.active
+                || !ids.exact(io.ref_id, ic.ref_id)
+            {
                 return false;
             }
         }

@@ -106,7 +106,7 @@ impl Verifier<'_> {
                     }
                     // The argument may be NULL, so a maybe-NULL pointer of
                     // at least that size passes as it is.
-                    if let Kind::MemOrNull { size: have } = r.kind
+                    if let Kind::MemOrNull { size: have, .. } = r.kind
                         && r.off == 0
                         && r.var.konst() == Some(0)
                         && have >= *size
@@ -541,7 +541,10 @@ impl Verifier<'_> {
                 let s = regs[a];
                 match s.var.konst() {
                     Some(n) if s.kind == Kind::Scalar && n > 0 && n < 1 << 29 => {
-                        let mut r = Reg::ptr(Kind::MemOrNull { size: n as u32 });
+                        let mut r = Reg::ptr(Kind::MemOrNull {
+                            size: n as u32,
+                            writable: true,
+                        });
                         r.id = path.state.fresh_id();
                         // The record is a reference: it must be submitted or
                         // discarded on every path (a NULL result holds nothing).
@@ -776,12 +779,30 @@ impl Verifier<'_> {
         };
         let mut regs = [Reg::NOT_INIT; 5];
         let mut release: Option<u32> = None;
+        let mut iter: Option<super::iters::IterArg> = None;
         for (i, (pname, ptype)) in params.iter().enumerate() {
             let rn = i + 1;
             let r = self
                 .read(path, pc, rn)
                 .map_err(|(pc, m)| (pc, format!("{m} (argument {rn} of {name})")))?;
             regs[i] = r;
+            if i == 0
+                && matches!(
+                    meta.special,
+                    Special::IterNew | Special::IterNext | Special::IterDestroy
+                )
+            {
+                let pointee = match k.ty(skip(*ptype)).map(|t| t.kind.clone()) {
+                    Some(BK::Ptr { target }) => skip(target),
+                    _ => {
+                        return err(pc, format!("{name}: arg#0 is not a pointer to an iterator"));
+                    }
+                };
+                let size =
+                    oxbpf_obj::btfindex::BtfTypes::size_of(k.idx(), pointee).unwrap_or(0) as usize;
+                iter = Some(self.iter_arg(path, pc, rn, &r, pointee, size, meta.special, &name)?);
+                continue;
+            }
             if pname.ends_with("__ign") {
                 continue;
             }
@@ -1026,6 +1047,48 @@ impl Verifier<'_> {
             path.state.release(id, pc, self.opts.privileged);
         }
         let rt = skip(ret);
+        if let Some(it) = iter {
+            match meta.special {
+                Special::IterDestroy => self.iter_destroy(path, pc, it),
+                Special::IterNext => {
+                    let pointee = match k.ty(rt).map(|t| t.kind.clone()) {
+                        Some(BK::Ptr { target }) => skip(target),
+                        _ => return err(pc, format!("{name} does not return a pointer")),
+                    };
+                    let is_struct = k
+                        .ty(pointee)
+                        .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }));
+                    let elem = if is_struct {
+                        // Elements of an RCU-protected iterator are valid
+                        // in the RCU read section; the others are trusted.
+                        let rcu = crate::kfuncs::lookup(&name.replace("_next", "_new"))
+                            .is_some_and(|n| n.flags & kf::RCU_PROTECTED != 0);
+                        Reg::ptr(Kind::Btf {
+                            id: pointee,
+                            flags: if rcu { F::RCU } else { F::TRUSTED },
+                        })
+                    } else {
+                        match oxbpf_obj::btfindex::BtfTypes::size_of(k.idx(), pointee) {
+                            Some(n) if n > 0 && n < 1 << 29 => Reg::ptr(Kind::Mem {
+                                size: n as u32,
+                                writable: false,
+                            }),
+                            _ => {
+                                return err(
+                                    pc,
+                                    format!(
+                                        "kernel function {name} returns a pointer to memory oxbpf's verifier cannot size"
+                                    ),
+                                );
+                            }
+                        }
+                    };
+                    let extra = self.iter_next(path, pc, it, elem);
+                    return Ok(Step::Next(extra));
+                }
+                _ => {}
+            }
+        }
         let r0 = if rt == 0 {
             Reg::NOT_INIT
         } else if is_scalar(rt) {
@@ -1085,35 +1148,59 @@ impl Verifier<'_> {
                         .ty(pointee)
                         .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }));
                     if !is_struct {
-                        return err(
-                            pc,
-                            format!(
-                                "kernel function {name} returns a pointer to memory oxbpf's verifier cannot size"
-                            ),
-                        );
-                    }
-                    let acquire = meta.flags & kf::ACQUIRE != 0;
-                    let null = meta.flags & kf::RET_NULL != 0;
-                    let flags = if acquire { F::TRUSTED } else { 0 };
-                    let mut r = Reg::ptr(if null {
-                        Kind::BtfOrNull { id: pointee, flags }
+                        // Read-only memory of the pointee's size, as the
+                        // kernel's check_kfunc_call (a `void *` has none).
+                        let size = oxbpf_obj::btfindex::BtfTypes::size_of(k.idx(), pointee)
+                            .filter(|&n| n > 0 && n < 1 << 29)
+                            .map(|n| n as u32);
+                        let Some(size) = size else {
+                            return err(
+                                pc,
+                                format!(
+                                    "kernel function {name} returns pointer type {} is not supported",
+                                    oxbpf_obj::btfindex::BtfTypes::type_name(k.idx(), rt)
+                                ),
+                            );
+                        };
+                        let mut r = if meta.flags & kf::RET_NULL != 0 {
+                            let mut r = Reg::ptr(Kind::MemOrNull {
+                                size,
+                                writable: false,
+                            });
+                            r.id = path.state.fresh_id();
+                            r
+                        } else {
+                            Reg::ptr(Kind::Mem {
+                                size,
+                                writable: false,
+                            })
+                        };
+                        r.off = 0;
+                        r
                     } else {
-                        Kind::Btf { id: pointee, flags }
-                    });
-                    if null || acquire {
-                        r.id = path.state.fresh_id();
-                    }
-                    if acquire {
-                        r.ref_obj_id = r.id;
-                        let callback_frame = path.state.callback_frame();
-                        path.state.refs.push(RefState {
-                            id: r.id,
-                            kind: RefKind::Kernel(pointee),
-                            pc: pc as u32,
-                            callback_frame,
+                        let acquire = meta.flags & kf::ACQUIRE != 0;
+                        let null = meta.flags & kf::RET_NULL != 0;
+                        let flags = if acquire { F::TRUSTED } else { 0 };
+                        let mut r = Reg::ptr(if null {
+                            Kind::BtfOrNull { id: pointee, flags }
+                        } else {
+                            Kind::Btf { id: pointee, flags }
                         });
+                        if null || acquire {
+                            r.id = path.state.fresh_id();
+                        }
+                        if acquire {
+                            r.ref_obj_id = r.id;
+                            let callback_frame = path.state.callback_frame();
+                            path.state.refs.push(RefState {
+                                id: r.id,
+                                kind: RefKind::Kernel(pointee),
+                                pc: pc as u32,
+                                callback_frame,
+                            });
+                        }
+                        r
                     }
-                    r
                 }
             }
         };
@@ -1311,7 +1398,7 @@ impl Verifier<'_> {
                 "sock_common, sock, tcp_sock",
                 matches!(r.kind, Kind::Sock(_)),
             ),
-            RefKind::Kernel(_) => ("a referenced kernel pointer", false),
+            RefKind::Kernel(_) | RefKind::Iter(_) => ("a referenced kernel pointer", false),
         };
         let held = path
             .state

@@ -124,6 +124,29 @@ impl Verifier<'_> {
                     self.stack_read(path, fi, a, b);
                 }
                 let stack = &mut path.state.frames[fi].stack;
+                if let Some(i) = (a..b).find(|&i| stack.bytes[i] == byte::ITER) {
+                    if value.is_none() {
+                        return err(
+                            pc,
+                            format!(
+                                "invalid read from stack R{rn} off={} size={size}: fp{} is part of an open-coded iterator, which only its kfuncs may use",
+                                base.off + off,
+                                i as i64 - STACK
+                            ),
+                        );
+                    }
+                    if var_write {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} variable-offset stack write may reach fp{}, part of an open-coded iterator",
+                                i as i64 - STACK
+                            ),
+                        );
+                    }
+                    // A store ends the iterator (its reference stays held).
+                    stack.clobber_iters(a, b);
+                }
                 if var_write || value.is_some() {
                     let stale: Vec<usize> = stack
                         .consts

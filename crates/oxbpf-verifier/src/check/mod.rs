@@ -25,6 +25,9 @@ struct Checkpoint {
     state: State,
     /// What the code after it needed precise (see [`precise`]).
     prec: Prec,
+    /// The part of `prec` that instructions used (not the comparisons of
+    /// converged iterator loops): what an iterator loop may not widen.
+    uses: Prec,
     /// The instructions from the parent checkpoint to this one.
     hist: HistList,
     live: u32,
@@ -63,6 +66,10 @@ fn state_hash(st: &State, live: u16) -> u64 {
         }
         h.write(&f.stack.bytes);
         f.stack.spills.len().hash(&mut h);
+        // Iterations of an iterator loop differ (never an infinite loop).
+        for (k, it) in &f.stack.iters {
+            (k, it.depth, it.active).hash(&mut h);
+        }
         f.ret_pc.hash(&mut h);
     }
     h.finish()
@@ -144,6 +151,14 @@ struct Verifier<'a> {
     decoded: Vec<Option<Instruction>>,
     /// A loop head's state was joined or widened (`Options::widen_loops`).
     widened: bool,
+    /// Calls of an iterator's `_next` kfunc: prune points where a path
+    /// back in a state an earlier iteration holds has converged.
+    iter_next: Vec<bool>,
+    /// The checkpoint the last visit stored, if it stored one.
+    stored_now: Option<usize>,
+    /// Precision marks being made for a converged iterator loop (see
+    /// [`Checkpoint::uses`]).
+    convergence_marks: bool,
     /// The constants the program's conditional jumps compare with (and
     /// their neighbours), sorted: where widening stops a moving bound.
     thresholds: Vec<i64>,
@@ -233,6 +248,9 @@ fn verify_entry(insns: &[RawInsn], opts: &Options) -> Result<Report, Box<Rejecti
         ctx_args: None,
         decoded: Vec::new(),
         widened: false,
+        iter_next: Vec::new(),
+        stored_now: None,
+        convergence_marks: false,
         thresholds: Vec::new(),
     };
     if let (Some(k), Some(t)) = (&v.kbtf, &opts.btf_target) {
@@ -321,6 +339,20 @@ impl<'a> Verifier<'a> {
                 self.prune_points[pc + 1] = true;
             }
         }
+        // An iterator's `_next` is a prune point (the kernel forces a
+        // checkpoint there): that is where its loops converge.
+        self.iter_next = vec![false; n + 1];
+        for (pc, d) in decoded.iter().enumerate() {
+            if let Some(Instruction::Call(oxbpf_isa::CallTarget::Kfunc { btf_id, module: 0 })) = d
+                && let Some(k) = &self.kbtf
+                && let Some(t) = u32::try_from(*btf_id).ok().and_then(|id| k.ty(id))
+                && crate::kfuncs::lookup(&t.name)
+                    .is_some_and(|m| m.special == crate::kfuncs::Special::IterNext)
+            {
+                self.iter_next[pc] = true;
+                self.prune_points[pc] = true;
+            }
+        }
         self.live = liveness(&decoded, n);
         self.decoded = decoded.clone();
         if self.opts.widen_loops {
@@ -387,7 +419,10 @@ impl<'a> Verifier<'a> {
                     crate::GlobalArg::Scalar => Reg::unknown(),
                     crate::GlobalArg::Ctx => Reg::ptr(Kind::Ctx),
                     crate::GlobalArg::Mem { size } => {
-                        let mut r = Reg::ptr(Kind::MemOrNull { size: *size });
+                        let mut r = Reg::ptr(Kind::MemOrNull {
+                            size: *size,
+                            writable: true,
+                        });
                         r.id = st.fresh_id();
                         r
                     }
@@ -447,6 +482,9 @@ impl<'a> Verifier<'a> {
                     let helper_mask = match insn {
                         Instruction::Call(oxbpf_isa::CallTarget::Helper(id)) => {
                             self.helper_precise_args(id)
+                        }
+                        Instruction::Call(oxbpf_isa::CallTarget::Kfunc { btf_id, .. }) => {
+                            self.kfunc_precise_args(btf_id)
                         }
                         _ => 0,
                     };
@@ -616,7 +654,8 @@ impl<'a> Verifier<'a> {
             }
             let cp = &mut self.checkpoints[c];
             precise::settle(&cp.state, &mut set);
-            if !cp.prec.merge(&set) {
+            let new_use = !self.convergence_marks && cp.uses.merge(&set);
+            if !cp.prec.merge(&set) && !new_use {
                 return;
             }
             let end = cp.state.frames.len().saturating_sub(1) as u8;
@@ -634,13 +673,18 @@ impl<'a> Verifier<'a> {
 
     /// Every scalar of the stored states from `at` up is precise.
     fn mark_all(&mut self, mut at: Option<usize>) {
+        let real = !self.convergence_marks;
         while let Some(c) = at {
             let cp = &mut self.checkpoints[c];
-            if cp.prec.all {
+            if cp.prec.all && (cp.uses.all || !real) {
                 return;
             }
             cp.prec.all = true;
             cp.prec.locs.clear();
+            if real {
+                cp.uses.all = true;
+                cp.uses.locs.clear();
+            }
             at = cp.parent;
         }
     }
@@ -753,6 +797,13 @@ impl<'a> Verifier<'a> {
         // fixpoint: every further iteration is one already explored) or is
         // joined with it — the second time round widened — and the path
         // goes on from the join.
+        self.stored_now = None;
+        if verdict.is_none()
+            && self.iter_next.get(pc).copied().unwrap_or(false)
+            && self.iter_converged(path, pc, live)
+        {
+            verdict = Some(Visit::Pruned);
+        }
         if verdict.is_none() && self.opts.widen_loops {
             let mut head = None;
             let mut rounds = 0;
@@ -845,6 +896,7 @@ impl<'a> Verifier<'a> {
             self.checkpoints.push(Checkpoint {
                 state: path.state.clone(),
                 prec: Prec::default(),
+                uses: Prec::default(),
                 hist: std::mem::take(&mut path.hist),
                 live: 1,
                 reads: [0; 8],
@@ -864,6 +916,7 @@ impl<'a> Verifier<'a> {
                 .max_states_per_insn
                 .max((at.done.len() + at.open_count) as u64);
             path.last = Some(id);
+            self.stored_now = Some(id);
         }
         self.at.insert(pc, at);
         Visit::Continue
@@ -892,6 +945,32 @@ impl Verifier<'_> {
                         | T::StructOps
                         | T::Ext
                 ))
+    }
+
+    /// The argument registers (bit n for rn) of kfunc `btf_id` whose exact
+    /// value its checks use, as the kernel's check_kfunc_args marks them:
+    /// constants (`__k`) and memory sizes (`__sz`, `__szk`). A kfunc whose
+    /// prototype is not at hand: all.
+    pub(super) fn kfunc_precise_args(&self, btf_id: i32) -> u8 {
+        use oxbpf_obj::btf::Kind as BK;
+        let Some(k) = &self.kbtf else { return 0x3e };
+        let proto = u32::try_from(btf_id)
+            .ok()
+            .and_then(|id| k.ty(id))
+            .and_then(|t| match t.kind {
+                BK::Func { proto, .. } => k.ty(proto),
+                _ => None,
+            });
+        let Some(BK::FuncProto { params, .. }) = proto.map(|p| p.kind.clone()) else {
+            return 0x3e;
+        };
+        let mut mask = 0u8;
+        for (i, (name, _)) in params.iter().enumerate().take(5) {
+            if name.ends_with("__k") || name.ends_with("__sz") || name.ends_with("__szk") {
+                mask |= 1 << (i + 1);
+            }
+        }
+        mask
     }
 
     /// The argument registers (bit n for rn) of helper `id` whose exact
@@ -1504,6 +1583,7 @@ impl Verifier<'_> {
 mod alu;
 mod calls;
 mod flow;
+mod iters;
 mod memory;
 pub(crate) mod precise;
 
@@ -1614,7 +1694,9 @@ fn precision_use(
             // checks (sizes, constants, a NULL where a pointer may be
             // NULL), as the kernel's check_func_arg marks them.
             let mask = match t {
-                oxbpf_isa::CallTarget::Helper(_) => helper_mask,
+                oxbpf_isa::CallTarget::Helper(_) | oxbpf_isa::CallTarget::Kfunc { .. } => {
+                    helper_mask
+                }
                 _ => 0x3e,
             };
             for (r, reg) in regs.iter().enumerate().take(6).skip(1) {

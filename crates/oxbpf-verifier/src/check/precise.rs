@@ -461,7 +461,8 @@ pub(crate) fn backtrack(
                 }
             }
             Instruction::Ja { .. } => {}
-            Instruction::Call(CallTarget::Helper(_)) => {
+            // A helper's or kfunc's r0 is its result; r1-r5 were clobbered.
+            Instruction::Call(CallTarget::Helper(_) | CallTarget::Kfunc { .. }) => {
                 set.locs.remove(&Loc::Reg(f, 0));
                 if deeper(set, f) {
                     return false;
@@ -503,7 +504,7 @@ pub(crate) fn backtrack(
                     set.locs.insert(Loc::Reg(f, 0));
                 }
             }
-            Instruction::Callx { .. } | Instruction::Call(CallTarget::Kfunc { .. }) => {
+            Instruction::Callx { .. } => {
                 return false;
             }
             Instruction::LoadPacket { .. } => {
