@@ -62,7 +62,14 @@ pub enum Special {
     IterNew,
     IterNext,
     IterDestroy,
-    /// Dynptrs, allocated objects and graphs, work queues, IRQ and
+    /// Takes dynptrs (`struct bpf_dynptr *`; `__uninit` ones it makes).
+    Dynptr,
+    /// `bpf_dynptr_slice(_rdwr)`: memory of the dynptr, of the constant
+    /// size of its last argument, or NULL.
+    DynptrSlice {
+        rdwr: bool,
+    },
+    /// Allocated objects and graphs, work queues, IRQ and
     /// preemption state: not modelled yet.
     Unmodelled(&'static str),
 }
@@ -105,7 +112,6 @@ const fn sp(name: &'static str, set: Set, special: Special) -> Kfunc {
 use Set::*;
 use kf::*;
 
-const DYNPTR: Special = Special::Unmodelled("dynptrs");
 const ALLOC: Special =
     Special::Unmodelled("allocated objects (bpf_obj_new) and their lists and trees");
 
@@ -179,15 +185,23 @@ pub const KFUNCS: &[Kfunc] = &[
     sp("bpf_iter_bits_new", Common, Special::IterNew),
     sp("bpf_iter_bits_next", Common, Special::IterNext),
     sp("bpf_iter_bits_destroy", Common, Special::IterDestroy),
-    sp("bpf_dynptr_slice", Common, DYNPTR),
-    sp("bpf_dynptr_slice_rdwr", Common, DYNPTR),
-    sp("bpf_dynptr_adjust", Common, DYNPTR),
-    sp("bpf_dynptr_is_null", Common, DYNPTR),
-    sp("bpf_dynptr_is_rdonly", Common, DYNPTR),
-    sp("bpf_dynptr_size", Common, DYNPTR),
-    sp("bpf_dynptr_clone", Common, DYNPTR),
-    sp("bpf_dynptr_copy", Common, DYNPTR),
-    sp("bpf_dynptr_memset", Common, DYNPTR),
+    sp(
+        "bpf_dynptr_slice",
+        Common,
+        Special::DynptrSlice { rdwr: false },
+    ),
+    sp(
+        "bpf_dynptr_slice_rdwr",
+        Common,
+        Special::DynptrSlice { rdwr: true },
+    ),
+    sp("bpf_dynptr_adjust", Common, Special::Dynptr),
+    sp("bpf_dynptr_is_null", Common, Special::Dynptr),
+    sp("bpf_dynptr_is_rdonly", Common, Special::Dynptr),
+    sp("bpf_dynptr_size", Common, Special::Dynptr),
+    sp("bpf_dynptr_clone", Common, Special::Dynptr),
+    sp("bpf_dynptr_copy", Common, Special::Dynptr),
+    sp("bpf_dynptr_memset", Common, Special::Dynptr),
     sp(
         "bpf_preempt_disable",
         Common,

@@ -55,6 +55,16 @@ pub enum Arg {
     /// Any socket pointer or NULL (`ARG_PTR_TO_BTF_ID_SOCK_COMMON |
     /// PTR_MAYBE_NULL`).
     SockCommonOrNull,
+    /// A `struct bpf_dynptr` on the stack (`ARG_PTR_TO_DYNPTR`):
+    /// initialized by the helper (`init`, of the one kind its flags name),
+    /// else an initialized one of the kinds named (any when neither),
+    /// released by it when `release`.
+    Dynptr {
+        init: bool,
+        release: bool,
+        local: bool,
+        ringbuf: bool,
+    },
     /// A typed kernel pointer to struct `strukt` (`ARG_PTR_TO_BTF_ID`),
     /// or NULL when `or_null`.
     BtfId {
@@ -73,6 +83,9 @@ pub enum Ret {
     MapValueOrNull,
     /// `PTR_TO_MEM_OR_NULL` of the size given by constant argument `n`.
     MemOrNullSizeArg(usize),
+    /// `bpf_dynptr_data`: memory of the dynptr (its third argument's
+    /// constant size), or NULL.
+    DynptrMemOrNull,
     /// A socket or NULL: a new reference when `acquires`, else a view of
     /// the socket argument that shares its reference (`sk_fullsock`,
     /// `tcp_sock`).
@@ -293,6 +306,12 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
             A::PtrToSpinLock => Arg::SpinLock,
             A::PtrToRingbufMem if a.has(flag::OBJ_RELEASE) => Arg::RingbufMem,
             A::PtrToConstStr => Arg::ConstStr,
+            A::PtrToDynptr => Arg::Dynptr {
+                init: a.has(flag::MEM_UNINIT),
+                release: a.has(flag::OBJ_RELEASE),
+                local: a.has(flag::DYNPTR_TYPE_LOCAL),
+                ringbuf: a.has(flag::DYNPTR_TYPE_RINGBUF),
+            },
             A::PtrToSockCommon => Arg::SockCommon,
             A::PtrToBtfIdSockCommon if a.has(flag::OBJ_RELEASE) => Arg::ReleaseSock,
             // bpf_sk_assign's socket: any socket pointer, not NULL, its
@@ -339,6 +358,7 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
         R::Void => Some(Ret::Void),
         R::PtrToMapValue if null => Some(Ret::MapValueOrNull),
         R::PtrToRingbufMem if null => Some(Ret::MemOrNullSizeArg(1)),
+        R::PtrToDynptrMem if null => Some(Ret::DynptrMemOrNull),
         R::PtrToSocket if null => sock(S::Full),
         R::PtrToSockCommon if null => sock(S::Common),
         R::PtrToTcpSock if null => sock(S::Tcp),

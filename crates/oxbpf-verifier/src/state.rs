@@ -254,6 +254,9 @@ pub enum RefKind {
     /// An open-coded iterator on the stack (`bpf_iter_num_new`…), by its
     /// struct's BTF id: released by its `_destroy`.
     Iter(u32),
+    /// A ring buffer record reserved as a dynptr: released by
+    /// `bpf_ringbuf_submit_dynptr` or `bpf_ringbuf_discard_dynptr`.
+    RingbufDynptr,
 }
 
 impl RefKind {
@@ -263,6 +266,7 @@ impl RefKind {
             RefKind::Socket => "socket (bpf_sk_lookup_*)".into(),
             RefKind::Kernel(id) => format!("{} reference (an acquiring kfunc)", btf_struct(id)),
             RefKind::Iter(id) => format!("iterator {} ({}_new)", iter_name(id), btf_struct(id)),
+            RefKind::RingbufDynptr => "ring buffer dynptr (bpf_ringbuf_reserve_dynptr)".into(),
         }
     }
 
@@ -272,6 +276,9 @@ impl RefKind {
             RefKind::Socket => "bpf_sk_release".into(),
             RefKind::Kernel(id) => crate::kfuncs::release_for(&btf_struct(id)).into(),
             RefKind::Iter(id) => format!("{}_destroy", btf_struct(id)),
+            RefKind::RingbufDynptr => {
+                "bpf_ringbuf_submit_dynptr or bpf_ringbuf_discard_dynptr".into()
+            }
         }
     }
 }
@@ -386,6 +393,39 @@ pub mod byte {
     /// Part of an open-coded iterator (see [`super::Stack::iters`]): not
     /// readable as data.
     pub const ITER: u8 = 3;
+    /// Part of a dynptr (see [`super::Stack::dynptrs`]): not readable as
+    /// data.
+    pub const DYNPTR: u8 = 4;
+}
+
+/// What a dynptr points into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DynKind {
+    /// A map value (`bpf_dynptr_from_mem`).
+    Local,
+    /// A ring buffer record (`bpf_ringbuf_reserve_dynptr`): a reference,
+    /// submitted or discarded on every path.
+    Ringbuf,
+}
+
+impl DynKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DynKind::Local => "local",
+            DynKind::Ringbuf => "ringbuf",
+        }
+    }
+}
+
+/// A `struct bpf_dynptr` on the stack (16 bytes, two slots), as the
+/// kernel's STACK_DYNPTR slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DynSlot {
+    pub kind: DynKind,
+    /// The reference of a ring buffer dynptr (0 for a local one); its
+    /// clones share it, and releasing one releases them all.
+    pub ref_id: u32,
+    pub rdonly: bool,
 }
 
 /// An open-coded iterator (`struct bpf_iter_num` …) on the stack, as the
@@ -422,6 +462,9 @@ pub struct Stack {
     /// Open-coded iterators by the byte index of their first byte; their
     /// bytes are [`byte::ITER`].
     pub iters: BTreeMap<usize, IterSlot>,
+    /// Dynptrs by the byte index of their first byte; their bytes are
+    /// [`byte::DYNPTR`].
+    pub dynptrs: BTreeMap<usize, DynSlot>,
 }
 
 impl Default for Stack {
@@ -431,11 +474,33 @@ impl Default for Stack {
             spills: BTreeMap::new(),
             consts: BTreeMap::new(),
             iters: BTreeMap::new(),
+            dynptrs: BTreeMap::new(),
         }
     }
 }
 
 impl Stack {
+    /// A store into bytes `a..b` destroys the dynptrs it touches (their
+    /// bytes become uninitialized), as the kernel's
+    /// destroy_if_dynptr_stack_slot; a referenced one is refused: its
+    /// first byte is returned and nothing changes.
+    pub fn destroy_dynptrs(&mut self, a: usize, b: usize) -> Option<usize> {
+        let hit: Vec<usize> = self
+            .dynptrs
+            .range(a.saturating_sub(15)..b)
+            .filter(|(k, _)| **k + 16 > a)
+            .map(|(k, _)| *k)
+            .collect();
+        if let Some(k) = hit.iter().find(|k| self.dynptrs[k].ref_id != 0) {
+            return Some(*k);
+        }
+        for k in hit {
+            self.dynptrs.remove(&k);
+            self.bytes[k..k + 16].fill(byte::UNINIT);
+        }
+        None
+    }
+
     /// A store into bytes `a..b` ends every iterator it touches, as the
     /// kernel's scrub of STACK_ITER slots: the written 8-byte slots become
     /// plain data, the iterator's other bytes stay unusable, and its
@@ -581,6 +646,7 @@ pub fn join_states(old: &State, cur: &State, widen: Option<&[i64]>) -> Option<St
             || o.callback != c.callback
             || o.site != c.site
             || o.stack.iters != c.stack.iters
+            || o.stack.dynptrs != c.stack.dynptrs
         {
             return None;
         }
@@ -713,6 +779,20 @@ impl State {
                 *x = Reg::invalid(privileged, gone);
             }
         });
+        // A ring buffer dynptr and its clones go with their reference.
+        for f in &mut self.frames {
+            let gone: Vec<usize> = f
+                .stack
+                .dynptrs
+                .iter()
+                .filter(|(_, d)| d.ref_id == id)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in gone {
+                f.stack.dynptrs.remove(&k);
+                f.stack.bytes[k..k + 16].fill(byte::UNINIT);
+            }
+        }
         Some(r)
     }
 
@@ -899,11 +979,12 @@ pub fn covers(
             }
             // An iterator's bytes are covered only by the same iterator
             // (compared below), and cover nothing else.
-            if (*bo == byte::ITER) != (*bc == byte::ITER) && *bo != byte::UNINIT {
+            let special = |b: u8| b == byte::ITER || b == byte::DYNPTR;
+            if (special(*bo) || special(*bc)) && *bo != *bc && *bo != byte::UNINIT {
                 return false;
             }
             let ok = *bo == byte::UNINIT
-                || *bo == byte::ITER
+                || special(*bo)
                 || (*bo == byte::MISC && *bc != byte::UNINIT)
                 || (*bo == byte::ZERO
                     && (*bc == byte::ZERO || (*bc != byte::UNINIT && loose(i / 8 * 8))));
@@ -923,6 +1004,18 @@ pub fn covers(
                 || io.size != ic.size
                 || io.active != ic.active
                 || !ids.exact(io.ref_id, ic.ref_id)
+            {
+                return false;
+            }
+        }
+        if fo.stack.dynptrs.len() != fc.stack.dynptrs.len() {
+            return false;
+        }
+        for ((ko, o), (kc, c)) in fo.stack.dynptrs.iter().zip(&fc.stack.dynptrs) {
+            if ko != kc
+                || o.kind != c.kind
+                || o.rdonly != c.rdonly
+                || !ids.exact(o.ref_id, c.ref_id)
             {
                 return false;
             }

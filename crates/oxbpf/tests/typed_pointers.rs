@@ -64,7 +64,7 @@ fn typed_pointer_programs_get_the_kernels_verdicts() {
     if kernel_btf().is_none() {
         return;
     }
-    for obj in ["typed.o", "core.o", "kfuncs.o", "iters.o"] {
+    for obj in ["typed.o", "core.o", "kfuncs.o", "iters.o", "dynptrs.o"] {
         let path = object(obj);
         let ours = verdicts(&[], &path);
         assert!(ours.len() >= 3, "{obj}: {ours:?}");
@@ -175,6 +175,55 @@ fn iterator_rejections_say_what_the_kernel_says() {
         ),
         ("bad_precise_counter", "too complex"),
         ("bad_task_after_loop", "invalid mem access 'scalar'"),
+    ] {
+        let m = ours
+            .iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default();
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
+    }
+}
+
+#[test]
+fn dynptr_rejections_say_what_the_kernel_says() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let ours = verdicts(&[], &object("dynptrs.o"));
+    for (p, text) in [
+        ("bad_ringbuf_leak", "reference leak: the ring buffer dynptr"),
+        (
+            "bad_ringbuf_leak",
+            "bpf_ringbuf_submit_dynptr or bpf_ringbuf_discard_dynptr",
+        ),
+        ("bad_failed_reserve_leak", "reference leak"),
+        (
+            "bad_uninit_read",
+            "Expected an initialized dynptr as arg #2",
+        ),
+        ("bad_read_bytes", "invalid read from stack"),
+        (
+            "bad_overwrite_referenced",
+            "cannot overwrite referenced dynptr",
+        ),
+        ("bad_data_after_submit", "invalid mem access 'scalar'"),
+        ("bad_data_beyond", "invalid access to memory of size 8"),
+        (
+            "bad_from_stack",
+            "Unsupported reg type fp0 for bpf_dynptr_from_mem data",
+        ),
+        ("bad_submit_local", "Expected a dynptr of type ringbuf"),
+        (
+            "bad_double_submit",
+            "Expected an initialized dynptr as arg #0",
+        ),
+        ("bad_slice_write", "write into read-only memory"),
+        ("bad_data_variable_len", "R3 is not a known constant"),
+        (
+            "bad_use_after_clone_submit",
+            "Expected an initialized dynptr as arg #0",
+        ),
     ] {
         let m = ours
             .iter()

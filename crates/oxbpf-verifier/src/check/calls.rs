@@ -223,6 +223,7 @@ impl Verifier<'_> {
         let mut sock_arg: Option<Reg> = None;
         let mut map: Option<u32> = None;
         let mut callback: Option<u32> = None;
+        let mut dyn_arg: Option<super::dynptrs::DynArg> = None;
         let mut regs = [Reg::NOT_INIT; 5];
         for (i, arg) in p.args.iter().enumerate() {
             let rn = i + 1;
@@ -441,6 +442,41 @@ impl Verifier<'_> {
                     }
                     sock_arg = Some(r);
                 }
+                Arg::Dynptr {
+                    init,
+                    release: rel,
+                    local,
+                    ringbuf,
+                } => {
+                    let d = self.dynptr_arg(
+                        path,
+                        pc,
+                        rn,
+                        &r,
+                        super::dynptrs::Want {
+                            init: *init,
+                            local: *local,
+                            ringbuf: *ringbuf,
+                        },
+                        &format!("bpf_{}", p.name),
+                    )?;
+                    if *init
+                        && id as u32 == helper::DYNPTR_FROM_MEM
+                        && !matches!(regs[0].kind, Kind::MapValue { .. })
+                    {
+                        return err(
+                            pc,
+                            format!(
+                                "Unsupported reg type {} for bpf_dynptr_from_mem data: a local dynptr points into a map value",
+                                regs[0].kind.name()
+                            ),
+                        );
+                    }
+                    if *rel {
+                        release = Some(d.slot.ref_id);
+                    }
+                    dyn_arg = Some(d);
+                }
                 Arg::ConstStr => {
                     if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
                         return err(pc, format!("R{rn} must point to a constant string"));
@@ -535,6 +571,24 @@ impl Verifier<'_> {
                 if let Some(s) = sock_arg {
                     r.ref_obj_id = s.ref_obj_id;
                 }
+                r
+            }
+            Ret::DynptrMemOrNull => {
+                let len = regs[2];
+                let Some(n) = len.var.konst().filter(|_| len.kind == Kind::Scalar) else {
+                    return err(
+                        pc,
+                        format!("R3 is not a known constant (the length of bpf_{})", p.name),
+                    );
+                };
+                let d = dyn_arg.map(|d| d.slot);
+                let mut r = Reg::ptr(Kind::MemOrNull {
+                    size: n.min(1 << 29) as u32,
+                    writable: !d.is_some_and(|d| d.rdonly),
+                });
+                r.id = path.state.fresh_id();
+                // A ring buffer record's memory goes with its reference.
+                r.ref_obj_id = d.map_or(0, |d| d.ref_id);
                 r
             }
             Ret::MemOrNullSizeArg(a) => {
@@ -780,6 +834,7 @@ impl Verifier<'_> {
         let mut regs = [Reg::NOT_INIT; 5];
         let mut release: Option<u32> = None;
         let mut iter: Option<super::iters::IterArg> = None;
+        let mut dyn_args: Vec<super::dynptrs::DynArg> = Vec::new();
         for (i, (pname, ptype)) in params.iter().enumerate() {
             let rn = i + 1;
             let r = self
@@ -852,6 +907,23 @@ impl Verifier<'_> {
             let sized_by_next = params
                 .get(i + 1)
                 .is_some_and(|(n, _)| n.ends_with("__sz") || n.ends_with("__szk"));
+            if is_struct && k.name(pointee) == "bpf_dynptr" {
+                let init = pname.ends_with("__uninit");
+                let want = super::dynptrs::Want {
+                    init,
+                    local: false,
+                    ringbuf: false,
+                };
+                let d = self.dynptr_arg(path, pc, rn, &r, want, &name)?;
+                // A clone is the same kind of dynptr, holding the same
+                // reference (released with it).
+                if init && let Some(src) = dyn_args.first() {
+                    let src: super::dynptrs::DynArg = *src;
+                    self.make_dynptr(path, d.frame, d.at, src.slot);
+                }
+                dyn_args.push(d);
+                continue;
+            }
             if is_struct && !sized_by_next {
                 let want = pointee;
                 let (id, flags) = match r.kind {
@@ -1047,6 +1119,32 @@ impl Verifier<'_> {
             path.state.release(id, pc, self.opts.privileged);
         }
         let rt = skip(ret);
+        if let Special::DynptrSlice { rdwr } = meta.special {
+            let d = dyn_args.first().map(|d| d.slot);
+            let len = regs[3];
+            let Some(n) = len.var.konst().filter(|_| len.kind == Kind::Scalar) else {
+                return err(
+                    pc,
+                    format!("R4 must be a known constant (the size of {name})"),
+                );
+            };
+            if rdwr && d.is_some_and(|d| d.rdonly) {
+                return err(pc, format!("{name}: the dynptr is read-only"));
+            }
+            let mut r0 = Reg::ptr(Kind::MemOrNull {
+                size: n.min(1 << 29) as u32,
+                writable: rdwr,
+            });
+            r0.id = path.state.fresh_id();
+            r0.ref_obj_id = d.map_or(0, |d| d.ref_id);
+            let f = path.state.cur_mut();
+            for r in 1..=5 {
+                f.regs[r] = Reg::NOT_INIT;
+            }
+            f.regs[0] = r0;
+            path.pc = pc + 1;
+            return Ok(Step::Next(vec![]));
+        }
         if let Some(it) = iter {
             match meta.special {
                 Special::IterDestroy => self.iter_destroy(path, pc, it),
@@ -1398,7 +1496,9 @@ impl Verifier<'_> {
                 "sock_common, sock, tcp_sock",
                 matches!(r.kind, Kind::Sock(_)),
             ),
-            RefKind::Kernel(_) | RefKind::Iter(_) => ("a referenced kernel pointer", false),
+            RefKind::Kernel(_) | RefKind::Iter(_) | RefKind::RingbufDynptr => {
+                ("a referenced kernel pointer", false)
+            }
         };
         let held = path
             .state
@@ -1609,7 +1709,9 @@ pub(super) fn map_fits_helper(mt: u32, id: u32) -> bool {
         h::MAP_PUSH_ELEM | h::MAP_POP_ELEM | h::MAP_PEEK_ELEM => {
             matches!(mt, m::QUEUE | m::STACK | m::BLOOM_FILTER)
         }
-        h::RINGBUF_OUTPUT | h::RINGBUF_RESERVE | h::RINGBUF_QUERY => mt == m::RINGBUF,
+        h::RINGBUF_OUTPUT | h::RINGBUF_RESERVE | h::RINGBUF_QUERY | h::RINGBUF_RESERVE_DYNPTR => {
+            mt == m::RINGBUF
+        }
         h::TAIL_CALL => mt == m::PROG_ARRAY,
         h::PERF_EVENT_OUTPUT => mt == m::PERF_EVENT_ARRAY,
         h::REDIRECT_MAP => matches!(mt, m::DEVMAP | m::CPUMAP | m::XSKMAP | m::DEVMAP_HASH),

@@ -124,6 +124,38 @@ impl Verifier<'_> {
                     self.stack_read(path, fi, a, b);
                 }
                 let stack = &mut path.state.frames[fi].stack;
+                if let Some(i) = (a..b).find(|&i| stack.bytes[i] == byte::DYNPTR) {
+                    if value.is_none() {
+                        return err(
+                            pc,
+                            format!(
+                                "invalid read from stack R{rn} off={} size={size}: fp{} is part of a dynptr, which only the dynptr helpers and kfuncs may use",
+                                base.off + off,
+                                i as i64 - STACK
+                            ),
+                        );
+                    }
+                    if var_write {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} variable-offset stack write may reach fp{}, part of a dynptr",
+                                i as i64 - STACK
+                            ),
+                        );
+                    }
+                    // A store destroys a dynptr, unless it holds a reference
+                    // (a ring buffer record would be lost).
+                    if let Some(at) = stack.destroy_dynptrs(a, b) {
+                        return err(
+                            pc,
+                            format!(
+                                "cannot overwrite referenced dynptr at fp{}: submit or discard it first",
+                                at as i64 - STACK
+                            ),
+                        );
+                    }
+                }
                 if let Some(i) = (a..b).find(|&i| stack.bytes[i] == byte::ITER) {
                     if value.is_none() {
                         return err(

@@ -1582,6 +1582,7 @@ impl Verifier<'_> {
 
 mod alu;
 mod calls;
+mod dynptrs;
 mod flow;
 mod iters;
 mod memory;
