@@ -69,8 +69,14 @@ pub enum Special {
     DynptrSlice {
         rdwr: bool,
     },
-    /// Allocated objects and graphs, work queues, IRQ and
-    /// preemption state: not modelled yet.
+    /// `bpf_obj_new_impl(local_type_id__k, meta__ign)`: a new object of
+    /// one of the program's own structs (plain data: no lists, trees,
+    /// reference counts, locks or kptrs inside), a reference.
+    ObjNew,
+    /// `bpf_obj_drop_impl(p__alloc, meta__ign)`: frees it.
+    ObjDrop,
+    /// Allocated objects' lists and trees, per-CPU and reference-counted
+    /// objects, work queues, IRQ and preemption state: not modelled yet.
     Unmodelled(&'static str),
 }
 
@@ -112,8 +118,9 @@ const fn sp(name: &'static str, set: Set, special: Special) -> Kfunc {
 use Set::*;
 use kf::*;
 
-const ALLOC: Special =
-    Special::Unmodelled("allocated objects (bpf_obj_new) and their lists and trees");
+const ALLOC: Special = Special::Unmodelled(
+    "per-CPU allocated objects, reference-counted objects and the lists and trees of allocated objects",
+);
 
 /// The kfuncs oxbpf's verifier knows.
 pub const KFUNCS: &[Kfunc] = &[
@@ -130,9 +137,14 @@ pub const KFUNCS: &[Kfunc] = &[
     k("bpf_task_get_cgroup1", ACQUIRE | RCU | RET_NULL, Generic),
     k("bpf_send_signal_task", TRUSTED_ARGS, Generic),
     k("bpf_throw", 0, Generic),
-    sp("bpf_obj_new_impl", Generic, ALLOC),
+    spf(
+        "bpf_obj_new_impl",
+        ACQUIRE | RET_NULL,
+        Generic,
+        Special::ObjNew,
+    ),
     sp("bpf_percpu_obj_new_impl", Generic, ALLOC),
-    sp("bpf_obj_drop_impl", Generic, ALLOC),
+    spf("bpf_obj_drop_impl", RELEASE, Generic, Special::ObjDrop),
     sp("bpf_percpu_obj_drop_impl", Generic, ALLOC),
     sp("bpf_refcount_acquire_impl", Generic, ALLOC),
     sp("bpf_list_push_front_impl", Generic, ALLOC),

@@ -114,6 +114,9 @@ pub struct Options {
     /// reads are checked against the kernel's structs (the kernel's
     /// PTR_TO_BTF_ID). Without it those are plain numbers.
     pub kernel_btf: Option<std::sync::Arc<oxbpf_obj::core::KernelBtf>>,
+    /// The program's own BTF, where its code names its own types
+    /// (`bpf_obj_new`'s local type id).
+    pub prog_btf: Option<std::sync::Arc<oxbpf_obj::Btf>>,
     /// What a BTF-attached program attaches to (from its section name).
     pub btf_target: Option<kbtf::BtfTarget>,
     /// Names of the kfuncs the program calls, by instruction (the
@@ -145,6 +148,7 @@ impl Default for Options {
             attach: None,
             precise: true,
             kernel_btf: None,
+            prog_btf: None,
             btf_target: None,
             kfunc_names: Vec::new(),
             widen_loops: false,
@@ -628,6 +632,12 @@ pub fn verify_object_program(
     // Kernel function calls name their kfunc; the kernel's BTF gives its id
     // (as libbpf resolves them before loading).
     o.kfunc_names = p.extern_calls.clone();
+    if p.extern_calls
+        .iter()
+        .any(|(_, n)| n.ends_with("obj_new_impl"))
+    {
+        o.prog_btf = obj.btf.clone().map(std::sync::Arc::new);
+    }
     let mut insns = std::borrow::Cow::Borrowed(&p.insns);
     if let Some(k) = &o.kernel_btf {
         for (at, name) in &p.extern_calls {

@@ -257,6 +257,9 @@ pub enum RefKind {
     /// A ring buffer record reserved as a dynptr: released by
     /// `bpf_ringbuf_submit_dynptr` or `bpf_ringbuf_discard_dynptr`.
     RingbufDynptr,
+    /// An object the program allocated (`bpf_obj_new`): freed by
+    /// `bpf_obj_drop`.
+    Alloc,
 }
 
 impl RefKind {
@@ -267,6 +270,7 @@ impl RefKind {
             RefKind::Kernel(id) => format!("{} reference (an acquiring kfunc)", btf_struct(id)),
             RefKind::Iter(id) => format!("iterator {} ({}_new)", iter_name(id), btf_struct(id)),
             RefKind::RingbufDynptr => "ring buffer dynptr (bpf_ringbuf_reserve_dynptr)".into(),
+            RefKind::Alloc => "allocated object (bpf_obj_new)".into(),
         }
     }
 
@@ -279,6 +283,7 @@ impl RefKind {
             RefKind::RingbufDynptr => {
                 "bpf_ringbuf_submit_dynptr or bpf_ringbuf_discard_dynptr".into()
             }
+            RefKind::Alloc => "bpf_obj_drop".into(),
         }
     }
 }

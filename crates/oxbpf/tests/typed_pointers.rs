@@ -64,7 +64,14 @@ fn typed_pointer_programs_get_the_kernels_verdicts() {
     if kernel_btf().is_none() {
         return;
     }
-    for obj in ["typed.o", "core.o", "kfuncs.o", "iters.o", "dynptrs.o"] {
+    for obj in [
+        "typed.o",
+        "core.o",
+        "kfuncs.o",
+        "iters.o",
+        "dynptrs.o",
+        "alloc.o",
+    ] {
         let path = object(obj);
         let ours = verdicts(&[], &path);
         assert!(ours.len() >= 3, "{obj}: {ours:?}");
@@ -223,6 +230,40 @@ fn dynptr_rejections_say_what_the_kernel_says() {
         (
             "bad_use_after_clone_submit",
             "Expected an initialized dynptr as arg #0",
+        ),
+    ] {
+        let m = ours
+            .iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default();
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
+    }
+}
+
+#[test]
+fn allocated_object_rejections_say_what_the_kernel_says() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let ours = verdicts(&[], &object("alloc.o"));
+    for (p, text) in [
+        (
+            "bad_leak",
+            "reference leak: the allocated object (bpf_obj_new)",
+        ),
+        ("bad_leak", "bpf_obj_drop"),
+        ("bad_unchecked", "it may be NULL"),
+        ("bad_use_after_drop", "which insn 8 released"),
+        ("bad_double_drop", "expected pointer to allocated object"),
+        ("bad_beyond", "invalid access to memory of size 32"),
+        (
+            "bad_drop_inside",
+            "must have zero offset when passed to release func",
+        ),
+        (
+            "bad_drop_stack",
+            "expected pointer to allocated object: R1 is fp0",
         ),
     ] {
         let m = ours

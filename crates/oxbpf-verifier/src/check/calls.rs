@@ -861,6 +861,39 @@ impl Verifier<'_> {
             if pname.ends_with("__ign") {
                 continue;
             }
+            if pname.ends_with("__alloc") {
+                let held = path
+                    .state
+                    .refs
+                    .iter()
+                    .find(|x| r.ref_obj_id != 0 && x.id == r.ref_obj_id && x.kind == RefKind::Alloc)
+                    .copied();
+                let Some(h) = held.filter(|_| matches!(r.kind, Kind::Mem { .. })) else {
+                    self.relate_gone(r.gone);
+                    return err(
+                        pc,
+                        format!(
+                            "arg#{i} expected pointer to allocated object: R{rn} is {}{}{}",
+                            r.kind.name(),
+                            if r.kind.is_or_null() {
+                                " (it may be NULL: compare it with 0 first)"
+                            } else {
+                                ""
+                            },
+                            r.gone.explain()
+                        ),
+                    );
+                };
+                if r.off != 0 || r.var.konst() != Some(0) {
+                    self.relate_acquired(&h);
+                    return err(
+                        pc,
+                        format!("R{rn} must have zero offset when passed to release func {name}"),
+                    );
+                }
+                release = Some(h.id);
+                continue;
+            }
             if is_scalar(*ptype) {
                 if r.kind != Kind::Scalar {
                     return err(
@@ -1204,6 +1237,24 @@ impl Verifier<'_> {
                 }
             };
             match meta.special {
+                Special::ObjNew => {
+                    let id = regs[0].var.konst().unwrap_or(0) as u32;
+                    let size = self.alloc_type_size(pc, id)?;
+                    let mut r = Reg::ptr(Kind::MemOrNull {
+                        size,
+                        writable: true,
+                    });
+                    r.id = path.state.fresh_id();
+                    r.ref_obj_id = r.id;
+                    let callback_frame = path.state.callback_frame();
+                    path.state.refs.push(RefState {
+                        id: r.id,
+                        kind: RefKind::Alloc,
+                        pc: pc as u32,
+                        callback_frame,
+                    });
+                    r
+                }
                 Special::RdonlyCast => {
                     let to = regs[1].var.konst().unwrap_or(0) as u32;
                     let is_struct = k
@@ -1311,6 +1362,106 @@ impl Verifier<'_> {
         }
         path.pc = pc + 1;
         Ok(Step::Next(vec![]))
+    }
+
+    /// The size of the program's struct `id` that `bpf_obj_new` allocates:
+    /// a struct of plain data (special fields — lists, trees, reference
+    /// counts, locks, timers, kptrs — are not modelled).
+    fn alloc_type_size(&self, pc: usize, id: u32) -> VResult<u32> {
+        use oxbpf_obj::btf::Kind as BK;
+        use oxbpf_obj::btfindex::BtfTypes;
+        let Some(btf) = self.opts.prog_btf.clone() else {
+            return err(
+                pc,
+                "bpf_obj_new needs the program's BTF (its type id names one of the program's structs)",
+            );
+        };
+        let b: &oxbpf_obj::Btf = &btf;
+        let t = b.resolve(id);
+        let Some(ty) = b
+            .get_type(t)
+            .filter(|x| matches!(x.kind, BK::Struct { .. }))
+        else {
+            return err(
+                pc,
+                format!("bpf_obj_new type ID argument must be of a struct (type {id} is not)"),
+            );
+        };
+        // Special fields anywhere inside (a bounded walk of nested structs).
+        let mut todo = vec![(t, 0)];
+        while let Some((x, depth)) = todo.pop() {
+            let Some(BK::Struct { members, .. } | BK::Union { members, .. }) =
+                b.get_type(x).map(|y| y.kind)
+            else {
+                continue;
+            };
+            for m in members {
+                let mut mt = m.type_id;
+                let mut tagged = false;
+                for _ in 0..16 {
+                    match b.get_type(mt).map(|y| y.kind) {
+                        Some(BK::TypeTag { target }) => {
+                            tagged = true;
+                            mt = target;
+                        }
+                        Some(
+                            BK::Typedef { target }
+                            | BK::Const { target }
+                            | BK::Volatile { target }
+                            | BK::Restrict { target },
+                        ) => mt = target,
+                        Some(BK::Array { elem, .. }) => mt = elem,
+                        Some(BK::Ptr { target }) => {
+                            tagged |= matches!(
+                                b.get_type(target).map(|y| y.kind),
+                                Some(BK::TypeTag { .. })
+                            );
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                let name = b.get_type(mt).map(|y| y.name).unwrap_or_default();
+                if tagged
+                    || matches!(
+                        name.as_str(),
+                        "bpf_list_head"
+                            | "bpf_list_node"
+                            | "bpf_rb_root"
+                            | "bpf_rb_node"
+                            | "bpf_refcount"
+                            | "bpf_spin_lock"
+                            | "bpf_res_spin_lock"
+                            | "bpf_timer"
+                            | "bpf_wq"
+                            | "bpf_task_work"
+                    )
+                {
+                    return err(
+                        pc,
+                        format!(
+                            "bpf_obj_new of struct {}: objects holding {} are not supported by oxbpf's verifier yet",
+                            ty.name,
+                            if tagged { "kptrs" } else { name.as_str() }
+                        ),
+                    );
+                }
+                if depth < 8 {
+                    todo.push((mt, depth + 1));
+                }
+            }
+        }
+        match b.size_of(t) {
+            Some(n) if n > 0 && n <= 4096 => Ok(n as u32),
+            n => err(
+                pc,
+                format!(
+                    "bpf_obj_new of struct {}: size {} is not allocatable",
+                    ty.name,
+                    n.unwrap_or(0)
+                ),
+            ),
+        }
     }
 
     /// A typed kernel pointer argument that must point to struct `want`
@@ -1496,7 +1647,7 @@ impl Verifier<'_> {
                 "sock_common, sock, tcp_sock",
                 matches!(r.kind, Kind::Sock(_)),
             ),
-            RefKind::Kernel(_) | RefKind::Iter(_) | RefKind::RingbufDynptr => {
+            RefKind::Kernel(_) | RefKind::Iter(_) | RefKind::RingbufDynptr | RefKind::Alloc => {
                 ("a referenced kernel pointer", false)
             }
         };
