@@ -247,3 +247,42 @@ int BPF_PROG(bad_acquire_released_on_one_arm, bool preempt, struct task_struct *
 		bpf_task_release(t);
 	return 0;
 }
+// Generic kfuncs in the program types Linux 6.18 registers them for
+// (tracepoints, perf events, cgroup programs…) but not raw tracepoints.
+SEC("tp/syscalls/sys_enter_getpid")
+int ok_tracepoint_from_pid(void *ctx)
+{
+	struct task_struct *t = bpf_task_from_pid(1);
+	if (t) bpf_task_release(t);
+	return 0;
+}
+SEC("cgroup/connect4")
+int ok_cgroup_from_pid(struct bpf_sock_addr *ctx)
+{
+	struct task_struct *t = bpf_task_from_pid(1);
+	if (t) bpf_task_release(t);
+	return 1;
+}
+SEC("raw_tp/sched_switch")
+int bad_raw_tp_from_pid(void *ctx)
+{
+	struct task_struct *t = bpf_task_from_pid(1);
+	if (t) bpf_task_release(t);
+	return 0;
+}
+// bpf_ksym_exists: a kfunc's address, tested before the call (as
+// libbpf-tools' sigsnoop does).
+extern struct task_struct *bpf_task_from_vpid(s32 vpid) __ksym __weak;
+#ifndef bpf_ksym_exists
+#define bpf_ksym_exists(sym) ({ _Static_assert(!__builtin_constant_p(!!sym), #sym " should be marked as __weak"); !!sym; })
+#endif
+SEC("tp/syscalls/sys_enter_getpid")
+int ok_ksym_exists(void *ctx)
+{
+	struct task_struct *t;
+	if (!bpf_ksym_exists(bpf_task_from_vpid))
+		return 0;
+	t = bpf_task_from_vpid(1);
+	if (t) bpf_task_release(t);
+	return 0;
+}

@@ -36,9 +36,26 @@ impl Set {
         use ProgramType as T;
         match self {
             Set::Common => true,
+            // As Linux 6.18 registers generic_kfunc_set (checked against
+            // the running kernel: kprobes, raw tracepoints, socket filters,
+            // sk_skb/sk_msg, lwt, flow dissector, sk_lookup, sk_reuseport
+            // and tc actions may not call them).
             Set::Generic => matches!(
                 t,
-                T::Tracing | T::SchedCls | T::Xdp | T::StructOps | T::Syscall | T::CgroupSkb
+                T::Tracing
+                    | T::SchedCls
+                    | T::Xdp
+                    | T::StructOps
+                    | T::Syscall
+                    | T::CgroupSkb
+                    | T::Tracepoint
+                    | T::PerfEvent
+                    | T::CgroupSock
+                    | T::CgroupSockAddr
+                    | T::SockOps
+                    | T::CgroupDevice
+                    | T::CgroupSysctl
+                    | T::CgroupSockopt
             ),
             Set::Cpumask => matches!(t, T::Tracing | T::Lsm | T::StructOps | T::Syscall),
         }

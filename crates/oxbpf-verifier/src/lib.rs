@@ -122,6 +122,8 @@ pub struct Options {
     /// Names of the kfuncs the program calls, by instruction (the
     /// object's extern calls), for calls the kernel's BTF cannot resolve.
     pub kfunc_names: Vec<(usize, String)>,
+    /// `lddw` of `__ksym` externs: (instruction, name, declared `__weak`).
+    pub ksym_loads: Vec<(usize, String, bool)>,
     /// Loops by abstract interpretation (`--loops widen`), beyond the
     /// kernel: a path that comes back to a loop head joins (then widens)
     /// its state with the head's, until the head's state holds every
@@ -151,6 +153,7 @@ impl Default for Options {
             prog_btf: None,
             btf_target: None,
             kfunc_names: Vec::new(),
+            ksym_loads: Vec::new(),
             widen_loops: false,
         }
     }
@@ -632,6 +635,17 @@ pub fn verify_object_program(
     // Kernel function calls name their kfunc; the kernel's BTF gives its id
     // (as libbpf resolves them before loading).
     o.kfunc_names = p.extern_calls.clone();
+    o.ksym_loads = p
+        .extern_loads
+        .iter()
+        .map(|(at, n)| {
+            (
+                *at,
+                n.clone(),
+                obj.ksyms.iter().any(|k| &k.name == n && k.weak),
+            )
+        })
+        .collect();
     if p.extern_calls
         .iter()
         .any(|(_, n)| n.ends_with("obj_new_impl"))

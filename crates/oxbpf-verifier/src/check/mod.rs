@@ -1359,10 +1359,38 @@ impl Verifier<'_> {
                         pc: (pc as i64 + 1 + rel as i64) as u32,
                     }),
                     Imm64::BtfId { .. } => {
-                        return err(
-                            pc,
-                            "kernel variables (ld_imm64 of a BTF id) are not supported",
-                        );
+                        let ksym = self.opts.ksym_loads.iter().find(|(at, ..)| *at == pc);
+                        let Some((_, name, weak)) = ksym.cloned() else {
+                            return err(
+                                pc,
+                                "kernel variables (ld_imm64 of a BTF id) are not supported",
+                            );
+                        };
+                        let func = self.kbtf.as_ref().map(|k| k.kernel.func(&name));
+                        match func {
+                            // A kfunc's address (what bpf_ksym_exists
+                            // tests): read-only memory of no size, as the
+                            // kernel's check_pseudo_btf_id.
+                            Some(Some(_)) => Reg::ptr(Kind::Mem {
+                                size: 0,
+                                writable: false,
+                            }),
+                            // A weak ksym the kernel lacks: libbpf loads 0.
+                            Some(None) if weak => Reg::konst(0),
+                            _ => {
+                                return err(
+                                    pc,
+                                    format!(
+                                        "kernel variable {name} (ld_imm64 of a BTF id) is not supported by oxbpf's verifier yet{}",
+                                        if self.kbtf.is_none() {
+                                            " (and no kernel BTF was given)"
+                                        } else {
+                                            ""
+                                        }
+                                    ),
+                                );
+                            }
+                        }
                     }
                 };
                 path.state.cur_mut().regs[dst.index()] = r;
