@@ -29,6 +29,10 @@ pub enum Set {
     Generic,
     /// `cpumask_kfunc_set` (kernel/bpf/cpumask.c).
     Cpumask,
+    /// `bpf_kfunc_set_skb` (net/core/filter.c).
+    Skb,
+    /// `bpf_kfunc_set_xdp` (net/core/filter.c).
+    Xdp,
 }
 
 impl Set {
@@ -58,6 +62,21 @@ impl Set {
                     | T::CgroupSockopt
             ),
             Set::Cpumask => matches!(t, T::Tracing | T::Lsm | T::StructOps | T::Syscall),
+            Set::Skb => matches!(
+                t,
+                T::SchedCls
+                    | T::SchedAct
+                    | T::SkSkb
+                    | T::SocketFilter
+                    | T::CgroupSkb
+                    | T::LwtIn
+                    | T::LwtOut
+                    | T::LwtXmit
+                    | T::LwtSeg6local
+                    | T::Netfilter
+                    | T::Tracing
+            ),
+            Set::Xdp => t == T::Xdp,
         }
     }
 }
@@ -81,6 +100,11 @@ pub enum Special {
     IterDestroy,
     /// Takes dynptrs (`struct bpf_dynptr *`; `__uninit` ones it makes).
     Dynptr,
+    /// `bpf_dynptr_from_skb/xdp(ctx, flags, ptr__uninit)`: a dynptr over
+    /// the packet.
+    DynptrFrom {
+        xdp: bool,
+    },
     /// `bpf_dynptr_slice(_rdwr)`: memory of the dynptr, of the constant
     /// size of its last argument, or NULL.
     DynptrSlice {
@@ -214,6 +238,16 @@ pub const KFUNCS: &[Kfunc] = &[
     sp("bpf_iter_bits_new", Common, Special::IterNew),
     sp("bpf_iter_bits_next", Common, Special::IterNext),
     sp("bpf_iter_bits_destroy", Common, Special::IterDestroy),
+    sp(
+        "bpf_dynptr_from_skb",
+        Skb,
+        Special::DynptrFrom { xdp: false },
+    ),
+    sp(
+        "bpf_dynptr_from_xdp",
+        Set::Xdp,
+        Special::DynptrFrom { xdp: true },
+    ),
     sp(
         "bpf_dynptr_slice",
         Common,

@@ -139,7 +139,15 @@ fn mark_null(st: &mut State, id: u32, null: bool, maps: &[crate::MapInfo]) {
                     kind: match r.kind {
                         Kind::MapValueOrNull { map } => Kind::MapValue { map },
                         Kind::MapPtrOrNull { map } => Kind::MapPtr { map },
-                        Kind::MemOrNull { size, writable } => Kind::Mem { size, writable },
+                        Kind::MemOrNull {
+                            size,
+                            writable,
+                            pkt,
+                        } => Kind::Mem {
+                            size,
+                            writable,
+                            pkt,
+                        },
                         Kind::SockOrNull(k) => Kind::Sock(k),
                         Kind::BtfOrNull { id, flags } => Kind::Btf { id, flags },
                         k => k,

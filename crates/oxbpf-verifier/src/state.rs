@@ -38,10 +38,14 @@ pub enum Kind {
     Mem {
         size: u32,
         writable: bool,
+        /// A slice of an skb or xdp dynptr: packet data, invalid once a
+        /// helper may have changed the packet.
+        pkt: bool,
     },
     MemOrNull {
         size: u32,
         writable: bool,
+        pkt: bool,
     },
     /// A subprogram's address (callback), by instruction index.
     Func {
@@ -411,6 +415,10 @@ pub enum DynKind {
     /// A ring buffer record (`bpf_ringbuf_reserve_dynptr`): a reference,
     /// submitted or discarded on every path.
     Ringbuf,
+    /// The packet of an skb (`bpf_dynptr_from_skb`) or of an xdp_buff
+    /// (`bpf_dynptr_from_xdp`): its slices are packet data.
+    Skb,
+    Xdp,
 }
 
 impl DynKind {
@@ -418,6 +426,8 @@ impl DynKind {
         match self {
             DynKind::Local => "local",
             DynKind::Ringbuf => "ringbuf",
+            DynKind::Skb => "skb",
+            DynKind::Xdp => "xdp",
         }
     }
 }

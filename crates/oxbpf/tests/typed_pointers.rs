@@ -70,6 +70,7 @@ fn typed_pointer_programs_get_the_kernels_verdicts() {
         "kfuncs.o",
         "iters.o",
         "dynptrs.o",
+        "dynptrs_pkt.o",
         "alloc.o",
     ] {
         let path = object(obj);
@@ -231,6 +232,25 @@ fn dynptr_rejections_say_what_the_kernel_says() {
             "bad_use_after_clone_submit",
             "Expected an initialized dynptr as arg #0",
         ),
+    ] {
+        let m = ours
+            .iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default();
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
+    }
+    let ours = verdicts(&[], &object("dynptrs_pkt.o"));
+    for (p, text) in [
+        (
+            "bad_slice_after_change",
+            "invalidated by insn 16, which may move",
+        ),
+        ("bad_slice_after_write", "invalidated by insn 21"),
+        ("bad_not_ctx", "expected pointer to ctx"),
+        ("bad_xdp_beyond_slice", "invalid access to memory of size 4"),
+        ("bad_socket_write", "the dynptr is read-only"),
+        ("bad_skb_in_xdp", "not allowed in a xdp program"),
     ] {
         let m = ours
             .iter()

@@ -585,6 +585,7 @@ impl Verifier<'_> {
                 let mut r = Reg::ptr(Kind::MemOrNull {
                     size: n.min(1 << 29) as u32,
                     writable: !d.is_some_and(|d| d.rdonly),
+                    pkt: false,
                 });
                 r.id = path.state.fresh_id();
                 // A ring buffer record's memory goes with its reference.
@@ -598,6 +599,7 @@ impl Verifier<'_> {
                         let mut r = Reg::ptr(Kind::MemOrNull {
                             size: n as u32,
                             writable: true,
+                            pkt: false,
                         });
                         r.id = path.state.fresh_id();
                         // The record is a reference: it must be submitted or
@@ -634,7 +636,15 @@ impl Verifier<'_> {
         // A tail call from a subprogram that succeeds returns to the
         // subprogram's caller from another program, which may have changed
         // the packet (from the main program it never returns).
-        if p.changes_packet || (id == TAIL_CALL && path.state.frames.len() > 1) {
+        // Writing through an skb or xdp dynptr may change the packet.
+        let dyn_pkt_write = id as u32 == helper::DYNPTR_WRITE
+            && dyn_arg.is_some_and(|d| {
+                matches!(
+                    d.slot.kind,
+                    crate::state::DynKind::Skb | crate::state::DynKind::Xdp
+                )
+            });
+        if p.changes_packet || dyn_pkt_write || (id == TAIL_CALL && path.state.frames.len() > 1) {
             invalidate_packet(&mut path.state, pc, self.opts.privileged);
         }
         {
@@ -669,6 +679,7 @@ impl Verifier<'_> {
                     let mut key = Reg::ptr(Kind::Mem {
                         size: info.key_size,
                         writable: false,
+                        pkt: false,
                     });
                     key.off = 0;
                     [
@@ -940,6 +951,20 @@ impl Verifier<'_> {
             let sized_by_next = params
                 .get(i + 1)
                 .is_some_and(|(n, _)| n.ends_with("__sz") || n.ends_with("__szk"));
+            // The program's own context (`struct __sk_buff *`, `struct
+            // xdp_md *`), as the kernel's KF_ARG_PTR_TO_CTX.
+            if is_struct && matches!(k.name(pointee).as_str(), "__sk_buff" | "xdp_md") {
+                if r.kind != Kind::Ctx || r.off != 0 || r.var.konst() != Some(0) {
+                    return err(
+                        pc,
+                        format!(
+                            "arg#{i} expected pointer to ctx, but got {} ({name} takes the program's context)",
+                            r.kind.name()
+                        ),
+                    );
+                }
+                continue;
+            }
             if is_struct && k.name(pointee) == "bpf_dynptr" {
                 let init = pname.ends_with("__uninit");
                 let want = super::dynptrs::Want {
@@ -1152,6 +1177,23 @@ impl Verifier<'_> {
             path.state.release(id, pc, self.opts.privileged);
         }
         let rt = skip(ret);
+        if let (Special::DynptrFrom { xdp }, Some(d)) = (meta.special, dyn_args.last()) {
+            use crate::state::{DynKind, DynSlot};
+            use ProgramType as T;
+            // The packet is writable through it where the program may
+            // write packet data (the kernel's may_access_direct_pkt_data).
+            let writable = xdp
+                || matches!(
+                    self.opts.prog_type,
+                    T::SchedCls | T::SchedAct | T::LwtXmit | T::SkSkb | T::SkMsg
+                );
+            let slot = DynSlot {
+                kind: if xdp { DynKind::Xdp } else { DynKind::Skb },
+                ref_id: 0,
+                rdonly: !writable,
+            };
+            self.make_dynptr(path, d.frame, d.at, slot);
+        }
         if let Special::DynptrSlice { rdwr } = meta.special {
             let d = dyn_args.first().map(|d| d.slot);
             let len = regs[3];
@@ -1164,9 +1206,22 @@ impl Verifier<'_> {
             if rdwr && d.is_some_and(|d| d.rdonly) {
                 return err(pc, format!("{name}: the dynptr is read-only"));
             }
+            let pkt = d.is_some_and(|d| {
+                matches!(
+                    d.kind,
+                    crate::state::DynKind::Skb | crate::state::DynKind::Xdp
+                )
+            });
+            if rdwr && pkt && !self.prog_writes_packet() {
+                return err(
+                    pc,
+                    format!("{name}: the prog does not allow writes to packet data"),
+                );
+            }
             let mut r0 = Reg::ptr(Kind::MemOrNull {
                 size: n.min(1 << 29) as u32,
                 writable: rdwr,
+                pkt,
             });
             r0.id = path.state.fresh_id();
             r0.ref_obj_id = d.map_or(0, |d| d.ref_id);
@@ -1203,6 +1258,7 @@ impl Verifier<'_> {
                             Some(n) if n > 0 && n < 1 << 29 => Reg::ptr(Kind::Mem {
                                 size: n as u32,
                                 writable: false,
+                                pkt: false,
                             }),
                             _ => {
                                 return err(
@@ -1243,6 +1299,7 @@ impl Verifier<'_> {
                     let mut r = Reg::ptr(Kind::MemOrNull {
                         size,
                         writable: true,
+                        pkt: false,
                     });
                     r.id = path.state.fresh_id();
                     r.ref_obj_id = r.id;
@@ -1315,6 +1372,7 @@ impl Verifier<'_> {
                             let mut r = Reg::ptr(Kind::MemOrNull {
                                 size,
                                 writable: false,
+                                pkt: false,
                             });
                             r.id = path.state.fresh_id();
                             r
@@ -1322,6 +1380,7 @@ impl Verifier<'_> {
                             Reg::ptr(Kind::Mem {
                                 size,
                                 writable: false,
+                                pkt: false,
                             })
                         };
                         r.off = 0;
@@ -1362,6 +1421,16 @@ impl Verifier<'_> {
         }
         path.pc = pc + 1;
         Ok(Step::Next(vec![]))
+    }
+
+    /// Whether the program type may write packet data (the kernel's
+    /// may_access_direct_pkt_data for BPF_WRITE).
+    fn prog_writes_packet(&self) -> bool {
+        use ProgramType as T;
+        matches!(
+            self.opts.prog_type,
+            T::SchedCls | T::SchedAct | T::Xdp | T::LwtXmit | T::SkSkb | T::SkMsg
+        )
     }
 
     /// The size of the program's struct `id` that `bpf_obj_new` allocates:
@@ -1798,7 +1867,14 @@ impl Verifier<'_> {
 pub(super) fn invalidate_packet(st: &mut State, pc: usize, privileged: bool) {
     let gone = Gone::PacketChanged { at: pc as u32 };
     st.for_each_reg(|r| {
-        if matches!(r.kind, Kind::Packet | Kind::PacketMeta | Kind::PacketEnd) {
+        if matches!(
+            r.kind,
+            Kind::Packet
+                | Kind::PacketMeta
+                | Kind::PacketEnd
+                | Kind::Mem { pkt: true, .. }
+                | Kind::MemOrNull { pkt: true, .. }
+        ) {
             *r = Reg::invalid(privileged, gone);
         }
         r.plen = None;

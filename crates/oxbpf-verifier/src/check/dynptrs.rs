@@ -136,8 +136,8 @@ impl Verifier<'_> {
             );
         };
         let kind_ok = match slot.kind {
-            DynKind::Local => want.local || !want.ringbuf,
             DynKind::Ringbuf => want.ringbuf || !want.local,
+            _ => want.local || !want.ringbuf,
         };
         if !kind_ok {
             return err(

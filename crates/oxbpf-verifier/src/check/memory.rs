@@ -329,6 +329,7 @@ impl Verifier<'_> {
             Kind::Mem {
                 size: msize,
                 writable,
+                ..
             } => {
                 if lo < 0 || hi > msize as i64 {
                     return err(

@@ -403,6 +403,7 @@ impl<'a> Verifier<'a> {
                 (ProgramType::Unspec, Some(len)) => Reg::ptr(Kind::Mem {
                     size: len as u32,
                     writable: true,
+                    pkt: false,
                 }),
                 _ => Reg::ptr(Kind::Ctx),
             };
@@ -422,6 +423,7 @@ impl<'a> Verifier<'a> {
                         let mut r = Reg::ptr(Kind::MemOrNull {
                             size: *size,
                             writable: true,
+                            pkt: false,
                         });
                         r.id = st.fresh_id();
                         r
@@ -1374,6 +1376,7 @@ impl Verifier<'_> {
                             Some(Some(_)) => Reg::ptr(Kind::Mem {
                                 size: 0,
                                 writable: false,
+                                pkt: false,
                             }),
                             // A weak ksym the kernel lacks: libbpf loads 0.
                             Some(None) if weak => Reg::konst(0),
