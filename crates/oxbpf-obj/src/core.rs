@@ -105,6 +105,22 @@ impl KernelBtf {
             .find(|&id| self.index.kind_of(id) == Some(12) && self.index.name_of(id) == name)
     }
 
+    /// The variable named `name` (vmlinux BTF describes the per-CPU
+    /// ones) and whether it is per-CPU (in the `.data..percpu` DATASEC).
+    pub fn var(&self, name: &str) -> Option<(u32, bool)> {
+        let id = self
+            .candidates(name)
+            .iter()
+            .copied()
+            .find(|&id| self.index.kind_of(id) == Some(14) && self.index.name_of(id) == name)?;
+        let percpu = self.candidates(".data..percpu").iter().any(|&t| {
+            self.index.kind_of(t) == Some(15)
+                && matches!(self.index.get(t).map(|x| x.kind),
+                    Some(Kind::Datasec { vars, .. }) if vars.iter().any(|v| v.type_id == id))
+        });
+        Some((id, percpu))
+    }
+
     /// Types whose essential name is `name`.
     fn candidates(&self, name: &str) -> &[u32] {
         let names = self.names.get_or_init(|| {

@@ -65,6 +65,8 @@ pub enum Arg {
         local: bool,
         ringbuf: bool,
     },
+    /// A per-CPU kernel variable's address (`ARG_PTR_TO_PERCPU_BTF_ID`).
+    PercpuBtf,
     /// A typed kernel pointer to struct `strukt` (`ARG_PTR_TO_BTF_ID`),
     /// or NULL when `or_null`.
     BtfId {
@@ -83,6 +85,12 @@ pub enum Ret {
     MapValueOrNull,
     /// `PTR_TO_MEM_OR_NULL` of the size given by constant argument `n`.
     MemOrNullSizeArg(usize),
+    /// `bpf_per_cpu_ptr`/`bpf_this_cpu_ptr`: the first argument's per-CPU
+    /// variable on one CPU (a typed pointer for a struct, read-only memory
+    /// otherwise), or NULL when `null`.
+    PercpuOfArg {
+        null: bool,
+    },
     /// `bpf_dynptr_data`: memory of the dynptr (its third argument's
     /// constant size), or NULL.
     DynptrMemOrNull,
@@ -306,6 +314,7 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
             A::PtrToSpinLock => Arg::SpinLock,
             A::PtrToRingbufMem if a.has(flag::OBJ_RELEASE) => Arg::RingbufMem,
             A::PtrToConstStr => Arg::ConstStr,
+            A::PtrToPercpuBtfId => Arg::PercpuBtf,
             A::PtrToDynptr => Arg::Dynptr {
                 init: a.has(flag::MEM_UNINIT),
                 release: a.has(flag::OBJ_RELEASE),
@@ -359,6 +368,7 @@ pub fn proto_for(id: i32, t: ProgramType, privileged: bool) -> Result<Proto, Ref
         R::PtrToMapValue if null => Some(Ret::MapValueOrNull),
         R::PtrToRingbufMem if null => Some(Ret::MemOrNullSizeArg(1)),
         R::PtrToDynptrMem if null => Some(Ret::DynptrMemOrNull),
+        R::PtrToMemOrBtfId => Some(Ret::PercpuOfArg { null }),
         R::PtrToSocket if null => sock(S::Full),
         R::PtrToSockCommon if null => sock(S::Common),
         R::PtrToTcpSock if null => sock(S::Tcp),

@@ -295,6 +295,43 @@ fn allocated_object_rejections_say_what_the_kernel_says() {
     }
 }
 
+/// Per-CPU `__ksym` variables: oxbpf gives the named verdict. The kernel
+/// resolves their addresses in /proc/kallsyms, which lists data symbols
+/// only with CONFIG_KALLSYMS_ALL; where it does not, the loader must say so
+/// (and nothing loads), else the kernel must give the named verdict too.
+#[test]
+fn ksym_variables_get_the_kernels_verdicts() {
+    if kernel_btf().is_none() {
+        return;
+    }
+    let path = object("ksyms.o");
+    let ours = verdicts(&[], &path);
+    assert!(ours.len() >= 7, "{ours:?}");
+    for (p, v, m) in &ours {
+        assert_eq!(v, expected(p), "{p}: {m}");
+    }
+    let said = |p: &str| {
+        ours.iter()
+            .find(|x| x.0 == p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default()
+    };
+    assert!(said("bad_per_cpu_unchecked").contains("it may be NULL"));
+    assert!(said("bad_direct_read").contains("use bpf_this_cpu_ptr or bpf_per_cpu_ptr"));
+    assert!(said("bad_int_write").contains("write into read-only memory"));
+    assert!(said("bad_not_percpu").contains("expected=percpu_ptr_"));
+    if !common::kernel_available() {
+        return;
+    }
+    for (p, v, m) in verdicts(&["--verifier", "kernel"], &path) {
+        if m.contains("not in /proc/kallsyms") {
+            assert!(m.contains("CONFIG_KALLSYMS_ALL"), "{p}: {m}");
+            continue;
+        }
+        assert_eq!(v, expected(&p), "{p}: the kernel says {m}");
+    }
+}
+
 /// Loops over open-coded iterators converge instead of being unrolled: a
 /// million-iteration bpf_for costs oxbpf's verifier as few instructions as
 /// the kernel's.

@@ -477,6 +477,21 @@ impl Verifier<'_> {
                     }
                     dyn_arg = Some(d);
                 }
+                Arg::PercpuBtf => {
+                    let ok = matches!(r.kind, Kind::Btf { flags, .. } if flags & crate::state::btf_flag::PERCPU != 0)
+                        && r.off == 0
+                        && r.var.konst() == Some(0);
+                    if !ok {
+                        return err(
+                            pc,
+                            format!(
+                                "R{rn} type={} expected=percpu_ptr_ (the address of a per-CPU kernel variable, `extern ... __ksym`, for bpf_{})",
+                                r.kind.name(),
+                                p.name
+                            ),
+                        );
+                    }
+                }
                 Arg::ConstStr => {
                     if !matches!(r.kind, Kind::MapValue { .. } | Kind::Stack { .. }) {
                         return err(pc, format!("R{rn} must point to a constant string"));
@@ -570,6 +585,49 @@ impl Verifier<'_> {
                 // A cast of a socket argument shares its reference.
                 if let Some(s) = sock_arg {
                     r.ref_obj_id = s.ref_obj_id;
+                }
+                r
+            }
+            Ret::PercpuOfArg { null } => {
+                use oxbpf_obj::btf::Kind as BK;
+                use oxbpf_obj::btfindex::BtfTypes;
+                let Kind::Btf { id: t, .. } = regs[0].kind else {
+                    return err(pc, format!("bpf_{}: R1 is not a per-CPU variable", p.name));
+                };
+                let k = self.kbtf.clone();
+                let is_struct = k.as_ref().is_some_and(|k| {
+                    k.ty(t)
+                        .is_some_and(|x| matches!(x.kind, BK::Struct { .. } | BK::Union { .. }))
+                });
+                let kind = if is_struct {
+                    if null {
+                        Kind::BtfOrNull { id: t, flags: 0 }
+                    } else {
+                        Kind::Btf { id: t, flags: 0 }
+                    }
+                } else {
+                    let size = k
+                        .as_ref()
+                        .and_then(|k| BtfTypes::size_of(k.idx(), t))
+                        .filter(|&n| n > 0 && n < 1 << 29)
+                        .unwrap_or(0) as u32;
+                    if null {
+                        Kind::MemOrNull {
+                            size,
+                            writable: false,
+                            pkt: false,
+                        }
+                    } else {
+                        Kind::Mem {
+                            size,
+                            writable: false,
+                            pkt: false,
+                        }
+                    }
+                };
+                let mut r = Reg::ptr(kind);
+                if null {
+                    r.id = path.state.fresh_id();
                 }
                 r
             }

@@ -1369,29 +1369,47 @@ impl Verifier<'_> {
                             );
                         };
                         let func = self.kbtf.as_ref().map(|k| k.kernel.func(&name));
-                        match func {
-                            // A kfunc's address (what bpf_ksym_exists
-                            // tests): read-only memory of no size, as the
-                            // kernel's check_pseudo_btf_id.
-                            Some(Some(_)) => Reg::ptr(Kind::Mem {
-                                size: 0,
-                                writable: false,
-                                pkt: false,
-                            }),
-                            // A weak ksym the kernel lacks: libbpf loads 0.
-                            Some(None) if weak => Reg::konst(0),
-                            _ => {
-                                return err(
-                                    pc,
-                                    format!(
-                                        "kernel variable {name} (ld_imm64 of a BTF id) is not supported by oxbpf's verifier yet{}",
-                                        if self.kbtf.is_none() {
-                                            " (and no kernel BTF was given)"
-                                        } else {
-                                            ""
-                                        }
-                                    ),
-                                );
+                        // A per-CPU variable: its address, readable only
+                        // through bpf_per_cpu_ptr/bpf_this_cpu_ptr.
+                        let var = self.kbtf.as_ref().and_then(|k| {
+                            let (v, percpu) = k.kernel.var(&name)?;
+                            let t = match k.ty(v)?.kind {
+                                oxbpf_obj::btf::Kind::Var { target, .. } => target,
+                                _ => return None,
+                            };
+                            let t = oxbpf_obj::btfindex::BtfTypes::resolve(k.idx(), t);
+                            percpu.then_some(t)
+                        });
+                        if let Some(t) = var {
+                            Reg::ptr(Kind::Btf {
+                                id: t,
+                                flags: crate::state::btf_flag::PERCPU,
+                            })
+                        } else {
+                            match func {
+                                // A kfunc's address (what bpf_ksym_exists
+                                // tests): read-only memory of no size, as the
+                                // kernel's check_pseudo_btf_id.
+                                Some(Some(_)) => Reg::ptr(Kind::Mem {
+                                    size: 0,
+                                    writable: false,
+                                    pkt: false,
+                                }),
+                                // A weak ksym the kernel lacks: libbpf loads 0.
+                                Some(None) if weak => Reg::konst(0),
+                                _ => {
+                                    return err(
+                                        pc,
+                                        format!(
+                                            "kernel variable {name} (ld_imm64 of a BTF id) is not supported by oxbpf's verifier yet{}",
+                                            if self.kbtf.is_none() {
+                                                " (and no kernel BTF was given)"
+                                            } else {
+                                                ""
+                                            }
+                                        ),
+                                    );
+                                }
                             }
                         }
                     }
