@@ -243,3 +243,21 @@ int bad_use_after_clone_submit(void *ctx)
 	bpf_ringbuf_submit_dynptr(&d, 0);
 	return 0;
 }
+
+// Overwriting a local dynptr destroys it but not its slices: they point
+// into the map value, which outlives it (the kernel accepts this).
+SEC("tp/syscalls/sys_enter_getpid")
+int ok_slice_after_overwrite(void *ctx)
+{
+	struct bpf_dynptr d;
+	u64 *v = value(), *s;
+	if (!v)
+		return 0;
+	bpf_dynptr_from_mem(v, 64, 0, &d);
+	s = bpf_dynptr_slice(&d, 0, NULL, 8);
+	if (!s)
+		return 0;
+	*(volatile u64 *)&d = 0;
+	v[2] = *s;
+	return 0;
+}
