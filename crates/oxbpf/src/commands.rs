@@ -489,6 +489,47 @@ pub fn plugin(
     }
 }
 
+/// `oxbpf cbpf disasm|asm|check`.
+pub fn cbpf(cmd: crate::CbpfCmd) -> Result<ExitCode> {
+    use crate::CbpfCmd as C;
+    let load = |file: &Path| -> Result<Vec<oxbpf_cbpf::Insn>> {
+        let data = read_input(file)?;
+        oxbpf_cbpf::read(&data).with_context(|| format!("{}", file.display()))
+    };
+    match cmd {
+        C::Disasm { file, format } => {
+            let p = load(&file)?;
+            let text = match format.as_str() {
+                "listing" => oxbpf_cbpf::listing(&p),
+                "c" => oxbpf_cbpf::to_c(&p),
+                "decimal" => oxbpf_cbpf::to_decimal(&p),
+                f => anyhow::bail!("unknown format {f:?}: listing, c or decimal"),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        C::Asm { file, output } => {
+            let p = load(&file)?;
+            std::fs::write(&output, oxbpf_cbpf::encode(&p))
+                .with_context(|| format!("writing {}", output.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        C::Check { file } => {
+            let p = load(&file)?;
+            match oxbpf_cbpf::validate(&p) {
+                Ok(()) => {
+                    println!("{}: ok ({} instructions)", file.display(), p.len());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("{}: rejected: {e}", file.display());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
 pub fn inspect(file: &Path) -> Result<ExitCode> {
     let data = read_input(file)?;
     let obj = oxbpf_obj::load(&data).with_context(|| format!("{}", file.display()))?;

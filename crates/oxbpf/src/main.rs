@@ -28,6 +28,27 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum CbpfCmd {
+    /// Print a classic program (binary `sock_filter`s, `-ddd` numbers or a
+    /// listing) as libpcap prints it.
+    Disasm {
+        file: PathBuf,
+        /// listing (`tcpdump -d`), c (`-dd`) or decimal (`-ddd`).
+        #[arg(long, default_value = "listing")]
+        format: String,
+    },
+    /// Assemble a listing (or numbers) into the kernel's binary encoding.
+    Asm {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Check a classic program against the kernel's rules
+    /// (bpf_check_classic): exit 1 naming the instruction if it breaks one.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Assemble text (LLVM or ubpf dialect) into raw bytecode.
     Asm {
@@ -47,6 +68,13 @@ enum Command {
         /// Show each instruction's bytes, like llvm-objdump.
         #[arg(long)]
         bytes: bool,
+    },
+    /// Classic BPF (tcpdump's, socket filters', seccomp's): print a program
+    /// as libpcap's listing (`tcpdump -d`), C initializers (`-dd`) or
+    /// numbers (`-ddd`), assemble a listing, check the kernel's rules.
+    Cbpf {
+        #[command(subcommand)]
+        cmd: CbpfCmd,
     },
     /// Show the programs, maps and BTF of a BPF ELF object.
     Inspect {
@@ -162,6 +190,7 @@ fn main() -> ExitCode {
             section,
             bytes,
         } => commands::disasm(&file, section.as_deref(), bytes),
+        Command::Cbpf { cmd } => commands::cbpf(cmd),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),

@@ -135,3 +135,57 @@ fn the_readme_verifier_example_is_the_real_output() {
     };
     assert_eq!(times(shown.trim_end()), times(real.trim_end()));
 }
+
+/// `oxbpf cbpf`: the forms of a classic program go round, the kernel's
+/// rules are checked with the instruction named, and a bad listing is
+/// refused at its line and column.
+#[test]
+fn classic_programs_disassemble_assemble_and_check() {
+    let numbers = "4\n40 0 0 12\n21 0 1 2048\n6 0 0 262144\n6 0 0 0\n";
+    let listing = "(000) ldh      [12]\n(001) jeq      #0x800           jt 2\tjf 3\n(002) ret      #262144\n(003) ret      #0\n";
+    let src = temp("ip.ddd", numbers.as_bytes());
+    let o = oxbpf(&["cbpf", "disasm", src.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), listing);
+    let l = temp("ip.txt", listing.as_bytes());
+    let bin = l.with_extension("bin");
+    let o = oxbpf(&[
+        "cbpf",
+        "asm",
+        l.to_str().unwrap(),
+        "-o",
+        bin.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&bin).unwrap().len(), 32);
+    let o = oxbpf(&[
+        "cbpf",
+        "disasm",
+        "--format",
+        "decimal",
+        bin.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), numbers);
+    let o = oxbpf(&["cbpf", "check", bin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ok (4 instructions)"));
+    let bad = temp(
+        "bad.txt",
+        b"ldh [12]\njeq #0x800 jt 2 jf 5\nld M[4]\nret a\n",
+    );
+    let o = oxbpf(&["cbpf", "check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("instruction 1: jf jumps to 5, past the end"),
+        "{}",
+        text(&o)
+    );
+    let bad = temp("typo.txt", b"ldh [12]\nret #oops\n");
+    let o = oxbpf(&["cbpf", "check", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("line 2:5: ret: expected #N, a or nothing"),
+        "{}",
+        text(&o)
+    );
+}
