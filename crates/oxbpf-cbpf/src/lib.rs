@@ -2,15 +2,21 @@
 //! filters and seccomp: the `struct sock_filter` encoding (8 bytes: a
 //! 16-bit opcode, two 8-bit jump offsets, a 32-bit constant), the text
 //! forms libpcap prints (`tcpdump -d` listing, `-dd` C initializers, `-ddd`
-//! decimal), an assembler for the listing, and the kernel's validation
-//! rules (`bpf_check_classic`).
+//! decimal), an assembler for the listing, the kernel's validation rules
+//! (`bpf_check_classic`), a reference interpreter, and the kernel's
+//! translation to eBPF (`bpf_convert_filter`) so that every oxbpf engine
+//! runs classic filters.
 
 mod asm;
 mod disasm;
+mod ebpf;
+mod interp;
 mod validate;
 
 pub use asm::{AsmError, assemble};
 pub use disasm::{image, listing};
+pub use ebpf::{TranslateError, to_ebpf};
+pub use interp::{Meta, run};
 pub use validate::{ValidateError, known, validate};
 
 /// Instruction classes (`BPF_CLASS`).

@@ -1,0 +1,142 @@
+//! A classic program run directly: the reference the eBPF translation is
+//! checked against. Semantics are the kernel's (those of its translation):
+//! 32-bit A and X, big-endian packet loads that end the filter with 0 when
+//! out of bounds, division by X == 0 returning 0, shifts by X masked to 5
+//! bits.
+
+use crate::{Insn, class, misc, mode, op, rval, size, skf, src};
+
+/// What ancillary loads read (the skb's metadata).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `skb->protocol` in host order (the Ethernet type).
+    pub protocol: u16,
+    pub pkt_type: u32,
+    pub ifindex: u32,
+    pub mark: u32,
+    pub queue: u32,
+    pub hash: u32,
+    pub vlan_tci: u32,
+    pub vlan_present: u32,
+    pub vlan_tpid: u16,
+    pub cpu: u32,
+}
+
+/// Runs `insns` (which must pass [`crate::validate`]) on `packet`; the
+/// return value is the number of bytes to keep (0: drop).
+pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
+    let (mut a, mut x): (u32, u32) = (0, 0);
+    let mut m = [0u32; 16];
+    let mut pc = 0usize;
+    let load = |off: u64, n: usize| -> Option<u32> {
+        let off = usize::try_from(off).ok()?;
+        let b = packet.get(off..off.checked_add(n)?)?;
+        Some(b.iter().fold(0u32, |v, &x| (v << 8) | x as u32))
+    };
+    let width = |code: u16| match code & 0x18 {
+        size::W => 4,
+        size::H => 2,
+        _ => 1,
+    };
+    while let Some(&i) = insns.get(pc) {
+        pc += 1;
+        let k = i.k;
+        let operand = if i.code & 0x08 == src::X { x } else { k };
+        match i.class() {
+            class::LD => match i.code & 0xe0 {
+                mode::ABS if k >= skf::AD_OFF => {
+                    a = match skf::ancillary(k) {
+                        Some("proto") => meta.protocol as u32,
+                        Some("type") => meta.pkt_type,
+                        Some("ifidx") => meta.ifindex,
+                        Some("mark") => meta.mark,
+                        Some("queue") => meta.queue,
+                        Some("rxhash") => meta.hash,
+                        Some("vlan_tci") => meta.vlan_tci,
+                        Some("vlanp") => meta.vlan_present,
+                        Some("vlan_tpid") => meta.vlan_tpid as u32,
+                        Some("xor_x") => a ^ x,
+                        Some("cpu") => meta.cpu,
+                        _ => 0,
+                    }
+                }
+                mode::ABS => match load(k as u64, width(i.code)) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                // X + k as a signed 32-bit offset; below 0 ends the filter.
+                mode::IND => match u64::try_from((k as i32).wrapping_add(x as i32))
+                    .ok()
+                    .and_then(|off| load(off, width(i.code)))
+                {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                mode::LEN => a = packet.len() as u32,
+                mode::IMM => a = k,
+                mode::MEM => a = m[k as usize & 15],
+                _ => return 0,
+            },
+            class::LDX => match i.code & 0xe0 {
+                mode::IMM => x = k,
+                mode::MEM => x = m[k as usize & 15],
+                mode::LEN => x = packet.len() as u32,
+                mode::MSH => match load(k as u64, 1) {
+                    Some(v) => x = (v & 0xf) << 2,
+                    None => return 0,
+                },
+                _ => return 0,
+            },
+            class::ST => m[k as usize & 15] = a,
+            class::STX => m[k as usize & 15] = x,
+            class::ALU => {
+                a = match i.code & 0xf0 {
+                    op::ADD => a.wrapping_add(operand),
+                    op::SUB => a.wrapping_sub(operand),
+                    op::MUL => a.wrapping_mul(operand),
+                    op::DIV if operand == 0 => return 0,
+                    op::DIV => a / operand,
+                    op::MOD if operand == 0 => return 0,
+                    op::MOD => a % operand,
+                    op::AND => a & operand,
+                    op::OR => a | operand,
+                    op::XOR => a ^ operand,
+                    op::LSH => a.wrapping_shl(operand & 31),
+                    op::RSH => a.wrapping_shr(operand & 31),
+                    op::NEG => a.wrapping_neg(),
+                    _ => return 0,
+                }
+            }
+            class::JMP => {
+                let taken = match i.code & 0xf0 {
+                    op::JA => {
+                        pc += k as usize;
+                        continue;
+                    }
+                    op::JEQ => a == operand,
+                    op::JGT => a > operand,
+                    op::JGE => a >= operand,
+                    op::JSET => a & operand != 0,
+                    _ => return 0,
+                };
+                pc += if taken { i.jt } else { i.jf } as usize;
+            }
+            class::RET => {
+                return match i.code & 0x18 {
+                    rval::K => k,
+                    rval::A => a,
+                    _ => x,
+                };
+            }
+            class::MISC => {
+                if i.code & 0xf8 == misc::TXA {
+                    a = x;
+                } else {
+                    x = a;
+                }
+            }
+            _ => return 0,
+        }
+    }
+    0
+}

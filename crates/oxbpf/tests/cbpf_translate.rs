@@ -1,0 +1,202 @@
+//! Classic filters run in oxbpf's eBPF engines: libpcap compiles each
+//! expression (`tcpdump -ddd`), oxbpf translates the program to eBPF as the
+//! kernel does, and on every packet of a varied capture the interpreter and
+//! the JIT return what the classic program itself returns (oxbpf's
+//! reference cBPF interpreter), which the verifier also accepts.
+
+mod common;
+
+use std::process::Command;
+
+use oxbpf_pcap::build::*;
+use oxbpf_pcap::samples::{flows, mixed};
+
+fn packets() -> Vec<Vec<u8>> {
+    let mut p = mixed();
+    p.extend(flows());
+    // IPv6: TCP, UDP, ICMPv6.
+    let v6 = |next: u8, payload: &[u8]| {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        h.push(next);
+        h.push(64);
+        h.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        h.extend_from_slice(payload);
+        ethernet([0x33, 0x33, 0, 0, 0, 1], [2, 0, 0, 0, 0, 1], 0x86dd, &h)
+    };
+    let tcp_hdr = |sport: u16, dport: u16, flags: u8| {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = flags;
+        t.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        t
+    };
+    p.push(v6(6, &tcp_hdr(40000, 443, 0x12)));
+    p.push(v6(6, &tcp_hdr(22, 5555, 0x02)));
+    p.push(v6(17, &[0, 53, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]));
+    p.push(v6(58, &[128, 0, 0, 0, 0, 1, 0, 1]));
+    // TCP flag combinations and ports, some with an HTTP payload.
+    for (i, flags) in [0x02u8, 0x12, 0x10, 0x11, 0x04, 0x18, 0x29, 0x00]
+        .iter()
+        .enumerate()
+    {
+        let mut f = eth_ipv4_tcp(
+            [10, 0, 0, i as u8],
+            [192, 168, 1, 10],
+            1000 + i as u16,
+            [80, 8080, 443, 22, 1500, 8000, 53, 2000][i],
+            *flags,
+        );
+        f.extend_from_slice(b"GET / HTTP/1.1\r\n");
+        p.push(f);
+    }
+    // VLAN (802.1Q, QinQ) and MPLS encapsulations.
+    let inner = eth_ipv4_tcp([10, 1, 1, 1], [10, 0, 0, 1], 1234, 80, 0x02);
+    let tagged = |tpid: u16, vid: u16, rest: &[u8]| {
+        let mut f = rest[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&vid.to_be_bytes());
+        f.extend_from_slice(&rest[12..]);
+        f
+    };
+    p.push(tagged(0x8100, 10, &inner));
+    p.push(tagged(0x8100, 100, &inner));
+    p.push(tagged(0x88a8, 10, &tagged(0x8100, 100, &inner)));
+    let mut mpls = inner[..12].to_vec();
+    mpls.extend_from_slice(&[0x88, 0x47, 0x00, 0x02, 0xa1, 0x40]);
+    mpls.extend_from_slice(&inner[14..]);
+    p.push(mpls);
+    // Fragments, broadcast and multicast, LLDP, a big frame, GRE.
+    let mut frag = eth_ipv4_udp([10, 0, 0, 7], [10, 0, 0, 8], 53, 53, b"fragment");
+    frag[20] = 0x20;
+    frag[21] = 0x10;
+    p.push(frag);
+    p.push(ethernet(
+        [0xff; 6],
+        [2, 0, 0, 0, 0, 2],
+        0x0800,
+        &ipv4(
+            [10, 0, 0, 1],
+            [255, 255, 255, 255],
+            17,
+            64,
+            &[0, 67, 0, 68, 0, 8, 0, 0],
+        ),
+    ));
+    p.push(ethernet(
+        [1, 0, 0x5e, 0, 0, 1],
+        [2, 0, 0, 0, 0, 2],
+        0x0800,
+        &ipv4(
+            [10, 0, 0, 1],
+            [224, 0, 0, 1],
+            2,
+            1,
+            &[0x11, 0, 0, 0, 0, 0, 0, 0],
+        ),
+    ));
+    p.push(ethernet(
+        [1, 0x80, 0xc2, 0, 0, 0x0e],
+        [2, 0, 0, 0, 0, 3],
+        0x88cc,
+        &[0u8; 40],
+    ));
+    p.push(eth_ipv4_udp(
+        [1, 2, 3, 4],
+        [4, 3, 2, 1],
+        9,
+        9,
+        &[0x5a; 1400],
+    ));
+    p.push(ethernet(
+        [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+        [2, 0, 0, 0, 0, 4],
+        0x0800,
+        &ipv4([1, 2, 3, 4], [10, 0, 0, 1], 47, 64, &[0u8; 24]),
+    ));
+    // Every frame truncated, too.
+    let truncated: Vec<Vec<u8>> = p
+        .iter()
+        .flat_map(|f| {
+            [10usize, 14, 20, 30, 40, 54]
+                .into_iter()
+                .filter(|n| *n < f.len())
+                .map(|n| f[..n].to_vec())
+        })
+        .collect();
+    p.extend(truncated);
+    p
+}
+
+#[test]
+fn translated_filters_agree_with_classic_semantics_in_every_engine() {
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tcpdump is needed and CI must have it"
+        );
+        common::skip("no tcpdump");
+        return;
+    }
+    let packets = packets();
+    let (mut runs, mut kept) = (0, 0);
+    for expr in include_str!("../../oxbpf-cbpf/tests/expressions.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let out = Command::new("tcpdump")
+            .args(["-ddd", expr])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{expr}");
+        let classic = oxbpf_cbpf::from_decimal(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        let ebpf = oxbpf_cbpf::to_ebpf(&classic).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let raw = oxbpf_isa::encode_all(ebpf.iter());
+        let obj = oxbpf_obj::Object::from_raw_program(expr, raw.clone());
+        let mut vopts = oxbpf_verifier::Options {
+            prog_type: oxbpf_obj::ProgramType::SocketFilter,
+            ..Default::default()
+        };
+        vopts.privileged = true;
+        if let Err(e) = oxbpf_verifier::verify(&raw, &vopts) {
+            panic!("{expr}: the translation is rejected: {}", e.message);
+        }
+        for engine in [
+            oxbpf_vm::jit::Engine::Interpreter,
+            oxbpf_vm::jit::Engine::Jit,
+        ] {
+            let mut lo = oxbpf_vm::loaded::LoadedObject::new(
+                &obj,
+                1,
+                Some(oxbpf_obj::ProgramType::SocketFilter),
+            )
+            .unwrap();
+            lo.config.engine = engine;
+            for (n, pkt) in packets.iter().enumerate() {
+                let want = oxbpf_cbpf::run(&classic, pkt, &oxbpf_cbpf::Meta::default());
+                let got = lo
+                    .run(0, pkt)
+                    .unwrap()
+                    .result
+                    .unwrap_or_else(|e| panic!("{expr} packet {n}: {e}"));
+                assert_eq!(
+                    got.r0 as u32,
+                    want,
+                    "{expr}, packet {n} ({} bytes), {engine:?}",
+                    pkt.len()
+                );
+                runs += 1;
+                kept += usize::from(want != 0);
+            }
+        }
+    }
+    // The capture exercises both ways of the filters.
+    assert!(
+        kept > runs / 20 && kept < runs / 2,
+        "{kept} of {runs} runs kept the packet"
+    );
+    eprintln!("{runs} runs agree ({} packets, {kept} kept)", packets.len());
+}
