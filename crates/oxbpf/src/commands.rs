@@ -231,8 +231,13 @@ pub enum LoopMode {
 /// `oxbpf run`: what to run, on what, how.
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// A BPF object (`.o`), raw bytecode (`.bin`) or assembly (`.s`, `.asm`).
+    /// A BPF object (`.o`), raw bytecode (`.bin`) or assembly (`.s`, `.asm`);
+    /// a classic filter (`.cbpf`, or with --classic: binary, `tcpdump
+    /// -ddd` numbers or a `tcpdump -d` listing), run as a socket filter.
     pub program: PathBuf,
+    /// The program is classic BPF (translated to eBPF as the kernel does).
+    #[arg(long)]
+    pub classic: bool,
     /// Program of the object to run (function or section name; default: the first).
     #[arg(long = "program", short = 'p')]
     pub name: Option<String>,
@@ -296,6 +301,15 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     check_object_rule(&a.program, &head)?;
     if oxbpf_obj::is_elf(&head) {
         return crate::object_run::run(&a, &head);
+    }
+    if a.classic || a.program.extension().is_some_and(|e| e == "cbpf") {
+        let path = a.program.display().to_string();
+        let classic = oxbpf_cbpf::read(&head).with_context(|| path.clone())?;
+        let ebpf = oxbpf_cbpf::to_ebpf(&classic).with_context(|| path.clone())?;
+        let mut obj =
+            oxbpf_obj::Object::from_raw_program("filter", oxbpf_isa::encode_all(ebpf.iter()));
+        obj.programs[0].kind = oxbpf_obj::ProgramType::SocketFilter;
+        return crate::object_run::run_object(&a, &obj, &path);
     }
     if a.pcap.is_some() || a.name.is_some() {
         bail!(

@@ -251,6 +251,14 @@ fn run_kernel(
 pub fn run(a: &RunArgs, bytes: &[u8]) -> Result<ExitCode> {
     let path = a.program.display().to_string();
     let obj = oxbpf_obj::load(bytes).with_context(|| path.clone())?;
+    run_object(a, &obj, &path)
+}
+
+/// Runs a program of `obj` (loaded from `path`, or made from a classic
+/// filter) as `oxbpf run` does.
+pub fn run_object(a: &RunArgs, obj: &oxbpf_obj::Object, path: &str) -> Result<ExitCode> {
+    let obj = obj.clone();
+    let path = path.to_string();
     let override_type = match &a.prog_type {
         Some(t) => Some(crate::commands::parse_prog_type(t)?),
         None => None,

@@ -189,3 +189,45 @@ fn classic_programs_disassemble_assemble_and_check() {
         text(&o)
     );
 }
+
+/// `oxbpf run FILTER.cbpf --pcap F`: a classic filter runs as a socket
+/// filter on every packet, with libpcap's snap length as its verdict.
+#[test]
+fn classic_filters_run_on_captures() {
+    // tcpdump -d 'tcp dst port 80' (IPv4 part only).
+    let listing = "ldh [12]\njeq #0x800 jt 2 jf 10\nldb [23]\njeq #0x6 jt 4 jf 10\nldh [20]\njset #0x1fff jt 10 jf 6\nldxb 4*([14]&0xf)\nldh [x + 16]\njeq #0x50 jt 9 jf 10\nret #262144\nret #0\n";
+    let f = temp("http.cbpf", listing.as_bytes());
+    for engine in ["interpreter", "jit"] {
+        let o = oxbpf(&[
+            "run",
+            f.to_str().unwrap(),
+            "--pcap",
+            "examples/pcap/mixed.pcap",
+            "--engine",
+            engine,
+        ]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(
+            t.contains("run 0: 10.0.0.1:40000 > 10.0.0.9:80 TCP, 54 bytes: KEEP(262144)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("summary: 8 runs; DROP: 7, KEEP(262144): 1"),
+            "{t}"
+        );
+    }
+    let bad = temp("bad.cbpf", b"ldh [12]\nret #0\nld M[1]\n");
+    let o = oxbpf(&[
+        "run",
+        bad.to_str().unwrap(),
+        "--pcap",
+        "examples/pcap/mixed.pcap",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("instruction 2: the program must end in ret"),
+        "{}",
+        text(&o)
+    );
+}
