@@ -1,8 +1,9 @@
 //! Classic filters run in oxbpf's eBPF engines: libpcap compiles each
 //! expression (`tcpdump -ddd`), oxbpf translates the program to eBPF as the
 //! kernel does, and on every packet of a varied capture the interpreter and
-//! the JIT return what the classic program itself returns (oxbpf's
-//! reference cBPF interpreter), which the verifier also accepts.
+//! the JIT, and the running kernel return what the classic program itself
+//! returns (oxbpf's reference cBPF interpreter), and oxbpf's verifier and
+//! the kernel's accept the translation.
 
 mod common;
 
@@ -142,7 +143,7 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
         return;
     }
     let packets = packets();
-    let (mut runs, mut kept) = (0, 0);
+    let (mut runs, mut kept, mut kernel_runs, mut refused) = (0, 0, 0, 0);
     for expr in include_str!("../../oxbpf-cbpf/tests/expressions.txt")
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -163,6 +164,40 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
         vopts.privileged = true;
         if let Err(e) = oxbpf_verifier::verify(&raw, &vopts) {
             panic!("{expr}: the translation is rejected: {}", e.message);
+        }
+        // The kernel: BPF_PROG_TEST_RUN gives a socket filter the packet
+        // from its network header on, so the translation runs as a tc
+        // program (the same context, the frame from its Ethernet header),
+        // on the frames with more than an Ethernet header (the test run
+        // refuses a bare one).
+        if common::kernel_available() {
+            let k = oxbpf_sys::object::load_object(&obj, Some(oxbpf_obj::ProgramType::SchedCls));
+            let prog = k.programs[0]
+                .verdict
+                .prog
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{expr}: the kernel rejects the translation: {e}"));
+            for (n, pkt) in packets.iter().enumerate().filter(|(_, p)| p.len() > 14) {
+                let want = oxbpf_cbpf::run(&classic, pkt, &oxbpf_cbpf::Meta::default());
+                let r = match prog.test_run(pkt, None, 1) {
+                    Ok(r) => r,
+                    // The test run refuses frames too short for the
+                    // network header their Ethernet type names.
+                    Err(e) if pkt.len() < 60 && e.to_string().contains("Invalid argument") => {
+                        refused += 1;
+                        continue;
+                    }
+                    Err(e) => panic!("{expr}, packet {n} ({} bytes): {e}", pkt.len()),
+                };
+                assert_eq!(
+                    r.retval,
+                    want,
+                    "{expr}, packet {n} ({} bytes), kernel",
+                    pkt.len()
+                );
+                runs += 1;
+                kernel_runs += 1;
+            }
         }
         for engine in [
             oxbpf_vm::jit::Engine::Interpreter,
@@ -198,5 +233,9 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
         kept > runs / 20 && kept < runs / 2,
         "{kept} of {runs} runs kept the packet"
     );
-    eprintln!("{runs} runs agree ({} packets, {kept} kept)", packets.len());
+    eprintln!(
+        "{runs} runs agree ({} packets, {kept} kept; {kernel_runs} in the kernel, which refused {refused} short frames)",
+        packets.len()
+    );
+    assert!(!common::kernel_available() || kernel_runs > refused);
 }
