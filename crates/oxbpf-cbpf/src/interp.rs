@@ -20,6 +20,9 @@ pub struct Meta {
     pub vlan_present: u32,
     pub vlan_tpid: u16,
     pub cpu: u32,
+    /// The length on the wire, which `len` loads (libpcap's `pktlen`);
+    /// the captured length when not given.
+    pub wire_len: Option<u32>,
 }
 
 /// Runs `insns` (which must pass [`crate::validate`]) on `packet`; the
@@ -72,7 +75,7 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
                     Some(v) => a = v,
                     None => return 0,
                 },
-                mode::LEN => a = packet.len() as u32,
+                mode::LEN => a = meta.wire_len.unwrap_or(packet.len() as u32),
                 mode::IMM => a = k,
                 mode::MEM => a = m[k as usize & 15],
                 _ => return 0,
@@ -80,7 +83,7 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
             class::LDX => match i.code & 0xe0 {
                 mode::IMM => x = k,
                 mode::MEM => x = m[k as usize & 15],
-                mode::LEN => x = packet.len() as u32,
+                mode::LEN => x = meta.wire_len.unwrap_or(packet.len() as u32),
                 mode::MSH => match load(k as u64, 1) {
                     Some(v) => x = (v & 0xf) << 2,
                     None => return 0,

@@ -10,12 +10,14 @@
 mod asm;
 mod disasm;
 mod ebpf;
+mod filter;
 mod interp;
 mod validate;
 
 pub use asm::{AsmError, assemble};
 pub use disasm::{image, listing};
 pub use ebpf::{TranslateError, to_ebpf};
+pub use filter::{FilterError, SNAPLEN, compile};
 pub use interp::{Meta, run};
 pub use validate::{ValidateError, known, validate};
 

@@ -503,6 +503,62 @@ pub fn plugin(
     }
 }
 
+/// `oxbpf filter EXPR`.
+pub fn filter(
+    expr: &str,
+    ddd: bool,
+    dd: bool,
+    output: Option<PathBuf>,
+    pcap: Option<PathBuf>,
+    write: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let p = oxbpf_cbpf::compile(expr)
+        .map_err(|e| anyhow::anyhow!("{e}\n  {expr}\n  {:>w$}", "^", w = e.col))?;
+    if let Some(o) = &output {
+        std::fs::write(o, oxbpf_cbpf::encode(&p))
+            .with_context(|| format!("writing {}", o.display()))?;
+    }
+    if let Some(input) = &pcap {
+        let data = read_input(input)?;
+        let (_, packets) =
+            oxbpf_pcap::read(&data).with_context(|| format!("{}", input.display()))?;
+        let mut kept = Vec::new();
+        for pk in &packets {
+            let meta = oxbpf_cbpf::Meta {
+                wire_len: Some(pk.orig_len),
+                ..Default::default()
+            };
+            if oxbpf_cbpf::run(&p, &pk.data, &meta) != 0 {
+                kept.push(pk.clone());
+            }
+        }
+        match &write {
+            Some(w) => std::fs::write(w, oxbpf_pcap::write(&kept))
+                .with_context(|| format!("writing {}", w.display()))?,
+            None => {
+                for pk in &kept {
+                    println!("{}", oxbpf_pcap::describe(&pk.data));
+                }
+            }
+        }
+        eprintln!("{} of {} packets kept", kept.len(), packets.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if output.is_none() {
+        print!(
+            "{}",
+            if ddd {
+                oxbpf_cbpf::to_decimal(&p)
+            } else if dd {
+                oxbpf_cbpf::to_c(&p)
+            } else {
+                oxbpf_cbpf::listing(&p)
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `oxbpf cbpf disasm|asm|check`.
 pub fn cbpf(cmd: crate::CbpfCmd) -> Result<ExitCode> {
     use crate::CbpfCmd as C;

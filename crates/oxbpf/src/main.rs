@@ -69,6 +69,28 @@ enum Command {
         #[arg(long)]
         bytes: bool,
     },
+    /// Compile a libpcap filter expression (`man pcap-filter`; Ethernet
+    /// frames) to classic BPF: print it (`-d` listing, the default;
+    /// `--ddd` numbers; `--dd` C), write it (`-o FILE`, binary), or filter a
+    /// capture (`--pcap IN [-w OUT]`: the packets kept, as tcpdump -r).
+    Filter {
+        /// The expression (several words are joined with spaces, as
+        /// tcpdump joins them).
+        #[arg(required = true, num_args = 1..)]
+        expr: Vec<String>,
+        #[arg(short = 'd', conflicts_with_all = ["ddd", "dd"])]
+        listing: bool,
+        #[arg(long)]
+        ddd: bool,
+        #[arg(long)]
+        dd: bool,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        #[arg(short = 'w', requires = "pcap")]
+        write: Option<PathBuf>,
+    },
     /// Classic BPF (tcpdump's, socket filters', seccomp's): print a program
     /// as libpcap's listing (`tcpdump -d`), C initializers (`-dd`) or
     /// numbers (`-ddd`), assemble a listing, check the kernel's rules.
@@ -191,6 +213,15 @@ fn main() -> ExitCode {
             bytes,
         } => commands::disasm(&file, section.as_deref(), bytes),
         Command::Cbpf { cmd } => commands::cbpf(cmd),
+        Command::Filter {
+            expr,
+            listing: _,
+            ddd,
+            dd,
+            output,
+            pcap,
+            write,
+        } => commands::filter(&expr.join(" "), ddd, dd, output, pcap, write),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),

@@ -239,3 +239,59 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
     );
     assert!(!common::kernel_available() || kernel_runs > refused);
 }
+
+/// oxbpf's filter compiler gives every packet of the capture the verdict
+/// libpcap's program gives it, and its programs are compared for size.
+#[test]
+fn compiled_filters_give_libpcaps_verdicts() {
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tcpdump is needed and CI must have it"
+        );
+        common::skip("no tcpdump");
+        return;
+    }
+    let packets = packets();
+    let meta = oxbpf_cbpf::Meta::default();
+    let (mut ours_total, mut theirs_total, mut n, mut runs) = (0, 0, 0, 0);
+    let mut longer = Vec::new();
+    for expr in include_str!("../../oxbpf-cbpf/tests/filter_expressions.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let ours = oxbpf_cbpf::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        oxbpf_cbpf::validate(&ours).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let out = Command::new("tcpdump")
+            .args(["-ddd", expr])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{expr}");
+        let theirs = oxbpf_cbpf::from_decimal(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        for (i, p) in packets.iter().enumerate() {
+            let a = oxbpf_cbpf::run(&ours, p, &meta) != 0;
+            let b = oxbpf_cbpf::run(&theirs, p, &meta) != 0;
+            assert_eq!(
+                a,
+                b,
+                "{expr}: packet {i} ({} bytes): oxbpf keeps it: {a}, libpcap: {b}\n{}",
+                p.len(),
+                oxbpf_cbpf::listing(&ours)
+            );
+            runs += 1;
+        }
+        if ours.len() > theirs.len() {
+            longer.push(format!("{expr} ({} vs {})", ours.len(), theirs.len()));
+        }
+        ours_total += ours.len();
+        theirs_total += theirs.len();
+        n += 1;
+    }
+    eprintln!(
+        "{n} expressions, {runs} verdicts agree; program size oxbpf {ours_total} vs libpcap {theirs_total} instructions; longer than libpcap's: {}",
+        longer.len()
+    );
+    for l in &longer {
+        eprintln!("  longer: {l}");
+    }
+}

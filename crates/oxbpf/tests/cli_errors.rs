@@ -231,3 +231,44 @@ fn classic_filters_run_on_captures() {
         text(&o)
     );
 }
+
+/// `oxbpf filter EXPR`: libpcap's filter language compiled; a capture
+/// filtered as tcpdump -r would; a syntax error points at its column.
+#[test]
+fn filter_expressions_compile_and_filter_captures() {
+    let o = oxbpf(&["filter", "tcp", "port", "80"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(t.starts_with("(000) ldh      [12]\n"), "{t}");
+    assert!(t.ends_with("ret      #0\n"), "{t}");
+    let o = oxbpf(&[
+        "filter",
+        "udp port 53 or icmp",
+        "--pcap",
+        "examples/pcap/mixed.pcap",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("3 of 8 packets kept"), "{t}");
+    assert!(t.contains("10.0.0.3:5353 > 10.0.0.53:53 UDP"), "{t}");
+    let out = std::env::temp_dir().join(format!("oxbpf-filter-{}.pcap", std::process::id()));
+    let o = oxbpf(&[
+        "filter",
+        "tcp",
+        "--pcap",
+        "examples/pcap/mixed.pcap",
+        "-w",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, kept) = oxbpf_pcap::read(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(kept.len(), 3);
+    let _ = std::fs::remove_file(&out);
+    let o = oxbpf(&["filter", "tcp port"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("syntax error at 1:9: expected a port number after 'port'"),
+        "{}",
+        text(&o)
+    );
+}

@@ -1,0 +1,844 @@
+//! A compiler for libpcap's filter language (`man pcap-filter`) to
+//! classic BPF, for Ethernet (DLT_EN10MB) frames. This first part covers
+//! the protocol primitives (`ether`, `ip`, `ip6`, `arp`, `rarp`, `tcp`,
+//! `udp`, `sctp`, `icmp`, `icmp6`), `host`, `net` (CIDR and `mask`),
+//! `port`, `portrange` with `src`/`dst` and protocol qualifiers, `len`,
+//! `greater`/`less`, `proto`, and `and`/`or`/`not` with parentheses, with
+//! libpcap's meaning of each (a `port` is TCP, UDP or SCTP, over IPv4 that
+//! is not a later fragment or over IPv6). Errors name the column.
+
+use crate::{Insn, class, mode, op, rval, size, src};
+
+/// A syntax or meaning error at a column (1-based) of the expression.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error at 1:{col}: {msg}")]
+pub struct FilterError {
+    pub col: usize,
+    pub msg: String,
+}
+
+/// What a kept packet returns: libpcap's default snap length.
+pub const SNAPLEN: u32 = 262_144;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Word(String),
+    Num(u32),
+    Ip4(u32, Option<u8>),
+    Ip6([u8; 16], Option<u8>),
+    LParen,
+    RParen,
+    Not,
+    And,
+    Or,
+    Cmp(&'static str),
+}
+
+fn lex(s: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        let at = i + 1;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let two = s.get(i..i + 2).unwrap_or("");
+        let (tok, len) = match c {
+            b'(' => (Tok::LParen, 1),
+            b')' => (Tok::RParen, 1),
+            b'!' if two == "!=" => (Tok::Cmp("!="), 2),
+            b'!' => (Tok::Not, 1),
+            b'&' if two == "&&" => (Tok::And, 2),
+            b'|' if two == "||" => (Tok::Or, 2),
+            b'<' if two == "<=" => (Tok::Cmp("<="), 2),
+            b'>' if two == ">=" => (Tok::Cmp(">="), 2),
+            b'<' => (Tok::Cmp("<"), 1),
+            b'>' => (Tok::Cmp(">"), 1),
+            b'=' if two == "==" => (Tok::Cmp("="), 2),
+            b'=' => (Tok::Cmp("="), 1),
+            _ if c.is_ascii_alphanumeric() || c == b':' || c == b'_' || c == b'\\' => {
+                let end = s[i..]
+                    .find(|ch: char| {
+                        !(ch.is_ascii_alphanumeric()
+                            || matches!(ch, '.' | ':' | '/' | '_' | '-' | '\\'))
+                    })
+                    .map_or(b.len(), |e| i + e);
+                let w = &s[i..end];
+                (word(w, at)?, end - i)
+            }
+            _ => {
+                return Err(FilterError {
+                    col: at,
+                    msg: format!("unexpected {:?}", c as char),
+                });
+            }
+        };
+        out.push((at, tok));
+        i += len;
+    }
+    Ok(out)
+}
+
+fn word(w: &str, at: usize) -> Result<Tok, FilterError> {
+    let (addr, prefix) = match w.split_once('/') {
+        Some((a, p)) => {
+            let p: u8 = p.parse().map_err(|_| FilterError {
+                col: at + a.len() + 1,
+                msg: format!("{p:?} is not a prefix length"),
+            })?;
+            (a, Some(p))
+        }
+        None => (w, None),
+    };
+    if let Ok(a) = addr.parse::<std::net::Ipv4Addr>() {
+        if prefix.is_some_and(|p| p > 32) {
+            return Err(FilterError {
+                col: at,
+                msg: format!("{w}: an IPv4 prefix is at most 32 bits"),
+            });
+        }
+        return Ok(Tok::Ip4(u32::from(a), prefix));
+    }
+    if addr.contains(':')
+        && let Ok(a) = addr.parse::<std::net::Ipv6Addr>()
+    {
+        if prefix.is_some_and(|p| p > 128) {
+            return Err(FilterError {
+                col: at,
+                msg: format!("{w}: an IPv6 prefix is at most 128 bits"),
+            });
+        }
+        return Ok(Tok::Ip6(a.octets(), prefix));
+    }
+    if prefix.is_some() {
+        return Err(FilterError {
+            col: at,
+            msg: format!("{w:?} is not an address/prefix"),
+        });
+    }
+    let num = if let Some(h) = w.strip_prefix("0x") {
+        u32::from_str_radix(h, 16).ok()
+    } else if w.chars().all(|c| c.is_ascii_digit()) {
+        w.parse().ok()
+    } else {
+        None
+    };
+    if let Some(n) = num {
+        return Ok(Tok::Num(n));
+    }
+    Ok(match w {
+        "and" => Tok::And,
+        "or" => Tok::Or,
+        "not" => Tok::Not,
+        _ => Tok::Word(w.trim_start_matches('\\').to_string()),
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    Any,
+    Src,
+    Dst,
+}
+
+#[derive(Clone, Debug)]
+enum Node {
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    /// A frame of this Ethernet type.
+    EtherType(u16),
+    /// IPv4 with this protocol, IPv6 with this next header.
+    Ip4Proto(u8),
+    Ip6Proto(u8),
+    /// An IPv4 address (under a mask); `arp`: also ARP/RARP sender or
+    /// target addresses, as an unqualified `host`/`net` means.
+    Host4(Dir, u32, u32, bool),
+    Host6(Dir, [u8; 16], u8),
+    /// A transport port of `protos` (IPv4, unfragmented, and IPv6).
+    Port(Dir, Vec<u8>, u16, u16),
+    /// The frame's length compared with a constant.
+    Len(&'static str, u32),
+}
+
+struct Parser {
+    toks: Vec<(usize, Tok)>,
+    at: usize,
+    end: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.at).map(|(_, t)| t)
+    }
+
+    fn col(&self) -> usize {
+        self.toks.get(self.at).map_or(self.end, |(c, _)| *c)
+    }
+
+    fn err<T>(&self, msg: impl Into<String>) -> Result<T, FilterError> {
+        Err(FilterError {
+            col: self.col(),
+            msg: msg.into(),
+        })
+    }
+
+    fn expr(&mut self) -> Result<Node, FilterError> {
+        let mut n = self.term()?;
+        while self.peek() == Some(&Tok::Or) {
+            self.at += 1;
+            n = Node::Or(Box::new(n), Box::new(self.term()?));
+        }
+        Ok(n)
+    }
+
+    fn term(&mut self) -> Result<Node, FilterError> {
+        let mut n = self.factor()?;
+        while self.peek() == Some(&Tok::And) {
+            self.at += 1;
+            n = Node::And(Box::new(n), Box::new(self.factor()?));
+        }
+        Ok(n)
+    }
+
+    fn factor(&mut self) -> Result<Node, FilterError> {
+        match self.peek() {
+            Some(Tok::Not) => {
+                self.at += 1;
+                Ok(Node::Not(Box::new(self.factor()?)))
+            }
+            Some(Tok::LParen) => {
+                self.at += 1;
+                let n = self.expr()?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return self.err("expected ')'");
+                }
+                self.at += 1;
+                Ok(n)
+            }
+            Some(_) => self.primitive(),
+            None => self.err("expected a primitive"),
+        }
+    }
+
+    fn word(&self) -> Option<&str> {
+        match self.peek() {
+            Some(Tok::Word(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    fn number(&mut self, what: &str) -> Result<u32, FilterError> {
+        match self.peek() {
+            Some(Tok::Num(n)) => {
+                let n = *n;
+                self.at += 1;
+                Ok(n)
+            }
+            _ => self.err(format!("expected {what}")),
+        }
+    }
+
+    fn primitive(&mut self) -> Result<Node, FilterError> {
+        // [proto] [dir] [type] id
+        let mut proto: Option<String> = None;
+        if let Some(w) = self.word()
+            && matches!(
+                w,
+                "ether" | "ip" | "ip6" | "arp" | "rarp" | "tcp" | "udp" | "sctp" | "icmp" | "icmp6"
+            )
+        {
+            proto = Some(w.to_string());
+            self.at += 1;
+        }
+        let mut dir = Dir::Any;
+        match self.word() {
+            Some("src") => {
+                dir = Dir::Src;
+                self.at += 1;
+            }
+            Some("dst") => {
+                dir = Dir::Dst;
+                self.at += 1;
+            }
+            _ => {}
+        }
+        let kind = self.word().map(str::to_string);
+        match kind.as_deref() {
+            Some("host") => {
+                self.at += 1;
+                self.host(dir, proto.as_deref())
+            }
+            Some("net") => {
+                self.at += 1;
+                self.net(dir, proto.as_deref())
+            }
+            Some("port") | Some("portrange") => {
+                self.at += 1;
+                let lo = self.port_number()?;
+                let hi = if kind.as_deref() == Some("portrange") {
+                    if self.word().is_some_and(|w| w.starts_with('-')) {
+                        let w = self.word().unwrap_or_default().to_string();
+                        self.at += 1;
+                        w[1..]
+                            .parse::<u16>()
+                            .or_else(|_| self.err("expected a port number after '-'"))?
+                    } else {
+                        return self.err("expected a port range (N-M)");
+                    }
+                } else {
+                    lo
+                };
+                let protos = match proto.as_deref() {
+                    None => vec![6, 17, 132],
+                    Some("tcp") => vec![6],
+                    Some("udp") => vec![17],
+                    Some("sctp") => vec![132],
+                    Some(p) => {
+                        return self.err(format!("port applies to tcp, udp or sctp, not {p}"));
+                    }
+                };
+                Ok(Node::Port(dir, protos, lo, hi))
+            }
+            Some("proto") => {
+                self.at += 1;
+                let n = match self.peek() {
+                    Some(Tok::Num(n)) if *n < 256 => *n as u8,
+                    Some(Tok::Word(w)) => match proto_number(w) {
+                        Some(n) => n,
+                        None => return self.err(format!("unknown protocol {w:?}")),
+                    },
+                    _ => return self.err("expected a protocol number or name after 'proto'"),
+                };
+                self.at += 1;
+                Ok(match proto.as_deref() {
+                    Some("ip") => Node::Ip4Proto(n),
+                    Some("ip6") => Node::Ip6Proto(n),
+                    None => Node::Or(Box::new(Node::Ip4Proto(n)), Box::new(Node::Ip6Proto(n))),
+                    Some(p) => return self.err(format!("proto applies to ip or ip6, not {p}")),
+                })
+            }
+            Some("len") if proto.is_none() => {
+                self.at += 1;
+                let cmp = match self.peek() {
+                    Some(Tok::Cmp(c)) => *c,
+                    _ => return self.err("expected a comparison after 'len'"),
+                };
+                self.at += 1;
+                Ok(Node::Len(cmp, self.number("a length")?))
+            }
+            Some(w @ ("greater" | "less")) if proto.is_none() => {
+                let cmp = if w == "greater" { ">=" } else { "<=" };
+                self.at += 1;
+                Ok(Node::Len(cmp, self.number("a length")?))
+            }
+            _ => match (proto.as_deref(), dir) {
+                (Some(p), Dir::Any) => Ok(protocol(p)),
+                (_, _) => match self.peek() {
+                    // An address alone: `src 10.0.0.1` means `src host ...`.
+                    Some(Tok::Ip4(..) | Tok::Ip6(..)) => self.host(dir, proto.as_deref()),
+                    _ => self.err("expected a primitive (host, net, port, a protocol, len, ...)"),
+                },
+            },
+        }
+    }
+
+    fn port_number(&mut self) -> Result<u16, FilterError> {
+        match self.peek() {
+            Some(Tok::Num(n)) if *n <= 65535 => {
+                let n = *n as u16;
+                self.at += 1;
+                Ok(n)
+            }
+            Some(Tok::Word(w)) => {
+                // `1000-2000` lexes as a number only up to the '-'.
+                if let Some((a, b)) = w.split_once('-')
+                    && let (Ok(a), Ok(_)) = (a.parse::<u16>(), b.parse::<u16>())
+                {
+                    self.toks[self.at].1 = Tok::Word(format!("-{b}"));
+                    return Ok(a);
+                }
+                match service_port(w) {
+                    Some(p) => {
+                        self.at += 1;
+                        Ok(p)
+                    }
+                    None => self.err(format!("expected a port number after 'port', found {w:?}")),
+                }
+            }
+            _ => self.err("expected a port number after 'port'"),
+        }
+    }
+
+    fn host(&mut self, dir: Dir, proto: Option<&str>) -> Result<Node, FilterError> {
+        match self.peek().cloned() {
+            Some(Tok::Ip4(a, None)) if matches!(proto, None | Some("ip")) => {
+                self.at += 1;
+                Ok(Node::Host4(dir, a, u32::MAX, proto.is_none()))
+            }
+            Some(Tok::Ip6(a, None)) if matches!(proto, None | Some("ip6")) => {
+                self.at += 1;
+                Ok(Node::Host6(dir, a, 128))
+            }
+            _ => self.err("expected an IPv4 or IPv6 address after 'host'"),
+        }
+    }
+
+    fn net(&mut self, dir: Dir, proto: Option<&str>) -> Result<Node, FilterError> {
+        match self.peek().cloned() {
+            Some(Tok::Ip4(a, p)) if matches!(proto, None | Some("ip")) => {
+                self.at += 1;
+                let mask = if self.word() == Some("mask") {
+                    self.at += 1;
+                    match self.peek() {
+                        Some(Tok::Ip4(m, None)) => {
+                            let m = *m;
+                            self.at += 1;
+                            m
+                        }
+                        _ => return self.err("expected a netmask after 'mask'"),
+                    }
+                } else {
+                    match p {
+                        Some(0) => 0,
+                        Some(p) => u32::MAX << (32 - p as u32),
+                        None => u32::MAX,
+                    }
+                };
+                if a & !mask != 0 {
+                    return self.err("non-network bits set in the network address");
+                }
+                Ok(Node::Host4(dir, a, mask, proto.is_none()))
+            }
+            Some(Tok::Ip6(a, p)) if matches!(proto, None | Some("ip6")) => {
+                self.at += 1;
+                Ok(Node::Host6(dir, a, p.unwrap_or(128)))
+            }
+            _ => self.err("expected a network after 'net'"),
+        }
+    }
+}
+
+fn proto_number(w: &str) -> Option<u8> {
+    Some(match w {
+        "icmp" => 1,
+        "igmp" => 2,
+        "tcp" => 6,
+        "udp" => 17,
+        "ipv6" => 41,
+        "gre" => 47,
+        "esp" => 50,
+        "ah" => 51,
+        "icmp6" => 58,
+        "pim" => 103,
+        "sctp" => 132,
+        _ => return None,
+    })
+}
+
+fn service_port(w: &str) -> Option<u16> {
+    Some(match w {
+        "ftp" => 21,
+        "ssh" => 22,
+        "telnet" => 23,
+        "smtp" => 25,
+        "domain" => 53,
+        "http" => 80,
+        "pop3" => 110,
+        "ntp" => 123,
+        "imap" => 143,
+        "snmp" => 161,
+        "https" => 443,
+        _ => return None,
+    })
+}
+
+fn protocol(p: &str) -> Node {
+    let both = |n| Node::Or(Box::new(Node::Ip4Proto(n)), Box::new(Node::Ip6Proto(n)));
+    match p {
+        "ip" => Node::EtherType(0x0800),
+        "ip6" => Node::EtherType(0x86dd),
+        "arp" => Node::EtherType(0x0806),
+        "rarp" => Node::EtherType(0x8035),
+        "tcp" => both(6),
+        "udp" => both(17),
+        "sctp" => both(132),
+        "icmp" => Node::Ip4Proto(1),
+        "icmp6" => Node::Ip6Proto(58),
+        // `ether` alone is every frame.
+        _ => Node::Len(">=", 0),
+    }
+}
+
+/// A jump target while the code is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Label {
+    Accept,
+    Reject,
+    At(usize),
+}
+
+struct Gen {
+    /// Instructions with symbolic jump targets: (insn, jt, jf).
+    code: Vec<(Insn, Label, Label)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Gen {
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label::At(self.labels.len() - 1)
+    }
+
+    fn place(&mut self, l: Label) {
+        if let Label::At(i) = l {
+            self.labels[i] = Some(self.code.len());
+        }
+    }
+
+    fn emit(&mut self, i: Insn) {
+        self.code.push((i, Label::Reject, Label::Reject));
+    }
+
+    fn jump(&mut self, cond: u16, k: u32, t: Label, f: Label) {
+        self.code
+            .push((Insn::new(class::JMP | cond | src::K, 0, 0, k), t, f));
+    }
+
+    fn ld(&mut self, sz: u16, k: u32) {
+        self.emit(Insn::new(class::LD | sz | mode::ABS, 0, 0, k));
+    }
+
+    fn ethertype(&mut self, t: u16, yes: Label, no: Label) {
+        self.ld(size::H, 12);
+        self.jump(op::JEQ, t as u32, yes, no);
+    }
+
+    /// Code that goes to `t` when `n` holds, else to `f`.
+    fn pred(&mut self, n: &Node, t: Label, f: Label) {
+        match n {
+            Node::And(a, b) => {
+                let mid = self.label();
+                self.pred(a, mid, f);
+                self.place(mid);
+                self.pred(b, t, f);
+            }
+            Node::Or(a, b) => {
+                let mid = self.label();
+                self.pred(a, t, mid);
+                self.place(mid);
+                self.pred(b, t, f);
+            }
+            Node::Not(a) => self.pred(a, f, t),
+            Node::EtherType(ty) => self.ethertype(*ty, t, f),
+            Node::Ip4Proto(p) => {
+                let l = self.label();
+                self.ethertype(0x0800, l, f);
+                self.place(l);
+                self.ld(size::B, 23);
+                self.jump(op::JEQ, *p as u32, t, f);
+            }
+            Node::Ip6Proto(p) => {
+                // The next header, or the one after a fragment header.
+                let l = self.label();
+                let frag = self.label();
+                let after = self.label();
+                self.ethertype(0x86dd, l, f);
+                self.place(l);
+                self.ld(size::B, 20);
+                self.jump(op::JEQ, *p as u32, t, frag);
+                self.place(frag);
+                self.jump(op::JEQ, 44, after, f);
+                self.place(after);
+                self.ld(size::B, 54);
+                self.jump(op::JEQ, *p as u32, t, f);
+            }
+            Node::Host4(dir, a, mask, arp) => {
+                let ip = self.label();
+                let other = if *arp { self.label() } else { f };
+                self.ethertype(0x0800, ip, other);
+                self.place(ip);
+                let offs: &[u32] = match dir {
+                    Dir::Src => &[26],
+                    Dir::Dst => &[30],
+                    Dir::Any => &[26, 30],
+                };
+                self.addr4(offs, *a, *mask, t, f);
+                if *arp {
+                    // ARP and RARP: sender and target protocol addresses.
+                    self.place(other);
+                    let yes = self.label();
+                    let rarp = self.label();
+                    self.jump(op::JEQ, 0x0806, yes, rarp);
+                    self.place(rarp);
+                    self.jump(op::JEQ, 0x8035, yes, f);
+                    self.place(yes);
+                    let offs: &[u32] = match dir {
+                        Dir::Src => &[28],
+                        Dir::Dst => &[38],
+                        Dir::Any => &[28, 38],
+                    };
+                    self.addr4(offs, *a, *mask, t, f);
+                }
+            }
+            Node::Host6(dir, a, prefix) => {
+                let l = self.label();
+                self.ethertype(0x86dd, l, f);
+                self.place(l);
+                let offs: &[u32] = match dir {
+                    Dir::Src => &[22],
+                    Dir::Dst => &[38],
+                    Dir::Any => &[22, 38],
+                };
+                for (i, off) in offs.iter().enumerate() {
+                    let next = if i + 1 == offs.len() { f } else { self.label() };
+                    // Compare word by word; a prefix masks the last one.
+                    let words = (*prefix as usize).div_ceil(32);
+                    for w in 0..words {
+                        let bits = (*prefix as usize - w * 32).min(32);
+                        let mask = if bits == 32 {
+                            u32::MAX
+                        } else {
+                            u32::MAX << (32 - bits)
+                        };
+                        let want = u32::from_be_bytes([
+                            a[w * 4],
+                            a[w * 4 + 1],
+                            a[w * 4 + 2],
+                            a[w * 4 + 3],
+                        ]) & mask;
+                        self.ld(size::W, off + 4 * w as u32);
+                        if mask != u32::MAX {
+                            self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
+                        }
+                        if w + 1 == words {
+                            self.jump(op::JEQ, want, t, next);
+                        } else {
+                            let cont = self.label();
+                            self.jump(op::JEQ, want, cont, next);
+                            self.place(cont);
+                        }
+                    }
+                    if words == 0 {
+                        self.code
+                            .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t));
+                    }
+                    self.place(next);
+                }
+            }
+            Node::Port(dir, protos, lo, hi) => {
+                let v4 = self.label();
+                let v6 = self.label();
+                let not6 = self.label();
+                self.ethertype(0x86dd, v6, not6);
+                // IPv6: the next header, the ports right after the fixed header.
+                self.place(v6);
+                self.proto_in(20, protos, t, f, |g, t, f| {
+                    g.ports(*dir, 54, false, *lo, *hi, t, f)
+                });
+                self.place(not6);
+                self.jump(op::JEQ, 0x0800, v4, f);
+                self.place(v4);
+                self.proto_in(23, protos, t, f, |g, t, f| {
+                    // Not a later fragment.
+                    let whole = g.label();
+                    g.ld(size::H, 20);
+                    g.jump(op::JSET, 0x1fff, f, whole);
+                    g.place(whole);
+                    g.emit(Insn::new(class::LDX | mode::MSH | size::B, 0, 0, 14));
+                    g.ports(*dir, 14, true, *lo, *hi, t, f)
+                });
+            }
+            Node::Len(cmp, n) => {
+                self.emit(Insn::new(class::LD | size::W | mode::LEN, 0, 0, 0));
+                match *cmp {
+                    ">=" => self.jump(op::JGE, *n, t, f),
+                    ">" => self.jump(op::JGT, *n, t, f),
+                    "<=" => self.jump(op::JGT, *n, f, t),
+                    "<" => self.jump(op::JGE, *n, f, t),
+                    "!=" => self.jump(op::JEQ, *n, f, t),
+                    _ => self.jump(op::JEQ, *n, t, f),
+                }
+            }
+        }
+    }
+
+    /// One of the 32-bit words at `offs`, masked, is `a`.
+    fn addr4(&mut self, offs: &[u32], a: u32, mask: u32, t: Label, f: Label) {
+        for (i, off) in offs.iter().enumerate() {
+            let next = if i + 1 == offs.len() { f } else { self.label() };
+            self.ld(size::W, *off);
+            if mask != u32::MAX {
+                self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
+            }
+            self.jump(op::JEQ, a, t, next);
+            self.place(next);
+        }
+    }
+
+    /// The protocol byte at `off` is one of `protos`, then `then`.
+    fn proto_in(
+        &mut self,
+        off: u32,
+        protos: &[u8],
+        t: Label,
+        f: Label,
+        then: impl FnOnce(&mut Gen, Label, Label),
+    ) {
+        let body = self.label();
+        self.ld(size::B, off);
+        for (i, p) in protos.iter().enumerate() {
+            let next = if i + 1 == protos.len() {
+                f
+            } else {
+                self.label()
+            };
+            self.jump(op::JEQ, *p as u32, body, next);
+            self.place(next);
+        }
+        self.place(body);
+        then(self, t, f);
+    }
+
+    /// The source/destination port at `base` (+X when `ind`) in [lo, hi].
+    #[allow(clippy::too_many_arguments)]
+    fn ports(&mut self, dir: Dir, base: u32, ind: bool, lo: u16, hi: u16, t: Label, f: Label) {
+        let offs: &[u32] = match dir {
+            Dir::Src => &[0],
+            Dir::Dst => &[2],
+            Dir::Any => &[0, 2],
+        };
+        for (i, o) in offs.iter().enumerate() {
+            let next = if i + 1 == offs.len() { f } else { self.label() };
+            let m = if ind { mode::IND } else { mode::ABS };
+            self.emit(Insn::new(class::LD | size::H | m, 0, 0, base + o));
+            if lo == hi {
+                self.jump(op::JEQ, lo as u32, t, next);
+            } else {
+                let in_lo = self.label();
+                self.jump(op::JGE, lo as u32, in_lo, next);
+                self.place(in_lo);
+                self.jump(op::JGT, hi as u32, next, t);
+            }
+            self.place(next);
+        }
+    }
+
+    fn finish(mut self) -> Result<Vec<Insn>, FilterError> {
+        let accept = self.code.len();
+        self.code.push((
+            Insn::new(class::RET | rval::K, 0, 0, SNAPLEN),
+            Label::Reject,
+            Label::Reject,
+        ));
+        let reject = self.code.len();
+        self.code.push((
+            Insn::new(class::RET | rval::K, 0, 0, 0),
+            Label::Reject,
+            Label::Reject,
+        ));
+        let at = |l: Label| match l {
+            Label::Accept => accept,
+            Label::Reject => reject,
+            Label::At(i) => self.labels[i].expect("every label is placed"),
+        };
+        let mut out = Vec::with_capacity(self.code.len());
+        for (pc, (mut i, t, f)) in self.code.iter().copied().enumerate() {
+            if i.class() == class::JMP {
+                let (tt, ff) = (at(t), at(f));
+                if i.code & 0xf0 == op::JA {
+                    i.k = (tt - pc - 1) as u32;
+                } else {
+                    let rel = |x: usize| u8::try_from(x - pc - 1).ok();
+                    match (rel(tt), rel(ff)) {
+                        (Some(a), Some(b)) => {
+                            i.jt = a;
+                            i.jf = b;
+                        }
+                        _ => {
+                            return Err(FilterError {
+                                col: 1,
+                                msg: "the expression is too large for classic jumps (256 instructions)".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            out.push(i);
+        }
+        Ok(out)
+    }
+}
+
+/// Compiles a filter expression (for Ethernet frames) to classic BPF: a
+/// kept packet returns [`SNAPLEN`], a dropped one 0. An empty expression
+/// keeps every packet.
+pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
+    let toks = lex(expr)?;
+    if toks.is_empty() {
+        return Ok(vec![Insn::new(class::RET | rval::K, 0, 0, SNAPLEN)]);
+    }
+    let mut p = Parser {
+        toks,
+        at: 0,
+        end: expr.len() + 1,
+    };
+    let node = p.expr()?;
+    if p.at < p.toks.len() {
+        return p.err("unexpected words after the expression");
+    }
+    let mut g = Gen {
+        code: Vec::new(),
+        labels: Vec::new(),
+    };
+    g.pred(&node, Label::Accept, Label::Reject);
+    g.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_column() {
+        assert_eq!(
+            compile("tcp port").unwrap_err().to_string(),
+            "syntax error at 1:9: expected a port number after 'port'"
+        );
+        assert_eq!(compile("host 10.0.0.1 or").unwrap_err().col, 17);
+        assert_eq!(compile("(tcp").unwrap_err().msg, "expected ')'");
+        assert!(
+            compile("icmp port 80")
+                .unwrap_err()
+                .msg
+                .contains("not icmp")
+        );
+        assert!(
+            compile("tcp $")
+                .unwrap_err()
+                .to_string()
+                .starts_with("syntax error at 1:5")
+        );
+        assert!(
+            compile("net 10.0.0.1/8")
+                .unwrap_err()
+                .msg
+                .contains("non-network bits")
+        );
+    }
+
+    #[test]
+    fn output_passes_the_kernel_rules() {
+        for e in [
+            "tcp port 80",
+            "not (udp or icmp) and host 10.1.2.3",
+            "ip6 net 2001:db8::/35",
+            "",
+        ] {
+            crate::validate(&compile(e).unwrap()).unwrap_or_else(|x| panic!("{e}: {x}"));
+        }
+    }
+}
