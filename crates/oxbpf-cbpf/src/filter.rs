@@ -168,7 +168,16 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     at: usize,
     end: usize,
+    /// Nesting of `not` and parentheses, and primitives so far: both
+    /// bounded, so that no input recurses without end.
+    depth: usize,
+    primitives: usize,
 }
+
+/// Bounds on an expression (libpcap's jumps reach 256 instructions, so
+/// far less already fails to compile).
+const MAX_DEPTH: usize = 200;
+const MAX_PRIMITIVES: usize = 1000;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -205,6 +214,16 @@ impl Parser {
     }
 
     fn factor(&mut self) -> Result<Node, FilterError> {
+        if self.depth >= MAX_DEPTH {
+            return self.err("the expression nests too deeply");
+        }
+        self.depth += 1;
+        let r = self.factor_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn factor_inner(&mut self) -> Result<Node, FilterError> {
         match self.peek() {
             Some(Tok::Not) => {
                 self.at += 1;
@@ -219,7 +238,13 @@ impl Parser {
                 self.at += 1;
                 Ok(n)
             }
-            Some(_) => self.primitive(),
+            Some(_) => {
+                self.primitives += 1;
+                if self.primitives > MAX_PRIMITIVES {
+                    return self.err("the expression has too many primitives");
+                }
+                self.primitive()
+            }
             None => self.err("expected a primitive"),
         }
     }
@@ -750,9 +775,9 @@ impl Gen {
             if i.class() == class::JMP {
                 let (tt, ff) = (at(t), at(f));
                 if i.code & 0xf0 == op::JA {
-                    i.k = (tt - pc - 1) as u32;
+                    i.k = tt.saturating_sub(pc + 1) as u32;
                 } else {
-                    let rel = |x: usize| u8::try_from(x - pc - 1).ok();
+                    let rel = |x: usize| x.checked_sub(pc + 1).and_then(|r| u8::try_from(r).ok());
                     match (rel(tt), rel(ff)) {
                         (Some(a), Some(b)) => {
                             i.jt = a;
@@ -785,6 +810,8 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         toks,
         at: 0,
         end: expr.len() + 1,
+        depth: 0,
+        primitives: 0,
     };
     let node = p.expr()?;
     if p.at < p.toks.len() {
