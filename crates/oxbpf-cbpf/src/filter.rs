@@ -162,6 +162,10 @@ enum Node {
     Port(Dir, Vec<u8>, u16, u16),
     /// The frame's length compared with a constant.
     Len(&'static str, u32),
+    /// An Ethernet address (`ether host/src/dst`).
+    Mac(Dir, [u8; 6]),
+    /// The first byte of the destination has its group bit set.
+    EtherMulticast,
 }
 
 struct Parser {
@@ -292,6 +296,9 @@ impl Parser {
             _ => {}
         }
         let kind = self.word().map(str::to_string);
+        if proto.as_deref() == Some("ether") {
+            return self.ether(dir, kind.as_deref());
+        }
         match kind.as_deref() {
             Some("host") => {
                 self.at += 1;
@@ -371,6 +378,61 @@ impl Parser {
         }
     }
 
+    /// The `ether` primitives: `host`/`src`/`dst` MAC, `broadcast`,
+    /// `multicast`, `proto N`.
+    fn ether(&mut self, dir: Dir, kind: Option<&str>) -> Result<Node, FilterError> {
+        match kind {
+            Some("broadcast") if dir == Dir::Any => {
+                self.at += 1;
+                Ok(Node::Mac(Dir::Dst, [0xff; 6]))
+            }
+            Some("multicast") if dir == Dir::Any => {
+                self.at += 1;
+                Ok(Node::EtherMulticast)
+            }
+            Some("proto") if dir == Dir::Any => {
+                self.at += 1;
+                let n = match self.peek() {
+                    Some(Tok::Num(n)) if *n > 1500 && *n <= 0xffff => *n as u16,
+                    Some(Tok::Word(w)) => match w.as_str() {
+                        "ip" => 0x0800,
+                        "ip6" => 0x86dd,
+                        "arp" => 0x0806,
+                        "rarp" => 0x8035,
+                        _ => return self.err(format!("unknown Ethernet protocol {w:?}")),
+                    },
+                    _ => {
+                        return self.err(
+                            "expected an Ethernet type above 1500 (LLC protocols are not supported yet)",
+                        );
+                    }
+                };
+                self.at += 1;
+                Ok(Node::EtherType(n))
+            }
+            Some("host") => {
+                self.at += 1;
+                self.mac(dir)
+            }
+            _ if dir != Dir::Any => self.mac(dir),
+            _ => self.err("expected host, src, dst, broadcast, multicast or proto after 'ether'"),
+        }
+    }
+
+    fn mac(&mut self, dir: Dir) -> Result<Node, FilterError> {
+        let parsed = match self.peek() {
+            Some(Tok::Word(w)) => parse_mac(w),
+            _ => None,
+        };
+        match parsed {
+            Some(m) => {
+                self.at += 1;
+                Ok(Node::Mac(dir, m))
+            }
+            None => self.err("expected an Ethernet address (xx:xx:xx:xx:xx:xx)"),
+        }
+    }
+
     fn port_number(&mut self) -> Result<u16, FilterError> {
         match self.peek() {
             Some(Tok::Num(n)) if *n <= 65535 => {
@@ -445,6 +507,21 @@ impl Parser {
             _ => self.err("expected a network after 'net'"),
         }
     }
+}
+
+fn parse_mac(w: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = w.split([':', '-', '.']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(&parts) {
+        if p.is_empty() || p.len() > 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
 }
 
 fn proto_number(w: &str) -> Option<u8> {
@@ -676,6 +753,29 @@ impl Gen {
                     g.emit(Insn::new(class::LDX | mode::MSH | size::B, 0, 0, 14));
                     g.ports(*dir, 14, true, *lo, *hi, t, f)
                 });
+            }
+            Node::Mac(dir, m) => {
+                let offs: &[u32] = match dir {
+                    Dir::Src => &[6],
+                    Dir::Dst => &[0],
+                    Dir::Any => &[6, 0],
+                };
+                for (i, off) in offs.iter().enumerate() {
+                    let next = if i + 1 == offs.len() { f } else { self.label() };
+                    let tail = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
+                    let head = u16::from_be_bytes([m[0], m[1]]) as u32;
+                    let second = self.label();
+                    self.ld(size::W, off + 2);
+                    self.jump(op::JEQ, tail, second, next);
+                    self.place(second);
+                    self.ld(size::H, *off);
+                    self.jump(op::JEQ, head, t, next);
+                    self.place(next);
+                }
+            }
+            Node::EtherMulticast => {
+                self.ld(size::B, 0);
+                self.jump(op::JSET, 1, t, f);
             }
             Node::Len(cmp, n) => {
                 self.emit(Insn::new(class::LD | size::W | mode::LEN, 0, 0, 0));
