@@ -166,6 +166,14 @@ enum Node {
     Mac(Dir, [u8; 6]),
     /// The first byte of the destination has its group bit set.
     EtherMulticast,
+    /// An 802.1Q/802.1ad tag here (with this VLAN id).
+    Vlan(Option<u16>),
+    /// An MPLS label here (this one).
+    Mpls(Option<u32>),
+    /// The node with the link header this many bytes further on (after
+    /// `vlan` or `mpls`, libpcap reads the rest of the expression inside
+    /// the encapsulation).
+    Shift(u32, Box<Node>),
 }
 
 struct Parser {
@@ -176,6 +184,12 @@ struct Parser {
     /// bounded, so that no input recurses without end.
     depth: usize,
     primitives: usize,
+    /// Bytes of VLAN tags and MPLS labels before the network header, for
+    /// the primitives from here on.
+    l2: u32,
+    /// After `mpls`, primitives mean the payload's protocol (libpcap reads
+    /// the IP version nibble there): not supported yet.
+    in_mpls: bool,
 }
 
 /// Bounds on an expression (libpcap's jumps reach 256 instructions, so
@@ -247,7 +261,13 @@ impl Parser {
                 if self.primitives > MAX_PRIMITIVES {
                     return self.err("the expression has too many primitives");
                 }
-                self.primitive()
+                let off = self.l2;
+                let n = self.primitive()?;
+                Ok(if off > 0 {
+                    Node::Shift(off, Box::new(n))
+                } else {
+                    n
+                })
             }
             None => self.err("expected a primitive"),
         }
@@ -272,6 +292,38 @@ impl Parser {
     }
 
     fn primitive(&mut self) -> Result<Node, FilterError> {
+        if self.in_mpls {
+            return self.err("primitives after 'mpls' are not supported yet");
+        }
+        // `vlan [id]`, `mpls [label]`: the rest reads inside.
+        if let Some(w @ ("vlan" | "mpls")) = self.word() {
+            let vlan = w == "vlan";
+            self.at += 1;
+            let id = match self.peek() {
+                Some(Tok::Num(n)) => {
+                    let n = *n;
+                    if (vlan && n > 4095) || n > 0xfffff {
+                        return self.err(format!(
+                            "{n} is not a {}",
+                            if vlan { "VLAN id" } else { "MPLS label" }
+                        ));
+                    }
+                    self.at += 1;
+                    Some(n)
+                }
+                _ => None,
+            };
+            if self.l2 >= 64 {
+                return self.err("too many VLAN tags or MPLS labels");
+            }
+            self.l2 += 4;
+            self.in_mpls |= !vlan;
+            return Ok(if vlan {
+                Node::Vlan(id.map(|n| n as u16))
+            } else {
+                Node::Mpls(id)
+            });
+        }
         // [proto] [dir] [type] id
         let mut proto: Option<String> = None;
         if let Some(w) = self.word()
@@ -587,6 +639,9 @@ struct Gen {
     /// Instructions with symbolic jump targets: (insn, jt, jf).
     code: Vec<(Insn, Label, Label)>,
     labels: Vec<Option<usize>>,
+    /// Bytes of encapsulation before the link header's type field ends
+    /// (see [`Node::Shift`]): added to every packet offset.
+    base: u32,
 }
 
 impl Gen {
@@ -611,7 +666,7 @@ impl Gen {
     }
 
     fn ld(&mut self, sz: u16, k: u32) {
-        self.emit(Insn::new(class::LD | sz | mode::ABS, 0, 0, k));
+        self.emit(Insn::new(class::LD | sz | mode::ABS, 0, 0, k + self.base));
     }
 
     fn ethertype(&mut self, t: u16, yes: Label, no: Label) {
@@ -750,7 +805,12 @@ impl Gen {
                     g.ld(size::H, 20);
                     g.jump(op::JSET, 0x1fff, f, whole);
                     g.place(whole);
-                    g.emit(Insn::new(class::LDX | mode::MSH | size::B, 0, 0, 14));
+                    g.emit(Insn::new(
+                        class::LDX | mode::MSH | size::B,
+                        0,
+                        0,
+                        14 + g.base,
+                    ));
                     g.ports(*dir, 14, true, *lo, *hi, t, f)
                 });
             }
@@ -771,6 +831,49 @@ impl Gen {
                     self.ld(size::H, *off);
                     self.jump(op::JEQ, head, t, next);
                     self.place(next);
+                }
+            }
+            Node::Shift(off, n) => {
+                let saved = self.base;
+                self.base = *off;
+                self.pred(n, t, f);
+                self.base = saved;
+            }
+            Node::Vlan(id) => {
+                self.ld(size::H, 12);
+                let tagged = self.label();
+                let ad = self.label();
+                let qinq = self.label();
+                self.jump(op::JEQ, 0x8100, tagged, ad);
+                self.place(ad);
+                self.jump(op::JEQ, 0x88a8, tagged, qinq);
+                self.place(qinq);
+                self.jump(op::JEQ, 0x9100, tagged, f);
+                self.place(tagged);
+                match id {
+                    Some(v) => {
+                        self.ld(size::H, 14);
+                        self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, 0xfff));
+                        self.jump(op::JEQ, *v as u32, t, f);
+                    }
+                    None => self
+                        .code
+                        .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t)),
+                }
+            }
+            Node::Mpls(label) => {
+                let l = self.label();
+                self.ethertype(0x8847, l, f);
+                self.place(l);
+                match label {
+                    Some(v) => {
+                        self.ld(size::W, 14);
+                        self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, 0xffff_f000));
+                        self.jump(op::JEQ, v << 12, t, f);
+                    }
+                    None => self
+                        .code
+                        .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t)),
                 }
             }
             Node::EtherMulticast => {
@@ -839,7 +942,12 @@ impl Gen {
         for (i, o) in offs.iter().enumerate() {
             let next = if i + 1 == offs.len() { f } else { self.label() };
             let m = if ind { mode::IND } else { mode::ABS };
-            self.emit(Insn::new(class::LD | size::H | m, 0, 0, base + o));
+            self.emit(Insn::new(
+                class::LD | size::H | m,
+                0,
+                0,
+                base + o + self.base,
+            ));
             if lo == hi {
                 self.jump(op::JEQ, lo as u32, t, next);
             } else {
@@ -912,6 +1020,8 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         end: expr.len() + 1,
         depth: 0,
         primitives: 0,
+        l2: 0,
+        in_mpls: false,
     };
     let node = p.expr()?;
     if p.at < p.toks.len() {
@@ -920,6 +1030,7 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
     let mut g = Gen {
         code: Vec::new(),
         labels: Vec::new(),
+        base: 0,
     };
     g.pred(&node, Label::Accept, Label::Reject);
     g.finish()
