@@ -32,6 +32,8 @@ enum Tok {
     And,
     Or,
     Cmp(&'static str),
+    /// An arithmetic operator or bracket: + - * / % & | ^ << >> [ ] :
+    Op(&'static str),
 }
 
 fn lex(s: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
@@ -53,8 +55,21 @@ fn lex(s: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
             b'!' => (Tok::Not, 1),
             b'&' if two == "&&" => (Tok::And, 2),
             b'|' if two == "||" => (Tok::Or, 2),
+            b'<' if two == "<<" => (Tok::Op("<<"), 2),
+            b'>' if two == ">>" => (Tok::Op(">>"), 2),
             b'<' if two == "<=" => (Tok::Cmp("<="), 2),
             b'>' if two == ">=" => (Tok::Cmp(">="), 2),
+            b'&' => (Tok::Op("&"), 1),
+            b'|' => (Tok::Op("|"), 1),
+            b'+' => (Tok::Op("+"), 1),
+            b'*' => (Tok::Op("*"), 1),
+            b'/' => (Tok::Op("/"), 1),
+            b'%' => (Tok::Op("%"), 1),
+            b'^' => (Tok::Op("^"), 1),
+            b'[' => (Tok::Op("["), 1),
+            b']' => (Tok::Op("]"), 1),
+            b':' => (Tok::Op(":"), 1),
+            b'-' => (Tok::Op("-"), 1),
             b'<' => (Tok::Cmp("<"), 1),
             b'>' => (Tok::Cmp(">"), 1),
             b'=' if two == "==" => (Tok::Cmp("="), 2),
@@ -170,10 +185,81 @@ enum Node {
     Vlan(Option<u16>),
     /// An MPLS label here (this one).
     Mpls(Option<u32>),
+    /// `arith relop arith` (`tcp[13] & 2 != 0`, `ip[2:2] > 576`).
+    Rel(&'static str, Arith, Arith),
     /// The node with the link header this many bytes further on (after
     /// `vlan` or `mpls`, libpcap reads the rest of the expression inside
     /// the encapsulation).
     Shift(u32, Box<Node>),
+}
+
+/// An arithmetic expression of the filter language.
+#[derive(Clone, Debug)]
+enum Arith {
+    Num(u32),
+    Len,
+    /// `proto[idx : size]`.
+    Load(&'static str, Box<Arith>, u8),
+    Bin(&'static str, Box<Arith>, Box<Arith>),
+    Neg(Box<Arith>),
+}
+
+impl Arith {
+    fn konst(&self) -> Option<u32> {
+        match self {
+            Arith::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn protos(&self, out: &mut Vec<&'static str>) {
+        match self {
+            Arith::Load(p, i, _) => {
+                if !out.contains(p) {
+                    out.push(p);
+                }
+                i.protos(out);
+            }
+            // libpcap's gen_arth keeps the protocol checks of the left
+            // operand only (`300 - ip[8]` checks for no IP header): the
+            // same verdicts need the same.
+            Arith::Bin(_, a, _) => a.protos(out),
+            Arith::Neg(a) => a.protos(out),
+            _ => {}
+        }
+    }
+}
+
+fn named_constant(w: &str) -> Option<u32> {
+    Some(match w {
+        "tcpflags" => 13,
+        "icmptype" | "icmp6type" => 0,
+        "icmpcode" | "icmp6code" => 1,
+        "tcp-fin" => 0x01,
+        "tcp-syn" => 0x02,
+        "tcp-rst" => 0x04,
+        "tcp-push" => 0x08,
+        "tcp-ack" => 0x10,
+        "tcp-urg" => 0x20,
+        "tcp-ece" => 0x40,
+        "tcp-cwr" => 0x80,
+        "icmp-echoreply" => 0,
+        "icmp-unreach" => 3,
+        "icmp-sourcequench" => 4,
+        "icmp-redirect" => 5,
+        "icmp-echo" => 8,
+        "icmp-routeradvert" => 9,
+        "icmp-routersolicit" => 10,
+        "icmp-timxceed" => 11,
+        "icmp-paramprob" => 12,
+        "icmp-tstamp" => 13,
+        "icmp-tstampreply" => 14,
+        "icmp-ireq" => 15,
+        "icmp-ireqreply" => 16,
+        "icmp-maskreq" => 17,
+        "icmp-maskreply" => 18,
+        _ => return None,
+    })
 }
 
 struct Parser {
@@ -241,7 +327,168 @@ impl Parser {
         r
     }
 
+    /// Whether a comparison follows at this nesting level before the
+    /// primitive or relation ends: then it is a relation.
+    fn relation_ahead(&self) -> bool {
+        let mut depth = 0i32;
+        for (_, t) in &self.toks[self.at..] {
+            match t {
+                Tok::LParen => depth += 1,
+                Tok::RParen if depth == 0 => return false,
+                Tok::RParen => depth -= 1,
+                Tok::And | Tok::Or if depth == 0 => return false,
+                Tok::Cmp(_) if depth == 0 => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn relation(&mut self) -> Result<Node, FilterError> {
+        let a = self.arith(0)?;
+        let op = match self.peek() {
+            Some(Tok::Cmp(c)) => *c,
+            _ => return self.err("expected a comparison (=, !=, <, <=, >, >=)"),
+        };
+        self.at += 1;
+        let b = self.arith(0)?;
+        Ok(Node::Rel(op, a, b))
+    }
+
+    /// Arithmetic by precedence climbing: | ^, &, << >>, + -, * / %.
+    fn arith(&mut self, level: usize) -> Result<Arith, FilterError> {
+        const LEVELS: [&[&str]; 5] = [
+            &["|", "^"],
+            &["&"],
+            &["<<", ">>"],
+            &["+", "-"],
+            &["*", "/", "%"],
+        ];
+        if self.depth >= MAX_DEPTH {
+            return self.err("the expression nests too deeply");
+        }
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        self.depth += 1;
+        let mut a = self.arith(level + 1);
+        while let Ok(l) = &a {
+            let op = match self.peek() {
+                Some(Tok::Op(o)) if LEVELS[level].contains(o) => *o,
+                _ => break,
+            };
+            self.at += 1;
+            let l = l.clone();
+            a = self
+                .arith(level + 1)
+                .map(|r| Arith::Bin(op, Box::new(l), Box::new(r)));
+        }
+        self.depth -= 1;
+        a
+    }
+
+    fn unary(&mut self) -> Result<Arith, FilterError> {
+        match self.peek().cloned() {
+            Some(Tok::Op("-")) => {
+                self.at += 1;
+                self.depth += 1;
+                let r = self.unary().map(|x| Arith::Neg(Box::new(x)));
+                self.depth -= 1;
+                r
+            }
+            Some(Tok::LParen) => {
+                self.at += 1;
+                let a = self.arith(0)?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return self.err("expected ')'");
+                }
+                self.at += 1;
+                Ok(a)
+            }
+            Some(Tok::Num(n)) => {
+                self.at += 1;
+                Ok(Arith::Num(n))
+            }
+            Some(Tok::Word(w)) if w == "len" => {
+                self.at += 1;
+                Ok(Arith::Len)
+            }
+            Some(Tok::Word(w)) => {
+                if let Some(n) = named_constant(&w) {
+                    self.at += 1;
+                    return Ok(Arith::Num(n));
+                }
+                let proto: &'static str = match w.as_str() {
+                    "ether" => "ether",
+                    "ip" => "ip",
+                    "ip6" => "ip6",
+                    "tcp" => "tcp",
+                    "udp" => "udp",
+                    "icmp" => "icmp",
+                    "sctp" => "sctp",
+                    _ => return self.err(format!("{w:?} is not a number or a protocol[index]")),
+                };
+                self.at += 1;
+                if self.peek() != Some(&Tok::Op("[")) {
+                    return self.err(format!("expected '[' after {proto}"));
+                }
+                self.at += 1;
+                // `ip[2:2]` lexes its `2:2` as one word.
+                if let Some(Tok::Word(w)) = self.peek().cloned()
+                    && let Some((i, sz)) = w.split_once(':')
+                    && let (Ok(i), Ok(sz)) = (i.parse::<u32>(), sz.parse::<u8>())
+                {
+                    self.at += 1;
+                    return self.close_load(proto, Arith::Num(i), Some(sz));
+                }
+                let idx = self.arith(0)?;
+                let size = if self.peek() == Some(&Tok::Op(":")) {
+                    self.at += 1;
+                    match self.peek() {
+                        Some(Tok::Num(n)) => {
+                            let n = *n as u8;
+                            self.at += 1;
+                            Some(n)
+                        }
+                        _ => return self.err("expected a size (1, 2 or 4)"),
+                    }
+                } else {
+                    None
+                };
+                self.close_load(proto, idx, size)
+            }
+            _ => self.err("expected a number, len or protocol[index]"),
+        }
+    }
+
+    fn close_load(
+        &mut self,
+        proto: &'static str,
+        idx: Arith,
+        size: Option<u8>,
+    ) -> Result<Arith, FilterError> {
+        let size = size.unwrap_or(1);
+        if !matches!(size, 1 | 2 | 4) {
+            return self.err("data size must be 1, 2, or 4");
+        }
+        if self.peek() != Some(&Tok::Op("]")) {
+            return self.err("expected ']'");
+        }
+        self.at += 1;
+        Ok(Arith::Load(proto, Box::new(idx), size))
+    }
+
     fn factor_inner(&mut self) -> Result<Node, FilterError> {
+        if self.relation_ahead() {
+            self.primitives += 1;
+            let off = self.l2;
+            let n = self.relation()?;
+            return Ok(if off > 0 {
+                Node::Shift(off, Box::new(n))
+            } else {
+                n
+            });
+        }
         match self.peek() {
             Some(Tok::Not) => {
                 self.at += 1;
@@ -833,6 +1080,42 @@ impl Gen {
                     self.place(next);
                 }
             }
+            Node::Rel(op, a, b) => {
+                // The protocols the loads read must be there.
+                let mut protos = Vec::new();
+                a.protos(&mut protos);
+                b.protos(&mut protos);
+                for p in protos {
+                    let ok = self.label();
+                    self.proto_check(p, ok, f);
+                    self.place(ok);
+                }
+                let mut scratch = 0;
+                self.eval(a, &mut scratch);
+                let c = b.konst();
+                if c.is_none() {
+                    self.emit(Insn::new(class::ST, 0, 0, scratch));
+                    let mut s2 = scratch + 1;
+                    self.eval(b, &mut s2);
+                    self.emit(Insn::new(class::MISC | crate::misc::TAX, 0, 0, 0));
+                    self.emit(Insn::new(class::LD | mode::MEM, 0, 0, scratch));
+                }
+                let (code, k) = match c {
+                    Some(k) => (src::K, k),
+                    None => (src::X, 0),
+                };
+                let (cond, swap) = match *op {
+                    "=" => (op::JEQ, false),
+                    "!=" => (op::JEQ, true),
+                    ">" => (op::JGT, false),
+                    "<=" => (op::JGT, true),
+                    ">=" => (op::JGE, false),
+                    _ => (op::JGE, true),
+                };
+                let (tt, ff) = if swap { (f, t) } else { (t, f) };
+                self.code
+                    .push((Insn::new(class::JMP | cond | code, 0, 0, k), tt, ff));
+            }
             Node::Shift(off, n) => {
                 let saved = self.base;
                 self.base = *off;
@@ -889,6 +1172,117 @@ impl Gen {
                     "<" => self.jump(op::JGE, *n, f, t),
                     "!=" => self.jump(op::JEQ, *n, f, t),
                     _ => self.jump(op::JEQ, *n, t, f),
+                }
+            }
+        }
+    }
+
+    /// The frame carries `proto` (for `proto[...]` loads): IPv4 or IPv6,
+    /// or IPv4 with this transport protocol and no fragment offset.
+    fn proto_check(&mut self, proto: &str, t: Label, f: Label) {
+        let transport = match proto {
+            "ether" => {
+                self.code
+                    .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t));
+                return;
+            }
+            "ip" => return self.ethertype(0x0800, t, f),
+            "ip6" => return self.ethertype(0x86dd, t, f),
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            _ => 132,
+        };
+        let v4 = self.label();
+        let p = self.label();
+        self.ethertype(0x0800, v4, f);
+        self.place(v4);
+        self.ld(size::B, 23);
+        self.jump(op::JEQ, transport, p, f);
+        self.place(p);
+        self.ld(size::H, 20);
+        self.jump(op::JSET, 0x1fff, f, t);
+    }
+
+    /// Code leaving `a`'s value in A (scratch memory from `*m` on).
+    fn eval(&mut self, a: &Arith, m: &mut u32) {
+        match a {
+            Arith::Num(n) => self.emit(Insn::new(class::LD | mode::IMM, 0, 0, *n)),
+            Arith::Len => self.emit(Insn::new(class::LD | size::W | mode::LEN, 0, 0, 0)),
+            Arith::Neg(x) => {
+                self.eval(x, m);
+                self.emit(Insn::new(class::ALU | op::NEG, 0, 0, 0));
+            }
+            Arith::Bin(o, l, r) => {
+                let code = match *o {
+                    "+" => op::ADD,
+                    "-" => op::SUB,
+                    "*" => op::MUL,
+                    "/" => op::DIV,
+                    "%" => op::MOD,
+                    "&" => op::AND,
+                    "|" => op::OR,
+                    "^" => op::XOR,
+                    "<<" => op::LSH,
+                    _ => op::RSH,
+                };
+                self.eval(l, m);
+                match r.konst() {
+                    // A constant divisor of 0 or a shift past 31 the kernel
+                    // refuses: computed at run time instead, as libpcap's.
+                    Some(k)
+                        if !(matches!(code, op::DIV | op::MOD) && k == 0
+                            || matches!(code, op::LSH | op::RSH) && k > 31) =>
+                    {
+                        self.emit(Insn::new(class::ALU | code | src::K, 0, 0, k));
+                    }
+                    _ => {
+                        let at = (*m).min(15);
+                        self.emit(Insn::new(class::ST, 0, 0, at));
+                        *m += 1;
+                        self.eval(r, m);
+                        *m -= 1;
+                        self.emit(Insn::new(class::MISC | crate::misc::TAX, 0, 0, 0));
+                        self.emit(Insn::new(class::LD | mode::MEM, 0, 0, at));
+                        self.emit(Insn::new(class::ALU | code | src::X, 0, 0, 0));
+                    }
+                }
+            }
+            Arith::Load(proto, idx, sz) => {
+                let szc = match sz {
+                    4 => size::W,
+                    2 => size::H,
+                    _ => size::B,
+                };
+                let transport = matches!(*proto, "tcp" | "udp" | "icmp" | "sctp");
+                let off = if *proto == "ether" { 0 } else { 14 } + self.base;
+                match (idx.konst(), transport) {
+                    (Some(c), false) => {
+                        self.emit(Insn::new(class::LD | szc | mode::ABS, 0, 0, off + c))
+                    }
+                    (Some(c), true) => {
+                        self.emit(Insn::new(
+                            class::LDX | mode::MSH | size::B,
+                            0,
+                            0,
+                            14 + self.base,
+                        ));
+                        self.emit(Insn::new(class::LD | szc | mode::IND, 0, 0, off + c));
+                    }
+                    (None, _) => {
+                        self.eval(idx, m);
+                        if transport {
+                            self.emit(Insn::new(
+                                class::LDX | mode::MSH | size::B,
+                                0,
+                                0,
+                                14 + self.base,
+                            ));
+                            self.emit(Insn::new(class::ALU | op::ADD | src::X, 0, 0, 0));
+                        }
+                        self.emit(Insn::new(class::MISC | crate::misc::TAX, 0, 0, 0));
+                        self.emit(Insn::new(class::LD | szc | mode::IND, 0, 0, off));
+                    }
                 }
             }
         }
@@ -1065,6 +1459,34 @@ mod tests {
                 .unwrap_err()
                 .msg
                 .contains("non-network bits")
+        );
+    }
+
+    #[test]
+    fn arithmetic_relations_compute_as_written() {
+        let frame = |b8: u8| {
+            let mut f = vec![0u8; 60];
+            f[12] = 0x08;
+            f[22] = b8;
+            f
+        };
+        let m = crate::Meta::default();
+        let p = compile("-ip[8] + 300 > 200").unwrap();
+        assert_ne!(crate::run(&p, &frame(50), &m), 0);
+        assert_eq!(crate::run(&p, &frame(150), &m), 0);
+        let p =
+            compile("ip[8] * 2 - (ip[8] << 1) = 0 and ip[8] / 4 = 3 and ip[8] % 4 = 1").unwrap();
+        assert_ne!(crate::run(&p, &frame(13), &m), 0);
+        assert_eq!(crate::run(&p, &frame(14), &m), 0);
+        assert_eq!(
+            compile("ip[1:3] = 1").unwrap_err().msg,
+            "data size must be 1, 2, or 4"
+        );
+        assert!(
+            compile("tcp[13 = 2")
+                .unwrap_err()
+                .msg
+                .contains("expected ']'")
         );
     }
 
