@@ -1400,6 +1400,83 @@ impl Gen {
     }
 }
 
+/// Drops absolute loads of what A already holds on every path to them
+/// (`ldh [12]` once per expression instead of once per primitive): a
+/// forward pass (classic jumps only go forward) tracks which absolute load
+/// A holds, then jumps are relinked past the removed instructions.
+fn drop_redundant_loads(p: Vec<Insn>) -> Vec<Insn> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum A {
+        Unset,
+        Unknown,
+        Load(u16, u32),
+    }
+    let n = p.len();
+    let mut inn = vec![A::Unset; n + 1];
+    inn[0] = A::Unknown;
+    let meet = |slot: &mut A, v: A| {
+        *slot = match *slot {
+            A::Unset => v,
+            x if x == v => x,
+            _ => A::Unknown,
+        }
+    };
+    let mut drop = vec![false; n];
+    for pc in 0..n {
+        let i = p[pc];
+        let a_in = inn[pc];
+        let out = match i.class() {
+            class::LD if i.code & 0xe0 == mode::ABS => {
+                if a_in == A::Load(i.code, i.k) {
+                    drop[pc] = true;
+                }
+                A::Load(i.code, i.k)
+            }
+            class::LD | class::ALU => A::Unknown,
+            class::MISC if i.code & 0xf8 == crate::misc::TXA => A::Unknown,
+            _ => a_in,
+        };
+        match i.class() {
+            class::RET => {}
+            class::JMP if i.code & 0xf0 == op::JA => meet(&mut inn[pc + 1 + i.k as usize], out),
+            class::JMP => {
+                meet(&mut inn[pc + 1 + i.jt as usize], out);
+                meet(&mut inn[pc + 1 + i.jf as usize], out);
+            }
+            _ => meet(&mut inn[pc + 1], out),
+        }
+    }
+    // New positions: an old index maps to the first kept instruction at or
+    // after it.
+    let mut new_at = vec![0usize; n + 1];
+    let mut k = 0;
+    for pc in 0..n {
+        new_at[pc] = k;
+        if !drop[pc] {
+            k += 1;
+        }
+    }
+    new_at[n] = k;
+    let mut out = Vec::with_capacity(k);
+    for pc in 0..n {
+        if drop[pc] {
+            continue;
+        }
+        let mut i = p[pc];
+        let me = new_at[pc];
+        if i.class() == class::JMP {
+            if i.code & 0xf0 == op::JA {
+                i.k = (new_at[pc + 1 + i.k as usize] - me - 1) as u32;
+            } else {
+                i.jt = (new_at[pc + 1 + i.jt as usize] - me - 1) as u8;
+                i.jf = (new_at[pc + 1 + i.jf as usize] - me - 1) as u8;
+            }
+        }
+        out.push(i);
+    }
+    out
+}
+
 /// Compiles a filter expression (for Ethernet frames) to classic BPF: a
 /// kept packet returns [`SNAPLEN`], a dropped one 0. An empty expression
 /// keeps every packet.
@@ -1427,7 +1504,7 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         base: 0,
     };
     g.pred(&node, Label::Accept, Label::Reject);
-    g.finish()
+    g.finish().map(drop_redundant_loads)
 }
 
 #[cfg(test)]
