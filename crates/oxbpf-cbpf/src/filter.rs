@@ -598,6 +598,30 @@ impl Parser {
         if proto.as_deref() == Some("ether") {
             return self.ether(dir, kind.as_deref());
         }
+        if dir == Dir::Any
+            && let Some(k @ ("multicast" | "broadcast")) = kind.as_deref()
+        {
+            let load =
+                |p: &'static str, i: u32, sz: u8| Arith::Load(p, Box::new(Arith::Num(i)), sz);
+            let multicast = k == "multicast";
+            let node = match (proto.as_deref(), multicast) {
+                (None, _) => return self.ether(Dir::Any, Some(k)),
+                // The destination: 224.0.0.0/4 and up; ff00::/8.
+                (Some("ip"), true) => Node::Rel(">=", load("ip", 16, 1), Arith::Num(0xe0)),
+                (Some("ip6"), true) => Node::Rel("=", load("ip6", 24, 1), Arith::Num(0xff)),
+                // Without a netmask, libpcap's broadcasts are 0.0.0.0 and
+                // 255.255.255.255.
+                (Some("ip"), false) => Node::Or(
+                    Box::new(Node::Rel("=", load("ip", 16, 4), Arith::Num(0))),
+                    Box::new(Node::Rel("=", load("ip", 16, 4), Arith::Num(u32::MAX))),
+                ),
+                (Some(p), _) => {
+                    return self.err(format!("{k} applies to ether, ip or ip6, not {p}"));
+                }
+            };
+            self.at += 1;
+            return Ok(node);
+        }
         match kind.as_deref() {
             Some("host") => {
                 self.at += 1;
