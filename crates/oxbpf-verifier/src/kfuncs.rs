@@ -148,12 +148,7 @@ const fn spf(name: &'static str, flags: u32, set: Set, special: Special) -> Kfun
 }
 
 const fn sp(name: &'static str, set: Set, special: Special) -> Kfunc {
-    Kfunc {
-        name,
-        flags: 0,
-        set,
-        special,
-    }
+    spf(name, 0, set, special)
 }
 
 use Set::*;

@@ -520,8 +520,8 @@ impl Stack {
     /// kernel's scrub of STACK_ITER slots: the written 8-byte slots become
     /// plain data, the iterator's other bytes stay unusable, and its
     /// reference is still held (a leak unless something destroys it —
-    /// nothing can). Whether anything was ended.
-    pub fn clobber_iters(&mut self, a: usize, b: usize) -> bool {
+    /// nothing can).
+    pub fn clobber_iters(&mut self, a: usize, b: usize) {
         let hit: Vec<usize> = self
             .iters
             .range(..b)
@@ -540,7 +540,6 @@ impl Stack {
                 }
             }
         }
-        any
     }
 }
 
@@ -776,6 +775,20 @@ impl State {
             .iter()
             .rposition(|f| f.callback)
             .map(|i| i as u8)
+    }
+
+    /// Acquires a new reference of `kind` at instruction `pc` (owned by
+    /// the innermost callback frame, if any) and returns its id.
+    pub fn acquire(&mut self, kind: RefKind, pc: usize) -> u32 {
+        let id = self.fresh_id();
+        let callback_frame = self.callback_frame();
+        self.refs.push(RefState {
+            id,
+            kind,
+            pc: pc as u32,
+            callback_frame,
+        });
+        id
     }
 
     /// Releases reference `id`: it leaves the reference table and every

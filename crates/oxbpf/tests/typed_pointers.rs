@@ -47,6 +47,18 @@ fn verdicts(args: &[&str], obj: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Each program's message contains the text given for it.
+fn says(ours: &[(String, String, String)], cases: &[(&str, &str)]) {
+    for (p, text) in cases {
+        let m = ours
+            .iter()
+            .find(|x| x.0 == *p)
+            .map(|x| x.2.clone())
+            .unwrap_or_default();
+        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
+    }
+}
+
 fn expected(program: &str) -> &'static str {
     if program.starts_with("ok_") {
         "accept"
@@ -105,46 +117,42 @@ fn kfunc_rejections_say_what_the_kernel_says() {
         return;
     }
     let ours = verdicts(&[], &object("kfuncs.o"));
-    for (p, text) in [
-        (
-            "bad_leak",
-            "would lead to reference leak: the task_struct reference",
-        ),
-        ("bad_leak", "call bpf_task_release on every path"),
-        (
-            "bad_release_unacquired",
-            "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID",
-        ),
-        (
-            "bad_unchecked_acquire",
-            "'trusted_ptr_or_null_task_struct': it may be NULL",
-        ),
-        ("bad_use_after_release", "which insn 5 released"),
-        ("bad_untrusted_arg", "R1 must be a rcu pointer"),
-        (
-            "bad_rcu_unlock_missing",
-            "cannot be used inside bpf_rcu_read_lock-ed region",
-        ),
-        ("bad_rcu_unlock_unmatched", "unmatched rcu read unlock"),
-        ("bad_rcu_nested", "nested rcu read lock"),
-        (
-            "bad_rcu_pointer_after_unlock",
-            "it is untrusted_ptr_task_struct",
-        ),
-        ("bad_rdonly_cast_write", "only read is supported"),
-        (
-            "bad_kprobe_acquire",
-            "calling kernel function bpf_task_acquire is not allowed in a kprobe program",
-        ),
-        ("bad_cpumask_leak", "bpf_cpumask reference"),
-    ] {
-        let m = ours
-            .iter()
-            .find(|x| x.0 == p)
-            .map(|x| x.2.clone())
-            .unwrap_or_default();
-        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
-    }
+    says(
+        &ours,
+        &[
+            (
+                "bad_leak",
+                "would lead to reference leak: the task_struct reference",
+            ),
+            ("bad_leak", "call bpf_task_release on every path"),
+            (
+                "bad_release_unacquired",
+                "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID",
+            ),
+            (
+                "bad_unchecked_acquire",
+                "'trusted_ptr_or_null_task_struct': it may be NULL",
+            ),
+            ("bad_use_after_release", "which insn 5 released"),
+            ("bad_untrusted_arg", "R1 must be a rcu pointer"),
+            (
+                "bad_rcu_unlock_missing",
+                "cannot be used inside bpf_rcu_read_lock-ed region",
+            ),
+            ("bad_rcu_unlock_unmatched", "unmatched rcu read unlock"),
+            ("bad_rcu_nested", "nested rcu read lock"),
+            (
+                "bad_rcu_pointer_after_unlock",
+                "it is untrusted_ptr_task_struct",
+            ),
+            ("bad_rdonly_cast_write", "only read is supported"),
+            (
+                "bad_kprobe_acquire",
+                "calling kernel function bpf_task_acquire is not allowed in a kprobe program",
+            ),
+            ("bad_cpumask_leak", "bpf_cpumask reference"),
+        ],
+    );
 }
 
 #[test]
@@ -153,44 +161,40 @@ fn iterator_rejections_say_what_the_kernel_says() {
         return;
     }
     let ours = verdicts(&["--stats"], &object("iters.o"));
-    for (p, text) in [
-        ("bad_leak", "reference leak: the iterator iter_num"),
-        ("bad_leak", "bpf_iter_num_destroy"),
-        (
-            "bad_next_uninit",
-            "expected an initialized iter_num as arg #0",
-        ),
-        (
-            "bad_double_new",
-            "expected uninitialized iter_num as arg #0",
-        ),
-        (
-            "bad_destroy_twice",
-            "expected an initialized iter_num as arg #0 of bpf_iter_num_destroy",
-        ),
-        ("bad_read_state", "invalid read from stack"),
-        (
-            "bad_overwrite",
-            "expected an initialized iter_num as arg #0 of bpf_iter_num_destroy",
-        ),
-        ("bad_unchecked_index", "unbounded memory access"),
-        ("bad_element_write", "write into read-only memory"),
-        ("bad_element_after_destroy", "which insn 10 released"),
-        ("bad_counter_after_loop", "outside [0, 512)"),
-        (
-            "bad_iter_in_map",
-            "expected pointer to an iterator on stack",
-        ),
-        ("bad_precise_counter", "too complex"),
-        ("bad_task_after_loop", "invalid mem access 'scalar'"),
-    ] {
-        let m = ours
-            .iter()
-            .find(|x| x.0 == p)
-            .map(|x| x.2.clone())
-            .unwrap_or_default();
-        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
-    }
+    says(
+        &ours,
+        &[
+            ("bad_leak", "reference leak: the iterator iter_num"),
+            ("bad_leak", "bpf_iter_num_destroy"),
+            (
+                "bad_next_uninit",
+                "expected an initialized iter_num as arg #0",
+            ),
+            (
+                "bad_double_new",
+                "expected uninitialized iter_num as arg #0",
+            ),
+            (
+                "bad_destroy_twice",
+                "expected an initialized iter_num as arg #0 of bpf_iter_num_destroy",
+            ),
+            ("bad_read_state", "invalid read from stack"),
+            (
+                "bad_overwrite",
+                "expected an initialized iter_num as arg #0 of bpf_iter_num_destroy",
+            ),
+            ("bad_unchecked_index", "unbounded memory access"),
+            ("bad_element_write", "write into read-only memory"),
+            ("bad_element_after_destroy", "which insn 10 released"),
+            ("bad_counter_after_loop", "outside [0, 512)"),
+            (
+                "bad_iter_in_map",
+                "expected pointer to an iterator on stack",
+            ),
+            ("bad_precise_counter", "too complex"),
+            ("bad_task_after_loop", "invalid mem access 'scalar'"),
+        ],
+    );
 }
 
 #[test]
@@ -199,66 +203,58 @@ fn dynptr_rejections_say_what_the_kernel_says() {
         return;
     }
     let ours = verdicts(&[], &object("dynptrs.o"));
-    for (p, text) in [
-        ("bad_ringbuf_leak", "reference leak: the ring buffer dynptr"),
-        (
-            "bad_ringbuf_leak",
-            "bpf_ringbuf_submit_dynptr or bpf_ringbuf_discard_dynptr",
-        ),
-        ("bad_failed_reserve_leak", "reference leak"),
-        (
-            "bad_uninit_read",
-            "Expected an initialized dynptr as arg #2",
-        ),
-        ("bad_read_bytes", "invalid read from stack"),
-        (
-            "bad_overwrite_referenced",
-            "cannot overwrite referenced dynptr",
-        ),
-        ("bad_data_after_submit", "invalid mem access 'scalar'"),
-        ("bad_data_beyond", "invalid access to memory of size 8"),
-        (
-            "bad_from_stack",
-            "Unsupported reg type fp0 for bpf_dynptr_from_mem data",
-        ),
-        ("bad_submit_local", "Expected a dynptr of type ringbuf"),
-        (
-            "bad_double_submit",
-            "Expected an initialized dynptr as arg #0",
-        ),
-        ("bad_slice_write", "write into read-only memory"),
-        ("bad_data_variable_len", "R3 is not a known constant"),
-        (
-            "bad_use_after_clone_submit",
-            "Expected an initialized dynptr as arg #0",
-        ),
-    ] {
-        let m = ours
-            .iter()
-            .find(|x| x.0 == p)
-            .map(|x| x.2.clone())
-            .unwrap_or_default();
-        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
-    }
+    says(
+        &ours,
+        &[
+            ("bad_ringbuf_leak", "reference leak: the ring buffer dynptr"),
+            (
+                "bad_ringbuf_leak",
+                "bpf_ringbuf_submit_dynptr or bpf_ringbuf_discard_dynptr",
+            ),
+            ("bad_failed_reserve_leak", "reference leak"),
+            (
+                "bad_uninit_read",
+                "Expected an initialized dynptr as arg #2",
+            ),
+            ("bad_read_bytes", "invalid read from stack"),
+            (
+                "bad_overwrite_referenced",
+                "cannot overwrite referenced dynptr",
+            ),
+            ("bad_data_after_submit", "invalid mem access 'scalar'"),
+            ("bad_data_beyond", "invalid access to memory of size 8"),
+            (
+                "bad_from_stack",
+                "Unsupported reg type fp0 for bpf_dynptr_from_mem data",
+            ),
+            ("bad_submit_local", "Expected a dynptr of type ringbuf"),
+            (
+                "bad_double_submit",
+                "Expected an initialized dynptr as arg #0",
+            ),
+            ("bad_slice_write", "write into read-only memory"),
+            ("bad_data_variable_len", "R3 is not a known constant"),
+            (
+                "bad_use_after_clone_submit",
+                "Expected an initialized dynptr as arg #0",
+            ),
+        ],
+    );
     let ours = verdicts(&[], &object("dynptrs_pkt.o"));
-    for (p, text) in [
-        (
-            "bad_slice_after_change",
-            "invalidated by insn 16, which may move",
-        ),
-        ("bad_slice_after_write", "invalidated by insn 21"),
-        ("bad_not_ctx", "expected pointer to ctx"),
-        ("bad_xdp_beyond_slice", "invalid access to memory of size 4"),
-        ("bad_socket_write", "the dynptr is read-only"),
-        ("bad_skb_in_xdp", "not allowed in a xdp program"),
-    ] {
-        let m = ours
-            .iter()
-            .find(|x| x.0 == p)
-            .map(|x| x.2.clone())
-            .unwrap_or_default();
-        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
-    }
+    says(
+        &ours,
+        &[
+            (
+                "bad_slice_after_change",
+                "invalidated by insn 16, which may move",
+            ),
+            ("bad_slice_after_write", "invalidated by insn 21"),
+            ("bad_not_ctx", "expected pointer to ctx"),
+            ("bad_xdp_beyond_slice", "invalid access to memory of size 4"),
+            ("bad_socket_write", "the dynptr is read-only"),
+            ("bad_skb_in_xdp", "not allowed in a xdp program"),
+        ],
+    );
 }
 
 #[test]
@@ -267,32 +263,28 @@ fn allocated_object_rejections_say_what_the_kernel_says() {
         return;
     }
     let ours = verdicts(&[], &object("alloc.o"));
-    for (p, text) in [
-        (
-            "bad_leak",
-            "reference leak: the allocated object (bpf_obj_new)",
-        ),
-        ("bad_leak", "bpf_obj_drop"),
-        ("bad_unchecked", "it may be NULL"),
-        ("bad_use_after_drop", "which insn 8 released"),
-        ("bad_double_drop", "expected pointer to allocated object"),
-        ("bad_beyond", "invalid access to memory of size 32"),
-        (
-            "bad_drop_inside",
-            "must have zero offset when passed to release func",
-        ),
-        (
-            "bad_drop_stack",
-            "expected pointer to allocated object: R1 is fp0",
-        ),
-    ] {
-        let m = ours
-            .iter()
-            .find(|x| x.0 == p)
-            .map(|x| x.2.clone())
-            .unwrap_or_default();
-        assert!(m.contains(text), "{p}: expected {text:?} in {m:?}");
-    }
+    says(
+        &ours,
+        &[
+            (
+                "bad_leak",
+                "reference leak: the allocated object (bpf_obj_new)",
+            ),
+            ("bad_leak", "bpf_obj_drop"),
+            ("bad_unchecked", "it may be NULL"),
+            ("bad_use_after_drop", "which insn 8 released"),
+            ("bad_double_drop", "expected pointer to allocated object"),
+            ("bad_beyond", "invalid access to memory of size 32"),
+            (
+                "bad_drop_inside",
+                "must have zero offset when passed to release func",
+            ),
+            (
+                "bad_drop_stack",
+                "expected pointer to allocated object: R1 is fp0",
+            ),
+        ],
+    );
 }
 
 /// Per-CPU `__ksym` variables: oxbpf gives the named verdict. The kernel

@@ -534,19 +534,15 @@ impl Verifier<'_> {
             }
             Ret::SockOrNull { kind, acquires } => {
                 let mut r = Reg::ptr(Kind::SockOrNull(kind));
-                r.id = path.state.fresh_id();
                 if acquires {
+                    r.id = path.state.acquire(RefKind::Socket, pc);
                     r.ref_obj_id = r.id;
-                    let callback_frame = path.state.callback_frame();
-                    path.state.refs.push(RefState {
-                        id: r.id,
-                        kind: RefKind::Socket,
-                        pc: pc as u32,
-                        callback_frame,
-                    });
-                } else if let Some(s) = sock_arg {
-                    // A view of the argument: released with it.
-                    r.ref_obj_id = s.ref_obj_id;
+                } else {
+                    r.id = path.state.fresh_id();
+                    if let Some(s) = sock_arg {
+                        // A view of the argument: released with it.
+                        r.ref_obj_id = s.ref_obj_id;
+                    }
                 }
                 r
             }
@@ -659,17 +655,10 @@ impl Verifier<'_> {
                             writable: true,
                             pkt: false,
                         });
-                        r.id = path.state.fresh_id();
                         // The record is a reference: it must be submitted or
                         // discarded on every path (a NULL result holds nothing).
+                        r.id = path.state.acquire(RefKind::RingbufRecord, pc);
                         r.ref_obj_id = r.id;
-                        let callback_frame = path.state.callback_frame();
-                        path.state.refs.push(RefState {
-                            id: r.id,
-                            kind: RefKind::RingbufRecord,
-                            pc: pc as u32,
-                            callback_frame,
-                        });
                         r
                     }
                     _ => {
@@ -1359,15 +1348,8 @@ impl Verifier<'_> {
                         writable: true,
                         pkt: false,
                     });
-                    r.id = path.state.fresh_id();
+                    r.id = path.state.acquire(RefKind::Alloc, pc);
                     r.ref_obj_id = r.id;
-                    let callback_frame = path.state.callback_frame();
-                    path.state.refs.push(RefState {
-                        id: r.id,
-                        kind: RefKind::Alloc,
-                        pc: pc as u32,
-                        callback_frame,
-                    });
                     r
                 }
                 Special::RdonlyCast => {
@@ -1452,18 +1434,11 @@ impl Verifier<'_> {
                         } else {
                             Kind::Btf { id: pointee, flags }
                         });
-                        if null || acquire {
-                            r.id = path.state.fresh_id();
-                        }
                         if acquire {
+                            r.id = path.state.acquire(RefKind::Kernel(pointee), pc);
                             r.ref_obj_id = r.id;
-                            let callback_frame = path.state.callback_frame();
-                            path.state.refs.push(RefState {
-                                id: r.id,
-                                kind: RefKind::Kernel(pointee),
-                                pc: pc as u32,
-                                callback_frame,
-                            });
+                        } else if null {
+                            r.id = path.state.fresh_id();
                         }
                         r
                     }

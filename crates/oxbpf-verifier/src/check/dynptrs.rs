@@ -7,7 +7,7 @@
 //! sliced by `bpf_dynptr_data` and the `bpf_dynptr_slice` kfuncs.
 
 use super::{Path, STACK, VResult, Verifier, err};
-use crate::state::{DynKind, DynSlot, Kind, RefKind, RefState, Reg, byte};
+use crate::state::{DynKind, DynSlot, Kind, RefKind, Reg, byte};
 
 /// What a dynptr argument must be.
 #[derive(Clone, Copy, Debug)]
@@ -102,15 +102,7 @@ impl Verifier<'_> {
                 DynKind::Local
             };
             let ref_id = if kind == DynKind::Ringbuf {
-                let id = path.state.fresh_id();
-                let callback_frame = path.state.callback_frame();
-                path.state.refs.push(RefState {
-                    id,
-                    kind: RefKind::RingbufDynptr,
-                    pc: pc as u32,
-                    callback_frame,
-                });
-                id
+                path.state.acquire(RefKind::RingbufDynptr, pc)
             } else {
                 0
             };

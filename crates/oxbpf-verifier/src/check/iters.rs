@@ -10,7 +10,7 @@
 use super::precise::{Loc, Prec};
 use super::{Path, STACK, VResult, Verifier, err};
 use crate::kfuncs::Special;
-use crate::state::{IterSlot, Kind, RefKind, RefState, Reg, State, byte, iter_name};
+use crate::state::{IterSlot, Kind, RefKind, Reg, State, byte, iter_name};
 
 /// Where an iterator argument points: frame index, first byte, and the
 /// iterator's size.
@@ -77,14 +77,7 @@ impl Verifier<'_> {
             for j in (0..size as i64).step_by(8) {
                 self.mem_access(path, pc, rn, r, j, 8, Some(Reg::unknown()))?;
             }
-            let id = path.state.fresh_id();
-            let callback_frame = path.state.callback_frame();
-            path.state.refs.push(RefState {
-                id,
-                kind: RefKind::Iter(btf),
-                pc: pc as u32,
-                callback_frame,
-            });
+            let id = path.state.acquire(RefKind::Iter(btf), pc);
             let stack = &mut path.state.frames[fi].stack;
             stack.spills.retain(|k, _| *k + 8 <= at || *k >= at + size);
             stack.consts.retain(|k, _| *k + 8 <= at || *k >= at + size);

@@ -124,14 +124,24 @@ impl Verifier<'_> {
                     self.stack_read(path, fi, a, b);
                 }
                 let stack = &mut path.state.frames[fi].stack;
-                if let Some(i) = (a..b).find(|&i| stack.bytes[i] == byte::DYNPTR) {
+                // Dynptr and iterator bytes: only their helpers and kfuncs
+                // use them (one scan of the bytes for both).
+                if let Some(i) =
+                    (a..b).find(|&i| matches!(stack.bytes[i], byte::DYNPTR | byte::ITER))
+                {
+                    let dynptr = stack.bytes[i] == byte::DYNPTR;
                     if value.is_none() {
                         return err(
                             pc,
                             format!(
-                                "invalid read from stack R{rn} off={} size={size}: fp{} is part of a dynptr, which only the dynptr helpers and kfuncs may use",
+                                "invalid read from stack R{rn} off={} size={size}: fp{} is part of {}",
                                 base.off + off,
-                                i as i64 - STACK
+                                i as i64 - STACK,
+                                if dynptr {
+                                    "a dynptr, which only the dynptr helpers and kfuncs may use"
+                                } else {
+                                    "an open-coded iterator, which only its kfuncs may use"
+                                }
                             ),
                         );
                     }
@@ -139,13 +149,19 @@ impl Verifier<'_> {
                         return err(
                             pc,
                             format!(
-                                "R{rn} variable-offset stack write may reach fp{}, part of a dynptr",
-                                i as i64 - STACK
+                                "R{rn} variable-offset stack write may reach fp{}, part of {}",
+                                i as i64 - STACK,
+                                if dynptr {
+                                    "a dynptr"
+                                } else {
+                                    "an open-coded iterator"
+                                }
                             ),
                         );
                     }
                     // A store destroys a dynptr, unless it holds a reference
-                    // (a ring buffer record would be lost).
+                    // (a ring buffer record would be lost), and ends an
+                    // iterator (its reference stays held).
                     if let Some(at) = stack.destroy_dynptrs(a, b) {
                         return err(
                             pc,
@@ -155,28 +171,6 @@ impl Verifier<'_> {
                             ),
                         );
                     }
-                }
-                if let Some(i) = (a..b).find(|&i| stack.bytes[i] == byte::ITER) {
-                    if value.is_none() {
-                        return err(
-                            pc,
-                            format!(
-                                "invalid read from stack R{rn} off={} size={size}: fp{} is part of an open-coded iterator, which only its kfuncs may use",
-                                base.off + off,
-                                i as i64 - STACK
-                            ),
-                        );
-                    }
-                    if var_write {
-                        return err(
-                            pc,
-                            format!(
-                                "R{rn} variable-offset stack write may reach fp{}, part of an open-coded iterator",
-                                i as i64 - STACK
-                            ),
-                        );
-                    }
-                    // A store ends the iterator (its reference stays held).
                     stack.clobber_iters(a, b);
                 }
                 if var_write || value.is_some() {
