@@ -173,8 +173,10 @@ enum Node {
     /// target addresses, as an unqualified `host`/`net` means.
     Host4(Dir, u32, u32, bool),
     Host6(Dir, [u8; 16], u8),
-    /// A transport port of `protos` (IPv4, unfragmented, and IPv6).
-    Port(Dir, Vec<u8>, u16, u16),
+    /// A transport port of `protos` (IPv4, unfragmented, and IPv6) in one
+    /// of the ranges (`port 80 or port 443` is one node, tested as
+    /// libpcap's optimized code tests it: each port field loaded once).
+    Port(Dir, Vec<u8>, Vec<(u16, u16)>),
     /// The frame's length compared with a constant.
     Len(&'static str, u32),
     /// An Ethernet address (`ether host/src/dst`).
@@ -656,7 +658,7 @@ impl Parser {
                         return self.err(format!("port applies to tcp, udp or sctp, not {p}"));
                     }
                 };
-                Ok(Node::Port(dir, protos, lo, hi))
+                Ok(Node::Port(dir, protos, vec![(lo, hi)]))
             }
             Some("proto") => {
                 self.at += 1;
@@ -1057,7 +1059,7 @@ impl Gen {
                     self.place(next);
                 }
             }
-            Node::Port(dir, protos, lo, hi) => {
+            Node::Port(dir, protos, ranges) => {
                 let v4 = self.label();
                 let v6 = self.label();
                 let not6 = self.label();
@@ -1065,7 +1067,7 @@ impl Gen {
                 // IPv6: the next header, the ports right after the fixed header.
                 self.place(v6);
                 self.proto_in(20, protos, t, f, |g, t, f| {
-                    g.ports(*dir, 54, false, *lo, *hi, t, f)
+                    g.ports(*dir, 54, false, ranges, t, f)
                 });
                 self.place(not6);
                 self.jump(op::JEQ, 0x0800, v4, f);
@@ -1082,7 +1084,7 @@ impl Gen {
                         0,
                         14 + g.base,
                     ));
-                    g.ports(*dir, 14, true, *lo, *hi, t, f)
+                    g.ports(*dir, 14, true, ranges, t, f)
                 });
             }
             Node::Mac(dir, m) => {
@@ -1349,9 +1351,9 @@ impl Gen {
         then(self, t, f);
     }
 
-    /// The source/destination port at `base` (+X when `ind`) in [lo, hi].
-    #[allow(clippy::too_many_arguments)]
-    fn ports(&mut self, dir: Dir, base: u32, ind: bool, lo: u16, hi: u16, t: Label, f: Label) {
+    /// The source/destination port at `base` (+X when `ind`) in one of
+    /// `ranges`.
+    fn ports(&mut self, dir: Dir, base: u32, ind: bool, ranges: &[(u16, u16)], t: Label, f: Label) {
         let offs: &[u32] = match dir {
             Dir::Src => &[0],
             Dir::Dst => &[2],
@@ -1366,13 +1368,21 @@ impl Gen {
                 0,
                 base + o + self.base,
             ));
-            if lo == hi {
-                self.jump(op::JEQ, lo as u32, t, next);
-            } else {
-                let in_lo = self.label();
-                self.jump(op::JGE, lo as u32, in_lo, next);
-                self.place(in_lo);
-                self.jump(op::JGT, hi as u32, next, t);
+            for (j, &(lo, hi)) in ranges.iter().enumerate() {
+                let other = if j + 1 == ranges.len() {
+                    next
+                } else {
+                    self.label()
+                };
+                if lo == hi {
+                    self.jump(op::JEQ, lo as u32, t, other);
+                } else {
+                    let in_lo = self.label();
+                    self.jump(op::JGE, lo as u32, in_lo, other);
+                    self.place(in_lo);
+                    self.jump(op::JGT, hi as u32, other, t);
+                }
+                self.place(other);
             }
             self.place(next);
         }
@@ -1424,87 +1434,35 @@ impl Gen {
     }
 }
 
-/// Drops absolute loads of what A already holds on every path to them
-/// (`ldh [12]` once per expression instead of once per primitive): a
-/// forward pass (classic jumps only go forward) tracks which absolute load
-/// A holds, then jumps are relinked past the removed instructions.
-fn drop_redundant_loads(p: Vec<Insn>) -> Vec<Insn> {
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum A {
-        Unset,
-        Unknown,
-        Load(u16, u32),
-    }
-    let n = p.len();
-    let mut inn = vec![A::Unset; n + 1];
-    inn[0] = A::Unknown;
-    let meet = |slot: &mut A, v: A| {
-        *slot = match *slot {
-            A::Unset => v,
-            x if x == v => x,
-            _ => A::Unknown,
-        }
-    };
-    let mut drop = vec![false; n];
-    for pc in 0..n {
-        let i = p[pc];
-        let a_in = inn[pc];
-        let out = match i.class() {
-            class::LD if i.code & 0xe0 == mode::ABS => {
-                if a_in == A::Load(i.code, i.k) {
-                    drop[pc] = true;
-                }
-                A::Load(i.code, i.k)
+/// `port A or port B` (same direction and protocols) as one test of
+/// both, so that each port field is loaded once and a port that is in the
+/// packet matches even when the other field is cut off, as in libpcap's
+/// optimized code.
+fn merge_ports(n: Node) -> Node {
+    match n {
+        Node::Or(a, b) => match (merge_ports(*a), merge_ports(*b)) {
+            (Node::Port(d1, p1, mut r1), Node::Port(d2, p2, r2)) if d1 == d2 && p1 == p2 => {
+                r1.extend(r2);
+                Node::Port(d1, p1, r1)
             }
-            class::LD | class::ALU => A::Unknown,
-            class::MISC if i.code & 0xf8 == crate::misc::TXA => A::Unknown,
-            _ => a_in,
-        };
-        match i.class() {
-            class::RET => {}
-            class::JMP if i.code & 0xf0 == op::JA => meet(&mut inn[pc + 1 + i.k as usize], out),
-            class::JMP => {
-                meet(&mut inn[pc + 1 + i.jt as usize], out);
-                meet(&mut inn[pc + 1 + i.jf as usize], out);
-            }
-            _ => meet(&mut inn[pc + 1], out),
-        }
+            (a, b) => Node::Or(Box::new(a), Box::new(b)),
+        },
+        Node::And(a, b) => Node::And(Box::new(merge_ports(*a)), Box::new(merge_ports(*b))),
+        Node::Not(a) => Node::Not(Box::new(merge_ports(*a))),
+        Node::Shift(k, a) => Node::Shift(k, Box::new(merge_ports(*a))),
+        n => n,
     }
-    // New positions: an old index maps to the first kept instruction at or
-    // after it.
-    let mut new_at = vec![0usize; n + 1];
-    let mut k = 0;
-    for pc in 0..n {
-        new_at[pc] = k;
-        if !drop[pc] {
-            k += 1;
-        }
-    }
-    new_at[n] = k;
-    let mut out = Vec::with_capacity(k);
-    for pc in 0..n {
-        if drop[pc] {
-            continue;
-        }
-        let mut i = p[pc];
-        let me = new_at[pc];
-        if i.class() == class::JMP {
-            if i.code & 0xf0 == op::JA {
-                i.k = (new_at[pc + 1 + i.k as usize] - me - 1) as u32;
-            } else {
-                i.jt = (new_at[pc + 1 + i.jt as usize] - me - 1) as u8;
-                i.jf = (new_at[pc + 1 + i.jf as usize] - me - 1) as u8;
-            }
-        }
-        out.push(i);
-    }
-    out
 }
 
 /// Compiles a filter expression (for Ethernet frames) to classic BPF: a
 /// kept packet returns [`SNAPLEN`], a dropped one 0. An empty expression
 /// keeps every packet.
 pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
+    compile_with(expr, true)
+}
+
+/// [`compile`], optimized or not (tcpdump's `-O`: the code as generated).
+pub fn compile_with(expr: &str, optimize: bool) -> Result<Vec<Insn>, FilterError> {
     let toks = lex(expr)?;
     if toks.is_empty() {
         return Ok(vec![Insn::new(class::RET | rval::K, 0, 0, SNAPLEN)]);
@@ -1518,7 +1476,7 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         l2: 0,
         in_mpls: false,
     };
-    let node = p.expr()?;
+    let node = merge_ports(p.expr()?);
     if p.at < p.toks.len() {
         return p.err("unexpected words after the expression");
     }
@@ -1528,7 +1486,12 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         base: 0,
     };
     g.pred(&node, Label::Accept, Label::Reject);
-    g.finish().map(drop_redundant_loads)
+    let code = g.finish()?;
+    Ok(if optimize {
+        crate::optimize(&code)
+    } else {
+        code
+    })
 }
 
 #[cfg(test)]

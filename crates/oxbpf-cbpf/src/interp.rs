@@ -25,6 +25,25 @@ pub struct Meta {
     pub wire_len: Option<u32>,
 }
 
+/// An ALU operation on A and its operand; `None` for a division by zero
+/// (which ends the filter with 0) or an unknown operation.
+pub(crate) fn alu(o: u16, a: u32, b: u32) -> Option<u32> {
+    Some(match o {
+        op::ADD => a.wrapping_add(b),
+        op::SUB => a.wrapping_sub(b),
+        op::MUL => a.wrapping_mul(b),
+        op::DIV => a.checked_div(b)?,
+        op::MOD => a.checked_rem(b)?,
+        op::AND => a & b,
+        op::OR => a | b,
+        op::XOR => a ^ b,
+        op::LSH => a.wrapping_shl(b & 31),
+        op::RSH => a.wrapping_shr(b & 31),
+        op::NEG => a.wrapping_neg(),
+        _ => return None,
+    })
+}
+
 /// Runs `insns` (which must pass [`crate::validate`]) on `packet`; the
 /// return value is the number of bytes to keep (0: drop).
 pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
@@ -92,24 +111,10 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
             },
             class::ST => m[k as usize & 15] = a,
             class::STX => m[k as usize & 15] = x,
-            class::ALU => {
-                a = match i.code & 0xf0 {
-                    op::ADD => a.wrapping_add(operand),
-                    op::SUB => a.wrapping_sub(operand),
-                    op::MUL => a.wrapping_mul(operand),
-                    op::DIV if operand == 0 => return 0,
-                    op::DIV => a / operand,
-                    op::MOD if operand == 0 => return 0,
-                    op::MOD => a % operand,
-                    op::AND => a & operand,
-                    op::OR => a | operand,
-                    op::XOR => a ^ operand,
-                    op::LSH => a.wrapping_shl(operand & 31),
-                    op::RSH => a.wrapping_shr(operand & 31),
-                    op::NEG => a.wrapping_neg(),
-                    _ => return 0,
-                }
-            }
+            class::ALU => match alu(i.code & 0xf0, a, operand) {
+                Some(v) => a = v,
+                None => return 0,
+            },
             class::JMP => {
                 let taken = match i.code & 0xf0 {
                     op::JA => {

@@ -12,13 +12,15 @@ mod disasm;
 mod ebpf;
 mod filter;
 mod interp;
+mod opt;
 mod validate;
 
 pub use asm::{AsmError, assemble};
 pub use disasm::{image, listing};
 pub use ebpf::{TranslateError, to_ebpf};
-pub use filter::{FilterError, SNAPLEN, compile};
+pub use filter::{FilterError, SNAPLEN, compile, compile_with};
 pub use interp::{Meta, run};
+pub use opt::optimize;
 pub use validate::{ValidateError, known, validate};
 
 /// Instruction classes (`BPF_CLASS`).

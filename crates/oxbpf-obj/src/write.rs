@@ -438,9 +438,12 @@ pub fn to_elf(obj: &Object, extra: &[(&str, &[u8])]) -> Result<Vec<u8>, ObjError
 /// `.BTF.ext` (version 1, with clang's 32-byte header, no CO-RE records): function and line records per section, instruction offsets in
 /// bytes.
 fn btf_ext(funcs: &[(u32, Vec<FuncInfo>)], lines: &[(u32, Vec<LineInfo>)]) -> Vec<u8> {
+    // A part without records is empty (length 0), and a section without
+    // records is left out: libbpf refuses a record size with no records
+    // after it and a section with none.
     let mut f = Vec::new();
     f.extend_from_slice(&8u32.to_le_bytes());
-    for (sec, recs) in funcs {
+    for (sec, recs) in funcs.iter().filter(|(_, r)| !r.is_empty()) {
         f.extend_from_slice(&sec.to_le_bytes());
         f.extend_from_slice(&(recs.len() as u32).to_le_bytes());
         for r in recs {
@@ -448,9 +451,12 @@ fn btf_ext(funcs: &[(u32, Vec<FuncInfo>)], lines: &[(u32, Vec<LineInfo>)]) -> Ve
             f.extend_from_slice(&r.type_id.to_le_bytes());
         }
     }
+    if f.len() == 4 {
+        f.clear();
+    }
     let mut l = Vec::new();
     l.extend_from_slice(&16u32.to_le_bytes());
-    for (sec, recs) in lines {
+    for (sec, recs) in lines.iter().filter(|(_, r)| !r.is_empty()) {
         l.extend_from_slice(&sec.to_le_bytes());
         l.extend_from_slice(&(recs.len() as u32).to_le_bytes());
         for r in recs {
@@ -459,11 +465,12 @@ fn btf_ext(funcs: &[(u32, Vec<FuncInfo>)], lines: &[(u32, Vec<LineInfo>)]) -> Ve
             }
         }
     }
+    if l.len() == 4 {
+        l.clear();
+    }
     let mut out = Vec::new();
     out.extend_from_slice(&0xeb9fu16.to_le_bytes());
     out.extend_from_slice(&[1, 0]);
-    // An empty part has length 0 (libbpf refuses a part that has a record
-    // size and no records).
     let core: [u8; 0] = [];
     for w in [
         32u32,

@@ -305,10 +305,7 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.classic || a.program.extension().is_some_and(|e| e == "cbpf") {
         let path = a.program.display().to_string();
         let classic = oxbpf_cbpf::read(&head).with_context(|| path.clone())?;
-        let ebpf = oxbpf_cbpf::to_ebpf(&classic).with_context(|| path.clone())?;
-        let mut obj =
-            oxbpf_obj::Object::from_raw_program("filter", oxbpf_isa::encode_all(ebpf.iter()));
-        obj.programs[0].kind = oxbpf_obj::ProgramType::SocketFilter;
+        let obj = classic_object("filter", &classic).with_context(|| path.clone())?;
         return crate::object_run::run_object(&a, &obj, &path);
     }
     if a.pcap.is_some() || a.name.is_some() {
@@ -503,20 +500,69 @@ pub fn plugin(
     }
 }
 
+/// How `oxbpf filter` prints the program.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FilterFormat {
+    Listing,
+    Decimal,
+    C,
+    Ebpf,
+}
+
+/// A classic program as an eBPF object: one socket filter program
+/// (section `socket`), the kernel's translation of it.
+fn classic_object(name: &str, p: &[oxbpf_cbpf::Insn]) -> Result<oxbpf_obj::Object> {
+    let ebpf = oxbpf_cbpf::to_ebpf(p)?;
+    let mut obj = oxbpf_obj::Object::from_raw_program(name, oxbpf_isa::encode_all(ebpf.iter()));
+    obj.programs[0].kind = oxbpf_obj::ProgramType::SocketFilter;
+    obj.programs[0].section = "socket".into();
+    // BTF for the one function: `int NAME(void *skb)`.
+    use oxbpf_obj::btf::Kind;
+    let mut b = oxbpf_obj::btfbuild::Builder::new();
+    let int = b.add_kind(
+        "int",
+        Kind::Int {
+            size: 4,
+            encoding: 1,
+            offset: 0,
+            bits: 32,
+        },
+    );
+    let ctx = b.add_kind("", Kind::Ptr { target: 0 });
+    let proto = b.add_kind(
+        "",
+        Kind::FuncProto {
+            ret: int,
+            params: vec![("skb".into(), ctx)],
+        },
+    );
+    let func = b.add_kind(name, Kind::Func { proto, linkage: 1 });
+    obj.btf = Some(b.finish()?);
+    obj.programs[0].func_info = vec![oxbpf_obj::btf::FuncInfo {
+        insn: 0,
+        type_id: func,
+    }];
+    Ok(obj)
+}
+
 /// `oxbpf filter EXPR`.
 pub fn filter(
     expr: &str,
-    ddd: bool,
-    dd: bool,
+    format: FilterFormat,
+    optimize: bool,
     output: Option<PathBuf>,
     pcap: Option<PathBuf>,
     write: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let p = oxbpf_cbpf::compile(expr)
+    let p = oxbpf_cbpf::compile_with(expr, optimize)
         .map_err(|e| anyhow::anyhow!("{e}\n  {expr}\n  {:>w$}", "^", w = e.col))?;
     if let Some(o) = &output {
-        std::fs::write(o, oxbpf_cbpf::encode(&p))
-            .with_context(|| format!("writing {}", o.display()))?;
+        let bytes = if o.extension().is_some_and(|e| e == "o") {
+            oxbpf_obj::write::to_elf(&classic_object("filter", &p)?, &[])?
+        } else {
+            oxbpf_cbpf::encode(&p)
+        };
+        std::fs::write(o, bytes).with_context(|| format!("writing {}", o.display()))?;
     }
     if let Some(input) = &pcap {
         let data = read_input(input)?;
@@ -545,16 +591,17 @@ pub fn filter(
         return Ok(ExitCode::SUCCESS);
     }
     if output.is_none() {
-        print!(
-            "{}",
-            if ddd {
-                oxbpf_cbpf::to_decimal(&p)
-            } else if dd {
-                oxbpf_cbpf::to_c(&p)
-            } else {
-                oxbpf_cbpf::listing(&p)
+        match format {
+            FilterFormat::Decimal => print!("{}", oxbpf_cbpf::to_decimal(&p)),
+            FilterFormat::C => print!("{}", oxbpf_cbpf::to_c(&p)),
+            FilterFormat::Listing => print!("{}", oxbpf_cbpf::listing(&p)),
+            FilterFormat::Ebpf => {
+                let ebpf = oxbpf_cbpf::to_ebpf(&p)?;
+                let mut out = String::new();
+                disasm_slots(&oxbpf_isa::encode_all(ebpf.iter()), &[], false, &mut out);
+                print!("{out}");
             }
-        );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -70,20 +70,28 @@ enum Command {
         bytes: bool,
     },
     /// Compile a libpcap filter expression (`man pcap-filter`; Ethernet
-    /// frames) to classic BPF: print it (`-d` listing, the default;
-    /// `--ddd` numbers; `--dd` C), write it (`-o FILE`, binary), or filter a
+    /// frames) to classic BPF, optimized: print it (`-d`/`--cbpf` listing,
+    /// the default; `--ddd` numbers; `--dd` C; `--ebpf` the eBPF the kernel
+    /// runs for it), write it (`-o OUT.o`: an eBPF object with a socket
+    /// filter program that every oxbpf engine runs and `oxbpf attach`
+    /// loads; any other name: the classic program's bytes), or filter a
     /// capture (`--pcap IN [-w OUT]`: the packets kept, as tcpdump -r).
     Filter {
         /// The expression (several words are joined with spaces, as
         /// tcpdump joins them).
         #[arg(required = true, num_args = 1..)]
         expr: Vec<String>,
-        #[arg(short = 'd', conflicts_with_all = ["ddd", "dd"])]
+        #[arg(short = 'd', long = "cbpf", conflicts_with_all = ["ddd", "dd", "ebpf"])]
         listing: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["dd", "ebpf"])]
         ddd: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "ebpf")]
         dd: bool,
+        #[arg(long)]
+        ebpf: bool,
+        /// Do not optimize (tcpdump's -O).
+        #[arg(short = 'O')]
+        no_optimize: bool,
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[arg(long)]
@@ -218,10 +226,23 @@ fn main() -> ExitCode {
             listing: _,
             ddd,
             dd,
+            ebpf,
+            no_optimize,
             output,
             pcap,
             write,
-        } => commands::filter(&expr.join(" "), ddd, dd, output, pcap, write),
+        } => {
+            let format = if ddd {
+                commands::FilterFormat::Decimal
+            } else if dd {
+                commands::FilterFormat::C
+            } else if ebpf {
+                commands::FilterFormat::Ebpf
+            } else {
+                commands::FilterFormat::Listing
+            };
+            commands::filter(&expr.join(" "), format, !no_optimize, output, pcap, write)
+        }
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),

@@ -63,6 +63,16 @@ fn packets() -> Vec<Vec<u8>> {
         f.extend_from_slice(b"GET / HTTP/1.1\r\n");
         p.push(f);
     }
+    // Server replies: the well-known port is the source.
+    for (sport, flags) in [(443u16, 0x12u8), (80, 0x18), (53, 0x10)] {
+        p.push(eth_ipv4_tcp(
+            [192, 168, 1, 10],
+            [10, 0, 0, 1],
+            sport,
+            40000,
+            flags,
+        ));
+    }
     // VLAN (802.1Q, QinQ) and MPLS encapsulations.
     let inner = eth_ipv4_tcp([10, 1, 1, 1], [10, 0, 0, 1], 1234, 80, 0x02);
     let tagged = |tpid: u16, vid: u16, rest: &[u8]| {
@@ -127,15 +137,12 @@ fn packets() -> Vec<Vec<u8>> {
         0x0800,
         &ipv4([1, 2, 3, 4], [10, 0, 0, 1], 47, 64, &[0u8; 24]),
     ));
-    // Every frame truncated, too.
+    // Every frame cut short at every length up to 80 bytes (past the
+    // transport ports), too: where a load past the end ends the filter
+    // matters.
     let truncated: Vec<Vec<u8>> = p
         .iter()
-        .flat_map(|f| {
-            [10usize, 14, 20, 30, 40, 54]
-                .into_iter()
-                .filter(|n| *n < f.len())
-                .map(|n| f[..n].to_vec())
-        })
+        .flat_map(|f| (1..f.len().min(80)).map(|n| f[..n].to_vec()))
         .collect();
     p.extend(truncated);
     p
@@ -244,8 +251,24 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
     assert!(!common::kernel_available() || kernel_runs > refused);
 }
 
+fn libpcap(args: &[&str], expr: &str) -> Vec<oxbpf_cbpf::Insn> {
+    let out = Command::new("tcpdump")
+        .args(args)
+        .arg("-ddd")
+        .arg(expr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{expr}");
+    oxbpf_cbpf::from_decimal(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
 /// oxbpf's filter compiler gives every packet of the capture the verdict
-/// libpcap's program gives it, and its programs are compared for size.
+/// libpcap's (optimized) program gives it, as its unoptimized program does,
+/// and its programs are compared for size. oxbpf's optimizer run on
+/// libpcap's programs, optimized and not (`tcpdump -O`), keeps their
+/// verdicts too. (libpcap's unoptimized programs are no oracle: they load
+/// words they then mask to nothing, so they drop short packets that the
+/// optimized ones keep.)
 #[test]
 fn compiled_filters_give_libpcaps_verdicts() {
     if !have_tcpdump() {
@@ -254,19 +277,23 @@ fn compiled_filters_give_libpcaps_verdicts() {
     let packets = packets();
     let meta = oxbpf_cbpf::Meta::default();
     let (mut ours_total, mut theirs_total, mut n, mut runs) = (0, 0, 0, 0);
+    let mut reoptimized = 0;
     let mut longer = Vec::new();
+    let mut shorter = 0;
     for expr in include_str!("../../oxbpf-cbpf/tests/filter_expressions.txt")
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
         let ours = oxbpf_cbpf::compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let ours_o = oxbpf_cbpf::compile_with(expr, false).unwrap();
         oxbpf_cbpf::validate(&ours).unwrap_or_else(|e| panic!("{expr}: {e}"));
-        let out = Command::new("tcpdump")
-            .args(["-ddd", expr])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{expr}");
-        let theirs = oxbpf_cbpf::from_decimal(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        oxbpf_cbpf::validate(&ours_o).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let theirs = libpcap(&[], expr);
+        let theirs_o = libpcap(&["-O"], expr);
+        let theirs_reopt = oxbpf_cbpf::optimize(&theirs);
+        let theirs_o_reopt = oxbpf_cbpf::optimize(&theirs_o);
+        assert!(theirs_reopt.len() <= theirs.len(), "{expr}");
+        reoptimized += theirs.len() - theirs_reopt.len();
         for (i, p) in packets.iter().enumerate() {
             let a = oxbpf_cbpf::run(&ours, p, &meta) != 0;
             let b = oxbpf_cbpf::run(&theirs, p, &meta) != 0;
@@ -277,17 +304,34 @@ fn compiled_filters_give_libpcaps_verdicts() {
                 p.len(),
                 oxbpf_cbpf::listing(&ours)
             );
+            assert_eq!(
+                oxbpf_cbpf::run(&ours_o, p, &meta),
+                oxbpf_cbpf::run(&ours, p, &meta),
+                "{expr}: packet {i}: unoptimized and optimized differ"
+            );
+            for (orig, re) in [(&theirs, &theirs_reopt), (&theirs_o, &theirs_o_reopt)] {
+                assert_eq!(
+                    oxbpf_cbpf::run(orig, p, &meta),
+                    oxbpf_cbpf::run(re, p, &meta),
+                    "{expr}: libpcap's program optimized by oxbpf, packet {i}\n{}",
+                    oxbpf_cbpf::listing(re)
+                );
+            }
             runs += 1;
         }
         if ours.len() > theirs.len() {
             longer.push(format!("{expr} ({} vs {})", ours.len(), theirs.len()));
         }
+        shorter += usize::from(ours.len() < theirs.len());
         ours_total += ours.len();
         theirs_total += theirs.len();
         n += 1;
     }
     eprintln!(
-        "{n} expressions, {runs} verdicts agree; program size oxbpf {ours_total} vs libpcap {theirs_total} instructions; longer than libpcap's: {}",
+        "oxbpf's optimizer takes {reoptimized} instructions off libpcap's optimized programs"
+    );
+    eprintln!(
+        "{n} expressions, {runs} verdicts agree; program size oxbpf {ours_total} vs libpcap {theirs_total} instructions; shorter than libpcap's: {shorter}, longer: {}",
         longer.len()
     );
     for l in &longer {
