@@ -185,6 +185,9 @@ enum Node {
     EtherMulticast,
     /// An 802.1Q/802.1ad tag here (with this VLAN id).
     Vlan(Option<u16>),
+    /// A tag the kernel took off the frame into the skb (with this VLAN
+    /// id): the ancillary loads `vlanp` and `vlan_tci`.
+    VlanMeta(Option<u16>),
     /// An MPLS label here (this one).
     Mpls(Option<u32>),
     /// `arith relop arith` (`tcp[13] & 2 != 0`, `ip[2:2] > 576`).
@@ -278,6 +281,10 @@ struct Parser {
     /// After `mpls`, primitives mean the payload's protocol (libpcap reads
     /// the IP version nibble there): not supported yet.
     in_mpls: bool,
+    link: Link,
+    /// The first `vlan` reads the tag Linux took off into the skb (see
+    /// [`Options::kernel_vlan`]); set once it has.
+    kernel_vlan: bool,
 }
 
 /// Bounds on an expression (libpcap's jumps reach 256 instructions, so
@@ -547,6 +554,12 @@ impl Parser {
         // `vlan [id]`, `mpls [label]`: the rest reads inside.
         if let Some(w @ ("vlan" | "mpls")) = self.word() {
             let vlan = w == "vlan";
+            if self.link == Link::RawIp {
+                return self.err(format!(
+                    "no {} on raw IP links",
+                    if vlan { "VLAN" } else { "MPLS" }
+                ));
+            }
             self.at += 1;
             let id = match self.peek() {
                 Some(Tok::Num(n)) => {
@@ -562,6 +575,10 @@ impl Parser {
                 }
                 _ => None,
             };
+            if vlan && self.kernel_vlan && self.l2 == 0 {
+                self.kernel_vlan = false;
+                return Ok(Node::VlanMeta(id.map(|n| n as u16)));
+            }
             if self.l2 >= 64 {
                 return self.err("too many VLAN tags or MPLS labels");
             }
@@ -706,6 +723,13 @@ impl Parser {
     /// The `ether` primitives: `host`/`src`/`dst` MAC, `broadcast`,
     /// `multicast`, `proto N`.
     fn ether(&mut self, dir: Dir, kind: Option<&str>) -> Result<Node, FilterError> {
+        if self.link == Link::RawIp && kind != Some("proto") {
+            return self.err(match kind {
+                Some("broadcast") => "not a broadcast link (raw IP)",
+                Some("multicast") => "link-layer multicast needs Ethernet frames (this is raw IP)",
+                _ => "Ethernet addresses need Ethernet frames (this is raw IP)",
+            });
+        }
         match kind {
             Some("broadcast") if dir == Dir::Any => {
                 self.at += 1;
@@ -915,6 +939,7 @@ struct Gen {
     /// Bytes of encapsulation before the link header's type field ends
     /// (see [`Node::Shift`]): added to every packet offset.
     base: u32,
+    link: Link,
 }
 
 impl Gen {
@@ -938,11 +963,40 @@ impl Gen {
             .push((Insn::new(class::JMP | cond | src::K, 0, 0, k), t, f));
     }
 
-    fn ld(&mut self, sz: u16, k: u32) {
-        self.emit(Insn::new(class::LD | sz | mode::ABS, 0, 0, k + self.base));
+    /// Where byte `k` of an Ethernet frame is on this link (code is
+    /// written with Ethernet offsets: the network header at 14; on raw IP
+    /// it is at 0), encapsulation included.
+    fn at(&self, k: u32) -> u32 {
+        let k = match self.link {
+            Link::RawIp if k >= 14 => k - 14,
+            _ => k,
+        };
+        k + self.base
     }
 
+    fn ld(&mut self, sz: u16, k: u32) {
+        let k = self.at(k);
+        self.emit(Insn::new(class::LD | sz | mode::ABS, 0, 0, k));
+    }
+
+    /// The link header's type is `t`; on raw IP, the IP version says
+    /// whether it is IPv4 or IPv6, and nothing else can be.
     fn ethertype(&mut self, t: u16, yes: Label, no: Label) {
+        if self.link == Link::RawIp {
+            let version = match t {
+                0x0800 => 0x40,
+                0x86dd => 0x60,
+                _ => {
+                    self.code
+                        .push((Insn::new(class::JMP | op::JA, 0, 0, 0), no, no));
+                    return;
+                }
+            };
+            self.emit(Insn::new(class::LD | size::B | mode::ABS, 0, 0, self.base));
+            self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, 0xf0));
+            self.jump(op::JEQ, version, yes, no);
+            return;
+        }
         self.ld(size::H, 12);
         self.jump(op::JEQ, t as u32, yes, no);
     }
@@ -1070,7 +1124,7 @@ impl Gen {
                     g.ports(*dir, 54, false, ranges, t, f)
                 });
                 self.place(not6);
-                self.jump(op::JEQ, 0x0800, v4, f);
+                self.ethertype(0x0800, v4, f);
                 self.place(v4);
                 self.proto_in(23, protos, t, f, |g, t, f| {
                     // Not a later fragment.
@@ -1078,12 +1132,7 @@ impl Gen {
                     g.ld(size::H, 20);
                     g.jump(op::JSET, 0x1fff, f, whole);
                     g.place(whole);
-                    g.emit(Insn::new(
-                        class::LDX | mode::MSH | size::B,
-                        0,
-                        0,
-                        14 + g.base,
-                    ));
+                    g.emit(Insn::new(class::LDX | mode::MSH | size::B, 0, 0, g.at(14)));
                     g.ports(*dir, 14, true, ranges, t, f)
                 });
             }
@@ -1162,6 +1211,32 @@ impl Gen {
                 match id {
                     Some(v) => {
                         self.ld(size::H, 14);
+                        self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, 0xfff));
+                        self.jump(op::JEQ, *v as u32, t, f);
+                    }
+                    None => self
+                        .code
+                        .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t)),
+                }
+            }
+            Node::VlanMeta(id) => {
+                let tagged = self.label();
+                self.emit(Insn::new(
+                    class::LD | size::B | mode::ABS,
+                    0,
+                    0,
+                    crate::skf::AD_OFF + 48,
+                ));
+                self.jump(op::JEQ, 1, tagged, f);
+                self.place(tagged);
+                match id {
+                    Some(v) => {
+                        self.emit(Insn::new(
+                            class::LD | size::H | mode::ABS,
+                            0,
+                            0,
+                            crate::skf::AD_OFF + 44,
+                        ));
                         self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, 0xfff));
                         self.jump(op::JEQ, *v as u32, t, f);
                     }
@@ -1281,7 +1356,7 @@ impl Gen {
                     _ => size::B,
                 };
                 let transport = matches!(*proto, "tcp" | "udp" | "icmp" | "sctp");
-                let off = if *proto == "ether" { 0 } else { 14 } + self.base;
+                let off = self.at(if *proto == "ether" { 0 } else { 14 });
                 match (idx.konst(), transport) {
                     (Some(c), false) => {
                         self.emit(Insn::new(class::LD | szc | mode::ABS, 0, 0, off + c))
@@ -1291,7 +1366,7 @@ impl Gen {
                             class::LDX | mode::MSH | size::B,
                             0,
                             0,
-                            14 + self.base,
+                            self.at(14),
                         ));
                         self.emit(Insn::new(class::LD | szc | mode::IND, 0, 0, off + c));
                     }
@@ -1302,7 +1377,7 @@ impl Gen {
                                 class::LDX | mode::MSH | size::B,
                                 0,
                                 0,
-                                14 + self.base,
+                                self.at(14),
                             ));
                             self.emit(Insn::new(class::ALU | op::ADD | src::X, 0, 0, 0));
                         }
@@ -1362,12 +1437,7 @@ impl Gen {
         for (i, o) in offs.iter().enumerate() {
             let next = if i + 1 == offs.len() { f } else { self.label() };
             let m = if ind { mode::IND } else { mode::ABS };
-            self.emit(Insn::new(
-                class::LD | size::H | m,
-                0,
-                0,
-                base + o + self.base,
-            ));
+            self.emit(Insn::new(class::LD | size::H | m, 0, 0, self.at(base + o)));
             for (j, &(lo, hi)) in ranges.iter().enumerate() {
                 let other = if j + 1 == ranges.len() {
                     next
@@ -1454,15 +1524,62 @@ fn merge_ports(n: Node) -> Node {
     }
 }
 
+/// The link layer the frames a filter reads start with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Link {
+    /// Ethernet (`DLT_EN10MB`, pcap link type 1).
+    #[default]
+    Ethernet,
+    /// An IPv4 or IPv6 header, no link header (`DLT_RAW`: pcap link type
+    /// 101, also 12 and 14).
+    RawIp,
+}
+
+impl Link {
+    /// The link of a pcap file's link type, if it is one of these.
+    pub fn from_linktype(t: u32) -> Option<Link> {
+        match t {
+            1 => Some(Link::Ethernet),
+            12 | 14 | 101 => Some(Link::RawIp),
+            _ => None,
+        }
+    }
+}
+
+/// How an expression is compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub link: Link,
+    /// Run the optimizer (tcpdump's `-O` turns it off).
+    pub optimize: bool,
+    /// The frames are what a Linux socket filter sees: the receive path
+    /// takes the outer 802.1Q/802.1ad tag off the frame into the skb, so
+    /// the first `vlan` reads it there (`ld vlanp`, `ld vlan_tci`) and
+    /// the rest of the expression reads on at the same offsets, as
+    /// libpcap compiles for a live capture on Linux.
+    pub kernel_vlan: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            link: Link::Ethernet,
+            optimize: true,
+            kernel_vlan: false,
+        }
+    }
+}
+
 /// Compiles a filter expression (for Ethernet frames) to classic BPF: a
 /// kept packet returns [`SNAPLEN`], a dropped one 0. An empty expression
 /// keeps every packet.
 pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
-    compile_with(expr, true)
+    compile_with(expr, &Options::default())
 }
 
-/// [`compile`], optimized or not (tcpdump's `-O`: the code as generated).
-pub fn compile_with(expr: &str, optimize: bool) -> Result<Vec<Insn>, FilterError> {
+/// [`compile`] for a link type, optimized or not, for the kernel's view
+/// of VLAN frames or not.
+pub fn compile_with(expr: &str, opts: &Options) -> Result<Vec<Insn>, FilterError> {
     let toks = lex(expr)?;
     if toks.is_empty() {
         return Ok(vec![Insn::new(class::RET | rval::K, 0, 0, SNAPLEN)]);
@@ -1475,6 +1592,8 @@ pub fn compile_with(expr: &str, optimize: bool) -> Result<Vec<Insn>, FilterError
         primitives: 0,
         l2: 0,
         in_mpls: false,
+        link: opts.link,
+        kernel_vlan: opts.kernel_vlan,
     };
     let node = merge_ports(p.expr()?);
     if p.at < p.toks.len() {
@@ -1484,10 +1603,11 @@ pub fn compile_with(expr: &str, optimize: bool) -> Result<Vec<Insn>, FilterError
         code: Vec::new(),
         labels: Vec::new(),
         base: 0,
+        link: opts.link,
     };
     g.pred(&node, Label::Accept, Label::Reject);
     let code = g.finish()?;
-    Ok(if optimize {
+    Ok(if opts.optimize {
         crate::optimize(&code)
     } else {
         code

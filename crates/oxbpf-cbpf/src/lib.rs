@@ -18,7 +18,7 @@ mod validate;
 pub use asm::{AsmError, assemble};
 pub use disasm::{image, listing};
 pub use ebpf::{TranslateError, to_ebpf};
-pub use filter::{FilterError, SNAPLEN, compile, compile_with};
+pub use filter::{FilterError, Link, Options, SNAPLEN, compile, compile_with};
 pub use interp::{Meta, run};
 pub use opt::optimize;
 pub use validate::{ValidateError, known, validate};

@@ -93,6 +93,15 @@ pub fn read(bytes: &[u8]) -> Result<(u32, Vec<Packet>), PcapError> {
 
 /// Writes packets as a little-endian, microsecond pcap file (Ethernet).
 pub fn write(packets: &[Packet]) -> Vec<u8> {
+    write_linktype(LINKTYPE_ETHERNET, packets)
+}
+
+/// `pcap` link type of raw IPv4/IPv6 packets (no link header).
+pub const LINKTYPE_RAW: u32 = 101;
+
+/// Writes packets as a little-endian, microsecond pcap file of this link
+/// type ([`LINKTYPE_ETHERNET`], [`LINKTYPE_RAW`], ...).
+pub fn write_linktype(linktype: u32, packets: &[Packet]) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend(0xa1b2c3d4u32.to_le_bytes());
     v.extend(2u16.to_le_bytes());
@@ -100,7 +109,7 @@ pub fn write(packets: &[Packet]) -> Vec<u8> {
     v.extend(0i32.to_le_bytes());
     v.extend(0u32.to_le_bytes());
     v.extend(65535u32.to_le_bytes());
-    v.extend(LINKTYPE_ETHERNET.to_le_bytes());
+    v.extend(linktype.to_le_bytes());
     for p in packets {
         v.extend(((p.ts_ns / 1_000_000_000) as u32).to_le_bytes());
         v.extend((((p.ts_ns % 1_000_000_000) / 1000) as u32).to_le_bytes());

@@ -545,17 +545,37 @@ fn classic_object(name: &str, p: &[oxbpf_cbpf::Insn]) -> Result<oxbpf_obj::Objec
     Ok(obj)
 }
 
+/// A compiler error with the expression and a caret under the column.
+pub fn filter_error(expr: &str, e: oxbpf_cbpf::FilterError) -> anyhow::Error {
+    anyhow::anyhow!("{e}\n  {expr}\n  {:>w$}", "^", w = e.col)
+}
+
 /// `oxbpf filter EXPR`.
 pub fn filter(
     expr: &str,
     format: FilterFormat,
-    optimize: bool,
+    mut opts: oxbpf_cbpf::Options,
     output: Option<PathBuf>,
     pcap: Option<PathBuf>,
     write: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let p = oxbpf_cbpf::compile_with(expr, optimize)
-        .map_err(|e| anyhow::anyhow!("{e}\n  {expr}\n  {:>w$}", "^", w = e.col))?;
+    // A capture file says what its frames start with, as for tcpdump -r.
+    let input = match &pcap {
+        Some(path) => {
+            let data = read_input(path)?;
+            let (link, packets) =
+                oxbpf_pcap::read(&data).with_context(|| format!("{}", path.display()))?;
+            opts.link = oxbpf_cbpf::Link::from_linktype(link).with_context(|| {
+                format!(
+                    "{}: link type {link}: filters read Ethernet (1) and raw IP (101) captures",
+                    path.display()
+                )
+            })?;
+            Some((link, packets))
+        }
+        None => None,
+    };
+    let p = oxbpf_cbpf::compile_with(expr, &opts).map_err(|e| filter_error(expr, e))?;
     if let Some(o) = &output {
         let bytes = if o.extension().is_some_and(|e| e == "o") {
             oxbpf_obj::write::to_elf(&classic_object("filter", &p)?, &[])?
@@ -564,10 +584,7 @@ pub fn filter(
         };
         std::fs::write(o, bytes).with_context(|| format!("writing {}", o.display()))?;
     }
-    if let Some(input) = &pcap {
-        let data = read_input(input)?;
-        let (_, packets) =
-            oxbpf_pcap::read(&data).with_context(|| format!("{}", input.display()))?;
+    if let Some((link, packets)) = input {
         let mut kept = Vec::new();
         for pk in &packets {
             let meta = oxbpf_cbpf::Meta {
@@ -579,11 +596,15 @@ pub fn filter(
             }
         }
         match &write {
-            Some(w) => std::fs::write(w, oxbpf_pcap::write(&kept))
+            Some(w) => std::fs::write(w, oxbpf_pcap::write_linktype(link, &kept))
                 .with_context(|| format!("writing {}", w.display()))?,
             None => {
                 for pk in &kept {
-                    println!("{}", oxbpf_pcap::describe(&pk.data));
+                    if opts.link == oxbpf_cbpf::Link::Ethernet {
+                        println!("{}", oxbpf_pcap::describe(&pk.data));
+                    } else {
+                        println!("raw IP, {} bytes", pk.data.len());
+                    }
                 }
             }
         }

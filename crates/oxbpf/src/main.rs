@@ -2,6 +2,7 @@
 //! a non-zero exit status.
 
 mod attach;
+mod capture;
 mod commands;
 mod manage;
 mod object_run;
@@ -92,6 +93,10 @@ enum Command {
         /// Do not optimize (tcpdump's -O).
         #[arg(short = 'O')]
         no_optimize: bool,
+        /// What the frames start with: `ethernet` or `raw` (an IPv4/IPv6
+        /// header). With --pcap, the file's link type decides.
+        #[arg(long, default_value = "ethernet", value_parser = ["ethernet", "raw"])]
+        link: String,
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[arg(long)]
@@ -99,6 +104,13 @@ enum Command {
         #[arg(short = 'w', requires = "pcap")]
         write: Option<PathBuf>,
     },
+    /// Capture packets on an interface through a packet socket with a
+    /// filter expression compiled by oxbpf and attached in the kernel (as
+    /// tcpdump does): print them or write a pcap file (`-w`), until `-c N`
+    /// packets, `--timeout S` or Ctrl-C.
+    Capture(capture::CaptureArgs),
+    /// Send the frames of a pcap file out of an interface, in order.
+    Replay(capture::ReplayArgs),
     /// Classic BPF (tcpdump's, socket filters', seccomp's): print a program
     /// as libpcap's listing (`tcpdump -d`), C initializers (`-dd`) or
     /// numbers (`-ddd`), assemble a listing, check the kernel's rules.
@@ -228,6 +240,7 @@ fn main() -> ExitCode {
             dd,
             ebpf,
             no_optimize,
+            link,
             output,
             pcap,
             write,
@@ -241,8 +254,19 @@ fn main() -> ExitCode {
             } else {
                 commands::FilterFormat::Listing
             };
-            commands::filter(&expr.join(" "), format, !no_optimize, output, pcap, write)
+            let opts = oxbpf_cbpf::Options {
+                link: if link == "raw" {
+                    oxbpf_cbpf::Link::RawIp
+                } else {
+                    oxbpf_cbpf::Link::Ethernet
+                },
+                optimize: !no_optimize,
+                kernel_vlan: false,
+            };
+            commands::filter(&expr.join(" "), format, opts, output, pcap, write)
         }
+        Command::Capture(a) => capture::capture(&a),
+        Command::Replay(a) => capture::replay(&a),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
