@@ -154,10 +154,18 @@ fn word(w: &str, at: usize) -> Result<Tok, FilterError> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
+    /// Source or destination (none given, or `src or dst`).
     Any,
     Src,
     Dst,
+    /// `src and dst`.
+    Both,
 }
+
+/// Where an IPv4 address is looked for (`host`, `net`): bits.
+const IN_IP: u8 = 1;
+const IN_ARP: u8 = 2;
+const IN_RARP: u8 = 4;
 
 #[derive(Clone, Debug)]
 enum Node {
@@ -169,9 +177,12 @@ enum Node {
     /// IPv4 with this protocol, IPv6 with this next header.
     Ip4Proto(u8),
     Ip6Proto(u8),
-    /// An IPv4 address (under a mask); `arp`: also ARP/RARP sender or
-    /// target addresses, as an unqualified `host`/`net` means.
-    Host4(Dir, u32, u32, bool),
+    /// An IPv4 address (under a mask) in IPv4 headers and/or ARP/RARP
+    /// sender or target addresses (`IN_*` bits: an unqualified
+    /// `host`/`net` means all three).
+    /// `host A or host B` is one node with both (address, mask) pairs:
+    /// each field is loaded once, as in libpcap's optimized code.
+    Host4(Dir, Vec<(u32, u32)>, u8),
     Host6(Dir, [u8; 16], u8),
     /// A transport port of `protos` (IPv4, unfragmented, and IPv6) in one
     /// of the ranges (`port 80 or port 443` is one node, tested as
@@ -602,24 +613,30 @@ impl Parser {
             self.at += 1;
         }
         let mut dir = Dir::Any;
-        match self.word() {
-            Some("src") => {
-                dir = Dir::Src;
-                self.at += 1;
+        let mut dir_given = false;
+        if let Some(w @ ("src" | "dst")) = self.word() {
+            let src = w == "src";
+            dir = if src { Dir::Src } else { Dir::Dst };
+            dir_given = true;
+            self.at += 1;
+            // `src or dst`, `src and dst` (either order).
+            let other = if src { "dst" } else { "src" };
+            let joined = matches!(self.peek(), Some(Tok::Or | Tok::And))
+                && matches!(self.toks.get(self.at + 1), Some((_, Tok::Word(x))) if x == other);
+            if joined {
+                dir = if self.peek() == Some(&Tok::Or) {
+                    Dir::Any
+                } else {
+                    Dir::Both
+                };
+                self.at += 2;
             }
-            Some("dst") => {
-                dir = Dir::Dst;
-                self.at += 1;
-            }
-            _ => {}
         }
         let kind = self.word().map(str::to_string);
         if proto.as_deref() == Some("ether") {
             return self.ether(dir, kind.as_deref());
         }
-        if dir == Dir::Any
-            && let Some(k @ ("multicast" | "broadcast")) = kind.as_deref()
-        {
+        if !dir_given && let Some(k @ ("multicast" | "broadcast")) = kind.as_deref() {
             let load =
                 |p: &'static str, i: u32, sz: u8| Arith::Load(p, Box::new(Arith::Num(i)), sz);
             let multicast = k == "multicast";
@@ -652,7 +669,8 @@ impl Parser {
             }
             Some("port") | Some("portrange") => {
                 self.at += 1;
-                let lo = self.port_number()?;
+                let name_at = self.at;
+                let (lo, only) = self.port_number()?;
                 let hi = if kind.as_deref() == Some("portrange") {
                     if self.word().is_some_and(|w| w.starts_with('-')) {
                         let w = self.word().unwrap_or_default().to_string();
@@ -666,12 +684,21 @@ impl Parser {
                 } else {
                     lo
                 };
-                let protos = match proto.as_deref() {
-                    None => vec![6, 17, 132],
-                    Some("tcp") => vec![6],
-                    Some("udp") => vec![17],
-                    Some("sctp") => vec![132],
-                    Some(p) => {
+                let protos = match (proto.as_deref(), only) {
+                    (None, Some(p)) => vec![p],
+                    (None, None) => vec![6, 17, 132],
+                    (Some(q @ ("tcp" | "udp" | "sctp")), Some(p)) if proto_number(q) != Some(p) => {
+                        self.at = name_at;
+                        let name = self.word().unwrap_or_default().to_string();
+                        return self.err(format!(
+                            "port '{name}' is {}",
+                            if p == 6 { "tcp" } else { "udp" }
+                        ));
+                    }
+                    (Some("tcp"), _) => vec![6],
+                    (Some("udp"), _) => vec![17],
+                    (Some("sctp"), _) => vec![132],
+                    (Some(p), _) => {
                         return self.err(format!("port applies to tcp, udp or sctp, not {p}"));
                     }
                 };
@@ -709,8 +736,8 @@ impl Parser {
                 self.at += 1;
                 Ok(Node::Len(cmp, self.number("a length")?))
             }
-            _ => match (proto.as_deref(), dir) {
-                (Some(p), Dir::Any) => Ok(protocol(p)),
+            _ => match (proto.as_deref(), dir_given) {
+                (Some(p), false) => Ok(protocol(p)),
                 (_, _) => match self.peek() {
                     // An address alone: `src 10.0.0.1` means `src host ...`.
                     Some(Tok::Ip4(..) | Tok::Ip6(..)) => self.host(dir, proto.as_deref()),
@@ -782,12 +809,14 @@ impl Parser {
         }
     }
 
-    fn port_number(&mut self) -> Result<u16, FilterError> {
+    /// A port number or service name, and the one protocol a service name
+    /// is registered for (`http` is TCP's only).
+    fn port_number(&mut self) -> Result<(u16, Option<u8>), FilterError> {
         match self.peek() {
             Some(Tok::Num(n)) if *n <= 65535 => {
                 let n = *n as u16;
                 self.at += 1;
-                Ok(n)
+                Ok((n, None))
             }
             Some(Tok::Word(w)) => {
                 // `1000-2000` lexes as a number only up to the '-'.
@@ -795,7 +824,7 @@ impl Parser {
                     && let (Ok(a), Ok(_)) = (a.parse::<u16>(), b.parse::<u16>())
                 {
                     self.toks[self.at].1 = Tok::Word(format!("-{b}"));
-                    return Ok(a);
+                    return Ok((a, None));
                 }
                 match service_port(w) {
                     Some(p) => {
@@ -811,9 +840,9 @@ impl Parser {
 
     fn host(&mut self, dir: Dir, proto: Option<&str>) -> Result<Node, FilterError> {
         match self.peek().cloned() {
-            Some(Tok::Ip4(a, None)) if matches!(proto, None | Some("ip")) => {
+            Some(Tok::Ip4(a, None)) if let Some(w) = ip4_places(proto) => {
                 self.at += 1;
-                Ok(Node::Host4(dir, a, u32::MAX, proto.is_none()))
+                Ok(Node::Host4(dir, vec![(a, u32::MAX)], w))
             }
             Some(Tok::Ip6(a, None)) if matches!(proto, None | Some("ip6")) => {
                 self.at += 1;
@@ -825,7 +854,7 @@ impl Parser {
 
     fn net(&mut self, dir: Dir, proto: Option<&str>) -> Result<Node, FilterError> {
         match self.peek().cloned() {
-            Some(Tok::Ip4(a, p)) if matches!(proto, None | Some("ip")) => {
+            Some(Tok::Ip4(a, p)) if let Some(w) = ip4_places(proto) => {
                 self.at += 1;
                 let mask = if self.word() == Some("mask") {
                     self.at += 1;
@@ -847,7 +876,7 @@ impl Parser {
                 if a & !mask != 0 {
                     return self.err("non-network bits set in the network address");
                 }
-                Ok(Node::Host4(dir, a, mask, proto.is_none()))
+                Ok(Node::Host4(dir, vec![(a, mask)], w))
             }
             Some(Tok::Ip6(a, p)) if matches!(proto, None | Some("ip6")) => {
                 self.at += 1;
@@ -855,6 +884,17 @@ impl Parser {
             }
             _ => self.err("expected a network after 'net'"),
         }
+    }
+}
+
+/// Where `[proto] host/net` looks for an IPv4 address (`IN_*` bits).
+fn ip4_places(proto: Option<&str>) -> Option<u8> {
+    match proto {
+        None => Some(IN_IP | IN_ARP | IN_RARP),
+        Some("ip") => Some(IN_IP),
+        Some("arp") => Some(IN_ARP),
+        Some("rarp") => Some(IN_RARP),
+        _ => None,
     }
 }
 
@@ -890,19 +930,46 @@ fn proto_number(w: &str) -> Option<u8> {
     })
 }
 
-fn service_port(w: &str) -> Option<u16> {
+/// Well-known service names, as Debian's /etc/services has them: the
+/// port, and the one protocol when the name is registered for TCP or UDP
+/// only (libpcap then filters that protocol alone).
+fn service_port(w: &str) -> Option<(u16, Option<u8>)> {
+    const TCP: Option<u8> = Some(6);
+    const UDP: Option<u8> = Some(17);
     Some(match w {
-        "ftp" => 21,
-        "ssh" => 22,
-        "telnet" => 23,
-        "smtp" => 25,
-        "domain" => 53,
-        "http" => 80,
-        "pop3" => 110,
-        "ntp" => 123,
-        "imap" => 143,
-        "snmp" => 161,
-        "https" => 443,
+        "ftp-data" => (20, TCP),
+        "ftp" => (21, TCP),
+        "ssh" => (22, TCP),
+        "telnet" => (23, TCP),
+        "smtp" => (25, TCP),
+        "domain" => (53, None),
+        "bootps" => (67, UDP),
+        "bootpc" => (68, UDP),
+        "tftp" => (69, UDP),
+        "http" | "www" => (80, TCP),
+        "kerberos" => (88, None),
+        "pop3" => (110, TCP),
+        "sunrpc" => (111, None),
+        "nntp" => (119, TCP),
+        "ntp" => (123, UDP),
+        "netbios-ns" => (137, UDP),
+        "netbios-dgm" => (138, UDP),
+        "netbios-ssn" => (139, TCP),
+        "imap" | "imap2" => (143, TCP),
+        "snmp" => (161, None),
+        "snmp-trap" => (162, None),
+        "bgp" => (179, TCP),
+        "ldap" => (389, None),
+        "https" => (443, None),
+        "microsoft-ds" => (445, TCP),
+        "submission" => (587, TCP),
+        "ldaps" => (636, None),
+        "imaps" => (993, TCP),
+        "pop3s" => (995, TCP),
+        "mysql" => (3306, TCP),
+        "ms-wbt-server" => (3389, TCP),
+        "postgresql" => (5432, TCP),
+        "http-alt" => (8080, TCP),
         _ => return None,
     })
 }
@@ -1040,49 +1107,70 @@ impl Gen {
                 self.ld(size::B, 54);
                 self.jump(op::JEQ, *p as u32, t, f);
             }
-            Node::Host4(dir, a, mask, arp) => {
-                let ip = self.label();
-                let other = if *arp { self.label() } else { f };
-                self.ethertype(0x0800, ip, other);
-                self.place(ip);
-                let offs: &[u32] = match dir {
-                    Dir::Src => &[26],
-                    Dir::Dst => &[30],
-                    Dir::Any => &[26, 30],
-                };
-                self.addr4(offs, *a, *mask, t, f);
-                if *arp {
-                    // ARP and RARP: sender and target protocol addresses.
-                    self.place(other);
-                    let yes = self.label();
-                    let rarp = self.label();
-                    self.jump(op::JEQ, 0x0806, yes, rarp);
-                    self.place(rarp);
-                    self.jump(op::JEQ, 0x8035, yes, f);
-                    self.place(yes);
-                    let offs: &[u32] = match dir {
-                        Dir::Src => &[28],
-                        Dir::Dst => &[38],
-                        Dir::Any => &[28, 38],
+            Node::Host4(dir, addrs, places) => {
+                // IPv4's source and destination, then ARP/RARP's sender
+                // and target protocol addresses.
+                let mut branches: Vec<(Vec<u16>, u32, u32)> = Vec::new();
+                if places & IN_IP != 0 {
+                    branches.push((vec![0x0800], 26, 30));
+                }
+                let arps: Vec<u16> = [(IN_ARP, 0x0806), (IN_RARP, 0x8035)]
+                    .iter()
+                    .filter(|(b, _)| places & b != 0)
+                    .map(|(_, ty)| *ty)
+                    .collect();
+                if !arps.is_empty() {
+                    branches.push((arps, 28, 38));
+                }
+                for (bi, (types, srco, dsto)) in branches.iter().enumerate() {
+                    let next = if bi + 1 == branches.len() {
+                        f
+                    } else {
+                        self.label()
                     };
-                    self.addr4(offs, *a, *mask, t, f);
+                    let body = self.label();
+                    for (ti, ty) in types.iter().enumerate() {
+                        let other = if ti + 1 == types.len() {
+                            next
+                        } else {
+                            self.label()
+                        };
+                        self.ethertype(*ty, body, other);
+                        self.place(other);
+                    }
+                    self.place(body);
+                    self.either(*dir, *srco, *dsto, t, next, &mut |g, off, yes, no| {
+                        for (i, &(a, mask)) in addrs.iter().enumerate() {
+                            let other = if i + 1 == addrs.len() { no } else { g.label() };
+                            if mask == 0 {
+                                // Every address is in 0.0.0.0/0: nothing to
+                                // load (libpcap's optimized code loads
+                                // nothing either).
+                                g.code
+                                    .push((Insn::new(class::JMP | op::JA, 0, 0, 0), yes, yes));
+                            } else {
+                                g.ld(size::W, off);
+                                if mask != u32::MAX {
+                                    g.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
+                                }
+                                g.jump(op::JEQ, a, yes, other);
+                            }
+                            g.place(other);
+                        }
+                    });
+                    self.place(next);
                 }
             }
             Node::Host6(dir, a, prefix) => {
                 let l = self.label();
                 self.ethertype(0x86dd, l, f);
                 self.place(l);
-                let offs: &[u32] = match dir {
-                    Dir::Src => &[22],
-                    Dir::Dst => &[38],
-                    Dir::Any => &[22, 38],
-                };
-                for (i, off) in offs.iter().enumerate() {
-                    let next = if i + 1 == offs.len() { f } else { self.label() };
+                let (a, prefix) = (*a, *prefix as usize);
+                self.either(*dir, 22, 38, t, f, &mut |g, off, yes, no| {
                     // Compare word by word; a prefix masks the last one.
-                    let words = (*prefix as usize).div_ceil(32);
+                    let words = prefix.div_ceil(32);
                     for w in 0..words {
-                        let bits = (*prefix as usize - w * 32).min(32);
+                        let bits = (prefix - w * 32).min(32);
                         let mask = if bits == 32 {
                             u32::MAX
                         } else {
@@ -1094,24 +1182,23 @@ impl Gen {
                             a[w * 4 + 2],
                             a[w * 4 + 3],
                         ]) & mask;
-                        self.ld(size::W, off + 4 * w as u32);
+                        g.ld(size::W, off + 4 * w as u32);
                         if mask != u32::MAX {
-                            self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
+                            g.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
                         }
                         if w + 1 == words {
-                            self.jump(op::JEQ, want, t, next);
+                            g.jump(op::JEQ, want, yes, no);
                         } else {
-                            let cont = self.label();
-                            self.jump(op::JEQ, want, cont, next);
-                            self.place(cont);
+                            let cont = g.label();
+                            g.jump(op::JEQ, want, cont, no);
+                            g.place(cont);
                         }
                     }
                     if words == 0 {
-                        self.code
-                            .push((Insn::new(class::JMP | op::JA, 0, 0, 0), t, t));
+                        g.code
+                            .push((Insn::new(class::JMP | op::JA, 0, 0, 0), yes, yes));
                     }
-                    self.place(next);
-                }
+                });
             }
             Node::Port(dir, protos, ranges) => {
                 let v4 = self.label();
@@ -1137,23 +1224,16 @@ impl Gen {
                 });
             }
             Node::Mac(dir, m) => {
-                let offs: &[u32] = match dir {
-                    Dir::Src => &[6],
-                    Dir::Dst => &[0],
-                    Dir::Any => &[6, 0],
-                };
-                for (i, off) in offs.iter().enumerate() {
-                    let next = if i + 1 == offs.len() { f } else { self.label() };
-                    let tail = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
-                    let head = u16::from_be_bytes([m[0], m[1]]) as u32;
-                    let second = self.label();
-                    self.ld(size::W, off + 2);
-                    self.jump(op::JEQ, tail, second, next);
-                    self.place(second);
-                    self.ld(size::H, *off);
-                    self.jump(op::JEQ, head, t, next);
-                    self.place(next);
-                }
+                let tail = u32::from_be_bytes([m[2], m[3], m[4], m[5]]);
+                let head = u16::from_be_bytes([m[0], m[1]]) as u32;
+                self.either(*dir, 6, 0, t, f, &mut |g, off, yes, no| {
+                    let second = g.label();
+                    g.ld(size::W, off + 2);
+                    g.jump(op::JEQ, tail, second, no);
+                    g.place(second);
+                    g.ld(size::H, off);
+                    g.jump(op::JEQ, head, yes, no);
+                });
             }
             Node::Rel(op, a, b) => {
                 // The protocols the loads read must be there.
@@ -1389,16 +1469,34 @@ impl Gen {
         }
     }
 
-    /// One of the 32-bit words at `offs`, masked, is `a`.
-    fn addr4(&mut self, offs: &[u32], a: u32, mask: u32, t: Label, f: Label) {
-        for (i, off) in offs.iter().enumerate() {
-            let next = if i + 1 == offs.len() { f } else { self.label() };
-            self.ld(size::W, *off);
-            if mask != u32::MAX {
-                self.emit(Insn::new(class::ALU | op::AND | src::K, 0, 0, mask));
+    /// `body(off, yes, no)` for the source field at `src`, the destination
+    /// field at `dst`, or both as `dir` says: either one holds (`Any`),
+    /// both do (`Both`).
+    #[allow(clippy::too_many_arguments)]
+    fn either(
+        &mut self,
+        dir: Dir,
+        src: u32,
+        dst: u32,
+        t: Label,
+        f: Label,
+        body: &mut dyn FnMut(&mut Gen, u32, Label, Label),
+    ) {
+        match dir {
+            Dir::Src => body(self, src, t, f),
+            Dir::Dst => body(self, dst, t, f),
+            Dir::Any => {
+                let next = self.label();
+                body(self, src, t, next);
+                self.place(next);
+                body(self, dst, t, f);
             }
-            self.jump(op::JEQ, a, t, next);
-            self.place(next);
+            Dir::Both => {
+                let mid = self.label();
+                body(self, src, mid, f);
+                self.place(mid);
+                body(self, dst, t, f);
+            }
         }
     }
 
@@ -1429,33 +1527,22 @@ impl Gen {
     /// The source/destination port at `base` (+X when `ind`) in one of
     /// `ranges`.
     fn ports(&mut self, dir: Dir, base: u32, ind: bool, ranges: &[(u16, u16)], t: Label, f: Label) {
-        let offs: &[u32] = match dir {
-            Dir::Src => &[0],
-            Dir::Dst => &[2],
-            Dir::Any => &[0, 2],
-        };
-        for (i, o) in offs.iter().enumerate() {
-            let next = if i + 1 == offs.len() { f } else { self.label() };
-            let m = if ind { mode::IND } else { mode::ABS };
-            self.emit(Insn::new(class::LD | size::H | m, 0, 0, self.at(base + o)));
+        let m = if ind { mode::IND } else { mode::ABS };
+        self.either(dir, base, base + 2, t, f, &mut |g, off, yes, no| {
+            g.emit(Insn::new(class::LD | size::H | m, 0, 0, g.at(off)));
             for (j, &(lo, hi)) in ranges.iter().enumerate() {
-                let other = if j + 1 == ranges.len() {
-                    next
-                } else {
-                    self.label()
-                };
+                let other = if j + 1 == ranges.len() { no } else { g.label() };
                 if lo == hi {
-                    self.jump(op::JEQ, lo as u32, t, other);
+                    g.jump(op::JEQ, lo as u32, yes, other);
                 } else {
-                    let in_lo = self.label();
-                    self.jump(op::JGE, lo as u32, in_lo, other);
-                    self.place(in_lo);
-                    self.jump(op::JGT, hi as u32, other, t);
+                    let in_lo = g.label();
+                    g.jump(op::JGE, lo as u32, in_lo, other);
+                    g.place(in_lo);
+                    g.jump(op::JGT, hi as u32, other, yes);
                 }
-                self.place(other);
+                g.place(other);
             }
-            self.place(next);
-        }
+        });
     }
 
     fn finish(mut self) -> Result<Vec<Insn>, FilterError> {
@@ -1507,13 +1594,17 @@ impl Gen {
 /// `port A or port B` (same direction and protocols) as one test of
 /// both, so that each port field is loaded once and a port that is in the
 /// packet matches even when the other field is cut off, as in libpcap's
-/// optimized code.
+/// optimized code; `host A or host B` (and `net`) alike.
 fn merge_ports(n: Node) -> Node {
     match n {
         Node::Or(a, b) => match (merge_ports(*a), merge_ports(*b)) {
             (Node::Port(d1, p1, mut r1), Node::Port(d2, p2, r2)) if d1 == d2 && p1 == p2 => {
                 r1.extend(r2);
                 Node::Port(d1, p1, r1)
+            }
+            (Node::Host4(d1, mut a1, w1), Node::Host4(d2, a2, w2)) if d1 == d2 && w1 == w2 => {
+                a1.extend(a2);
+                Node::Host4(d1, a1, w1)
             }
             (a, b) => Node::Or(Box::new(a), Box::new(b)),
         },

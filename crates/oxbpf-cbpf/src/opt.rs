@@ -79,7 +79,13 @@ struct Info {
     minlen: u32,
     /// Indirect loads that worked: X's value, first and end offset. Sorted.
     ind: Vec<(Id, u32, u32)>,
+    /// Values known to be one of a few constants (paths that compared a
+    /// value with different constants met): sorted by value.
+    sets: Vec<(Id, Vec<u32>)>,
 }
+
+/// The most constants a value set holds.
+const MAX_SET: usize = 16;
 
 struct Values {
     vals: Vec<Val>,
@@ -318,6 +324,7 @@ impl Graph {
             facts: Vec::new(),
             minlen: 0,
             ind: Vec::new(),
+            sets: Vec::new(),
         }
     }
 
@@ -430,7 +437,8 @@ impl Graph {
     }
 
     /// Whether `v op rhs` holds wherever `facts` do, when they decide it.
-    fn decide(&self, facts: &[Fact], v: Id, o: u16, rhs: Id) -> Option<bool> {
+    fn decide(&self, info: &Info, v: Id, o: u16, rhs: Id) -> Option<bool> {
+        let facts = &info.facts[..];
         let eval = |a: u32, k: u32| match o {
             op::JEQ => a == k,
             op::JGT => a > k,
@@ -471,6 +479,25 @@ impl Graph {
         }
         if lo > hi {
             return None;
+        }
+        // One of a few constants: the ones the other facts leave.
+        if let Ok(at) = info.sets.binary_search_by_key(&v, |(id, _)| *id) {
+            let mut left = info.sets[at].1.iter().filter(|&&c| {
+                c >= lo
+                    && c <= hi
+                    && c & zero == 0
+                    && set.iter().all(|m| c & m != 0)
+                    && !facts[start..]
+                        .iter()
+                        .take_while(|f| f.v == v)
+                        .any(|f| f.op == op::JEQ && !f.holds && self.vals.konst(f.rhs) == Some(c))
+            });
+            if let Some(&first) = left.next() {
+                let r = eval(first, k);
+                if left.all(|&c| eval(c, k) == r) {
+                    return Some(r);
+                }
+            }
         }
         if lo == hi {
             return Some(eval(lo, k));
@@ -561,6 +588,41 @@ impl Graph {
                 cur.regs[r] = self.vals.id(Val::Phi(to, r as u8));
             }
         }
+        // A value that is one of a few constants on each side is one of
+        // their union here.
+        let possible = |i: &Info, v: Id| -> Option<Vec<u32>> {
+            if let Ok(at) = i.sets.binary_search_by_key(&v, |(id, _)| *id) {
+                return Some(i.sets[at].1.clone());
+            }
+            let start = i.facts.partition_point(|f| f.v < v);
+            i.facts[start..]
+                .iter()
+                .take_while(|f| f.v == v)
+                .find(|f| f.op == op::JEQ && f.holds)
+                .and_then(|f| self.vals.konst(f.rhs))
+                .map(|c| vec![c])
+        };
+        let mut ids: Vec<Id> = cur.sets.iter().map(|(v, _)| *v).collect();
+        ids.extend(
+            cur.facts
+                .iter()
+                .filter(|f| f.op == op::JEQ && f.holds && self.vals.konst(f.rhs).is_some())
+                .map(|f| f.v),
+        );
+        ids.sort_unstable();
+        ids.dedup();
+        let mut sets = Vec::new();
+        for v in ids {
+            if let (Some(mut a), Some(b)) = (possible(cur, v), possible(&s, v)) {
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+                if a.len() > 1 && a.len() <= MAX_SET {
+                    sets.push((v, a));
+                }
+            }
+        }
+        cur.sets = sets;
         cur.facts.retain(|f| s.facts.binary_search(f).is_ok());
         cur.ind.retain(|e| s.ind.binary_search(e).is_ok());
         cur.minlen = cur.minlen.min(s.minlen);
@@ -568,14 +630,35 @@ impl Graph {
 
     /// Where an edge into `target` can go instead, given `s` on it: past
     /// every comparison `s` decides and every instruction that cannot end
-    /// the filter, to the furthest point where each register read next
-    /// still holds what it holds on the edge.
+    /// the filter, to the furthest point that every way on reaches with
+    /// each register read there still holding what it holds on the edge.
+    /// A comparison `s` does not decide is followed both ways (a bounded
+    /// number of instructions in all) and the points both reach count.
     fn thread(&mut self, target: usize, s: &Info) -> usize {
-        let mut sim = s.clone();
-        let mut cur = self.resolve(target);
-        let first = cur;
-        let mut best = cur;
+        let first = self.resolve(target);
+        let mut budget = 256;
+        let points = self.reached(first, s.clone(), s, &mut budget);
+        match points.into_iter().max() {
+            Some(best) if best != first => best,
+            _ => target,
+        }
+    }
+
+    /// The points every path from `cur` (in state `sim`) reaches with the
+    /// registers read there as in `orig`.
+    fn reached(
+        &mut self,
+        mut cur: usize,
+        mut sim: Info,
+        orig: &Info,
+        budget: &mut usize,
+    ) -> Vec<usize> {
+        let mut points = Vec::new();
         loop {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
             cur = match kind(self.insn[cur]) {
                 Kind::Ret => break,
                 Kind::Op => {
@@ -587,19 +670,41 @@ impl Graph {
                 Kind::Ja => self.resolve(self.tgt[cur].0),
                 Kind::Cond => {
                     let (v, rhs) = self.comparison(cur, &sim);
-                    match self.decide(&sim.facts, v, self.insn[cur].code & 0xf0, rhs) {
+                    match self.decide(&sim, v, self.insn[cur].code & 0xf0, rhs) {
                         Some(true) => self.resolve(self.tgt[cur].0),
                         Some(false) => self.resolve(self.tgt[cur].1),
-                        None => break,
+                        None => {
+                            let t = self.edge(cur, &sim, true);
+                            let f = self.edge(cur, &sim, false);
+                            let (jt, jf) =
+                                (self.resolve(self.tgt[cur].0), self.resolve(self.tgt[cur].1));
+                            // (A jump leaves the registers as they are.)
+                            let mut a = self.reached(jt, t, orig, budget);
+                            if self.agrees(jt, &sim, orig) {
+                                a.push(jt);
+                            }
+                            let mut b = self.reached(jf, f, orig, budget);
+                            if self.agrees(jf, &sim, orig) {
+                                b.push(jf);
+                            }
+                            points.extend(a.into_iter().filter(|p| b.contains(p)));
+                            break;
+                        }
                     }
                 }
             };
-            let live = self.live[cur];
-            if (0..REGS).all(|r| live & (1 << r) == 0 || sim.regs[r] == s.regs[r]) {
-                best = cur;
+            if self.agrees(cur, &sim, orig) {
+                points.push(cur);
             }
         }
-        if best == first { target } else { best }
+        points
+    }
+
+    /// Whether each register read at `at` holds in `sim` what it holds in
+    /// `orig`.
+    fn agrees(&self, at: usize, sim: &Info, orig: &Info) -> bool {
+        let live = self.live[at];
+        (0..REGS).all(|r| live & (1 << r) == 0 || sim.regs[r] == orig.regs[r])
     }
 
     /// The one value every path from `cur` returns given `s` (an
@@ -625,7 +730,7 @@ impl Graph {
                 Kind::Cond => {
                     let (v, rhs) = self.comparison(cur, &sim);
                     let o = i.code & 0xf0;
-                    match self.decide(&sim.facts, v, o, rhs) {
+                    match self.decide(&sim, v, o, rhs) {
                         Some(true) => cur = self.resolve(self.tgt[cur].0),
                         Some(false) => cur = self.resolve(self.tgt[cur].1),
                         None => {
@@ -730,6 +835,22 @@ impl Graph {
                 self.insn[pc] = Insn::new(i.code & !0x08, i.jt, i.jf, c);
                 changed = true;
                 self.liveness();
+            }
+            // A comparison every path to it decides is a jump.
+            if kind(self.insn[pc]) == Kind::Cond {
+                let (v, rhs) = self.comparison(pc, before);
+                if let Some(holds) = self.decide(before, v, self.insn[pc].code & 0xf0, rhs) {
+                    let to = if holds {
+                        self.tgt[pc].0
+                    } else {
+                        self.tgt[pc].1
+                    };
+                    self.insn[pc] = Insn::new(class::JMP | op::JA, 0, 0, 0);
+                    self.tgt[pc] = (to, 0);
+                    changed = true;
+                    self.liveness();
+                }
+                continue;
             }
             if kind(self.insn[pc]) != Kind::Op {
                 continue;
