@@ -5,6 +5,8 @@
 //!   checked) and interpreter, the `rbpf` crate's JIT and native code; the
 //!   bundled objects with maps and helpers; the JIT's compile speed.
 //! - [`verifier`]: oxbpf's verifier against the kernel's over a corpus.
+//! - [`filter`]: packet filters over a large capture in every engine
+//!   against libpcap's `pcap_offline_filter`.
 //! - [`attach`]: attaching to and detaching from live kernel events
 //!   (tracepoints, uprobes) against bpftrace.
 //! - [`trace`]: `oxbpf trace` against bpftrace on the same scripts:
@@ -23,6 +25,7 @@
 //! run on the very input they are timed on; each block says why.
 
 pub mod attach;
+pub mod filter;
 pub mod jit;
 pub mod tools;
 pub mod trace;

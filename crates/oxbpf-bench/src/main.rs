@@ -59,6 +59,13 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Packet filters over a large capture in every engine against
+    /// libpcap's pcap_offline_filter.
+    Filter {
+        /// A small capture, one round (fast).
+        #[arg(long)]
+        quick: bool,
+    },
     /// oxbpf's verifier against the kernel's over a corpus of objects.
     Verifier {
         /// Objects or directories (default: ../shared/ebpf-samples).
@@ -75,6 +82,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Jit { quick } => oxbpf_bench::jit::run(quick),
+        Command::Filter { quick } => oxbpf_bench::filter::run(quick),
         Command::Attach { quick } => oxbpf_bench::attach::run(quick),
         Command::Ring { quick } => oxbpf_bench::attach::ring_buffer_rows(quick),
         Command::Trace { quick } => oxbpf_bench::trace::run_all(quick),

@@ -187,3 +187,20 @@ fn verifier_bench_reports_every_program() {
     assert_eq!(summary["both_accepted"].as_u64(), Some(both));
     assert!(summary["peak_mib"].as_f64().unwrap() > 0.0);
 }
+
+/// The filter benchmark runs every engine on a small capture; it stops
+/// when one keeps other packets than libpcap (cc and libpcap-dev needed).
+#[test]
+fn filter_bench_engines_agree_with_libpcap() {
+    let out = Command::new(env!("CARGO_BIN_EXE_oxbpf-bench"))
+        .args(["filter", "--quick"])
+        .output()
+        .expect("run oxbpf-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "oxbpf-bench filter --quick failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.lines().any(|l| l.starts_with("tcp port 80 ")), "{stdout}");
+}

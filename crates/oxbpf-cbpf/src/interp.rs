@@ -60,9 +60,77 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
         size::H => 2,
         _ => 1,
     };
+    // The instructions filters run most, by whole opcode (one jump
+    // table), before the general decoding below.
+    const LDW: u16 = class::LD | size::W | mode::ABS;
+    const LDH: u16 = class::LD | size::H | mode::ABS;
+    const LDB: u16 = class::LD | size::B | mode::ABS;
+    const LDH_IND: u16 = class::LD | size::H | mode::IND;
+    const LDB_IND: u16 = class::LD | size::B | mode::IND;
+    const LDX_MSH: u16 = class::LDX | size::B | mode::MSH;
+    const JEQ: u16 = class::JMP | op::JEQ | src::K;
+    const JGT: u16 = class::JMP | op::JGT | src::K;
+    const JGE: u16 = class::JMP | op::JGE | src::K;
+    const JSET: u16 = class::JMP | op::JSET | src::K;
+    const RET: u16 = class::RET | rval::K;
+    const AND: u16 = class::ALU | op::AND | src::K;
+    let be = |at: usize, n: usize| -> Option<u32> {
+        let b = packet.get(at..at.checked_add(n)?)?;
+        Some(match n {
+            1 => b[0] as u32,
+            2 => u16::from_be_bytes([b[0], b[1]]) as u32,
+            _ => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        })
+    };
     while let Some(&i) = insns.get(pc) {
         pc += 1;
         let k = i.k;
+        let cond = |c: bool| if c { i.jt } else { i.jf } as usize;
+        match i.code {
+            LDW | LDH | LDB if k < skf::AD_OFF => {
+                match be(k as usize, width(i.code)) {
+                    Some(v) => a = v,
+                    None => return 0,
+                }
+                continue;
+            }
+            LDH_IND | LDB_IND if (k as i32) >= 0 && (x as i32) >= 0 => {
+                match be((k as usize) + (x as usize), width(i.code)) {
+                    Some(v) => a = v,
+                    None => return 0,
+                }
+                continue;
+            }
+            LDX_MSH => {
+                match be(k as usize, 1) {
+                    Some(v) => x = (v & 0xf) << 2,
+                    None => return 0,
+                }
+                continue;
+            }
+            JEQ => {
+                pc += cond(a == k);
+                continue;
+            }
+            JGT => {
+                pc += cond(a > k);
+                continue;
+            }
+            JGE => {
+                pc += cond(a >= k);
+                continue;
+            }
+            JSET => {
+                pc += cond(a & k != 0);
+                continue;
+            }
+            AND => {
+                a &= k;
+                continue;
+            }
+            RET => return k,
+            _ => {}
+        }
         let operand = if i.code & 0x08 == src::X { x } else { k };
         match i.class() {
             class::LD => match i.code & 0xe0 {

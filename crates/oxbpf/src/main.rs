@@ -171,8 +171,9 @@ enum Command {
         /// (`oxbpf trace` against bpftrace on the same scripts) or
         /// `trace-cost` (per-event cost of the code `oxbpf trace` generates,
         /// against bpftrace and hand-written C) or `tools` (`oxbpf tool`
-        /// against bpftrace's own tools on the same workloads).
-        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace", "trace-cost", "tools"])]
+        /// against bpftrace's own tools on the same workloads) or `filter`
+        /// (packet filters in every engine against libpcap).
+        #[arg(default_value = "jit", value_parser = ["jit", "attach", "ring", "trace", "trace-cost", "tools", "filter"])]
         what: String,
         /// Check that every engine agrees and time each once (fast).
         #[arg(long)]
