@@ -202,5 +202,8 @@ fn filter_bench_engines_agree_with_libpcap() {
         "oxbpf-bench filter --quick failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.lines().any(|l| l.starts_with("tcp port 80 ")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("tcp port 80 ")),
+        "{stdout}"
+    );
 }

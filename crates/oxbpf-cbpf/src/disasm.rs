@@ -12,6 +12,15 @@ fn parts(i: Insn, n: usize) -> (&'static str, String) {
     match c {
         x if x == class::RET | rval::K => ("ret", dec()),
         x if x == class::RET | rval::A => ("ret", String::new()),
+        // Ancillary loads by libpcap's names (`ldb [vlanp]`).
+        x if x & 0xe7 == class::LD | mode::ABS
+            && let Some(name) = crate::skf::ancillary(k) =>
+        {
+            (
+                ["ld", "ldh", "ldb"][(x as usize >> 3) & 3],
+                format!("[{name}]"),
+            )
+        }
         x if x == class::LD | size::W | mode::ABS => ("ld", format!("[{sk}]")),
         x if x == class::LD | size::H | mode::ABS => ("ldh", format!("[{sk}]")),
         x if x == class::LD | size::B | mode::ABS => ("ldb", format!("[{sk}]")),
