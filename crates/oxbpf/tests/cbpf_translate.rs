@@ -1,9 +1,12 @@
 //! Classic filters run in oxbpf's eBPF engines: libpcap compiles each
-//! expression (`tcpdump -ddd`), oxbpf translates the program to eBPF as the
-//! kernel does, and on every packet of a varied capture the interpreter and
-//! the JIT, and the running kernel return what the classic program itself
-//! returns (oxbpf's reference cBPF interpreter), and oxbpf's verifier and
-//! the kernel's accept the translation.
+//! expression (`tcpdump -ddd`), and so does oxbpf's compiler; oxbpf
+//! translates the programs to eBPF as the kernel does, and on every packet
+//! of a varied capture the interpreter and the JIT, and the running kernel
+//! return what the classic program itself returns (oxbpf's reference cBPF
+//! interpreter), and oxbpf's verifier and the kernel's accept the
+//! translation. oxbpf's compiled programs give libpcap's verdicts (Ethernet
+//! and raw IP), and attached as socket filters on a veth they receive what
+//! oxbpf's engines keep.
 
 mod common;
 
@@ -155,16 +158,24 @@ fn translated_filters_agree_with_classic_semantics_in_every_engine() {
     }
     let packets = packets();
     let (mut runs, mut kept, mut kernel_runs, mut refused) = (0, 0, 0, 0);
-    for expr in include_str!("../../oxbpf-cbpf/tests/expressions.txt")
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let out = Command::new("tcpdump")
-            .args(["-ddd", expr])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{expr}");
-        let classic = oxbpf_cbpf::from_decimal(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    // libpcap's programs, and oxbpf's own for the compiler's expressions.
+    let lines = |text: &'static str| {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect::<Vec<_>>()
+    };
+    let mut programs: Vec<(String, Vec<oxbpf_cbpf::Insn>)> =
+        lines(include_str!("../../oxbpf-cbpf/tests/expressions.txt"))
+            .into_iter()
+            .map(|e| (format!("{e} (libpcap)"), libpcap(&[], e)))
+            .collect();
+    programs.extend(
+        lines(include_str!("../../oxbpf-cbpf/tests/filter_expressions.txt"))
+            .into_iter()
+            .map(|e| (format!("{e} (oxbpf)"), oxbpf_cbpf::compile(e).unwrap())),
+    );
+    for (expr, classic) in &programs {
+        let (expr, classic) = (expr.as_str(), classic.clone());
         let ebpf = oxbpf_cbpf::to_ebpf(&classic).unwrap_or_else(|e| panic!("{expr}: {e}"));
         let raw = oxbpf_isa::encode_all(ebpf.iter());
         let obj = oxbpf_obj::Object::from_raw_program(expr, raw.clone());
