@@ -5,6 +5,11 @@
 //! `LD_IND` instructions (out of bounds: the filter returns 0), ancillary
 //! loads as context reads or helper calls, division by X == 0 returning 0.
 //! The result runs in every oxbpf engine as a socket filter.
+//!
+//! For tc and XDP ([`Hook`]) the same filter reads the packet directly
+//! (`data`..`data_end`, a bounds check before every load: past the end is
+//! the classic 0) and its verdict becomes the hook's: kept is `TC_ACT_OK`
+//! or `XDP_PASS`, dropped `TC_ACT_SHOT` or `XDP_DROP`.
 
 use oxbpf_isa::{
     AluOp, CallTarget, EndianOp, Instruction as I, JmpCond, PacketAddr, Reg, Size, Source, Width,
@@ -19,6 +24,47 @@ fn x() -> Reg {
 }
 fn tmp() -> Reg {
     Reg::new(8).expect("r8")
+}
+/// The packet's start (tc and XDP).
+fn data() -> Reg {
+    Reg::new(9).expect("r9")
+}
+fn r(n: u8) -> Reg {
+    Reg::new(n).expect("a register")
+}
+
+/// Where a translated filter runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hook {
+    /// A socket filter (`SO_ATTACH_BPF`): `r0` is the classic return value
+    /// (the bytes kept).
+    #[default]
+    SocketFilter,
+    /// A tc classifier (`BPF_PROG_TYPE_SCHED_CLS`, direct action).
+    Tc,
+    /// XDP (no ancillary loads: an XDP context has no skb).
+    Xdp,
+}
+
+impl Hook {
+    /// (kept, dropped) return values.
+    fn verdicts(self) -> (i32, i32) {
+        match self {
+            Hook::SocketFilter => (0, 0),
+            // TC_ACT_OK, TC_ACT_SHOT
+            Hook::Tc => (0, 2),
+            // XDP_PASS, XDP_DROP
+            Hook::Xdp => (2, 1),
+        }
+    }
+
+    /// Offsets of `data` and `data_end` in the context.
+    fn data_fields(self) -> (i16, i16) {
+        match self {
+            Hook::Xdp => (0, 4),
+            _ => (76, 80),
+        }
+    }
 }
 
 /// Why a classic program has no eBPF translation here.
@@ -74,9 +120,90 @@ enum Out {
     Jmp(JmpCond, Source, usize),
     /// An unconditional jump to classic instruction `to`.
     Ja(usize),
+    /// A 64-bit conditional jump to the end that drops (tc, XDP).
+    Drop(JmpCond, Reg, Source),
 }
 
-fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
+/// A direct, bounds-checked packet load into `dst` (tc, XDP): the offset
+/// is `k`, plus X when `ind`; past `data_end` the filter drops.
+fn direct_load(hook: Hook, dst: Reg, sz: Size, k: u32, ind: bool) -> Vec<Out> {
+    use Out::Insn as E;
+    let (ptr, end, scratch) = (r(2), r(3), r(4));
+    let width = match sz {
+        Size::B => 1,
+        Size::H => 2,
+        _ => 4,
+    };
+    let mut v = Vec::new();
+    if ind {
+        // X + k as the classic machine computes it (32 bits, negative
+        // ends the filter), bounded for the verifier.
+        v.push(E(alu(AluOp::Mov, ptr, Source::Reg(x()))));
+        v.push(E(alu(AluOp::Add, ptr, Source::Imm(k as i32))));
+        v.push(Out::Drop(JmpCond::Gt, ptr, Source::Imm(0xffff)));
+        v.push(E(I::Alu {
+            width: Width::W64,
+            op: AluOp::Add,
+            dst: ptr,
+            src: Source::Reg(data()),
+        }));
+    } else {
+        if k > 0xffff {
+            // No packet is that long.
+            v.push(Out::Drop(JmpCond::Eq, r(0), Source::Reg(r(0))));
+            return v;
+        }
+        v.push(E(I::Alu {
+            width: Width::W64,
+            op: AluOp::Mov,
+            dst: ptr,
+            src: Source::Reg(data()),
+        }));
+        v.push(E(I::Alu {
+            width: Width::W64,
+            op: AluOp::Add,
+            dst: ptr,
+            src: Source::Imm(k as i32),
+        }));
+    }
+    v.push(E(I::Load {
+        size: Size::W,
+        sign_extend: false,
+        dst: end,
+        src: CTX,
+        offset: hook.data_fields().1,
+    }));
+    v.push(E(I::Alu {
+        width: Width::W64,
+        op: AluOp::Mov,
+        dst: scratch,
+        src: Source::Reg(ptr),
+    }));
+    v.push(E(I::Alu {
+        width: Width::W64,
+        op: AluOp::Add,
+        dst: scratch,
+        src: Source::Imm(width),
+    }));
+    v.push(Out::Drop(JmpCond::Gt, scratch, Source::Reg(end)));
+    v.push(E(I::Load {
+        size: sz,
+        sign_extend: false,
+        dst,
+        src: ptr,
+        offset: 0,
+    }));
+    if width > 1 {
+        v.push(E(I::Endian {
+            op: EndianOp::ToBe,
+            bits: 8 * width as u8,
+            dst,
+        }));
+    }
+    v
+}
+
+fn one(i: Insn, pc: usize, hook: Hook) -> Result<Vec<Out>, TranslateError> {
     use Out::Insn as E;
     let bad = |msg: String| Err(TranslateError { pc, msg });
     let c = i.class();
@@ -92,6 +219,11 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
             let dst = if c == class::LD { A } else { x() };
             match i.code & 0xe0 {
                 mode::ABS if c == class::LD && k >= skf::AD_OFF => {
+                    if hook == Hook::Xdp {
+                        return bad(
+                            "ancillary loads read the skb, which XDP programs have none of".into(),
+                        );
+                    }
                     let Some(name) = skf::ancillary(k) else {
                         return bad(format!(
                             "unknown ancillary load SKF_AD_OFF+{}",
@@ -140,6 +272,15 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
                             "SKF_NET_OFF/SKF_LL_OFF relative loads are not translated".into()
                         );
                     }
+                    if hook != Hook::SocketFilter {
+                        return Ok(direct_load(
+                            hook,
+                            A,
+                            sz(i.code),
+                            k,
+                            i.code & 0xe0 == mode::IND,
+                        ));
+                    }
                     let addr = if i.code & 0xe0 == mode::ABS {
                         PacketAddr::Abs(k as i32)
                     } else {
@@ -153,6 +294,17 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
                         addr,
                     }));
                 }
+                mode::LEN if hook == Hook::Xdp => {
+                    // data_end - data.
+                    v.push(E(ctx_load(dst, hook.data_fields().1)));
+                    v.push(E(I::Alu {
+                        width: Width::W64,
+                        op: AluOp::Sub,
+                        dst,
+                        src: Source::Reg(data()),
+                    }));
+                    v.push(E(alu(AluOp::Mov, dst, Source::Reg(dst))));
+                }
                 mode::LEN => v.push(E(ctx_load(dst, skb::LEN))),
                 mode::IMM => v.push(E(alu(AluOp::Mov, dst, Source::Imm(k as i32)))),
                 mode::MEM => v.push(E(I::Load {
@@ -162,6 +314,11 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
                     src: Reg::FP,
                     offset: mem_off(k),
                 })),
+                mode::MSH if c == class::LDX && hook != Hook::SocketFilter => {
+                    v = direct_load(hook, x(), Size::B, k, false);
+                    v.push(E(alu(AluOp::And, x(), Source::Imm(0xf))));
+                    v.push(E(alu(AluOp::Lsh, x(), Source::Imm(2))));
+                }
                 mode::MSH if c == class::LDX => {
                     // X = 4 * (pkt[k] & 0xf), A kept.
                     v.push(E(alu(AluOp::Mov, tmp(), Source::Reg(A))));
@@ -214,7 +371,8 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
                         src: Source::Imm(0),
                         offset: 2,
                     }));
-                    v.push(E(alu(AluOp::Mov, A, Source::Imm(0))));
+                    let (_, dropped) = hook.verdicts();
+                    v.push(E(alu(AluOp::Mov, A, Source::Imm(dropped))));
                     v.push(E(I::Exit));
                 }
                 Source::Reg(x())
@@ -257,6 +415,34 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
                 v.push(Out::Ja(f));
             }
         }
+        class::RET if hook != Hook::SocketFilter => {
+            let (kept, dropped) = hook.verdicts();
+            match i.code & 0x18 {
+                rval::K => {
+                    v.push(E(alu(
+                        AluOp::Mov,
+                        A,
+                        Source::Imm(if k != 0 { kept } else { dropped }),
+                    )));
+                    v.push(E(I::Exit));
+                }
+                rval::A => {
+                    // Kept when A is not 0.
+                    v.push(E(I::Jmp {
+                        width: Width::W32,
+                        cond: JmpCond::Eq,
+                        dst: A,
+                        src: Source::Imm(0),
+                        offset: 2,
+                    }));
+                    v.push(E(alu(AluOp::Mov, A, Source::Imm(kept))));
+                    v.push(E(I::Exit));
+                    v.push(E(alu(AluOp::Mov, A, Source::Imm(dropped))));
+                    v.push(E(I::Exit));
+                }
+                _ => return bad(format!("unknown opcode 0x{:02x}", i.code)),
+            }
+        }
         class::RET => {
             match i.code & 0x18 {
                 rval::K => v.push(E(alu(AluOp::Mov, A, Source::Imm(k as i32)))),
@@ -279,12 +465,19 @@ fn one(i: Insn, pc: usize) -> Result<Vec<Out>, TranslateError> {
 mod oxbpf_isa_helper {
     pub const GET_PRANDOM_U32: i32 = 7;
     pub const GET_SMP_PROCESSOR_ID: i32 = 8;
+    pub const SKB_PULL_DATA: i32 = 39;
 }
 
 /// Translates a classic program (which must pass [`crate::validate`]) to
 /// eBPF for a socket filter (`r1` = `struct __sk_buff *`); `r0` at exit is
 /// the classic return value.
 pub fn to_ebpf(insns: &[Insn]) -> Result<Vec<I>, TranslateError> {
+    to_ebpf_for(insns, Hook::SocketFilter)
+}
+
+/// [`to_ebpf`] for a hook: a socket filter, or a tc or XDP program that
+/// passes the packets the filter keeps and drops the others.
+pub fn to_ebpf_for(insns: &[Insn], hook: Hook) -> Result<Vec<I>, TranslateError> {
     crate::validate(insns).map_err(|e| TranslateError {
         pc: match &e {
             crate::ValidateError::Opcode { pc, .. } | crate::ValidateError::Rule { pc, .. } => *pc,
@@ -292,20 +485,33 @@ pub fn to_ebpf(insns: &[Insn]) -> Result<Vec<I>, TranslateError> {
         },
         msg: e.to_string(),
     })?;
-    let prologue = [
-        I::Alu {
-            width: Width::W64,
-            op: AluOp::Mov,
-            dst: CTX,
-            src: Source::Reg(Reg::R1),
-        },
-        alu(AluOp::Mov, A, Source::Imm(0)),
-        alu(AluOp::Mov, x(), Source::Imm(0)),
-    ];
+    let mut prologue = vec![I::Alu {
+        width: Width::W64,
+        op: AluOp::Mov,
+        dst: CTX,
+        src: Source::Reg(Reg::R1),
+    }];
+    if hook == Hook::Tc {
+        // The whole packet in the linear part, where direct access reads
+        // (bpf_skb_pull_data(skb, skb->len); a failure leaves it as it is).
+        prologue.push(ctx_load(r(2), skb::LEN));
+        prologue.push(I::Call(CallTarget::Helper(oxbpf_isa_helper::SKB_PULL_DATA)));
+    }
+    if hook != Hook::SocketFilter {
+        prologue.push(I::Load {
+            size: Size::W,
+            sign_extend: false,
+            dst: data(),
+            src: CTX,
+            offset: hook.data_fields().0,
+        });
+    }
+    prologue.push(alu(AluOp::Mov, A, Source::Imm(0)));
+    prologue.push(alu(AluOp::Mov, x(), Source::Imm(0)));
     let parts: Vec<Vec<Out>> = insns
         .iter()
         .enumerate()
-        .map(|(pc, i)| one(*i, pc))
+        .map(|(pc, i)| one(*i, pc, hook))
         .collect::<Result<_, _>>()?;
     // Where each classic instruction starts in the eBPF.
     let mut start = Vec::with_capacity(parts.len() + 1);
@@ -315,6 +521,10 @@ pub fn to_ebpf(insns: &[Insn]) -> Result<Vec<I>, TranslateError> {
         at += p.len();
     }
     start.push(at);
+    // The drop block follows the last instruction, when anything jumps
+    // there (the kernel refuses unreachable code).
+    let drop_at = at;
+    let drops = parts.iter().flatten().any(|o| matches!(o, Out::Drop(..)));
     let mut out: Vec<I> = prologue.to_vec();
     for p in parts {
         for o in p {
@@ -333,8 +543,19 @@ pub fn to_ebpf(insns: &[Insn]) -> Result<Vec<I>, TranslateError> {
                     src: s,
                     offset: rel(to),
                 },
+                Out::Drop(cond, dst, s) => I::Jmp {
+                    width: Width::W64,
+                    cond,
+                    dst,
+                    src: s,
+                    offset: (drop_at as i64 - here - 1) as i16,
+                },
             });
         }
+    }
+    if drops {
+        out.push(alu(AluOp::Mov, A, Source::Imm(hook.verdicts().1)));
+        out.push(I::Exit);
     }
     Ok(out)
 }

@@ -17,7 +17,7 @@ mod validate;
 
 pub use asm::{AsmError, assemble};
 pub use disasm::{image, listing};
-pub use ebpf::{TranslateError, to_ebpf};
+pub use ebpf::{Hook, TranslateError, to_ebpf, to_ebpf_for};
 pub use filter::{FilterError, Link, Options, SNAPLEN, compile, compile_with};
 pub use interp::{Meta, run};
 pub use opt::optimize;

@@ -331,6 +331,13 @@ fn control(h: &mut Helpers) {
         write(c, to, &bytes)?;
         ret(0)
     });
+    // The packet is always linear here: pulling up to its length succeeds
+    // and changes nothing (beyond it the kernel fails with -ENOMEM).
+    h.register(id::SKB_PULL_DATA, |c, a| {
+        let pkt = packet(c)?;
+        let len = a[1] as u32 as u64;
+        ret(if len > pkt.len() { neg(ENOMEM) } else { 0 })
+    });
     h.register(id::SKB_STORE_BYTES, |c, a| {
         let pkt = packet(c)?;
         let (off, from, len) = (a[1] as u32 as u64, a[2], a[3] as u32 as u64);

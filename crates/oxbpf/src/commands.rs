@@ -305,7 +305,8 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
     if a.classic || a.program.extension().is_some_and(|e| e == "cbpf") {
         let path = a.program.display().to_string();
         let classic = oxbpf_cbpf::read(&head).with_context(|| path.clone())?;
-        let obj = classic_object("filter", &classic).with_context(|| path.clone())?;
+        let obj = classic_object("filter", &classic, oxbpf_cbpf::Hook::SocketFilter)
+            .with_context(|| path.clone())?;
         return crate::object_run::run_object(&a, &obj, &path);
     }
     if a.pcap.is_some() || a.name.is_some() {
@@ -509,13 +510,23 @@ pub enum FilterFormat {
     Ebpf,
 }
 
-/// A classic program as an eBPF object: one socket filter program
-/// (section `socket`), the kernel's translation of it.
-fn classic_object(name: &str, p: &[oxbpf_cbpf::Insn]) -> Result<oxbpf_obj::Object> {
-    let ebpf = oxbpf_cbpf::to_ebpf(p)?;
+/// A classic program as an eBPF object with one program: a socket filter
+/// (section `socket`, the kernel's translation), or a tc (`tc`) or XDP
+/// (`xdp`) program that passes what the filter keeps.
+fn classic_object(
+    name: &str,
+    p: &[oxbpf_cbpf::Insn],
+    hook: oxbpf_cbpf::Hook,
+) -> Result<oxbpf_obj::Object> {
+    let ebpf = oxbpf_cbpf::to_ebpf_for(p, hook)?;
     let mut obj = oxbpf_obj::Object::from_raw_program(name, oxbpf_isa::encode_all(ebpf.iter()));
-    obj.programs[0].kind = oxbpf_obj::ProgramType::SocketFilter;
-    obj.programs[0].section = "socket".into();
+    let (kind, section) = match hook {
+        oxbpf_cbpf::Hook::SocketFilter => (oxbpf_obj::ProgramType::SocketFilter, "socket"),
+        oxbpf_cbpf::Hook::Tc => (oxbpf_obj::ProgramType::SchedCls, "tc"),
+        oxbpf_cbpf::Hook::Xdp => (oxbpf_obj::ProgramType::Xdp, "xdp"),
+    };
+    obj.programs[0].kind = kind;
+    obj.programs[0].section = section.into();
     // BTF for the one function: `int NAME(void *skb)`.
     use oxbpf_obj::btf::Kind;
     let mut b = oxbpf_obj::btfbuild::Builder::new();
@@ -555,6 +566,7 @@ pub fn filter(
     expr: &str,
     format: FilterFormat,
     mut opts: oxbpf_cbpf::Options,
+    hook: oxbpf_cbpf::Hook,
     output: Option<PathBuf>,
     pcap: Option<PathBuf>,
     write: Option<PathBuf>,
@@ -578,7 +590,7 @@ pub fn filter(
     let p = oxbpf_cbpf::compile_with(expr, &opts).map_err(|e| filter_error(expr, e))?;
     if let Some(o) = &output {
         let bytes = if o.extension().is_some_and(|e| e == "o") {
-            oxbpf_obj::write::to_elf(&classic_object("filter", &p)?, &[])?
+            oxbpf_obj::write::to_elf(&classic_object("filter", &p, hook)?, &[])?
         } else {
             oxbpf_cbpf::encode(&p)
         };
@@ -617,7 +629,7 @@ pub fn filter(
             FilterFormat::C => print!("{}", oxbpf_cbpf::to_c(&p)),
             FilterFormat::Listing => print!("{}", oxbpf_cbpf::listing(&p)),
             FilterFormat::Ebpf => {
-                let ebpf = oxbpf_cbpf::to_ebpf(&p)?;
+                let ebpf = oxbpf_cbpf::to_ebpf_for(&p, hook)?;
                 let mut out = String::new();
                 disasm_slots(&oxbpf_isa::encode_all(ebpf.iter()), &[], false, &mut out);
                 print!("{out}");

@@ -73,10 +73,11 @@ enum Command {
     /// Compile a libpcap filter expression (`man pcap-filter`; Ethernet
     /// frames) to classic BPF, optimized: print it (`-d`/`--cbpf` listing,
     /// the default; `--ddd` numbers; `--dd` C; `--ebpf` the eBPF the kernel
-    /// runs for it), write it (`-o OUT.o`: an eBPF object with a socket
-    /// filter program that every oxbpf engine runs and `oxbpf attach`
-    /// loads; any other name: the classic program's bytes), or filter a
-    /// capture (`--pcap IN [-w OUT]`: the packets kept, as tcpdump -r).
+    /// runs for it), write it (`-o OUT.o`: an eBPF object — a socket
+    /// filter, or with `--hook tc|xdp` a tc or XDP program — that every
+    /// oxbpf engine runs and `oxbpf attach` loads; any other name: the
+    /// classic program's bytes), or filter a capture (`--pcap IN [-w
+    /// OUT]`: the packets kept, as tcpdump -r).
     Filter {
         /// The expression (several words are joined with spaces, as
         /// tcpdump joins them).
@@ -97,6 +98,11 @@ enum Command {
         /// header). With --pcap, the file's link type decides.
         #[arg(long, default_value = "ethernet", value_parser = ["ethernet", "raw"])]
         link: String,
+        /// The eBPF program `-o OUT.o` and `--ebpf` make: a `socket`
+        /// filter (the kernel's translation), or a `tc` or `xdp` program
+        /// that passes the packets the filter keeps and drops the rest.
+        #[arg(long, default_value = "socket", value_parser = ["socket", "tc", "xdp"])]
+        hook: String,
         #[arg(short, long)]
         output: Option<PathBuf>,
         #[arg(long)]
@@ -242,6 +248,7 @@ fn main() -> ExitCode {
             ebpf,
             no_optimize,
             link,
+            hook,
             output,
             pcap,
             write,
@@ -264,7 +271,12 @@ fn main() -> ExitCode {
                 optimize: !no_optimize,
                 kernel_vlan: false,
             };
-            commands::filter(&expr.join(" "), format, opts, output, pcap, write)
+            let hook = match hook.as_str() {
+                "tc" => oxbpf_cbpf::Hook::Tc,
+                "xdp" => oxbpf_cbpf::Hook::Xdp,
+                _ => oxbpf_cbpf::Hook::SocketFilter,
+            };
+            commands::filter(&expr.join(" "), format, opts, hook, output, pcap, write)
         }
         Command::Capture(a) => capture::capture(&a),
         Command::Replay(a) => capture::replay(&a),

@@ -184,7 +184,7 @@ fn classic_programs_disassemble_assemble_and_check() {
     let o = oxbpf(&["cbpf", "check", bad.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("line 2:5: ret: expected #N, a or nothing"),
+        text(&o).contains("line 2:5: ret: expected #N, a or x"),
         "{}",
         text(&o)
     );
