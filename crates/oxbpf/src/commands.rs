@@ -587,6 +587,16 @@ pub fn filter(
         }
         None => None,
     };
+    // A socket filter and a tc program see a frame after Linux took its
+    // outer VLAN tag off (XDP sees it before): for those the first `vlan`
+    // reads the tag from the skb.
+    let ebpf_out = format == FilterFormat::Ebpf
+        || output
+            .as_ref()
+            .is_some_and(|o| o.extension().is_some_and(|e| e == "o"));
+    if ebpf_out && hook != oxbpf_cbpf::Hook::Xdp {
+        opts.kernel_vlan = true;
+    }
     let p = oxbpf_cbpf::compile_with(expr, &opts).map_err(|e| filter_error(expr, e))?;
     if let Some(o) = &output {
         let bytes = if o.extension().is_some_and(|e| e == "o") {
