@@ -7,6 +7,7 @@ mod commands;
 mod manage;
 mod object_run;
 mod tools;
+mod top;
 mod trace;
 mod verify;
 
@@ -117,6 +118,10 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Send the frames of a pcap file out of an interface, in order.
     Replay(capture::ReplayArgs),
+    /// Every BPF program in the kernel with its events/s, average run time
+    /// and CPU share, refreshed every interval (a terminal UI; --json
+    /// --count N for scripts). Statistics are on while it runs.
+    Top(top::TopArgs),
     /// Classic BPF (tcpdump's, socket filters', seccomp's): print a program
     /// as libpcap's listing (`tcpdump -d`), C initializers (`-dd`) or
     /// numbers (`-ddd`), assemble a listing, check the kernel's rules.
@@ -280,6 +285,7 @@ fn main() -> ExitCode {
         }
         Command::Capture(a) => capture::capture(&a),
         Command::Replay(a) => capture::replay(&a),
+        Command::Top(a) => top::top(&a),
         Command::Inspect { file } => commands::inspect(&file),
         Command::Run(a) => commands::run(a),
         Command::Attach(a) => attach::attach(&a),
