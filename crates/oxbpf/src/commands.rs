@@ -293,6 +293,14 @@ pub struct RunArgs {
     /// generated code).
     #[arg(long)]
     pub blind_constants: bool,
+    /// Count how often each instruction and source line ran over all the
+    /// runs and print them, hottest lines first (objects; with `--engine
+    /// jit` also the JIT's time per run).
+    #[arg(long)]
+    pub profile: bool,
+    /// With --profile: also write the profile as one HTML page.
+    #[arg(long, requires = "profile")]
+    pub html: Option<PathBuf>,
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
@@ -309,9 +317,9 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
             .with_context(|| path.clone())?;
         return crate::object_run::run_object(&a, &obj, &path);
     }
-    if a.pcap.is_some() || a.name.is_some() {
+    if a.pcap.is_some() || a.name.is_some() || a.profile {
         bail!(
-            "{}: --pcap and --program apply to BPF objects (.o)",
+            "{}: --pcap, --program and --profile apply to BPF objects (.o)",
             a.program.display()
         );
     }

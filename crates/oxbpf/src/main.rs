@@ -6,6 +6,7 @@ mod capture;
 mod commands;
 mod manage;
 mod object_run;
+mod profile;
 mod tools;
 mod top;
 mod trace;

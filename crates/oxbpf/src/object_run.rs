@@ -264,6 +264,11 @@ pub fn run_object(a: &RunArgs, obj: &oxbpf_obj::Object, path: &str) -> Result<Ex
         None => None,
     };
     if a.engine == oxbpf_conformance::engines::EngineKind::Kernel {
+        if a.profile {
+            bail!(
+                "{path}: --profile counts instructions in oxbpf's engines (interpreter or jit), not in the kernel"
+            );
+        }
         return run_kernel(a, &obj, override_type, &path);
     }
     let mut loaded = LoadedObject::new(&obj, 1, override_type).with_context(|| path.clone())?;
@@ -328,19 +333,33 @@ pub fn run_object(a: &RunArgs, obj: &oxbpf_obj::Object, path: &str) -> Result<Ex
     let mut summary: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed = false;
     let repeat = a.repeat.max(1);
+    let mut profile = a
+        .profile
+        .then(|| crate::profile::Profile::new(loaded.programs[idx].def.insns.len()));
     for (i, input) in inputs.iter().enumerate() {
         for _ in 0..repeat {
-            let run = if a.trace {
+            let run = if a.trace || profile.is_some() {
                 let program = loaded.programs[idx].program.clone();
                 let mut lines = Vec::new();
+                let trace = a.trace;
+                let counts = profile.as_mut();
+                let mut counts = counts;
                 let mut tracer = |pc: usize, before: &[u64; 11], after: &[u64; 11]| {
-                    lines.push(crate::commands::trace_line(&program, pc, before, after));
+                    if let Some(p) = counts.as_deref_mut() {
+                        p.hit(pc);
+                    }
+                    if trace {
+                        lines.push(crate::commands::trace_line(&program, pc, before, after));
+                    }
                 };
                 let r = loaded
                     .run_traced(idx, input, &mut tracer)
                     .with_context(|| path.clone())?;
                 for l in lines {
                     writeln!(out, "{l}")?;
+                }
+                if let Some(p) = profile.as_mut() {
+                    p.runs += 1;
                 }
                 r
             } else {
@@ -445,6 +464,34 @@ pub fn run_object(a: &RunArgs, obj: &oxbpf_obj::Object, path: &str) -> Result<Ex
                     }
                 }
             }
+        }
+    }
+    if let Some(p) = &profile {
+        // The JIT's own time per run, over the same inputs.
+        let jit_ns = (a.engine == oxbpf_conformance::engines::EngineKind::Jit).then(|| {
+            let start = std::time::Instant::now();
+            let mut n = 0u64;
+            for input in &inputs {
+                for _ in 0..repeat {
+                    let _ = loaded.run(idx, input);
+                    n += 1;
+                }
+            }
+            start.elapsed().as_nanos() as f64 / n.max(1) as f64
+        });
+        let lp = &loaded.programs[idx];
+        let mut src = crate::profile::Sources::new(Some(&a.program));
+        write!(
+            out,
+            "{}",
+            crate::profile::report(&lp.def, &lp.program, p, jit_ns, &mut src)
+        )?;
+        if let Some(h) = &a.html {
+            std::fs::write(
+                h,
+                crate::profile::html(&lp.def, &lp.program, p, jit_ns, &mut src),
+            )
+            .with_context(|| format!("writing {}", h.display()))?;
         }
     }
     if !a.json {
