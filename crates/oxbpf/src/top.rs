@@ -320,13 +320,30 @@ fn ui(a: &TopArgs, interval: Duration, sampler: &mut Sampler) -> Result<ExitCode
         history: HashMap::new(),
         interval,
     };
-    // ratatui::init restores the terminal on a panic as well.
-    let mut term = ratatui::init();
+    // ratatui's init restores the terminal on a panic as well.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("oxbpf top draws on a terminal; for scripts use --json [--count N]");
+    }
+    // SIGINT/SIGTERM from outside end it as `q` does (the terminal put
+    // back, statistics off).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    let mut term = ratatui::try_init()
+        .context("setting up the terminal (for scripts use --json [--count N])")?;
     let result = (|| -> Result<()> {
         let mut next = Instant::now() + interval;
         loop {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
             term.draw(|f| view.draw(f))?;
-            let wait = next.saturating_duration_since(Instant::now());
+            let wait = next
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
             if event::poll(wait)? {
                 if let Event::Key(k) = event::read()?
                     && k.kind == KeyEventKind::Press
@@ -345,6 +362,9 @@ fn ui(a: &TopArgs, interval: Duration, sampler: &mut Sampler) -> Result<ExitCode
                         _ => {}
                     }
                 }
+                continue;
+            }
+            if Instant::now() < next {
                 continue;
             }
             next = Instant::now() + interval;
