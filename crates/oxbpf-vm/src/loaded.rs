@@ -325,10 +325,16 @@ impl LoadedObject {
             ContextKind::Xdp | ContextKind::Skb => {
                 const HEADROOM: usize = 256;
                 let room = input.len() + HEADROOM + 512;
-                let mut buf = LowBuf::new(room.max(4096))?;
+                // A pooled buffer holds what its last run left: the
+                // headroom is cleared (moving the head or the metadata back
+                // exposes it as it is); the tailroom is not, because the
+                // only way to reach it, growing the tail, clears what it
+                // exposes (stdhelpers::adjust), as the kernel does.
+                let mut buf = LowBuf::new_unzeroed(room.max(4096))?;
                 let base = buf.addr();
                 let slice = buf.as_mut_slice();
                 let buf_len = slice.len() as u64;
+                slice[..HEADROOM].fill(0);
                 slice[HEADROOM..HEADROOM + input.len()].copy_from_slice(input);
                 let data = base + HEADROOM as u64;
                 let mut ctx = vec![0u8; if kind == ContextKind::Xdp { 24 } else { 192 }];

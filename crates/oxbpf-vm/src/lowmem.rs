@@ -30,7 +30,17 @@ const POOL_MAX: usize = 8;
 unsafe impl Send for LowBuf {}
 
 impl LowBuf {
+    /// A zero-filled buffer of `len` bytes.
     pub fn new(len: usize) -> io::Result<LowBuf> {
+        let mut b = Self::new_unzeroed(len)?;
+        b.as_mut_slice().fill(0);
+        Ok(b)
+    }
+
+    /// A buffer of `len` bytes whose contents are whatever the pooled
+    /// buffer last held (zero when freshly mapped): for callers that
+    /// write or clear every byte they use.
+    pub fn new_unzeroed(len: usize) -> io::Result<LowBuf> {
         let len = len.max(1);
         let pooled = POOL
             .try_with(|p| {
@@ -41,12 +51,10 @@ impl LowBuf {
             .ok()
             .flatten();
         if let Some(mut p) = pooled {
-            let mut b = LowBuf {
+            return Ok(LowBuf {
                 ptr: std::mem::replace(&mut p.0.ptr, std::ptr::null_mut()),
                 len: p.0.len,
-            };
-            b.as_mut_slice().fill(0);
-            return Ok(b);
+            });
         }
         Self::map(len)
     }

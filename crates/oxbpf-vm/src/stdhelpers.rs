@@ -562,8 +562,11 @@ fn adjust(c: &mut HelperContext<'_, '_>, delta: i64, what: Adjust) -> HResult {
             if end > p.buf_end || end < p.data + ETH_HLEN {
                 return ret(neg(EINVAL));
             }
-            // Growing exposes zeroed bytes, as the kernel clears them.
+            // Growing exposes zeroed bytes, as the kernel clears them (the
+            // packet region first takes them in).
             if end > p.data_end {
+                c.memory
+                    .set_region(RegionKind::Packet, p.meta, end - p.meta);
                 let zeros = vec![0u8; (end - p.data_end) as usize];
                 c.memory
                     .write_bytes_host(p.data_end, &zeros)

@@ -883,3 +883,39 @@ fn safe_programs_agree_in_trusted_mode() {
     eprintln!("{programs} safe programs, {} mismatches", mismatches.len());
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 }
+
+/// Packet buffers are pooled between runs, so what one run wrote in the
+/// tailroom is still there for the next: growing the tail must expose
+/// zeros (as the kernel clears it), in both engines.
+#[test]
+fn a_grown_tail_reads_zero_after_an_earlier_run_wrote_there() {
+    let prog = |body: &str| {
+        let src = format!(
+            "r6 = r1\nr2 = 8\ncall 65\nif r0 != 0 goto out\nr2 = *(u32 *)(r6 + 0)\n{body}\nexit\nout:\nr0 = 99\nexit\n"
+        );
+        let raw = oxbpf_asm::assemble_raw(&src).unwrap();
+        let mut obj = oxbpf_obj::Object::from_raw_program("tail", raw);
+        obj.programs[0].kind = oxbpf_obj::ProgramType::Xdp;
+        obj
+    };
+    let write = prog("r3 = -1\n*(u64 *)(r2 + 20) = r3\nr0 = 2");
+    let read = prog("r0 = *(u64 *)(r2 + 20)");
+    let pkt = [0x11u8; 20];
+    for engine in [
+        oxbpf_vm::jit::Engine::Interpreter,
+        oxbpf_vm::jit::Engine::Jit,
+    ] {
+        let mut w = oxbpf_vm::loaded::LoadedObject::new(&write, 1, None).unwrap();
+        let mut r = oxbpf_vm::loaded::LoadedObject::new(&read, 1, None).unwrap();
+        w.config.engine = engine;
+        r.config.engine = engine;
+        for _ in 0..3 {
+            assert_eq!(w.run(0, &pkt).unwrap().result.unwrap().r0, 2, "{engine:?}");
+            assert_eq!(
+                r.run(0, &pkt).unwrap().result.unwrap().r0,
+                0,
+                "{engine:?}: stale tailroom"
+            );
+        }
+    }
+}
