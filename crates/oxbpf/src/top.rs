@@ -47,7 +47,8 @@ pub struct ProgRow {
     pub period_avg_ns: Option<f64>,
     /// Average run time since statistics were first on for it.
     pub total_avg_ns: Option<f64>,
-    /// Its run time as a share of all CPUs' time in the period.
+    /// Its run time as a share of one CPU's time in the period (bpftop's
+    /// measure: 200 when it kept two CPUs busy).
     pub cpu_percent: f64,
     pub run_cnt: u64,
     pub run_time_ns: u64,
@@ -61,13 +62,12 @@ struct Counters {
 }
 
 /// Rows for a period from the programs now and their counters at the
-/// previous sample (a program first seen now counts from zero), `elapsed`
-/// the period and `cpus` the number of CPUs.
+/// previous sample (a program first seen now counts from zero) and
+/// `elapsed` the period.
 fn rows(
     now: &[oxbpf_sys::info::ProgInfo],
     before: &HashMap<u32, Counters>,
     elapsed: Duration,
-    cpus: usize,
 ) -> Vec<ProgRow> {
     let secs = elapsed.as_secs_f64().max(1e-9);
     now.iter()
@@ -83,7 +83,7 @@ fn rows(
                 events_per_sec: dc as f64 / secs,
                 period_avg_ns: (dc > 0).then(|| dt as f64 / dc as f64),
                 total_avg_ns: (p.run_cnt > 0).then(|| p.run_time_ns as f64 / p.run_cnt as f64),
-                cpu_percent: dt as f64 / (secs * 1e9 * cpus.max(1) as f64) * 100.0,
+                cpu_percent: dt as f64 / (secs * 1e9) * 100.0,
                 run_cnt: p.run_cnt,
                 run_time_ns: p.run_time_ns,
             }
@@ -110,7 +110,6 @@ fn sort_rows(rows: &mut [ProgRow], key: &str) {
 struct Sampler {
     before: HashMap<u32, Counters>,
     at: Instant,
-    cpus: usize,
 }
 
 impl Sampler {
@@ -118,7 +117,6 @@ impl Sampler {
         let mut s = Sampler {
             before: HashMap::new(),
             at: Instant::now(),
-            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         s.sample()?;
         Ok(s)
@@ -127,7 +125,7 @@ impl Sampler {
     fn sample(&mut self) -> Result<Vec<ProgRow>> {
         let now = oxbpf_sys::info::programs().context("listing the kernel's programs")?;
         let t = Instant::now();
-        let out = rows(&now, &self.before, t - self.at, self.cpus);
+        let out = rows(&now, &self.before, t - self.at);
         self.before = now
             .iter()
             .map(|p| {
@@ -420,13 +418,13 @@ mod tests {
             },
         )]);
         let now = [info(7, "xdp_fw", 501_000, 1_010), info(9, "fresh", 200, 2)];
-        let r = rows(&now, &before, Duration::from_millis(500), 2);
-        // 1000 runs in half a second, 500 ns each; 500 µs of 2 CPUs' 1 s.
+        let r = rows(&now, &before, Duration::from_millis(500));
+        // 1000 runs in half a second, 500 ns each: 500 µs of 0.5 s of one CPU.
         assert_eq!(r[0].events_per_sec, 2000.0);
         assert_eq!(r[0].period_avg_ns, Some(500.0));
         assert_eq!(r[0].total_avg_ns, Some(501_000.0 / 1_010.0));
         assert!(
-            (r[0].cpu_percent - 0.05).abs() < 1e-9,
+            (r[0].cpu_percent - 0.1).abs() < 1e-9,
             "{}",
             r[0].cpu_percent
         );
@@ -443,7 +441,6 @@ mod tests {
                 },
             )]),
             Duration::from_secs(1),
-            1,
         );
         assert_eq!(idle[0].period_avg_ns, None);
         assert_eq!(idle[0].cpu_percent, 0.0);
@@ -459,7 +456,7 @@ mod tests {
             interval: Duration::from_secs(1),
         };
         let now = [info(3, "quiet", 10, 1), info(4, "busy", 9_000_000, 1_000)];
-        view.update(rows(&now, &HashMap::new(), Duration::from_secs(1), 1));
+        view.update(rows(&now, &HashMap::new(), Duration::from_secs(1)));
         assert_eq!(view.rows[0].name, "busy", "sorted by CPU");
         let backend = ratatui::backend::TestBackend::new(100, 16);
         let mut term = ratatui::Terminal::new(backend).unwrap();
