@@ -423,25 +423,13 @@ fn libbpf_flood(calls: u64, burst: u32) -> Result<(u64, u64, Duration)> {
 /// The C consumer on Debian's libbpf: the flood, or (`drain`) the drain
 /// rounds.
 fn libbpf_run(calls: u64, burst: u32, drain: bool) -> Result<(u64, u64, Duration)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/rb_consumer.c");
     let exe = std::env::temp_dir().join(format!("oxbpf-rb-consumer-{}", std::process::id()));
-    let built = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .args(["-lbpf", "-lpthread"])
-        .output()
-        .context("running cc")?;
-    if !built.status.success() {
-        bail!(
-            "cannot build {} (needs cc and libbpf-dev): {}",
-            src.display(),
-            String::from_utf8_lossy(&built.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
-        );
-    }
+    crate::build_c(
+        "rb_consumer",
+        &exe,
+        &["-lbpf", "-lpthread"],
+        "cc and libbpf-dev",
+    )?;
     let obj = root().join("examples/live/rbflood.o");
     let out = Command::new(&exe)
         .arg(&obj)

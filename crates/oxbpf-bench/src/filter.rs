@@ -99,25 +99,8 @@ pub fn capture(n: usize) -> Vec<Vec<u8>> {
 }
 
 fn build_peer(dir: &Path) -> Result<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/pcap_filter.c");
     let exe = dir.join("pcap_filter");
-    let built = Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .arg("-lpcap")
-        .output()
-        .context("running cc")?;
-    if !built.status.success() {
-        bail!(
-            "cannot build {} (needs cc and libpcap-dev): {}",
-            src.display(),
-            String::from_utf8_lossy(&built.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
-        );
-    }
+    crate::build_c("pcap_filter", &exe, &["-lpcap"], "cc and libpcap-dev")?;
     Ok(exe)
 }
 

@@ -31,3 +31,34 @@ pub mod tools;
 pub mod trace;
 pub mod trace_cost;
 pub mod verifier;
+
+/// Builds a peer written in C, `c/NAME.c` of this crate, into `exe` with
+/// cc (`libs`: the `-l` flags; `needs`: the Debian packages that make it
+/// build, for the error).
+pub(crate) fn build_c(
+    name: &str,
+    exe: &std::path::Path,
+    libs: &[&str],
+    needs: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("c/{name}.c"));
+    let built = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(exe)
+        .arg(&src)
+        .args(libs)
+        .output()
+        .context("running cc")?;
+    if !built.status.success() {
+        anyhow::bail!(
+            "cannot build {} (needs {needs}): {}",
+            src.display(),
+            String::from_utf8_lossy(&built.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    Ok(())
+}

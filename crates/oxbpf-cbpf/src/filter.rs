@@ -1595,9 +1595,9 @@ impl Gen {
 /// both, so that each port field is loaded once and a port that is in the
 /// packet matches even when the other field is cut off, as in libpcap's
 /// optimized code; `host A or host B` (and `net`) alike.
-fn merge_ports(n: Node) -> Node {
+fn merge_alternatives(n: Node) -> Node {
     match n {
-        Node::Or(a, b) => match (merge_ports(*a), merge_ports(*b)) {
+        Node::Or(a, b) => match (merge_alternatives(*a), merge_alternatives(*b)) {
             (Node::Port(d1, p1, mut r1), Node::Port(d2, p2, r2)) if d1 == d2 && p1 == p2 => {
                 r1.extend(r2);
                 Node::Port(d1, p1, r1)
@@ -1608,9 +1608,12 @@ fn merge_ports(n: Node) -> Node {
             }
             (a, b) => Node::Or(Box::new(a), Box::new(b)),
         },
-        Node::And(a, b) => Node::And(Box::new(merge_ports(*a)), Box::new(merge_ports(*b))),
-        Node::Not(a) => Node::Not(Box::new(merge_ports(*a))),
-        Node::Shift(k, a) => Node::Shift(k, Box::new(merge_ports(*a))),
+        Node::And(a, b) => Node::And(
+            Box::new(merge_alternatives(*a)),
+            Box::new(merge_alternatives(*b)),
+        ),
+        Node::Not(a) => Node::Not(Box::new(merge_alternatives(*a))),
+        Node::Shift(k, a) => Node::Shift(k, Box::new(merge_alternatives(*a))),
         n => n,
     }
 }
@@ -1686,7 +1689,7 @@ pub fn compile_with(expr: &str, opts: &Options) -> Result<Vec<Insn>, FilterError
         link: opts.link,
         kernel_vlan: opts.kernel_vlan,
     };
-    let node = merge_ports(p.expr()?);
+    let node = merge_alternatives(p.expr()?);
     if p.at < p.toks.len() {
         return p.err("unexpected words after the expression");
     }

@@ -50,10 +50,14 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
     let (mut a, mut x): (u32, u32) = (0, 0);
     let mut m = [0u32; 16];
     let mut pc = 0usize;
-    let load = |off: u64, n: usize| -> Option<u32> {
-        let off = usize::try_from(off).ok()?;
-        let b = packet.get(off..off.checked_add(n)?)?;
-        Some(b.iter().fold(0u32, |v, &x| (v << 8) | x as u32))
+    // A big-endian load of `n` bytes at `at`; past the end: None.
+    let be = |at: usize, n: usize| -> Option<u32> {
+        let b = packet.get(at..at.checked_add(n)?)?;
+        Some(match n {
+            1 => b[0] as u32,
+            2 => u16::from_be_bytes([b[0], b[1]]) as u32,
+            _ => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        })
     };
     let width = |code: u16| match code & 0x18 {
         size::W => 4,
@@ -74,14 +78,6 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
     const JSET: u16 = class::JMP | op::JSET | src::K;
     const RET: u16 = class::RET | rval::K;
     const AND: u16 = class::ALU | op::AND | src::K;
-    let be = |at: usize, n: usize| -> Option<u32> {
-        let b = packet.get(at..at.checked_add(n)?)?;
-        Some(match n {
-            1 => b[0] as u32,
-            2 => u16::from_be_bytes([b[0], b[1]]) as u32,
-            _ => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        })
-    };
     while let Some(&i) = insns.get(pc) {
         pc += 1;
         let k = i.k;
@@ -150,14 +146,14 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
                         _ => 0,
                     }
                 }
-                mode::ABS => match load(k as u64, width(i.code)) {
+                mode::ABS => match be(k as usize, width(i.code)) {
                     Some(v) => a = v,
                     None => return 0,
                 },
                 // X + k as a signed 32-bit offset; below 0 ends the filter.
-                mode::IND => match u64::try_from((k as i32).wrapping_add(x as i32))
+                mode::IND => match usize::try_from((k as i32).wrapping_add(x as i32))
                     .ok()
-                    .and_then(|off| load(off, width(i.code)))
+                    .and_then(|off| be(off, width(i.code)))
                 {
                     Some(v) => a = v,
                     None => return 0,
@@ -171,7 +167,7 @@ pub fn run(insns: &[Insn], packet: &[u8], meta: &Meta) -> u32 {
                 mode::IMM => x = k,
                 mode::MEM => x = m[k as usize & 15],
                 mode::LEN => x = meta.wire_len.unwrap_or(packet.len() as u32),
-                mode::MSH => match load(k as u64, 1) {
+                mode::MSH => match be(k as usize, 1) {
                     Some(v) => x = (v & 0xf) << 2,
                     None => return 0,
                 },

@@ -13,7 +13,13 @@
 //! - **jump threading**: an edge into code whose comparisons the edge
 //!   already decides goes straight to where they lead, when nothing the
 //!   skipped instructions computed is used there and none of them could
-//!   have ended the filter on a short packet;
+//!   have ended the filter on a short packet; a comparison it does not
+//!   decide is followed both ways, to a point both ways reach (values
+//!   known to be one of a few constants where paths met help decide);
+//! - **constant results**: an edge into code that returns the same value
+//!   however it goes (0 also when a load fails) goes to that `ret`;
+//! - **decided comparisons** (on every path to them) become jumps, and an
+//!   X operand known to be a constant becomes that constant;
 //! - **redundant and dead instructions** go: a load of what a register
 //!   already holds, a write of a register nobody reads;
 //! - **identical code is shared**: an instruction with the same operation

@@ -84,31 +84,18 @@ pub fn capture(a: &CaptureArgs) -> Result<ExitCode> {
     };
     let p = oxbpf_cbpf::compile_with(&expr, &opts)
         .map_err(|e| crate::commands::filter_error(&expr, e))?;
-    let mut _prog = None;
     let sock = if a.ebpf {
-        let ebpf = oxbpf_cbpf::to_ebpf(&p)?;
-        let code = oxbpf_isa::encode_all(ebpf.iter());
-        let bytes: Vec<u8> = code.iter().flat_map(|i| i.to_bytes()).collect();
-        let spec = oxbpf_sys::ProgSpec {
-            name: "oxbpf_capture".into(),
-            prog_type: oxbpf_abi::prog_type::SOCKET_FILTER,
-            expected_attach_type: 0,
-            insns: &bytes,
-            license: "GPL".into(),
-            kern_version: 0,
-            btf_fd: None,
-            func_info: &[],
-            line_info: &[],
-            core_relos: &[],
-            attach_btf_id: 0,
-        };
-        let v = oxbpf_sys::load_program(&spec);
+        // The object `oxbpf filter -o` writes, loaded as `oxbpf run
+        // --engine kernel` loads objects; the socket holds the program.
+        let obj =
+            crate::commands::classic_object("oxbpf_capture", &p, oxbpf_cbpf::Hook::SocketFilter)?;
+        let k = oxbpf_sys::object::load_object(&obj, None);
+        let v = &k.programs[0].verdict;
         let prog = v
             .prog
+            .as_ref()
             .map_err(|e| anyhow::anyhow!("the kernel refused the filter: {e}\n{}", v.log))?;
-        let s = oxbpf_sys::net::filtered_packet_socket(&prog, index)?;
-        _prog = Some(prog);
-        s
+        oxbpf_sys::net::filtered_packet_socket(prog, index)?
     } else {
         let insns: Vec<(u16, u8, u8, u32)> = p.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect();
         oxbpf_sys::net::classic_packet_socket(&insns, index)?

@@ -521,7 +521,7 @@ pub enum FilterFormat {
 /// A classic program as an eBPF object with one program: a socket filter
 /// (section `socket`, the kernel's translation), or a tc (`tc`) or XDP
 /// (`xdp`) program that passes what the filter keeps.
-fn classic_object(
+pub(crate) fn classic_object(
     name: &str,
     p: &[oxbpf_cbpf::Insn],
     hook: oxbpf_cbpf::Hook,

@@ -342,8 +342,7 @@ pub fn run_object(a: &RunArgs, obj: &oxbpf_obj::Object, path: &str) -> Result<Ex
                 let program = loaded.programs[idx].program.clone();
                 let mut lines = Vec::new();
                 let trace = a.trace;
-                let counts = profile.as_mut();
-                let mut counts = counts;
+                let mut counts = profile.as_mut();
                 let mut tracer = |pc: usize, before: &[u64; 11], after: &[u64; 11]| {
                     if let Some(p) = counts.as_deref_mut() {
                         p.hit(pc);

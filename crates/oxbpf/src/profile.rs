@@ -76,35 +76,75 @@ impl Sources {
     }
 }
 
-/// A source line and what ran of it.
-struct Line<'a> {
-    file: &'a str,
-    line: u32,
-    text: &'a str,
-    count: u64,
-    insns: usize,
+/// The hottest source lines (at most 15 that ran): count and
+/// `file:line  text`; `None` when BTF has no line info at all.
+fn hot_lines(def: &ProgramDef, p: &Profile, src: &mut Sources) -> Option<Vec<(u64, String)>> {
+    if def.line_info.is_empty() {
+        return None;
+    }
+    let mut by: BTreeMap<(&str, u32), (u64, &str)> = BTreeMap::new();
+    for (pc, &c) in p.counts.iter().enumerate() {
+        if let Some(l) = def.line_for(pc) {
+            by.entry((l.file.as_str(), l.line))
+                .or_insert((0, &l.text))
+                .0 += c;
+        }
+    }
+    // (count, file, line, BTF text), the hottest first.
+    let mut v: Vec<_> = by
+        .into_iter()
+        .filter(|(_, (c, _))| *c > 0)
+        .map(|((file, line), (c, text))| (c, file, line, text))
+        .collect();
+    v.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+    Some(
+        v.into_iter()
+            .take(15)
+            .map(|(c, file, line, text)| {
+                (
+                    c,
+                    format!("{}:{line}  {}", base(file), src.text(file, line, text)),
+                )
+            })
+            .collect(),
+    )
 }
 
-/// Counts summed per source line (the instructions BTF attributes to it).
-fn lines<'a>(def: &'a ProgramDef, p: &Profile) -> Vec<Line<'a>> {
-    let mut by: BTreeMap<(&str, u32), Line<'a>> = BTreeMap::new();
-    for (pc, &c) in p.counts.iter().enumerate() {
-        let Some(l) = def.line_for(pc) else {
-            continue;
-        };
-        let e = by.entry((l.file.as_str(), l.line)).or_insert(Line {
-            file: &l.file,
-            line: l.line,
-            text: &l.text,
-            count: 0,
-            insns: 0,
+/// The listing, instruction by instruction, with a source line before
+/// the first instruction of each.
+enum Entry {
+    /// `file:line text`.
+    Source(String),
+    Insn {
+        pc: usize,
+        count: u64,
+        text: String,
+    },
+}
+
+fn entries(def: &ProgramDef, program: &Program, p: &Profile, src: &mut Sources) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut last_line = None;
+    for l in program.instructions() {
+        let pc = l.index;
+        if let Some(line) = def.line_for(pc)
+            && last_line != Some((line.file.as_str(), line.line))
+        {
+            last_line = Some((line.file.as_str(), line.line));
+            out.push(Entry::Source(format!(
+                "{}:{} {}",
+                base(&line.file),
+                line.line,
+                src.text(&line.file, line.line, &line.text)
+            )));
+        }
+        out.push(Entry::Insn {
+            pc,
+            count: p.counts.get(pc).copied().unwrap_or(0),
+            text: l.insn.text(),
         });
-        e.count += c;
-        e.insns += usize::from(c > 0);
     }
-    let mut v: Vec<Line> = by.into_values().collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.line.cmp(&b.line)));
-    v
+    out
 }
 
 fn base(file: &str) -> &str {
@@ -141,53 +181,33 @@ pub fn report(
     if let Some(ns) = jit_ns {
         let _ = writeln!(s, "JIT: {ns:.1} ns per run");
     }
-    let ls = lines(def, p);
-    if ls.is_empty() {
-        let _ = writeln!(s, "(no BTF line info: per-instruction counts only)");
-    } else {
-        let _ = writeln!(s, "hottest source lines:");
-        let _ = writeln!(s, "{:>12} {:>6}  line", "count", "%");
-        for l in ls.iter().filter(|l| l.count > 0).take(15) {
-            let _ = writeln!(
-                s,
-                "{:>12} {:>5.1}%  {}:{}  {}",
-                l.count,
-                pct(l.count, total),
-                base(l.file),
-                l.line,
-                src.text(l.file, l.line, l.text)
-            );
+    match hot_lines(def, p, src) {
+        None => {
+            let _ = writeln!(s, "(no BTF line info: per-instruction counts only)");
+        }
+        Some(hot) => {
+            let _ = writeln!(s, "hottest source lines:");
+            let _ = writeln!(s, "{:>12} {:>6}  line", "count", "%");
+            for (c, label) in hot {
+                let _ = writeln!(s, "{c:>12} {:>5.1}%  {label}", pct(c, total));
+            }
         }
     }
     let _ = writeln!(s, "instructions:");
-    let mut last_line = None;
-    for l in program.instructions() {
-        let pc = l.index;
-        let c = p.counts.get(pc).copied().unwrap_or(0);
-        if let Some(line) = def.line_for(pc)
-            && last_line != Some((line.file.as_str(), line.line))
-        {
-            last_line = Some((line.file.as_str(), line.line));
-            let _ = writeln!(
+    for e in entries(def, program, p, src) {
+        let _ = match e {
+            Entry::Source(line) => writeln!(s, "{:>12}         ; {line}", ""),
+            Entry::Insn { pc, count, text } => writeln!(
                 s,
-                "{:>12}         ; {}:{} {}",
-                "",
-                base(&line.file),
-                line.line,
-                src.text(&line.file, line.line, &line.text)
-            );
-        }
-        let _ = writeln!(
-            s,
-            "{:>12} {:>5.1}%  {pc:>5}: {}",
-            if c == 0 {
-                "-".to_string()
-            } else {
-                c.to_string()
-            },
-            pct(c, total),
-            l.insn.text()
-        );
+                "{:>12} {:>5.1}%  {pc:>5}: {text}",
+                if count == 0 {
+                    "-".to_string()
+                } else {
+                    count.to_string()
+                },
+                pct(count, total),
+            ),
+        };
     }
     s
 }
@@ -225,21 +245,17 @@ td.t{{text-align:left}}tr.src td{{color:#666;background:#f4f4f4}}\
             .map(|n| format!("; JIT {n:.1} ns per run"))
             .unwrap_or_default(),
     );
-    let ls = lines(def, p);
-    if !ls.is_empty() {
+    if let Some(hot) = hot_lines(def, p, src) {
         let _ = write!(
             s,
             "<h2>Hottest source lines</h2><table id=\"lines\"><tr><th>count</th><th>%</th><th class=\"t\">line</th></tr>"
         );
-        for l in ls.iter().filter(|l| l.count > 0).take(15) {
+        for (c, label) in hot {
             let _ = write!(
                 s,
-                "<tr><td>{}</td><td>{:.1}</td><td class=\"t\">{}:{}  {}</td></tr>",
-                l.count,
-                pct(l.count, total),
-                esc(base(l.file)),
-                l.line,
-                esc(&src.text(l.file, l.line, l.text))
+                "<tr><td>{c}</td><td>{:.1}</td><td class=\"t\">{}</td></tr>",
+                pct(c, total),
+                esc(&label)
             );
         }
         let _ = write!(s, "</table>");
@@ -248,29 +264,23 @@ td.t{{text-align:left}}tr.src td{{color:#666;background:#f4f4f4}}\
         s,
         "<h2>Instructions</h2><table id=\"insns\"><tr><th>count</th><th>%</th><th></th><th>pc</th><th class=\"t\">instruction</th></tr>"
     );
-    let mut last_line = None;
-    for l in program.instructions() {
-        let pc = l.index;
-        let c = p.counts.get(pc).copied().unwrap_or(0);
-        if let Some(line) = def.line_for(pc)
-            && last_line != Some((line.file.as_str(), line.line))
-        {
-            last_line = Some((line.file.as_str(), line.line));
-            let _ = write!(
+    for e in entries(def, program, p, src) {
+        let _ = match e {
+            Entry::Source(line) => write!(
                 s,
-                "<tr class=\"src\"><td></td><td></td><td></td><td></td><td class=\"t\">{}:{} {}</td></tr>",
-                esc(base(&line.file)),
-                line.line,
-                esc(&src.text(&line.file, line.line, &line.text))
-            );
-        }
-        let width = (c as f64 / max as f64 * 120.0).round() as u32;
-        let _ = write!(
-            s,
-            "<tr data-pc=\"{pc}\" data-count=\"{c}\"><td>{c}</td><td>{:.1}</td><td class=\"t\"><span class=\"bar\" style=\"width:{width}px\"></span></td><td>{pc}</td><td class=\"t\">{}</td></tr>",
-            pct(c, total),
-            esc(&l.insn.text())
-        );
+                "<tr class=\"src\"><td></td><td></td><td></td><td></td><td class=\"t\">{}</td></tr>",
+                esc(&line)
+            ),
+            Entry::Insn { pc, count, text } => {
+                let width = (count as f64 / max as f64 * 120.0).round() as u32;
+                write!(
+                    s,
+                    "<tr data-pc=\"{pc}\" data-count=\"{count}\"><td>{count}</td><td>{:.1}</td><td class=\"t\"><span class=\"bar\" style=\"width:{width}px\"></span></td><td>{pc}</td><td class=\"t\">{}</td></tr>",
+                    pct(count, total),
+                    esc(&text)
+                )
+            }
+        };
     }
     s.push_str("</table></body></html>\n");
     s

@@ -208,9 +208,8 @@ impl View {
             .map(|r| r.id)
     }
 
-    fn update(&mut self, mut rows: Vec<ProgRow>) {
+    fn update(&mut self, rows: Vec<ProgRow>) {
         let keep = self.selected_id();
-        sort_rows(&mut rows, SORT_KEYS[self.sort]);
         for r in &rows {
             let h = self.history.entry(r.id).or_default();
             // Hundredths of a percent, for the sparkline's integers.
@@ -222,6 +221,13 @@ impl View {
         self.history
             .retain(|id, _| rows.iter().any(|r| r.id == *id));
         self.rows = rows;
+        self.reselect(keep);
+    }
+
+    /// Sorts the rows and selects program `keep` again (the first row when
+    /// it is gone).
+    fn reselect(&mut self, keep: Option<u32>) {
+        sort_rows(&mut self.rows, SORT_KEYS[self.sort]);
         let at = keep
             .and_then(|id| self.rows.iter().position(|r| r.id == id))
             .or((!self.rows.is_empty()).then_some(0));
@@ -377,11 +383,7 @@ fn ui(a: &TopArgs, interval: Duration, sampler: &mut Sampler) -> Result<ExitCode
 impl View {
     /// Re-sorts the rows shown (no new sample), the selection kept.
     fn resort(&mut self) {
-        let keep = self.selected_id();
-        sort_rows(&mut self.rows, SORT_KEYS[self.sort]);
-        let at = keep.and_then(|id| self.rows.iter().position(|r| r.id == id));
-        self.table
-            .select(at.or((!self.rows.is_empty()).then_some(0)));
+        self.reselect(self.selected_id());
     }
 }
 
